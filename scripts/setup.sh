@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Prepares a machine to run wgsl-unet: a WebGPU-capable Vulkan driver and the
+# npm packages. Safe to run again. On a machine without a GPU driver it
+# installs Mesa's software Vulkan driver (lavapipe); Debian 12 needs Mesa from
+# bookworm-backports, because its own Mesa 22.3 is too old for Dawn.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+have_vulkan_driver() {
+  ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json /usr/local/nvidia/share/vulkan/icd.d/*.json 2>/dev/null | grep -q . \
+    && ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1'
+}
+
+mesa_too_old() {
+  local v
+  v=$(dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null || true)
+  [ -n "$v" ] && dpkg --compare-versions "$v" lt 23
+}
+
+if [ "$(uname -s)" = Linux ] && { ! have_vulkan_driver || mesa_too_old; }; then
+  if ! command -v apt-get >/dev/null; then
+    echo "setup: no Vulkan driver found and no apt-get: install your GPU's Vulkan driver, or Mesa >= 23 (mesa-vulkan-drivers) and libvulkan1" >&2
+    exit 1
+  fi
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  . /etc/os-release
+  target=()
+  if [ "${VERSION_CODENAME:-}" = bookworm ]; then
+    echo "deb http://deb.debian.org/debian bookworm-backports main" | $sudo tee /etc/apt/sources.list.d/wgsl-unet-backports.list >/dev/null
+    target=(-t bookworm-backports)
+  fi
+  echo "setup: installing the software Vulkan driver (mesa-vulkan-drivers, libvulkan1)"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${target[@]}" mesa-vulkan-drivers libvulkan1 >/dev/null
+fi
+
+if [ ! -d node_modules/webgpu ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+fi

@@ -1,0 +1,27 @@
+/** The wgsl-unet command line: `node dist/cli.js <command> [options]`. */
+import { UsageError } from './args.js';
+import { smoke } from './smoke.js';
+
+const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; help: string }> = {
+  smoke: { run: smoke, help: 'print the adapter and check kernels against the CPU' },
+};
+
+async function main(): Promise<void> {
+  const [command, ...rest] = process.argv.slice(2);
+  const entry = command ? COMMANDS[command] : undefined;
+  if (!entry) {
+    const list = Object.entries(COMMANDS).map(([k, v]) => `  ${k.padEnd(8)} ${v.help}`).join('\n');
+    console.error(`${command ? `unknown command "${command}"\n` : ''}usage: wgsl-unet <command> [options]\n${list}`);
+    process.exitCode = 2;
+    return;
+  }
+  await entry.run(rest);
+}
+
+main().catch((e: unknown) => {
+  const err = e instanceof Error ? e : new Error(String(e));
+  // Known failure kinds get their message only; anything else keeps its stack.
+  const known = ['UsageError', 'NoAdapterError', 'AdapterSelectionError', 'GpuError', 'ShapeError', 'DataError'].includes(err.name);
+  console.error(known ? `error: ${err.message}` : err);
+  process.exitCode = err instanceof UsageError ? 2 : 1;
+});

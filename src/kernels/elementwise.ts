@@ -1,0 +1,58 @@
+/** Elementwise maps: shaders/unary.wgsl and shaders/binary.wgsl. */
+import type { Gpu } from './gpu.js';
+import { ShapeError, shapeStr } from './errors.js';
+import { type GpuTensor, checkSameShape, grid1d, numel } from './tensor-view.js';
+import unarySource from '../../shaders/unary.wgsl';
+import binarySource from '../../shaders/binary.wgsl';
+
+export const UNARY_OPS = { copy: 0, relu: 1, sigmoid: 2, affine: 3 } as const;
+export type UnaryOp = keyof typeof UNARY_OPS;
+
+export const BINARY_OPS = { add: 0, sub: 1, mul: 2, reluBackward: 3, sigmoidBackward: 4, addScaled: 5 } as const;
+export type BinaryOp = keyof typeof BINARY_OPS;
+
+export interface ElementwiseOptions {
+  /** Add into `out` instead of overwriting it. */
+  accumulate?: boolean;
+  /** affine: alpha·x + beta; addScaled: a + alpha·b. */
+  alpha?: number;
+  beta?: number;
+}
+
+const GROUP = 256;
+
+/** out (+)= f(x) for every element. */
+export function unary(gpu: Gpu, op: UnaryOp, x: GpuTensor, out: GpuTensor, opts: ElementwiseOptions = {}): void {
+  if (!(op in UNARY_OPS)) throw new ShapeError('unary', `unknown op "${op}"`);
+  checkSameShape(`unary ${op}`, ['x', 'out'], [x, out]);
+  const n = numel(x.shape);
+  const { workgroups, rowThreads } = grid1d(n, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
+  const params = new ArrayBuffer(16);
+  new Uint32Array(params, 0, 2).set([n, rowThreads]);
+  new Float32Array(params, 8, 2).set([opts.alpha ?? 1, opts.beta ?? 0]);
+  gpu.dispatch({
+    kernel: gpu.kernel('unary', unarySource, { OP: UNARY_OPS[op], ACCUMULATE: opts.accumulate ? 1 : 0 }),
+    label: `unary ${op} ${shapeStr(x.shape)}`,
+    uniforms: new Uint8Array(params),
+    storage: [x.view, out.view],
+    workgroups,
+  });
+}
+
+/** out (+)= f(a, b) for every element; a, b and out have one shape. */
+export function binary(gpu: Gpu, op: BinaryOp, a: GpuTensor, b: GpuTensor, out: GpuTensor, opts: ElementwiseOptions = {}): void {
+  if (!(op in BINARY_OPS)) throw new ShapeError('binary', `unknown op "${op}"`);
+  checkSameShape(`binary ${op}`, ['a', 'b', 'out'], [a, b, out]);
+  const n = numel(a.shape);
+  const { workgroups, rowThreads } = grid1d(n, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
+  const params = new ArrayBuffer(16);
+  new Uint32Array(params, 0, 2).set([n, rowThreads]);
+  new Float32Array(params, 8, 1).set([opts.alpha ?? 1]);
+  gpu.dispatch({
+    kernel: gpu.kernel('binary', binarySource, { OP: BINARY_OPS[op], ACCUMULATE: opts.accumulate ? 1 : 0 }),
+    label: `binary ${op} ${shapeStr(a.shape)}`,
+    uniforms: new Uint8Array(params),
+    storage: [a.view, b.view, out.view],
+    workgroups,
+  });
+}

@@ -1,0 +1,413 @@
+/**
+ * The GPU runtime every kernel shares: one device, a pipeline cache keyed by
+ * shader and constants, a buffer pool, uploads and readbacks, and a command
+ * encoder that collects many dispatches and is submitted once.
+ *
+ * Nothing here knows about tensors or gradients; kernels/ wrappers call
+ * `kernel()` to get a pipeline and `dispatch()` to record work.
+ */
+import { BufferPool, type PooledBuffer, type PoolStats } from './pool.js';
+import { GpuError } from './errors.js';
+
+// Numeric WebGPU flags, so the runtime does not depend on browser globals in Node.
+export const BufferUsage = {
+  MAP_READ: 0x0001,
+  COPY_SRC: 0x0004,
+  COPY_DST: 0x0008,
+  UNIFORM: 0x0040,
+  STORAGE: 0x0080,
+  QUERY_RESOLVE: 0x0200,
+} as const;
+const MAP_MODE_READ = 0x0001;
+
+/** A byte range of a GPU buffer: what a kernel binds. */
+export interface BufferView {
+  readonly buffer: GPUBuffer;
+  /** Byte offset; a multiple of the device's minStorageBufferOffsetAlignment (256). */
+  readonly offset: number;
+  /** Byte length. */
+  readonly size: number;
+}
+
+export interface AdapterDescription {
+  description: string;
+  vendor: string;
+  architecture: string;
+  device: string;
+  /** A CPU implementation (lavapipe / llvmpipe, SwiftShader, WARP). */
+  isSoftware: boolean;
+  features: string[];
+}
+
+export interface Kernel {
+  readonly name: string;
+  readonly pipeline: GPUComputePipeline;
+  readonly layout: GPUBindGroupLayout;
+}
+
+export interface Dispatch {
+  kernel: Kernel;
+  /** What runs on what: kernel name and shapes. Appears in GPU error messages. */
+  label: string;
+  /** Uniform block for @binding(0); omit for kernels without uniforms. */
+  uniforms?: ArrayBufferView;
+  /** Storage buffers for @binding(1), @binding(2), … in order. */
+  storage: readonly BufferView[];
+  workgroups: readonly [number, number?, number?];
+}
+
+/** Timing hooks, set by the benchmark: called for every dispatch recorded. */
+export interface DispatchObserver {
+  timestampWrites(label: string): GPUComputePassTimestampWrites | undefined;
+}
+
+const UNIFORM_SLOT = 256; // minUniformBufferOffsetAlignment on every adapter we know
+const UNIFORM_CHUNK_SLOTS = 256;
+
+export function describeAdapter(adapter: GPUAdapter): AdapterDescription {
+  const info = adapter.info;
+  const text = `${info.description} ${info.vendor} ${info.architecture} ${info.device}`;
+  const isFallback = (info as GPUAdapterInfo & { isFallbackAdapter?: boolean }).isFallbackAdapter === true;
+  return {
+    description: info.description || info.device || '(no description)',
+    vendor: info.vendor,
+    architecture: info.architecture,
+    device: info.device,
+    isSoftware: isFallback || info.architecture === 'software' || /llvmpipe|lavapipe|swiftshader|warp/i.test(text),
+    features: [...adapter.features].sort(),
+  };
+}
+
+export function formatAdapter(a: AdapterDescription): string {
+  return `${a.description} (vendor ${a.vendor || '?'}, architecture ${a.architecture || '?'}${a.isSoftware ? ', software' : ''})`;
+}
+
+/** Limits worth asking for: Dawn's defaults are far below what adapters offer. */
+const WANTED_LIMITS = [
+  'maxBufferSize',
+  'maxStorageBufferBindingSize',
+  'maxStorageBuffersPerShaderStage',
+  'maxComputeWorkgroupStorageSize',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeWorkgroupSizeY',
+  'maxComputeWorkgroupSizeZ',
+  'maxComputeWorkgroupsPerDimension',
+] as const;
+
+/** Asks the adapter for a device with its full limits and the features the engine can use. */
+export async function requestDevice(adapter: GPUAdapter): Promise<GPUDevice> {
+  const requiredLimits: Record<string, number> = {};
+  for (const k of WANTED_LIMITS) requiredLimits[k] = adapter.limits[k];
+  const requiredFeatures: GPUFeatureName[] = [];
+  if (adapter.features.has('timestamp-query')) requiredFeatures.push('timestamp-query');
+  return adapter.requestDevice({ requiredLimits, requiredFeatures, label: 'wgsl-unet' });
+}
+
+export class Gpu {
+  readonly adapterInfo: AdapterDescription;
+  readonly limits: GPUSupportedLimits;
+  readonly hasTimestamps: boolean;
+  private readonly storagePool: BufferPool;
+  private readonly readPool: BufferPool;
+  private readonly shaderModules = new Map<string, GPUShaderModule>();
+  private readonly kernels = new Map<string, Kernel>();
+
+  private encoder: GPUCommandEncoder | null = null;
+  private recorded: string[] = [];
+  private uniformChunks: GPUBuffer[] = [];
+  private uniformStaging: Uint8Array<ArrayBuffer>[] = [];
+  private uniformSlot = 0;
+  private failure: GpuError | null = null;
+  private readonly pendingChecks = new Set<Promise<void>>();
+  private destroyed = false;
+  /** Dispatches recorded since creation; the benchmark and tests read it. */
+  dispatchCount = 0;
+  observer: DispatchObserver | null = null;
+
+  constructor(
+    readonly device: GPUDevice,
+    adapter: AdapterDescription,
+    private readonly onDestroy: () => void = () => {},
+  ) {
+    this.adapterInfo = adapter;
+    this.limits = device.limits;
+    this.hasTimestamps = device.features.has('timestamp-query');
+    const makeBuffer = (label: string) => (size: number, usage: number) =>
+      this.guarded(`allocating ${size} bytes (${label})`, () => device.createBuffer({ size, usage, label }));
+    this.storagePool = new BufferPool(
+      makeBuffer('storage'),
+      BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST,
+    );
+    this.readPool = new BufferPool(makeBuffer('readback'), BufferUsage.MAP_READ | BufferUsage.COPY_DST);
+    device.addEventListener('uncapturederror', (ev) => {
+      const err = (ev as GPUUncapturedErrorEvent).error;
+      this.fail(new GpuError(`GPU error outside any recorded work: ${err.message}`, errorKind(err)));
+    });
+    void device.lost.then((info) => {
+      if (!this.destroyed) this.fail(new GpuError(`GPU device lost (${info.reason}): ${info.message}`, 'device-lost'));
+    });
+  }
+
+  // ---- pipelines -------------------------------------------------------
+
+  /**
+   * A compute pipeline for `source` (entry point `main` unless given),
+   * specialised with `override` constants; cached by name and constants.
+   */
+  kernel(name: string, source: string, constants: Record<string, number> = {}, entryPoint = 'main'): Kernel {
+    const keys = Object.keys(constants).sort();
+    const key = `${name}|${entryPoint}|${keys.map((k) => `${k}=${constants[k]}`).join(',')}`;
+    const hit = this.kernels.get(key);
+    if (hit) return hit;
+    let module = this.shaderModules.get(name);
+    if (!module) {
+      const m = this.guarded(`compiling shader ${name}`, () => this.device.createShaderModule({ code: source, label: name }));
+      module = m;
+      this.shaderModules.set(name, m);
+      this.track(
+        m.getCompilationInfo().then((info) => {
+          const errors = info.messages.filter((msg) => msg.type === 'error');
+          if (errors.length) {
+            const text = errors.map((e) => `  ${name}.wgsl:${e.lineNum}:${e.linePos}: ${e.message}`).join('\n');
+            this.fail(new GpuError(`WGSL compilation failed for shader ${name}:\n${text}`, 'validation', [name]));
+          }
+        }),
+      );
+    }
+    const pipeline = this.guarded(`creating pipeline ${key}`, () =>
+      this.device.createComputePipeline({
+        label: key,
+        layout: 'auto',
+        compute: { module: module!, entryPoint, constants },
+      }),
+    );
+    const kernel: Kernel = { name: key, pipeline, layout: pipeline.getBindGroupLayout(0) };
+    this.kernels.set(key, kernel);
+    return kernel;
+  }
+
+  // ---- memory ----------------------------------------------------------
+
+  /** A pooled storage buffer of at least `bytes` bytes; give it back with `release`. */
+  acquire(bytes: number): PooledBuffer {
+    this.throwIfFailed();
+    if (bytes > this.limits.maxStorageBufferBindingSize) {
+      throw new GpuError(
+        `cannot allocate ${bytes} bytes: the adapter binds at most ${this.limits.maxStorageBufferBindingSize} bytes per storage buffer`,
+        'out-of-memory',
+      );
+    }
+    return this.storagePool.acquire(bytes);
+  }
+
+  release(pb: PooledBuffer): void {
+    this.storagePool.release(pb);
+  }
+
+  memory(): PoolStats {
+    return this.storagePool.snapshot();
+  }
+
+  resetPeakMemory(): void {
+    this.storagePool.resetPeak();
+  }
+
+  /** Destroys pooled buffers nobody holds. */
+  trimPool(): void {
+    this.submit();
+    this.storagePool.trim();
+    this.readPool.trim();
+  }
+
+  /** Copies host data into a buffer range (ordered after everything recorded so far). */
+  upload(dst: BufferView, data: ArrayBufferView, dstByteOffset = 0): void {
+    if (data.byteLength + dstByteOffset > dst.size) {
+      throw new Error(`upload: ${data.byteLength} bytes do not fit a ${dst.size}-byte buffer at offset ${dstByteOffset}`);
+    }
+    // queue.writeBuffer runs before any command still sitting in the encoder,
+    // so submit those first: they may read a buffer this write reuses.
+    this.submit();
+    this.device.queue.writeBuffer(dst.buffer, dst.offset + dstByteOffset, data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  /** Records a zero fill of a buffer range. */
+  clear(dst: BufferView): void {
+    this.recorder().clearBuffer(dst.buffer, dst.offset, dst.size);
+  }
+
+  /** Records a copy between buffer ranges. */
+  copy(src: BufferView, dst: BufferView, bytes = Math.min(src.size, dst.size)): void {
+    this.recorder().copyBufferToBuffer(src.buffer, src.offset, dst.buffer, dst.offset, bytes);
+  }
+
+  /** Reads a buffer range back to the host; submits what was recorded first. */
+  async read(src: BufferView, bytes = src.size): Promise<ArrayBuffer> {
+    this.throwIfFailed();
+    const staging = this.readPool.acquire(bytes);
+    try {
+      this.recorder().copyBufferToBuffer(src.buffer, src.offset, staging.buffer, 0, Math.ceil(bytes / 4) * 4);
+      this.submit();
+      await staging.buffer.mapAsync(MAP_MODE_READ, 0, Math.ceil(bytes / 4) * 4);
+      const out = staging.buffer.getMappedRange(0, Math.ceil(bytes / 4) * 4).slice(0, bytes);
+      staging.buffer.unmap();
+      await this.settle();
+      return out;
+    } catch (e) {
+      await this.settle();
+      throw e;
+    } finally {
+      this.readPool.release(staging);
+    }
+  }
+
+  async readFloat32(src: BufferView, count = src.size / 4): Promise<Float32Array> {
+    return new Float32Array(await this.read(src, count * 4));
+  }
+
+  // ---- recording and submission -----------------------------------------
+
+  /** Records one compute dispatch into the open command encoder. */
+  dispatch(d: Dispatch): void {
+    this.throwIfFailed();
+    const [x, y = 1, z = 1] = d.workgroups;
+    const maxGroups = this.limits.maxComputeWorkgroupsPerDimension;
+    if (x > maxGroups || y > maxGroups || z > maxGroups) {
+      throw new GpuError(`${d.label}: ${x}×${y}×${z} workgroups exceed the adapter's ${maxGroups} per dimension`, 'validation', [d.label]);
+    }
+    if (x === 0 || y === 0 || z === 0) return; // nothing to do for empty tensors
+    const enc = this.recorder();
+    const entries: GPUBindGroupEntry[] = [];
+    if (d.uniforms) entries.push({ binding: 0, resource: this.uniformRange(d.uniforms) });
+    d.storage.forEach((v, i) => entries.push({ binding: i + 1, resource: { buffer: v.buffer, offset: v.offset, size: v.size } }));
+    const bindGroup = this.device.createBindGroup({ layout: d.kernel.layout, entries, label: d.label });
+    const timestampWrites = this.observer?.timestampWrites(d.label);
+    const pass = enc.beginComputePass(timestampWrites ? { label: d.label, timestampWrites } : { label: d.label });
+    pass.setPipeline(d.kernel.pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(x, y, z);
+    pass.end();
+    this.recorded.push(d.label);
+    this.dispatchCount++;
+  }
+
+  /** The open command encoder (for copies and clears between dispatches). */
+  recorder(): GPUCommandEncoder {
+    if (!this.encoder) {
+      this.device.pushErrorScope('validation');
+      this.device.pushErrorScope('out-of-memory');
+      this.encoder = this.device.createCommandEncoder({ label: 'wgsl-unet batch' });
+    }
+    return this.encoder;
+  }
+
+  /** Submits everything recorded since the last submit, as one command buffer. */
+  submit(): void {
+    if (!this.encoder) return;
+    const enc = this.encoder;
+    const labels = this.recorded;
+    const slots = this.uniformSlot;
+    this.encoder = null;
+    this.recorded = [];
+    this.uniformSlot = 0;
+    for (let c = 0; c * UNIFORM_CHUNK_SLOTS < slots; c++) {
+      const used = Math.min(UNIFORM_CHUNK_SLOTS, slots - c * UNIFORM_CHUNK_SLOTS) * UNIFORM_SLOT;
+      this.device.queue.writeBuffer(this.uniformChunks[c]!, 0, this.uniformStaging[c]!, 0, used);
+    }
+    this.device.queue.submit([enc.finish()]);
+    const oom = this.device.popErrorScope();
+    const validation = this.device.popErrorScope();
+    this.track(
+      Promise.all([oom, validation]).then(([o, v]) => {
+        const err = o ?? v;
+        if (err) this.fail(new GpuError(describeFailure(err, labels), errorKind(err), labels));
+      }),
+    );
+  }
+
+  /** Submits, waits for the GPU to finish, and throws any GPU error raised meanwhile. */
+  async sync(): Promise<void> {
+    this.submit();
+    await this.device.queue.onSubmittedWorkDone();
+    await this.settle();
+  }
+
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.encoder = null;
+    this.device.destroy();
+    this.onDestroy();
+  }
+
+  // ---- internals --------------------------------------------------------
+
+  private uniformRange(data: ArrayBufferView): GPUBufferBinding {
+    if (data.byteLength > UNIFORM_SLOT) throw new Error(`uniform block of ${data.byteLength} bytes exceeds ${UNIFORM_SLOT}`);
+    const slot = this.uniformSlot++;
+    const chunk = Math.floor(slot / UNIFORM_CHUNK_SLOTS);
+    if (chunk === this.uniformChunks.length) {
+      this.uniformChunks.push(
+        this.device.createBuffer({
+          size: UNIFORM_SLOT * UNIFORM_CHUNK_SLOTS,
+          usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST,
+          label: `uniforms ${chunk}`,
+        }),
+      );
+      this.uniformStaging.push(new Uint8Array(UNIFORM_SLOT * UNIFORM_CHUNK_SLOTS));
+    }
+    const offset = (slot % UNIFORM_CHUNK_SLOTS) * UNIFORM_SLOT;
+    const staging = this.uniformStaging[chunk]!;
+    staging.fill(0, offset, offset + UNIFORM_SLOT);
+    staging.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), offset);
+    return { buffer: this.uniformChunks[chunk]!, offset, size: Math.ceil(data.byteLength / 16) * 16 };
+  }
+
+  /** Runs a device call inside its own error scopes and reports failures with `what`. */
+  private guarded<T>(what: string, f: () => T): T {
+    this.device.pushErrorScope('validation');
+    this.device.pushErrorScope('out-of-memory');
+    const out = f();
+    const oom = this.device.popErrorScope();
+    const validation = this.device.popErrorScope();
+    this.track(
+      Promise.all([oom, validation]).then(([o, v]) => {
+        const err = o ?? v;
+        if (err) this.fail(new GpuError(`${what}: ${err.message}`, errorKind(err), [what]));
+      }),
+    );
+    return out;
+  }
+
+  private track(p: Promise<void>): void {
+    const q = p.catch((e: unknown) => this.fail(new GpuError(String(e), 'internal'))).finally(() => this.pendingChecks.delete(q));
+    this.pendingChecks.add(q);
+  }
+
+  private fail(e: GpuError): void {
+    if (!this.failure) this.failure = e;
+  }
+
+  private async settle(): Promise<void> {
+    while (this.pendingChecks.size) await Promise.all([...this.pendingChecks]);
+    this.throwIfFailed();
+  }
+
+  private throwIfFailed(): void {
+    if (this.destroyed) throw new GpuError('the GPU device was destroyed', 'device-lost');
+    if (this.failure) throw this.failure;
+  }
+}
+
+function errorKind(err: GPUError): string {
+  const n = err.constructor?.name ?? '';
+  if (/OutOfMemory/i.test(n)) return 'out-of-memory';
+  if (/Internal/i.test(n)) return 'internal';
+  return 'validation';
+}
+
+function describeFailure(err: GPUError, labels: readonly string[]): string {
+  const kind = errorKind(err);
+  const shown = labels.slice(-8).join('\n  ');
+  return `GPU ${kind} error while running ${labels.length} dispatch(es)${labels.length ? `; last recorded:\n  ${shown}` : ''}\n${err.message}`;
+}

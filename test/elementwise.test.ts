@@ -1,0 +1,72 @@
+import { describe, expect, it } from 'vitest';
+import { testGpu } from './helpers/gpu.js';
+import { maxRelError, randomArray } from './helpers/random.js';
+import { allocTensor } from '../src/kernels/tensor-view.js';
+import { binary, unary, type BinaryOp, type UnaryOp } from '../src/kernels/elementwise.js';
+
+const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
+const unaryRef: Record<UnaryOp, (v: number) => number> = {
+  copy: (v) => v,
+  relu: (v) => Math.max(v, 0),
+  sigmoid,
+  affine: (v) => 0.5 * v - 2,
+};
+const binaryRef: Record<BinaryOp, (a: number, b: number) => number> = {
+  add: (a, b) => a + b,
+  sub: (a, b) => a - b,
+  mul: (a, b) => a * b,
+  reluBackward: (a, b) => (b > 0 ? a : 0),
+  sigmoidBackward: (a, b) => a * b * (1 - b),
+  addScaled: (a, b) => a + 0.5 * b,
+};
+
+describe('elementwise kernels on the GPU', () => {
+  // Odd sizes (not multiples of 4 or of the workgroup) and one over a workgroup row.
+  for (const n of [1, 7, 1000, 65_537]) {
+    for (const op of Object.keys(unaryRef) as UnaryOp[]) {
+      it(`unary ${op}, ${n} elements`, async () => {
+        const gpu = await testGpu();
+        const xs = randomArray(n, n + op.length, -8, 8);
+        const x = allocTensor(gpu, [n], xs);
+        const out = allocTensor(gpu, [n]);
+        unary(gpu, op, x, out, { alpha: 0.5, beta: -2 });
+        const got = await gpu.readFloat32(out.view, n);
+        const want = Float32Array.from(xs, unaryRef[op]);
+        const err = maxRelError(got, want);
+        console.log(`unary ${op} n=${n}: max rel error ${err.toExponential(2)}`);
+        expect(err).toBeLessThan(1e-6);
+        x.dispose();
+        out.dispose();
+      });
+    }
+  }
+
+  for (const op of Object.keys(binaryRef) as BinaryOp[]) {
+    it(`binary ${op}, 4099 elements, plain and accumulating`, async () => {
+      const gpu = await testGpu();
+      const n = 4099;
+      const as = randomArray(n, 1, -3, 3);
+      const bs = randomArray(n, 2, -1, 1);
+      const init = randomArray(n, 3);
+      const a = allocTensor(gpu, [n], as);
+      const b = allocTensor(gpu, [n], bs);
+      const out = allocTensor(gpu, [n]);
+      const acc = allocTensor(gpu, [n], init);
+      binary(gpu, op, a, b, out, { alpha: 0.5 });
+      binary(gpu, op, a, b, acc, { alpha: 0.5, accumulate: true });
+      const want = as.map((v, i) => binaryRef[op](v, bs[i]!));
+      expect(maxRelError(await gpu.readFloat32(out.view, n), want)).toBeLessThan(1e-6);
+      expect(maxRelError(await gpu.readFloat32(acc.view, n), want.map((v, i) => v + init[i]!))).toBeLessThan(1e-6);
+      for (const t of [a, b, out, acc]) t.dispose();
+    });
+  }
+
+  it('rejects mismatched shapes with a message naming the op and shapes', async () => {
+    const gpu = await testGpu();
+    const a = allocTensor(gpu, [2, 3]);
+    const b = allocTensor(gpu, [3, 2]);
+    const out = allocTensor(gpu, [2, 3]);
+    expect(() => binary(gpu, 'add', a, b, out)).toThrow(/binary add: b has shape \[3, 2\] but a has \[2, 3\]/);
+    for (const t of [a, b, out]) t.dispose();
+  });
+});

@@ -1,0 +1,21 @@
+/** One GPU per test file, destroyed afterwards so the worker can exit. */
+import { afterAll } from 'vitest';
+import { createNodeGpu } from '../../src/kernels/node-gpu.js';
+import type { Gpu } from '../../src/kernels/gpu.js';
+
+let shared: Promise<Gpu> | null = null;
+
+export function testGpu(): Promise<Gpu> {
+  if (!shared) {
+    shared = createNodeGpu({
+      backend: process.env.WGSL_UNET_BACKEND,
+      adapter: process.env.WGSL_UNET_ADAPTER,
+    });
+    afterAll(async () => {
+      const gpu = await shared!;
+      gpu.destroy();
+      shared = null;
+    });
+  }
+  return shared;
+}

@@ -1,0 +1,71 @@
+import { describe, expect, it } from 'vitest';
+import { testGpu } from './helpers/gpu.js';
+import { randomArray } from './helpers/random.js';
+import { allocTensor } from '../src/kernels/tensor-view.js';
+import { binary, unary } from '../src/kernels/elementwise.js';
+import { sizeClass } from '../src/kernels/pool.js';
+import { GpuError } from '../src/kernels/errors.js';
+
+describe('GPU runtime', () => {
+  it('reports the adapter', async () => {
+    const gpu = await testGpu();
+    console.log('adapter:', gpu.adapterInfo);
+    expect(gpu.adapterInfo.description.length).toBeGreaterThan(0);
+    expect(gpu.limits.maxComputeWorkgroupStorageSize).toBeGreaterThanOrEqual(16384);
+  });
+
+  it('size classes cover the request and waste at most a third', () => {
+    for (const n of [1, 255, 256, 257, 4096, 4097, 6144, 6145, 1 << 20, (1 << 20) + 1, 3_000_000]) {
+      const c = sizeClass(n);
+      expect(c).toBeGreaterThanOrEqual(n);
+      if (n > 4096) expect(c / n).toBeLessThanOrEqual(1.5);
+    }
+  });
+
+  it('live bytes come back to where they started after a loop of dispatches and releases', async () => {
+    const gpu = await testGpu();
+    await gpu.sync();
+    const before = gpu.memory();
+    const created: number[] = [];
+    for (let step = 0; step < 20; step++) {
+      const x = allocTensor(gpu, [3, 17, 19], randomArray(3 * 17 * 19, step));
+      const y = allocTensor(gpu, [3, 17, 19]);
+      const z = allocTensor(gpu, [3, 17, 19]);
+      unary(gpu, 'relu', x, y);
+      binary(gpu, 'mul', x, y, z);
+      unary(gpu, 'sigmoid', z, y, { accumulate: true });
+      if (step % 5 === 4) await gpu.readFloat32(z.view, 1);
+      x.dispose();
+      y.dispose();
+      z.dispose();
+      await gpu.sync();
+      created.push(gpu.memory().created);
+    }
+    const after = gpu.memory();
+    expect(after.liveBytes).toBe(before.liveBytes);
+    expect(after.liveBuffers).toBe(before.liveBuffers);
+    // Steady state: the pool stops creating buffers after the first step.
+    expect(created.at(-1)).toBe(created[0]);
+  });
+
+  it('records many dispatches into one submission', async () => {
+    const gpu = await testGpu();
+    const n = 1024;
+    const x = allocTensor(gpu, [n], new Float32Array(n).fill(1));
+    const y = allocTensor(gpu, [n], new Float32Array(n));
+    for (let i = 0; i < 100; i++) binary(gpu, 'add', x, x, y, { accumulate: true });
+    const out = await gpu.readFloat32(y.view, n);
+    expect(out.every((v) => v === 200)).toBe(true);
+    x.dispose();
+    y.dispose();
+  });
+
+  it('turns a GPU validation error into an exception naming the kernel and shapes', async () => {
+    const gpu = await testGpu();
+    const x = allocTensor(gpu, [64]);
+    // Binding one buffer read-only and read-write in one dispatch is invalid.
+    unary(gpu, 'relu', x, x);
+    await expect(gpu.sync()).rejects.toThrow(GpuError);
+    await expect(gpu.sync()).rejects.toThrow(/unary relu \[64\]/);
+  });
+});
