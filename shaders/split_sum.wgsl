@@ -1,0 +1,65 @@
+// Sums that finish gradient reductions split across workgroups.
+//
+// reduce_splits: dst[i] (+)= Σ_s src[s·len + i] — adds the per-split partial
+//   weight gradients of conv_gemm.wgsl (modes 2 and 5) into the gradient.
+// channel_partial_sums: src is a [rows × cols] matrix (an NHWC tensor seen as
+//   pixels × channels); workgroup (cx, s) sums rows s·rows_per_split … of 64
+//   channels, 4 invocations per channel taking every 4th row, then combines
+//   the 4 in workgroup memory and writes dst[s·cols + c]. Followed by
+//   reduce_splits, this is the bias gradient Σ_pixels dy[pixel, c].
+// Accumulating lets gradients add into a zeroed flat gradient buffer.
+
+override ACCUMULATE: bool = false;
+
+struct Params {
+  len: u32,
+  splits: u32,
+  rows_per_split: u32,
+  row_threads: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+
+@compute @workgroup_size(256)
+fn reduce_splits(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * p.row_threads;
+  if (i >= p.len) {
+    return;
+  }
+  var s = 0.0;
+  for (var k = 0u; k < p.splits; k++) {
+    s += src[k * p.len + i];
+  }
+  if (ACCUMULATE) {
+    dst[i] = dst[i] + s;
+  } else {
+    dst[i] = s;
+  }
+}
+
+var<workgroup> partial: array<f32, 256>;
+
+// Here p.len is the number of columns and p.splits the number of rows.
+@compute @workgroup_size(256)
+fn channel_partial_sums(
+  @builtin(workgroup_id) wg: vec3<u32>,
+  @builtin(local_invocation_index) li: u32,
+) {
+  let c = wg.x * 64u + li % 64u;
+  let lane = li / 64u;
+  let begin = wg.y * p.rows_per_split;
+  let end = min(p.splits, begin + p.rows_per_split);
+  var s = 0.0;
+  if (c < p.len) {
+    for (var r = begin + lane; r < end; r += 4u) {
+      s += src[r * p.len + c];
+    }
+  }
+  partial[li] = s;
+  workgroupBarrier();
+  if (lane == 0u && c < p.len) {
+    dst[wg.y * p.len + c] = partial[li] + partial[li + 64u] + partial[li + 128u] + partial[li + 192u];
+  }
+}

@@ -1,0 +1,272 @@
+/**
+ * Convolutions (shaders/conv_gemm.wgsl) and the split sums that finish their
+ * gradients (shaders/split_sum.wgsl).
+ *
+ * conv2d: k × k kernels (odd k), stride 1, 'same' padding, weights in Keras
+ * layout (kh, kw, in, out). convTranspose2x2: 2 × 2, stride 2, weights
+ * (kh, kw, out, in). All activations NHWC float32.
+ */
+import type { Gpu, BufferView } from './gpu.js';
+import { ShapeError, shapeStr } from './errors.js';
+import { type GpuTensor, checkRank, checkStorage, grid1d, numel } from './tensor-view.js';
+import gemmSource from '../../shaders/conv_gemm.wgsl';
+import splitSource from '../../shaders/split_sum.wgsl';
+
+export type Activation = 'none' | 'relu' | 'sigmoid';
+const ACT = { none: 0, relu: 1, sigmoid: 2 } as const;
+
+const enum Mode {
+  ConvForward = 0,
+  ConvInput = 1,
+  ConvWeights = 2,
+  UpForward = 3,
+  UpInput = 4,
+  UpWeights = 5,
+}
+
+const TILE = 64;
+
+interface Gemm {
+  mode: Mode;
+  label: string;
+  a: BufferView;
+  b: BufferView;
+  bias?: BufferView;
+  out: BufferView;
+  /** [batch, h, w, a_c] of the tensor A is gathered from */
+  batch: number;
+  h: number;
+  w: number;
+  aC: number;
+  kh?: number;
+  kw?: number;
+  pad?: number;
+  bC: number;
+  m: number;
+  n: number;
+  k: number;
+  activation?: Activation;
+  accumulate?: boolean;
+}
+
+const dummies = new WeakMap<Gpu, BufferView>();
+/** A small buffer bound where a mode has no bias; the shader never reads it. */
+function dummy(gpu: Gpu): BufferView {
+  let v = dummies.get(gpu);
+  if (!v) {
+    const pb = gpu.acquire(16);
+    v = { buffer: pb.buffer, offset: 0, size: 16 };
+    dummies.set(gpu, v);
+  }
+  return v;
+}
+
+function params(g: Gemm, kPerSplit: number): Uint32Array {
+  return new Uint32Array([g.batch, g.h, g.w, g.aC, g.kh ?? 1, g.kw ?? 1, g.pad ?? 0, g.bC, g.m, g.n, g.k, kPerSplit]);
+}
+
+/** Records a GEMM whose C is written (or added) directly to its destination. */
+function gemm(gpu: Gpu, g: Gemm): void {
+  gpu.dispatch({
+    kernel: gpu.kernel('conv_gemm', gemmSource, {
+      MODE: g.mode,
+      ACT: ACT[g.activation ?? 'none'],
+      ACCUMULATE: g.accumulate ? 1 : 0,
+    }),
+    label: g.label,
+    uniforms: params(g, g.k),
+    storage: [g.a, g.b, g.bias ?? dummy(gpu), g.out],
+    workgroups: [Math.ceil(g.n / TILE), Math.ceil(g.m / TILE), 1],
+  });
+}
+
+/**
+ * Records a weight-gradient GEMM whose reduction (over pixels, g.k) is split
+ * across workgroups: partial sums go to a scratch buffer, then one pass adds
+ * them into g.out.
+ */
+function splitGemm(gpu: Gpu, g: Gemm): void {
+  const tiles = Math.ceil(g.m / TILE) * Math.ceil(g.n / TILE);
+  // Enough workgroups to fill a large GPU, each still reducing ≥ 256 pixels.
+  let splits = Math.max(1, Math.min(Math.ceil(512 / tiles), Math.floor(g.k / 256)));
+  const maxScratch = 64 * 2 ** 20;
+  splits = Math.max(1, Math.min(splits, Math.floor(maxScratch / (g.m * g.n * 4))));
+  const kPerSplit = Math.ceil(g.k / splits / 16) * 16;
+  splits = Math.ceil(g.k / kPerSplit);
+  const scratch = gpu.acquire(splits * g.m * g.n * 4);
+  const scratchView = { buffer: scratch.buffer, offset: 0, size: splits * g.m * g.n * 4 };
+  gpu.dispatch({
+    kernel: gpu.kernel('conv_gemm', gemmSource, { MODE: g.mode, ACT: 0, ACCUMULATE: 0 }),
+    label: `${g.label} (${splits} splits)`,
+    uniforms: params(g, kPerSplit),
+    storage: [g.a, g.b, dummy(gpu), scratchView],
+    workgroups: [Math.ceil(g.n / TILE), Math.ceil(g.m / TILE), splits],
+  });
+  reduceSplits(gpu, scratchView, splits, g.m * g.n, g.out, g.accumulate ?? false, g.label);
+  // Safe to recycle now: any later use of this buffer is recorded after the reads above.
+  gpu.release(scratch);
+}
+
+function reduceSplits(gpu: Gpu, src: BufferView, splits: number, len: number, dst: BufferView, accumulate: boolean, label: string): void {
+  const { workgroups, rowThreads } = grid1d(len, 256, gpu.limits.maxComputeWorkgroupsPerDimension);
+  gpu.dispatch({
+    kernel: gpu.kernel('split_sum', splitSource, { ACCUMULATE: accumulate ? 1 : 0 }, 'reduce_splits'),
+    label: `${label}: sum of ${splits} splits`,
+    uniforms: new Uint32Array([len, splits, 0, rowThreads]),
+    storage: [src, dst],
+    workgroups,
+  });
+}
+
+export interface GradOptions {
+  /** Add into the destination instead of overwriting it. */
+  accumulate?: boolean;
+}
+
+/** db[c] (+)= Σ over all pixels of dy[..., c]: the bias gradient of either convolution. */
+export function biasGradient(gpu: Gpu, dy: GpuTensor, db: GpuTensor, opts: GradOptions = {}): void {
+  const op = 'biasGradient';
+  checkStorage(op, 'dy', dy);
+  const c = dy.shape.at(-1) ?? 0;
+  if (db.shape.length !== 1 || db.shape[0] !== c) {
+    throw new ShapeError(op, `db must have shape [${c}] for dy ${shapeStr(dy.shape)}, got ${shapeStr(db.shape)}`);
+  }
+  checkStorage(op, 'db', db);
+  const rows = numel(dy.shape) / c;
+  const splits = Math.max(1, Math.min(256, Math.floor(rows / 256)));
+  const rowsPerSplit = Math.ceil(rows / splits);
+  const scratch = gpu.acquire(splits * c * 4);
+  const scratchView = { buffer: scratch.buffer, offset: 0, size: splits * c * 4 };
+  const label = `${op} dy ${shapeStr(dy.shape)}`;
+  gpu.dispatch({
+    kernel: gpu.kernel('split_sum', splitSource, { ACCUMULATE: 0 }, 'channel_partial_sums'),
+    label,
+    uniforms: new Uint32Array([c, rows, rowsPerSplit, 0]),
+    storage: [dy.view, scratchView],
+    workgroups: [Math.ceil(c / 64), splits],
+  });
+  reduceSplits(gpu, scratchView, splits, c, db.view, opts.accumulate ?? false, label);
+  gpu.release(scratch);
+}
+
+function convShapes(op: string, x: GpuTensor, w: GpuTensor) {
+  checkRank(op, 'x', x, 4, 'batch, height, width, channels');
+  checkRank(op, 'w', w, 4, 'kh, kw, in, out');
+  const [n, h, wd, ci] = x.shape as [number, number, number, number];
+  const [kh, kw, wi, co] = w.shape as [number, number, number, number];
+  if (kh !== kw || kh % 2 !== 1) throw new ShapeError(op, `kernel must be square with odd size for 'same' padding, got w ${shapeStr(w.shape)}`);
+  if (wi !== ci) throw new ShapeError(op, `x has ${ci} channels but w ${shapeStr(w.shape)} expects ${wi} (w is kh, kw, in, out)`);
+  return { n, h, wd, ci, kh, co, pad: (kh - 1) / 2 };
+}
+
+function expectShape(op: string, name: string, t: GpuTensor, want: number[]): void {
+  if (t.shape.length !== want.length || t.shape.some((d, i) => d !== want[i])) {
+    throw new ShapeError(op, `${name} must have shape ${shapeStr(want)}, got ${shapeStr(t.shape)}`);
+  }
+  checkStorage(op, name, t);
+}
+
+/** y = act(conv(x, w) + b), 'same' padding, stride 1. */
+export function conv2d(gpu: Gpu, x: GpuTensor, w: GpuTensor, b: GpuTensor, y: GpuTensor, activation: Activation = 'none'): void {
+  const op = 'conv2d';
+  const s = convShapes(op, x, w);
+  expectShape(op, 'b', b, [s.co]);
+  expectShape(op, 'y', y, [s.n, s.h, s.wd, s.co]);
+  gemm(gpu, {
+    mode: Mode.ConvForward,
+    label: `${op} x ${shapeStr(x.shape)} w ${shapeStr(w.shape)}${activation !== 'none' ? ` ${activation}` : ''}`,
+    a: x.view, b: w.view, bias: b.view, out: y.view,
+    batch: s.n, h: s.h, w: s.wd, aC: s.ci, kh: s.kh, kw: s.kh, pad: s.pad, bC: s.co,
+    m: s.n * s.h * s.wd, n: s.co, k: s.kh * s.kh * s.ci, activation,
+  });
+}
+
+/** dx (+)= ∂/∂x of Σ dy·conv(x, w): a correlation of dy with the flipped, transposed kernel. */
+export function conv2dBackwardInput(gpu: Gpu, dy: GpuTensor, w: GpuTensor, dx: GpuTensor, opts: GradOptions = {}): void {
+  const op = 'conv2dBackwardInput';
+  checkRank(op, 'dy', dy, 4, 'batch, height, width, out channels');
+  checkRank(op, 'w', w, 4, 'kh, kw, in, out');
+  const [n, h, wd, co] = dy.shape as [number, number, number, number];
+  const [kh, , ci, wco] = w.shape as [number, number, number, number];
+  if (wco !== co) throw new ShapeError(op, `dy has ${co} channels but w ${shapeStr(w.shape)} produces ${wco}`);
+  if (w.shape[0] !== w.shape[1] || kh % 2 !== 1) throw new ShapeError(op, `kernel must be square and odd, got w ${shapeStr(w.shape)}`);
+  expectShape(op, 'dx', dx, [n, h, wd, ci]);
+  gemm(gpu, {
+    mode: Mode.ConvInput,
+    label: `${op} dy ${shapeStr(dy.shape)} w ${shapeStr(w.shape)}`,
+    a: dy.view, b: w.view, out: dx.view,
+    batch: n, h, w: wd, aC: co, kh, kw: kh, pad: kh - 1 - (kh - 1) / 2, bC: ci,
+    m: n * h * wd, n: ci, k: kh * kh * co, accumulate: opts.accumulate ?? false,
+  });
+}
+
+/** dw (+)= Σ over pixels of im2col(x)ᵀ · dy. */
+export function conv2dBackwardWeights(gpu: Gpu, x: GpuTensor, dy: GpuTensor, dw: GpuTensor, opts: GradOptions = {}): void {
+  const op = 'conv2dBackwardWeights';
+  const s = convShapes(op, x, dw);
+  expectShape(op, 'dy', dy, [s.n, s.h, s.wd, s.co]);
+  splitGemm(gpu, {
+    mode: Mode.ConvWeights,
+    label: `${op} x ${shapeStr(x.shape)} dy ${shapeStr(dy.shape)}`,
+    a: x.view, b: dy.view, out: dw.view,
+    batch: s.n, h: s.h, w: s.wd, aC: s.ci, kh: s.kh, kw: s.kh, pad: s.pad, bC: s.co,
+    m: s.kh * s.kh * s.ci, n: s.co, k: s.n * s.h * s.wd, accumulate: opts.accumulate ?? false,
+  });
+}
+
+function upShapes(op: string, x: GpuTensor, w: GpuTensor) {
+  checkRank(op, 'x', x, 4, 'batch, height, width, channels');
+  checkRank(op, 'w', w, 4, 'kh, kw, out, in');
+  const [n, h, wd, ci] = x.shape as [number, number, number, number];
+  const [kh, kw, co, wi] = w.shape as [number, number, number, number];
+  if (kh !== 2 || kw !== 2) throw new ShapeError(op, `only 2 × 2 kernels with stride 2 are supported, got w ${shapeStr(w.shape)}`);
+  if (wi !== ci) throw new ShapeError(op, `x has ${ci} channels but w ${shapeStr(w.shape)} expects ${wi} (w is kh, kw, out, in)`);
+  return { n, h, wd, ci, co };
+}
+
+/** y = convTranspose(x, w) + b with a 2 × 2 kernel and stride 2: y is twice x's size. */
+export function convTranspose2x2(gpu: Gpu, x: GpuTensor, w: GpuTensor, b: GpuTensor, y: GpuTensor): void {
+  const op = 'convTranspose2x2';
+  const s = upShapes(op, x, w);
+  expectShape(op, 'b', b, [s.co]);
+  expectShape(op, 'y', y, [s.n, 2 * s.h, 2 * s.wd, s.co]);
+  gemm(gpu, {
+    mode: Mode.UpForward,
+    label: `${op} x ${shapeStr(x.shape)} w ${shapeStr(w.shape)}`,
+    a: x.view, b: w.view, bias: b.view, out: y.view,
+    batch: s.n, h: s.h, w: s.wd, aC: s.ci, bC: s.co,
+    m: s.n * s.h * s.wd, n: 4 * s.co, k: s.ci,
+  });
+}
+
+export function convTranspose2x2BackwardInput(gpu: Gpu, dy: GpuTensor, w: GpuTensor, dx: GpuTensor, opts: GradOptions = {}): void {
+  const op = 'convTranspose2x2BackwardInput';
+  checkRank(op, 'dy', dy, 4, 'batch, height, width, out channels');
+  checkRank(op, 'w', w, 4, 'kh, kw, out, in');
+  const [n, h2, w2, co] = dy.shape as [number, number, number, number];
+  const [kh, kw, wco, ci] = w.shape as [number, number, number, number];
+  if (kh !== 2 || kw !== 2) throw new ShapeError(op, `only 2 × 2 kernels are supported, got w ${shapeStr(w.shape)}`);
+  if (wco !== co) throw new ShapeError(op, `dy has ${co} channels but w ${shapeStr(w.shape)} produces ${wco}`);
+  if (h2 % 2 || w2 % 2) throw new ShapeError(op, `dy ${shapeStr(dy.shape)} must have even height and width`);
+  expectShape(op, 'dx', dx, [n, h2 / 2, w2 / 2, ci]);
+  gemm(gpu, {
+    mode: Mode.UpInput,
+    label: `${op} dy ${shapeStr(dy.shape)} w ${shapeStr(w.shape)}`,
+    a: dy.view, b: w.view, out: dx.view,
+    batch: n, h: h2 / 2, w: w2 / 2, aC: co, bC: ci,
+    m: n * (h2 / 2) * (w2 / 2), n: ci, k: 4 * co, accumulate: opts.accumulate ?? false,
+  });
+}
+
+export function convTranspose2x2BackwardWeights(gpu: Gpu, x: GpuTensor, dy: GpuTensor, dw: GpuTensor, opts: GradOptions = {}): void {
+  const op = 'convTranspose2x2BackwardWeights';
+  const s = upShapes(op, x, dw);
+  expectShape(op, 'dy', dy, [s.n, 2 * s.h, 2 * s.wd, s.co]);
+  splitGemm(gpu, {
+    mode: Mode.UpWeights,
+    label: `${op} x ${shapeStr(x.shape)} dy ${shapeStr(dy.shape)}`,
+    a: dy.view, b: x.view, out: dw.view,
+    batch: s.n, h: s.h, w: s.wd, aC: s.co, bC: s.ci,
+    m: 4 * s.co, n: s.ci, k: s.n * s.h * s.wd, accumulate: opts.accumulate ?? false,
+  });
+}

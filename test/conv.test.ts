@@ -1,0 +1,197 @@
+import { describe, expect, it } from 'vitest';
+import { testGpu } from './helpers/gpu.js';
+import { maxRelError, randomArray, rng } from './helpers/random.js';
+import { allocTensor } from '../src/kernels/tensor-view.js';
+import {
+  biasGradient,
+  conv2d,
+  conv2dBackwardInput,
+  conv2dBackwardWeights,
+  convTranspose2x2,
+  convTranspose2x2BackwardInput,
+  convTranspose2x2BackwardWeights,
+} from '../src/kernels/conv.js';
+import {
+  type Shape4,
+  conv2dBackwardRef,
+  conv2dRef,
+  convTranspose2x2BackwardRef,
+  convTranspose2x2Ref,
+  finiteDifference,
+} from './reference/conv.js';
+
+const prod = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+const pick = (n: number, count: number, seed: number) => {
+  const r = rng(seed);
+  return Array.from({ length: count }, () => Math.floor(r() * n));
+};
+
+// [x shape, kernel size, out channels]: odd sizes, 1 input channel (the U-Net's
+// first layer), channel counts that are not multiples of 4, and tiles larger
+// than one workgroup in every GEMM dimension.
+const CONV_CASES: [Shape4, number, number][] = [
+  [[2, 5, 7, 3], 3, 5],
+  [[2, 8, 8, 1], 3, 4],
+  [[1, 6, 6, 4], 1, 1],
+  [[2, 12, 12, 16], 3, 70],
+  [[1, 9, 11, 66], 3, 7],
+];
+
+describe('conv2d', () => {
+  it('reference backward agrees with finite differences of the reference forward', () => {
+    const xs: Shape4 = [2, 4, 5, 3];
+    const ws: Shape4 = [3, 3, 3, 2];
+    const x = randomArray(prod(xs), 1);
+    const w = randomArray(prod(ws), 2);
+    const b = randomArray(2, 3);
+    const dy = randomArray(2 * 4 * 5 * 2, 4);
+    const g = conv2dBackwardRef(x, xs, w, ws, dy);
+    const cx = pick(x.length, 12, 5);
+    const cw = pick(w.length, 12, 6);
+    expect(maxRelError(cx.map((i) => g.dx[i]!), finiteDifference((v) => conv2dRef(v, xs, w, ws, b), x, dy, cx))).toBeLessThan(1e-6);
+    expect(maxRelError(cw.map((i) => g.dw[i]!), finiteDifference((v) => conv2dRef(x, xs, v, ws, b), w, dy, cw))).toBeLessThan(1e-6);
+    expect(maxRelError(g.db, finiteDifference((v) => conv2dRef(x, xs, w, ws, v), b, dy, [0, 1]))).toBeLessThan(1e-6);
+  });
+
+  for (const [xs, k, co] of CONV_CASES) {
+    const ws: Shape4 = [k, k, xs[3], co];
+    const ys: Shape4 = [xs[0], xs[1], xs[2], co];
+    for (const act of ['none', 'relu', 'sigmoid'] as const) {
+      it(`forward x ${xs} w ${ws} ${act}`, async () => {
+        const gpu = await testGpu();
+        const xv = randomArray(prod(xs), 10);
+        const wv = randomArray(prod(ws), 11, -0.5, 0.5);
+        const bv = randomArray(co, 12);
+        const x = allocTensor(gpu, xs, xv);
+        const w = allocTensor(gpu, ws, wv);
+        const b = allocTensor(gpu, [co], bv);
+        const y = allocTensor(gpu, ys);
+        conv2d(gpu, x, w, b, y, act);
+        const err = maxRelError(await gpu.readFloat32(y.view, prod(ys)), conv2dRef(xv, xs, wv, ws, bv, act));
+        console.log(`conv2d forward ${xs} k${k} → ${co} ${act}: max rel error ${err.toExponential(2)}`);
+        expect(err).toBeLessThan(1e-4);
+        for (const t of [x, w, b, y]) t.dispose();
+      });
+    }
+
+    it(`backward x ${xs} w ${ws}: input, weights and bias`, async () => {
+      const gpu = await testGpu();
+      const xv = randomArray(prod(xs), 20);
+      const wv = randomArray(prod(ws), 21, -0.5, 0.5);
+      const dyv = randomArray(prod(ys), 22);
+      const want = conv2dBackwardRef(xv, xs, wv, ws, dyv);
+      const x = allocTensor(gpu, xs, xv);
+      const w = allocTensor(gpu, ws, wv);
+      const dy = allocTensor(gpu, ys, dyv);
+      const dx = allocTensor(gpu, xs);
+      const dw = allocTensor(gpu, ws);
+      const db = allocTensor(gpu, [co]);
+      conv2dBackwardInput(gpu, dy, w, dx);
+      conv2dBackwardWeights(gpu, x, dy, dw);
+      biasGradient(gpu, dy, db);
+      const errs = [
+        maxRelError(await gpu.readFloat32(dx.view, prod(xs)), want.dx),
+        maxRelError(await gpu.readFloat32(dw.view, prod(ws)), want.dw),
+        maxRelError(await gpu.readFloat32(db.view, co), want.db),
+      ];
+      console.log(`conv2d backward ${xs} k${k} → ${co}: max rel error dx ${errs[0]!.toExponential(2)} dw ${errs[1]!.toExponential(2)} db ${errs[2]!.toExponential(2)}`);
+      for (const e of errs) expect(e).toBeLessThan(1e-4);
+      for (const t of [x, w, dy, dx, dw, db]) t.dispose();
+    });
+  }
+
+  it('accumulates gradients into existing values', async () => {
+    const gpu = await testGpu();
+    const xs: Shape4 = [1, 5, 5, 3];
+    const ws: Shape4 = [3, 3, 3, 4];
+    const xv = randomArray(prod(xs), 30);
+    const wv = randomArray(prod(ws), 31);
+    const dyv = randomArray(prod(xs) / 3 * 4, 32);
+    const want = conv2dBackwardRef(xv, xs, wv, ws, dyv);
+    const init = { dx: randomArray(prod(xs), 33), dw: randomArray(prod(ws), 34), db: randomArray(4, 35) };
+    const x = allocTensor(gpu, xs, xv);
+    const w = allocTensor(gpu, ws, wv);
+    const dy = allocTensor(gpu, [1, 5, 5, 4], dyv);
+    const dx = allocTensor(gpu, xs, init.dx);
+    const dw = allocTensor(gpu, ws, init.dw);
+    const db = allocTensor(gpu, [4], init.db);
+    conv2dBackwardInput(gpu, dy, w, dx, { accumulate: true });
+    conv2dBackwardWeights(gpu, x, dy, dw, { accumulate: true });
+    biasGradient(gpu, dy, db, { accumulate: true });
+    expect(maxRelError(await gpu.readFloat32(dx.view, prod(xs)), want.dx.map((v, i) => v + init.dx[i]!))).toBeLessThan(1e-4);
+    expect(maxRelError(await gpu.readFloat32(dw.view, prod(ws)), want.dw.map((v, i) => v + init.dw[i]!))).toBeLessThan(1e-4);
+    expect(maxRelError(await gpu.readFloat32(db.view, 4), want.db.map((v, i) => v + init.db[i]!))).toBeLessThan(1e-4);
+    for (const t of [x, w, dy, dx, dw, db]) t.dispose();
+  });
+
+  it('rejects mismatched channels, naming the op and the shapes', async () => {
+    const gpu = await testGpu();
+    const x = allocTensor(gpu, [1, 4, 4, 3]);
+    const w = allocTensor(gpu, [3, 3, 2, 8]);
+    const b = allocTensor(gpu, [8]);
+    const y = allocTensor(gpu, [1, 4, 4, 8]);
+    expect(() => conv2d(gpu, x, w, b, y)).toThrow('conv2d: x has 3 channels but w [3, 3, 2, 8] expects 2');
+    const w2 = allocTensor(gpu, [3, 3, 3, 8]);
+    const yBad = allocTensor(gpu, [1, 4, 5, 8]);
+    expect(() => conv2d(gpu, x, w2, b, yBad)).toThrow('conv2d: y must have shape [1, 4, 4, 8], got [1, 4, 5, 8]');
+    for (const t of [x, w, b, y, w2, yBad]) t.dispose();
+  });
+});
+
+const UP_CASES: [Shape4, number][] = [
+  [[2, 3, 5, 3], 5],
+  [[1, 4, 4, 8], 4],
+  [[2, 6, 6, 20], 70],
+];
+
+describe('convTranspose2x2', () => {
+  it('reference backward agrees with finite differences of the reference forward', () => {
+    const xs: Shape4 = [2, 3, 2, 3];
+    const ws: Shape4 = [2, 2, 4, 3];
+    const x = randomArray(prod(xs), 1);
+    const w = randomArray(prod(ws), 2);
+    const b = randomArray(4, 3);
+    const dy = randomArray(2 * 6 * 4 * 4, 4);
+    const g = convTranspose2x2BackwardRef(x, xs, w, ws, dy);
+    const cx = pick(x.length, 12, 5);
+    const cw = pick(w.length, 12, 6);
+    expect(maxRelError(cx.map((i) => g.dx[i]!), finiteDifference((v) => convTranspose2x2Ref(v, xs, w, ws, b), x, dy, cx))).toBeLessThan(1e-6);
+    expect(maxRelError(cw.map((i) => g.dw[i]!), finiteDifference((v) => convTranspose2x2Ref(x, xs, v, ws, b), w, dy, cw))).toBeLessThan(1e-6);
+    expect(maxRelError(g.db, finiteDifference((v) => convTranspose2x2Ref(x, xs, w, ws, v), b, dy, [0, 1, 2, 3]))).toBeLessThan(1e-6);
+  });
+
+  for (const [xs, co] of UP_CASES) {
+    const ws: Shape4 = [2, 2, co, xs[3]];
+    const ys: Shape4 = [xs[0], 2 * xs[1], 2 * xs[2], co];
+    it(`forward and backward x ${xs} w ${ws}`, async () => {
+      const gpu = await testGpu();
+      const xv = randomArray(prod(xs), 40);
+      const wv = randomArray(prod(ws), 41, -0.5, 0.5);
+      const bv = randomArray(co, 42);
+      const dyv = randomArray(prod(ys), 43);
+      const x = allocTensor(gpu, xs, xv);
+      const w = allocTensor(gpu, ws, wv);
+      const b = allocTensor(gpu, [co], bv);
+      const y = allocTensor(gpu, ys);
+      const dy = allocTensor(gpu, ys, dyv);
+      const dx = allocTensor(gpu, xs);
+      const dw = allocTensor(gpu, ws);
+      const db = allocTensor(gpu, [co]);
+      convTranspose2x2(gpu, x, w, b, y);
+      convTranspose2x2BackwardInput(gpu, dy, w, dx);
+      convTranspose2x2BackwardWeights(gpu, x, dy, dw);
+      biasGradient(gpu, dy, db);
+      const want = convTranspose2x2BackwardRef(xv, xs, wv, ws, dyv);
+      const errs = [
+        maxRelError(await gpu.readFloat32(y.view, prod(ys)), convTranspose2x2Ref(xv, xs, wv, ws, bv)),
+        maxRelError(await gpu.readFloat32(dx.view, prod(xs)), want.dx),
+        maxRelError(await gpu.readFloat32(dw.view, prod(ws)), want.dw),
+        maxRelError(await gpu.readFloat32(db.view, co), want.db),
+      ];
+      const [ey, edx, edw, edb] = errs.map((e) => e.toExponential(2));
+      console.log(`convTranspose2x2 ${xs} → ${co}: max rel error y ${ey} dx ${edx} dw ${edw} db ${edb}`);
+      for (const e of errs) expect(e).toBeLessThan(1e-4);
+      for (const t of [x, w, b, y, dy, dx, dw, db]) t.dispose();
+    });
+  }
+});
