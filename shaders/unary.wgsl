@@ -1,7 +1,7 @@
 // Unary elementwise map over a flat float32 array: out[i] (+)= f(x[i]).
 //
 // OP selects f (one pipeline per op): 0 copy, 1 relu, 2 sigmoid,
-// 3 affine alpha·x + beta. ACCUMULATE adds into `out` instead of overwriting,
+// 3 affine alpha·x + beta, 4 broadcast alpha·x[0] + beta (x holds one value). ACCUMULATE adds into `out` instead of overwriting,
 // which is how gradients that fan out are summed.
 // One invocation per element; the grid may be folded into two dimensions, so
 // the flat index is gid.x + gid.y · row_threads.
@@ -35,12 +35,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= p.n) {
     return;
   }
-  let v = x[i];
+  let v = x[min(i, arrayLength(&x) - 1u)];
   var r: f32;
   switch OP {
     case 1u: { r = max(v, 0.0); }
     case 2u: { r = sigmoid(v); }
     case 3u: { r = p.alpha * v + p.beta; }
+    case 4u: { r = p.alpha * x[0] + p.beta; }
     default: { r = v; }
   }
   if (ACCUMULATE) {

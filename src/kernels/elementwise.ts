@@ -1,12 +1,13 @@
 /** Elementwise maps: shaders/unary.wgsl and shaders/binary.wgsl. */
 import type { Gpu } from './gpu.js';
 import { ShapeError, shapeStr } from './errors.js';
-import { type GpuTensor, checkSameShape, grid1d, numel } from './tensor-view.js';
+import { type GpuTensor, checkSameShape, checkStorage, grid1d, numel } from './tensor-view.js';
 import unarySource from '../../shaders/unary.wgsl';
 import binarySource from '../../shaders/binary.wgsl';
 
 export const UNARY_OPS = { copy: 0, relu: 1, sigmoid: 2, affine: 3 } as const;
 export type UnaryOp = keyof typeof UNARY_OPS;
+const BROADCAST = 4;
 
 export const BINARY_OPS = { add: 0, sub: 1, mul: 2, reluBackward: 3, sigmoidBackward: 4, addScaled: 5 } as const;
 export type BinaryOp = keyof typeof BINARY_OPS;
@@ -25,14 +26,26 @@ const GROUP = 256;
 export function unary(gpu: Gpu, op: UnaryOp, x: GpuTensor, out: GpuTensor, opts: ElementwiseOptions = {}): void {
   if (!(op in UNARY_OPS)) throw new ShapeError('unary', `unknown op "${op}"`);
   checkSameShape(`unary ${op}`, ['x', 'out'], [x, out]);
-  const n = numel(x.shape);
+  mapUnary(gpu, UNARY_OPS[op], `unary ${op} ${shapeStr(x.shape)}`, x, out, opts);
+}
+
+/** out (+)= alpha · value[0] + beta everywhere: value holds one element (a GPU-resident scalar). */
+export function fill(gpu: Gpu, value: GpuTensor, out: GpuTensor, opts: ElementwiseOptions = {}): void {
+  checkStorage('fill', 'value', value);
+  checkStorage('fill', 'out', out);
+  if (numel(value.shape) !== 1) throw new ShapeError('fill', `value must hold one element, got shape ${shapeStr(value.shape)}`);
+  mapUnary(gpu, BROADCAST, `fill ${shapeStr(out.shape)}`, value, out, opts);
+}
+
+function mapUnary(gpu: Gpu, code: number, label: string, x: GpuTensor, out: GpuTensor, opts: ElementwiseOptions): void {
+  const n = numel(out.shape);
   const { workgroups, rowThreads } = grid1d(n, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
   const params = new ArrayBuffer(16);
   new Uint32Array(params, 0, 2).set([n, rowThreads]);
   new Float32Array(params, 8, 2).set([opts.alpha ?? 1, opts.beta ?? 0]);
   gpu.dispatch({
-    kernel: gpu.kernel('unary', unarySource, { OP: UNARY_OPS[op], ACCUMULATE: opts.accumulate ? 1 : 0 }),
-    label: `unary ${op} ${shapeStr(x.shape)}`,
+    kernel: gpu.kernel('unary', unarySource, { OP: code, ACCUMULATE: opts.accumulate ? 1 : 0 }),
+    label,
     uniforms: new Uint8Array(params),
     storage: [x.view, out.view],
     workgroups,

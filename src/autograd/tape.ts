@@ -1,0 +1,100 @@
+/**
+ * The tape: ops run inside `tape.run()` are recorded in execution order,
+ * which is a topological order of the graph. `backward()` walks it once in
+ * reverse; a tensor used by several ops (a U-Net skip) receives the sum of
+ * their gradients through accumulating writes, and no subgraph is visited
+ * twice.
+ */
+import type { Gpu } from '../kernels/gpu.js';
+import { fill } from '../kernels/elementwise.js';
+import { ShapeError, shapeStr } from '../kernels/errors.js';
+import { type Collector, type Disposable, popCollector, pushCollector, recordingCollector } from './context.js';
+import { Tensor, type GradSink, type TapeNode } from './tensor.js';
+
+export class Tape implements Collector {
+  readonly records = true;
+  private readonly nodes: TapeNode[] = [];
+  private readonly owned = new Set<Disposable>();
+  private closed = false;
+
+  constructor(readonly gpu: Gpu) {}
+
+  adopt(t: Disposable): void {
+    this.owned.add(t);
+  }
+
+  /** Runs the forward pass, recording ops; tensors made inside belong to the tape. */
+  run<T>(fn: () => T): T {
+    if (this.closed) throw new Error('Tape.run: the tape was disposed');
+    pushCollector(this);
+    try {
+      return fn();
+    } finally {
+      popCollector(this);
+    }
+  }
+
+  record(node: TapeNode): void {
+    this.nodes.push(node);
+    node.output.creator = node;
+  }
+
+  get length(): number {
+    return this.nodes.length;
+  }
+
+  /**
+   * Computes ∂loss/∂t for every recorded tensor that requires grad; `loss`
+   * must have one element unless `seed` (∂L/∂loss) is given.
+   */
+  backward(loss: Tensor, seed?: Tensor): void {
+    if (!loss.requiresGrad) throw new Error('backward: the loss does not depend on any tensor that requires grad');
+    if (!seed && loss.size !== 1) throw new ShapeError('backward', `loss must be a single value, got shape ${shapeStr(loss.shape)}; pass a seed gradient otherwise`);
+    pushCollector(this);
+    try {
+      const sink: GradSink = {
+        target: (t) => {
+          if (t.grad) return { grad: t.grad, accumulate: true };
+          t.grad = Tensor.empty(this.gpu, t.shape);
+          return { grad: t.grad, accumulate: false };
+        },
+        temp: (shape) => Tensor.empty(this.gpu, shape),
+      };
+      const start = sink.target(loss);
+      if (seed) {
+        if (seed.size !== loss.size) throw new ShapeError('backward', `seed ${shapeStr(seed.shape)} does not match loss ${shapeStr(loss.shape)}`);
+        this.gpu.copy(seed.view, start.grad.view, loss.size * 4);
+      } else {
+        fill(this.gpu, loss, start.grad, { alpha: 0, beta: 1 }); // ∂L/∂L = 1, recorded with the rest
+      }
+      for (let i = this.nodes.length - 1; i >= 0; i--) {
+        const node = this.nodes[i]!;
+        const g = node.output.grad;
+        if (!g) continue; // does not lead to the loss
+        node.backward(g, sink);
+      }
+    } finally {
+      popCollector(this);
+    }
+  }
+
+  /** Frees every tensor the tape made (activations, saved values, gradients of non-parameters). */
+  dispose(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const n of this.nodes) {
+      n.output.creator = null;
+      for (const t of n.inputs) if (t.grad && !t.grad.isDisposed && this.owned.has(t.grad)) t.grad = null;
+    }
+    for (const t of this.owned) t.dispose();
+    this.nodes.length = 0;
+    this.owned.clear();
+  }
+}
+
+/** The tape ops should record on, or null (no tape, or inside noGrad). */
+export function activeTape(inputs: readonly Tensor[]): Tape | null {
+  if (!inputs.some((t) => t.requiresGrad)) return null;
+  const c = recordingCollector();
+  return c instanceof Tape ? c : null;
+}

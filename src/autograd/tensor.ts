@@ -1,0 +1,92 @@
+/** The autograd tensor: a GPU buffer range with a shape, and gradient bookkeeping. */
+import type { BufferView, Gpu } from '../kernels/gpu.js';
+import type { PooledBuffer } from '../kernels/pool.js';
+import { ShapeError, shapeStr } from '../kernels/errors.js';
+import { numel, type GpuTensor } from '../kernels/tensor-view.js';
+import { adopt } from './context.js';
+
+/** How an op's result is turned into gradients of its inputs (see tape.ts). */
+export interface TapeNode {
+  readonly op: string;
+  readonly inputs: readonly Tensor[];
+  readonly output: Tensor;
+  /** Writes or adds ∂L/∂input for inputs that require grad, given ∂L/∂output. */
+  backward(dOut: Tensor, grads: GradSink): void;
+}
+
+export interface GradSink {
+  /**
+   * Where to write ∂L/∂t: the tensor's gradient buffer, and whether to add to
+   * it (it already holds a contribution) or overwrite it.
+   */
+  target(t: Tensor): { grad: Tensor; accumulate: boolean };
+  /** A temporary owned by the backward pass (freed with the tape). */
+  temp(shape: readonly number[]): Tensor;
+}
+
+export class Tensor implements GpuTensor {
+  /** ∂L/∂this after backward(); for parameters, a view into the flat gradient buffer. */
+  grad: Tensor | null = null;
+  /** The op that produced this tensor, when it was recorded on a tape. */
+  creator: TapeNode | null = null;
+  private disposed = false;
+
+  constructor(
+    readonly gpu: Gpu,
+    readonly shape: readonly number[],
+    readonly view: BufferView,
+    private readonly owned: PooledBuffer | null,
+    public requiresGrad = false,
+    readonly name = '',
+  ) {
+    if (view.size < numel(shape) * 4) throw new ShapeError('Tensor', `buffer of ${view.size} bytes cannot hold shape ${shapeStr(shape)}`);
+    if (owned) adopt(this);
+  }
+
+  /** A new tensor with uninitialised contents from the pool. */
+  static empty(gpu: Gpu, shape: readonly number[], requiresGrad = false): Tensor {
+    const bytes = Math.max(4, numel(shape) * 4);
+    const pb = gpu.acquire(bytes);
+    return new Tensor(gpu, [...shape], { buffer: pb.buffer, offset: 0, size: bytes }, pb, requiresGrad);
+  }
+
+  static zeros(gpu: Gpu, shape: readonly number[], requiresGrad = false): Tensor {
+    const t = Tensor.empty(gpu, shape, requiresGrad);
+    gpu.clear(t.view);
+    return t;
+  }
+
+  static from(gpu: Gpu, shape: readonly number[], data: Float32Array, requiresGrad = false): Tensor {
+    if (data.length !== numel(shape)) {
+      throw new ShapeError('Tensor.from', `${data.length} values given for shape ${shapeStr(shape)} (${numel(shape)} elements)`);
+    }
+    const t = Tensor.empty(gpu, shape, requiresGrad);
+    gpu.upload(t.view, data);
+    return t;
+  }
+
+  /** A tensor over a range of someone else's buffer (parameters); dispose does nothing. */
+  static view(gpu: Gpu, shape: readonly number[], view: BufferView, requiresGrad: boolean, name: string): Tensor {
+    return new Tensor(gpu, [...shape], view, null, requiresGrad, name);
+  }
+
+  get size(): number {
+    return numel(this.shape);
+  }
+
+  get isDisposed(): boolean {
+    return this.disposed;
+  }
+
+  async read(): Promise<Float32Array> {
+    if (this.disposed) throw new Error(`Tensor ${shapeStr(this.shape)} was read after it was disposed`);
+    return this.gpu.readFloat32(this.view, this.size);
+  }
+
+  /** Returns the buffer to the pool (no-op for views). Safe to call twice. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    if (this.owned) this.gpu.release(this.owned);
+  }
+}

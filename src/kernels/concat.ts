@@ -1,0 +1,67 @@
+/** Channel concatenation (the U-Net's skips) and its gradient: shaders/concat.wgsl. */
+import type { Gpu } from './gpu.js';
+import { ShapeError, shapeStr } from './errors.js';
+import { type GpuTensor, checkRank, grid1d, numel } from './tensor-view.js';
+import { checkNoAliasing } from './aliasing.js';
+import concatSource from '../../shaders/concat.wgsl';
+
+const GROUP = 256;
+
+export interface SplitChannelsOptions {
+  /** Add into `da` and `db` instead of overwriting them. */
+  accumulate?: boolean;
+}
+
+/** Checks a [N,H,W,Ca], b [N,H,W,Cb] and whole [N,H,W,Ca+Cb]; names are the op's own. */
+function checkConcatShapes(op: string, names: [string, string, string], a: GpuTensor, b: GpuTensor, whole: GpuTensor): void {
+  checkRank(op, names[0], a, 4, 'N, H, W, C');
+  checkRank(op, names[1], b, 4, 'N, H, W, C');
+  checkRank(op, names[2], whole, 4, 'N, H, W, C');
+  const want = [a.shape[0]!, a.shape[1]!, a.shape[2]!, a.shape[3]! + b.shape[3]!];
+  const samePixels = [0, 1, 2].every((i) => b.shape[i] === a.shape[i]);
+  if (!samePixels || whole.shape.some((d, i) => d !== want[i])) {
+    throw new ShapeError(
+      op,
+      `${names[0]} ${shapeStr(a.shape)} and ${names[1]} ${shapeStr(b.shape)} must share N, H, W, and ${names[2]} must be ${samePixels ? shapeStr(want) : '[N, H, W, Ca + Cb]'}, got ${shapeStr(whole.shape)}`,
+    );
+  }
+}
+
+function params(count: number, rowThreads: number, ca: number, cb: number): Uint8Array {
+  return new Uint8Array(Uint32Array.of(count, rowThreads, ca, cb).buffer);
+}
+
+/** out = [a, b] along channels (a's channels first); a [N,H,W,Ca], b [N,H,W,Cb], out [N,H,W,Ca+Cb]. */
+export function concatChannels(gpu: Gpu, a: GpuTensor, b: GpuTensor, out: GpuTensor): void {
+  const op = 'concatChannels';
+  checkConcatShapes(op, ['a', 'b', 'out'], a, b, out);
+  checkNoAliasing(op, { a, b }, { out });
+  const count = numel(out.shape);
+  const { workgroups, rowThreads } = grid1d(count, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
+  gpu.dispatch({
+    kernel: gpu.kernel('concat', concatSource, {}, 'concat'),
+    label: `${op} ${shapeStr(a.shape)} + ${shapeStr(b.shape)}`,
+    uniforms: params(count, rowThreads, a.shape[3]!, b.shape[3]!),
+    storage: [a.view, b.view, out.view],
+    workgroups,
+  });
+}
+
+/**
+ * The gradient of concatChannels: da = dOut[..., :Ca], db = dOut[..., Ca:].
+ * With `accumulate` the slices are added into da and db.
+ */
+export function splitChannels(gpu: Gpu, dOut: GpuTensor, da: GpuTensor, db: GpuTensor, opts: SplitChannelsOptions = {}): void {
+  const op = 'splitChannels';
+  checkConcatShapes(op, ['da', 'db', 'dOut'], da, db, dOut);
+  checkNoAliasing(op, { dOut }, { da, db });
+  const count = numel(dOut.shape);
+  const { workgroups, rowThreads } = grid1d(count, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
+  gpu.dispatch({
+    kernel: gpu.kernel('concat', concatSource, { ACCUMULATE: opts.accumulate ? 1 : 0 }, 'split'),
+    label: `${op} ${shapeStr(dOut.shape)} -> ${shapeStr(da.shape)} + ${shapeStr(db.shape)}`,
+    uniforms: params(count, rowThreads, da.shape[3]!, db.shape[3]!),
+    storage: [dOut.view, da.view, db.view],
+    workgroups,
+  });
+}

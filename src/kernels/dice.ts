@@ -1,0 +1,73 @@
+/**
+ * The tutorial's batch-global Dice loss (smooth 1) and its gradient:
+ * shaders/dice.wgsl. loss = −(2 Σ y·p + 1) / (Σ y + Σ p + 1).
+ * Everything stays on the GPU; read `loss` back only when it is wanted.
+ */
+import type { Gpu } from './gpu.js';
+import { ShapeError, shapeStr } from './errors.js';
+import { type GpuTensor, checkSameShape, checkStorage, grid1d, numel } from './tensor-view.js';
+import { checkNoAliasing } from './aliasing.js';
+import { reduceGroups } from './reduce.js';
+import diceSource from '../../shaders/dice.wgsl';
+
+const GROUP = 256;
+
+function checkShape(op: string, name: string, t: GpuTensor, want: number[]): void {
+  checkStorage(op, name, t);
+  if (t.shape.length !== want.length || t.shape.some((d, i) => d !== want[i])) {
+    throw new ShapeError(op, `${name} must have shape ${shapeStr(want)}, got ${shapeStr(t.shape)}`);
+  }
+}
+
+/**
+ * loss[0] = −dice of predictions p against masks y (same shape, any rank);
+ * sums = [Σ y·p, Σ y, Σ p], which diceLossBackward needs.
+ */
+export function diceLoss(gpu: Gpu, p: GpuTensor, y: GpuTensor, loss: GpuTensor, sums: GpuTensor): void {
+  const op = 'diceLoss';
+  checkSameShape(op, ['p', 'y'], [p, y]);
+  checkShape(op, 'loss', loss, [1]);
+  checkShape(op, 'sums', sums, [3]);
+  checkNoAliasing(op, { p, y }, { loss, sums });
+  const n = numel(p.shape);
+  const groups = reduceGroups(n);
+  const scratch = gpu.acquire(groups * 16);
+  const partials = { buffer: scratch.buffer, offset: 0, size: groups * 16 };
+  gpu.dispatch({
+    kernel: gpu.kernel('dice', diceSource, {}, 'partial_sums'),
+    label: `${op} partial sums ${shapeStr(p.shape)} in ${groups} groups`,
+    uniforms: new Uint8Array(Uint32Array.of(n, groups * GROUP).buffer),
+    storage: [p.view, y.view, partials],
+    workgroups: [groups],
+  });
+  gpu.dispatch({
+    kernel: gpu.kernel('dice', diceSource, {}, 'loss'),
+    label: `${op} total of ${groups} partials`,
+    uniforms: new Uint8Array(Uint32Array.of(groups, GROUP).buffer),
+    storage: [partials, sums.view, loss.view],
+    workgroups: [1],
+  });
+  // Safe before the GPU runs: any later use of this buffer is recorded or submitted after these dispatches.
+  gpu.release(scratch);
+}
+
+/**
+ * dp = dLoss[0] · d(−dice)/dp, from the sums diceLoss kept:
+ * dp_i = dLoss · ((2I + 1) − 2 y_i U) / U², I = Σ y·p, U = Σ y + Σ p + 1.
+ */
+export function diceLossBackward(gpu: Gpu, p: GpuTensor, y: GpuTensor, sums: GpuTensor, dLoss: GpuTensor, dp: GpuTensor): void {
+  const op = 'diceLossBackward';
+  checkSameShape(op, ['p', 'y', 'dp'], [p, y, dp]);
+  checkShape(op, 'sums', sums, [3]);
+  checkShape(op, 'dLoss', dLoss, [1]);
+  checkNoAliasing(op, { p, y, sums, dLoss }, { dp });
+  const n = numel(p.shape);
+  const { workgroups, rowThreads } = grid1d(n, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
+  gpu.dispatch({
+    kernel: gpu.kernel('dice', diceSource, {}, 'backward'),
+    label: `${op} ${shapeStr(p.shape)}`,
+    uniforms: new Uint8Array(Uint32Array.of(n, rowThreads).buffer),
+    storage: [y.view, sums.view, dLoss.view, dp.view], // p is checked, not read: the sums carry it
+    workgroups,
+  });
+}

@@ -1,0 +1,77 @@
+/** 2 × 2, stride-2 max-pooling and its gradient: shaders/maxpool.wgsl. */
+import type { Gpu } from './gpu.js';
+import { ShapeError, shapeStr } from './errors.js';
+import { type GpuTensor, checkRank, grid1d, numel } from './tensor-view.js';
+import { checkNoAliasing } from './aliasing.js';
+import maxpoolSource from '../../shaders/maxpool.wgsl';
+
+const GROUP = 256;
+
+export interface MaxPoolBackwardOptions {
+  /** Add into `dx` instead of overwriting it (only winners change). */
+  accumulate?: boolean;
+}
+
+/** The pooled shape of an NHWC shape: [N, floor(H/2), floor(W/2), C]. */
+export function maxPool2x2Shape(shape: readonly number[]): number[] {
+  const [n, h, w, c] = shape as [number, number, number, number];
+  return [n, Math.floor(h / 2), Math.floor(w / 2), c];
+}
+
+function checkPooled(op: string, x: GpuTensor, name: string, pooled: GpuTensor): void {
+  checkRank(op, 'x', x, 4, 'N, H, W, C');
+  checkRank(op, name, pooled, 4, 'N, H/2, W/2, C');
+  const want = maxPool2x2Shape(x.shape);
+  if (pooled.shape.some((d, i) => d !== want[i])) {
+    throw new ShapeError(op, `${name} has shape ${shapeStr(pooled.shape)} but x of shape ${shapeStr(x.shape)} pools to ${shapeStr(want)}`);
+  }
+}
+
+function params(x: GpuTensor, count: number, rowThreads: number, cellsH: number, cellsW: number): Uint8Array {
+  const [, h, w, c] = x.shape as [number, number, number, number];
+  return new Uint8Array(Uint32Array.of(count, rowThreads, h, w, c, Math.floor(h / 2), Math.floor(w / 2), cellsH, cellsW).buffer);
+}
+
+/** out[n, i, j, c] = max of x[n, 2i..2i+1, 2j..2j+1, c]; x [N,H,W,C], out [N,floor(H/2),floor(W/2),C]. */
+export function maxPool2x2(gpu: Gpu, x: GpuTensor, out: GpuTensor): void {
+  const op = 'maxPool2x2';
+  checkPooled(op, x, 'out', out);
+  checkNoAliasing(op, { x }, { out });
+  const count = numel(out.shape);
+  const { workgroups, rowThreads } = grid1d(count, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
+  gpu.dispatch({
+    kernel: gpu.kernel('maxpool', maxpoolSource, {}, 'forward'),
+    label: `${op} ${shapeStr(x.shape)} -> ${shapeStr(out.shape)}`,
+    uniforms: params(x, count, rowThreads, out.shape[1]!, out.shape[2]!),
+    storage: [x.view, out.view],
+    workgroups,
+  });
+}
+
+/**
+ * dx = gradient of maxPool2x2 given dy: each dy lands on the first maximum of
+ * its window (row-major: top-left, top-right, bottom-left, bottom-right); every
+ * other element of dx, including an odd last row or column, is 0.
+ * The winners are recomputed from x: nothing is stored by the forward pass.
+ */
+export function maxPool2x2Backward(gpu: Gpu, x: GpuTensor, dy: GpuTensor, dx: GpuTensor, opts: MaxPoolBackwardOptions = {}): void {
+  const op = 'maxPool2x2Backward';
+  checkPooled(op, x, 'dy', dy);
+  checkRank(op, 'dx', dx, 4, 'N, H, W, C');
+  if (dx.shape.some((d, i) => d !== x.shape[i])) {
+    throw new ShapeError(op, `dx has shape ${shapeStr(dx.shape)} but x has ${shapeStr(x.shape)}; they must match`);
+  }
+  checkNoAliasing(op, { x, dy }, { dx });
+  const [n, h, w, c] = x.shape as [number, number, number, number];
+  const cellsH = Math.ceil(h / 2);
+  const cellsW = Math.ceil(w / 2);
+  const count = n * cellsH * cellsW * c;
+  const { workgroups, rowThreads } = grid1d(count, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
+  gpu.dispatch({
+    kernel: gpu.kernel('maxpool', maxpoolSource, { ACCUMULATE: opts.accumulate ? 1 : 0 }, 'backward'),
+    label: `${op} ${shapeStr(x.shape)} <- ${shapeStr(dy.shape)}`,
+    uniforms: params(x, count, rowThreads, cellsH, cellsW),
+    storage: [x.view, dy.view, dx.view],
+    workgroups,
+  });
+}

@@ -1,0 +1,146 @@
+import { describe, expect, it } from 'vitest';
+import { testGpu } from './helpers/gpu.js';
+import { randomArray, rng } from './helpers/random.js';
+import { relErrorToScale } from './helpers/compare.js';
+import { Tape, Tensor, concat, conv2d, convTranspose2x2, diceLoss, maxPool2x2, noGrad, add, mul, scale, sum, relu, sigmoid } from '../src/autograd/index.js';
+import type { Gpu } from '../src/kernels/gpu.js';
+import { type Shape4, conv2dRef, convTranspose2x2Ref, finiteDifference } from './reference/conv.js';
+import { concatRef, diceLossRef, maxPoolRef } from './reference/ops.js';
+
+// A miniature U-Net level: two convolutions, a pool, an up-convolution, a skip
+// concatenation (so one activation feeds two ops) and a sigmoid head.
+const N = 2;
+const H = 8;
+const SHAPES = {
+  w1: [3, 3, 1, 4], b1: [4],
+  w2: [3, 3, 4, 4], b2: [4],
+  wt: [2, 2, 4, 4], bt: [4],
+  w3: [1, 1, 8, 1], b3: [1],
+} as const;
+type Name = keyof typeof SHAPES;
+const NAMES = Object.keys(SHAPES) as Name[];
+const prod = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+
+function initial(): Record<Name, Float32Array> {
+  const out = {} as Record<Name, Float32Array>;
+  NAMES.forEach((k, i) => (out[k] = randomArray(prod(SHAPES[k]), 100 + i, -0.6, 0.6)));
+  return out;
+}
+const xv = randomArray(N * H * H, 7, 0, 1);
+const yv = randomArray(N * H * H, 8, 0, 1).map((v) => (v > 0.6 ? 1 : v < 0.2 ? 0 : v));
+
+function referenceLoss(p: Record<Name, ArrayLike<number>>): number {
+  const s = (k: Name) => SHAPES[k] as unknown as Shape4;
+  const a = conv2dRef(xv, [N, H, H, 1], p.w1, s('w1'), p.b1, 'relu');
+  const a2 = conv2dRef(a, [N, H, H, 4], p.w2, s('w2'), p.b2, 'relu');
+  const pooled = maxPoolRef(a2, [N, H, H, 4]);
+  const u = convTranspose2x2Ref(pooled, [N, H / 2, H / 2, 4], p.wt, s('wt'), p.bt);
+  const c = concatRef(u, 4, a2, 4);
+  const out = conv2dRef(c, [N, H, H, 8], p.w3, s('w3'), p.b3, 'sigmoid');
+  return diceLossRef(out, yv);
+}
+
+function forward(gpu: Gpu, params: Record<Name, Tensor>): Tensor {
+  const x = Tensor.from(gpu, [N, H, H, 1], xv);
+  const y = Tensor.from(gpu, [N, H, H, 1], yv);
+  const a = conv2d(x, params.w1, params.b1, 'relu');
+  const a2 = conv2d(a, params.w2, params.b2, 'relu');
+  const u = convTranspose2x2(maxPool2x2(a2), params.wt, params.bt);
+  const p = conv2d(concat(u, a2), params.w3, params.b3, 'sigmoid');
+  return diceLoss(p, y);
+}
+
+function makeParams(gpu: Gpu, values: Record<Name, Float32Array>): Record<Name, Tensor> {
+  const out = {} as Record<Name, Tensor>;
+  for (const k of NAMES) out[k] = Tensor.from(gpu, SHAPES[k], values[k], true);
+  return out;
+}
+
+describe('autograd', () => {
+  it('gradients of a small U-Net level match finite differences of a float64 reference', async () => {
+    const gpu = await testGpu();
+    const values = initial();
+    const params = makeParams(gpu, values);
+    const tape = new Tape(gpu);
+    const loss = tape.run(() => forward(gpu, params));
+    tape.backward(loss);
+    const got = (await loss.read())[0]!;
+    const want = referenceLoss(values);
+    console.log(`loss: gpu ${got}, reference ${want}`);
+    expect(Math.abs(got - want)).toBeLessThan(1e-5);
+    const r = rng(3);
+    for (const k of NAMES) {
+      const grad = await params[k].grad!.read();
+      const coords = Array.from({ length: Math.min(12, grad.length) }, (_, i) => (grad.length <= 12 ? i : Math.floor(r() * grad.length)));
+      const fd = finiteDifference(
+        (v) => Float64Array.of(referenceLoss({ ...values, [k]: v })),
+        values[k],
+        [1],
+        coords,
+      );
+      const err = relErrorToScale(coords.map((i) => grad[i]!), fd);
+      console.log(`∂loss/∂${k}: error relative to its scale ${err.toExponential(2)}`);
+      expect(err).toBeLessThan(1e-4);
+    }
+    tape.dispose();
+    for (const t of Object.values(params)) t.dispose();
+  });
+
+  it('releases every intermediate when the tape is disposed, and accumulates across backward passes', async () => {
+    const gpu = await testGpu();
+    const params = makeParams(gpu, initial());
+    for (const t of Object.values(params)) t.grad = Tensor.zeros(gpu, t.shape); // persistent gradients, like the flat buffer
+    await gpu.sync();
+    const before = gpu.memory().liveBytes;
+    const grads: Float32Array[] = [];
+    for (let pass = 0; pass < 2; pass++) {
+      const tape = new Tape(gpu);
+      const loss = tape.run(() => forward(gpu, params));
+      tape.backward(loss);
+      grads.push(await params.w2.grad!.read());
+      tape.dispose();
+      expect(gpu.memory().liveBytes).toBe(before);
+    }
+    // The second pass added the same gradient again.
+    expect(relErrorToScale(grads[1]!, grads[0]!.map((v) => 2 * v))).toBeLessThan(1e-5);
+    for (const t of Object.values(params)) {
+      t.grad!.dispose();
+      t.dispose();
+    }
+  });
+
+  it('records nothing under noGrad', async () => {
+    const gpu = await testGpu();
+    const params = makeParams(gpu, initial());
+    const tape = new Tape(gpu);
+    const loss = tape.run(() => noGrad(() => forward(gpu, params)));
+    expect(tape.length).toBe(0);
+    expect(loss.requiresGrad).toBe(false);
+    expect(() => tape.backward(loss)).toThrow(/does not depend/);
+    tape.dispose();
+    for (const t of Object.values(params)) t.dispose();
+  });
+
+  it('elementwise ops and sum: gradients by hand', async () => {
+    const gpu = await testGpu();
+    const n = 37;
+    const av = randomArray(n, 1, -2, 2);
+    const bv = randomArray(n, 2, -2, 2);
+    const a = Tensor.from(gpu, [n], av, true);
+    const b = Tensor.from(gpu, [n], bv, true);
+    const tape = new Tape(gpu);
+    // L = Σ (relu(a)·b + 3·sigmoid(b) + a)
+    const loss = tape.run(() => sum(add(add(mul(relu(a), b), scale(sigmoid(b), 3)), a)));
+    tape.backward(loss);
+    const sg = (v: number) => 1 / (1 + Math.exp(-v));
+    const wantA = av.map((v, i) => (v > 0 ? bv[i]! : 0) + 1);
+    const wantB = bv.map((v, i) => Math.max(av[i]!, 0) + 3 * sg(v) * (1 - sg(v)));
+    const wantL = av.reduce((s, v, i) => s + Math.max(v, 0) * bv[i]! + 3 * sg(bv[i]!) + v, 0);
+    expect(Math.abs((await loss.read())[0]! - wantL) / Math.abs(wantL)).toBeLessThan(1e-5);
+    expect(relErrorToScale(await a.grad!.read(), wantA)).toBeLessThan(1e-6);
+    expect(relErrorToScale(await b.grad!.read(), wantB)).toBeLessThan(1e-6);
+    tape.dispose();
+    a.dispose();
+    b.dispose();
+  });
+});
