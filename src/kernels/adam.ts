@@ -1,0 +1,62 @@
+/**
+ * Adam in the Keras form, over the model's one flat parameter buffer:
+ * shaders/adam.wgsl, one dispatch per step.
+ *
+ * The tutorial trains with lr 1e-5, beta1 0.9, beta2 0.999, epsilon 1e-7
+ * (Keras ≥ 2.1.3; 1e-8 before); the caller passes all of them.
+ */
+import type { Gpu } from './gpu.js';
+import { ShapeError, shapeStr } from './errors.js';
+import { type GpuTensor, checkSameShape, grid1d, numel } from './tensor-view.js';
+import { checkNoAliasing } from './aliasing.js';
+import adamSource from '../../shaders/adam.wgsl';
+
+const GROUP = 256;
+
+export interface AdamHyperparameters {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  epsilon: number;
+  /** Step number t, counted from 1 (the first update uses t = 1). */
+  step: number;
+}
+
+/** lr_t = lr · √(1 − β2^t) / (1 − β1^t), in float64. */
+export function adamStepSize(h: AdamHyperparameters): number {
+  return (h.lr * Math.sqrt(1 - h.beta2 ** h.step)) / (1 - h.beta1 ** h.step);
+}
+
+function checkHyperparameters(op: string, h: AdamHyperparameters): void {
+  const bad = (what: string) => {
+    throw new ShapeError(op, what);
+  };
+  if (!Number.isInteger(h.step) || h.step < 1) bad(`step must be an integer from 1, got ${h.step}`);
+  if (!(h.lr >= 0) || !Number.isFinite(h.lr)) bad(`lr must be finite and ≥ 0, got ${h.lr}`);
+  for (const k of ['beta1', 'beta2'] as const) if (!(h[k] >= 0 && h[k] < 1)) bad(`${k} must be in [0, 1), got ${h[k]}`);
+  if (!(h.epsilon >= 0) || !Number.isFinite(h.epsilon)) bad(`epsilon must be finite and ≥ 0, got ${h.epsilon}`);
+}
+
+/**
+ * One Adam step in place: m, v and params are updated from grads.
+ * All four have one shape (normally the flat [n] parameter count) and must be
+ * four different buffers.
+ */
+export function adamStep(gpu: Gpu, params: GpuTensor, grads: GpuTensor, m: GpuTensor, v: GpuTensor, h: AdamHyperparameters): void {
+  const op = 'adamStep';
+  checkSameShape(op, ['params', 'grads', 'm', 'v'], [params, grads, m, v]);
+  checkHyperparameters(op, h);
+  checkNoAliasing(op, { grads }, { params, m, v });
+  const n = numel(params.shape);
+  const { workgroups, rowThreads } = grid1d(n, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
+  const uniforms = new ArrayBuffer(32);
+  new Uint32Array(uniforms, 0, 2).set([n, rowThreads]);
+  new Float32Array(uniforms, 8, 6).set([adamStepSize(h), h.epsilon, h.beta1, 1 - h.beta1, h.beta2, 1 - h.beta2]);
+  gpu.dispatch({
+    kernel: gpu.kernel('adam', adamSource),
+    label: `${op} t=${h.step} ${shapeStr(params.shape)}`,
+    uniforms: new Uint8Array(uniforms),
+    storage: [params.view, grads.view, m.view, v.view],
+    workgroups,
+  });
+}
