@@ -1,0 +1,178 @@
+/**
+ * The Keras tutorial's U-Net (reference/seed-pipeline.md), on the autograd ops.
+ *
+ * Encoder: four levels of two 3 × 3 'same' ReLU convolutions (w, 2w, 4w, 8w
+ * filters) each followed by 2 × 2 max-pooling; two 16w convolutions at the
+ * bottom. Decoder: four levels of a 2 × 2 stride-2 transposed convolution
+ * (8w, 4w, 2w, w filters, no activation), concatenated with the encoder
+ * output of the same size (upsampled first, skip second), then two 3 × 3 ReLU
+ * convolutions. Head: a 1 × 1 convolution to one channel with a sigmoid.
+ * At w = 32 that is 7,759,521 parameters.
+ *
+ * Parameters are created in the order Keras creates the layers when the
+ * tutorial's functional code runs, with Keras's automatic names (conv2d_1 …
+ * conv2d_19, conv2d_transpose_1 … conv2d_transpose_4, each with /kernel and
+ * /bias), so weights map one to one onto a Keras or tfjs-layers model.
+ */
+import type { Gpu } from '../kernels/gpu.js';
+import { shapeStr } from '../kernels/errors.js';
+import { Tensor } from '../autograd/tensor.js';
+import { concat, conv2d, convTranspose2x2, maxPool2x2 } from '../autograd/index.js';
+import { ParameterStore } from './parameters.js';
+import { glorotUniformKeras } from './init.js';
+import { Rng } from './rng.js';
+
+export interface UNetOptions {
+  /** Filters of the first level (the tutorial: 32). */
+  baseWidth?: number;
+  /** Height and width of the square input the model is built for (the tutorial: 96); a multiple of 16. */
+  inputSize?: number;
+  /** Seed of the Glorot-uniform initialisation. */
+  seed?: number;
+}
+
+export interface UNetConfig {
+  readonly baseWidth: number;
+  readonly inputSize: number;
+  readonly seed: number;
+}
+
+/** One layer with weights, as Keras would list it. */
+export interface UNetLayerSpec {
+  readonly name: string;
+  readonly kind: 'conv2d' | 'conv2d_transpose';
+  /** Keras kernel layout: Conv2D (kh, kw, in, out); Conv2DTranspose (kh, kw, out, in). */
+  readonly kernelShape: readonly [number, number, number, number];
+  /** Number of filters (output channels). */
+  readonly filters: number;
+  /** Fused activation (Conv2D only; transposed convolutions have none). */
+  readonly activation: 'relu' | 'sigmoid' | 'none';
+}
+
+/** Encoder levels (and decoder levels); the input shrinks by 2^LEVELS at the bottom. */
+const LEVELS = 4;
+
+export function resolveUNetOptions(options: UNetOptions = {}): UNetConfig {
+  const { baseWidth = 32, inputSize = 96, seed = 1 } = options;
+  if (!Number.isInteger(baseWidth) || baseWidth < 1) throw new Error(`U-Net: baseWidth must be a positive integer, got ${baseWidth}`);
+  if (!Number.isInteger(inputSize) || inputSize < 16 || inputSize % 16 !== 0) {
+    throw new Error(`U-Net: inputSize must be a positive multiple of 16 (four 2 × 2 poolings, then four 2 × upsamplings), got ${inputSize}`);
+  }
+  if (!Number.isInteger(seed)) throw new Error(`U-Net: seed must be an integer, got ${seed}`);
+  return { baseWidth, inputSize, seed };
+}
+
+/** The layers with weights, in Keras creation order, for base width `w`. */
+export function unetLayerSpecs(baseWidth: number): UNetLayerSpec[] {
+  const w = baseWidth;
+  const specs: UNetLayerSpec[] = [];
+  let convs = 0;
+  let transposes = 0;
+  const conv = (inC: number, out: number, k = 3, activation: 'relu' | 'sigmoid' = 'relu') =>
+    specs.push({ name: `conv2d_${++convs}`, kind: 'conv2d', kernelShape: [k, k, inC, out], filters: out, activation });
+  const up = (inC: number, out: number) =>
+    specs.push({ name: `conv2d_transpose_${++transposes}`, kind: 'conv2d_transpose', kernelShape: [2, 2, out, inC], filters: out, activation: 'none' });
+
+  let channels = 1;
+  for (let level = 0; level <= LEVELS; level++) {
+    const f = w * 2 ** level; // the last iteration is the bottom (16w)
+    conv(channels, f);
+    conv(f, f);
+    channels = f;
+  }
+  for (let level = LEVELS - 1; level >= 0; level--) {
+    const f = w * 2 ** level;
+    up(channels, f);
+    conv(2 * f, f); // upsampled f channels + skip f channels
+    conv(f, f);
+    channels = f;
+  }
+  conv(channels, 1, 1, 'sigmoid');
+  return specs;
+}
+
+/** A parameter store filled with the U-Net's initial weights, not yet on the GPU. */
+export function buildUNetParameters(options: UNetOptions = {}): ParameterStore {
+  const config = resolveUNetOptions(options);
+  const rng = new Rng(config.seed);
+  const store = new ParameterStore();
+  for (const spec of unetLayerSpecs(config.baseWidth)) {
+    store.add(`${spec.name}/kernel`, spec.kernelShape, glorotUniformKeras(spec.kernelShape, rng));
+    store.add(`${spec.name}/bias`, [spec.filters], 'zeros');
+  }
+  return store;
+}
+
+export class UNet {
+  readonly layers: readonly UNetLayerSpec[];
+
+  constructor(
+    readonly gpu: Gpu,
+    readonly config: UNetConfig,
+    /** The weights, finalized on `gpu`. */
+    readonly parameters: ParameterStore,
+  ) {
+    this.layers = unetLayerSpecs(config.baseWidth);
+  }
+
+  /**
+   * Probabilities [N, H, W, 1] for images [N, H, W, 1] (H and W multiples of
+   * 16; the model is fully convolutional, though trained at inputSize).
+   *
+   * Inside a recording Tape the intermediates belong to the tape. Otherwise
+   * (noGrad, or no tape) each intermediate is released as soon as the next
+   * layer has been recorded, which keeps inference memory low; only the
+   * result is left for the caller to dispose.
+   */
+  forward(x: Tensor): Tensor {
+    const [n, h, w, c] = x.shape;
+    if (x.shape.length !== 4 || c !== 1 || h! % 16 !== 0 || w! % 16 !== 0 || !(n! >= 1 && h! >= 16 && w! >= 16)) {
+      throw new Error(`UNet.forward: input must be [batch, height, width, 1] with height and width positive multiples of 16, got ${shapeStr(x.shape)}`);
+    }
+    let layer = 0;
+    const next = () => this.layers[layer++]!;
+    const p = (name: string) => this.parameters.get(name);
+    // Frees a tensor no later op needs, unless a tape keeps it for backward.
+    const done = (t: Tensor) => {
+      if (t !== x && !t.requiresGrad) t.dispose();
+    };
+    const convLayer = (input: Tensor): Tensor => {
+      const s = next();
+      const y = conv2d(input, p(`${s.name}/kernel`), p(`${s.name}/bias`), s.activation);
+      done(input);
+      return y;
+    };
+
+    const skips: Tensor[] = [];
+    let t = x;
+    for (let level = 0; level < LEVELS; level++) {
+      t = convLayer(convLayer(t));
+      skips.push(t);
+      t = maxPool2x2(t);
+    }
+    t = convLayer(convLayer(t)); // bottom; convLayer frees the last pooled tensor
+    for (let level = 0; level < LEVELS; level++) {
+      const s = next();
+      const upsampled = convTranspose2x2(t, p(`${s.name}/kernel`), p(`${s.name}/bias`));
+      done(t);
+      const skip = skips.pop()!;
+      const merged = concat(upsampled, skip);
+      done(upsampled);
+      done(skip);
+      t = convLayer(convLayer(merged));
+    }
+    return convLayer(t);
+  }
+
+  dispose(): void {
+    this.parameters.dispose();
+  }
+}
+
+/** Builds the tutorial's U-Net with Glorot-uniform kernels (seeded) and zero biases, on `gpu`. */
+export function createUNet(gpu: Gpu, options: UNetOptions = {}): UNet {
+  const config = resolveUNetOptions(options);
+  const store = buildUNetParameters(config);
+  store.finalize(gpu);
+  return new UNet(gpu, config, store);
+}

@@ -1,0 +1,147 @@
+/**
+ * The proof that our U-Net is the tutorial's model: the same architecture
+ * built with tfjs-layers (Keras's layers, in JavaScript) on tfjs's CPU
+ * backend, given our initial weights, produces the same output and the same
+ * gradients of the tutorial's loss (−Dice, smooth 1, over the whole batch).
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-core/dist/register_all_gradients.js';
+import '@tensorflow/tfjs-backend-cpu';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { testGpu } from '../helpers/gpu.js';
+import { relErrorToScale } from '../helpers/compare.js';
+import { createUNet, type UNetLayerSpec } from '../../src/model/unet.js';
+import { Tape, Tensor, diceLoss, noGrad } from '../../src/autograd/index.js';
+import { blobBatch } from './blobs.js';
+
+const BASE_WIDTH = 4;
+const SIZE = 16;
+const BATCH = 2;
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+/** The tutorial's get_unet(), written with tfjs-layers; returns the model and its weighted layers in creation order. */
+function kerasUNet(w: number, size: number): { model: tfl.LayersModel; layers: tfl.layers.Layer[] } {
+  const created: tfl.layers.Layer[] = [];
+  let convs = 0;
+  let ups = 0;
+  const conv = (x: tfl.SymbolicTensor, filters: number) => {
+    const l = tfl.layers.conv2d({ filters, kernelSize: 3, activation: 'relu', padding: 'same', name: `conv2d_${++convs}` });
+    created.push(l);
+    return l.apply(x) as tfl.SymbolicTensor;
+  };
+  const up = (x: tfl.SymbolicTensor, filters: number) => {
+    const l = tfl.layers.conv2dTranspose({ filters, kernelSize: 2, strides: 2, padding: 'same', name: `conv2d_transpose_${++ups}` });
+    created.push(l);
+    return l.apply(x) as tfl.SymbolicTensor;
+  };
+  const pool = (x: tfl.SymbolicTensor) => tfl.layers.maxPooling2d({ poolSize: 2 }).apply(x) as tfl.SymbolicTensor;
+  const cat = (a: tfl.SymbolicTensor, b: tfl.SymbolicTensor) => tfl.layers.concatenate({ axis: 3 }).apply([a, b]) as tfl.SymbolicTensor;
+
+  const inputs = tfl.input({ shape: [size, size, 1] });
+  const c1 = conv(conv(inputs, w), w);
+  const c2 = conv(conv(pool(c1), 2 * w), 2 * w);
+  const c3 = conv(conv(pool(c2), 4 * w), 4 * w);
+  const c4 = conv(conv(pool(c3), 8 * w), 8 * w);
+  const c5 = conv(conv(pool(c4), 16 * w), 16 * w);
+  const c6 = conv(conv(cat(up(c5, 8 * w), c4), 8 * w), 8 * w);
+  const c7 = conv(conv(cat(up(c6, 4 * w), c3), 4 * w), 4 * w);
+  const c8 = conv(conv(cat(up(c7, 2 * w), c2), 2 * w), 2 * w);
+  const c9 = conv(conv(cat(up(c8, w), c1), w), w);
+  const head = tfl.layers.conv2d({ filters: 1, kernelSize: 1, activation: 'sigmoid', name: `conv2d_${++convs}` });
+  created.push(head);
+  const outputs = head.apply(c9) as tfl.SymbolicTensor;
+  return { model: tfl.model({ inputs, outputs }), layers: created };
+}
+
+function kerasDiceLoss(yTrue: tf.Tensor, yPred: tf.Tensor): tf.Scalar {
+  const t = tf.reshape(yTrue, [-1]);
+  const p = tf.reshape(yPred, [-1]);
+  const intersection = tf.sum(tf.mul(t, p));
+  const dice = tf.div(tf.add(tf.mul(intersection, 2), 1), tf.add(tf.add(tf.sum(t), tf.sum(p)), 1));
+  return tf.neg(dice) as tf.Scalar;
+}
+
+/** The tf.Variable behind a layer weight (LayerVariable.read() returns it). */
+function variableOf(w: tfl.LayerVariable): tf.Variable {
+  return w.read() as tf.Variable;
+}
+
+describe('U-Net against tfjs-layers', () => {
+  it('same output and same gradients of −Dice for every weight, from the same initial weights', async () => {
+    const gpu = await testGpu();
+    const t0 = performance.now();
+    const unet = createUNet(gpu, { baseWidth: BASE_WIDTH, inputSize: SIZE, seed: 11 });
+    const ours = await unet.parameters.readAll();
+    const { model, layers } = kerasUNet(BASE_WIDTH, SIZE);
+    expect(layers.map((l) => l.name)).toEqual(unet.layers.map((s: UNetLayerSpec) => s.name));
+    for (const [i, layer] of layers.entries()) {
+      const name = unet.layers[i]!.name;
+      const [k, b] = layer.getWeights();
+      const kernel = ours.get(`${name}/kernel`)!;
+      const bias = ours.get(`${name}/bias`)!;
+      expect(k!.shape).toEqual(unet.layers[i]!.kernelShape); // Keras layouts agree, including the transposed (kh, kw, out, in)
+      layer.setWeights([tf.tensor(kernel, k!.shape), tf.tensor(bias, b!.shape)]);
+    }
+
+    const { images, masks } = blobBatch(BATCH, SIZE, 5);
+    const shape = [BATCH, SIZE, SIZE, 1];
+
+    // Ours: forward, loss, backward on the GPU.
+    const x = Tensor.from(gpu, shape, images);
+    const y = Tensor.from(gpu, shape, masks);
+    const tape = new Tape(gpu);
+    let probs!: Tensor;
+    const loss = tape.run(() => {
+      probs = unet.forward(x);
+      return diceLoss(probs, y);
+    });
+    tape.backward(loss);
+    const ourProbs = await probs.read();
+    const ourLoss = (await loss.read())[0]!;
+    const ourGrads = await unet.parameters.readGrads();
+    const t1 = performance.now();
+    tape.dispose();
+    // Outside a tape the forward pass frees each intermediate early (buffers are reused mid-pass): same result.
+    const inferred = noGrad(() => unet.forward(x));
+    expect(relErrorToScale(await inferred.read(), ourProbs)).toBe(0);
+    inferred.dispose();
+    x.dispose();
+    y.dispose();
+
+    // tfjs-layers: the same, on the CPU backend.
+    const tx = tf.tensor4d(images, shape as [number, number, number, number]);
+    const ty = tf.tensor4d(masks, shape as [number, number, number, number]);
+    const theirProbs = (model.apply(tx) as tf.Tensor).dataSync();
+    const variables = layers.flatMap((l) => l.trainableWeights.map(variableOf));
+    const { value, grads } = tf.variableGrads(() => kerasDiceLoss(ty, model.apply(tx) as tf.Tensor), variables);
+    const theirLoss = value.dataSync()[0]!;
+    console.log(`time: ours ${(t1 - t0).toFixed(0)} ms, tfjs ${(performance.now() - t1).toFixed(0)} ms`);
+
+    const outputError = relErrorToScale(ourProbs, theirProbs);
+    console.log(`output: error relative to scale ${outputError.toExponential(2)}; loss ours ${ourLoss.toFixed(6)}, tfjs-layers ${theirLoss.toFixed(6)}`);
+    expect(outputError).toBeLessThan(1e-3);
+    expect(Math.abs(ourLoss - theirLoss)).toBeLessThan(1e-4);
+
+    let worst = { name: '', error: 0 };
+    for (const [i, layer] of layers.entries()) {
+      const name = unet.layers[i]!.name;
+      const [kv, bv] = layer.trainableWeights.map(variableOf);
+      for (const [suffix, v] of [['kernel', kv!], ['bias', bv!]] as const) {
+        const theirs = grads[v.name]!.dataSync();
+        const mine = ourGrads.get(`${name}/${suffix}`)!;
+        expect(theirs.some((g) => g !== 0), `${name}/${suffix} has a zero gradient: the comparison would prove nothing`).toBe(true);
+        const error = relErrorToScale(mine, theirs);
+        expect(error, `${name}/${suffix}`).toBeLessThan(1e-3);
+        if (!(error <= worst.error)) worst = { name: `${name}/${suffix}`, error };
+      }
+    }
+    console.log(`gradients of −Dice: worst error relative to scale ${worst.error.toExponential(2)} (${worst.name}) over ${2 * layers.length} tensors`);
+    tf.dispose([tx, ty, value, ...Object.values(grads)]);
+    model.dispose();
+    unet.dispose();
+  });
+});
