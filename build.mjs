@@ -16,6 +16,14 @@ await Promise.all([
   }),
   build({
     ...common,
+    entryPoints: { bench: 'bench/main.ts' },
+    outdir: 'dist',
+    platform: 'node',
+    target: 'node20',
+    packages: 'external',
+  }),
+  build({
+    ...common,
     entryPoints: { 'wgsl-unet': 'src/browser.ts' },
     outdir: 'dist/browser',
     platform: 'browser',

@@ -10,6 +10,8 @@ import {
   convTranspose2x2,
   convTranspose2x2BackwardInput,
   convTranspose2x2BackwardWeights,
+  setConvVariant,
+  type ConvVariant,
 } from '../src/kernels/conv.js';
 import {
   type Shape4,
@@ -37,7 +39,8 @@ const CONV_CASES: [Shape4, number, number][] = [
   [[1, 9, 11, 66], 3, 7],
 ];
 
-describe('conv2d', () => {
+for (const variant of ['tiled', 'direct'] as ConvVariant[]) {
+describe(`conv2d (${variant})`, () => {
   it('reference backward agrees with finite differences of the reference forward', () => {
     const xs: Shape4 = [2, 4, 5, 3];
     const ws: Shape4 = [3, 3, 3, 2];
@@ -59,6 +62,9 @@ describe('conv2d', () => {
     for (const act of ['none', 'relu', 'sigmoid'] as const) {
       it(`forward x ${xs} w ${ws} ${act}`, async () => {
         const gpu = await testGpu();
+    setConvVariant(gpu, variant);
+      setConvVariant(gpu, variant);
+        setConvVariant(gpu, variant);
         const xv = randomArray(prod(xs), 10);
         const wv = randomArray(prod(ws), 11, -0.5, 0.5);
         const bv = randomArray(co, 12);
@@ -76,6 +82,8 @@ describe('conv2d', () => {
 
     it(`backward x ${xs} w ${ws}: input, weights and bias`, async () => {
       const gpu = await testGpu();
+    setConvVariant(gpu, variant);
+      setConvVariant(gpu, variant);
       const xv = randomArray(prod(xs), 20);
       const wv = randomArray(prod(ws), 21, -0.5, 0.5);
       const dyv = randomArray(prod(ys), 22);
@@ -102,6 +110,7 @@ describe('conv2d', () => {
 
   it('accumulates gradients into existing values', async () => {
     const gpu = await testGpu();
+    setConvVariant(gpu, variant);
     const xs: Shape4 = [1, 5, 5, 3];
     const ws: Shape4 = [3, 3, 3, 4];
     const xv = randomArray(prod(xs), 30);
@@ -126,6 +135,7 @@ describe('conv2d', () => {
 
   it('rejects mismatched channels, naming the op and the shapes', async () => {
     const gpu = await testGpu();
+    setConvVariant(gpu, variant);
     const x = allocTensor(gpu, [1, 4, 4, 3]);
     const w = allocTensor(gpu, [3, 3, 2, 8]);
     const b = allocTensor(gpu, [8]);
@@ -144,7 +154,7 @@ const UP_CASES: [Shape4, number][] = [
   [[2, 6, 6, 20], 70],
 ];
 
-describe('convTranspose2x2', () => {
+describe(`convTranspose2x2 (${variant})`, () => {
   it('reference backward agrees with finite differences of the reference forward', () => {
     const xs: Shape4 = [2, 3, 2, 3];
     const ws: Shape4 = [2, 2, 4, 3];
@@ -165,6 +175,8 @@ describe('convTranspose2x2', () => {
     const ys: Shape4 = [xs[0], 2 * xs[1], 2 * xs[2], co];
     it(`forward and backward x ${xs} w ${ws}`, async () => {
       const gpu = await testGpu();
+    setConvVariant(gpu, variant);
+      setConvVariant(gpu, variant);
       const xv = randomArray(prod(xs), 40);
       const wv = randomArray(prod(ws), 41, -0.5, 0.5);
       const bv = randomArray(co, 42);
@@ -195,3 +207,4 @@ describe('convTranspose2x2', () => {
     });
   }
 });
+}

@@ -10,6 +10,7 @@ import type { Gpu, BufferView } from './gpu.js';
 import { ShapeError, shapeStr } from './errors.js';
 import { type GpuTensor, checkRank, checkStorage, grid1d, numel } from './tensor-view.js';
 import gemmSource from '../../shaders/conv_gemm.wgsl';
+import directSource from '../../shaders/conv_direct.wgsl';
 import splitSource from '../../shaders/split_sum.wgsl';
 
 export type Activation = 'none' | 'relu' | 'sigmoid';
@@ -24,7 +25,35 @@ const enum Mode {
   UpWeights = 5,
 }
 
-const TILE = 64;
+/**
+ * Two formulations of the same GEMMs (see the shaders' headers):
+ * 'tiled' stages 64 × 64 tiles in workgroup memory (for GPUs);
+ * 'direct' gives each invocation 4 rows × 16 columns with workgroup-uniform
+ * weight reads and no barriers (for CPU adapters, where invocations are SIMD lanes).
+ */
+export type ConvVariant = 'tiled' | 'direct';
+const VARIANTS: Record<ConvVariant, { source: string; rowsPerGroup: number; colsPerGroup: number }> = {
+  tiled: { source: gemmSource, rowsPerGroup: 64, colsPerGroup: 64 },
+  direct: { source: directSource, rowsPerGroup: 64 * shaderConst(directSource, 'ROWS'), colsPerGroup: 4 * shaderConst(directSource, 'QUADS') },
+};
+
+/** A `const NAME: u32 = Nu;` of a shader, so the grid follows the shader's blocking. */
+function shaderConst(source: string, name: string): number {
+  const m = new RegExp(`const ${name}: u32 = (\\d+)u;`).exec(source);
+  if (!m) throw new Error(`shader constant ${name} not found`);
+  return Number(m[1]);
+}
+const chosen = new WeakMap<Gpu, ConvVariant>();
+
+/** The formulation used on this GPU: 'direct' on software adapters, 'tiled' otherwise. */
+export function convVariant(gpu: Gpu): ConvVariant {
+  return chosen.get(gpu) ?? (gpu.adapterInfo.isSoftware ? 'direct' : 'tiled');
+}
+
+export function setConvVariant(gpu: Gpu, variant: ConvVariant): void {
+  if (!(variant in VARIANTS)) throw new Error(`unknown convolution variant "${variant}": use tiled or direct`);
+  chosen.set(gpu, variant);
+}
 
 interface Gemm {
   mode: Mode;
@@ -67,16 +96,18 @@ function params(g: Gemm, kPerSplit: number): Uint32Array {
 
 /** Records a GEMM whose C is written (or added) directly to its destination. */
 function gemm(gpu: Gpu, g: Gemm): void {
+  const name = convVariant(gpu);
+  const v = VARIANTS[name];
   gpu.dispatch({
-    kernel: gpu.kernel('conv_gemm', gemmSource, {
+    kernel: gpu.kernel(`conv_${name}`, v.source, {
       MODE: g.mode,
       ACT: ACT[g.activation ?? 'none'],
       ACCUMULATE: g.accumulate ? 1 : 0,
     }),
-    label: g.label,
+    label: `${g.label} [${name}]`,
     uniforms: params(g, g.k),
     storage: [g.a, g.b, g.bias ?? dummy(gpu), g.out],
-    workgroups: [Math.ceil(g.n / TILE), Math.ceil(g.m / TILE), 1],
+    workgroups: workgroups(name, g.m, g.n, 1),
   });
 }
 
@@ -85,8 +116,18 @@ function gemm(gpu: Gpu, g: Gemm): void {
  * across workgroups: partial sums go to a scratch buffer, then one pass adds
  * them into g.out.
  */
+function workgroups(name: ConvVariant, m: number, n: number, splits: number): [number, number, number] {
+  const v = VARIANTS[name];
+  // The tiled shader walks columns with workgroup x; the direct one with y.
+  return name === 'tiled'
+    ? [Math.ceil(n / v.colsPerGroup), Math.ceil(m / v.rowsPerGroup), splits]
+    : [Math.ceil(m / v.rowsPerGroup), Math.ceil(n / v.colsPerGroup), splits];
+}
+
 function splitGemm(gpu: Gpu, g: Gemm): void {
-  const tiles = Math.ceil(g.m / TILE) * Math.ceil(g.n / TILE);
+  const name = convVariant(gpu);
+  const v = VARIANTS[name];
+  const tiles = Math.ceil(g.m / v.rowsPerGroup) * Math.ceil(g.n / v.colsPerGroup);
   // Enough workgroups to fill a large GPU, each still reducing ≥ 256 pixels.
   let splits = Math.max(1, Math.min(Math.ceil(512 / tiles), Math.floor(g.k / 256)));
   const maxScratch = 64 * 2 ** 20;
@@ -96,11 +137,11 @@ function splitGemm(gpu: Gpu, g: Gemm): void {
   const scratch = gpu.acquire(splits * g.m * g.n * 4);
   const scratchView = { buffer: scratch.buffer, offset: 0, size: splits * g.m * g.n * 4 };
   gpu.dispatch({
-    kernel: gpu.kernel('conv_gemm', gemmSource, { MODE: g.mode, ACT: 0, ACCUMULATE: 0 }),
-    label: `${g.label} (${splits} splits)`,
+    kernel: gpu.kernel(`conv_${name}`, v.source, { MODE: g.mode, ACT: 0, ACCUMULATE: 0 }),
+    label: `${g.label} [${name}, ${splits} splits]`,
     uniforms: params(g, kPerSplit),
     storage: [g.a, g.b, dummy(gpu), scratchView],
-    workgroups: [Math.ceil(g.n / TILE), Math.ceil(g.m / TILE), splits],
+    workgroups: workgroups(name, g.m, g.n, splits),
   });
   reduceSplits(gpu, scratchView, splits, g.m * g.n, g.out, g.accumulate ?? false, g.label);
   // Safe to recycle now: any later use of this buffer is recorded after the reads above.

@@ -1,0 +1,35 @@
+/** Timing and reporting shared by the benchmarks. */
+export interface Sample {
+  op: string;
+  shape: string;
+  impl: string;
+  median_ms: number;
+  min_ms: number;
+  max_ms: number;
+  gflops: number;
+  reps: number;
+}
+
+/** Runs `once` warmup + reps times; each run resolves when the GPU has finished. */
+export async function timeIt(once: () => Promise<void>, reps: number, warmup = 1): Promise<{ median: number; min: number; max: number }> {
+  for (let i = 0; i < warmup; i++) await once();
+  const times: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    await once();
+    times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  const mid = times.length >> 1;
+  const median = times.length % 2 ? times[mid]! : (times[mid - 1]! + times[mid]!) / 2;
+  return { median, min: times[0]!, max: times.at(-1)! };
+}
+
+export function sample(op: string, shape: string, impl: string, flops: number, t: { median: number; min: number; max: number }, reps: number): Sample {
+  return { op, shape, impl, median_ms: t.median, min_ms: t.min, max_ms: t.max, gflops: flops / t.median / 1e6, reps };
+}
+
+export function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  return rows.map((r) => r.map((cell, c) => (c < 2 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ')).join('\n');
+}
