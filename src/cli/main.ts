@@ -1,9 +1,11 @@
 /** The wgsl-unet command line: `node dist/cli.js <command> [options]`. */
 import { UsageError } from './args.js';
 import { smoke } from './smoke.js';
+import { train } from './train.js';
 
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; help: string }> = {
   smoke: { run: smoke, help: 'print the adapter and check kernels against the CPU' },
+  train: { run: train, help: 'train the U-Net (the embedded synthetic data when no caches exist)' },
 };
 
 async function main(): Promise<void> {
@@ -21,7 +23,7 @@ async function main(): Promise<void> {
 main().catch((e: unknown) => {
   const err = e instanceof Error ? e : new Error(String(e));
   // Known failure kinds get their message only; anything else keeps its stack.
-  const known = ['UsageError', 'NoAdapterError', 'AdapterSelectionError', 'GpuError', 'ShapeError', 'DataError'].includes(err.name);
+  const known = ['UsageError', 'NoAdapterError', 'AdapterSelectionError', 'GpuError', 'ShapeError', 'DataError', 'CheckpointError', 'SafetensorsError', 'NonFiniteLossError'].includes(err.name);
   console.error(known ? `error: ${err.message}` : err);
   process.exitCode = err instanceof UsageError ? 2 : 1;
 });

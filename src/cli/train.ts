@@ -1,0 +1,299 @@
+/**
+ * `wgsl-unet train`: the tutorial's training on the engine. Reads the NumPy
+ * caches (imgs_train.npy, imgs_mask_train.npy), resizes and normalises them,
+ * holds out the last 20 % for validation, trains with Adam on −Dice, and
+ * writes a run folder: best.safetensors (lowest validation loss),
+ * last.safetensors (with optimiser and generator state, for --resume),
+ * log.jsonl (one line per epoch) and curves.svg.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { decodeNpy } from '../data/npy.js';
+import { masksToUnit, meanStd, normalize, resizeStack } from '../data/prepare.js';
+import { DataError } from '../data/errors.js';
+import type { Gpu } from '../kernels/gpu.js';
+import { formatAdapter } from '../kernels/gpu.js';
+import { Adam } from '../model/adam.js';
+import { type CheckpointMeta, CHECKPOINT_FORMAT, decodeCheckpoint, encodeCheckpoint, loadWeights } from '../model/checkpoint.js';
+import { Rng, shuffle } from '../model/rng.js';
+import { NonFiniteLossError, Trainer, type ImageSet } from '../model/trainer.js';
+import { createUNet } from '../model/unet.js';
+import { GPU_OPTIONS, type OptionSpec, type Parsed, UsageError, parseArgs, usage } from './args.js';
+import { curvesSvg, type EpochLog } from './curves.js';
+import { readBytes, writeAtomic } from './files.js';
+import { openGpu } from './gpu-options.js';
+import { progress } from './progress.js';
+import { ensureDefaultData } from './default-data.js';
+
+export const VERSION = '0.1.0';
+
+const SPEC: Record<string, OptionSpec> = {
+  ...GPU_OPTIONS,
+  data: { type: 'string', help: 'folder with imgs_train.npy and imgs_mask_train.npy', default: 'data' },
+  out: { type: 'string', help: 'folder that receives the run folder', default: 'runs' },
+  preset: { type: 'string', help: 'full (the tutorial: width 32, 96 px, batch 32, 20 epochs, lr 1e-5) or cpu (small and fast for software adapters); default: cpu on software adapters, full otherwise' },
+  epochs: { type: 'number', help: 'epochs (overrides the preset)' },
+  'batch-size': { type: 'number', help: 'images per step (overrides the preset)' },
+  lr: { type: 'number', help: 'Adam learning rate (overrides the preset)' },
+  'base-width': { type: 'number', help: 'filters of the first level (overrides the preset)' },
+  'input-size': { type: 'number', help: 'model input size, a multiple of 16 (overrides the preset)' },
+  limit: { type: 'number', help: 'use only the first N rows of the data (before the split)' },
+  'validation-split': { type: 'number', help: 'fraction held out from the end of the data', default: 0.2 },
+  seed: { type: 'number', help: 'seed of the initial weights and of the shuffling', default: 1 },
+  'anti-alias': { type: 'boolean', help: 'blur before downsampling, as scikit-image ≥ 0.19 does' },
+  resume: { type: 'string', help: 'run folder to continue from its last.safetensors' },
+};
+
+interface Preset {
+  name: string;
+  why: string;
+  baseWidth: number;
+  inputSize: number;
+  batchSize: number;
+  epochs: number;
+  lr: number;
+  limit?: number;
+}
+
+const FULL: Omit<Preset, 'why'> = { name: 'full', baseWidth: 32, inputSize: 96, batchSize: 32, epochs: 20, lr: 1e-5 };
+// Sized to finish in a few minutes on a 2-core software adapter: a quarter of
+// the width (1/16 of the work per pixel) at half the resolution, and a larger
+// learning rate so that a few epochs suffice.
+const CPU: Omit<Preset, 'why'> = { name: 'cpu', baseWidth: 8, inputSize: 48, batchSize: 8, epochs: 6, lr: 1e-3 };
+
+function choosePreset(o: Parsed, gpu: Gpu): Preset {
+  const asked = o.preset as string | undefined;
+  if (asked && asked !== 'full' && asked !== 'cpu') throw new UsageError(`--preset must be full or cpu, got "${asked}"`);
+  const soft = gpu.adapterInfo.isSoftware;
+  const base = asked === 'full' ? FULL : asked === 'cpu' ? CPU : soft ? CPU : FULL;
+  const why = asked
+    ? 'chosen with --preset'
+    : soft
+      ? 'the adapter is a software one, where the tutorial\'s recipe would take days; pass --preset full to run it anyway'
+      : 'a hardware adapter: the tutorial\'s recipe';
+  const p: Preset = { ...base, why };
+  const num = (k: string) => (o[k] === undefined ? undefined : (o[k] as number));
+  p.epochs = num('epochs') ?? p.epochs;
+  p.batchSize = num('batch-size') ?? p.batchSize;
+  p.lr = num('lr') ?? p.lr;
+  p.baseWidth = num('base-width') ?? p.baseWidth;
+  p.inputSize = num('input-size') ?? p.inputSize;
+  for (const [k, v] of [['epochs', p.epochs], ['batch-size', p.batchSize], ['base-width', p.baseWidth], ['input-size', p.inputSize]] as const) {
+    if (!Number.isInteger(v) || v < 1) throw new UsageError(`--${k} must be a positive integer, got ${v}`);
+  }
+  if (p.inputSize % 16 !== 0) throw new UsageError(`--input-size must be divisible by 16 (four 2 × 2 poolings), got ${p.inputSize}`);
+  if (!(p.lr > 0)) throw new UsageError(`--lr must be positive, got ${p.lr}`);
+  return p;
+}
+
+function loadCache(dir: string, file: string): { data: Uint8Array; shape: number[] } {
+  const path = join(dir, file);
+  const arr = decodeNpy(readBytes(path, 'data cache'), path);
+  if (arr.dtype !== 'uint8' || arr.shape.length !== 3) {
+    throw new DataError(`${path}: expected uint8 frames of shape (N, height, width), got ${arr.dtype} (${arr.shape.join(', ')}); rebuild it with npm run data`);
+  }
+  return { data: arr.data as Uint8Array, shape: arr.shape };
+}
+
+interface Prepared {
+  train: ImageSet;
+  /** First trainCount rows train, the rest validate. */
+  trainCount: number;
+  mean: number;
+  std: number;
+}
+
+function prepare(dir: string, p: Preset, limit: number | undefined, split: number, antiAlias: boolean): Prepared {
+  const imgs = loadCache(dir, 'imgs_train.npy');
+  const masks = loadCache(dir, 'imgs_mask_train.npy');
+  if (imgs.shape.join() !== masks.shape.join()) {
+    throw new DataError(`${dir}: imgs_train.npy (${imgs.shape.join(', ')}) and imgs_mask_train.npy (${masks.shape.join(', ')}) differ in shape; rebuild them with npm run data`);
+  }
+  const [n0, h, w] = imgs.shape as [number, number, number];
+  const count = Math.min(n0, limit ?? n0);
+  if (count < 2) throw new DataError(`${dir}: ${count} training image(s); at least 2 are needed (one to train, one to validate)`);
+  const trainCount = Math.floor(count * (1 - split));
+  if (trainCount < 1 || trainCount >= count) throw new UsageError(`--validation-split ${split} leaves ${trainCount} of ${count} images for training; choose a value in (0, 1)`);
+  if (p.batchSize > trainCount) {
+    throw new UsageError(`--batch-size ${p.batchSize} is larger than the ${trainCount} training images; lower it or use more data`);
+  }
+  const size = p.inputSize;
+  const bar = progress(`resizing ${w}×${h} → ${size}×${size}`, 2 * count, 'frames');
+  const small = resizeStack(imgs.data.subarray(0, count * h * w), count, w, h, size, { antiAlias, onProgress: (d) => bar.update(d) });
+  const smallMasks = resizeStack(masks.data.subarray(0, count * h * w), count, w, h, size, { antiAlias, onProgress: (d) => bar.update(count + d) });
+  bar.finish();
+  // Normalisation from the training part only: validation images stay unseen.
+  const { mean, std } = meanStd(small, size * size, 0, trainCount);
+  return { train: { images: normalize(small, mean, std), masks: masksToUnit(smallMasks), count, size }, trainCount, mean, std };
+}
+
+/** Validation Dice (mean over batches, as reported) of a model that predicts no nerve anywhere. */
+function emptyPredictionDice(set: ImageSet, rows: Int32Array, batchSize: number): number {
+  const px = set.size * set.size;
+  let sum = 0;
+  let batches = 0;
+  for (let from = 0; from < rows.length; from += batchSize) {
+    let mask = 0;
+    for (let i = from; i < Math.min(rows.length, from + batchSize); i++) {
+      for (let k = rows[i]! * px; k < (rows[i]! + 1) * px; k++) mask += set.masks[k]!;
+    }
+    sum += 1 / (mask + 1);
+    batches++;
+  }
+  return sum / batches;
+}
+
+export async function train(argv: string[]): Promise<void> {
+  if (argv.includes('--help')) return void console.log(usage('train', 'Trains the U-Net on the NumPy caches (the embedded synthetic data when there are none).', SPEC));
+  const { options: o } = parseArgs(argv, SPEC);
+  const gpu = await openGpu(o);
+  let interrupted = 0;
+  const onSigint = () => {
+    interrupted++;
+    if (interrupted === 1) console.error('\ninterrupt: saving a checkpoint at the end of this step (press Ctrl-C again to quit without saving)');
+    else process.exit(130);
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    await run(gpu, o, () => interrupted > 0);
+  } finally {
+    process.off('SIGINT', onSigint);
+    gpu.destroy();
+  }
+}
+
+async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<void> {
+  const resumeDir = o.resume as string | undefined;
+  let resumed: ReturnType<typeof decodeCheckpoint> | null = null;
+  if (resumeDir) {
+    const path = join(resumeDir, 'last.safetensors');
+    resumed = decodeCheckpoint(readBytes(path, 'checkpoint to resume'), path);
+    if (!resumed.meta.training || !resumed.adam) throw new UsageError(`${path} has no optimiser state; only last.safetensors of a run can be resumed`);
+  }
+  const preset = choosePreset(o, gpu);
+  if (resumed) {
+    const t = resumed.meta.training!;
+    Object.assign(preset, { baseWidth: resumed.meta.config.baseWidth, inputSize: resumed.meta.config.inputSize, batchSize: t.batchSize, lr: t.lr, name: t.preset, why: `resumed from ${resumeDir}` });
+    if (o.epochs === undefined) preset.epochs = t.epochs;
+  }
+  console.log(`preset ${preset.name} (${preset.why}): base width ${preset.baseWidth}, input ${preset.inputSize}×${preset.inputSize}, batch ${preset.batchSize}, ${preset.epochs} epochs, Adam lr ${preset.lr}`);
+
+  const dataArg = (resumed && o.data === SPEC.data!.default ? resumed.meta.training!.data : undefined) ?? (o.data as string);
+  const dataDir = resolve(dataArg);
+  if (!existsSync(join(dataDir, 'imgs_train.npy'))) {
+    if (dataArg !== SPEC.data!.default) throw new DataError(`no imgs_train.npy in ${dataDir}: run npm run data first, or leave out --data to use the embedded default`);
+    await ensureDefaultData(dataDir);
+  }
+  const limit = resumed ? resumed.meta.training!.count : (o.limit as number | undefined);
+  const split = o['validation-split'] as number;
+  const data = prepare(dataDir, preset, limit, split, o['anti-alias'] === true);
+  const valCount = data.train.count - data.trainCount;
+  console.log(`data: ${data.train.count} images from ${dataDir}: ${data.trainCount} train, ${valCount} validation (the last ${Math.round(split * 100)} %); normalisation mean ${data.mean.toFixed(3)}, std ${data.std.toFixed(3)}`);
+
+  const model = createUNet(gpu, { baseWidth: preset.baseWidth, inputSize: preset.inputSize, seed: o.seed as number });
+  const adam = new Adam(model.parameters, { lr: preset.lr });
+  let rng = new Rng(((o.seed as number) ^ 0x5eed) >>> 0);
+  let firstEpoch = 1;
+  const log: EpochLog[] = [];
+  let runDir: string;
+  if (resumed) {
+    loadWeights(model, resumed, join(resumeDir!, 'last.safetensors'));
+    adam.loadState(resumed.adam!);
+    rng = Rng.fromState(resumed.meta.training!.rngState);
+    firstEpoch = resumed.meta.epoch + 1;
+    runDir = resolve(resumeDir!);
+    const logPath = join(runDir, 'log.jsonl');
+    if (existsSync(logPath)) {
+      for (const line of readFileSync(logPath, 'utf8').split('\n').filter(Boolean)) {
+        const e = JSON.parse(line) as EpochLog;
+        if (e.epoch < firstEpoch) log.push(e);
+      }
+    }
+    console.log(`resuming ${runDir} at epoch ${firstEpoch} (step ${adam.t})`);
+  } else {
+    runDir = resolve(o.out as string, new Date().toISOString().replace(/[:.]/g, '-'));
+  }
+  console.log(`model: ${model.parameters.count.toLocaleString('en-US')} parameters; run folder ${runDir}`);
+
+  const trainer = new Trainer(model, adam, preset.batchSize);
+  const trainRows = Int32Array.from({ length: data.trainCount }, (_, i) => i);
+  const valRows = Int32Array.from({ length: valCount }, (_, i) => data.trainCount + i);
+  let bestValLoss = log.length ? Math.min(...log.map((e) => e.val_loss)) : Infinity;
+
+  const meta = (epoch: number, metrics: Record<string, number>, rngState: number[]): CheckpointMeta => ({
+    format: CHECKPOINT_FORMAT,
+    version: VERSION,
+    config: model.config,
+    normalization: { mean: data.mean, std: data.std },
+    epoch,
+    step: adam.t,
+    metrics,
+    adapter: formatAdapter(gpu.adapterInfo),
+    createdAt: new Date().toISOString(),
+    training: {
+      seed: o.seed as number,
+      batchSize: preset.batchSize,
+      epochs: preset.epochs,
+      lr: preset.lr,
+      validationSplit: split,
+      preset: preset.name,
+      rngState,
+      count: data.train.count,
+      trainCount: data.trainCount,
+      data: dataDir,
+    },
+  });
+
+  for (let epoch = firstEpoch; epoch <= preset.epochs; epoch++) {
+    const rngBefore = rng.state();
+    const order = shuffle(Int32Array.from(trainRows), rng);
+    const t0 = performance.now();
+    const bar = progress(`epoch ${epoch}/${preset.epochs}`, data.trainCount, 'images');
+    let result: { loss: number; completed: boolean };
+    try {
+      result = await trainer.trainEpoch(data.train, order, epoch, (r) => bar.update(r.images, `loss ${r.loss.toFixed(4)}, dice ${(-r.loss).toFixed(4)}`), stopRequested);
+    } catch (e) {
+      bar.finish('stopped');
+      if (e instanceof NonFiniteLossError) {
+        console.error(`error: ${e.message}`);
+        console.error(`the last good checkpoint is ${existsSync(join(runDir, 'last.safetensors')) ? join(runDir, 'last.safetensors') : '(none: this was the first epoch)'}`);
+        process.exitCode = 1;
+        model.dispose();
+        adam.dispose();
+        return;
+      }
+      throw e;
+    }
+    if (!result.completed) {
+      bar.finish('interrupted');
+      // The weights reached so far, and the generator as it was when this epoch
+      // began: --resume repeats the interrupted epoch from its start.
+      writeAtomic(join(runDir, 'last.safetensors'), await encodeCheckpoint(model, meta(epoch - 1, { interrupted_in_epoch: epoch }, rngBefore), adam));
+      console.log(`saved ${join(runDir, 'last.safetensors')}; continue with: npm run train -- --resume ${runDir}`);
+      model.dispose();
+      adam.dispose();
+      return;
+    }
+    const valLoss = await trainer.evaluate(data.train, valRows);
+    const seconds = (performance.now() - t0) / 1000;
+    const entry: EpochLog = { epoch, loss: result.loss, dice: -result.loss, val_loss: valLoss, val_dice: -valLoss, seconds };
+    log.push(entry);
+    bar.finish(`loss ${entry.loss.toFixed(4)}, dice ${entry.dice.toFixed(4)}, val_loss ${valLoss.toFixed(4)}, val_dice ${entry.val_dice.toFixed(4)}`);
+    const metrics = { loss: entry.loss, dice: entry.dice, val_loss: entry.val_loss, val_dice: entry.val_dice };
+    writeAtomic(join(runDir, 'last.safetensors'), await encodeCheckpoint(model, meta(epoch, metrics, rng.state()), adam));
+    if (valLoss < bestValLoss) {
+      bestValLoss = valLoss;
+      writeAtomic(join(runDir, 'best.safetensors'), await encodeCheckpoint(model, meta(epoch, metrics, rng.state())));
+      console.log(`  val_loss improved to ${valLoss.toFixed(4)}: saved best.safetensors`);
+    }
+    writeAtomic(join(runDir, 'log.jsonl'), log.map((e) => JSON.stringify(e)).join('\n') + '\n');
+    writeAtomic(join(runDir, 'curves.svg'), curvesSvg(log));
+  }
+  model.dispose();
+  adam.dispose();
+  const best = log.reduce((a, b) => (b.val_loss < a.val_loss ? b : a), log[0]!);
+  if (best) {
+    console.log(`best epoch ${best.epoch}: val_dice ${best.val_dice.toFixed(4)}; an all-empty prediction would score ${emptyPredictionDice(data.train, valRows, preset.batchSize).toFixed(4)}`);
+  }
+  console.log(`run folder: ${runDir}`);
+}

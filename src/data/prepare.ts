@@ -1,0 +1,57 @@
+/**
+ * The tutorial's pre-processing, from cached 420 × 580 frames to model input:
+ * bilinear resize to size × size kept as uint8 (truncated, as numpy's astype
+ * does), images normalised with the training part's mean and std, masks
+ * divided by 255 (so resized edges are soft labels).
+ */
+import { DataError } from './errors.js';
+import { resizeBilinear64, toUint8Truncate } from './resize.js';
+
+export interface ResizeStackOptions {
+  antiAlias?: boolean;
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** Resizes `count` row-major width × height uint8 frames to size × size (uint8). */
+export function resizeStack(frames: Uint8Array, count: number, width: number, height: number, size: number, opts: ResizeStackOptions = {}): Uint8Array {
+  if (frames.length !== count * width * height) {
+    throw new DataError(`resizeStack: ${frames.length} bytes is not ${count} frames of ${width} × ${height}`);
+  }
+  const out = new Uint8Array(count * size * size);
+  for (let i = 0; i < count; i++) {
+    const frame = frames.subarray(i * width * height, (i + 1) * width * height);
+    out.set(toUint8Truncate(resizeBilinear64(frame, width, height, size, size, { antiAlias: opts.antiAlias ?? false })), i * size * size);
+    if (opts.onProgress && (i % 256 === 255 || i === count - 1)) opts.onProgress(i + 1, count);
+  }
+  return out;
+}
+
+/** Mean and (population) standard deviation of rows [from, to) of size-pixel images, in float64. */
+export function meanStd(images: Uint8Array, pixelsPerImage: number, from: number, to: number): { mean: number; std: number } {
+  const a = from * pixelsPerImage;
+  const b = to * pixelsPerImage;
+  if (b <= a) throw new DataError('meanStd: no images to compute the normalisation from');
+  let sum = 0;
+  let sq = 0;
+  for (let i = a; i < b; i++) {
+    const v = images[i]!;
+    sum += v;
+    sq += v * v;
+  }
+  const n = b - a;
+  const mean = sum / n;
+  const std = Math.sqrt(Math.max(0, sq / n - mean * mean));
+  return { mean, std: std > 0 ? std : 1 };
+}
+
+export function normalize(images: Uint8Array, mean: number, std: number): Float32Array {
+  const out = new Float32Array(images.length);
+  for (let i = 0; i < images.length; i++) out[i] = (images[i]! - mean) / std;
+  return out;
+}
+
+export function masksToUnit(masks: Uint8Array): Float32Array {
+  const out = new Float32Array(masks.length);
+  for (let i = 0; i < masks.length; i++) out[i] = masks[i]! / 255;
+  return out;
+}

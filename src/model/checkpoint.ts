@@ -1,0 +1,109 @@
+/**
+ * Checkpoints: the weights under their Keras names (conv2d_1/kernel, …) in a
+ * safetensors file, with what prediction and resuming need in its metadata:
+ * the model's configuration, the training images' mean and std, the epoch,
+ * the metrics, the adapter, and optionally the optimiser's moments
+ * (optimizer/m/<name>, optimizer/v/<name>) and the data order's generator state.
+ */
+import type { Adam, AdamStateInput } from './adam.js';
+import type { UNet, UNetConfig } from './unet.js';
+import { type NamedTensor, decodeSafetensors, encodeSafetensors } from './safetensors.js';
+
+export const CHECKPOINT_FORMAT = 'wgsl-unet/1';
+
+export interface CheckpointMeta {
+  format: typeof CHECKPOINT_FORMAT;
+  /** Software version that wrote it. */
+  version: string;
+  config: UNetConfig;
+  /** Training images' mean and std (of 0..255 pixel values), applied before the model. */
+  normalization: { mean: number; std: number };
+  /** Epochs completed. */
+  epoch: number;
+  /** Optimiser steps taken. */
+  step: number;
+  metrics: Record<string, number>;
+  adapter: string;
+  createdAt: string;
+  /** How training was run; enough to resume it. */
+  training?: {
+    seed: number;
+    batchSize: number;
+    epochs: number;
+    lr: number;
+    validationSplit: number;
+    preset: string;
+    /** State of the generator that shuffles the training part each epoch. */
+    rngState: number[];
+    /** Rows of the data set used for training (first `trainCount` of `count`). */
+    count: number;
+    trainCount: number;
+    /** Folder of the data caches it trained on. */
+    data: string;
+  };
+  /** Threshold and minimum mask area chosen on validation data, used by `submit`. */
+  postprocess?: { threshold: number; minArea: number; score?: number };
+}
+
+export interface Checkpoint {
+  meta: CheckpointMeta;
+  weights: Map<string, NamedTensor>;
+  adam?: AdamStateInput;
+}
+
+export class CheckpointError extends Error {
+  override name = 'CheckpointError';
+}
+
+/** Reads the model (and optimiser) from the GPU into a safetensors file's bytes. */
+export async function encodeCheckpoint(model: UNet, meta: CheckpointMeta, adam?: Adam): Promise<Uint8Array> {
+  const tensors = new Map<string, NamedTensor>();
+  const weights = await model.parameters.readAll();
+  const shapes = new Map(model.parameters.params.map((p) => [p.name, p.shape]));
+  for (const [name, data] of weights) tensors.set(name, { shape: shapes.get(name)!, data });
+  if (adam) {
+    const state = await adam.readState();
+    for (const [name, data] of state.m) tensors.set(`optimizer/m/${name}`, { shape: shapes.get(name)!, data });
+    for (const [name, data] of state.v) tensors.set(`optimizer/v/${name}`, { shape: shapes.get(name)!, data });
+    meta = { ...meta, step: state.t };
+  }
+  return encodeSafetensors(tensors, {
+    format: CHECKPOINT_FORMAT,
+    wgsl_unet: JSON.stringify(meta),
+    mean: String(meta.normalization.mean),
+    std: String(meta.normalization.std),
+  });
+}
+
+export function decodeCheckpoint(bytes: Uint8Array, name: string): Checkpoint {
+  const { tensors, metadata } = decodeSafetensors(bytes, name);
+  if (metadata.format !== CHECKPOINT_FORMAT || !metadata.wgsl_unet) {
+    throw new CheckpointError(`${name}: not a wgsl-unet checkpoint (metadata format is ${JSON.stringify(metadata.format)}, expected "${CHECKPOINT_FORMAT}")`);
+  }
+  const meta = JSON.parse(metadata.wgsl_unet) as CheckpointMeta;
+  const weights = new Map<string, NamedTensor>();
+  const m = new Map<string, NamedTensor>();
+  const v = new Map<string, NamedTensor>();
+  for (const [key, t] of tensors) {
+    if (key.startsWith('optimizer/m/')) m.set(key.slice(12), t);
+    else if (key.startsWith('optimizer/v/')) v.set(key.slice(12), t);
+    else weights.set(key, t);
+  }
+  const ckpt: Checkpoint = { meta, weights };
+  if (m.size || v.size) ckpt.adam = { t: meta.step, m, v };
+  return ckpt;
+}
+
+/** Loads a checkpoint's weights into a model built with the same configuration. */
+export function loadWeights(model: UNet, ckpt: Checkpoint, name: string): void {
+  const a = ckpt.meta.config;
+  const b = model.config;
+  if (a.baseWidth !== b.baseWidth) {
+    throw new CheckpointError(`${name}: checkpoint has base width ${a.baseWidth}, the model ${b.baseWidth}; build the model from the checkpoint's config`);
+  }
+  try {
+    model.parameters.load(ckpt.weights);
+  } catch (e) {
+    throw new CheckpointError(`${name} does not match the model: ${(e as Error).message}`);
+  }
+}

@@ -1,0 +1,157 @@
+/**
+ * The training loop on the GPU: one command submission per step (forward,
+ * backward, Adam), the loss read back one step late so the GPU never waits
+ * for the host, and every step's tensors released when the step ends.
+ */
+import { Tape, Tensor, diceLoss, noGrad } from '../autograd/index.js';
+import type { Adam } from './adam.js';
+import type { UNet } from './unet.js';
+
+/** Model-ready data: `count` images and masks of size × size, row-major. */
+export interface ImageSet {
+  images: Float32Array;
+  masks: Float32Array;
+  count: number;
+  size: number;
+}
+
+export interface StepReport {
+  epoch: number;
+  /** Steps done in this epoch (1-based) and in all. */
+  step: number;
+  steps: number;
+  images: number;
+  /** Loss of the step just finished. */
+  loss: number;
+}
+
+export class NonFiniteLossError extends Error {
+  override name = 'NonFiniteLossError';
+  constructor(
+    readonly epoch: number,
+    readonly step: number,
+    readonly value: number,
+  ) {
+    super(`the loss became ${value} at epoch ${epoch}, step ${step}; the weights after this step are not saved (lower the learning rate, or check the data for NaN or constant images)`);
+  }
+}
+
+/** Copies rows `indices` of `set` into one batch (images and masks). */
+function gather(set: ImageSet, indices: ArrayLike<number>, from: number, to: number): { x: Float32Array; y: Float32Array } {
+  const px = set.size * set.size;
+  const x = new Float32Array((to - from) * px);
+  const y = new Float32Array((to - from) * px);
+  for (let i = from; i < to; i++) {
+    const r = indices[i]!;
+    x.set(set.images.subarray(r * px, (r + 1) * px), (i - from) * px);
+    y.set(set.masks.subarray(r * px, (r + 1) * px), (i - from) * px);
+  }
+  return { x, y };
+}
+
+export class Trainer {
+  constructor(
+    readonly model: UNet,
+    readonly adam: Adam,
+    readonly batchSize: number,
+  ) {}
+
+  private upload(set: ImageSet, indices: ArrayLike<number>, from: number, to: number): { x: Tensor; y: Tensor } {
+    const gpu = this.model.gpu;
+    const { x, y } = gather(set, indices, from, to);
+    const shape = [to - from, set.size, set.size, 1];
+    return { x: Tensor.from(gpu, shape, x), y: Tensor.from(gpu, shape, y) };
+  }
+
+  /**
+   * One pass over `order` (row indices of `set`) in batches. Returns the mean
+   * loss over batches (as Keras reports it). `stop()` is checked between
+   * steps; when it returns true the epoch ends early and `completed` is false.
+   */
+  async trainEpoch(
+    set: ImageSet,
+    order: ArrayLike<number>,
+    epoch: number,
+    onStep?: (r: StepReport) => void,
+    stop?: () => boolean,
+  ): Promise<{ loss: number; completed: boolean }> {
+    const steps = Math.ceil(order.length / this.batchSize);
+    const params = this.model.parameters;
+    let sum = 0;
+    let done = 0;
+    let pending: { read: Promise<Float32Array>; step: number; images: number } | null = null;
+    const settle = async (p: { read: Promise<Float32Array>; step: number; images: number }) => {
+      const value = (await p.read)[0]!;
+      if (!Number.isFinite(value)) throw new NonFiniteLossError(epoch, p.step, value);
+      sum += value;
+      done++;
+      onStep?.({ epoch, step: p.step, steps, images: p.images, loss: value });
+    };
+    let completed = true;
+    for (let s = 0; s < steps; s++) {
+      if (stop?.()) {
+        completed = false;
+        break;
+      }
+      const from = s * this.batchSize;
+      const to = Math.min(order.length, from + this.batchSize);
+      const { x, y } = this.upload(set, order, from, to);
+      const tape = new Tape(this.model.gpu);
+      params.zeroGrads();
+      const loss = tape.run(() => diceLoss(this.model.forward(x), y));
+      tape.backward(loss);
+      this.adam.step();
+      // Starts the readback (and submits the step); awaited after the next step is recorded.
+      const read = loss.read();
+      tape.dispose();
+      x.dispose();
+      y.dispose();
+      const previous = pending;
+      pending = { read, step: s + 1, images: to };
+      if (previous) await settle(previous);
+    }
+    if (pending) await settle(pending);
+    return { loss: done ? sum / done : NaN, completed };
+  }
+
+  /** Mean loss over batches of rows `indices`, without gradients. */
+  async evaluate(set: ImageSet, indices: ArrayLike<number>): Promise<number> {
+    let sum = 0;
+    let batches = 0;
+    const reads: Promise<Float32Array>[] = [];
+    for (let from = 0; from < indices.length; from += this.batchSize) {
+      const to = Math.min(indices.length, from + this.batchSize);
+      const { x, y } = this.upload(set, indices, from, to);
+      const loss = noGrad(() => {
+        const p = this.model.forward(x);
+        const l = diceLoss(p, y);
+        p.dispose();
+        return l;
+      });
+      reads.push(loss.read());
+      loss.dispose();
+      x.dispose();
+      y.dispose();
+      batches++;
+    }
+    for (const r of reads) sum += (await r)[0]!;
+    return batches ? sum / batches : NaN;
+  }
+
+  /** Probabilities (count × size × size) for normalised images. */
+  async predict(images: Float32Array, count: number, size: number, onProgress?: (done: number, total: number) => void): Promise<Float32Array> {
+    const gpu = this.model.gpu;
+    const px = size * size;
+    const out = new Float32Array(count * px);
+    for (let from = 0; from < count; from += this.batchSize) {
+      const to = Math.min(count, from + this.batchSize);
+      const x = Tensor.from(gpu, [to - from, size, size, 1], images.subarray(from * px, to * px));
+      const p = noGrad(() => this.model.forward(x));
+      out.set(await p.read(), from * px);
+      p.dispose();
+      x.dispose();
+      onProgress?.(to, count);
+    }
+    return out;
+  }
+}
