@@ -1,7 +1,7 @@
 /** `wgsl-unet smoke`: prints the adapter and checks a few kernels against the CPU. */
 import { allocTensor } from '../kernels/tensor-view.js';
 import { binary, unary } from '../kernels/elementwise.js';
-import { GPU_OPTIONS, parseArgs, usage } from './args.js';
+import { GPU_OPTIONS, UsageError, parseArgs, usage } from './args.js';
 import { openGpu } from './gpu-options.js';
 
 const SPEC = { ...GPU_OPTIONS, size: { type: 'number' as const, help: 'elements per test array', default: 1 << 20 } };
@@ -10,6 +10,7 @@ export async function smoke(argv: string[]): Promise<void> {
   if (argv.includes('--help')) return void console.log(usage('smoke', 'Checks that the GPU runs the engine\'s kernels correctly.', SPEC));
   const { options } = parseArgs(argv, SPEC);
   const n = options.size as number;
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--size must be a positive integer, got ${n}`);
   const gpu = await openGpu(options);
   try {
     const xs = new Float32Array(n);
@@ -42,6 +43,6 @@ export async function smoke(argv: string[]): Promise<void> {
     if (!(err < 1e-5)) throw new Error(`smoke check failed: GPU result differs from the CPU by ${err}`);
     console.log('smoke check passed');
   } finally {
-    gpu.destroy();
+    await gpu.close();
   }
 }

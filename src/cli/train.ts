@@ -158,7 +158,7 @@ export async function train(argv: string[]): Promise<void> {
     await run(gpu, o, () => interrupted > 0);
   } finally {
     process.off('SIGINT', onSigint);
-    gpu.destroy();
+    await gpu.close();
   }
 }
 

@@ -332,6 +332,22 @@ export class Gpu {
     await this.settle();
   }
 
+  /**
+   * Waits for submitted work, then destroys the device. Prefer this at the
+   * end of a program: destroying a device that Dawn is still setting up can
+   * crash the process on exit.
+   */
+  async close(): Promise<void> {
+    if (this.destroyed) return;
+    try {
+      this.submit();
+      await this.device.queue.onSubmittedWorkDone();
+    } catch {
+      // closing anyway
+    }
+    this.destroy();
+  }
+
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;

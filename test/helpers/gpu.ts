@@ -13,7 +13,7 @@ export function testGpu(): Promise<Gpu> {
     });
     afterAll(async () => {
       const gpu = await shared!;
-      gpu.destroy();
+      await gpu.close();
       shared = null;
     });
   }

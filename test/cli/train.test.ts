@@ -1,0 +1,113 @@
+/**
+ * `wgsl-unet train` end to end, through the built CLI (npm test builds it
+ * first): a tiny model on a tiny data set written as NumPy caches.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, readdirSync, truncateSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeNpy } from '../../src/data/npy.js';
+import { decodeCheckpoint } from '../../src/model/checkpoint.js';
+import { rng } from '../helpers/random.js';
+
+const W = 580;
+const H = 420;
+const cli = join(__dirname, '../../dist/cli.js');
+let root: string;
+let dataDir: string;
+
+function writeData(dir: string, n: number): void {
+  const r = rng(5);
+  const imgs = new Uint8Array(n * W * H);
+  const masks = new Uint8Array(n * W * H);
+  for (let i = 0; i < n; i++) {
+    const cy = 100 + r() * 220;
+    const cx = 120 + r() * 340;
+    const nerve = i % 2 === 0;
+    for (let y = 0; y < H; y++)
+      for (let x = 0; x < W; x++) {
+        const inside = nerve && ((y - cy) / 50) ** 2 + ((x - cx) / 70) ** 2 < 1;
+        imgs[i * W * H + y * W + x] = Math.min(255, Math.floor(60 + 40 * r() + (inside ? 90 : 0)));
+        masks[i * W * H + y * W + x] = inside ? 255 : 0;
+      }
+  }
+  writeFileSync(join(dir, 'imgs_train.npy'), encodeNpy(imgs, [n, H, W]));
+  writeFileSync(join(dir, 'imgs_mask_train.npy'), encodeNpy(masks, [n, H, W]));
+}
+
+function train(...args: string[]) {
+  const r = spawnSync(process.execPath, [cli, 'train', '--data', dataDir, '--base-width', '2', '--input-size', '16', '--batch-size', '4', ...args], {
+    encoding: 'utf8',
+    timeout: 240_000,
+  });
+  return { code: r.status, out: `${r.stdout}\n${r.stderr}${r.error ? `\nspawn: ${r.error.message}` : ''}${r.signal ? `\nsignal ${r.signal}` : ''}` };
+}
+
+const runFolder = (out: string) => /run folder: (.+)$/m.exec(out)?.[1]?.trim() ?? '';
+const losses = (dir: string) => readFileSync(join(dir, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
+
+beforeAll(() => {
+  root = mkdtempSync(join(tmpdir(), 'wgsl-unet-train-'));
+  dataDir = join(root, 'data');
+  require('node:fs').mkdirSync(dataDir);
+  writeData(dataDir, 20);
+});
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+describe('npm run train', () => {
+  let first = '';
+  it('trains, writes the run folder, and is deterministic for a seed', () => {
+    const a = train('--epochs', '2', '--out', join(root, 'a'), '--seed', '3');
+    expect(a.code, a.out).toBe(0);
+    first = runFolder(a.out);
+    expect(readdirSync(first).sort()).toEqual(['best.safetensors', 'curves.svg', 'last.safetensors', 'log.jsonl']);
+    const log = losses(first);
+    expect(log.map((e) => e.epoch)).toEqual([1, 2]);
+    for (const e of log) for (const k of ['loss', 'dice', 'val_loss', 'val_dice', 'seconds']) expect(Number.isFinite(e[k])).toBe(true);
+    const best = decodeCheckpoint(new Uint8Array(readFileSync(join(first, 'best.safetensors'))), 'best');
+    expect(best.meta.config.baseWidth).toBe(2);
+    expect(best.meta.normalization.std).toBeGreaterThan(0);
+    expect(best.adam).toBeUndefined();
+    expect(best.weights.get('conv2d_1/kernel')!.shape).toEqual([3, 3, 1, 2]);
+    const last = decodeCheckpoint(new Uint8Array(readFileSync(join(first, 'last.safetensors'))), 'last');
+    expect(last.adam?.t).toBe(2 * 4); // 16 training images in batches of 4, two epochs
+    expect(readFileSync(join(first, 'curves.svg'), 'utf8')).toMatch(/^<svg/);
+
+    const b = train('--epochs', '2', '--out', join(root, 'b'), '--seed', '3');
+    expect(b.code, b.out).toBe(0);
+    expect(losses(runFolder(b.out))).toEqual(log.map((e) => ({ ...e, seconds: expect.any(Number) })));
+  });
+
+  it('resumes from last.safetensors to the same curve as an uninterrupted run', () => {
+    const a = train('--epochs', '1', '--out', join(root, 'r'), '--seed', '3');
+    expect(a.code, a.out).toBe(0);
+    const dir = runFolder(a.out);
+    const b = spawnSync(process.execPath, [cli, 'train', '--resume', dir, '--epochs', '2'], { encoding: 'utf8', timeout: 240_000 });
+    expect(b.status, b.stderr).toBe(0);
+    expect(b.stdout).toMatch(/resuming .* at epoch 2/);
+    const whole = losses(first).map(({ seconds: _s, ...rest }) => rest);
+    expect(losses(dir).map(({ seconds: _s, ...rest }) => rest)).toEqual(whole);
+  });
+
+  it('rejects bad input with clear messages', () => {
+    const size = train('--input-size', '50');
+    expect(size.code, size.out).toBe(2);
+    expect(size.out).toMatch(/--input-size must be divisible by 16/);
+    const batch = train('--batch-size', '64');
+    expect(batch.code).toBe(2);
+    expect(batch.out).toMatch(/--batch-size 64 is larger than the 16 training images/);
+    const missing = spawnSync(process.execPath, [cli, 'train', '--data', join(root, 'nowhere')], { encoding: 'utf8' });
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toMatch(/no imgs_train.npy in .*nowhere/);
+    // A truncated checkpoint is refused, naming the file.
+    const broken = join(root, 'broken');
+    require('node:fs').mkdirSync(broken);
+    require('node:fs').copyFileSync(join(first, 'last.safetensors'), join(broken, 'last.safetensors'));
+    truncateSync(join(broken, 'last.safetensors'), Math.floor(statSync(join(broken, 'last.safetensors')).size / 2));
+    const r = spawnSync(process.execPath, [cli, 'train', '--resume', broken], { encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/last\.safetensors.*(truncated|does not fit)/);
+    expect(existsSync(join(broken, 'log.jsonl'))).toBe(false);
+  });
+});
