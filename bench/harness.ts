@@ -7,6 +7,9 @@ export interface Sample {
   min_ms: number;
   max_ms: number;
   gflops: number;
+  /** For memory-bound kernels: bytes moved, and the rate. */
+  bytes?: number;
+  gbps?: number;
   reps: number;
 }
 
@@ -25,8 +28,10 @@ export async function timeIt(once: () => Promise<void>, reps: number, warmup = 1
   return { median, min: times[0]!, max: times.at(-1)! };
 }
 
-export function sample(op: string, shape: string, impl: string, flops: number, t: { median: number; min: number; max: number }, reps: number): Sample {
-  return { op, shape, impl, median_ms: t.median, min_ms: t.min, max_ms: t.max, gflops: flops / t.median / 1e6, reps };
+export function sample(op: string, shape: string, impl: string, flops: number, t: { median: number; min: number; max: number }, reps: number, bytes?: number): Sample {
+  const s: Sample = { op, shape, impl, median_ms: t.median, min_ms: t.min, max_ms: t.max, gflops: flops / t.median / 1e6, reps };
+  if (bytes !== undefined) Object.assign(s, { bytes, gbps: bytes / t.median / 1e6 });
+  return s;
 }
 
 export function table(rows: string[][]): string {

@@ -12,6 +12,7 @@ import { Gpu, describeAdapter, formatAdapter, requestDevice } from '../src/kerne
 import { GPU_OPTIONS, parseArgs, usage } from '../src/cli/args.js';
 import { NoAdapterError } from '../src/kernels/node-gpu.js';
 import { UNET_CONV_SHAPES, benchConvolutions } from './kernels.js';
+import { benchElementwise } from './elementwise.js';
 import { type Sample, table } from './harness.js';
 
 const SPEC = {
@@ -73,6 +74,7 @@ async function main(): Promise<void> {
   const samples: Sample[] = [];
   try {
     samples.push(...(await benchConvolutions(gpu, { tf, finish }, { batch, reps, shapes })));
+    samples.push(...(await benchElementwise(gpu, { tf, finish }, { batch, reps })));
   } finally {
     tf.dispose(tf.engine().state.registeredVariables as never);
     backend.dispose();
@@ -81,11 +83,12 @@ async function main(): Promise<void> {
     delete (globalThis as { navigator?: unknown }).navigator;
   }
 
-  const rows = [['op', 'shape', 'ours ms', 'ours GFLOP/s', 'tfjs ms', 'tfjs GFLOP/s', 'ratio']];
+  const rows = [['op', 'shape', 'ours ms', 'ours rate', 'tfjs ms', 'tfjs rate', 'ratio']];
+  const rate = (s: Sample) => (s.gbps !== undefined ? `${s.gbps.toFixed(2)} GB/s` : `${s.gflops.toFixed(2)} GFLOP/s`);
   for (let i = 0; i < samples.length; i += 2) {
     const o = samples[i]!;
     const t = samples[i + 1]!;
-    rows.push([o.op, o.shape, o.median_ms.toFixed(1), o.gflops.toFixed(2), t.median_ms.toFixed(1), t.gflops.toFixed(2), `×${(t.median_ms / o.median_ms).toFixed(2)}`]);
+    rows.push([o.op, o.shape, o.median_ms.toFixed(1), rate(o), t.median_ms.toFixed(1), rate(t), `×${(t.median_ms / o.median_ms).toFixed(2)}`]);
   }
   console.log(table(rows));
   if (options.json) {
