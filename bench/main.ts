@@ -13,6 +13,7 @@ import { GPU_OPTIONS, parseArgs, usage } from '../src/cli/args.js';
 import { NoAdapterError } from '../src/kernels/node-gpu.js';
 import { UNET_CONV_SHAPES, benchConvolutions } from './kernels.js';
 import { benchElementwise } from './elementwise.js';
+import { benchTrainingStep } from './step.js';
 import { type Sample, table } from './harness.js';
 
 const SPEC = {
@@ -21,6 +22,9 @@ const SPEC = {
   reps: { type: 'number' as const, help: 'timed runs per case', default: 3 },
   batch: { type: 'number' as const, help: 'batch size', default: 8 },
   quick: { type: 'boolean' as const, help: 'only the two largest-spatial shapes' },
+  suite: { type: 'string' as const, help: 'kernels, step, or all', default: 'all' },
+  'step-width': { type: 'number' as const, help: 'base width of the U-Net in the training-step benchmark', default: 32 },
+  'step-size': { type: 'number' as const, help: 'input size of the U-Net in the training-step benchmark', default: 96 },
 };
 
 async function main(): Promise<void> {
@@ -72,9 +76,19 @@ async function main(): Promise<void> {
   const batch = options.batch as number;
   console.log(`timing: wall time to queue.onSubmittedWorkDone, median of ${reps} after 1 warm-up; tfjs ${tf.version_core} webgpu backend, WEBGPU_CPU_FORWARD=false, same adapter and limits`);
   const samples: Sample[] = [];
+  const suite = options.suite as string;
+  if (!['kernels', 'step', 'all'].includes(suite)) throw new Error(`--suite must be kernels, step or all, got "${suite}"`);
+  let memory: { peakLiveBytes: number; poolBytes: number } | undefined;
   try {
-    samples.push(...(await benchConvolutions(gpu, { tf, finish }, { batch, reps, shapes })));
-    samples.push(...(await benchElementwise(gpu, { tf, finish }, { batch, reps })));
+    if (suite !== 'step') {
+      samples.push(...(await benchConvolutions(gpu, { tf, finish }, { batch, reps, shapes })));
+      samples.push(...(await benchElementwise(gpu, { tf, finish }, { batch, reps })));
+    }
+    if (suite !== 'kernels') {
+      const step = await benchTrainingStep(gpu, { tf, finish }, { batch, reps, baseWidth: options['step-width'] as number, size: options['step-size'] as number });
+      samples.push(...step.samples);
+      memory = { peakLiveBytes: step.peakLiveBytes, poolBytes: step.poolBytes };
+    }
   } finally {
     tf.dispose(tf.engine().state.registeredVariables as never);
     backend.dispose();
@@ -84,15 +98,21 @@ async function main(): Promise<void> {
   }
 
   const rows = [['op', 'shape', 'ours ms', 'ours rate', 'tfjs ms', 'tfjs rate', 'ratio']];
-  const rate = (s: Sample) => (s.gbps !== undefined ? `${s.gbps.toFixed(2)} GB/s` : `${s.gflops.toFixed(2)} GFLOP/s`);
+  const rate = (s: Sample) =>
+    s.op === 'training_step'
+      ? `${(batch / (s.median_ms / 1000)).toFixed(2)} img/s`
+      : s.gbps !== undefined
+        ? `${s.gbps.toFixed(2)} GB/s`
+        : `${s.gflops.toFixed(2)} GFLOP/s`;
   for (let i = 0; i < samples.length; i += 2) {
     const o = samples[i]!;
     const t = samples[i + 1]!;
     rows.push([o.op, o.shape, o.median_ms.toFixed(1), rate(o), t.median_ms.toFixed(1), rate(t), `×${(t.median_ms / o.median_ms).toFixed(2)}`]);
   }
   console.log(table(rows));
+  if (memory) console.log(`training step, ours: peak live GPU memory ${(memory.peakLiveBytes / 2 ** 20).toFixed(1)} MiB; buffer pool after the step ${(memory.poolBytes / 2 ** 20).toFixed(1)} MiB`);
   if (options.json) {
-    const doc = { adapter: info, date: new Date().toISOString(), tfjs: tf.version_core, node: process.version, timing: 'wall time to onSubmittedWorkDone', samples };
+    const doc = { adapter: info, date: new Date().toISOString(), tfjs: tf.version_core, node: process.version, timing: 'wall time to onSubmittedWorkDone', memory, samples };
     writeFileSync(options.json as string, JSON.stringify(doc, null, 2));
     console.log(`wrote ${options.json}`);
   }

@@ -1,0 +1,104 @@
+/**
+ * One full training step of the tutorial's U-Net (forward, backward, Adam),
+ * ours against the same model in tfjs-layers on tfjs-backend-webgpu, on the
+ * same adapter in the same run. Reports images/s and our peak GPU memory.
+ */
+import type * as tfType from '@tensorflow/tfjs-core';
+import type { Gpu } from '../src/kernels/gpu.js';
+import { Tape, Tensor, diceLoss } from '../src/autograd/index.js';
+import { Adam } from '../src/model/adam.js';
+import { createUNet } from '../src/model/unet.js';
+import { type Sample, sample, timeIt } from './harness.js';
+import type { TfjsWebgpu } from './kernels.js';
+import { kerasDiceLoss, kerasUNet } from './tfjs-unet.js';
+
+export interface StepResult {
+  samples: Sample[];
+  /** Highest bytes held by live tensors during a step, and the pool's total after it. */
+  peakLiveBytes: number;
+  poolBytes: number;
+}
+
+function batch(n: number, size: number): { x: Float32Array; y: Float32Array } {
+  const x = new Float32Array(n * size * size);
+  const y = new Float32Array(n * size * size);
+  for (let i = 0; i < x.length; i++) {
+    x[i] = Math.sin(i * 0.37);
+    y[i] = (i % (size * size)) % size > size / 2 ? 1 : 0;
+  }
+  return { x, y };
+}
+
+export async function benchTrainingStep(gpu: Gpu, peer: TfjsWebgpu, opts: { batch: number; reps: number; baseWidth: number; size: number }): Promise<StepResult> {
+  const { tf } = peer;
+  const { batch: n, size, baseWidth } = opts;
+  const label = `batch ${n}, ${size}x${size}, width ${baseWidth}`;
+  const flops = 3 * forwardFlops(baseWidth, size) * n; // backward ≈ 2 × forward
+  const { x, y } = batch(n, size);
+
+  const model = createUNet(gpu, { baseWidth, inputSize: size });
+  const adam = new Adam(model.parameters, { lr: 1e-5 });
+  const xs = Tensor.from(gpu, [n, size, size, 1], x);
+  const ys = Tensor.from(gpu, [n, size, size, 1], y);
+  const ourStep = async () => {
+    model.parameters.zeroGrads();
+    const tape = new Tape(gpu);
+    const loss = tape.run(() => diceLoss(model.forward(xs), ys));
+    tape.backward(loss);
+    adam.step();
+    tape.dispose();
+    await gpu.sync();
+  };
+  await ourStep(); // compiles every pipeline and fills the pool
+  gpu.resetPeakMemory();
+  const tOurs = await timeIt(ourStep, opts.reps, 0);
+  const mem = gpu.memory();
+  xs.dispose();
+  ys.dispose();
+  model.dispose();
+  adam.dispose();
+
+  const { model: keras } = kerasUNet(baseWidth, size);
+  const optimizer = tf.train.adam(1e-5, 0.9, 0.999, 1e-7);
+  const tx = tf.tensor4d(x, [n, size, size, 1]);
+  const ty = tf.tensor4d(y, [n, size, size, 1]);
+  const theirStep = async () => {
+    const loss = optimizer.minimize(() => kerasDiceLoss(ty, keras.apply(tx, { training: true }) as tfType.Tensor), true);
+    await peer.finish();
+    loss?.dispose();
+  };
+  const tTheirs = await timeIt(theirStep, opts.reps, 1);
+  tx.dispose();
+  ty.dispose();
+  keras.dispose();
+  optimizer.dispose();
+
+  const ours = sample('training_step', label, 'ours', flops, tOurs, opts.reps);
+  const theirs = sample('training_step', label, 'tfjs-layers-webgpu', flops, tTheirs, opts.reps);
+  console.error(`  training step ${label}: ours ${(n / (tOurs.median / 1000)).toFixed(2)} images/s, tfjs-layers ${(n / (tTheirs.median / 1000)).toFixed(2)} images/s, ×${(tTheirs.median / tOurs.median).toFixed(2)}; peak live GPU memory ${(mem.peakLiveBytes / 2 ** 20).toFixed(1)} MiB`);
+  return { samples: [ours, theirs], peakLiveBytes: mem.peakLiveBytes, poolBytes: mem.liveBytes + mem.freeBytes };
+}
+
+/** Multiply-adds × 2 of one forward pass of one image. */
+export function forwardFlops(w: number, s: number): number {
+  let f = 0;
+  const conv = (hw: number, ci: number, co: number, k = 3) => (f += 2 * hw * hw * k * k * ci * co);
+  let c = 1;
+  for (let level = 0; level < 5; level++) {
+    const hw = s >> level;
+    const co = w << level;
+    conv(hw, c, co);
+    conv(hw, co, co);
+    c = co;
+  }
+  for (let level = 3; level >= 0; level--) {
+    const hw = s >> level;
+    const co = w << level;
+    f += 2 * (hw / 2) * (hw / 2) * c * 4 * co; // transposed conv
+    conv(hw, 2 * co, co);
+    conv(hw, co, co);
+    c = co;
+  }
+  conv(s, w, 1, 1);
+  return f;
+}
