@@ -11,6 +11,8 @@ import { join, resolve } from 'node:path';
 import { decodeNpy } from '../data/npy.js';
 import { masksToUnit, meanStd, normalize, resizeStack } from '../data/prepare.js';
 import { DataError } from '../data/errors.js';
+import { choosePostprocess } from '../data/postprocess.js';
+import { SUBMISSION_HEIGHT, SUBMISSION_WIDTH } from '../data/submission.js';
 import type { Gpu } from '../kernels/gpu.js';
 import { formatAdapter } from '../kernels/gpu.js';
 import { Adam } from '../model/adam.js';
@@ -97,6 +99,10 @@ function loadCache(dir: string, file: string): { data: Uint8Array; shape: number
 
 interface Prepared {
   train: ImageSet;
+  /** Validation masks at the cache's full size (rows trainCount..count), for the competition's metric. */
+  validationMasks: Uint8Array;
+  fullWidth: number;
+  fullHeight: number;
   /** First trainCount rows train, the rest validate. */
   trainCount: number;
   mean: number;
@@ -124,7 +130,15 @@ function prepare(dir: string, p: Preset, limit: number | undefined, split: numbe
   bar.finish();
   // Normalisation from the training part only: validation images stay unseen.
   const { mean, std } = meanStd(small, size * size, 0, trainCount);
-  return { train: { images: normalize(small, mean, std), masks: masksToUnit(smallMasks), count, size }, trainCount, mean, std };
+  return {
+    train: { images: normalize(small, mean, std), masks: masksToUnit(smallMasks), count, size },
+    validationMasks: masks.data.subarray(trainCount * h * w, count * h * w),
+    fullWidth: w,
+    fullHeight: h,
+    trainCount,
+    mean,
+    std,
+  };
 }
 
 /** Validation Dice (mean over batches, as reported) of a model that predicts no nerve anywhere. */
@@ -219,6 +233,7 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
   const trainRows = Int32Array.from({ length: data.trainCount }, (_, i) => i);
   const valRows = Int32Array.from({ length: valCount }, (_, i) => data.trainCount + i);
   let bestValLoss = log.length ? Math.min(...log.map((e) => e.val_loss)) : Infinity;
+  let bestMeta: CheckpointMeta | null = null;
 
   const meta = (epoch: number, metrics: Record<string, number>, rngState: number[]): CheckpointMeta => ({
     format: CHECKPOINT_FORMAT,
@@ -283,11 +298,33 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
     writeAtomic(join(runDir, 'last.safetensors'), await encodeCheckpoint(model, meta(epoch, metrics, rng.state()), adam));
     if (valLoss < bestValLoss) {
       bestValLoss = valLoss;
-      writeAtomic(join(runDir, 'best.safetensors'), await encodeCheckpoint(model, meta(epoch, metrics, rng.state())));
+      bestMeta = meta(epoch, metrics, rng.state());
+      writeAtomic(join(runDir, 'best.safetensors'), await encodeCheckpoint(model, bestMeta));
       console.log(`  val_loss improved to ${valLoss.toFixed(4)}: saved best.safetensors`);
     }
     writeAtomic(join(runDir, 'log.jsonl'), log.map((e) => JSON.stringify(e)).join('\n') + '\n');
     writeAtomic(join(runDir, 'curves.svg'), curvesSvg(log));
+  }
+  const bestPath = join(runDir, 'best.safetensors');
+  if (existsSync(bestPath)) {
+    // The competition's metric on the validation part, with the best weights;
+    // the threshold and minimum area chosen here are stored with them for `submit`.
+    const best = decodeCheckpoint(readBytes(bestPath, 'best checkpoint'), bestPath);
+    loadWeights(model, best, bestPath);
+    const bar = progress('validation predictions', valCount, 'images');
+    const probs = await trainer.predict(data.train.images.subarray(data.trainCount * data.train.size ** 2), valCount, data.train.size, (d) => bar.update(d));
+    bar.finish();
+    if (data.fullWidth === SUBMISSION_WIDTH && data.fullHeight === SUBMISSION_HEIGHT) {
+      const choice = choosePostprocess(probs, data.train.size, data.validationMasks, valCount);
+      console.log(
+        `competition metric on validation (mean per-image Dice at 580×420): ${choice.defaultScore.toFixed(4)} at threshold 0.5, min area 10; ` +
+          `best ${choice.score.toFixed(4)} at threshold ${choice.threshold}, min area ${choice.minArea}; all-empty prediction ${choice.emptyScore.toFixed(4)}`,
+      );
+      const postprocess = { threshold: choice.threshold, minArea: choice.minArea, score: choice.score };
+      writeAtomic(bestPath, await encodeCheckpoint(model, { ...(bestMeta ?? best.meta), postprocess }));
+    } else {
+      console.log(`competition metric skipped: the caches hold ${data.fullWidth}×${data.fullHeight} frames, not 580×420`);
+    }
   }
   model.dispose();
   adam.dispose();
