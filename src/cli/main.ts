@@ -1,11 +1,17 @@
 /** The wgsl-unet command line: `node dist/cli.js <command> [options]`. */
 import { UsageError } from './args.js';
 import { smoke } from './smoke.js';
+import { data } from './data.js';
 import { train } from './train.js';
+import { predict } from './predict.js';
+import { submit } from './submit.js';
 
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; help: string }> = {
   smoke: { run: smoke, help: 'print the adapter and check kernels against the CPU' },
+  data: { run: data, help: 'build the .npy caches from raw/ (--synthetic: from a generated stand-in)' },
   train: { run: train, help: 'train the U-Net (the embedded synthetic data when no caches exist)' },
+  predict: { run: predict, help: 'predict masks for the test frames: imgs_mask_test.npy and preds/*.png' },
+  submit: { run: submit, help: 'write submission.csv from the predicted masks' },
 };
 
 async function main(): Promise<void> {

@@ -139,19 +139,30 @@ export class Trainer {
   }
 
   /** Probabilities (count × size × size) for normalised images. */
-  async predict(images: Float32Array, count: number, size: number, onProgress?: (done: number, total: number) => void): Promise<Float32Array> {
-    const gpu = this.model.gpu;
-    const px = size * size;
-    const out = new Float32Array(count * px);
-    for (let from = 0; from < count; from += this.batchSize) {
-      const to = Math.min(count, from + this.batchSize);
-      const x = Tensor.from(gpu, [to - from, size, size, 1], images.subarray(from * px, to * px));
-      const p = noGrad(() => this.model.forward(x));
-      out.set(await p.read(), from * px);
-      p.dispose();
-      x.dispose();
-      onProgress?.(to, count);
-    }
-    return out;
+  predict(images: Float32Array, count: number, size: number, onProgress?: (done: number, total: number) => void): Promise<Float32Array> {
+    return predictProbabilities(this.model, images, count, size, this.batchSize, onProgress);
   }
+}
+
+/** Runs the model without gradients over normalised images, `batchSize` at a time. */
+export async function predictProbabilities(
+  model: UNet,
+  images: Float32Array,
+  count: number,
+  size: number,
+  batchSize: number,
+  onProgress?: (done: number, total: number) => void,
+): Promise<Float32Array> {
+  const px = size * size;
+  const out = new Float32Array(count * px);
+  for (let from = 0; from < count; from += batchSize) {
+    const to = Math.min(count, from + batchSize);
+    const x = Tensor.from(model.gpu, [to - from, size, size, 1], images.subarray(from * px, to * px));
+    const p = noGrad(() => model.forward(x));
+    out.set(await p.read(), from * px);
+    p.dispose();
+    x.dispose();
+    onProgress?.(to, count);
+  }
+  return out;
 }
