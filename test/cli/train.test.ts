@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeNpy } from '../../src/data/npy.js';
 import { decodeCheckpoint } from '../../src/model/checkpoint.js';
+import { decodeNpy } from '../../src/data/npy.js';
+import { parseSubmission, validateSubmission } from '../../src/data/submission.js';
 import { rng } from '../helpers/random.js';
 
 const W = 580;
@@ -88,6 +90,30 @@ describe('npm run train', () => {
     expect(b.stdout).toMatch(/resuming .* at epoch 2/);
     const whole = losses(first).map(({ seconds: _s, ...rest }) => rest);
     expect(losses(dir).map(({ seconds: _s, ...rest }) => rest)).toEqual(whole);
+  });
+
+  it('predicts the test frames and writes a valid submission', () => {
+    // Test frames: the first training frames, under shuffled ids.
+    const imgs = decodeNpy(new Uint8Array(readFileSync(join(dataDir, 'imgs_train.npy'))), 'imgs_train');
+    const ids = Int32Array.from([7, 3, 12, 1, 5]);
+    writeFileSync(join(dataDir, 'imgs_test.npy'), encodeNpy((imgs.data as Uint8Array).subarray(0, 5 * W * H), [5, H, W]));
+    writeFileSync(join(dataDir, 'imgs_id_test.npy'), encodeNpy(ids, [5]));
+    const out = join(root, 'pred');
+    const model = join(first, 'best.safetensors');
+    const p = spawnSync(process.execPath, [cli, 'predict', '--model', model, '--data', dataDir, '--out', out], { encoding: 'utf8', timeout: 120_000 });
+    expect(p.status, p.stderr).toBe(0);
+    const probs = decodeNpy(new Uint8Array(readFileSync(join(out, 'imgs_mask_test.npy'))), 'probs');
+    expect(probs.dtype).toBe('float32');
+    expect(probs.shape).toEqual([5, 16, 16]);
+    expect((probs.data as Float32Array).every((v) => v >= 0 && v <= 1)).toBe(true);
+    expect(readdirSync(join(out, 'preds')).sort()).toEqual(['12_pred.png', '1_pred.png', '3_pred.png', '5_pred.png', '7_pred.png']);
+    const csvPath = join(out, 'submission.csv');
+    const s = spawnSync(process.execPath, [cli, 'submit', '--model', model, '--data', dataDir, '--masks', join(out, 'imgs_mask_test.npy'), '--out', csvPath], { encoding: 'utf8' });
+    expect(s.status, s.stderr).toBe(0);
+    const csv = readFileSync(csvPath, 'utf8');
+    const pp = decodeCheckpoint(new Uint8Array(readFileSync(model)), 'best').meta.postprocess!;
+    expect(validateSubmission(csv, [...ids], { minArea: pp.minArea })).toEqual([]);
+    expect(parseSubmission(csv, 'submission.csv').map((r) => r.id)).toEqual([1, 3, 5, 7, 12]);
   });
 
   it('rejects bad input with clear messages', () => {
