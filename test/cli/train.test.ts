@@ -2,7 +2,7 @@
  * `wgsl-unet train` end to end, through the built CLI (npm test builds it
  * first): a tiny model on a tiny data set written as NumPy caches.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, readdirSync, truncateSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -114,6 +114,35 @@ describe('npm run train', () => {
     const pp = decodeCheckpoint(new Uint8Array(readFileSync(model)), 'best').meta.postprocess!;
     expect(validateSubmission(csv, [...ids], { minArea: pp.minArea })).toEqual([]);
     expect(parseSubmission(csv, 'submission.csv').map((r) => r.id)).toEqual([1, 3, 5, 7, 12]);
+  });
+
+  it('saves a checkpoint on Ctrl-C and resumes from it', async () => {
+    const out = join(root, 'int');
+    const child = spawn(process.execPath, [cli, 'train', '--data', dataDir, '--base-width', '2', '--input-size', '16', '--batch-size', '4', '--epochs', '500', '--out', out]);
+    let stdout = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.resume();
+    // Interrupt once training has started.
+    await new Promise<void>((ok) => {
+      const poll = setInterval(() => {
+        if (/run folder/.test(stdout) && /improved/.test(stdout)) {
+          clearInterval(poll);
+          child.kill('SIGINT');
+          ok();
+        }
+      }, 50);
+    });
+    const code = await new Promise<number | null>((ok) => child.on('exit', ok));
+    expect(code, stdout).toBe(0);
+    expect(stdout).toMatch(/continue with: npm run train -- --resume/);
+    const dir = readdirSync(out).map((d) => join(out, d))[0]!;
+    const last = decodeCheckpoint(new Uint8Array(readFileSync(join(dir, 'last.safetensors'))), 'last');
+    expect(last.meta.metrics.interrupted_in_epoch).toBe(last.meta.epoch + 1);
+    const r = spawnSync(process.execPath, [cli, 'train', '--resume', dir, '--epochs', String(last.meta.epoch + 1)], { encoding: 'utf8', timeout: 120_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`resuming .* at epoch ${last.meta.epoch + 1}`));
   });
 
   it('rejects bad input with clear messages', () => {
