@@ -10,7 +10,7 @@ import { DataError } from '../data/errors.js';
 import { normalize, resizeStack } from '../data/prepare.js';
 import { decodeCheckpoint, loadWeights } from '../model/checkpoint.js';
 import { predictProbabilities } from '../model/trainer.js';
-import { createUNet } from '../model/unet.js';
+import { type UNet, createUNet } from '../model/unet.js';
 import { GPU_OPTIONS, type OptionSpec, parseArgs, usage, UsageError } from './args.js';
 import { readBytes, writeAtomic } from './files.js';
 import { openGpu } from './gpu-options.js';
@@ -31,7 +31,31 @@ export async function predict(argv: string[]): Promise<void> {
   const { options: o } = parseArgs(argv, SPEC);
   const modelPath = (o.model as string | undefined) ?? join(latestRun('runs'), 'best.safetensors');
   const ckpt = decodeCheckpoint(readBytes(modelPath, 'checkpoint'), modelPath);
-  const dataDir = resolve(o.data as string);
+  const batch = o['batch-size'] as number;
+  if (!Number.isInteger(batch) || batch < 1) throw new UsageError(`--batch-size must be a positive integer, got ${batch}`);
+  console.log(`model ${modelPath}: base width ${ckpt.meta.config.baseWidth}, input ${ckpt.meta.config.inputSize}×${ckpt.meta.config.inputSize}, trained ${ckpt.meta.epoch} epoch(s)`);
+  const test = loadTestSet(resolve(o.data as string));
+  const gpu = await openGpu(o);
+  try {
+    const model = createUNet(gpu, { baseWidth: ckpt.meta.config.baseWidth, inputSize: ckpt.meta.config.inputSize });
+    loadWeights(model, ckpt, modelPath);
+    await predictTestSet(model, ckpt.meta.normalization, test, resolve(o.out as string), batch);
+    model.dispose();
+  } finally {
+    await gpu.close();
+  }
+}
+
+export interface TestSet {
+  frames: Uint8Array;
+  ids: Int32Array;
+  count: number;
+  width: number;
+  height: number;
+}
+
+/** Reads imgs_test.npy and imgs_id_test.npy, checking their types and that they agree. */
+export function loadTestSet(dataDir: string): TestSet {
   const imgsPath = join(dataDir, 'imgs_test.npy');
   const idsPath = join(dataDir, 'imgs_id_test.npy');
   const imgs = decodeNpy(readBytes(imgsPath, 'test cache'), imgsPath);
@@ -40,31 +64,27 @@ export async function predict(argv: string[]): Promise<void> {
   if (ids.dtype !== 'int32' || ids.shape.length !== 1 || ids.shape[0] !== imgs.shape[0]) {
     throw new DataError(`${idsPath}: expected ${imgs.shape[0]} int32 ids, got ${ids.dtype} (${ids.shape.join(', ')})`);
   }
-  const batch = o['batch-size'] as number;
-  if (!Number.isInteger(batch) || batch < 1) throw new UsageError(`--batch-size must be a positive integer, got ${batch}`);
-  const [count, h, w] = imgs.shape as [number, number, number];
-  const size = ckpt.meta.config.inputSize;
-  const { mean, std } = ckpt.meta.normalization;
-  console.log(`model ${modelPath}: base width ${ckpt.meta.config.baseWidth}, input ${size}×${size}, trained ${ckpt.meta.epoch} epoch(s); normalisation mean ${mean.toFixed(3)}, std ${std.toFixed(3)}`);
-  const resized = resizeStack(imgs.data as Uint8Array, count, w, h, size);
-  const gpu = await openGpu(o);
-  try {
-    const model = createUNet(gpu, { baseWidth: ckpt.meta.config.baseWidth, inputSize: size });
-    loadWeights(model, ckpt, modelPath);
-    const bar = progress('predicting', count, 'images');
-    const probs = await predictProbabilities(model, normalize(resized, mean, std), count, size, batch, (d) => bar.update(d));
-    bar.finish();
-    model.dispose();
-    const outDir = resolve(o.out as string);
-    writeAtomic(join(outDir, 'imgs_mask_test.npy'), encodeNpy(probs, [count, size, size]));
-    const idList = ids.data as Int32Array;
-    for (let i = 0; i < count; i++) {
-      const png = new Uint8Array(size * size);
-      for (let k = 0; k < size * size; k++) png[k] = Math.round(probs[i * size * size + k]! * 255);
-      writeAtomic(join(outDir, 'preds', `${idList[i]}_pred.png`), encodePngGray8(size, size, png));
-    }
-    console.log(`wrote ${join(outDir, 'imgs_mask_test.npy')} and ${count} PNGs in ${join(outDir, 'preds')}`);
-  } finally {
-    await gpu.close();
+  const [count, height, width] = imgs.shape as [number, number, number];
+  return { frames: imgs.data as Uint8Array, ids: ids.data as Int32Array, count, width, height };
+}
+
+/**
+ * Resizes and normalises the test frames as in training, runs the model, and
+ * writes <outDir>/imgs_mask_test.npy and <outDir>/preds/<id>_pred.png.
+ * Returns the probabilities (count × size × size).
+ */
+export async function predictTestSet(model: UNet, norm: { mean: number; std: number }, test: TestSet, outDir: string, batch: number): Promise<Float32Array> {
+  const size = model.config.inputSize;
+  const resized = resizeStack(test.frames, test.count, test.width, test.height, size);
+  const bar = progress('predicting', test.count, 'images');
+  const probs = await predictProbabilities(model, normalize(resized, norm.mean, norm.std), test.count, size, batch, (d) => bar.update(d));
+  bar.finish();
+  writeAtomic(join(outDir, 'imgs_mask_test.npy'), encodeNpy(probs, [test.count, size, size]));
+  for (let i = 0; i < test.count; i++) {
+    const png = new Uint8Array(size * size);
+    for (let k = 0; k < size * size; k++) png[k] = Math.round(probs[i * size * size + k]! * 255);
+    writeAtomic(join(outDir, 'preds', `${test.ids[i]}_pred.png`), encodePngGray8(size, size, png));
   }
+  console.log(`wrote ${join(outDir, 'imgs_mask_test.npy')} and ${test.count} PNGs in ${join(outDir, 'preds')}`);
+  return probs;
 }

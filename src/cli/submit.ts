@@ -65,17 +65,21 @@ export async function submit(argv: string[]): Promise<void> {
   }
   const [count, size] = probs.shape as [number, number];
   console.log(`threshold ${threshold}, minimum area ${minArea} (${source})`);
+  writeSubmission(probs.data as Float32Array, count, size, ids.data as Int32Array, threshold, minArea, resolve(o.out as string));
+}
+
+/** Thresholds each probability map at full size and writes the competition's CSV. */
+export function writeSubmission(probs: Float32Array, count: number, size: number, ids: Int32Array, threshold: number, minArea: number, out: string): void {
   const rows: SubmissionMask[] = [];
   const bar = progress('encoding', count, 'masks');
   let nonEmpty = 0;
   for (let i = 0; i < count; i++) {
-    const mask = binarize(fullSizeProbabilities((probs.data as Float32Array).subarray(i * size * size, (i + 1) * size * size), size), threshold, minArea);
+    const mask = binarize(fullSizeProbabilities(probs.subarray(i * size * size, (i + 1) * size * size), size), threshold, minArea);
     if (mask.some((v) => v !== 0)) nonEmpty++;
-    rows.push({ id: (ids.data as Int32Array)[i]!, mask });
+    rows.push({ id: ids[i]!, mask });
     bar.update(i + 1);
   }
   bar.finish();
-  const out = resolve(o.out as string);
   writeAtomic(out, formatSubmission(rows, minArea));
   console.log(`wrote ${out}: ${count} rows, ${nonEmpty} with a nerve`);
 }

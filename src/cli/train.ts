@@ -26,6 +26,8 @@ import { readBytes, writeAtomic } from './files.js';
 import { openGpu } from './gpu-options.js';
 import { progress } from './progress.js';
 import { ensureDefaultData } from './default-data.js';
+import { loadTestSet, predictTestSet } from './predict.js';
+import { writeSubmission } from './submit.js';
 
 export const VERSION = '0.1.0';
 
@@ -44,6 +46,7 @@ const SPEC: Record<string, OptionSpec> = {
   seed: { type: 'number', help: 'seed of the initial weights and of the shuffling', default: 1 },
   'anti-alias': { type: 'boolean', help: 'blur before downsampling, as scikit-image ≥ 0.19 does' },
   resume: { type: 'string', help: 'run folder to continue from its last.safetensors' },
+  'skip-predict': { type: 'boolean', help: 'do not predict the test frames and write submission.csv after training' },
 };
 
 interface Preset {
@@ -322,6 +325,12 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
       );
       const postprocess = { threshold: choice.threshold, minArea: choice.minArea, score: choice.score };
       writeAtomic(bestPath, await encodeCheckpoint(model, { ...(bestMeta ?? best.meta), postprocess }));
+      if (o['skip-predict'] !== true && existsSync(join(dataDir, 'imgs_test.npy'))) {
+        // All the way to a submission, with the best weights and the validated post-processing.
+        const test = loadTestSet(dataDir);
+        const probs = await predictTestSet(model, { mean: data.mean, std: data.std }, test, runDir, preset.batchSize);
+        writeSubmission(probs, test.count, model.config.inputSize, test.ids, choice.threshold, choice.minArea, join(runDir, 'submission.csv'));
+      }
     } else {
       console.log(`competition metric skipped: the caches hold ${data.fullWidth}×${data.fullHeight} frames, not 580×420`);
     }
