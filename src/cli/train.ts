@@ -199,7 +199,7 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
   const dataDir = resolve(dataArg);
   if (!existsSync(join(dataDir, 'imgs_train.npy'))) {
     if (dataArg !== SPEC.data!.default) throw new DataError(`no imgs_train.npy in ${dataDir}: run npm run data first, or leave out --data to use the embedded default`);
-    await ensureDefaultData(dataDir);
+    await ensureDefaultData(dataDir, preset.name === 'full' ? 'full' : 'cpu');
   }
   const limit = resumed ? resumed.meta.training!.count : (o.limit as number | undefined);
   const split = o['validation-split'] as number;

@@ -1,0 +1,118 @@
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { UsageError } from '../../src/cli/args.js';
+import { data } from '../../src/cli/data.js';
+import { DataError } from '../../src/data/errors.js';
+import { decodeNpy } from '../../src/data/npy.js';
+import { generateFrame } from '../../src/data/synthetic.js';
+import { decodeTiff } from '../../src/data/tiff.js';
+import { arrayDifference } from './compare.js';
+
+describe('wgsl-unet data', () => {
+  let dir = '';
+  let logged: string[] = [];
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'wgsl-unet-data-cli-'));
+  });
+  afterAll(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+  beforeEach(() => {
+    logged = [];
+    const keep = (...args: unknown[]): void => void logged.push(args.join(' '));
+    vi.spyOn(console, 'log').mockImplementation(keep);
+    vi.spyOn(console, 'error').mockImplementation(keep);
+  });
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  const small = ['--subjects', '2', '--frames', '2', '--test', '3'];
+
+  it('--synthetic writes the Kaggle layout and builds the caches from it', async () => {
+    const raw = join(dir, 'syn');
+    const out = join(dir, 'data');
+    await data(['--synthetic', '--raw', raw, '--out', out, ...small, '--seed', '3']);
+    expect(readdirSync(join(raw, 'train')).sort()).toEqual(['1_1.tif', '1_1_mask.tif', '1_2.tif', '1_2_mask.tif', '2_1.tif', '2_1_mask.tif', '2_2.tif', '2_2_mask.tif']);
+    expect(readdirSync(join(raw, 'test')).sort()).toEqual(['1.tif', '2.tif', '3.tif']);
+    const frame = generateFrame(2, 1, 3);
+    expect(arrayDifference(decodeTiff(readFileSync(join(raw, 'train', '2_1.tif')), '2_1.tif').data, frame.image)).toBe('equal');
+    expect(arrayDifference(decodeTiff(readFileSync(join(raw, 'train', '2_1_mask.tif')), '2_1_mask.tif').data, frame.mask)).toBe('equal');
+    expect(readFileSync(join(raw, 'train_masks.csv'), 'utf8').split('\n')[0]).toBe('subject,img,pixels');
+    expect(readFileSync(join(raw, 'train_masks.csv'), 'utf8').trim().split('\n').length).toBe(5);
+    expect(readFileSync(join(raw, 'test_masks.csv'), 'utf8').trim().split('\n').length).toBe(4);
+    expect(JSON.parse(readFileSync(join(raw, 'synthetic.json'), 'utf8')).complete).toBe(true);
+
+    const train = decodeNpy(readFileSync(join(out, 'imgs_train.npy')), 'imgs_train.npy');
+    expect(train.shape).toEqual([4, 420, 580]);
+    expect(arrayDifference(train.data.subarray(2 * 580 * 420, 3 * 580 * 420), frame.image)).toBe('equal');
+    expect(decodeNpy(readFileSync(join(out, 'imgs_mask_train.npy')), 'm').shape).toEqual([4, 420, 580]);
+    expect(Array.from(decodeNpy(readFileSync(join(out, 'imgs_train_index.npy')), 'i').data)).toEqual([1, 1, 1, 2, 2, 1, 2, 2]);
+    expect(decodeNpy(readFileSync(join(out, 'imgs_test.npy')), 't').shape).toEqual([3, 420, 580]);
+    expect(Array.from(decodeNpy(readFileSync(join(out, 'imgs_id_test.npy')), 'ids').data)).toEqual([1, 2, 3]);
+    const summary = JSON.parse(readFileSync(join(out, 'dataset.json'), 'utf8'));
+    expect([summary.source, summary.train, summary.test, summary.warnings]).toEqual(['synthetic', 4, 3, []]);
+    // Written atomically: no temporary files left behind.
+    expect(readdirSync(out).filter((name) => name.includes('.tmp-'))).toEqual([]);
+    expect(logged.join('\n')).toMatch(/4 training and 3 test frames from .* cached in /);
+  });
+
+  it('reuses a synthetic set with the same parameters and replaces its own with other ones', async () => {
+    const raw = join(dir, 'syn');
+    const out = join(dir, 'data');
+    await data(['--synthetic', '--raw', raw, '--out', out, ...small, '--seed', '3']);
+    expect(logged.join('\n')).toMatch(/already holds the synthetic set .*: reusing it/);
+    const before = readFileSync(join(raw, 'train', '1_1.tif'));
+    await data(['--synthetic', '--raw', raw, '--out', out, '--subjects', '1', '--frames', '2', '--test', '1', '--seed', '4']);
+    expect(readdirSync(join(raw, 'train')).sort()).toEqual(['1_1.tif', '1_1_mask.tif', '1_2.tif', '1_2_mask.tif']);
+    expect(arrayDifference(readFileSync(join(raw, 'train', '1_1.tif')), before)).not.toBe('equal');
+    expect(decodeNpy(readFileSync(join(out, 'imgs_train.npy')), 'x').shape).toEqual([2, 420, 580]);
+  });
+
+  it('refuses to write a synthetic set over a folder it did not write', async () => {
+    const raw = join(dir, 'foreign');
+    mkdirSync(raw);
+    writeFileSync(join(raw, 'precious.txt'), 'keep me');
+    await expect(data(['--synthetic', '--raw', raw, '--out', join(dir, 'x'), ...small])).rejects.toThrow(/already exists and was not written by --synthetic \(no synthetic.json\)/);
+    expect(existsSync(join(raw, 'precious.txt'))).toBe(true);
+  });
+
+  it('says what to do when raw/ is missing', async () => {
+    const raw = join(dir, 'nothing-here');
+    const failure = data(['--raw', raw, '--out', join(dir, 'x')]);
+    await expect(failure).rejects.toThrow(DataError);
+    await expect(data(['--raw', raw])).rejects.toThrow(/nothing-here: no such folder: download the competition's data .* `wgsl-unet data --synthetic`/);
+  });
+
+  it('--synthetic-if-missing generates raw-synthetic/ only when the raw folder is absent', async () => {
+    const cwd = process.cwd();
+    const work = join(dir, 'cwd');
+    mkdirSync(work);
+    process.chdir(work);
+    try {
+      await data(['--synthetic-if-missing', '--raw', 'absent', ...small]);
+      expect(logged[0]).toBe('absent/ does not exist: generating a synthetic data set in raw-synthetic/ instead');
+      expect(existsSync(join(work, 'raw-synthetic', 'synthetic.json'))).toBe(true);
+      expect(JSON.parse(readFileSync(join(work, 'data', 'dataset.json'), 'utf8')).source).toBe('synthetic');
+      // With the raw folder present it reads that instead.
+      await data(['--synthetic-if-missing', '--raw', 'raw-synthetic', '--out', 'data2']);
+      expect(JSON.parse(readFileSync(join(work, 'data2', 'dataset.json'), 'utf8')).source).toBe('raw');
+    } finally {
+      process.chdir(cwd);
+    }
+  });
+
+  it('rejects bad options', async () => {
+    await expect(data(['--synthetic', '--frames', '0'])).rejects.toThrow(UsageError);
+    await expect(data(['--synthetic', '--seed', '1.5'])).rejects.toThrow(/--seed must be a whole number ≥ 0, got 1.5/);
+    await expect(data(['stray'])).rejects.toThrow(/unexpected argument "stray"/);
+    await expect(data(['--frame', '2'])).rejects.toThrow(/unknown option --frame/);
+  });
+
+  it('prints its help', async () => {
+    await data(['--help']);
+    expect(logged.join('\n')).toMatch(/usage: wgsl-unet data \[options\][\s\S]*imgs_train_index\.npy {2}int32 \(N, 2\)[\s\S]*--synthetic-if-missing/);
+  });
+});
