@@ -321,7 +321,8 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
       const choice = choosePostprocess(probs, data.train.size, data.validationMasks, valCount);
       console.log(
         `competition metric on validation (mean per-image Dice at 580×420): ${choice.defaultScore.toFixed(4)} at threshold 0.5, min area 10; ` +
-          `best ${choice.score.toFixed(4)} at threshold ${choice.threshold}, min area ${choice.minArea}; all-empty prediction ${choice.emptyScore.toFixed(4)}`,
+          `best ${choice.score.toFixed(4)} at threshold ${choice.threshold}, min area ${choice.minArea}${choice.minArea > SUBMISSION_WIDTH * SUBMISSION_HEIGHT ? ' (no mask is large enough: every mask is submitted empty)' : ''}; ` +
+          `all-empty prediction ${choice.emptyScore.toFixed(4)}`,
       );
       const postprocess = { threshold: choice.threshold, minArea: choice.minArea, score: choice.score };
       writeAtomic(bestPath, await encodeCheckpoint(model, { ...(bestMeta ?? best.meta), postprocess }));

@@ -38,7 +38,8 @@ export interface PostprocessChoice {
 }
 
 export const THRESHOLDS = [0.3, 0.4, 0.5, 0.6, 0.7];
-export const MIN_AREAS = [10, 500, 1000, 2000, 3000, 4000, 5000, 6000];
+/** Candidate minimum areas; the last, larger than a frame, means "submit every mask empty". */
+export const MIN_AREAS = [10, 500, 1000, 2000, 3000, 4000, 5000, 6000, 8000, 10000, 15000, 20000, FULL + 1];
 
 /**
  * Scores every (threshold, minimum area) pair on `count` validation images:
