@@ -11,6 +11,21 @@ export interface Sample {
   bytes?: number;
   gbps?: number;
   reps: number;
+  /** For the training step and inference: images per second. */
+  images_per_s?: number;
+}
+
+/** A tfjs backend to compare with; `finish` resolves when its queued work is done. */
+export interface Peer {
+  key: string;
+  name: string;
+  backend: string;
+  finish(): Promise<void>;
+}
+
+export interface TfjsWebgpu {
+  tf: typeof import('@tensorflow/tfjs-core');
+  finish(): Promise<void>;
 }
 
 /** Runs `once` warmup + reps times; each run resolves when the GPU has finished. */

@@ -1,36 +1,59 @@
 /**
- * `npm run bench`: our kernels against tfjs-backend-webgpu on the same
- * adapter, in one run. Prints a table (ms, GFLOP/s, ratio) and with
- * `--json FILE` writes every sample.
+ * `npm run bench`: our kernels and training step against tfjs, in one run:
+ * tfjs-backend-webgpu on the same adapter (with the same limits), and
+ * tfjs-backend-wasm and tfjs-backend-cpu on this machine's CPU. Prints a
+ * table (ms, rate, ratio against each peer, share of the adapter's measured
+ * FMA ceiling), and writes JSON, an SVG chart and a Markdown summary on request.
  *
  * Timing: wall time from recording a kernel to the GPU reporting the work
- * done (queue.onSubmittedWorkDone), median of --reps runs after one warm-up
- * run (which also compiles the pipelines). Both engines are timed the same way.
+ * done (queue.onSubmittedWorkDone) for both WebGPU engines; the CPU backends
+ * compute synchronously, so their time is the call itself. Median, minimum
+ * and maximum of --reps runs after one warm-up run (which also compiles the
+ * pipelines).
  */
 import { writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
 import { Gpu, describeAdapter, formatAdapter, requestDevice } from '../src/kernels/gpu.js';
-import { GPU_OPTIONS, parseArgs, usage } from '../src/cli/args.js';
+import { GPU_OPTIONS, parseArgs, usage, UsageError } from '../src/cli/args.js';
 import { NoAdapterError } from '../src/kernels/node-gpu.js';
-import { UNET_CONV_SHAPES, benchConvolutions } from './kernels.js';
-import { benchElementwise } from './elementwise.js';
-import { benchTrainingStep } from './step.js';
-import { type Sample, table } from './harness.js';
+import { type Case, UNET_CONV_SHAPES, UNET_UP_SHAPES, adamCase, convCases, convTransposeCases, diceCase, memoryBoundCases } from './cases.js';
+import { type Peer, type Sample, sample, table, timeIt } from './harness.js';
+import { benchInference, benchTrainingStep } from './step.js';
+import { measureCeiling } from './ceiling.js';
+import { chartSvg } from './chart.js';
+import { markdownReport } from './report.js';
 
 const SPEC = {
   ...GPU_OPTIONS,
-  json: { type: 'string' as const, help: 'write the samples to this JSON file' },
-  reps: { type: 'number' as const, help: 'timed runs per case', default: 3 },
-  batch: { type: 'number' as const, help: 'batch size', default: 8 },
-  quick: { type: 'boolean' as const, help: 'only the two largest-spatial shapes' },
   suite: { type: 'string' as const, help: 'kernels, step, or all', default: 'all' },
+  quick: { type: 'boolean' as const, help: 'a short subset: batch 8, two shapes per convolution, tfjs-webgpu only' },
+  batches: { type: 'string' as const, help: 'comma-separated batch sizes for the kernels', default: '1,8,32' },
+  peers: { type: 'string' as const, help: 'comma-separated: webgpu, wasm, cpu', default: 'webgpu,wasm,cpu' },
+  reps: { type: 'number' as const, help: 'timed runs per case', default: 3 },
+  'step-batch': { type: 'number' as const, help: 'batch of the training-step benchmark', default: 8 },
   'step-width': { type: 'number' as const, help: 'base width of the U-Net in the training-step benchmark', default: 32 },
   'step-size': { type: 'number' as const, help: 'input size of the U-Net in the training-step benchmark', default: 96 },
+  json: { type: 'string' as const, help: 'write every sample, the adapter and versions to this JSON file' },
+  svg: { type: 'string' as const, help: 'write a chart of ours against tfjs-webgpu per kernel' },
+  markdown: { type: 'string' as const, help: 'write the results as a Markdown report (bench/README.md)' },
 };
+
+const PEER_NAMES: Record<string, string> = { webgpu: 'tfjs-webgpu', wasm: 'tfjs-wasm', cpu: 'tfjs-cpu' };
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
-  if (argv.includes('--help')) return void console.log(usage('bench', 'Benchmarks our kernels against tfjs on the same adapter.', SPEC));
+  if (argv.includes('--help')) return void console.log(usage('bench', 'Benchmarks our kernels and training step against tfjs in one run.', SPEC));
   const { options } = parseArgs(argv, SPEC);
+  const quick = options.quick === true;
+  const suite = options.suite as string;
+  if (!['kernels', 'step', 'all'].includes(suite)) throw new UsageError(`--suite must be kernels, step or all, got "${suite}"`);
+  const batches = (quick ? '8' : (options.batches as string)).split(',').map(Number);
+  if (batches.some((b) => !Number.isInteger(b) || b < 1)) throw new UsageError(`--batches must be positive integers, got "${options.batches}"`);
+  const peerKeys = (quick ? 'webgpu' : (options.peers as string)).split(',');
+  for (const p of peerKeys) if (!PEER_NAMES[p]) throw new UsageError(`unknown peer "${p}": use webgpu, wasm, cpu`);
+  const reps = options.reps as number;
+
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
   const { create, globals } = await import('webgpu');
   Object.assign(globalThis, globals); // tfjs-backend-webgpu uses the WebGPU globals
@@ -44,8 +67,7 @@ async function main(): Promise<void> {
   console.log(`adapter: ${formatAdapter(info)}`);
   const gpu = new Gpu(await requestDevice(adapter), info);
 
-  // tfjs gets its own device on the same adapter (an adapter makes one device),
-  // with the same limits as ours.
+  // tfjs gets its own device on the same adapter (an adapter makes one device), with the same limits.
   const peerAdapter = await instance.requestAdapter({ powerPreference: 'high-performance' });
   if (!peerAdapter || describeAdapter(peerAdapter).description !== info.description) throw new Error('could not open the same adapter a second time for tfjs');
   const peerDevice = await requestDevice(peerAdapter);
@@ -53,69 +75,142 @@ async function main(): Promise<void> {
   Object.defineProperty(globalThis, 'navigator', { value: { ...(nav ?? {}), gpu: instance }, configurable: true, writable: true });
   const tf = await import('@tensorflow/tfjs-core');
   const { WebGPUBackend } = await import('@tensorflow/tfjs-backend-webgpu');
+  await import('@tensorflow/tfjs-backend-cpu');
+  const wasm = await import('@tensorflow/tfjs-backend-wasm');
+  wasm.setWasmPaths(`${dirname(createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm'))}/`);
   tf.env().set('WEBGPU_CPU_FORWARD', false);
   const backend = new WebGPUBackend(peerDevice, peerAdapter.info);
   // tfjs's kernels are registered under the name 'webgpu': replace its factory
   // (which would request a device of its own) with ours.
   if (tf.findBackendFactory('webgpu')) tf.removeBackend('webgpu');
   tf.registerBackend('webgpu', () => backend, 10);
-  await tf.setBackend('webgpu');
-  // tfjs keeps a compute pass open between ops: end it and submit, as its own
-  // readback path does, then wait for the GPU.
   const internals = backend as unknown as { commandEncoder: GPUCommandEncoder | null; endComputePassEncoder(): void };
-  const finish = async () => {
-    if (internals.commandEncoder) {
-      internals.endComputePassEncoder();
-      backend.submitQueue();
-    }
-    await peerDevice.queue.onSubmittedWorkDone();
-  };
+  const peers: Peer[] = peerKeys.map((k) => ({
+    key: k,
+    name: PEER_NAMES[k]!,
+    backend: k,
+    // tfjs-webgpu keeps a compute pass open between ops: end it and submit, as
+    // its own readback path does, then wait for the GPU. The CPU backends have
+    // finished when the call returns.
+    finish:
+      k === 'webgpu'
+        ? async () => {
+            if (internals.commandEncoder) {
+              internals.endComputePassEncoder();
+              backend.submitQueue();
+            }
+            await peerDevice.queue.onSubmittedWorkDone();
+          }
+        : async () => {},
+  }));
 
-  const shapes = options.quick ? UNET_CONV_SHAPES.slice(0, 2) : UNET_CONV_SHAPES;
-  const reps = options.reps as number;
-  const batch = options.batch as number;
-  console.log(`timing: wall time to queue.onSubmittedWorkDone, median of ${reps} after 1 warm-up; tfjs ${tf.version_core} webgpu backend, WEBGPU_CPU_FORWARD=false, same adapter and limits`);
+  console.log(
+    `timing: wall time to queue.onSubmittedWorkDone (WebGPU engines) or of the call (CPU backends), median of ${reps} after 1 warm-up; ` +
+      `tfjs ${tf.version_core}, WEBGPU_CPU_FORWARD=false, tfjs-webgpu on the same adapter with the same limits`,
+  );
+  const ceiling = await measureCeiling(gpu, reps);
+  console.log(`adapter ceiling (pure FMA shader): ${ceiling.toFixed(1)} GFLOP/s`);
+
   const samples: Sample[] = [];
-  const suite = options.suite as string;
-  if (!['kernels', 'step', 'all'].includes(suite)) throw new Error(`--suite must be kernels, step or all, got "${suite}"`);
+  const missing: { op: string; peer: string; kernels: string[] }[] = [];
   let memory: { peakLiveBytes: number; poolBytes: number } | undefined;
   try {
     if (suite !== 'step') {
-      samples.push(...(await benchConvolutions(gpu, { tf, finish }, { batch, reps, shapes })));
-      samples.push(...(await benchElementwise(gpu, { tf, finish }, { batch, reps })));
+      const cases: Case[] = [];
+      for (const b of batches) {
+        cases.push(...convCases(b, quick ? UNET_CONV_SHAPES.slice(0, 2) : UNET_CONV_SHAPES));
+        cases.push(...convTransposeCases(b, quick ? UNET_UP_SHAPES.slice(-1) : UNET_UP_SHAPES));
+        cases.push(...memoryBoundCases(b), diceCase(b));
+      }
+      cases.push(adamCase());
+      for (const c of cases) await runCase(c, gpu, tf, peers, reps, samples, missing);
     }
     if (suite !== 'kernels') {
-      const step = await benchTrainingStep(gpu, { tf, finish }, { batch, reps, baseWidth: options['step-width'] as number, size: options['step-size'] as number });
+      await tf.setBackend('webgpu');
+      const stepOpts = { batch: options['step-batch'] as number, reps, baseWidth: options['step-width'] as number, size: options['step-size'] as number };
+      const webgpuPeer = peers.find((p) => p.key === 'webgpu') ?? { key: 'webgpu', name: 'tfjs-webgpu', backend: 'webgpu', finish: async () => {} };
+      const step = await benchTrainingStep(gpu, { tf, finish: webgpuPeer.finish }, stepOpts);
       samples.push(...step.samples);
       memory = { peakLiveBytes: step.peakLiveBytes, poolBytes: step.poolBytes };
+      samples.push(...(await benchInference(gpu, { tf, finish: webgpuPeer.finish }, stepOpts)));
     }
   } finally {
-    tf.dispose(tf.engine().state.registeredVariables as never);
     backend.dispose();
     peerDevice.destroy();
-    gpu.destroy();
+    await gpu.close();
     delete (globalThis as { navigator?: unknown }).navigator;
   }
 
-  const rows = [['op', 'shape', 'ours ms', 'ours rate', 'tfjs ms', 'tfjs rate', 'ratio']];
+  const report = { adapter: info, date: new Date().toISOString(), versions: { tfjs: tf.version_core, node: process.version }, timing: 'wall time; see bench/main.ts', ceilingGflops: ceiling, memory, missing, samples };
+  console.log(printTable(samples, peers.map((p) => p.name), ceiling));
+  for (const m of missing) console.log(`${m.peer} cannot run ${m.op}: it has no ${m.kernels.join(', ')} kernel`);
+  if (memory) console.log(`training step, ours: peak live GPU memory ${(memory.peakLiveBytes / 2 ** 20).toFixed(1)} MiB; buffer pool after the step ${(memory.poolBytes / 2 ** 20).toFixed(1)} MiB`);
+  if (options.json) writeOut(options.json as string, JSON.stringify(report, null, 2));
+  if (options.svg) writeOut(options.svg as string, chartSvg(samples, info.description));
+  if (options.markdown) writeOut(options.markdown as string, markdownReport(report, peers.map((p) => p.name)));
+}
+
+function writeOut(path: string, text: string): void {
+  writeFileSync(path, text);
+  console.log(`wrote ${path}`);
+}
+
+async function runCase(c: Case, gpu: Gpu, tf: typeof import('@tensorflow/tfjs-core'), peers: Peer[], reps: number, samples: Sample[], missing: { op: string; peer: string; kernels: string[] }[]): Promise<void> {
+  const ours = c.ours(gpu);
+  const tOurs = await timeIt(async () => {
+    ours.run();
+    await gpu.sync();
+  }, reps);
+  ours.dispose();
+  const mine = sample(c.op, c.shape, 'ours', c.flops ?? 0, tOurs, reps, c.bytes);
+  samples.push(mine);
+  const parts = [`ours ${tOurs.median.toFixed(1)} ms`];
+  for (const peer of peers) {
+    await tf.setBackend(peer.backend);
+    const absent = c.tfKernels.filter((k) => !tf.getKernel(k, peer.backend));
+    if (absent.length) {
+      missing.push({ op: c.op, peer: peer.name, kernels: absent });
+      parts.push(`${peer.name} n/a`);
+      continue;
+    }
+    const theirs = c.theirs(tf);
+    // Slow CPU peers at large shapes: one timed run when a run takes over 5 s.
+    let first = 0;
+    const once = async () => {
+      const t0 = performance.now();
+      const r = theirs.run();
+      await peer.finish();
+      tf.dispose(r);
+      first = first || performance.now() - t0;
+    };
+    await once();
+    const t = await timeIt(once, first > 5000 ? 1 : reps, 0);
+    theirs.dispose();
+    samples.push(sample(c.op, c.shape, peer.name, c.flops ?? 0, t, first > 5000 ? 1 : reps, c.bytes));
+    parts.push(`${peer.name} ${t.median.toFixed(1)} ms (×${(t.median / tOurs.median).toFixed(2)})`);
+  }
+  console.error(`  ${c.op} ${c.shape}: ${parts.join(', ')}`);
+}
+
+function printTable(samples: Sample[], peerNames: string[], ceiling: number): string {
   const rate = (s: Sample) =>
-    s.op === 'training_step'
-      ? `${(batch / (s.median_ms / 1000)).toFixed(2)} img/s`
+    s.op === 'training_step' || s.op === 'inference'
+      ? `${s.images_per_s!.toFixed(2)} img/s`
       : s.gbps !== undefined
         ? `${s.gbps.toFixed(2)} GB/s`
         : `${s.gflops.toFixed(2)} GFLOP/s`;
-  for (let i = 0; i < samples.length; i += 2) {
-    const o = samples[i]!;
-    const t = samples[i + 1]!;
-    rows.push([o.op, o.shape, o.median_ms.toFixed(1), rate(o), t.median_ms.toFixed(1), rate(t), `×${(t.median_ms / o.median_ms).toFixed(2)}`]);
+  const header = ['op', 'shape', 'ours ms', 'ours rate', '% ceiling', ...peerNames.flatMap((p) => [`${p} ms`, `× ${p}`])];
+  const rows = [header];
+  const ourSamples = samples.filter((s) => s.impl === 'ours');
+  for (const o of ourSamples) {
+    const row = [o.op, o.shape, o.median_ms.toFixed(1), rate(o), o.gflops > 0 ? `${((100 * o.gflops) / ceiling).toFixed(0)} %` : '-'];
+    for (const p of peerNames) {
+      const t = samples.find((s) => s.op === o.op && s.shape === o.shape && s.impl.startsWith(p));
+      row.push(t ? t.median_ms.toFixed(1) : 'n/a', t ? `×${(t.median_ms / o.median_ms).toFixed(2)}` : '-');
+    }
+    rows.push(row);
   }
-  console.log(table(rows));
-  if (memory) console.log(`training step, ours: peak live GPU memory ${(memory.peakLiveBytes / 2 ** 20).toFixed(1)} MiB; buffer pool after the step ${(memory.poolBytes / 2 ** 20).toFixed(1)} MiB`);
-  if (options.json) {
-    const doc = { adapter: info, date: new Date().toISOString(), tfjs: tf.version_core, node: process.version, timing: 'wall time to onSubmittedWorkDone', memory, samples };
-    writeFileSync(options.json as string, JSON.stringify(doc, null, 2));
-    console.log(`wrote ${options.json}`);
-  }
+  return table(rows);
 }
 
 main().catch((e: unknown) => {

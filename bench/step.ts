@@ -5,11 +5,10 @@
  */
 import type * as tfType from '@tensorflow/tfjs-core';
 import type { Gpu } from '../src/kernels/gpu.js';
-import { Tape, Tensor, diceLoss } from '../src/autograd/index.js';
+import { Tape, Tensor, diceLoss, noGrad } from '../src/autograd/index.js';
 import { Adam } from '../src/model/adam.js';
 import { createUNet } from '../src/model/unet.js';
-import { type Sample, sample, timeIt } from './harness.js';
-import type { TfjsWebgpu } from './kernels.js';
+import { type Sample, type TfjsWebgpu, sample, timeIt } from './harness.js';
 import { kerasDiceLoss, kerasUNet } from './tfjs-unet.js';
 
 export interface StepResult {
@@ -73,10 +72,41 @@ export async function benchTrainingStep(gpu: Gpu, peer: TfjsWebgpu, opts: { batc
   keras.dispose();
   optimizer.dispose();
 
-  const ours = sample('training_step', label, 'ours', flops, tOurs, opts.reps);
-  const theirs = sample('training_step', label, 'tfjs-layers-webgpu', flops, tTheirs, opts.reps);
+  const ours = { ...sample('training_step', label, 'ours', flops, tOurs, opts.reps), images_per_s: n / (tOurs.median / 1000) };
+  const theirs = { ...sample('training_step', label, 'tfjs-webgpu (tfjs-layers)', flops, tTheirs, opts.reps), images_per_s: n / (tTheirs.median / 1000) };
   console.error(`  training step ${label}: ours ${(n / (tOurs.median / 1000)).toFixed(2)} images/s, tfjs-layers ${(n / (tTheirs.median / 1000)).toFixed(2)} images/s, ×${(tTheirs.median / tOurs.median).toFixed(2)}; peak live GPU memory ${(mem.peakLiveBytes / 2 ** 20).toFixed(1)} MiB`);
   return { samples: [ours, theirs], peakLiveBytes: mem.peakLiveBytes, poolBytes: mem.liveBytes + mem.freeBytes };
+}
+
+/** Inference of one batch (forward pass only), ours against tfjs-layers' predict on tfjs-webgpu. */
+export async function benchInference(gpu: Gpu, peer: TfjsWebgpu, opts: { batch: number; reps: number; baseWidth: number; size: number }): Promise<Sample[]> {
+  const { tf } = peer;
+  const { batch: n, size, baseWidth } = opts;
+  const label = `batch ${n}, ${size}x${size}, width ${baseWidth}`;
+  const flops = forwardFlops(baseWidth, size) * n;
+  const { x } = batch(n, size);
+  const model = createUNet(gpu, { baseWidth, inputSize: size });
+  const xs = Tensor.from(gpu, [n, size, size, 1], x);
+  const tOurs = await timeIt(async () => {
+    noGrad(() => model.forward(xs)).dispose();
+    await gpu.sync();
+  }, opts.reps);
+  xs.dispose();
+  model.dispose();
+  const { model: keras } = kerasUNet(baseWidth, size);
+  const tx = tf.tensor4d(x, [n, size, size, 1]);
+  const tTheirs = await timeIt(async () => {
+    const y = keras.predict(tx) as tfType.Tensor;
+    await peer.finish();
+    y.dispose();
+  }, opts.reps);
+  tx.dispose();
+  keras.dispose();
+  console.error(`  inference ${label}: ours ${(n / (tOurs.median / 1000)).toFixed(2)} images/s, tfjs-layers ${(n / (tTheirs.median / 1000)).toFixed(2)} images/s, ×${(tTheirs.median / tOurs.median).toFixed(2)}`);
+  return [
+    { ...sample('inference', label, 'ours', flops, tOurs, opts.reps), images_per_s: n / (tOurs.median / 1000) },
+    { ...sample('inference', label, 'tfjs-webgpu (tfjs-layers)', flops, tTheirs, opts.reps), images_per_s: n / (tTheirs.median / 1000) },
+  ];
 }
 
 /** Multiply-adds × 2 of one forward pass of one image. */

@@ -1,0 +1,18 @@
+/** The adapter's measured FMA throughput (shaders/fma_peak.wgsl), the yardstick for every kernel. */
+import type { Gpu } from '../src/kernels/gpu.js';
+import source from '../shaders/fma_peak.wgsl';
+import { timeIt } from './harness.js';
+
+export async function measureCeiling(gpu: Gpu, reps: number): Promise<number> {
+  const groups = 4096;
+  const iterations = gpu.adapterInfo.isSoftware ? 512 : 8192;
+  const buf = gpu.acquire(groups * 64 * 16);
+  const view = { buffer: buf.buffer, offset: 0, size: groups * 64 * 16 };
+  const kernel = gpu.kernel('fma_peak', source);
+  const t = await timeIt(async () => {
+    gpu.dispatch({ kernel, label: 'fma_peak', uniforms: Uint32Array.of(iterations), storage: [view], workgroups: [groups] });
+    await gpu.sync();
+  }, reps);
+  gpu.release(buf);
+  return (groups * 64 * iterations * 8 * 4 * 2) / t.median / 1e6;
+}

@@ -1,0 +1,43 @@
+/** The benchmark's results as Markdown, for bench/README.md. */
+import type { AdapterDescription } from '../src/kernels/gpu.js';
+import type { Sample } from './harness.js';
+
+export interface Report {
+  adapter: AdapterDescription;
+  date: string;
+  versions: { tfjs: string; node: string };
+  ceilingGflops: number;
+  memory?: { peakLiveBytes: number; poolBytes: number };
+  missing: { op: string; peer: string; kernels: string[] }[];
+  samples: Sample[];
+}
+
+export function markdownReport(r: Report, peers: string[]): string {
+  const lines = [
+    `Adapter: **${r.adapter.description}** (vendor ${r.adapter.vendor || '?'}, architecture ${r.adapter.architecture || '?'}${r.adapter.isSoftware ? ', software' : ''}); ${r.date.slice(0, 10)}; tfjs ${r.versions.tfjs}, Node ${r.versions.node}.`,
+    `Measured FMA ceiling of the adapter: ${r.ceilingGflops.toFixed(1)} GFLOP/s.`,
+    '',
+    `| op | shape | ours ms | ours rate | % of ceiling | ${peers.map((p) => `${p} ms | × ${p}`).join(' | ')} |`,
+    `| --- | --- | ---: | ---: | ---: | ${peers.map(() => '---: | ---:').join(' | ')} |`,
+  ];
+  for (const o of r.samples.filter((s) => s.impl === 'ours')) {
+    const rate = o.images_per_s !== undefined ? `${o.images_per_s.toFixed(2)} img/s` : o.gbps !== undefined ? `${o.gbps.toFixed(2)} GB/s` : `${o.gflops.toFixed(2)} GFLOP/s`;
+    const cells = peers.map((p) => {
+      const t = r.samples.find((s) => s.op === o.op && s.shape === o.shape && s.impl.startsWith(p));
+      return t ? `${t.median_ms.toFixed(1)} | ×${(t.median_ms / o.median_ms).toFixed(2)}` : 'n/a | -';
+    });
+    lines.push(`| ${o.op} | ${o.shape} | ${o.median_ms.toFixed(1)} | ${rate} | ${o.gflops > 0 ? `${((100 * o.gflops) / r.ceilingGflops).toFixed(0)} %` : '-'} | ${cells.join(' | ')} |`);
+  }
+  if (r.missing.length) {
+    lines.push('');
+    const seen = new Set<string>();
+    for (const m of r.missing) {
+      const key = `${m.peer}:${m.kernels.join()}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      lines.push(`- ${m.peer} has no ${m.kernels.join(', ')} kernel, so it cannot run ${[...new Set(r.missing.filter((x) => x.peer === m.peer && x.kernels.join() === m.kernels.join()).map((x) => x.op))].join(', ')}.`);
+    }
+  }
+  if (r.memory) lines.push('', `Training step, ours: peak live GPU memory ${(r.memory.peakLiveBytes / 2 ** 20).toFixed(1)} MiB (buffer pool after the step: ${(r.memory.poolBytes / 2 ** 20).toFixed(1)} MiB).`);
+  return `${lines.join('\n')}\n`;
+}
