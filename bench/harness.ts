@@ -11,6 +11,8 @@ export interface Sample {
   bytes?: number;
   gbps?: number;
   reps: number;
+  /** Our GPU time by timestamp queries, where the adapter has them. */
+  gpu_ms?: number;
   /** For the training step and inference: images per second. */
   images_per_s?: number;
 }

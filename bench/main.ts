@@ -23,6 +23,7 @@ import { benchInference, benchTrainingStep } from './step.js';
 import { measureCeiling } from './ceiling.js';
 import { chartSvg } from './chart.js';
 import { markdownReport } from './report.js';
+import { GpuTimer } from './timestamps.js';
 
 const SPEC = {
   ...GPU_OPTIONS,
@@ -106,7 +107,8 @@ async function main(): Promise<void> {
 
   console.log(
     `timing: wall time to queue.onSubmittedWorkDone (WebGPU engines) or of the call (CPU backends), median of ${reps} after 1 warm-up; ` +
-      `tfjs ${tf.version_core}, WEBGPU_CPU_FORWARD=false, tfjs-webgpu on the same adapter with the same limits`,
+      `tfjs ${tf.version_core}, WEBGPU_CPU_FORWARD=false, tfjs-webgpu on the same adapter with the same limits; ` +
+      (gpu.hasTimestamps ? 'our GPU time also by timestamp queries (Dawn quantised)' : 'no timestamp queries on this adapter'),
   );
   const ceiling = await measureCeiling(gpu, reps);
   console.log(`adapter ceiling (pure FMA shader): ${ceiling.toFixed(1)} GFLOP/s`);
@@ -161,10 +163,22 @@ async function runCase(c: Case, gpu: Gpu, tf: typeof import('@tensorflow/tfjs-co
     ours.run();
     await gpu.sync();
   }, reps);
+  // One more run with timestamp queries on every pass: the GPU's own time.
+  let gpuMs: number | undefined;
+  if (gpu.hasTimestamps) {
+    const timer = new GpuTimer(gpu);
+    gpu.observer = timer;
+    ours.run();
+    gpu.observer = null;
+    await gpu.sync();
+    gpuMs = timer.overflow ? undefined : await timer.collect();
+    timer.destroy();
+  }
   ours.dispose();
   const mine = sample(c.op, c.shape, 'ours', c.flops ?? 0, tOurs, reps, c.bytes);
+  if (gpuMs !== undefined) mine.gpu_ms = gpuMs;
   samples.push(mine);
-  const parts = [`ours ${tOurs.median.toFixed(1)} ms`];
+  const parts = [`ours ${tOurs.median.toFixed(1)} ms${gpuMs !== undefined ? ` (GPU ${gpuMs.toFixed(1)} ms by timestamps)` : ''}`];
   for (const peer of peers) {
     await tf.setBackend(peer.backend);
     const absent = c.tfKernels.filter((k) => !tf.getKernel(k, peer.backend));
