@@ -1,5 +1,6 @@
-// Builds the Node CLI and the browser bundle from the same sources.
+// Builds the Node CLI, the browser bundle and the browser page (web/) from the same sources.
 // WGSL files are inlined as strings by esbuild's text loader.
+import { copyFileSync, mkdirSync } from 'node:fs';
 import { build } from 'esbuild';
 
 const common = { bundle: true, format: 'esm', sourcemap: true, loader: { '.wgsl': 'text' }, logLevel: 'warning' };
@@ -29,4 +30,15 @@ await Promise.all([
     platform: 'browser',
     target: 'es2022',
   }),
+  build({
+    ...common,
+    entryPoints: { app: 'web/app.ts' },
+    outdir: 'dist/web',
+    platform: 'browser',
+    target: 'es2022',
+  }),
 ]);
+
+// The page's static files next to its script.
+mkdirSync('dist/web', { recursive: true });
+for (const file of ['index.html', 'style.css']) copyFileSync(`web/${file}`, `dist/web/${file}`);

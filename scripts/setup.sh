@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Prepares a machine to run wgsl-unet: a WebGPU-capable Vulkan driver and the
-# npm packages. Safe to run again. On a machine without a GPU driver it
-# installs Mesa's software Vulkan driver (lavapipe); Debian 12 needs Mesa from
-# bookworm-backports, because its own Mesa 22.3 is too old for Dawn.
+# Prepares a machine to run wgsl-unet: a WebGPU-capable Vulkan driver,
+# Chromium for the browser test, and the npm packages. Safe to run again. On a
+# machine without a GPU driver it installs Mesa's software Vulkan driver
+# (lavapipe); Debian 12 needs Mesa from bookworm-backports, because its own
+# Mesa 22.3 is too old for Dawn.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,6 +33,19 @@ if [ "$(uname -s)" = Linux ] && { ! have_vulkan_driver || mesa_too_old; }; then
   echo "setup: installing the software Vulkan driver (mesa-vulkan-drivers, libvulkan1)"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${target[@]}" mesa-vulkan-drivers libvulkan1 >/dev/null
+fi
+
+# The browser test (test/browser) drives Debian's Chromium headless through
+# playwright-core, which downloads no browser of its own.
+if [ "$(uname -s)" = Linux ] && [ ! -x /usr/bin/chromium ] && [ -z "${WGSL_UNET_CHROMIUM:-}" ]; then
+  if command -v apt-get >/dev/null; then
+    sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    echo "setup: installing Chromium for the browser test (chromium)"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+  else
+    echo "setup: warning: /usr/bin/chromium is missing and there is no apt-get; the browser test needs Chromium (or WGSL_UNET_CHROMIUM set to a Chromium binary)" >&2
+  fi
 fi
 
 if [ ! -d node_modules/webgpu ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

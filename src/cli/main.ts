@@ -5,6 +5,7 @@ import { data } from './data.js';
 import { train } from './train.js';
 import { predict } from './predict.js';
 import { submit } from './submit.js';
+import { serve } from './serve.js';
 
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; help: string }> = {
   smoke: { run: smoke, help: 'print the adapter and check kernels against the CPU' },
@@ -12,6 +13,7 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; help: s
   train: { run: train, help: 'train the U-Net (the embedded synthetic data when no caches exist)' },
   predict: { run: predict, help: 'predict masks for the test frames: imgs_mask_test.npy and preds/*.png' },
   submit: { run: submit, help: 'write submission.csv from the predicted masks' },
+  serve: { run: serve, help: 'serve the browser page (dist/web) on a loopback address' },
 };
 
 async function main(): Promise<void> {
