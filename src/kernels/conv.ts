@@ -6,7 +6,7 @@
  * layout (kh, kw, in, out). convTranspose2x2: 2 × 2, stride 2, weights
  * (kh, kw, out, in). All activations NHWC float32.
  */
-import type { Gpu, BufferView } from './gpu.js';
+import { BufferUsage, type Gpu, type BufferView } from './gpu.js';
 import { ShapeError, shapeStr } from './errors.js';
 import { type GpuTensor, checkRank, checkStorage, grid1d, numel } from './tensor-view.js';
 import gemmSource from '../../shaders/conv_gemm.wgsl';
@@ -28,13 +28,16 @@ const enum Mode {
 /**
  * Two formulations of the same GEMMs (see the shaders' headers):
  * 'tiled' stages 64 × 64 tiles in workgroup memory (for GPUs);
- * 'direct' gives each invocation 4 rows × 16 columns with workgroup-uniform
- * weight reads and no barriers (for CPU adapters, where invocations are SIMD lanes).
+ * 'direct' gives each invocation ROWS consecutive rows × 4·QUADS columns,
+ * vec4 loads where the channel counts allow, and no workgroup memory or
+ * barriers (for CPU adapters, where invocations are SIMD lanes and every
+ * per-invocation load is a loop over the lanes).
  */
 export type ConvVariant = 'tiled' | 'direct';
 const VARIANTS: Record<ConvVariant, { source: string; rowsPerGroup: number; colsPerGroup: number }> = {
   tiled: { source: gemmSource, rowsPerGroup: 64, colsPerGroup: 64 },
-  direct: { source: directSource, rowsPerGroup: 64 * shaderConst(directSource, 'ROWS'), colsPerGroup: 4 * shaderConst(directSource, 'QUADS') },
+  // rowsPerGroup of 'direct' is per invocation: its workgroup size is chosen per call (directLaunch).
+  direct: { source: directSource, rowsPerGroup: shaderConst(directSource, 'ROWS'), colsPerGroup: 4 * shaderConst(directSource, 'QUADS') },
 };
 
 /** A `const NAME: u32 = Nu;` of a shader, so the grid follows the shader's blocking. */
@@ -79,12 +82,15 @@ interface Gemm {
 }
 
 const dummies = new WeakMap<Gpu, BufferView>();
-/** A small buffer bound where a mode has no bias; the shader never reads it. */
+/**
+ * A small buffer bound where a mode has no bias or no vec4 view; the shader
+ * never reads it. Made outside the pool: it lives as long as the device and
+ * is not a tensor's memory.
+ */
 function dummy(gpu: Gpu): BufferView {
   let v = dummies.get(gpu);
   if (!v) {
-    const pb = gpu.acquire(16);
-    v = { buffer: pb.buffer, offset: 0, size: 16 };
+    v = { buffer: gpu.device.createBuffer({ size: 16, usage: BufferUsage.STORAGE, label: 'conv placeholder' }), offset: 0, size: 16 };
     dummies.set(gpu, v);
   }
   return v;
@@ -98,17 +104,65 @@ function params(g: Gemm, kPerSplit: number): Uint32Array {
 function gemm(gpu: Gpu, g: Gemm): void {
   const name = convVariant(gpu);
   const v = VARIANTS[name];
+  const launch = name === 'direct' ? directLaunch(gpu, g) : tiledLaunch();
   gpu.dispatch({
     kernel: gpu.kernel(`conv_${name}`, v.source, {
       MODE: g.mode,
       ACT: ACT[g.activation ?? 'none'],
       ACCUMULATE: g.accumulate ? 1 : 0,
+      ...launch.constants,
     }),
     label: `${g.label} [${name}]`,
     uniforms: params(g, g.k),
-    storage: [g.a, g.b, g.bias ?? dummy(gpu), g.out],
-    workgroups: workgroups(name, g.m, g.n, 1),
+    storage: [g.a, g.b, g.bias ?? dummy(gpu), g.out, ...launch.storage],
+    workgroups: workgroups(name, launch.rowsPerGroup, g.m, g.n, 1),
   });
+}
+
+interface Launch {
+  /** Extra pipeline constants. */
+  constants: Record<string, number>;
+  /** Extra storage bindings after out. */
+  storage: BufferView[];
+  /** Rows of C per workgroup. */
+  rowsPerGroup: number;
+}
+
+function tiledLaunch(): Launch {
+  return { constants: {}, storage: [], rowsPerGroup: VARIANTS.tiled.rowsPerGroup };
+}
+
+/**
+ * The direct shader's specialisation for one GEMM:
+ * - A4 when the channels A is read along come in fours, B4 when B's contiguous
+ *   dimension does (n for modes 0, 2, 4, 5; for modes 1 and 3, the
+ *   flipped/transposed weights, k's channels, which it shares with A); each
+ *   binds a vec4 view of the tensor, or the 16-byte dummy when off;
+ * - GROUP, the invocations per workgroup: 64 unless M is so small that the last
+ *   block of 64·ROWS rows would be mostly padding (a 6 × 6 layer has 288 pixels,
+ *   a ∂weights of a 32-channel 3 × 3 kernel 288 rows), down to one 8-lane vector.
+ */
+function directLaunch(gpu: Gpu, g: Gemm): Launch {
+  const aChannels = g.mode === Mode.UpForward ? g.k : g.aC;
+  const a4 = aChannels % 4 === 0 && g.a.size >= 16;
+  const bAlongK = g.mode === Mode.ConvInput || g.mode === Mode.UpForward;
+  const b4 = (bAlongK ? a4 : g.n % 4 === 0) && g.b.size >= 16;
+  const rows = VARIANTS.direct.rowsPerGroup;
+  let group = 64;
+  while (group > 8 && Math.ceil(g.m / (group * rows)) * group * rows - g.m > g.m / 8) group /= 2;
+  return {
+    constants: { A4: a4 ? 1 : 0, B4: b4 ? 1 : 0, GROUP: group },
+    storage: [a4 ? g.a : dummy(gpu), b4 ? g.b : dummy(gpu)],
+    rowsPerGroup: group * rows,
+  };
+}
+
+function workgroups(name: ConvVariant, rowsPerGroup: number, m: number, n: number, splits: number): [number, number, number] {
+  const v = VARIANTS[name];
+  // The tiled shader walks columns with workgroup x; the direct one with y.
+  return name === 'tiled'
+    ? [Math.ceil(n / v.colsPerGroup), Math.ceil(m / rowsPerGroup), splits]
+    : [Math.ceil(m / rowsPerGroup), Math.ceil(n / v.colsPerGroup), splits];
 }
 
 /**
@@ -116,20 +170,17 @@ function gemm(gpu: Gpu, g: Gemm): void {
  * across workgroups: partial sums go to a scratch buffer, then one pass adds
  * them into g.out.
  */
-function workgroups(name: ConvVariant, m: number, n: number, splits: number): [number, number, number] {
-  const v = VARIANTS[name];
-  // The tiled shader walks columns with workgroup x; the direct one with y.
-  return name === 'tiled'
-    ? [Math.ceil(n / v.colsPerGroup), Math.ceil(m / v.rowsPerGroup), splits]
-    : [Math.ceil(m / v.rowsPerGroup), Math.ceil(n / v.colsPerGroup), splits];
-}
-
 function splitGemm(gpu: Gpu, g: Gemm): void {
   const name = convVariant(gpu);
   const v = VARIANTS[name];
-  const tiles = Math.ceil(g.m / v.rowsPerGroup) * Math.ceil(g.n / v.colsPerGroup);
-  // Enough workgroups to fill a large GPU, each still reducing ≥ 256 pixels.
-  let splits = Math.max(1, Math.min(Math.ceil(512 / tiles), Math.floor(g.k / 256)));
+  const launch = name === 'direct' ? directLaunch(gpu, g) : tiledLaunch();
+  const tiles = Math.ceil(g.m / launch.rowsPerGroup) * Math.ceil(g.n / v.colsPerGroup);
+  // Tiled: enough workgroups to fill a large GPU, each still reducing ≥ 256
+  // pixels. Direct: a CPU has a few cores, and every split adds a slice of
+  // scratch to write and sum, so a few dozen workgroups of ≥ 1024 pixels.
+  let splits = name === 'tiled'
+    ? Math.max(1, Math.min(Math.ceil(512 / tiles), Math.floor(g.k / 256)))
+    : Math.max(1, Math.min(Math.ceil(32 / tiles), Math.floor(g.k / 1024)));
   const maxScratch = 64 * 2 ** 20;
   splits = Math.max(1, Math.min(splits, Math.floor(maxScratch / (g.m * g.n * 4))));
   const kPerSplit = Math.ceil(g.k / splits / 16) * 16;
@@ -137,11 +188,11 @@ function splitGemm(gpu: Gpu, g: Gemm): void {
   const scratch = gpu.acquire(splits * g.m * g.n * 4);
   const scratchView = { buffer: scratch.buffer, offset: 0, size: splits * g.m * g.n * 4 };
   gpu.dispatch({
-    kernel: gpu.kernel(`conv_${name}`, v.source, { MODE: g.mode, ACT: 0, ACCUMULATE: 0 }),
+    kernel: gpu.kernel(`conv_${name}`, v.source, { MODE: g.mode, ACT: 0, ACCUMULATE: 0, ...launch.constants }),
     label: `${g.label} [${name}, ${splits} splits]`,
     uniforms: params(g, kPerSplit),
-    storage: [g.a, g.b, dummy(gpu), scratchView],
-    workgroups: workgroups(name, g.m, g.n, splits),
+    storage: [g.a, g.b, dummy(gpu), scratchView, ...launch.storage],
+    workgroups: workgroups(name, launch.rowsPerGroup, g.m, g.n, splits),
   });
   reduceSplits(gpu, scratchView, splits, g.m * g.n, g.out, g.accumulate ?? false, g.label);
   // Safe to recycle now: any later use of this buffer is recorded after the reads above.
