@@ -10,6 +10,7 @@ import {
   convTranspose2x2,
   convTranspose2x2BackwardInput,
   convTranspose2x2BackwardWeights,
+  canBroadcast,
   setConvVariant,
   type ConvVariant,
 } from '../src/kernels/conv.js';
@@ -29,17 +30,23 @@ const pick = (n: number, count: number, seed: number) => {
 };
 
 // [x shape, kernel size, out channels]: odd sizes, 1 input channel (the U-Net's
-// first layer), channel counts that are not multiples of 4, and tiles larger
-// than one workgroup in every GEMM dimension.
+// first layer), channel counts that are not multiples of 4, tiles larger
+// than one workgroup in every GEMM dimension, and a weight gradient whose
+// reduction over 2,304 pixels is split across workgroups.
 const CONV_CASES: [Shape4, number, number][] = [
   [[2, 5, 7, 3], 3, 5],
   [[2, 8, 8, 1], 3, 4],
   [[1, 6, 6, 4], 1, 1],
   [[2, 12, 12, 16], 3, 70],
   [[1, 9, 11, 66], 3, 7],
+  [[4, 24, 24, 8], 3, 36],
 ];
 
-for (const variant of ['tiled', 'direct'] as ConvVariant[]) {
+const gpuForList = await testGpu();
+const VARIANTS: ConvVariant[] = canBroadcast(gpuForList) ? ['tiled', 'broadcast', 'direct'] : ['tiled', 'direct'];
+if (!VARIANTS.includes('broadcast')) console.warn('conv tests: this device has no subgroups of ≥ 8 invocations; the broadcast variant is not tested');
+
+for (const variant of VARIANTS) {
 describe(`conv2d (${variant})`, () => {
   it('reference backward agrees with finite differences of the reference forward', () => {
     const xs: Shape4 = [2, 4, 5, 3];
@@ -62,8 +69,6 @@ describe(`conv2d (${variant})`, () => {
     for (const act of ['none', 'relu', 'sigmoid'] as const) {
       it(`forward x ${xs} w ${ws} ${act}`, async () => {
         const gpu = await testGpu();
-    setConvVariant(gpu, variant);
-      setConvVariant(gpu, variant);
         setConvVariant(gpu, variant);
         const xv = randomArray(prod(xs), 10);
         const wv = randomArray(prod(ws), 11, -0.5, 0.5);
@@ -82,7 +87,6 @@ describe(`conv2d (${variant})`, () => {
 
     it(`backward x ${xs} w ${ws}: input, weights and bias`, async () => {
       const gpu = await testGpu();
-    setConvVariant(gpu, variant);
       setConvVariant(gpu, variant);
       const xv = randomArray(prod(xs), 20);
       const wv = randomArray(prod(ws), 21, -0.5, 0.5);
@@ -108,30 +112,33 @@ describe(`conv2d (${variant})`, () => {
     });
   }
 
-  it('accumulates gradients into existing values', async () => {
-    const gpu = await testGpu();
-    setConvVariant(gpu, variant);
-    const xs: Shape4 = [1, 5, 5, 3];
-    const ws: Shape4 = [3, 3, 3, 4];
-    const xv = randomArray(prod(xs), 30);
-    const wv = randomArray(prod(ws), 31);
-    const dyv = randomArray(prod(xs) / 3 * 4, 32);
-    const want = conv2dBackwardRef(xv, xs, wv, ws, dyv);
-    const init = { dx: randomArray(prod(xs), 33), dw: randomArray(prod(ws), 34), db: randomArray(4, 35) };
-    const x = allocTensor(gpu, xs, xv);
-    const w = allocTensor(gpu, ws, wv);
-    const dy = allocTensor(gpu, [1, 5, 5, 4], dyv);
-    const dx = allocTensor(gpu, xs, init.dx);
-    const dw = allocTensor(gpu, ws, init.dw);
-    const db = allocTensor(gpu, [4], init.db);
-    conv2dBackwardInput(gpu, dy, w, dx, { accumulate: true });
-    conv2dBackwardWeights(gpu, x, dy, dw, { accumulate: true });
-    biasGradient(gpu, dy, db, { accumulate: true });
-    expect(maxRelError(await gpu.readFloat32(dx.view, prod(xs)), want.dx.map((v, i) => v + init.dx[i]!))).toBeLessThan(1e-4);
-    expect(maxRelError(await gpu.readFloat32(dw.view, prod(ws)), want.dw.map((v, i) => v + init.dw[i]!))).toBeLessThan(1e-4);
-    expect(maxRelError(await gpu.readFloat32(db.view, 4), want.db.map((v, i) => v + init.db[i]!))).toBeLessThan(1e-4);
-    for (const t of [x, w, dy, dx, dw, db]) t.dispose();
-  });
+  // 3 input channels: scalar stores; 8: the broadcast variant's vec4 stores.
+  for (const ci of [3, 8]) {
+    it(`accumulates gradients into existing values (${ci} input channels)`, async () => {
+      const gpu = await testGpu();
+      setConvVariant(gpu, variant);
+      const xs: Shape4 = [1, 5, 5, ci];
+      const ws: Shape4 = [3, 3, ci, 4];
+      const xv = randomArray(prod(xs), 30);
+      const wv = randomArray(prod(ws), 31);
+      const dyv = randomArray(5 * 5 * 4, 32);
+      const want = conv2dBackwardRef(xv, xs, wv, ws, dyv);
+      const init = { dx: randomArray(prod(xs), 33), dw: randomArray(prod(ws), 34), db: randomArray(4, 35) };
+      const x = allocTensor(gpu, xs, xv);
+      const w = allocTensor(gpu, ws, wv);
+      const dy = allocTensor(gpu, [1, 5, 5, 4], dyv);
+      const dx = allocTensor(gpu, xs, init.dx);
+      const dw = allocTensor(gpu, ws, init.dw);
+      const db = allocTensor(gpu, [4], init.db);
+      conv2dBackwardInput(gpu, dy, w, dx, { accumulate: true });
+      conv2dBackwardWeights(gpu, x, dy, dw, { accumulate: true });
+      biasGradient(gpu, dy, db, { accumulate: true });
+      expect(maxRelError(await gpu.readFloat32(dx.view, prod(xs)), want.dx.map((v, i) => v + init.dx[i]!))).toBeLessThan(1e-4);
+      expect(maxRelError(await gpu.readFloat32(dw.view, prod(ws)), want.dw.map((v, i) => v + init.dw[i]!))).toBeLessThan(1e-4);
+      expect(maxRelError(await gpu.readFloat32(db.view, 4), want.db.map((v, i) => v + init.db[i]!))).toBeLessThan(1e-4);
+      for (const t of [x, w, dy, dx, dw, db]) t.dispose();
+    });
+  }
 
   it('rejects mismatched channels, naming the op and the shapes', async () => {
     const gpu = await testGpu();
@@ -152,6 +159,7 @@ const UP_CASES: [Shape4, number][] = [
   [[2, 3, 5, 3], 5],
   [[1, 4, 4, 8], 4],
   [[2, 6, 6, 20], 70],
+  [[4, 24, 24, 12], 16],
 ];
 
 describe(`convTranspose2x2 (${variant})`, () => {
@@ -175,7 +183,6 @@ describe(`convTranspose2x2 (${variant})`, () => {
     const ys: Shape4 = [xs[0], 2 * xs[1], 2 * xs[2], co];
     it(`forward and backward x ${xs} w ${ws}`, async () => {
       const gpu = await testGpu();
-    setConvVariant(gpu, variant);
       setConvVariant(gpu, variant);
       const xv = randomArray(prod(xs), 40);
       const wv = randomArray(prod(ws), 41, -0.5, 0.5);
@@ -204,6 +211,31 @@ describe(`convTranspose2x2 (${variant})`, () => {
       console.log(`convTranspose2x2 ${xs} → ${co}: max rel error y ${ey} dx ${edx} dw ${edw} db ${edb}`);
       for (const e of errs) expect(e).toBeLessThan(1e-4);
       for (const t of [x, w, b, y, dy, dx, dw, db]) t.dispose();
+    });
+  }
+
+  for (const ci of [3, 8]) {
+    it(`accumulates gradients into existing values (${ci} input channels)`, async () => {
+      const gpu = await testGpu();
+      setConvVariant(gpu, variant);
+      const xs: Shape4 = [2, 3, 4, ci];
+      const ws: Shape4 = [2, 2, 4, ci];
+      const ys: Shape4 = [2, 6, 8, 4];
+      const xv = randomArray(prod(xs), 50);
+      const wv = randomArray(prod(ws), 51);
+      const dyv = randomArray(prod(ys), 52);
+      const want = convTranspose2x2BackwardRef(xv, xs, wv, ws, dyv);
+      const init = { dx: randomArray(prod(xs), 53), dw: randomArray(prod(ws), 54) };
+      const x = allocTensor(gpu, xs, xv);
+      const w = allocTensor(gpu, ws, wv);
+      const dy = allocTensor(gpu, ys, dyv);
+      const dx = allocTensor(gpu, xs, init.dx);
+      const dw = allocTensor(gpu, ws, init.dw);
+      convTranspose2x2BackwardInput(gpu, dy, w, dx, { accumulate: true });
+      convTranspose2x2BackwardWeights(gpu, x, dy, dw, { accumulate: true });
+      expect(maxRelError(await gpu.readFloat32(dx.view, prod(xs)), want.dx.map((v, i) => v + init.dx[i]!))).toBeLessThan(1e-4);
+      expect(maxRelError(await gpu.readFloat32(dw.view, prod(ws)), want.dw.map((v, i) => v + init.dw[i]!))).toBeLessThan(1e-4);
+      for (const t of [x, w, dy, dx, dw]) t.dispose();
     });
   }
 });

@@ -7,11 +7,14 @@
  * (kh, kw, out, in). All activations NHWC float32.
  */
 import { BufferUsage, type Gpu, type BufferView } from './gpu.js';
+import type { PooledBuffer } from './pool.js';
 import { ShapeError, shapeStr } from './errors.js';
 import { type GpuTensor, checkRank, checkStorage, grid1d, numel } from './tensor-view.js';
 import gemmSource from '../../shaders/conv_gemm.wgsl';
 import directSource from '../../shaders/conv_direct.wgsl';
+import broadcastSource from '../../shaders/conv_broadcast.wgsl';
 import splitSource from '../../shaders/split_sum.wgsl';
+import transposeSource from '../../shaders/weights_transpose.wgsl';
 
 export type Activation = 'none' | 'relu' | 'sigmoid';
 const ACT = { none: 0, relu: 1, sigmoid: 2 } as const;
@@ -26,17 +29,21 @@ const enum Mode {
 }
 
 /**
- * Two formulations of the same GEMMs (see the shaders' headers):
+ * Three formulations of the same GEMMs (see the shaders' headers):
  * 'tiled' stages 64 × 64 tiles in workgroup memory (for GPUs);
- * 'direct' gives each invocation ROWS consecutive rows × 4·QUADS columns,
- * vec4 loads where the channel counts allow, and no workgroup memory or
- * barriers (for CPU adapters, where invocations are SIMD lanes and every
- * per-invocation load is a loop over the lanes).
+ * 'broadcast' (CPU adapters with subgroups of ≥ 8 invocations) gives each
+ * invocation ROWS rows × 32 columns and shares every row of B across the
+ * subgroup with subgroupBroadcast, so B is loaded once per SIMD vector;
+ * 'direct' (CPU adapters without subgroups) gives each invocation ROWS rows ×
+ * 4·QUADS columns with vec4 loads where the channel counts allow.
+ * The CPU variants use no workgroup memory or barriers: there invocations are
+ * SIMD lanes and every per-invocation load is a loop over the lanes.
  */
-export type ConvVariant = 'tiled' | 'direct';
+export type ConvVariant = 'tiled' | 'broadcast' | 'direct';
 const VARIANTS: Record<ConvVariant, { source: string; rowsPerGroup: number; colsPerGroup: number }> = {
   tiled: { source: gemmSource, rowsPerGroup: 64, colsPerGroup: 64 },
-  // rowsPerGroup of 'direct' is per invocation: its workgroup size is chosen per call (directLaunch).
+  // rowsPerGroup of the CPU variants is per invocation: their workgroup size is chosen per call (cpuGroup).
+  broadcast: { source: broadcastSource, rowsPerGroup: shaderConst(broadcastSource, 'ROWS'), colsPerGroup: shaderConst(broadcastSource, 'COLS') },
   direct: { source: directSource, rowsPerGroup: shaderConst(directSource, 'ROWS'), colsPerGroup: 4 * shaderConst(directSource, 'QUADS') },
 };
 
@@ -48,13 +55,24 @@ function shaderConst(source: string, name: string): number {
 }
 const chosen = new WeakMap<Gpu, ConvVariant>();
 
-/** The formulation used on this GPU: 'direct' on software adapters, 'tiled' otherwise. */
+/** Whether the device can run the 'broadcast' variant: subgroups of at least 8 invocations. */
+export function canBroadcast(gpu: Gpu): boolean {
+  return gpu.hasSubgroups && gpu.adapterInfo.subgroupMinSize >= 8;
+}
+
+/**
+ * The formulation used on this GPU: on software adapters 'broadcast' where
+ * the device has subgroups of ≥ 8 invocations, else 'direct'; 'tiled' on GPUs.
+ */
 export function convVariant(gpu: Gpu): ConvVariant {
-  return chosen.get(gpu) ?? (gpu.adapterInfo.isSoftware ? 'direct' : 'tiled');
+  return chosen.get(gpu) ?? (gpu.adapterInfo.isSoftware ? (canBroadcast(gpu) ? 'broadcast' : 'direct') : 'tiled');
 }
 
 export function setConvVariant(gpu: Gpu, variant: ConvVariant): void {
-  if (!(variant in VARIANTS)) throw new Error(`unknown convolution variant "${variant}": use tiled or direct`);
+  if (!(variant in VARIANTS)) throw new Error(`unknown convolution variant "${variant}": use tiled, broadcast or direct`);
+  if (variant === 'broadcast' && !canBroadcast(gpu)) {
+    throw new Error(`the broadcast convolution needs subgroups of at least 8 invocations; this device has ${gpu.hasSubgroups ? `a minimum subgroup size of ${gpu.adapterInfo.subgroupMinSize}` : 'no subgroups'}`);
+  }
   chosen.set(gpu, variant);
 }
 
@@ -96,6 +114,20 @@ function dummy(gpu: Gpu): BufferView {
   return v;
 }
 
+const writableDummies = new WeakMap<Gpu, BufferView>();
+/**
+ * The same for an unused writable binding: WebGPU forbids a writable binding
+ * to alias any other binding of the dispatch, so it cannot share `dummy`.
+ */
+function writableDummy(gpu: Gpu): BufferView {
+  let v = writableDummies.get(gpu);
+  if (!v) {
+    v = { buffer: gpu.device.createBuffer({ size: 16, usage: BufferUsage.STORAGE, label: 'conv placeholder (writable)' }), offset: 0, size: 16 };
+    writableDummies.set(gpu, v);
+  }
+  return v;
+}
+
 function params(g: Gemm, kPerSplit: number): Uint32Array {
   return new Uint32Array([g.batch, g.h, g.w, g.aC, g.kh ?? 1, g.kw ?? 1, g.pad ?? 0, g.bC, g.m, g.n, g.k, kPerSplit]);
 }
@@ -103,8 +135,43 @@ function params(g: Gemm, kPerSplit: number): Uint32Array {
 /** Records a GEMM whose C is written (or added) directly to its destination. */
 function gemm(gpu: Gpu, g: Gemm): void {
   const name = convVariant(gpu);
+  if (name === 'broadcast' && (g.mode === Mode.ConvInput || g.mode === Mode.UpForward)) {
+    // The broadcast shader reads B by rows: rearrange the weights first.
+    const t = transposedWeights(gpu, g);
+    gemmWith(gpu, name, { ...g, b: t.view });
+    // Safe to recycle now: any later use of this buffer is recorded after the reads above.
+    gpu.release(t.scratch);
+    return;
+  }
+  gemmWith(gpu, name, g);
+}
+
+/**
+ * B with contiguous rows for modes 1 and 3 (shaders/weights_transpose.wgsl):
+ * conv ∂input reads B[(tap, co), ci] = w[flipped tap, ci, co]; the transposed
+ * conv's forward B[ci, (a, b, co)] = w[a, b, co, ci].
+ */
+function transposedWeights(gpu: Gpu, g: Gemm): { scratch: PooledBuffer; view: BufferView } {
+  const [batches, rows, cols, flip] = g.mode === Mode.ConvInput
+    ? [(g.kh ?? 1) * (g.kw ?? 1), g.n, g.aC, true]
+    : [1, g.n, g.k, false];
+  const len = batches * rows * cols;
+  const scratch = gpu.acquire(len * 4);
+  const view = { buffer: scratch.buffer, offset: 0, size: len * 4 };
+  const { workgroups, rowThreads } = grid1d(len, 256, gpu.limits.maxComputeWorkgroupsPerDimension);
+  gpu.dispatch({
+    kernel: gpu.kernel('weights_transpose', transposeSource, { FLIP: flip ? 1 : 0 }),
+    label: `${g.label}: weights rearranged by rows`,
+    uniforms: new Uint32Array([batches, rows, cols, rowThreads]),
+    storage: [g.b, view],
+    workgroups,
+  });
+  return { scratch, view };
+}
+
+function gemmWith(gpu: Gpu, name: ConvVariant, g: Gemm): void {
   const v = VARIANTS[name];
-  const launch = name === 'direct' ? directLaunch(gpu, g) : tiledLaunch();
+  const launch = launchFor(gpu, name, g);
   gpu.dispatch({
     kernel: gpu.kernel(`conv_${name}`, v.source, {
       MODE: g.mode,
@@ -114,7 +181,7 @@ function gemm(gpu: Gpu, g: Gemm): void {
     }),
     label: `${g.label} [${name}]`,
     uniforms: params(g, g.k),
-    storage: [g.a, g.b, g.bias ?? dummy(gpu), g.out, ...launch.storage],
+    storage: [g.a, g.b, g.bias ?? dummy(gpu), ...launch.outputs(g.out)],
     workgroups: workgroups(name, launch.rowsPerGroup, g.m, g.n, 1),
   });
 }
@@ -122,25 +189,59 @@ function gemm(gpu: Gpu, g: Gemm): void {
 interface Launch {
   /** Extra pipeline constants. */
   constants: Record<string, number>;
-  /** Extra storage bindings after out. */
-  storage: BufferView[];
+  /** The bindings from `out` on (@binding(4) …), given where C goes. */
+  outputs(out: BufferView): BufferView[];
   /** Rows of C per workgroup. */
   rowsPerGroup: number;
 }
 
-function tiledLaunch(): Launch {
-  return { constants: {}, storage: [], rowsPerGroup: VARIANTS.tiled.rowsPerGroup };
+function launchFor(gpu: Gpu, name: ConvVariant, g: Gemm): Launch {
+  if (name === 'tiled') return { constants: {}, outputs: (out) => [out], rowsPerGroup: VARIANTS.tiled.rowsPerGroup };
+  return name === 'direct' ? directLaunch(gpu, g) : broadcastLaunch(gpu, g);
 }
 
 /**
- * The direct shader's specialisation for one GEMM:
- * - A4 when the channels A is read along come in fours, B4 when B's contiguous
- *   dimension does (n for modes 0, 2, 4, 5; for modes 1 and 3, the
- *   flipped/transposed weights, k's channels, which it shares with A); each
- *   binds a vec4 view of the tensor, or the 16-byte dummy when off;
- * - GROUP, the invocations per workgroup: 64 unless M is so small that the last
- *   block of 64·ROWS rows would be mostly padding (a 6 × 6 layer has 288 pixels,
- *   a ∂weights of a 32-channel 3 × 3 kernel 288 rows), down to one 8-lane vector.
+ * Invocations per workgroup for the CPU variants: 64 unless M is so small that
+ * the last block of 64·rows rows would be mostly padding (a 6 × 6 layer has 288
+ * pixels, a ∂weights of a 32-channel 3 × 3 kernel 288 rows), down to one
+ * 8-lane vector.
+ */
+function cpuGroup(m: number, rows: number): number {
+  let group = 64;
+  while (group > 8 && Math.ceil(m / (group * rows)) * group * rows - m > m / 8) group /= 2;
+  return group;
+}
+
+/**
+ * The broadcast shader's specialisation:
+ * - B4 when a lane's four columns of B are one aligned vec4 (n % 4 == 0),
+ *   binding a vec4 view of B, or the 16-byte dummy when off;
+ * - O4 when C can be stored a quad of columns at a time (n % 4 == 0, and for
+ *   the transposed forward co % 4 == 0): C goes through the vec4 view `out4`
+ *   and the scalar `out` gets the writable dummy, or the other way round;
+ * - SHARED_TAP for weight gradients whose channel count is a multiple of the
+ *   rows per invocation.
+ */
+function broadcastLaunch(gpu: Gpu, g: Gemm): Launch {
+  const b4 = g.n % 4 === 0 && g.b.size >= 16;
+  const o4 = g.n % 4 === 0 && (g.mode !== Mode.UpForward || g.bC % 4 === 0);
+  const rows = VARIANTS.broadcast.rowsPerGroup;
+  const weights = g.mode === Mode.ConvWeights || g.mode === Mode.UpWeights;
+  const sharedTap = weights && g.aC % rows === 0;
+  const group = cpuGroup(g.m, rows);
+  return {
+    constants: { B4: b4 ? 1 : 0, O4: o4 ? 1 : 0, SHARED_TAP: sharedTap ? 1 : 0, GROUP: group },
+    outputs: (out) => o4 ? [writableDummy(gpu), b4 ? g.b : dummy(gpu), out] : [out, b4 ? g.b : dummy(gpu), writableDummy(gpu)],
+    rowsPerGroup: group * rows,
+  };
+}
+
+/**
+ * The direct shader's specialisation for one GEMM: A4 when the channels A is
+ * read along come in fours, B4 when B's contiguous dimension does (n for
+ * modes 0, 2, 4, 5; for modes 1 and 3, the flipped/transposed weights, k's
+ * channels, which it shares with A); each binds a vec4 view of the tensor, or
+ * the 16-byte dummy when off; GROUP from cpuGroup.
  */
 function directLaunch(gpu: Gpu, g: Gemm): Launch {
   const aChannels = g.mode === Mode.UpForward ? g.k : g.aC;
@@ -148,18 +249,17 @@ function directLaunch(gpu: Gpu, g: Gemm): Launch {
   const bAlongK = g.mode === Mode.ConvInput || g.mode === Mode.UpForward;
   const b4 = (bAlongK ? a4 : g.n % 4 === 0) && g.b.size >= 16;
   const rows = VARIANTS.direct.rowsPerGroup;
-  let group = 64;
-  while (group > 8 && Math.ceil(g.m / (group * rows)) * group * rows - g.m > g.m / 8) group /= 2;
+  const group = cpuGroup(g.m, rows);
   return {
     constants: { A4: a4 ? 1 : 0, B4: b4 ? 1 : 0, GROUP: group },
-    storage: [a4 ? g.a : dummy(gpu), b4 ? g.b : dummy(gpu)],
+    outputs: (out) => [out, a4 ? g.a : dummy(gpu), b4 ? g.b : dummy(gpu)],
     rowsPerGroup: group * rows,
   };
 }
 
 function workgroups(name: ConvVariant, rowsPerGroup: number, m: number, n: number, splits: number): [number, number, number] {
   const v = VARIANTS[name];
-  // The tiled shader walks columns with workgroup x; the direct one with y.
+  // The tiled shader walks columns with workgroup x; the CPU variants with y.
   return name === 'tiled'
     ? [Math.ceil(n / v.colsPerGroup), Math.ceil(m / rowsPerGroup), splits]
     : [Math.ceil(m / rowsPerGroup), Math.ceil(n / v.colsPerGroup), splits];
@@ -173,10 +273,10 @@ function workgroups(name: ConvVariant, rowsPerGroup: number, m: number, n: numbe
 function splitGemm(gpu: Gpu, g: Gemm): void {
   const name = convVariant(gpu);
   const v = VARIANTS[name];
-  const launch = name === 'direct' ? directLaunch(gpu, g) : tiledLaunch();
+  const launch = launchFor(gpu, name, g);
   const tiles = Math.ceil(g.m / launch.rowsPerGroup) * Math.ceil(g.n / v.colsPerGroup);
   // Tiled: enough workgroups to fill a large GPU, each still reducing ≥ 256
-  // pixels. Direct: a CPU has a few cores, and every split adds a slice of
+  // pixels. CPU variants: a CPU has a few cores, and every split adds a slice of
   // scratch to write and sum, so a few dozen workgroups of ≥ 1024 pixels.
   let splits = name === 'tiled'
     ? Math.max(1, Math.min(Math.ceil(512 / tiles), Math.floor(g.k / 256)))
@@ -191,7 +291,7 @@ function splitGemm(gpu: Gpu, g: Gemm): void {
     kernel: gpu.kernel(`conv_${name}`, v.source, { MODE: g.mode, ACT: 0, ACCUMULATE: 0, ...launch.constants }),
     label: `${g.label} [${name}, ${splits} splits]`,
     uniforms: params(g, kPerSplit),
-    storage: [g.a, g.b, dummy(gpu), scratchView, ...launch.storage],
+    storage: [g.a, g.b, dummy(gpu), ...launch.outputs(scratchView)],
     workgroups: workgroups(name, launch.rowsPerGroup, g.m, g.n, splits),
   });
   reduceSplits(gpu, scratchView, splits, g.m * g.n, g.out, g.accumulate ?? false, g.label);

@@ -37,6 +37,8 @@ export interface AdapterDescription {
   /** A CPU implementation (lavapipe / llvmpipe, SwiftShader, WARP). */
   isSoftware: boolean;
   features: string[];
+  /** Smallest subgroup the adapter may run (0 where it does not say). */
+  subgroupMinSize: number;
 }
 
 export interface Kernel {
@@ -75,6 +77,7 @@ export function describeAdapter(adapter: GPUAdapter): AdapterDescription {
     device: info.device,
     isSoftware: isFallback || info.architecture === 'software' || /llvmpipe|lavapipe|swiftshader|warp/i.test(text),
     features: [...adapter.features].sort(),
+    subgroupMinSize: (info as GPUAdapterInfo & { subgroupMinSize?: number }).subgroupMinSize ?? 0,
   };
 }
 
@@ -101,6 +104,7 @@ export async function requestDevice(adapter: GPUAdapter): Promise<GPUDevice> {
   for (const k of WANTED_LIMITS) requiredLimits[k] = adapter.limits[k];
   const requiredFeatures: GPUFeatureName[] = [];
   if (adapter.features.has('timestamp-query')) requiredFeatures.push('timestamp-query');
+  if (adapter.features.has('subgroups')) requiredFeatures.push('subgroups' as GPUFeatureName);
   return adapter.requestDevice({ requiredLimits, requiredFeatures, label: 'wgsl-unet' });
 }
 
@@ -108,6 +112,8 @@ export class Gpu {
   readonly adapterInfo: AdapterDescription;
   readonly limits: GPUSupportedLimits;
   readonly hasTimestamps: boolean;
+  /** The device runs shaders that `enable subgroups`. */
+  readonly hasSubgroups: boolean;
   private readonly storagePool: BufferPool;
   private readonly readPool: BufferPool;
   private readonly shaderModules = new Map<string, GPUShaderModule>();
@@ -133,6 +139,7 @@ export class Gpu {
     this.adapterInfo = adapter;
     this.limits = device.limits;
     this.hasTimestamps = device.features.has('timestamp-query');
+    this.hasSubgroups = device.features.has('subgroups');
     const makeBuffer = (label: string) => (size: number, usage: number) =>
       this.guarded(`allocating ${size} bytes (${label})`, () => device.createBuffer({ size, usage, label }));
     this.storagePool = new BufferPool(
