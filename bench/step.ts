@@ -43,7 +43,7 @@ export async function benchTrainingStep(gpu: Gpu, peer: TfjsWebgpu, opts: { batc
     model.parameters.zeroGrads();
     const tape = new Tape(gpu);
     const loss = tape.run(() => diceLoss(model.forward(xs), ys));
-    tape.backward(loss);
+    tape.backward(loss, undefined, { releaseActivations: true });
     adam.step();
     tape.dispose();
     await gpu.sync();

@@ -28,6 +28,12 @@
 // lane; the accumulators (256 floats per lane) live on the stack, which the
 // CPU reads and writes at full speed. ROWS = 8 measured best against 4, 12
 // and 16 on llvmpipe (AVX2), and 32 columns against 16.
+// What an FMA costs there (LLVM's output for this loop): lavapipe lowers fma to
+// a multiply and an add, and every value written inside a loop is blended with
+// the loop's execution mask, so one FMA is a multiply, an add, a blend and the
+// accumulator's load and store — the remaining gap to the FMA ceiling.
+// The epilogue follows the same rules: the bias of the 32 columns is shared
+// by broadcast too, and C is stored one vec4 per quad of columns (O4).
 // No workgroup memory, no barriers, no divergent control flow (subgroupBroadcast
 // needs every lane active): rows past M are clamped and not stored, columns
 // past N and taps outside the image read index 0 and are zeroed.

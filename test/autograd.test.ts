@@ -109,6 +109,56 @@ describe('autograd', () => {
     }
   });
 
+  it('returns gradients of intermediates (and, asked, activations) to the pool during backward, with the same gradients', async () => {
+    const gpu = await testGpu();
+    const values = initial();
+    const results: { grads: Float32Array[]; peak: number; loss: number; afterBackward: number }[] = [];
+    for (const releaseActivations of [false, true]) {
+      await gpu.sync();
+      const start = gpu.memory().liveBytes;
+      const params = makeParams(gpu, values);
+      const base = gpu.memory().liveBytes;
+      gpu.resetPeakMemory();
+      const tape = new Tape(gpu);
+      const made: Tensor[] = [];
+      const loss = tape.run(() => {
+        const l = forward(gpu, params);
+        return l;
+      });
+      // Every intermediate the forward pass made has a creator; note them all.
+      const stack: Tensor[] = [loss];
+      while (stack.length) {
+        const t = stack.pop()!;
+        if (!t.creator || made.includes(t)) continue;
+        made.push(t);
+        stack.push(...t.creator.inputs);
+      }
+      const afterForward = gpu.memory().liveBytes;
+      tape.backward(loss, undefined, { releaseActivations });
+      const afterBackward = gpu.memory().liveBytes;
+      // Parameters (leaves) keep their gradients; intermediates do not.
+      for (const k of NAMES) expect(params[k].grad).not.toBeNull();
+      for (const t of made) expect(t.grad).toBeNull();
+      // With releaseActivations every intermediate but the loss is gone.
+      for (const t of made) expect(t.isDisposed).toBe(releaseActivations && t !== loss);
+      expect(afterBackward - base).toBeLessThan(afterForward - base + NAMES.reduce((s, k) => s + prod(SHAPES[k]) * 4 + 256, 0) * 2);
+      const grads = await Promise.all(NAMES.map((k) => params[k].grad!.read()));
+      results.push({ grads, peak: gpu.memory().peakLiveBytes - base, loss: (await loss.read())[0]!, afterBackward: afterBackward - base });
+      tape.dispose();
+      for (const t of Object.values(params)) {
+        t.grad?.dispose();
+        t.dispose();
+      }
+      await gpu.sync();
+      expect(gpu.memory().liveBytes).toBe(start);
+    }
+    const [kept, released] = results as [typeof results[0], typeof results[0]];
+    expect(released.loss).toBe(kept.loss);
+    kept.grads.forEach((g, i) => expect(Array.from(released.grads[i]!)).toEqual(Array.from(g)));
+    expect(released.afterBackward).toBeLessThan(kept.afterBackward);
+    expect(released.peak).toBeLessThanOrEqual(kept.peak);
+  });
+
   it('records nothing under noGrad', async () => {
     const gpu = await testGpu();
     const params = makeParams(gpu, initial());

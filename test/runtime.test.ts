@@ -3,7 +3,7 @@ import { testGpu } from './helpers/gpu.js';
 import { randomArray } from './helpers/random.js';
 import { allocTensor } from '../src/kernels/tensor-view.js';
 import { binary, unary } from '../src/kernels/elementwise.js';
-import { sizeClass } from '../src/kernels/pool.js';
+import { BufferPool, sizeClass } from '../src/kernels/pool.js';
 import { GpuError } from '../src/kernels/errors.js';
 
 describe('GPU runtime', () => {
@@ -14,12 +14,35 @@ describe('GPU runtime', () => {
     expect(gpu.limits.maxComputeWorkgroupStorageSize).toBeGreaterThanOrEqual(16384);
   });
 
-  it('size classes cover the request and waste at most a third', () => {
-    for (const n of [1, 255, 256, 257, 4096, 4097, 6144, 6145, 1 << 20, (1 << 20) + 1, 3_000_000]) {
+  it('size classes cover the request and waste at most an eighth', () => {
+    for (const n of [1, 255, 256, 257, 4096, 4097, 6144, 6145, 1 << 20, (1 << 20) + 1, 3_000_000, 32 * 96 * 96 * 32 * 4]) {
       const c = sizeClass(n);
       expect(c).toBeGreaterThanOrEqual(n);
-      if (n > 4096) expect(c / n).toBeLessThanOrEqual(1.5);
+      expect(c % 256).toBe(0);
+      if (n > 4096) expect(c / n).toBeLessThanOrEqual(1.125);
     }
+    // A batch-32 activation of the U-Net's first level is a class of its own.
+    expect(sizeClass(32 * 96 * 96 * 32 * 4)).toBe(32 * 96 * 96 * 32 * 4);
+    // Few classes: eight per power of two.
+    const classes = new Set(Array.from({ length: 10_000 }, (_, i) => sizeClass(4097 + i * 997)));
+    expect(classes.size).toBeLessThanOrEqual(8 * Math.ceil(Math.log2((4097 + 9_999 * 997) / 4096)) + 1);
+  });
+
+  it('a request with no free buffer of its class takes an idle one of up to twice the class', () => {
+    const made: number[] = [];
+    const pool = new BufferPool((size) => {
+      made.push(size);
+      return { size, destroy() {} } as unknown as GPUBuffer;
+    }, 0);
+    const big = pool.acquire(1 << 20);
+    pool.release(big);
+    const mid = pool.acquire(700_000); // class 786,432: the idle 1 MiB buffer serves it
+    expect(mid.buffer).toBe(big.buffer);
+    expect(pool.snapshot().liveBytes).toBe(1 << 20);
+    pool.release(mid);
+    const small = pool.acquire(400_000); // under half of 1 MiB: a new buffer
+    expect(small.buffer).not.toBe(big.buffer);
+    expect(made).toEqual([1 << 20, sizeClass(400_000)]);
   });
 
   it('live bytes come back to where they started after a loop of dispatches and releases', async () => {

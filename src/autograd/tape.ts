@@ -44,21 +44,35 @@ export class Tape implements Collector {
   }
 
   /**
-   * Computes ∂loss/∂t for every recorded tensor that requires grad; `loss`
-   * must have one element unless `seed` (∂L/∂loss) is given.
+   * Computes ∂loss/∂t for every tensor that requires grad and was made outside
+   * the tape (parameters, inputs: the leaves); `loss` must have one element
+   * unless `seed` (∂L/∂loss) is given.
+   *
+   * Memory is returned as the walk goes: the gradient of a recorded tensor is
+   * complete once every op that used it has run its backward, and is dead
+   * once its own op has, so it goes back to the pool there (its `grad` is
+   * null afterwards). With `releaseActivations` the recorded tensor itself
+   * goes too (except `loss`), for callers that read nothing the forward pass
+   * made but the loss — a training step.
    */
-  backward(loss: Tensor, seed?: Tensor): void {
+  backward(loss: Tensor, seed?: Tensor, opts: { releaseActivations?: boolean } = {}): void {
     if (!loss.requiresGrad) throw new Error('backward: the loss does not depend on any tensor that requires grad');
     if (!seed && loss.size !== 1) throw new ShapeError('backward', `loss must be a single value, got shape ${shapeStr(loss.shape)}; pass a seed gradient otherwise`);
     pushCollector(this);
     try {
+      // Temporaries of the op being processed, released after its backward.
+      const temps: Tensor[] = [];
       const sink: GradSink = {
         target: (t) => {
           if (t.grad) return { grad: t.grad, accumulate: true };
           t.grad = Tensor.empty(this.gpu, t.shape);
           return { grad: t.grad, accumulate: false };
         },
-        temp: (shape) => Tensor.empty(this.gpu, shape),
+        temp: (shape) => {
+          const t = Tensor.empty(this.gpu, shape);
+          temps.push(t);
+          return t;
+        },
       };
       const start = sink.target(loss);
       if (seed) {
@@ -69,13 +83,27 @@ export class Tape implements Collector {
       }
       for (let i = this.nodes.length - 1; i >= 0; i--) {
         const node = this.nodes[i]!;
-        const g = node.output.grad;
+        const out = node.output;
+        const g = out.grad;
         if (!g) continue; // does not lead to the loss
         node.backward(g, sink);
+        // Released after this op's backward is recorded: the pool hands the
+        // buffers only to work recorded later on the same queue.
+        for (const t of temps.splice(0)) this.release(t);
+        if (this.owned.has(g)) {
+          out.grad = null;
+          this.release(g);
+        }
+        if (opts.releaseActivations && out !== loss && this.owned.has(out)) this.release(out);
       }
     } finally {
       popCollector(this);
     }
+  }
+
+  private release(t: Tensor): void {
+    this.owned.delete(t);
+    t.dispose();
   }
 
   /** Frees every tensor the tape made (activations, saved values, gradients of non-parameters). */
