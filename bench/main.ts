@@ -38,6 +38,7 @@ const SPEC = {
   json: { type: 'string' as const, help: 'write every sample, the adapter and versions to this JSON file' },
   svg: { type: 'string' as const, help: 'write a chart of ours against tfjs-webgpu per kernel' },
   markdown: { type: 'string' as const, help: 'write the results as a Markdown report (bench/README.md)' },
+  'peer-budget': { type: 'number' as const, help: 'skip a CPU peer (wasm, cpu) on a case whose run, estimated from the same case at a smaller batch, would take longer than this many seconds', default: 120 },
 };
 
 const PEER_NAMES: Record<string, string> = { webgpu: 'tfjs-webgpu', wasm: 'tfjs-wasm', cpu: 'tfjs-cpu' };
@@ -115,6 +116,8 @@ async function main(): Promise<void> {
 
   const samples: Sample[] = [];
   const missing: { op: string; peer: string; kernels: string[] }[] = [];
+  const skipped: Skipped[] = [];
+  const budgetMs = (options['peer-budget'] as number) * 1000;
   let memory: { peakLiveBytes: number; poolBytes: number } | undefined;
   try {
     if (suite !== 'step') {
@@ -125,7 +128,7 @@ async function main(): Promise<void> {
         cases.push(...memoryBoundCases(b), diceCase(b));
       }
       cases.push(adamCase());
-      for (const c of cases) await runCase(c, gpu, tf, peers, reps, samples, missing);
+      for (const c of cases) await runCase(c, gpu, tf, peers, reps, samples, missing, { budgetMs, skipped });
     }
     if (suite !== 'kernels') {
       await tf.setBackend('webgpu');
@@ -143,8 +146,8 @@ async function main(): Promise<void> {
     delete (globalThis as { navigator?: unknown }).navigator;
   }
 
-  const report = { adapter: info, date: new Date().toISOString(), versions: { tfjs: tf.version_core, node: process.version }, timing: 'wall time; see bench/main.ts', ceilingGflops: ceiling, memory, missing, samples };
-  console.log(printTable(samples, peers.map((p) => p.name), ceiling));
+  const report = { adapter: info, date: new Date().toISOString(), versions: { tfjs: tf.version_core, node: process.version }, timing: 'wall time; see bench/main.ts', ceilingGflops: ceiling, memory, missing, skipped, peerBudgetS: budgetMs / 1000, samples };
+  console.log(printTable(samples, peers.map((p) => p.name), ceiling, skipped));
   for (const m of missing) console.log(`${m.peer} cannot run ${m.op}: it has no ${m.kernels.join(', ')} kernel`);
   if (memory) console.log(`training step, ours: peak live GPU memory ${(memory.peakLiveBytes / 2 ** 20).toFixed(1)} MiB; buffer pool after the step ${(memory.poolBytes / 2 ** 20).toFixed(1)} MiB`);
   if (options.json) writeOut(options.json as string, JSON.stringify(report, null, 2));
@@ -157,7 +160,49 @@ function writeOut(path: string, text: string): void {
   console.log(`wrote ${path}`);
 }
 
-async function runCase(c: Case, gpu: Gpu, tf: typeof import('@tensorflow/tfjs-core'), peers: Peer[], reps: number, samples: Sample[], missing: { op: string; peer: string; kernels: string[] }[]): Promise<void> {
+export interface Skipped {
+  op: string;
+  shape: string;
+  peer: string;
+  /** Seconds one run would take, scaled from the same case at a smaller batch. */
+  estimated_s: number;
+  from: string;
+}
+
+/** The batch of a case's shape ("32x96x96 32->32" → 32), and the rest of it. */
+function splitBatch(shape: string): { batch: number; rest: string } | null {
+  const m = /^(\d+)x(.*)$/.exec(shape);
+  return m ? { batch: Number(m[1]), rest: m[2]! } : null;
+}
+
+/**
+ * How long one run of a CPU peer would take on case c, from its median on the
+ * same op and shape at the largest smaller batch already measured (time grows
+ * with the batch), or null without such a measurement.
+ */
+function estimateMs(c: Case, peer: string, samples: Sample[]): { ms: number; from: string } | null {
+  const here = splitBatch(c.shape);
+  if (!here) return null;
+  let best: { ms: number; from: string; batch: number } | null = null;
+  for (const s of samples) {
+    if (s.op !== c.op || s.impl !== peer) continue;
+    const there = splitBatch(s.shape);
+    if (!there || there.rest !== here.rest || there.batch >= here.batch) continue;
+    if (!best || there.batch > best.batch) best = { ms: (s.median_ms * here.batch) / there.batch, from: s.shape, batch: there.batch };
+  }
+  return best && { ms: best.ms, from: best.from };
+}
+
+async function runCase(
+  c: Case,
+  gpu: Gpu,
+  tf: typeof import('@tensorflow/tfjs-core'),
+  peers: Peer[],
+  reps: number,
+  samples: Sample[],
+  missing: { op: string; peer: string; kernels: string[] }[],
+  budget: { budgetMs: number; skipped: Skipped[] },
+): Promise<void> {
   const ours = c.ours(gpu);
   const tOurs = await timeIt(async () => {
     ours.run();
@@ -187,6 +232,12 @@ async function runCase(c: Case, gpu: Gpu, tf: typeof import('@tensorflow/tfjs-co
       parts.push(`${peer.name} n/a`);
       continue;
     }
+    const estimate = peer.key === 'webgpu' ? null : estimateMs(c, peer.name, samples);
+    if (estimate && estimate.ms > budget.budgetMs) {
+      budget.skipped.push({ op: c.op, shape: c.shape, peer: peer.name, estimated_s: estimate.ms / 1000, from: estimate.from });
+      parts.push(`${peer.name} skipped (about ${(estimate.ms / 1000).toFixed(0)} s a run, from ${estimate.from})`);
+      continue;
+    }
     const theirs = c.theirs(tf);
     // Slow CPU peers at large shapes: one timed run when a run takes over 5 s.
     let first = 0;
@@ -206,7 +257,7 @@ async function runCase(c: Case, gpu: Gpu, tf: typeof import('@tensorflow/tfjs-co
   console.error(`  ${c.op} ${c.shape}: ${parts.join(', ')}`);
 }
 
-function printTable(samples: Sample[], peerNames: string[], ceiling: number): string {
+function printTable(samples: Sample[], peerNames: string[], ceiling: number, skipped: Skipped[]): string {
   const rate = (s: Sample) =>
     s.op === 'training_step' || s.op === 'inference'
       ? `${s.images_per_s!.toFixed(2)} img/s`
@@ -220,7 +271,8 @@ function printTable(samples: Sample[], peerNames: string[], ceiling: number): st
     const row = [o.op, o.shape, o.median_ms.toFixed(1), rate(o), o.gflops > 0 ? `${((100 * o.gflops) / ceiling).toFixed(0)} %` : '-'];
     for (const p of peerNames) {
       const t = samples.find((s) => s.op === o.op && s.shape === o.shape && s.impl.startsWith(p));
-      row.push(t ? t.median_ms.toFixed(1) : 'n/a', t ? `×${(t.median_ms / o.median_ms).toFixed(2)}` : '-');
+      const skip = !t && skipped.some((k) => k.op === o.op && k.shape === o.shape && k.peer.startsWith(p));
+      row.push(t ? t.median_ms.toFixed(1) : skip ? 'skipped' : 'n/a', t ? `×${(t.median_ms / o.median_ms).toFixed(2)}` : '-');
     }
     rows.push(row);
   }

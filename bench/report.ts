@@ -1,6 +1,7 @@
 /** The benchmark's results as Markdown, for bench/README.md. */
 import type { AdapterDescription } from '../src/kernels/gpu.js';
 import type { Sample } from './harness.js';
+import type { Skipped } from './main.js';
 
 export interface Report {
   adapter: AdapterDescription;
@@ -9,6 +10,8 @@ export interface Report {
   ceilingGflops: number;
   memory?: { peakLiveBytes: number; poolBytes: number };
   missing: { op: string; peer: string; kernels: string[] }[];
+  skipped: Skipped[];
+  peerBudgetS: number;
   samples: Sample[];
 }
 
@@ -24,7 +27,8 @@ export function markdownReport(r: Report, peers: string[]): string {
     const rate = o.images_per_s !== undefined ? `${o.images_per_s.toFixed(2)} img/s` : o.gbps !== undefined ? `${o.gbps.toFixed(2)} GB/s` : `${o.gflops.toFixed(2)} GFLOP/s`;
     const cells = peers.map((p) => {
       const t = r.samples.find((s) => s.op === o.op && s.shape === o.shape && s.impl.startsWith(p));
-      return t ? `${t.median_ms.toFixed(1)} | ×${(t.median_ms / o.median_ms).toFixed(2)}` : 'n/a | -';
+      if (t) return `${t.median_ms.toFixed(1)} | ×${(t.median_ms / o.median_ms).toFixed(2)}`;
+      return r.skipped.some((k) => k.op === o.op && k.shape === o.shape && k.peer.startsWith(p)) ? 'skipped | -' : 'n/a | -';
     });
     lines.push(`| ${o.op} | ${o.shape} | ${o.median_ms.toFixed(1)} | ${rate} | ${o.gflops > 0 ? `${((100 * o.gflops) / r.ceilingGflops).toFixed(0)} %` : '-'} | ${cells.join(' | ')} |`);
   }
@@ -37,6 +41,9 @@ export function markdownReport(r: Report, peers: string[]): string {
       seen.add(key);
       lines.push(`- ${m.peer} has no ${m.kernels.join(', ')} kernel, so it cannot run ${[...new Set(r.missing.filter((x) => x.peer === m.peer && x.kernels.join() === m.kernels.join()).map((x) => x.op))].join(', ')}.`);
     }
+  }
+  if (r.skipped.length) {
+    lines.push('', `- Skipped (estimated from the same case at a smaller batch to take over ${r.peerBudgetS} s a run): ${r.skipped.map((k) => `${k.peer} ${k.op} ${k.shape} (about ${k.estimated_s.toFixed(0)} s)`).join('; ')}.`);
   }
   if (r.memory) lines.push('', `Training step, ours: peak live GPU memory ${(r.memory.peakLiveBytes / 2 ** 20).toFixed(1)} MiB (buffer pool after the step: ${(r.memory.poolBytes / 2 ** 20).toFixed(1)} MiB).`);
   return `${lines.join('\n')}\n`;

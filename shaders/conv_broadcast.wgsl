@@ -40,11 +40,12 @@
 // Grid: x = blocks of GROUP·ROWS rows, y = blocks of 32 columns, z = splits of
 // the reduction (modes 2, 5).
 
+// Parameters (p), bindings 0–4 (a_src, b_src, bias, out), MODE, ACT,
+// ACCUMULATE, activate(), out_index() and store() come from conv_common.wgsl,
+// which the wrapper appends to this file.
+
 enable subgroups;
 
-override MODE: u32 = 0u;
-override ACT: u32 = 0u;
-override ACCUMULATE: bool = false;
 // n % 4 == 0: a lane's four columns of B are one aligned vec4 of b4 (the same
 // buffer as b_src; a 16-byte dummy when off).
 override B4: bool = false;
@@ -60,26 +61,6 @@ override GROUP: u32 = 64u;
 const ROWS: u32 = 8u;
 const COLS: u32 = 32u;
 
-struct Params {
-  batch: u32,
-  h: u32,
-  w: u32,
-  a_c: u32,
-  kh: u32,
-  kw: u32,
-  pad: u32,
-  b_c: u32,
-  m: u32,
-  n: u32,
-  k: u32,
-  k_per_split: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a_src: array<f32>;
-@group(0) @binding(2) var<storage, read> b_src: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
 @group(0) @binding(5) var<storage, read> b4: array<vec4<f32>>;
 // out as vec4 (O4); whichever of out / out4 is not in use is bound to a 16-byte dummy.
 @group(0) @binding(6) var<storage, read_write> out4: array<vec4<f32>>;
@@ -129,43 +110,6 @@ fn step(mine: vec4<f32>) {
     acc[i][5] = fma(a, q5, acc[i][5]);
     acc[i][6] = fma(a, q6, acc[i][6]);
     acc[i][7] = fma(a, q7, acc[i][7]);
-  }
-}
-
-fn activate(v: f32) -> f32 {
-  switch ACT {
-    case 1u: { return max(v, 0.0); }
-    case 2u: {
-      if (v >= 0.0) {
-        return 1.0 / (1.0 + exp(-v));
-      }
-      let e = exp(v);
-      return e / (1.0 + e);
-    }
-    default: { return v; }
-  }
-}
-
-// Where element (row, col) of C goes, as an index into out (see the table of
-// modes): y for modes 0 and 1, 4; the 2 × 2 block of the transposed forward;
-// the split's slice of partial sums for modes 2, 5.
-fn out_index(row: u32, col: u32, split: u32) -> u32 {
-  switch MODE {
-    case 3u: {
-      let co = col % p.b_c;
-      let ab = col / p.b_c;
-      let j = row % p.w;
-      let ni = row / p.w;
-      let i = ni % p.h;
-      let n = ni / p.h;
-      return ((n * 2u * p.h + 2u * i + ab / 2u) * 2u * p.w + 2u * j + ab % 2u) * p.b_c + co;
-    }
-    case 2u, 5u: {
-      return (split * p.m + row) * p.n + col;
-    }
-    default: {
-      return row * p.n + col;
-    }
   }
 }
 
@@ -302,6 +246,26 @@ fn pixel_rows(row0: u32) {
   }
 }
 
+struct Tap {
+  at: u32,
+  inside: bool,
+}
+
+// Where a weight row — tap offset `off`, channel `ch` — reads A at pixel
+// (n, y, x) of the reduction: x shifted by the tap (mode 2, zero outside the
+// image) or the pixel's 2 × 2 block of dy (mode 5).
+fn weight_tap(off: vec2<i32>, ch: u32, ok: bool, n: u32, y: u32, x: u32) -> Tap {
+  let h = p.h;
+  let w = p.w;
+  if (MODE == 2u) {
+    let iy = i32(y) + off.x;
+    let ix = i32(x) + off.y;
+    let inside = ok && iy >= 0 && ix >= 0 && iy < i32(h) && ix < i32(w);
+    return Tap(select(0u, ((n * h + u32(iy)) * w + u32(ix)) * p.a_c + ch, inside), inside);
+  }
+  return Tap(((n * 2u * h + 2u * y + u32(off.x)) * 2u * w + 2u * x + u32(off.y)) * p.a_c + ch, ok);
+}
+
 // Rows are weights and the reduction runs over pixels [begin, end) of the
 // split: mode 2 rows (ky, kx, ci) of im2col(x)ᵀ, mode 5 rows (a, b, co) of dy;
 // B's row k is the pixel's row of dy (mode 2) or x (mode 5).
@@ -328,44 +292,16 @@ fn weight_rows(row0: u32, begin: u32, end: u32) {
   var n = begin / (w * h);
   for (var px = begin; px < end; px++) {
     if (SHARED_TAP) {
-      // M is a multiple of ROWS here, so ok[0] speaks for every row.
-      var inside = ok[0];
-      var at = 0u;
-      if (MODE == 2u) {
-        let iy = i32(y) + off[0].x;
-        let ix = i32(x) + off[0].y;
-        inside = inside && iy >= 0 && ix >= 0 && iy < i32(h) && ix < i32(w);
-        at = select(0u, ((n * h + u32(iy)) * w + u32(ix)) * a_c + ch[0], inside);
-      } else {
-        at = ((n * 2u * h + 2u * y + u32(off[0].x)) * 2u * w + 2u * x + u32(off[0].y)) * a_c + ch[0];
-      }
+      // M is a multiple of ROWS here, so row 0 speaks for every row.
+      let t = weight_tap(off[0], ch[0], ok[0], n, y, x);
       for (var i = 0u; i < ROWS; i++) {
-        av[i] = select(0.0, a_src[at + i], inside);
+        av[i] = select(0.0, a_src[t.at + i], t.inside);
       }
-      step(b_lane(px));
-      x++;
-      if (x == w) {
-        x = 0u;
-        y++;
-        if (y == h) {
-          y = 0u;
-          n++;
-        }
+    } else {
+      for (var i = 0u; i < ROWS; i++) {
+        let t = weight_tap(off[i], ch[i], ok[i], n, y, x);
+        av[i] = select(0.0, a_src[t.at], t.inside);
       }
-      continue;
-    }
-    for (var i = 0u; i < ROWS; i++) {
-      var inside = ok[i];
-      var at = 0u;
-      if (MODE == 2u) {
-        let iy = i32(y) + off[i].x;
-        let ix = i32(x) + off[i].y;
-        inside = inside && iy >= 0 && ix >= 0 && iy < i32(h) && ix < i32(w);
-        at = select(0u, ((n * h + u32(iy)) * w + u32(ix)) * a_c + ch[i], inside);
-      } else {
-        at = ((n * 2u * h + 2u * y + u32(off[i].x)) * 2u * w + 2u * x + u32(off[i].y)) * a_c + ch[i];
-      }
-      av[i] = select(0.0, a_src[at], inside);
     }
     step(b_lane(px));
     x++;

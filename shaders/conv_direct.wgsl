@@ -37,9 +37,10 @@
 // Grid: x = blocks of GROUP·ROWS rows (invocation = ROWS consecutive rows),
 //       y = blocks of 4·QUADS columns, z = splits of the reduction (modes 2, 5).
 
-override MODE: u32 = 0u;
-override ACT: u32 = 0u;
-override ACCUMULATE: bool = false;
+// Parameters (p), bindings 0–4 (a_src, b_src, bias, out), MODE, ACT,
+// ACCUMULATE, activate(), out_index() and store() come from conv_common.wgsl,
+// which the wrapper appends to this file.
+
 // A may be read as vec4: the channels A is gathered along (k for modes 0, 1,
 // 3, 4; the rows for modes 2, 5) come in multiples of 4.
 override A4: bool = false;
@@ -58,26 +59,6 @@ override GROUP: u32 = 64u;
 const ROWS: u32 = 8u;
 const QUADS: u32 = 4u;
 
-struct Params {
-  batch: u32,
-  h: u32,
-  w: u32,
-  a_c: u32,
-  kh: u32,
-  kw: u32,
-  pad: u32,
-  b_c: u32,
-  m: u32,
-  n: u32,
-  k: u32,
-  k_per_split: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a_src: array<f32>;
-@group(0) @binding(2) var<storage, read> b_src: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
 // The same tensors as a_src / b_src seen as vec4 (a 16-byte dummy when A4 / B4 is off).
 @group(0) @binding(5) var<storage, read> a4: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read> b4: array<vec4<f32>>;
@@ -163,48 +144,6 @@ fn b_cols(base: u32, stride: u32, valid: u32) {
     bv[1][q] = vec4<f32>(col[0].y, col[1].y, col[2].y, col[3].y);
     bv[2][q] = vec4<f32>(col[0].z, col[1].z, col[2].z, col[3].z);
     bv[3][q] = vec4<f32>(col[0].w, col[1].w, col[2].w, col[3].w);
-  }
-}
-
-fn activate(v: f32) -> f32 {
-  switch ACT {
-    case 1u: { return max(v, 0.0); }
-    case 2u: {
-      if (v >= 0.0) {
-        return 1.0 / (1.0 + exp(-v));
-      }
-      let e = exp(v);
-      return e / (1.0 + e);
-    }
-    default: { return v; }
-  }
-}
-
-fn store(row: u32, col: u32, split: u32, v: f32) {
-  switch MODE {
-    case 0u: {
-      out[row * p.n + col] = activate(v + bias[col]);
-    }
-    case 3u: {
-      let co = col % p.b_c;
-      let ab = col / p.b_c;
-      let j = row % p.w;
-      let ni = row / p.w;
-      let i = ni % p.h;
-      let n = ni / p.h;
-      out[((n * 2u * p.h + 2u * i + ab / 2u) * 2u * p.w + 2u * j + ab % 2u) * p.b_c + co] = v + bias[co];
-    }
-    case 2u, 5u: {
-      out[(split * p.m + row) * p.n + col] = v;
-    }
-    default: {
-      let idx = row * p.n + col;
-      if (ACCUMULATE) {
-        out[idx] = out[idx] + v;
-      } else {
-        out[idx] = v;
-      }
-    }
   }
 }
 

@@ -28,39 +28,13 @@
 // the reduction over pixels across workgroups (global_invocation z); the
 // `reduce_splits` entry point then adds the slices into the gradient.
 
-override MODE: u32 = 0u;
-// 0 none, 1 relu, 2 sigmoid (forward modes only)
-override ACT: u32 = 0u;
-override ACCUMULATE: bool = false;
+// Parameters (p), bindings 0–4 (a_src, b_src, bias, out), MODE, ACT,
+// ACCUMULATE, activate(), out_index() and store() come from conv_common.wgsl,
+// which the wrapper appends to this file.
 
 const TM: u32 = 64u;
 const TN: u32 = 64u;
 const TK: u32 = 16u;
-
-struct Params {
-  batch: u32,
-  // spatial size of the NHWC tensor that A is gathered from (dy for modes 1, 4, 5)
-  h: u32,
-  w: u32,
-  // channels of the tensor A is gathered from
-  a_c: u32,
-  kh: u32,
-  kw: u32,
-  pad: u32,
-  // channels of the other operand: Co for modes 0, 2, 4 (the number of columns); Ci for 1; Co for 3, 5
-  b_c: u32,
-  m: u32,
-  n: u32,
-  k: u32,
-  // reduction length handled by one split (modes 2, 5)
-  k_per_split: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a_src: array<f32>;
-@group(0) @binding(2) var<storage, read> b_src: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
 
 var<workgroup> a_tile: array<f32, 1024>; // [TK][TM]
 var<workgroup> b_tile: array<f32, 1024>; // [TK][TN]
@@ -107,51 +81,6 @@ fn b_at(k: u32, col: u32) -> f32 {
     default: {
       // modes 0, 4: w as [K × N]; modes 2, 5: dy or x as [pixels × N].
       return b_src[k * p.n + col];
-    }
-  }
-}
-
-fn activate(v: f32) -> f32 {
-  switch ACT {
-    case 1u: { return max(v, 0.0); }
-    case 2u: {
-      if (v >= 0.0) {
-        return 1.0 / (1.0 + exp(-v));
-      }
-      let e = exp(v);
-      return e / (1.0 + e);
-    }
-    default: { return v; }
-  }
-}
-
-fn store(row: u32, col: u32, split: u32, v: f32) {
-  switch MODE {
-    case 0u: {
-      out[row * p.n + col] = activate(v + bias[col]);
-    }
-    case 3u: {
-      // row = (n, i, j) of the input, col = (a, b, co).
-      let co = col % p.b_c;
-      let ab = col / p.b_c;
-      let j = row % p.w;
-      let ni = row / p.w;
-      let i = ni % p.h;
-      let n = ni / p.h;
-      let oy = 2u * i + ab / 2u;
-      let ox = 2u * j + ab % 2u;
-      out[((n * 2u * p.h + oy) * 2u * p.w + ox) * p.b_c + co] = v + bias[co];
-    }
-    case 2u, 5u: {
-      out[(split * p.m + row) * p.n + col] = v;
-    }
-    default: {
-      let idx = row * p.n + col;
-      if (ACCUMULATE) {
-        out[idx] = out[idx] + v;
-      } else {
-        out[idx] = v;
-      }
     }
   }
 }

@@ -13,6 +13,7 @@ import { type GpuTensor, checkRank, checkStorage, grid1d, numel } from './tensor
 import gemmSource from '../../shaders/conv_gemm.wgsl';
 import directSource from '../../shaders/conv_direct.wgsl';
 import broadcastSource from '../../shaders/conv_broadcast.wgsl';
+import commonSource from '../../shaders/conv_common.wgsl';
 import splitSource from '../../shaders/split_sum.wgsl';
 import transposeSource from '../../shaders/weights_transpose.wgsl';
 
@@ -41,11 +42,20 @@ const enum Mode {
  */
 export type ConvVariant = 'tiled' | 'broadcast' | 'direct';
 const VARIANTS: Record<ConvVariant, { source: string; rowsPerGroup: number; colsPerGroup: number }> = {
-  tiled: { source: gemmSource, rowsPerGroup: 64, colsPerGroup: 64 },
+  tiled: { source: withCommon(gemmSource), rowsPerGroup: 64, colsPerGroup: 64 },
   // rowsPerGroup of the CPU variants is per invocation: their workgroup size is chosen per call (cpuGroup).
-  broadcast: { source: broadcastSource, rowsPerGroup: shaderConst(broadcastSource, 'ROWS'), colsPerGroup: shaderConst(broadcastSource, 'COLS') },
-  direct: { source: directSource, rowsPerGroup: shaderConst(directSource, 'ROWS'), colsPerGroup: 4 * shaderConst(directSource, 'QUADS') },
+  broadcast: { source: withCommon(broadcastSource), rowsPerGroup: shaderConst(broadcastSource, 'ROWS'), colsPerGroup: shaderConst(broadcastSource, 'COLS') },
+  direct: { source: withCommon(directSource), rowsPerGroup: shaderConst(directSource, 'ROWS'), colsPerGroup: 4 * shaderConst(directSource, 'QUADS') },
 };
+
+/**
+ * A convolution shader with conv_common.wgsl (parameters, bindings 0–4,
+ * activation, stores) appended: after, so that a shader's own directives
+ * (`enable subgroups;`) stay first, as WGSL requires.
+ */
+function withCommon(source: string): string {
+  return `${source}\n${commonSource}`;
+}
 
 /** A `const NAME: u32 = Nu;` of a shader, so the grid follows the shader's blocking. */
 function shaderConst(source: string, name: string): number {
@@ -99,34 +109,24 @@ interface Gemm {
   accumulate?: boolean;
 }
 
-const dummies = new WeakMap<Gpu, BufferView>();
+const placeholders = new WeakMap<Gpu, { read: BufferView; write: BufferView }>();
 /**
- * A small buffer bound where a mode has no bias or no vec4 view; the shader
- * never reads it. Made outside the pool: it lives as long as the device and
- * is not a tensor's memory.
+ * Small buffers bound where a mode has no bias, no vec4 view or no vec4
+ * output; the shader never touches them. Made outside the pool: they live as
+ * long as the device and are not a tensor's memory. A writable binding may not
+ * alias any other binding of a dispatch, so it gets a buffer of its own.
  */
-function dummy(gpu: Gpu): BufferView {
-  let v = dummies.get(gpu);
-  if (!v) {
-    v = { buffer: gpu.device.createBuffer({ size: 16, usage: BufferUsage.STORAGE, label: 'conv placeholder' }), offset: 0, size: 16 };
-    dummies.set(gpu, v);
+function placeholder(gpu: Gpu, kind: 'read' | 'write'): BufferView {
+  let p = placeholders.get(gpu);
+  if (!p) {
+    const make = (label: string) => ({ buffer: gpu.device.createBuffer({ size: 16, usage: BufferUsage.STORAGE, label }), offset: 0, size: 16 });
+    p = { read: make('conv placeholder'), write: make('conv placeholder (writable)') };
+    placeholders.set(gpu, p);
   }
-  return v;
+  return p[kind];
 }
-
-const writableDummies = new WeakMap<Gpu, BufferView>();
-/**
- * The same for an unused writable binding: WebGPU forbids a writable binding
- * to alias any other binding of the dispatch, so it cannot share `dummy`.
- */
-function writableDummy(gpu: Gpu): BufferView {
-  let v = writableDummies.get(gpu);
-  if (!v) {
-    v = { buffer: gpu.device.createBuffer({ size: 16, usage: BufferUsage.STORAGE, label: 'conv placeholder (writable)' }), offset: 0, size: 16 };
-    writableDummies.set(gpu, v);
-  }
-  return v;
-}
+const dummy = (gpu: Gpu) => placeholder(gpu, 'read');
+const writableDummy = (gpu: Gpu) => placeholder(gpu, 'write');
 
 function params(g: Gemm, kPerSplit: number): Uint32Array {
   return new Uint32Array([g.batch, g.h, g.w, g.aC, g.kh ?? 1, g.kw ?? 1, g.pad ?? 0, g.bC, g.m, g.n, g.k, kPerSplit]);

@@ -1,0 +1,100 @@
+// What the three convolution shaders share (conv_gemm.wgsl, conv_broadcast.wgsl,
+// conv_direct.wgsl): src/kernels/conv.ts appends this file to each, so the
+// modes' parameters, the first five bindings, the activation and where each
+// element of C goes are written once. The table of modes is in conv_gemm.wgsl.
+
+// 0 conv forward, 1 conv ∂input, 2 conv ∂weights, 3 transposed forward,
+// 4 transposed ∂input, 5 transposed ∂weights.
+override MODE: u32 = 0u;
+// 0 none, 1 relu, 2 sigmoid (forward modes only).
+override ACT: u32 = 0u;
+// Modes 1, 4: add C into out instead of overwriting it.
+override ACCUMULATE: bool = false;
+
+struct Params {
+  batch: u32,
+  // spatial size of the NHWC tensor that A is gathered from (dy for modes 1, 4, 5)
+  h: u32,
+  w: u32,
+  // channels of the tensor A is gathered from
+  a_c: u32,
+  kh: u32,
+  kw: u32,
+  pad: u32,
+  // channels of the other operand: Co for modes 0, 2, 4 (the number of columns); Ci for 1; Co for 3, 5
+  b_c: u32,
+  m: u32,
+  n: u32,
+  k: u32,
+  // reduction length handled by one split (modes 2, 5)
+  k_per_split: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> a_src: array<f32>;
+@group(0) @binding(2) var<storage, read> b_src: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+
+fn activate(v: f32) -> f32 {
+  switch ACT {
+    case 1u: { return max(v, 0.0); }
+    case 2u: {
+      // Written so that exp never overflows: for large |v| one branch is exact.
+      if (v >= 0.0) {
+        return 1.0 / (1.0 + exp(-v));
+      }
+      let e = exp(v);
+      return e / (1.0 + e);
+    }
+    default: { return v; }
+  }
+}
+
+// Where element (row, col) of C goes, as an index into out: the transposed
+// forward scatters row (n, i, j) and column (a, b, co) to y[n, 2i+a, 2j+b, co];
+// modes 2, 5 write the split's slice of partial sums; the rest write
+// row-major C (y, dx).
+fn out_index(row: u32, col: u32, split: u32) -> u32 {
+  switch MODE {
+    case 3u: {
+      let co = col % p.b_c;
+      let ab = col / p.b_c;
+      let j = row % p.w;
+      let ni = row / p.w;
+      let i = ni % p.h;
+      let n = ni / p.h;
+      return ((n * 2u * p.h + 2u * i + ab / 2u) * 2u * p.w + 2u * j + ab % 2u) * p.b_c + co;
+    }
+    case 2u, 5u: {
+      return (split * p.m + row) * p.n + col;
+    }
+    default: {
+      return row * p.n + col;
+    }
+  }
+}
+
+// Stores one element of C: bias and activation (mode 0), bias (mode 3),
+// accumulation when asked (modes 1, 4).
+fn store(row: u32, col: u32, split: u32, v: f32) {
+  let at = out_index(row, col, split);
+  switch MODE {
+    case 0u: {
+      out[at] = activate(v + bias[col]);
+    }
+    case 3u: {
+      out[at] = v + bias[col % p.b_c];
+    }
+    case 1u, 4u: {
+      if (ACCUMULATE) {
+        out[at] = out[at] + v;
+      } else {
+        out[at] = v;
+      }
+    }
+    default: {
+      out[at] = v;
+    }
+  }
+}
