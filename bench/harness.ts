@@ -15,6 +15,8 @@ export interface Sample {
   gpu_ms?: number;
   /** For the training step and inference: images per second. */
   images_per_s?: number;
+  /** Training step: seconds for one epoch of the tutorial's recipe at this rate. */
+  epoch_s?: number;
 }
 
 /** A tfjs backend to compare with; `finish` resolves when its queued work is done. */

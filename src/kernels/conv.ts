@@ -1,6 +1,8 @@
 /**
- * Convolutions (shaders/conv_gemm.wgsl) and the split sums that finish their
- * gradients (shaders/split_sum.wgsl).
+ * Convolutions (shaders/conv_gemm.wgsl, conv_broadcast.wgsl, conv_direct.wgsl,
+ * each with conv_common.wgsl), the weight rearrangement the broadcast variant
+ * needs (weights_transpose.wgsl) and the split sums that finish the gradients
+ * (split_sum.wgsl).
  *
  * conv2d: k × k kernels (odd k), stride 1, 'same' padding, weights in Keras
  * layout (kh, kw, in, out). convTranspose2x2: 2 × 2, stride 2, weights
