@@ -64,7 +64,7 @@ const FULL: Omit<Preset, 'why'> = { name: 'full', baseWidth: 32, inputSize: 96, 
 // Sized to finish in a few minutes on a 2-core software adapter: a quarter of
 // the width (1/16 of the work per pixel) at half the resolution, and a larger
 // learning rate so that a few epochs suffice.
-const CPU: Omit<Preset, 'why'> = { name: 'cpu', baseWidth: 8, inputSize: 48, batchSize: 8, epochs: 6, lr: 1e-3 };
+const CPU: Omit<Preset, 'why'> = { name: 'cpu', baseWidth: 8, inputSize: 48, batchSize: 8, epochs: 10, lr: 3e-4 };
 
 function choosePreset(o: Parsed, gpu: Gpu): Preset {
   const asked = o.preset as string | undefined;
