@@ -41,7 +41,7 @@
 // the reduction (modes 2, 5).
 
 // Parameters (p), bindings 0–4 (a_src, b_src, bias, out), MODE, ACT,
-// ACCUMULATE, activate(), out_index() and store() come from conv_common.wgsl,
+// ACCUMULATE, activate(), out_index(), write_out() and store() come from conv_common.wgsl,
 // which the wrapper appends to this file.
 
 enable subgroups;
@@ -165,12 +165,7 @@ fn store_all(row0: u32, split: u32) {
       } else {
         for (var t = 0u; t < 4u; t++) {
           if (col + t < p.n) {
-            let at = out_index(row, col + t, split);
-            if (ACCUMULATE && (MODE == 1u || MODE == 4u)) {
-              out[at] = out[at] + v[t];
-            } else {
-              out[at] = v[t];
-            }
+            write_out(out_index(row, col + t, split), v[t]);
           }
         }
       }

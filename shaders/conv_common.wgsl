@@ -75,26 +75,29 @@ fn out_index(row: u32, col: u32, split: u32) -> u32 {
   }
 }
 
+// Writes a finished value of C to out[at]: added to what is there for the
+// ∂input modes (1, 4) when ACCUMULATE, else overwriting it.
+fn write_out(at: u32, v: f32) {
+  if (ACCUMULATE && (MODE == 1u || MODE == 4u)) {
+    out[at] = out[at] + v;
+  } else {
+    out[at] = v;
+  }
+}
+
 // Stores one element of C: bias and activation (mode 0), bias (mode 3),
 // accumulation when asked (modes 1, 4).
 fn store(row: u32, col: u32, split: u32, v: f32) {
   let at = out_index(row, col, split);
   switch MODE {
     case 0u: {
-      out[at] = activate(v + bias[col]);
+      write_out(at, activate(v + bias[col]));
     }
     case 3u: {
-      out[at] = v + bias[col % p.b_c];
-    }
-    case 1u, 4u: {
-      if (ACCUMULATE) {
-        out[at] = out[at] + v;
-      } else {
-        out[at] = v;
-      }
+      write_out(at, v + bias[col % p.b_c]);
     }
     default: {
-      out[at] = v;
+      write_out(at, v);
     }
   }
 }

@@ -38,7 +38,7 @@
 //       y = blocks of 4·QUADS columns, z = splits of the reduction (modes 2, 5).
 
 // Parameters (p), bindings 0–4 (a_src, b_src, bias, out), MODE, ACT,
-// ACCUMULATE, activate(), out_index() and store() come from conv_common.wgsl,
+// ACCUMULATE, activate(), out_index(), write_out() and store() come from conv_common.wgsl,
 // which the wrapper appends to this file.
 
 // A may be read as vec4: the channels A is gathered along (k for modes 0, 1,

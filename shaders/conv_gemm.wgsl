@@ -29,7 +29,7 @@
 // `reduce_splits` entry point then adds the slices into the gradient.
 
 // Parameters (p), bindings 0–4 (a_src, b_src, bias, out), MODE, ACT,
-// ACCUMULATE, activate(), out_index() and store() come from conv_common.wgsl,
+// ACCUMULATE, activate(), out_index(), write_out() and store() come from conv_common.wgsl,
 // which the wrapper appends to this file.
 
 const TM: u32 = 64u;

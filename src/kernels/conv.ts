@@ -9,9 +9,8 @@
  * (kh, kw, out, in). All activations NHWC float32.
  */
 import { BufferUsage, type Gpu, type BufferView } from './gpu.js';
-import type { PooledBuffer } from './pool.js';
 import { ShapeError, shapeStr } from './errors.js';
-import { type GpuTensor, checkRank, checkStorage, grid1d, numel } from './tensor-view.js';
+import { type GpuTensor, type OwnedGpuTensor, allocTensor, checkRank, checkStorage, grid1d, numel } from './tensor-view.js';
 import gemmSource from '../../shaders/conv_gemm.wgsl';
 import directSource from '../../shaders/conv_direct.wgsl';
 import broadcastSource from '../../shaders/conv_broadcast.wgsl';
@@ -142,7 +141,7 @@ function gemm(gpu: Gpu, g: Gemm): void {
     const t = transposedWeights(gpu, g);
     gemmWith(gpu, name, { ...g, b: t.view });
     // Safe to recycle now: any later use of this buffer is recorded after the reads above.
-    gpu.release(t.scratch);
+    t.dispose();
     return;
   }
   gemmWith(gpu, name, g);
@@ -153,22 +152,20 @@ function gemm(gpu: Gpu, g: Gemm): void {
  * conv ∂input reads B[(tap, co), ci] = w[flipped tap, ci, co]; the transposed
  * conv's forward B[ci, (a, b, co)] = w[a, b, co, ci].
  */
-function transposedWeights(gpu: Gpu, g: Gemm): { scratch: PooledBuffer; view: BufferView } {
+function transposedWeights(gpu: Gpu, g: Gemm): OwnedGpuTensor {
   const [batches, rows, cols, flip] = g.mode === Mode.ConvInput
     ? [(g.kh ?? 1) * (g.kw ?? 1), g.n, g.aC, true]
     : [1, g.n, g.k, false];
-  const len = batches * rows * cols;
-  const scratch = gpu.acquire(len * 4);
-  const view = { buffer: scratch.buffer, offset: 0, size: len * 4 };
-  const { workgroups, rowThreads } = grid1d(len, 256, gpu.limits.maxComputeWorkgroupsPerDimension);
+  const t = allocTensor(gpu, [batches, cols, rows]);
+  const { workgroups, rowThreads } = grid1d(numel(t.shape), 256, gpu.limits.maxComputeWorkgroupsPerDimension);
   gpu.dispatch({
     kernel: gpu.kernel('weights_transpose', transposeSource, { FLIP: flip ? 1 : 0 }),
     label: `${g.label}: weights rearranged by rows`,
     uniforms: new Uint32Array([batches, rows, cols, rowThreads]),
-    storage: [g.b, view],
+    storage: [g.b, t.view],
     workgroups,
   });
-  return { scratch, view };
+  return t;
 }
 
 function gemmWith(gpu: Gpu, name: ConvVariant, g: Gemm): void {
