@@ -33,6 +33,8 @@ export interface Case {
   flops?: number;
   /** … or bytes moved (memory-bound ones). */
   bytes?: number;
+  /** The case's main GEMM (convolutions): rows, columns, whether its reduction is split. */
+  gemm?: { m: number; n: number; split: boolean };
   ours(gpu: Gpu): Runner;
   /** tfjs kernels the peer needs: a backend without one of them cannot run the case. */
   tfKernels: string[];
@@ -93,6 +95,7 @@ export function convCases(n: number, shapes = UNET_CONV_SHAPES): Case[] {
         op: 'conv2d_forward',
         shape,
         flops,
+        gemm: { m: n * h * h, n: co, split: false },
         tfKernels: ['FusedConv2D'],
         ours(gpu) {
           const [x, w, b, y] = tensors(gpu, [[xs, xv], [ws, wv], [[co], new Float32Array(co)], [ys, null]]);
@@ -107,6 +110,7 @@ export function convCases(n: number, shapes = UNET_CONV_SHAPES): Case[] {
         op: 'conv2d_backward_input',
         shape,
         flops,
+        gemm: { m: n * h * h, n: ci, split: false },
         tfKernels: ['Conv2DBackpropInput'],
         ours(gpu) {
           const [dy, w, dx] = tensors(gpu, [[ys, dyv], [ws, wv], [xs, null]]);
@@ -124,6 +128,7 @@ export function convCases(n: number, shapes = UNET_CONV_SHAPES): Case[] {
         op: 'conv2d_backward_filter',
         shape,
         flops,
+        gemm: { m: 9 * ci, n: co, split: true },
         tfKernels: ['Conv2DBackpropFilter'],
         ours(gpu) {
           const [x, dy, dw, db] = tensors(gpu, [[xs, xv], [ys, dyv], [ws, null], [[co], null]]);
@@ -168,6 +173,7 @@ export function convTransposeCases(n: number, shapes = UNET_UP_SHAPES): Case[] {
         op: 'conv_transpose_forward',
         shape,
         flops,
+        gemm: { m: n * h * h, n: 4 * co, split: false },
         tfKernels: ['Conv2DBackpropInput'],
         ours(gpu) {
           const [x, w, b, y] = tensors(gpu, [[xs, xv], [ws, wv], [[co], new Float32Array(co)], [ys, null]]);
@@ -182,6 +188,7 @@ export function convTransposeCases(n: number, shapes = UNET_UP_SHAPES): Case[] {
         op: 'conv_transpose_backward',
         shape,
         flops: 2 * flops,
+        gemm: { m: n * h * h, n: ci, split: false },
         tfKernels: ['Conv2D', 'Conv2DBackpropFilter'],
         ours(gpu) {
           const [x, w, dy, dx, dw, db] = tensors(gpu, [[xs, xv], [ws, wv], [ys, dyv], [xs, null], [ws, null], [[co], null]]);

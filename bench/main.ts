@@ -19,11 +19,12 @@ import { GPU_OPTIONS, parseArgs, usage, UsageError } from '../src/cli/args.js';
 import { NoAdapterError } from '../src/kernels/node-gpu.js';
 import { type Case, UNET_CONV_SHAPES, UNET_UP_SHAPES, adamCase, convCases, convTransposeCases, diceCase, memoryBoundCases } from './cases.js';
 import { type Peer, type Sample, sample, table, timeIt } from './harness.js';
-import { benchInference, benchTrainingStep } from './step.js';
+import { type StepProfile, benchInference, benchTrainingStep } from './step.js';
 import { measureCeiling } from './ceiling.js';
 import { chartSvg } from './chart.js';
 import { markdownReport } from './report.js';
 import { GpuTimer } from './timestamps.js';
+import { type ConvVariant, TILE_SHAPES, type TileShape, convVariant, setConvVariant, setTileShape, tileShapeFor } from '../src/kernels/conv.js';
 
 const SPEC = {
   ...GPU_OPTIONS,
@@ -38,6 +39,8 @@ const SPEC = {
   json: { type: 'string' as const, help: 'write every sample, the adapter and versions to this JSON file' },
   svg: { type: 'string' as const, help: 'write a chart of ours against tfjs-webgpu per kernel' },
   markdown: { type: 'string' as const, help: 'write the results as a Markdown report (bench/README.md)' },
+  variant: { type: 'string' as const, help: 'convolution formulation to use instead of the adapter\'s default: tiled, broadcast or direct' },
+  tiles: { type: 'string' as const, help: 'also time every convolution case with each of these tile shapes of the tiled variant (comma-separated, or all), by timestamp queries' },
   'peer-budget': { type: 'number' as const, help: 'skip a CPU peer (wasm, cpu) on a case whose run, estimated from the same case at a smaller batch, would take longer than this many seconds', default: 120 },
 };
 
@@ -55,11 +58,14 @@ async function main(): Promise<void> {
   const peerKeys = (quick ? 'webgpu' : (options.peers as string)).split(',');
   for (const p of peerKeys) if (!PEER_NAMES[p]) throw new UsageError(`unknown peer "${p}": use webgpu, wasm, cpu`);
   const reps = options.reps as number;
+  const tiles = options.tiles === undefined ? [] : ((options.tiles === 'all' ? Object.keys(TILE_SHAPES) : (options.tiles as string).split(',')) as TileShape[]);
+  for (const t of tiles) if (!(t in TILE_SHAPES)) throw new UsageError(`unknown tile shape "${t}": use ${Object.keys(TILE_SHAPES).join(', ')} or all`);
 
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
   const { create, globals } = await import('webgpu');
   Object.assign(globalThis, globals); // tfjs-backend-webgpu uses the WebGPU globals
-  const flags: string[] = [];
+  // Timestamps at full resolution (Dawn rounds them to tens of microseconds by default).
+  const flags: string[] = ['disable-dawn-features=timestamp_quantization'];
   if (options.backend) flags.push(`backend=${options.backend}`);
   if (options.adapter) flags.push(`adapter=${options.adapter}`);
   const instance = create(flags);
@@ -68,6 +74,8 @@ async function main(): Promise<void> {
   const info = describeAdapter(adapter);
   console.log(`adapter: ${formatAdapter(info)}`);
   const gpu = new Gpu(await requestDevice(adapter), info);
+  if (options.variant) setConvVariant(gpu, options.variant as ConvVariant);
+  console.log(`convolutions: the ${convVariant(gpu)} formulation${options.variant ? ' (--variant)' : ''}`);
 
   // tfjs gets its own device on the same adapter (an adapter makes one device), with the same limits.
   const peerAdapter = await instance.requestAdapter({ powerPreference: 'high-performance' });
@@ -109,7 +117,7 @@ async function main(): Promise<void> {
   console.log(
     `timing: wall time to queue.onSubmittedWorkDone (WebGPU engines) or of the call (CPU backends), median of ${reps} after 1 warm-up; ` +
       `tfjs ${tf.version_core}, WEBGPU_CPU_FORWARD=false, tfjs-webgpu on the same adapter with the same limits; ` +
-      (gpu.hasTimestamps ? 'our GPU time also by timestamp queries (Dawn quantised)' : 'no timestamp queries on this adapter'),
+      (gpu.hasTimestamps ? 'our GPU time also by timestamp queries (unquantised)' : 'no timestamp queries on this adapter'),
   );
   const ceiling = await measureCeiling(gpu, reps);
   console.log(`adapter ceiling (pure FMA shader): ${ceiling.toFixed(1)} GFLOP/s`);
@@ -119,6 +127,12 @@ async function main(): Promise<void> {
   const skipped: Skipped[] = [];
   const budgetMs = (options['peer-budget'] as number) * 1000;
   let memory: { peakLiveBytes: number; poolBytes: number } | undefined;
+  const sweep: TileTiming[] = [];
+  let stepProfile: StepProfile | undefined;
+  if (tiles.length && (convVariant(gpu) !== 'tiled' || !gpu.hasTimestamps)) {
+    console.log(`--tiles: skipped (this adapter uses the ${convVariant(gpu)} convolution${gpu.hasTimestamps ? '' : ' and has no timestamp queries'})`);
+    tiles.length = 0;
+  }
   try {
     if (suite !== 'step') {
       const cases: Case[] = [];
@@ -128,7 +142,10 @@ async function main(): Promise<void> {
         cases.push(...memoryBoundCases(b), diceCase(b));
       }
       cases.push(adamCase());
-      for (const c of cases) await runCase(c, gpu, tf, peers, reps, samples, missing, { budgetMs, skipped });
+      for (const c of cases) {
+        await runCase(c, gpu, tf, peers, reps, samples, missing, { budgetMs, skipped });
+        if (tiles.length && c.op.startsWith('conv')) sweep.push(...(await sweepTiles(c, gpu, tiles, reps)));
+      }
     }
     if (suite !== 'kernels') {
       await tf.setBackend('webgpu');
@@ -137,6 +154,7 @@ async function main(): Promise<void> {
       const step = await benchTrainingStep(gpu, { tf, finish: webgpuPeer.finish }, stepOpts);
       samples.push(...step.samples);
       memory = { peakLiveBytes: step.peakLiveBytes, poolBytes: step.poolBytes };
+      stepProfile = step.profile;
       samples.push(...(await benchInference(gpu, { tf, finish: webgpuPeer.finish }, stepOpts)));
     }
   } finally {
@@ -146,8 +164,9 @@ async function main(): Promise<void> {
     delete (globalThis as { navigator?: unknown }).navigator;
   }
 
-  const report = { adapter: info, date: new Date().toISOString(), versions: { tfjs: tf.version_core, node: process.version }, timing: 'wall time; see bench/main.ts', ceilingGflops: ceiling, memory, missing, skipped, peerBudgetS: budgetMs / 1000, samples };
+  const report = { adapter: info, date: new Date().toISOString(), versions: { tfjs: tf.version_core, node: process.version }, timing: 'wall time; see bench/main.ts', ceilingGflops: ceiling, memory, missing, skipped, peerBudgetS: budgetMs / 1000, samples, ...(stepProfile ? { stepProfile } : {}), ...(sweep.length ? { tileSweep: sweep } : {}) };
   console.log(printTable(samples, peers.map((p) => p.name), ceiling, skipped));
+  if (sweep.length) console.log(sweepTable(sweep, tiles));
   for (const m of missing) console.log(`${m.peer} cannot run ${m.op}: it has no ${m.kernels.join(', ')} kernel`);
   if (memory) console.log(`training step, ours: peak live GPU memory ${(memory.peakLiveBytes / 2 ** 20).toFixed(1)} MiB; buffer pool after the step ${(memory.poolBytes / 2 ** 20).toFixed(1)} MiB`);
   if (options.json) writeOut(options.json as string, JSON.stringify(report, null, 2));
@@ -255,6 +274,64 @@ async function runCase(
     parts.push(`${peer.name} ${t.median.toFixed(1)} ms (×${(t.median / tOurs.median).toFixed(2)})`);
   }
   console.error(`  ${c.op} ${c.shape}: ${parts.join(', ')}`);
+}
+
+export interface TileTiming {
+  op: string;
+  shape: string;
+  tile: TileShape;
+  /** Whether the automatic choice (tileShapeFor) picks this tile for the case's main GEMM. */
+  chosen: boolean;
+  /** Median GPU time of the case's passes by timestamp queries. */
+  gpu_ms: number;
+}
+
+/** The case's GPU time by timestamp queries with each tile shape forced, median of `reps`. */
+async function sweepTiles(c: Case, gpu: Gpu, tiles: TileShape[], reps: number): Promise<TileTiming[]> {
+  const out: TileTiming[] = [];
+  const timer = new GpuTimer(gpu);
+  try {
+    for (const tile of tiles) {
+      setTileShape(gpu, tile);
+      const ours = c.ours(gpu);
+      ours.run(); // compiles the pipelines
+      await gpu.sync();
+      const times: number[] = [];
+      for (let i = 0; i < reps; i++) {
+        gpu.observer = timer;
+        ours.run();
+        gpu.observer = null;
+        await gpu.sync();
+        times.push(await timer.collect());
+      }
+      ours.dispose();
+      times.sort((a, b) => a - b);
+      out.push({ op: c.op, shape: c.shape, tile, chosen: c.gemm !== undefined && tileShapeFor(c.gemm.m, c.gemm.n, c.gemm.split ? Infinity : 1) === tile, gpu_ms: times[Math.floor(times.length / 2)]! });
+    }
+  } finally {
+    gpu.observer = null;
+    setTileShape(gpu, null);
+    timer.destroy();
+  }
+  const best = out.reduce((a, b) => (b.gpu_ms < a.gpu_ms ? b : a));
+  console.error(`  tiles ${c.op} ${c.shape}: ${out.map((t) => `${t.tile} ${t.gpu_ms.toFixed(3)}${t.chosen ? '*' : ''}`).join(', ')}; best ${best.tile}`);
+  return out;
+}
+
+/** GPU ms per case and tile shape; * marks the automatic choice, ! the fastest. */
+function sweepTable(sweep: TileTiming[], tiles: TileShape[]): string {
+  const rows = [['op', 'shape', ...tiles]];
+  const keys = [...new Set(sweep.map((t) => `${t.op}|${t.shape}`))];
+  for (const key of keys) {
+    const ts = sweep.filter((t) => `${t.op}|${t.shape}` === key);
+    const best = Math.min(...ts.map((t) => t.gpu_ms));
+    const [op, shape] = key.split('|') as [string, string];
+    rows.push([op, shape, ...tiles.map((tile) => {
+      const t = ts.find((x) => x.tile === tile);
+      return t ? `${t.gpu_ms.toFixed(3)}${t.chosen ? '*' : ''}${t.gpu_ms === best ? '!' : ''}` : '-';
+    })]);
+  }
+  return `GPU ms by tile shape (* the automatic choice for the main GEMM, ! the fastest):\n${table(rows)}`;
 }
 
 function printTable(samples: Sample[], peerNames: string[], ceiling: number, skipped: Skipped[]): string {

@@ -10,6 +10,7 @@ import { Adam } from '../src/model/adam.js';
 import { createUNet } from '../src/model/unet.js';
 import { type Sample, type TfjsWebgpu, sample, timeIt } from './harness.js';
 import { kerasDiceLoss, kerasUNet } from './tfjs-unet.js';
+import { GpuTimer } from './timestamps.js';
 
 /** Training images per epoch in the tutorial's recipe (80 % of the 5,635 frames). */
 export const TUTORIAL_TRAIN_IMAGES = 4508;
@@ -19,6 +20,15 @@ export interface StepResult {
   /** Highest bytes held by live tensors during a step, and the pool's total after it. */
   peakLiveBytes: number;
   poolBytes: number;
+  /** Where one step's GPU time goes (timestamp queries), when the adapter has them. */
+  profile?: StepProfile;
+}
+
+export interface StepProfile {
+  dispatches: number;
+  gpu_ms: number;
+  /** GPU time per op (the first word of a dispatch's label), largest first. */
+  byOp: { op: string; dispatches: number; gpu_ms: number }[];
 }
 
 function batch(n: number, size: number): { x: Float32Array; y: Float32Array } {
@@ -60,6 +70,7 @@ export async function benchTrainingStep(gpu: Gpu, peer: TfjsWebgpu, opts: { batc
   gpu.resetPeakMemory();
   const tOurs = await timeIt(ourStep, opts.reps, 0);
   const mem = gpu.memory();
+  const profile = gpu.hasTimestamps ? await profileStep(gpu, ourStep) : undefined;
   xs.dispose();
   ys.dispose();
   model.dispose();
@@ -87,7 +98,38 @@ export async function benchTrainingStep(gpu: Gpu, peer: TfjsWebgpu, opts: { batc
     `  training step ${label}: ours ${rate(tOurs).toFixed(2)} images/s, tfjs-layers ${rate(tTheirs).toFixed(2)} images/s, ×${(tTheirs.median / tOurs.median).toFixed(2)}; ` +
       `an epoch of the tutorial (${TUTORIAL_TRAIN_IMAGES} images) ${ours.epoch_s.toFixed(0)} s against ${theirs.epoch_s.toFixed(0)} s; peak live GPU memory ${(mem.peakLiveBytes / 2 ** 20).toFixed(1)} MiB`,
   );
-  return { samples: [ours, theirs], peakLiveBytes: mem.peakLiveBytes, poolBytes: mem.liveBytes + mem.freeBytes };
+  if (profile) {
+    const top = profile.byOp.slice(0, 12).map((o) => `${o.op} ${o.gpu_ms.toFixed(2)} ms (${o.dispatches})`).join(', ');
+    console.error(`  one step, ours: ${profile.dispatches} dispatches, ${profile.gpu_ms.toFixed(2)} ms of GPU time against ${tOurs.median.toFixed(2)} ms of wall time; by op: ${top}`);
+  }
+  return { samples: [ours, theirs], peakLiveBytes: mem.peakLiveBytes, poolBytes: mem.liveBytes + mem.freeBytes, profile };
+}
+
+/** One step with a timestamp on every pass, summed by op. */
+async function profileStep(gpu: Gpu, step: () => Promise<void>): Promise<StepProfile> {
+  const timer = new GpuTimer(gpu);
+  try {
+    gpu.observer = timer;
+    await step();
+    gpu.observer = null;
+    const passes = await timer.collectPasses();
+    const byOp = new Map<string, { op: string; dispatches: number; gpu_ms: number }>();
+    for (const p of passes) {
+      const op = p.label.split(' ')[0]!.replace(/:$/, '');
+      const o = byOp.get(op) ?? { op, dispatches: 0, gpu_ms: 0 };
+      o.dispatches++;
+      o.gpu_ms += p.ms;
+      byOp.set(op, o);
+    }
+    return {
+      dispatches: passes.length,
+      gpu_ms: passes.reduce((s, p) => s + p.ms, 0),
+      byOp: [...byOp.values()].sort((a, b) => b.gpu_ms - a.gpu_ms),
+    };
+  } finally {
+    gpu.observer = null;
+    timer.destroy();
+  }
 }
 
 /** Inference of one batch (forward pass only), ours against tfjs-layers' predict on tfjs-webgpu. */

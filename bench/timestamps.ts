@@ -3,16 +3,17 @@
  * them: every compute pass recorded while the timer is attached writes a
  * begin and an end timestamp, and `collect` sums the passes' durations.
  * (Dawn quantises timestamps unless started with
- * disable-dawn-features=timestamp_quantization.)
+ * disable-dawn-features=timestamp_quantization, as bench/main.ts does.)
  */
 import { BufferUsage, type DispatchObserver, type Gpu } from '../src/kernels/gpu.js';
 
-const MAX_PASSES = 256;
+const MAX_PASSES = 2048;
 
 export class GpuTimer implements DispatchObserver {
   private readonly querySet: GPUQuerySet;
   private readonly resolve: GPUBuffer;
   private passes = 0;
+  private labels: string[] = [];
   overflow = false;
 
   constructor(private readonly gpu: Gpu) {
@@ -20,25 +21,34 @@ export class GpuTimer implements DispatchObserver {
     this.resolve = gpu.device.createBuffer({ size: 16 * MAX_PASSES, usage: BufferUsage.QUERY_RESOLVE | BufferUsage.COPY_SRC });
   }
 
-  timestampWrites(): GPUComputePassTimestampWrites | undefined {
+  timestampWrites(label: string): GPUComputePassTimestampWrites | undefined {
     if (this.passes >= MAX_PASSES) {
       this.overflow = true;
       return undefined;
     }
     const i = this.passes++;
+    this.labels[i] = label;
     return { querySet: this.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 };
   }
 
   /** Milliseconds of GPU time of the passes recorded since the last collect. */
   async collect(): Promise<number> {
+    return (await this.collectPasses()).reduce((sum, p) => sum + p.ms, 0);
+  }
+
+  /** Each pass recorded since the last collect: its dispatch's label and GPU milliseconds. */
+  async collectPasses(): Promise<{ label: string; ms: number }[]> {
     const n = this.passes;
     this.passes = 0;
-    if (n === 0) return 0;
+    if (n === 0) return [];
     this.gpu.recorder().resolveQuerySet(this.querySet, 0, 2 * n, this.resolve, 0);
     const stamps = new BigUint64Array(await this.gpu.read({ buffer: this.resolve, offset: 0, size: 16 * n }));
-    let ns = 0n;
-    for (let i = 0; i < n; i++) ns += stamps[2 * i + 1]! > stamps[2 * i]! ? stamps[2 * i + 1]! - stamps[2 * i]! : 0n;
-    return Number(ns) / 1e6;
+    const out: { label: string; ms: number }[] = [];
+    for (let i = 0; i < n; i++) {
+      const ns = stamps[2 * i + 1]! > stamps[2 * i]! ? stamps[2 * i + 1]! - stamps[2 * i]! : 0n;
+      out.push({ label: this.labels[i]!, ms: Number(ns) / 1e6 });
+    }
+    return out;
   }
 
   destroy(): void {

@@ -18,74 +18,146 @@
 // Layouts: activations NHWC float32; conv weights (kh, kw, in, out); transposed
 // conv weights (kh, kw, out, in), both as Keras stores them.
 //
-// Tiling: a workgroup of 16 × 16 invocations computes a 64 × 64 tile of C,
-// each invocation a 4 × 4 block held in registers (rows ty + 16·i, columns
-// tx + 16·j, so neighbouring invocations store neighbouring channels). The K
-// dimension is walked 16 at a time: a 64 × 16 tile of A and a 16 × 64 tile of
-// B are staged in workgroup memory, then every invocation does 16 × 16 FMAs
-// from them. Each invocation loads 4 consecutive k of one A row, so the
-// row's (n, y, x) is decoded once, outside the K loop. Modes 2 and 5 split
-// the reduction over pixels across workgroups (global_invocation z); the
-// `reduce_splits` entry point then adds the slices into the gradient.
+// Tiling: a workgroup of WG_X × WG_Y invocations computes a TM × TN tile of C
+// (TM = WG_Y·RM rows, TN = WG_X·RN columns); each invocation holds RM × RN
+// of it in registers, as RM/4 quads of rows by RN/4 quads of columns: rows
+// 4·(ty + WG_Y·i) + r and columns 4·(tx + WG_X·j) + c, so that neighbouring
+// invocations read neighbouring vec4s of the staged tiles and store
+// neighbouring columns. The K dimension is walked TK at a time: TK × TM of A
+// and TK × TN of B are staged in workgroup memory as vec4s along rows and
+// columns, then every invocation does TK · RM · RN FMAs from them, reading
+// RM/4 + RN/4 vec4s per k. The wrapper (src/kernels/conv.ts) rewrites WG_X,
+// WG_Y, RM and RN per call, so the tile fits the GEMM's shape (a 32-column C
+// gets 32-column tiles). Modes 2 and 5 split the reduction over pixels across
+// workgroups (workgroup z); split_sum.wgsl then adds the slices into the
+// gradient. B is read as a row-major [K × N] matrix in every mode: for modes
+// 1 and 3 the wrapper rearranges the weights first (weights_transpose.wgsl).
 
 // Parameters (p), bindings 0–4 (a_src, b_src, bias, out), MODE, ACT,
 // ACCUMULATE, activate(), out_index(), write_out() and store() come from conv_common.wgsl,
 // which the wrapper appends to this file.
 
-const TM: u32 = 64u;
-const TN: u32 = 64u;
+const WG_X: u32 = 16u; // invocations along the columns of a tile
+const WG_Y: u32 = 16u; // invocations along its rows
+const RM: u32 = 8u; // rows of C per invocation, a multiple of 4
+const RN: u32 = 8u; // columns of C per invocation, a multiple of 4
 const TK: u32 = 16u;
+const TM: u32 = WG_Y * RM;
+const TN: u32 = WG_X * RN;
+const TM4: u32 = TM / 4u;
+const TN4: u32 = TN / 4u;
+const THREADS: u32 = WG_X * WG_Y;
+// Staging: each invocation fills A_PASSES vec4s of a_tile and B_PASSES of b_tile per step.
+const A_PASSES: u32 = TK * TM4 / THREADS;
+const B_PASSES: u32 = TK * TN4 / THREADS;
+const_assert RM % 4u == 0u && RN % 4u == 0u;
+const_assert A_PASSES >= 1u && A_PASSES * THREADS == TK * TM4;
+const_assert B_PASSES >= 1u && B_PASSES * THREADS == TK * TN4;
 
-var<workgroup> a_tile: array<f32, 1024>; // [TK][TM]
-var<workgroup> b_tile: array<f32, 1024>; // [TK][TN]
+var<workgroup> a_tile: array<vec4<f32>, TK * TM4>; // [k][quad of rows]
+var<workgroup> b_tile: array<vec4<f32>, TK * TN4>; // [k][quad of columns]
 
-// Element (row, k) of A for the gathered modes 0 and 1: im2col of an NHWC
-// tensor of a_c channels, `row` decoded as (n, y, x).
-fn im2col(n: u32, y: u32, x: u32, k: u32) -> f32 {
-  let ci = k % p.a_c;
-  let kk = k / p.a_c;
-  let kx = kk % p.kw;
-  let ky = kk / p.kw;
-  let iy = i32(y + ky) - i32(p.pad);
-  let ix = i32(x + kx) - i32(p.pad);
-  if (iy < 0 || ix < 0 || iy >= i32(p.h) || ix >= i32(p.w)) {
-    return 0.0;
-  }
-  return a_src[((n * p.h + u32(iy)) * p.w + u32(ix)) * p.a_c + ci];
-}
-
-// dy[n, 2i+a, 2j+b, co] for a pixel (n, i, j) of the transposed conv's input
-// and k = (a, b, co); `a_src` is dy, whose size is (2h, 2w).
-fn upsampled(n: u32, i: u32, j: u32, k: u32) -> f32 {
-  let co = k % p.a_c;
-  let ab = k / p.a_c;
-  let oy = 2u * i + ab / 2u;
-  let ox = 2u * j + ab % 2u;
-  return a_src[((n * 2u * p.h + oy) * 2u * p.w + ox) * p.a_c + co];
-}
-
-fn b_at(k: u32, col: u32) -> f32 {
+// Staging A without a division per element: what a staged row needs is
+// decoded once, before the K loop (row_info), and each step decodes its k
+// once for the four rows of a quad (a_quad).
+//   modes 0, 1: rows are pixels; info = (y << 16) | x
+//   mode 3:     rows are pixels of x, read as they are; info unused
+//   mode 4:     rows are pixels (n, i, j) of dx; info = index of pixel (n, 2i, 2j) of dy
+//   mode 2:     rows are (ky, kx, ci); info = (ky << 24) | (kx << 16) | ci
+//   mode 5:     rows are (a, b, co); info = offset of (a, b, co) from pixel (n, 2i, 2j) of dy
+fn row_info(row: u32) -> u32 {
   switch MODE {
-    case 1u: {
-      // k = (ky, kx, co) of the flipped kernel; col = ci; w is (kh, kw, ci, co).
-      let co = k % p.a_c;
-      let kk = k / p.a_c;
-      let kx = p.kw - 1u - kk % p.kw;
-      let ky = p.kh - 1u - kk / p.kw;
-      return b_src[((ky * p.kw + kx) * p.n + col) * p.a_c + co];
+    case 0u, 1u: {
+      return (((row / p.w) % p.h) << 16u) | (row % p.w);
     }
-    case 3u: {
-      // w is (a, b, co, ci): column (a, b, co) is row-major index col, k = ci.
-      return b_src[col * p.k + k];
+    case 4u: {
+      let j = row % p.w;
+      let t = row / p.w;
+      return ((t / p.h) * 2u * p.h + 2u * (t % p.h)) * 2u * p.w + 2u * j;
+    }
+    case 2u: {
+      let ci = row % p.a_c;
+      let tap = row / p.a_c;
+      return ((tap / p.kw) << 24u) | ((tap % p.kw) << 16u) | ci;
+    }
+    case 5u: {
+      let co = row % p.a_c;
+      let ab = row / p.a_c;
+      return ((ab / 2u) * 2u * p.w + ab % 2u) * p.a_c + co;
     }
     default: {
-      // modes 0, 4: w as [K × N]; modes 2, 5: dy or x as [pixels × N].
-      return b_src[k * p.n + col];
+      return 0u;
     }
   }
 }
 
-@compute @workgroup_size(16, 16, 1)
+// A[row0 + 4·rq + r, k] for r = 0..3 (zero for rows ≥ m); info holds the four rows' row_info.
+fn a_quad(first: u32, k: u32, info: vec4<u32>) -> vec4<f32> {
+  var v = vec4<f32>(0.0);
+  switch MODE {
+    case 0u, 1u: {
+      // im2col: k = (ky, kx, ci); pixel `row` shifted by (ky − pad, kx − pad).
+      let ci = k % p.a_c;
+      let tap = k / p.a_c;
+      let dy = i32(tap / p.kw) - i32(p.pad);
+      let dx = i32(tap % p.kw) - i32(p.pad);
+      for (var r = 0u; r < 4u; r++) {
+        let row = first + r;
+        let iy = i32(info[r] >> 16u) + dy;
+        let ix = i32(info[r] & 0xffffu) + dx;
+        if (row < p.m && iy >= 0 && ix >= 0 && iy < i32(p.h) && ix < i32(p.w)) {
+          v[r] = a_src[u32(i32(row) + dy * i32(p.w) + dx) * p.a_c + ci];
+        }
+      }
+    }
+    case 3u: {
+      for (var r = 0u; r < 4u; r++) {
+        if (first + r < p.m) {
+          v[r] = a_src[(first + r) * p.k + k];
+        }
+      }
+    }
+    case 4u: {
+      // k = (a, b, co): dy[n, 2i+a, 2j+b, co].
+      let co = k % p.a_c;
+      let ab = k / p.a_c;
+      let off = ((ab / 2u) * 2u * p.w + ab % 2u) * p.a_c + co;
+      for (var r = 0u; r < 4u; r++) {
+        if (first + r < p.m) {
+          v[r] = a_src[info[r] * p.a_c + off];
+        }
+      }
+    }
+    case 2u: {
+      // k is a pixel (n, y, x) of x; row r = (ky, kx, ci) reads x at (y + ky − pad, x + kx − pad).
+      let x = k % p.w;
+      let y = (k / p.w) % p.h;
+      for (var r = 0u; r < 4u; r++) {
+        let dy = i32(info[r] >> 24u) - i32(p.pad);
+        let dx = i32((info[r] >> 16u) & 0xffu) - i32(p.pad);
+        let iy = i32(y) + dy;
+        let ix = i32(x) + dx;
+        if (first + r < p.m && iy >= 0 && ix >= 0 && iy < i32(p.h) && ix < i32(p.w)) {
+          v[r] = a_src[u32(i32(k) + dy * i32(p.w) + dx) * p.a_c + (info[r] & 0xffffu)];
+        }
+      }
+    }
+    default: {
+      // Mode 5: k is a pixel (n, i, j) of x; row r = (a, b, co) of dy.
+      let j = k % p.w;
+      let t = k / p.w;
+      let base = (((t / p.h) * 2u * p.h + 2u * (t % p.h)) * 2u * p.w + 2u * j) * p.a_c;
+      for (var r = 0u; r < 4u; r++) {
+        if (first + r < p.m) {
+          v[r] = a_src[base + info[r]];
+        }
+      }
+    }
+  }
+  return v;
+}
+
+@compute @workgroup_size(WG_X, WG_Y, 1)
 fn main(
   @builtin(workgroup_id) wg: vec3<u32>,
   @builtin(local_invocation_id) lid: vec3<u32>,
@@ -97,20 +169,6 @@ fn main(
   let tx = lid.x;
   let ty = lid.y;
 
-  // This invocation stages A-tile row `lrow`, k offsets kq..kq+3, and
-  // B-tile row `brow`, columns bq..bq+3.
-  let lrow = li / 4u;
-  let kq = (li % 4u) * 4u;
-  let brow = li / 16u;
-  let bq = (li % 16u) * 4u;
-
-  let arow = row0 + lrow;
-  let arow_ok = arow < p.m;
-  // (n, y, x) of this A row, for the modes whose A rows are pixels.
-  let ax = arow % p.w;
-  let ay = (arow / p.w) % p.h;
-  let an = arow / (p.w * p.h);
-
   var k_begin = 0u;
   var k_end = p.k;
   if (MODE == 2u || MODE == 5u) {
@@ -118,78 +176,92 @@ fn main(
     k_end = min(p.k, k_begin + p.k_per_split);
   }
 
-  var acc: array<array<f32, 4>, 4>;
-  for (var i = 0u; i < 4u; i++) {
-    for (var j = 0u; j < 4u; j++) {
-      acc[i][j] = 0.0;
+  var acc: array<vec4<f32>, RM * RN / 4u>; // [row][quad of columns], zero-initialised
+
+  // This invocation's A slots (see below) and their rows, decoded once.
+  var a_kk: array<u32, A_PASSES>;
+  var a_rq: array<u32, A_PASSES>;
+  var a_info: array<vec4<u32>, A_PASSES>;
+  for (var q = 0u; q < A_PASSES; q++) {
+    let s = li + q * THREADS;
+    if (MODE == 2u || MODE == 5u) {
+      a_kk[q] = s / TM4;
+      a_rq[q] = s % TM4;
+    } else {
+      a_kk[q] = s % TK;
+      a_rq[q] = s / TK;
+    }
+    for (var r = 0u; r < 4u; r++) {
+      a_info[q][r] = row_info(row0 + 4u * a_rq[q] + r);
     }
   }
 
   for (var k0 = k_begin; k0 < k_end; k0 += TK) {
-    // Stage A: a_tile[kk][lrow] = A[arow, k0 + kk].
-    for (var q = 0u; q < 4u; q++) {
-      let kk = kq + q;
+    // Stage A: slot s is (k, quad of rows). Pixel-row modes put k fastest
+    // (neighbouring invocations read neighbouring channels of one pixel);
+    // modes 2 and 5, whose rows are channels, put the rows fastest.
+    for (var q = 0u; q < A_PASSES; q++) {
+      let k = k0 + a_kk[q];
+      var v = vec4<f32>(0.0);
+      if (k < k_end) {
+        v = a_quad(row0 + 4u * a_rq[q], k, a_info[q]);
+      }
+      a_tile[a_kk[q] * TM4 + a_rq[q]] = v;
+    }
+    // Stage B: slot s is (k, quad of columns), columns fastest.
+    for (var q = 0u; q < B_PASSES; q++) {
+      let s = li + q * THREADS;
+      let kk = s / TN4;
+      let cq = s % TN4;
       let k = k0 + kk;
-      var v = 0.0;
-      if (arow_ok && k < k_end) {
-        switch MODE {
-          case 0u, 1u: { v = im2col(an, ay, ax, k); }
-          case 3u: { v = a_src[arow * p.k + k]; }
-          case 4u: { v = upsampled(an, ay, ax, k); }
-          case 2u: {
-            // A[r, pixel] = im2col(x)[pixel, r]: here k is a pixel index.
-            let px = k % p.w;
-            let py = (k / p.w) % p.h;
-            let pn = k / (p.w * p.h);
-            v = im2col(pn, py, px, arow);
-          }
-          default: {
-            let px = k % p.w;
-            let py = (k / p.w) % p.h;
-            let pn = k / (p.w * p.h);
-            v = upsampled(pn, py, px, arow);
+      var v = vec4<f32>(0.0);
+      if (k < k_end) {
+        for (var c = 0u; c < 4u; c++) {
+          let col = col0 + 4u * cq + c;
+          if (col < p.n) {
+            v[c] = b_src[k * p.n + col];
           }
         }
       }
-      a_tile[kk * TM + lrow] = v;
-    }
-    // Stage B: b_tile[brow][bq + q] = B[k0 + brow, col0 + bq + q].
-    for (var q = 0u; q < 4u; q++) {
-      let k = k0 + brow;
-      let col = col0 + bq + q;
-      var v = 0.0;
-      if (k < k_end && col < p.n) {
-        v = b_at(k, col);
-      }
-      b_tile[brow * TN + bq + q] = v;
+      b_tile[kk * TN4 + cq] = v;
     }
     workgroupBarrier();
 
     for (var kk = 0u; kk < TK; kk++) {
-      var av: array<f32, 4>;
-      var bv: array<f32, 4>;
-      for (var i = 0u; i < 4u; i++) {
-        av[i] = a_tile[kk * TM + ty + 16u * i];
-        bv[i] = b_tile[kk * TN + tx + 16u * i];
+      var av: array<vec4<f32>, RM / 4u>;
+      var bv: array<vec4<f32>, RN / 4u>;
+      for (var i = 0u; i < RM / 4u; i++) {
+        av[i] = a_tile[kk * TM4 + ty + WG_Y * i];
       }
-      for (var i = 0u; i < 4u; i++) {
-        for (var j = 0u; j < 4u; j++) {
-          acc[i][j] = fma(av[i], bv[j], acc[i][j]);
+      for (var j = 0u; j < RN / 4u; j++) {
+        bv[j] = b_tile[kk * TN4 + tx + WG_X * j];
+      }
+      for (var i = 0u; i < RM / 4u; i++) {
+        for (var r = 0u; r < 4u; r++) {
+          for (var j = 0u; j < RN / 4u; j++) {
+            let at = (4u * i + r) * (RN / 4u) + j;
+            acc[at] = fma(vec4<f32>(av[i][r]), bv[j], acc[at]);
+          }
         }
       }
     }
     workgroupBarrier();
   }
 
-  for (var i = 0u; i < 4u; i++) {
-    let row = row0 + ty + 16u * i;
-    if (row >= p.m) {
-      continue;
-    }
-    for (var j = 0u; j < 4u; j++) {
-      let col = col0 + tx + 16u * j;
-      if (col < p.n) {
-        store(row, col, split, acc[i][j]);
+  for (var i = 0u; i < RM / 4u; i++) {
+    for (var r = 0u; r < 4u; r++) {
+      let row = row0 + 4u * (ty + WG_Y * i) + r;
+      if (row >= p.m) {
+        continue;
+      }
+      for (var j = 0u; j < RN / 4u; j++) {
+        let v = acc[(4u * i + r) * (RN / 4u) + j];
+        for (var c = 0u; c < 4u; c++) {
+          let col = col0 + 4u * (tx + WG_X * j) + c;
+          if (col < p.n) {
+            store(row, col, split, v[c]);
+          }
+        }
       }
     }
   }

@@ -12,7 +12,11 @@ import {
   convTranspose2x2BackwardWeights,
   canBroadcast,
   setConvVariant,
+  setTileShape,
+  tileShapeFor,
+  TILE_SHAPES,
   type ConvVariant,
+  type TileShape,
 } from '../src/kernels/conv.js';
 import {
   type Shape4,
@@ -240,3 +244,79 @@ describe(`convTranspose2x2 (${variant})`, () => {
   }
 });
 }
+
+// The tiled variant picks its tile per GEMM (small test GEMMs get the
+// smallest); here every tile shape runs every mode, on GEMMs that span several
+// tiles and end in partial ones in each dimension, with a split reduction.
+describe('tiled convolution, every tile shape', () => {
+  const conv: [Shape4, number][] = [
+    [[2, 12, 13, 20], 70],
+    [[4, 24, 24, 8], 36],
+  ];
+  const up: [Shape4, number][] = [[[2, 7, 9, 12], 10]];
+  for (const shape of Object.keys(TILE_SHAPES) as TileShape[]) {
+    it(`${shape}: conv2d forward (relu), ∂input, ∂weights; transposed forward, ∂input, ∂weights`, async () => {
+      const gpu = await testGpu();
+      setConvVariant(gpu, 'tiled');
+      setTileShape(gpu, shape);
+      try {
+        const errs: number[] = [];
+        for (const [xs, co] of conv) {
+          const ws: Shape4 = [3, 3, xs[3], co];
+          const ys: Shape4 = [xs[0], xs[1], xs[2], co];
+          const xv = randomArray(prod(xs), 60);
+          const wv = randomArray(prod(ws), 61, -0.5, 0.5);
+          const bv = randomArray(co, 62);
+          const dyv = randomArray(prod(ys), 63);
+          const want = conv2dBackwardRef(xv, xs, wv, ws, dyv);
+          const [x, w, b, dy] = [allocTensor(gpu, xs, xv), allocTensor(gpu, ws, wv), allocTensor(gpu, [co], bv), allocTensor(gpu, ys, dyv)];
+          const [y, dx, dw] = [allocTensor(gpu, ys), allocTensor(gpu, xs), allocTensor(gpu, ws)];
+          conv2d(gpu, x, w, b, y, 'relu');
+          conv2dBackwardInput(gpu, dy, w, dx);
+          conv2dBackwardWeights(gpu, x, dy, dw);
+          errs.push(
+            maxRelError(await gpu.readFloat32(y.view, prod(ys)), conv2dRef(xv, xs, wv, ws, bv, 'relu')),
+            maxRelError(await gpu.readFloat32(dx.view, prod(xs)), want.dx),
+            maxRelError(await gpu.readFloat32(dw.view, prod(ws)), want.dw),
+          );
+          for (const t of [x, w, b, dy, y, dx, dw]) t.dispose();
+        }
+        for (const [xs, co] of up) {
+          const ws: Shape4 = [2, 2, co, xs[3]];
+          const ys: Shape4 = [xs[0], 2 * xs[1], 2 * xs[2], co];
+          const xv = randomArray(prod(xs), 64);
+          const wv = randomArray(prod(ws), 65, -0.5, 0.5);
+          const bv = randomArray(co, 66);
+          const dyv = randomArray(prod(ys), 67);
+          const want = convTranspose2x2BackwardRef(xv, xs, wv, ws, dyv);
+          const [x, w, b, dy] = [allocTensor(gpu, xs, xv), allocTensor(gpu, ws, wv), allocTensor(gpu, [co], bv), allocTensor(gpu, ys, dyv)];
+          const [y, dx, dw] = [allocTensor(gpu, ys), allocTensor(gpu, xs), allocTensor(gpu, ws)];
+          convTranspose2x2(gpu, x, w, b, y);
+          convTranspose2x2BackwardInput(gpu, dy, w, dx);
+          convTranspose2x2BackwardWeights(gpu, x, dy, dw);
+          errs.push(
+            maxRelError(await gpu.readFloat32(y.view, prod(ys)), convTranspose2x2Ref(xv, xs, wv, ws, bv)),
+            maxRelError(await gpu.readFloat32(dx.view, prod(xs)), want.dx),
+            maxRelError(await gpu.readFloat32(dw.view, prod(ws)), want.dw),
+          );
+          for (const t of [x, w, b, dy, y, dx, dw]) t.dispose();
+        }
+        console.log(`tiled ${shape}: max rel errors ${errs.map((e) => e.toExponential(2)).join(' ')}`);
+        for (const e of errs) expect(e).toBeLessThan(1e-4);
+      } finally {
+        setTileShape(gpu, null);
+      }
+    });
+  }
+
+  it('picks a tile by the GEMM\'s shape', () => {
+    expect(tileShapeFor(294912, 32)).toBe('64x32'); // 96 × 96 × 32 pixels, 32 channels
+    expect(tileShapeFor(73728, 64)).toBe('64x64'); // no wider than C
+    expect(tileShapeFor(18432, 128)).toBe('64x128'); // 288 workgroups
+    expect(tileShapeFor(4608, 256)).toBe('64x64'); // 64 × 128 would give 144
+    expect(tileShapeFor(1152, 512)).toBe('32x64'); // 6 × 6 × 32 pixels: small M, the smallest tile
+    expect(tileShapeFor(288, 512)).toBe('32x64'); // too few workgroups even so
+    expect(tileShapeFor(288, 32, Infinity)).toBe('64x32'); // split weight gradients: the largest that fits
+    expect(tileShapeFor(4608, 512, Infinity)).toBe('64x128');
+  });
+});

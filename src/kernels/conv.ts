@@ -32,7 +32,8 @@ const enum Mode {
 
 /**
  * Three formulations of the same GEMMs (see the shaders' headers):
- * 'tiled' stages 64 × 64 tiles in workgroup memory (for GPUs);
+ * 'tiled' stages tiles of A and B in workgroup memory, the tile's shape
+ * chosen per GEMM from TILE_SHAPES (for GPUs);
  * 'broadcast' (CPU adapters with subgroups of ≥ 8 invocations) gives each
  * invocation ROWS rows × 32 columns and shares every row of B across the
  * subgroup with subgroupBroadcast, so B is loaded once per SIMD vector;
@@ -43,7 +44,8 @@ const enum Mode {
  */
 export type ConvVariant = 'tiled' | 'broadcast' | 'direct';
 const VARIANTS: Record<ConvVariant, { source: string; rowsPerGroup: number; colsPerGroup: number }> = {
-  tiled: { source: withCommon(gemmSource), rowsPerGroup: 64, colsPerGroup: 64 },
+  // The tiled shader's blocking is rewritten per call (tiledLaunch); these are its defaults.
+  tiled: { source: withCommon(gemmSource), rowsPerGroup: shaderConst(gemmSource, 'WG_Y') * shaderConst(gemmSource, 'RM'), colsPerGroup: shaderConst(gemmSource, 'WG_X') * shaderConst(gemmSource, 'RN') },
   // rowsPerGroup of the CPU variants is per invocation: their workgroup size is chosen per call (cpuGroup).
   broadcast: { source: withCommon(broadcastSource), rowsPerGroup: shaderConst(broadcastSource, 'ROWS'), colsPerGroup: shaderConst(broadcastSource, 'COLS') },
   direct: { source: withCommon(directSource), rowsPerGroup: shaderConst(directSource, 'ROWS'), colsPerGroup: 4 * shaderConst(directSource, 'QUADS') },
@@ -65,6 +67,70 @@ function shaderConst(source: string, name: string): number {
   return Number(m[1]);
 }
 const chosen = new WeakMap<Gpu, ConvVariant>();
+
+/**
+ * Tile shapes of the tiled shader, named rows × columns of C per workgroup:
+ * [WG_X, WG_Y, RM, RN] (invocations along columns and rows, rows and columns
+ * per invocation). Each stages 16 k at a time; every shape keeps the staging
+ * loops whole (16 · TM/4 and 16 · TN/4 multiples of the invocation count).
+ */
+export const TILE_SHAPES = {
+  '128x128': [16, 16, 8, 8],
+  '128x64': [16, 16, 8, 4],
+  '64x128': [16, 16, 4, 8],
+  '64x64': [16, 16, 4, 4],
+  '128x32': [8, 16, 8, 4],
+  '64x32': [8, 16, 4, 4],
+  '32x64': [16, 8, 4, 4],
+} as const satisfies Record<string, readonly [number, number, number, number]>;
+export type TileShape = keyof typeof TILE_SHAPES;
+const forcedTile = new WeakMap<Gpu, TileShape>();
+
+/** Makes every tiled GEMM on this device use one tile shape (benchmarks, tests); null restores the choice by shape. */
+export function setTileShape(gpu: Gpu, shape: TileShape | null): void {
+  if (shape === null) return void forcedTile.delete(gpu);
+  if (!(shape in TILE_SHAPES)) throw new Error(`unknown tile shape "${shape}": use ${Object.keys(TILE_SHAPES).join(', ')}`);
+  forcedTile.set(gpu, shape);
+}
+
+/**
+ * The tile for a GEMM of m × n (split `splits` ways along k; Infinity when
+ * the split is still to be chosen to fill the GPU): the largest of 64 × 128,
+ * 64 × 64 and 32 × 64 that is no wider than C and still gives the GPU ≥ 256
+ * workgroups (two per multiprocessor of a large GPU), else 32 × 64; 64 × 32
+ * where C has no more than 32 columns. Chosen from timing every shape at
+ * every U-Net convolution on an H100 (bench --tiles all, bench/README.md):
+ * tiles of 128 rows hold more registers than the GPU can keep resident with
+ * enough workgroups, and lose at every one of these shapes.
+ */
+export function tileShapeFor(m: number, n: number, splits = 1): TileShape {
+  if (n <= 32) return '64x32';
+  const groups = (shape: TileShape) => {
+    const [wgX, wgY, rm, rn] = TILE_SHAPES[shape];
+    return Math.ceil(m / (wgY * rm)) * Math.ceil(n / (wgX * rn)) * splits;
+  };
+  const order = (['64x128', '64x64', '32x64'] as const).filter((shape) => TILE_SHAPES[shape][0] * TILE_SHAPES[shape][3] <= Math.max(n, 64));
+  return order.find((shape) => groups(shape) >= 256) ?? '32x64';
+}
+
+const tiledSources = new Map<TileShape, string>();
+/** conv_gemm.wgsl with its blocking constants set to a tile shape (made once per shape). */
+function tiledSource(shape: TileShape): string {
+  let cached = tiledSources.get(shape);
+  if (!cached) tiledSources.set(shape, (cached = rewriteTile(shape)));
+  return cached;
+}
+
+function rewriteTile(shape: TileShape): string {
+  const [wgX, wgY, rm, rn] = TILE_SHAPES[shape];
+  let source = gemmSource;
+  for (const [name, value] of [['WG_X', wgX], ['WG_Y', wgY], ['RM', rm], ['RN', rn]] as const) {
+    const re = new RegExp(`const ${name}: u32 = \\d+u;`);
+    if (!re.test(source)) throw new Error(`shader constant ${name} not found in conv_gemm.wgsl`);
+    source = source.replace(re, `const ${name}: u32 = ${value}u;`);
+  }
+  return withCommon(source);
+}
 
 /** Whether the device can run the 'broadcast' variant: subgroups of at least 8 invocations. */
 export function canBroadcast(gpu: Gpu): boolean {
@@ -136,8 +202,8 @@ function params(g: Gemm, kPerSplit: number): Uint32Array {
 /** Records a GEMM whose C is written (or added) directly to its destination. */
 function gemm(gpu: Gpu, g: Gemm): void {
   const name = convVariant(gpu);
-  if (name === 'broadcast' && (g.mode === Mode.ConvInput || g.mode === Mode.UpForward)) {
-    // The broadcast shader reads B by rows: rearrange the weights first.
+  if (name !== 'direct' && (g.mode === Mode.ConvInput || g.mode === Mode.UpForward)) {
+    // The tiled and broadcast shaders read B by rows: rearrange the weights first.
     const t = transposedWeights(gpu, g);
     gemmWith(gpu, name, { ...g, b: t.view });
     // Safe to recycle now: any later use of this buffer is recorded after the reads above.
@@ -169,34 +235,45 @@ function transposedWeights(gpu: Gpu, g: Gemm): OwnedGpuTensor {
 }
 
 function gemmWith(gpu: Gpu, name: ConvVariant, g: Gemm): void {
-  const v = VARIANTS[name];
   const launch = launchFor(gpu, name, g);
   gpu.dispatch({
-    kernel: gpu.kernel(`conv_${name}`, v.source, {
+    kernel: gpu.kernel(launch.shader, launch.source, {
       MODE: g.mode,
       ACT: ACT[g.activation ?? 'none'],
       ACCUMULATE: g.accumulate ? 1 : 0,
       ...launch.constants,
     }),
-    label: `${g.label} [${name}]`,
+    label: `${g.label} [${launch.shader}]`,
     uniforms: params(g, g.k),
     storage: [g.a, g.b, g.bias ?? dummy(gpu), ...launch.outputs(g.out)],
-    workgroups: workgroups(name, launch.rowsPerGroup, g.m, g.n, 1),
+    workgroups: workgroups(name, launch, g.m, g.n, 1),
   });
 }
 
 interface Launch {
+  /** The shader's name (the pipeline cache's key) and source. */
+  shader: string;
+  source: string;
   /** Extra pipeline constants. */
   constants: Record<string, number>;
   /** The bindings from `out` on (@binding(4) …), given where C goes. */
   outputs(out: BufferView): BufferView[];
-  /** Rows of C per workgroup. */
+  /** Rows and columns of C per workgroup. */
   rowsPerGroup: number;
+  colsPerGroup: number;
 }
 
-function launchFor(gpu: Gpu, name: ConvVariant, g: Gemm): Launch {
-  if (name === 'tiled') return { constants: {}, outputs: (out) => [out], rowsPerGroup: VARIANTS.tiled.rowsPerGroup };
-  return name === 'direct' ? directLaunch(gpu, g) : broadcastLaunch(gpu, g);
+function launchFor(gpu: Gpu, name: ConvVariant, g: Gemm, splits = 1): Launch {
+  if (name === 'tiled') return tiledLaunch(gpu, g, splits);
+  const v = VARIANTS[name];
+  const launch = name === 'direct' ? directLaunch(gpu, g) : broadcastLaunch(gpu, g);
+  return { shader: `conv_${name}`, source: v.source, colsPerGroup: v.colsPerGroup, ...launch };
+}
+
+function tiledLaunch(gpu: Gpu, g: Gemm, splits: number): Launch {
+  const shape = forcedTile.get(gpu) ?? tileShapeFor(g.m, g.n, splits);
+  const [wgX, wgY, rm, rn] = TILE_SHAPES[shape];
+  return { shader: `conv_tiled_${shape}`, source: tiledSource(shape), constants: {}, outputs: (out) => [out], rowsPerGroup: wgY * rm, colsPerGroup: wgX * rn };
 }
 
 /**
@@ -221,7 +298,7 @@ function cpuGroup(m: number, rows: number): number {
  * - SHARED_TAP for weight gradients whose channel count is a multiple of the
  *   rows per invocation.
  */
-function broadcastLaunch(gpu: Gpu, g: Gemm): Launch {
+function broadcastLaunch(gpu: Gpu, g: Gemm): Omit<Launch, 'shader' | 'source' | 'colsPerGroup'> {
   const b4 = g.n % 4 === 0 && g.b.size >= 16;
   const o4 = g.n % 4 === 0 && (g.mode !== Mode.UpForward || g.bC % 4 === 0);
   const rows = VARIANTS.broadcast.rowsPerGroup;
@@ -242,7 +319,7 @@ function broadcastLaunch(gpu: Gpu, g: Gemm): Launch {
  * channels, which it shares with A); each binds a vec4 view of the tensor, or
  * the 16-byte dummy when off; GROUP from cpuGroup.
  */
-function directLaunch(gpu: Gpu, g: Gemm): Launch {
+function directLaunch(gpu: Gpu, g: Gemm): Omit<Launch, 'shader' | 'source' | 'colsPerGroup'> {
   const aChannels = g.mode === Mode.UpForward ? g.k : g.aC;
   const a4 = aChannels % 4 === 0 && g.a.size >= 16;
   const bAlongK = g.mode === Mode.ConvInput || g.mode === Mode.UpForward;
@@ -256,12 +333,11 @@ function directLaunch(gpu: Gpu, g: Gemm): Launch {
   };
 }
 
-function workgroups(name: ConvVariant, rowsPerGroup: number, m: number, n: number, splits: number): [number, number, number] {
-  const v = VARIANTS[name];
+function workgroups(name: ConvVariant, launch: Launch, m: number, n: number, splits: number): [number, number, number] {
+  const rows = Math.ceil(m / launch.rowsPerGroup);
+  const cols = Math.ceil(n / launch.colsPerGroup);
   // The tiled shader walks columns with workgroup x; the CPU variants with y.
-  return name === 'tiled'
-    ? [Math.ceil(n / v.colsPerGroup), Math.ceil(m / rowsPerGroup), splits]
-    : [Math.ceil(m / rowsPerGroup), Math.ceil(n / v.colsPerGroup), splits];
+  return name === 'tiled' ? [cols, rows, splits] : [rows, cols, splits];
 }
 
 /**
@@ -271,9 +347,9 @@ function workgroups(name: ConvVariant, rowsPerGroup: number, m: number, n: numbe
  */
 function splitGemm(gpu: Gpu, g: Gemm): void {
   const name = convVariant(gpu);
-  const v = VARIANTS[name];
-  const launch = launchFor(gpu, name, g);
-  const tiles = Math.ceil(g.m / launch.rowsPerGroup) * Math.ceil(g.n / v.colsPerGroup);
+  // The splits fill the GPU, so the tile need not leave room for more workgroups.
+  const launch = launchFor(gpu, name, g, Infinity);
+  const tiles = Math.ceil(g.m / launch.rowsPerGroup) * Math.ceil(g.n / launch.colsPerGroup);
   // Tiled: enough workgroups to fill a large GPU, each still reducing ≥ 256
   // pixels. CPU variants: a CPU has a few cores, and every split adds a slice of
   // scratch to write and sum, so a few dozen workgroups of ≥ 1024 pixels.
@@ -287,11 +363,11 @@ function splitGemm(gpu: Gpu, g: Gemm): void {
   const scratch = gpu.acquire(splits * g.m * g.n * 4);
   const scratchView = { buffer: scratch.buffer, offset: 0, size: splits * g.m * g.n * 4 };
   gpu.dispatch({
-    kernel: gpu.kernel(`conv_${name}`, v.source, { MODE: g.mode, ACT: 0, ACCUMULATE: 0, ...launch.constants }),
-    label: `${g.label} [${name}, ${splits} splits]`,
+    kernel: gpu.kernel(launch.shader, launch.source, { MODE: g.mode, ACT: 0, ACCUMULATE: 0, ...launch.constants }),
+    label: `${g.label} [${launch.shader}, ${splits} splits]`,
     uniforms: params(g, kPerSplit),
     storage: [g.a, g.b, dummy(gpu), ...launch.outputs(scratchView)],
-    workgroups: workgroups(name, launch.rowsPerGroup, g.m, g.n, splits),
+    workgroups: workgroups(name, launch, g.m, g.n, splits),
   });
   reduceSplits(gpu, scratchView, splits, g.m * g.n, g.out, g.accumulate ?? false, g.label);
   // Safe to recycle now: any later use of this buffer is recorded after the reads above.
