@@ -59,6 +59,14 @@ export interface Dispatch {
 }
 
 /** Timing hooks, set by the benchmark: called for every dispatch recorded. */
+/**
+ * Dispatches recorded before the encoder is submitted on its own: a training
+ * step records about 200, and submitting them in groups lets the GPU start on
+ * the first layers while later ones are recorded (one submission at the end
+ * left the GPU idle for the whole recording).
+ */
+const FLUSH_AFTER = 16;
+
 export interface DispatchObserver {
   timestampWrites(label: string): GPUComputePassTimestampWrites | undefined;
 }
@@ -120,6 +128,8 @@ export class Gpu {
   private readonly kernels = new Map<string, Kernel>();
 
   private encoder: GPUCommandEncoder | null = null;
+  /** The compute pass consecutive dispatches share, open until a copy, a clear or the submit. */
+  private pass: GPUComputePassEncoder | null = null;
   private recorded: string[] = [];
   private uniformChunks: GPUBuffer[] = [];
   private uniformStaging: Uint8Array<ArrayBuffer>[] = [];
@@ -283,23 +293,38 @@ export class Gpu {
       throw new GpuError(`${d.label}: ${x}×${y}×${z} workgroups exceed the adapter's ${maxGroups} per dimension`, 'validation', [d.label]);
     }
     if (x === 0 || y === 0 || z === 0) return; // nothing to do for empty tensors
-    const enc = this.recorder();
     const entries: GPUBindGroupEntry[] = [];
     if (d.uniforms) entries.push({ binding: 0, resource: this.uniformRange(d.uniforms) });
     d.storage.forEach((v, i) => entries.push({ binding: i + 1, resource: { buffer: v.buffer, offset: v.offset, size: v.size } }));
     const bindGroup = this.device.createBindGroup({ layout: d.kernel.layout, entries, label: d.label });
+    // Consecutive dispatches share one compute pass (WebGPU orders their
+    // storage accesses within it); a timed dispatch gets a pass of its own,
+    // since timestamps are written per pass.
     const timestampWrites = this.observer?.timestampWrites(d.label);
-    const pass = enc.beginComputePass(timestampWrites ? { label: d.label, timestampWrites } : { label: d.label });
+    let pass: GPUComputePassEncoder;
+    if (timestampWrites) {
+      pass = this.recorder().beginComputePass({ label: d.label, timestampWrites });
+    } else {
+      this.pass ??= this.recorder().beginComputePass({ label: 'wgsl-unet dispatches' });
+      pass = this.pass;
+    }
     pass.setPipeline(d.kernel.pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
-    pass.end();
+    if (timestampWrites) pass.end();
     this.recorded.push(d.label);
     this.dispatchCount++;
+    // Hand the GPU what is recorded so far every few dispatches, so that it
+    // computes while the rest of a step is still being recorded.
+    if (this.recorded.length >= FLUSH_AFTER) this.submit();
   }
 
-  /** The open command encoder (for copies and clears between dispatches). */
+  /** The open command encoder (for copies and clears between dispatches), with no compute pass open. */
   recorder(): GPUCommandEncoder {
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
     if (!this.encoder) {
       this.device.pushErrorScope('validation');
       this.device.pushErrorScope('out-of-memory');
@@ -311,7 +336,7 @@ export class Gpu {
   /** Submits everything recorded since the last submit, as one command buffer. */
   submit(): void {
     if (!this.encoder) return;
-    const enc = this.encoder;
+    const enc = this.recorder();
     const labels = this.recorded;
     const slots = this.uniformSlot;
     this.encoder = null;
@@ -358,6 +383,7 @@ export class Gpu {
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
+    this.pass = null;
     this.encoder = null;
     this.device.destroy();
     this.onDestroy();
