@@ -3,7 +3,7 @@ import { testGpu } from './helpers/gpu.js';
 import { randomArray } from './helpers/random.js';
 import { allocTensor } from '../src/kernels/tensor-view.js';
 import { binary, unary } from '../src/kernels/elementwise.js';
-import { BufferPool, sizeClass } from '../src/kernels/pool.js';
+import { BufferPool, MAX_OVERSIZE, sizeClass } from '../src/kernels/pool.js';
 import { GpuError } from '../src/kernels/errors.js';
 
 describe('GPU runtime', () => {
@@ -28,21 +28,28 @@ describe('GPU runtime', () => {
     expect(classes.size).toBeLessThanOrEqual(8 * Math.ceil(Math.log2((4097 + 9_999 * 997) / 4096)) + 1);
   });
 
-  it('a request with no free buffer of its class takes an idle one of up to twice the class', () => {
+  it('a request with no free buffer of its class takes the smallest idle one of up to MAX_OVERSIZE times the class', () => {
     const made: number[] = [];
     const pool = new BufferPool((size) => {
       made.push(size);
       return { size, destroy() {} } as unknown as GPUBuffer;
     }, 0);
     const big = pool.acquire(1 << 20);
+    const bigger = pool.acquire(3 << 20);
+    pool.release(bigger);
     pool.release(big);
-    const mid = pool.acquire(700_000); // class 786,432: the idle 1 MiB buffer serves it
+    const mid = pool.acquire(700_000); // class 786,432: the smallest idle buffer that fits, 1 MiB
     expect(mid.buffer).toBe(big.buffer);
     expect(pool.snapshot().liveBytes).toBe(1 << 20);
     pool.release(mid);
-    const small = pool.acquire(400_000); // under half of 1 MiB: a new buffer
+    const limit = (1 << 20) / MAX_OVERSIZE;
+    const small = pool.acquire(limit / 2); // a class far under 1/MAX_OVERSIZE of 1 MiB: a new buffer
     expect(small.buffer).not.toBe(big.buffer);
-    expect(made).toEqual([1 << 20, sizeClass(400_000)]);
+    expect(small.buffer).not.toBe(bigger.buffer);
+    expect(made).toEqual([1 << 20, 3 << 20, sizeClass(limit / 2)]);
+    pool.release(small);
+    const fits = pool.acquire(limit + 1); // class just over 1/MAX_OVERSIZE of 1 MiB: served by it
+    expect(fits.buffer).toBe(big.buffer);
   });
 
   it('live bytes come back to where they started after a loop of dispatches and releases', async () => {

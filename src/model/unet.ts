@@ -157,7 +157,10 @@ export class UNet {
       done(t);
       const skip = skips.pop()!;
       const merged = concat(upsampled, skip);
-      done(upsampled);
+      // Nothing reads the upsampled values again, in training either: the
+      // concatenation copied them, and neither its backward nor the transposed
+      // convolution's reads them (they need only shapes, inputs and weights).
+      upsampled.dispose();
       done(skip);
       t = convLayer(convLayer(merged));
     }
