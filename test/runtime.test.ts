@@ -78,16 +78,33 @@ describe('GPU runtime', () => {
     expect(created.at(-1)).toBe(created[0]);
   });
 
-  it('records many dispatches into one submission', async () => {
+  it('keeps the recorded order across shared compute passes, clears, copies and intermediate submissions', async () => {
+    // Dispatches share a compute pass until a clear or a copy ends it, and the
+    // encoder is submitted every few dispatches: 100 order-dependent steps
+    // must still give what running them one by one gives.
     const gpu = await testGpu();
     const n = 1024;
     const x = allocTensor(gpu, [n], new Float32Array(n).fill(1));
     const y = allocTensor(gpu, [n], new Float32Array(n));
-    for (let i = 0; i < 100; i++) binary(gpu, 'add', x, x, y, { accumulate: true });
+    const z = allocTensor(gpu, [n], new Float32Array(n));
+    let want = 0;
+    for (let i = 0; i < 100; i++) {
+      if (i % 13 === 12) {
+        gpu.clear(y.view);
+        want = 0;
+      } else if (i % 7 === 6) {
+        gpu.copy(y.view, z.view);
+        unary(gpu, 'affine', z, y, { alpha: 0.5, beta: 3 });
+        want = 0.5 * want + 3;
+      } else {
+        binary(gpu, 'add', x, x, y, { accumulate: true });
+        want += 2;
+      }
+    }
     const out = await gpu.readFloat32(y.view, n);
-    expect(out.every((v) => v === 200)).toBe(true);
-    x.dispose();
-    y.dispose();
+    expect(want).not.toBe(0);
+    expect(out.every((v) => v === want)).toBe(true);
+    for (const t of [x, y, z]) t.dispose();
   });
 
   it('turns a GPU validation error into an exception naming the kernel and shapes', async () => {
