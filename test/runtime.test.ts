@@ -5,6 +5,7 @@ import { allocTensor } from '../src/kernels/tensor-view.js';
 import { binary, unary } from '../src/kernels/elementwise.js';
 import { BufferPool, MAX_OVERSIZE, sizeClass } from '../src/kernels/pool.js';
 import { GpuError } from '../src/kernels/errors.js';
+import { createNodeGpu } from '../src/kernels/node-gpu.js';
 
 describe('GPU runtime', () => {
   it('reports the adapter', async () => {
@@ -114,5 +115,22 @@ describe('GPU runtime', () => {
     unary(gpu, 'relu', x, x);
     await expect(gpu.sync()).rejects.toThrow(GpuError);
     await expect(gpu.sync()).rejects.toThrow(/unary relu \[64\]/);
+  });
+
+  it('names the dispatch of an invalid bind group made first after a submit', async () => {
+    // A device of its own: a GPU error fails the device for good.
+    const gpu = await createNodeGpu({ backend: process.env.WGSL_UNET_BACKEND, adapter: process.env.WGSL_UNET_ADAPTER });
+    try {
+      const x = allocTensor(gpu, [128]);
+      const y = allocTensor(gpu, [60]);
+      await gpu.sync(); // no encoder open: the next dispatch starts a new batch
+      // Storage bindings must start at a multiple of 256 bytes: the bind group is invalid.
+      const misaligned = { shape: [60], view: { ...x.view, offset: x.view.offset + 4, size: 240 } };
+      unary(gpu, 'relu', misaligned, y);
+      // Caught by the batch's error scope, which lists its dispatches (not as an error outside any recorded work).
+      await expect(gpu.sync()).rejects.toThrow(/while running 1 dispatch\(es\); last recorded:\s+unary relu \[60\]/);
+    } finally {
+      gpu.destroy();
+    }
   });
 });

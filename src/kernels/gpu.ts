@@ -293,6 +293,9 @@ export class Gpu {
       throw new GpuError(`${d.label}: ${x}×${y}×${z} workgroups exceed the adapter's ${maxGroups} per dimension`, 'validation', [d.label]);
     }
     if (x === 0 || y === 0 || z === 0) return; // nothing to do for empty tensors
+    // The encoder, and with it the error scopes, exist before the bind group
+    // is made, so an error in it is reported with this batch's dispatches.
+    const enc = this.openEncoder();
     const entries: GPUBindGroupEntry[] = [];
     if (d.uniforms) entries.push({ binding: 0, resource: this.uniformRange(d.uniforms) });
     d.storage.forEach((v, i) => entries.push({ binding: i + 1, resource: { buffer: v.buffer, offset: v.offset, size: v.size } }));
@@ -303,9 +306,10 @@ export class Gpu {
     const timestampWrites = this.observer?.timestampWrites(d.label);
     let pass: GPUComputePassEncoder;
     if (timestampWrites) {
-      pass = this.recorder().beginComputePass({ label: d.label, timestampWrites });
+      this.endPass();
+      pass = enc.beginComputePass({ label: d.label, timestampWrites });
     } else {
-      this.pass ??= this.recorder().beginComputePass({ label: 'wgsl-unet dispatches' });
+      this.pass ??= enc.beginComputePass({ label: 'wgsl-unet dispatches' });
       pass = this.pass;
     }
     pass.setPipeline(d.kernel.pipeline);
@@ -321,16 +325,25 @@ export class Gpu {
 
   /** The open command encoder (for copies and clears between dispatches), with no compute pass open. */
   recorder(): GPUCommandEncoder {
-    if (this.pass) {
-      this.pass.end();
-      this.pass = null;
-    }
+    this.endPass();
+    return this.openEncoder();
+  }
+
+  /** The open command encoder, made (inside a validation and an out-of-memory error scope) if there is none. */
+  private openEncoder(): GPUCommandEncoder {
     if (!this.encoder) {
       this.device.pushErrorScope('validation');
       this.device.pushErrorScope('out-of-memory');
       this.encoder = this.device.createCommandEncoder({ label: 'wgsl-unet batch' });
     }
     return this.encoder;
+  }
+
+  private endPass(): void {
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
   }
 
   /** Submits everything recorded since the last submit, as one command buffer. */
