@@ -309,6 +309,39 @@ describe('tiled convolution, every tile shape', () => {
     });
   }
 
+  // The tiled shader packs a staged row's y and x (16 bits each) or its tap
+  // and channel (8 + 8 + 16 bits): larger shapes must still come out right.
+  for (const [xs, k, co] of [
+    [[1, 1, 65540, 1], 3, 2],
+    [[1, 65540, 1, 1], 3, 2],
+    [[1, 2, 2, 65540], 1, 1],
+    [[1, 1, 140, 1], 257, 1],
+  ] as [Shape4, number, number][]) {
+    it(`beyond the packing limits: x ${xs}, ${k} × ${k} → ${co}`, async () => {
+      const gpu = await testGpu();
+      setConvVariant(gpu, 'tiled');
+      const ws: Shape4 = [k, k, xs[3], co];
+      const ys: Shape4 = [xs[0], xs[1], xs[2], co];
+      const xv = randomArray(prod(xs), 70);
+      const wv = randomArray(prod(ws), 71, -0.5, 0.5);
+      const bv = randomArray(co, 72);
+      const dyv = randomArray(prod(ys), 73);
+      const want = conv2dBackwardRef(xv, xs, wv, ws, dyv);
+      const [x, w, b, dy] = [allocTensor(gpu, xs, xv), allocTensor(gpu, ws, wv), allocTensor(gpu, [co], bv), allocTensor(gpu, ys, dyv)];
+      const [y, dx, dw] = [allocTensor(gpu, ys), allocTensor(gpu, xs), allocTensor(gpu, ws)];
+      conv2d(gpu, x, w, b, y);
+      conv2dBackwardInput(gpu, dy, w, dx);
+      conv2dBackwardWeights(gpu, x, dy, dw);
+      const errs = [
+        maxRelError(await gpu.readFloat32(y.view, prod(ys)), conv2dRef(xv, xs, wv, ws, bv)),
+        maxRelError(await gpu.readFloat32(dx.view, prod(xs)), want.dx),
+        maxRelError(await gpu.readFloat32(dw.view, prod(ws)), want.dw),
+      ];
+      for (const e of errs) expect(e).toBeLessThan(1e-4);
+      for (const t of [x, w, b, dy, y, dx, dw]) t.dispose();
+    });
+  }
+
   it('picks a tile by the GEMM\'s shape', () => {
     expect(tileShapeFor(294912, 32)).toBe('64x32'); // 96 × 96 × 32 pixels, 32 channels
     expect(tileShapeFor(73728, 64)).toBe('64x64'); // no wider than C

@@ -201,7 +201,7 @@ function params(g: Gemm, kPerSplit: number): Uint32Array {
 
 /** Records a GEMM whose C is written (or added) directly to its destination. */
 function gemm(gpu: Gpu, g: Gemm): void {
-  const name = convVariant(gpu);
+  const name = variantFor(gpu, g);
   if (name !== 'direct' && (g.mode === Mode.ConvInput || g.mode === Mode.UpForward)) {
     // The tiled and broadcast shaders read B by rows: rearrange the weights first.
     const t = transposedWeights(gpu, g);
@@ -211,6 +211,25 @@ function gemm(gpu: Gpu, g: Gemm): void {
     return;
   }
   gemmWith(gpu, name, g);
+}
+
+/**
+ * The device's formulation, except that the tiled shader packs what a staged
+ * row needs into 32 bits (y and x in 16 bits each for modes 0 and 1; ky, kx in
+ * 8 bits and the channel in 16 for mode 2): images of 65,536 pixels or more a
+ * side, 65,536 channels or more, or kernels of 256 taps or more a side go to
+ * the direct shader, which has no such limit.
+ */
+function variantFor(gpu: Gpu, g: Gemm): ConvVariant {
+  const name = convVariant(gpu);
+  if (name !== 'tiled') return name;
+  const packs =
+    g.mode === Mode.ConvForward || g.mode === Mode.ConvInput
+      ? g.h < 65536 && g.w < 65536
+      : g.mode === Mode.ConvWeights
+        ? g.aC < 65536 && (g.kh ?? 1) < 256 && (g.kw ?? 1) < 256
+        : true;
+  return packs ? name : 'direct';
 }
 
 /**
@@ -346,7 +365,7 @@ function workgroups(name: ConvVariant, launch: Launch, m: number, n: number, spl
  * them into g.out.
  */
 function splitGemm(gpu: Gpu, g: Gemm): void {
-  const name = convVariant(gpu);
+  const name = variantFor(gpu, g);
   // The splits fill the GPU, so the tile need not leave room for more workgroups.
   const launch = launchFor(gpu, name, g, Infinity);
   const tiles = Math.ceil(g.m / launch.rowsPerGroup) * Math.ceil(g.n / launch.colsPerGroup);
