@@ -57,3 +57,12 @@ export function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
   return rows.map((r) => r.map((cell, c) => (c < 2 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ')).join('\n');
 }
+
+/**
+ * tfjs-webgpu's GPU time over ours for the case of `o` (both by timestamp
+ * queries), or null where either is missing.
+ */
+export function gpuTimeRatio(samples: Sample[], o: Sample): number | null {
+  const t = samples.find((s) => s.op === o.op && s.shape === o.shape && s.impl.startsWith('tfjs-webgpu'));
+  return t?.gpu_ms !== undefined && o.gpu_ms ? t.gpu_ms / o.gpu_ms : null;
+}

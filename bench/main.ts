@@ -18,7 +18,7 @@ import { Gpu, describeAdapter, formatAdapter, requestDevice } from '../src/kerne
 import { GPU_OPTIONS, parseArgs, usage, UsageError } from '../src/cli/args.js';
 import { NoAdapterError } from '../src/kernels/node-gpu.js';
 import { type Case, UNET_CONV_SHAPES, UNET_UP_SHAPES, adamCase, convCases, convTransposeCases, diceCase, memoryBoundCases } from './cases.js';
-import { type Peer, type Sample, sample, table, timeIt } from './harness.js';
+import { type Peer, type Sample, gpuTimeRatio, sample, table, timeIt } from './harness.js';
 import { type StepProfile, benchInference, benchTrainingStep } from './step.js';
 import { measureCeiling } from './ceiling.js';
 import { chartSvg } from './chart.js';
@@ -269,9 +269,25 @@ async function runCase(
     };
     await once();
     const t = await timeIt(once, first > 5000 ? 1 : reps, 0);
+    // tfjs-webgpu's own GPU time, by timestamp queries on each of its programs (tf.time), beside ours.
+    let theirGpuMs: number | undefined;
+    if (peer.key === 'webgpu' && gpuMs !== undefined) {
+      let out: ReturnType<typeof theirs.run> | undefined;
+      const info = await tf.time(() => {
+        out = theirs.run();
+      });
+      await peer.finish();
+      if (out) tf.dispose(out);
+      if (typeof info.kernelMs === 'number' && info.kernelMs > 0) theirGpuMs = info.kernelMs;
+    }
     theirs.dispose();
-    samples.push(sample(c.op, c.shape, peer.name, c.flops ?? 0, t, first > 5000 ? 1 : reps, c.bytes));
-    parts.push(`${peer.name} ${t.median.toFixed(1)} ms (×${(t.median / tOurs.median).toFixed(2)})`);
+    const s = sample(c.op, c.shape, peer.name, c.flops ?? 0, t, first > 5000 ? 1 : reps, c.bytes);
+    if (theirGpuMs !== undefined) s.gpu_ms = theirGpuMs;
+    samples.push(s);
+    parts.push(
+      `${peer.name} ${t.median.toFixed(1)} ms (×${(t.median / tOurs.median).toFixed(2)})` +
+        (theirGpuMs !== undefined && gpuMs ? `, GPU ${theirGpuMs.toFixed(3)} ms against our ${gpuMs.toFixed(3)} (×${(theirGpuMs / gpuMs).toFixed(2)})` : ''),
+    );
   }
   console.error(`  ${c.op} ${c.shape}: ${parts.join(', ')}`);
 }
@@ -341,15 +357,20 @@ function printTable(samples: Sample[], peerNames: string[], ceiling: number, ski
       : s.gbps !== undefined
         ? `${s.gbps.toFixed(2)} GB/s`
         : `${s.gflops.toFixed(2)} GFLOP/s`;
-  const header = ['op', 'shape', 'ours ms', 'ours rate', '% ceiling', ...peerNames.flatMap((p) => [`${p} ms`, `× ${p}`])];
-  const rows = [header];
   const ourSamples = samples.filter((s) => s.impl === 'ours');
+  const withGpu = ourSamples.some((o) => gpuTimeRatio(samples, o) !== null);
+  const header = ['op', 'shape', 'ours ms', 'ours rate', '% ceiling', ...peerNames.flatMap((p) => [`${p} ms`, `× ${p}`]), ...(withGpu ? ['× tfjs-webgpu, GPU time'] : [])];
+  const rows = [header];
   for (const o of ourSamples) {
     const row = [o.op, o.shape, o.median_ms.toFixed(1), rate(o), o.gflops > 0 ? `${((100 * o.gflops) / ceiling).toFixed(0)} %` : '-'];
     for (const p of peerNames) {
       const t = samples.find((s) => s.op === o.op && s.shape === o.shape && s.impl.startsWith(p));
       const skip = !t && skipped.some((k) => k.op === o.op && k.shape === o.shape && k.peer.startsWith(p));
       row.push(t ? t.median_ms.toFixed(1) : skip ? 'skipped' : 'n/a', t ? `×${(t.median_ms / o.median_ms).toFixed(2)}` : '-');
+    }
+    if (withGpu) {
+      const r = gpuTimeRatio(samples, o);
+      row.push(r === null ? '-' : `×${r.toFixed(2)}`);
     }
     rows.push(row);
   }

@@ -1,6 +1,6 @@
 /** The benchmark's results as Markdown, for bench/README.md. */
 import type { AdapterDescription } from '../src/kernels/gpu.js';
-import type { Sample } from './harness.js';
+import { type Sample, gpuTimeRatio } from './harness.js';
 import type { Skipped } from './main.js';
 
 export interface Report {
@@ -16,21 +16,24 @@ export interface Report {
 }
 
 export function markdownReport(r: Report, peers: string[]): string {
+  const ours = r.samples.filter((s) => s.impl === 'ours');
+  const withGpu = ours.some((o) => gpuTimeRatio(r.samples, o) !== null);
   const lines = [
     `Adapter: **${r.adapter.description}** (vendor ${r.adapter.vendor || '?'}, architecture ${r.adapter.architecture || '?'}${r.adapter.isSoftware ? ', software' : ''}); ${r.date.slice(0, 10)}; tfjs ${r.versions.tfjs}, Node ${r.versions.node}.`,
     `Measured FMA ceiling of the adapter: ${r.ceilingGflops.toFixed(1)} GFLOP/s.`,
     '',
-    `| op | shape | ours ms | ours rate | % of ceiling | ${peers.map((p) => `${p} ms | × ${p}`).join(' | ')} |`,
-    `| --- | --- | ---: | ---: | ---: | ${peers.map(() => '---: | ---:').join(' | ')} |`,
+    `| op | shape | ours ms | ours rate | % of ceiling | ${peers.map((p) => `${p} ms | × ${p}`).join(' | ')} |${withGpu ? ' × tfjs-webgpu, GPU time |' : ''}`,
+    `| --- | --- | ---: | ---: | ---: | ${peers.map(() => '---: | ---:').join(' | ')} |${withGpu ? ' ---: |' : ''}`,
   ];
-  for (const o of r.samples.filter((s) => s.impl === 'ours')) {
+  for (const o of ours) {
     const rate = o.images_per_s !== undefined ? `${o.images_per_s.toFixed(2)} img/s` : o.gbps !== undefined ? `${o.gbps.toFixed(2)} GB/s` : `${o.gflops.toFixed(2)} GFLOP/s`;
     const cells = peers.map((p) => {
       const t = r.samples.find((s) => s.op === o.op && s.shape === o.shape && s.impl.startsWith(p));
       if (t) return `${t.median_ms.toFixed(1)} | ×${(t.median_ms / o.median_ms).toFixed(2)}`;
       return r.skipped.some((k) => k.op === o.op && k.shape === o.shape && k.peer.startsWith(p)) ? 'skipped | -' : 'n/a | -';
     });
-    lines.push(`| ${o.op} | ${o.shape} | ${o.median_ms.toFixed(1)} | ${rate} | ${o.gflops > 0 ? `${((100 * o.gflops) / r.ceilingGflops).toFixed(0)} %` : '-'} | ${cells.join(' | ')} |`);
+    const gpuCell = withGpu ? ` ${((x) => (x === null ? '-' : `×${x.toFixed(2)}`))(gpuTimeRatio(r.samples, o))} |` : '';
+    lines.push(`| ${o.op} | ${o.shape} | ${o.median_ms.toFixed(1)} | ${rate} | ${o.gflops > 0 ? `${((100 * o.gflops) / r.ceilingGflops).toFixed(0)} %` : '-'} | ${cells.join(' | ')} |${gpuCell}`);
   }
   if (r.missing.length) {
     lines.push('');
