@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { testGpu } from './helpers/gpu.js';
+import type { Gpu } from '../src/kernels/gpu.js';
 import { maxRelError, randomArray, rng } from './helpers/random.js';
 import { allocTensor } from '../src/kernels/tensor-view.js';
 import {
@@ -245,62 +246,71 @@ describe(`convTranspose2x2 (${variant})`, () => {
 });
 }
 
+/**
+ * Runs conv2d (with `act`), its ∂input and ∂weights on random data of shape
+ * xs with a k × k kernel to co channels, and returns the three max relative
+ * errors against the float64 reference.
+ */
+async function convErrors(gpu: Gpu, xs: Shape4, k: number, co: number, act: 'none' | 'relu', seed: number): Promise<number[]> {
+  const ws: Shape4 = [k, k, xs[3], co];
+  const ys: Shape4 = [xs[0], xs[1], xs[2], co];
+  const xv = randomArray(prod(xs), seed);
+  const wv = randomArray(prod(ws), seed + 1, -0.5, 0.5);
+  const bv = randomArray(co, seed + 2);
+  const dyv = randomArray(prod(ys), seed + 3);
+  const want = conv2dBackwardRef(xv, xs, wv, ws, dyv);
+  const [x, w, b, dy] = [allocTensor(gpu, xs, xv), allocTensor(gpu, ws, wv), allocTensor(gpu, [co], bv), allocTensor(gpu, ys, dyv)];
+  const [y, dx, dw] = [allocTensor(gpu, ys), allocTensor(gpu, xs), allocTensor(gpu, ws)];
+  conv2d(gpu, x, w, b, y, act);
+  conv2dBackwardInput(gpu, dy, w, dx);
+  conv2dBackwardWeights(gpu, x, dy, dw);
+  const errs = [
+    maxRelError(await gpu.readFloat32(y.view, prod(ys)), conv2dRef(xv, xs, wv, ws, bv, act)),
+    maxRelError(await gpu.readFloat32(dx.view, prod(xs)), want.dx),
+    maxRelError(await gpu.readFloat32(dw.view, prod(ws)), want.dw),
+  ];
+  for (const t of [x, w, b, dy, y, dx, dw]) t.dispose();
+  return errs;
+}
+
+/** The same for the 2 × 2 transposed convolution from xs to co channels. */
+async function upErrors(gpu: Gpu, xs: Shape4, co: number, seed: number): Promise<number[]> {
+  const ws: Shape4 = [2, 2, co, xs[3]];
+  const ys: Shape4 = [xs[0], 2 * xs[1], 2 * xs[2], co];
+  const xv = randomArray(prod(xs), seed);
+  const wv = randomArray(prod(ws), seed + 1, -0.5, 0.5);
+  const bv = randomArray(co, seed + 2);
+  const dyv = randomArray(prod(ys), seed + 3);
+  const want = convTranspose2x2BackwardRef(xv, xs, wv, ws, dyv);
+  const [x, w, b, dy] = [allocTensor(gpu, xs, xv), allocTensor(gpu, ws, wv), allocTensor(gpu, [co], bv), allocTensor(gpu, ys, dyv)];
+  const [y, dx, dw] = [allocTensor(gpu, ys), allocTensor(gpu, xs), allocTensor(gpu, ws)];
+  convTranspose2x2(gpu, x, w, b, y);
+  convTranspose2x2BackwardInput(gpu, dy, w, dx);
+  convTranspose2x2BackwardWeights(gpu, x, dy, dw);
+  const errs = [
+    maxRelError(await gpu.readFloat32(y.view, prod(ys)), convTranspose2x2Ref(xv, xs, wv, ws, bv)),
+    maxRelError(await gpu.readFloat32(dx.view, prod(xs)), want.dx),
+    maxRelError(await gpu.readFloat32(dw.view, prod(ws)), want.dw),
+  ];
+  for (const t of [x, w, b, dy, y, dx, dw]) t.dispose();
+  return errs;
+}
+
 // The tiled variant picks its tile per GEMM (small test GEMMs get the
 // smallest); here every tile shape runs every mode, on GEMMs that span several
 // tiles and end in partial ones in each dimension, with a split reduction.
 describe('tiled convolution, every tile shape', () => {
-  const conv: [Shape4, number][] = [
-    [[2, 12, 13, 20], 70],
-    [[4, 24, 24, 8], 36],
-  ];
-  const up: [Shape4, number][] = [[[2, 7, 9, 12], 10]];
   for (const shape of Object.keys(TILE_SHAPES) as TileShape[]) {
     it(`${shape}: conv2d forward (relu), ∂input, ∂weights; transposed forward, ∂input, ∂weights`, async () => {
       const gpu = await testGpu();
       setConvVariant(gpu, 'tiled');
       setTileShape(gpu, shape);
       try {
-        const errs: number[] = [];
-        for (const [xs, co] of conv) {
-          const ws: Shape4 = [3, 3, xs[3], co];
-          const ys: Shape4 = [xs[0], xs[1], xs[2], co];
-          const xv = randomArray(prod(xs), 60);
-          const wv = randomArray(prod(ws), 61, -0.5, 0.5);
-          const bv = randomArray(co, 62);
-          const dyv = randomArray(prod(ys), 63);
-          const want = conv2dBackwardRef(xv, xs, wv, ws, dyv);
-          const [x, w, b, dy] = [allocTensor(gpu, xs, xv), allocTensor(gpu, ws, wv), allocTensor(gpu, [co], bv), allocTensor(gpu, ys, dyv)];
-          const [y, dx, dw] = [allocTensor(gpu, ys), allocTensor(gpu, xs), allocTensor(gpu, ws)];
-          conv2d(gpu, x, w, b, y, 'relu');
-          conv2dBackwardInput(gpu, dy, w, dx);
-          conv2dBackwardWeights(gpu, x, dy, dw);
-          errs.push(
-            maxRelError(await gpu.readFloat32(y.view, prod(ys)), conv2dRef(xv, xs, wv, ws, bv, 'relu')),
-            maxRelError(await gpu.readFloat32(dx.view, prod(xs)), want.dx),
-            maxRelError(await gpu.readFloat32(dw.view, prod(ws)), want.dw),
-          );
-          for (const t of [x, w, b, dy, y, dx, dw]) t.dispose();
-        }
-        for (const [xs, co] of up) {
-          const ws: Shape4 = [2, 2, co, xs[3]];
-          const ys: Shape4 = [xs[0], 2 * xs[1], 2 * xs[2], co];
-          const xv = randomArray(prod(xs), 64);
-          const wv = randomArray(prod(ws), 65, -0.5, 0.5);
-          const bv = randomArray(co, 66);
-          const dyv = randomArray(prod(ys), 67);
-          const want = convTranspose2x2BackwardRef(xv, xs, wv, ws, dyv);
-          const [x, w, b, dy] = [allocTensor(gpu, xs, xv), allocTensor(gpu, ws, wv), allocTensor(gpu, [co], bv), allocTensor(gpu, ys, dyv)];
-          const [y, dx, dw] = [allocTensor(gpu, ys), allocTensor(gpu, xs), allocTensor(gpu, ws)];
-          convTranspose2x2(gpu, x, w, b, y);
-          convTranspose2x2BackwardInput(gpu, dy, w, dx);
-          convTranspose2x2BackwardWeights(gpu, x, dy, dw);
-          errs.push(
-            maxRelError(await gpu.readFloat32(y.view, prod(ys)), convTranspose2x2Ref(xv, xs, wv, ws, bv)),
-            maxRelError(await gpu.readFloat32(dx.view, prod(xs)), want.dx),
-            maxRelError(await gpu.readFloat32(dw.view, prod(ws)), want.dw),
-          );
-          for (const t of [x, w, b, dy, y, dx, dw]) t.dispose();
-        }
+        const errs = [
+          ...(await convErrors(gpu, [2, 12, 13, 20], 3, 70, 'relu', 60)),
+          ...(await convErrors(gpu, [4, 24, 24, 8], 3, 36, 'relu', 60)),
+          ...(await upErrors(gpu, [2, 7, 9, 12], 10, 64)),
+        ];
         console.log(`tiled ${shape}: max rel errors ${errs.map((e) => e.toExponential(2)).join(' ')}`);
         for (const e of errs) expect(e).toBeLessThan(1e-4);
       } finally {
@@ -320,25 +330,7 @@ describe('tiled convolution, every tile shape', () => {
     it(`beyond the packing limits: x ${xs}, ${k} × ${k} → ${co}`, async () => {
       const gpu = await testGpu();
       setConvVariant(gpu, 'tiled');
-      const ws: Shape4 = [k, k, xs[3], co];
-      const ys: Shape4 = [xs[0], xs[1], xs[2], co];
-      const xv = randomArray(prod(xs), 70);
-      const wv = randomArray(prod(ws), 71, -0.5, 0.5);
-      const bv = randomArray(co, 72);
-      const dyv = randomArray(prod(ys), 73);
-      const want = conv2dBackwardRef(xv, xs, wv, ws, dyv);
-      const [x, w, b, dy] = [allocTensor(gpu, xs, xv), allocTensor(gpu, ws, wv), allocTensor(gpu, [co], bv), allocTensor(gpu, ys, dyv)];
-      const [y, dx, dw] = [allocTensor(gpu, ys), allocTensor(gpu, xs), allocTensor(gpu, ws)];
-      conv2d(gpu, x, w, b, y);
-      conv2dBackwardInput(gpu, dy, w, dx);
-      conv2dBackwardWeights(gpu, x, dy, dw);
-      const errs = [
-        maxRelError(await gpu.readFloat32(y.view, prod(ys)), conv2dRef(xv, xs, wv, ws, bv)),
-        maxRelError(await gpu.readFloat32(dx.view, prod(xs)), want.dx),
-        maxRelError(await gpu.readFloat32(dw.view, prod(ws)), want.dw),
-      ];
-      for (const e of errs) expect(e).toBeLessThan(1e-4);
-      for (const t of [x, w, b, dy, y, dx, dw]) t.dispose();
+      for (const e of await convErrors(gpu, xs, k, co, 'none', 70)) expect(e).toBeLessThan(1e-4);
     });
   }
 
