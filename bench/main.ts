@@ -35,6 +35,7 @@ const SPEC = {
   reps: { type: 'number' as const, help: 'timed runs per case', default: 3 },
   'step-batch': { type: 'number' as const, help: 'batch of the training-step benchmark', default: 8 },
   'step-width': { type: 'number' as const, help: 'base width of the U-Net in the training-step benchmark', default: 32 },
+  'step-chain': { type: 'number' as const, help: 'also time this many training steps back to back with one wait at the end (default 10 on GPUs, off on software adapters)' },
   'step-size': { type: 'number' as const, help: 'input size of the U-Net in the training-step benchmark', default: 96 },
   json: { type: 'string' as const, help: 'write every sample, the adapter and versions to this JSON file' },
   svg: { type: 'string' as const, help: 'write a chart of ours against tfjs-webgpu per kernel' },
@@ -149,7 +150,8 @@ async function main(): Promise<void> {
     }
     if (suite !== 'kernels') {
       await tf.setBackend('webgpu');
-      const stepOpts = { batch: options['step-batch'] as number, reps, baseWidth: options['step-width'] as number, size: options['step-size'] as number };
+      const chain = (options['step-chain'] as number | undefined) ?? (info.isSoftware ? 1 : 10);
+      const stepOpts = { batch: options['step-batch'] as number, reps, baseWidth: options['step-width'] as number, size: options['step-size'] as number, chain };
       const webgpuPeer = peers.find((p) => p.key === 'webgpu') ?? { key: 'webgpu', name: 'tfjs-webgpu', backend: 'webgpu', finish: async () => {} };
       const step = await benchTrainingStep(gpu, { tf, finish: webgpuPeer.finish }, stepOpts);
       samples.push(...step.samples);
@@ -352,7 +354,7 @@ function sweepTable(sweep: TileTiming[], tiles: TileShape[]): string {
 
 function printTable(samples: Sample[], peerNames: string[], ceiling: number, skipped: Skipped[]): string {
   const rate = (s: Sample) =>
-    s.op === 'training_step' || s.op === 'inference'
+    s.images_per_s !== undefined
       ? `${s.images_per_s!.toFixed(2)} img/s`
       : s.gbps !== undefined
         ? `${s.gbps.toFixed(2)} GB/s`

@@ -7,7 +7,8 @@ form (lr 1e-5, beta1 0.9, beta2 0.999, eps 1e-7). TF32 is switched off so
 every product is float32, as in our WGSL kernels. Prints one JSON line per
 configuration: images/s and seconds per epoch of the tutorial's 4,508 images,
 median of the timed steps after warm-up, each step ending in a synchronise
-(as our benchmark's step ends in a GPU round trip).
+(as our benchmark's step ends in a GPU round trip); and the rate of `chain`
+steps back to back with one synchronise at the end (training_step_chained).
 
     python3 bench/pytorch_unet.py [--batch 32] [--size 96] [--width 32] [--steps 30] [--json FILE]
 """
@@ -60,7 +61,7 @@ def dice_loss(pred, target):
     return -(2 * inter + 1) / (pred.sum() + target.sum() + 1)
 
 
-def run(batch: int, size: int, width: int, steps: int, channels_last: bool) -> dict:
+def run(batch: int, size: int, width: int, steps: int, channels_last: bool, chain: int) -> dict:
     dev = torch.device('cuda')
     torch.manual_seed(1)
     model = UNet(width).to(dev)
@@ -71,11 +72,14 @@ def run(batch: int, size: int, width: int, steps: int, channels_last: bool) -> d
     x = torch.sin(i * 0.37).reshape(batch, 1, size, size).contiguous(memory_format=fmt)
     y = (((i % (size * size)) % size) > size / 2).float().reshape(batch, 1, size, size).contiguous(memory_format=fmt)
 
-    def step():
+    def record():
         opt.zero_grad(set_to_none=True)
         loss = dice_loss(model(x), y)
         loss.backward()
         opt.step()
+
+    def step():
+        record()
         torch.cuda.synchronize()
 
     for _ in range(5):
@@ -88,6 +92,16 @@ def run(batch: int, size: int, width: int, steps: int, channels_last: bool) -> d
         times.append(time.perf_counter() - t0)
     med = statistics.median(times)
     ips = batch / med
+    # `chain` steps back to back with one synchronise at the end, as
+    # `npm run bench`'s training_step_chained.
+    chained = []
+    for _ in range(max(1, steps // chain)):
+        t0 = time.perf_counter()
+        for _ in range(chain):
+            record()
+        torch.cuda.synchronize()
+        chained.append((time.perf_counter() - t0) / chain)
+    chained_med = statistics.median(chained)
     return {
         'impl': 'pytorch' + (' channels_last' if channels_last else ''),
         'batch': batch,
@@ -100,6 +114,9 @@ def run(batch: int, size: int, width: int, steps: int, channels_last: bool) -> d
         'images_per_s': ips,
         'epoch_s': TUTORIAL_TRAIN_IMAGES / ips,
         'peak_memory_mib': torch.cuda.max_memory_allocated() / 2**20,
+        'chain': chain,
+        'chained_median_ms': chained_med * 1000,
+        'images_per_s_chained': batch / chained_med,
     }
 
 
@@ -109,6 +126,7 @@ def main():
     ap.add_argument('--size', type=int, default=96)
     ap.add_argument('--width', type=int, default=32)
     ap.add_argument('--steps', type=int, default=30)
+    ap.add_argument('--chain', type=int, default=10, help='steps back to back per synchronise in the chained timing')
     ap.add_argument('--json')
     a = ap.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -118,7 +136,7 @@ def main():
     print(json.dumps(info), flush=True)
     results = []
     for cl in (False, True):
-        r = run(a.batch, a.size, a.width, a.steps, cl)
+        r = run(a.batch, a.size, a.width, a.steps, cl, a.chain)
         results.append(r)
         print(json.dumps(r), flush=True)
     if a.json:

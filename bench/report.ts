@@ -45,7 +45,7 @@ export function markdownReport(r: Report, peers: string[]): string {
       lines.push(`- ${m.peer} has no ${m.kernels.join(', ')} kernel, so it cannot run ${[...new Set(r.missing.filter((x) => x.peer === m.peer && x.kernels.join() === m.kernels.join()).map((x) => x.op))].join(', ')}.`);
     }
   }
-  for (const o of r.samples.filter((s) => s.op === 'training_step' && s.epoch_s !== undefined)) {
+  for (const o of r.samples.filter((s) => s.op.startsWith('training_step') && s.epoch_s !== undefined)) {
     lines.push('', `- Training step, ${o.impl}: an epoch of the tutorial's recipe (4,508 images) at this rate takes ${o.epoch_s!.toFixed(0)} s.`);
   }
   if (r.skipped.length) {

@@ -41,7 +41,21 @@ function batch(n: number, size: number): { x: Float32Array; y: Float32Array } {
   return { x, y };
 }
 
-export async function benchTrainingStep(gpu: Gpu, peer: TfjsWebgpu, opts: { batch: number; reps: number; baseWidth: number; size: number }): Promise<StepResult> {
+/**
+ * Per-step time of `chain` steps run back to back with one wait for the GPU
+ * at the end (median over `reps` chains): the rate of a training loop that,
+ * like the trainer, does not wait for each step's loss before recording the
+ * next. `record` records one step; `finish` waits for everything recorded.
+ */
+async function timeChained(record: () => void, finish: () => Promise<void>, chain: number, reps: number): Promise<{ median: number; min: number; max: number }> {
+  const t = await timeIt(async () => {
+    for (let i = 0; i < chain; i++) record();
+    await finish();
+  }, reps, 0);
+  return { median: t.median / chain, min: t.min / chain, max: t.max / chain };
+}
+
+export async function benchTrainingStep(gpu: Gpu, peer: TfjsWebgpu, opts: { batch: number; reps: number; baseWidth: number; size: number; chain: number }): Promise<StepResult> {
   const { tf } = peer;
   const { batch: n, size, baseWidth } = opts;
   const label = `batch ${n}, ${size}x${size}, width ${baseWidth}`;
@@ -57,13 +71,16 @@ export async function benchTrainingStep(gpu: Gpu, peer: TfjsWebgpu, opts: { batc
   const adam = new Adam(model.parameters, { lr: 1e-5 });
   const xs = Tensor.from(gpu, [n, size, size, 1], x);
   const ys = Tensor.from(gpu, [n, size, size, 1], y);
-  const ourStep = async () => {
+  const recordStep = () => {
     model.parameters.zeroGrads();
     const tape = new Tape(gpu);
     const loss = tape.run(() => diceLoss(model.forward(xs), ys));
     tape.backward(loss, undefined, { releaseActivations: true });
     adam.step();
     tape.dispose();
+  };
+  const ourStep = async () => {
+    recordStep();
     await gpu.sync();
   };
   await ourStep(); // compiles every pipeline and fills the pool
@@ -71,6 +88,7 @@ export async function benchTrainingStep(gpu: Gpu, peer: TfjsWebgpu, opts: { batc
   const tOurs = await timeIt(ourStep, opts.reps, 0);
   const mem = gpu.memory();
   const profile = gpu.hasTimestamps ? await profileStep(gpu, ourStep) : undefined;
+  const chainedOurs = opts.chain > 1 ? await timeChained(recordStep, () => gpu.sync(), opts.chain, opts.reps) : undefined;
   xs.dispose();
   ys.dispose();
   model.dispose();
@@ -80,12 +98,29 @@ export async function benchTrainingStep(gpu: Gpu, peer: TfjsWebgpu, opts: { batc
   const optimizer = tf.train.adam(1e-5, 0.9, 0.999, 1e-7);
   const tx = tf.tensor4d(x, [n, size, size, 1]);
   const ty = tf.tensor4d(y, [n, size, size, 1]);
+  const recordTheirs = () => optimizer.minimize(() => kerasDiceLoss(ty, keras.apply(tx, { training: true }) as tfType.Tensor), true);
   const theirStep = async () => {
-    const loss = optimizer.minimize(() => kerasDiceLoss(ty, keras.apply(tx, { training: true }) as tfType.Tensor), true);
+    const loss = recordTheirs();
     await peer.finish();
     loss?.dispose();
   };
   const tTheirs = await timeIt(theirStep, opts.reps, 1);
+  let chainedTheirs: { median: number; min: number; max: number } | undefined;
+  if (opts.chain > 1) {
+    const losses: tfType.Scalar[] = [];
+    chainedTheirs = await timeChained(
+      () => {
+        const loss = recordTheirs();
+        if (loss) losses.push(loss);
+      },
+      async () => {
+        await peer.finish();
+        tf.dispose(losses.splice(0));
+      },
+      opts.chain,
+      opts.reps,
+    );
+  }
   tx.dispose();
   ty.dispose();
   keras.dispose();
@@ -98,11 +133,23 @@ export async function benchTrainingStep(gpu: Gpu, peer: TfjsWebgpu, opts: { batc
     `  training step ${label}: ours ${rate(tOurs).toFixed(2)} images/s, tfjs-layers ${rate(tTheirs).toFixed(2)} images/s, ×${(tTheirs.median / tOurs.median).toFixed(2)}; ` +
       `an epoch of the tutorial (${TUTORIAL_TRAIN_IMAGES} images) ${ours.epoch_s.toFixed(0)} s against ${theirs.epoch_s.toFixed(0)} s; peak live GPU memory ${(mem.peakLiveBytes / 2 ** 20).toFixed(1)} MiB`,
   );
+  const samples = [ours, theirs];
+  if (chainedOurs && chainedTheirs) {
+    const what = `${label}, ${opts.chain} steps back to back`;
+    samples.push(
+      { ...sample('training_step_chained', what, 'ours', flops, chainedOurs, opts.reps), images_per_s: rate(chainedOurs), epoch_s: TUTORIAL_TRAIN_IMAGES / rate(chainedOurs) },
+      { ...sample('training_step_chained', what, 'tfjs-webgpu (tfjs-layers)', flops, chainedTheirs, opts.reps), images_per_s: rate(chainedTheirs), epoch_s: TUTORIAL_TRAIN_IMAGES / rate(chainedTheirs) },
+    );
+    console.error(
+      `  ${opts.chain} training steps back to back, one wait at the end: ours ${rate(chainedOurs).toFixed(2)} images/s, tfjs-layers ${rate(chainedTheirs).toFixed(2)} images/s, ×${(chainedTheirs.median / chainedOurs.median).toFixed(2)}; ` +
+        `an epoch of ${TUTORIAL_TRAIN_IMAGES} images ${(TUTORIAL_TRAIN_IMAGES / rate(chainedOurs)).toFixed(1)} s against ${(TUTORIAL_TRAIN_IMAGES / rate(chainedTheirs)).toFixed(1)} s`,
+    );
+  }
   if (profile) {
     const top = profile.byOp.slice(0, 12).map((o) => `${o.op} ${o.gpu_ms.toFixed(2)} ms (${o.dispatches})`).join(', ');
     console.error(`  one step, ours: ${profile.dispatches} dispatches, ${profile.gpu_ms.toFixed(2)} ms of GPU time against ${tOurs.median.toFixed(2)} ms of wall time; by op: ${top}`);
   }
-  return { samples: [ours, theirs], peakLiveBytes: mem.peakLiveBytes, poolBytes: mem.liveBytes + mem.freeBytes, profile };
+  return { samples, peakLiveBytes: mem.peakLiveBytes, poolBytes: mem.liveBytes + mem.freeBytes, profile };
 }
 
 /** One step with a timestamp on every pass, summed by op. */
