@@ -9,8 +9,8 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type CacheFile, CACHE_FILES, type FileAccess, openDataset, testCacheFiles, trainCacheFiles } from '../data/dataset.js';
 import { DataError } from '../data/errors.js';
-import { FRAME_HEIGHT, FRAME_WIDTH, maskCsvRow, syntheticLayout, type SyntheticLayoutOptions, TEST_MASKS_HEADER, TRAIN_MASKS_HEADER } from '../data/synthetic.js';
-import { encodeTiffGray8 } from '../data/tiff.js';
+import { syntheticLayout, type SyntheticLayoutOptions, TEST_MASKS_HEADER, TRAIN_MASKS_HEADER } from '../data/synthetic.js';
+import { writeSyntheticFrames } from './synthetic-frames.js';
 import { type OptionSpec, parseArgs, usage, UsageError } from './args.js';
 
 const SPEC: Record<string, OptionSpec> = {
@@ -70,7 +70,7 @@ export async function data(argv: string[]): Promise<void> {
     synthetic = true;
     raw = 'raw-synthetic';
   }
-  if (synthetic) writeSynthetic(raw, layout);
+  if (synthetic) await writeSynthetic(raw, layout);
   else if (!existsSync(raw)) {
     throw new DataError(
       `${raw}: no such folder: download the competition's data (train/ and test/) into ${raw}/, pass --raw <folder>, or run \`wgsl-unet data --synthetic\` for a synthetic stand-in (--synthetic-if-missing does so only when ${raw}/ is absent)`,
@@ -108,7 +108,7 @@ function describe(o: SyntheticLayoutOptions): string {
   return `${o.subjects} subjects × ${o.framesPerSubject} frames, ${o.testFrames} test frames, seed ${o.seed}`;
 }
 
-function writeSynthetic(raw: string, options: SyntheticLayoutOptions): void {
+async function writeSynthetic(raw: string, options: SyntheticLayoutOptions): Promise<void> {
   const marker = readMarker(raw);
   if (marker?.complete && sameOptions(marker.options, options)) {
     console.log(`${raw}/ already holds the synthetic set (${describe(options)}): reusing it`);
@@ -130,19 +130,11 @@ function writeSynthetic(raw: string, options: SyntheticLayoutOptions): void {
   const total = layout.trainCount + layout.testCount;
   console.log(`writing a synthetic data set to ${raw}/: ${describe(options)}`);
   const progress = new Progress('generate', 'frames');
-  const trainRows = [TRAIN_MASKS_HEADER];
-  const testRows = [TEST_MASKS_HEADER];
-  let done = 0;
-  for (const entry of layout.entries()) {
-    const { image, mask } = layout.render(entry);
-    writeFileSync(join(raw, entry.image), encodeTiffGray8(FRAME_WIDTH, FRAME_HEIGHT, image, { compression: 'lzw' }));
-    if (entry.mask !== undefined) writeFileSync(join(raw, entry.mask), encodeTiffGray8(FRAME_WIDTH, FRAME_HEIGHT, mask, { compression: 'lzw' }));
-    (entry.kind === 'train' ? trainRows : testRows).push(maskCsvRow(entry, mask));
-    progress.update(++done, total);
-  }
-  progress.finish(done, total);
-  writeFileSync(join(raw, 'train_masks.csv'), trainRows.join('\n') + '\n');
-  writeFileSync(join(raw, 'test_masks.csv'), testRows.join('\n') + '\n');
+  const rows = await writeSyntheticFrames(raw, options, (done) => progress.update(done, total));
+  progress.finish(total, total);
+  if (rows.workers) console.log(`${total} frames written by ${rows.workers} worker threads`);
+  writeFileSync(join(raw, 'train_masks.csv'), [TRAIN_MASKS_HEADER, ...rows.train].join('\n') + '\n');
+  writeFileSync(join(raw, 'test_masks.csv'), [TEST_MASKS_HEADER, ...rows.test].join('\n') + '\n');
   writeFileSync(join(raw, MARKER), JSON.stringify({ generator: GENERATOR, options, complete: true } satisfies Marker, null, 2) + '\n');
 }
 

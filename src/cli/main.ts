@@ -6,6 +6,7 @@ import { train } from './train.js';
 import { predict } from './predict.js';
 import { submit } from './submit.js';
 import { serve } from './serve.js';
+import { isFrameWorker, runFrameWorker } from './synthetic-frames.js';
 
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; help: string }> = {
   smoke: { run: smoke, help: 'print the adapter and check kernels against the CPU' },
@@ -28,7 +29,9 @@ async function main(): Promise<void> {
   await entry.run(rest);
 }
 
-main().catch((e: unknown) => {
+// This file is also the body of the worker threads that write synthetic frames.
+if (isFrameWorker()) runFrameWorker();
+else main().catch((e: unknown) => {
   const err = e instanceof Error ? e : new Error(String(e));
   // Known failure kinds get their message only; anything else keeps its stack.
   const known = ['UsageError', 'NoAdapterError', 'AdapterSelectionError', 'GpuError', 'ShapeError', 'DataError', 'CheckpointError', 'SafetensorsError', 'NonFiniteLossError'].includes(err.name);

@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { UsageError } from '../../src/cli/args.js';
@@ -57,6 +58,25 @@ describe('wgsl-unet data', () => {
     // Written atomically: no temporary files left behind.
     expect(readdirSync(out).filter((name) => name.includes('.tmp-'))).toEqual([]);
     expect(logged.join('\n')).toMatch(/4 training and 3 test frames from .* cached in /);
+  });
+
+  it('the built CLI writes the same synthetic set in worker threads as the sources write on one thread', async () => {
+    const options = ['--subjects', '2', '--frames', '10', '--test', '12', '--seed', '5'];
+    const here = join(dir, 'one-thread');
+    await data(['--synthetic', '--raw', join(here, 'raw'), '--out', join(here, 'data'), ...options]);
+    const there = join(dir, 'workers');
+    const r = spawnSync(process.execPath, [join(__dirname, '../../dist/cli.js'), 'data', '--synthetic', '--raw', join(there, 'raw'), '--out', join(there, 'data'), ...options], { encoding: 'utf8', timeout: 120_000 });
+    expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
+    if (availableParallelism() >= 2) expect(r.stdout).toMatch(/32 frames written by [2-8] worker threads/);
+    for (const sub of ['train', 'test']) {
+      const names = readdirSync(join(here, 'raw', sub)).sort();
+      expect(readdirSync(join(there, 'raw', sub)).sort()).toEqual(names);
+      for (const name of names) expect(readFileSync(join(there, 'raw', sub, name)).equals(readFileSync(join(here, 'raw', sub, name))), `${sub}/${name}`).toBe(true);
+    }
+    for (const name of ['train_masks.csv', 'test_masks.csv']) expect(readFileSync(join(there, 'raw', name), 'utf8')).toBe(readFileSync(join(here, 'raw', name), 'utf8'));
+    for (const name of ['imgs_train.npy', 'imgs_mask_train.npy', 'imgs_test.npy', 'imgs_id_test.npy']) {
+      expect(readFileSync(join(there, 'data', name)).equals(readFileSync(join(here, 'data', name))), name).toBe(true);
+    }
   });
 
   it('reuses a synthetic set with the same parameters and replaces its own with other ones', async () => {
