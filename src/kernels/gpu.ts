@@ -1,7 +1,8 @@
 /**
  * The GPU runtime every kernel shares: one device, a pipeline cache keyed by
  * shader and constants, a buffer pool, uploads and readbacks, and a command
- * encoder that collects many dispatches and is submitted once.
+ * encoder that collects dispatches (consecutive ones in one compute pass) and
+ * is submitted every few dispatches and before any readback.
  *
  * Nothing here knows about tensors or gradients; kernels/ wrappers call
  * `kernel()` to get a pipeline and `dispatch()` to record work.
