@@ -246,54 +246,67 @@ describe(`convTranspose2x2 (${variant})`, () => {
 });
 }
 
+type T = ReturnType<typeof allocTensor>;
+interface ConvFamily {
+  xs: Shape4;
+  ws: Shape4;
+  ys: Shape4;
+  forward(x: T, w: T, b: T, y: T): void;
+  backwardInput(dy: T, w: T, dx: T): void;
+  backwardWeights(x: T, dy: T, dw: T): void;
+  ref(x: Float32Array, w: Float32Array, b: Float32Array): ArrayLike<number>;
+  refBackward(x: Float32Array, w: Float32Array, dy: Float32Array): { dx: ArrayLike<number>; dw: ArrayLike<number> };
+}
+
 /**
- * Runs conv2d (with `act`), its ∂input and ∂weights on random data of shape
- * xs with a k × k kernel to co channels, and returns the three max relative
- * errors against the float64 reference.
+ * Runs a convolution's forward, ∂input and ∂weights on random data and
+ * returns the three max relative errors against the float64 reference.
  */
-async function convErrors(gpu: Gpu, xs: Shape4, k: number, co: number, act: 'none' | 'relu', seed: number): Promise<number[]> {
-  const ws: Shape4 = [k, k, xs[3], co];
-  const ys: Shape4 = [xs[0], xs[1], xs[2], co];
-  const xv = randomArray(prod(xs), seed);
-  const wv = randomArray(prod(ws), seed + 1, -0.5, 0.5);
+async function familyErrors(gpu: Gpu, f: ConvFamily, seed: number): Promise<number[]> {
+  const co = f.ys[3];
+  const xv = randomArray(prod(f.xs), seed);
+  const wv = randomArray(prod(f.ws), seed + 1, -0.5, 0.5);
   const bv = randomArray(co, seed + 2);
-  const dyv = randomArray(prod(ys), seed + 3);
-  const want = conv2dBackwardRef(xv, xs, wv, ws, dyv);
-  const [x, w, b, dy] = [allocTensor(gpu, xs, xv), allocTensor(gpu, ws, wv), allocTensor(gpu, [co], bv), allocTensor(gpu, ys, dyv)];
-  const [y, dx, dw] = [allocTensor(gpu, ys), allocTensor(gpu, xs), allocTensor(gpu, ws)];
-  conv2d(gpu, x, w, b, y, act);
-  conv2dBackwardInput(gpu, dy, w, dx);
-  conv2dBackwardWeights(gpu, x, dy, dw);
+  const dyv = randomArray(prod(f.ys), seed + 3);
+  const want = f.refBackward(xv, wv, dyv);
+  const [x, w, b, dy] = [allocTensor(gpu, f.xs, xv), allocTensor(gpu, f.ws, wv), allocTensor(gpu, [co], bv), allocTensor(gpu, f.ys, dyv)];
+  const [y, dx, dw] = [allocTensor(gpu, f.ys), allocTensor(gpu, f.xs), allocTensor(gpu, f.ws)];
+  f.forward(x, w, b, y);
+  f.backwardInput(dy, w, dx);
+  f.backwardWeights(x, dy, dw);
   const errs = [
-    maxRelError(await gpu.readFloat32(y.view, prod(ys)), conv2dRef(xv, xs, wv, ws, bv, act)),
-    maxRelError(await gpu.readFloat32(dx.view, prod(xs)), want.dx),
-    maxRelError(await gpu.readFloat32(dw.view, prod(ws)), want.dw),
+    maxRelError(await gpu.readFloat32(y.view, prod(f.ys)), f.ref(xv, wv, bv)),
+    maxRelError(await gpu.readFloat32(dx.view, prod(f.xs)), want.dx),
+    maxRelError(await gpu.readFloat32(dw.view, prod(f.ws)), want.dw),
   ];
   for (const t of [x, w, b, dy, y, dx, dw]) t.dispose();
   return errs;
 }
 
-/** The same for the 2 × 2 transposed convolution from xs to co channels. */
-async function upErrors(gpu: Gpu, xs: Shape4, co: number, seed: number): Promise<number[]> {
+/** conv2d (with `act`) on x of shape xs with a k × k kernel to co channels. */
+function convErrors(gpu: Gpu, xs: Shape4, k: number, co: number, act: 'none' | 'relu', seed: number): Promise<number[]> {
+  const ws: Shape4 = [k, k, xs[3], co];
+  return familyErrors(gpu, {
+    xs, ws, ys: [xs[0], xs[1], xs[2], co],
+    forward: (x, w, b, y) => conv2d(gpu, x, w, b, y, act),
+    backwardInput: (dy, w, dx) => conv2dBackwardInput(gpu, dy, w, dx),
+    backwardWeights: (x, dy, dw) => conv2dBackwardWeights(gpu, x, dy, dw),
+    ref: (x, w, b) => conv2dRef(x, xs, w, ws, b, act),
+    refBackward: (x, w, dy) => conv2dBackwardRef(x, xs, w, ws, dy),
+  }, seed);
+}
+
+/** The 2 × 2 transposed convolution from xs to co channels. */
+function upErrors(gpu: Gpu, xs: Shape4, co: number, seed: number): Promise<number[]> {
   const ws: Shape4 = [2, 2, co, xs[3]];
-  const ys: Shape4 = [xs[0], 2 * xs[1], 2 * xs[2], co];
-  const xv = randomArray(prod(xs), seed);
-  const wv = randomArray(prod(ws), seed + 1, -0.5, 0.5);
-  const bv = randomArray(co, seed + 2);
-  const dyv = randomArray(prod(ys), seed + 3);
-  const want = convTranspose2x2BackwardRef(xv, xs, wv, ws, dyv);
-  const [x, w, b, dy] = [allocTensor(gpu, xs, xv), allocTensor(gpu, ws, wv), allocTensor(gpu, [co], bv), allocTensor(gpu, ys, dyv)];
-  const [y, dx, dw] = [allocTensor(gpu, ys), allocTensor(gpu, xs), allocTensor(gpu, ws)];
-  convTranspose2x2(gpu, x, w, b, y);
-  convTranspose2x2BackwardInput(gpu, dy, w, dx);
-  convTranspose2x2BackwardWeights(gpu, x, dy, dw);
-  const errs = [
-    maxRelError(await gpu.readFloat32(y.view, prod(ys)), convTranspose2x2Ref(xv, xs, wv, ws, bv)),
-    maxRelError(await gpu.readFloat32(dx.view, prod(xs)), want.dx),
-    maxRelError(await gpu.readFloat32(dw.view, prod(ws)), want.dw),
-  ];
-  for (const t of [x, w, b, dy, y, dx, dw]) t.dispose();
-  return errs;
+  return familyErrors(gpu, {
+    xs, ws, ys: [xs[0], 2 * xs[1], 2 * xs[2], co],
+    forward: (x, w, b, y) => convTranspose2x2(gpu, x, w, b, y),
+    backwardInput: (dy, w, dx) => convTranspose2x2BackwardInput(gpu, dy, w, dx),
+    backwardWeights: (x, dy, dw) => convTranspose2x2BackwardWeights(gpu, x, dy, dw),
+    ref: (x, w, b) => convTranspose2x2Ref(x, xs, w, ws, b),
+    refBackward: (x, w, dy) => convTranspose2x2BackwardRef(x, xs, w, ws, dy),
+  }, seed);
 }
 
 // The tiled variant picks its tile per GEMM (small test GEMMs get the
