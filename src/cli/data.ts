@@ -11,6 +11,7 @@ import { type CacheFile, CACHE_FILES, type FileAccess, openDataset, testCacheFil
 import { DataError } from '../data/errors.js';
 import { syntheticLayout, type SyntheticLayoutOptions, TEST_MASKS_HEADER, TRAIN_MASKS_HEADER } from '../data/synthetic.js';
 import { writeSyntheticFrames } from './synthetic-frames.js';
+import { type TiffPool, openTiffPool } from './tiff-workers.js';
 import { type OptionSpec, parseArgs, usage, UsageError } from './args.js';
 
 const SPEC: Record<string, OptionSpec> = {
@@ -155,11 +156,21 @@ export const nodeFiles: FileAccess = {
 };
 
 async function buildCacheFiles(raw: string, out: string, strict: boolean, synthetic: SyntheticLayoutOptions | undefined): Promise<void> {
+  const pool = openTiffPool();
+  try {
+    await buildWith(raw, out, strict, synthetic, pool);
+  } finally {
+    await pool?.close();
+  }
+}
+
+async function buildWith(raw: string, out: string, strict: boolean, synthetic: SyntheticLayoutOptions | undefined, pool: TiffPool | null): Promise<void> {
   let progress: Progress | undefined;
   const reader = await openDataset(nodeFiles, raw, {
     strict,
     onWarning: (message) => (progress ? progress.warn(message) : console.error(`warning: ${message}`)),
     onProgress: (done, total) => progress?.update(done, total),
+    ...(pool ? { decode: (bytes: Uint8Array, path: string) => pool.decode(bytes, path), readAhead: 2 * pool.workers } : {}),
   });
   console.log(`reading ${raw}/: ${reader.trainFrames} training frames with masks, ${reader.testFrames} test frames`);
   mkdirSync(out, { recursive: true });

@@ -7,6 +7,7 @@ import { predict } from './predict.js';
 import { submit } from './submit.js';
 import { serve } from './serve.js';
 import { isFrameWorker, runFrameWorker } from './synthetic-frames.js';
+import { isTiffWorker, runTiffWorker } from './tiff-workers.js';
 
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; help: string }> = {
   smoke: { run: smoke, help: 'print the adapter and check kernels against the CPU' },
@@ -29,8 +30,9 @@ async function main(): Promise<void> {
   await entry.run(rest);
 }
 
-// This file is also the body of the worker threads that write synthetic frames.
+// This file is also the body of the worker threads that write synthetic frames and decode TIFFs.
 if (isFrameWorker()) runFrameWorker();
+else if (isTiffWorker()) runTiffWorker();
 else main().catch((e: unknown) => {
   const err = e instanceof Error ? e : new Error(String(e));
   // Known failure kinds get their message only; anything else keeps its stack.

@@ -30,7 +30,7 @@
  */
 import { DataError } from './errors.js';
 import { encodeNpy } from './npy.js';
-import { decodeTiff } from './tiff.js';
+import { type GrayImage, decodeTiff } from './tiff.js';
 
 /** The competition's frame size (width × height). */
 const FRAME_WIDTH = 580;
@@ -54,6 +54,12 @@ export interface BuildCachesOptions {
   strict?: boolean;
   /** Files read ahead of the decoder (default 8). */
   readAhead?: number;
+  /**
+   * Decodes one read file, as decodeTiff does (rejecting with a DataError for
+   * a bad file): lets a caller decode on other threads, up to `readAhead` at
+   * a time. Default: decodeTiff on this thread, in order.
+   */
+  decode?: (bytes: Uint8Array, path: string) => Promise<GrayImage>;
 }
 
 export interface TrainCache {
@@ -170,6 +176,7 @@ export async function openDataset(files: FileAccess, rawDir: string, options: Bu
       files,
       trainItems.flatMap((item) => [item.image, item.mask]),
       readAhead,
+      options.decode,
     );
     for (const item of trainItems) {
       const image = decodeFrame(await reads.next(), warn, 'frame skipped');
@@ -205,6 +212,7 @@ export async function openDataset(files: FileAccess, rawDir: string, options: Bu
       files,
       testItems.map((item) => item.image),
       readAhead,
+      options.decode,
     );
     for (const item of testItems) {
       const image = decodeFrame(await reads.next(), warn, 'test frame skipped');
@@ -359,27 +367,40 @@ function reportStrays(dir: string, strays: string[], expected: string, warn: (me
   if (strays.length > STRAYS_NAMED) warn(`${dir}: ${strays.length - STRAYS_NAMED} more files that are not ${expected}: ignored`);
 }
 
-type ReadResult = { path: string; bytes: Uint8Array } | { path: string; error: unknown };
+type ReadResult = { path: string; bytes: Uint8Array } | { path: string; image: GrayImage } | { path: string; error: unknown; decoding?: boolean };
 
 interface OrderedReader {
   next(): Promise<ReadResult>;
 }
 
-/** Reads `paths` in order, keeping up to `ahead` reads in flight; a failed read is returned, not thrown. */
-function readInOrder(files: FileAccess, paths: string[], ahead: number): OrderedReader {
+/**
+ * Reads `paths` in order, keeping up to `ahead` reads in flight (and their
+ * decodes, when `decode` is given); a failed read or decode is returned, not thrown.
+ */
+function readInOrder(files: FileAccess, paths: string[], ahead: number, decode?: (bytes: Uint8Array, path: string) => Promise<GrayImage>): OrderedReader {
   const pending: Promise<ReadResult>[] = [];
   let started = 0;
   const start = (): void => {
     while (started < paths.length && pending.length < ahead) {
       const path = paths[started++]!;
       // Wrapped at once so that a rejection is never unhandled while it waits its turn.
+      const read = Promise.resolve()
+        .then(() => files.read(path))
+        .then(
+          (bytes): ReadResult => ({ path, bytes }),
+          (error: unknown): ReadResult => ({ path, error }),
+        );
       pending.push(
-        Promise.resolve()
-          .then(() => files.read(path))
-          .then(
-            (bytes): ReadResult => ({ path, bytes }),
-            (error: unknown): ReadResult => ({ path, error }),
-          ),
+        decode
+          ? read.then((r) =>
+              'bytes' in r
+                ? decode(r.bytes, path).then(
+                    (image): ReadResult => ({ path, image }),
+                    (error: unknown): ReadResult => ({ path, error, decoding: true }),
+                  )
+                : r,
+            )
+          : read,
       );
     }
   };
@@ -396,14 +417,15 @@ function readInOrder(files: FileAccess, paths: string[], ahead: number): Ordered
 
 /** Decodes a read 580 × 420 frame, or warns (naming the file and why) and returns undefined. */
 function decodeFrame(read: ReadResult, warn: (message: string) => void, consequence: string): Uint8Array | undefined {
-  if ('error' in read) {
+  if ('error' in read && !read.decoding) {
     const why = read.error instanceof Error ? read.error.message : String(read.error);
     warn(`${read.path}: cannot be read (${why}): ${consequence}`);
     return undefined;
   }
-  let image;
+  let image: GrayImage;
   try {
-    image = decodeTiff(read.bytes, read.path);
+    if ('error' in read) throw read.error;
+    image = 'image' in read ? read.image : decodeTiff(read.bytes, read.path);
   } catch (error) {
     if (!(error instanceof DataError)) throw error;
     warn(`${error.message}: ${consequence}`);

@@ -79,6 +79,19 @@ describe('wgsl-unet data', () => {
     }
   });
 
+  it('the built CLI, decoding on worker threads, skips a bad frame with a warning naming it', async () => {
+    const raw = join(dir, 'workers', 'raw'); // written by the test above
+    writeFileSync(join(raw, 'train', '1_3.tif'), 'not a tiff at all');
+    writeFileSync(join(raw, 'test', '5.tif'), new Uint8Array(4));
+    const out = join(dir, 'workers', 'data-bad');
+    const r = spawnSync(process.execPath, [join(__dirname, '../../dist/cli.js'), 'data', '--raw', raw, '--out', out], { encoding: 'utf8', timeout: 120_000 });
+    expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
+    expect(r.stderr).toMatch(/1_3\.tif: does not start with a TIFF byte-order mark.*frame skipped/);
+    expect(r.stderr).toMatch(/5\.tif: 4 bytes is too short for a TIFF header.*test frame skipped/);
+    const summary = JSON.parse(readFileSync(join(out, 'dataset.json'), 'utf8')) as { train: number; test: number };
+    expect([summary.train, summary.test]).toEqual([19, 11]);
+  });
+
   it('reuses a synthetic set with the same parameters and replaces its own with other ones', async () => {
     const raw = join(dir, 'syn');
     const out = join(dir, 'data');
