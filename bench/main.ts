@@ -233,11 +233,8 @@ async function runCase(
   let gpuMs: number | undefined;
   if (gpu.hasTimestamps) {
     const timer = new GpuTimer(gpu);
-    gpu.observer = timer;
-    ours.run();
-    gpu.observer = null;
-    await gpu.sync();
-    gpuMs = timer.overflow ? undefined : await timer.collect();
+    const ms = await timer.time(() => ours.run());
+    gpuMs = timer.overflow ? undefined : ms;
     timer.destroy();
   }
   ours.dispose();
@@ -307,6 +304,7 @@ export interface TileTiming {
 /** The case's GPU time by timestamp queries with each tile shape forced, median of `reps`. */
 async function sweepTiles(c: Case, gpu: Gpu, tiles: TileShape[], reps: number): Promise<TileTiming[]> {
   const out: TileTiming[] = [];
+  const automatic = c.gemm && tileShapeFor(c.gemm.m, c.gemm.n, c.gemm.split ? Infinity : 1);
   const timer = new GpuTimer(gpu);
   try {
     for (const tile of tiles) {
@@ -315,19 +313,12 @@ async function sweepTiles(c: Case, gpu: Gpu, tiles: TileShape[], reps: number): 
       ours.run(); // compiles the pipelines
       await gpu.sync();
       const times: number[] = [];
-      for (let i = 0; i < reps; i++) {
-        gpu.observer = timer;
-        ours.run();
-        gpu.observer = null;
-        await gpu.sync();
-        times.push(await timer.collect());
-      }
+      for (let i = 0; i < reps; i++) times.push(await timer.time(() => ours.run()));
       ours.dispose();
       times.sort((a, b) => a - b);
-      out.push({ op: c.op, shape: c.shape, tile, chosen: c.gemm !== undefined && tileShapeFor(c.gemm.m, c.gemm.n, c.gemm.split ? Infinity : 1) === tile, gpu_ms: times[Math.floor(times.length / 2)]! });
+      out.push({ op: c.op, shape: c.shape, tile, chosen: automatic === tile, gpu_ms: times[Math.floor(times.length / 2)]! });
     }
   } finally {
-    gpu.observer = null;
     setTileShape(gpu, null);
     timer.destroy();
   }

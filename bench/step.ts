@@ -127,8 +127,10 @@ export async function benchTrainingStep(gpu: Gpu, peer: TfjsWebgpu, opts: { batc
   optimizer.dispose();
 
   const rate = (t: { median: number }) => n / (t.median / 1000);
-  const ours = { ...sample('training_step', label, 'ours', flops, tOurs, opts.reps), images_per_s: rate(tOurs), epoch_s: TUTORIAL_TRAIN_IMAGES / rate(tOurs) };
-  const theirs = { ...sample('training_step', label, 'tfjs-webgpu (tfjs-layers)', flops, tTheirs, opts.reps), images_per_s: rate(tTheirs), epoch_s: TUTORIAL_TRAIN_IMAGES / rate(tTheirs) };
+  const stepSample = (op: string, what: string, impl: string, t: { median: number; min: number; max: number }) =>
+    ({ ...sample(op, what, impl, flops, t, opts.reps), images_per_s: rate(t), epoch_s: TUTORIAL_TRAIN_IMAGES / rate(t) }) as Sample & { epoch_s: number };
+  const ours = stepSample('training_step', label, 'ours', tOurs);
+  const theirs = stepSample('training_step', label, 'tfjs-webgpu (tfjs-layers)', tTheirs);
   console.error(
     `  training step ${label}: ours ${rate(tOurs).toFixed(2)} images/s, tfjs-layers ${rate(tTheirs).toFixed(2)} images/s, ×${(tTheirs.median / tOurs.median).toFixed(2)}; ` +
       `an epoch of the tutorial (${TUTORIAL_TRAIN_IMAGES} images) ${ours.epoch_s.toFixed(0)} s against ${theirs.epoch_s.toFixed(0)} s; peak live GPU memory ${(mem.peakLiveBytes / 2 ** 20).toFixed(1)} MiB`,
@@ -136,10 +138,7 @@ export async function benchTrainingStep(gpu: Gpu, peer: TfjsWebgpu, opts: { batc
   const samples = [ours, theirs];
   if (chainedOurs && chainedTheirs) {
     const what = `${label}, ${opts.chain} steps back to back`;
-    samples.push(
-      { ...sample('training_step_chained', what, 'ours', flops, chainedOurs, opts.reps), images_per_s: rate(chainedOurs), epoch_s: TUTORIAL_TRAIN_IMAGES / rate(chainedOurs) },
-      { ...sample('training_step_chained', what, 'tfjs-webgpu (tfjs-layers)', flops, chainedTheirs, opts.reps), images_per_s: rate(chainedTheirs), epoch_s: TUTORIAL_TRAIN_IMAGES / rate(chainedTheirs) },
-    );
+    samples.push(stepSample('training_step_chained', what, 'ours', chainedOurs), stepSample('training_step_chained', what, 'tfjs-webgpu (tfjs-layers)', chainedTheirs));
     console.error(
       `  ${opts.chain} training steps back to back, one wait at the end: ours ${rate(chainedOurs).toFixed(2)} images/s, tfjs-layers ${rate(chainedTheirs).toFixed(2)} images/s, ×${(chainedTheirs.median / chainedOurs.median).toFixed(2)}; ` +
         `an epoch of ${TUTORIAL_TRAIN_IMAGES} images ${(TUTORIAL_TRAIN_IMAGES / rate(chainedOurs)).toFixed(1)} s against ${(TUTORIAL_TRAIN_IMAGES / rate(chainedTheirs)).toFixed(1)} s`,
@@ -156,10 +155,7 @@ export async function benchTrainingStep(gpu: Gpu, peer: TfjsWebgpu, opts: { batc
 async function profileStep(gpu: Gpu, step: () => Promise<void>): Promise<StepProfile> {
   const timer = new GpuTimer(gpu);
   try {
-    gpu.observer = timer;
-    await step();
-    gpu.observer = null;
-    const passes = await timer.collectPasses();
+    const passes = await timer.passesOf(step);
     const byOp = new Map<string, { op: string; dispatches: number; gpu_ms: number }>();
     for (const p of passes) {
       const op = p.label.split(' ')[0]!.replace(/:$/, '');
@@ -174,7 +170,6 @@ async function profileStep(gpu: Gpu, step: () => Promise<void>): Promise<StepPro
       byOp: [...byOp.values()].sort((a, b) => b.gpu_ms - a.gpu_ms),
     };
   } finally {
-    gpu.observer = null;
     timer.destroy();
   }
 }

@@ -31,13 +31,29 @@ export class GpuTimer implements DispatchObserver {
     return { querySet: this.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 };
   }
 
-  /** Milliseconds of GPU time of the passes recorded since the last collect. */
-  async collect(): Promise<number> {
-    return (await this.collectPasses()).reduce((sum, p) => sum + p.ms, 0);
+  /**
+   * Records `run` with a timestamp on every pass (the timer attached as the
+   * device's observer), waits for the GPU and returns each pass's label and
+   * GPU milliseconds.
+   */
+  async passesOf(run: () => void | Promise<void>): Promise<{ label: string; ms: number }[]> {
+    this.gpu.observer = this;
+    try {
+      await run();
+    } finally {
+      this.gpu.observer = null;
+    }
+    await this.gpu.sync();
+    return this.collectPasses();
+  }
+
+  /** Milliseconds of GPU time of `run`'s passes, as passesOf records them. */
+  async time(run: () => void | Promise<void>): Promise<number> {
+    return (await this.passesOf(run)).reduce((sum, p) => sum + p.ms, 0);
   }
 
   /** Each pass recorded since the last collect: its dispatch's label and GPU milliseconds. */
-  async collectPasses(): Promise<{ label: string; ms: number }[]> {
+  private async collectPasses(): Promise<{ label: string; ms: number }[]> {
     const n = this.passes;
     this.passes = 0;
     if (n === 0) return [];

@@ -9,12 +9,11 @@
  * same bytes.
  */
 import { writeFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Worker, parentPort, workerData } from 'node:worker_threads';
 import { FRAME_HEIGHT, FRAME_WIDTH, maskCsvRow, syntheticLayout, type SyntheticEntry, type SyntheticLayout, type SyntheticLayoutOptions } from '../data/synthetic.js';
 import { encodeTiffGray8 } from '../data/tiff.js';
+import { workerScript, workerThreads } from './workers.js';
 
 /** The `task` of a worker started by writeSyntheticFrames (src/cli/main.ts dispatches on it). */
 export const FRAME_WORKER_TASK = 'synthetic-frames';
@@ -47,11 +46,10 @@ export async function writeSyntheticFrames(raw: string, options: SyntheticLayout
   const layout = syntheticLayout(options);
   const total = layout.trainCount + layout.testCount;
   const rows: { kind: SyntheticEntry['kind']; row: string }[] = new Array(total);
-  const self = fileURLToPath(import.meta.url);
-  const workers = Math.min(availableParallelism(), 8, Math.ceil(total / 16));
+  const workers = Math.min(workerThreads(), Math.ceil(total / 16));
+  const script = workers >= 2 ? workerScript(import.meta.url) : null;
   let done = 0;
-  const inThread = !self.endsWith('.js') || workers < 2;
-  if (inThread) {
+  if (script === null) {
     let index = 0;
     for (const entry of layout.entries()) {
       rows[index++] = { kind: entry.kind, row: writeFrame(raw, layout, entry) };
@@ -61,7 +59,7 @@ export async function writeSyntheticFrames(raw: string, options: SyntheticLayout
     await Promise.all(
       Array.from({ length: workers }, (_, worker) => {
         const job: Job = { task: FRAME_WORKER_TASK, raw, options, worker, workers };
-        const w = new Worker(self, { workerData: job });
+        const w = new Worker(script, { workerData: job });
         return new Promise<void>((resolve, reject) => {
           w.on('message', (m: Message) => {
             if ('done' in m) return;
@@ -75,7 +73,7 @@ export async function writeSyntheticFrames(raw: string, options: SyntheticLayout
     );
   }
   if (done !== total) throw new Error(`synthetic set: ${done} of ${total} frames written`);
-  return { train: rows.filter((r) => r.kind === 'train').map((r) => r.row), test: rows.filter((r) => r.kind !== 'train').map((r) => r.row), workers: inThread ? 0 : workers };
+  return { train: rows.filter((r) => r.kind === 'train').map((r) => r.row), test: rows.filter((r) => r.kind !== 'train').map((r) => r.row), workers: script === null ? 0 : workers };
 }
 
 /** The body of a frame worker: its share of the frames, a message per frame. */

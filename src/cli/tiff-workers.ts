@@ -6,11 +6,10 @@
  * from this module (the TypeScript sources under a test runner), there is no
  * pool and the data layer decodes on its own thread.
  */
-import { availableParallelism } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { Worker, parentPort, workerData } from 'node:worker_threads';
 import { DataError } from '../data/errors.js';
 import { type GrayImage, decodeTiff } from '../data/tiff.js';
+import { workerScript, workerThreads } from './workers.js';
 
 /** The `task` of a decoding worker (src/cli/main.ts dispatches on it). */
 export const TIFF_WORKER_TASK = 'tiff-decode';
@@ -26,9 +25,9 @@ export interface TiffPool {
 
 /** A pool of one decoding worker per core (up to 8), or null where workers cannot run this module. */
 export function openTiffPool(): TiffPool | null {
-  const self = fileURLToPath(import.meta.url);
-  const count = Math.min(availableParallelism(), 8);
-  if (!self.endsWith('.js') || count < 2) return null;
+  const self = workerScript(import.meta.url);
+  const count = workerThreads();
+  if (self === null || count < 2) return null;
   const waiting = new Map<number, { resolve: (image: GrayImage) => void; reject: (error: Error) => void }>();
   const load = new Array<number>(count).fill(0);
   const owner = new Map<number, number>();

@@ -43,10 +43,10 @@ const enum Mode {
  * SIMD lanes and every per-invocation load is a loop over the lanes.
  */
 export type ConvVariant = 'tiled' | 'broadcast' | 'direct';
-const VARIANTS: Record<ConvVariant, { source: string; rowsPerGroup: number; colsPerGroup: number }> = {
-  // The tiled shader's blocking is rewritten per call (tiledLaunch); these are its defaults.
-  tiled: { source: withCommon(gemmSource), rowsPerGroup: shaderConst(gemmSource, 'WG_Y') * shaderConst(gemmSource, 'RM'), colsPerGroup: shaderConst(gemmSource, 'WG_X') * shaderConst(gemmSource, 'RN') },
-  // rowsPerGroup of the CPU variants is per invocation: their workgroup size is chosen per call (cpuGroup).
+const VARIANT_NAMES: readonly ConvVariant[] = ['tiled', 'broadcast', 'direct'];
+// The CPU variants' shaders; the tiled one is written per tile shape (tiledSource).
+// rowsPerGroup is per invocation: their workgroup size is chosen per call (cpuGroup).
+const VARIANTS: Record<Exclude<ConvVariant, 'tiled'>, { source: string; rowsPerGroup: number; colsPerGroup: number }> = {
   broadcast: { source: withCommon(broadcastSource), rowsPerGroup: shaderConst(broadcastSource, 'ROWS'), colsPerGroup: shaderConst(broadcastSource, 'COLS') },
   direct: { source: withCommon(directSource), rowsPerGroup: shaderConst(directSource, 'ROWS'), colsPerGroup: 4 * shaderConst(directSource, 'QUADS') },
 };
@@ -84,6 +84,12 @@ export const TILE_SHAPES = {
   '32x64': [16, 8, 4, 4],
 } as const satisfies Record<string, readonly [number, number, number, number]>;
 export type TileShape = keyof typeof TILE_SHAPES;
+
+/** Rows and columns of C one workgroup of a tile shape computes. */
+function tileSize(shape: TileShape): { rows: number; cols: number } {
+  const [wgX, wgY, rm, rn] = TILE_SHAPES[shape];
+  return { rows: wgY * rm, cols: wgX * rn };
+}
 const forcedTile = new WeakMap<Gpu, TileShape>();
 
 /** Makes every tiled GEMM on this device use one tile shape (benchmarks, tests); null restores the choice by shape. */
@@ -106,10 +112,10 @@ export function setTileShape(gpu: Gpu, shape: TileShape | null): void {
 export function tileShapeFor(m: number, n: number, splits = 1): TileShape {
   if (n <= 32) return '64x32';
   const groups = (shape: TileShape) => {
-    const [wgX, wgY, rm, rn] = TILE_SHAPES[shape];
-    return Math.ceil(m / (wgY * rm)) * Math.ceil(n / (wgX * rn)) * splits;
+    const { rows, cols } = tileSize(shape);
+    return Math.ceil(m / rows) * Math.ceil(n / cols) * splits;
   };
-  const order = (['64x128', '64x64', '32x64'] as const).filter((shape) => TILE_SHAPES[shape][0] * TILE_SHAPES[shape][3] <= Math.max(n, 64));
+  const order = (['64x128', '64x64', '32x64'] as const).filter((shape) => tileSize(shape).cols <= Math.max(n, 64));
   return order.find((shape) => groups(shape) >= 256) ?? '32x64';
 }
 
@@ -146,7 +152,7 @@ export function convVariant(gpu: Gpu): ConvVariant {
 }
 
 export function setConvVariant(gpu: Gpu, variant: ConvVariant): void {
-  if (!(variant in VARIANTS)) throw new Error(`unknown convolution variant "${variant}": use tiled, broadcast or direct`);
+  if (!VARIANT_NAMES.includes(variant)) throw new Error(`unknown convolution variant "${variant}": use tiled, broadcast or direct`);
   if (variant === 'broadcast' && !canBroadcast(gpu)) {
     throw new Error(`the broadcast convolution needs subgroups of at least 8 invocations; this device has ${gpu.hasSubgroups ? `a minimum subgroup size of ${gpu.adapterInfo.subgroupMinSize}` : 'no subgroups'}`);
   }
@@ -291,8 +297,8 @@ function launchFor(gpu: Gpu, name: ConvVariant, g: Gemm, splits = 1): Launch {
 
 function tiledLaunch(gpu: Gpu, g: Gemm, splits: number): Launch {
   const shape = forcedTile.get(gpu) ?? tileShapeFor(g.m, g.n, splits);
-  const [wgX, wgY, rm, rn] = TILE_SHAPES[shape];
-  return { shader: `conv_tiled_${shape}`, source: tiledSource(shape), constants: {}, outputs: (out) => [out], rowsPerGroup: wgY * rm, colsPerGroup: wgX * rn };
+  const { rows, cols } = tileSize(shape);
+  return { shader: `conv_tiled_${shape}`, source: tiledSource(shape), constants: {}, outputs: (out) => [out], rowsPerGroup: rows, colsPerGroup: cols };
 }
 
 /**

@@ -59,7 +59,6 @@ export interface Dispatch {
   workgroups: readonly [number, number?, number?];
 }
 
-/** Timing hooks, set by the benchmark: called for every dispatch recorded. */
 /**
  * Dispatches recorded before the encoder is submitted on its own: a training
  * step records about 200, and submitting them in groups lets the GPU start on
@@ -68,6 +67,7 @@ export interface Dispatch {
  */
 const FLUSH_AFTER = 16;
 
+/** Timing hooks, set by the benchmark: called for every dispatch recorded. */
 export interface DispatchObserver {
   timestampWrites(label: string): GPUComputePassTimestampWrites | undefined;
 }
