@@ -1,12 +1,12 @@
 /** An SVG bar chart: per kernel, how many times faster ours is than tfjs-webgpu (log scale). */
-import type { Sample } from './harness.js';
+import { type Sample, ratioToOurs } from './harness.js';
 
 export function chartSvg(samples: Sample[], adapter: string): string {
   const rows = samples
     .filter((s) => s.impl === 'ours')
     .map((o) => {
       const t = samples.find((s) => s.op === o.op && s.shape === o.shape && s.impl.startsWith('tfjs-webgpu'));
-      return t ? { label: `${o.op} ${o.shape}`, ratio: t.median_ms / o.median_ms } : null;
+      return t ? { label: `${o.op} ${o.shape}`, ratio: ratioToOurs(t, o) } : null;
     })
     .filter((r): r is { label: string; ratio: number } => r !== null);
   const barH = 16;

@@ -17,6 +17,13 @@ export interface Sample {
   images_per_s?: number;
   /** Training step: seconds for one epoch of the tutorial's recipe at this rate. */
   epoch_s?: number;
+  /**
+   * For a peer timed in alternation with ours (tfjs-webgpu): the median over
+   * the pairs of runs of its time over ours. A load that comes and goes on a
+   * shared machine moves both runs of a pair alike, so this ratio is steadier
+   * than the ratio of the two medians.
+   */
+  paired_ratio?: number;
 }
 
 /** A tfjs backend to compare with; `finish` resolves when its queued work is done. */
@@ -33,7 +40,7 @@ export interface TfjsWebgpu {
 }
 
 /** Runs `once` warmup + reps times; each run resolves when the GPU has finished. */
-export async function timeIt(once: () => Promise<void>, reps: number, warmup = 1): Promise<{ median: number; min: number; max: number }> {
+export async function timeIt(once: () => Promise<void>, reps: number, warmup = 1): Promise<Timing> {
   for (let i = 0; i < warmup; i++) await once();
   const times: number[] = [];
   for (let i = 0; i < reps; i++) {
@@ -41,13 +48,56 @@ export async function timeIt(once: () => Promise<void>, reps: number, warmup = 1
     await once();
     times.push(performance.now() - t0);
   }
-  times.sort((a, b) => a - b);
-  const mid = times.length >> 1;
-  const median = times.length % 2 ? times[mid]! : (times[mid - 1]! + times[mid]!) / 2;
-  return { median, min: times[0]!, max: times.at(-1)! };
+  return summarize(times);
 }
 
-export function sample(op: string, shape: string, impl: string, flops: number, t: { median: number; min: number; max: number }, reps: number, bytes?: number): Sample {
+export type Timing = { median: number; min: number; max: number };
+
+function summarize(times: number[]): Timing {
+  const sorted = [...times].sort((a, b) => a - b);
+  return { median: median(sorted), min: sorted[0]!, max: sorted.at(-1)! };
+}
+
+function median(sorted: number[]): number {
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/**
+ * Times two implementations in alternation — a b, b a, a b, … so that neither
+ * always runs first — after one warm-up run of each. Returns each one's
+ * timing and the median of the per-pair ratios b / a.
+ */
+export async function timePaired(a: () => Promise<void>, b: () => Promise<void>, reps: number, warmup = 1): Promise<{ a: Timing; b: Timing; ratio: number }> {
+  for (let i = 0; i < warmup; i++) {
+    await a();
+    await b();
+  }
+  const ta: number[] = [];
+  const tb: number[] = [];
+  const timed = async (f: () => Promise<void>, into: number[]) => {
+    const t0 = performance.now();
+    await f();
+    into.push(performance.now() - t0);
+  };
+  for (let i = 0; i < reps; i++) {
+    if (i % 2 === 0) {
+      await timed(a, ta);
+      await timed(b, tb);
+    } else {
+      await timed(b, tb);
+      await timed(a, ta);
+    }
+  }
+  return { a: summarize(ta), b: summarize(tb), ratio: median(ta.map((t, i) => tb[i]! / t).sort((x, y) => x - y)) };
+}
+
+/** How many times longer a peer's sample took than ours: the paired ratio where there is one. */
+export function ratioToOurs(theirs: Sample, ours: Sample): number {
+  return theirs.paired_ratio ?? theirs.median_ms / ours.median_ms;
+}
+
+export function sample(op: string, shape: string, impl: string, flops: number, t: Timing, reps: number, bytes?: number): Sample {
   const s: Sample = { op, shape, impl, median_ms: t.median, min_ms: t.min, max_ms: t.max, gflops: flops / t.median / 1e6, reps };
   if (bytes !== undefined) Object.assign(s, { bytes, gbps: bytes / t.median / 1e6 });
   return s;

@@ -9,7 +9,10 @@
  * done (queue.onSubmittedWorkDone) for both WebGPU engines; the CPU backends
  * compute synchronously, so their time is the call itself. Median, minimum
  * and maximum of --reps runs after one warm-up run (which also compiles the
- * pipelines).
+ * pipelines). Ours and tfjs-webgpu run in alternation, and the ratio against
+ * tfjs-webgpu is the median of the per-pair ratios: on a shared machine a load
+ * that comes and goes then slows both runs of a pair, not one side of the
+ * comparison.
  */
 import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -18,7 +21,7 @@ import { Gpu, describeAdapter, formatAdapter, requestDevice } from '../src/kerne
 import { GPU_OPTIONS, parseArgs, usage, UsageError } from '../src/cli/args.js';
 import { NoAdapterError } from '../src/kernels/node-gpu.js';
 import { type Case, UNET_CONV_SHAPES, UNET_UP_SHAPES, adamCase, convCases, convTransposeCases, diceCase, memoryBoundCases } from './cases.js';
-import { type Peer, type Sample, gpuTimeRatio, sample, table, timeIt } from './harness.js';
+import { type Peer, type Sample, type Timing, gpuTimeRatio, ratioToOurs, sample, table, timeIt, timePaired } from './harness.js';
 import { type StepProfile, benchInference, benchTrainingStep } from './step.js';
 import { measureCeiling } from './ceiling.js';
 import { chartSvg } from './chart.js';
@@ -117,6 +120,7 @@ async function main(): Promise<void> {
 
   console.log(
     `timing: wall time to queue.onSubmittedWorkDone (WebGPU engines) or of the call (CPU backends), median of ${reps} after 1 warm-up; ` +
+      'kernels: ours and tfjs-webgpu alternated, ratio = median of the per-pair ratios; ' +
       `tfjs ${tf.version_core}, WEBGPU_CPU_FORWARD=false, tfjs-webgpu on the same adapter with the same limits; ` +
       (gpu.hasTimestamps ? 'our GPU time also by timestamp queries (unquantised)' : 'no timestamp queries on this adapter'),
   );
@@ -166,7 +170,7 @@ async function main(): Promise<void> {
     delete (globalThis as { navigator?: unknown }).navigator;
   }
 
-  const report = { adapter: info, date: new Date().toISOString(), versions: { tfjs: tf.version_core, node: process.version }, timing: 'wall time; see bench/main.ts', ceilingGflops: ceiling, memory, missing, skipped, peerBudgetS: budgetMs / 1000, samples, ...(stepProfile ? { stepProfile } : {}), ...(sweep.length ? { tileSweep: sweep } : {}) };
+  const report = { adapter: info, date: new Date().toISOString(), versions: { tfjs: tf.version_core, node: process.version }, timing: 'wall time; kernels alternated with tfjs-webgpu, paired_ratio = median of per-pair ratios; see bench/main.ts', ceilingGflops: ceiling, memory, missing, skipped, peerBudgetS: budgetMs / 1000, samples, ...(stepProfile ? { stepProfile } : {}), ...(sweep.length ? { tileSweep: sweep } : {}) };
   console.log(printTable(samples, peers.map((p) => p.name), ceiling, skipped));
   if (sweep.length) console.log(sweepTable(sweep, tiles));
   for (const m of missing) console.log(`${m.peer} cannot run ${m.op}: it has no ${m.kernels.join(', ')} kernel`);
@@ -225,11 +229,12 @@ async function runCase(
   budget: { budgetMs: number; skipped: Skipped[] },
 ): Promise<void> {
   const ours = c.ours(gpu);
-  const tOurs = await timeIt(async () => {
+  const runOurs = async () => {
     ours.run();
     await gpu.sync();
-  }, reps);
-  // One more run with timestamp queries on every pass: the GPU's own time.
+  };
+  await runOurs(); // compiles the pipelines
+  // Our GPU time: one run with timestamp queries on every pass.
   let gpuMs: number | undefined;
   if (gpu.hasTimestamps) {
     const timer = new GpuTimer(gpu);
@@ -237,12 +242,13 @@ async function runCase(
     gpuMs = timer.overflow ? undefined : ms;
     timer.destroy();
   }
-  ours.dispose();
-  const mine = sample(c.op, c.shape, 'ours', c.flops ?? 0, tOurs, reps, c.bytes);
-  if (gpuMs !== undefined) mine.gpu_ms = gpuMs;
-  samples.push(mine);
-  const parts = [`ours ${tOurs.median.toFixed(1)} ms${gpuMs !== undefined ? ` (GPU ${gpuMs.toFixed(1)} ms by timestamps)` : ''}`];
-  for (const peer of peers) {
+  // Wall time: alternated with tfjs-webgpu's runs where it has the kernels
+  // (the ratio the targets are about), otherwise on its own.
+  let tOurs: Timing | undefined;
+  const parts: string[] = [];
+  const theirSamples: Sample[] = [];
+  // tfjs-webgpu first, so that ours is timed in alternation with it.
+  for (const peer of [...peers].sort((a, b) => Number(b.key === 'webgpu') - Number(a.key === 'webgpu'))) {
     await tf.setBackend(peer.backend);
     const absent = c.tfKernels.filter((k) => !tf.getKernel(k, peer.backend));
     if (absent.length) {
@@ -267,7 +273,18 @@ async function runCase(
       first = first || performance.now() - t0;
     };
     await once();
-    const t = await timeIt(once, first > 5000 ? 1 : reps, 0);
+    const runs = first > 5000 ? 1 : reps;
+    let t: Timing;
+    let paired: number | undefined;
+    if (peer.key === 'webgpu' && !tOurs) {
+      const p = await timePaired(runOurs, once, runs, 0);
+      tOurs = p.a;
+      t = p.b;
+      paired = p.ratio;
+    } else {
+      tOurs ??= await timeIt(runOurs, reps, 0);
+      t = await timeIt(once, runs, 0);
+    }
     // tfjs-webgpu's own GPU time, by timestamp queries on each of its programs (tf.time), beside ours.
     let theirGpuMs: number | undefined;
     if (peer.key === 'webgpu' && gpuMs !== undefined) {
@@ -280,14 +297,21 @@ async function runCase(
       if (typeof info.kernelMs === 'number' && info.kernelMs > 0) theirGpuMs = info.kernelMs;
     }
     theirs.dispose();
-    const s = sample(c.op, c.shape, peer.name, c.flops ?? 0, t, first > 5000 ? 1 : reps, c.bytes);
+    const s = sample(c.op, c.shape, peer.name, c.flops ?? 0, t, runs, c.bytes);
     if (theirGpuMs !== undefined) s.gpu_ms = theirGpuMs;
-    samples.push(s);
+    if (paired !== undefined) s.paired_ratio = paired;
+    theirSamples.push(s);
     parts.push(
-      `${peer.name} ${t.median.toFixed(1)} ms (×${(t.median / tOurs.median).toFixed(2)})` +
+      `${peer.name} ${t.median.toFixed(1)} ms (×${(paired ?? t.median / tOurs.median).toFixed(2)}${paired !== undefined ? ', paired' : ''})` +
         (theirGpuMs !== undefined && gpuMs ? `, GPU ${theirGpuMs.toFixed(3)} ms against our ${gpuMs.toFixed(3)} (×${(theirGpuMs / gpuMs).toFixed(2)})` : ''),
     );
   }
+  tOurs ??= await timeIt(runOurs, reps, 0);
+  ours.dispose();
+  const mine = sample(c.op, c.shape, 'ours', c.flops ?? 0, tOurs, reps, c.bytes);
+  if (gpuMs !== undefined) mine.gpu_ms = gpuMs;
+  samples.push(mine, ...theirSamples);
+  parts.unshift(`ours ${tOurs.median.toFixed(1)} ms${gpuMs !== undefined ? ` (GPU ${gpuMs.toFixed(1)} ms by timestamps)` : ''}`);
   console.error(`  ${c.op} ${c.shape}: ${parts.join(', ')}`);
 }
 
@@ -359,7 +383,7 @@ function printTable(samples: Sample[], peerNames: string[], ceiling: number, ski
     for (const p of peerNames) {
       const t = samples.find((s) => s.op === o.op && s.shape === o.shape && s.impl.startsWith(p));
       const skip = !t && skipped.some((k) => k.op === o.op && k.shape === o.shape && k.peer.startsWith(p));
-      row.push(t ? t.median_ms.toFixed(1) : skip ? 'skipped' : 'n/a', t ? `×${(t.median_ms / o.median_ms).toFixed(2)}` : '-');
+      row.push(t ? t.median_ms.toFixed(1) : skip ? 'skipped' : 'n/a', t ? `×${ratioToOurs(t, o).toFixed(2)}` : '-');
     }
     if (withGpu) {
       const r = gpuTimeRatio(samples, o);

@@ -1,6 +1,6 @@
 /** The benchmark's results as Markdown, for bench/README.md. */
 import type { AdapterDescription } from '../src/kernels/gpu.js';
-import { type Sample, gpuTimeRatio } from './harness.js';
+import { type Sample, gpuTimeRatio, ratioToOurs } from './harness.js';
 import type { Skipped } from './main.js';
 
 export interface Report {
@@ -29,7 +29,7 @@ export function markdownReport(r: Report, peers: string[]): string {
     const rate = o.images_per_s !== undefined ? `${o.images_per_s.toFixed(2)} img/s` : o.gbps !== undefined ? `${o.gbps.toFixed(2)} GB/s` : `${o.gflops.toFixed(2)} GFLOP/s`;
     const cells = peers.map((p) => {
       const t = r.samples.find((s) => s.op === o.op && s.shape === o.shape && s.impl.startsWith(p));
-      if (t) return `${t.median_ms.toFixed(1)} | ×${(t.median_ms / o.median_ms).toFixed(2)}`;
+      if (t) return `${t.median_ms.toFixed(1)} | ×${ratioToOurs(t, o).toFixed(2)}`;
       return r.skipped.some((k) => k.op === o.op && k.shape === o.shape && k.peer.startsWith(p)) ? 'skipped | -' : 'n/a | -';
     });
     const gpuCell = withGpu ? ` ${((x) => (x === null ? '-' : `×${x.toFixed(2)}`))(gpuTimeRatio(r.samples, o))} |` : '';

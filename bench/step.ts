@@ -8,7 +8,7 @@ import type { Gpu } from '../src/kernels/gpu.js';
 import { Tape, Tensor, diceLoss, noGrad } from '../src/autograd/index.js';
 import { Adam } from '../src/model/adam.js';
 import { createUNet } from '../src/model/unet.js';
-import { type Sample, type TfjsWebgpu, sample, timeIt } from './harness.js';
+import { type Sample, type TfjsWebgpu, sample, timeIt, timePaired } from './harness.js';
 import { kerasDiceLoss, kerasUNet } from './tfjs-unet.js';
 import { GpuTimer } from './timestamps.js';
 
@@ -85,14 +85,6 @@ export async function benchTrainingStep(gpu: Gpu, peer: TfjsWebgpu, opts: { batc
   };
   await ourStep(); // compiles every pipeline and fills the pool
   gpu.resetPeakMemory();
-  const tOurs = await timeIt(ourStep, opts.reps, 0);
-  const mem = gpu.memory();
-  const profile = gpu.hasTimestamps ? await profileStep(gpu, ourStep) : undefined;
-  const chainedOurs = opts.chain > 1 ? await timeChained(recordStep, () => gpu.sync(), opts.chain, opts.reps) : undefined;
-  xs.dispose();
-  ys.dispose();
-  model.dispose();
-  adam.dispose();
 
   const { model: keras } = kerasUNet(baseWidth, size);
   const optimizer = tf.train.adam(1e-5, 0.9, 0.999, 1e-7);
@@ -104,7 +96,18 @@ export async function benchTrainingStep(gpu: Gpu, peer: TfjsWebgpu, opts: { batc
     await peer.finish();
     loss?.dispose();
   };
-  const tTheirs = await timeIt(theirStep, opts.reps, 1);
+  await theirStep();
+  // Alternated, so that a load that comes and goes on a shared machine slows
+  // both sides of a pair rather than one side of the comparison.
+  const paired = await timePaired(ourStep, theirStep, opts.reps, 0);
+  const [tOurs, tTheirs] = [paired.a, paired.b];
+  const mem = gpu.memory();
+  const profile = gpu.hasTimestamps ? await profileStep(gpu, ourStep) : undefined;
+  const chainedOurs = opts.chain > 1 ? await timeChained(recordStep, () => gpu.sync(), opts.chain, opts.reps) : undefined;
+  xs.dispose();
+  ys.dispose();
+  model.dispose();
+  adam.dispose();
   let chainedTheirs: { median: number; min: number; max: number } | undefined;
   if (opts.chain > 1) {
     const losses: tfType.Scalar[] = [];
@@ -130,9 +133,9 @@ export async function benchTrainingStep(gpu: Gpu, peer: TfjsWebgpu, opts: { batc
   const stepSample = (op: string, what: string, impl: string, t: { median: number; min: number; max: number }) =>
     ({ ...sample(op, what, impl, flops, t, opts.reps), images_per_s: rate(t), epoch_s: TUTORIAL_TRAIN_IMAGES / rate(t) }) as Sample & { epoch_s: number };
   const ours = stepSample('training_step', label, 'ours', tOurs);
-  const theirs = stepSample('training_step', label, 'tfjs-webgpu (tfjs-layers)', tTheirs);
+  const theirs = { ...stepSample('training_step', label, 'tfjs-webgpu (tfjs-layers)', tTheirs), paired_ratio: paired.ratio };
   console.error(
-    `  training step ${label}: ours ${rate(tOurs).toFixed(2)} images/s, tfjs-layers ${rate(tTheirs).toFixed(2)} images/s, ×${(tTheirs.median / tOurs.median).toFixed(2)}; ` +
+    `  training step ${label}: ours ${rate(tOurs).toFixed(2)} images/s, tfjs-layers ${rate(tTheirs).toFixed(2)} images/s, ×${paired.ratio.toFixed(2)} (paired); ` +
       `an epoch of the tutorial (${TUTORIAL_TRAIN_IMAGES} images) ${ours.epoch_s.toFixed(0)} s against ${theirs.epoch_s.toFixed(0)} s; peak live GPU memory ${(mem.peakLiveBytes / 2 ** 20).toFixed(1)} MiB`,
   );
   const samples = [ours, theirs];
@@ -183,25 +186,28 @@ export async function benchInference(gpu: Gpu, peer: TfjsWebgpu, opts: { batch: 
   const { x } = batch(n, size);
   const model = createUNet(gpu, { baseWidth, inputSize: size });
   const xs = Tensor.from(gpu, [n, size, size, 1], x);
-  const tOurs = await timeIt(async () => {
-    noGrad(() => model.forward(xs)).dispose();
-    await gpu.sync();
-  }, opts.reps);
-  xs.dispose();
-  model.dispose();
   const { model: keras } = kerasUNet(baseWidth, size);
   const tx = tf.tensor4d(x, [n, size, size, 1]);
-  const tTheirs = await timeIt(async () => {
-    const y = keras.predict(tx) as tfType.Tensor;
-    await peer.finish();
-    y.dispose();
-  }, opts.reps);
+  const { a: tOurs, b: tTheirs, ratio } = await timePaired(
+    async () => {
+      noGrad(() => model.forward(xs)).dispose();
+      await gpu.sync();
+    },
+    async () => {
+      const y = keras.predict(tx) as tfType.Tensor;
+      await peer.finish();
+      y.dispose();
+    },
+    opts.reps,
+  );
+  xs.dispose();
+  model.dispose();
   tx.dispose();
   keras.dispose();
-  console.error(`  inference ${label}: ours ${(n / (tOurs.median / 1000)).toFixed(2)} images/s, tfjs-layers ${(n / (tTheirs.median / 1000)).toFixed(2)} images/s, ×${(tTheirs.median / tOurs.median).toFixed(2)}`);
+  console.error(`  inference ${label}: ours ${(n / (tOurs.median / 1000)).toFixed(2)} images/s, tfjs-layers ${(n / (tTheirs.median / 1000)).toFixed(2)} images/s, ×${ratio.toFixed(2)} (paired)`);
   return [
     { ...sample('inference', label, 'ours', flops, tOurs, opts.reps), images_per_s: n / (tOurs.median / 1000) },
-    { ...sample('inference', label, 'tfjs-webgpu (tfjs-layers)', flops, tTheirs, opts.reps), images_per_s: n / (tTheirs.median / 1000) },
+    { ...sample('inference', label, 'tfjs-webgpu (tfjs-layers)', flops, tTheirs, opts.reps), images_per_s: n / (tTheirs.median / 1000), paired_ratio: ratio },
   ];
 }
 
