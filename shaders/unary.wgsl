@@ -3,8 +3,12 @@
 // OP selects f (one pipeline per op): 0 copy, 1 relu, 2 sigmoid,
 // 3 affine alpha·x + beta, 4 broadcast alpha·x[0] + beta (x holds one value). ACCUMULATE adds into `out` instead of overwriting,
 // which is how gradients that fan out are summed.
-// One invocation per element; the grid may be folded into two dimensions, so
-// the flat index is gid.x + gid.y · row_threads.
+// Two entry points over the same f (written once, on vec4s):
+// - main4, for n % 4 == 0: one invocation per four elements, read and written
+//   as one vec4 (a quarter of the invocations, 16-byte accesses);
+// - main, for any n: one invocation per element.
+// The grid may be folded into two dimensions, so the flat invocation index is
+// gid.x + gid.y · row_threads.
 
 override OP: u32 = 0u;
 override ACCUMULATE: bool = false;
@@ -17,16 +21,28 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
+// main's bindings
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
+// main4's bindings: the same buffers as vec4s (WGSL lets entry points reuse
+// numbers with other variables)
+@group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> out4: array<vec4<f32>>;
 
-fn sigmoid(v: f32) -> f32 {
-  // Written so that exp never overflows: for large |v| one branch is exact.
-  if (v >= 0.0) {
-    return 1.0 / (1.0 + exp(-v));
+fn sigmoid(v: vec4<f32>) -> vec4<f32> {
+  // Written so that exp never overflows: exp(−|v|) ≤ 1, and each branch is
+  // exact where the other would lose precision.
+  let e = exp(-abs(v));
+  return select(e / (1.0 + e), 1.0 / (1.0 + e), v >= vec4<f32>(0.0));
+}
+
+fn f(v: vec4<f32>) -> vec4<f32> {
+  switch OP {
+    case 1u: { return max(v, vec4<f32>(0.0)); }
+    case 2u: { return sigmoid(v); }
+    case 3u: { return p.alpha * v + p.beta; }
+    default: { return v; }
   }
-  let e = exp(v);
-  return e / (1.0 + e);
 }
 
 @compute @workgroup_size(256)
@@ -35,18 +51,29 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= p.n) {
     return;
   }
-  let v = x[min(i, arrayLength(&x) - 1u)];
   var r: f32;
-  switch OP {
-    case 1u: { r = max(v, 0.0); }
-    case 2u: { r = sigmoid(v); }
-    case 3u: { r = p.alpha * v + p.beta; }
-    case 4u: { r = p.alpha * x[0] + p.beta; }
-    default: { r = v; }
+  if (OP == 4u) {
+    r = p.alpha * x[0] + p.beta;
+  } else {
+    r = f(vec4<f32>(x[i])).x;
   }
   if (ACCUMULATE) {
     out[i] = out[i] + r;
   } else {
     out[i] = r;
+  }
+}
+
+@compute @workgroup_size(256)
+fn main4(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * p.row_threads;
+  if (i >= p.n / 4u) {
+    return;
+  }
+  let r = f(x4[i]);
+  if (ACCUMULATE) {
+    out4[i] = out4[i] + r;
+  } else {
+    out4[i] = r;
   }
 }

@@ -21,30 +21,32 @@ const binaryRef: Record<BinaryOp, (a: number, b: number) => number> = {
 };
 
 describe('elementwise kernels on the GPU', () => {
-  // Odd sizes (not multiples of 4 or of the workgroup) and one over a workgroup row.
-  for (const n of [1, 7, 1000, 65_537]) {
+  // Sizes that are not multiples of 4 (one element per invocation), multiples
+  // of 4 (four per invocation, as vec4s), and one over a workgroup row.
+  for (const n of [1, 7, 1000, 1004, 65_537]) {
     for (const op of Object.keys(unaryRef) as UnaryOp[]) {
-      it(`unary ${op}, ${n} elements`, async () => {
+      it(`unary ${op}, ${n} elements, plain and accumulating`, async () => {
         const gpu = await testGpu();
         const xs = randomArray(n, n + op.length, -8, 8);
+        const init = randomArray(n, 3);
         const x = allocTensor(gpu, [n], xs);
         const out = allocTensor(gpu, [n]);
+        const acc = allocTensor(gpu, [n], init);
         unary(gpu, op, x, out, { alpha: 0.5, beta: -2 });
-        const got = await gpu.readFloat32(out.view, n);
+        unary(gpu, op, x, acc, { alpha: 0.5, beta: -2, accumulate: true });
         const want = Float32Array.from(xs, unaryRef[op]);
-        const err = maxRelError(got, want);
+        const err = maxRelError(await gpu.readFloat32(out.view, n), want);
         console.log(`unary ${op} n=${n}: max rel error ${err.toExponential(2)}`);
         expect(err).toBeLessThan(1e-6);
-        x.dispose();
-        out.dispose();
+        expect(maxRelError(await gpu.readFloat32(acc.view, n), want.map((v, i) => v + init[i]!))).toBeLessThan(1e-6);
+        for (const t of [x, out, acc]) t.dispose();
       });
     }
   }
 
-  for (const op of Object.keys(binaryRef) as BinaryOp[]) {
-    it(`binary ${op}, 4099 elements, plain and accumulating`, async () => {
+  for (const [op, n] of (Object.keys(binaryRef) as BinaryOp[]).flatMap((op) => [[op, 4099], [op, 4100]] as const)) {
+    it(`binary ${op}, ${n} elements, plain and accumulating`, async () => {
       const gpu = await testGpu();
-      const n = 4099;
       const as = randomArray(n, 1, -3, 3);
       const bs = randomArray(n, 2, -1, 1);
       const init = randomArray(n, 3);

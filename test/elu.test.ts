@@ -24,8 +24,10 @@ describe('elu', () => {
     expect(maxRelError(fd, Array.from(xs, (x) => eluGradRef(x, 0.7)))).toBeLessThan(1e-8);
   });
 
-  for (const [n, alpha] of [[7, 1], [4099, 0.7], [65_537, 1.3]] as const) {
-    it(`forward and backward, ${n} elements, alpha ${alpha}`, async () => {
+  // Sizes that are not multiples of 4 (one element per invocation) and
+  // multiples of 4 (four per invocation, as vec4s).
+  for (const [n, alpha] of [[7, 1], [4099, 0.7], [4100, 0.7], [65_537, 1.3], [65_536, 1.3]] as const) {
+    it(`forward and backward (plain and accumulating), ${n} elements, alpha ${alpha}`, async () => {
       const gpu = await testGpu();
       const xv = randomArray(n, n, -6, 6);
       const dyv = randomArray(n, n + 1);
@@ -33,14 +35,19 @@ describe('elu', () => {
       const y = allocTensor(gpu, [n]);
       const dy = allocTensor(gpu, [n], dyv);
       const dx = allocTensor(gpu, [n]);
+      const init = randomArray(n, n + 2);
+      const acc = allocTensor(gpu, [n], init);
       eluKernel(gpu, x, y, alpha);
       eluBackward(gpu, dy, y, dx, alpha);
+      eluBackward(gpu, dy, y, acc, alpha, { accumulate: true });
       const ey = maxRelError(await gpu.readFloat32(y.view, n), Array.from(xv, (v) => eluRef(v, alpha)));
       const edx = maxRelError(await gpu.readFloat32(dx.view, n), Array.from(xv, (v, i) => dyv[i]! * eluGradRef(v, alpha)));
       console.log(`elu n=${n} alpha=${alpha}: max rel error y ${ey.toExponential(2)} dx ${edx.toExponential(2)}`);
       expect(ey).toBeLessThan(1e-6);
       expect(edx).toBeLessThan(1e-6);
-      for (const t of [x, y, dy, dx]) t.dispose();
+      const eacc = maxRelError(await gpu.readFloat32(acc.view, n), Array.from(xv, (v, i) => init[i]! + dyv[i]! * eluGradRef(v, alpha)));
+      expect(eacc).toBeLessThan(1e-6);
+      for (const t of [x, y, dy, dx, acc]) t.dispose();
     });
   }
 

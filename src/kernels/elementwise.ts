@@ -37,14 +37,26 @@ export function fill(gpu: Gpu, value: GpuTensor, out: GpuTensor, opts: Elementwi
   mapUnary(gpu, BROADCAST, `fill ${shapeStr(out.shape)}`, value, out, opts);
 }
 
+/**
+ * The entry point and grid of a map over n elements: four per invocation
+ * (`main4`, vec4 accesses) where n is a multiple of 4 and `byQuads` allows it,
+ * else one (`main`).
+ */
+function mapGrid(gpu: Gpu, n: number, byQuads: boolean) {
+  const quads = byQuads && n % 4 === 0;
+  const { workgroups, rowThreads } = grid1d(quads ? n / 4 : n, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
+  return { entryPoint: quads ? 'main4' : 'main', workgroups, rowThreads };
+}
+
 function mapUnary(gpu: Gpu, code: number, label: string, x: GpuTensor, out: GpuTensor, opts: ElementwiseOptions): void {
   const n = numel(out.shape);
-  const { workgroups, rowThreads } = grid1d(n, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
+  // The broadcast reads one element of x, which a vec4 view cannot hold.
+  const { entryPoint, workgroups, rowThreads } = mapGrid(gpu, n, code !== BROADCAST);
   const params = new ArrayBuffer(16);
   new Uint32Array(params, 0, 2).set([n, rowThreads]);
   new Float32Array(params, 8, 2).set([opts.alpha ?? 1, opts.beta ?? 0]);
   gpu.dispatch({
-    kernel: gpu.kernel('unary', unarySource, { OP: code, ACCUMULATE: opts.accumulate ? 1 : 0 }),
+    kernel: gpu.kernel('unary', unarySource, { OP: code, ACCUMULATE: opts.accumulate ? 1 : 0 }, entryPoint),
     label,
     uniforms: new Uint8Array(params),
     storage: [x.view, out.view],
@@ -57,12 +69,12 @@ export function binary(gpu: Gpu, op: BinaryOp, a: GpuTensor, b: GpuTensor, out: 
   if (!(op in BINARY_OPS)) throw new ShapeError('binary', `unknown op "${op}"`);
   checkSameShape(`binary ${op}`, ['a', 'b', 'out'], [a, b, out]);
   const n = numel(a.shape);
-  const { workgroups, rowThreads } = grid1d(n, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
+  const { entryPoint, workgroups, rowThreads } = mapGrid(gpu, n, true);
   const params = new ArrayBuffer(16);
   new Uint32Array(params, 0, 2).set([n, rowThreads]);
   new Float32Array(params, 8, 1).set([opts.alpha ?? 1]);
   gpu.dispatch({
-    kernel: gpu.kernel('binary', binarySource, { OP: BINARY_OPS[op], ACCUMULATE: opts.accumulate ? 1 : 0 }),
+    kernel: gpu.kernel('binary', binarySource, { OP: BINARY_OPS[op], ACCUMULATE: opts.accumulate ? 1 : 0 }, entryPoint),
     label: `binary ${op} ${shapeStr(a.shape)}`,
     uniforms: new Uint8Array(params),
     storage: [a.view, b.view, out.view],

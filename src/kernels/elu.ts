@@ -5,22 +5,27 @@ import { type GpuTensor, checkSameShape, grid1d, numel } from './tensor-view.js'
 import { checkNoAliasing } from './aliasing.js';
 import eluSource from '../../shaders/elu.wgsl';
 
+/**
+ * The uniforms, the grid and the entry point's suffix: four elements per
+ * invocation ('4': vec4 accesses) where n is a multiple of 4, else one.
+ */
 function params(gpu: Gpu, op: string, n: number, alpha: number) {
   if (!(alpha > 0) || !Number.isFinite(alpha)) throw new ShapeError(op, `alpha must be a positive number, got ${alpha}`);
-  const { workgroups, rowThreads } = grid1d(n, 256, gpu.limits.maxComputeWorkgroupsPerDimension);
+  const quads = n % 4 === 0;
+  const { workgroups, rowThreads } = grid1d(quads ? n / 4 : n, 256, gpu.limits.maxComputeWorkgroupsPerDimension);
   const u = new ArrayBuffer(16);
   new Uint32Array(u, 0, 2).set([n, rowThreads]);
   new Float32Array(u, 8, 1).set([alpha]);
-  return { workgroups, uniforms: new Uint8Array(u) };
+  return { workgroups, uniforms: new Uint8Array(u), suffix: quads ? '4' : '' };
 }
 
 /** y = elu(x) with the given alpha (Keras's default is 1). */
 export function elu(gpu: Gpu, x: GpuTensor, y: GpuTensor, alpha = 1): void {
   checkSameShape('elu', ['x', 'y'], [x, y]);
   checkNoAliasing('elu', { x }, { y });
-  const { workgroups, uniforms } = params(gpu, 'elu', numel(x.shape), alpha);
+  const { workgroups, uniforms, suffix } = params(gpu, 'elu', numel(x.shape), alpha);
   gpu.dispatch({
-    kernel: gpu.kernel('elu', eluSource, { ACCUMULATE: 0 }, 'forward'),
+    kernel: gpu.kernel('elu', eluSource, { ACCUMULATE: 0 }, `forward${suffix}`),
     label: `elu ${shapeStr(x.shape)}`,
     uniforms,
     storage: [x.view, y.view],
@@ -32,9 +37,9 @@ export function elu(gpu: Gpu, x: GpuTensor, y: GpuTensor, alpha = 1): void {
 export function eluBackward(gpu: Gpu, dy: GpuTensor, y: GpuTensor, dx: GpuTensor, alpha = 1, opts: { accumulate?: boolean } = {}): void {
   checkSameShape('eluBackward', ['dy', 'y', 'dx'], [dy, y, dx]);
   checkNoAliasing('eluBackward', { dy, y }, { dx });
-  const { workgroups, uniforms } = params(gpu, 'eluBackward', numel(dy.shape), alpha);
+  const { workgroups, uniforms, suffix } = params(gpu, 'eluBackward', numel(dy.shape), alpha);
   gpu.dispatch({
-    kernel: gpu.kernel('elu', eluSource, { ACCUMULATE: opts.accumulate ? 1 : 0 }, 'backward'),
+    kernel: gpu.kernel('elu', eluSource, { ACCUMULATE: opts.accumulate ? 1 : 0 }, `backward${suffix}`),
     label: `eluBackward ${shapeStr(dy.shape)}`,
     uniforms,
     storage: [dy.view, y.view, dx.view],
