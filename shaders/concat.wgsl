@@ -4,20 +4,22 @@
 //   a [P, Ca], b [P, Cb], out [P, C]   out[q, k] = a[q, k] for k < Ca, else b[q, k − Ca]
 // The gradient reverses it: da[q, k] = dout[q, k], db[q, k] = dout[q, Ca + k].
 //
-// Entry points (one pipeline each; both run one invocation per element of the
-// concatenated tensor, index (q, k), k fastest, so neighbouring invocations
-// touch neighbouring addresses in every array; channel counts need not be
-// multiples of 4, so the loads are scalar):
+// Entry points (one pipeline each). They run one invocation per element of
+// the concatenated tensor, index (q, k), k fastest, so neighbouring
+// invocations touch neighbouring addresses in every array:
 //   concat  writes out[q, k] from a or b.
 //   split   reads dout[q, k], writes da or db. ACCUMULATE adds into da / db:
 //           in the U-Net the skip tensor's gradient also gets the gradient
 //           of the next layer on the encoder path.
+// concat4 and split4 do the same four channels at a time, as vec4s, where Ca
+// and Cb are multiples of 4: the wrapper then passes count, ca and cb in
+// quads of channels, and the index arithmetic is the same.
 // The grid may be folded into two dimensions: flat index = gid.x + gid.y · row_threads.
 
 override ACCUMULATE: bool = false;
 
 struct Params {
-  count: u32,        // P · C
+  count: u32,        // P · C (in quads for concat4 / split4)
   row_threads: u32,
   ca: u32,
   cb: u32,
@@ -25,55 +27,114 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
+// Each entry point's bindings (WGSL lets entry points reuse numbers with other variables).
 // concat
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
-
+// concat4
+@group(0) @binding(1) var<storage, read> a4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> b4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> out4: array<vec4<f32>>;
 // split
 @group(0) @binding(1) var<storage, read> dout: array<f32>;
 @group(0) @binding(2) var<storage, read_write> da: array<f32>;
 @group(0) @binding(3) var<storage, read_write> db: array<f32>;
+// split4
+@group(0) @binding(1) var<storage, read> dout4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> da4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> db4: array<vec4<f32>>;
 
-@compute @workgroup_size(256)
-fn concat(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let flat = gid.x + gid.y * p.row_threads;
-  if (flat >= p.count) {
-    return;
-  }
+// Where element `flat` of the concatenated tensor lives: in a (or b), at `at`.
+struct Source {
+  in_a: bool,
+  at: u32,
+}
+
+fn source(flat: u32) -> Source {
   let c = p.ca + p.cb;
   let q = flat / c;
   let k = flat - q * c;
   if (k < p.ca) {
-    out[flat] = a[q * p.ca + k];
+    return Source(true, q * p.ca + k);
+  }
+  return Source(false, q * p.cb + (k - p.ca));
+}
+
+fn index(gid: vec3<u32>) -> u32 {
+  return gid.x + gid.y * p.row_threads;
+}
+
+@compute @workgroup_size(256)
+fn concat(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let flat = index(gid);
+  if (flat >= p.count) {
+    return;
+  }
+  let s = source(flat);
+  if (s.in_a) {
+    out[flat] = a[s.at];
   } else {
-    out[flat] = b[q * p.cb + (k - p.ca)];
+    out[flat] = b[s.at];
+  }
+}
+
+@compute @workgroup_size(256)
+fn concat4(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let flat = index(gid);
+  if (flat >= p.count) {
+    return;
+  }
+  let s = source(flat);
+  if (s.in_a) {
+    out4[flat] = a4[s.at];
+  } else {
+    out4[flat] = b4[s.at];
   }
 }
 
 @compute @workgroup_size(256)
 fn split(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let flat = gid.x + gid.y * p.row_threads;
+  let flat = index(gid);
   if (flat >= p.count) {
     return;
   }
-  let c = p.ca + p.cb;
-  let q = flat / c;
-  let k = flat - q * c;
+  let s = source(flat);
   let g = dout[flat];
-  if (k < p.ca) {
-    let i = q * p.ca + k;
+  if (s.in_a) {
     if (ACCUMULATE) {
-      da[i] = da[i] + g;
+      da[s.at] = da[s.at] + g;
     } else {
-      da[i] = g;
+      da[s.at] = g;
     }
   } else {
-    let i = q * p.cb + (k - p.ca);
     if (ACCUMULATE) {
-      db[i] = db[i] + g;
+      db[s.at] = db[s.at] + g;
     } else {
-      db[i] = g;
+      db[s.at] = g;
+    }
+  }
+}
+
+@compute @workgroup_size(256)
+fn split4(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let flat = index(gid);
+  if (flat >= p.count) {
+    return;
+  }
+  let s = source(flat);
+  let g = dout4[flat];
+  if (s.in_a) {
+    if (ACCUMULATE) {
+      da4[s.at] = da4[s.at] + g;
+    } else {
+      da4[s.at] = g;
+    }
+  } else {
+    if (ACCUMULATE) {
+      db4[s.at] = db4[s.at] + g;
+    } else {
+      db4[s.at] = g;
     }
   }
 }

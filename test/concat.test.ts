@@ -26,11 +26,15 @@ function refSplit(d: Float32Array, pixels: number, ca: number, cb: number): [Flo
 }
 
 describe('concatChannels / splitChannels on the GPU', () => {
-  // [N, H, W] with (Ca, Cb): odd counts, one side of 1, a U-Net decoder level in miniature.
+  // [N, H, W] with (Ca, Cb): odd counts, one side of 1, one side a multiple of
+  // 4 and the other not (one channel per invocation), both multiples of 4
+  // (four per invocation, as vec4s: unequal, and a U-Net decoder level in miniature).
   const cases: [Shape4, number][] = [
     [[2, 5, 3, 3], 5],
     [[1, 7, 7, 1], 2],
     [[3, 4, 5, 6], 1],
+    [[2, 3, 5, 8], 6],
+    [[2, 3, 5, 4], 12],
     [[2, 12, 12, 32], 32],
   ];
   for (const [aShape, cb] of cases) {
@@ -61,25 +65,28 @@ describe('concatChannels / splitChannels on the GPU', () => {
     });
   }
 
-  it('split with accumulate adds into da and db', async () => {
-    const gpu = await testGpu();
-    const [n, h, w, ca, cb] = [2, 5, 7, 3, 5];
-    const pixels = n * h * w;
-    const ds = randomArray(pixels * (ca + cb), 1, -1, 1);
-    const initA = randomArray(pixels * ca, 2, -1, 1);
-    const initB = randomArray(pixels * cb, 3, -1, 1);
-    const d = allocTensor(gpu, [n, h, w, ca + cb], ds);
-    const da = allocTensor(gpu, [n, h, w, ca], initA);
-    const db = allocTensor(gpu, [n, h, w, cb], initB);
-    splitChannels(gpu, d, da, db, { accumulate: true });
-    const [wantA, wantB] = refSplit(ds, pixels, ca, cb);
-    const errA = maxRelError(await gpu.readFloat32(da.view, pixels * ca), wantA.map((v, i) => v + initA[i]!));
-    const errB = maxRelError(await gpu.readFloat32(db.view, pixels * cb), wantB.map((v, i) => v + initB[i]!));
-    console.log(`split accumulate: max rel error ${Math.max(errA, errB).toExponential(2)}`);
-    expect(errA).toBe(0); // one f32 addition, as the reference does it
-    expect(errB).toBe(0);
-    for (const t of [d, da, db]) t.dispose();
-  });
+  // One channel per invocation, and four (vec4s).
+  for (const [ca, cb] of [[3, 5], [4, 8]] as const) {
+    it(`split with accumulate adds into da and db, Ca ${ca}, Cb ${cb}`, async () => {
+      const gpu = await testGpu();
+      const [n, h, w] = [2, 5, 7];
+      const pixels = n * h * w;
+      const ds = randomArray(pixels * (ca + cb), 1, -1, 1);
+      const initA = randomArray(pixels * ca, 2, -1, 1);
+      const initB = randomArray(pixels * cb, 3, -1, 1);
+      const d = allocTensor(gpu, [n, h, w, ca + cb], ds);
+      const da = allocTensor(gpu, [n, h, w, ca], initA);
+      const db = allocTensor(gpu, [n, h, w, cb], initB);
+      splitChannels(gpu, d, da, db, { accumulate: true });
+      const [wantA, wantB] = refSplit(ds, pixels, ca, cb);
+      const errA = maxRelError(await gpu.readFloat32(da.view, pixels * ca), wantA.map((v, i) => v + initA[i]!));
+      const errB = maxRelError(await gpu.readFloat32(db.view, pixels * cb), wantB.map((v, i) => v + initB[i]!));
+      console.log(`split accumulate: max rel error ${Math.max(errA, errB).toExponential(2)}`);
+      expect(errA).toBe(0); // one f32 addition, as the reference does it
+      expect(errB).toBe(0);
+      for (const t of [d, da, db]) t.dispose();
+    });
+  }
 
   it('rejects mismatched shapes with a message naming the op and shapes', async () => {
     const gpu = await testGpu();

@@ -27,8 +27,19 @@ function checkConcatShapes(op: string, names: [string, string, string], a: GpuTe
   }
 }
 
-function params(count: number, rowThreads: number, ca: number, cb: number): Uint8Array {
-  return new Uint8Array(Uint32Array.of(count, rowThreads, ca, cb).buffer);
+/**
+ * Entry point, grid and uniforms for a concatenation of ca and cb channels
+ * over `count` elements: four channels per invocation (the `…4` entry
+ * points, counts in quads) when both channel counts are multiples of 4.
+ */
+function launch(gpu: Gpu, entry: 'concat' | 'split', count: number, ca: number, cb: number) {
+  const q = ca % 4 === 0 && cb % 4 === 0 ? 4 : 1;
+  const { workgroups, rowThreads } = grid1d(count / q, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
+  return {
+    entryPoint: q === 4 ? `${entry}4` : entry,
+    workgroups,
+    uniforms: new Uint8Array(Uint32Array.of(count / q, rowThreads, ca / q, cb / q).buffer),
+  };
 }
 
 /** out = [a, b] along channels (a's channels first); a [N,H,W,Ca], b [N,H,W,Cb], out [N,H,W,Ca+Cb]. */
@@ -36,12 +47,11 @@ export function concatChannels(gpu: Gpu, a: GpuTensor, b: GpuTensor, out: GpuTen
   const op = 'concatChannels';
   checkConcatShapes(op, ['a', 'b', 'out'], a, b, out);
   checkNoAliasing(op, { a, b }, { out });
-  const count = numel(out.shape);
-  const { workgroups, rowThreads } = grid1d(count, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
+  const { entryPoint, workgroups, uniforms } = launch(gpu, 'concat', numel(out.shape), a.shape[3]!, b.shape[3]!);
   gpu.dispatch({
-    kernel: gpu.kernel('concat', concatSource, {}, 'concat'),
+    kernel: gpu.kernel('concat', concatSource, {}, entryPoint),
     label: `${op} ${shapeStr(a.shape)} + ${shapeStr(b.shape)}`,
-    uniforms: params(count, rowThreads, a.shape[3]!, b.shape[3]!),
+    uniforms,
     storage: [a.view, b.view, out.view],
     workgroups,
   });
@@ -55,12 +65,11 @@ export function splitChannels(gpu: Gpu, dOut: GpuTensor, da: GpuTensor, db: GpuT
   const op = 'splitChannels';
   checkConcatShapes(op, ['da', 'db', 'dOut'], da, db, dOut);
   checkNoAliasing(op, { dOut }, { da, db });
-  const count = numel(dOut.shape);
-  const { workgroups, rowThreads } = grid1d(count, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
+  const { entryPoint, workgroups, uniforms } = launch(gpu, 'split', numel(dOut.shape), da.shape[3]!, db.shape[3]!);
   gpu.dispatch({
-    kernel: gpu.kernel('concat', concatSource, { ACCUMULATE: opts.accumulate ? 1 : 0 }, 'split'),
+    kernel: gpu.kernel('concat', concatSource, { ACCUMULATE: opts.accumulate ? 1 : 0 }, entryPoint),
     label: `${op} ${shapeStr(dOut.shape)} -> ${shapeStr(da.shape)} + ${shapeStr(db.shape)}`,
-    uniforms: params(count, rowThreads, da.shape[3]!, db.shape[3]!),
+    uniforms,
     storage: [dOut.view, da.view, db.view],
     workgroups,
   });
