@@ -10,7 +10,7 @@
 //
 // Ties: the winner of a window is the FIRST maximum in row-major window order
 // (top-left, top-right, bottom-left, bottom-right), found by comparing with a
-// strict `>`; forward and backward share `window_winner` so they always agree.
+// strict `>`; forward and backward share `winner` so they always agree.
 //
 // Entry points (one pipeline each; they reuse binding numbers with other
 // variables, which WGSL allows across entry points):
@@ -25,17 +25,23 @@
 //             odd bottom row or right column (outside every window) writes 0.
 //             ACCUMULATE adds dy into dx at the winner and leaves every other
 //             element as it was (gradients that fan out are summed).
+//   forward4, backward4  the same for four channels at a time, as vec4s, where
+//             C is a multiple of 4: the wrapper passes C and the counts in
+//             quads of channels, so the index arithmetic is the same code.
+//             With ACCUMULATE each of the four window positions gets dy where
+//             it won (a channel's winner may differ from its neighbours') and
+//             + 0 elsewhere.
 //
 // The grid may be folded into two dimensions: flat index = gid.x + gid.y · row_threads.
 
 override ACCUMULATE: bool = false;
 
 struct Params {
-  count: u32,        // invocations that do work: N·OH·OW·C (forward), N·ceil(H/2)·ceil(W/2)·C (backward)
+  count: u32,        // invocations that do work: N·OH·OW·C (forward), N·ceil(H/2)·ceil(W/2)·C (backward); C in quads for the …4 entry points
   row_threads: u32,
   h: u32,
   w: u32,
-  c: u32,
+  c: u32,            // channels (quads of channels for the …4 entry points)
   oh: u32,           // floor(H / 2)
   ow: u32,           // floor(W / 2)
   cells_h: u32,      // rows of the iteration space: OH (forward) or ceil(H / 2) (backward)
@@ -48,6 +54,11 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @group(0) @binding(2) var<storage, read> dy: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dx: array<f32>;
+// The same for forward4 / backward4, as vec4s.
+@group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> y4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> dy4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> dx4: array<vec4<f32>>;
 
 struct Cell {
   n: u32,
@@ -70,74 +81,148 @@ fn x_index(n: u32, row: u32, col: u32, c: u32) -> u32 {
   return ((n * p.h + row) * p.w + col) * p.c + c;
 }
 
-// Index (0..3, row-major in the window) of the first maximum, and the maximum.
+// Where a cell's window starts in x (`top`), its bottom row (`top + row`), the
+// step to its right column (`right`), and where the cell's dy is.
+struct Window {
+  top: u32,
+  row: u32,
+  right: u32,
+  dy_at: u32,
+  full: bool,
+}
+
+fn window_of(cell: Cell) -> Window {
+  return Window(
+    x_index(cell.n, 2u * cell.i, 2u * cell.j, cell.c),
+    p.w * p.c,
+    p.c,
+    ((cell.n * p.oh + cell.i) * p.ow + cell.j) * p.c + cell.c,
+    cell.i < p.oh && cell.j < p.ow,
+  );
+}
+
+// Per channel: the window position (0..3, row-major) of the first maximum, and the maximum.
 struct Winner {
-  k: u32,
-  value: f32,
+  k: vec4<u32>,
+  value: vec4<f32>,
 }
 
-fn window_winner(v: vec4<f32>) -> Winner {
-  var best = Winner(0u, v.x);
-  if (v.y > best.value) { best = Winner(1u, v.y); }
-  if (v.z > best.value) { best = Winner(2u, v.z); }
-  if (v.w > best.value) { best = Winner(3u, v.w); }
-  return best;
+fn winner(v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>) -> Winner {
+  var best = Winner(vec4<u32>(0u), v0);
+  let g1 = v1 > best.value;
+  best = Winner(select(best.k, vec4<u32>(1u), g1), select(best.value, v1, g1));
+  let g2 = v2 > best.value;
+  best = Winner(select(best.k, vec4<u32>(2u), g2), select(best.value, v2, g2));
+  let g3 = v3 > best.value;
+  return Winner(select(best.k, vec4<u32>(3u), g3), select(best.value, v3, g3));
 }
 
-fn load_window(cell: Cell) -> vec4<f32> {
-  let top = x_index(cell.n, 2u * cell.i, 2u * cell.j, cell.c);
-  let bottom = top + p.w * p.c;
-  return vec4<f32>(x[top], x[top + p.c], x[bottom], x[bottom + p.c]);
+// One channel's window, each value splatted (the scalar entry points use lane x).
+fn winner1(win: Window) -> Winner {
+  return winner(vec4<f32>(x[win.top]), vec4<f32>(x[win.top + win.right]), vec4<f32>(x[win.top + win.row]), vec4<f32>(x[win.top + win.row + win.right]));
+}
+
+fn winner4(win: Window) -> Winner {
+  return winner(x4[win.top], x4[win.top + win.right], x4[win.top + win.row], x4[win.top + win.row + win.right]);
+}
+
+fn flat_index(gid: vec3<u32>) -> u32 {
+  return gid.x + gid.y * p.row_threads;
 }
 
 @compute @workgroup_size(256)
 fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let flat = gid.x + gid.y * p.row_threads;
+  let flat = flat_index(gid);
   if (flat >= p.count) {
     return;
   }
   // Iteration space [N, OH, OW, C] is y's own layout, so y's index is `flat`.
-  y[flat] = window_winner(load_window(cell_of(flat))).value;
+  y[flat] = winner1(window_of(cell_of(flat))).value.x;
+}
+
+@compute @workgroup_size(256)
+fn forward4(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let flat = flat_index(gid);
+  if (flat >= p.count) {
+    return;
+  }
+  y4[flat] = winner4(window_of(cell_of(flat))).value;
 }
 
 @compute @workgroup_size(256)
 fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let flat = gid.x + gid.y * p.row_threads;
+  let flat = flat_index(gid);
   if (flat >= p.count) {
     return;
   }
   let cell = cell_of(flat);
-  let top = x_index(cell.n, 2u * cell.i, 2u * cell.j, cell.c);
-  let bottom = top + p.w * p.c;
-  let full_window = cell.i < p.oh && cell.j < p.ow;
+  let win = window_of(cell);
+  let at = array<u32, 4>(win.top, win.top + win.right, win.top + win.row, win.top + win.row + win.right);
   if (ACCUMULATE) {
     // Only the winner changes; the other cells (and unpooled ones) keep their value.
-    if (full_window) {
-      let k = window_winner(load_window(cell)).k;
-      let at = select(top, bottom, k >= 2u) + select(0u, p.c, (k & 1u) == 1u);
-      dx[at] = dx[at] + dy[((cell.n * p.oh + cell.i) * p.ow + cell.j) * p.c + cell.c];
+    if (win.full) {
+      let k = winner1(win).k.x;
+      dx[at[k]] = dx[at[k]] + dy[win.dy_at];
     }
     return;
   }
-  if (full_window) {
-    let k = window_winner(load_window(cell)).k;
-    let g = dy[((cell.n * p.oh + cell.i) * p.ow + cell.j) * p.c + cell.c];
-    dx[top] = select(0.0, g, k == 0u);
-    dx[top + p.c] = select(0.0, g, k == 1u);
-    dx[bottom] = select(0.0, g, k == 2u);
-    dx[bottom + p.c] = select(0.0, g, k == 3u);
+  if (win.full) {
+    let k = winner1(win).k.x;
+    let g = dy[win.dy_at];
+    for (var pos = 0u; pos < 4u; pos++) {
+      dx[at[pos]] = select(0.0, g, k == pos);
+    }
     return;
   }
   // A cell on an odd last row and/or column: up to four inputs, none pooled.
-  dx[top] = 0.0;
+  dx[at[0]] = 0.0;
   let has_right = 2u * cell.j + 1u < p.w;
   if (has_right) {
-    dx[top + p.c] = 0.0;
+    dx[at[1]] = 0.0;
   }
   if (2u * cell.i + 1u < p.h) {
-    dx[bottom] = 0.0;
+    dx[at[2]] = 0.0;
     if (has_right) {
-      dx[bottom + p.c] = 0.0;
+      dx[at[3]] = 0.0;
+    }
+  }
+}
+
+@compute @workgroup_size(256)
+fn backward4(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let flat = flat_index(gid);
+  if (flat >= p.count) {
+    return;
+  }
+  let cell = cell_of(flat);
+  let win = window_of(cell);
+  let at = array<u32, 4>(win.top, win.top + win.right, win.top + win.row, win.top + win.row + win.right);
+  if (win.full) {
+    let k = winner4(win).k;
+    let g = dy4[win.dy_at];
+    for (var pos = 0u; pos < 4u; pos++) {
+      let mine = select(vec4<f32>(0.0), g, k == vec4<u32>(pos));
+      if (ACCUMULATE) {
+        dx4[at[pos]] = dx4[at[pos]] + mine;
+      } else {
+        dx4[at[pos]] = mine;
+      }
+    }
+    return;
+  }
+  if (ACCUMULATE) {
+    return;
+  }
+  // A cell on an odd last row and/or column: up to four inputs, none pooled.
+  dx4[at[0]] = vec4<f32>(0.0);
+  let has_right = 2u * cell.j + 1u < p.w;
+  if (has_right) {
+    dx4[at[1]] = vec4<f32>(0.0);
+  }
+  if (2u * cell.i + 1u < p.h) {
+    dx4[at[2]] = vec4<f32>(0.0);
+    if (has_right) {
+      dx4[at[3]] = vec4<f32>(0.0);
     }
   }
 }

@@ -21,9 +21,10 @@ const binaryRef: Record<BinaryOp, (a: number, b: number) => number> = {
 };
 
 describe('elementwise kernels on the GPU', () => {
-  // Sizes that are not multiples of 4 (one element per invocation), multiples
-  // of 4 (four per invocation, as vec4s), and one over a workgroup row.
-  for (const n of [1, 7, 1000, 1004, 65_537]) {
+  // An empty tensor, sizes that are not multiples of 4 (one element per
+  // invocation), multiples of 4 (four per invocation, as vec4s), and one over
+  // a workgroup row.
+  for (const n of [0, 1, 7, 1000, 1004, 65_537]) {
     for (const op of Object.keys(unaryRef) as UnaryOp[]) {
       it(`unary ${op}, ${n} elements, plain and accumulating`, async () => {
         const gpu = await testGpu();

@@ -58,12 +58,17 @@ async function runGpu(shape: Shape4, xs: Float32Array, dys: Float32Array, dxInit
 }
 
 describe('maxPool2x2 (2×2, stride 2, valid) on the GPU', () => {
+  // Channel counts that are not multiples of 4 (one channel per invocation)
+  // and multiples of 4 (four, as vec4s), odd and even sides.
   const shapes: Shape4[] = [
     [2, 7, 5, 3],
     [1, 8, 8, 5],
     [3, 9, 6, 1],
+    [2, 7, 5, 4],
+    [1, 9, 11, 8],
     [2, 16, 16, 32], // a U-Net level, in miniature
     [1, 1, 3, 2], // no window at all: empty output, dx all zero
+    [1, 1, 3, 4],
   ];
   for (const shape of shapes) {
     it(`forward and backward match the reference exactly, x ${JSON.stringify(shape)}`, async () => {
@@ -81,70 +86,73 @@ describe('maxPool2x2 (2×2, stride 2, valid) on the GPU', () => {
     });
   }
 
-  it('backward accumulates into dx: only winners change', async () => {
-    const shape: Shape4 = [2, 7, 5, 3];
-    const n = numel(shape);
-    const m = numel(maxPool2x2Shape(shape));
-    const xs = randomArray(n, 11, -4, 4);
-    const dys = randomArray(m, 12, -2, 2);
-    const init = randomArray(n, 13, -1, 1);
-    const { dx } = await runGpu(shape, xs, dys, init, true);
-    const want = refBackward(xs, shape, dys).map((v, i) => v + init[i]!);
-    const err = maxRelError(dx, want);
-    console.log(`maxpool backward accumulate: max rel error ${err.toExponential(2)}`);
-    expect(err).toBeLessThan(1e-7); // one f32 addition per element
-  });
+  for (const shape of [[2, 7, 5, 3], [2, 7, 5, 4]] as Shape4[]) {
+    it(`backward accumulates into dx: only winners change, x ${JSON.stringify(shape)}`, async () => {
+      const n = numel(shape);
+      const m = numel(maxPool2x2Shape(shape));
+      const xs = randomArray(n, 11, -4, 4);
+      const dys = randomArray(m, 12, -2, 2);
+      const init = randomArray(n, 13, -1, 1);
+      const { dx } = await runGpu(shape, xs, dys, init, true);
+      const want = refBackward(xs, shape, dys).map((v, i) => v + init[i]!);
+      const err = maxRelError(dx, want);
+      console.log(`maxpool backward accumulate: max rel error ${err.toExponential(2)}`);
+      expect(err).toBeLessThan(1e-7); // one f32 addition per element
+    });
+  }
 
-  it('ties: a constant input sends every gradient to the top-left of its window', async () => {
-    const shape: Shape4 = [2, 6, 7, 3];
-    const [, oh, ow, c] = maxPool2x2Shape(shape) as Shape4;
-    const n = numel(shape);
-    const m = numel(maxPool2x2Shape(shape));
-    const dys = randomArray(m, 5, 1, 2); // nonzero everywhere
-    const { y, dx } = await runGpu(shape, new Float32Array(n).fill(0.5), dys, randomArray(n, 6, 100, 200));
-    expect(Array.from(new Set(y))).toEqual([0.5]);
-    let checked = 0;
-    for (let b = 0; b < shape[0]; b++)
-      for (let r = 0; r < shape[1]; r++)
-        for (let col = 0; col < shape[2]; col++)
-          for (let ch = 0; ch < c; ch++) {
-            const got = dx[((b * shape[1] + r) * shape[2] + col) * c + ch]!;
-            const topLeft = r % 2 === 0 && col % 2 === 0 && r / 2 < oh && col / 2 < ow;
-            const want = topLeft ? dys[((b * oh + r / 2) * ow + col / 2) * c + ch]! : 0;
-            expect(got).toBe(want);
-            checked++;
-          }
-    console.log(`maxpool constant input: ${checked} dx elements checked, max rel error 0 (exact)`);
-  });
-
-  it('ties: with few distinct values the first maximum in row-major window order wins', async () => {
-    const shape: Shape4 = [2, 9, 8, 5];
-    const n = numel(shape);
-    const m = numel(maxPool2x2Shape(shape));
-    const r = rng(99);
-    const xs = Float32Array.from({ length: n }, () => Math.floor(r() * 3)); // values 0, 1, 2: ties everywhere
-    const dys = randomArray(m, 100, 1, 2);
-    const { y, dx } = await runGpu(shape, xs, dys, randomArray(n, 101, 100, 200));
-    let tiedWindows = 0;
-    for (let i = 0; i < m; i++) {
+  for (const shape of [[2, 6, 7, 3], [2, 6, 7, 4]] as Shape4[]) {
+    it(`ties: a constant input sends every gradient to the top-left of its window, x ${JSON.stringify(shape)}`, async () => {
       const [, oh, ow, c] = maxPool2x2Shape(shape) as Shape4;
-      const ch = i % c;
-      const j = Math.floor(i / c) % ow;
-      const row = Math.floor(i / c / ow) % oh;
-      const b = Math.floor(i / c / ow / oh);
-      const vals = [0, 1, 2, 3].map((k) => xs[((b * shape[1] + 2 * row + (k >> 1)) * shape[2] + 2 * j + (k & 1)) * c + ch]!);
-      if (vals.filter((v) => v === Math.max(...vals)).length > 1) tiedWindows++;
-    }
-    console.log(`maxpool ties: ${tiedWindows} of ${m} windows have a tied maximum`);
-    expect(tiedWindows).toBeGreaterThan(m / 4);
-    expect(maxRelError(y, refForward(xs, shape))).toBe(0);
-    expect(maxRelError(dx, refBackward(xs, shape, dys))).toBe(0);
-  });
+      const n = numel(shape);
+      const m = numel(maxPool2x2Shape(shape));
+      const dys = randomArray(m, 5, 1, 2); // nonzero everywhere
+      const { y, dx } = await runGpu(shape, new Float32Array(n).fill(0.5), dys, randomArray(n, 6, 100, 200));
+      expect(Array.from(new Set(y))).toEqual([0.5]);
+      let checked = 0;
+      for (let b = 0; b < shape[0]; b++)
+        for (let r = 0; r < shape[1]; r++)
+          for (let col = 0; col < shape[2]; col++)
+            for (let ch = 0; ch < c; ch++) {
+              const got = dx[((b * shape[1] + r) * shape[2] + col) * c + ch]!;
+              const topLeft = r % 2 === 0 && col % 2 === 0 && r / 2 < oh && col / 2 < ow;
+              const want = topLeft ? dys[((b * oh + r / 2) * ow + col / 2) * c + ch]! : 0;
+              expect(got).toBe(want);
+              checked++;
+            }
+      console.log(`maxpool constant input: ${checked} dx elements checked, max rel error 0 (exact)`);
+    });
+  }
+
+  for (const shape of [[2, 9, 8, 5], [2, 9, 8, 8]] as Shape4[]) {
+    it(`ties: with few distinct values the first maximum in row-major window order wins, x ${JSON.stringify(shape)}`, async () => {
+      const n = numel(shape);
+      const m = numel(maxPool2x2Shape(shape));
+      const r = rng(99);
+      const xs = Float32Array.from({ length: n }, () => Math.floor(r() * 3)); // values 0, 1, 2: ties everywhere
+      const dys = randomArray(m, 100, 1, 2);
+      const { y, dx } = await runGpu(shape, xs, dys, randomArray(n, 101, 100, 200));
+      let tiedWindows = 0;
+      for (let i = 0; i < m; i++) {
+        const [, oh, ow, c] = maxPool2x2Shape(shape) as Shape4;
+        const ch = i % c;
+        const j = Math.floor(i / c) % ow;
+        const row = Math.floor(i / c / ow) % oh;
+        const b = Math.floor(i / c / ow / oh);
+        const vals = [0, 1, 2, 3].map((k) => xs[((b * shape[1] + 2 * row + (k >> 1)) * shape[2] + 2 * j + (k & 1)) * c + ch]!);
+        if (vals.filter((v) => v === Math.max(...vals)).length > 1) tiedWindows++;
+      }
+      console.log(`maxpool ties: ${tiedWindows} of ${m} windows have a tied maximum`);
+      expect(tiedWindows).toBeGreaterThan(m / 4);
+      expect(maxRelError(y, refForward(xs, shape))).toBe(0);
+      expect(maxRelError(dx, refBackward(xs, shape, dys))).toBe(0);
+    });
+  }
 
   it('agrees with tfjs-core (CPU backend): tf.maxPool forward and tf.grad backward', async () => {
     tf.env().set('IS_TEST', true); // silences the "install tfjs-node" banner
     await tf.setBackend('cpu');
-    for (const shape of [[2, 7, 5, 3], [1, 10, 12, 6]] as Shape4[]) {
+    for (const shape of [[2, 7, 5, 3], [1, 10, 12, 6], [1, 10, 12, 8]] as Shape4[]) {
       const n = numel(shape);
       const pooled = maxPool2x2Shape(shape) as Shape4;
       const xs = randomArray(n, 21 + n, -3, 3); // continuous random values: no ties

@@ -39,11 +39,11 @@ export function fill(gpu: Gpu, value: GpuTensor, out: GpuTensor, opts: Elementwi
 
 /**
  * The entry point and grid of a map over n elements: four per invocation
- * (`main4`, vec4 accesses) where n is a multiple of 4 and `byQuads` allows it,
- * else one (`main`).
+ * (`main4`, vec4 accesses) where n is a nonzero multiple of 4 (a vec4 view
+ * needs 16 bytes) and `byQuads` allows it, else one (`main`).
  */
 function mapGrid(gpu: Gpu, n: number, byQuads: boolean) {
-  const quads = byQuads && n % 4 === 0;
+  const quads = byQuads && n > 0 && n % 4 === 0;
   const { workgroups, rowThreads } = grid1d(quads ? n / 4 : n, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
   return { entryPoint: quads ? 'main4' : 'main', workgroups, rowThreads };
 }

@@ -7,11 +7,12 @@ import eluSource from '../../shaders/elu.wgsl';
 
 /**
  * The uniforms, the grid and the entry point's suffix: four elements per
- * invocation ('4': vec4 accesses) where n is a multiple of 4, else one.
+ * invocation ('4': vec4 accesses) where n is a nonzero multiple of 4 (a vec4
+ * view needs 16 bytes), else one.
  */
 function params(gpu: Gpu, op: string, n: number, alpha: number) {
   if (!(alpha > 0) || !Number.isFinite(alpha)) throw new ShapeError(op, `alpha must be a positive number, got ${alpha}`);
-  const quads = n % 4 === 0;
+  const quads = n > 0 && n % 4 === 0;
   const { workgroups, rowThreads } = grid1d(quads ? n / 4 : n, 256, gpu.limits.maxComputeWorkgroupsPerDimension);
   const u = new ArrayBuffer(16);
   new Uint32Array(u, 0, 2).set([n, rowThreads]);

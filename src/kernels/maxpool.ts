@@ -27,9 +27,21 @@ function checkPooled(op: string, x: GpuTensor, name: string, pooled: GpuTensor):
   }
 }
 
-function params(x: GpuTensor, count: number, rowThreads: number, cellsH: number, cellsW: number): Uint8Array {
+/**
+ * Entry point, grid and uniforms for `count` invocations over x's channels:
+ * four channels per invocation (`forward4` / `backward4`, C and the count in
+ * quads) when C is a multiple of 4 and no bound tensor is empty (a vec4 view
+ * needs 16 bytes).
+ */
+function launch(gpu: Gpu, entry: 'forward' | 'backward', x: GpuTensor, bound: GpuTensor[], count: number, cellsH: number, cellsW: number) {
   const [, h, w, c] = x.shape as [number, number, number, number];
-  return new Uint8Array(Uint32Array.of(count, rowThreads, h, w, c, Math.floor(h / 2), Math.floor(w / 2), cellsH, cellsW).buffer);
+  const q = c % 4 === 0 && bound.every((t) => numel(t.shape) > 0) ? 4 : 1;
+  const { workgroups, rowThreads } = grid1d(count / q, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
+  return {
+    entryPoint: q === 4 ? `${entry}4` : entry,
+    workgroups,
+    uniforms: new Uint8Array(Uint32Array.of(count / q, rowThreads, h, w, c / q, Math.floor(h / 2), Math.floor(w / 2), cellsH, cellsW).buffer),
+  };
 }
 
 /** out[n, i, j, c] = max of x[n, 2i..2i+1, 2j..2j+1, c]; x [N,H,W,C], out [N,floor(H/2),floor(W/2),C]. */
@@ -37,12 +49,11 @@ export function maxPool2x2(gpu: Gpu, x: GpuTensor, out: GpuTensor): void {
   const op = 'maxPool2x2';
   checkPooled(op, x, 'out', out);
   checkNoAliasing(op, { x }, { out });
-  const count = numel(out.shape);
-  const { workgroups, rowThreads } = grid1d(count, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
+  const { entryPoint, workgroups, uniforms } = launch(gpu, 'forward', x, [x, out], numel(out.shape), out.shape[1]!, out.shape[2]!);
   gpu.dispatch({
-    kernel: gpu.kernel('maxpool', maxpoolSource, {}, 'forward'),
+    kernel: gpu.kernel('maxpool', maxpoolSource, {}, entryPoint),
     label: `${op} ${shapeStr(x.shape)} -> ${shapeStr(out.shape)}`,
-    uniforms: params(x, count, rowThreads, out.shape[1]!, out.shape[2]!),
+    uniforms,
     storage: [x.view, out.view],
     workgroups,
   });
@@ -65,12 +76,11 @@ export function maxPool2x2Backward(gpu: Gpu, x: GpuTensor, dy: GpuTensor, dx: Gp
   const [n, h, w, c] = x.shape as [number, number, number, number];
   const cellsH = Math.ceil(h / 2);
   const cellsW = Math.ceil(w / 2);
-  const count = n * cellsH * cellsW * c;
-  const { workgroups, rowThreads } = grid1d(count, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
+  const { entryPoint, workgroups, uniforms } = launch(gpu, 'backward', x, [x, dy, dx], n * cellsH * cellsW * c, cellsH, cellsW);
   gpu.dispatch({
-    kernel: gpu.kernel('maxpool', maxpoolSource, { ACCUMULATE: opts.accumulate ? 1 : 0 }, 'backward'),
+    kernel: gpu.kernel('maxpool', maxpoolSource, { ACCUMULATE: opts.accumulate ? 1 : 0 }, entryPoint),
     label: `${op} ${shapeStr(x.shape)} <- ${shapeStr(dy.shape)}`,
-    uniforms: params(x, count, rowThreads, cellsH, cellsW),
+    uniforms,
     storage: [x.view, dy.view, dx.view],
     workgroups,
   });
