@@ -10,7 +10,10 @@
 // Layouts: params, grads, m, v are flat float32 arrays of the same length n:
 // the model's single parameter buffer, its gradient buffer, and the two
 // moment buffers, element i of each belonging to the same scalar parameter.
-// One invocation per parameter, one dispatch per step. params, m and v are
+// Two entry points over the same update (written once, on vec4s): main4, one
+// invocation per four parameters read and written as vec4s, over the first
+// 4·floor(n / 4); main, one invocation per parameter from `first` on, for the
+// remaining n mod 4 (a second, tiny dispatch). params, m and v are
 // updated in place, so each has ONE read_write binding (Dawn rejects a buffer
 // bound read-only and writable in one dispatch); grads is read-only.
 // The grid may be folded into two dimensions: flat index = gid.x + gid.y · row_threads.
@@ -24,24 +27,54 @@ struct Params {
   one_minus_beta1: f32,
   beta2: f32,
   one_minus_beta2: f32,
+  // main: the first parameter it updates
+  first: u32,
 }
 
 @group(0) @binding(0) var<uniform> prm: Params;
+// main's bindings
 @group(0) @binding(1) var<storage, read_write> params: array<f32>;
 @group(0) @binding(2) var<storage, read> grads: array<f32>;
 @group(0) @binding(3) var<storage, read_write> m: array<f32>;
 @group(0) @binding(4) var<storage, read_write> v: array<f32>;
+// main4's: the same buffers as vec4s (WGSL lets entry points reuse numbers)
+@group(0) @binding(1) var<storage, read_write> params4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> grads4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> m4: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> v4: array<vec4<f32>>;
+
+struct Updated {
+  param: vec4<f32>,
+  m: vec4<f32>,
+  v: vec4<f32>,
+}
+
+fn update(param: vec4<f32>, g: vec4<f32>, m0: vec4<f32>, v0: vec4<f32>) -> Updated {
+  let m1 = prm.beta1 * m0 + prm.one_minus_beta1 * g;
+  let v1 = prm.beta2 * v0 + prm.one_minus_beta2 * (g * g);
+  return Updated(param - prm.lr_t * m1 / (sqrt(v1) + prm.epsilon), m1, v1);
+}
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * prm.row_threads;
+  let i = prm.first + gid.x + gid.y * prm.row_threads;
   if (i >= prm.n) {
     return;
   }
-  let g = grads[i];
-  let m1 = prm.beta1 * m[i] + prm.one_minus_beta1 * g;
-  let v1 = prm.beta2 * v[i] + prm.one_minus_beta2 * (g * g);
-  m[i] = m1;
-  v[i] = v1;
-  params[i] = params[i] - prm.lr_t * m1 / (sqrt(v1) + prm.epsilon);
+  let u = update(vec4<f32>(params[i]), vec4<f32>(grads[i]), vec4<f32>(m[i]), vec4<f32>(v[i]));
+  m[i] = u.m.x;
+  v[i] = u.v.x;
+  params[i] = u.param.x;
+}
+
+@compute @workgroup_size(256)
+fn main4(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * prm.row_threads;
+  if (i >= prm.n / 4u) {
+    return;
+  }
+  let u = update(params4[i], grads4[i], m4[i], v4[i]);
+  m4[i] = u.m;
+  v4[i] = u.v;
+  params4[i] = u.param;
 }

@@ -4,17 +4,17 @@ import { randomArray, rng } from './helpers/random.js';
 import { allocTensor } from '../src/kernels/tensor-view.js';
 import { type AdamHyperparameters, adamStep } from '../src/kernels/adam.js';
 
-const N = 10_007; // odd: not a multiple of 4 or of the workgroup
+const N = 10_007; // odd: not a multiple of 4 or of the workgroup (quads, then a tail of 3)
 
 /** Per-parameter gradient scales 10^-9 … 10^3 (some below ε, where ε dominates), a few parameters with zero gradient. */
-function gradientScales(seed: number): Float64Array {
+function gradientScales(seed: number, n = N): Float64Array {
   const r = rng(seed);
-  return Float64Array.from({ length: N }, (_, i) => (i % 97 === 0 ? 0 : 10 ** (-9 + 12 * r())));
+  return Float64Array.from({ length: n }, (_, i) => (i % 97 === 0 ? 0 : 10 ** (-9 + 12 * r())));
 }
 
 /** Gradients of step t: scale · uniform(−1, 1), every fifth parameter always positive (a consistent direction). */
 function gradients(scales: Float64Array, t: number): Float32Array {
-  const u = randomArray(N, 1000 + t, -1, 1);
+  const u = randomArray(scales.length, 1000 + t, -1, 1);
   return Float32Array.from(u, (x, i) => scales[i]! * (i % 5 === 0 ? Math.abs(x) : x));
 }
 
@@ -37,6 +37,7 @@ function ulp32(x: number): number {
 
 async function run(hyper: Omit<AdamHyperparameters, 'step'>, steps: number, p0: Float32Array, scales: Float64Array) {
   const gpu = await testGpu();
+  const N = p0.length;
   const params = allocTensor(gpu, [N], p0);
   const grads = allocTensor(gpu, [N]);
   const m = allocTensor(gpu, [N], new Float32Array(N));
@@ -89,6 +90,18 @@ describe('adamStep (Keras form) on the GPU', () => {
     expect(e.errM).toBeLessThan(1e-6);
     expect(e.errV).toBeLessThan(1e-6);
   });
+
+  // Four parameters per invocation and one: only quads, only the one-by-one tail, both.
+  for (const n of [8, 3, 10_005]) {
+    it(`${n} parameters: every one follows the Keras update`, async () => {
+      const scales = gradientScales(11, n);
+      const e = await run({ lr: 1e-3, beta1: 0.9, beta2: 0.999, epsilon: 1e-7 }, 3, randomArray(n, 12, -0.1, 0.1), scales);
+      // A parameter left behind would be off by a whole update (≈ lr per step).
+      expect(e.errUpdate).toBeLessThan(1e-4);
+      expect(e.errM).toBeLessThan(1e-6);
+      expect(e.errV).toBeLessThan(1e-6);
+    });
+  }
 
   it("the tutorial's values (lr 1e-5, beta1 0.9, beta2 0.999, eps 1e-7): parameters within float32 rounding of float64", async () => {
     const scales = gradientScales(9);

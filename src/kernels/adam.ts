@@ -48,15 +48,23 @@ export function adamStep(gpu: Gpu, params: GpuTensor, grads: GpuTensor, m: GpuTe
   checkHyperparameters(op, h);
   checkNoAliasing(op, { grads }, { params, m, v });
   const n = numel(params.shape);
-  const { workgroups, rowThreads } = grid1d(n, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
-  const uniforms = new ArrayBuffer(32);
-  new Uint32Array(uniforms, 0, 2).set([n, rowThreads]);
-  new Float32Array(uniforms, 8, 6).set([adamStepSize(h), h.epsilon, h.beta1, 1 - h.beta1, h.beta2, 1 - h.beta2]);
-  gpu.dispatch({
-    kernel: gpu.kernel('adam', adamSource),
-    label: `${op} t=${h.step} ${shapeStr(params.shape)}`,
-    uniforms: new Uint8Array(uniforms),
-    storage: [params.view, grads.view, m.view, v.view],
-    workgroups,
-  });
+  // Four parameters per invocation over the first 4·floor(n/4), then one per
+  // invocation for the rest.
+  const quads = Math.floor(n / 4);
+  const run = (entryPoint: 'main4' | 'main', invocations: number, first: number) => {
+    const { workgroups, rowThreads } = grid1d(invocations, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
+    const uniforms = new ArrayBuffer(48);
+    new Uint32Array(uniforms, 0, 2).set([n, rowThreads]);
+    new Float32Array(uniforms, 8, 6).set([adamStepSize(h), h.epsilon, h.beta1, 1 - h.beta1, h.beta2, 1 - h.beta2]);
+    new Uint32Array(uniforms, 32, 1).set([first]);
+    gpu.dispatch({
+      kernel: gpu.kernel('adam', adamSource, {}, entryPoint),
+      label: `${op} t=${h.step} ${shapeStr(params.shape)}${entryPoint === 'main' ? ` from ${first}` : ''}`,
+      uniforms: new Uint8Array(uniforms),
+      storage: [params.view, grads.view, m.view, v.view],
+      workgroups,
+    });
+  };
+  if (quads > 0) run('main4', quads, 0);
+  if (n > 4 * quads) run('main', n - 4 * quads, 4 * quads);
 }
