@@ -245,6 +245,7 @@ async function runCase(
   // Wall time: alternated with tfjs-webgpu's runs where it has the kernels
   // (the ratio the targets are about), otherwise on its own.
   let tOurs: Timing | undefined;
+  let oursReps = reps; // fewer when paired with a peer slow enough to get one run
   const parts: string[] = [];
   const theirSamples: Sample[] = [];
   // tfjs-webgpu first, so that ours is timed in alternation with it.
@@ -279,6 +280,7 @@ async function runCase(
     if (peer.key === 'webgpu' && !tOurs) {
       const p = await timePaired(runOurs, once, runs, 0);
       tOurs = p.a;
+      oursReps = runs;
       t = p.b;
       paired = p.ratio;
     } else {
@@ -308,7 +310,7 @@ async function runCase(
   }
   tOurs ??= await timeIt(runOurs, reps, 0);
   ours.dispose();
-  const mine = sample(c.op, c.shape, 'ours', c.flops ?? 0, tOurs, reps, c.bytes);
+  const mine = sample(c.op, c.shape, 'ours', c.flops ?? 0, tOurs, oursReps, c.bytes);
   if (gpuMs !== undefined) mine.gpu_ms = gpuMs;
   samples.push(mine, ...theirSamples);
   parts.unshift(`ours ${tOurs.median.toFixed(1)} ms${gpuMs !== undefined ? ` (GPU ${gpuMs.toFixed(1)} ms by timestamps)` : ''}`);

@@ -4,9 +4,10 @@
 // 3 affine alpha·x + beta, 4 broadcast alpha·x[0] + beta (x holds one value). ACCUMULATE adds into `out` instead of overwriting,
 // which is how gradients that fan out are summed.
 // Two entry points over the same f (written once, on vec4s):
-// - main4, for n % 4 == 0: one invocation per four elements, read and written
-//   as one vec4 (a quarter of the invocations, 16-byte accesses);
-// - main, for any n: one invocation per element.
+// - main4, for n % 4 == 0 (n > 0): one invocation per four elements, read and
+//   written as one vec4 (a quarter of the invocations, 16-byte accesses);
+// - main, for any n: one invocation per element. The broadcast (OP 4) runs
+//   here only: its one-element x cannot be viewed as a vec4.
 // The grid may be folded into two dimensions, so the flat invocation index is
 // gid.x + gid.y · row_threads.
 

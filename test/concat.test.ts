@@ -28,7 +28,8 @@ function refSplit(d: Float32Array, pixels: number, ca: number, cb: number): [Flo
 describe('concatChannels / splitChannels on the GPU', () => {
   // [N, H, W] with (Ca, Cb): odd counts, one side of 1, one side a multiple of
   // 4 and the other not (one channel per invocation), both multiples of 4
-  // (four per invocation, as vec4s: unequal, and a U-Net decoder level in miniature).
+  // (four per invocation, as vec4s: unequal, and a U-Net decoder level in
+  // miniature), and a side with no channels.
   const cases: [Shape4, number][] = [
     [[2, 5, 3, 3], 5],
     [[1, 7, 7, 1], 2],
@@ -36,6 +37,7 @@ describe('concatChannels / splitChannels on the GPU', () => {
     [[2, 3, 5, 8], 6],
     [[2, 3, 5, 4], 12],
     [[2, 12, 12, 32], 32],
+    [[2, 3, 5, 0], 8], // an empty side
   ];
   for (const [aShape, cb] of cases) {
     const [n, h, w, ca] = aShape;

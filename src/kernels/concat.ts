@@ -30,11 +30,11 @@ function checkConcatShapes(op: string, names: [string, string, string], a: GpuTe
 /**
  * Entry point, grid and uniforms for a concatenation of ca and cb channels
  * over `count` elements: four channels per invocation (the `…4` entry
- * points, counts in quads) when both channel counts are multiples of 4 and
- * the tensors are not empty (a vec4 view needs 16 bytes).
+ * points, counts in quads) when both channel counts are nonzero multiples of
+ * 4 and the tensors are not empty (a vec4 view needs 16 bytes).
  */
 function launch(gpu: Gpu, entry: 'concat' | 'split', count: number, ca: number, cb: number) {
-  const q = ca % 4 === 0 && cb % 4 === 0 && count > 0 ? 4 : 1;
+  const q = ca % 4 === 0 && cb % 4 === 0 && ca > 0 && cb > 0 && count > 0 ? 4 : 1;
   const { workgroups, rowThreads } = grid1d(count / q, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
   return {
     entryPoint: q === 4 ? `${entry}4` : entry,
