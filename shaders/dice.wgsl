@@ -21,6 +21,8 @@
 //                 a = (2I + 1) / U², b = 2 / U, recomputed by every invocation
 //                 from sums (four loads of the same addresses by every
 //                 invocation, served from cache) rather than stored.
+//   partial_sums4, backward4  the same four elements at a time, as vec4s,
+//                 where n is a multiple of 4 (n then counts quads).
 // The grid of backward may be folded into two dimensions:
 // flat index = gid.x + gid.y · row_threads.
 
@@ -43,11 +45,19 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> sums_out: array<f32>;
 @group(0) @binding(3) var<storage, read_write> loss_out: array<f32>;
 
+// partial_sums4 (partials_out as above)
+@group(0) @binding(1) var<storage, read> p4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> y4: array<vec4<f32>>;
+
 // backward: p itself is not needed, only y and the sums.
 @group(0) @binding(1) var<storage, read> y_in: array<f32>;
 @group(0) @binding(2) var<storage, read> sums_in: array<f32>;
 @group(0) @binding(3) var<storage, read> dloss: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dp: array<f32>;
+
+// backward4 (sums_in and dloss as above)
+@group(0) @binding(1) var<storage, read> y_in4: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> dp4: array<vec4<f32>>;
 
 var<workgroup> lanes: array<vec4<f32>, GROUP>;
 
@@ -81,6 +91,28 @@ fn partial_sums(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_in
 }
 
 @compute @workgroup_size(GROUP)
+fn partial_sums4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_index) local: u32,
+                 @builtin(workgroup_id) group: vec3<u32>) {
+  var acc = vec4<f32>(0.0);
+  let ones = vec4<f32>(1.0);
+  for (var i = gid.x; i < prm.n; i += prm.stride) {
+    let pi = p4[i];
+    let yi = y4[i];
+    acc += vec4<f32>(dot(yi, pi), dot(yi, ones), dot(pi, ones), 0.0);
+  }
+  let total = workgroup_total(acc, local);
+  if (local == 0u) {
+    partials_out[group.x] = total;
+  }
+}
+
+// (2I + 1) / U² and 2 / U from the sums.
+fn grad_terms() -> vec2<f32> {
+  let u = sums_in[1] + sums_in[2] + 1.0;
+  return vec2<f32>((2.0 * sums_in[0] + 1.0) / (u * u), 2.0 / u);
+}
+
+@compute @workgroup_size(GROUP)
 fn loss(@builtin(local_invocation_index) local: u32) {
   var acc = vec4<f32>(0.0);
   for (var i = local; i < prm.n; i += GROUP) {
@@ -101,8 +133,16 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= prm.n) {
     return;
   }
-  let u = sums_in[1] + sums_in[2] + 1.0;
-  let a = (2.0 * sums_in[0] + 1.0) / (u * u);
-  let b = 2.0 / u;
-  dp[i] = dloss[0] * (a - b * y_in[i]);
+  let ab = grad_terms();
+  dp[i] = dloss[0] * (ab.x - ab.y * y_in[i]);
+}
+
+@compute @workgroup_size(256)
+fn backward4(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * prm.stride;
+  if (i >= prm.n) {
+    return;
+  }
+  let ab = grad_terms();
+  dp4[i] = dloss[0] * (ab.x - ab.y * y_in4[i]);
 }

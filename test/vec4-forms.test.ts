@@ -14,6 +14,7 @@ import { elu, eluBackward } from '../src/kernels/elu.js';
 import { concatChannels, splitChannels } from '../src/kernels/concat.js';
 import { maxPool2x2, maxPool2x2Backward } from '../src/kernels/maxpool.js';
 import { adamStep } from '../src/kernels/adam.js';
+import { diceLoss, diceLossBackward } from '../src/kernels/dice.js';
 
 /** The entry points `record` asks for, in order. */
 async function entryPoints(gpu: Gpu, record: () => void): Promise<string[]> {
@@ -67,6 +68,17 @@ describe('vec4 forms are chosen where the counts allow them', () => {
     expect(await entryPoints(gpu, () => (maxPool2x2(gpu, x, y), maxPool2x2Backward(gpu, x, y, dx)))).toEqual(['forward4', 'backward4']);
     expect(await entryPoints(gpu, () => maxPool2x2(gpu, x6, y6))).toEqual(['forward']);
     for (const v of [x, y, dx, x6, y6]) v.dispose();
+  });
+
+  it('Dice loss and its gradient', async () => {
+    const gpu = await testGpu();
+    const [loss, sums, dLoss] = [t(gpu, [1]), t(gpu, [3]), t(gpu, [1])];
+    for (const [n, want] of [[8, ['partial_sums4', 'loss', 'backward4']], [7, ['partial_sums', 'loss', 'backward']]] as const) {
+      const [p, y, dp] = [t(gpu, [n]), t(gpu, [n]), t(gpu, [n])];
+      expect(await entryPoints(gpu, () => (diceLoss(gpu, p, y, loss, sums), diceLossBackward(gpu, p, y, sums, dLoss, dp)))).toEqual(want);
+      for (const x of [p, y, dp]) x.dispose();
+    }
+    for (const x of [loss, sums, dLoss]) x.dispose();
   });
 
   it('Adam: quads, then the last n mod 4 one by one', async () => {

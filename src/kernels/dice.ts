@@ -12,6 +12,11 @@ import diceSource from '../../shaders/dice.wgsl';
 
 const GROUP = 256;
 
+/** Elements per invocation: 4 (vec4s) where n is a nonzero multiple of 4 (a vec4 view needs 16 bytes), else 1. */
+function quadsOf(n: number): 1 | 4 {
+  return n > 0 && n % 4 === 0 ? 4 : 1;
+}
+
 function checkShape(op: string, name: string, t: GpuTensor, want: number[]): void {
   checkStorage(op, name, t);
   if (t.shape.length !== want.length || t.shape.some((d, i) => d !== want[i])) {
@@ -29,14 +34,16 @@ export function diceLoss(gpu: Gpu, p: GpuTensor, y: GpuTensor, loss: GpuTensor, 
   checkShape(op, 'loss', loss, [1]);
   checkShape(op, 'sums', sums, [3]);
   checkNoAliasing(op, { p, y }, { loss, sums });
+  // Four elements at a time (vec4s) where n is a nonzero multiple of 4.
   const n = numel(p.shape);
-  const groups = reduceGroups(n);
+  const q = quadsOf(n);
+  const groups = reduceGroups(n / q);
   const scratch = gpu.acquire(groups * 16);
   const partials = { buffer: scratch.buffer, offset: 0, size: groups * 16 };
   gpu.dispatch({
-    kernel: gpu.kernel('dice', diceSource, {}, 'partial_sums'),
+    kernel: gpu.kernel('dice', diceSource, {}, q === 4 ? 'partial_sums4' : 'partial_sums'),
     label: `${op} partial sums ${shapeStr(p.shape)} in ${groups} groups`,
-    uniforms: new Uint8Array(Uint32Array.of(n, groups * GROUP).buffer),
+    uniforms: new Uint8Array(Uint32Array.of(n / q, groups * GROUP).buffer),
     storage: [p.view, y.view, partials],
     workgroups: [groups],
   });
@@ -62,11 +69,12 @@ export function diceLossBackward(gpu: Gpu, p: GpuTensor, y: GpuTensor, sums: Gpu
   checkShape(op, 'dLoss', dLoss, [1]);
   checkNoAliasing(op, { p, y, sums, dLoss }, { dp });
   const n = numel(p.shape);
-  const { workgroups, rowThreads } = grid1d(n, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
+  const q = quadsOf(n);
+  const { workgroups, rowThreads } = grid1d(n / q, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
   gpu.dispatch({
-    kernel: gpu.kernel('dice', diceSource, {}, 'backward'),
+    kernel: gpu.kernel('dice', diceSource, {}, q === 4 ? 'backward4' : 'backward'),
     label: `${op} ${shapeStr(p.shape)}`,
-    uniforms: new Uint8Array(Uint32Array.of(n, rowThreads).buffer),
+    uniforms: new Uint8Array(Uint32Array.of(n / q, rowThreads).buffer),
     storage: [y.view, sums.view, dLoss.view, dp.view], // p is checked, not read: the sums carry it
     workgroups,
   });
