@@ -108,6 +108,68 @@ describe('GPU runtime', () => {
     for (const t of [x, y, z]) t.dispose();
   });
 
+  it('reuses the bind group of a dispatch with the same kernel, buffers and uniforms, and makes a new one otherwise', async () => {
+    const gpu = await testGpu();
+    const x = allocTensor(gpu, [64], new Float32Array(64).fill(2));
+    const y = allocTensor(gpu, [64]);
+    const z = allocTensor(gpu, [64]);
+    let made = 0;
+    const create = gpu.device.createBindGroup.bind(gpu.device);
+    gpu.device.createBindGroup = (d: GPUBindGroupDescriptor) => (made++, create(d));
+    try {
+      unary(gpu, 'affine', x, y, { alpha: 0.25, beta: 1 });
+      const first = made;
+      unary(gpu, 'affine', x, y, { alpha: 0.25, beta: 1 }); // the same bindings and uniform block
+      expect(made).toBe(first);
+      unary(gpu, 'affine', x, y, { alpha: 0.5, beta: 1 }); // another uniform block
+      expect(made).toBe(first + 1);
+      unary(gpu, 'affine', x, z, { alpha: 0.5, beta: 1 }); // another buffer
+      expect(made).toBe(first + 2);
+      expect(Array.from(await gpu.readFloat32(y.view, 64))).toEqual(new Array(64).fill(2));
+      expect(Array.from(await gpu.readFloat32(z.view, 64))).toEqual(new Array(64).fill(2));
+    } finally {
+      gpu.device.createBindGroup = create;
+      for (const t of [x, y, z]) t.dispose();
+    }
+  });
+
+  it('keeps every uniform block right when there are more of them than the runtime keeps', async () => {
+    // 1,100 dispatches, each with a uniform block of its own (the runtime keeps
+    // 1,024 and then reuses their slots), accumulating into one tensor.
+    const gpu = await testGpu();
+    const x = allocTensor(gpu, [64], new Float32Array(64).fill(1));
+    const y = allocTensor(gpu, [64], new Float32Array(64));
+    let want = 0;
+    for (let i = 1; i <= 1100; i++) {
+      const alpha = Math.fround(i / 1024);
+      unary(gpu, 'affine', x, y, { alpha, beta: 0, accumulate: true });
+      want = Math.fround(want + alpha);
+    }
+    const out = await gpu.readFloat32(y.view, 64);
+    expect(Array.from(out)).toEqual(new Array(64).fill(want));
+    for (const t of [x, y]) t.dispose();
+  });
+
+  it('a recorded dispatch keeps its uniform block when the runtime reuses slots before it is submitted', async () => {
+    // A device of its own, so that the runtime's 1,024 kept blocks are exactly these.
+    const gpu = await createNodeGpu({ backend: process.env.WGSL_UNET_BACKEND, adapter: process.env.WGSL_UNET_ADAPTER });
+    try {
+      const x = allocTensor(gpu, [64], new Float32Array(64).fill(1));
+      const [y, z] = [allocTensor(gpu, [64]), allocTensor(gpu, [64])];
+      const alpha = (i: number) => Math.fround(1 + i / 4096);
+      for (let i = 0; i < 1024; i++) unary(gpu, 'affine', x, z, { alpha: alpha(i), beta: 0 });
+      await gpu.sync();
+      // Recorded, not submitted: it finds block 0 among the kept ones…
+      unary(gpu, 'affine', x, y, { alpha: alpha(0), beta: 0 });
+      // …and this new block needs a slot when all are taken.
+      unary(gpu, 'affine', x, z, { alpha: 5, beta: 0 });
+      expect(Array.from(await gpu.readFloat32(y.view, 64))).toEqual(new Array(64).fill(alpha(0)));
+      expect(Array.from(await gpu.readFloat32(z.view, 64))).toEqual(new Array(64).fill(5));
+    } finally {
+      gpu.destroy();
+    }
+  });
+
   it('turns a GPU validation error into an exception naming the kernel and shapes', async () => {
     const gpu = await testGpu();
     const x = allocTensor(gpu, [64]);

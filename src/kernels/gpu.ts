@@ -1,8 +1,10 @@
 /**
  * The GPU runtime every kernel shares: one device, a pipeline cache keyed by
- * shader and constants, a buffer pool, uploads and readbacks, and a command
- * encoder that collects dispatches (consecutive ones in one compute pass) and
- * is submitted every few dispatches and before any readback.
+ * shader and constants, a buffer pool, uploads and readbacks, uniform blocks
+ * kept by content and bind groups kept by their bindings (so a repeated
+ * training step creates almost none), and a command encoder that collects
+ * dispatches (consecutive ones in one compute pass) and is submitted every
+ * few dispatches and before any readback.
  *
  * Nothing here knows about tensors or gradients; kernels/ wrappers call
  * `kernel()` to get a pipeline and `dispatch()` to record work.
@@ -74,6 +76,16 @@ export interface DispatchObserver {
 
 const UNIFORM_SLOT = 256; // minUniformBufferOffsetAlignment on every adapter we know
 const UNIFORM_CHUNK_SLOTS = 256;
+/** Uniform chunks kept at most (4 × 256 slots × 256 bytes = 256 KiB). */
+const MAX_UNIFORM_CHUNKS = 4;
+/**
+ * Bind groups kept for reuse. A training step binds the same kernels to the
+ * same pooled buffers and uniform slots every time, and creating a bind group
+ * costs tens of microseconds on the host (Dawn validates it) — about 60 % of
+ * recording a dispatch — so steps after the first find theirs here. Cleared
+ * when it fills and whenever pooled buffers are destroyed.
+ */
+const MAX_BIND_GROUPS = 8192;
 
 export function describeAdapter(adapter: GPUAdapter): AdapterDescription {
   const info = adapter.info;
@@ -132,9 +144,12 @@ export class Gpu {
   /** The compute pass consecutive dispatches share, open until a copy, a clear or the submit. */
   private pass: GPUComputePassEncoder | null = null;
   private recorded: string[] = [];
+  /** Uniform blocks by content (see uniformRange), in chunks of UNIFORM_CHUNK_SLOTS slots. */
   private uniformChunks: GPUBuffer[] = [];
-  private uniformStaging: Uint8Array<ArrayBuffer>[] = [];
-  private uniformSlot = 0;
+  private readonly uniformSlots = new Map<string, BufferView>();
+  private readonly bindGroups = new Map<string, GPUBindGroup>();
+  private readonly bufferIds = new WeakMap<GPUBuffer, number>();
+  private nextBufferId = 0;
   private failure: GpuError | null = null;
   private readonly pendingChecks = new Set<Promise<void>>();
   private destroyed = false;
@@ -234,6 +249,8 @@ export class Gpu {
   /** Destroys pooled buffers nobody holds. */
   trimPool(): void {
     this.submit();
+    // Cached bind groups may name the buffers about to be destroyed.
+    this.bindGroups.clear();
     this.storagePool.trim();
     this.readPool.trim();
   }
@@ -294,13 +311,12 @@ export class Gpu {
       throw new GpuError(`${d.label}: ${x}×${y}×${z} workgroups exceed the adapter's ${maxGroups} per dimension`, 'validation', [d.label]);
     }
     if (x === 0 || y === 0 || z === 0) return; // nothing to do for empty tensors
+    // The uniform block first: finding it a slot may submit what is recorded.
+    const uniforms = d.uniforms && this.uniformRange(d.uniforms);
     // The encoder, and with it the error scopes, exist before the bind group
     // is made, so an error in it is reported with this batch's dispatches.
     const enc = this.openEncoder();
-    const entries: GPUBindGroupEntry[] = [];
-    if (d.uniforms) entries.push({ binding: 0, resource: this.uniformRange(d.uniforms) });
-    d.storage.forEach((v, i) => entries.push({ binding: i + 1, resource: { buffer: v.buffer, offset: v.offset, size: v.size } }));
-    const bindGroup = this.device.createBindGroup({ layout: d.kernel.layout, entries, label: d.label });
+    const bindGroup = this.bindGroup(d.kernel, uniforms, d.storage, d.label);
     // Consecutive dispatches share one compute pass (WebGPU orders their
     // storage accesses within it); a timed dispatch gets a pass of its own,
     // since timestamps are written per pass.
@@ -352,14 +368,8 @@ export class Gpu {
     if (!this.encoder) return;
     const enc = this.recorder();
     const labels = this.recorded;
-    const slots = this.uniformSlot;
     this.encoder = null;
     this.recorded = [];
-    this.uniformSlot = 0;
-    for (let c = 0; c * UNIFORM_CHUNK_SLOTS < slots; c++) {
-      const used = Math.min(UNIFORM_CHUNK_SLOTS, slots - c * UNIFORM_CHUNK_SLOTS) * UNIFORM_SLOT;
-      this.device.queue.writeBuffer(this.uniformChunks[c]!, 0, this.uniformStaging[c]!, 0, used);
-    }
     this.device.queue.submit([enc.finish()]);
     const oom = this.device.popErrorScope();
     const validation = this.device.popErrorScope();
@@ -405,9 +415,53 @@ export class Gpu {
 
   // ---- internals --------------------------------------------------------
 
-  private uniformRange(data: ArrayBufferView): GPUBufferBinding {
+  /** A dispatch's bind group: uniforms at @binding(0), storage from @binding(1); reused where one with the same bindings exists. */
+  private bindGroup(kernel: Kernel, uniforms: BufferView | undefined, storage: readonly BufferView[], label: string): GPUBindGroup {
+    const ranges = uniforms ? [uniforms, ...storage] : storage;
+    let key = kernel.name;
+    for (const r of ranges) key += `|${this.bufferId(r.buffer)}:${r.offset}:${r.size}`;
+    let group = this.bindGroups.get(key);
+    if (!group) {
+      const first = uniforms ? 0 : 1;
+      const entries = ranges.map((r, i) => ({ binding: first + i, resource: { buffer: r.buffer, offset: r.offset, size: r.size } }));
+      group = this.device.createBindGroup({ layout: kernel.layout, entries, label });
+      if (this.bindGroups.size >= MAX_BIND_GROUPS) this.bindGroups.clear();
+      this.bindGroups.set(key, group);
+    }
+    return group;
+  }
+
+  /** A number that stands for a buffer in bind-group keys (buffers are objects, keys strings). */
+  private bufferId(buffer: GPUBuffer): number {
+    let id = this.bufferIds.get(buffer);
+    if (id === undefined) this.bufferIds.set(buffer, (id = this.nextBufferId++));
+    return id;
+  }
+
+  /**
+   * Where a uniform block lives. Blocks are kept by content and written once:
+   * a training step passes the same shapes every time, so its dispatches find
+   * their blocks (and then their bind groups) from the second step on, and
+   * only blocks that change (Adam's step size) take new slots. Each block is
+   * written with queue.writeBuffer when first seen, which the queue orders
+   * before the submission that reads it. When every slot is taken, what is
+   * recorded is submitted first (it may read the old contents, and queue
+   * order puts those reads before the new writes), then slots are reused.
+   */
+  private uniformRange(data: ArrayBufferView): BufferView {
     if (data.byteLength > UNIFORM_SLOT) throw new Error(`uniform block of ${data.byteLength} bytes exceeds ${UNIFORM_SLOT}`);
-    const slot = this.uniformSlot++;
+    const size = Math.ceil(data.byteLength / 16) * 16;
+    const block = new Uint8Array(size);
+    block.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    const key = new Uint32Array(block.buffer).join(',');
+    let range = this.uniformSlots.get(key);
+    if (range) return range;
+    if (this.uniformSlots.size === MAX_UNIFORM_CHUNKS * UNIFORM_CHUNK_SLOTS) {
+      if (this.encoder) this.submit();
+      this.uniformSlots.clear();
+      this.bindGroups.clear();
+    }
+    const slot = this.uniformSlots.size;
     const chunk = Math.floor(slot / UNIFORM_CHUNK_SLOTS);
     if (chunk === this.uniformChunks.length) {
       this.uniformChunks.push(
@@ -417,13 +471,11 @@ export class Gpu {
           label: `uniforms ${chunk}`,
         }),
       );
-      this.uniformStaging.push(new Uint8Array(UNIFORM_SLOT * UNIFORM_CHUNK_SLOTS));
     }
-    const offset = (slot % UNIFORM_CHUNK_SLOTS) * UNIFORM_SLOT;
-    const staging = this.uniformStaging[chunk]!;
-    staging.fill(0, offset, offset + UNIFORM_SLOT);
-    staging.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), offset);
-    return { buffer: this.uniformChunks[chunk]!, offset, size: Math.ceil(data.byteLength / 16) * 16 };
+    range = { buffer: this.uniformChunks[chunk]!, offset: (slot % UNIFORM_CHUNK_SLOTS) * UNIFORM_SLOT, size };
+    this.device.queue.writeBuffer(range.buffer, range.offset, block);
+    this.uniformSlots.set(key, range);
+    return range;
   }
 
   /** Runs a device call inside its own error scopes and reports failures with `what`. */
