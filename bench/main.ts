@@ -19,7 +19,7 @@ import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { Gpu, describeAdapter, formatAdapter, requestDevice } from '../src/kernels/gpu.js';
 import { GPU_OPTIONS, parseArgs, usage, UsageError } from '../src/cli/args.js';
-import { NoAdapterError } from '../src/kernels/node-gpu.js';
+import { NoAdapterError, yieldCpuToSoftwareAdapter } from '../src/kernels/node-gpu.js';
 import { type Case, UNET_CONV_SHAPES, UNET_UP_SHAPES, adamCase, convCases, convTransposeCases, diceCase, memoryBoundCases } from './cases.js';
 import { type Peer, type Sample, type Timing, gpuTimeRatio, ratioToOurs, sample, table, timeIt, timePaired } from './harness.js';
 import { type StepProfile, benchInference, benchTrainingStep } from './step.js';
@@ -85,6 +85,8 @@ async function main(): Promise<void> {
   const peerAdapter = await instance.requestAdapter({ powerPreference: 'high-performance' });
   if (!peerAdapter || describeAdapter(peerAdapter).description !== info.description) throw new Error('could not open the same adapter a second time for tfjs');
   const peerDevice = await requestDevice(peerAdapter);
+  // After both devices exist, so that both engines' adapter threads keep their priority.
+  if (yieldCpuToSoftwareAdapter(gpu)) console.log('software adapter: the JavaScript thread runs at a lower priority than the adapter\'s threads (both engines)');
   const nav = (globalThis as { navigator?: object }).navigator;
   Object.defineProperty(globalThis, 'navigator', { value: { ...(nav ?? {}), gpu: instance }, configurable: true, writable: true });
   const tf = await import('@tensorflow/tfjs-core');
