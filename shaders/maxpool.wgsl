@@ -101,6 +101,19 @@ fn window_of(cell: Cell) -> Window {
   );
 }
 
+// Where the window's four positions (row-major) are in x and dx.
+fn positions(win: Window) -> array<u32, 4> {
+  return array<u32, 4>(win.top, win.top + win.right, win.top + win.row, win.top + win.row + win.right);
+}
+
+// Which of a cell's four positions exist in x: all of them but at an odd last
+// row or column (such a cell is not a full window).
+fn present(cell: Cell) -> vec4<bool> {
+  let right = 2u * cell.j + 1u < p.w;
+  let bottom = 2u * cell.i + 1u < p.h;
+  return vec4<bool>(true, right, bottom, right && bottom);
+}
+
 // Per channel: the window position (0..3, row-major) of the first maximum, and the maximum.
 struct Winner {
   k: vec4<u32>,
@@ -119,11 +132,13 @@ fn winner(v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>) -> Winner 
 
 // One channel's window, each value splatted (the scalar entry points use lane x).
 fn winner1(win: Window) -> Winner {
-  return winner(vec4<f32>(x[win.top]), vec4<f32>(x[win.top + win.right]), vec4<f32>(x[win.top + win.row]), vec4<f32>(x[win.top + win.row + win.right]));
+  let at = positions(win);
+  return winner(vec4<f32>(x[at[0]]), vec4<f32>(x[at[1]]), vec4<f32>(x[at[2]]), vec4<f32>(x[at[3]]));
 }
 
 fn winner4(win: Window) -> Winner {
-  return winner(x4[win.top], x4[win.top + win.right], x4[win.top + win.row], x4[win.top + win.row + win.right]);
+  let at = positions(win);
+  return winner(x4[at[0]], x4[at[1]], x4[at[2]], x4[at[3]]);
 }
 
 fn flat_index(gid: vec3<u32>) -> u32 {
@@ -157,7 +172,7 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
   let cell = cell_of(flat);
   let win = window_of(cell);
-  let at = array<u32, 4>(win.top, win.top + win.right, win.top + win.row, win.top + win.row + win.right);
+  let at = positions(win);
   if (ACCUMULATE) {
     // Only the winner changes; the other cells (and unpooled ones) keep their value.
     if (win.full) {
@@ -175,15 +190,10 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
     return;
   }
   // A cell on an odd last row and/or column: up to four inputs, none pooled.
-  dx[at[0]] = 0.0;
-  let has_right = 2u * cell.j + 1u < p.w;
-  if (has_right) {
-    dx[at[1]] = 0.0;
-  }
-  if (2u * cell.i + 1u < p.h) {
-    dx[at[2]] = 0.0;
-    if (has_right) {
-      dx[at[3]] = 0.0;
+  let here = present(cell);
+  for (var pos = 0u; pos < 4u; pos++) {
+    if (here[pos]) {
+      dx[at[pos]] = 0.0;
     }
   }
 }
@@ -196,7 +206,7 @@ fn backward4(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
   let cell = cell_of(flat);
   let win = window_of(cell);
-  let at = array<u32, 4>(win.top, win.top + win.right, win.top + win.row, win.top + win.row + win.right);
+  let at = positions(win);
   if (win.full) {
     let k = winner4(win).k;
     let g = dy4[win.dy_at];
@@ -214,15 +224,10 @@ fn backward4(@builtin(global_invocation_id) gid: vec3<u32>) {
     return;
   }
   // A cell on an odd last row and/or column: up to four inputs, none pooled.
-  dx4[at[0]] = vec4<f32>(0.0);
-  let has_right = 2u * cell.j + 1u < p.w;
-  if (has_right) {
-    dx4[at[1]] = vec4<f32>(0.0);
-  }
-  if (2u * cell.i + 1u < p.h) {
-    dx4[at[2]] = vec4<f32>(0.0);
-    if (has_right) {
-      dx4[at[3]] = vec4<f32>(0.0);
+  let here = present(cell);
+  for (var pos = 0u; pos < 4u; pos++) {
+    if (here[pos]) {
+      dx4[at[pos]] = vec4<f32>(0.0);
     }
   }
 }
