@@ -85,8 +85,12 @@ async function main(): Promise<void> {
   const peerAdapter = await instance.requestAdapter({ powerPreference: 'high-performance' });
   if (!peerAdapter || describeAdapter(peerAdapter).description !== info.description) throw new Error('could not open the same adapter a second time for tfjs');
   const peerDevice = await requestDevice(peerAdapter);
-  // After both devices exist, so that both engines' adapter threads keep their priority.
-  if (yieldCpuToSoftwareAdapter(gpu)) console.log('software adapter: the JavaScript thread runs at a lower priority than the adapter\'s threads (both engines)');
+  // After both devices exist, so that both engines' adapter threads keep their
+  // priority; and only when every peer is a GPU engine: tfjs-wasm and
+  // tfjs-cpu compute on this very thread, which other load on the machine
+  // would then slow more than ours.
+  const gpuPeersOnly = peerKeys.every((k) => k === 'webgpu');
+  if (gpuPeersOnly && yieldCpuToSoftwareAdapter(gpu)) console.log('software adapter: the JavaScript thread runs at a lower priority than the adapter\'s threads (both engines)');
   const nav = (globalThis as { navigator?: object }).navigator;
   Object.defineProperty(globalThis, 'navigator', { value: { ...(nav ?? {}), gpu: instance }, configurable: true, writable: true });
   const tf = await import('@tensorflow/tfjs-core');

@@ -1,4 +1,4 @@
-import { createNodeGpu, yieldCpuToSoftwareAdapter } from '../kernels/node-gpu.js';
+import { createNodeGpu } from '../kernels/node-gpu.js';
 import { formatAdapter, type Gpu } from '../kernels/gpu.js';
 import type { Parsed } from './args.js';
 
@@ -12,6 +12,5 @@ export async function openGpu(o: Parsed, log: (s: string) => void = console.log)
     powerPreference: pp as GPUPowerPreference | undefined,
   });
   log(`adapter: ${formatAdapter(gpu.adapterInfo)}`);
-  yieldCpuToSoftwareAdapter(gpu);
   return gpu;
 }

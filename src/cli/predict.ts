@@ -14,6 +14,7 @@ import { type UNet, createUNet } from '../model/unet.js';
 import { GPU_OPTIONS, type OptionSpec, parseArgs, usage, UsageError } from './args.js';
 import { readBytes, writeAtomic } from './files.js';
 import { openGpu } from './gpu-options.js';
+import { yieldCpuToSoftwareAdapter } from '../kernels/node-gpu.js';
 import { encodePngGray8 } from './png.js';
 import { progress } from './progress.js';
 import { latestRun } from './runs.js';
@@ -36,6 +37,7 @@ export async function predict(argv: string[]): Promise<void> {
   console.log(`model ${modelPath}: base width ${ckpt.meta.config.baseWidth}, input ${ckpt.meta.config.inputSize}×${ckpt.meta.config.inputSize}, trained ${ckpt.meta.epoch} epoch(s)`);
   const test = loadTestSet(resolve(o.data as string));
   const gpu = await openGpu(o);
+  yieldCpuToSoftwareAdapter(gpu);
   try {
     const model = createUNet(gpu, { baseWidth: ckpt.meta.config.baseWidth, inputSize: ckpt.meta.config.inputSize });
     loadWeights(model, ckpt, modelPath);

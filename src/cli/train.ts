@@ -24,6 +24,7 @@ import { GPU_OPTIONS, type OptionSpec, type Parsed, UsageError, parseArgs, usage
 import { curvesSvg, type EpochLog } from './curves.js';
 import { readBytes, writeAtomic } from './files.js';
 import { openGpu } from './gpu-options.js';
+import { yieldCpuToSoftwareAdapter } from '../kernels/node-gpu.js';
 import { progress } from './progress.js';
 import { ensureDefaultData } from './default-data.js';
 import { loadTestSet, predictTestSet } from './predict.js';
@@ -204,6 +205,8 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
   const limit = resumed ? resumed.meta.training!.count : (o.limit as number | undefined);
   const split = o['validation-split'] as number;
   const data = prepare(dataDir, preset, limit, split, o['anti-alias'] === true);
+  // After the data step, whose worker threads would inherit a lowered priority.
+  yieldCpuToSoftwareAdapter(gpu);
   const valCount = data.train.count - data.trainCount;
   console.log(`data: ${data.train.count} images from ${dataDir}: ${data.trainCount} train, ${valCount} validation (the last ${Math.round(split * 100)} %); normalisation mean ${data.mean.toFixed(3)}, std ${data.std.toFixed(3)}`);
 

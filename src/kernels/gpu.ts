@@ -311,10 +311,12 @@ export class Gpu {
       throw new GpuError(`${d.label}: ${x}×${y}×${z} workgroups exceed the adapter's ${maxGroups} per dimension`, 'validation', [d.label]);
     }
     if (x === 0 || y === 0 || z === 0) return; // nothing to do for empty tensors
-    // The uniform block first: finding it a slot may submit what is recorded.
+    // The encoder, and with it the error scopes, exist before the uniform
+    // block is placed and the bind group made, so an error in either is
+    // reported with this batch's dispatches. Placing the block may submit
+    // the batch (when every slot is taken): then a new encoder is opened.
+    this.openEncoder();
     const uniforms = d.uniforms && this.uniformRange(d.uniforms);
-    // The encoder, and with it the error scopes, exist before the bind group
-    // is made, so an error in it is reported with this batch's dispatches.
     const enc = this.openEncoder();
     const bindGroup = this.bindGroup(d.kernel, uniforms, d.storage, d.label);
     // Consecutive dispatches share one compute pass (WebGPU orders their
@@ -458,8 +460,8 @@ export class Gpu {
     if (range) return range;
     if (this.uniformSlots.size === MAX_UNIFORM_CHUNKS * UNIFORM_CHUNK_SLOTS) {
       if (this.encoder) this.submit();
+      // Bind groups name slots, not their contents: those cached stay valid.
       this.uniformSlots.clear();
-      this.bindGroups.clear();
     }
     const slot = this.uniformSlots.size;
     const chunk = Math.floor(slot / UNIFORM_CHUNK_SLOTS);

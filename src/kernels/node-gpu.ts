@@ -78,10 +78,11 @@ export async function createNodeGpu(opts: NodeGpuOptions = {}): Promise<Gpu> {
  * still gets the CPU whenever the adapter is idle.
  *
  * Linux only, where priorities are per thread: the adapter's threads keep
- * theirs, but threads started afterwards by this one (a device made later, a
- * worker) inherit the lower one, so call this after creating every device
- * the process will compare. It cannot be undone without privileges. Returns
- * whether it lowered it.
+ * theirs, but threads and processes started afterwards by this one (a device
+ * made later, a worker, a child process) inherit the lower one, so call this
+ * after creating every device the process will compare and after any work
+ * handed to workers (the CLI's train calls it after its data step). It
+ * cannot be undone without privileges. Returns whether it lowered it.
  */
 export function yieldCpuToSoftwareAdapter(gpu: Gpu): boolean {
   if (!gpu.adapterInfo.isSoftware || process.platform !== 'linux') return false;

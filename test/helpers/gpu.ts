@@ -1,6 +1,6 @@
 /** One GPU per test file, destroyed afterwards so the worker can exit. */
 import { afterAll } from 'vitest';
-import { createNodeGpu, yieldCpuToSoftwareAdapter } from '../../src/kernels/node-gpu.js';
+import { createNodeGpu } from '../../src/kernels/node-gpu.js';
 import type { Gpu } from '../../src/kernels/gpu.js';
 
 let shared: Promise<Gpu> | null = null;
@@ -10,9 +10,6 @@ export function testGpu(): Promise<Gpu> {
     shared = createNodeGpu({
       backend: process.env.WGSL_UNET_BACKEND,
       adapter: process.env.WGSL_UNET_ADAPTER,
-    }).then((gpu) => {
-      yieldCpuToSoftwareAdapter(gpu);
-      return gpu;
     });
     afterAll(async () => {
       const gpu = await shared!;
