@@ -8,7 +8,7 @@ import type { Gpu } from '../src/kernels/gpu.js';
 import { Tape, Tensor, diceLoss, noGrad } from '../src/autograd/index.js';
 import { Adam } from '../src/model/adam.js';
 import { createUNet } from '../src/model/unet.js';
-import { type Sample, type TfjsWebgpu, sample, timeIt, timePaired } from './harness.js';
+import { type Sample, type TfjsWebgpu, type Timing, sample, timeIt, timePaired } from './harness.js';
 import { kerasDiceLoss, kerasUNet } from './tfjs-unet.js';
 import { GpuTimer } from './timestamps.js';
 
@@ -47,7 +47,7 @@ function batch(n: number, size: number): { x: Float32Array; y: Float32Array } {
  * like the trainer, does not wait for each step's loss before recording the
  * next. `record` records one step; `finish` waits for everything recorded.
  */
-async function timeChained(record: () => void, finish: () => Promise<void>, chain: number, reps: number): Promise<{ median: number; min: number; max: number }> {
+async function timeChained(record: () => void, finish: () => Promise<void>, chain: number, reps: number): Promise<Timing> {
   const t = await timeIt(async () => {
     for (let i = 0; i < chain; i++) record();
     await finish();
@@ -108,7 +108,7 @@ export async function benchTrainingStep(gpu: Gpu, peer: TfjsWebgpu, opts: { batc
   ys.dispose();
   model.dispose();
   adam.dispose();
-  let chainedTheirs: { median: number; min: number; max: number } | undefined;
+  let chainedTheirs: Timing | undefined;
   if (opts.chain > 1) {
     const losses: tfType.Scalar[] = [];
     chainedTheirs = await timeChained(
@@ -130,7 +130,7 @@ export async function benchTrainingStep(gpu: Gpu, peer: TfjsWebgpu, opts: { batc
   optimizer.dispose();
 
   const rate = (t: { median: number }) => n / (t.median / 1000);
-  const stepSample = (op: string, what: string, impl: string, t: { median: number; min: number; max: number }) =>
+  const stepSample = (op: string, what: string, impl: string, t: Timing) =>
     ({ ...sample(op, what, impl, flops, t, opts.reps), images_per_s: rate(t), epoch_s: TUTORIAL_TRAIN_IMAGES / rate(t) }) as Sample & { epoch_s: number };
   const ours = stepSample('training_step', label, 'ours', tOurs);
   const theirs = { ...stepSample('training_step', label, 'tfjs-webgpu (tfjs-layers)', tTheirs), paired_ratio: paired.ratio };

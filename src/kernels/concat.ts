@@ -1,7 +1,7 @@
 /** Channel concatenation (the U-Net's skips) and its gradient: shaders/concat.wgsl. */
 import type { Gpu } from './gpu.js';
 import { ShapeError, shapeStr } from './errors.js';
-import { type GpuTensor, checkRank, grid1d, numel } from './tensor-view.js';
+import { type GpuTensor, checkRank, grid1d, numel, perInvocation } from './tensor-view.js';
 import { checkNoAliasing } from './aliasing.js';
 import concatSource from '../../shaders/concat.wgsl';
 
@@ -34,7 +34,7 @@ function checkConcatShapes(op: string, names: [string, string, string], a: GpuTe
  * 4 and the tensors are not empty (a vec4 view needs 16 bytes).
  */
 function launch(gpu: Gpu, entry: 'concat' | 'split', count: number, ca: number, cb: number) {
-  const q = ca % 4 === 0 && cb % 4 === 0 && ca > 0 && cb > 0 && count > 0 ? 4 : 1;
+  const q = perInvocation(ca, cb, count);
   const { workgroups, rowThreads } = grid1d(count / q, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
   return {
     entryPoint: q === 4 ? `${entry}4` : entry,

@@ -5,17 +5,12 @@
  */
 import type { Gpu } from './gpu.js';
 import { ShapeError, shapeStr } from './errors.js';
-import { type GpuTensor, checkSameShape, checkStorage, grid1d, numel } from './tensor-view.js';
+import { type GpuTensor, checkSameShape, checkStorage, grid1d, numel, perInvocation } from './tensor-view.js';
 import { checkNoAliasing } from './aliasing.js';
 import { reduceGroups } from './reduce.js';
 import diceSource from '../../shaders/dice.wgsl';
 
 const GROUP = 256;
-
-/** Elements per invocation: 4 (vec4s) where n is a nonzero multiple of 4 (a vec4 view needs 16 bytes), else 1. */
-function quadsOf(n: number): 1 | 4 {
-  return n > 0 && n % 4 === 0 ? 4 : 1;
-}
 
 function checkShape(op: string, name: string, t: GpuTensor, want: number[]): void {
   checkStorage(op, name, t);
@@ -36,7 +31,7 @@ export function diceLoss(gpu: Gpu, p: GpuTensor, y: GpuTensor, loss: GpuTensor, 
   checkNoAliasing(op, { p, y }, { loss, sums });
   // Four elements at a time (vec4s) where n is a nonzero multiple of 4.
   const n = numel(p.shape);
-  const q = quadsOf(n);
+  const q = perInvocation(n);
   const groups = reduceGroups(n / q);
   const scratch = gpu.acquire(groups * 16);
   const partials = { buffer: scratch.buffer, offset: 0, size: groups * 16 };
@@ -69,7 +64,7 @@ export function diceLossBackward(gpu: Gpu, p: GpuTensor, y: GpuTensor, sums: Gpu
   checkShape(op, 'dLoss', dLoss, [1]);
   checkNoAliasing(op, { p, y, sums, dLoss }, { dp });
   const n = numel(p.shape);
-  const q = quadsOf(n);
+  const q = perInvocation(n);
   const { workgroups, rowThreads } = grid1d(n / q, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
   gpu.dispatch({
     kernel: gpu.kernel('dice', diceSource, {}, q === 4 ? 'backward4' : 'backward'),

@@ -1,7 +1,7 @@
 /** Elementwise maps: shaders/unary.wgsl and shaders/binary.wgsl. */
 import type { Gpu } from './gpu.js';
 import { ShapeError, shapeStr } from './errors.js';
-import { type GpuTensor, checkSameShape, checkStorage, grid1d, numel } from './tensor-view.js';
+import { type GpuTensor, checkSameShape, checkStorage, grid1d, numel, perInvocation } from './tensor-view.js';
 import unarySource from '../../shaders/unary.wgsl';
 import binarySource from '../../shaders/binary.wgsl';
 
@@ -43,9 +43,9 @@ export function fill(gpu: Gpu, value: GpuTensor, out: GpuTensor, opts: Elementwi
  * needs 16 bytes) and `byQuads` allows it, else one (`main`).
  */
 function mapGrid(gpu: Gpu, n: number, byQuads: boolean) {
-  const quads = byQuads && n > 0 && n % 4 === 0;
-  const { workgroups, rowThreads } = grid1d(quads ? n / 4 : n, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
-  return { entryPoint: quads ? 'main4' : 'main', workgroups, rowThreads };
+  const q = byQuads ? perInvocation(n) : 1;
+  const { workgroups, rowThreads } = grid1d(n / q, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
+  return { entryPoint: q === 4 ? 'main4' : 'main', workgroups, rowThreads };
 }
 
 function mapUnary(gpu: Gpu, code: number, label: string, x: GpuTensor, out: GpuTensor, opts: ElementwiseOptions): void {

@@ -1,7 +1,7 @@
 /** ELU forward and backward: shaders/elu.wgsl. */
 import type { Gpu } from './gpu.js';
 import { ShapeError, shapeStr } from './errors.js';
-import { type GpuTensor, checkSameShape, grid1d, numel } from './tensor-view.js';
+import { type GpuTensor, checkSameShape, grid1d, numel, perInvocation } from './tensor-view.js';
 import { checkNoAliasing } from './aliasing.js';
 import eluSource from '../../shaders/elu.wgsl';
 
@@ -12,12 +12,12 @@ import eluSource from '../../shaders/elu.wgsl';
  */
 function params(gpu: Gpu, op: string, n: number, alpha: number) {
   if (!(alpha > 0) || !Number.isFinite(alpha)) throw new ShapeError(op, `alpha must be a positive number, got ${alpha}`);
-  const quads = n > 0 && n % 4 === 0;
-  const { workgroups, rowThreads } = grid1d(quads ? n / 4 : n, 256, gpu.limits.maxComputeWorkgroupsPerDimension);
+  const q = perInvocation(n);
+  const { workgroups, rowThreads } = grid1d(n / q, 256, gpu.limits.maxComputeWorkgroupsPerDimension);
   const u = new ArrayBuffer(16);
   new Uint32Array(u, 0, 2).set([n, rowThreads]);
   new Float32Array(u, 8, 1).set([alpha]);
-  return { workgroups, uniforms: new Uint8Array(u), suffix: quads ? '4' : '' };
+  return { workgroups, uniforms: new Uint8Array(u), suffix: q === 4 ? '4' : '' };
 }
 
 /** y = elu(x) with the given alpha (Keras's default is 1). */

@@ -1,7 +1,7 @@
 /** 2 × 2, stride-2 max-pooling and its gradient: shaders/maxpool.wgsl. */
 import type { Gpu } from './gpu.js';
 import { ShapeError, shapeStr } from './errors.js';
-import { type GpuTensor, checkRank, grid1d, numel } from './tensor-view.js';
+import { type GpuTensor, checkRank, grid1d, numel, perInvocation } from './tensor-view.js';
 import { checkNoAliasing } from './aliasing.js';
 import maxpoolSource from '../../shaders/maxpool.wgsl';
 
@@ -35,7 +35,7 @@ function checkPooled(op: string, x: GpuTensor, name: string, pooled: GpuTensor):
  */
 function launch(gpu: Gpu, entry: 'forward' | 'backward', x: GpuTensor, bound: GpuTensor[], count: number, cellsH: number, cellsW: number) {
   const [, h, w, c] = x.shape as [number, number, number, number];
-  const q = c % 4 === 0 && bound.every((t) => numel(t.shape) > 0) ? 4 : 1;
+  const q = perInvocation(c, ...bound.map((t) => numel(t.shape)));
   const { workgroups, rowThreads } = grid1d(count / q, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
   return {
     entryPoint: q === 4 ? `${entry}4` : entry,

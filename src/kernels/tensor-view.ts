@@ -42,6 +42,15 @@ export function checkSameShape(op: string, names: string[], ts: GpuTensor[]): vo
 }
 
 /**
+ * Elements (or channels) per invocation for the kernels with vec4 forms: 4
+ * when every count is a nonzero multiple of 4 (a vec4 view needs 16 bytes,
+ * and quads must not straddle what the counts delimit), else 1.
+ */
+export function perInvocation(...counts: number[]): 1 | 4 {
+  return counts.every((n) => n > 0 && n % 4 === 0) ? 4 : 1;
+}
+
+/**
  * Workgroup counts for `invocations` threads in groups of `groupSize`,
  * folded into two dimensions when one would exceed the per-dimension limit.
  * Shaders rebuild the flat index as gid.x + gid.y * rowThreads.
