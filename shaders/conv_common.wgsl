@@ -10,6 +10,11 @@ override MODE: u32 = 0u;
 override ACT: u32 = 0u;
 // Modes 1, 4: add C into out instead of overwriting it.
 override ACCUMULATE: bool = false;
+// Mode 2, tiled shader only: A has one more row after the KH·KW·Ci rows of
+// im2col(x)ᵀ, all ones (p.m counts it), so the last row of C is Σ over pixels
+// of dy — the bias gradient, computed from the tiles of dy the weight gradient
+// stages anyway.
+override BIAS_ROW: bool = false;
 
 struct Params {
   batch: u32,

@@ -2,6 +2,9 @@
 //
 // reduce_splits: dst[i] (+)= Σ_s src[s·len + i] — adds the per-split partial
 //   weight gradients of conv_gemm.wgsl (modes 2 and 5) into the gradient.
+// reduce_splits_two: the same sums, elements i < p.first going to dst[i] and
+//   the rest to dst2[i − p.first]: the weight and bias gradients that mode 2
+//   computes together (BIAS_ROW), which live in different tensors.
 // channel_partial_sums: src is a [rows × cols] matrix (an NHWC tensor seen as
 //   pixels × channels); workgroup (cx, s) sums rows s·rows_per_split … of 64
 //   channels, 4 invocations per channel taking every 4th row, then combines
@@ -16,11 +19,21 @@ struct Params {
   splits: u32,
   rows_per_split: u32,
   row_threads: u32,
+  first: u32, // reduce_splits_two: how many sums go to dst
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dst2: array<f32>;
+
+fn split_total(i: u32) -> f32 {
+  var s = 0.0;
+  for (var k = 0u; k < p.splits; k++) {
+    s += src[k * p.len + i];
+  }
+  return s;
+}
 
 @compute @workgroup_size(256)
 fn reduce_splits(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -28,14 +41,34 @@ fn reduce_splits(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= p.len) {
     return;
   }
-  var s = 0.0;
-  for (var k = 0u; k < p.splits; k++) {
-    s += src[k * p.len + i];
-  }
+  let s = split_total(i);
   if (ACCUMULATE) {
     dst[i] = dst[i] + s;
   } else {
     dst[i] = s;
+  }
+}
+
+@compute @workgroup_size(256)
+fn reduce_splits_two(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * p.row_threads;
+  if (i >= p.len) {
+    return;
+  }
+  let s = split_total(i);
+  if (i < p.first) {
+    if (ACCUMULATE) {
+      dst[i] = dst[i] + s;
+    } else {
+      dst[i] = s;
+    }
+  } else {
+    let j = i - p.first;
+    if (ACCUMULATE) {
+      dst2[j] = dst2[j] + s;
+    } else {
+      dst2[j] = s;
+    }
   }
 }
 

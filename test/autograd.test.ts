@@ -4,6 +4,7 @@ import { randomArray, rng } from './helpers/random.js';
 import { relErrorToScale } from './helpers/compare.js';
 import { Tape, Tensor, concat, conv2d, convTranspose2x2, diceLoss, maxPool2x2, noGrad, add, mul, scale, sum, relu, sigmoid } from '../src/autograd/index.js';
 import type { Gpu } from '../src/kernels/gpu.js';
+import { convVariant, setConvVariant } from '../src/kernels/conv.js';
 import { type Shape4, conv2dRef, convTranspose2x2Ref, finiteDifference } from './reference/conv.js';
 import { concatRef, diceLossRef, maxPoolRef } from './reference/ops.js';
 
@@ -57,34 +58,44 @@ function makeParams(gpu: Gpu, values: Record<Name, Float32Array>): Record<Name, 
 }
 
 describe('autograd', () => {
-  it('gradients of a small U-Net level match finite differences of a float64 reference', async () => {
-    const gpu = await testGpu();
-    const values = initial();
-    const params = makeParams(gpu, values);
-    const tape = new Tape(gpu);
-    const loss = tape.run(() => forward(gpu, params));
-    tape.backward(loss);
-    const got = (await loss.read())[0]!;
-    const want = referenceLoss(values);
-    console.log(`loss: gpu ${got}, reference ${want}`);
-    expect(Math.abs(got - want)).toBeLessThan(1e-5);
-    const r = rng(3);
-    for (const k of NAMES) {
-      const grad = await params[k].grad!.read();
-      const coords = Array.from({ length: Math.min(12, grad.length) }, (_, i) => (grad.length <= 12 ? i : Math.floor(r() * grad.length)));
-      const fd = finiteDifference(
-        (v) => Float64Array.of(referenceLoss({ ...values, [k]: v })),
-        values[k],
-        [1],
-        coords,
-      );
-      const err = relErrorToScale(coords.map((i) => grad[i]!), fd);
-      console.log(`∂loss/∂${k}: error relative to its scale ${err.toExponential(2)}`);
-      expect(err).toBeLessThan(1e-4);
-    }
-    tape.dispose();
-    for (const t of Object.values(params)) t.dispose();
-  });
+  // The adapter's own convolutions, and the tiled ones (which compute the bias
+  // gradient inside the weight gradient's GEMM) where those are not the default.
+  for (const variant of ['default', 'tiled'] as const) {
+    it(`gradients of a small U-Net level match finite differences of a float64 reference (${variant} convolutions)`, async () => {
+      const gpu = await testGpu();
+      const before = convVariant(gpu);
+      if (variant === 'tiled') setConvVariant(gpu, 'tiled');
+      try {
+        const values = initial();
+        const params = makeParams(gpu, values);
+        const tape = new Tape(gpu);
+        const loss = tape.run(() => forward(gpu, params));
+        tape.backward(loss);
+        const got = (await loss.read())[0]!;
+        const want = referenceLoss(values);
+        console.log(`loss: gpu ${got}, reference ${want}`);
+        expect(Math.abs(got - want)).toBeLessThan(1e-5);
+        const r = rng(3);
+        for (const k of NAMES) {
+          const grad = await params[k].grad!.read();
+          const coords = Array.from({ length: Math.min(12, grad.length) }, (_, i) => (grad.length <= 12 ? i : Math.floor(r() * grad.length)));
+          const fd = finiteDifference(
+            (v) => Float64Array.of(referenceLoss({ ...values, [k]: v })),
+            values[k],
+            [1],
+            coords,
+          );
+          const err = relErrorToScale(coords.map((i) => grad[i]!), fd);
+          console.log(`∂loss/∂${k}: error relative to its scale ${err.toExponential(2)}`);
+          expect(err).toBeLessThan(1e-4);
+        }
+        tape.dispose();
+        for (const t of Object.values(params)) t.dispose();
+      } finally {
+        setConvVariant(gpu, before);
+      }
+    });
+  }
 
   it('releases every intermediate when the tape is disposed, and accumulates across backward passes', async () => {
     const gpu = await testGpu();

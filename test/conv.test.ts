@@ -13,6 +13,7 @@ import {
   convTranspose2x2BackwardWeights,
   canBroadcast,
   setConvVariant,
+  setGemmPrefetch,
   setTileShape,
   tileShapeFor,
   TILE_SHAPES,
@@ -103,17 +104,19 @@ describe(`conv2d (${variant})`, () => {
       const dx = allocTensor(gpu, xs);
       const dw = allocTensor(gpu, ws);
       const db = allocTensor(gpu, [co]);
+      const db2 = allocTensor(gpu, [co]);
       conv2dBackwardInput(gpu, dy, w, dx);
-      conv2dBackwardWeights(gpu, x, dy, dw);
-      biasGradient(gpu, dy, db);
+      conv2dBackwardWeights(gpu, x, dy, dw, { db });
+      biasGradient(gpu, dy, db2);
       const errs = [
         maxRelError(await gpu.readFloat32(dx.view, prod(xs)), want.dx),
         maxRelError(await gpu.readFloat32(dw.view, prod(ws)), want.dw),
         maxRelError(await gpu.readFloat32(db.view, co), want.db),
+        maxRelError(await gpu.readFloat32(db2.view, co), want.db),
       ];
-      console.log(`conv2d backward ${xs} k${k} → ${co}: max rel error dx ${errs[0]!.toExponential(2)} dw ${errs[1]!.toExponential(2)} db ${errs[2]!.toExponential(2)}`);
+      console.log(`conv2d backward ${xs} k${k} → ${co}: max rel error dx ${errs[0]!.toExponential(2)} dw ${errs[1]!.toExponential(2)} db with dw ${errs[2]!.toExponential(2)}, alone ${errs[3]!.toExponential(2)}`);
       for (const e of errs) expect(e).toBeLessThan(1e-4);
-      for (const t of [x, w, dy, dx, dw, db]) t.dispose();
+      for (const t of [x, w, dy, dx, dw, db, db2]) t.dispose();
     });
   }
 
@@ -135,13 +138,14 @@ describe(`conv2d (${variant})`, () => {
       const dx = allocTensor(gpu, xs, init.dx);
       const dw = allocTensor(gpu, ws, init.dw);
       const db = allocTensor(gpu, [4], init.db);
+      const db2 = allocTensor(gpu, [4], init.db);
       conv2dBackwardInput(gpu, dy, w, dx, { accumulate: true });
-      conv2dBackwardWeights(gpu, x, dy, dw, { accumulate: true });
-      biasGradient(gpu, dy, db, { accumulate: true });
+      conv2dBackwardWeights(gpu, x, dy, dw, { accumulate: true, db });
+      biasGradient(gpu, dy, db2, { accumulate: true });
       expect(maxRelError(await gpu.readFloat32(dx.view, prod(xs)), want.dx.map((v, i) => v + init.dx[i]!))).toBeLessThan(1e-4);
       expect(maxRelError(await gpu.readFloat32(dw.view, prod(ws)), want.dw.map((v, i) => v + init.dw[i]!))).toBeLessThan(1e-4);
-      expect(maxRelError(await gpu.readFloat32(db.view, 4), want.db.map((v, i) => v + init.db[i]!))).toBeLessThan(1e-4);
-      for (const t of [x, w, dy, dx, dw, db]) t.dispose();
+      for (const d of [db, db2]) expect(maxRelError(await gpu.readFloat32(d.view, 4), want.db.map((v, i) => v + init.db[i]!))).toBeLessThan(1e-4);
+      for (const t of [x, w, dy, dx, dw, db, db2]) t.dispose();
     });
   }
 
@@ -253,14 +257,15 @@ interface ConvFamily {
   ys: Shape4;
   forward(x: T, w: T, b: T, y: T): void;
   backwardInput(dy: T, w: T, dx: T): void;
-  backwardWeights(x: T, dy: T, dw: T): void;
+  /** The weight and bias gradients. */
+  backwardWeights(x: T, dy: T, dw: T, db: T): void;
   ref(x: Float32Array, w: Float32Array, b: Float32Array): ArrayLike<number>;
-  refBackward(x: Float32Array, w: Float32Array, dy: Float32Array): { dx: ArrayLike<number>; dw: ArrayLike<number> };
+  refBackward(x: Float32Array, w: Float32Array, dy: Float32Array): { dx: ArrayLike<number>; dw: ArrayLike<number>; db: ArrayLike<number> };
 }
 
 /**
- * Runs a convolution's forward, ∂input and ∂weights on random data and
- * returns the three max relative errors against the float64 reference.
+ * Runs a convolution's forward, ∂input, ∂weights and bias gradient on random
+ * data and returns the four max relative errors against the float64 reference.
  */
 async function familyErrors(gpu: Gpu, f: ConvFamily, seed: number): Promise<number[]> {
   const co = f.ys[3];
@@ -270,16 +275,17 @@ async function familyErrors(gpu: Gpu, f: ConvFamily, seed: number): Promise<numb
   const dyv = randomArray(prod(f.ys), seed + 3);
   const want = f.refBackward(xv, wv, dyv);
   const [x, w, b, dy] = [allocTensor(gpu, f.xs, xv), allocTensor(gpu, f.ws, wv), allocTensor(gpu, [co], bv), allocTensor(gpu, f.ys, dyv)];
-  const [y, dx, dw] = [allocTensor(gpu, f.ys), allocTensor(gpu, f.xs), allocTensor(gpu, f.ws)];
+  const [y, dx, dw, db] = [allocTensor(gpu, f.ys), allocTensor(gpu, f.xs), allocTensor(gpu, f.ws), allocTensor(gpu, [co])];
   f.forward(x, w, b, y);
   f.backwardInput(dy, w, dx);
-  f.backwardWeights(x, dy, dw);
+  f.backwardWeights(x, dy, dw, db);
   const errs = [
     maxRelError(await gpu.readFloat32(y.view, prod(f.ys)), f.ref(xv, wv, bv)),
     maxRelError(await gpu.readFloat32(dx.view, prod(f.xs)), want.dx),
     maxRelError(await gpu.readFloat32(dw.view, prod(f.ws)), want.dw),
+    maxRelError(await gpu.readFloat32(db.view, co), want.db),
   ];
-  for (const t of [x, w, b, dy, y, dx, dw]) t.dispose();
+  for (const t of [x, w, b, dy, y, dx, dw, db]) t.dispose();
   return errs;
 }
 
@@ -290,7 +296,7 @@ function convErrors(gpu: Gpu, xs: Shape4, k: number, co: number, act: 'none' | '
     xs, ws, ys: [xs[0], xs[1], xs[2], co],
     forward: (x, w, b, y) => conv2d(gpu, x, w, b, y, act),
     backwardInput: (dy, w, dx) => conv2dBackwardInput(gpu, dy, w, dx),
-    backwardWeights: (x, dy, dw) => conv2dBackwardWeights(gpu, x, dy, dw),
+    backwardWeights: (x, dy, dw, db) => conv2dBackwardWeights(gpu, x, dy, dw, { db }),
     ref: (x, w, b) => conv2dRef(x, xs, w, ws, b, act),
     refBackward: (x, w, dy) => conv2dBackwardRef(x, xs, w, ws, dy),
   }, seed);
@@ -303,7 +309,10 @@ function upErrors(gpu: Gpu, xs: Shape4, co: number, seed: number): Promise<numbe
     xs, ws, ys: [xs[0], 2 * xs[1], 2 * xs[2], co],
     forward: (x, w, b, y) => convTranspose2x2(gpu, x, w, b, y),
     backwardInput: (dy, w, dx) => convTranspose2x2BackwardInput(gpu, dy, w, dx),
-    backwardWeights: (x, dy, dw) => convTranspose2x2BackwardWeights(gpu, x, dy, dw),
+    backwardWeights: (x, dy, dw, db) => {
+      convTranspose2x2BackwardWeights(gpu, x, dy, dw);
+      biasGradient(gpu, dy, db);
+    },
     ref: (x, w, b) => convTranspose2x2Ref(x, xs, w, ws, b),
     refBackward: (x, w, dy) => convTranspose2x2BackwardRef(x, xs, w, ws, dy),
   }, seed);
@@ -313,11 +322,13 @@ function upErrors(gpu: Gpu, xs: Shape4, co: number, seed: number): Promise<numbe
 // smallest); here every tile shape runs every mode, on GEMMs that span several
 // tiles and end in partial ones in each dimension, with a split reduction.
 describe('tiled convolution, every tile shape', () => {
-  for (const shape of Object.keys(TILE_SHAPES) as TileShape[]) {
-    it(`${shape}: conv2d forward (relu), ∂input, ∂weights; transposed forward, ∂input, ∂weights`, async () => {
+  const forms = [...(Object.keys(TILE_SHAPES) as TileShape[]).map((shape) => [shape, true] as const), ['64x64', false] as const];
+  for (const [shape, prefetch] of forms) {
+    it(`${shape}${prefetch ? '' : ' without prefetch'}: conv2d forward (relu), ∂input, ∂weights; transposed forward, ∂input, ∂weights`, async () => {
       const gpu = await testGpu();
       setConvVariant(gpu, 'tiled');
       setTileShape(gpu, shape);
+      setGemmPrefetch(gpu, prefetch);
       try {
         const errs = [
           ...(await convErrors(gpu, [2, 12, 13, 20], 3, 70, 'relu', 60)),
@@ -328,6 +339,7 @@ describe('tiled convolution, every tile shape', () => {
         for (const e of errs) expect(e).toBeLessThan(1e-4);
       } finally {
         setTileShape(gpu, null);
+        setGemmPrefetch(gpu, true);
       }
     });
   }
@@ -346,6 +358,22 @@ describe('tiled convolution, every tile shape', () => {
       for (const e of await convErrors(gpu, xs, k, co, 'none', 70)) expect(e).toBeLessThan(1e-4);
     });
   }
+
+  it('computes the bias gradient in the weight gradient\'s GEMM, without dispatches of its own', async () => {
+    const gpu = await testGpu();
+    setConvVariant(gpu, 'tiled');
+    const x = allocTensor(gpu, [2, 6, 6, 8], randomArray(2 * 6 * 6 * 8, 80));
+    const dy = allocTensor(gpu, [2, 6, 6, 16], randomArray(2 * 6 * 6 * 16, 81));
+    const dw = allocTensor(gpu, [3, 3, 8, 16]);
+    const db = allocTensor(gpu, [16]);
+    const start = gpu.dispatchCount;
+    conv2dBackwardWeights(gpu, x, dy, dw);
+    const alone = gpu.dispatchCount - start;
+    conv2dBackwardWeights(gpu, x, dy, dw, { db });
+    expect(gpu.dispatchCount - start - alone).toBe(alone);
+    expect(() => conv2dBackwardWeights(gpu, x, dy, dw, { db: dw })).toThrow(/conv2dBackwardWeights: db must have shape \[16\]/);
+    for (const t of [x, dy, dw, db]) t.dispose();
+  });
 
   it('picks a tile by the GEMM\'s shape', () => {
     expect(tileShapeFor(294912, 32)).toBe('64x32'); // 96 × 96 × 32 pixels, 32 channels

@@ -11,6 +11,7 @@
 import { BufferUsage, type Gpu, type BufferView } from './gpu.js';
 import { ShapeError, shapeStr } from './errors.js';
 import { type GpuTensor, type OwnedGpuTensor, allocTensor, checkRank, checkStorage, grid1d, numel } from './tensor-view.js';
+import { checkNoAliasing } from './aliasing.js';
 import gemmSource from '../../shaders/conv_gemm.wgsl';
 import directSource from '../../shaders/conv_direct.wgsl';
 import broadcastSource from '../../shaders/conv_broadcast.wgsl';
@@ -117,6 +118,18 @@ export function tileShapeFor(m: number, n: number, splits = 1): TileShape {
   };
   const order = (['64x128', '64x64', '32x64'] as const).filter((shape) => tileSize(shape).cols <= Math.max(n, 64));
   return order.find((shape) => groups(shape) >= 256) ?? '32x64';
+}
+
+const noPrefetch = new WeakSet<Gpu>();
+
+/**
+ * Whether the tiled GEMMs on this device fetch the next step's tiles while
+ * computing on the current one (PREFETCH in conv_gemm.wgsl; on by default).
+ * For benchmarks and tests that compare the two forms.
+ */
+export function setGemmPrefetch(gpu: Gpu, on: boolean): void {
+  if (on) noPrefetch.delete(gpu);
+  else noPrefetch.add(gpu);
 }
 
 const tiledSources = new Map<TileShape, string>();
@@ -298,7 +311,14 @@ function launchFor(gpu: Gpu, name: ConvVariant, g: Gemm, splits = 1): Launch {
 function tiledLaunch(gpu: Gpu, g: Gemm, splits: number): Launch {
   const shape = forcedTile.get(gpu) ?? tileShapeFor(g.m, g.n, splits);
   const { rows, cols } = tileSize(shape);
-  return { shader: `conv_tiled_${shape}`, source: tiledSource(shape), constants: {}, outputs: (out) => [out], rowsPerGroup: rows, colsPerGroup: cols };
+  return {
+    shader: `conv_tiled_${shape}`,
+    source: tiledSource(shape),
+    constants: { PREFETCH: noPrefetch.has(gpu) ? 0 : 1 },
+    outputs: (out) => [out],
+    rowsPerGroup: rows,
+    colsPerGroup: cols,
+  };
 }
 
 /**
@@ -368,9 +388,11 @@ function workgroups(name: ConvVariant, launch: Launch, m: number, n: number, spl
 /**
  * Records a weight-gradient GEMM whose reduction (over pixels, g.k) is split
  * across workgroups: partial sums go to a scratch buffer, then one pass adds
- * them into g.out.
+ * them into g.out. With `bias` (mode 2 on the tiled shader), A's last row is
+ * ones (BIAS_ROW, counted in g.m) and the last row of C goes to the bias's
+ * gradient.
  */
-function splitGemm(gpu: Gpu, g: Gemm): void {
+function splitGemm(gpu: Gpu, g: Gemm, bias?: BufferView): void {
   const name = variantFor(gpu, g);
   // The splits fill the GPU, so the tile need not leave room for more workgroups.
   const launch = launchFor(gpu, name, g, Infinity);
@@ -388,24 +410,37 @@ function splitGemm(gpu: Gpu, g: Gemm): void {
   const scratch = gpu.acquire(splits * g.m * g.n * 4);
   const scratchView = { buffer: scratch.buffer, offset: 0, size: splits * g.m * g.n * 4 };
   gpu.dispatch({
-    kernel: gpu.kernel(launch.shader, launch.source, { MODE: g.mode, ACT: 0, ACCUMULATE: 0, ...launch.constants }),
-    label: `${g.label} [${launch.shader}, ${splits} splits]`,
+    kernel: gpu.kernel(launch.shader, launch.source, { MODE: g.mode, ACT: 0, ACCUMULATE: 0, ...(bias ? { BIAS_ROW: 1 } : {}), ...launch.constants }),
+    label: `${g.label} [${launch.shader}, ${splits} splits${bias ? ', bias row' : ''}]`,
     uniforms: params(g, kPerSplit),
     storage: [g.a, g.b, dummy(gpu), ...launch.outputs(scratchView)],
     workgroups: workgroups(name, launch, g.m, g.n, splits),
   });
-  reduceSplits(gpu, scratchView, splits, g.m * g.n, g.out, g.accumulate ?? false, g.label);
+  const sums = { src: scratchView, splits, len: g.m * g.n };
+  if (bias) reduceSplits(gpu, sums, g.out, g.accumulate ?? false, g.label, { view: bias, from: (g.m - 1) * g.n });
+  else reduceSplits(gpu, sums, g.out, g.accumulate ?? false, g.label);
   // Safe to recycle now: any later use of this buffer is recorded after the reads above.
   gpu.release(scratch);
 }
 
-function reduceSplits(gpu: Gpu, src: BufferView, splits: number, len: number, dst: BufferView, accumulate: boolean, label: string): void {
-  const { workgroups, rowThreads } = grid1d(len, 256, gpu.limits.maxComputeWorkgroupsPerDimension);
+/**
+ * dst (+)= Σ over splits of src's slices of len sums; with `second`, sums
+ * from `second.from` on go to second.view instead.
+ */
+function reduceSplits(
+  gpu: Gpu,
+  sums: { src: BufferView; splits: number; len: number },
+  dst: BufferView,
+  accumulate: boolean,
+  label: string,
+  second?: { view: BufferView; from: number },
+): void {
+  const { workgroups, rowThreads } = grid1d(sums.len, 256, gpu.limits.maxComputeWorkgroupsPerDimension);
   gpu.dispatch({
-    kernel: gpu.kernel('split_sum', splitSource, { ACCUMULATE: accumulate ? 1 : 0 }, 'reduce_splits'),
-    label: `${label}: sum of ${splits} splits`,
-    uniforms: new Uint32Array([len, splits, 0, rowThreads]),
-    storage: [src, dst],
+    kernel: gpu.kernel('split_sum', splitSource, { ACCUMULATE: accumulate ? 1 : 0 }, second ? 'reduce_splits_two' : 'reduce_splits'),
+    label: `${label}: sum of ${sums.splits} splits`,
+    uniforms: new Uint32Array([sums.len, sums.splits, 0, rowThreads, second?.from ?? sums.len]),
+    storage: second ? [sums.src, dst, second.view] : [sums.src, dst],
     workgroups,
   });
 }
@@ -433,11 +468,11 @@ export function biasGradient(gpu: Gpu, dy: GpuTensor, db: GpuTensor, opts: GradO
   gpu.dispatch({
     kernel: gpu.kernel('split_sum', splitSource, { ACCUMULATE: 0 }, 'channel_partial_sums'),
     label,
-    uniforms: new Uint32Array([c, rows, rowsPerSplit, 0]),
+    uniforms: new Uint32Array([c, rows, rowsPerSplit, 0, 0]),
     storage: [dy.view, scratchView],
     workgroups: [Math.ceil(c / 64), splits],
   });
-  reduceSplits(gpu, scratchView, splits, c, db.view, opts.accumulate ?? false, label);
+  reduceSplits(gpu, { src: scratchView, splits, len: c }, db.view, opts.accumulate ?? false, label);
   gpu.release(scratch);
 }
 
@@ -492,18 +527,35 @@ export function conv2dBackwardInput(gpu: Gpu, dy: GpuTensor, w: GpuTensor, dx: G
   });
 }
 
-/** dw (+)= Σ over pixels of im2col(x)ᵀ · dy. */
-export function conv2dBackwardWeights(gpu: Gpu, x: GpuTensor, dy: GpuTensor, dw: GpuTensor, opts: GradOptions = {}): void {
+export interface WeightGradOptions extends GradOptions {
+  /**
+   * Also the bias gradient, db (+)= Σ over pixels of dy (as biasGradient): on
+   * the tiled formulation in the same GEMM, as one more row of ones in A, so
+   * dy is not read again; elsewhere by biasGradient.
+   */
+  db?: GpuTensor;
+}
+
+/** dw (+)= Σ over pixels of im2col(x)ᵀ · dy; with opts.db, the bias gradient too. */
+export function conv2dBackwardWeights(gpu: Gpu, x: GpuTensor, dy: GpuTensor, dw: GpuTensor, opts: WeightGradOptions = {}): void {
   const op = 'conv2dBackwardWeights';
   const s = convShapes(op, x, dw);
   expectShape(op, 'dy', dy, [s.n, s.h, s.wd, s.co]);
-  splitGemm(gpu, {
+  if (opts.db) expectShape(op, 'db', opts.db, [s.co]);
+  const g: Gemm = {
     mode: Mode.ConvWeights,
     label: `${op} x ${shapeStr(x.shape)} dy ${shapeStr(dy.shape)}`,
     a: x.view, b: dy.view, out: dw.view,
     batch: s.n, h: s.h, w: s.wd, aC: s.ci, kh: s.kh, kw: s.kh, pad: s.pad, bC: s.co,
     m: s.kh * s.kh * s.ci, n: s.co, k: s.n * s.h * s.wd, accumulate: opts.accumulate ?? false,
-  });
+  };
+  if (opts.db && variantFor(gpu, g) === 'tiled') {
+    checkNoAliasing(op, {}, { dw, db: opts.db });
+    splitGemm(gpu, { ...g, m: g.m + 1, label: `${g.label} and bias` }, opts.db.view);
+    return;
+  }
+  splitGemm(gpu, g);
+  if (opts.db) biasGradient(gpu, dy, opts.db, opts);
 }
 
 function upShapes(op: string, x: GpuTensor, w: GpuTensor) {

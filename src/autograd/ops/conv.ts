@@ -37,13 +37,14 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor, activation: Activation =
       const t = grads.target(x);
       conv2dBackwardInput(x.gpu, g, w, t.grad, { accumulate: t.accumulate });
     }
-    if (w.requiresGrad) {
-      const t = grads.target(w);
-      conv2dBackwardWeights(x.gpu, x, g, t.grad, { accumulate: t.accumulate });
-    }
-    if (b.requiresGrad) {
-      const t = grads.target(b);
-      biasGradient(x.gpu, g, t.grad, { accumulate: t.accumulate });
+    const tw = w.requiresGrad ? grads.target(w) : undefined;
+    const tb = b.requiresGrad ? grads.target(b) : undefined;
+    if (tw && tb && tw.accumulate === tb.accumulate) {
+      // One pass where the kernel can: the bias gradient as one more row of the weight gradient's GEMM.
+      conv2dBackwardWeights(x.gpu, x, g, tw.grad, { accumulate: tw.accumulate, db: tb.grad });
+    } else {
+      if (tw) conv2dBackwardWeights(x.gpu, x, g, tw.grad, { accumulate: tw.accumulate });
+      if (tb) biasGradient(x.gpu, g, tb.grad, { accumulate: tb.accumulate });
     }
   });
   return y;
