@@ -10,6 +10,13 @@
 //   channels, 4 invocations per channel taking every 4th row, then combines
 //   the 4 in workgroup memory and writes dst[s·cols + c]. Followed by
 //   reduce_splits, this is the bias gradient Σ_pixels dy[pixel, c].
+// channel_sums4: the same column sums when cols % 4 == 0, read as vec4s of four
+//   channels. Workgroup (gx, s) takes QUADS quads of channels (a power of two,
+//   ≤ 64) and rows s·rows_per_split …; the 256 / QUADS invocations of a quad
+//   each add every (256 / QUADS)-th row into four independent sums (four loads
+//   in flight), then the workgroup halves its partial sums in workgroup memory.
+//   Writes dst4[s·cols/4 + quad]; run again on that [splits × cols] matrix
+//   with one split, it gives the bias gradient (added when ACCUMULATE).
 // Accumulating lets gradients add into a zeroed flat gradient buffer.
 
 override ACCUMULATE: bool = false;
@@ -94,5 +101,58 @@ fn channel_partial_sums(
   workgroupBarrier();
   if (lane == 0u && c < p.len) {
     dst[wg.y * p.len + c] = partial[li] + partial[li + 64u] + partial[li + 128u] + partial[li + 192u];
+  }
+}
+
+override QUADS: u32 = 64u;
+override LANES: u32 = 256u / QUADS;
+
+@group(0) @binding(1) var<storage, read> src4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> dst4: array<vec4<f32>>;
+
+var<workgroup> partial4: array<vec4<f32>, 256>;
+
+// Here p.len is the number of columns and p.splits the number of rows.
+@compute @workgroup_size(256)
+fn channel_sums4(
+  @builtin(workgroup_id) wg: vec3<u32>,
+  @builtin(local_invocation_index) li: u32,
+) {
+  let quads = p.len / 4u;
+  let q = wg.x * QUADS + li % QUADS;
+  let lane = li / QUADS;
+  let begin = wg.y * p.rows_per_split;
+  let end = min(p.splits, begin + p.rows_per_split);
+  var s0 = vec4<f32>(0.0);
+  var s1 = vec4<f32>(0.0);
+  var s2 = vec4<f32>(0.0);
+  var s3 = vec4<f32>(0.0);
+  if (q < quads) {
+    var r = begin + lane;
+    for (; r + 3u * LANES < end; r += 4u * LANES) {
+      s0 += src4[r * quads + q];
+      s1 += src4[(r + LANES) * quads + q];
+      s2 += src4[(r + 2u * LANES) * quads + q];
+      s3 += src4[(r + 3u * LANES) * quads + q];
+    }
+    for (; r < end; r += LANES) {
+      s0 += src4[r * quads + q];
+    }
+  }
+  partial4[li] = (s0 + s1) + (s2 + s3);
+  workgroupBarrier();
+  for (var half = LANES / 2u; half > 0u; half >>= 1u) {
+    if (lane < half) {
+      partial4[li] += partial4[li + half * QUADS];
+    }
+    workgroupBarrier();
+  }
+  if (lane == 0u && q < quads) {
+    let at = wg.y * quads + q;
+    if (ACCUMULATE) {
+      dst4[at] = dst4[at] + partial4[li];
+    } else {
+      dst4[at] = partial4[li];
+    }
   }
 }

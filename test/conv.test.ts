@@ -318,6 +318,40 @@ function upErrors(gpu: Gpu, xs: Shape4, co: number, seed: number): Promise<numbe
   }, seed);
 }
 
+// The bias gradient's column sums: four channels at a time where the channel
+// count allows (in one pass, or split over rows with a partial last split and
+// summed again; channel quads that are not a power of two; more quads than one
+// workgroup takes; the U-Net's largest, 512 splits), one at a time otherwise.
+describe('biasGradient', () => {
+  const cases: [Shape4, boolean][] = [
+    [[1, 3, 3, 8], false],
+    [[2, 17, 19, 36], false],
+    [[2, 17, 19, 36], true],
+    [[3, 10, 11, 260], true],
+    [[32, 96, 96, 32], false],
+    [[2, 9, 9, 3], true],
+    [[1, 40, 40, 70], false],
+  ];
+  for (const [shape, accumulate] of cases) {
+    it(`dy ${shape}${accumulate ? ', accumulating' : ''}`, async () => {
+      const gpu = await testGpu();
+      const c = shape[3];
+      const dyv = randomArray(prod(shape), 90);
+      const init = randomArray(c, 91);
+      const want = new Float64Array(c);
+      for (let i = 0; i < dyv.length; i++) want[i % c]! += dyv[i]!;
+      if (accumulate) for (let j = 0; j < c; j++) want[j]! += init[j]!;
+      const dy = allocTensor(gpu, shape, dyv);
+      const db = allocTensor(gpu, [c], accumulate ? init : undefined);
+      biasGradient(gpu, dy, db, { accumulate });
+      const err = maxRelError(await gpu.readFloat32(db.view, c), want);
+      console.log(`biasGradient dy ${shape}: max rel error ${err.toExponential(2)}`);
+      expect(err).toBeLessThan(1e-5);
+      for (const t of [dy, db]) t.dispose();
+    });
+  }
+});
+
 // The tiled variant picks its tile per GEMM (small test GEMMs get the
 // smallest); here every tile shape runs every mode, on GEMMs that span several
 // tiles and end in partial ones in each dimension, with a split reduction.

@@ -460,11 +460,12 @@ export function biasGradient(gpu: Gpu, dy: GpuTensor, db: GpuTensor, opts: GradO
   }
   checkStorage(op, 'db', db);
   const rows = numel(dy.shape) / c;
+  const label = `${op} dy ${shapeStr(dy.shape)}`;
+  if (c > 0 && c % 4 === 0) return channelSums4(gpu, dy.view, rows, c, db.view, opts.accumulate ?? false, label);
   const splits = Math.max(1, Math.min(256, Math.floor(rows / 256)));
   const rowsPerSplit = Math.ceil(rows / splits);
   const scratch = gpu.acquire(splits * c * 4);
   const scratchView = { buffer: scratch.buffer, offset: 0, size: splits * c * 4 };
-  const label = `${op} dy ${shapeStr(dy.shape)}`;
   gpu.dispatch({
     kernel: gpu.kernel('split_sum', splitSource, { ACCUMULATE: 0 }, 'channel_partial_sums'),
     label,
@@ -473,6 +474,35 @@ export function biasGradient(gpu: Gpu, dy: GpuTensor, db: GpuTensor, opts: GradO
     workgroups: [Math.ceil(c / 64), splits],
   });
   reduceSplits(gpu, { src: scratchView, splits, len: c }, db.view, opts.accumulate ?? false, label);
+  gpu.release(scratch);
+}
+
+/**
+ * Column sums of a [rows × c] matrix (c a multiple of 4) into dst, by
+ * split_sum.wgsl's channel_sums4: rows split across workgroups so that each
+ * invocation adds at least 16 of them (at most 512 splits), then the same
+ * entry point over the splits' partial sums; one pass when one split will do.
+ */
+function channelSums4(gpu: Gpu, src: BufferView, rows: number, c: number, dst: BufferView, accumulate: boolean, label: string): void {
+  const quads = Math.min(64, 2 ** Math.ceil(Math.log2(c / 4)));
+  const lanes = 256 / quads;
+  const groupsX = Math.ceil(c / 4 / quads);
+  const pass = (from: BufferView, to: BufferView, rowCount: number, rowsPerSplit: number, acc: boolean, what: string) => {
+    gpu.dispatch({
+      kernel: gpu.kernel('split_sum', splitSource, { ACCUMULATE: acc ? 1 : 0, QUADS: quads }, 'channel_sums4'),
+      label: `${label}${what}`,
+      uniforms: new Uint32Array([c, rowCount, rowsPerSplit, 0, 0]),
+      storage: [from, to],
+      workgroups: [groupsX, Math.max(1, Math.ceil(rowCount / rowsPerSplit))],
+    });
+  };
+  const rowsPerSplit = Math.ceil(rows / Math.max(1, Math.min(512, Math.floor(rows / (lanes * 16)))));
+  const splits = Math.ceil(rows / rowsPerSplit);
+  if (splits <= 1) return pass(src, dst, rows, Math.max(1, rows), accumulate, '');
+  const scratch = gpu.acquire(splits * c * 4);
+  const partials = { buffer: scratch.buffer, offset: 0, size: splits * c * 4 };
+  pass(src, partials, rows, rowsPerSplit, false, ` in ${splits} splits`);
+  pass(partials, dst, splits, splits, accumulate, `: sum of ${splits} splits`);
   gpu.release(scratch);
 }
 
