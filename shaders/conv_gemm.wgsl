@@ -42,10 +42,6 @@ const WG_Y: u32 = 16u; // invocations along its rows
 const RM: u32 = 8u; // rows of C per invocation, a multiple of 4
 const RN: u32 = 8u; // columns of C per invocation, a multiple of 4
 const TK: u32 = 16u;
-// Fetch the next step's tiles into registers before computing on the current
-// one, so their loads are in flight during the FMAs; off, each step fetches,
-// stages and computes in turn.
-override PREFETCH: bool = true;
 const TM: u32 = WG_Y * RM;
 const TN: u32 = WG_X * RN;
 const TM4: u32 = TM / 4u;
@@ -170,33 +166,6 @@ fn a_quad(first: u32, k: u32, info: vec4<u32>) -> vec4<f32> {
   return v;
 }
 
-// A staged slot: the quad of rows from `first` at k = k0 + kk, zero past k_end.
-// Slot s of a_tile is (k, quad of rows): pixel-row modes put k fastest
-// (neighbouring invocations read neighbouring channels of one pixel); modes 2
-// and 5, whose rows are channels, put the rows fastest (see main).
-fn a_staged(k0: u32, k_end: u32, kk: u32, first: u32, info: vec4<u32>) -> vec4<f32> {
-  let k = k0 + kk;
-  if (k < k_end) {
-    return a_quad(first, k, info);
-  }
-  return vec4<f32>(0.0);
-}
-
-// B staged slot s: (k, quad of columns), columns fastest; zero past k_end and n.
-fn b_staged(k0: u32, k_end: u32, s: u32, col0: u32) -> vec4<f32> {
-  let k = k0 + s / TN4;
-  var v = vec4<f32>(0.0);
-  if (k < k_end) {
-    for (var c = 0u; c < 4u; c++) {
-      let col = col0 + 4u * (s % TN4) + c;
-      if (col < p.n) {
-        v[c] = b_src[k * p.n + col];
-      }
-    }
-  }
-  return v;
-}
-
 @compute @workgroup_size(WG_X, WG_Y, 1)
 fn main(
   @builtin(workgroup_id) wg: vec3<u32>,
@@ -218,7 +187,7 @@ fn main(
 
   var acc: array<vec4<f32>, RM * RN / 4u>; // [row][quad of columns], zero-initialised
 
-  // This invocation's A slots (see a_staged) and their rows, decoded once.
+  // This invocation's A slots (see below) and their rows, decoded once.
   var a_kk: array<u32, A_PASSES>;
   var a_rq: array<u32, A_PASSES>;
   var a_info: array<vec4<u32>, A_PASSES>;
@@ -236,43 +205,36 @@ fn main(
     }
   }
 
-  // What this invocation stages of each step of TK k, fetched from memory into
-  // registers: with PREFETCH, the next step's while the current one computes.
-  var a_next: array<vec4<f32>, A_PASSES>;
-  var b_next: array<vec4<f32>, B_PASSES>;
-  if (PREFETCH && k_begin < k_end) {
-    for (var q = 0u; q < A_PASSES; q++) {
-      a_next[q] = a_staged(k_begin, k_end, a_kk[q], row0 + 4u * a_rq[q], a_info[q]);
-    }
-    for (var q = 0u; q < B_PASSES; q++) {
-      b_next[q] = b_staged(k_begin, k_end, li + q * THREADS, col0);
-    }
-  }
-
   for (var k0 = k_begin; k0 < k_end; k0 += TK) {
-    if (!PREFETCH) {
-      for (var q = 0u; q < A_PASSES; q++) {
-        a_next[q] = a_staged(k0, k_end, a_kk[q], row0 + 4u * a_rq[q], a_info[q]);
-      }
-      for (var q = 0u; q < B_PASSES; q++) {
-        b_next[q] = b_staged(k0, k_end, li + q * THREADS, col0);
-      }
-    }
+    // Stage A: slot s is (k, quad of rows). Pixel-row modes put k fastest
+    // (neighbouring invocations read neighbouring channels of one pixel);
+    // modes 2 and 5, whose rows are channels, put the rows fastest.
     for (var q = 0u; q < A_PASSES; q++) {
-      a_tile[a_kk[q] * TM4 + a_rq[q]] = a_next[q];
+      let k = k0 + a_kk[q];
+      var v = vec4<f32>(0.0);
+      if (k < k_end) {
+        v = a_quad(row0 + 4u * a_rq[q], k, a_info[q]);
+      }
+      a_tile[a_kk[q] * TM4 + a_rq[q]] = v;
     }
+    // Stage B: slot s is (k, quad of columns), columns fastest.
     for (var q = 0u; q < B_PASSES; q++) {
-      b_tile[li + q * THREADS] = b_next[q];
+      let s = li + q * THREADS;
+      let kk = s / TN4;
+      let cq = s % TN4;
+      let k = k0 + kk;
+      var v = vec4<f32>(0.0);
+      if (k < k_end) {
+        for (var c = 0u; c < 4u; c++) {
+          let col = col0 + 4u * cq + c;
+          if (col < p.n) {
+            v[c] = b_src[k * p.n + col];
+          }
+        }
+      }
+      b_tile[kk * TN4 + cq] = v;
     }
     workgroupBarrier();
-    if (PREFETCH && k0 + TK < k_end) {
-      for (var q = 0u; q < A_PASSES; q++) {
-        a_next[q] = a_staged(k0 + TK, k_end, a_kk[q], row0 + 4u * a_rq[q], a_info[q]);
-      }
-      for (var q = 0u; q < B_PASSES; q++) {
-        b_next[q] = b_staged(k0 + TK, k_end, li + q * THREADS, col0);
-      }
-    }
 
     for (var kk = 0u; kk < TK; kk++) {
       var av: array<vec4<f32>, RM / 4u>;

@@ -34,12 +34,26 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dst2: array<f32>;
 
+// Σ_s src[s·len + i], four splits at a time into independent sums, so that
+// four loads are in flight (a weight gradient has up to a few hundred splits
+// and the sums are few: one serial chain of loads each would leave the GPU
+// waiting on memory).
 fn split_total(i: u32) -> f32 {
-  var s = 0.0;
-  for (var k = 0u; k < p.splits; k++) {
-    s += src[k * p.len + i];
+  var s0 = 0.0;
+  var s1 = 0.0;
+  var s2 = 0.0;
+  var s3 = 0.0;
+  var k = 0u;
+  for (; k + 3u < p.splits; k += 4u) {
+    s0 += src[k * p.len + i];
+    s1 += src[(k + 1u) * p.len + i];
+    s2 += src[(k + 2u) * p.len + i];
+    s3 += src[(k + 3u) * p.len + i];
   }
-  return s;
+  for (; k < p.splits; k++) {
+    s0 += src[k * p.len + i];
+  }
+  return (s0 + s1) + (s2 + s3);
 }
 
 @compute @workgroup_size(256)

@@ -120,18 +120,6 @@ export function tileShapeFor(m: number, n: number, splits = 1): TileShape {
   return order.find((shape) => groups(shape) >= 256) ?? '32x64';
 }
 
-const noPrefetch = new WeakSet<Gpu>();
-
-/**
- * Whether the tiled GEMMs on this device fetch the next step's tiles while
- * computing on the current one (PREFETCH in conv_gemm.wgsl; on by default).
- * For benchmarks and tests that compare the two forms.
- */
-export function setGemmPrefetch(gpu: Gpu, on: boolean): void {
-  if (on) noPrefetch.delete(gpu);
-  else noPrefetch.add(gpu);
-}
-
 const tiledSources = new Map<TileShape, string>();
 /** conv_gemm.wgsl with its blocking constants set to a tile shape (made once per shape). */
 function tiledSource(shape: TileShape): string {
@@ -314,7 +302,7 @@ function tiledLaunch(gpu: Gpu, g: Gemm, splits: number): Launch {
   return {
     shader: `conv_tiled_${shape}`,
     source: tiledSource(shape),
-    constants: { PREFETCH: noPrefetch.has(gpu) ? 0 : 1 },
+    constants: {},
     outputs: (out) => [out],
     rowsPerGroup: rows,
     colsPerGroup: cols,
