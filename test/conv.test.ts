@@ -320,7 +320,8 @@ function upErrors(gpu: Gpu, xs: Shape4, co: number, seed: number): Promise<numbe
 // The bias gradient's column sums: four channels at a time where the channel
 // count allows (in one pass, or split over rows with a partial last split and
 // summed again; channel quads that are not a power of two; more quads than one
-// workgroup takes; the U-Net's largest, 512 splits), one at a time otherwise.
+// workgroup takes; the U-Net's largest, 512 splits), one at a time otherwise
+// (and for an empty dy, which leaves db as it was).
 describe('biasGradient', () => {
   const cases: [Shape4, boolean][] = [
     [[1, 3, 3, 8], false],
@@ -330,6 +331,7 @@ describe('biasGradient', () => {
     [[32, 96, 96, 32], false],
     [[2, 9, 9, 3], true],
     [[1, 40, 40, 70], false],
+    [[0, 4, 4, 8], true],
   ];
   for (const [shape, accumulate] of cases) {
     it(`dy ${shape}${accumulate ? ', accumulating' : ''}`, async () => {

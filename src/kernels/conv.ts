@@ -299,14 +299,7 @@ function launchFor(gpu: Gpu, name: ConvVariant, g: Gemm, splits = 1): Launch {
 function tiledLaunch(gpu: Gpu, g: Gemm, splits: number): Launch {
   const shape = forcedTile.get(gpu) ?? tileShapeFor(g.m, g.n, splits);
   const { rows, cols } = tileSize(shape);
-  return {
-    shader: `conv_tiled_${shape}`,
-    source: tiledSource(shape),
-    constants: {},
-    outputs: (out) => [out],
-    rowsPerGroup: rows,
-    colsPerGroup: cols,
-  };
+  return { shader: `conv_tiled_${shape}`, source: tiledSource(shape), constants: {}, outputs: (out) => [out], rowsPerGroup: rows, colsPerGroup: cols };
 }
 
 /**
@@ -449,7 +442,8 @@ export function biasGradient(gpu: Gpu, dy: GpuTensor, db: GpuTensor, opts: GradO
   checkStorage(op, 'db', db);
   const rows = numel(dy.shape) / c;
   const label = `${op} dy ${shapeStr(dy.shape)}`;
-  if (c > 0 && c % 4 === 0) return channelSums4(gpu, dy.view, rows, c, db.view, opts.accumulate ?? false, label);
+  // An empty dy keeps the one-channel path (a vec4 view needs 16 bytes).
+  if (rows > 0 && c % 4 === 0) return channelSums4(gpu, dy.view, rows, c, db.view, opts.accumulate ?? false, label);
   const splits = Math.max(1, Math.min(256, Math.floor(rows / 256)));
   const rowsPerSplit = Math.ceil(rows / splits);
   const scratch = gpu.acquire(splits * c * 4);
