@@ -32,6 +32,10 @@
 // workgroups (workgroup z); split_sum.wgsl then adds the slices into the
 // gradient. B is read as a row-major [K × N] matrix in every mode: for modes
 // 1 and 3 the wrapper rearranges the weights first (weights_transpose.wgsl).
+// Timed on an H200 in the U-Net's training step and left out: fetching the
+// next step's tiles into registers during the FMAs, and carrying each slot's
+// decoded k (ci, ky, kx) from step to step instead of dividing it out; neither
+// changed the step's time (bench/README.md).
 
 // Parameters (p), bindings 0–4 (a_src, b_src, bias, out), MODE, ACT,
 // ACCUMULATE, activate(), out_index(), write_out() and store() come from conv_common.wgsl,
