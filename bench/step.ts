@@ -29,6 +29,13 @@ export interface StepProfile {
   gpu_ms: number;
   /** GPU time per op (the first word of a dispatch's label), largest first. */
   byOp: { op: string; dispatches: number; gpu_ms: number }[];
+  /**
+   * Every dispatch in recording order: its label (shapes, the shader and tile
+   * of a convolution, its splits) and GPU time. Timestamps on some adapters
+   * are quantised (65.5 µs steps were seen on NVIDIA through Vulkan): sums
+   * over many dispatches mean more than one dispatch's figure.
+   */
+  passes: { label: string; gpu_ms: number }[];
 }
 
 function batch(n: number, size: number): { x: Float32Array; y: Float32Array } {
@@ -171,6 +178,7 @@ async function profileStep(gpu: Gpu, step: () => Promise<void>): Promise<StepPro
       dispatches: passes.length,
       gpu_ms: passes.reduce((s, p) => s + p.ms, 0),
       byOp: [...byOp.values()].sort((a, b) => b.gpu_ms - a.gpu_ms),
+      passes: passes.map((p) => ({ label: p.label, gpu_ms: p.ms })),
     };
   } finally {
     timer.destroy();
