@@ -43,7 +43,10 @@
 // columns per invocation. Together they made one profiled training step's
 // convolutions about 10 % faster on llvmpipe, but the unrolled code (2,048
 // multiplies per loop body) took 16–21 s to compile per pipeline against
-// 1–5 s, and a training run compiles dozens.
+// 1–5 s, and a training run compiles dozens. Also tried and left out, with
+// no change in time: A read as vec4s (one load per four k, the four k then
+// walked by a loop, so the code stays this size), and the loop over rows in
+// step() written out row by row (LLVM's output already has it unrolled).
 // The epilogue follows the same rules: the bias of the 32 columns is shared
 // by broadcast too, and C is stored one vec4 per quad of columns (O4).
 // No workgroup memory, no barriers, no divergent control flow (subgroupBroadcast
