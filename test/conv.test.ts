@@ -332,6 +332,7 @@ describe('biasGradient', () => {
     [[2, 9, 9, 3], true],
     [[1, 40, 40, 70], false],
     [[0, 4, 4, 8], true],
+    [[1, 1, 100003, 4], false], // 24 splits of 4,167 rows, the last of 4,162
   ];
   for (const [shape, accumulate] of cases) {
     it(`dy ${shape}${accumulate ? ', accumulating' : ''}`, async () => {
@@ -349,6 +350,25 @@ describe('biasGradient', () => {
       console.log(`biasGradient dy ${shape}: max rel error ${err.toExponential(2)}`);
       expect(err).toBeLessThan(1e-5);
       for (const t of [dy, db]) t.dispose();
+    });
+  }
+
+  // One pass would read dy and write db in one dispatch, which WebGPU rejects
+  // for ranges of one buffer even when they do not overlap.
+  for (const c of [8, 6]) {
+    it(`dy and db in one buffer (${c} channels)`, async () => {
+      const gpu = await testGpu();
+      const shape: Shape4 = [1, 3, 3, c];
+      const dyv = randomArray(prod(shape), 92);
+      const want = new Float64Array(c);
+      for (let i = 0; i < dyv.length; i++) want[i % c]! += dyv[i]!;
+      const both = allocTensor(gpu, [128 + c]);
+      gpu.upload({ buffer: both.view.buffer, offset: both.view.offset, size: dyv.byteLength }, dyv);
+      const dy = { shape, view: { buffer: both.view.buffer, offset: both.view.offset, size: dyv.byteLength } };
+      const db = { shape: [c], view: { buffer: both.view.buffer, offset: both.view.offset + 512, size: 4 * c } };
+      biasGradient(gpu, dy, db);
+      expect(maxRelError(await gpu.readFloat32(db.view, c), want)).toBeLessThan(1e-5);
+      both.dispose();
     });
   }
 });
@@ -404,8 +424,29 @@ describe('tiled convolution, every tile shape', () => {
     conv2dBackwardWeights(gpu, x, dy, dw, { db });
     expect(gpu.dispatchCount - start - alone).toBe(alone);
     expect(() => conv2dBackwardWeights(gpu, x, dy, dw, { db: dw })).toThrow(/conv2dBackwardWeights: db must have shape \[16\]/);
+    const overlapping = { shape: [16], view: { buffer: dw.view.buffer, offset: dw.view.offset, size: 64 } };
+    expect(() => conv2dBackwardWeights(gpu, x, dy, dw, { db: overlapping })).toThrow(/conv2dBackwardWeights: dw and db are both written and overlap/);
     for (const t of [x, dy, dw, db]) t.dispose();
   });
+
+  for (const variant of VARIANTS) {
+    it(`an empty batch gives zero weight and bias gradients, or adds nothing (${variant})`, async () => {
+      const gpu = await testGpu();
+      setConvVariant(gpu, variant);
+      const x = allocTensor(gpu, [0, 6, 6, 8]);
+      const dy = allocTensor(gpu, [0, 6, 6, 16]);
+      const init = { dw: randomArray(9 * 8 * 16, 82), db: randomArray(16, 83) };
+      for (const accumulate of [true, false]) {
+        const dw = allocTensor(gpu, [3, 3, 8, 16], init.dw);
+        const db = allocTensor(gpu, [16], init.db);
+        conv2dBackwardWeights(gpu, x, dy, dw, { accumulate, db });
+        expect(Array.from(await gpu.readFloat32(dw.view, 9 * 8 * 16))).toEqual(Array.from(accumulate ? init.dw : new Float32Array(9 * 8 * 16)));
+        expect(Array.from(await gpu.readFloat32(db.view, 16))).toEqual(Array.from(accumulate ? init.db : new Float32Array(16)));
+        for (const t of [dw, db]) t.dispose();
+      }
+      for (const t of [x, dy]) t.dispose();
+    });
+  }
 
   it('picks a tile by the GEMM\'s shape', () => {
     expect(tileShapeFor(294912, 32)).toBe('64x32'); // 96 × 96 × 32 pixels, 32 channels

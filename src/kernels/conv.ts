@@ -374,6 +374,11 @@ function workgroups(name: ConvVariant, launch: Launch, m: number, n: number, spl
  * gradient.
  */
 function splitGemm(gpu: Gpu, g: Gemm, bias?: BufferView): void {
+  if (g.k === 0) {
+    // No pixels (an empty batch): the gradients are zero, or unchanged when accumulating.
+    if (!g.accumulate) for (const v of bias ? [g.out, bias] : [g.out]) gpu.clear(v);
+    return;
+  }
   const name = variantFor(gpu, g);
   // The splits fill the GPU, so the tile need not leave room for more workgroups.
   const launch = launchFor(gpu, name, g, Infinity);
@@ -464,6 +469,7 @@ export function biasGradient(gpu: Gpu, dy: GpuTensor, db: GpuTensor, opts: GradO
  * split_sum.wgsl's channel_sums4: rows split across workgroups so that each
  * invocation adds at least 16 of them (at most 512 splits), then the same
  * entry point over the splits' partial sums; one pass when one split will do.
+ * rows > 0.
  */
 function channelSums4(gpu: Gpu, src: BufferView, rows: number, c: number, dst: BufferView, accumulate: boolean, label: string): void {
   const quads = Math.min(64, 2 ** Math.ceil(Math.log2(c / 4)));
@@ -480,7 +486,9 @@ function channelSums4(gpu: Gpu, src: BufferView, rows: number, c: number, dst: B
   };
   const rowsPerSplit = Math.ceil(rows / Math.max(1, Math.min(512, Math.floor(rows / (lanes * 16)))));
   const splits = Math.ceil(rows / rowsPerSplit);
-  if (splits <= 1) return pass(src, dst, rows, Math.max(1, rows), accumulate, '');
+  // One pass reads src and writes dst: WebGPU rejects that when they lie in one
+  // buffer, even apart, so such a pair goes through scratch like a split.
+  if (splits <= 1 && src.buffer !== dst.buffer) return pass(src, dst, rows, rows, accumulate, '');
   const scratch = gpu.acquire(splits * c * 4);
   const partials = { buffer: scratch.buffer, offset: 0, size: splits * c * 4 };
   pass(src, partials, rows, rowsPerSplit, false, ` in ${splits} splits`);
@@ -561,8 +569,8 @@ export function conv2dBackwardWeights(gpu: Gpu, x: GpuTensor, dy: GpuTensor, dw:
     batch: s.n, h: s.h, w: s.wd, aC: s.ci, kh: s.kh, kw: s.kh, pad: s.pad, bC: s.co,
     m: s.kh * s.kh * s.ci, n: s.co, k: s.n * s.h * s.wd, accumulate: opts.accumulate ?? false,
   };
+  if (opts.db) checkNoAliasing(op, {}, { dw, db: opts.db });
   if (opts.db && variantFor(gpu, g) === 'tiled') {
-    checkNoAliasing(op, {}, { dw, db: opts.db });
     splitGemm(gpu, { ...g, m: g.m + 1, label: `${g.label} and bias` }, opts.db.view);
     return;
   }
