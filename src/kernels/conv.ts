@@ -10,7 +10,7 @@
  */
 import { BufferUsage, type Gpu, type BufferView } from './gpu.js';
 import { ShapeError, shapeStr } from './errors.js';
-import { type GpuTensor, type OwnedGpuTensor, allocTensor, checkRank, checkStorage, grid1d, numel } from './tensor-view.js';
+import { type GpuTensor, type OwnedGpuTensor, allocTensor, checkRank, checkStorage, grid1d, numel, perInvocation } from './tensor-view.js';
 import { checkNoAliasing } from './aliasing.js';
 import gemmSource from '../../shaders/conv_gemm.wgsl';
 import directSource from '../../shaders/conv_direct.wgsl';
@@ -448,7 +448,7 @@ export function biasGradient(gpu: Gpu, dy: GpuTensor, db: GpuTensor, opts: GradO
   const rows = numel(dy.shape) / c;
   const label = `${op} dy ${shapeStr(dy.shape)}`;
   // An empty dy keeps the one-channel path (a vec4 view needs 16 bytes).
-  if (rows > 0 && c % 4 === 0) return channelSums4(gpu, dy.view, rows, c, db.view, opts.accumulate ?? false, label);
+  if (rows > 0 && perInvocation(c) === 4) return channelSums4(gpu, dy.view, rows, c, db.view, opts.accumulate ?? false, label);
   const splits = Math.max(1, Math.min(256, Math.floor(rows / 256)));
   const rowsPerSplit = Math.ceil(rows / splits);
   const scratch = gpu.acquire(splits * c * 4);
@@ -481,7 +481,7 @@ function channelSums4(gpu: Gpu, src: BufferView, rows: number, c: number, dst: B
       label: `${label}${what}`,
       uniforms: new Uint32Array([c, rowCount, rowsPerSplit, 0, 0]),
       storage: [from, to],
-      workgroups: [groupsX, Math.max(1, Math.ceil(rowCount / rowsPerSplit))],
+      workgroups: [groupsX, Math.ceil(rowCount / rowsPerSplit)],
     });
   };
   const rowsPerSplit = Math.ceil(rows / Math.max(1, Math.min(512, Math.floor(rows / (lanes * 16)))));
