@@ -12,6 +12,7 @@ import {
   convTranspose2x2BackwardInput,
   convTranspose2x2BackwardWeights,
   canBroadcast,
+  canShareRows,
   setConvVariant,
   setTileShape,
   tileShapeFor,
@@ -48,8 +49,14 @@ const CONV_CASES: [Shape4, number, number][] = [
 ];
 
 const gpuForList = await testGpu();
-const VARIANTS: ConvVariant[] = canBroadcast(gpuForList) ? ['tiled', 'broadcast', 'direct'] : ['tiled', 'direct'];
+const VARIANTS: ConvVariant[] = [
+  'tiled',
+  ...(canShareRows(gpuForList) ? ['rows' as const] : []),
+  ...(canBroadcast(gpuForList) ? ['broadcast' as const] : []),
+  'direct',
+];
 if (!VARIANTS.includes('broadcast')) console.warn('conv tests: this device has no subgroups of ≥ 8 invocations; the broadcast variant is not tested');
+if (!VARIANTS.includes('rows')) console.warn('conv tests: this device\'s subgroups are not exactly 8 invocations; the rows variant is not tested');
 
 for (const variant of VARIANTS) {
 describe(`conv2d (${variant})`, () => {

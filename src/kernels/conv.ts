@@ -1,6 +1,6 @@
 /**
- * Convolutions (shaders/conv_gemm.wgsl, conv_broadcast.wgsl, conv_direct.wgsl,
- * each with conv_common.wgsl), the weight rearrangement the broadcast variant
+ * Convolutions (shaders/conv_gemm.wgsl, conv_rows.wgsl, conv_broadcast.wgsl,
+ * conv_direct.wgsl, each with conv_common.wgsl), the weight rearrangement the broadcast variant
  * needs (weights_transpose.wgsl) and the split sums that finish the gradients
  * (split_sum.wgsl).
  *
@@ -15,6 +15,7 @@ import { checkNoAliasing } from './aliasing.js';
 import gemmSource from '../../shaders/conv_gemm.wgsl';
 import directSource from '../../shaders/conv_direct.wgsl';
 import broadcastSource from '../../shaders/conv_broadcast.wgsl';
+import rowsSource from '../../shaders/conv_rows.wgsl';
 import commonSource from '../../shaders/conv_common.wgsl';
 import splitSource from '../../shaders/split_sum.wgsl';
 import transposeSource from '../../shaders/weights_transpose.wgsl';
@@ -32,9 +33,13 @@ const enum Mode {
 }
 
 /**
- * Three formulations of the same GEMMs (see the shaders' headers):
+ * Four formulations of the same GEMMs (see the shaders' headers):
  * 'tiled' stages tiles of A and B in workgroup memory, the tile's shape
  * chosen per GEMM from TILE_SHAPES (for GPUs);
+ * 'rows' (CPU adapters whose subgroups are exactly 8 invocations, as
+ * lavapipe's on AVX2) shares 32 rows of A across a subgroup and gives each
+ * lane its own columns of B for the GEMMs whose rows are pixels (forward and
+ * ∂input of both convolutions), and runs the weight gradients as 'broadcast';
  * 'broadcast' (CPU adapters with subgroups of ≥ 8 invocations) gives each
  * invocation ROWS rows × 32 columns and shares every row of B across the
  * subgroup with subgroupBroadcast, so B is loaded once per SIMD vector;
@@ -43,11 +48,11 @@ const enum Mode {
  * The CPU variants use no workgroup memory or barriers: there invocations are
  * SIMD lanes and every per-invocation load is a loop over the lanes.
  */
-export type ConvVariant = 'tiled' | 'broadcast' | 'direct';
-const VARIANT_NAMES: readonly ConvVariant[] = ['tiled', 'broadcast', 'direct'];
+export type ConvVariant = 'tiled' | 'rows' | 'broadcast' | 'direct';
+const VARIANT_NAMES: readonly ConvVariant[] = ['tiled', 'rows', 'broadcast', 'direct'];
 // The CPU variants' shaders; the tiled one is written per tile shape (tiledSource).
 // rowsPerGroup is per invocation: their workgroup size is chosen per call (cpuGroup).
-const VARIANTS: Record<Exclude<ConvVariant, 'tiled'>, { source: string; rowsPerGroup: number; colsPerGroup: number }> = {
+const VARIANTS: Record<'broadcast' | 'direct', { source: string; rowsPerGroup: number; colsPerGroup: number }> = {
   broadcast: { source: withCommon(broadcastSource), rowsPerGroup: shaderConst(broadcastSource, 'ROWS'), colsPerGroup: shaderConst(broadcastSource, 'COLS') },
   direct: { source: withCommon(directSource), rowsPerGroup: shaderConst(directSource, 'ROWS'), colsPerGroup: 4 * shaderConst(directSource, 'QUADS') },
 };
@@ -145,17 +150,32 @@ export function canBroadcast(gpu: Gpu): boolean {
 }
 
 /**
- * The formulation used on this GPU: on software adapters 'broadcast' where
- * the device has subgroups of ≥ 8 invocations, else 'direct'; 'tiled' on GPUs.
+ * Whether the device can run the 'rows' variant: subgroups of exactly 8
+ * invocations (conv_rows.wgsl maps each 8 consecutive invocations to one
+ * subgroup).
+ */
+export function canShareRows(gpu: Gpu): boolean {
+  return gpu.hasSubgroups && gpu.adapterInfo.subgroupMinSize === 8 && gpu.adapterInfo.subgroupMaxSize === 8;
+}
+
+/**
+ * The formulation used on this GPU: on software adapters 'rows' where the
+ * device's subgroups are exactly 8 invocations, else 'broadcast' where they
+ * are at least 8, else 'direct'; 'tiled' on GPUs.
  */
 export function convVariant(gpu: Gpu): ConvVariant {
-  return chosen.get(gpu) ?? (gpu.adapterInfo.isSoftware ? (canBroadcast(gpu) ? 'broadcast' : 'direct') : 'tiled');
+  const cpu = canShareRows(gpu) ? 'rows' : canBroadcast(gpu) ? 'broadcast' : 'direct';
+  return chosen.get(gpu) ?? (gpu.adapterInfo.isSoftware ? cpu : 'tiled');
 }
 
 export function setConvVariant(gpu: Gpu, variant: ConvVariant): void {
   if (!VARIANT_NAMES.includes(variant)) throw new Error(`unknown convolution variant "${variant}": use tiled, broadcast or direct`);
   if (variant === 'broadcast' && !canBroadcast(gpu)) {
     throw new Error(`the broadcast convolution needs subgroups of at least 8 invocations; this device has ${gpu.hasSubgroups ? `a minimum subgroup size of ${gpu.adapterInfo.subgroupMinSize}` : 'no subgroups'}`);
+  }
+  if (variant === 'rows' && !canShareRows(gpu)) {
+    const { subgroupMinSize: min, subgroupMaxSize: max } = gpu.adapterInfo;
+    throw new Error(`the rows convolution needs subgroups of exactly 8 invocations; this device has ${gpu.hasSubgroups ? `subgroups of ${min === max ? min : `${min} to ${max}`}` : 'no subgroups'}`);
   }
   chosen.set(gpu, variant);
 }
@@ -291,6 +311,10 @@ interface Launch {
 
 function launchFor(gpu: Gpu, name: ConvVariant, g: Gemm, splits = 1): Launch {
   if (name === 'tiled') return tiledLaunch(gpu, g, splits);
+  if (name === 'rows') {
+    if (pixelRows(g)) return rowsLaunch(gpu, g);
+    name = 'broadcast';
+  }
   const v = VARIANTS[name];
   const launch = name === 'direct' ? directLaunch(gpu, g) : broadcastLaunch(gpu, g);
   return { shader: `conv_${name}`, source: v.source, colsPerGroup: v.colsPerGroup, ...launch };
@@ -335,6 +359,32 @@ function broadcastLaunch(gpu: Gpu, g: Gemm): Omit<Launch, 'shader' | 'source' | 
     constants: { B4: b4 ? 1 : 0, O4: o4 ? 1 : 0, SHARED_TAP: sharedTap ? 1 : 0, GROUP: group },
     outputs: (out) => o4 ? [writableDummy(gpu), b4 ? g.b : dummy(gpu), out] : [out, b4 ? g.b : dummy(gpu), writableDummy(gpu)],
     rowsPerGroup: group * rows,
+  };
+}
+
+const rowsShader = withCommon(rowsSource);
+
+/** The GEMMs whose rows are pixels (forward and ∂input of both convolutions): the 'rows' variant's. */
+function pixelRows(g: Gemm): boolean {
+  return g.mode === Mode.ConvForward || g.mode === Mode.ConvInput || g.mode === Mode.UpForward || g.mode === Mode.UpInput;
+}
+
+/**
+ * conv_rows.wgsl's specialisation: QUADS = 1 (32 columns per subgroup) where
+ * C has no more than 32 columns, else 2 (64); GROUP from cpuGroup with the 4
+ * rows each invocation stands for; B4 and O4 as for the broadcast shader.
+ */
+function rowsLaunch(gpu: Gpu, g: Gemm): Launch {
+  const quads = g.n <= 32 ? 1 : 2;
+  const group = cpuGroup(g.m, 4);
+  const { constants, outputs } = broadcastLaunch(gpu, g);
+  return {
+    shader: 'conv_rows',
+    source: rowsShader,
+    constants: { B4: constants.B4!, O4: constants.O4!, QUADS: quads, GROUP: group },
+    outputs,
+    rowsPerGroup: 4 * group,
+    colsPerGroup: 32 * quads,
   };
 }
 

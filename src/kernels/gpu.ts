@@ -42,6 +42,8 @@ export interface AdapterDescription {
   features: string[];
   /** Smallest subgroup the adapter may run (0 where it does not say). */
   subgroupMinSize: number;
+  /** Largest subgroup the adapter may run (0 where it does not say). */
+  subgroupMaxSize: number;
 }
 
 export interface Kernel {
@@ -99,6 +101,7 @@ export function describeAdapter(adapter: GPUAdapter): AdapterDescription {
     isSoftware: isFallback || info.architecture === 'software' || /llvmpipe|lavapipe|swiftshader|warp/i.test(text),
     features: [...adapter.features].sort(),
     subgroupMinSize: (info as GPUAdapterInfo & { subgroupMinSize?: number }).subgroupMinSize ?? 0,
+    subgroupMaxSize: (info as GPUAdapterInfo & { subgroupMaxSize?: number }).subgroupMaxSize ?? 0,
   };
 }
 
