@@ -6,91 +6,88 @@
 //
 // conv_broadcast.wgsl gives each lane 8 rows of its own and shares 32 columns
 // of B across the subgroup: per k each lane loads 8 values of A and 4 of B.
-// Here the 8 lanes of a subgroup share 32 rows and each lane owns 4·QUADS
-// columns (the subgroup: 32 × 32·QUADS of C). One step of the reduction (one k):
+// Here the 8 lanes of a subgroup share 32 rows and each lane owns 4 columns
+// (the subgroup: 32 × 32 of C). One step of the reduction (one k):
 // - each lane loads 4 of the 32 rows' values of A (rows 4·lane .. 4·lane+3,
 //   one vec4 of four scalar loads);
 // - subgroupBroadcast from each of the 8 lanes hands every lane all 32
 //   (a broadcast from a constant lane is an extract and a splat);
-// - each lane loads its QUADS vec4s of B's row k and does 32 × 4·QUADS
-//   multiply-adds.
-// With QUADS = 2 that is 4 scalar A loads and 8 B values for 256 FMAs per
-// lane, against 8 A loads and 4 B values for the same 256 FMAs in
-// conv_broadcast.wgsl. On lavapipe every storage load whose address is not a
-// compile-time constant is a loop over the 8 lanes costing about the same per
-// value whether scalar or in a vec4, but a vec4 of B per lane is one such loop
-// where 4 scalars of A are four; measured on llvmpipe (standalone GEMMs,
-// K = 256): 12.7 GFLOP/s for the layout of conv_broadcast.wgsl, 16.7 for this
-// one, 38.8 for this one with no loads at all (the FMAs alone).
+// - each lane loads its vec4 of B's row k and does 32 × 4 multiply-adds.
+// That is 4 scalar A loads and one vec4 of B for 128 FMAs per lane, and 128
+// accumulators (4 KiB per 8-lane vector of invocations) where
+// conv_broadcast.wgsl keeps 256 and loads 8 of A and a vec4 of B for 256 FMAs.
+// On lavapipe every storage load whose address is not a compile-time constant
+// is a loop over the 8 lanes (about 1.6 ns per scalar per invocation on a
+// 2-core machine, 1.15 per component of a vec4), and the accumulators live on
+// the stack. Paired runs on llvmpipe (batch 8, against conv_broadcast.wgsl in
+// the same process): forward and ∂input of 96 × 96 32 → 32, 48 × 48 64 → 64
+// and 12 × 12 512 → 256 ran 1.1–1.8× faster here (the 12 × 12 forward at
+// 14–20 GFLOP/s). Tried and left out: 64 columns per subgroup (two vec4s of B
+// per lane, 256 accumulators: 1.1–1.9× slower than 32), 64 rows (8 A loads
+// per lane; with 64 columns, 512 accumulators: about 2× slower) and 16 rows
+// (2 A loads per lane, 64 accumulators: no faster).
 //
 // B4 and O4 (as in conv_broadcast.wgsl) read B and write C as vec4s where
 // the shapes allow; otherwise one scalar at a time. Columns past N read zero
 // and are not stored; rows past M are clamped and not stored; taps outside
 // the image read index 0 and are zeroed. No workgroup memory, no barriers, no
 // divergent control flow around the broadcasts.
-// Grid: x = blocks of (GROUP / 8) · 32 rows, y = blocks of 32 · QUADS columns.
+// Grid: x = blocks of (GROUP / 8) · 32 rows, y = blocks of 32 columns.
 
 // Parameters (p), bindings 0–4 (a_src, b_src, bias, out), MODE, ACT,
-// ACCUMULATE, activate(), out_index() and write_out() come from conv_common.wgsl, which the wrapper
-// appends to this file.
+// ACCUMULATE, activate(), out_index() and write_out() come from
+// conv_common.wgsl, which the wrapper appends to this file.
 
 enable subgroups;
 
-// n % 4 == 0: a lane's quads of B are aligned vec4s of b4 (the same buffer
+// n % 4 == 0: a lane's quad of B is an aligned vec4 of b4 (the same buffer
 // as b_src; a 16-byte dummy when off).
 override B4: bool = false;
 // C stored a quad at a time through out4: n % 4 == 0, and for mode 3
 // b_c % 4 == 0 (a quad never straddles two of the 2 × 2 positions).
 override O4: bool = false;
-// Column quads per lane: 1 (32 columns per subgroup) or 2 (64).
-override QUADS: u32 = 2u;
 // Invocations per workgroup, a multiple of 8: the wrapper shrinks it for small M.
 override GROUP: u32 = 64u;
 
 // Rows per subgroup, and per lane's share of the loads.
 const ROWS: u32 = 32u;
 const MINE: u32 = 4u;
+// Columns per subgroup (4 per lane).
+const COLS: u32 = 32u;
 
 // B and C as vec4s (B4, O4); whichever of out / out4 is not in use is bound
 // to a 16-byte dummy.
 @group(0) @binding(5) var<storage, read> b4: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read_write> out4: array<vec4<f32>>;
 
-// acc[r][q]: row r of the subgroup's 32, this lane's columns my_col + 4q .. +3.
-var<private> acc: array<array<vec4<f32>, 2>, ROWS>;
+// acc[r]: row r of the subgroup's 32, this lane's columns my_col .. my_col + 3.
+var<private> acc: array<vec4<f32>, ROWS>;
 var<private> my_col: u32;
 
-// This lane's quads of row k of B, zero past N.
-fn b_quads(k: u32) -> array<vec4<f32>, 2> {
-  var v: array<vec4<f32>, 2>;
-  for (var q = 0u; q < QUADS; q++) {
-    let c = my_col + 4u * q;
-    if (B4) {
-      let ok = c < p.n;
-      v[q] = select(vec4<f32>(0.0), b4[select(0u, (k * p.n + c) / 4u, ok)], ok);
-    } else {
-      for (var t = 0u; t < 4u; t++) {
-        let ok = c + t < p.n;
-        v[q][t] = select(0.0, b_src[select(0u, k * p.n + c + t, ok)], ok);
-      }
-    }
+// This lane's quad of row k of B, zero past N.
+fn b_quad(k: u32) -> vec4<f32> {
+  if (B4) {
+    let ok = my_col < p.n;
+    return select(vec4<f32>(0.0), b4[select(0u, (k * p.n + my_col) / 4u, ok)], ok);
+  }
+  var v = vec4<f32>(0.0);
+  for (var t = 0u; t < 4u; t++) {
+    let ok = my_col + t < p.n;
+    v[t] = select(0.0, b_src[select(0u, k * p.n + my_col + t, ok)], ok);
   }
   return v;
 }
 
 // Rows r0 .. r0+3 (the values `v` of one lane) times this lane's columns.
-fn rows4(r0: u32, v: vec4<f32>, b: array<vec4<f32>, 2>) {
+fn rows4(r0: u32, v: vec4<f32>, b: vec4<f32>) {
   for (var t = 0u; t < MINE; t++) {
-    let a = vec4<f32>(v[t]);
-    for (var q = 0u; q < QUADS; q++) {
-      acc[r0 + t][q] = fma(a, b[q], acc[r0 + t][q]);
-    }
+    acc[r0 + t] = fma(vec4<f32>(v[t]), b, acc[r0 + t]);
   }
 }
 
 // One k: `mine` holds A[k] of this lane's four rows.
 fn step(mine: vec4<f32>, k: u32) {
-  let b = b_quads(k);
+  let b = b_quad(k);
   rows4(0u, subgroupBroadcast(mine, 0u), b);
   rows4(4u, subgroupBroadcast(mine, 1u), b);
   rows4(8u, subgroupBroadcast(mine, 2u), b);
@@ -103,38 +100,35 @@ fn step(mine: vec4<f32>, k: u32) {
 
 // Bias and activation (mode 0), bias (mode 3), accumulation when asked (1, 4).
 fn store_all(row0: u32) {
-  for (var q = 0u; q < QUADS; q++) {
-    let col = my_col + 4u * q;
-    if (col >= p.n) {
-      continue;
+  if (my_col >= p.n) {
+    return;
+  }
+  var bq = vec4<f32>(0.0);
+  if (MODE == 0u || MODE == 3u) {
+    for (var t = 0u; t < 4u; t++) {
+      let ok = my_col + t < p.n;
+      bq[t] = select(0.0, bias[select(0u, (my_col + t) % p.b_c, ok)], ok);
     }
-    var bq = vec4<f32>(0.0);
-    if (MODE == 0u || MODE == 3u) {
+  }
+  for (var r = 0u; r < ROWS; r++) {
+    let row = row0 + r;
+    if (row >= p.m) {
+      break;
+    }
+    var v = acc[r] + bq;
+    if (MODE == 0u) {
+      v = vec4<f32>(activate(v.x), activate(v.y), activate(v.z), activate(v.w));
+    }
+    if (O4) {
+      let at = out_index(row, my_col, 0u) / 4u;
+      if (ACCUMULATE && (MODE == 1u || MODE == 4u)) {
+        v += out4[at];
+      }
+      out4[at] = v;
+    } else {
       for (var t = 0u; t < 4u; t++) {
-        let ok = col + t < p.n;
-        bq[t] = select(0.0, bias[select(0u, (col + t) % p.b_c, ok)], ok);
-      }
-    }
-    for (var r = 0u; r < ROWS; r++) {
-      let row = row0 + r;
-      if (row >= p.m) {
-        break;
-      }
-      var v = acc[r][q] + bq;
-      if (MODE == 0u) {
-        v = vec4<f32>(activate(v.x), activate(v.y), activate(v.z), activate(v.w));
-      }
-      if (O4) {
-        let at = out_index(row, col, 0u) / 4u;
-        if (ACCUMULATE && (MODE == 1u || MODE == 4u)) {
-          v += out4[at];
-        }
-        out4[at] = v;
-      } else {
-        for (var t = 0u; t < 4u; t++) {
-          if (col + t < p.n) {
-            write_out(out_index(row, col + t, 0u), v[t]);
-          }
+        if (my_col + t < p.n) {
+          write_out(out_index(row, my_col + t, 0u), v[t]);
         }
       }
     }
@@ -168,11 +162,9 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lane:
   // Subgroups of 8 are 8 consecutive invocations (the wrapper uses this
   // shader only where the adapter's subgroups are exactly 8 wide).
   let row0 = (wg.x * (GROUP / 8u) + lane / 8u) * ROWS;
-  my_col = wg.y * 32u * QUADS + 4u * QUADS * sub_lane;
+  my_col = wg.y * COLS + 4u * sub_lane;
   for (var r = 0u; r < ROWS; r++) {
-    for (var q = 0u; q < 2u; q++) {
-      acc[r][q] = vec4<f32>(0.0);
-    }
+    acc[r] = vec4<f32>(0.0);
   }
   let me = my_rows(row0 + MINE * sub_lane);
   let h = p.h;

@@ -370,21 +370,20 @@ function pixelRows(g: Gemm): boolean {
 }
 
 /**
- * conv_rows.wgsl's specialisation: QUADS = 1 (32 columns per subgroup) where
- * C has no more than 32 columns, else 2 (64); GROUP from cpuGroup with the 4
- * rows each invocation stands for; B4 and O4 as for the broadcast shader.
+ * conv_rows.wgsl's specialisation: GROUP from cpuGroup with the 4 rows each
+ * invocation stands for (8 invocations share 32); B4 and O4 as for the
+ * broadcast shader.
  */
 function rowsLaunch(gpu: Gpu, g: Gemm): Launch {
-  const quads = g.n <= 32 ? 1 : 2;
   const group = cpuGroup(g.m, 4);
   const { constants, outputs } = broadcastLaunch(gpu, g);
   return {
     shader: 'conv_rows',
     source: rowsShader,
-    constants: { B4: constants.B4!, O4: constants.O4!, QUADS: quads, GROUP: group },
+    constants: { B4: constants.B4!, O4: constants.O4!, GROUP: group },
     outputs,
     rowsPerGroup: 4 * group,
-    colsPerGroup: 32 * quads,
+    colsPerGroup: shaderConst(rowsSource, 'COLS'),
   };
 }
 
