@@ -43,7 +43,7 @@ const SPEC = {
   json: { type: 'string' as const, help: 'write every sample, the adapter and versions to this JSON file' },
   svg: { type: 'string' as const, help: 'write a chart of ours against tfjs-webgpu per kernel' },
   markdown: { type: 'string' as const, help: 'write the results as a Markdown report (bench/README.md)' },
-  variant: { type: 'string' as const, help: 'convolution formulation to use instead of the adapter\'s default: tiled, broadcast or direct' },
+  variant: { type: 'string' as const, help: 'convolution formulation to use instead of the adapter\'s default: tiled, rows, broadcast or direct' },
   tiles: { type: 'string' as const, help: 'also time every convolution case with each of these tile shapes of the tiled variant (comma-separated, or all), by timestamp queries' },
   'peer-budget': { type: 'number' as const, help: 'skip a CPU peer (wasm, cpu) on a case whose run, estimated from the same case at a smaller batch, would take longer than this many seconds', default: 120 },
 };

@@ -17,15 +17,23 @@
 // accumulators (4 KiB per 8-lane vector of invocations) where
 // conv_broadcast.wgsl keeps 256 and loads 8 of A and a vec4 of B for 256 FMAs.
 // On lavapipe every storage load whose address is not a compile-time constant
-// is a loop over the 8 lanes (about 1.6 ns per scalar per invocation on a
-// 2-core machine, 1.15 per component of a vec4), and the accumulators live on
-// the stack. Paired runs on llvmpipe (batch 8, against conv_broadcast.wgsl in
+// is a loop over the 8 lanes with a bounds check and a branch per value (on a
+// 2-core machine 1–1.7 ns per scalar per invocation, 0.6–1.2 per component
+// of a vec4), an FMA is a multiply, an add, a blend with the loop's mask and
+// the accumulator's load and store, and the accumulators live on the stack. Paired runs on llvmpipe (batch 8, against conv_broadcast.wgsl in
 // the same process): forward and ∂input of 96 × 96 32 → 32, 48 × 48 64 → 64
 // and 12 × 12 512 → 256 ran 1.1–1.8× faster here (the 12 × 12 forward at
 // 14–20 GFLOP/s). Tried and left out: 64 columns per subgroup (two vec4s of B
 // per lane, 256 accumulators: 1.1–1.9× slower than 32), 64 rows (8 A loads
-// per lane; with 64 columns, 512 accumulators: about 2× slower) and 16 rows
-// (2 A loads per lane, 64 accumulators: no faster).
+// per lane; with 64 columns, 512 accumulators: about 2× slower), 16 rows
+// (2 A loads per lane, 64 accumulators: no faster), two k per step (8 A
+// loads, two vec4s of B, each accumulator written once per two FMAs: no
+// faster; written as two steps: 1.2–1.6× slower), A as vec4s over four
+// channels with the four k walked by a loop (no faster), and B from a
+// uniform buffer, which lavapipe gathers without branches at about half the
+// cost per value (about 6 % faster in a test that ignored the 64 KiB limit
+// on a uniform binding; splitting larger weights across dispatches would
+// cost a round trip of C per split).
 //
 // B4 and O4 (as in conv_broadcast.wgsl) read B and write C as vec4s where
 // the shapes allow; otherwise one scalar at a time. Columns past N read zero

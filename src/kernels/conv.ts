@@ -1,8 +1,8 @@
 /**
  * Convolutions (shaders/conv_gemm.wgsl, conv_rows.wgsl, conv_broadcast.wgsl,
- * conv_direct.wgsl, each with conv_common.wgsl), the weight rearrangement the broadcast variant
- * needs (weights_transpose.wgsl) and the split sums that finish the gradients
- * (split_sum.wgsl).
+ * conv_direct.wgsl, each with conv_common.wgsl), the weight rearrangement
+ * the tiled, rows and broadcast variants need (weights_transpose.wgsl) and
+ * the split sums that finish the gradients (split_sum.wgsl).
  *
  * conv2d: k × k kernels (odd k), stride 1, 'same' padding, weights in Keras
  * layout (kh, kw, in, out). convTranspose2x2: 2 × 2, stride 2, weights
@@ -169,7 +169,7 @@ export function convVariant(gpu: Gpu): ConvVariant {
 }
 
 export function setConvVariant(gpu: Gpu, variant: ConvVariant): void {
-  if (!VARIANT_NAMES.includes(variant)) throw new Error(`unknown convolution variant "${variant}": use tiled, broadcast or direct`);
+  if (!VARIANT_NAMES.includes(variant)) throw new Error(`unknown convolution variant "${variant}": use tiled, rows, broadcast or direct`);
   if (variant === 'broadcast' && !canBroadcast(gpu)) {
     throw new Error(`the broadcast convolution needs subgroups of at least 8 invocations; this device has ${gpu.hasSubgroups ? `a minimum subgroup size of ${gpu.adapterInfo.subgroupMinSize}` : 'no subgroups'}`);
   }
@@ -311,13 +311,12 @@ interface Launch {
 
 function launchFor(gpu: Gpu, name: ConvVariant, g: Gemm, splits = 1): Launch {
   if (name === 'tiled') return tiledLaunch(gpu, g, splits);
-  if (name === 'rows') {
-    if (pixelRows(g)) return rowsLaunch(gpu, g);
-    name = 'broadcast';
-  }
-  const v = VARIANTS[name];
-  const launch = name === 'direct' ? directLaunch(gpu, g) : broadcastLaunch(gpu, g);
-  return { shader: `conv_${name}`, source: v.source, colsPerGroup: v.colsPerGroup, ...launch };
+  if (name === 'rows' && pixelRows(g)) return rowsLaunch(gpu, g);
+  // 'rows' runs the weight gradients on the broadcast shader.
+  const shader = name === 'direct' ? 'direct' : 'broadcast';
+  const v = VARIANTS[shader];
+  const launch = shader === 'direct' ? directLaunch(gpu, g) : broadcastLaunch(gpu, g);
+  return { shader: `conv_${shader}`, source: v.source, colsPerGroup: v.colsPerGroup, ...launch };
 }
 
 function tiledLaunch(gpu: Gpu, g: Gemm, splits: number): Launch {
