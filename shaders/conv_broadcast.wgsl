@@ -256,26 +256,6 @@ fn pixel_rows(row0: u32) {
   }
 }
 
-struct Tap {
-  at: u32,
-  inside: bool,
-}
-
-// Where a weight row — tap offset `off`, channel `ch` — reads A at pixel
-// (n, y, x) of the reduction: x shifted by the tap (mode 2, zero outside the
-// image) or the pixel's 2 × 2 block of dy (mode 5).
-fn weight_tap(off: vec2<i32>, ch: u32, ok: bool, n: u32, y: u32, x: u32) -> Tap {
-  let h = p.h;
-  let w = p.w;
-  if (MODE == 2u) {
-    let iy = i32(y) + off.x;
-    let ix = i32(x) + off.y;
-    let inside = ok && iy >= 0 && ix >= 0 && iy < i32(h) && ix < i32(w);
-    return Tap(select(0u, ((n * h + u32(iy)) * w + u32(ix)) * p.a_c + ch, inside), inside);
-  }
-  return Tap(((n * 2u * h + 2u * y + u32(off.x)) * 2u * w + 2u * x + u32(off.y)) * p.a_c + ch, ok);
-}
-
 // Rows are weights and the reduction runs over pixels [begin, end) of the
 // split: mode 2 rows (ky, kx, ci) of im2col(x)ᵀ, mode 5 rows (a, b, co) of dy;
 // B's row k is the pixel's row of dy (mode 2) or x (mode 5).
@@ -290,12 +270,7 @@ fn weight_rows(row0: u32, begin: u32, end: u32) {
     ok[r] = row0 + r < p.m;
     let row = min(row0 + r, p.m - 1u);
     ch[r] = row % a_c;
-    let t = row / a_c;
-    if (MODE == 2u) {
-      off[r] = vec2<i32>(i32(t / p.kw) - i32(p.pad), i32(t % p.kw) - i32(p.pad));
-    } else {
-      off[r] = vec2<i32>(i32(t / 2u), i32(t % 2u));
-    }
+    off[r] = tap_offset(row / a_c);
   }
   var x = begin % w;
   var y = (begin / w) % h;

@@ -1,7 +1,8 @@
-// What the three convolution shaders share (conv_gemm.wgsl, conv_broadcast.wgsl,
-// conv_direct.wgsl): src/kernels/conv.ts appends this file to each, so the
-// modes' parameters, the first five bindings, the activation and where each
-// element of C goes are written once. The table of modes is in conv_gemm.wgsl.
+// What the four convolution shaders share (conv_gemm.wgsl, conv_rows.wgsl,
+// conv_broadcast.wgsl, conv_direct.wgsl): src/kernels/conv.ts appends this
+// file to each, so the modes' parameters, the first five bindings, the
+// activation, where each element of C goes and where the CPU shaders' weight
+// rows read A are written once. The table of modes is in conv_gemm.wgsl.
 
 // 0 conv forward, 1 conv ∂input, 2 conv ∂weights, 3 transposed forward,
 // 4 transposed ∂input, 5 transposed ∂weights.
@@ -105,4 +106,37 @@ fn store(row: u32, col: u32, split: u32, v: f32) {
       write_out(at, v);
     }
   }
+}
+
+// The weight-gradient modes of the CPU shaders (conv_broadcast.wgsl,
+// conv_rows.wgsl): A's row (tap, channel) read at pixel (n, y, x) of the
+// reduction.
+
+struct Tap {
+  at: u32,
+  inside: bool,
+}
+
+// (dy, dx) of tap t: mode 2 a kernel tap shifted by the padding, mode 5 a
+// position (a, b) of the 2 × 2 block of dy.
+fn tap_offset(t: u32) -> vec2<i32> {
+  if (MODE == 2u) {
+    return vec2<i32>(i32(t / p.kw) - i32(p.pad), i32(t % p.kw) - i32(p.pad));
+  }
+  return vec2<i32>(i32(t / 2u), i32(t % 2u));
+}
+
+// Where a weight row — tap offset `off`, channel `ch` — reads A at pixel
+// (n, y, x) of the reduction: x shifted by the tap (mode 2, zero outside the
+// image) or the pixel's 2 × 2 block of dy (mode 5).
+fn weight_tap(off: vec2<i32>, ch: u32, ok: bool, n: u32, y: u32, x: u32) -> Tap {
+  let h = p.h;
+  let w = p.w;
+  if (MODE == 2u) {
+    let iy = i32(y) + off.x;
+    let ix = i32(x) + off.y;
+    let inside = ok && iy >= 0 && ix >= 0 && iy < i32(h) && ix < i32(w);
+    return Tap(select(0u, ((n * h + u32(iy)) * w + u32(ix)) * p.a_c + ch, inside), inside);
+  }
+  return Tap(((n * 2u * h + 2u * y + u32(off.x)) * 2u * w + 2u * x + u32(off.y)) * p.a_c + ch, ok);
 }

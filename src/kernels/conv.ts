@@ -37,9 +37,8 @@ const enum Mode {
  * 'tiled' stages tiles of A and B in workgroup memory, the tile's shape
  * chosen per GEMM from TILE_SHAPES (for GPUs);
  * 'rows' (CPU adapters whose subgroups are exactly 8 invocations, as
- * lavapipe's on AVX2) shares 32 rows of A across a subgroup and gives each
- * lane its own columns of B for the GEMMs whose rows are pixels (forward and
- * ∂input of both convolutions), and runs the weight gradients as 'broadcast';
+ * lavapipe's on AVX2) shares 32 rows of A across a subgroup with
+ * subgroupBroadcast and gives each lane 4 columns of B;
  * 'broadcast' (CPU adapters with subgroups of ≥ 8 invocations) gives each
  * invocation ROWS rows × 32 columns and shares every row of B across the
  * subgroup with subgroupBroadcast, so B is loaded once per SIMD vector;
@@ -311,12 +310,10 @@ interface Launch {
 
 function launchFor(gpu: Gpu, name: ConvVariant, g: Gemm, splits = 1): Launch {
   if (name === 'tiled') return tiledLaunch(gpu, g, splits);
-  if (name === 'rows' && pixelRows(g)) return rowsLaunch(gpu, g);
-  // 'rows' runs the weight gradients on the broadcast shader.
-  const shader = name === 'direct' ? 'direct' : 'broadcast';
-  const v = VARIANTS[shader];
-  const launch = shader === 'direct' ? directLaunch(gpu, g) : broadcastLaunch(gpu, g);
-  return { shader: `conv_${shader}`, source: v.source, colsPerGroup: v.colsPerGroup, ...launch };
+  if (name === 'rows') return rowsLaunch(gpu, g);
+  const v = VARIANTS[name];
+  const launch = name === 'direct' ? directLaunch(gpu, g) : broadcastLaunch(gpu, g);
+  return { shader: `conv_${name}`, source: v.source, colsPerGroup: v.colsPerGroup, ...launch };
 }
 
 function tiledLaunch(gpu: Gpu, g: Gemm, splits: number): Launch {
@@ -363,24 +360,23 @@ function broadcastLaunch(gpu: Gpu, g: Gemm): Omit<Launch, 'shader' | 'source' | 
 
 const rowsShader = withCommon(rowsSource);
 
-/** The GEMMs whose rows are pixels (forward and ∂input of both convolutions): the 'rows' variant's. */
-function pixelRows(g: Gemm): boolean {
-  return g.mode === Mode.ConvForward || g.mode === Mode.ConvInput || g.mode === Mode.UpForward || g.mode === Mode.UpInput;
-}
-
 /**
  * conv_rows.wgsl's specialisation: GROUP from cpuGroup with the 4 rows each
  * invocation stands for (8 invocations share 32); B4 and O4 as for the
- * broadcast shader.
+ * broadcast shader; A4 for weight gradients whose channel count is a
+ * multiple of 4 (a lane's four rows are then one vec4 of A), binding a vec4
+ * view of A after the broadcast shader's bindings, or the 16-byte dummy.
  */
 function rowsLaunch(gpu: Gpu, g: Gemm): Launch {
   const group = cpuGroup(g.m, 4);
   const { constants, outputs } = broadcastLaunch(gpu, g);
+  const weights = g.mode === Mode.ConvWeights || g.mode === Mode.UpWeights;
+  const a4 = weights && g.aC % 4 === 0 && g.a.size >= 16;
   return {
     shader: 'conv_rows',
     source: rowsShader,
-    constants: { B4: constants.B4!, O4: constants.O4!, GROUP: group },
-    outputs,
+    constants: { A4: a4 ? 1 : 0, B4: constants.B4!, O4: constants.O4!, GROUP: group },
+    outputs: (out) => [...outputs(out), a4 ? g.a : dummy(gpu)],
     rowsPerGroup: 4 * group,
     colsPerGroup: shaderConst(rowsSource, 'COLS'),
   };
