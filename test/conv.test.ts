@@ -455,6 +455,19 @@ describe('tiled convolution, every tile shape', () => {
     });
   }
 
+  it('refuses the CPU formulations on devices whose subgroups do not fit them, saying what the device has', () => {
+    const fake = (hasSubgroups: boolean, min: number, max: number) =>
+      ({ hasSubgroups, adapterInfo: { subgroupMinSize: min, subgroupMaxSize: max } }) as unknown as Gpu;
+    expect(() => setConvVariant(fake(true, 8, 16), 'rows')).toThrow('the rows convolution needs subgroups of exactly 8 invocations; this device has subgroups of 8 to 16');
+    expect(() => setConvVariant(fake(true, 32, 32), 'rows')).toThrow('this device has subgroups of 32');
+    expect(() => setConvVariant(fake(false, 0, 0), 'rows')).toThrow('this device has no subgroups');
+    expect(() => setConvVariant(fake(true, 4, 4), 'broadcast')).toThrow('the broadcast convolution needs subgroups of at least 8 invocations; this device has a minimum subgroup size of 4');
+    expect(() => setConvVariant(fake(true, 8, 16), 'nope' as ConvVariant)).toThrow('unknown convolution variant "nope": use tiled, rows, broadcast or direct');
+    expect(canShareRows(fake(true, 8, 8))).toBe(true);
+    expect(canShareRows(fake(true, 8, 16))).toBe(false);
+    setConvVariant(fake(true, 8, 16), 'broadcast');
+  });
+
   it('picks a tile by the GEMM\'s shape', () => {
     expect(tileShapeFor(294912, 32)).toBe('64x32'); // 96 × 96 × 32 pixels, 32 channels
     expect(tileShapeFor(73728, 64)).toBe('64x64'); // no wider than C
