@@ -19,10 +19,11 @@
 // is a loop over the 8 lanes with a bounds check and a branch per value (on a
 // 2-core machine 1–1.7 ns per scalar per invocation, 0.6–1.2 per component
 // of a vec4), an FMA is a multiply, an add, a blend with the loop's mask and
-// the accumulator's load and store, and the accumulators live on the stack. Paired runs on llvmpipe (batch 8, against conv_broadcast.wgsl in
-// the same process): forward and ∂input of 96 × 96 32 → 32, 48 × 48 64 → 64
-// and 12 × 12 512 → 256 ran 1.1–1.8× faster here (the 12 × 12 forward at
-// 14–20 GFLOP/s). Tried and left out: 64 columns per subgroup (two vec4s of B
+// the accumulator's load and store, and the accumulators live on the stack.
+// Paired runs on llvmpipe (batch 8, against conv_broadcast.wgsl in the same
+// process): forward and ∂input of 96 × 96 32 → 32, 48 × 48 64 → 64 and
+// 12 × 12 512 → 256 ran 1.1–1.8× faster here (the 12 × 12 forward at 14–20
+// GFLOP/s). Tried and left out: 64 columns per subgroup (two vec4s of B
 // per lane, 256 accumulators: 1.1–1.9× slower than 32), 64 rows (8 A loads
 // per lane; with 64 columns, 512 accumulators: about 2× slower), 16 rows
 // (2 A loads per lane, 64 accumulators: no faster), two k per step (8 A
@@ -43,16 +44,17 @@
 // 128.
 //
 // A4, B4 and O4 (B4, O4 as in conv_broadcast.wgsl) read A, B and write C as
-// vec4s where the shapes allow; otherwise one scalar at a time. Columns past N read zero
-// and are not stored; rows past M are clamped and not stored; taps outside
-// the image read index 0 and are zeroed. No workgroup memory, no barriers, no
+// vec4s where the shapes allow; otherwise one scalar at a time. Columns past
+// N read zero and are not stored; rows past M are clamped and not stored;
+// taps outside the image read index 0 and are zeroed. No workgroup memory, no barriers, no
 // divergent control flow around the broadcasts.
 // Grid: x = blocks of (GROUP / 8) · 32 rows, y = blocks of 32 columns, z =
 // splits of the reduction (modes 2, 5).
 
 // Parameters (p), bindings 0–4 (a_src, b_src, bias, out), MODE, ACT,
-// ACCUMULATE, activate(), out_index() and write_out() come from
-// conv_common.wgsl, which the wrapper appends to this file.
+// ACCUMULATE, activate(), out_index(), write_out(), tap_offset() and
+// weight_tap() come from conv_common.wgsl, which the wrapper appends to this
+// file.
 
 enable subgroups;
 
