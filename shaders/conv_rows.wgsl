@@ -11,7 +11,8 @@
 //   one vec4 of four scalar loads);
 // - subgroupBroadcast from each of the 8 lanes hands every lane all 32
 //   (a broadcast from a constant lane is an extract and a splat);
-// - each lane loads its vec4 of B's row k and does 32 × 4 multiply-adds.
+// - each lane loads its four values of B's row k (one vec4 where B4) and
+//   does 32 × 4 multiply-adds.
 // That is 4 scalar A loads and one vec4 of B for 128 FMAs per lane, and 128
 // accumulators (4 KiB per 8-lane vector of invocations) where
 // conv_broadcast.wgsl keeps 256 and loads 8 of A and a vec4 of B for 256 FMAs.
@@ -35,10 +36,10 @@
 // on a uniform binding; splitting larger weights across dispatches would
 // cost a round trip of C per split).
 //
-// The weight gradients (modes 2, 5) walk pixels as k: a lane's four rows are
-// four channels of A at one tap, and where the channel count is a multiple
-// of 4 (A4) they are one vec4 load per pixel, so a k costs one vec4 of A and
-// one of B for 128 FMAs. Paired with conv_broadcast.wgsl on llvmpipe (batch
+// The weight gradients (modes 2, 5) walk pixels as k. Where the channel
+// count is a multiple of 4 (A4) a lane's four rows are four channels of A at
+// one tap, one vec4 load per pixel, so a k costs one vec4 of A and one of B
+// for 128 FMAs; otherwise each row finds its own tap and loads one scalar. Paired with conv_broadcast.wgsl on llvmpipe (batch
 // 8): 1.2–2.4× faster on 96 × 96 32 → 32, 48 × 48 64 → 64 and 12 × 12 512 →
 // 256, and on the transposed convolution's 48 × 48 64 → 32 and 12 × 12 256 →
 // 128.

@@ -455,6 +455,51 @@ describe('tiled convolution, every tile shape', () => {
     });
   }
 
+  // Weight gradients split over pixels where a split starts inside an image
+  // row and the last split is shorter (2 × 37 × 29 = 2,146 pixels: two splits
+  // of 1,088 and 1,058 on the CPU formulations), channels that come in fours
+  // and not; a forward whose last block of rows runs past M with vec4 stores.
+  for (const variant of VARIANTS) {
+    it(`splits that start mid-row and a short last split; rows past M (${variant})`, async () => {
+      const gpu = await testGpu();
+      setConvVariant(gpu, variant);
+      const cases: [Shape4, number][] = [[[2, 37, 29, 4], 5], [[3, 25, 31, 3], 4]];
+      for (const [xs, co] of cases) {
+        const ws: Shape4 = [3, 3, xs[3], co];
+        const ys: Shape4 = [xs[0], xs[1], xs[2], co];
+        const xv = randomArray(prod(xs), 90);
+        const dyv = randomArray(prod(ys), 91);
+        const x = allocTensor(gpu, xs, xv);
+        const dy = allocTensor(gpu, ys, dyv);
+        const dw = allocTensor(gpu, ws);
+        conv2dBackwardWeights(gpu, x, dy, dw);
+        const want = conv2dBackwardRef(xv, xs, randomArray(prod(ws), 92), ws, dyv).dw;
+        expect(maxRelError(await gpu.readFloat32(dw.view, prod(ws)), want)).toBeLessThan(1e-4);
+        const uws: Shape4 = [2, 2, co, xs[3]];
+        const uys: Shape4 = [xs[0], 2 * xs[1], 2 * xs[2], co];
+        const udyv = randomArray(prod(uys), 93);
+        const udy = allocTensor(gpu, uys, udyv);
+        const udw = allocTensor(gpu, uws);
+        convTranspose2x2BackwardWeights(gpu, x, udy, udw);
+        const uwant = convTranspose2x2BackwardRef(xv, xs, randomArray(prod(uws), 94), uws, udyv).dw;
+        expect(maxRelError(await gpu.readFloat32(udw.view, prod(uws)), uwant)).toBeLessThan(1e-4);
+        for (const t of [x, dy, dw, udy, udw]) t.dispose();
+      }
+      const xs: Shape4 = [1, 5, 7, 4];
+      const ws: Shape4 = [3, 3, 4, 8];
+      const xv = randomArray(prod(xs), 95);
+      const wv = randomArray(prod(ws), 96, -0.5, 0.5);
+      const bv = randomArray(8, 97);
+      const x = allocTensor(gpu, xs, xv);
+      const w = allocTensor(gpu, ws, wv);
+      const b = allocTensor(gpu, [8], bv);
+      const y = allocTensor(gpu, [1, 5, 7, 8]);
+      conv2d(gpu, x, w, b, y, 'relu');
+      expect(maxRelError(await gpu.readFloat32(y.view, 5 * 7 * 8), conv2dRef(xv, xs, wv, ws, bv, 'relu'))).toBeLessThan(1e-4);
+      for (const t of [x, w, b, y]) t.dispose();
+    });
+  }
+
   it('refuses the CPU formulations on devices whose subgroups do not fit them, saying what the device has', () => {
     const fake = (hasSubgroups: boolean, min: number, max: number) =>
       ({ hasSubgroups, adapterInfo: { subgroupMinSize: min, subgroupMaxSize: max } }) as unknown as Gpu;

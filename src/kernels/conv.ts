@@ -150,8 +150,10 @@ export function canBroadcast(gpu: Gpu): boolean {
 
 /**
  * Whether the device can run the 'rows' variant: subgroups of exactly 8
- * invocations (conv_rows.wgsl maps each 8 consecutive invocations to one
- * subgroup).
+ * invocations. conv_rows.wgsl also takes each 8 consecutive invocations of a
+ * workgroup to be one subgroup, in order, which WebGPU does not promise but
+ * lavapipe (one subgroup = one 8-wide vector of consecutive invocations)
+ * does; the conv tests check every mode on the adapter they run on.
  */
 export function canShareRows(gpu: Gpu): boolean {
   return gpu.hasSubgroups && gpu.adapterInfo.subgroupMinSize === 8 && gpu.adapterInfo.subgroupMaxSize === 8;
@@ -229,7 +231,7 @@ function params(g: Gemm, kPerSplit: number): Uint32Array {
 function gemm(gpu: Gpu, g: Gemm): void {
   const name = variantFor(gpu, g);
   if (name !== 'direct' && (g.mode === Mode.ConvInput || g.mode === Mode.UpForward)) {
-    // The tiled and broadcast shaders read B by rows: rearrange the weights first.
+    // The tiled, rows and broadcast shaders read B by rows: rearrange the weights first.
     const t = transposedWeights(gpu, g);
     gemmWith(gpu, name, { ...g, b: t.view });
     // Safe to recycle now: any later use of this buffer is recorded after the reads above.
