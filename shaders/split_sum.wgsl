@@ -2,9 +2,9 @@
 //
 // reduce_splits: dst[i] (+)= Σ_s src[s·len + i] — adds the per-split partial
 //   weight gradients of conv_gemm.wgsl (modes 2 and 5) into the gradient.
-// reduce_splits_two: the same sums, elements i < p.first going to dst[i] and
-//   the rest to dst2[i − p.first]: the weight and bias gradients that mode 2
-//   computes together (BIAS_ROW), which live in different tensors.
+//   Sums from i = p.first on go to dst2[i − p.first] instead: the weight and
+//   bias gradients that mode 2 computes together (BIAS_ROW), which live in
+//   different tensors (p.first = len, and dst2 a dummy, otherwise).
 // channel_partial_sums: src is a [rows × cols] matrix (an NHWC tensor seen as
 //   pixels × channels); workgroup (cx, s) sums rows s·rows_per_split … of 64
 //   channels, 4 invocations per channel taking every 4th row, then combines
@@ -26,7 +26,7 @@ struct Params {
   splits: u32,
   rows_per_split: u32,
   row_threads: u32,
-  first: u32, // reduce_splits_two: how many sums go to dst
+  first: u32, // reduce_splits: how many sums go to dst (the rest to dst2)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -58,20 +58,6 @@ fn split_total(i: u32) -> f32 {
 
 @compute @workgroup_size(256)
 fn reduce_splits(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * p.row_threads;
-  if (i >= p.len) {
-    return;
-  }
-  let s = split_total(i);
-  if (ACCUMULATE) {
-    dst[i] = dst[i] + s;
-  } else {
-    dst[i] = s;
-  }
-}
-
-@compute @workgroup_size(256)
-fn reduce_splits_two(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * p.row_threads;
   if (i >= p.len) {
     return;

@@ -337,50 +337,63 @@ function cpuGroup(m: number, rows: number): number {
 }
 
 /**
- * The broadcast shader's specialisation:
+ * The vec4 views that the broadcast and rows shaders share (bindings 4–6):
  * - B4 when a lane's four columns of B are one aligned vec4 (n % 4 == 0),
  *   binding a vec4 view of B, or the 16-byte dummy when off;
  * - O4 when C can be stored a quad of columns at a time (n % 4 == 0, and for
  *   the transposed forward co % 4 == 0): C goes through the vec4 view `out4`
- *   and the scalar `out` gets the writable dummy, or the other way round;
- * - SHARED_TAP for weight gradients whose channel count is a multiple of the
- *   rows per invocation.
+ *   and the scalar `out` gets the writable dummy, or the other way round.
  */
-function broadcastLaunch(gpu: Gpu, g: Gemm): Omit<Launch, 'shader' | 'source' | 'colsPerGroup'> {
+function quadViews(gpu: Gpu, g: Gemm): { constants: { B4: number; O4: number }; outputs: (out: BufferView) => BufferView[] } {
   const b4 = g.n % 4 === 0 && g.b.size >= 16;
   const o4 = g.n % 4 === 0 && (g.mode !== Mode.UpForward || g.bC % 4 === 0);
-  const rows = VARIANTS.broadcast.rowsPerGroup;
-  const weights = g.mode === Mode.ConvWeights || g.mode === Mode.UpWeights;
-  const sharedTap = weights && g.aC % rows === 0;
-  const group = cpuGroup(g.m, rows);
+  const bView = b4 ? g.b : dummy(gpu);
   return {
-    constants: { B4: b4 ? 1 : 0, O4: o4 ? 1 : 0, SHARED_TAP: sharedTap ? 1 : 0, GROUP: group },
-    outputs: (out) => o4 ? [writableDummy(gpu), b4 ? g.b : dummy(gpu), out] : [out, b4 ? g.b : dummy(gpu), writableDummy(gpu)],
+    constants: { B4: b4 ? 1 : 0, O4: o4 ? 1 : 0 },
+    outputs: (out) => o4 ? [writableDummy(gpu), bView, out] : [out, bView, writableDummy(gpu)],
+  };
+}
+
+const isWeightGradient = (g: Gemm) => g.mode === Mode.ConvWeights || g.mode === Mode.UpWeights;
+
+/**
+ * The broadcast shader's specialisation: B4 and O4 (quadViews), and
+ * SHARED_TAP for weight gradients whose channel count is a multiple of the
+ * rows per invocation.
+ */
+function broadcastLaunch(gpu: Gpu, g: Gemm): Omit<Launch, 'shader' | 'source' | 'colsPerGroup'> {
+  const rows = VARIANTS.broadcast.rowsPerGroup;
+  const sharedTap = isWeightGradient(g) && g.aC % rows === 0;
+  const group = cpuGroup(g.m, rows);
+  const { constants, outputs } = quadViews(gpu, g);
+  return {
+    constants: { ...constants, SHARED_TAP: sharedTap ? 1 : 0, GROUP: group },
+    outputs,
     rowsPerGroup: group * rows,
   };
 }
 
 const rowsShader = withCommon(rowsSource);
+const ROWS_COLS = shaderConst(rowsSource, 'COLS');
 
 /**
  * conv_rows.wgsl's specialisation: GROUP from cpuGroup with the 4 rows each
- * invocation stands for (8 invocations share 32); B4 and O4 as for the
- * broadcast shader; A4 for weight gradients whose channel count is a
- * multiple of 4 (a lane's four rows are then one vec4 of A), binding a vec4
- * view of A after the broadcast shader's bindings, or the 16-byte dummy.
+ * invocation stands for (8 invocations share 32); B4 and O4 (quadViews); A4
+ * for weight gradients whose channel count is a multiple of 4 (a lane's four
+ * rows are then one vec4 of A), binding a vec4 view of A after the quad
+ * views, or the 16-byte dummy.
  */
 function rowsLaunch(gpu: Gpu, g: Gemm): Launch {
   const group = cpuGroup(g.m, 4);
-  const { constants, outputs } = broadcastLaunch(gpu, g);
-  const weights = g.mode === Mode.ConvWeights || g.mode === Mode.UpWeights;
-  const a4 = weights && g.aC % 4 === 0 && g.a.size >= 16;
+  const { constants, outputs } = quadViews(gpu, g);
+  const a4 = isWeightGradient(g) && g.aC % 4 === 0 && g.a.size >= 16;
   return {
     shader: 'conv_rows',
     source: rowsShader,
-    constants: { A4: a4 ? 1 : 0, B4: constants.B4!, O4: constants.O4!, GROUP: group },
+    constants: { ...constants, A4: a4 ? 1 : 0, GROUP: group },
     outputs: (out) => [...outputs(out), a4 ? g.a : dummy(gpu)],
     rowsPerGroup: 4 * group,
-    colsPerGroup: shaderConst(rowsSource, 'COLS'),
+    colsPerGroup: ROWS_COLS,
   };
 }
 
@@ -469,10 +482,10 @@ function reduceSplits(
 ): void {
   const { workgroups, rowThreads } = grid1d(sums.len, 256, gpu.limits.maxComputeWorkgroupsPerDimension);
   gpu.dispatch({
-    kernel: gpu.kernel('split_sum', splitSource, { ACCUMULATE: accumulate ? 1 : 0 }, second ? 'reduce_splits_two' : 'reduce_splits'),
+    kernel: gpu.kernel('split_sum', splitSource, { ACCUMULATE: accumulate ? 1 : 0 }, 'reduce_splits'),
     label: `${label}: sum of ${sums.splits} splits`,
     uniforms: new Uint32Array([sums.len, sums.splits, 0, rowThreads, second?.from ?? sums.len]),
-    storage: second ? [sums.src, dst, second.view] : [sums.src, dst],
+    storage: [sums.src, dst, second?.view ?? writableDummy(gpu)],
     workgroups,
   });
 }
