@@ -5,34 +5,41 @@
 // Conv ∂input: w (kh, kw, in, out) as taps × [in × out] → B[(tap, out), in] with
 // the taps flipped (FLIP); transposed conv forward: w (2, 2, out, in) as one
 // [(a, b, out) × in] matrix → B[in, (a, b, out)].
-// One invocation per element of out (the grid may be folded into two
-// dimensions: index gid.x + gid.y · row_threads). Weights are small (at most a
-// few million values), so this costs a fraction of the GEMM it feeds.
+// An invocation moves column i of rows j0 .. j0 + 63 of matrices b, b + Z, …
+// where (i, j0 / 64, b) = (gid.x, gid.y, gid.z) and Z is the grid's depth
+// (at most 65,535; kernels of more taps take more than one matrix each): no
+// integer division per element (on CPU adapters a division by a value known
+// only at run time is a scalar division per lane), and few workgroups
+// (lavapipe spends about a microsecond on each, more than moving a few
+// thousand values). Weights are small (at most a few million values), so this
+// costs a fraction of the GEMM it feeds.
 
 override FLIP: bool = false;
+
+// Columns per invocation: the grid's y is ⌈cols / COLS⌉.
+const COLS: u32 = 64u;
 
 struct Params {
   batches: u32,
   rows: u32,
   cols: u32,
-  row_threads: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> w: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let o = gid.x + gid.y * p.row_threads;
-  let per = p.rows * p.cols;
-  if (o >= p.batches * per) {
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+  let i = gid.x;
+  if (i >= p.rows) {
     return;
   }
-  let b = o / per;
-  let r = o % per;
-  let j = r / p.rows; // out is [b, j, i]: i runs fastest
-  let i = r % p.rows;
-  let src_b = select(b, p.batches - 1u - b, FLIP);
-  out[o] = w[(src_b * p.rows + i) * p.cols + j];
+  let end = min(p.cols, (gid.y + 1u) * COLS);
+  for (var b = gid.z; b < p.batches; b += groups.z) {
+    let src = (select(b, p.batches - 1u - b, FLIP) * p.rows + i) * p.cols;
+    for (var j = gid.y * COLS; j < end; j++) {
+      out[(b * p.cols + j) * p.rows + i] = w[src + j];
+    }
+  }
 }

@@ -265,18 +265,19 @@ function variantFor(gpu: Gpu, g: Gemm): ConvVariant {
  * conv ∂input reads B[(tap, co), ci] = w[flipped tap, ci, co]; the transposed
  * conv's forward B[ci, (a, b, co)] = w[a, b, co, ci].
  */
+const TRANSPOSE_COLS = shaderConst(transposeSource, 'COLS');
+
 function transposedWeights(gpu: Gpu, g: Gemm): OwnedGpuTensor {
   const [batches, rows, cols, flip] = g.mode === Mode.ConvInput
     ? [(g.kh ?? 1) * (g.kw ?? 1), g.n, g.aC, true]
     : [1, g.n, g.k, false];
   const t = allocTensor(gpu, [batches, cols, rows]);
-  const { workgroups, rowThreads } = grid1d(numel(t.shape), 256, gpu.limits.maxComputeWorkgroupsPerDimension);
   gpu.dispatch({
     kernel: gpu.kernel('weights_transpose', transposeSource, { FLIP: flip ? 1 : 0 }),
     label: `${g.label}: weights rearranged by rows`,
-    uniforms: new Uint32Array([batches, rows, cols, rowThreads]),
+    uniforms: new Uint32Array([batches, rows, cols]),
     storage: [g.b, t.view],
-    workgroups,
+    workgroups: [Math.ceil(rows / 64), Math.ceil(cols / TRANSPOSE_COLS), Math.min(batches, gpu.limits.maxComputeWorkgroupsPerDimension)],
   });
   return t;
 }
