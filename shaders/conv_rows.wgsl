@@ -34,8 +34,8 @@
 // loads, two vec4s of B, each accumulator written once per two FMAs: no
 // faster; written as two steps: 1.2–1.6× slower), A as vec4s over four
 // channels with the four k walked by a loop (no faster), and B from a
-// uniform buffer, which lavapipe gathers without branches at about half the
-// cost per value (about 6 % faster in a test that ignored the 64 KiB limit
+// uniform buffer, which lavapipe gathers without branches at a third to half
+// the cost per value (6–16 % faster in tests that ignored the 64 KiB limit
 // on a uniform binding; splitting larger weights across dispatches would
 // cost a round trip of C per split).
 //
