@@ -5,7 +5,9 @@
 // rows read A are written once. The table of modes is in conv_gemm.wgsl.
 
 // 0 conv forward, 1 conv ∂input, 2 conv ∂weights, 3 transposed forward,
-// 4 transposed ∂input, 5 transposed ∂weights.
+// 4 transposed ∂input, 5 transposed ∂weights; 6 (conv_rows.wgsl only) a batch
+// of plain GEMMs, one per workgroup z (the Winograd convolution's 16
+// products, winograd.wgsl).
 override MODE: u32 = 0u;
 // 0 none, 1 relu, 2 sigmoid (forward modes only).
 override ACT: u32 = 0u;
@@ -59,7 +61,8 @@ fn activate(v: f32) -> f32 {
 
 // Where element (row, col) of C goes, as an index into out: the transposed
 // forward scatters row (n, i, j) and column (a, b, co) to y[n, 2i+a, 2j+b, co];
-// modes 2, 5 write the split's slice of partial sums; the rest write
+// modes 2, 5 write the split's slice of partial sums (6: product `split` of
+// the batch); the rest write
 // row-major C (y, dx).
 fn out_index(row: u32, col: u32, split: u32) -> u32 {
   switch MODE {
@@ -72,7 +75,7 @@ fn out_index(row: u32, col: u32, split: u32) -> u32 {
       let n = ni / p.h;
       return ((n * 2u * p.h + 2u * i + ab / 2u) * 2u * p.w + 2u * j + ab % 2u) * p.b_c + co;
     }
-    case 2u, 5u: {
+    case 2u, 5u, 6u: {
       return (split * p.m + row) * p.n + col;
     }
     default: {

@@ -266,18 +266,21 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lane:
         }
       }
     }
-  } else if (MODE == 3u) {
+  } else if (MODE == 3u || MODE == 6u) {
+    // A row-major [M × K]; mode 6: product z of a batch, A, B and C each
+    // stacked by z ([z][M][K], [z][K][N], [z][M][N]).
     let k = p.k;
+    let z = select(0u, wg.z, MODE == 6u);
     var at: vec4<u32>;
     for (var t = 0u; t < MINE; t++) {
-      at[t] = min(row0 + MINE * sub_lane + t, p.m - 1u) * k;
+      at[t] = (z * p.m + min(row0 + MINE * sub_lane + t, p.m - 1u)) * k;
     }
     for (var c = 0u; c < k; c++) {
       var mine: vec4<f32>;
       for (var t = 0u; t < MINE; t++) {
         mine[t] = select(0.0, a_src[at[t] + c], me.ok[t]);
       }
-      step(mine, c);
+      step(mine, z * k + c);
     }
   } else {
     // MODE 4: k = (ab, co); dy is (2h, 2w) with a_c = co channels.
@@ -295,5 +298,5 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lane:
       }
     }
   }
-  store_all(row0, 0u);
+  store_all(row0, select(0u, wg.z, MODE == 6u));
 }

@@ -15,6 +15,7 @@ import {
   canShareRows,
   setConvVariant,
   setTileShape,
+  setWinograd,
   tileShapeFor,
   TILE_SHAPES,
   type ConvVariant,
@@ -329,6 +330,104 @@ function upErrors(gpu: Gpu, xs: Shape4, co: number, seed: number): Promise<numbe
 // summed again; channel quads that are not a power of two; more quads than one
 // workgroup takes; the U-Net's largest, 512 splits), one at a time otherwise
 // (and for an empty dy, which leaves db as it was).
+// Winograd F(2×2, 3×3) (winograd.wgsl with conv_rows.wgsl's batched
+// products): forced on for the 3 × 3 cases above and two more whose channel
+// counts reach the automatic choice, odd heights and widths included.
+const WINOGRAD_CASES: [Shape4, number][] = [
+  ...CONV_CASES.filter(([, k]) => k === 3).map(([xs, , co]) => [xs, co] as [Shape4, number]),
+  [[2, 10, 9, 64], 68],
+  [[1, 7, 6, 72], 64],
+];
+
+describe.runIf(VARIANTS.includes('rows'))('Winograd F(2×2, 3×3) on the rows formulation', () => {
+  async function withWinograd<T>(use: 'always' | 'auto', run: (gpu: Gpu) => Promise<T>): Promise<T> {
+    const gpu = await testGpu();
+    setConvVariant(gpu, 'rows');
+    setWinograd(gpu, use);
+    try {
+      return await run(gpu);
+    } finally {
+      setWinograd(gpu, 'auto');
+    }
+  }
+
+  for (const [xs, co] of WINOGRAD_CASES) {
+    const ws: Shape4 = [3, 3, xs[3], co];
+    const ys: Shape4 = [xs[0], xs[1], xs[2], co];
+    it(`forward x ${xs} → ${co} with each activation, ∂input overwritten and accumulated`, () =>
+      withWinograd('always', async (gpu) => {
+        const xv = randomArray(prod(xs), 110);
+        const wv = randomArray(prod(ws), 111, -0.5, 0.5);
+        const bv = randomArray(co, 112);
+        const dyv = randomArray(prod(ys), 113);
+        const init = randomArray(prod(xs), 114);
+        const x = allocTensor(gpu, xs, xv);
+        const w = allocTensor(gpu, ws, wv);
+        const b = allocTensor(gpu, [co], bv);
+        const y = allocTensor(gpu, ys);
+        for (const act of ['none', 'relu', 'sigmoid'] as const) {
+          conv2d(gpu, x, w, b, y, act);
+          expect(maxRelError(await gpu.readFloat32(y.view, prod(ys)), conv2dRef(xv, xs, wv, ws, bv, act))).toBeLessThan(1e-4);
+        }
+        const want = conv2dBackwardRef(xv, xs, wv, ws, dyv).dx;
+        const dy = allocTensor(gpu, ys, dyv);
+        const dx = allocTensor(gpu, xs);
+        conv2dBackwardInput(gpu, dy, w, dx);
+        const err = maxRelError(await gpu.readFloat32(dx.view, prod(xs)), want);
+        console.log(`Winograd ${xs} → ${co}: max rel error dx ${err.toExponential(2)}`);
+        expect(err).toBeLessThan(1e-4);
+        const dx2 = allocTensor(gpu, xs, init);
+        conv2dBackwardInput(gpu, dy, w, dx2, { accumulate: true });
+        expect(maxRelError(await gpu.readFloat32(dx2.view, prod(xs)), want.map((v, i) => v + init[i]!))).toBeLessThan(1e-4);
+        for (const t of [x, w, b, y, dy, dx, dx2]) t.dispose();
+      }));
+  }
+
+  it('is chosen for 3 × 3 layers with 64 channels or more on one side and 32 or more on the other', () =>
+    withWinograd('auto', async (gpu) => {
+      const labels: string[] = [];
+      const dispatch = gpu.dispatch.bind(gpu);
+      gpu.dispatch = (d) => {
+        labels.push(d.label);
+        dispatch(d);
+      };
+      try {
+        const used = (ci: number, co: number, k = 3) => {
+          labels.length = 0;
+          const x = allocTensor(gpu, [1, 4, 4, ci]);
+          const w = allocTensor(gpu, [k, k, ci, co]);
+          const b = allocTensor(gpu, [co]);
+          const y = allocTensor(gpu, [1, 4, 4, co]);
+          conv2d(gpu, x, w, b, y);
+          conv2dBackwardInput(gpu, y, w, x);
+          for (const t of [x, w, b, y]) t.dispose();
+          return labels.filter((l) => l.includes('Winograd')).length;
+        };
+        expect(used(64, 64)).toBe(8);
+        expect(used(64, 32)).toBe(8);
+        expect(used(32, 64)).toBe(8);
+        expect(used(32, 32)).toBe(0);
+        expect(used(64, 16)).toBe(0);
+        expect(used(64, 64, 1)).toBe(0);
+        expect(used(64, 64, 5)).toBe(0);
+      } finally {
+        gpu.dispatch = dispatch;
+      }
+    }));
+
+  it('an empty batch writes nothing', () =>
+    withWinograd('always', async (gpu) => {
+      const x = allocTensor(gpu, [0, 5, 5, 8]);
+      const w = allocTensor(gpu, [3, 3, 8, 4], randomArray(9 * 32, 120));
+      const b = allocTensor(gpu, [4]);
+      const y = allocTensor(gpu, [0, 5, 5, 4]);
+      conv2d(gpu, x, w, b, y);
+      conv2dBackwardInput(gpu, y, w, x, { accumulate: true });
+      await gpu.sync();
+      for (const t of [x, w, b, y]) t.dispose();
+    }));
+});
+
 describe('biasGradient', () => {
   const cases: [Shape4, boolean][] = [
     [[1, 3, 3, 8], false],
