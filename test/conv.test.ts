@@ -340,10 +340,10 @@ const WINOGRAD_CASES: [Shape4, number][] = [
 ];
 
 describe.runIf(VARIANTS.includes('rows'))('Winograd F(2×2, 3×3) on the rows formulation', () => {
-  async function withWinograd<T>(use: 'always' | 'auto', run: (gpu: Gpu) => Promise<T>): Promise<T> {
+  async function withWinograd<T>(use: 'always' | 'auto', run: (gpu: Gpu) => Promise<T>, scratchBytes?: number): Promise<T> {
     const gpu = await testGpu();
     setConvVariant(gpu, 'rows');
-    setWinograd(gpu, use);
+    setWinograd(gpu, use, scratchBytes);
     try {
       return await run(gpu);
     } finally {
@@ -351,10 +351,13 @@ describe.runIf(VARIANTS.includes('rows'))('Winograd F(2×2, 3×3) on the rows fo
     }
   }
 
-  for (const [xs, co] of WINOGRAD_CASES) {
+  // The last two: a batch of three in three passes (a scratch budget of one
+  // byte allows one image a pass), and of four in two.
+  const cases: [Shape4, number, number?][] = [...WINOGRAD_CASES, [[3, 7, 5, 6], 9, 1], [[4, 6, 7, 5], 8, 16 * 12 * 13 * 4 * 2]];
+  for (const [xs, co, scratch] of cases) {
     const ws: Shape4 = [3, 3, xs[3], co];
     const ys: Shape4 = [xs[0], xs[1], xs[2], co];
-    it(`forward x ${xs} → ${co} with each activation, ∂input overwritten and accumulated`, () =>
+    it(`forward x ${xs} → ${co} with each activation, ∂input overwritten and accumulated${scratch ? ` (scratch budget ${scratch} bytes)` : ''}`, () =>
       withWinograd('always', async (gpu) => {
         const xv = randomArray(prod(xs), 110);
         const wv = randomArray(prod(ws), 111, -0.5, 0.5);
@@ -380,7 +383,7 @@ describe.runIf(VARIANTS.includes('rows'))('Winograd F(2×2, 3×3) on the rows fo
         conv2dBackwardInput(gpu, dy, w, dx2, { accumulate: true });
         expect(maxRelError(await gpu.readFloat32(dx2.view, prod(xs)), want.map((v, i) => v + init[i]!))).toBeLessThan(1e-4);
         for (const t of [x, w, b, y, dy, dx, dx2]) t.dispose();
-      }));
+      }, scratch));
   }
 
   it('is chosen for 3 × 3 layers with 64 channels or more on one side and 32 or more on the other', () =>

@@ -1,8 +1,10 @@
 /**
  * Convolutions (shaders/conv_gemm.wgsl, conv_rows.wgsl, conv_broadcast.wgsl,
- * conv_direct.wgsl, each with conv_common.wgsl), the weight rearrangement
- * the tiled, rows and broadcast variants need (weights_transpose.wgsl) and
- * the split sums that finish the gradients (split_sum.wgsl).
+ * conv_direct.wgsl, each with conv_common.wgsl), Winograd F(2×2, 3×3) for
+ * 3 × 3 layers on the rows formulation (winograd.wgsl), the weight
+ * rearrangement the tiled, rows and broadcast variants need
+ * (weights_transpose.wgsl) and the split sums that finish the gradients
+ * (split_sum.wgsl).
  *
  * conv2d: k × k kernels (odd k), stride 1, 'same' padding, weights in Keras
  * layout (kh, kw, in, out). convTranspose2x2: 2 × 2, stride 2, weights
@@ -295,17 +297,23 @@ function transposedWeights(gpu: Gpu, g: Gemm): OwnedGpuTensor {
  * Where 3 × 3 convolutions (forward and ∂input) go through the Winograd
  * passes (shaders/winograd.wgsl) instead of one GEMM: 'auto' (the default)
  * on the rows formulation when one channel count (in or out) is at least 64
- * and the other at least 32 — on lavapipe, batch 8, that ran 7–45 % faster
- * than the GEMM (96 × 96 64 → 32 and 48 × 48 32 → 64 the least, 6 × 6
- * 512 → 512 the most), while 32 → 32 at 96 × 96 was no faster, the
+ * and the other at least 32 — on lavapipe, batch 8, those took 0.4–0.93 of
+ * the GEMM's time (96 × 96 64 → 32 and 48 × 48 32 → 64 the most, 12 × 12
+ * 512 → 256 about half), while 32 → 32 at 96 × 96 was no faster, the
  * transforms' loads and stores costing what the products save; 'always' /
  * 'never' for tests and benchmarks (still only on the rows formulation, whose
  * shader runs the 16 products).
  */
 export type WinogradUse = 'auto' | 'always' | 'never';
-const winogradUse = new WeakMap<Gpu, WinogradUse>();
-export function setWinograd(gpu: Gpu, use: WinogradUse): void {
-  winogradUse.set(gpu, use);
+const winogradUse = new WeakMap<Gpu, { use: WinogradUse; scratch: number }>();
+/**
+ * Bytes of transformed input and products (V, M) one Winograd pass may hold
+ * by default: a larger batch goes in parts of equal images (at least one). A
+ * 96 × 96 64 → 32 layer at batch 8 takes four passes.
+ */
+const WINOGRAD_SCRATCH = 16 * 2 ** 20;
+export function setWinograd(gpu: Gpu, use: WinogradUse, scratchBytes = WINOGRAD_SCRATCH): void {
+  winogradUse.set(gpu, { use, scratch: scratchBytes });
 }
 
 function useWinograd(gpu: Gpu, g: Gemm): boolean {
@@ -313,7 +321,7 @@ function useWinograd(gpu: Gpu, g: Gemm): boolean {
   if (g.kh !== 3 || g.kw !== 3 || g.pad !== 1 || variantFor(gpu, g) !== 'rows') return false;
   const most = gpu.limits.maxComputeWorkgroupsPerDimension;
   if (g.batch * Math.ceil(g.h / 2) > most || g.aC > most) return false;
-  const use = winogradUse.get(gpu) ?? 'auto';
+  const use = winogradUse.get(gpu)?.use ?? 'auto';
   if (use !== 'auto') return use === 'always';
   return Math.min(g.aC, g.n) >= 32 && Math.max(g.aC, g.n) >= 64;
 }
@@ -329,41 +337,49 @@ function winograd(gpu: Gpu, g: Gemm): void {
   const cout = g.n;
   const th = Math.ceil(g.h / 2);
   const tw = Math.ceil(g.w / 2);
-  const tileRows = g.batch * th;
-  const tiles = tileRows * tw;
+  // Images per pass: V and M (16 values per tile and channel, in and out) of
+  // a pass within the scratch budget, the batch split into equal parts.
+  const perImage = 16 * th * tw * (cin + cout) * 4;
+  const budget = winogradUse.get(gpu)?.scratch ?? WINOGRAD_SCRATCH;
+  const parts = Math.ceil(g.batch / Math.max(1, Math.floor(budget / perImage)));
+  const images = Math.ceil(g.batch / Math.max(1, parts));
   const u = allocTensor(gpu, [16, cin, cout]);
-  const v = allocTensor(gpu, [16, tiles, cin]);
-  const m = allocTensor(gpu, [16, tiles, cout]);
-  const uniforms = (c: number, cOut = 0) => new Uint32Array([g.batch, g.h, g.w, c, cOut, th, tw, tiles]);
+  const v = allocTensor(gpu, [16, images * th * tw, cin]);
+  const m = allocTensor(gpu, [16, images * th * tw, cout]);
   const group = (c: number) => Math.min(64, 8 * Math.ceil(c / 8));
   const pass = (entry: string, constants: Record<string, number>, c: number) =>
     gpu.kernel('winograd', winogradSource, { ...constants, WG: group(c) }, entry);
+  const uniforms = (c: number, cOut: number, n0: number, n: number) => new Uint32Array([n, g.h, g.w, c, cOut, th, tw, n * th * tw, n0]);
   gpu.dispatch({
     kernel: pass('weight_tiles', { FLIP: g.mode === Mode.ConvInput ? 1 : 0 }, cout),
     label: `${g.label}: Winograd kernels`,
-    uniforms: uniforms(cin, cout),
+    uniforms: uniforms(cin, cout, 0, 0),
     storage: [g.b, u.view],
     workgroups: [Math.ceil(cout / group(cout)), Math.ceil(cin / 8)],
   });
-  gpu.dispatch({
-    kernel: pass('input_tiles', {}, cin),
-    label: `${g.label}: Winograd input tiles`,
-    uniforms: uniforms(cin),
-    storage: [g.a, v.view],
-    workgroups: [Math.ceil(cin / group(cin)), tileRows],
-  });
-  gemmWith(gpu, 'rows', {
-    mode: Mode.Batched, label: `${g.label}: Winograd products`,
-    a: v.view, b: u.view, out: m.view,
-    batch: 1, h: 1, w: 1, aC: cin, bC: cout, m: tiles, n: cout, k: cin, batches: 16,
-  });
-  gpu.dispatch({
-    kernel: pass('output_tiles', { ACT: ACT[g.activation ?? 'none'], BIAS: g.bias ? 1 : 0, ACCUMULATE: g.accumulate ? 1 : 0 }, cout),
-    label: `${g.label}: Winograd output tiles`,
-    uniforms: uniforms(cout),
-    storage: [m.view, g.out, g.bias ?? dummy(gpu)],
-    workgroups: [Math.ceil(cout / group(cout)), tileRows],
-  });
+  for (let n0 = 0; n0 < g.batch; n0 += images) {
+    const n = Math.min(images, g.batch - n0);
+    const part = g.batch > images ? ` (images ${n0}–${n0 + n - 1})` : '';
+    gpu.dispatch({
+      kernel: pass('input_tiles', {}, cin),
+      label: `${g.label}: Winograd input tiles${part}`,
+      uniforms: uniforms(cin, 0, n0, n),
+      storage: [g.a, v.view],
+      workgroups: [Math.ceil(cin / group(cin)), n * th],
+    });
+    gemmWith(gpu, 'rows', {
+      mode: Mode.Batched, label: `${g.label}: Winograd products${part}`,
+      a: v.view, b: u.view, out: m.view,
+      batch: 1, h: 1, w: 1, aC: cin, bC: cout, m: n * th * tw, n: cout, k: cin, batches: 16,
+    });
+    gpu.dispatch({
+      kernel: pass('output_tiles', { ACT: ACT[g.activation ?? 'none'], BIAS: g.bias ? 1 : 0, ACCUMULATE: g.accumulate ? 1 : 0 }, cout),
+      label: `${g.label}: Winograd output tiles${part}`,
+      uniforms: uniforms(cout, 0, n0, n),
+      storage: [m.view, g.out, g.bias ?? dummy(gpu)],
+      workgroups: [Math.ceil(cout / group(cout)), n * th],
+    });
+  }
   // Safe to recycle now: any later use of these buffers is recorded after the reads above.
   for (const t of [u, v, m]) t.dispose();
 }
