@@ -1,16 +1,15 @@
 // What the four convolution shaders share (conv_gemm.wgsl, conv_rows.wgsl,
 // conv_broadcast.wgsl, conv_direct.wgsl): src/kernels/conv.ts appends this
-// file to each, so the modes' parameters, the first five bindings, the
-// activation, where each element of C goes and where the CPU shaders' weight
-// rows read A are written once. The table of modes is in conv_gemm.wgsl.
+// file to each (and activation.wgsl, whose ACT and activate() the forward
+// modes use), so the modes' parameters, the first five bindings, where each
+// element of C goes and where the CPU shaders' weight rows read A are written
+// once. The table of modes is in conv_gemm.wgsl.
 
 // 0 conv forward, 1 conv ∂input, 2 conv ∂weights, 3 transposed forward,
 // 4 transposed ∂input, 5 transposed ∂weights; 6 (conv_rows.wgsl only) a batch
 // of plain GEMMs, one per workgroup z (the Winograd convolution's 16
 // products, winograd.wgsl).
 override MODE: u32 = 0u;
-// 0 none, 1 relu, 2 sigmoid (forward modes only).
-override ACT: u32 = 0u;
 // Modes 1, 4: add C into out instead of overwriting it.
 override ACCUMULATE: bool = false;
 // Mode 2, tiled shader only: A has one more row after the KH·KW·Ci rows of
@@ -43,21 +42,6 @@ struct Params {
 @group(0) @binding(2) var<storage, read> b_src: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
-
-fn activate(v: f32) -> f32 {
-  switch ACT {
-    case 1u: { return max(v, 0.0); }
-    case 2u: {
-      // Written so that exp never overflows: for large |v| one branch is exact.
-      if (v >= 0.0) {
-        return 1.0 / (1.0 + exp(-v));
-      }
-      let e = exp(v);
-      return e / (1.0 + e);
-    }
-    default: { return v; }
-  }
-}
 
 // Where element (row, col) of C goes, as an index into out: the transposed
 // forward scatters row (n, i, j) and column (a, b, co) to y[n, 2i+a, 2j+b, co];

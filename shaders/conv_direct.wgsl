@@ -37,9 +37,9 @@
 // Grid: x = blocks of GROUP·ROWS rows (invocation = ROWS consecutive rows),
 //       y = blocks of 4·QUADS columns, z = splits of the reduction (modes 2, 5).
 
-// Parameters (p), bindings 0–4 (a_src, b_src, bias, out), MODE, ACT,
-// ACCUMULATE, activate(), out_index(), write_out() and store() come from conv_common.wgsl,
-// which the wrapper appends to this file.
+// Parameters (p), bindings 0–4 (a_src, b_src, bias, out), MODE,
+// ACCUMULATE, out_index(), write_out() and store() come from conv_common.wgsl,
+// ACT and activate() from activation.wgsl; the wrapper appends both to this file.
 
 // A may be read as vec4: the channels A is gathered along (k for modes 0, 1,
 // 3, 4; the rows for modes 2, 5) come in multiples of 4.

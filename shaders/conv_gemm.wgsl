@@ -37,9 +37,9 @@
 // decoded k (ci, ky, kx) from step to step instead of dividing it out; neither
 // changed the step's time (bench/README.md).
 
-// Parameters (p), bindings 0–4 (a_src, b_src, bias, out), MODE, ACT,
-// ACCUMULATE, activate(), out_index(), write_out() and store() come from conv_common.wgsl,
-// which the wrapper appends to this file.
+// Parameters (p), bindings 0–4 (a_src, b_src, bias, out), MODE,
+// ACCUMULATE, out_index(), write_out() and store() come from conv_common.wgsl,
+// ACT and activate() from activation.wgsl; the wrapper appends both to this file.
 
 const WG_X: u32 = 16u; // invocations along the columns of a tile
 const WG_Y: u32 = 16u; // invocations along its rows

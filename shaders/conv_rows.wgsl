@@ -55,10 +55,10 @@
 // Grid: x = blocks of (GROUP / 8) · 32 rows, y = blocks of 32 columns, z =
 // splits of the reduction (modes 2, 5).
 
-// Parameters (p), bindings 0–4 (a_src, b_src, bias, out), MODE, ACT,
-// ACCUMULATE, activate(), out_index(), write_out(), tap_offset() and
-// weight_tap() come from conv_common.wgsl, which the wrapper appends to this
-// file.
+// Parameters (p), bindings 0–4 (a_src, b_src, bias, out), MODE,
+// ACCUMULATE, out_index(), write_out(), tap_offset() and weight_tap() come
+// from conv_common.wgsl, ACT and activate() from activation.wgsl; the wrapper
+// appends both to this file.
 
 enable subgroups;
 

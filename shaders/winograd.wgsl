@@ -18,6 +18,8 @@
 // - output_tiles: y at rows 2ty, 2ty + 1 and columns 2tx, 2tx + 1 (those
 //   inside the image) = Aᵀ m A of the 16 values M[ξ][tile][o], plus bias and
 //   activation (forward) or added to y (ACCUMULATE, ∂input).
+// ACT and activate() (output_tiles) come from activation.wgsl, which the
+// wrapper appends to this file.
 // Tiles are numbered (n · th + ty) · tw + tx, th = ⌈h / 2⌉, tw = ⌈w / 2⌉,
 // counting images n from the pass's first (n0): V and M hold the tiles of
 // the images one pass covers.
@@ -35,8 +37,6 @@
 // 32 → 32) are what keeps the 32 → 32 layers on the GEMM. Against the GEMM's sums
 // the results differ by about 10⁻⁶ relative.
 
-// 0 none, 1 relu, 2 sigmoid (output_tiles).
-override ACT: u32 = 0u;
 // output_tiles: add bias[o] (forward).
 override BIAS: bool = false;
 // output_tiles: add to y instead of overwriting it (∂input).
@@ -161,20 +161,6 @@ fn weight_tiles(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
-
-fn activate(v: f32) -> f32 {
-  switch ACT {
-    case 1u: { return max(v, 0.0); }
-    case 2u: {
-      if (v >= 0.0) {
-        return 1.0 / (1.0 + exp(-v));
-      }
-      let e = exp(v);
-      return e / (1.0 + e);
-    }
-    default: { return v; }
-  }
-}
 
 // One output: plus b (the bias of its channel, or 0), activated, or added.
 fn put(at: u32, v: f32, b: f32) {

@@ -21,7 +21,8 @@ import rowsSource from '../../shaders/conv_rows.wgsl';
 import commonSource from '../../shaders/conv_common.wgsl';
 import splitSource from '../../shaders/split_sum.wgsl';
 import transposeSource from '../../shaders/weights_transpose.wgsl';
-import winogradSource from '../../shaders/winograd.wgsl';
+import winogradShader from '../../shaders/winograd.wgsl';
+import activationSource from '../../shaders/activation.wgsl';
 
 export type Activation = 'none' | 'relu' | 'sigmoid';
 const ACT = { none: 0, relu: 1, sigmoid: 2 } as const;
@@ -63,12 +64,13 @@ const VARIANTS: Record<'broadcast' | 'direct', { source: string; rowsPerGroup: n
 
 /**
  * A convolution shader with conv_common.wgsl (parameters, bindings 0–4,
- * activation, stores) appended: after, so that a shader's own directives
+ * stores) and activation.wgsl appended: after, so that a shader's own directives
  * (`enable subgroups;`) stay first, as WGSL requires.
  */
 function withCommon(source: string): string {
-  return `${source}\n${commonSource}`;
+  return `${source}\n${commonSource}\n${activationSource}`;
 }
+const winogradSource = `${winogradShader}\n${activationSource}`;
 
 /** A `const NAME: u32 = Nu;` of a shader, so the grid follows the shader's blocking. */
 function shaderConst(source: string, name: string): number {

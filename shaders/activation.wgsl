@@ -1,0 +1,19 @@
+// The activation a convolution applies to its outputs, appended by
+// src/kernels/conv.ts to the convolution shaders (with conv_common.wgsl) and
+// to winograd.wgsl: 0 none, 1 relu, 2 sigmoid.
+override ACT: u32 = 0u;
+
+fn activate(v: f32) -> f32 {
+  switch ACT {
+    case 1u: { return max(v, 0.0); }
+    case 2u: {
+      // Written so that exp never overflows: for large |v| one branch is exact.
+      if (v >= 0.0) {
+        return 1.0 / (1.0 + exp(-v));
+      }
+      let e = exp(v);
+      return e / (1.0 + e);
+    }
+    default: { return v; }
+  }
+}
