@@ -3,7 +3,7 @@
 // file to each (and activation.wgsl, whose ACT and activate() the forward
 // modes use), so the modes' parameters, the first five bindings, where each
 // element of C goes and where the CPU shaders' weight rows read A are written
-// once. The table of modes is in conv_gemm.wgsl.
+// once. The table of modes 0–5 is in conv_gemm.wgsl; mode 6 is below.
 
 // 0 conv forward, 1 conv ∂input, 2 conv ∂weights, 3 transposed forward,
 // 4 transposed ∂input, 5 transposed ∂weights; 6 (conv_rows.wgsl only) a batch

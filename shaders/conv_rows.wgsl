@@ -1,4 +1,5 @@
-// The GEMMs of conv_broadcast.wgsl (modes 0–5) with the roles of A and B
+// The GEMMs of conv_broadcast.wgsl (modes 0–5), and mode 6 (a batch of
+// plain GEMMs: the Winograd products of winograd.wgsl), with the roles of A and B
 // swapped, for CPU adapters whose subgroups are exactly 8 invocations
 // (lavapipe on AVX2). The A/B/C mappings, the rearranged weights and the
 // split weight gradients are those of conv_broadcast.wgsl.
@@ -53,7 +54,7 @@
 // taps outside the image read index 0 and are zeroed. No workgroup memory, no barriers, no
 // divergent control flow around the broadcasts.
 // Grid: x = blocks of (GROUP / 8) · 32 rows, y = blocks of 32 columns, z =
-// splits of the reduction (modes 2, 5).
+// splits of the reduction (modes 2, 5) or the product of the batch (mode 6).
 
 // Parameters (p), bindings 0–4 (a_src, b_src, bias, out), MODE,
 // ACCUMULATE, out_index(), write_out(), tap_offset() and weight_tap() come
@@ -126,7 +127,8 @@ fn step(mine: vec4<f32>, k: u32) {
 }
 
 // Bias and activation (mode 0), bias (mode 3), accumulation when asked (1, 4);
-// modes 2, 5 write the split's slice of partial sums.
+// modes 2, 5 write the split's slice of partial sums, mode 6 product
+// `split`'s C.
 fn store_all(row0: u32, split: u32) {
   if (my_col >= p.n) {
     return;

@@ -41,8 +41,9 @@
 override BIAS: bool = false;
 // output_tiles: add to y instead of overwriting it (∂input).
 override ACCUMULATE: bool = false;
-// weight_tiles: w is the forward kernel (3, 3, Co, Ci) of the convolution
-// whose ∂input this is: taps flipped, channels swapped.
+// weight_tiles: the kernel is that of the ∂input of a convolution whose w
+// (3, 3, Ci, Co) is bound: its taps rotated by 180° and its in and out
+// channels swapped, so this pass's c (in) is that w's Co and c_out its Ci.
 override FLIP: bool = false;
 // Invocations per workgroup along channels: the wrapper sizes it to them.
 override WG: u32 = 64u;

@@ -325,11 +325,6 @@ function upErrors(gpu: Gpu, xs: Shape4, co: number, seed: number): Promise<numbe
   }, seed);
 }
 
-// The bias gradient's column sums: four channels at a time where the channel
-// count allows (in one pass, or split over rows with a partial last split and
-// summed again; channel quads that are not a power of two; more quads than one
-// workgroup takes; the U-Net's largest, 512 splits), one at a time otherwise
-// (and for an empty dy, which leaves db as it was).
 // Winograd F(2×2, 3×3) (winograd.wgsl with conv_rows.wgsl's batched
 // products): forced on for the 3 × 3 cases above and two more whose channel
 // counts reach the automatic choice, odd heights and widths included.
@@ -340,25 +335,40 @@ const WINOGRAD_CASES: [Shape4, number][] = [
 ];
 
 describe.runIf(VARIANTS.includes('rows'))('Winograd F(2×2, 3×3) on the rows formulation', () => {
-  async function withWinograd<T>(use: 'always' | 'auto', run: (gpu: Gpu) => Promise<T>, scratchBytes?: number): Promise<T> {
+  // Runs `run` with Winograd set to `use`, recording the labels of the
+  // dispatches it makes.
+  async function withWinograd<T>(use: 'always' | 'auto', run: (gpu: Gpu, labels: string[]) => Promise<T>, scratchBytes?: number): Promise<T> {
     const gpu = await testGpu();
     setConvVariant(gpu, 'rows');
     setWinograd(gpu, use, scratchBytes);
+    const labels: string[] = [];
+    const dispatch = gpu.dispatch.bind(gpu);
+    gpu.dispatch = (d) => {
+      labels.push(d.label);
+      dispatch(d);
+    };
     try {
-      return await run(gpu);
+      return await run(gpu, labels);
     } finally {
+      gpu.dispatch = dispatch;
       setWinograd(gpu, 'auto');
     }
   }
 
-  // The last two: a batch of three in three passes (a scratch budget of one
-  // byte allows one image a pass), and of four in two.
-  const cases: [Shape4, number, number?][] = [...WINOGRAD_CASES, [[3, 7, 5, 6], 9, 1], [[4, 6, 7, 5], 8, 16 * 12 * 13 * 4 * 2]];
+  // The last three: a batch of three in three passes (a scratch budget of one
+  // byte allows one image a pass), of four in two, and of three in two
+  // passes of two images and one.
+  const cases: [Shape4, number, number?][] = [
+    ...WINOGRAD_CASES,
+    [[3, 7, 5, 6], 9, 1],
+    [[4, 6, 7, 5], 8, 16 * 12 * 13 * 4 * 2],
+    [[3, 7, 5, 6], 9, 16 * 12 * 15 * 4 * 2],
+  ];
   for (const [xs, co, scratch] of cases) {
     const ws: Shape4 = [3, 3, xs[3], co];
     const ys: Shape4 = [xs[0], xs[1], xs[2], co];
     it(`forward x ${xs} → ${co} with each activation, ∂input overwritten and accumulated${scratch ? ` (scratch budget ${scratch} bytes)` : ''}`, () =>
-      withWinograd('always', async (gpu) => {
+      withWinograd('always', async (gpu, labels) => {
         const xv = randomArray(prod(xs), 110);
         const wv = randomArray(prod(ws), 111, -0.5, 0.5);
         const bv = randomArray(co, 112);
@@ -382,19 +392,20 @@ describe.runIf(VARIANTS.includes('rows'))('Winograd F(2×2, 3×3) on the rows fo
         const dx2 = allocTensor(gpu, xs, init);
         conv2dBackwardInput(gpu, dy, w, dx2, { accumulate: true });
         expect(maxRelError(await gpu.readFloat32(dx2.view, prod(xs)), want.map((v, i) => v + init[i]!))).toBeLessThan(1e-4);
+        // Each call transforms the kernels once and runs its passes; nothing went to the GEMM alone.
+        const perPass = scratch ? Math.max(1, Math.floor(scratch / (16 * Math.ceil(xs[1] / 2) * Math.ceil(xs[2] / 2) * (xs[3] + co) * 4))) : xs[0];
+        const images = Math.ceil(xs[0] / Math.ceil(xs[0] / perPass));
+        const passes = Math.ceil(xs[0] / images);
+        expect(labels.filter((l) => l.includes('Winograd kernels')).length).toBe(5);
+        expect(labels.filter((l) => l.includes('Winograd output tiles')).length).toBe(5 * passes);
+        expect(labels.filter((l) => !l.includes('Winograd'))).toEqual([]);
         for (const t of [x, w, b, y, dy, dx, dx2]) t.dispose();
       }, scratch));
   }
 
   it('is chosen for 3 × 3 layers with 64 channels or more on one side and 32 or more on the other', () =>
-    withWinograd('auto', async (gpu) => {
-      const labels: string[] = [];
-      const dispatch = gpu.dispatch.bind(gpu);
-      gpu.dispatch = (d) => {
-        labels.push(d.label);
-        dispatch(d);
-      };
-      try {
+    withWinograd('auto', async (gpu, labels) => {
+      {
         const used = (ci: number, co: number, k = 3) => {
           labels.length = 0;
           const x = allocTensor(gpu, [1, 4, 4, ci]);
@@ -413,24 +424,29 @@ describe.runIf(VARIANTS.includes('rows'))('Winograd F(2×2, 3×3) on the rows fo
         expect(used(64, 16)).toBe(0);
         expect(used(64, 64, 1)).toBe(0);
         expect(used(64, 64, 5)).toBe(0);
-      } finally {
-        gpu.dispatch = dispatch;
       }
     }));
 
-  it('an empty batch writes nothing', () =>
-    withWinograd('always', async (gpu) => {
+  it('an empty batch records no tile pass and raises no error', () =>
+    withWinograd('always', async (gpu, labels) => {
       const x = allocTensor(gpu, [0, 5, 5, 8]);
       const w = allocTensor(gpu, [3, 3, 8, 4], randomArray(9 * 32, 120));
       const b = allocTensor(gpu, [4]);
       const y = allocTensor(gpu, [0, 5, 5, 4]);
       conv2d(gpu, x, w, b, y);
       conv2dBackwardInput(gpu, y, w, x, { accumulate: true });
+      expect(labels.filter((l) => l.includes('tiles'))).toEqual([]);
+      expect(labels.filter((l) => l.includes('Winograd kernels')).length).toBe(2);
       await gpu.sync();
       for (const t of [x, w, b, y]) t.dispose();
     }));
 });
 
+// The bias gradient's column sums: four channels at a time where the channel
+// count allows (in one pass, or split over rows with a partial last split and
+// summed again; channel quads that are not a power of two; more quads than one
+// workgroup takes; the U-Net's largest, 512 splits), one at a time otherwise
+// (and for an empty dy, which leaves db as it was).
 describe('biasGradient', () => {
   const cases: [Shape4, boolean][] = [
     [[1, 3, 3, 8], false],

@@ -273,13 +273,13 @@ function variantFor(gpu: Gpu, g: Gemm): ConvVariant {
   return packs ? name : 'direct';
 }
 
+const TRANSPOSE_COLS = shaderConst(transposeSource, 'COLS');
+
 /**
  * B with contiguous rows for modes 1 and 3 (shaders/weights_transpose.wgsl):
  * conv ∂input reads B[(tap, co), ci] = w[flipped tap, ci, co]; the transposed
  * conv's forward B[ci, (a, b, co)] = w[a, b, co, ci].
  */
-const TRANSPOSE_COLS = shaderConst(transposeSource, 'COLS');
-
 function transposedWeights(gpu: Gpu, g: Gemm): OwnedGpuTensor {
   const [batches, rows, cols, flip] = g.mode === Mode.ConvInput
     ? [(g.kh ?? 1) * (g.kw ?? 1), g.n, g.aC, true]
@@ -301,7 +301,7 @@ function transposedWeights(gpu: Gpu, g: Gemm): OwnedGpuTensor {
  * on the rows formulation when one channel count (in or out) is at least 64
  * and the other at least 32 — on lavapipe, batch 8, those took 0.4–0.93 of
  * the GEMM's time (96 × 96 64 → 32 and 48 × 48 32 → 64 the most, 12 × 12
- * 512 → 256 about half), while 32 → 32 at 96 × 96 was no faster, the
+ * 512 → 256 0.55–0.65), while 32 → 32 at 96 × 96 was no faster, the
  * transforms' loads and stores costing what the products save; 'always' /
  * 'never' for tests and benchmarks (still only on the rows formulation, whose
  * shader runs the 16 products).
@@ -310,7 +310,8 @@ export type WinogradUse = 'auto' | 'always' | 'never';
 const winogradUse = new WeakMap<Gpu, { use: WinogradUse; scratch: number }>();
 /**
  * Bytes of transformed input and products (V, M) one Winograd pass may hold
- * by default: a larger batch goes in parts of equal images (at least one). A
+ * by default (the transformed kernels, 16 · Ci · Co values, come on top): a
+ * larger batch goes in parts of equal images (at least one). A
  * 96 × 96 64 → 32 layer at batch 8 takes four passes. One pass for the whole
  * batch was faster still (that layer's forward and ∂input 255 ms against 315
  * at the best of five on lavapipe) but puts the U-Net's step at batch 32 at
@@ -321,11 +322,30 @@ export function setWinograd(gpu: Gpu, use: WinogradUse, scratchBytes = WINOGRAD_
   winogradUse.set(gpu, { use, scratch: scratchBytes });
 }
 
+/**
+ * How a Winograd convolution goes through its batch: tiles per image side
+ * (th, tw) and images per pass, so that the pass's transformed input and
+ * products (16 values per tile and channel, in and out) stay within the
+ * scratch budget, the batch split into equal parts (one image a pass at
+ * least, whatever its size).
+ */
+function winogradPasses(gpu: Gpu, g: Gemm): { th: number; tw: number; images: number } {
+  const th = Math.ceil(g.h / 2);
+  const tw = Math.ceil(g.w / 2);
+  const perImage = 16 * th * tw * (g.aC + g.n) * 4;
+  const budget = winogradUse.get(gpu)?.scratch ?? WINOGRAD_SCRATCH;
+  const parts = Math.ceil(g.batch / Math.max(1, Math.floor(budget / perImage)));
+  return { th, tw, images: Math.ceil(g.batch / Math.max(1, parts)) };
+}
+
 function useWinograd(gpu: Gpu, g: Gemm): boolean {
   if (g.mode !== Mode.ConvForward && g.mode !== Mode.ConvInput) return false;
-  if (g.kh !== 3 || g.kw !== 3 || g.pad !== 1 || variantFor(gpu, g) !== 'rows') return false;
+  if (g.kh !== 3 || g.kw !== 3 || g.pad !== 1 || g.aC < 1 || g.n < 1 || variantFor(gpu, g) !== 'rows') return false;
+  // Grids and buffers within the device's limits; the GEMM takes the rest.
+  const { th, tw, images } = winogradPasses(gpu, g);
   const most = gpu.limits.maxComputeWorkgroupsPerDimension;
-  if (g.batch * Math.ceil(g.h / 2) > most || g.aC > most) return false;
+  const largest = 16 * 4 * Math.max(images * th * tw * Math.max(g.aC, g.n), g.aC * g.n);
+  if (images * th > most || Math.ceil(g.aC / 8) > most || largest > gpu.limits.maxStorageBufferBindingSize) return false;
   const use = winogradUse.get(gpu)?.use ?? 'auto';
   if (use !== 'auto') return use === 'always';
   return Math.min(g.aC, g.n) >= 32 && Math.max(g.aC, g.n) >= 64;
@@ -340,14 +360,7 @@ function useWinograd(gpu: Gpu, g: Gemm): boolean {
 function winograd(gpu: Gpu, g: Gemm): void {
   const cin = g.aC;
   const cout = g.n;
-  const th = Math.ceil(g.h / 2);
-  const tw = Math.ceil(g.w / 2);
-  // Images per pass: V and M (16 values per tile and channel, in and out) of
-  // a pass within the scratch budget, the batch split into equal parts.
-  const perImage = 16 * th * tw * (cin + cout) * 4;
-  const budget = winogradUse.get(gpu)?.scratch ?? WINOGRAD_SCRATCH;
-  const parts = Math.ceil(g.batch / Math.max(1, Math.floor(budget / perImage)));
-  const images = Math.ceil(g.batch / Math.max(1, parts));
+  const { th, tw, images } = winogradPasses(gpu, g);
   const u = allocTensor(gpu, [16, cin, cout]);
   const v = allocTensor(gpu, [16, images * th * tw, cin]);
   const m = allocTensor(gpu, [16, images * th * tw, cout]);
