@@ -124,8 +124,12 @@ fn g3(a: vec3<f32>) -> vec4<f32> {
   return vec4<f32>(a.x, 0.5 * (a.x + a.y + a.z), 0.5 * (a.x - a.y + a.z), a.z);
 }
 
+// Input channels per invocation of weight_tiles: the grid's y is ⌈c / KERNELS⌉.
+const KERNELS: u32 = 8u;
+
 // Invocation (o, j) = (gid.x, gid.y): U[ξ][i][o] for o < c_out and the
-// input channels i = 8j .. 8j + 7 below c (few workgroups: see the header).
+// input channels i = KERNELS·j .. KERNELS·j + KERNELS − 1 below c (few
+// workgroups: see the header).
 @compute @workgroup_size(WG)
 fn weight_tiles(@builtin(global_invocation_id) gid: vec3<u32>) {
   let o = gid.x;
@@ -133,8 +137,8 @@ fn weight_tiles(@builtin(global_invocation_id) gid: vec3<u32>) {
     return;
   }
   let stride = q.c * q.c_out;
-  let end = min(q.c, 8u * gid.y + 8u);
-  for (var i = 8u * gid.y; i < end; i++) {
+  let end = min(q.c, KERNELS * gid.y + KERNELS);
+  for (var i = KERNELS * gid.y; i < end; i++) {
     // g[ky] = row ky of the kernel (kx as components).
     var g: array<vec3<f32>, 3>;
     for (var ky = 0u; ky < 3u; ky++) {

@@ -71,6 +71,7 @@ function withCommon(source: string): string {
   return `${source}\n${commonSource}\n${activationSource}`;
 }
 const winogradSource = `${winogradShader}\n${activationSource}`;
+const WINOGRAD_KERNELS = shaderConst(winogradShader, 'KERNELS');
 
 /** A `const NAME: u32 = Nu;` of a shader, so the grid follows the shader's blocking. */
 function shaderConst(source: string, name: string): number {
@@ -238,8 +239,9 @@ function params(g: Gemm, kPerSplit: number): Uint32Array {
 
 /** Records a GEMM whose C is written (or added) directly to its destination. */
 function gemm(gpu: Gpu, g: Gemm): void {
-  if (useWinograd(gpu, g)) {
-    winograd(gpu, g);
+  const plan = winogradPlan(gpu, g);
+  if (plan) {
+    winograd(gpu, g, plan);
     return;
   }
   const name = variantFor(gpu, g);
@@ -322,33 +324,35 @@ export function setWinograd(gpu: Gpu, use: WinogradUse, scratchBytes = WINOGRAD_
   winogradUse.set(gpu, { use, scratch: scratchBytes });
 }
 
+/** How a Winograd convolution goes through its batch: tiles per image side and images per pass. */
+interface WinogradPlan {
+  th: number;
+  tw: number;
+  images: number;
+}
+
 /**
- * How a Winograd convolution goes through its batch: tiles per image side
- * (th, tw) and images per pass, so that the pass's transformed input and
- * products (16 values per tile and channel, in and out) stay within the
- * scratch budget, the batch split into equal parts (one image a pass at
- * least, whatever its size).
+ * The plan of a GEMM that goes through the Winograd passes, or null where the
+ * GEMM runs: images per pass keep the pass's transformed input and products
+ * (16 values per tile and channel, in and out) within the scratch budget, the
+ * batch split into equal parts (one image a pass at least, whatever its
+ * size); grids and buffers stay within the device's limits.
  */
-function winogradPasses(gpu: Gpu, g: Gemm): { th: number; tw: number; images: number } {
+function winogradPlan(gpu: Gpu, g: Gemm): WinogradPlan | null {
+  if (g.mode !== Mode.ConvForward && g.mode !== Mode.ConvInput) return null;
+  if (g.kh !== 3 || g.kw !== 3 || g.pad !== 1 || g.aC < 1 || g.n < 1 || variantFor(gpu, g) !== 'rows') return null;
+  const choice = winogradUse.get(gpu) ?? { use: 'auto', scratch: WINOGRAD_SCRATCH };
+  const wanted = choice.use === 'auto' ? Math.min(g.aC, g.n) >= 32 && Math.max(g.aC, g.n) >= 64 : choice.use === 'always';
+  if (!wanted) return null;
   const th = Math.ceil(g.h / 2);
   const tw = Math.ceil(g.w / 2);
   const perImage = 16 * th * tw * (g.aC + g.n) * 4;
-  const budget = winogradUse.get(gpu)?.scratch ?? WINOGRAD_SCRATCH;
-  const parts = Math.ceil(g.batch / Math.max(1, Math.floor(budget / perImage)));
-  return { th, tw, images: Math.ceil(g.batch / Math.max(1, parts)) };
-}
-
-function useWinograd(gpu: Gpu, g: Gemm): boolean {
-  if (g.mode !== Mode.ConvForward && g.mode !== Mode.ConvInput) return false;
-  if (g.kh !== 3 || g.kw !== 3 || g.pad !== 1 || g.aC < 1 || g.n < 1 || variantFor(gpu, g) !== 'rows') return false;
-  // Grids and buffers within the device's limits; the GEMM takes the rest.
-  const { th, tw, images } = winogradPasses(gpu, g);
+  const parts = Math.ceil(g.batch / Math.max(1, Math.floor(choice.scratch / perImage)));
+  const images = Math.ceil(g.batch / Math.max(1, parts));
   const most = gpu.limits.maxComputeWorkgroupsPerDimension;
   const largest = 16 * 4 * Math.max(images * th * tw * Math.max(g.aC, g.n), g.aC * g.n);
-  if (images * th > most || Math.ceil(g.aC / 8) > most || largest > gpu.limits.maxStorageBufferBindingSize) return false;
-  const use = winogradUse.get(gpu)?.use ?? 'auto';
-  if (use !== 'auto') return use === 'always';
-  return Math.min(g.aC, g.n) >= 32 && Math.max(g.aC, g.n) >= 64;
+  if (images * th > most || Math.ceil(g.aC / WINOGRAD_KERNELS) > most || largest > gpu.limits.maxStorageBufferBindingSize) return null;
+  return { th, tw, images };
 }
 
 /**
@@ -357,10 +361,9 @@ function useWinograd(gpu: Gpu, g: Gemm): boolean {
  * tiles' transforms into pooled scratch, the 16 products on conv_rows.wgsl
  * (mode 6), and the output transform with bias, activation or accumulation.
  */
-function winograd(gpu: Gpu, g: Gemm): void {
+function winograd(gpu: Gpu, g: Gemm, { th, tw, images }: WinogradPlan): void {
   const cin = g.aC;
   const cout = g.n;
-  const { th, tw, images } = winogradPasses(gpu, g);
   const u = allocTensor(gpu, [16, cin, cout]);
   const v = allocTensor(gpu, [16, images * th * tw, cin]);
   const m = allocTensor(gpu, [16, images * th * tw, cout]);
@@ -373,7 +376,7 @@ function winograd(gpu: Gpu, g: Gemm): void {
     label: `${g.label}: Winograd kernels`,
     uniforms: uniforms(cin, cout, 0, 0),
     storage: [g.b, u.view],
-    workgroups: [Math.ceil(cout / group(cout)), Math.ceil(cin / 8)],
+    workgroups: [Math.ceil(cout / group(cout)), Math.ceil(cin / WINOGRAD_KERNELS)],
   });
   for (let n0 = 0; n0 < g.batch; n0 += images) {
     const n = Math.min(images, g.batch - n0);
