@@ -7,8 +7,8 @@
 
 // 0 conv forward, 1 conv ∂input, 2 conv ∂weights, 3 transposed forward,
 // 4 transposed ∂input, 5 transposed ∂weights; 6 (conv_rows.wgsl only) a batch
-// of plain GEMMs, one per workgroup z (the Winograd convolution's 16
-// products, winograd.wgsl).
+// of plain GEMMs, one per workgroup z (the Winograd convolution's α²
+// products, 16 or 36, winograd.wgsl).
 override MODE: u32 = 0u;
 // Modes 1, 4: add C into out instead of overwriting it.
 override ACCUMULATE: bool = false;

@@ -16,6 +16,7 @@ import {
   setConvVariant,
   setTileShape,
   setWinograd,
+  type WinogradOptions,
   tileShapeFor,
   TILE_SHAPES,
   type ConvVariant,
@@ -325,22 +326,28 @@ function upErrors(gpu: Gpu, xs: Shape4, co: number, seed: number): Promise<numbe
   }, seed);
 }
 
-// Winograd F(2×2, 3×3) (winograd.wgsl with conv_rows.wgsl's batched
-// products): forced on for the 3 × 3 cases above and two more whose channel
-// counts reach the automatic choice, odd heights and widths included.
+// Winograd F(2×2, 3×3) and F(4×4, 3×3) (winograd.wgsl with winograd2.wgsl or
+// winograd4.wgsl, and conv_rows.wgsl's batched products), each forced on for
+// shapes whose channel counts are multiples of 4: images smaller than a tile,
+// heights and widths of every remainder by 2 and by 4, channel counts that
+// reach the automatic choice.
 const WINOGRAD_CASES: [Shape4, number][] = [
-  ...CONV_CASES.filter(([, k]) => k === 3).map(([xs, , co]) => [xs, co] as [Shape4, number]),
-  [[2, 10, 9, 64], 68],
+  [[1, 1, 1, 4], 4],
+  [[2, 3, 2, 8], 4],
+  [[2, 5, 7, 4], 8],
   [[1, 7, 6, 72], 64],
+  [[2, 10, 9, 64], 68],
+  [[2, 12, 12, 16], 72],
+  [[4, 24, 24, 8], 36],
 ];
 
-describe.runIf(VARIANTS.includes('rows'))('Winograd F(2×2, 3×3) on the rows formulation', () => {
-  // Runs `run` with Winograd set to `use`, recording the labels of the
-  // dispatches it makes.
-  async function withWinograd<T>(use: 'always' | 'auto', run: (gpu: Gpu, labels: string[]) => Promise<T>, scratchBytes?: number): Promise<T> {
+describe.runIf(VARIANTS.includes('rows'))('Winograd on the rows formulation', () => {
+  // Runs `run` with Winograd set to `use` (and `opts`), recording the labels
+  // of the dispatches it makes.
+  async function withWinograd<T>(use: 'always' | 'auto', run: (gpu: Gpu, labels: string[]) => Promise<T>, opts: WinogradOptions = {}): Promise<T> {
     const gpu = await testGpu();
     setConvVariant(gpu, 'rows');
-    setWinograd(gpu, use, scratchBytes);
+    setWinograd(gpu, use, opts);
     const labels: string[] = [];
     const dispatch = gpu.dispatch.bind(gpu);
     gpu.dispatch = (d) => {
@@ -354,77 +361,99 @@ describe.runIf(VARIANTS.includes('rows'))('Winograd F(2×2, 3×3) on the rows fo
       setWinograd(gpu, 'auto');
     }
   }
+  const count = (labels: string[], what: string) => labels.filter((l) => l.includes(what)).length;
 
   // The last three: a batch of three in three passes (a scratch budget of one
   // byte allows one image a pass), of four in two, and of three in two
   // passes of two images and one.
   const cases: [Shape4, number, number?][] = [
     ...WINOGRAD_CASES,
-    [[3, 7, 5, 6], 9, 1],
-    [[4, 6, 7, 5], 8, 16 * 12 * 13 * 4 * 2],
-    [[3, 7, 5, 6], 9, 16 * 12 * 15 * 4 * 2],
+    [[3, 7, 5, 8], 12, 1],
+    [[4, 6, 7, 4], 8],
+    [[3, 7, 5, 8], 12],
   ];
-  for (const [xs, co, scratch] of cases) {
-    const ws: Shape4 = [3, 3, xs[3], co];
-    const ys: Shape4 = [xs[0], xs[1], xs[2], co];
-    it(`forward x ${xs} → ${co} with each activation, ∂input overwritten and accumulated${scratch ? ` (scratch budget ${scratch} bytes)` : ''}`, () =>
-      withWinograd('always', async (gpu, labels) => {
-        const xv = randomArray(prod(xs), 110);
-        const wv = randomArray(prod(ws), 111, -0.5, 0.5);
-        const bv = randomArray(co, 112);
-        const dyv = randomArray(prod(ys), 113);
-        const init = randomArray(prod(xs), 114);
-        const x = allocTensor(gpu, xs, xv);
-        const w = allocTensor(gpu, ws, wv);
-        const b = allocTensor(gpu, [co], bv);
-        const y = allocTensor(gpu, ys);
-        for (const act of ['none', 'relu', 'sigmoid'] as const) {
-          conv2d(gpu, x, w, b, y, act);
-          expect(maxRelError(await gpu.readFloat32(y.view, prod(ys)), conv2dRef(xv, xs, wv, ws, bv, act))).toBeLessThan(1e-4);
-        }
-        const want = conv2dBackwardRef(xv, xs, wv, ws, dyv).dx;
-        const dy = allocTensor(gpu, ys, dyv);
-        const dx = allocTensor(gpu, xs);
-        conv2dBackwardInput(gpu, dy, w, dx);
-        const err = maxRelError(await gpu.readFloat32(dx.view, prod(xs)), want);
-        console.log(`Winograd ${xs} → ${co}: max rel error dx ${err.toExponential(2)}`);
-        expect(err).toBeLessThan(1e-4);
-        const dx2 = allocTensor(gpu, xs, init);
-        conv2dBackwardInput(gpu, dy, w, dx2, { accumulate: true });
-        expect(maxRelError(await gpu.readFloat32(dx2.view, prod(xs)), want.map((v, i) => v + init[i]!))).toBeLessThan(1e-4);
-        // Each call transforms the kernels once and runs its passes; nothing went to the GEMM alone.
-        const perPass = scratch ? Math.max(1, Math.floor(scratch / (16 * Math.ceil(xs[1] / 2) * Math.ceil(xs[2] / 2) * (xs[3] + co) * 4))) : xs[0];
-        const images = Math.ceil(xs[0] / Math.ceil(xs[0] / perPass));
-        const passes = Math.ceil(xs[0] / images);
-        expect(labels.filter((l) => l.includes('Winograd kernels')).length).toBe(5);
-        expect(labels.filter((l) => l.includes('Winograd output tiles')).length).toBe(5 * passes);
-        expect(labels.filter((l) => !l.includes('Winograd'))).toEqual([]);
-        for (const t of [x, w, b, y, dy, dx, dx2]) t.dispose();
-      }, scratch));
+  for (const tile of [2, 4] as const) {
+    const alpha2 = (tile + 2) ** 2;
+    const tiles = (xs: Shape4) => Math.ceil(xs[1] / tile) * Math.ceil(xs[2] / tile);
+    for (const [i, [xs, co, budget]] of cases.entries()) {
+      const ws: Shape4 = [3, 3, xs[3], co];
+      const ys: Shape4 = [xs[0], xs[1], xs[2], co];
+      // The last two cases' budgets: two images' scratch (α² values per tile and channel, in and out).
+      const scratch = i < cases.length - 2 ? budget : alpha2 * tiles(xs) * (xs[3] + co) * 4 * 2;
+      it(`${tile}×${tile} tiles: forward x ${xs} → ${co} with each activation, ∂input overwritten and accumulated${scratch ? ` (scratch budget ${scratch} bytes)` : ''}`, () =>
+        withWinograd('always', async (gpu, labels) => {
+          const xv = randomArray(prod(xs), 110);
+          const wv = randomArray(prod(ws), 111, -0.5, 0.5);
+          const bv = randomArray(co, 112);
+          const dyv = randomArray(prod(ys), 113);
+          const init = randomArray(prod(xs), 114);
+          const x = allocTensor(gpu, xs, xv);
+          const w = allocTensor(gpu, ws, wv);
+          const b = allocTensor(gpu, [co], bv);
+          const y = allocTensor(gpu, ys);
+          for (const act of ['none', 'relu', 'sigmoid'] as const) {
+            conv2d(gpu, x, w, b, y, act);
+            expect(maxRelError(await gpu.readFloat32(y.view, prod(ys)), conv2dRef(xv, xs, wv, ws, bv, act))).toBeLessThan(1e-4);
+          }
+          const want = conv2dBackwardRef(xv, xs, wv, ws, dyv).dx;
+          const dy = allocTensor(gpu, ys, dyv);
+          const dx = allocTensor(gpu, xs);
+          conv2dBackwardInput(gpu, dy, w, dx);
+          const err = maxRelError(await gpu.readFloat32(dx.view, prod(xs)), want);
+          console.log(`Winograd ${tile}×${tile} ${xs} → ${co}: max rel error dx ${err.toExponential(2)}`);
+          expect(err).toBeLessThan(1e-4);
+          const dx2 = allocTensor(gpu, xs, init);
+          conv2dBackwardInput(gpu, dy, w, dx2, { accumulate: true });
+          expect(maxRelError(await gpu.readFloat32(dx2.view, prod(xs)), want.map((v, i) => v + init[i]!))).toBeLessThan(1e-4);
+          // Each call transforms the kernels once and runs its passes, all with this tile; nothing went to the GEMM alone.
+          const perPass = scratch ? Math.max(1, Math.floor(scratch / (alpha2 * tiles(xs) * (xs[3] + co) * 4))) : xs[0];
+          const images = Math.ceil(xs[0] / Math.ceil(xs[0] / perPass));
+          const passes = Math.ceil(xs[0] / images);
+          expect(count(labels, `Winograd ${tile}×${tile} kernels`)).toBe(5);
+          expect(count(labels, `Winograd ${tile}×${tile} output tiles`)).toBe(5 * passes);
+          expect(count(labels, `Winograd ${tile}×${tile} products`)).toBe(5 * passes);
+          expect(labels.filter((l) => !l.includes(`Winograd ${tile}×${tile}`))).toEqual([]);
+          for (const t of [x, w, b, y, dy, dx, dx2]) t.dispose();
+        }, { scratchBytes: scratch, tile }));
+    }
   }
 
-  it('is chosen for 3 × 3 layers with 64 channels or more on one side and 32 or more on the other', () =>
+  it('is chosen for 3 × 3 layers whose channel counts are multiples of 4 and at least 32, with 4 × 4 tiles unless 2 × 2 need no more products', () =>
     withWinograd('auto', async (gpu, labels) => {
-      {
-        const used = (ci: number, co: number, k = 3) => {
-          labels.length = 0;
-          const x = allocTensor(gpu, [1, 4, 4, ci]);
-          const w = allocTensor(gpu, [k, k, ci, co]);
-          const b = allocTensor(gpu, [co]);
-          const y = allocTensor(gpu, [1, 4, 4, co]);
-          conv2d(gpu, x, w, b, y);
-          conv2dBackwardInput(gpu, y, w, x);
-          for (const t of [x, w, b, y]) t.dispose();
-          return labels.filter((l) => l.includes('Winograd')).length;
-        };
-        expect(used(64, 64)).toBe(8);
-        expect(used(64, 32)).toBe(8);
-        expect(used(32, 64)).toBe(8);
-        expect(used(32, 32)).toBe(0);
-        expect(used(64, 16)).toBe(0);
-        expect(used(64, 64, 1)).toBe(0);
-        expect(used(64, 64, 5)).toBe(0);
-      }
+      // The tile side of the Winograd passes that one forward and one ∂input ran, or 0 for none.
+      const used = (ci: number, co: number, { k = 3, side = 4, always = false } = {}) => {
+        labels.length = 0;
+        setWinograd(gpu, always ? 'always' : 'auto');
+        const x = allocTensor(gpu, [1, side, side, ci]);
+        const w = allocTensor(gpu, [k, k, ci, co]);
+        const b = allocTensor(gpu, [co]);
+        const y = allocTensor(gpu, [1, side, side, co]);
+        conv2d(gpu, x, w, b, y);
+        conv2dBackwardInput(gpu, y, w, x);
+        for (const t of [x, w, b, y]) t.dispose();
+        const ran = labels.filter((l) => l.includes('Winograd'));
+        if (!ran.length) return 0;
+        expect(ran.length).toBe(8);
+        const sides = new Set(ran.map((l) => Number(/Winograd (\d)×/.exec(l)![1])));
+        expect(sides.size).toBe(1);
+        return [...sides][0];
+      };
+      expect(used(64, 64)).toBe(4);
+      expect(used(64, 32)).toBe(4);
+      expect(used(32, 64)).toBe(4);
+      expect(used(32, 32)).toBe(4);
+      expect(used(32, 32, { side: 12 })).toBe(4);
+      // 6 × 6: 36 products for each of 4 tiles of 4 × 4, 16 for each of 9 of 2 × 2.
+      expect(used(32, 32, { side: 6 })).toBe(2);
+      expect(used(512, 512, { side: 6 })).toBe(2);
+      expect(used(28, 64)).toBe(0);
+      expect(used(64, 16)).toBe(0);
+      expect(used(64, 64, { k: 1 })).toBe(0);
+      expect(used(64, 64, { k: 5 })).toBe(0);
+      // Channel counts that are not multiples of 4 keep the GEMM, even when asked for Winograd.
+      expect(used(34, 64, { always: true })).toBe(0);
+      expect(used(64, 33, { always: true })).toBe(0);
+      expect(used(4, 8, { always: true })).toBe(4);
     }));
 
   it('an empty batch records no tile pass and raises no error', () =>
@@ -436,7 +465,7 @@ describe.runIf(VARIANTS.includes('rows'))('Winograd F(2×2, 3×3) on the rows fo
       conv2d(gpu, x, w, b, y);
       conv2dBackwardInput(gpu, y, w, x, { accumulate: true });
       expect(labels.filter((l) => l.includes('tiles'))).toEqual([]);
-      expect(labels.filter((l) => l.includes('Winograd kernels')).length).toBe(2);
+      expect(count(labels, 'kernels')).toBe(2);
       await gpu.sync();
       for (const t of [x, w, b, y]) t.dispose();
     }));

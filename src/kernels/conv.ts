@@ -1,7 +1,8 @@
 /**
  * Convolutions (shaders/conv_gemm.wgsl, conv_rows.wgsl, conv_broadcast.wgsl,
- * conv_direct.wgsl, each with conv_common.wgsl), Winograd F(2×2, 3×3) for
- * 3 × 3 layers on the rows formulation (winograd.wgsl), the weight
+ * conv_direct.wgsl, each with conv_common.wgsl), Winograd F(4×4, 3×3) and
+ * F(2×2, 3×3) for 3 × 3 layers on the rows formulation (winograd.wgsl with
+ * winograd4.wgsl or winograd2.wgsl), the weight
  * rearrangement the tiled, rows and broadcast variants need
  * (weights_transpose.wgsl) and the split sums that finish the gradients
  * (split_sum.wgsl).
@@ -22,6 +23,8 @@ import commonSource from '../../shaders/conv_common.wgsl';
 import splitSource from '../../shaders/split_sum.wgsl';
 import transposeSource from '../../shaders/weights_transpose.wgsl';
 import winogradShader from '../../shaders/winograd.wgsl';
+import winograd2Shader from '../../shaders/winograd2.wgsl';
+import winograd4Shader from '../../shaders/winograd4.wgsl';
 import activationSource from '../../shaders/activation.wgsl';
 
 export type Activation = 'none' | 'relu' | 'sigmoid';
@@ -70,7 +73,11 @@ const VARIANTS: Record<'broadcast' | 'direct', { source: string; rowsPerGroup: n
 function withCommon(source: string): string {
   return `${source}\n${commonSource}\n${activationSource}`;
 }
-const winogradSource = `${winogradShader}\n${activationSource}`;
+/** The Winograd passes with the transforms of F(2×2, 3×3) or F(4×4, 3×3) before them. */
+const winogradSources = {
+  2: `${winograd2Shader}\n${winogradShader}\n${activationSource}`,
+  4: `${winograd4Shader}\n${winogradShader}\n${activationSource}`,
+} as const;
 const WINOGRAD_KERNELS = shaderConst(winogradShader, 'KERNELS');
 
 /** A `const NAME: u32 = Nu;` of a shader, so the grid follows the shader's blocking. */
@@ -300,32 +307,43 @@ function transposedWeights(gpu: Gpu, g: Gemm): OwnedGpuTensor {
 /**
  * Where 3 × 3 convolutions (forward and ∂input) go through the Winograd
  * passes (shaders/winograd.wgsl) instead of one GEMM: 'auto' (the default)
- * on the rows formulation when one channel count (in or out) is at least 64
- * and the other at least 32 — on lavapipe, batch 8, those took 0.4–0.93 of
- * the GEMM's time (96 × 96 64 → 32 and 48 × 48 32 → 64 the most, 12 × 12
- * 512 → 256 0.55–0.65), while 32 → 32 at 96 × 96 was no faster, the
- * transforms' loads and stores costing what the products save; 'always' /
- * 'never' for tests and benchmarks (still only on the rows formulation, whose
- * shader runs the 16 products).
+ * on the rows formulation when both channel counts are multiples of 4 and at
+ * least 32 — on lavapipe, batch 8, F(4×4, 3×3) took 0.5–0.8 of the GEMM's
+ * time for the U-Net's layers, and F(2×2, 3×3) at 6 × 6, where 4 × 4 tiles
+ * would mostly cover padding; 'always' / 'never' for tests and benchmarks
+ * (still only on the rows formulation, whose shader runs the products, and
+ * where the channel counts are multiples of 4).
  */
 export type WinogradUse = 'auto' | 'always' | 'never';
-const winogradUse = new WeakMap<Gpu, { use: WinogradUse; scratch: number }>();
+export interface WinogradOptions {
+  /**
+   * Bytes of transformed input and products (V, M) one pass may hold (the
+   * transformed kernels, α² · Ci · Co values, come on top): a larger batch
+   * goes in parts of equal images (at least one).
+   */
+  scratchBytes?: number;
+  /** Output tile side: 2 for F(2×2, 3×3), 4 for F(4×4, 3×3), 'auto' to pick by shape. */
+  tile?: 2 | 4 | 'auto';
+}
+interface WinogradChoice {
+  use: WinogradUse;
+  scratch: number;
+  tile: 2 | 4 | 'auto';
+}
+const winogradChoice = new WeakMap<Gpu, WinogradChoice>();
 /**
- * Bytes of transformed input and products (V, M) one Winograd pass may hold
- * by default (the transformed kernels, 16 · Ci · Co values, come on top): a
- * larger batch goes in parts of equal images (at least one). A
- * 96 × 96 64 → 32 layer at batch 8 takes four passes. One pass for the whole
- * batch was faster still (that layer's forward and ∂input 255 ms against 315
- * at the best of five on lavapipe) but puts the U-Net's step at batch 32 at
- * 862 MiB at its peak; with 32 MiB it peaks at 756 (658 on the GEMMs alone).
+ * The default scratch budget. A 96 × 96 64 → 32 layer at batch 8 takes several
+ * passes; one pass for the whole batch was faster still on lavapipe but put
+ * the U-Net's step at batch 32 above 800 MiB at its peak.
  */
 const WINOGRAD_SCRATCH = 32 * 2 ** 20;
-export function setWinograd(gpu: Gpu, use: WinogradUse, scratchBytes = WINOGRAD_SCRATCH): void {
-  winogradUse.set(gpu, { use, scratch: scratchBytes });
+export function setWinograd(gpu: Gpu, use: WinogradUse, opts: WinogradOptions = {}): void {
+  winogradChoice.set(gpu, { use, scratch: opts.scratchBytes ?? WINOGRAD_SCRATCH, tile: opts.tile ?? 'auto' });
 }
 
-/** How a Winograd convolution goes through its batch: tiles per image side and images per pass. */
+/** How a Winograd convolution goes through its batch: output tile side, tiles per image side and images per pass. */
 interface WinogradPlan {
+  tile: 2 | 4;
   th: number;
   tw: number;
   images: number;
@@ -333,72 +351,79 @@ interface WinogradPlan {
 
 /**
  * The plan of a GEMM that goes through the Winograd passes, or null where the
- * GEMM runs: images per pass keep the pass's transformed input and products
- * (16 values per tile and channel, in and out) within the scratch budget, the
- * batch split into equal parts (one image a pass at least, whatever its
- * size); grids and buffers stay within the device's limits.
+ * GEMM runs. The tile is 4 × 4 unless 2 × 2 tiles need no more products
+ * (α² per tile: 36 · ⌈h/4⌉ · ⌈w/4⌉ against 16 · ⌈h/2⌉ · ⌈w/2⌉, equal at 6 × 6).
+ * Images per pass keep the pass's transformed input and products (α² values
+ * per tile and channel, in and out) within the scratch budget, the batch
+ * split into equal parts (one image a pass at least, whatever its size);
+ * grids and buffers stay within the device's limits.
  */
 function winogradPlan(gpu: Gpu, g: Gemm): WinogradPlan | null {
   if (g.mode !== Mode.ConvForward && g.mode !== Mode.ConvInput) return null;
-  if (g.kh !== 3 || g.kw !== 3 || g.pad !== 1 || g.aC < 1 || g.n < 1 || variantFor(gpu, g) !== 'rows') return null;
-  const choice = winogradUse.get(gpu) ?? { use: 'auto', scratch: WINOGRAD_SCRATCH };
-  const wanted = choice.use === 'auto' ? Math.min(g.aC, g.n) >= 32 && Math.max(g.aC, g.n) >= 64 : choice.use === 'always';
+  if (g.kh !== 3 || g.kw !== 3 || g.pad !== 1 || perInvocation(g.aC, g.n) !== 4 || variantFor(gpu, g) !== 'rows') return null;
+  const choice = winogradChoice.get(gpu) ?? { use: 'auto', scratch: WINOGRAD_SCRATCH, tile: 'auto' };
+  const wanted = choice.use === 'auto' ? Math.min(g.aC, g.n) >= 32 : choice.use === 'always';
   if (!wanted) return null;
-  const th = Math.ceil(g.h / 2);
-  const tw = Math.ceil(g.w / 2);
-  const perImage = 16 * th * tw * (g.aC + g.n) * 4;
+  const products = (m: number) => (m + 2) ** 2 * Math.ceil(g.h / m) * Math.ceil(g.w / m);
+  const tile = choice.tile !== 'auto' ? choice.tile : products(4) < products(2) ? 4 : 2;
+  const alpha2 = (tile + 2) ** 2;
+  const th = Math.ceil(g.h / tile);
+  const tw = Math.ceil(g.w / tile);
+  const perImage = alpha2 * th * tw * (g.aC + g.n) * 4;
   const parts = Math.ceil(g.batch / Math.max(1, Math.floor(choice.scratch / perImage)));
   const images = Math.ceil(g.batch / Math.max(1, parts));
   const most = gpu.limits.maxComputeWorkgroupsPerDimension;
-  const largest = 16 * 4 * Math.max(images * th * tw * Math.max(g.aC, g.n), g.aC * g.n);
+  const largest = alpha2 * 4 * Math.max(images * th * tw * Math.max(g.aC, g.n), g.aC * g.n);
   if (images * th > most || Math.ceil(g.aC / WINOGRAD_KERNELS) > most || largest > gpu.limits.maxStorageBufferBindingSize) return null;
-  return { th, tw, images };
+  return { tile, th, tw, images };
 }
 
 /**
  * A 3 × 3 'same' convolution (mode 0) or its ∂input (mode 1, the kernel read
- * flipped and transposed) as Winograd F(2×2, 3×3): the kernels' and the input
- * tiles' transforms into pooled scratch, the 16 products on conv_rows.wgsl
+ * flipped and transposed) as Winograd F(m×m, 3×3): the kernels' and the input
+ * tiles' transforms into pooled scratch, the α² products on conv_rows.wgsl
  * (mode 6), and the output transform with bias, activation or accumulation.
+ * The tile passes take channels in quads (vec4s).
  */
-function winograd(gpu: Gpu, g: Gemm, { th, tw, images }: WinogradPlan): void {
+function winograd(gpu: Gpu, g: Gemm, { tile, th, tw, images }: WinogradPlan): void {
   const cin = g.aC;
   const cout = g.n;
-  const u = allocTensor(gpu, [16, cin, cout]);
-  const v = allocTensor(gpu, [16, images * th * tw, cin]);
-  const m = allocTensor(gpu, [16, images * th * tw, cout]);
-  const group = (c: number) => Math.min(64, 8 * Math.ceil(c / 8));
-  const pass = (entry: string, constants: Record<string, number>, c: number) =>
-    gpu.kernel('winograd', winogradSource, { ...constants, WG: group(c) }, entry);
+  const alpha2 = (tile + 2) ** 2;
+  const u = allocTensor(gpu, [alpha2, cin, cout]);
+  const v = allocTensor(gpu, [alpha2, images * th * tw, cin]);
+  const m = allocTensor(gpu, [alpha2, images * th * tw, cout]);
+  const group = (quads: number) => Math.min(64, 8 * Math.ceil(quads / 8));
+  const pass = (entry: string, constants: Record<string, number>, quads: number) =>
+    gpu.kernel(`winograd${tile}`, winogradSources[tile], { ...constants, WG: group(quads) }, entry);
   const uniforms = (c: number, cOut: number, n0: number, n: number) => new Uint32Array([n, g.h, g.w, c, cOut, th, tw, n * th * tw, n0]);
   gpu.dispatch({
-    kernel: pass('weight_tiles', { FLIP: g.mode === Mode.ConvInput ? 1 : 0 }, cout),
-    label: `${g.label}: Winograd kernels`,
+    kernel: pass('weight_tiles', { FLIP: g.mode === Mode.ConvInput ? 1 : 0 }, cout / 4),
+    label: `${g.label}: Winograd ${tile}×${tile} kernels`,
     uniforms: uniforms(cin, cout, 0, 0),
     storage: [g.b, u.view],
-    workgroups: [Math.ceil(cout / group(cout)), Math.ceil(cin / WINOGRAD_KERNELS)],
+    workgroups: [Math.ceil(cout / 4 / group(cout / 4)), Math.ceil(cin / WINOGRAD_KERNELS)],
   });
   for (let n0 = 0; n0 < g.batch; n0 += images) {
     const n = Math.min(images, g.batch - n0);
     const part = g.batch > images ? ` (images ${n0}–${n0 + n - 1})` : '';
     gpu.dispatch({
-      kernel: pass('input_tiles', {}, cin),
-      label: `${g.label}: Winograd input tiles${part}`,
-      uniforms: uniforms(cin, 0, n0, n),
+      kernel: pass('input_tiles', {}, cin / 4),
+      label: `${g.label}: Winograd ${tile}×${tile} input tiles${part}`,
+      uniforms: uniforms(cin / 4, 0, n0, n),
       storage: [g.a, v.view],
-      workgroups: [Math.ceil(cin / group(cin)), n * th],
+      workgroups: [Math.ceil(cin / 4 / group(cin / 4)), n * th],
     });
     gemmWith(gpu, 'rows', {
-      mode: Mode.Batched, label: `${g.label}: Winograd products${part}`,
+      mode: Mode.Batched, label: `${g.label}: Winograd ${tile}×${tile} products${part}`,
       a: v.view, b: u.view, out: m.view,
-      batch: 1, h: 1, w: 1, aC: cin, bC: cout, m: n * th * tw, n: cout, k: cin, batches: 16,
+      batch: 1, h: 1, w: 1, aC: cin, bC: cout, m: n * th * tw, n: cout, k: cin, batches: alpha2,
     });
     gpu.dispatch({
-      kernel: pass('output_tiles', { ACT: ACT[g.activation ?? 'none'], BIAS: g.bias ? 1 : 0, ACCUMULATE: g.accumulate ? 1 : 0 }, cout),
-      label: `${g.label}: Winograd output tiles${part}`,
-      uniforms: uniforms(cout, 0, n0, n),
+      kernel: pass('output_tiles', { ACT: ACT[g.activation ?? 'none'], BIAS: g.bias ? 1 : 0, ACCUMULATE: g.accumulate ? 1 : 0 }, cout / 4),
+      label: `${g.label}: Winograd ${tile}×${tile} output tiles${part}`,
+      uniforms: uniforms(cout / 4, 0, n0, n),
       storage: [m.view, g.out, g.bias ?? dummy(gpu)],
-      workgroups: [Math.ceil(cout / group(cout)), n * th],
+      workgroups: [Math.ceil(cout / 4 / group(cout / 4)), n * th],
     });
   }
   // Safe to recycle now: any later use of these buffers is recorded after the reads above.
