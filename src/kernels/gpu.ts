@@ -249,6 +249,16 @@ export class Gpu {
     this.storagePool.resetPeak();
   }
 
+  /**
+   * Marks the start of a step that repeats the one before, such as a training
+   * step (ParameterSet.zeroGrads calls it): its requests for storage buffers
+   * get, in order, the buffers the previous step's got (BufferPool.beginStep),
+   * so a loop of identical steps creates buffers in its first step only.
+   */
+  beginStep(): void {
+    this.storagePool.beginStep();
+  }
+
   /** Destroys pooled buffers nobody holds. */
   trimPool(): void {
     this.submit();

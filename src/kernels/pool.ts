@@ -1,7 +1,9 @@
 /**
  * Buffer pool keyed by size class. Buffers are handed out with `acquire` and
  * returned with `release`; a returned buffer is kept for the next request of
- * the same class, so a training loop stops allocating after its first step.
+ * the same class (or a smaller one, below), and a training loop that marks
+ * its steps (`beginStep`) gets, request by request, the buffers the step
+ * before got, so it stops allocating after its first step.
  *
  * Size classes: multiples of 256 bytes up to 4 KiB, then eight per power of
  * two, 2^k · (1 + j/8), which wastes at most an eighth of a buffer. (Two per
@@ -38,12 +40,20 @@ export function sizeClass(bytes: number): number {
   return Math.ceil(n / step) * step;
 }
 
+/** Requests of one step that beginStep's replay follows (a U-Net training step makes a few hundred). */
+const MAX_TRACE = 1 << 16;
+
 /** How much larger than its class an idle buffer may be and still serve a request. */
 export const MAX_OVERSIZE = 8;
 
 export class BufferPool {
   private readonly free = new Map<number, PooledBuffer[]>();
   private stats: PoolStats = { liveBuffers: 0, liveBytes: 0, freeBuffers: 0, freeBytes: 0, peakLiveBytes: 0, created: 0 };
+  /** The buffers handed out since the last beginStep, in order (none before the first). */
+  private trace: PooledBuffer[] = [];
+  private recording = false;
+  /** The trace of the step before, whose choices acquire repeats where it can. */
+  private replay: PooledBuffer[] = [];
 
   constructor(
     private readonly create: (size: number, usage: number) => GPUBuffer,
@@ -60,7 +70,8 @@ export class BufferPool {
    */
   acquire(bytes: number): PooledBuffer {
     const cls = sizeClass(bytes);
-    let pb = this.free.get(cls)?.pop();
+    let pb = this.replayed(cls);
+    pb ??= this.free.get(cls)?.pop();
     if (!pb) {
       let best = Infinity;
       for (const [capacity, list] of this.free) {
@@ -76,9 +87,40 @@ export class BufferPool {
       this.stats.created++;
     }
     pb.live = true;
+    if (this.recording && this.trace.length < MAX_TRACE) this.trace.push(pb);
     this.stats.liveBuffers++;
     this.stats.liveBytes += pb.capacity;
     if (this.stats.liveBytes > this.stats.peakLiveBytes) this.stats.peakLiveBytes = this.stats.liveBytes;
+    return pb;
+  }
+
+  /**
+   * Marks the start of a step that repeats the one before (a training step):
+   * from here on the n-th request gets the buffer the n-th request after the
+   * previous mark got, where that one is idle and serves the request's class.
+   * Which idle buffer serves a request otherwise depends on what is idle at
+   * that moment, and the first step leaves idle what it created, so without
+   * this the second step can choose differently and find its own class taken
+   * (the U-Net at width 32 on a CPU adapter, where Winograd's scratch comes
+   * and goes within each convolution, created buffers in its second to
+   * fourth steps). Replaying a step whose requests and releases come in the
+   * same order finds every buffer idle when it is asked for again, so it
+   * creates nothing.
+   */
+  beginStep(): void {
+    this.replay = this.trace;
+    this.trace = [];
+    this.recording = true;
+  }
+
+  /** The idle buffer the replayed step's request at this position got, if it serves class `cls`. */
+  private replayed(cls: number): PooledBuffer | undefined {
+    const pb = this.replay[this.trace.length];
+    if (!pb || pb.live || pb.capacity < cls || pb.capacity > MAX_OVERSIZE * cls) return undefined;
+    const list = this.free.get(pb.capacity);
+    const at = list ? list.lastIndexOf(pb) : -1;
+    if (at < 0) return undefined; // destroyed by trim
+    list!.splice(at, 1);
     return pb;
   }
 
@@ -98,6 +140,8 @@ export class BufferPool {
   trim(): void {
     for (const list of this.free.values()) for (const pb of list) pb.buffer.destroy();
     this.free.clear();
+    this.trace = this.trace.filter((pb) => pb.live);
+    this.replay = [];
     this.stats.freeBuffers = 0;
     this.stats.freeBytes = 0;
   }

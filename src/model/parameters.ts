@@ -186,9 +186,13 @@ export class ParameterStore {
     return this.live('gpu').gpu;
   }
 
-  /** Records one clear of the whole gradient buffer. */
+  /**
+   * Records one clear of the whole gradient buffer. This starts a training
+   * step, so it also tells the buffer pool that one begins (Gpu.beginStep).
+   */
   zeroGrads(): void {
     const a = this.live('zeroGrads');
+    a.gpu.beginStep();
     a.gpu.clear(a.flatGrads.view);
   }
 
