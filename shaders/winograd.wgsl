@@ -12,7 +12,8 @@
 // (F(2×2, 3×3): 16 multiplies for 4 outputs, 2.25× fewer) or winograd4.wgsl
 // (F(4×4, 3×3): 36 for 16, 4× fewer), each defining
 //   TILE (m), ALPHA (α), bt(d) = Bᵀ d and at(m) = Aᵀ m for a column of α,
-//   gt(a0, a1, a2) = G a for a column of the kernel's 3 taps.
+//   gt(a0, a1, a2) = G a for a column of the kernel's 3 taps,
+// on the Quad, Col and Out types declared here.
 // The passes:
 // - weight_tiles: U[ξ][i][o] = (G g Gᵀ)[ξ] for the kernel g of input channel
 //   i and output channel o; with FLIP the kernel of ∂input (taps rotated by
@@ -49,11 +50,11 @@ override FLIP: bool = false;
 // Invocations per workgroup along channel quads: the wrapper sizes it to them.
 override WG: u32 = 64u;
 
-// Four channels.
-alias V = vec4<f32>;
+// Four channels (of x, y, V or M).
+alias Quad = vec4<f32>;
 // A column (or row) of a transformed tile, and of an output tile.
-alias Col = array<V, ALPHA>;
-alias Out = array<V, TILE>;
+alias Col = array<Quad, ALPHA>;
+alias Out = array<Quad, TILE>;
 
 struct Params {
   n: u32,
@@ -73,12 +74,12 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> q: Params;
-@group(0) @binding(1) var<storage, read> src: array<V>;
-@group(0) @binding(2) var<storage, read_write> dst: array<V>;
+@group(0) @binding(1) var<storage, read> src: array<Quad>;
+@group(0) @binding(2) var<storage, read_write> dst: array<Quad>;
 // weight_tiles reads w one value at a time (FLIP's four output channels are
 // not adjacent in it).
 @group(0) @binding(1) var<storage, read> w: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<V>;
+@group(0) @binding(3) var<storage, read> bias: array<Quad>;
 
 // Bᵀ d for column x of the patch whose top row is y0: rows y0 .. y0 + α − 1
 // of channel quad c of image n, zero outside the image.
@@ -88,7 +89,7 @@ fn bt_column(n: u32, y0: i32, x: i32, c: u32) -> Col {
   for (var r = 0u; r < ALPHA; r++) {
     let y = y0 + i32(r);
     let inside = inx && y >= 0 && y < i32(q.h);
-    d[r] = select(V(0.0), src[select(0u, ((n * q.h + u32(y)) * q.w + u32(x)) * q.c + c, inside)], inside);
+    d[r] = select(Quad(0.0), src[select(0u, ((n * q.h + u32(y)) * q.w + u32(x)) * q.c + c, inside)], inside);
   }
   return bt(d);
 }
@@ -137,8 +138,8 @@ const KERNELS: u32 = 8u;
 
 // Tap (ky, kx) of the kernels of input channel i and output channels
 // 4·oq .. 4·oq + 3.
-fn tap(ky: u32, kx: u32, i: u32, oq: u32) -> V {
-  var v: V;
+fn tap(ky: u32, kx: u32, i: u32, oq: u32) -> Quad {
+  var v: Quad;
   for (var k = 0u; k < 4u; k++) {
     let o = 4u * oq + k;
     if (FLIP) {
@@ -152,7 +153,8 @@ fn tap(ky: u32, kx: u32, i: u32, oq: u32) -> V {
 
 // Invocation (oq, j) = (gid.x, gid.y): U[ξ][i][o] for the output channel
 // quad oq and the input channels i = KERNELS·j .. KERNELS·j + KERNELS − 1
-// below c (few workgroups: see the header).
+// below c (several kernels an invocation: fewer workgroups, each of which
+// costs about a microsecond on lavapipe).
 @compute @workgroup_size(WG)
 fn weight_tiles(@builtin(global_invocation_id) gid: vec3<u32>) {
   let oq = gid.x;
@@ -178,12 +180,12 @@ fn weight_tiles(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
 }
 
-fn activate4(v: V) -> V {
-  return V(activate(v.x), activate(v.y), activate(v.z), activate(v.w));
+fn activate4(v: Quad) -> Quad {
+  return Quad(activate(v.x), activate(v.y), activate(v.z), activate(v.w));
 }
 
 // One output quad: plus b (the bias of its channels, or 0), activated, or added.
-fn put(k: u32, v: V, b: V) {
+fn put(k: u32, v: Quad, b: Quad) {
   var r = v + b;
   if (ACCUMULATE) {
     r += dst[k];
@@ -202,7 +204,7 @@ fn output_tiles(@builtin(global_invocation_id) gid: vec3<u32>) {
   let ty = row % q.th;
   let n = q.n0 + row / q.th;
   let y = TILE * ty;
-  var b = V(0.0);
+  var b = Quad(0.0);
   if (BIAS) {
     b = bias[o];
   }

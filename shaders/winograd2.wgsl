@@ -16,7 +16,7 @@ fn bt(d: Col) -> Col {
 }
 
 // G a for a column a of the kernel.
-fn gt(a0: V, a1: V, a2: V) -> Col {
+fn gt(a0: Quad, a1: Quad, a2: Quad) -> Col {
   return Col(a0, 0.5 * (a0 + a1 + a2), 0.5 * (a0 - a1 + a2), a2);
 }
 

@@ -330,7 +330,7 @@ function upErrors(gpu: Gpu, xs: Shape4, co: number, seed: number): Promise<numbe
 // winograd4.wgsl, and conv_rows.wgsl's batched products), each forced on for
 // shapes whose channel counts are multiples of 4: images smaller than a tile,
 // heights and widths of every remainder by 2 and by 4, channel counts that
-// reach the automatic choice.
+// reach the automatic choice and that need two workgroups of channel quads.
 const WINOGRAD_CASES: [Shape4, number][] = [
   [[1, 1, 1, 4], 4],
   [[2, 3, 2, 8], 4],
@@ -339,6 +339,9 @@ const WINOGRAD_CASES: [Shape4, number][] = [
   [[2, 10, 9, 64], 68],
   [[2, 12, 12, 16], 72],
   [[4, 24, 24, 8], 36],
+  // More channel quads than one workgroup of the tile passes takes (64).
+  [[1, 5, 6, 264], 8],
+  [[1, 6, 5, 8], 264],
 ];
 
 describe.runIf(VARIANTS.includes('rows'))('Winograd on the rows formulation', () => {
@@ -455,6 +458,15 @@ describe.runIf(VARIANTS.includes('rows'))('Winograd on the rows formulation', ()
       expect(used(64, 33, { always: true })).toBe(0);
       expect(used(4, 8, { always: true })).toBe(4);
     }));
+
+  it('setWinograd rejects an unknown use, tile or scratch budget', async () => {
+    const gpu = await testGpu();
+    expect(() => setWinograd(gpu, 'sometimes' as 'auto')).toThrow(/use must be/);
+    expect(() => setWinograd(gpu, 'always', { tile: 3 as 2 })).toThrow(/tile must be 2, 4 or 'auto', not 3/);
+    expect(() => setWinograd(gpu, 'always', { scratchBytes: -1 })).toThrow(/scratchBytes/);
+    expect(() => setWinograd(gpu, 'always', { scratchBytes: NaN })).toThrow(/scratchBytes/);
+    setWinograd(gpu, 'auto');
+  });
 
   it('an empty batch records no tile pass and raises no error', () =>
     withWinograd('always', async (gpu, labels) => {

@@ -53,8 +53,8 @@ describe('GPU runtime', () => {
     expect(fits.buffer).toBe(big.buffer);
   });
 
-  // A fixed random program of acquires and releases (sizes within 8× of each
-  // other), run as four steps from an empty pool, with or without beginStep
+  // A fixed random program of acquires and releases (sizes from 12 to 256 KiB,
+  // so some serve each other), run as four steps from an empty pool, with or without beginStep
   // before each; the pool's count of created buffers after each step.
   function stepsOf(seed: number, mark: boolean): number[] {
     const r = rng(seed);
@@ -94,32 +94,66 @@ describe('GPU runtime', () => {
     expect(grew).toBeGreaterThan(0);
   });
 
-  it("beginStep's replay hands out the step before's buffer, and skips one too large for the request or destroyed by trim", () => {
+  it("beginStep's replay hands out the step before's buffer over an idle one of the request's class, unless it is live or too large", () => {
+    let made = 0;
+    const pool = new BufferPool((size) => ({ size, id: made++, destroy() {} }) as unknown as GPUBuffer, 0);
+    const MiB = 1 << 20;
+    // Step 1: a 1 MiB buffer P, then two quarter-MiB requests: the first is
+    // lent P (idle, within 8× of its class), the second gets a new buffer Q.
+    pool.beginStep();
+    const p = pool.acquire(MiB);
+    pool.release(p);
+    const s1 = pool.acquire(MiB / 4);
+    const t1 = pool.acquire(MiB / 4);
+    expect(s1.buffer).toBe(p.buffer);
+    expect(t1.buffer).not.toBe(p.buffer);
+    for (const pb of [s1, t1]) pool.release(pb);
+    // Step 2 repeats it: the first quarter-MiB request gets P again, as in
+    // step 1, though Q (its own class) is idle too; the second gets Q.
+    pool.beginStep();
+    pool.release(pool.acquire(MiB));
+    const s2 = pool.acquire(MiB / 4);
+    const t2 = pool.acquire(MiB / 4);
+    expect(s2.buffer).toBe(p.buffer);
+    expect(t2.buffer).toBe(t1.buffer);
+    for (const pb of [s2, t2]) pool.release(pb);
+    // Step 3 holds on to the 1 MiB buffer: the request whose step-2 buffer was
+    // P, now live, gets Q; the next, whose step-2 buffer Q is now live, a new one.
+    pool.beginStep();
+    const held = pool.acquire(MiB);
+    const s3 = pool.acquire(MiB / 4);
+    const t3 = pool.acquire(MiB / 4);
+    expect(s3.buffer).toBe(t1.buffer);
+    expect(t3.buffer).not.toBe(p.buffer);
+    expect(made).toBe(3);
+    for (const pb of [held, s3, t3]) pool.release(pb);
+    // A replayed buffer more than MAX_OVERSIZE times the request's class is
+    // passed over: a sixteenth of a MiB gets an idle quarter-MiB buffer (4× its
+    // class), not P (16×), which the request at its position got in step 3.
+    expect(MAX_OVERSIZE).toBeLessThan(16);
+    pool.beginStep();
+    const small = pool.acquire(MiB / 16);
+    expect(small.buffer).not.toBe(p.buffer);
+    expect(small.capacity).toBe(MiB / 4);
+    expect(made).toBe(3);
+  });
+
+  it('trim ends the replay: nothing destroyed is handed out again', () => {
     const destroyed: number[] = [];
     let made = 0;
     const pool = new BufferPool((size) => {
       const id = made++;
       return { size, id, destroy: () => destroyed.push(id) } as unknown as GPUBuffer;
     }, 0);
-    const small = (1 << 20) / MAX_OVERSIZE / 2;
     pool.beginStep();
     const a = pool.acquire(1 << 20);
     pool.release(a);
     pool.beginStep();
-    // The replayed buffer, 1 MiB, is too large for a class of a sixteenth of it: a new one.
-    const b = pool.acquire(small);
-    expect(b.buffer).not.toBe(a.buffer);
-    pool.release(b);
-    pool.beginStep();
-    const c = pool.acquire(small);
-    expect(c.buffer).toBe(b.buffer);
-    pool.release(c);
-    pool.beginStep();
     pool.trim();
-    expect(destroyed.sort()).toEqual([0, 1]);
-    const d = pool.acquire(small);
-    expect(d.buffer).not.toBe(b.buffer);
-    expect(made).toBe(3);
+    expect(destroyed).toEqual([0]);
+    const b = pool.acquire(1 << 20);
+    expect(b.buffer).not.toBe(a.buffer);
+    expect(made).toBe(2);
   });
 
   it('live bytes come back to where they started after a loop of dispatches and releases', async () => {

@@ -339,6 +339,9 @@ const winogradChoice = new WeakMap<Gpu, WinogradChoice>();
  */
 const WINOGRAD_SCRATCH = 32 * 2 ** 20;
 export function setWinograd(gpu: Gpu, use: WinogradUse, opts: WinogradOptions = {}): void {
+  if (!['auto', 'always', 'never'].includes(use)) throw new Error(`setWinograd: use must be 'auto', 'always' or 'never', not ${String(use)}`);
+  if (opts.tile !== undefined && ![2, 4, 'auto'].includes(opts.tile)) throw new Error(`setWinograd: tile must be 2, 4 or 'auto', not ${String(opts.tile)}`);
+  if (opts.scratchBytes !== undefined && !(opts.scratchBytes >= 0)) throw new Error(`setWinograd: scratchBytes must be a number ≥ 0, not ${String(opts.scratchBytes)}`);
   winogradChoice.set(gpu, { use, scratch: opts.scratchBytes ?? WINOGRAD_SCRATCH, tile: opts.tile ?? 'auto' });
 }
 

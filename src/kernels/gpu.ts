@@ -251,7 +251,7 @@ export class Gpu {
 
   /**
    * Marks the start of a step that repeats the one before, such as a training
-   * step (ParameterSet.zeroGrads calls it): its requests for storage buffers
+   * step (ParameterStore.zeroGrads calls it): its requests for storage buffers
    * get, in order, the buffers the previous step's got (BufferPool.beginStep),
    * so a loop of identical steps creates buffers in its first step only.
    */

@@ -105,7 +105,10 @@ export class BufferPool {
    * and goes within each convolution, created buffers in its second to
    * fourth steps). Replaying a step whose requests and releases come in the
    * same order finds every buffer idle when it is asked for again, so it
-   * creates nothing.
+   * creates nothing. The replayed buffer is preferred to an idle one of the
+   * request's own class, so a request that differs from the step before's
+   * (an evaluation between epochs) may get a larger idle buffer than it
+   * otherwise would: the pool does not grow for it.
    */
   beginStep(): void {
     this.replay = this.trace;
@@ -116,10 +119,11 @@ export class BufferPool {
   /** The idle buffer the replayed step's request at this position got, if it serves class `cls`. */
   private replayed(cls: number): PooledBuffer | undefined {
     const pb = this.replay[this.trace.length];
-    if (!pb || pb.live || pb.capacity < cls || pb.capacity > MAX_OVERSIZE * cls) return undefined;
+    if (!pb || pb.capacity < cls || pb.capacity > MAX_OVERSIZE * cls) return undefined;
+    // Idle buffers are the ones in the free lists; a live one is not there.
     const list = this.free.get(pb.capacity);
     const at = list ? list.lastIndexOf(pb) : -1;
-    if (at < 0) return undefined; // destroyed by trim
+    if (at < 0) return undefined;
     list!.splice(at, 1);
     return pb;
   }
@@ -140,7 +144,8 @@ export class BufferPool {
   trim(): void {
     for (const list of this.free.values()) for (const pb of list) pb.buffer.destroy();
     this.free.clear();
-    this.trace = this.trace.filter((pb) => pb.live);
+    // Positions in the trace would no longer line up with the next step's.
+    this.trace = [];
     this.replay = [];
     this.stats.freeBuffers = 0;
     this.stats.freeBytes = 0;
