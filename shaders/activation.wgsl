@@ -17,3 +17,8 @@ fn activate(v: f32) -> f32 {
     default: { return v; }
   }
 }
+
+// activate() on each of four values.
+fn activate4(v: vec4<f32>) -> vec4<f32> {
+  return vec4<f32>(activate(v.x), activate(v.y), activate(v.z), activate(v.w));
+}

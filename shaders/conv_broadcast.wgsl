@@ -57,7 +57,7 @@
 
 // Parameters (p), bindings 0–4 (a_src, b_src, bias, out), MODE,
 // ACCUMULATE, out_index(), write_out() and store() come from conv_common.wgsl,
-// ACT and activate() from activation.wgsl; the wrapper appends both to this file.
+// ACT, activate() and activate4() from activation.wgsl; the wrapper appends both to this file.
 
 enable subgroups;
 
@@ -167,7 +167,7 @@ fn store_all(row0: u32, split: u32) {
       }
       var v = acc[i][q] + bq[q];
       if (MODE == 0u) {
-        v = vec4<f32>(activate(v.x), activate(v.y), activate(v.z), activate(v.w));
+        v = activate4(v);
       }
       if (O4) {
         // n % 4 == 0 (and b_c % 4 == 0 for mode 3): the quad is four

@@ -58,7 +58,7 @@
 
 // Parameters (p), bindings 0–4 (a_src, b_src, bias, out), MODE,
 // ACCUMULATE, out_index(), write_out(), tap_offset() and weight_tap() come
-// from conv_common.wgsl, ACT and activate() from activation.wgsl; the wrapper
+// from conv_common.wgsl, ACT, activate() and activate4() from activation.wgsl; the wrapper
 // appends both to this file.
 
 enable subgroups;
@@ -147,7 +147,7 @@ fn store_all(row0: u32, split: u32) {
     }
     var v = acc[r] + bq;
     if (MODE == 0u) {
-      v = vec4<f32>(activate(v.x), activate(v.y), activate(v.z), activate(v.w));
+      v = activate4(v);
     }
     if (O4) {
       let at = out_index(row, my_col, split) / 4u;

@@ -24,7 +24,7 @@
 // - output_tiles: y at rows m·ty .. m·ty + m − 1 and columns m·tx .. (those
 //   inside the image) = Aᵀ M A of the α² values M[ξ][tile][o], plus bias and
 //   activation (forward) or added to y (ACCUMULATE, ∂input).
-// ACT and activate() come from activation.wgsl, which the wrapper appends.
+// ACT, activate() and activate4() come from activation.wgsl, which the wrapper appends.
 // Tiles are numbered (n · th + ty) · tw + tx, th = ⌈h / m⌉, tw = ⌈w / m⌉,
 // counting images n from the pass's first (n0): V and M hold the tiles of
 // the images one pass covers.
@@ -178,10 +178,6 @@ fn weight_tiles(@builtin(global_invocation_id) gid: vec3<u32>) {
       }
     }
   }
-}
-
-fn activate4(v: Quad) -> Quad {
-  return Quad(activate(v.x), activate(v.y), activate(v.z), activate(v.w));
 }
 
 // One output quad: plus b (the bias of its channels, or 0), activated, or added.

@@ -338,11 +338,12 @@ const winogradChoice = new WeakMap<Gpu, WinogradChoice>();
  * the U-Net's step at batch 32 above 800 MiB at its peak.
  */
 const WINOGRAD_SCRATCH = 32 * 2 ** 20;
+const WINOGRAD_DEFAULT: WinogradChoice = { use: 'auto', scratch: WINOGRAD_SCRATCH, tile: 'auto' };
 export function setWinograd(gpu: Gpu, use: WinogradUse, opts: WinogradOptions = {}): void {
   if (!['auto', 'always', 'never'].includes(use)) throw new Error(`setWinograd: use must be 'auto', 'always' or 'never', not ${String(use)}`);
   if (opts.tile !== undefined && ![2, 4, 'auto'].includes(opts.tile)) throw new Error(`setWinograd: tile must be 2, 4 or 'auto', not ${String(opts.tile)}`);
   if (opts.scratchBytes !== undefined && !(opts.scratchBytes >= 0)) throw new Error(`setWinograd: scratchBytes must be a number ≥ 0, not ${String(opts.scratchBytes)}`);
-  winogradChoice.set(gpu, { use, scratch: opts.scratchBytes ?? WINOGRAD_SCRATCH, tile: opts.tile ?? 'auto' });
+  winogradChoice.set(gpu, { use, scratch: opts.scratchBytes ?? WINOGRAD_DEFAULT.scratch, tile: opts.tile ?? WINOGRAD_DEFAULT.tile });
 }
 
 /** How a Winograd convolution goes through its batch: output tile side, tiles per image side and images per pass. */
@@ -365,7 +366,7 @@ interface WinogradPlan {
 function winogradPlan(gpu: Gpu, g: Gemm): WinogradPlan | null {
   if (g.mode !== Mode.ConvForward && g.mode !== Mode.ConvInput) return null;
   if (g.kh !== 3 || g.kw !== 3 || g.pad !== 1 || perInvocation(g.aC, g.n) !== 4 || variantFor(gpu, g) !== 'rows') return null;
-  const choice = winogradChoice.get(gpu) ?? { use: 'auto', scratch: WINOGRAD_SCRATCH, tile: 'auto' };
+  const choice = winogradChoice.get(gpu) ?? WINOGRAD_DEFAULT;
   const wanted = choice.use === 'auto' ? Math.min(g.aC, g.n) >= 32 : choice.use === 'always';
   if (!wanted) return null;
   const products = (m: number) => (m + 2) ** 2 * Math.ceil(g.h / m) * Math.ceil(g.w / m);
