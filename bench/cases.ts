@@ -5,6 +5,7 @@
  */
 import type * as tfType from '@tensorflow/tfjs-core';
 import type { Gpu } from '../src/kernels/gpu.js';
+import { UsageError } from '../src/cli/args.js';
 import { type OwnedGpuTensor, allocTensor } from '../src/kernels/tensor-view.js';
 import { conv2d, conv2dBackwardInput, conv2dBackwardWeights, convTranspose2x2, convTranspose2x2BackwardInput, convTranspose2x2BackwardWeights, biasGradient } from '../src/kernels/conv.js';
 import { maxPool2x2, maxPool2x2Backward } from '../src/kernels/maxpool.js';
@@ -52,6 +53,18 @@ function rand(n: number, seed: number, scale = 1): Float32Array {
 }
 
 const prod = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+
+/** `--cases`: a test on a case's "op shape" (every case passes when the pattern is absent). */
+export function caseFilter(pattern: string | undefined): (name: string) => boolean {
+  if (pattern === undefined) return () => true;
+  let re: RegExp;
+  try {
+    re = new RegExp(pattern);
+  } catch (e) {
+    throw new UsageError(`--cases: not a regular expression: ${(e as Error).message}`);
+  }
+  return (name) => re.test(name);
+}
 
 function tensors(gpu: Gpu, specs: [readonly number[], Float32Array | null][]): OwnedGpuTensor[] {
   return specs.map(([shape, data]) => allocTensor(gpu, shape, data ?? undefined));

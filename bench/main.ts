@@ -20,7 +20,7 @@ import { dirname } from 'node:path';
 import { Gpu, describeAdapter, formatAdapter, requestDevice } from '../src/kernels/gpu.js';
 import { GPU_OPTIONS, parseArgs, usage, UsageError } from '../src/cli/args.js';
 import { NoAdapterError, yieldCpuToSoftwareAdapter } from '../src/kernels/node-gpu.js';
-import { type Case, UNET_CONV_SHAPES, UNET_UP_SHAPES, adamCase, convCases, convTransposeCases, diceCase, memoryBoundCases } from './cases.js';
+import { type Case, UNET_CONV_SHAPES, caseFilter, UNET_UP_SHAPES, adamCase, convCases, convTransposeCases, diceCase, memoryBoundCases } from './cases.js';
 import { type Peer, type Sample, type Timing, gpuTimeRatio, ratioToOurs, sample, table, timeIt, timePaired } from './harness.js';
 import { type StepProfile, benchInference, benchTrainingStep } from './step.js';
 import { measureCeiling } from './ceiling.js';
@@ -36,6 +36,7 @@ const SPEC = {
   batches: { type: 'string' as const, help: 'comma-separated batch sizes for the kernels', default: '1,8,32' },
   peers: { type: 'string' as const, help: 'comma-separated: webgpu, wasm, cpu', default: 'webgpu,wasm,cpu' },
   reps: { type: 'number' as const, help: 'timed runs per case', default: 3 },
+  cases: { type: 'string' as const, help: 'only the kernel cases whose "op shape" matches this regular expression (e.g. "conv_transpose_forward|8x96x96")' },
   'step-batch': { type: 'number' as const, help: 'batch of the training-step benchmark', default: 8 },
   'step-width': { type: 'number' as const, help: 'base width of the U-Net in the training-step benchmark', default: 32 },
   'step-chain': { type: 'number' as const, help: 'also time this many training steps back to back with one wait at the end (default 10 on GPUs, off on software adapters)' },
@@ -62,6 +63,7 @@ async function main(): Promise<void> {
   const peerKeys = (quick ? 'webgpu' : (options.peers as string)).split(',');
   for (const p of peerKeys) if (!PEER_NAMES[p]) throw new UsageError(`unknown peer "${p}": use webgpu, wasm, cpu`);
   const reps = options.reps as number;
+  const only = caseFilter(options.cases as string | undefined);
   const tiles = options.tiles === undefined ? [] : ((options.tiles === 'all' ? Object.keys(TILE_SHAPES) : (options.tiles as string).split(',')) as TileShape[]);
   for (const t of tiles) if (!(t in TILE_SHAPES)) throw new UsageError(`unknown tile shape "${t}": use ${Object.keys(TILE_SHAPES).join(', ')} or all`);
 
@@ -153,7 +155,9 @@ async function main(): Promise<void> {
         cases.push(...memoryBoundCases(b), diceCase(b));
       }
       cases.push(adamCase());
-      for (const c of cases) {
+      const chosen = cases.filter((c) => only(`${c.op} ${c.shape}`));
+      if (chosen.length === 0) throw new UsageError(`--cases "${options.cases}" matches none of the ${cases.length} kernel cases`);
+      for (const c of chosen) {
         await runCase(c, gpu, tf, peers, reps, samples, missing, { budgetMs, skipped });
         if (tiles.length && c.op.startsWith('conv')) sweep.push(...(await sweepTiles(c, gpu, tiles, reps)));
       }

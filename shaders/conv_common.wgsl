@@ -51,13 +51,7 @@ struct Params {
 fn out_index(row: u32, col: u32, split: u32) -> u32 {
   switch MODE {
     case 3u: {
-      let co = col % p.b_c;
-      let ab = col / p.b_c;
-      let j = row % p.w;
-      let ni = row / p.w;
-      let i = ni % p.h;
-      let n = ni / p.h;
-      return ((n * 2u * p.h + 2u * i + ab / 2u) * 2u * p.w + 2u * j + ab % 2u) * p.b_c + co;
+      return up_index(up_pixel(row), col / p.b_c, col % p.b_c);
     }
     case 2u, 5u, 6u: {
       return (split * p.m + row) * p.n + col;
@@ -66,6 +60,36 @@ fn out_index(row: u32, col: u32, split: u32) -> u32 {
       return row * p.n + col;
     }
   }
+}
+
+// Mode 3: row (n, i, j) of C is the pixel (n, i, j) of x, as
+// vec3(n, i, j); up_next steps to the next row's without dividing (CPU
+// shaders store consecutive rows: there an integer division is a scalar loop
+// over the SIMD lanes, and four of them per row cost as much as a short
+// reduction's multiply-adds).
+fn up_pixel(row: u32) -> vec3<u32> {
+  let ni = row / p.w;
+  return vec3<u32>(ni / p.h, ni % p.h, row % p.w);
+}
+
+fn up_next(px: vec3<u32>) -> vec3<u32> {
+  var q = px;
+  q.z++;
+  if (q.z == p.w) {
+    q.z = 0u;
+    q.y++;
+    if (q.y == p.h) {
+      q.y = 0u;
+      q.x++;
+    }
+  }
+  return q;
+}
+
+// Where column (ab, co) of the row at pixel px goes: y[n, 2i + a, 2j + b, co]
+// with ab = 2a + b.
+fn up_index(px: vec3<u32>, ab: u32, co: u32) -> u32 {
+  return ((px.x * 2u * p.h + 2u * px.y + ab / 2u) * 2u * p.w + 2u * px.z + ab % 2u) * p.b_c + co;
 }
 
 // Writes a finished value of C to out[at]: added to what is there for the

@@ -128,16 +128,30 @@ fn step(mine: vec4<f32>, k: u32) {
 
 // Bias and activation (mode 0), bias (mode 3), accumulation when asked (1, 4);
 // modes 2, 5 write the split's slice of partial sums, mode 6 product
-// `split`'s C.
+// `split`'s C. Mode 3 finds each column's place in the 2 × 2 block (ab, co)
+// once and steps the rows' pixel with up_next: out_index would divide six
+// times per row and lane.
 fn store_all(row0: u32, split: u32) {
   if (my_col >= p.n) {
     return;
   }
   var bq = vec4<f32>(0.0);
-  if (MODE == 0u || MODE == 3u) {
+  var ab: vec4<u32>;
+  var co: vec4<u32>;
+  var px: vec3<u32>;
+  if (MODE == 3u) {
+    px = up_pixel(min(row0, p.m - 1u));
+    for (var t = 0u; t < 4u; t++) {
+      let col = min(my_col + t, p.n - 1u);
+      ab[t] = col / p.b_c;
+      co[t] = col % p.b_c;
+      bq[t] = select(0.0, bias[co[t]], my_col + t < p.n);
+    }
+  }
+  if (MODE == 0u) {
     for (var t = 0u; t < 4u; t++) {
       let ok = my_col + t < p.n;
-      bq[t] = select(0.0, bias[select(0u, (my_col + t) % p.b_c, ok)], ok);
+      bq[t] = select(0.0, bias[select(0u, my_col + t, ok)], ok);
     }
   }
   for (var r = 0u; r < ROWS; r++) {
@@ -150,7 +164,12 @@ fn store_all(row0: u32, split: u32) {
       v = activate4(v);
     }
     if (O4) {
-      let at = out_index(row, my_col, split) / 4u;
+      var at: u32;
+      if (MODE == 3u) {
+        at = up_index(px, ab[0], co[0]) / 4u;
+      } else {
+        at = out_index(row, my_col, split) / 4u;
+      }
       if (ACCUMULATE && (MODE == 1u || MODE == 4u)) {
         v += out4[at];
       }
@@ -158,9 +177,16 @@ fn store_all(row0: u32, split: u32) {
     } else {
       for (var t = 0u; t < 4u; t++) {
         if (my_col + t < p.n) {
-          write_out(out_index(row, my_col + t, split), v[t]);
+          if (MODE == 3u) {
+            write_out(up_index(px, ab[t], co[t]), v[t]);
+          } else {
+            write_out(out_index(row, my_col + t, split), v[t]);
+          }
         }
       }
+    }
+    if (MODE == 3u) {
+      px = up_next(px);
     }
   }
 }

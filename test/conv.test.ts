@@ -421,16 +421,16 @@ describe.runIf(VARIANTS.includes('rows'))('Winograd on the rows formulation', ()
     }
   }
 
-  it('is chosen for 3 × 3 layers whose channel counts are multiples of 4 and at least 32, with 4 × 4 tiles unless 2 × 2 need no more products', () =>
+  it('is chosen for 3 × 3 layers whose channel counts are multiples of 4 and at least 32 and that have at least 256 output pixels, with 4 × 4 tiles unless 2 × 2 need no more products', () =>
     withWinograd('auto', async (gpu, labels) => {
       // The tile side of the Winograd passes that one forward and one ∂input ran, or 0 for none.
-      const used = (ci: number, co: number, { k = 3, side = 4, always = false } = {}) => {
+      const used = (ci: number, co: number, { k = 3, side = 4, batch = 16, always = false } = {}) => {
         labels.length = 0;
         setWinograd(gpu, always ? 'always' : 'auto');
-        const x = allocTensor(gpu, [1, side, side, ci]);
+        const x = allocTensor(gpu, [batch, side, side, ci]);
         const w = allocTensor(gpu, [k, k, ci, co]);
         const b = allocTensor(gpu, [co]);
-        const y = allocTensor(gpu, [1, side, side, co]);
+        const y = allocTensor(gpu, [batch, side, side, co]);
         conv2d(gpu, x, w, b, y);
         conv2dBackwardInput(gpu, y, w, x);
         for (const t of [x, w, b, y]) t.dispose();
@@ -448,7 +448,13 @@ describe.runIf(VARIANTS.includes('rows'))('Winograd on the rows formulation', ()
       expect(used(32, 32, { side: 12 })).toBe(4);
       // 6 × 6: 36 products for each of 4 tiles of 4 × 4, 16 for each of 9 of 2 × 2.
       expect(used(32, 32, { side: 6 })).toBe(2);
-      expect(used(512, 512, { side: 6 })).toBe(2);
+      expect(used(512, 512, { side: 6, batch: 8 })).toBe(2);
+      // Fewer than 256 output pixels: the kernels' transform would cost more than the products save.
+      expect(used(512, 512, { side: 6, batch: 7 })).toBe(0);
+      expect(used(64, 64, { batch: 15 })).toBe(0);
+      expect(used(64, 64, { side: 16, batch: 1 })).toBe(4);
+      expect(used(64, 64, { side: 15, batch: 1 })).toBe(0);
+      expect(used(64, 64, { batch: 1, always: true })).toBe(4);
       expect(used(28, 64)).toBe(0);
       expect(used(64, 16)).toBe(0);
       expect(used(64, 64, { k: 1 })).toBe(0);
@@ -456,7 +462,7 @@ describe.runIf(VARIANTS.includes('rows'))('Winograd on the rows formulation', ()
       // Channel counts that are not multiples of 4 keep the GEMM, even when asked for Winograd.
       expect(used(34, 64, { always: true })).toBe(0);
       expect(used(64, 33, { always: true })).toBe(0);
-      expect(used(4, 8, { always: true })).toBe(4);
+      expect(used(4, 8, { batch: 1, always: true })).toBe(4);
     }));
 
   it('setWinograd rejects an unknown use, tile or scratch budget', async () => {

@@ -308,7 +308,7 @@ function transposedWeights(gpu: Gpu, g: Gemm): OwnedGpuTensor {
  * Where 3 × 3 convolutions (forward and ∂input) go through the Winograd
  * passes (shaders/winograd.wgsl) instead of one GEMM: 'auto' (the default)
  * on the rows formulation when both channel counts are multiples of 4 and at
- * least 32 — on lavapipe, batch 8, F(4×4, 3×3) took 0.45–0.9 of the GEMM's
+ * least 32 and the layer has at least WINOGRAD_MIN_PIXELS output pixels — on lavapipe, batch 8, F(4×4, 3×3) took 0.45–0.9 of the GEMM's
  * time for the U-Net's layers (the least gain at 96 × 96 32 → 32), and
  * F(2×2, 3×3) at 6 × 6, where 4 × 4 tiles would mostly cover padding;
  * 'always' / 'never' for tests and benchmarks
@@ -338,6 +338,18 @@ const winogradChoice = new WeakMap<Gpu, WinogradChoice>();
  * the U-Net's step at batch 32 above 800 MiB at its peak.
  */
 const WINOGRAD_SCRATCH = 32 * 2 ** 20;
+/**
+ * 'auto' leaves a layer with fewer output pixels (batch · h · w) than this on
+ * the GEMM: transforming the kernels costs the same at any batch (α² · Ci · Co
+ * values written), and below about this many pixels it outweighs the
+ * multiplications saved. On lavapipe at batch 1 (best of 7, forward / ∂input,
+ * GEMM against Winograd): 12 × 12 256 → 256 (144 pixels) 8.4 / 9.4 ms
+ * against 11.7 / 10.5, 6 × 6 512 → 512 (36) 7.1 / 9.5 against 13.5 / 11.9,
+ * 12 × 12 512 → 256 10.7 / 9.4 against 12.9 / 12.2; at 24 × 24 128 → 128
+ * (576) 4.6 / 8.8 against 6.3 / 5.7; at batch 8 the 6 × 6 layers (288)
+ * gain from Winograd (∂input ×5.8–6.0 tfjs-webgpu against ×3.9 on the GEMM).
+ */
+const WINOGRAD_MIN_PIXELS = 256;
 const WINOGRAD_DEFAULT: WinogradChoice = { use: 'auto', scratch: WINOGRAD_SCRATCH, tile: 'auto' };
 export function setWinograd(gpu: Gpu, use: WinogradUse, opts: WinogradOptions = {}): void {
   if (!['auto', 'always', 'never'].includes(use)) throw new Error(`setWinograd: use must be 'auto', 'always' or 'never', not ${String(use)}`);
@@ -367,7 +379,7 @@ function winogradPlan(gpu: Gpu, g: Gemm): WinogradPlan | null {
   if (g.mode !== Mode.ConvForward && g.mode !== Mode.ConvInput) return null;
   if (g.kh !== 3 || g.kw !== 3 || g.pad !== 1 || perInvocation(g.aC, g.n) !== 4 || variantFor(gpu, g) !== 'rows') return null;
   const choice = winogradChoice.get(gpu) ?? WINOGRAD_DEFAULT;
-  const wanted = choice.use === 'auto' ? Math.min(g.aC, g.n) >= 32 : choice.use === 'always';
+  const wanted = choice.use === 'auto' ? Math.min(g.aC, g.n) >= 32 && g.m >= WINOGRAD_MIN_PIXELS : choice.use === 'always';
   if (!wanted) return null;
   const products = (m: number) => (m + 2) ** 2 * Math.ceil(g.h / m) * Math.ceil(g.w / m);
   const tile = choice.tile !== 'auto' ? choice.tile : products(4) < products(2) ? 4 : 2;
