@@ -87,12 +87,6 @@ async function main(): Promise<void> {
   const peerAdapter = await instance.requestAdapter({ powerPreference: 'high-performance' });
   if (!peerAdapter || describeAdapter(peerAdapter).description !== info.description) throw new Error('could not open the same adapter a second time for tfjs');
   const peerDevice = await requestDevice(peerAdapter);
-  // After both devices exist, so that both engines' adapter threads keep their
-  // priority; and only when every peer is a GPU engine: tfjs-wasm and
-  // tfjs-cpu compute on this very thread, which other load on the machine
-  // would then slow more than ours.
-  const gpuPeersOnly = peerKeys.every((k) => k === 'webgpu');
-  if (gpuPeersOnly && yieldCpuToSoftwareAdapter(gpu)) console.log('software adapter: the JavaScript thread runs at a lower priority than the adapter\'s threads (both engines)');
   const nav = (globalThis as { navigator?: object }).navigator;
   Object.defineProperty(globalThis, 'navigator', { value: { ...(nav ?? {}), gpu: instance }, configurable: true, writable: true });
   const tf = await import('@tensorflow/tfjs-core');
@@ -132,9 +126,6 @@ async function main(): Promise<void> {
       `tfjs ${tf.version_core}, WEBGPU_CPU_FORWARD=false, tfjs-webgpu on the same adapter with the same limits; ` +
       (gpu.hasTimestamps ? 'our GPU time also by timestamp queries (unquantised)' : 'no timestamp queries on this adapter'),
   );
-  const ceiling = await measureCeiling(gpu, reps);
-  console.log(`adapter ceiling (pure FMA shader): ${ceiling.toFixed(1)} GFLOP/s`);
-
   const samples: Sample[] = [];
   const missing: { op: string; peer: string; kernels: string[] }[] = [];
   const skipped: Skipped[] = [];
@@ -146,21 +137,45 @@ async function main(): Promise<void> {
     console.log(`--tiles: skipped (this adapter uses the ${convVariant(gpu)} convolution${gpu.hasTimestamps ? '' : ' and has no timestamp queries'})`);
     tiles.length = 0;
   }
+  let ceiling = 0;
   try {
+    const cases: Case[] = [];
     if (suite !== 'step') {
-      const cases: Case[] = [];
       for (const b of batches) {
         cases.push(...convCases(b, quick ? UNET_CONV_SHAPES.slice(0, 2) : UNET_CONV_SHAPES));
         cases.push(...convTransposeCases(b, quick ? UNET_UP_SHAPES.slice(-1) : UNET_UP_SHAPES));
         cases.push(...memoryBoundCases(b), diceCase(b));
       }
       cases.push(adamCase());
-      const chosen = cases.filter((c) => only(`${c.op} ${c.shape}`));
-      if (chosen.length === 0) throw new UsageError(`--cases "${options.cases}" matches none of the ${cases.length} kernel cases`);
-      for (const c of chosen) {
-        await runCase(c, gpu, tf, peers, reps, samples, missing, { budgetMs, skipped });
-        if (tiles.length && c.op.startsWith('conv')) sweep.push(...(await sweepTiles(c, gpu, tiles, reps)));
+    }
+    const chosen = cases.filter((c) => only(`${c.op} ${c.shape}`));
+    if (suite !== 'step' && chosen.length === 0) throw new UsageError(`--cases "${options.cases}" matches none of the ${cases.length} kernel cases`);
+    // tfjs-wasm and tfjs-cpu compute on this very thread: they are timed
+    // first, every case, while the thread has its normal priority; then
+    // (after both devices exist, so that both engines' adapter threads keep
+    // theirs) the thread yields the CPU to a software adapter's threads for
+    // everything timed on the GPU, ceiling included.
+    const cpuPeers = peers.filter((p) => p.key !== 'webgpu');
+    const cpuSamples: Sample[] = [];
+    const cpuResults = new Map<Case, PeerResult[]>();
+    if (cpuPeers.length && chosen.length) console.error('CPU peers first (this thread at its normal priority):');
+    for (const c of chosen) {
+      const results: PeerResult[] = [];
+      for (const peer of cpuPeers) {
+        const r = await timePeer(c, tf, peer, reps, cpuSamples, missing, { budgetMs, skipped });
+        if (r.sample) cpuSamples.push(r.sample);
+        results.push(r);
       }
+      cpuResults.set(c, results);
+      if (cpuPeers.length) console.error(`  ${c.op} ${c.shape}: ${results.map((r) => r.note ?? `${r.sample!.impl} ${r.sample!.median_ms.toFixed(1)} ms`).join(', ')}`);
+    }
+    if (yieldCpuToSoftwareAdapter(gpu)) console.log('software adapter: the JavaScript thread runs at a lower priority than the adapter\'s threads (both engines)');
+    ceiling = await measureCeiling(gpu, reps);
+    console.log(`adapter ceiling (pure FMA shader): ${ceiling.toFixed(1)} GFLOP/s`);
+    const gpuPeers = peers.filter((p) => p.key === 'webgpu');
+    for (const c of chosen) {
+      await runCase(c, gpu, tf, gpuPeers, reps, samples, missing, { budgetMs, skipped }, cpuResults.get(c) ?? []);
+      if (tiles.length && c.op.startsWith('conv')) sweep.push(...(await sweepTiles(c, gpu, tiles, reps)));
     }
     if (suite !== 'kernels') {
       await tf.setBackend('webgpu');
@@ -228,15 +243,95 @@ function estimateMs(c: Case, peer: string, samples: Sample[]): { ms: number; fro
   return best && { ms: best.ms, from: best.from };
 }
 
+/** One peer's timing of a case, or why there is none (`note`). */
+interface PeerResult {
+  sample?: Sample;
+  note?: string;
+}
+
+/**
+ * Times a peer on case c, in alternation with `pairWith` (ours) where given:
+ * records a missing kernel or a skip over the budget (estimated from
+ * `estimateFrom`) instead where that applies.
+ */
+async function timePeer(
+  c: Case,
+  tf: typeof import('@tensorflow/tfjs-core'),
+  peer: Peer,
+  reps: number,
+  estimateFrom: Sample[],
+  missing: { op: string; peer: string; kernels: string[] }[],
+  budget: { budgetMs: number; skipped: Skipped[] },
+  pairWith?: () => Promise<void>,
+  gpuTime = false,
+): Promise<PeerResult & { ours?: Timing; runs?: number }> {
+  await tf.setBackend(peer.backend);
+  const absent = c.tfKernels.filter((k) => !tf.getKernel(k, peer.backend));
+  if (absent.length) {
+    missing.push({ op: c.op, peer: peer.name, kernels: absent });
+    return { note: `${peer.name} n/a` };
+  }
+  const estimate = peer.key === 'webgpu' ? null : estimateMs(c, peer.name, estimateFrom);
+  if (estimate && estimate.ms > budget.budgetMs) {
+    budget.skipped.push({ op: c.op, shape: c.shape, peer: peer.name, estimated_s: estimate.ms / 1000, from: estimate.from });
+    return { note: `${peer.name} skipped (about ${(estimate.ms / 1000).toFixed(0)} s a run, from ${estimate.from})` };
+  }
+  const theirs = c.theirs(tf);
+  // Slow CPU peers at large shapes: one timed run when a run takes over 5 s.
+  let first = 0;
+  const once = async () => {
+    const t0 = performance.now();
+    const r = theirs.run();
+    await peer.finish();
+    tf.dispose(r);
+    first = first || performance.now() - t0;
+  };
+  await once();
+  const runs = first > 5000 ? 1 : reps;
+  let t: Timing;
+  let ours: Timing | undefined;
+  let paired: number | undefined;
+  if (pairWith) {
+    const p = await timePaired(pairWith, once, runs, 0);
+    ours = p.a;
+    t = p.b;
+    paired = p.ratio;
+  } else {
+    t = await timeIt(once, runs, 0);
+  }
+  // tfjs-webgpu's own GPU time, by timestamp queries on each of its programs (tf.time), beside ours (gpuTime).
+  let theirGpuMs: number | undefined;
+  if (gpuTime && peer.key === 'webgpu') {
+    let out: ReturnType<typeof theirs.run> | undefined;
+    const info = await tf.time(() => {
+      out = theirs.run();
+    });
+    await peer.finish();
+    if (out) tf.dispose(out);
+    if (typeof info.kernelMs === 'number' && info.kernelMs > 0) theirGpuMs = info.kernelMs;
+  }
+  theirs.dispose();
+  const s = sample(c.op, c.shape, peer.name, c.flops ?? 0, t, runs, c.bytes);
+  if (theirGpuMs !== undefined) s.gpu_ms = theirGpuMs;
+  if (paired !== undefined) s.paired_ratio = paired;
+  return { sample: s, ours, runs };
+}
+
+/**
+ * Times ours on case c, in alternation with each GPU peer (tfjs-webgpu),
+ * and adds the samples, with `cpu` (the CPU peers' results for c, timed
+ * earlier), to `samples`.
+ */
 async function runCase(
   c: Case,
   gpu: Gpu,
   tf: typeof import('@tensorflow/tfjs-core'),
-  peers: Peer[],
+  gpuPeers: Peer[],
   reps: number,
   samples: Sample[],
   missing: { op: string; peer: string; kernels: string[] }[],
   budget: { budgetMs: number; skipped: Skipped[] },
+  cpu: PeerResult[],
 ): Promise<void> {
   const ours = c.ours(gpu);
   const runOurs = async () => {
@@ -256,73 +351,30 @@ async function runCase(
   // (the ratio the targets are about), otherwise on its own.
   let tOurs: Timing | undefined;
   let oursReps = reps; // fewer when paired with a peer slow enough to get one run
-  const parts: string[] = [];
-  const theirSamples: Sample[] = [];
-  // tfjs-webgpu first, so that ours is timed in alternation with it.
-  for (const peer of [...peers].sort((a, b) => Number(b.key === 'webgpu') - Number(a.key === 'webgpu'))) {
-    await tf.setBackend(peer.backend);
-    const absent = c.tfKernels.filter((k) => !tf.getKernel(k, peer.backend));
-    if (absent.length) {
-      missing.push({ op: c.op, peer: peer.name, kernels: absent });
-      parts.push(`${peer.name} n/a`);
-      continue;
+  const results: PeerResult[] = [];
+  for (const peer of gpuPeers) {
+    const r = await timePeer(c, tf, peer, reps, samples, missing, budget, tOurs ? undefined : runOurs, gpuMs !== undefined);
+    if (r.ours) {
+      tOurs = r.ours;
+      oursReps = r.runs!;
     }
-    const estimate = peer.key === 'webgpu' ? null : estimateMs(c, peer.name, samples);
-    if (estimate && estimate.ms > budget.budgetMs) {
-      budget.skipped.push({ op: c.op, shape: c.shape, peer: peer.name, estimated_s: estimate.ms / 1000, from: estimate.from });
-      parts.push(`${peer.name} skipped (about ${(estimate.ms / 1000).toFixed(0)} s a run, from ${estimate.from})`);
-      continue;
-    }
-    const theirs = c.theirs(tf);
-    // Slow CPU peers at large shapes: one timed run when a run takes over 5 s.
-    let first = 0;
-    const once = async () => {
-      const t0 = performance.now();
-      const r = theirs.run();
-      await peer.finish();
-      tf.dispose(r);
-      first = first || performance.now() - t0;
-    };
-    await once();
-    const runs = first > 5000 ? 1 : reps;
-    let t: Timing;
-    let paired: number | undefined;
-    if (peer.key === 'webgpu' && !tOurs) {
-      const p = await timePaired(runOurs, once, runs, 0);
-      tOurs = p.a;
-      oursReps = runs;
-      t = p.b;
-      paired = p.ratio;
-    } else {
-      tOurs ??= await timeIt(runOurs, reps, 0);
-      t = await timeIt(once, runs, 0);
-    }
-    // tfjs-webgpu's own GPU time, by timestamp queries on each of its programs (tf.time), beside ours.
-    let theirGpuMs: number | undefined;
-    if (peer.key === 'webgpu' && gpuMs !== undefined) {
-      let out: ReturnType<typeof theirs.run> | undefined;
-      const info = await tf.time(() => {
-        out = theirs.run();
-      });
-      await peer.finish();
-      if (out) tf.dispose(out);
-      if (typeof info.kernelMs === 'number' && info.kernelMs > 0) theirGpuMs = info.kernelMs;
-    }
-    theirs.dispose();
-    const s = sample(c.op, c.shape, peer.name, c.flops ?? 0, t, runs, c.bytes);
-    if (theirGpuMs !== undefined) s.gpu_ms = theirGpuMs;
-    if (paired !== undefined) s.paired_ratio = paired;
-    theirSamples.push(s);
-    parts.push(
-      `${peer.name} ${t.median.toFixed(1)} ms (×${(paired ?? t.median / tOurs.median).toFixed(2)}${paired !== undefined ? ', paired' : ''})` +
-        (theirGpuMs !== undefined && gpuMs ? `, GPU ${theirGpuMs.toFixed(3)} ms against our ${gpuMs.toFixed(3)} (×${(theirGpuMs / gpuMs).toFixed(2)})` : ''),
-    );
+    results.push(r);
   }
   tOurs ??= await timeIt(runOurs, reps, 0);
   ours.dispose();
+  results.push(...cpu);
   const mine = sample(c.op, c.shape, 'ours', c.flops ?? 0, tOurs, oursReps, c.bytes);
   if (gpuMs !== undefined) mine.gpu_ms = gpuMs;
-  samples.push(mine, ...theirSamples);
+  samples.push(mine, ...results.flatMap((r) => (r.sample ? [r.sample] : [])));
+  const parts = results.map((r) => {
+    if (!r.sample) return r.note!;
+    const t = r.sample;
+    const paired = t.paired_ratio;
+    return (
+      `${t.impl} ${t.median_ms.toFixed(1)} ms (×${(paired ?? t.median_ms / tOurs!.median).toFixed(2)}${paired !== undefined ? ', paired' : ''})` +
+      (t.gpu_ms !== undefined && gpuMs ? `, GPU ${t.gpu_ms.toFixed(3)} ms against our ${gpuMs.toFixed(3)} (×${(t.gpu_ms / gpuMs).toFixed(2)})` : '')
+    );
+  });
   parts.unshift(`ours ${tOurs.median.toFixed(1)} ms${gpuMs !== undefined ? ` (GPU ${gpuMs.toFixed(1)} ms by timestamps)` : ''}`);
   console.error(`  ${c.op} ${c.shape}: ${parts.join(', ')}`);
 }
