@@ -63,10 +63,9 @@ fn out_index(row: u32, col: u32, split: u32) -> u32 {
 }
 
 // Mode 3: row (n, i, j) of C is the pixel (n, i, j) of x, as
-// vec3(n, i, j); up_next steps to the next row's without dividing (CPU
-// shaders store consecutive rows: there an integer division is a scalar loop
-// over the SIMD lanes, and four of them per row cost as much as a short
-// reduction's multiply-adds).
+// vec3(n, i, j); up_next steps to the next row's without dividing (the CPU
+// shaders store consecutive rows, and there an integer division of a SIMD
+// vector is a scalar division per lane).
 fn up_pixel(row: u32) -> vec3<u32> {
   let ni = row / p.w;
   return vec3<u32>(ni / p.h, ni % p.h, row % p.w);

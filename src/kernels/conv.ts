@@ -308,8 +308,9 @@ function transposedWeights(gpu: Gpu, g: Gemm): OwnedGpuTensor {
  * Where 3 × 3 convolutions (forward and ∂input) go through the Winograd
  * passes (shaders/winograd.wgsl) instead of one GEMM: 'auto' (the default)
  * on the rows formulation when both channel counts are multiples of 4 and at
- * least 32 and the layer has at least WINOGRAD_MIN_PIXELS output pixels — on lavapipe, batch 8, F(4×4, 3×3) took 0.45–0.9 of the GEMM's
- * time for the U-Net's layers (the least gain at 96 × 96 32 → 32), and
+ * least 32 and the layer has at least WINOGRAD_MIN_PIXELS output pixels —
+ * on lavapipe, batch 8, F(4×4, 3×3) took 0.45–0.9 of the GEMM's time for the
+ * U-Net's layers (the least gain at 96 × 96 32 → 32), and
  * F(2×2, 3×3) at 6 × 6, where 4 × 4 tiles would mostly cover padding;
  * 'always' / 'never' for tests and benchmarks
  * (still only on the rows formulation, whose shader runs the products, and
