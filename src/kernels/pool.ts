@@ -46,6 +46,11 @@ const MAX_TRACE = 1 << 16;
 /** How much larger than its class an idle buffer may be and still serve a request. */
 export const MAX_OVERSIZE = 8;
 
+/** Whether a buffer of `capacity` bytes may serve a request of size class `cls`. */
+function serves(capacity: number, cls: number): boolean {
+  return capacity >= cls && capacity <= MAX_OVERSIZE * cls;
+}
+
 export class BufferPool {
   private readonly free = new Map<number, PooledBuffer[]>();
   private stats: PoolStats = { liveBuffers: 0, liveBytes: 0, freeBuffers: 0, freeBytes: 0, peakLiveBytes: 0, created: 0 };
@@ -61,7 +66,9 @@ export class BufferPool {
   ) {}
 
   /**
-   * A free buffer of the request's class, else the smallest free one of up to
+   * In a marked step, the buffer the step before's request at this position
+   * got, where it is idle and serves the class (beginStep); else a free
+   * buffer of the request's class, else the smallest free one of up to
    * MAX_OVERSIZE times the class (a larger buffer idle in the pool serves
    * better than a new one: a training step's tensors change size as it walks
    * the network), else a new buffer. Replaying the allocations of the U-Net's
@@ -75,7 +82,7 @@ export class BufferPool {
     if (!pb) {
       let best = Infinity;
       for (const [capacity, list] of this.free) {
-        if (list.length > 0 && capacity > cls && capacity <= MAX_OVERSIZE * cls && capacity < best) best = capacity;
+        if (list.length > 0 && serves(capacity, cls) && capacity < best) best = capacity;
       }
       if (best !== Infinity) pb = this.free.get(best)!.pop();
     }
@@ -119,7 +126,7 @@ export class BufferPool {
   /** The idle buffer the replayed step's request at this position got, if it serves class `cls`. */
   private replayed(cls: number): PooledBuffer | undefined {
     const pb = this.replay[this.trace.length];
-    if (!pb || pb.capacity < cls || pb.capacity > MAX_OVERSIZE * cls) return undefined;
+    if (!pb || !serves(pb.capacity, cls)) return undefined;
     // Idle buffers are the ones in the free lists; a live one is not there.
     const list = this.free.get(pb.capacity);
     const at = list ? list.lastIndexOf(pb) : -1;
