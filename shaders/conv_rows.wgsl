@@ -6,10 +6,11 @@
 //
 // conv_broadcast.wgsl gives each lane 8 rows of its own and shares 32 columns
 // of B across the subgroup: per k each lane loads 8 values of A and 4 of B.
-// Here the 8 lanes of a subgroup share 32 rows and each lane owns 4 columns
-// (the subgroup: 32 × 32 of C). One step of the reduction (one k):
-// - each lane loads 4 of the 32 rows' values of A (rows 4·lane .. 4·lane+3,
-//   one vec4 of four scalar loads);
+// Here the 8 lanes of a subgroup share 8 · MINE rows (32 as written; the
+// wrapper also makes 16 and 48) and each lane owns 4 columns (the
+// subgroup: 32 × 32 of C). One step of the reduction (one k):
+// - each lane loads MINE of the rows' values of A (rows MINE·lane ..
+//   MINE·lane + MINE − 1, scalar loads);
 // - subgroupBroadcast from each of the 8 lanes hands every lane all 32
 //   (a broadcast from a constant lane is an extract and a splat);
 // - each lane loads its four values of B's row k (one vec4 where B4) and
@@ -53,7 +54,7 @@
 // N read zero and are not stored; rows past M are clamped and not stored;
 // taps outside the image read index 0 and are zeroed. No workgroup memory, no barriers, no
 // divergent control flow around the broadcasts.
-// Grid: x = blocks of (GROUP / 8) · 32 rows, y = blocks of 32 columns, z =
+// Grid: x = blocks of (GROUP / 8) · ROWS rows, y = blocks of 32 columns, z =
 // splits of the reduction (modes 2, 5) or the product of the batch (mode 6).
 
 // Parameters (p), bindings 0–4 (a_src, b_src, bias, out), MODE,
@@ -73,12 +74,24 @@ override B4: bool = false;
 // C stored a quad at a time through out4: n % 4 == 0, and for mode 3
 // b_c % 4 == 0 (a quad never straddles two of the 2 × 2 positions).
 override O4: bool = false;
+// Modes 1, 3: B read from the weights as stored (b4 binds w as vec4s)
+// instead of rearranged by rows first: the ∂input's channels (a_c) and the
+// transposed forward's K multiples of 4, and n % 4 == 0.
+override WT: bool = false;
 // Invocations per workgroup, a multiple of 8: the wrapper shrinks it for small M.
 override GROUP: u32 = 64u;
 
-// Rows per subgroup, and per lane's share of the loads.
-const ROWS: u32 = 32u;
+// Rows of A per lane (its share of the loads) and per subgroup. The wrapper
+// rewrites MINE to 2 or 6 for GEMMs of fewer than 256 rows where that pads M
+// less (conv.ts, rowsPerLaneFor): rows past M cost as much as real ones, and
+// each block of rows reads all of B. The weight gradients keep 4 (A4).
 const MINE: u32 = 4u;
+const ROWS: u32 = 8u * MINE;
+// A lane's MINE values of A, their indices, taps and flags.
+alias RowsF = array<f32, MINE>;
+alias RowsU = array<u32, MINE>;
+alias RowsI = array<i32, MINE>;
+alias RowsB = array<bool, MINE>;
 // Columns per subgroup (4 per lane).
 const COLS: u32 = 32u;
 
@@ -106,24 +119,39 @@ fn b_quad(k: u32) -> vec4<f32> {
   return v;
 }
 
-// Rows r0 .. r0+3 (the values `v` of one lane) times this lane's columns.
-fn rows4(r0: u32, v: vec4<f32>, b: vec4<f32>) {
-  for (var t = 0u; t < MINE; t++) {
-    acc[r0 + t] = fma(vec4<f32>(v[t]), b, acc[r0 + t]);
+// WT (modes 1, 3): B's column my_col + t is row first + t of the weights
+// as stored, `stride` values long, and B's rows k .. k+3 are that row's
+// values k .. k+3; one vec4 per column, transposed so that element j is B's
+// row k + j (this lane's quad of it).
+fn b_rows_as_stored(first: u32, stride: u32, k: u32) -> mat4x4<f32> {
+  let ok = my_col < p.n;
+  var m: mat4x4<f32>;
+  for (var t = 0u; t < 4u; t++) {
+    m[t] = select(vec4<f32>(0.0), b4[select(0u, ((first + t) * stride + k) / 4u, ok)], ok);
   }
+  return transpose(m);
 }
 
-// One k: `mine` holds A[k] of this lane's four rows.
-fn step(mine: vec4<f32>, k: u32) {
-  let b = b_quad(k);
-  rows4(0u, subgroupBroadcast(mine, 0u), b);
-  rows4(4u, subgroupBroadcast(mine, 1u), b);
-  rows4(8u, subgroupBroadcast(mine, 2u), b);
-  rows4(12u, subgroupBroadcast(mine, 3u), b);
-  rows4(16u, subgroupBroadcast(mine, 4u), b);
-  rows4(20u, subgroupBroadcast(mine, 5u), b);
-  rows4(24u, subgroupBroadcast(mine, 6u), b);
-  rows4(28u, subgroupBroadcast(mine, 7u), b);
+// One k: `mine` holds A[k] of this lane's MINE rows.
+fn step(mine: RowsF, k: u32) {
+  step_with(mine, b_quad(k));
+}
+
+// One k with this lane's quad of B's row k given.
+// Row l·MINE + t of the subgroup is value t of lane l: a broadcast from a
+// constant lane, an extract and a splat on lavapipe.
+fn step_with(mine: RowsF, b: vec4<f32>) {
+  for (var t = 0u; t < MINE; t++) {
+    let v = mine[t];
+    acc[t] = fma(vec4<f32>(subgroupBroadcast(v, 0u)), b, acc[t]);
+    acc[MINE + t] = fma(vec4<f32>(subgroupBroadcast(v, 1u)), b, acc[MINE + t]);
+    acc[2u * MINE + t] = fma(vec4<f32>(subgroupBroadcast(v, 2u)), b, acc[2u * MINE + t]);
+    acc[3u * MINE + t] = fma(vec4<f32>(subgroupBroadcast(v, 3u)), b, acc[3u * MINE + t]);
+    acc[4u * MINE + t] = fma(vec4<f32>(subgroupBroadcast(v, 4u)), b, acc[4u * MINE + t]);
+    acc[5u * MINE + t] = fma(vec4<f32>(subgroupBroadcast(v, 5u)), b, acc[5u * MINE + t]);
+    acc[6u * MINE + t] = fma(vec4<f32>(subgroupBroadcast(v, 6u)), b, acc[6u * MINE + t]);
+    acc[7u * MINE + t] = fma(vec4<f32>(subgroupBroadcast(v, 7u)), b, acc[7u * MINE + t]);
+  }
 }
 
 // Bias and activation (mode 0), bias (mode 3), accumulation when asked (1, 4);
@@ -191,12 +219,12 @@ fn store_all(row0: u32, split: u32) {
   }
 }
 
-// The four rows this lane loads: row0 + 4·lane + t, clamped to M.
+// The MINE rows this lane loads: row0 + MINE·lane + t, clamped to M.
 struct Mine {
-  n: vec4<u32>,
-  y: vec4<i32>,
-  x: vec4<i32>,
-  ok: vec4<bool>,
+  n: RowsU,
+  y: RowsI,
+  x: RowsI,
+  ok: RowsB,
 }
 
 fn my_rows(first: u32) -> Mine {
@@ -216,9 +244,9 @@ fn my_rows(first: u32) -> Mine {
 // pixels [begin, end) of the split; B's row k is the pixel's row of dy (mode
 // 2) or x (mode 5).
 fn weight_rows(first: u32, begin: u32, end: u32) {
-  var off: array<vec2<i32>, 4>;
-  var ch: vec4<u32>;
-  var ok: vec4<bool>;
+  var off: array<vec2<i32>, MINE>;
+  var ch: RowsU;
+  var ok: RowsB;
   for (var t = 0u; t < MINE; t++) {
     ok[t] = first + t < p.m;
     let row = min(first + t, p.m - 1u);
@@ -229,11 +257,14 @@ fn weight_rows(first: u32, begin: u32, end: u32) {
   var y = (begin / p.w) % p.h;
   var n = begin / (p.w * p.h);
   for (var px = begin; px < end; px++) {
-    var mine: vec4<f32>;
+    var mine: RowsF;
     if (A4) {
       // M is a multiple of 4, so the four rows are all in range or all out.
       let tap = weight_tap(off[0], ch[0], ok[0], n, y, x);
-      mine = select(vec4<f32>(0.0), a4[tap.at / 4u], tap.inside);
+      let q = select(vec4<f32>(0.0), a4[tap.at / 4u], tap.inside);
+      for (var t = 0u; t < MINE; t++) {
+        mine[t] = q[t];
+      }
     } else {
       for (var t = 0u; t < MINE; t++) {
         let tap = weight_tap(off[t], ch[t], ok[t], n, y, x);
@@ -276,17 +307,33 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lane:
   if (MODE == 0u || MODE == 1u) {
     for (var ky = 0u; ky < p.kh; ky++) {
       for (var kx = 0u; kx < p.kw; kx++) {
-        var at: vec4<u32>;
-        var inside: vec4<bool>;
+        var at: RowsU;
+        var inside: RowsB;
         for (var t = 0u; t < MINE; t++) {
           let iy = me.y[t] + i32(ky) - i32(p.pad);
           let ix = me.x[t] + i32(kx) - i32(p.pad);
           inside[t] = me.ok[t] && iy >= 0 && ix >= 0 && iy < i32(h) && ix < i32(w);
           at[t] = select(0u, ((me.n[t] * h + u32(iy)) * w + u32(ix)) * a_c, inside[t]);
         }
+        if (WT) {
+          // Mode 1: B[(tap, co), ci] = w[flipped tap, ci, co], so a column's
+          // values for this tap are a row of w along co.
+          let first = (p.kh * p.kw - 1u - (ky * p.kw + kx)) * p.n + my_col;
+          for (var c = 0u; c < a_c; c += 4u) {
+            let b = b_rows_as_stored(first, a_c, c);
+            for (var j = 0u; j < 4u; j++) {
+              var mine: RowsF;
+              for (var t = 0u; t < MINE; t++) {
+                mine[t] = select(0.0, a_src[at[t] + c + j], inside[t]);
+              }
+              step_with(mine, b[j]);
+            }
+          }
+          continue;
+        }
         let k0 = (ky * p.kw + kx) * a_c;
         for (var c = 0u; c < a_c; c++) {
-          var mine: vec4<f32>;
+          var mine: RowsF;
           for (var t = 0u; t < MINE; t++) {
             mine[t] = select(0.0, a_src[at[t] + c], inside[t]);
           }
@@ -299,26 +346,41 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lane:
     // stacked by z ([z][M][K], [z][K][N], [z][M][N]).
     let k = p.k;
     let z = select(0u, wg.z, MODE == 6u);
-    var at: vec4<u32>;
+    var at: RowsU;
     for (var t = 0u; t < MINE; t++) {
       at[t] = (z * p.m + min(row0 + MINE * sub_lane + t, p.m - 1u)) * k;
     }
-    for (var c = 0u; c < k; c++) {
-      var mine: vec4<f32>;
-      for (var t = 0u; t < MINE; t++) {
-        mine[t] = select(0.0, a_src[at[t] + c], me.ok[t]);
+    if (WT) {
+      // Mode 3: B[ci, (a, b, co)] = w[a, b, co, ci], so column col is row
+      // col of w along ci.
+      for (var c = 0u; c < k; c += 4u) {
+        let b = b_rows_as_stored(my_col, k, c);
+        for (var j = 0u; j < 4u; j++) {
+          var mine: RowsF;
+          for (var t = 0u; t < MINE; t++) {
+            mine[t] = select(0.0, a_src[at[t] + c + j], me.ok[t]);
+          }
+          step_with(mine, b[j]);
+        }
       }
-      step(mine, z * k + c);
+    } else {
+      for (var c = 0u; c < k; c++) {
+        var mine: RowsF;
+        for (var t = 0u; t < MINE; t++) {
+          mine[t] = select(0.0, a_src[at[t] + c], me.ok[t]);
+        }
+        step(mine, z * k + c);
+      }
     }
   } else {
     // MODE 4: k = (ab, co); dy is (2h, 2w) with a_c = co channels.
     for (var ab = 0u; ab < 4u; ab++) {
-      var at: vec4<u32>;
+      var at: RowsU;
       for (var t = 0u; t < MINE; t++) {
         at[t] = ((me.n[t] * 2u * h + 2u * u32(me.y[t]) + ab / 2u) * 2u * w + 2u * u32(me.x[t]) + ab % 2u) * a_c;
       }
       for (var c = 0u; c < a_c; c++) {
-        var mine: vec4<f32>;
+        var mine: RowsF;
         for (var t = 0u; t < MINE; t++) {
           mine[t] = select(0.0, a_src[at[t] + c], me.ok[t]);
         }

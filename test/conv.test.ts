@@ -14,9 +14,11 @@ import {
   canBroadcast,
   canShareRows,
   setConvVariant,
+  setRowsPerLane,
   setTileShape,
   setWinograd,
   type WinogradOptions,
+  rowsPerLaneFor,
   tileShapeFor,
   TILE_SHAPES,
   type ConvVariant,
@@ -543,6 +545,48 @@ describe('biasGradient', () => {
       both.dispose();
     });
   }
+});
+
+// The rows shader gives each lane 2, 4 or 6 rows of A (16, 32 or 48 rows a
+// subgroup), chosen by M; here each runs every mode, on GEMMs of fewer rows
+// than one subgroup holds and of several blocks with a partial last one, with
+// ∂input and transposed forwards that read the weights as stored (M < 256,
+// channels in fours) and ones that do not.
+describe.skipIf(!VARIANTS.includes('rows'))('rows convolution, every number of rows per lane', () => {
+  for (const mine of [2, 4, 6] as const) {
+    it(`${mine} rows per lane: conv2d forward (relu), ∂input, ∂weights; transposed forward, ∂input, ∂weights`, async () => {
+      const gpu = await testGpu();
+      setConvVariant(gpu, 'rows');
+      setRowsPerLane(gpu, mine);
+      try {
+        const errs = [
+          ...(await convErrors(gpu, [1, 5, 7, 8], 3, 12, 'relu', 90)),
+          ...(await convErrors(gpu, [2, 12, 13, 20], 3, 70, 'relu', 91)),
+          ...(await convErrors(gpu, [1, 6, 6, 36], 3, 40, 'none', 92)),
+          ...(await upErrors(gpu, [2, 3, 5, 8], 12, 93)),
+          ...(await upErrors(gpu, [2, 7, 9, 12], 10, 94)),
+          ...(await upErrors(gpu, [1, 16, 17, 6], 4, 95)),
+        ];
+        console.log(`rows, ${mine} per lane: max rel errors ${errs.map((e) => e.toExponential(2)).join(' ')}`);
+        for (const e of errs) expect(e).toBeLessThan(1e-4);
+      } finally {
+        setRowsPerLane(gpu, null);
+      }
+    });
+  }
+
+  it('picks the rows per lane that pad M least, the most among equals, and 4 from 256 rows and for weight gradients', async () => {
+    expect(rowsPerLaneFor(36)).toBe(6); // 6 × 6 at batch 1: one block of 48 rows
+    expect(rowsPerLaneFor(144)).toBe(6); // 12 × 12: three of 48
+    expect(rowsPerLaneFor(9)).toBe(2); // 3 × 3: one of 16
+    expect(rowsPerLaneFor(64)).toBe(4); // two of 32 against four of 16
+    expect(rowsPerLaneFor(255)).toBe(4);
+    expect(rowsPerLaneFor(256)).toBe(4);
+    expect(rowsPerLaneFor(288)).toBe(4); // at 256 rows and more, always 4
+    expect(rowsPerLaneFor(36, true)).toBe(4);
+    const gpu = await testGpu();
+    expect(() => setRowsPerLane(gpu, 3 as 2)).toThrow('setRowsPerLane: rows per lane must be 2, 4 or 6, not 3');
+  });
 });
 
 // The tiled variant picks its tile per GEMM (small test GEMMs get the

@@ -252,7 +252,7 @@ function gemm(gpu: Gpu, g: Gemm): void {
     return;
   }
   const name = variantFor(gpu, g);
-  if (name !== 'direct' && (g.mode === Mode.ConvInput || g.mode === Mode.UpForward)) {
+  if (name !== 'direct' && !readsWeightsAsStored(name, g) && (g.mode === Mode.ConvInput || g.mode === Mode.UpForward)) {
     // The tiled, rows and broadcast shaders read B by rows: rearrange the weights first.
     const t = transposedWeights(gpu, g);
     gemmWith(gpu, name, { ...g, b: t.view });
@@ -281,6 +281,28 @@ function variantFor(gpu: Gpu, g: Gemm): ConvVariant {
         : true;
   return packs ? name : 'direct';
 }
+
+/**
+ * Whether the rows shader reads modes 1 and 3's B from the weights as stored
+ * (WT): four k at a time, one vec4 per column, transposed in registers, so
+ * the weights need no rearranging pass. The pass costs the same at any batch
+ * and the WT loop runs 5–10 % slower than the one over rearranged rows, so
+ * only GEMMs of fewer than WEIGHTS_AS_STORED_ROWS rows (M, output pixels)
+ * take it. Needs the values along k in fours (the ∂input's a_c, the
+ * transposed forward's K) and N in fours.
+ */
+function readsWeightsAsStored(name: ConvVariant, g: Gemm): boolean {
+  const alongK = g.mode === Mode.ConvInput ? g.aC : g.mode === Mode.UpForward ? g.k : 1;
+  return name === 'rows' && g.m < WEIGHTS_AS_STORED_ROWS && alongK % 4 === 0 && g.n % 4 === 0 && g.b.size >= 16;
+}
+/**
+ * Interleaved pairs on lavapipe, rearranged / as stored (above 1: as stored
+ * faster): batch 1, ∂input 6 × 6 512 → 512 (M 36) 1.14–1.34, 12 × 12 (144)
+ * 0.94–1.03, 24 × 24 (576) 0.98–1.01, 48 × 48 (2,304) 0.97–1.03; transposed
+ * forward 6 × 6 512 → 256 1.18–1.19, 12 × 12 1.11–1.12, 48 × 48 0.93; batch
+ * 8 transposed forward (288–18,432 rows) 0.93–0.96.
+ */
+const WEIGHTS_AS_STORED_ROWS = 256;
 
 const TRANSPOSE_COLS = shaderConst(transposeSource, 'COLS');
 
@@ -492,14 +514,17 @@ function tiledLaunch(gpu: Gpu, g: Gemm, splits: number): Launch {
 }
 
 /**
- * Invocations per workgroup for the CPU variants: 64 unless M is so small that
- * the last block of 64·rows rows would be mostly padding (a 6 × 6 layer has 288
- * pixels, a ∂weights of a 32-channel 3 × 3 kernel 288 rows), down to one
- * 8-lane vector.
+ * Invocations per workgroup for the CPU variants (`rows` rows of C each): the
+ * largest of 64, 32, 16 and 8 whose last block of rows pads M by at most
+ * M / 16 more than one 8-lane vector per workgroup would. Rows past M cost as
+ * much as real ones: a 6 × 6 layer at batch 8 has 288 pixels, 9 blocks of
+ * 32, where blocks of 64 would compute 320; the ∂weights of a 32-channel
+ * 3 × 3 kernel has 288 rows.
  */
 function cpuGroup(m: number, rows: number): number {
+  const padding = (group: number) => Math.ceil(m / (group * rows)) * group * rows - m;
   let group = 64;
-  while (group > 8 && Math.ceil(m / (group * rows)) * group * rows - m > m / 8) group /= 2;
+  while (group > 8 && padding(group) > padding(8) + m / 16) group /= 2;
   return group;
 }
 
@@ -540,8 +565,55 @@ function broadcastLaunch(gpu: Gpu, g: Gemm): Omit<Launch, 'shader' | 'source' | 
   };
 }
 
-const rowsShader = withCommon(rowsSource);
 const ROWS_COLS = shaderConst(rowsSource, 'COLS');
+const ROWS_MINE = shaderConst(rowsSource, 'MINE');
+const rowsShaders = new Map<number, string>();
+/** conv_rows.wgsl with `mine` rows of A per lane (8 · mine per subgroup). */
+function rowsShader(mine: number): string {
+  let cached = rowsShaders.get(mine);
+  if (!cached) {
+    const re = /const MINE: u32 = \d+u;/;
+    if (!re.test(rowsSource)) throw new Error('shader constant MINE not found in conv_rows.wgsl');
+    rowsShaders.set(mine, (cached = withCommon(rowsSource.replace(re, `const MINE: u32 = ${mine}u;`))));
+  }
+  return cached;
+}
+
+/**
+ * Rows of A per lane on the rows shader (8 per subgroup for each). 4 (32 rows
+ * a subgroup) for GEMMs of WEIGHTS_AS_STORED_ROWS rows or more, and always
+ * for the weight gradients (A4 reads a lane's four rows as one vec4). Below
+ * that, the one of 2, 4 and 6 that pads M least, the most rows per lane among
+ * equals: rows past M cost as much as real ones, and each block of rows reads
+ * all of B again. Interleaved pairs on lavapipe, 6 × 6 512 → 512 ∂input at
+ * batch 1 (M 36): 4 rows per lane (64 rows) 1.16× the time of 2 (48 rows in
+ * three blocks), 6 (48 in one block) 0.72× it. At batch 8, 6 against 4: 0.81–1.12 with
+ * no trend.
+ */
+export function rowsPerLaneFor(m: number, weightGradient = false): RowsPerLane {
+  if (weightGradient || m >= WEIGHTS_AS_STORED_ROWS) return 4;
+  const padded = (mine: number) => Math.ceil(m / (8 * mine)) * 8 * mine;
+  return ROWS_PER_LANE.reduce((best, mine) => (padded(mine) < padded(best) ? mine : best), 6);
+}
+export type RowsPerLane = 2 | 4 | 6;
+const ROWS_PER_LANE: readonly RowsPerLane[] = [6, 4, 2];
+const forcedRowsPerLane = new WeakMap<Gpu, RowsPerLane>();
+
+/**
+ * Makes the rows shader give every lane `mine` rows of A on this device
+ * (tests, benchmarks), except in the weight gradients, which keep 4; null
+ * restores the choice by shape (rowsPerLaneFor).
+ */
+export function setRowsPerLane(gpu: Gpu, mine: RowsPerLane | null): void {
+  if (mine === null) return void forcedRowsPerLane.delete(gpu);
+  if (!ROWS_PER_LANE.includes(mine)) throw new Error(`setRowsPerLane: rows per lane must be 2, 4 or 6, not ${String(mine)}`);
+  forcedRowsPerLane.set(gpu, mine);
+}
+
+function rowsPerLane(gpu: Gpu, g: Gemm): RowsPerLane {
+  const forced = forcedRowsPerLane.get(gpu);
+  return forced && !isWeightGradient(g) ? forced : rowsPerLaneFor(g.m, isWeightGradient(g));
+}
 
 /**
  * conv_rows.wgsl's specialisation: GROUP from cpuGroup with the 4 rows each
@@ -551,15 +623,17 @@ const ROWS_COLS = shaderConst(rowsSource, 'COLS');
  * views, or the 16-byte dummy.
  */
 function rowsLaunch(gpu: Gpu, g: Gemm): Launch {
-  const group = cpuGroup(g.m, 4);
+  const mine = rowsPerLane(gpu, g);
+  const group = cpuGroup(g.m, mine);
   const { constants, outputs } = quadViews(gpu, g);
   const a4 = isWeightGradient(g) && g.aC % 4 === 0 && g.a.size >= 16;
+  const wt = readsWeightsAsStored('rows', g);
   return {
-    shader: 'conv_rows',
-    source: rowsShader,
-    constants: { ...constants, A4: a4 ? 1 : 0, GROUP: group },
+    shader: mine === ROWS_MINE ? 'conv_rows' : `conv_rows_${mine}`,
+    source: rowsShader(mine),
+    constants: { ...constants, A4: a4 ? 1 : 0, WT: wt ? 1 : 0, GROUP: group },
     outputs: (out) => [...outputs(out), a4 ? g.a : dummy(gpu)],
-    rowsPerGroup: 4 * group,
+    rowsPerGroup: mine * group,
     colsPerGroup: ROWS_COLS,
   };
 }
