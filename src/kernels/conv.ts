@@ -253,7 +253,7 @@ function gemm(gpu: Gpu, g: Gemm): void {
   }
   const name = variantFor(gpu, g);
   if (name !== 'direct' && !readsWeightsAsStored(name, g) && (g.mode === Mode.ConvInput || g.mode === Mode.UpForward)) {
-    // The tiled, rows and broadcast shaders read B by rows: rearrange the weights first.
+    // The tiled, rows (above FEW_ROWS rows) and broadcast shaders read B by rows: rearrange the weights first.
     const t = transposedWeights(gpu, g);
     gemmWith(gpu, name, { ...g, b: t.view });
     // Safe to recycle now: any later use of this buffer is recorded after the reads above.
@@ -287,22 +287,24 @@ function variantFor(gpu: Gpu, g: Gemm): ConvVariant {
  * (WT): four k at a time, one vec4 per column, transposed in registers, so
  * the weights need no rearranging pass. The pass costs the same at any batch
  * and the WT loop runs 5–10 % slower than the one over rearranged rows, so
- * only GEMMs of fewer than WEIGHTS_AS_STORED_ROWS rows (M, output pixels)
- * take it. Needs the values along k in fours (the ∂input's a_c, the
- * transposed forward's K) and N in fours.
+ * only GEMMs of fewer than FEW_ROWS rows (M, output pixels) take it. Needs
+ * the values along k in fours (the ∂input's a_c, the transposed forward's K)
+ * and N in fours.
  */
 function readsWeightsAsStored(name: ConvVariant, g: Gemm): boolean {
   const alongK = g.mode === Mode.ConvInput ? g.aC : g.mode === Mode.UpForward ? g.k : 1;
-  return name === 'rows' && g.m < WEIGHTS_AS_STORED_ROWS && alongK % 4 === 0 && g.n % 4 === 0 && g.b.size >= 16;
+  return name === 'rows' && g.m < FEW_ROWS && alongK % 4 === 0 && g.n % 4 === 0 && g.b.size >= 16;
 }
 /**
- * Interleaved pairs on lavapipe, rearranged / as stored (above 1: as stored
- * faster): batch 1, ∂input 6 × 6 512 → 512 (M 36) 1.14–1.34, 12 × 12 (144)
- * 0.94–1.03, 24 × 24 (576) 0.98–1.01, 48 × 48 (2,304) 0.97–1.03; transposed
- * forward 6 × 6 512 → 256 1.18–1.19, 12 × 12 1.11–1.12, 48 × 48 0.93; batch
- * 8 transposed forward (288–18,432 rows) 0.93–0.96.
+ * GEMMs of fewer rows (M) than this read the weights as stored and choose
+ * their rows per lane (rowsPerLaneFor) on the rows shader. Interleaved pairs
+ * on lavapipe, time with the rearranging pass / as stored (above 1: as
+ * stored faster): batch 1, ∂input 6 × 6 512 → 512 (M 36) 1.14–1.34, 12 ×
+ * 12 (144) 0.94–1.03, 24 × 24 (576) 0.98–1.01, 48 × 48 (2,304) 0.97–1.03;
+ * transposed forward 6 × 6 512 → 256 1.18–1.19, 12 × 12 1.11–1.12, 48 × 48
+ * 0.93; batch 8 transposed forward (288–18,432 rows) 0.93–0.96.
  */
-const WEIGHTS_AS_STORED_ROWS = 256;
+const FEW_ROWS = 256;
 
 const TRANSPOSE_COLS = shaderConst(transposeSource, 'COLS');
 
@@ -581,17 +583,17 @@ function rowsShader(mine: number): string {
 
 /**
  * Rows of A per lane on the rows shader (8 per subgroup for each). 4 (32 rows
- * a subgroup) for GEMMs of WEIGHTS_AS_STORED_ROWS rows or more, and always
- * for the weight gradients (A4 reads a lane's four rows as one vec4). Below
+ * a subgroup) for GEMMs of FEW_ROWS rows or more, and always for the weight
+ * gradients (A4 reads a lane's four rows as one vec4). Below
  * that, the one of 2, 4 and 6 that pads M least, the most rows per lane among
  * equals: rows past M cost as much as real ones, and each block of rows reads
  * all of B again. Interleaved pairs on lavapipe, 6 × 6 512 → 512 ∂input at
  * batch 1 (M 36): 4 rows per lane (64 rows) 1.16× the time of 2 (48 rows in
- * three blocks), 6 (48 in one block) 0.72× it. At batch 8, 6 against 4: 0.81–1.12 with
- * no trend.
+ * three blocks), 6 (48 in one block) 0.72× it. At batch 8, 6 against 4:
+ * 0.81–1.12 with no trend.
  */
 export function rowsPerLaneFor(m: number, weightGradient = false): RowsPerLane {
-  if (weightGradient || m >= WEIGHTS_AS_STORED_ROWS) return 4;
+  if (weightGradient || m >= FEW_ROWS) return 4;
   const padded = (mine: number) => Math.ceil(m / (8 * mine)) * 8 * mine;
   return ROWS_PER_LANE.reduce((best, mine) => (padded(mine) < padded(best) ? mine : best), 6);
 }
@@ -616,10 +618,10 @@ function rowsPerLane(gpu: Gpu, g: Gemm): RowsPerLane {
 }
 
 /**
- * conv_rows.wgsl's specialisation: GROUP from cpuGroup with the 4 rows each
- * invocation stands for (8 invocations share 32); B4 and O4 (quadViews); A4
- * for weight gradients whose channel count is a multiple of 4 (a lane's four
- * rows are then one vec4 of A), binding a vec4 view of A after the quad
+ * conv_rows.wgsl's specialisation: the rows per lane (rowsPerLane) and GROUP
+ * from cpuGroup with them; B4 and O4 (quadViews); WT (readsWeightsAsStored);
+ * A4 for weight gradients whose channel count is a multiple of 4 (a lane's
+ * four rows are then one vec4 of A), binding a vec4 view of A after the quad
  * views, or the 16-byte dummy.
  */
 function rowsLaunch(gpu: Gpu, g: Gemm): Launch {
