@@ -312,6 +312,24 @@ function convErrors(gpu: Gpu, xs: Shape4, k: number, co: number, act: 'none' | '
   }, seed);
 }
 
+/**
+ * Every mode of both convolutions on these shapes ([x, kernel size, out
+ * channels, activation, seed] and [x, out channels, seed]) within 1e-4 of
+ * the references; the errors are logged under `label`.
+ */
+async function expectEveryModeRight(
+  gpu: Gpu,
+  label: string,
+  convs: [Shape4, number, number, 'none' | 'relu', number][],
+  ups: [Shape4, number, number][],
+): Promise<void> {
+  const errs: number[] = [];
+  for (const [xs, k, co, act, seed] of convs) errs.push(...(await convErrors(gpu, xs, k, co, act, seed)));
+  for (const [xs, co, seed] of ups) errs.push(...(await upErrors(gpu, xs, co, seed)));
+  console.log(`${label}: max rel errors ${errs.map((e) => e.toExponential(2)).join(' ')}`);
+  for (const e of errs) expect(e).toBeLessThan(1e-4);
+}
+
 /** The 2 × 2 transposed convolution from xs to co channels. */
 function upErrors(gpu: Gpu, xs: Shape4, co: number, seed: number): Promise<number[]> {
   const ws: Shape4 = [2, 2, co, xs[3]];
@@ -559,16 +577,15 @@ describe.skipIf(!VARIANTS.includes('rows'))('rows convolution, every number of r
       setConvVariant(gpu, 'rows');
       setRowsPerLane(gpu, mine);
       try {
-        const errs = [
-          ...(await convErrors(gpu, [1, 5, 7, 8], 3, 12, 'relu', 90)),
-          ...(await convErrors(gpu, [2, 12, 13, 20], 3, 70, 'relu', 91)),
-          ...(await convErrors(gpu, [1, 6, 6, 36], 3, 40, 'none', 92)),
-          ...(await upErrors(gpu, [2, 3, 5, 8], 12, 93)),
-          ...(await upErrors(gpu, [2, 7, 9, 12], 10, 94)),
-          ...(await upErrors(gpu, [1, 16, 17, 6], 4, 95)),
-        ];
-        console.log(`rows, ${mine} per lane: max rel errors ${errs.map((e) => e.toExponential(2)).join(' ')}`);
-        for (const e of errs) expect(e).toBeLessThan(1e-4);
+        await expectEveryModeRight(gpu, `rows, ${mine} per lane`, [
+          [[1, 5, 7, 8], 3, 12, 'relu', 90],
+          [[2, 12, 13, 20], 3, 70, 'relu', 91],
+          [[1, 6, 6, 36], 3, 40, 'none', 92],
+        ], [
+          [[2, 3, 5, 8], 12, 93],
+          [[2, 7, 9, 12], 10, 94],
+          [[1, 16, 17, 6], 4, 95],
+        ]);
       } finally {
         setRowsPerLane(gpu, null);
       }
@@ -599,13 +616,10 @@ describe('tiled convolution, every tile shape', () => {
       setConvVariant(gpu, 'tiled');
       setTileShape(gpu, shape);
       try {
-        const errs = [
-          ...(await convErrors(gpu, [2, 12, 13, 20], 3, 70, 'relu', 60)),
-          ...(await convErrors(gpu, [4, 24, 24, 8], 3, 36, 'relu', 60)),
-          ...(await upErrors(gpu, [2, 7, 9, 12], 10, 64)),
-        ];
-        console.log(`tiled ${shape}: max rel errors ${errs.map((e) => e.toExponential(2)).join(' ')}`);
-        for (const e of errs) expect(e).toBeLessThan(1e-4);
+        await expectEveryModeRight(gpu, `tiled ${shape}`, [
+          [[2, 12, 13, 20], 3, 70, 'relu', 60],
+          [[4, 24, 24, 8], 3, 36, 'relu', 60],
+        ], [[[2, 7, 9, 12], 10, 64]]);
       } finally {
         setTileShape(gpu, null);
       }
