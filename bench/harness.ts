@@ -1,19 +1,4 @@
 /** Timing and reporting shared by the benchmarks. */
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
-
-/**
- * A full garbage collection, run before each timed call and outside its time,
- * for every engine alike. On a software adapter the JavaScript thread yields
- * the CPU to the adapter's threads, and a collection that fell inside a timed
- * run stretched it by whatever the collection took at that priority: `node
- * --trace-gc` over one batch-32 case with every peer showed a 504 ms
- * scavenge and mark-compacts of 18–124 ms while the WebGPU engines were timed.
- */
-export const collectGarbage: () => void = (() => {
-  setFlagsFromString('--expose_gc');
-  return runInNewContext('gc') as () => void;
-})();
 export interface Sample {
   op: string;
   shape: string;
@@ -54,12 +39,11 @@ export interface TfjsWebgpu {
   finish(): Promise<void>;
 }
 
-/** Runs `once` warmup + reps times, a full garbage collection before each timed run; each run resolves when the GPU has finished. */
+/** Runs `once` warmup + reps times; each run resolves when the GPU has finished. */
 export async function timeIt(once: () => Promise<void>, reps: number, warmup = 1): Promise<Timing> {
   for (let i = 0; i < warmup; i++) await once();
   const times: number[] = [];
   for (let i = 0; i < reps; i++) {
-    collectGarbage();
     const t0 = performance.now();
     await once();
     times.push(performance.now() - t0);
@@ -81,8 +65,7 @@ function median(sorted: number[]): number {
 
 /**
  * Times two implementations in alternation — a b, b a, a b, … so that neither
- * always runs first — after one warm-up run of each, a full garbage
- * collection before each timed run. Returns each one's
+ * always runs first — after one warm-up run of each. Returns each one's
  * timing and the median of the per-pair ratios b / a.
  */
 export async function timePaired(a: () => Promise<void>, b: () => Promise<void>, reps: number, warmup = 1): Promise<{ a: Timing; b: Timing; ratio: number }> {
@@ -93,7 +76,6 @@ export async function timePaired(a: () => Promise<void>, b: () => Promise<void>,
   const ta: number[] = [];
   const tb: number[] = [];
   const timed = async (f: () => Promise<void>, into: number[]) => {
-    collectGarbage();
     const t0 = performance.now();
     await f();
     into.push(performance.now() - t0);

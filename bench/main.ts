@@ -121,7 +121,7 @@ async function main(): Promise<void> {
   }));
 
   console.log(
-    `timing: wall time to queue.onSubmittedWorkDone (WebGPU engines) or of the call (CPU backends), median of ${reps} after 1 warm-up, a full garbage collection before each timed run; ` +
+    `timing: wall time to queue.onSubmittedWorkDone (WebGPU engines) or of the call (CPU backends), median of ${reps} after 1 warm-up; ` +
       'kernels: ours and tfjs-webgpu alternated, ratio = median of the per-pair ratios; ' +
       `tfjs ${tf.version_core}, WEBGPU_CPU_FORWARD=false, tfjs-webgpu on the same adapter with the same limits; ` +
       (gpu.hasTimestamps ? 'our GPU time also by timestamp queries (unquantised)' : 'no timestamp queries on this adapter'),
@@ -195,7 +195,7 @@ async function main(): Promise<void> {
     delete (globalThis as { navigator?: unknown }).navigator;
   }
 
-  const report = { adapter: info, date: new Date().toISOString(), versions: { tfjs: tf.version_core, node: process.version }, timing: 'wall time, a full garbage collection before each timed run; kernels alternated with tfjs-webgpu, paired_ratio = median of per-pair ratios; see bench/main.ts', ceilingGflops: ceiling, memory, missing, skipped, peerBudgetS: budgetMs / 1000, samples, ...(stepProfile ? { stepProfile } : {}), ...(sweep.length ? { tileSweep: sweep } : {}) };
+  const report = { adapter: info, date: new Date().toISOString(), versions: { tfjs: tf.version_core, node: process.version }, timing: 'wall time; kernels alternated with tfjs-webgpu, paired_ratio = median of per-pair ratios; see bench/main.ts', ceilingGflops: ceiling, memory, missing, skipped, peerBudgetS: budgetMs / 1000, samples, ...(stepProfile ? { stepProfile } : {}), ...(sweep.length ? { tileSweep: sweep } : {}) };
   console.log(printTable(samples, peers.map((p) => p.name), ceiling, skipped));
   if (sweep.length) console.log(sweepTable(sweep, tiles));
   for (const m of missing) console.log(`${m.peer} cannot run ${m.op}: it has no ${m.kernels.join(', ')} kernel`);
