@@ -6,12 +6,12 @@
 //
 // conv_broadcast.wgsl gives each lane 8 rows of its own and shares 32 columns
 // of B across the subgroup: per k each lane loads 8 values of A and 4 of B.
-// Here the 8 lanes of a subgroup share 8 · MINE rows (32 as written; the
-// wrapper also makes 16 and 48) and each lane owns 4 columns (the
-// subgroup: 32 × 32 of C). One step of the reduction (one k):
+// Here the 8 lanes of a subgroup share ROWS = 8 · MINE rows (32 as written;
+// the wrapper also makes 16 and 48) and each lane owns 4 columns (the
+// subgroup: ROWS × 32 of C). One step of the reduction (one k), for MINE 4:
 // - each lane loads MINE of the rows' values of A (rows MINE·lane ..
 //   MINE·lane + MINE − 1, scalar loads);
-// - subgroupBroadcast from each of the 8 lanes hands every lane all 32
+// - subgroupBroadcast from each of the 8 lanes hands every lane all ROWS
 //   (a broadcast from a constant lane is an extract and a splat);
 // - each lane loads its four values of B's row k (one vec4 where B4) and
 //   does 32 × 4 multiply-adds.
