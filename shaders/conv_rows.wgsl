@@ -154,6 +154,34 @@ fn step_with(mine: RowsF, b: vec4<f32>) {
   }
 }
 
+// This lane's MINE values of A at a_src[at[t] + c], zero where not ok[t].
+fn a_values(at: RowsU, ok: RowsB, c: u32) -> RowsF {
+  var v: RowsF;
+  for (var t = 0u; t < MINE; t++) {
+    v[t] = select(0.0, a_src[at[t] + c], ok[t]);
+  }
+  return v;
+}
+
+// `count` steps of the reduction over consecutive k from k0, A's values at
+// at[t] + c for c < count; B's rows k0 + c from b_src, or with WT from the
+// weights as stored (b_rows_as_stored: rows first + t, `stride` long, four
+// c at a time; count a multiple of 4).
+fn reduce_run(at: RowsU, ok: RowsB, count: u32, k0: u32, first: u32, stride: u32) {
+  if (WT) {
+    for (var c = 0u; c < count; c += 4u) {
+      let b = b_rows_as_stored(first, stride, c);
+      for (var j = 0u; j < 4u; j++) {
+        step_with(a_values(at, ok, c + j), b[j]);
+      }
+    }
+  } else {
+    for (var c = 0u; c < count; c++) {
+      step(a_values(at, ok, c), k0 + c);
+    }
+  }
+}
+
 // Bias and activation (mode 0), bias (mode 3), accumulation when asked (1, 4);
 // modes 2, 5 write the split's slice of partial sums, mode 6 product
 // `split`'s C. Mode 3 finds each column's place in the 2 × 2 block (ab, co)
@@ -315,30 +343,10 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lane:
           inside[t] = me.ok[t] && iy >= 0 && ix >= 0 && iy < i32(h) && ix < i32(w);
           at[t] = select(0u, ((me.n[t] * h + u32(iy)) * w + u32(ix)) * a_c, inside[t]);
         }
-        if (WT) {
-          // Mode 1: B[(tap, co), ci] = w[flipped tap, ci, co], so a column's
-          // values for this tap are a row of w along co.
-          let first = (p.kh * p.kw - 1u - (ky * p.kw + kx)) * p.n + my_col;
-          for (var c = 0u; c < a_c; c += 4u) {
-            let b = b_rows_as_stored(first, a_c, c);
-            for (var j = 0u; j < 4u; j++) {
-              var mine: RowsF;
-              for (var t = 0u; t < MINE; t++) {
-                mine[t] = select(0.0, a_src[at[t] + c + j], inside[t]);
-              }
-              step_with(mine, b[j]);
-            }
-          }
-          continue;
-        }
-        let k0 = (ky * p.kw + kx) * a_c;
-        for (var c = 0u; c < a_c; c++) {
-          var mine: RowsF;
-          for (var t = 0u; t < MINE; t++) {
-            mine[t] = select(0.0, a_src[at[t] + c], inside[t]);
-          }
-          step(mine, k0 + c);
-        }
+        // Mode 1 with WT: B[(tap, co), ci] = w[flipped tap, ci, co], so a
+        // column's values for this tap are a row of w along co.
+        let flipped = p.kh * p.kw - 1u - (ky * p.kw + kx);
+        reduce_run(at, inside, a_c, (ky * p.kw + kx) * a_c, flipped * p.n + my_col, a_c);
       }
     }
   } else if (MODE == 3u || MODE == 6u) {
@@ -350,28 +358,9 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lane:
     for (var t = 0u; t < MINE; t++) {
       at[t] = (z * p.m + min(row0 + MINE * sub_lane + t, p.m - 1u)) * k;
     }
-    if (WT) {
-      // Mode 3: B[ci, (a, b, co)] = w[a, b, co, ci], so column col is row
-      // col of w along ci.
-      for (var c = 0u; c < k; c += 4u) {
-        let b = b_rows_as_stored(my_col, k, c);
-        for (var j = 0u; j < 4u; j++) {
-          var mine: RowsF;
-          for (var t = 0u; t < MINE; t++) {
-            mine[t] = select(0.0, a_src[at[t] + c + j], me.ok[t]);
-          }
-          step_with(mine, b[j]);
-        }
-      }
-    } else {
-      for (var c = 0u; c < k; c++) {
-        var mine: RowsF;
-        for (var t = 0u; t < MINE; t++) {
-          mine[t] = select(0.0, a_src[at[t] + c], me.ok[t]);
-        }
-        step(mine, z * k + c);
-      }
-    }
+    // Mode 3 with WT: B[ci, (a, b, co)] = w[a, b, co, ci], so column col is
+    // row col of w along ci.
+    reduce_run(at, me.ok, k, z * k, my_col, k);
   } else {
     // MODE 4: k = (ab, co); dy is (2h, 2w) with a_c = co channels.
     for (var ab = 0u; ab < 4u; ab++) {
@@ -379,13 +368,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lane:
       for (var t = 0u; t < MINE; t++) {
         at[t] = ((me.n[t] * 2u * h + 2u * u32(me.y[t]) + ab / 2u) * 2u * w + 2u * u32(me.x[t]) + ab % 2u) * a_c;
       }
-      for (var c = 0u; c < a_c; c++) {
-        var mine: RowsF;
-        for (var t = 0u; t < MINE; t++) {
-          mine[t] = select(0.0, a_src[at[t] + c], me.ok[t]);
-        }
-        step(mine, ab * a_c + c);
-      }
+      reduce_run(at, me.ok, a_c, ab * a_c, 0u, 0u);
     }
   }
   store_all(row0, select(0u, wg.z, MODE == 6u));
