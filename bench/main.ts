@@ -9,7 +9,8 @@
  * done (queue.onSubmittedWorkDone) for both WebGPU engines; the CPU backends
  * compute synchronously, so their time is the call itself. Median, minimum
  * and maximum of --reps runs after one warm-up run (which also compiles the
- * pipelines). Ours and tfjs-webgpu run in alternation, and the ratio against
+ * pipelines); Dawn's polls for the GPU are paced alike for both WebGPU
+ * engines (paceDawnPolling). Ours and tfjs-webgpu run in alternation, and the ratio against
  * tfjs-webgpu is the median of the per-pair ratios: on a shared machine a load
  * that comes and goes then slows both runs of a pair, not one side of the
  * comparison.
@@ -19,7 +20,7 @@ import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { Gpu, describeAdapter, formatAdapter, requestDevice } from '../src/kernels/gpu.js';
 import { GPU_OPTIONS, parseArgs, usage, UsageError } from '../src/cli/args.js';
-import { NoAdapterError, yieldCpuToSoftwareAdapter } from '../src/kernels/node-gpu.js';
+import { NoAdapterError, PACE_AFTER_MS, paceDawnPolling, yieldCpuToSoftwareAdapter } from '../src/kernels/node-gpu.js';
 import { type Case, UNET_CONV_SHAPES, caseFilter, UNET_UP_SHAPES, adamCase, convCases, convTransposeCases, diceCase, memoryBoundCases } from './cases.js';
 import { type Peer, type Sample, type Timing, gpuTimeRatio, ratioToOurs, sample, table, timeIt, timePaired } from './harness.js';
 import { type StepProfile, benchInference, benchTrainingStep } from './step.js';
@@ -68,6 +69,7 @@ async function main(): Promise<void> {
   for (const t of tiles) if (!(t in TILE_SHAPES)) throw new UsageError(`unknown tile shape "${t}": use ${Object.keys(TILE_SHAPES).join(', ')} or all`);
 
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
+  paceDawnPolling(); // both engines wait through the same binding
   const { create, globals } = await import('webgpu');
   Object.assign(globalThis, globals); // tfjs-backend-webgpu uses the WebGPU globals
   // Timestamps at full resolution (Dawn rounds them to tens of microseconds by default).
@@ -124,6 +126,7 @@ async function main(): Promise<void> {
     `timing: wall time to queue.onSubmittedWorkDone (WebGPU engines) or of the call (CPU backends), median of ${reps} after 1 warm-up; ` +
       'kernels: ours and tfjs-webgpu alternated, ratio = median of the per-pair ratios; ' +
       `tfjs ${tf.version_core}, WEBGPU_CPU_FORWARD=false, tfjs-webgpu on the same adapter with the same limits; ` +
+      `Dawn's polls paced after ${PACE_AFTER_MS} ms of a wait (a timer tick each, both engines); ` +
       (gpu.hasTimestamps ? 'our GPU time also by timestamp queries (unquantised)' : 'no timestamp queries on this adapter'),
   );
   const samples: Sample[] = [];
@@ -195,7 +198,7 @@ async function main(): Promise<void> {
     delete (globalThis as { navigator?: unknown }).navigator;
   }
 
-  const report = { adapter: info, date: new Date().toISOString(), versions: { tfjs: tf.version_core, node: process.version }, timing: 'wall time; kernels alternated with tfjs-webgpu, paired_ratio = median of per-pair ratios; see bench/main.ts', ceilingGflops: ceiling, memory, missing, skipped, peerBudgetS: budgetMs / 1000, samples, ...(stepProfile ? { stepProfile } : {}), ...(sweep.length ? { tileSweep: sweep } : {}) };
+  const report = { adapter: info, date: new Date().toISOString(), versions: { tfjs: tf.version_core, node: process.version }, timing: `wall time; Dawn's polls paced after ${PACE_AFTER_MS} ms; kernels alternated with tfjs-webgpu, paired_ratio = median of per-pair ratios; see bench/main.ts`, ceilingGflops: ceiling, memory, missing, skipped, peerBudgetS: budgetMs / 1000, samples, ...(stepProfile ? { stepProfile } : {}), ...(sweep.length ? { tileSweep: sweep } : {}) };
   console.log(printTable(samples, peers.map((p) => p.name), ceiling, skipped));
   if (sweep.length) console.log(sweepTable(sweep, tiles));
   for (const m of missing) console.log(`${m.peer} cannot run ${m.op}: it has no ${m.kernels.join(', ')} kernel`);

@@ -1,0 +1,88 @@
+import { setImmediate as nodeSetImmediate } from 'node:timers';
+import { describe, expect, it } from 'vitest';
+import { PACE_AFTER_MS, paceDawnPolling, pacedSetImmediate } from '../src/kernels/node-gpu.js';
+import { testGpu } from './helpers/gpu.js';
+
+/** A paced setImmediate over recording schedulers and a clock the test sets. */
+function harness() {
+  const clock = { t: 0 };
+  const queued: { via: 'immediate' | 'timer'; run: () => void }[] = [];
+  const immediate = ((cb: (...a: unknown[]) => void, ...args: unknown[]) => {
+    queued.push({ via: 'immediate', run: () => cb(...args) });
+    return undefined;
+  }) as unknown as typeof setImmediate;
+  const paced = pacedSetImmediate(immediate, (poll) => queued.push({ via: 'timer', run: poll }), () => clock.t);
+  /** Runs the oldest queued callback; returns how it was scheduled. */
+  const step = () => {
+    const q = queued.shift()!;
+    q.run();
+    return q.via;
+  };
+  return { clock, queued, paced, step };
+}
+
+describe("pacing Dawn's polls", () => {
+  it('sends JavaScript callbacks straight through, with their arguments', () => {
+    const { paced, queued, step, clock } = harness();
+    const seen: unknown[] = [];
+    clock.t = 1000;
+    paced((a: unknown, b: unknown) => seen.push(a, b), 1, 'x');
+    expect(queued.map((q) => q.via)).toEqual(['immediate']);
+    step();
+    expect(seen).toEqual([1, 'x']);
+  });
+
+  it('moves a wait of native polls to the timer once it has lasted PACE_AFTER_MS, and starts each wait afresh', () => {
+    const { paced, queued, step, clock } = harness();
+    let polls = 0;
+    // A bound function prints as native code, like the binding's callbacks;
+    // each poll schedules the next from inside itself, as the binding does.
+    const poll = function (this: null, stopAt: number) {
+      polls++;
+      if (polls < stopAt) paced(poll, stopAt);
+    }.bind(null);
+    clock.t = 5;
+    paced(poll, 6);
+    const via: string[] = [];
+    for (const t of [5, 10, 5 + PACE_AFTER_MS - 1, 5 + PACE_AFTER_MS, 40, 41]) {
+      clock.t = t;
+      via.push(step());
+    }
+    // The first was scheduled at 5 and the others by the poll before them,
+    // at 5, 10, 24: immediate; at 25 and 40: timer. The sixth poll schedules none.
+    expect(via).toEqual(['immediate', 'immediate', 'immediate', 'immediate', 'timer', 'timer']);
+    expect(queued).toHaveLength(0);
+    // A poll scheduled from outside any poll starts a new wait, however soon.
+    clock.t = 42;
+    polls = 0;
+    paced(poll, 2);
+    expect(step()).toBe('immediate');
+    clock.t = 43;
+    expect(step()).toBe('immediate');
+  });
+
+  it('ends a poll that throws (the next poll from outside starts a new wait)', () => {
+    const { paced, queued, step, clock } = harness();
+    const boom = function () {
+      throw new Error('boom');
+    }.bind(null);
+    paced(boom);
+    clock.t = 100;
+    expect(() => step()).toThrow('boom');
+    clock.t = 200;
+    paced(boom);
+    expect(queued[0]!.via).toBe('immediate');
+    // Had the throw left the wait open, this one would have gone to the timer.
+  });
+
+  it('is installed once, and a device still answers through it', async () => {
+    const gpu = await testGpu(); // createNodeGpu installs it
+    const installed = globalThis.setImmediate;
+    paceDawnPolling();
+    expect(globalThis.setImmediate).toBe(installed);
+    expect(installed).not.toBe(nodeSetImmediate);
+    await gpu.sync();
+    const v = await new Promise<string>((resolve) => setImmediate(resolve, 'through'));
+    expect(v).toBe('through');
+  });
+});
