@@ -7,7 +7,7 @@
 // conv_broadcast.wgsl gives each lane 8 rows of its own and shares 32 columns
 // of B across the subgroup: per k each lane loads 8 values of A and 4 of B.
 // Here the 8 lanes of a subgroup share ROWS = 8 · MINE rows (32 as written;
-// the wrapper also makes 16 and 48) and each lane owns 4 columns (the
+// the wrapper also makes 16, 40 and 48) and each lane owns 4 columns (the
 // subgroup: ROWS × 32 of C). One step of the reduction (one k), for MINE 4:
 // - each lane loads MINE of the rows' values of A (rows MINE·lane ..
 //   MINE·lane + MINE − 1, scalar loads);
@@ -82,8 +82,8 @@ override WT: bool = false;
 override GROUP: u32 = 64u;
 
 // Rows of A per lane (its share of the loads) and per subgroup. The wrapper
-// rewrites MINE to 2 or 6 for GEMMs of fewer than 256 rows where that pads M
-// less (conv.ts, rowsPerLaneFor): rows past M cost as much as real ones, and
+// rewrites MINE to 2, 5 or 6 for GEMMs of fewer than 256 rows where that pads
+// M less (conv.ts, rowsPerLaneFor): rows past M cost as much as real ones, and
 // each block of rows reads all of B. The weight gradients keep 4 (A4).
 const MINE: u32 = 4u;
 const ROWS: u32 = 8u * MINE;

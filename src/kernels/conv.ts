@@ -585,20 +585,22 @@ function rowsShader(mine: number): string {
  * Rows of A per lane on the rows shader (8 per subgroup for each). 4 (32 rows
  * a subgroup) for GEMMs of FEW_ROWS rows or more, and always for the weight
  * gradients (A4 reads a lane's four rows as one vec4). Below
- * that, the one of 2, 4 and 6 that pads M least, the most rows per lane among
- * equals: rows past M cost as much as real ones, and each block of rows reads
- * all of B again. Interleaved pairs on lavapipe, 6 × 6 512 → 512 ∂input at
- * batch 1 (M 36): 4 rows per lane (64 rows) 1.16× the time of 2 (48 rows in
- * three blocks), 6 (48 in one block) 0.72× it. At batch 8, 6 against 4:
- * 0.81–1.12 with no trend.
+ * that, the one of 2, 4, 5 and 6 that pads M least, the most rows per lane
+ * among equals: rows past M cost as much as real ones, and each block of rows
+ * reads all of B again. Interleaved pairs on lavapipe, 6 × 6 512 → 512
+ * ∂input at batch 1 (M 36): 4 rows per lane (64 rows) 1.16× the time of 2
+ * (48 rows in three blocks), 6 (48 in one block) 0.72× it, and 5 (one block
+ * of 40) 0.876–0.877× the time of 6 (GPU time, 15 and 21 pairs; its forward
+ * 0.855–0.875, the 6 × 6 transposed forward 0.858–0.876). At batch 8, 6
+ * against 4: 0.81–1.12 with no trend.
  */
 export function rowsPerLaneFor(m: number, weightGradient = false): RowsPerLane {
   if (weightGradient || m >= FEW_ROWS) return 4;
   const padded = (mine: number) => Math.ceil(m / (8 * mine)) * 8 * mine;
   return ROWS_PER_LANE.reduce((best, mine) => (padded(mine) < padded(best) ? mine : best), 6);
 }
-export type RowsPerLane = 2 | 4 | 6;
-const ROWS_PER_LANE: readonly RowsPerLane[] = [6, 4, 2];
+export type RowsPerLane = 2 | 4 | 5 | 6;
+const ROWS_PER_LANE: readonly RowsPerLane[] = [6, 5, 4, 2];
 const forcedRowsPerLane = new WeakMap<Gpu, RowsPerLane>();
 
 /**
@@ -608,7 +610,7 @@ const forcedRowsPerLane = new WeakMap<Gpu, RowsPerLane>();
  */
 export function setRowsPerLane(gpu: Gpu, mine: RowsPerLane | null): void {
   if (mine === null) return void forcedRowsPerLane.delete(gpu);
-  if (!ROWS_PER_LANE.includes(mine)) throw new Error(`setRowsPerLane: rows per lane must be 2, 4 or 6, not ${String(mine)}`);
+  if (!ROWS_PER_LANE.includes(mine)) throw new Error(`setRowsPerLane: rows per lane must be 2, 4, 5 or 6, not ${String(mine)}`);
   forcedRowsPerLane.set(gpu, mine);
 }
 
