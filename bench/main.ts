@@ -10,10 +10,10 @@
  * compute synchronously, so their time is the call itself. Median, minimum
  * and maximum of --reps runs after one warm-up run (which also compiles the
  * pipelines); Dawn's polls for the GPU are paced alike for both WebGPU
- * engines (paceDawnPolling). Ours and tfjs-webgpu run in alternation, and the ratio against
- * tfjs-webgpu is the median of the per-pair ratios: on a shared machine a load
- * that comes and goes then slows both runs of a pair, not one side of the
- * comparison.
+ * engines (paceDawnPolling). Ours and tfjs-webgpu run in alternation, and
+ * the ratio against tfjs-webgpu is the median of the per-pair ratios: on a
+ * shared machine a load that comes and goes then slows both runs of a pair,
+ * not one side of the comparison.
  */
 import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
