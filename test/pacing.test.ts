@@ -1,39 +1,43 @@
 import { setImmediate as nodeSetImmediate } from 'node:timers';
 import { describe, expect, it } from 'vitest';
-import { PACE_AFTER_MS, paceDawnPolling, pacedSetImmediate } from '../src/kernels/node-gpu.js';
+import { PACE_AFTER_MS, paceDawnPolling, pacedSetImmediate, setPollNap } from '../src/kernels/node-gpu.js';
 import { testGpu } from './helpers/gpu.js';
 
 /** A paced setImmediate over recording schedulers and a clock the test sets. */
 function harness() {
   const clock = { t: 0 };
+  const naps: number[] = [];
   const queued: { via: 'immediate' | 'timer'; run: () => void }[] = [];
   const immediate = ((cb: (...a: unknown[]) => void, ...args: unknown[]) => {
     queued.push({ via: 'immediate', run: () => cb(...args) });
     return undefined;
   }) as unknown as typeof setImmediate;
-  const paced = pacedSetImmediate(immediate, (poll) => queued.push({ via: 'timer', run: poll }), () => clock.t);
+  const paced = pacedSetImmediate(immediate, (poll) => queued.push({ via: 'timer', run: poll }), () => clock.t, () => naps.push(clock.t));
   /** Runs the oldest queued callback; returns how it was scheduled. */
   const step = () => {
     const q = queued.shift()!;
     q.run();
     return q.via;
   };
-  return { clock, queued, paced, step };
+  return { clock, queued, paced, step, naps };
 }
 
 describe("pacing Dawn's polls", () => {
   it('sends JavaScript callbacks straight through, with their arguments', () => {
-    const { paced, queued, step, clock } = harness();
+    const { paced, queued, step, clock, naps } = harness();
     const seen: unknown[] = [];
     clock.t = 1000;
     paced((a: unknown, b: unknown) => seen.push(a, b), 1, 'x');
     expect(queued.map((q) => q.via)).toEqual(['immediate']);
     step();
     expect(seen).toEqual([1, 'x']);
+    paced(() => paced(() => {}));
+    step();
+    expect(naps).toEqual([]); // JavaScript callbacks never nap
   });
 
   it('moves a wait of native polls to the timer once it has lasted PACE_AFTER_MS, and starts each wait afresh', () => {
-    const { paced, queued, step, clock } = harness();
+    const { paced, queued, step, clock, naps } = harness();
     let polls = 0;
     // A bound function prints as native code, like the binding's callbacks;
     // each poll schedules the next from inside itself, as the binding does.
@@ -52,6 +56,9 @@ describe("pacing Dawn's polls", () => {
     // at 5, 10, 24: immediate; at 25 and 40: timer. The sixth poll schedules none.
     expect(via).toEqual(['immediate', 'immediate', 'immediate', 'immediate', 'timer', 'timer']);
     expect(queued).toHaveLength(0);
+    // The polls scheduled from inside a poll napped first, while they went to
+    // `immediate` (at 5, 10, 24); the first of the wait and the timer's did not.
+    expect(naps).toEqual([5, 10, 5 + PACE_AFTER_MS - 1]);
     // A poll scheduled from outside any poll starts a new wait, however soon.
     clock.t = 42;
     polls = 0;
@@ -59,6 +66,7 @@ describe("pacing Dawn's polls", () => {
     expect(step()).toBe('immediate');
     clock.t = 43;
     expect(step()).toBe('immediate');
+    expect(naps).toHaveLength(4);
   });
 
   it('ends a poll that throws (the next poll from outside starts a new wait)', () => {
@@ -84,5 +92,12 @@ describe("pacing Dawn's polls", () => {
     await gpu.sync();
     const v = await new Promise<string>((resolve) => setImmediate(resolve, 'through'));
     expect(v).toBe('through');
+    setPollNap(0.1); // what yieldCpuToSoftwareAdapter sets: the device still answers
+    try {
+      await gpu.sync();
+    } finally {
+      setPollNap(0);
+    }
+    expect(() => setPollNap(-1)).toThrow('setPollNap: ms must be a number ≥ 0, not -1');
   });
 });

@@ -57,9 +57,33 @@ export class AdapterSelectionError extends Error {
  * 171.5; in the benchmark of that convolution and its ∂input against every
  * peer (`--batches 32`), 16 collections while the GPU engines were timed
  * instead of 45, 2 of them mark-compacts instead of 9.
+ *
+ * On a software adapter the polls of a wait's first PACE_AFTER_MS also nap
+ * (POLL_NAP_MS, set by yieldCpuToSoftwareAdapter): the JavaScript thread
+ * sleeps before scheduling the next, so it stops spinning beside the
+ * adapter's threads. Interleaved per run on lavapipe (30 runs each): a
+ * 96 × 96, 32 → 32 forward at batch 1 took 3.86 ms median (p75 4.19)
+ * against 5.36 (p75 7.20) spinning, 4 polls a run instead of 198; the 6 × 6,
+ * 512 → 512 ∂input 5.03 (p75 5.39) against 5.01 (p75 8.72); at batch 8 the
+ * 96 × 96 forward 23.1 ms against 26.5. (Polling by timer from the start
+ * instead: 4.44, 5.95 and 23.0 — a timer tick is about 1 ms.)
  */
 export const PACE_AFTER_MS = 20;
+/** How long a poll naps on a software adapter before scheduling the next (ms). */
+export const POLL_NAP_MS = 0.1;
 const PACED = Symbol.for('wgsl-unet.pacedSetImmediate');
+let napMs = 0;
+const napCell = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Makes each poll of a wait after the first (until PACE_AFTER_MS) sleep `ms`
+ * before scheduling the next, or (0) not; yieldCpuToSoftwareAdapter sets
+ * POLL_NAP_MS.
+ */
+export function setPollNap(ms: number): void {
+  if (!(ms >= 0)) throw new Error(`setPollNap: ms must be a number ≥ 0, not ${String(ms)}`);
+  napMs = ms;
+}
 
 type Schedule = (callback: () => void) => unknown;
 
@@ -68,9 +92,10 @@ type Schedule = (callback: () => void) => unknown;
  * native callback goes to `immediate` until the wait it belongs to has lasted
  * PACE_AFTER_MS by `now`, then to `timer`; anything else goes straight to
  * `immediate`. A poll scheduled while no poll runs starts a wait; one
- * scheduled from inside a poll (the binding's next) continues it.
+ * scheduled from inside a poll (the binding's next) continues it, and calls
+ * `nap` first while it still goes to `immediate`.
  */
-export function pacedSetImmediate(immediate: typeof setImmediate, timer: Schedule, now: () => number = () => performance.now()): typeof setImmediate {
+export function pacedSetImmediate(immediate: typeof setImmediate, timer: Schedule, now: () => number = () => performance.now(), nap: () => void = () => {}): typeof setImmediate {
   let waitStart = 0;
   let inPoll = false;
   const paced = ((callback: (...args: unknown[]) => void, ...args: unknown[]) => {
@@ -85,7 +110,9 @@ export function pacedSetImmediate(immediate: typeof setImmediate, timer: Schedul
         inPoll = false;
       }
     };
-    return t - waitStart < PACE_AFTER_MS ? immediate(poll) : timer(poll);
+    if (t - waitStart >= PACE_AFTER_MS) return timer(poll);
+    if (inPoll) nap();
+    return immediate(poll);
   }) as typeof setImmediate;
   return Object.assign(paced, immediate); // util.promisify's custom form, where present
 }
@@ -93,7 +120,10 @@ export function pacedSetImmediate(immediate: typeof setImmediate, timer: Schedul
 export function paceDawnPolling(): void {
   const g = globalThis as unknown as Record<PropertyKey, unknown> & { setImmediate: typeof setImmediate };
   if (g[PACED]) return;
-  g.setImmediate = pacedSetImmediate(g.setImmediate, (poll) => setTimeout(poll, 0));
+  const nap = () => {
+    if (napMs > 0) Atomics.wait(napCell, 0, 0, napMs);
+  };
+  g.setImmediate = pacedSetImmediate(g.setImmediate, (poll) => setTimeout(poll, 0), () => performance.now(), nap);
   g[PACED] = true;
 }
 
@@ -137,7 +167,9 @@ export async function createNodeGpu(opts: NodeGpuOptions = {}): Promise<Gpu> {
  * cores the poll took about 70 % of one from the shader threads (five
  * convolutions: 0.54 s of the JavaScript thread's CPU time in 0.69–0.85 s),
  * and with the thread lowered the same work ran 1.3–1.45× faster. Recording
- * still gets the CPU whenever the adapter is idle.
+ * still gets the CPU whenever the adapter is idle. It also makes the
+ * binding's polls nap between tries (setPollNap(POLL_NAP_MS), where
+ * paceDawnPolling is installed; see there).
  *
  * Linux only, where priorities are per thread: the adapter's threads keep
  * theirs, but threads and processes started afterwards by this one (a device
@@ -148,6 +180,7 @@ export async function createNodeGpu(opts: NodeGpuOptions = {}): Promise<Gpu> {
  */
 export function yieldCpuToSoftwareAdapter(gpu: Gpu): boolean {
   if (!gpu.adapterInfo.isSoftware || process.platform !== 'linux') return false;
+  setPollNap(POLL_NAP_MS);
   try {
     setPriority(0, 19);
     return true;
