@@ -61,17 +61,14 @@ export class AdapterSelectionError extends Error {
  * On a software adapter the polls of a wait's first PACE_AFTER_MS also nap
  * (POLL_NAP_MS, set by yieldCpuToSoftwareAdapter): the JavaScript thread
  * sleeps before scheduling the next, so it stops spinning beside the
- * adapter's threads. Interleaved per run on lavapipe (30 runs each): a
- * 96 × 96, 32 → 32 forward at batch 1 took 3.86 ms median (p75 4.19)
- * against 5.36 (p75 7.20) spinning, 4 polls a run instead of 198; the 6 × 6,
- * 512 → 512 ∂input 5.03 (p75 5.39) against 5.01 (p75 8.72); at batch 8 the
- * 96 × 96 forward 23.1 ms against 26.5. (Polling by timer from the start
- * instead: 4.44, 5.95 and 23.0 — a timer tick is about 1 ms.) Through
- * setPollNap, the same way: 3.73 (p75 4.17) against 4.53 (p75 6.28); 5.00
+ * adapter's threads. Interleaved per run on lavapipe (30 runs each, napping
+ * against not): a 96 × 96, 32 → 32 forward at batch 1 took 3.73 ms median
+ * (p75 4.17) against 4.53 (p75 6.28); the 6 × 6, 512 → 512 ∂input 5.00
  * (p75 5.30) against 4.84 (p75 8.43); the 12 × 12 ∂input 4.19 against 3.99;
- * at batch 8 23.5 against 33.9. A lowered thread that naps wakes when the
- * scheduler gives it the CPU, so a short wait can end a little later; the
- * slow runs of spinning are gone.
+ * at batch 8 the 96 × 96 forward 23.5 against 33.9. Polling by timer from the start instead took 4.44, 5.95 and
+ * 23.0 (a timer tick is about 1 ms). A lowered thread that naps wakes when
+ * the scheduler gives it the CPU, so a short wait can end a little later;
+ * the slow runs of spinning are gone.
  */
 export const PACE_AFTER_MS = 20;
 /** How long a poll naps on a software adapter before scheduling the next (ms). */
