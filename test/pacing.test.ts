@@ -1,6 +1,6 @@
 import { setImmediate as nodeSetImmediate } from 'node:timers';
 import { describe, expect, it } from 'vitest';
-import { PACE_AFTER_MS, paceDawnPolling, pacedSetImmediate, setPollNap } from '../src/kernels/node-gpu.js';
+import { PACE_AFTER_MS, paceDawnPolling, pacedSetImmediate, setPollNap, setPollPacing } from '../src/kernels/node-gpu.js';
 import { testGpu } from './helpers/gpu.js';
 
 /** A paced setImmediate over recording schedulers and a clock the test sets. */
@@ -67,6 +67,34 @@ describe("pacing Dawn's polls", () => {
     clock.t = 43;
     expect(step()).toBe('immediate');
     expect(naps).toHaveLength(4);
+  });
+
+  it('moves polls to the timer after the threshold setPollPacing gives (never for Infinity)', () => {
+    const run = (after: number) => {
+      const { paced, step, clock } = harness();
+      setPollPacing(after);
+      try {
+        let left = 4;
+        const poll = function () {
+          if (--left > 0) paced(poll);
+        }.bind(null);
+        paced(poll);
+        const via: string[] = [];
+        for (const t of [0, 4, 5, 1000]) {
+          clock.t = t;
+          via.push(step());
+        }
+        return via;
+      } finally {
+        setPollPacing(PACE_AFTER_MS);
+      }
+    };
+    // Scheduled at 0, 0, 4, 5: the third and fourth have waited 4 and 5 ms.
+    expect(run(5)).toEqual(['immediate', 'immediate', 'immediate', 'timer']);
+    expect(run(4)).toEqual(['immediate', 'immediate', 'timer', 'timer']);
+    expect(run(Infinity)).toEqual(['immediate', 'immediate', 'immediate', 'immediate']);
+    expect(() => setPollPacing(-1)).toThrow('setPollPacing: ms must be a number ≥ 0 or Infinity, not -1');
+    expect(() => setPollPacing(NaN)).toThrow('not NaN');
   });
 
   it('ends a poll that throws (the next poll from outside starts a new wait)', () => {
