@@ -1,6 +1,7 @@
 import { setImmediate as nodeSetImmediate } from 'node:timers';
 import { describe, expect, it } from 'vitest';
-import { PACE_AFTER_MS, paceDawnPolling, pacedSetImmediate, setPollNap, setPollPacing } from '../src/kernels/node-gpu.js';
+import { readFileSync } from 'node:fs';
+import { PACE_AFTER_MS, paceDawnPolling, pacedSetImmediate, setPollNap, setPollPacing, setTimerSlack } from '../src/kernels/node-gpu.js';
 import { testGpu } from './helpers/gpu.js';
 
 /** A paced setImmediate over recording schedulers and a clock the test sets. */
@@ -127,5 +128,20 @@ describe("pacing Dawn's polls", () => {
       setPollNap(0);
     }
     expect(() => setPollNap(-1)).toThrow('setPollNap: ms must be a number ≥ 0, not -1');
+  });
+
+  it.runIf(process.platform === 'linux')('sets the main thread\'s timer slack (what yieldCpuToSoftwareAdapter does for the naps)', () => {
+    const path = '/proc/self/timerslack_ns';
+    const before = readFileSync(path, 'utf8').trim();
+    try {
+      expect(setTimerSlack(1)).toBe(true);
+      expect(readFileSync(path, 'utf8').trim()).toBe('1');
+      expect(setTimerSlack(20000)).toBe(true);
+      expect(readFileSync(path, 'utf8').trim()).toBe('20000');
+    } finally {
+      setTimerSlack(Number(before));
+    }
+    expect(() => setTimerSlack(0)).toThrow('setTimerSlack: ns must be an integer ≥ 1, not 0');
+    expect(() => setTimerSlack(0.5)).toThrow('not 0.5');
   });
 });
