@@ -20,7 +20,7 @@ import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { Gpu, describeAdapter, formatAdapter, requestDevice } from '../src/kernels/gpu.js';
 import { GPU_OPTIONS, parseArgs, usage, UsageError } from '../src/cli/args.js';
-import { NoAdapterError, PACE_AFTER_MS, POLL_NAP_MS, paceDawnPolling, yieldCpuToSoftwareAdapter } from '../src/kernels/node-gpu.js';
+import { NoAdapterError, PACE_AFTER_MS, POLL_NAP_MS, POLL_TIMER_SLACK_NS, paceDawnPolling, yieldCpuToSoftwareAdapter } from '../src/kernels/node-gpu.js';
 import { type Case, UNET_CONV_SHAPES, caseFilter, UNET_UP_SHAPES, adamCase, convCases, convTransposeCases, diceCase, memoryBoundCases } from './cases.js';
 import { type Peer, type Sample, type Timing, gpuTimeRatio, ratioToOurs, sample, table, timeIt, timePaired } from './harness.js';
 import { type StepProfile, benchInference, benchTrainingStep } from './step.js';
@@ -174,7 +174,7 @@ async function main(): Promise<void> {
       if (cpuPeers.length) console.error(`  ${c.op} ${c.shape}: ${results.map((r) => r.note ?? `${r.sample!.impl} ${r.sample!.median_ms.toFixed(1)} ms`).join(', ')}`);
     }
     yielded = yieldCpuToSoftwareAdapter(gpu);
-    if (yielded) console.log(`software adapter: the JavaScript thread runs at a lower priority than the adapter's threads, and Dawn's polls nap ${POLL_NAP_MS} ms between tries, the thread's timer slack at 1 ns (both engines)`);
+    if (yielded) console.log(`software adapter: the JavaScript thread runs at a lower priority than the adapter's threads, and Dawn's polls nap ${POLL_NAP_MS} ms between tries, the thread's timer slack at ${POLL_TIMER_SLACK_NS} ns (both engines)`);
     ceiling = await measureCeiling(gpu, reps);
     console.log(`adapter ceiling (pure FMA shader): ${ceiling.toFixed(1)} GFLOP/s`);
     const gpuPeers = peers.filter((p) => p.key === 'webgpu');
@@ -200,7 +200,7 @@ async function main(): Promise<void> {
     delete (globalThis as { navigator?: unknown }).navigator;
   }
 
-  const report = { adapter: info, date: new Date().toISOString(), versions: { tfjs: tf.version_core, node: process.version }, timing: `wall time; Dawn's polls paced after ${PACE_AFTER_MS} ms${yielded ? `, napping ${POLL_NAP_MS} ms before that with a timer slack of 1 ns, the JavaScript thread at a lower priority (software adapter)` : ''}; kernels alternated with tfjs-webgpu, paired_ratio = median of per-pair ratios; see bench/main.ts`, ceilingGflops: ceiling, memory, missing, skipped, peerBudgetS: budgetMs / 1000, samples, ...(stepProfile ? { stepProfile } : {}), ...(sweep.length ? { tileSweep: sweep } : {}) };
+  const report = { adapter: info, date: new Date().toISOString(), versions: { tfjs: tf.version_core, node: process.version }, timing: `wall time; Dawn's polls paced after ${PACE_AFTER_MS} ms${yielded ? `, napping ${POLL_NAP_MS} ms before that with a timer slack of ${POLL_TIMER_SLACK_NS} ns, the JavaScript thread at a lower priority (software adapter)` : ''}; kernels alternated with tfjs-webgpu, paired_ratio = median of per-pair ratios; see bench/main.ts`, ceilingGflops: ceiling, memory, missing, skipped, peerBudgetS: budgetMs / 1000, samples, ...(stepProfile ? { stepProfile } : {}), ...(sweep.length ? { tileSweep: sweep } : {}) };
   console.log(printTable(samples, peers.map((p) => p.name), ceiling, skipped));
   if (sweep.length) console.log(sweepTable(sweep, tiles));
   for (const m of missing) console.log(`${m.peer} cannot run ${m.op}: it has no ${m.kernels.join(', ')} kernel`);

@@ -610,7 +610,10 @@ const forcedRowsPerLane = new WeakMap<Gpu, RowsPerLane>();
  */
 export function setRowsPerLane(gpu: Gpu, mine: RowsPerLane | null): void {
   if (mine === null) return void forcedRowsPerLane.delete(gpu);
-  if (!ROWS_PER_LANE.includes(mine)) throw new Error(`setRowsPerLane: rows per lane must be 2, 4, 5 or 6, not ${String(mine)}`);
+  if (!ROWS_PER_LANE.includes(mine)) {
+    const allowed = [...ROWS_PER_LANE].sort((x, y) => x - y);
+    throw new Error(`setRowsPerLane: rows per lane must be ${allowed.slice(0, -1).join(', ')} or ${allowed.at(-1)}, not ${String(mine)}`);
+  }
   forcedRowsPerLane.set(gpu, mine);
 }
 

@@ -70,8 +70,8 @@ export class AdapterSelectionError extends Error {
  * naps against none): a 96 × 96, 32 → 32 forward at batch 1 took 3.73 ms median
  * (p75 4.17) against 4.53 (p75 6.28); the 6 × 6, 512 → 512 ∂input 5.00
  * (p75 5.30) against 4.84 (p75 8.43); the 12 × 12 ∂input 4.19 against 3.99;
- * at batch 8 the 96 × 96 forward 23.5 against 33.9. Polling by timer from the start instead took 4.44, 5.95 and
- * 23.0 (a timer tick is about 1 ms). A lowered thread that naps wakes when
+ * at batch 8 the 96 × 96 forward 23.5 against 33.9. Polling by timer from
+ * the start instead took 4.44, 5.95 and 23.0 (a timer tick is about 1 ms). A lowered thread that naps wakes when
  * the scheduler gives it the CPU, so a short wait can end a little later;
  * the slow runs of spinning are gone.
  *
@@ -80,9 +80,9 @@ export class AdapterSelectionError extends Error {
  * a 2-core VM any sleep took about 95 µs more than asked: 0.1 ms naps took
  * 195 µs, so a wait was noticed about 0.2–0.4 ms after lavapipe's pass
  * ended). yieldCpuToSoftwareAdapter therefore sets the JavaScript thread's
- * timer slack to 1 ns (setTimerSlack) and POLL_NAP_MS is 0.03: naps of about
- * 75 µs. Interleaved per run on lavapipe (60 runs each), against 0.1 ms naps
- * with the default slack: batch-1 6 × 6 transposed forward 1.55 ms median
+ * timer slack to POLL_TIMER_SLACK_NS, 1 ns (setTimerSlack), and POLL_NAP_MS
+ * is 0.03: naps of about 75 µs. Interleaved per run on lavapipe (60 runs
+ * each), against 0.1 ms naps with the default slack: batch-1 6 × 6 transposed forward 1.55 ms median
  * against 1.69, 12 × 12 transposed forward 1.40 against 1.59, the 96 × 96
  * forward 3.92 against 4.00, the 6 × 6 forward and ∂input alike (4.67 /
  * 4.65, 5.34 / 5.37); at batch 8 (16 runs each) alike (96 × 96 forward,
@@ -93,13 +93,15 @@ export class AdapterSelectionError extends Error {
 export const PACE_AFTER_MS = 20;
 /** How long a poll naps on a software adapter before scheduling the next (ms). */
 export const POLL_NAP_MS = 0.03;
+/** The JavaScript thread's timer slack on a software adapter (ns), which keeps those naps short. */
+export const POLL_TIMER_SLACK_NS = 1;
 const PACED = Symbol.for('wgsl-unet.pacedSetImmediate');
 let paceAfterMs = PACE_AFTER_MS;
 let napMs = 0;
 const napCell = new Int32Array(new SharedArrayBuffer(4));
 
 /**
- * Makes each poll of a wait after the first (until PACE_AFTER_MS) sleep `ms`
+ * Makes each poll of a wait after the first (until the pacing takes over) sleep `ms`
  * before scheduling the next, or (0) not; yieldCpuToSoftwareAdapter sets
  * POLL_NAP_MS.
  */
@@ -122,7 +124,8 @@ type Schedule = (callback: () => void) => unknown;
 /**
  * The setImmediate paceDawnPolling installs, over the given schedulers: a
  * native callback goes to `immediate` until the wait it belongs to has lasted
- * PACE_AFTER_MS by `now`, then to `timer`; anything else goes straight to
+ * `after()` ms by `now` (PACE_AFTER_MS unless setPollPacing says otherwise),
+ * then to `timer`; anything else goes straight to
  * `immediate`. A poll scheduled while no poll runs starts a wait; one
  * scheduled from inside a poll (the binding's next) continues it, and calls
  * `nap` first while it still goes to `immediate`.
@@ -201,7 +204,8 @@ export async function createNodeGpu(opts: NodeGpuOptions = {}): Promise<Gpu> {
  * and with the thread lowered the same work ran 1.3–1.45× faster. Recording
  * still gets the CPU whenever the adapter is idle. It also makes the
  * binding's polls nap between tries (setPollNap(POLL_NAP_MS), where
- * paceDawnPolling is installed, with the thread's timer slack at 1 ns: see
+ * paceDawnPolling is installed, with the thread's timer slack at
+ * POLL_TIMER_SLACK_NS: see
  * there).
  *
  * Linux only, where priorities are per thread: the adapter's threads keep
@@ -214,7 +218,7 @@ export async function createNodeGpu(opts: NodeGpuOptions = {}): Promise<Gpu> {
 export function yieldCpuToSoftwareAdapter(gpu: Gpu): boolean {
   if (!gpu.adapterInfo.isSoftware || process.platform !== 'linux') return false;
   setPollNap(POLL_NAP_MS);
-  setTimerSlack(1);
+  setTimerSlack(POLL_TIMER_SLACK_NS);
   try {
     setPriority(0, 19);
     return true;
