@@ -24,6 +24,11 @@ export interface Sample {
    * than the ratio of the two medians.
    */
   paired_ratio?: number;
+  /** Training step and inference: the convolutions' precision (fp32, mixed) and the batch. */
+  precision?: string;
+  batch?: number;
+  /** Training step: host time to record one step, in milliseconds. */
+  record_ms?: number;
 }
 
 /** A tfjs backend to compare with; `finish` resolves when its queued work is done. */

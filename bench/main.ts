@@ -20,15 +20,15 @@ import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { Gpu, describeAdapter, formatAdapter, requestDevice } from '../src/kernels/gpu.js';
 import { GPU_OPTIONS, parseArgs, usage, UsageError } from '../src/cli/args.js';
-import { NoAdapterError, PACE_AFTER_MS, POLL_NAP_MS, POLL_TIMER_SLACK_NS, paceDawnPolling, yieldCpuToSoftwareAdapter } from '../src/kernels/node-gpu.js';
+import { MIXED_TOGGLES, withEnabledToggles, NoAdapterError, PACE_AFTER_MS, POLL_NAP_MS, POLL_TIMER_SLACK_NS, paceDawnPolling, yieldCpuToSoftwareAdapter } from '../src/kernels/node-gpu.js';
 import { type Case, UNET_CONV_SHAPES, caseFilter, UNET_UP_SHAPES, adamCase, convCases, convTransposeCases, diceCase, memoryBoundCases } from './cases.js';
 import { type Peer, type Sample, type Timing, gpuTimeRatio, ratioToOurs, sample, table, timeIt, timePaired } from './harness.js';
-import { type StepProfile, benchInference, benchTrainingStep } from './step.js';
+import { type StepProfile, benchInference, benchOurStep, benchTrainingStep } from './step.js';
 import { measureCeiling } from './ceiling.js';
 import { chartSvg } from './chart.js';
 import { markdownReport } from './report.js';
 import { GpuTimer } from './timestamps.js';
-import { type ConvVariant, TILE_SHAPES, type TileShape, convVariant, setConvVariant, setTileShape, tileShapeFor } from '../src/kernels/conv.js';
+import { type ConvVariant, MMA_TILES, type MmaTile, type Precision, TILE_SHAPES, type TileShape, canRunMixed, convVariant, setConvVariant, setMmaTile, setPrecision, setTileShape, tileShapeFor } from '../src/kernels/conv.js';
 
 const SPEC = {
   ...GPU_OPTIONS,
@@ -47,6 +47,9 @@ const SPEC = {
   markdown: { type: 'string' as const, help: 'write the results as a Markdown report (bench/README.md)' },
   variant: { type: 'string' as const, help: 'convolution formulation to use instead of the adapter\'s default: tiled, rows, broadcast or direct' },
   tiles: { type: 'string' as const, help: 'also time every convolution case with each of these tile shapes of the tiled variant (comma-separated, or all), by timestamp queries' },
+  precision: { type: 'string' as const, help: 'training step and inference of ours in each of these precisions (comma-separated: fp32, mixed; default both where the adapter has f16 subgroup matrices, else fp32)' },
+  'mma-tiles': { type: 'string' as const, help: 'time the mixed-precision step with each of these tiles (comma-separated, or all; default the planner\'s choice)' },
+  'step-ours-only': { type: 'boolean' as const, help: 'time our training step and inference only, without tfjs-layers beside them' },
   'peer-budget': { type: 'number' as const, help: 'skip a CPU peer (wasm, cpu) on a case whose run, estimated from the same case at a smaller batch, would take longer than this many seconds', default: 120 },
 };
 
@@ -73,7 +76,8 @@ async function main(): Promise<void> {
   const { create, globals } = await import('webgpu');
   Object.assign(globalThis, globals); // tfjs-backend-webgpu uses the WebGPU globals
   // Timestamps at full resolution (Dawn rounds them to tens of microseconds by default).
-  const flags: string[] = ['disable-dawn-features=timestamp_quantization'];
+  // And f16 with the subgroup matrices, where the adapter has them (node-gpu.ts).
+  const flags: string[] = withEnabledToggles(['disable-dawn-features=timestamp_quantization'], MIXED_TOGGLES);
   if (options.backend) flags.push(`backend=${options.backend}`);
   if (options.adapter) flags.push(`adapter=${options.adapter}`);
   const instance = create(flags);
@@ -82,6 +86,13 @@ async function main(): Promise<void> {
   const info = describeAdapter(adapter);
   console.log(`adapter: ${formatAdapter(info)}`);
   const gpu = new Gpu(await requestDevice(adapter), info);
+  const precisions = ((options.precision as string | undefined) ?? (canRunMixed(gpu) ? 'fp32,mixed' : 'fp32')).split(',') as Precision[];
+  for (const p of precisions) if (p !== 'fp32' && p !== 'mixed') throw new UsageError(`--precision takes fp32 and mixed, not "${p}"`);
+  if (precisions.includes('mixed')) setPrecision(gpu, 'mixed'); // refuses an adapter without the features, saying why
+  setPrecision(gpu, 'fp32');
+  const mmaTiles = options['mma-tiles'] === undefined ? [null] : ((options['mma-tiles'] === 'all' ? Object.keys(MMA_TILES) : (options['mma-tiles'] as string).split(',')) as MmaTile[]);
+  for (const t of mmaTiles) if (t !== null && !(t in MMA_TILES)) throw new UsageError(`unknown mixed-precision tile "${t}": use ${Object.keys(MMA_TILES).join(', ')} or all`);
+  const precisionRuns: { precision: Precision; tile: MmaTile | null; peakLiveBytes: number; poolBytes: number; profile?: StepProfile }[] = [];
   if (options.variant) setConvVariant(gpu, options.variant as ConvVariant);
   console.log(`convolutions: the ${convVariant(gpu)} formulation${options.variant ? ' (--variant)' : ''}`);
 
@@ -187,11 +198,24 @@ async function main(): Promise<void> {
       const chain = (options['step-chain'] as number | undefined) ?? (info.isSoftware ? 1 : 10);
       const stepOpts = { batch: options['step-batch'] as number, reps, baseWidth: options['step-width'] as number, size: options['step-size'] as number, chain };
       const webgpuPeer = peers.find((p) => p.key === 'webgpu') ?? { key: 'webgpu', name: 'tfjs-webgpu', backend: 'webgpu', finish: async () => {} };
-      const step = await benchTrainingStep(gpu, { tf, finish: webgpuPeer.finish }, stepOpts);
-      samples.push(...step.samples);
-      memory = { peakLiveBytes: step.peakLiveBytes, poolBytes: step.poolBytes };
-      stepProfile = step.profile;
-      samples.push(...(await benchInference(gpu, { tf, finish: webgpuPeer.finish }, stepOpts)));
+      if (!options['step-ours-only']) {
+        const step = await benchTrainingStep(gpu, { tf, finish: webgpuPeer.finish }, stepOpts);
+        samples.push(...step.samples);
+        memory = { peakLiveBytes: step.peakLiveBytes, poolBytes: step.poolBytes };
+        stepProfile = step.profile;
+        samples.push(...(await benchInference(gpu, { tf, finish: webgpuPeer.finish }, stepOpts)));
+      }
+      for (const precision of precisions) {
+        for (const tile of precision === 'mixed' ? mmaTiles : [null]) {
+          setPrecision(gpu, precision);
+          setMmaTile(gpu, tile);
+          const ours = await benchOurStep(gpu, precision, { ...stepOpts, chain: Math.max(chain, 1), tag: tile ? `tile ${tile}` : undefined });
+          samples.push(...ours.samples);
+          precisionRuns.push({ precision, tile, peakLiveBytes: ours.peakLiveBytes, poolBytes: ours.poolBytes, profile: ours.profile });
+        }
+      }
+      setPrecision(gpu, 'fp32');
+      setMmaTile(gpu, null);
     }
   } finally {
     backend.dispose();
@@ -200,7 +224,7 @@ async function main(): Promise<void> {
     delete (globalThis as { navigator?: unknown }).navigator;
   }
 
-  const report = { adapter: info, date: new Date().toISOString(), versions: { tfjs: tf.version_core, node: process.version }, timing: `wall time; Dawn's polls paced after ${PACE_AFTER_MS} ms${yielded ? `, napping ${POLL_NAP_MS} ms before that with a timer slack of ${POLL_TIMER_SLACK_NS} ns, the JavaScript thread at a lower priority (software adapter)` : ''}; kernels alternated with tfjs-webgpu, paired_ratio = median of per-pair ratios; see bench/main.ts`, ceilingGflops: ceiling, memory, missing, skipped, peerBudgetS: budgetMs / 1000, samples, ...(stepProfile ? { stepProfile } : {}), ...(sweep.length ? { tileSweep: sweep } : {}) };
+  const report = { adapter: info, ...(precisionRuns.length ? { precisionRuns } : {}), date: new Date().toISOString(), versions: { tfjs: tf.version_core, node: process.version }, timing: `wall time; Dawn's polls paced after ${PACE_AFTER_MS} ms${yielded ? `, napping ${POLL_NAP_MS} ms before that with a timer slack of ${POLL_TIMER_SLACK_NS} ns, the JavaScript thread at a lower priority (software adapter)` : ''}; kernels alternated with tfjs-webgpu, paired_ratio = median of per-pair ratios; see bench/main.ts`, ceilingGflops: ceiling, memory, missing, skipped, peerBudgetS: budgetMs / 1000, samples, ...(stepProfile ? { stepProfile } : {}), ...(sweep.length ? { tileSweep: sweep } : {}) };
   console.log(printTable(samples, peers.map((p) => p.name), ceiling, skipped));
   if (sweep.length) console.log(sweepTable(sweep, tiles));
   for (const m of missing) console.log(`${m.peer} cannot run ${m.op}: it has no ${m.kernels.join(', ')} kernel`);

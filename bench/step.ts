@@ -242,3 +242,88 @@ export function forwardFlops(w: number, s: number): number {
   conv(s, w, 1, 1);
   return f;
 }
+
+/**
+ * Our training step and inference alone, in the device's current precision
+ * (set by the caller): the step waited for and `chain` steps back to back,
+ * the host time to record one step (what the CPU must keep under the GPU's
+ * time), one profiled step, peak memory, and inference waited for and back to
+ * back. Samples carry `precision` and `batch`.
+ */
+export async function benchOurStep(gpu: Gpu, precision: string, opts: { batch: number; reps: number; baseWidth: number; size: number; chain: number; tag?: string }): Promise<{ samples: Sample[]; peakLiveBytes: number; poolBytes: number; profile?: StepProfile }> {
+  const { batch: n, size, baseWidth } = opts;
+  const label = `batch ${n}, ${size}x${size}, width ${baseWidth}`;
+  const flops = 3 * forwardFlops(baseWidth, size) * n;
+  const { x, y } = batch(n, size);
+  await gpu.sync();
+  gpu.trimPool();
+  const model = createUNet(gpu, { baseWidth, inputSize: size });
+  // Mixed precision trains as the CLI does: with dynamic loss scaling.
+  const adam = new Adam(model.parameters, { lr: 1e-5 }, precision === 'mixed');
+  const xs = Tensor.from(gpu, [n, size, size, 1], x);
+  const ys = Tensor.from(gpu, [n, size, size, 1], y);
+  const recordStep = () => {
+    model.parameters.zeroGrads();
+    const tape = new Tape(gpu);
+    const loss = tape.run(() => diceLoss(model.forward(xs), ys));
+    tape.backward(loss, adam.lossScaleSeed(), { releaseActivations: true });
+    adam.step();
+    tape.dispose();
+  };
+  const infer = () => noGrad(() => model.forward(xs)).dispose();
+  await gpu.sync();
+  recordStep();
+  await gpu.sync();
+  gpu.resetPeakMemory();
+  const waited = await timeIt(async () => {
+    recordStep();
+    await gpu.sync();
+  }, opts.reps);
+  const mem = gpu.memory();
+  // Host time of recording alone, the GPU drained before each.
+  const recordTimes: number[] = [];
+  for (let i = 0; i < opts.reps; i++) {
+    await gpu.sync();
+    const t0 = performance.now();
+    recordStep();
+    recordTimes.push(performance.now() - t0);
+  }
+  await gpu.sync();
+  const recordMs = [...recordTimes].sort((a, b) => a - b)[recordTimes.length >> 1]!;
+  const profile = gpu.hasTimestamps ? await profileStep(gpu, async () => {
+    recordStep();
+    await gpu.sync();
+  }) : undefined;
+  const chained = await timeChained(recordStep, () => gpu.sync(), Math.max(1, opts.chain), opts.reps);
+  const inferWaited = await timeIt(async () => {
+    infer();
+    await gpu.sync();
+  }, opts.reps);
+  const inferChained = await timeChained(infer, () => gpu.sync(), Math.max(1, opts.chain), opts.reps);
+  const scaling = await adam.lossScaleStatus();
+  if (scaling) console.error(`    loss scale ${scaling.scale}, ${scaling.skipped} of ${adam.t} steps skipped for infinite or NaN gradients`);
+  xs.dispose();
+  ys.dispose();
+  model.dispose();
+  adam.dispose();
+
+  const impl = `ours${opts.tag ? ` (${opts.tag})` : ''}`;
+  const rate = (t: Timing) => n / (t.median / 1000);
+  const extra = { precision, batch: n };
+  const samples: Sample[] = [
+    { ...sample('training_step', label, impl, flops, waited, opts.reps), images_per_s: rate(waited), epoch_s: TUTORIAL_TRAIN_IMAGES / rate(waited), record_ms: recordMs, ...(profile ? { gpu_ms: profile.gpu_ms } : {}), ...extra },
+    { ...sample('training_step_chained', `${label}, ${opts.chain} back to back`, impl, flops, chained, opts.reps), images_per_s: rate(chained), ...extra },
+    { ...sample('inference', label, impl, flops / 3, inferWaited, opts.reps), images_per_s: rate(inferWaited), ...extra },
+    { ...sample('inference_chained', `${label}, ${opts.chain} back to back`, impl, flops / 3, inferChained, opts.reps), images_per_s: rate(inferChained), ...extra },
+  ];
+  console.error(
+    `  ${impl} ${precision}, ${label}: training ${rate(waited).toFixed(0)} images/s waited, ${rate(chained).toFixed(0)} back to back; ` +
+      `recording a step ${recordMs.toFixed(2)} ms of host time${profile ? `, ${profile.gpu_ms.toFixed(2)} ms of GPU time in ${profile.dispatches} dispatches` : ''}; ` +
+      `inference ${rate(inferWaited).toFixed(0)} images/s waited, ${rate(inferChained).toFixed(0)} back to back; peak live ${(mem.peakLiveBytes / 2 ** 20).toFixed(1)} MiB`,
+  );
+  if (profile) {
+    const top = profile.byOp.slice(0, 10).map((o) => `${o.op} ${o.gpu_ms.toFixed(2)} ms (${o.dispatches})`).join(', ');
+    console.error(`    by op: ${top}`);
+  }
+  return { samples, peakLiveBytes: mem.peakLiveBytes, poolBytes: mem.liveBytes + mem.freeBytes, profile };
+}

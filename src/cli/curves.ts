@@ -7,6 +7,9 @@ export interface EpochLog {
   val_loss: number;
   val_dice: number;
   seconds: number;
+  /** Mixed precision: the loss scale at the epoch's end and the steps skipped in it for infinite or NaN gradients. */
+  loss_scale?: number;
+  skipped_steps?: number;
 }
 
 const W = 640;

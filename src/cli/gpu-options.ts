@@ -1,6 +1,38 @@
 import { createNodeGpu } from '../kernels/node-gpu.js';
 import { formatAdapter, type Gpu } from '../kernels/gpu.js';
-import type { Parsed } from './args.js';
+import { type Precision, canRunMixed, defaultPrecision, setPrecision } from '../kernels/conv.js';
+import { type OptionSpec, type Parsed, UsageError } from './args.js';
+
+/** --precision, shared by train and predict. */
+export const PRECISION_OPTION: Record<string, OptionSpec> = {
+  precision: { type: 'string', help: 'fp32 or mixed (f16 operands on subgroup matrices, f32 sums and weights, dynamic loss scaling); default fp32' },
+};
+
+/**
+ * Sets the convolutions' precision from --precision, else from `stored` (a
+ * resumed run's) where the adapter can run it, else the adapter's default;
+ * prints the choice and returns it.
+ */
+export function choosePrecision(o: Parsed, gpu: Gpu, stored?: Precision, log: (s: string) => void = console.log): Precision {
+  const asked = o.precision as string | undefined;
+  if (asked !== undefined && asked !== 'fp32' && asked !== 'mixed') throw new UsageError(`--precision must be fp32 or mixed, got "${asked}"`);
+  let precision: Precision;
+  let why: string;
+  if (asked) [precision, why] = [asked, 'chosen with --precision'];
+  else if (stored === 'mixed' && !canRunMixed(gpu)) [precision, why] = ['fp32', 'the checkpoint trained in mixed precision, which this adapter cannot run'];
+  else if (stored) [precision, why] = [stored, 'as the checkpoint was trained'];
+  else {
+    precision = defaultPrecision(gpu);
+    why = !canRunMixed(gpu) ? 'the adapter has no f16 subgroup matrices'
+      : precision === 'mixed' ? 'the adapter has f16 subgroup matrices'
+      : gpu.adapterInfo.isSoftware ? 'a software adapter, where the subgroup matrices are emulated; --precision mixed uses them'
+      : 'the default until the mixed kernels outrun fp32; --precision mixed uses the f16 subgroup matrices';
+  }
+  setPrecision(gpu, precision);
+  const m = gpu.matrix;
+  log(`precision: ${precision === 'mixed' && m ? `mixed (f16 operands on ${m.M}×${m.N}×${m.K} subgroup matrices, f32 sums and weights)` : 'fp32'} (${why})`);
+  return precision;
+}
 
 /** Opens the GPU chosen by --backend / --adapter / --power-preference and prints it. */
 export async function openGpu(o: Parsed, log: (s: string) => void = console.log): Promise<Gpu> {

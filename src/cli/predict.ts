@@ -13,7 +13,7 @@ import { predictProbabilities } from '../model/trainer.js';
 import { type UNet, createUNet } from '../model/unet.js';
 import { GPU_OPTIONS, type OptionSpec, parseArgs, usage, UsageError } from './args.js';
 import { readBytes, writeAtomic } from './files.js';
-import { openGpu } from './gpu-options.js';
+import { PRECISION_OPTION, choosePrecision, openGpu } from './gpu-options.js';
 import { yieldCpuToSoftwareAdapter } from '../kernels/node-gpu.js';
 import { encodePngGray8 } from './png.js';
 import { progress } from './progress.js';
@@ -21,6 +21,7 @@ import { latestRun } from './runs.js';
 
 const SPEC: Record<string, OptionSpec> = {
   ...GPU_OPTIONS,
+  ...PRECISION_OPTION,
   model: { type: 'string', help: 'checkpoint (.safetensors); default: best.safetensors of the latest run in runs/' },
   data: { type: 'string', help: 'folder with imgs_test.npy and imgs_id_test.npy', default: 'data' },
   out: { type: 'string', help: 'folder for imgs_mask_test.npy and preds/', default: '.' },
@@ -37,6 +38,7 @@ export async function predict(argv: string[]): Promise<void> {
   console.log(`model ${modelPath}: base width ${ckpt.meta.config.baseWidth}, input ${ckpt.meta.config.inputSize}×${ckpt.meta.config.inputSize}, trained ${ckpt.meta.epoch} epoch(s)`);
   const test = loadTestSet(resolve(o.data as string));
   const gpu = await openGpu(o);
+  choosePrecision(o, gpu);
   yieldCpuToSoftwareAdapter(gpu);
   try {
     const model = createUNet(gpu, { baseWidth: ckpt.meta.config.baseWidth, inputSize: ckpt.meta.config.inputSize });

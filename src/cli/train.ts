@@ -23,7 +23,7 @@ import { createUNet } from '../model/unet.js';
 import { GPU_OPTIONS, type OptionSpec, type Parsed, UsageError, parseArgs, usage } from './args.js';
 import { curvesSvg, type EpochLog } from './curves.js';
 import { readBytes, writeAtomic } from './files.js';
-import { openGpu } from './gpu-options.js';
+import { PRECISION_OPTION, choosePrecision, openGpu } from './gpu-options.js';
 import { yieldCpuToSoftwareAdapter } from '../kernels/node-gpu.js';
 import { progress } from './progress.js';
 import { ensureDefaultData } from './default-data.js';
@@ -34,6 +34,7 @@ export const VERSION = '0.1.0';
 
 const SPEC: Record<string, OptionSpec> = {
   ...GPU_OPTIONS,
+  ...PRECISION_OPTION,
   data: { type: 'string', help: 'folder with imgs_train.npy and imgs_mask_train.npy', default: 'data' },
   out: { type: 'string', help: 'folder that receives the run folder', default: 'runs' },
   preset: { type: 'string', help: 'full (the tutorial: width 32, 96 px, batch 32, 20 epochs, lr 1e-5) or cpu (small and fast for software adapters); default: cpu on software adapters, full otherwise' },
@@ -194,6 +195,7 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
     Object.assign(preset, { baseWidth: resumed.meta.config.baseWidth, inputSize: resumed.meta.config.inputSize, batchSize: t.batchSize, lr: t.lr, name: t.preset, why: `resumed from ${resumeDir}` });
     if (o.epochs === undefined) preset.epochs = t.epochs;
   }
+  const precision = choosePrecision(o, gpu, resumed?.meta.precision);
   console.log(`preset ${preset.name} (${preset.why}): base width ${preset.baseWidth}, input ${preset.inputSize}×${preset.inputSize}, batch ${preset.batchSize}, ${preset.epochs} epochs, Adam lr ${preset.lr}`);
 
   const dataArg = (resumed && o.data === SPEC.data!.default ? resumed.meta.training!.data : undefined) ?? (o.data as string);
@@ -211,7 +213,10 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
   console.log(`data: ${data.train.count} images from ${dataDir}: ${data.trainCount} train, ${valCount} validation (the last ${Math.round(split * 100)} %); normalisation mean ${data.mean.toFixed(3)}, std ${data.std.toFixed(3)}`);
 
   const model = createUNet(gpu, { baseWidth: preset.baseWidth, inputSize: preset.inputSize, seed: o.seed as number });
-  const adam = new Adam(model.parameters, { lr: preset.lr });
+  // Mixed precision scales the loss, so that small gradients survive as f16 operands.
+  const adam = new Adam(model.parameters, { lr: preset.lr }, precision === 'mixed');
+  let stepsTaken = resumed ? resumed.adam!.t : 0;
+  let skippedBefore = 0;
   let rng = new Rng(((o.seed as number) ^ 0x5eed) >>> 0);
   let firstEpoch = 1;
   const log: EpochLog[] = [];
@@ -247,9 +252,10 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
     config: model.config,
     normalization: { mean: data.mean, std: data.std },
     epoch,
-    step: adam.t,
+    step: stepsTaken,
     metrics,
     adapter: formatAdapter(gpu.adapterInfo),
+    precision,
     createdAt: new Date().toISOString(),
     training: {
       seed: o.seed as number,
@@ -298,8 +304,13 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
     const valLoss = await trainer.evaluate(data.train, valRows);
     const seconds = (performance.now() - t0) / 1000;
     const entry: EpochLog = { epoch, loss: result.loss, dice: -result.loss, val_loss: valLoss, val_dice: -valLoss, seconds };
+    const scaling = await adam.lossScaleStatus();
+    stepsTaken = scaling ? scaling.t : adam.t;
+    if (scaling) Object.assign(entry, { loss_scale: scaling.scale, skipped_steps: scaling.skipped - skippedBefore });
+    skippedBefore = scaling?.skipped ?? 0;
     log.push(entry);
-    bar.finish(`loss ${entry.loss.toFixed(4)}, dice ${entry.dice.toFixed(4)}, val_loss ${valLoss.toFixed(4)}, val_dice ${entry.val_dice.toFixed(4)}`);
+    const scaleNote = scaling ? `, loss scale ${scaling.scale}, ${entry.skipped_steps} steps skipped` : '';
+    bar.finish(`loss ${entry.loss.toFixed(4)}, dice ${entry.dice.toFixed(4)}, val_loss ${valLoss.toFixed(4)}, val_dice ${entry.val_dice.toFixed(4)}${scaleNote}`);
     const metrics = { loss: entry.loss, dice: entry.dice, val_loss: entry.val_loss, val_dice: entry.val_dice };
     writeAtomic(join(runDir, 'last.safetensors'), await encodeCheckpoint(model, meta(epoch, metrics, rng.state()), adam));
     if (valLoss < bestValLoss) {

@@ -5,7 +5,7 @@
  * The tutorial trains with lr 1e-5, beta1 0.9, beta2 0.999, epsilon 1e-7
  * (Keras ≥ 2.1.3; 1e-8 before); the caller passes all of them.
  */
-import type { Gpu } from './gpu.js';
+import type { BufferView, Gpu } from './gpu.js';
 import { ShapeError, shapeStr } from './errors.js';
 import { type GpuTensor, checkSameShape, grid1d, numel } from './tensor-view.js';
 import { checkNoAliasing } from './aliasing.js';
@@ -42,7 +42,7 @@ function checkHyperparameters(op: string, h: AdamHyperparameters): void {
  * All four have one shape (normally the flat [n] parameter count) and must be
  * four different buffers.
  */
-export function adamStep(gpu: Gpu, params: GpuTensor, grads: GpuTensor, m: GpuTensor, v: GpuTensor, h: AdamHyperparameters): void {
+export function adamStep(gpu: Gpu, params: GpuTensor, grads: GpuTensor, m: GpuTensor, v: GpuTensor, h: AdamHyperparameters, lossScale?: BufferView): void {
   const op = 'adamStep';
   checkSameShape(op, ['params', 'grads', 'm', 'v'], [params, grads, m, v]);
   checkHyperparameters(op, h);
@@ -51,17 +51,20 @@ export function adamStep(gpu: Gpu, params: GpuTensor, grads: GpuTensor, m: GpuTe
   // Four parameters per invocation over the first 4·floor(n/4), then one per
   // invocation for the rest.
   const quads = Math.floor(n / 4);
-  const run = (entryPoint: 'main4' | 'main', invocations: number, first: number) => {
+  // With a loss scale's state (shaders/loss_scale.wgsl) the scaled entry
+  // points run: skipped on a bad step, t from the state, lr given as is.
+  const run = (base: 'main4' | 'main', invocations: number, first: number) => {
+    const entryPoint = lossScale ? (`${base}_scaled` as const) : base;
     const { workgroups, rowThreads } = grid1d(invocations, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
     const uniforms = new ArrayBuffer(48);
     new Uint32Array(uniforms, 0, 2).set([n, rowThreads]);
-    new Float32Array(uniforms, 8, 6).set([adamStepSize(h), h.epsilon, h.beta1, 1 - h.beta1, h.beta2, 1 - h.beta2]);
+    new Float32Array(uniforms, 8, 6).set([lossScale ? h.lr : adamStepSize(h), h.epsilon, h.beta1, 1 - h.beta1, h.beta2, 1 - h.beta2]);
     new Uint32Array(uniforms, 32, 1).set([first]);
     gpu.dispatch({
       kernel: gpu.kernel('adam', adamSource, {}, entryPoint),
-      label: `${op} t=${h.step} ${shapeStr(params.shape)}${entryPoint === 'main' ? ` from ${first}` : ''}`,
+      label: `${op} ${lossScale ? 'loss-scaled' : `t=${h.step}`} ${shapeStr(params.shape)}${base === 'main' ? ` from ${first}` : ''}`,
       uniforms: new Uint8Array(uniforms),
-      storage: [params.view, grads.view, m.view, v.view],
+      storage: lossScale ? [params.view, grads.view, m.view, v.view, lossScale] : [params.view, grads.view, m.view, v.view],
       workgroups,
     });
   };

@@ -16,6 +16,8 @@ import { ShapeError, shapeStr } from './errors.js';
 import { type GpuTensor, type OwnedGpuTensor, allocTensor, checkRank, checkStorage, grid1d, numel, perInvocation } from './tensor-view.js';
 import { checkNoAliasing } from './aliasing.js';
 import gemmSource from '../../shaders/conv_gemm.wgsl';
+import mmaSource from '../../shaders/conv_mma.wgsl';
+import gatherSource from '../../shaders/conv_gather.wgsl';
 import directSource from '../../shaders/conv_direct.wgsl';
 import broadcastSource from '../../shaders/conv_broadcast.wgsl';
 import rowsSource from '../../shaders/conv_rows.wgsl';
@@ -56,8 +58,52 @@ const enum Mode {
  * The CPU variants use no workgroup memory or barriers: there invocations are
  * SIMD lanes and every per-invocation load is a loop over the lanes.
  */
-export type ConvVariant = 'tiled' | 'rows' | 'broadcast' | 'direct';
+export type ConvVariant = 'tiled' | 'rows' | 'broadcast' | 'direct' | 'mma';
 const VARIANT_NAMES: readonly ConvVariant[] = ['tiled', 'rows', 'broadcast', 'direct'];
+
+/**
+ * 'fp32': every convolution in float32 (the exact reference path).
+ * 'mixed': every convolution GEMM on subgroup matrices (conv_mma.wgsl), f16
+ * operands and f32 sums, where the device has them (Gpu.matrix); tensors
+ * stay float32.
+ */
+export type Precision = 'fp32' | 'mixed';
+const precisions = new WeakMap<Gpu, Precision>();
+
+/** Whether the device can run the mixed-precision convolutions. */
+export function canRunMixed(gpu: Gpu): boolean {
+  return gpu.matrix !== null;
+}
+
+/**
+ * The precision a training or inference run gets unless told. Mixed is the
+ * goal on GPUs with subgroup matrices, but it stays opt-in (--precision
+ * mixed) while its kernels are slower than fp32's there: see the latest
+ * GPU results in bench/README.md.
+ */
+export const MIXED_BY_DEFAULT = false;
+export function defaultPrecision(gpu: Gpu): Precision {
+  return MIXED_BY_DEFAULT && canRunMixed(gpu) && !gpu.adapterInfo.isSoftware ? 'mixed' : 'fp32';
+}
+
+/** Sets the convolutions' precision on this device (fp32 until set). */
+export function setPrecision(gpu: Gpu, precision: Precision): void {
+  if (precision !== 'fp32' && precision !== 'mixed') throw new Error(`unknown precision "${String(precision)}": use fp32 or mixed`);
+  if (precision === 'mixed' && !canRunMixed(gpu)) {
+    const f = gpu.adapterInfo.features;
+    const lacks = [
+      !f.includes('shader-f16') && 'shader-f16',
+      !f.includes('chromium-experimental-subgroup-matrix') && 'subgroup matrices (chromium-experimental-subgroup-matrix) with f16 operands and f32 results',
+      !(gpu.adapterInfo.subgroupMinSize > 0 && gpu.adapterInfo.subgroupMinSize === gpu.adapterInfo.subgroupMaxSize) && 'a single subgroup size',
+    ].filter(Boolean);
+    throw new Error(`mixed precision needs ${lacks.join(', ') || 'f16 subgroup matrices'}, which adapter ${gpu.adapterInfo.description} does not offer; use --precision fp32`);
+  }
+  precisions.set(gpu, precision);
+}
+
+export function precisionOf(gpu: Gpu): Precision {
+  return precisions.get(gpu) ?? 'fp32';
+}
 // The CPU variants' shaders; the tiled one is written per tile shape (tiledSource).
 // rowsPerGroup is per invocation: their workgroup size is chosen per call (cpuGroup).
 const VARIANTS: Record<'broadcast' | 'direct', { source: string; rowsPerGroup: number; colsPerGroup: number }> = {
@@ -72,6 +118,61 @@ const VARIANTS: Record<'broadcast' | 'direct', { source: string; rowsPerGroup: n
  */
 function withCommon(source: string): string {
   return `${source}\n${commonSource}\n${activationSource}`;
+}
+
+/**
+ * Tiles of the mixed-precision shader, named rows × columns of C per
+ * workgroup: [FM, FN], the result matrices each subgroup holds along rows and
+ * columns; the subgroups per workgroup follow from the adapter's matrix shape.
+ */
+export const MMA_TILES = {
+  '64x64': [2, 2],
+  '128x64': [4, 2],
+  '64x128': [2, 4],
+  '128x128': [4, 4],
+} as const satisfies Record<string, readonly [number, number]>;
+export type MmaTile = keyof typeof MMA_TILES;
+const forcedMmaTile = new WeakMap<Gpu, MmaTile>();
+
+/** Makes every mixed-precision GEMM on this device use one tile (benchmarks, tests); null restores the default. */
+export function setMmaTile(gpu: Gpu, tile: MmaTile | null): void {
+  if (tile === null) return void forcedMmaTile.delete(gpu);
+  if (!(tile in MMA_TILES)) throw new Error(`unknown mixed-precision tile "${tile}": use ${Object.keys(MMA_TILES).join(', ')}`);
+  forcedMmaTile.set(gpu, tile);
+}
+
+/** The mixed-precision shader's constants for a tile on this device's matrix shape, or null where they do not fit. */
+export function mmaConstants(matrix: { M: number; N: number; K: number }, subgroup: number, tile: MmaTile) {
+  const [fm, fn] = MMA_TILES[tile];
+  const [rows, cols] = tile.split('x').map(Number) as [number, number];
+  const subY = rows / (fm * matrix.M);
+  const subX = cols / (fn * matrix.N);
+  const threads = subY * subX * subgroup;
+  const TK = 32;
+  const fits = Number.isInteger(subY) && Number.isInteger(subX) && subY >= 1 && subX >= 1 && TK % matrix.K === 0 &&
+    threads <= 256 && ((TK * rows) / 4) % threads === 0 && ((TK * cols) / 4) % threads === 0;
+  return fits ? { SM: matrix.M, SN: matrix.N, SK: matrix.K, SG: subgroup, FM: fm, FN: fn, SUB_Y: subY, SUB_X: subX, rows, cols } : null;
+}
+
+const mmaSources = new Map<string, string>();
+/** conv_mma.wgsl with its directives and constants first, the shared gather and stores after. */
+function mmaShader(gpu: Gpu, tile: MmaTile): { name: string; source: string; rows: number; cols: number } {
+  const matrix = gpu.matrix!;
+  const c = mmaConstants(matrix, gpu.adapterInfo.subgroupMaxSize, tile);
+  if (!c) throw new Error(`the mixed-precision tile ${tile} does not fit matrices of ${matrix.M}×${matrix.N}×${matrix.K} with subgroups of ${gpu.adapterInfo.subgroupMaxSize}`);
+  const name = `conv_mma_${matrix.M}x${matrix.N}x${matrix.K}_sg${c.SG}_${tile}`;
+  let source = mmaSources.get(name);
+  if (!source) {
+    const consts = (['SM', 'SN', 'SK', 'SG', 'FM', 'FN', 'SUB_Y', 'SUB_X'] as const).map((k) => `const ${k}: u32 = ${c[k]}u;`).join('\n');
+    source = `enable f16;\nenable subgroups;\nenable chromium_experimental_subgroup_matrix;\n${consts}\n${mmaSource}\n${gatherSource}\n${commonSource}\n${activationSource}`;
+    mmaSources.set(name, source);
+  }
+  return { name, source, rows: c.rows, cols: c.cols };
+}
+
+/** The tile of a mixed-precision GEMM: the one forced, else 64 × 64. */
+function mmaTileFor(gpu: Gpu): MmaTile {
+  return forcedMmaTile.get(gpu) ?? '64x64';
 }
 /** The Winograd passes with the transforms of F(2×2, 3×3) or F(4×4, 3×3) before them. */
 const winogradSources = {
@@ -155,7 +256,7 @@ function rewriteTile(shape: TileShape): string {
     if (!re.test(source)) throw new Error(`shader constant ${name} not found in conv_gemm.wgsl`);
     source = source.replace(re, `const ${name}: u32 = ${value}u;`);
   }
-  return withCommon(source);
+  return `${withCommon(source)}\n${gatherSource}`;
 }
 
 /** Whether the device can run the 'broadcast' variant: subgroups of at least 8 invocations. */
@@ -271,8 +372,8 @@ function gemm(gpu: Gpu, g: Gemm): void {
  * the direct shader, which has no such limit.
  */
 function variantFor(gpu: Gpu, g: Gemm): ConvVariant {
-  const name = convVariant(gpu);
-  if (name !== 'tiled') return name;
+  const name = precisionOf(gpu) === 'mixed' && g.mode !== Mode.Batched ? 'mma' : convVariant(gpu);
+  if (name !== 'tiled' && name !== 'mma') return name;
   const packs =
     g.mode === Mode.ConvForward || g.mode === Mode.ConvInput
       ? g.h < 65536 && g.w < 65536
@@ -503,6 +604,10 @@ interface Launch {
 
 function launchFor(gpu: Gpu, name: ConvVariant, g: Gemm, splits = 1): Launch {
   if (name === 'tiled') return tiledLaunch(gpu, g, splits);
+  if (name === 'mma') {
+    const m = mmaShader(gpu, mmaTileFor(gpu));
+    return { shader: m.name, source: m.source, constants: {}, outputs: (out) => [out], rowsPerGroup: m.rows, colsPerGroup: m.cols };
+  }
   if (name === 'rows') return rowsLaunch(gpu, g);
   const v = VARIANTS[name];
   const launch = name === 'direct' ? directLaunch(gpu, g) : broadcastLaunch(gpu, g);
@@ -670,7 +775,7 @@ function workgroups(name: ConvVariant, launch: Launch, m: number, n: number, spl
   const rows = Math.ceil(m / launch.rowsPerGroup);
   const cols = Math.ceil(n / launch.colsPerGroup);
   // The tiled shader walks columns with workgroup x; the CPU variants with y.
-  return name === 'tiled' ? [cols, rows, splits] : [rows, cols, splits];
+  return name === 'tiled' || name === 'mma' ? [cols, rows, splits] : [rows, cols, splits];
 }
 
 /**
@@ -693,7 +798,7 @@ function splitGemm(gpu: Gpu, g: Gemm, bias?: BufferView): void {
   // Tiled: enough workgroups to fill a large GPU, each still reducing ≥ 256
   // pixels. CPU variants: a CPU has a few cores, and every split adds a slice of
   // scratch to write and sum, so a few dozen workgroups of ≥ 1024 pixels.
-  let splits = name === 'tiled'
+  let splits = name === 'tiled' || name === 'mma'
     ? Math.max(1, Math.min(Math.ceil(512 / tiles), Math.floor(g.k / 256)))
     : Math.max(1, Math.min(Math.ceil(32 / tiles), Math.floor(g.k / 1024)));
   const maxScratch = 64 * 2 ** 20;
@@ -877,7 +982,8 @@ export function conv2dBackwardWeights(gpu: Gpu, x: GpuTensor, dy: GpuTensor, dw:
     m: s.kh * s.kh * s.ci, n: s.co, k: s.n * s.h * s.wd, accumulate: opts.accumulate ?? false,
   };
   if (opts.db) checkNoAliasing(op, {}, { dw, db: opts.db });
-  if (opts.db && variantFor(gpu, g) === 'tiled') {
+  const v = variantFor(gpu, g);
+  if (opts.db && (v === 'tiled' || v === 'mma')) {
     splitGemm(gpu, { ...g, m: g.m + 1, label: `${g.label} and bias` }, opts.db.view);
     return;
   }

@@ -44,6 +44,18 @@ export interface AdapterDescription {
   subgroupMinSize: number;
   /** Largest subgroup the adapter may run (0 where it does not say). */
   subgroupMaxSize: number;
+  /**
+   * The subgroup-matrix shapes with f16 operands and f32 results the adapter
+   * offers (chromium-experimental-subgroup-matrix): the tensor cores on NVIDIA.
+   */
+  matrixConfigs: MatrixConfig[];
+}
+
+/** One subgroup-matrix product shape: an M × K left matrix times a K × N right matrix. */
+export interface MatrixConfig {
+  M: number;
+  N: number;
+  K: number;
 }
 
 export interface Kernel {
@@ -102,11 +114,34 @@ export function describeAdapter(adapter: GPUAdapter): AdapterDescription {
     features: [...adapter.features].sort(),
     subgroupMinSize: (info as GPUAdapterInfo & { subgroupMinSize?: number }).subgroupMinSize ?? 0,
     subgroupMaxSize: (info as GPUAdapterInfo & { subgroupMaxSize?: number }).subgroupMaxSize ?? 0,
+    matrixConfigs: adapter.features.has('chromium-experimental-subgroup-matrix' as GPUFeatureName) ? f16MatrixConfigs(info) : [],
   };
 }
 
+interface RawMatrixConfig {
+  M: number;
+  N: number;
+  K: number;
+  componentType: string;
+  resultComponentType: string;
+}
+
+/** The f16 → f32 configs, largest first; the objects are read field by field (they do not serialise). */
+function f16MatrixConfigs(info: GPUAdapterInfo): MatrixConfig[] {
+  const raw = [...((info as GPUAdapterInfo & { subgroupMatrixConfigs?: Iterable<RawMatrixConfig> }).subgroupMatrixConfigs ?? [])];
+  return raw
+    .filter((c) => c.componentType === 'f16' && c.resultComponentType === 'f32')
+    .map((c) => ({ M: c.M, N: c.N, K: c.K }))
+    .sort((a, b) => b.M * b.N * b.K - a.M * a.N * a.K);
+}
+
+/** Features a device is asked for where the adapter has them. */
+const WANTED_FEATURES = ['timestamp-query', 'subgroups', 'shader-f16', 'chromium-experimental-subgroup-matrix'] as const;
+
 export function formatAdapter(a: AdapterDescription): string {
-  return `${a.description} (vendor ${a.vendor || '?'}, architecture ${a.architecture || '?'}${a.isSoftware ? ', software' : ''})`;
+  const f16 = a.features.includes('shader-f16') ? ', f16' : '';
+  const mma = a.matrixConfigs?.length ? `, subgroup matrices ${a.matrixConfigs.map((c) => `${c.M}×${c.N}×${c.K}`).join(' ')}` : '';
+  return `${a.description} (vendor ${a.vendor || '?'}, architecture ${a.architecture || '?'}${a.isSoftware ? ', software' : ''}${f16}${mma})`;
 }
 
 /** Limits worth asking for: Dawn's defaults are far below what adapters offer. */
@@ -126,9 +161,7 @@ const WANTED_LIMITS = [
 export async function requestDevice(adapter: GPUAdapter): Promise<GPUDevice> {
   const requiredLimits: Record<string, number> = {};
   for (const k of WANTED_LIMITS) requiredLimits[k] = adapter.limits[k];
-  const requiredFeatures: GPUFeatureName[] = [];
-  if (adapter.features.has('timestamp-query')) requiredFeatures.push('timestamp-query');
-  if (adapter.features.has('subgroups')) requiredFeatures.push('subgroups' as GPUFeatureName);
+  const requiredFeatures = WANTED_FEATURES.filter((f) => adapter.features.has(f)) as GPUFeatureName[];
   return adapter.requestDevice({ requiredLimits, requiredFeatures, label: 'wgsl-unet' });
 }
 
@@ -138,6 +171,13 @@ export class Gpu {
   readonly hasTimestamps: boolean;
   /** The device runs shaders that `enable subgroups`. */
   readonly hasSubgroups: boolean;
+  /**
+   * The subgroup-matrix shape mixed-precision kernels use (f16 operands, f32
+   * results), or null where the device lacks shader-f16, subgroup matrices
+   * or a subgroup size fixed at one value (the kernels size workgroups in
+   * whole subgroups).
+   */
+  readonly matrix: MatrixConfig | null;
   private readonly storagePool: BufferPool;
   private readonly readPool: BufferPool;
   private readonly shaderModules = new Map<string, GPUShaderModule>();
@@ -169,6 +209,9 @@ export class Gpu {
     this.limits = device.limits;
     this.hasTimestamps = device.features.has('timestamp-query');
     this.hasSubgroups = device.features.has('subgroups');
+    const fixedSubgroup = adapter.subgroupMinSize > 0 && adapter.subgroupMinSize === adapter.subgroupMaxSize;
+    const mixed = this.hasSubgroups && fixedSubgroup && device.features.has('shader-f16') && device.features.has('chromium-experimental-subgroup-matrix' as GPUFeatureName);
+    this.matrix = mixed ? (adapter.matrixConfigs ?? [])[0] ?? null : null;
     const makeBuffer = (label: string) => (size: number, usage: number) =>
       this.guarded(`allocating ${size} bytes (${label})`, () => device.createBuffer({ size, usage, label }));
     this.storagePool = new BufferPool(

@@ -14,6 +14,26 @@ export interface NodeGpuOptions {
   powerPreference?: GPUPowerPreference;
   /** Extra Dawn toggles, e.g. `disable-dawn-features=timestamp_quantization`. */
   dawnOptions?: string[];
+  /** Leave f16 and the subgroup matrices off even where the adapter could offer them. */
+  noMixedFeatures?: boolean;
+}
+
+/**
+ * Dawn's toggles that expose f16 and the subgroup matrices: NVIDIA's Vulkan
+ * driver has f16 hidden unless vulkan_enable_f16_on_nvidia is on, and the
+ * subgroup matrices are an experimental feature (allow_unsafe_apis). Dawn
+ * takes one enable-dawn-features option, so these join any the caller gives.
+ */
+export const MIXED_TOGGLES = ['vulkan_enable_f16_on_nvidia', 'allow_unsafe_apis'];
+
+/** `flags` with `toggles` added to its enable-dawn-features option (made when absent). */
+export function withEnabledToggles(flags: readonly string[], toggles: readonly string[]): string[] {
+  const key = 'enable-dawn-features=';
+  const at = flags.findIndex((f) => f.startsWith(key));
+  if (at < 0) return [...flags, key + toggles.join(',')];
+  const have = flags[at]!.slice(key.length).split(',').filter(Boolean);
+  const merged = [...have, ...toggles.filter((t) => !have.includes(t))];
+  return flags.map((f, i) => (i === at ? key + merged.join(',') : f));
 }
 
 export const NO_ADAPTER_HELP = [
@@ -166,7 +186,7 @@ export async function createNodeGpu(opts: NodeGpuOptions = {}): Promise<Gpu> {
   process.env.XDG_RUNTIME_DIR ??= '/tmp'; // Mesa warns without it
   paceDawnPolling();
   const { create } = await import('webgpu');
-  const flags = [...(opts.dawnOptions ?? [])];
+  const flags = opts.noMixedFeatures ? [...(opts.dawnOptions ?? [])] : withEnabledToggles(opts.dawnOptions ?? [], MIXED_TOGGLES);
   if (opts.backend) flags.push(`backend=${opts.backend}`);
   if (opts.adapter) flags.push(`adapter=${opts.adapter}`);
   // Holding `instance` keeps Dawn (and so the event loop) alive: it is

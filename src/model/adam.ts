@@ -6,6 +6,8 @@
 import type { Gpu } from '../kernels/gpu.js';
 import type { PooledBuffer } from '../kernels/pool.js';
 import { adamStep } from '../kernels/adam.js';
+import { LOSS_SCALE_STATE_BYTES, type LossScaleRule, unscaleGradients, updateLossScale } from '../kernels/loss-scale.js';
+import { Tensor } from '../autograd/tensor.js';
 import type { FlatBuffer, NamedArrays, ParameterStore } from './parameters.js';
 
 export interface AdamOptions {
@@ -17,6 +19,28 @@ export interface AdamOptions {
 
 /** The tutorial's optimiser: Adam(lr=1e-5) with Keras ≥ 2.1.3 defaults (epsilon 1e-7). */
 export const TUTORIAL_ADAM: Readonly<AdamOptions> = Object.freeze({ lr: 1e-5, beta1: 0.9, beta2: 0.999, epsilon: 1e-7 });
+
+/**
+ * Dynamic loss scaling, as PyTorch's GradScaler does it: the loss's gradient
+ * starts at `initial`, which halves (backoff) on a step whose gradients hold
+ * an infinite or NaN value — that step is skipped — and doubles (growth)
+ * after `interval` clean steps.
+ */
+export interface LossScaleOptions extends LossScaleRule {
+  initial: number;
+}
+export const DEFAULT_LOSS_SCALE: Readonly<LossScaleOptions> = Object.freeze({
+  initial: 2 ** 16, interval: 2000, growth: 2, backoff: 0.5, maxScale: 2 ** 24, minScale: 1,
+});
+
+/** The loss scale's state as last read from the GPU. */
+export interface LossScaleStatus {
+  scale: number;
+  /** Steps skipped for infinite or NaN gradients since the optimiser was made. */
+  skipped: number;
+  /** Adam steps taken. */
+  t: number;
+}
 
 /** What a checkpoint keeps of the optimiser: moments by parameter name, and the step count. */
 export interface AdamState {
@@ -42,10 +66,13 @@ export class Adam {
   private readonly m: FlatBuffer;
   private readonly v: FlatBuffer;
   private disposed = false;
+  /** With loss scaling: its rule and its state on the GPU (see lossScaleSeed). */
+  private readonly scaling: { rule: LossScaleOptions; state: PooledBuffer; view: { buffer: GPUBuffer; offset: number; size: number } } | null = null;
 
   constructor(
     readonly store: ParameterStore,
     options: Partial<AdamOptions> = {},
+    lossScale: boolean | Partial<LossScaleOptions> = false,
   ) {
     this.options = { ...TUTORIAL_ADAM, ...options };
     this.gpu = store.gpu; // throws if the store is not finalized
@@ -63,18 +90,72 @@ export class Adam {
     this.v = { view: { buffer: vBuf.buffer, offset: 0, size: bytes }, shape: [store.length] };
     this.gpu.clear(this.m.view);
     this.gpu.clear(this.v.view);
+    if (lossScale) {
+      const rule = { ...DEFAULT_LOSS_SCALE, ...(lossScale === true ? {} : lossScale) };
+      if (!(rule.initial > 0 && rule.minScale > 0 && rule.maxScale >= rule.minScale && rule.growth >= 1 && rule.backoff > 0 && rule.backoff < 1 && Number.isInteger(rule.interval) && rule.interval >= 1)) {
+        this.dispose();
+        throw new Error(`Adam: invalid loss scaling ${JSON.stringify(rule)} (need initial, minScale > 0, maxScale ≥ minScale, growth ≥ 1, 0 < backoff < 1, an integer interval ≥ 1)`);
+      }
+      const state = this.gpu.acquire(LOSS_SCALE_STATE_BYTES);
+      this.buffers.push(state);
+      this.scaling = { rule, state, view: { buffer: state.buffer, offset: 0, size: LOSS_SCALE_STATE_BYTES } };
+      this.writeScaleState(rule.initial, 0, 0);
+    }
   }
 
-  /** Steps taken so far. */
+  /** Whether the loss is scaled (mixed precision): then the tape's backward starts from lossScaleSeed. */
+  get scalesLoss(): boolean {
+    return this.scaling !== null;
+  }
+
+  /**
+   * The seed for the tape's backward: a one-element view of the current loss
+   * scale on the GPU (undefined without loss scaling, where it starts at 1).
+   */
+  lossScaleSeed(): Tensor | undefined {
+    if (!this.scaling) return undefined;
+    return Tensor.view(this.gpu, [1], { ...this.scaling.view, size: 4 }, false, 'loss scale');
+  }
+
+  /** Scale, skipped steps and step count, read from the GPU (null without loss scaling). */
+  async lossScaleStatus(): Promise<LossScaleStatus | null> {
+    if (!this.scaling) return null;
+    const b = await this.gpu.read(this.scaling.view, LOSS_SCALE_STATE_BYTES);
+    const [t, , skipped] = new Uint32Array(b, 4, 3);
+    return { scale: new Float32Array(b, 0, 1)[0]!, t: t!, skipped: skipped! };
+  }
+
+  private writeScaleState(scale: number, t: number, skipped: number): void {
+    const b = new ArrayBuffer(LOSS_SCALE_STATE_BYTES);
+    new Float32Array(b, 0, 1)[0] = scale;
+    new Uint32Array(b, 4, 4).set([t, 0, skipped, 0]);
+    this.gpu.upload(this.scaling!.view, new Uint8Array(b));
+  }
+
+  /**
+   * Steps recorded so far. With loss scaling some may have been skipped on
+   * the GPU: readState and lossScaleStatus tell the steps taken.
+   */
   get t(): number {
     return this.stepCount;
   }
 
-  /** Records one update of every parameter from the gradients accumulated in the store. */
+  /**
+   * Records one update of every parameter from the gradients accumulated in
+   * the store; with loss scaling, the gradients are unscaled first and the
+   * whole update is skipped on the GPU when any of them is infinite or NaN.
+   */
   step(): void {
     this.checkLive('step');
     const t = this.stepCount + 1;
-    adamStep(this.gpu, this.store.flatParams, this.store.flatGrads, this.m, this.v, { ...this.options, step: t });
+    if (this.scaling) {
+      const { rule, view } = this.scaling;
+      unscaleGradients(this.gpu, view, this.store.flatGrads, rule);
+      adamStep(this.gpu, this.store.flatParams, this.store.flatGrads, this.m, this.v, { ...this.options, step: t }, view);
+      updateLossScale(this.gpu, view, rule);
+    } else {
+      adamStep(this.gpu, this.store.flatParams, this.store.flatGrads, this.m, this.v, { ...this.options, step: t });
+    }
     this.stepCount = t;
   }
 
@@ -84,7 +165,8 @@ export class Adam {
     const n = this.store.length;
     const m = this.store.split(await this.gpu.readFloat32(this.m.view, n));
     const v = this.store.split(await this.gpu.readFloat32(this.v.view, n));
-    return { t: this.stepCount, m, v };
+    const scaled = await this.lossScaleStatus();
+    return { t: scaled ? scaled.t : this.stepCount, m, v };
   }
 
   /** Restores moments and step count saved by `readState`; checks everything before writing. */
@@ -101,6 +183,8 @@ export class Adam {
     this.gpu.upload(this.m.view, m);
     this.gpu.upload(this.v.view, v);
     this.stepCount = state.t;
+    // The scale starts afresh: a checkpoint keeps weights and moments, which are f32 whatever the precision.
+    if (this.scaling) this.writeScaleState(this.scaling.rule.initial, state.t, 0);
   }
 
   dispose(): void {

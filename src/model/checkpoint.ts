@@ -41,6 +41,8 @@ export interface CheckpointMeta {
     /** Folder of the data caches it trained on. */
     data: string;
   };
+  /** The convolutions' precision it was trained in (weights are float32 either way); absent means fp32. */
+  precision?: 'fp32' | 'mixed';
   /** Threshold and minimum mask area chosen on validation data, used by `submit`. */
   postprocess?: { threshold: number; minArea: number; score?: number };
 }

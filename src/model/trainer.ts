@@ -99,7 +99,7 @@ export class Trainer {
       const tape = new Tape(this.model.gpu);
       params.zeroGrads();
       const loss = tape.run(() => diceLoss(this.model.forward(x), y));
-      tape.backward(loss, undefined, { releaseActivations: true });
+      tape.backward(loss, this.adam.lossScaleSeed(), { releaseActivations: true });
       this.adam.step();
       // Starts the readback (and submits the step); awaited after the next step is recorded.
       const read = loss.read();

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Mixed precision on a GPU machine, in one go, each part under its own time
+# limit so that one that hangs leaves the others' results:
+#   1. the GPU (nvidia-smi) and the adapter line (its f16 subgroup matrices);
+#   2. the mixed-precision and loss-scaling tests on that adapter;
+#   3. our training step and inference at batch 32 in fp32 and in mixed
+#      precision with every tile of the mixed shader (bench --suite step);
+#   4. PyTorch on the same GPU: fp32, its defaults, AMP bf16 + channels_last;
+#   5. the tutorial's recipe (preset full) on the default synthetic set, fp32
+#      and mixed side by side, for the best validation Dice of each.
+# Usage, from the project's root after the build,
+#   PRUNE="@esbuild esbuild lightningcss lightningcss-linux-x64-gnu tsx playwright-core" bash ../shared/device/pack.sh
+#   bash bench/device-gl.sh
+# (rolldown stays: vitest's vite needs it), then on the GPU machine:
+#   bash .device/run.sh bash bench/device-mixed.sh OUT_DIR
+set -uo pipefail
+out=${1:?usage: bash bench/device-mixed.sh OUT_DIR}
+mkdir -p "$out"
+log="$out/mixed.log"
+say() { echo "== $(date -u +%H:%M:%S) $*" | tee -a "$log"; }
+
+say "gpu"
+(command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv) 2>&1 | tee -a "$log"
+
+say "adapter"
+timeout 60 node dist/cli.js smoke 2>&1 | tee -a "$log"
+
+say "tests: mixed precision and loss scaling on this adapter"
+[ -d node_modules/vitest ] || [ ! -f .device/test-runner.tar.xz ] || tar -xJf .device/test-runner.tar.xz
+WGSL_UNET_REQUIRE_MIXED=1 timeout 120 node node_modules/vitest/vitest.mjs run test/mixed test/loss-scale.test.ts 2>&1 \
+  | grep -v '^ *✓' | grep -E 'worst error|subgroup matrices|passed|failed|Error|error|FAIL|Tests|Test Files' | tail -60 | tee -a "$log"
+
+say "training step and inference, fp32 and mixed (every tile)"
+timeout 180 node dist/bench.js --suite step --step-ours-only --step-batch 32 --reps 10 --step-chain 10 --precision fp32,mixed --mma-tiles all \
+  --json "$out/step.json" 2>&1 | tee "$out/step.log" | grep -v '^op \|^training_step\|^inference' | tail -40 >> "$log"
+
+if python3 -c 'import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+  say "pytorch"
+  PYTHONUNBUFFERED=1 timeout 150 python3 bench/pytorch_unet.py --batch 32 --steps 30 --infer-steps 50 --chain 10 --json "$out/pytorch.json" 2>&1 | tee -a "$log"
+fi
+
+say "training: preset full on the default synthetic set (47 subjects × 120 frames), fp32 and mixed at once"
+raw=/tmp/mixed-raw data=/tmp/mixed-data
+timeout 90 node dist/cli.js data --synthetic --raw "$raw" --out "$data" --subjects 47 --frames 120 --test 1 2>&1 | tr '\r' '\n' | grep -v '^ *$' | tail -3 | tee -a "$log"
+for p in fp32 mixed; do
+  (timeout 200 node dist/cli.js train --preset full --precision "$p" --data "$data" --skip-predict --out "$out/runs-$p" 2>&1 \
+    | tr '\r' '\n' | grep -v '^ *$' | grep -v 'images/s' > "$out/train-$p.log") &
+done
+wait
+for p in fp32 mixed; do
+  say "train $p"
+  grep -E 'precision|preset|epoch [0-9]+/[0-9]+ .*val_dice|competition|best epoch|error' "$out/train-$p.log" | tail -26 | tee -a "$log"
+done
+for p in fp32 mixed; do cat "$out"/runs-$p/*/log.jsonl > "$out/train-$p.jsonl" 2>/dev/null; done
+rm -rf "$out"/runs-*
+node bench/merge-device.mjs "$out" "$out/mixed-results.json" 2>&1 | tee -a "$log"
+say "done"

@@ -1,0 +1,52 @@
+// Merges what bench/device-mixed.sh measured in one GPU run into one JSON
+// file: our training step and inference (bench --suite step), PyTorch's
+// (bench/pytorch_unet.py) and the fp32/mixed training runs, as `entries`
+// that each carry op, impl, precision, batch and images_per_s.
+//   node bench/merge-device.mjs OUT_DIR RESULT.json
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const [dir, dest] = process.argv.slice(2);
+if (!dir || !dest) throw new Error('usage: node bench/merge-device.mjs OUT_DIR RESULT.json');
+const read = (f) => (existsSync(join(dir, f)) ? JSON.parse(readFileSync(join(dir, f), 'utf8')) : null);
+const step = read('step.json');
+const torch = read('pytorch.json');
+const mib = (b) => b / 2 ** 20;
+
+const entries = [];
+for (const s of step?.samples ?? []) {
+  if (s.precision === undefined) continue;
+  const run = step.precisionRuns?.find((r) => r.precision === s.precision && (r.tile ? s.impl.includes(r.tile) : !s.impl.includes('tile')));
+  entries.push({
+    op: s.op, impl: s.impl, precision: s.precision, batch: s.batch, ms: s.median_ms, images_per_s: s.images_per_s,
+    ...(s.gpu_ms !== undefined ? { gpu_ms: s.gpu_ms } : {}), ...(s.record_ms !== undefined ? { record_ms: s.record_ms } : {}),
+    ...(run && s.op.startsWith('training') ? { peak_live_mib: mib(run.peakLiveBytes) } : {}),
+  });
+}
+for (const e of torch?.entries ?? []) entries.push({ ...e, impl: `pytorch ${e.config}` });
+
+const training = [];
+for (const p of ['fp32', 'mixed']) {
+  const text = existsSync(join(dir, `train-${p}.log`)) ? readFileSync(join(dir, `train-${p}.log`), 'utf8') : '';
+  if (!text) continue;
+  const metric = /best ([\d.]+) at threshold/.exec(text);
+  const bestLine = /best epoch (\d+): val_dice ([\d.]+)/.exec(text);
+  // The epoch log (train-<p>.jsonl, copied from the run folder) where it came back; else the printed summary.
+  const log = existsSync(join(dir, `train-${p}.jsonl`)) ? readFileSync(join(dir, `train-${p}.jsonl`), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
+  const best = log.length ? log.reduce((a, b) => (b.val_loss < a.val_loss ? b : a)) : null;
+  training.push({
+    op: 'train_preset_full', precision: p,
+    best_epoch: best?.epoch ?? Number(bestLine?.[1]), best_val_dice: best?.val_dice ?? Number(bestLine?.[2]),
+    ...(log.length ? { epochs: log.length, seconds: log.reduce((s, e) => s + e.seconds, 0) } : {}),
+    ...(metric ? { competition_metric_tuned: Number(metric[1]) } : {}),
+    ...(log.at(-1)?.loss_scale !== undefined ? { final_loss_scale: log.at(-1).loss_scale, skipped_steps: log.reduce((s, e) => s + (e.skipped_steps ?? 0), 0) } : {}),
+  });
+}
+
+const byOp = (step?.precisionRuns ?? []).map((r) => ({ precision: r.precision, tile: r.tile, dispatches: r.profile?.dispatches, gpu_ms: r.profile?.gpu_ms, byOp: r.profile?.byOp }));
+writeFileSync(dest, JSON.stringify({
+  gpu: torch?.gpu ?? step?.adapter?.description, adapter: step?.adapter, date: step?.date,
+  versions: { ...step?.versions, torch: torch?.torch, cuda: torch?.cuda, cudnn: torch?.cudnn },
+  entries, training, stepProfiles: byOp,
+}, null, 1) + '\n');
+console.log(`wrote ${dest}: ${entries.length} entries, ${training.length} training runs`);

@@ -1,0 +1,51 @@
+/**
+ * Dynamic loss scaling's two passes (shaders/loss_scale.wgsl): unscaling the
+ * flat gradient buffer while looking for infinite or NaN values, and updating
+ * the scale and step count after Adam. The state lives in a GPU buffer of
+ * LOSS_SCALE_STATE_BYTES: scale (f32), t, good, skipped, found (u32).
+ */
+import type { BufferView, Gpu } from './gpu.js';
+import { type GpuTensor, grid1d, numel } from './tensor-view.js';
+import lossScaleSource from '../../shaders/loss_scale.wgsl';
+
+export const LOSS_SCALE_STATE_BYTES = 20;
+
+export interface LossScaleRule {
+  /** Clean steps before the scale grows. */
+  interval: number;
+  growth: number;
+  backoff: number;
+  maxScale: number;
+  minScale: number;
+}
+
+function uniforms(n: number, rowThreads: number, r: LossScaleRule): Uint8Array {
+  const b = new ArrayBuffer(28);
+  new Uint32Array(b, 0, 3).set([n, rowThreads, r.interval]);
+  new Float32Array(b, 12, 4).set([r.growth, r.backoff, r.maxScale, r.minScale]);
+  return new Uint8Array(b);
+}
+
+/** grads ← grads / scale, setting the state's `found` on any infinite or NaN result. */
+export function unscaleGradients(gpu: Gpu, state: BufferView, grads: GpuTensor, rule: LossScaleRule): void {
+  const n = numel(grads.shape);
+  const { workgroups, rowThreads } = grid1d(n, 256, gpu.limits.maxComputeWorkgroupsPerDimension);
+  gpu.dispatch({
+    kernel: gpu.kernel('loss_scale', lossScaleSource, {}, 'unscale'),
+    label: `lossScale unscale ${n} gradients`,
+    uniforms: uniforms(n, rowThreads, rule),
+    storage: [state, grads.view],
+    workgroups,
+  });
+}
+
+/** After the step: grow or back off the scale, count the step taken or skipped, clear `found`. */
+export function updateLossScale(gpu: Gpu, state: BufferView, rule: LossScaleRule): void {
+  gpu.dispatch({
+    kernel: gpu.kernel('loss_scale', lossScaleSource, {}, 'update'),
+    label: 'lossScale update',
+    uniforms: uniforms(0, 0, rule),
+    storage: [state],
+    workgroups: [1],
+  });
+}

@@ -1,0 +1,209 @@
+/**
+ * The mixed-precision convolutions (conv_mma.wgsl: f16 operands on subgroup
+ * matrices, f32 sums) against the float64 reference and the fp32 kernels, in
+ * every mode and every tile, on odd shapes. Runs where the adapter has f16
+ * subgroup matrices: in the sandbox (scripts/sandbox.sh, lavapipe 8×8×8) and
+ * on GPUs; elsewhere it skips, unless WGSL_UNET_REQUIRE_MIXED=1 makes that a
+ * failure.
+ *
+ * Tolerance, from f16's precision: each operand is rounded to the nearest f16
+ * (relative error ≤ u = 2⁻¹¹ in the normal range, absolute ≤ 2⁻²⁵ below it),
+ * so each product a·b is off by at most (2u + u²)·|a·b| + 2⁻²⁵(|a| + |b|);
+ * the f32 sum of K products adds at most K·2⁻²⁴·Σ|a·b|. With |a|, |b| ≤ 1
+ * an element may differ from the exact value by
+ *   (2⁻¹⁰ + 2⁻²² + K·2⁻²⁴) · Σ|a·b| + K·2⁻²⁴,
+ * where Σ|a·b| is the same convolution of |x| and |w| (computed by the
+ * reference). Bias is added in f32 and the activations are 1-Lipschitz, so
+ * the bound holds after them too (plus the output's own f32 rounding).
+ */
+import { describe, expect, it } from 'vitest';
+import { testGpu } from '../helpers/gpu.js';
+import { randomArray } from '../helpers/random.js';
+import { allocTensor } from '../../src/kernels/tensor-view.js';
+import type { Gpu } from '../../src/kernels/gpu.js';
+import {
+  conv2d,
+  conv2dBackwardInput,
+  conv2dBackwardWeights,
+  convTranspose2x2,
+  convTranspose2x2BackwardInput,
+  convTranspose2x2BackwardWeights,
+  canRunMixed,
+  setPrecision,
+  setMmaTile,
+  mmaConstants,
+  MMA_TILES,
+  type MmaTile,
+} from '../../src/kernels/conv.js';
+import { type Shape4, conv2dBackwardRef, conv2dRef, convTranspose2x2BackwardRef, convTranspose2x2Ref } from '../reference/conv.js';
+
+const prod = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+const abs = (a: Float32Array) => a.map(Math.abs);
+const required = process.env.WGSL_UNET_REQUIRE_MIXED === '1';
+const gpu = await testGpu();
+const mixed = canRunMixed(gpu);
+
+/** Worst error allowed for an element of an f16-operand GEMM with K products whose |a·b| sum to `mass`. */
+function bound(mass: number, k: number, exact: number): number {
+  return (2 ** -10 + 2 ** -22 + k * 2 ** -24) * mass + k * 2 ** -24 + 2 ** -23 * Math.abs(exact);
+}
+
+/** Fails naming the first element outside the bound; returns the largest error relative to its bound. */
+function expectWithinF16(what: string, got: ArrayLike<number>, exact: ArrayLike<number>, mass: ArrayLike<number>, k: number): number {
+  let worst = 0;
+  for (let i = 0; i < exact.length; i++) {
+    const b = bound(mass[i]!, k, exact[i]!);
+    const e = Math.abs(got[i]! - exact[i]!);
+    if (!(e <= b)) throw new Error(`${what}: element ${i} is ${got[i]}, exact ${exact[i]}, error ${e.toExponential(3)} above the f16 bound ${b.toExponential(3)}`);
+    worst = Math.max(worst, e / b);
+  }
+  return worst;
+}
+
+/** Runs `fn` with the device in `precision`, collecting the labels of the dispatches it records. */
+function recording(g: Gpu, precision: 'fp32' | 'mixed', fn: () => void): string[] {
+  const labels: string[] = [];
+  const before = g.observer;
+  g.observer = { timestampWrites: (label) => (labels.push(label), undefined) };
+  setPrecision(g, precision);
+  try {
+    fn();
+  } finally {
+    g.observer = before;
+    setPrecision(g, 'fp32');
+  }
+  return labels;
+}
+
+// [x shape, kernel size, out channels]: odd sizes, one input channel, channel
+// counts that are not multiples of the matrix shape, several tiles in every
+// GEMM dimension, and a weight gradient split over 2,304 pixels.
+const CONV_CASES: [Shape4, number, number][] = [
+  [[2, 5, 7, 3], 3, 5],
+  [[2, 8, 8, 1], 3, 4],
+  [[1, 6, 6, 4], 1, 1],
+  [[2, 12, 12, 16], 3, 70],
+  [[1, 9, 11, 66], 3, 7],
+  [[4, 24, 24, 8], 3, 36],
+];
+const UP_CASES: [Shape4, number][] = [
+  [[2, 3, 5, 3], 5],
+  [[2, 6, 6, 20], 70],
+  [[4, 24, 24, 12], 16],
+];
+
+describe.runIf(mixed || required)('mixed-precision convolutions (f16 subgroup matrices, f32 sums)', () => {
+  it('the adapter offers f16 subgroup matrices of a size the kernels are written for', () => {
+    expect(gpu.matrix, `adapter ${gpu.adapterInfo.description} has no f16 → f32 subgroup matrices (features: ${gpu.adapterInfo.features.join(', ')})`).not.toBeNull();
+    const { M, N, K } = gpu.matrix!;
+    console.log(`subgroup matrices ${M}×${N}×${K}, subgroups of ${gpu.adapterInfo.subgroupMaxSize}`);
+    for (const tile of Object.keys(MMA_TILES) as MmaTile[]) expect(mmaConstants(gpu.matrix!, gpu.adapterInfo.subgroupMaxSize, tile), tile).not.toBeNull();
+  });
+
+  for (const tile of Object.keys(MMA_TILES) as MmaTile[]) {
+    for (const [xs, k, co] of CONV_CASES) {
+      const ws: Shape4 = [k, k, xs[3], co];
+      const ys: Shape4 = [xs[0], xs[1], xs[2], co];
+      it(`${tile}: conv2d x ${xs} w ${ws}: forward (relu), ∂input, ∂weights with bias, against the reference and fp32`, async () => {
+        setMmaTile(gpu, tile);
+        const xv = randomArray(prod(xs), 10);
+        const wv = randomArray(prod(ws), 11);
+        const bv = randomArray(co, 12);
+        const dyv = randomArray(prod(ys), 13);
+        const t = {
+          x: allocTensor(gpu, xs, xv), w: allocTensor(gpu, ws, wv), b: allocTensor(gpu, [co], bv), dy: allocTensor(gpu, ys, dyv),
+          y: allocTensor(gpu, ys), dx: allocTensor(gpu, xs), dw: allocTensor(gpu, ws), db: allocTensor(gpu, [co]),
+        };
+        const run = () => {
+          conv2d(gpu, t.x, t.w, t.b, t.y, 'relu');
+          conv2dBackwardInput(gpu, t.dy, t.w, t.dx);
+          conv2dBackwardWeights(gpu, t.x, t.dy, t.dw, { db: t.db });
+        };
+        const read = async () => ({
+          y: await gpu.readFloat32(t.y.view, prod(ys)), dx: await gpu.readFloat32(t.dx.view, prod(xs)),
+          dw: await gpu.readFloat32(t.dw.view, prod(ws)), db: await gpu.readFloat32(t.db.view, co),
+        });
+        const labels = recording(gpu, 'mixed', run);
+        expect(labels.filter((l) => l.includes('conv_mma_')).length, labels.join('\n')).toBe(3);
+        const got = await read();
+        recording(gpu, 'fp32', run);
+        const fp32 = await read();
+        setMmaTile(gpu, null);
+
+        const exactY = conv2dRef(xv, xs, wv, ws, bv, 'relu');
+        const massY = conv2dRef(abs(xv), xs, abs(wv), ws, new Float32Array(co));
+        const exact = conv2dBackwardRef(xv, xs, wv, ws, dyv);
+        const mass = conv2dBackwardRef(abs(xv), xs, abs(wv), ws, abs(dyv));
+        const kIn = k * k * xs[3];
+        const kOut = k * k * co;
+        const kPix = xs[0] * xs[1] * xs[2];
+        const worst = [
+          expectWithinF16('y', got.y, exactY, massY, kIn),
+          expectWithinF16('dx', got.dx, exact.dx, mass.dx, kOut),
+          expectWithinF16('dw', got.dw, exact.dw, mass.dw, kPix),
+          expectWithinF16('db', got.db, exact.db, mass.db, kPix),
+          // fp32 is within 1e-4 of exact (test/conv.test.ts), far inside these bounds: mixed against fp32 too.
+          expectWithinF16('y against fp32', got.y, fp32.y, massY, kIn + 64),
+          expectWithinF16('dx against fp32', got.dx, fp32.dx, mass.dx, kOut + 64),
+          expectWithinF16('dw against fp32', got.dw, fp32.dw, mass.dw, kPix + 64),
+        ];
+        console.log(`mixed ${tile} conv2d ${xs} k${k} → ${co}: worst error / f16 bound y ${worst[0]!.toFixed(3)} dx ${worst[1]!.toFixed(3)} dw ${worst[2]!.toFixed(3)} db ${worst[3]!.toFixed(3)}`);
+        for (const v of Object.values(t)) v.dispose();
+      });
+    }
+
+    for (const [xs, co] of UP_CASES) {
+      const ws: Shape4 = [2, 2, co, xs[3]];
+      const ys: Shape4 = [xs[0], 2 * xs[1], 2 * xs[2], co];
+      it(`${tile}: convTranspose2x2 x ${xs} w ${ws}: forward, ∂input (accumulated), ∂weights`, async () => {
+        setMmaTile(gpu, tile);
+        const xv = randomArray(prod(xs), 40);
+        const wv = randomArray(prod(ws), 41);
+        const bv = randomArray(co, 42);
+        const dyv = randomArray(prod(ys), 43);
+        const dx0 = randomArray(prod(xs), 44);
+        const t = {
+          x: allocTensor(gpu, xs, xv), w: allocTensor(gpu, ws, wv), b: allocTensor(gpu, [co], bv), dy: allocTensor(gpu, ys, dyv),
+          y: allocTensor(gpu, ys), dx: allocTensor(gpu, xs, dx0), dw: allocTensor(gpu, ws),
+        };
+        const labels = recording(gpu, 'mixed', () => {
+          convTranspose2x2(gpu, t.x, t.w, t.b, t.y);
+          convTranspose2x2BackwardInput(gpu, t.dy, t.w, t.dx, { accumulate: true });
+          convTranspose2x2BackwardWeights(gpu, t.x, t.dy, t.dw);
+        });
+        setMmaTile(gpu, null);
+        expect(labels.filter((l) => l.includes('conv_mma_')).length, labels.join('\n')).toBe(3);
+        const exact = convTranspose2x2BackwardRef(xv, xs, wv, ws, dyv);
+        const mass = convTranspose2x2BackwardRef(abs(xv), xs, abs(wv), ws, abs(dyv));
+        const exactDx = exact.dx.map((v, i) => v + dx0[i]!);
+        const massDx = mass.dx.map((v, i) => v + Math.abs(dx0[i]!));
+        const worst = [
+          expectWithinF16('y', await gpu.readFloat32(t.y.view, prod(ys)), convTranspose2x2Ref(xv, xs, wv, ws, bv), convTranspose2x2Ref(abs(xv), xs, abs(wv), ws, new Float32Array(co)), xs[3]),
+          expectWithinF16('dx', await gpu.readFloat32(t.dx.view, prod(xs)), exactDx, massDx, 4 * co),
+          expectWithinF16('dw', await gpu.readFloat32(t.dw.view, prod(ws)), exact.dw, mass.dw, prod(xs.slice(0, 3))),
+        ];
+        console.log(`mixed ${tile} convTranspose2x2 ${xs} → ${co}: worst error / f16 bound y ${worst[0]!.toFixed(3)} dx ${worst[1]!.toFixed(3)} dw ${worst[2]!.toFixed(3)}`);
+        for (const v of Object.values(t)) v.dispose();
+      });
+    }
+  }
+
+  it('rounds operands to f16: a product that f32 holds exactly comes out as f16 makes it', async () => {
+    // x = 1 + 2⁻¹², w = 1: f16 rounds x to 1, so the mixed forward gives exactly 1 where fp32 gives 1 + 2⁻¹².
+    const x = allocTensor(gpu, [1, 1, 1, 1], new Float32Array([1 + 2 ** -12]));
+    const w = allocTensor(gpu, [1, 1, 1, 1], new Float32Array([1]));
+    const b = allocTensor(gpu, [1], new Float32Array([0]));
+    const y = allocTensor(gpu, [1, 1, 1, 1]);
+    recording(gpu, 'mixed', () => conv2d(gpu, x, w, b, y));
+    expect((await gpu.readFloat32(y.view, 1))[0]).toBe(1);
+    recording(gpu, 'fp32', () => conv2d(gpu, x, w, b, y));
+    expect((await gpu.readFloat32(y.view, 1))[0]).toBe(1 + 2 ** -12);
+    for (const v of [x, w, b, y]) v.dispose();
+  });
+});
+
+describe.runIf(!mixed && !required)('mixed precision on a device without f16 subgroup matrices', () => {
+  it('is refused with a message naming what the adapter lacks', () => {
+    expect(() => setPrecision(gpu, 'mixed')).toThrow(/mixed precision needs .*--precision fp32/);
+  });
+});
