@@ -14,7 +14,9 @@
 # (rolldown stays: vitest's vite needs it), then on the GPU machine:
 #   bash .device/run.sh bash bench/device-mixed.sh OUT_DIR
 set -uo pipefail
-out=${1:?usage: bash bench/device-mixed.sh OUT_DIR}
+out=${1:?usage: [PARTS=tests,step,pytorch,train] bash bench/device-mixed.sh OUT_DIR}
+parts=,${PARTS:-tests,step,pytorch,train},
+want() { [[ $parts == *,$1,* ]]; }
 mkdir -p "$out"
 log="$out/mixed.log"
 say() { echo "== $(date -u +%H:%M:%S) $*" | tee -a "$log"; }
@@ -25,20 +27,25 @@ say "gpu"
 say "adapter"
 timeout 60 node dist/cli.js smoke 2>&1 | tee -a "$log"
 
+if want tests; then
 say "tests: mixed precision and loss scaling on this adapter"
 [ -d node_modules/vitest ] || [ ! -f .device/test-runner.tar.xz ] || tar -xJf .device/test-runner.tar.xz
 WGSL_UNET_REQUIRE_MIXED=1 timeout 120 node node_modules/vitest/vitest.mjs run test/mixed test/loss-scale.test.ts 2>&1 \
   | grep -v '^ *✓' | grep -E 'worst error|subgroup matrices|passed|failed|Error|error|FAIL|Tests|Test Files' | tail -60 | tee -a "$log"
+fi
 
+if want step; then
 say "training step and inference, fp32 and mixed (every tile)"
 timeout 180 node dist/bench.js --suite step --step-ours-only --step-batch 32 --reps 10 --step-chain 10 --precision fp32,mixed --mma-tiles all \
   --json "$out/step.json" 2>&1 | tee "$out/step.log" | grep -v '^op \|^training_step\|^inference' | tail -40 >> "$log"
+fi
 
-if python3 -c 'import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+if want pytorch && python3 -c 'import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
   say "pytorch"
   PYTHONUNBUFFERED=1 timeout 150 python3 bench/pytorch_unet.py --batch 32 --steps 30 --infer-steps 50 --chain 10 --json "$out/pytorch.json" 2>&1 | tee -a "$log"
 fi
 
+if want train; then
 say "training: preset full on the default synthetic set (47 subjects × 120 frames), fp32 and mixed at once"
 raw=/tmp/mixed-raw data=/tmp/mixed-data
 timeout 90 node dist/cli.js data --synthetic --raw "$raw" --out "$data" --subjects 47 --frames 120 --test 1 2>&1 | tr '\r' '\n' | grep -v '^ *$' | tail -3 | tee -a "$log"
@@ -53,5 +60,6 @@ for p in fp32 mixed; do
 done
 for p in fp32 mixed; do cat "$out"/runs-$p/*/log.jsonl > "$out/train-$p.jsonl" 2>/dev/null; done
 rm -rf "$out"/runs-*
+fi
 node bench/merge-device.mjs "$out" "$out/mixed-results.json" 2>&1 | tee -a "$log"
 say "done"

@@ -90,8 +90,8 @@ async function main(): Promise<void> {
   for (const p of precisions) if (p !== 'fp32' && p !== 'mixed') throw new UsageError(`--precision takes fp32 and mixed, not "${p}"`);
   if (precisions.includes('mixed')) setPrecision(gpu, 'mixed'); // refuses an adapter without the features, saying why
   setPrecision(gpu, 'fp32');
-  const mmaTiles = options['mma-tiles'] === undefined ? [null] : ((options['mma-tiles'] === 'all' ? Object.keys(MMA_TILES) : (options['mma-tiles'] as string).split(',')) as MmaTile[]);
-  for (const t of mmaTiles) if (t !== null && !(t in MMA_TILES)) throw new UsageError(`unknown mixed-precision tile "${t}": use ${Object.keys(MMA_TILES).join(', ')} or all`);
+  const mmaTiles = options['mma-tiles'] === undefined ? [null] : ((options['mma-tiles'] === 'all' ? [...MMA_TILES] : (options['mma-tiles'] as string).split(',')) as MmaTile[]);
+  for (const t of mmaTiles) if (t !== null && !MMA_TILES.includes(t)) throw new UsageError(`unknown mixed-precision tile "${t}": use ${MMA_TILES.join(', ')} or all`);
   const precisionRuns: { precision: Precision; tile: MmaTile | null; peakLiveBytes: number; poolBytes: number; profile?: StepProfile }[] = [];
   if (options.variant) setConvVariant(gpu, options.variant as ConvVariant);
   console.log(`convolutions: the ${convVariant(gpu)} formulation${options.variant ? ' (--variant)' : ''}`);

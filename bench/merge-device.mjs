@@ -2,11 +2,12 @@
 // file: our training step and inference (bench --suite step), PyTorch's
 // (bench/pytorch_unet.py) and the fp32/mixed training runs, as `entries`
 // that each carry op, impl, precision, batch and images_per_s.
-//   node bench/merge-device.mjs OUT_DIR RESULT.json
+//   node bench/merge-device.mjs OUT_DIR RESULT.json [NOTE]
+// NOTE, where given, says where the parts came from (when OUT_DIR gathers several runs).
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-const [dir, dest] = process.argv.slice(2);
+const [dir, dest, note] = process.argv.slice(2);
 if (!dir || !dest) throw new Error('usage: node bench/merge-device.mjs OUT_DIR RESULT.json');
 const read = (f) => (existsSync(join(dir, f)) ? JSON.parse(readFileSync(join(dir, f), 'utf8')) : null);
 const step = read('step.json');
@@ -45,7 +46,7 @@ for (const p of ['fp32', 'mixed']) {
 
 const byOp = (step?.precisionRuns ?? []).map((r) => ({ precision: r.precision, tile: r.tile, dispatches: r.profile?.dispatches, gpu_ms: r.profile?.gpu_ms, byOp: r.profile?.byOp }));
 writeFileSync(dest, JSON.stringify({
-  gpu: torch?.gpu ?? step?.adapter?.description, adapter: step?.adapter, date: step?.date,
+  gpu: torch?.gpu ?? step?.adapter?.description, adapter: step?.adapter, date: step?.date, ...(note ? { note } : {}),
   versions: { ...step?.versions, torch: torch?.torch, cuda: torch?.cuda, cudnn: torch?.cudnn },
   entries, training, stepProfiles: byOp,
 }, null, 1) + '\n');

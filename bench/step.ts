@@ -7,7 +7,7 @@ import type * as tfType from '@tensorflow/tfjs-core';
 import type { Gpu } from '../src/kernels/gpu.js';
 import { Tape, Tensor, diceLoss, noGrad } from '../src/autograd/index.js';
 import { Adam } from '../src/model/adam.js';
-import { createUNet } from '../src/model/unet.js';
+import { type UNet, createUNet } from '../src/model/unet.js';
 import { type Sample, type TfjsWebgpu, type Timing, sample, timeIt, timePaired } from './harness.js';
 import { kerasDiceLoss, kerasUNet } from './tfjs-unet.js';
 import { GpuTimer } from './timestamps.js';
@@ -36,6 +36,18 @@ export interface StepProfile {
    * over many dispatches mean more than one dispatch's figure.
    */
   passes: { label: string; gpu_ms: number }[];
+}
+
+/** Records one training step (forward, Dice loss, backward seeded as the trainer does, Adam) without waiting. */
+function stepRecorder(model: UNet, adam: Adam, xs: Tensor, ys: Tensor): () => void {
+  return () => {
+    model.parameters.zeroGrads();
+    const tape = new Tape(model.gpu);
+    const loss = tape.run(() => diceLoss(model.forward(xs), ys));
+    tape.backward(loss, adam.lossScaleSeed(), { releaseActivations: true });
+    adam.step();
+    tape.dispose();
+  };
 }
 
 function batch(n: number, size: number): { x: Float32Array; y: Float32Array } {
@@ -78,14 +90,7 @@ export async function benchTrainingStep(gpu: Gpu, peer: TfjsWebgpu, opts: { batc
   const adam = new Adam(model.parameters, { lr: 1e-5 });
   const xs = Tensor.from(gpu, [n, size, size, 1], x);
   const ys = Tensor.from(gpu, [n, size, size, 1], y);
-  const recordStep = () => {
-    model.parameters.zeroGrads();
-    const tape = new Tape(gpu);
-    const loss = tape.run(() => diceLoss(model.forward(xs), ys));
-    tape.backward(loss, undefined, { releaseActivations: true });
-    adam.step();
-    tape.dispose();
-  };
+  const recordStep = stepRecorder(model, adam, xs, ys);
   const ourStep = async () => {
     recordStep();
     await gpu.sync();
@@ -262,14 +267,7 @@ export async function benchOurStep(gpu: Gpu, precision: string, opts: { batch: n
   const adam = new Adam(model.parameters, { lr: 1e-5 }, precision === 'mixed');
   const xs = Tensor.from(gpu, [n, size, size, 1], x);
   const ys = Tensor.from(gpu, [n, size, size, 1], y);
-  const recordStep = () => {
-    model.parameters.zeroGrads();
-    const tape = new Tape(gpu);
-    const loss = tape.run(() => diceLoss(model.forward(xs), ys));
-    tape.backward(loss, adam.lossScaleSeed(), { releaseActivations: true });
-    adam.step();
-    tape.dispose();
-  };
+  const recordStep = stepRecorder(model, adam, xs, ys);
   const infer = () => noGrad(() => model.forward(xs)).dispose();
   await gpu.sync();
   recordStep();

@@ -55,69 +55,71 @@ fn update(param: vec4<f32>, g: vec4<f32>, m0: vec4<f32>, v0: vec4<f32>, lr_t: f3
   return Updated(param - lr_t * m1 / (sqrt(v1) + prm.epsilon), m1, v1);
 }
 
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = prm.first + gid.x + gid.y * prm.row_threads;
-  if (i >= prm.n) {
-    return;
-  }
-  let u = update(vec4<f32>(params[i]), vec4<f32>(grads[i]), vec4<f32>(m[i]), vec4<f32>(v[i]), prm.lr_t);
+// Parameter i, or parameters 4i … 4i + 3, updated in place with step size lr_t.
+fn update_one(i: u32, lr_t: f32) {
+  let u = update(vec4<f32>(params[i]), vec4<f32>(grads[i]), vec4<f32>(m[i]), vec4<f32>(v[i]), lr_t);
   m[i] = u.m.x;
   v[i] = u.v.x;
   params[i] = u.param.x;
 }
 
-@compute @workgroup_size(256)
-fn main4(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * prm.row_threads;
-  if (i >= prm.n / 4u) {
-    return;
-  }
-  let u = update(params4[i], grads4[i], m4[i], v4[i], prm.lr_t);
+fn update_four(i: u32, lr_t: f32) {
+  let u = update(params4[i], grads4[i], m4[i], v4[i], lr_t);
   m4[i] = u.m;
   v4[i] = u.v;
   params4[i] = u.param;
 }
 
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = prm.first + gid.x + gid.y * prm.row_threads;
+  if (i < prm.n) {
+    update_one(i, prm.lr_t);
+  }
+}
+
+@compute @workgroup_size(256)
+fn main4(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * prm.row_threads;
+  if (i < prm.n / 4u) {
+    update_four(i, prm.lr_t);
+  }
+}
+
 // Mixed-precision training (shaders/loss_scale.wgsl): the same update, but
 // none at all while the step's gradients hold an infinite or NaN value, and
 // with lr_t from the step count the GPU keeps, since only the GPU knows which
-// steps were skipped. Here prm.lr_t holds lr, and the bias corrections are
-// computed in f32 (relative error about 1e-5 of lr_t).
+// steps were skipped. Here prm.lr_t holds lr, and the bias corrections of
+// step t + 1 follow from those the state keeps for step t (loss_scale.wgsl).
 struct LossScale {
   scale: f32,
   t: u32,
   good: u32,
   skipped: u32,
   found: u32,
+  c1: f32,
+  c2: f32,
 }
 @group(0) @binding(5) var<storage, read> amp: LossScale;
 
 fn scaled_lr() -> f32 {
-  let t = f32(amp.t + 1u);
-  return prm.lr_t * sqrt(1.0 - pow(prm.beta2, t)) / (1.0 - pow(prm.beta1, t));
+  let c1 = amp.c1 * prm.beta1 + prm.one_minus_beta1;
+  let c2 = amp.c2 * prm.beta2 + prm.one_minus_beta2;
+  return prm.lr_t * sqrt(c2) / c1;
 }
 
 @compute @workgroup_size(256)
 fn main_scaled(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = prm.first + gid.x + gid.y * prm.row_threads;
-  if (i >= prm.n || amp.found != 0u) {
-    return;
+  if (i < prm.n && amp.found == 0u) {
+    update_one(i, scaled_lr());
   }
-  let u = update(vec4<f32>(params[i]), vec4<f32>(grads[i]), vec4<f32>(m[i]), vec4<f32>(v[i]), scaled_lr());
-  m[i] = u.m.x;
-  v[i] = u.v.x;
-  params[i] = u.param.x;
 }
 
 @compute @workgroup_size(256)
 fn main4_scaled(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * prm.row_threads;
-  if (i >= prm.n / 4u || amp.found != 0u) {
-    return;
+  if (i < prm.n / 4u && amp.found == 0u) {
+    update_four(i, scaled_lr());
   }
-  let u = update(params4[i], grads4[i], m4[i], v4[i], scaled_lr());
-  m4[i] = u.m;
-  v4[i] = u.v;
-  params4[i] = u.param;
 }

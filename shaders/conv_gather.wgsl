@@ -15,6 +15,18 @@
 //   mode 5:     rows are (a, b, co); info = offset of (a, b, co) from pixel (n, 2i, 2j) of dy
 const ONES_ROW: u32 = 0xffffffffu;
 
+// Slot s of a staging step, a quad of four rows at one k: (its k within the
+// step, its quad of rows). The pixel-row modes put k fastest, so that
+// neighbouring invocations read neighbouring channels of one pixel; modes 2
+// and 5, whose rows are channels, put the rows fastest. TK (k per step) and
+// TM4 (quads of rows per tile) are the including shader's.
+fn a_slot(s: u32) -> vec2<u32> {
+  if (MODE == 2u || MODE == 5u) {
+    return vec2<u32>(s / TM4, s % TM4);
+  }
+  return vec2<u32>(s % TK, s / TK);
+}
+
 fn row_info(row: u32) -> u32 {
   switch MODE {
     case 0u, 1u: {

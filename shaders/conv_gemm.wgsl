@@ -89,22 +89,16 @@ fn main(
   var a_info: array<vec4<u32>, A_PASSES>;
   for (var q = 0u; q < A_PASSES; q++) {
     let s = li + q * THREADS;
-    if (MODE == 2u || MODE == 5u) {
-      a_kk[q] = s / TM4;
-      a_rq[q] = s % TM4;
-    } else {
-      a_kk[q] = s % TK;
-      a_rq[q] = s / TK;
-    }
+    let slot = a_slot(s);
+    a_kk[q] = slot.x;
+    a_rq[q] = slot.y;
     for (var r = 0u; r < 4u; r++) {
       a_info[q][r] = row_info(row0 + 4u * a_rq[q] + r);
     }
   }
 
   for (var k0 = k_begin; k0 < k_end; k0 += TK) {
-    // Stage A: slot s is (k, quad of rows). Pixel-row modes put k fastest
-    // (neighbouring invocations read neighbouring channels of one pixel);
-    // modes 2 and 5, whose rows are channels, put the rows fastest.
+    // Stage A: each slot a quad of rows at one k (a_slot).
     for (var q = 0u; q < A_PASSES; q++) {
       let k = k0 + a_kk[q];
       var v = vec4<f32>(0.0);

@@ -8,6 +8,9 @@
 //   update:  after a clean step t and the run of clean steps grow, and the
 //            scale doubles after `interval` of them; after a bad one the
 //            scale halves, the run restarts and `skipped` counts it.
+// The state also keeps Adam's bias corrections 1 − β1^t and 1 − β2^t, for
+// the t steps taken: computed as c ← c·β + (1 − β), a sum of two positive
+// terms, where 1 − pow(β, t) in f32 would lose most of its digits.
 // Non-finite values are told by their exponent bits: a compiler may assume
 // that float arithmetic never meets them, so `x != x` is not a safe test.
 
@@ -20,6 +23,8 @@ struct State {
   // steps skipped for infinite or NaN gradients, in all
   skipped: u32,
   found: atomic<u32>,
+  c1: f32,
+  c2: f32,
 }
 
 struct Params {
@@ -30,6 +35,10 @@ struct Params {
   backoff: f32,
   max_scale: f32,
   min_scale: f32,
+  beta1: f32,
+  one_minus_beta1: f32,
+  beta2: f32,
+  one_minus_beta2: f32,
 }
 
 @group(0) @binding(0) var<uniform> prm: Params;
@@ -61,6 +70,8 @@ fn update() {
     state.skipped += 1u;
   } else {
     state.t += 1u;
+    state.c1 = state.c1 * prm.beta1 + prm.one_minus_beta1;
+    state.c2 = state.c2 * prm.beta2 + prm.one_minus_beta2;
     state.good += 1u;
     if (state.good >= prm.interval) {
       state.scale = min(state.scale * prm.growth, prm.max_scale);

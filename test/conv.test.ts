@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { testGpu } from './helpers/gpu.js';
+import { CONV_CASES, UP_CASES } from './helpers/conv-cases.js';
 import type { Gpu } from '../src/kernels/gpu.js';
 import { maxRelError, randomArray, rng } from './helpers/random.js';
 import { allocTensor } from '../src/kernels/tensor-view.js';
@@ -39,18 +40,6 @@ const pick = (n: number, count: number, seed: number) => {
   return Array.from({ length: count }, () => Math.floor(r() * n));
 };
 
-// [x shape, kernel size, out channels]: odd sizes, 1 input channel (the U-Net's
-// first layer), channel counts that are not multiples of 4, tiles larger
-// than one workgroup in every GEMM dimension, and a weight gradient whose
-// reduction over 2,304 pixels is split across workgroups.
-const CONV_CASES: [Shape4, number, number][] = [
-  [[2, 5, 7, 3], 3, 5],
-  [[2, 8, 8, 1], 3, 4],
-  [[1, 6, 6, 4], 1, 1],
-  [[2, 12, 12, 16], 3, 70],
-  [[1, 9, 11, 66], 3, 7],
-  [[4, 24, 24, 8], 3, 36],
-];
 
 const gpuForList = await testGpu();
 const VARIANTS: ConvVariant[] = [
@@ -174,12 +163,6 @@ describe(`conv2d (${variant})`, () => {
   });
 });
 
-const UP_CASES: [Shape4, number][] = [
-  [[2, 3, 5, 3], 5],
-  [[1, 4, 4, 8], 4],
-  [[2, 6, 6, 20], 70],
-  [[4, 24, 24, 12], 16],
-];
 
 describe(`convTranspose2x2 (${variant})`, () => {
   it('reference backward agrees with finite differences of the reference forward', () => {

@@ -32,7 +32,7 @@ function backward(model: UNet, adam: Adam, x: Tensor, y: Tensor): Tensor {
 async function setup(seed: number) {
   const gpu = await testGpu();
   const b = blobBatch(4, SIZE, seed);
-  const x = Tensor.from(gpu, [4, SIZE, SIZE, 1], b.images.map((v) => (v - 100) / 40));
+  const x = Tensor.from(gpu, [4, SIZE, SIZE, 1], b.images);
   const y = Tensor.from(gpu, [4, SIZE, SIZE, 1], b.masks);
   const model = createUNet(gpu, { baseWidth: 2, inputSize: SIZE, seed });
   return { gpu, x, y, model };
@@ -108,27 +108,52 @@ describe('dynamic loss scaling', () => {
     for (const t of [adam, model, x, y]) t.dispose();
   });
 
-  it('clean scaled steps update the weights as unscaled Adam does', async () => {
+  it('a clean scaled step updates as unscaled Adam does: the same moments, the weights within f32 rounding of lr_t', async () => {
     const a = await setup(4);
     const b = await setup(4);
     const plain = new Adam(a.model.parameters, { lr: 1e-3 });
     const scaled = new Adam(b.model.parameters, { lr: 1e-3 }, { initial: 2 ** 12 });
     const start = await flat(a.gpu, a.model.parameters.flatParams);
-    for (let i = 0; i < 3; i++) {
-      backward(a.model, plain, a.x, a.y).dispose();
-      plain.step();
-      backward(b.model, scaled, b.x, b.y).dispose();
-      scaled.step();
-    }
+    backward(a.model, plain, a.x, a.y).dispose();
+    plain.step();
+    backward(b.model, scaled, b.x, b.y).dispose();
+    scaled.step();
+    // A power-of-two scale multiplies every gradient exactly and unscaling
+    // divides it back exactly, so the moments agree to the bit.
+    const [sa, sb] = [await plain.readState(), await scaled.readState()];
+    for (const [name, m] of sa.m) expect(sb.m.get(name), `m of ${name}`).toEqual(m);
+    for (const [name, v] of sa.v) expect(sb.v.get(name), `v of ${name}`).toEqual(v);
+    // The scaled kernel forms lr_t in f32 from the bias corrections the state
+    // keeps (a few f32 roundings: relative error under 1e-6), and a first step
+    // moves a weight by about lr; each result is then rounded to f32 (half an
+    // ulp, on either side).
     const want = await flat(a.gpu, a.model.parameters.flatParams);
     const got = await flat(b.gpu, b.model.parameters.flatParams);
     let moved = 0;
-    for (let i = 0; i < want.length; i++) moved = Math.max(moved, Math.abs(want[i]! - start[i]!));
-    expect(moved).toBeGreaterThan(1e-3); // the weights did move, by about lr a step
-    let worst = 0;
-    for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i]! - want[i]!));
-    // Three steps of at most lr each; the bias corrections differ by f32 rounding (about 1e-5 of lr).
-    expect(worst).toBeLessThan(3 * 1e-3 * 1e-4);
+    for (let i = 0; i < want.length; i++) {
+      moved = Math.max(moved, Math.abs(want[i]! - start[i]!));
+      const ulp = 2 ** (Math.floor(Math.log2(Math.max(Math.abs(want[i]!), 2 ** -126))) - 23);
+      expect(Math.abs(got[i]! - want[i]!), `weight ${i}`).toBeLessThanOrEqual(1e-6 * 1e-3 + ulp);
+    }
+    expect(moved).toBeGreaterThan(5e-4); // the weights did move, by about lr
+
+    // Resumed at step 40 (as from a checkpoint): the bias corrections start from t = 40 alike.
+    const resumed = { ...sa, t: 40 };
+    plain.loadState(resumed);
+    scaled.loadState(resumed);
+    a.gpu.upload(a.model.parameters.flatParams.view, want);
+    b.gpu.upload(b.model.parameters.flatParams.view, want);
+    backward(a.model, plain, a.x, a.y).dispose();
+    plain.step();
+    backward(b.model, scaled, b.x, b.y).dispose();
+    scaled.step();
+    expect((await scaled.lossScaleStatus())!.t).toBe(41);
+    const want41 = await flat(a.gpu, a.model.parameters.flatParams);
+    const got41 = await flat(b.gpu, b.model.parameters.flatParams);
+    for (let i = 0; i < want41.length; i++) {
+      const ulp = 2 ** (Math.floor(Math.log2(Math.max(Math.abs(want41[i]!), 2 ** -126))) - 23);
+      expect(Math.abs(got41[i]! - want41[i]!), `weight ${i} at step 41`).toBeLessThanOrEqual(1e-6 * 1e-3 + ulp);
+    }
     for (const t of [plain, scaled, a.model, a.x, a.y, b.model, b.x, b.y]) t.dispose();
   });
 

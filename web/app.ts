@@ -35,6 +35,9 @@ import {
   resizeBilinear,
   resizeStack,
   shuffle,
+  defaultPrecision,
+  precisionOf,
+  setPrecision,
 } from '../src/browser.js';
 import { version } from '../package.json';
 import { drawChart } from './chart.js';
@@ -165,7 +168,7 @@ const escapeHtml = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '
 
 // ---- the adapter -----------------------------------------------------------
 
-function showAdapter(a: AdapterDescription): void {
+function showAdapter(a: AdapterDescription, precision: string): void {
   // Some adapters (SwiftShader among them) report no description: say so rather than show a blank.
   const described = a.description && a.description !== '(no description)';
   const field = (name: string, value: string) => `<span class="field"><span class="key">${name}</span> ${value ? escapeHtml(value) : '<em>none given</em>'}</span>`;
@@ -173,6 +176,7 @@ function showAdapter(a: AdapterDescription): void {
     field('description', described ? a.description : '') +
     field('vendor', a.vendor) +
     field('architecture', a.architecture) +
+    field('precision', precision === 'mixed' ? 'mixed (f16 subgroup matrices, f32 sums)' : 'fp32') +
     `<span class="badge${a.isSoftware ? ' software' : ''}">${a.isSoftware ? 'software (runs on the CPU)' : 'hardware'}</span>`;
   ui.adapterText.title = formatAdapter(a);
 }
@@ -416,7 +420,8 @@ async function train(): Promise<void> {
     const g = gpu;
     const trained = await exclusive(async () => {
       const model = createUNet(g, { baseWidth: o.baseWidth, inputSize: o.inputSize, seed: o.seed });
-      const adam = new Adam(model.parameters, { lr: o.lr });
+      // Mixed precision scales the loss, as the CLI's training does.
+      const adam = new Adam(model.parameters, { lr: o.lr }, precisionOf(g) === 'mixed');
       try {
         const trainer = new Trainer(model, adam, o.batchSize);
         const rng = new Rng(o.seed);
@@ -591,7 +596,9 @@ async function main(): Promise<void> {
     return;
   }
   page.adapter = gpu.adapterInfo;
-  showAdapter(gpu.adapterInfo);
+  // f16 subgroup matrices where the browser offers them (mixed precision), else fp32.
+  setPrecision(gpu, defaultPrecision(gpu));
+  showAdapter(gpu.adapterInfo, precisionOf(gpu));
   applyTrainingDefaults(gpu.adapterInfo.isSoftware);
   wire();
   setStatus('ready', 'ready: load a checkpoint or train a model, then drop a frame');

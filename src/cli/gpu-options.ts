@@ -5,7 +5,7 @@ import { type OptionSpec, type Parsed, UsageError } from './args.js';
 
 /** --precision, shared by train and predict. */
 export const PRECISION_OPTION: Record<string, OptionSpec> = {
-  precision: { type: 'string', help: 'fp32 or mixed (f16 operands on subgroup matrices, f32 sums and weights, dynamic loss scaling); default fp32' },
+  precision: { type: 'string', help: 'fp32 or mixed (f16 operands on subgroup matrices, f32 sums and weights, dynamic loss scaling); default: mixed on GPUs that offer f16 subgroup matrices, else fp32' },
 };
 
 /**
@@ -24,9 +24,8 @@ export function choosePrecision(o: Parsed, gpu: Gpu, stored?: Precision, log: (s
   else {
     precision = defaultPrecision(gpu);
     why = !canRunMixed(gpu) ? 'the adapter has no f16 subgroup matrices'
-      : precision === 'mixed' ? 'the adapter has f16 subgroup matrices'
-      : gpu.adapterInfo.isSoftware ? 'a software adapter, where the subgroup matrices are emulated; --precision mixed uses them'
-      : 'the default until the mixed kernels outrun fp32; --precision mixed uses the f16 subgroup matrices';
+      : precision === 'mixed' ? 'the adapter has f16 subgroup matrices; --precision fp32 for the exact path'
+      : 'a software adapter, where the subgroup matrices are emulated; --precision mixed uses them';
   }
   setPrecision(gpu, precision);
   const m = gpu.matrix;

@@ -70,20 +70,14 @@ const VARIANT_NAMES: readonly ConvVariant[] = ['tiled', 'rows', 'broadcast', 'di
 export type Precision = 'fp32' | 'mixed';
 const precisions = new WeakMap<Gpu, Precision>();
 
-/** Whether the device can run the mixed-precision convolutions. */
+/** Whether the device can run the mixed-precision convolutions: f16 subgroup matrices and a tile that fits them. */
 export function canRunMixed(gpu: Gpu): boolean {
-  return gpu.matrix !== null;
+  return gpu.matrix !== null && fittingMmaTile(gpu) !== null;
 }
 
-/**
- * The precision a training or inference run gets unless told. Mixed is the
- * goal on GPUs with subgroup matrices, but it stays opt-in (--precision
- * mixed) while its kernels are slower than fp32's there: see the latest
- * GPU results in bench/README.md.
- */
-export const MIXED_BY_DEFAULT = false;
+/** The precision a training or inference run gets unless told: mixed on GPUs that can run it, else fp32. */
 export function defaultPrecision(gpu: Gpu): Precision {
-  return MIXED_BY_DEFAULT && canRunMixed(gpu) && !gpu.adapterInfo.isSoftware ? 'mixed' : 'fp32';
+  return canRunMixed(gpu) && !gpu.adapterInfo.isSoftware ? 'mixed' : 'fp32';
 }
 
 /** Sets the convolutions' precision on this device (fp32 until set). */
@@ -121,59 +115,71 @@ function withCommon(source: string): string {
 }
 
 /**
- * Tiles of the mixed-precision shader, named rows × columns of C per
- * workgroup: [FM, FN], the result matrices each subgroup holds along rows and
- * columns; the subgroups per workgroup follow from the adapter's matrix shape.
+ * Tiles of the mixed-precision shader, rows × columns × depth (k staged at a
+ * time). Each subgroup holds 2 × 2 result matrices, so the subgroups per
+ * workgroup follow from the tile and the adapter's matrix shape.
  */
-export const MMA_TILES = {
-  '64x64': [2, 2],
-  '128x64': [4, 2],
-  '64x128': [2, 4],
-  '128x128': [4, 4],
-} as const satisfies Record<string, readonly [number, number]>;
-export type MmaTile = keyof typeof MMA_TILES;
+export const MMA_TILES = ['64x64x32', '64x64x64', '128x64x32', '64x128x32', '128x128x32'] as const;
+export type MmaTile = (typeof MMA_TILES)[number];
 const forcedMmaTile = new WeakMap<Gpu, MmaTile>();
 
 /** Makes every mixed-precision GEMM on this device use one tile (benchmarks, tests); null restores the default. */
 export function setMmaTile(gpu: Gpu, tile: MmaTile | null): void {
   if (tile === null) return void forcedMmaTile.delete(gpu);
-  if (!(tile in MMA_TILES)) throw new Error(`unknown mixed-precision tile "${tile}": use ${Object.keys(MMA_TILES).join(', ')}`);
+  if (!MMA_TILES.includes(tile)) throw new Error(`unknown mixed-precision tile "${tile}": use ${MMA_TILES.join(', ')}`);
   forcedMmaTile.set(gpu, tile);
 }
 
-/** The mixed-precision shader's constants for a tile on this device's matrix shape, or null where they do not fit. */
-export function mmaConstants(matrix: { M: number; N: number; K: number }, subgroup: number, tile: MmaTile) {
-  const [fm, fn] = MMA_TILES[tile];
-  const [rows, cols] = tile.split('x').map(Number) as [number, number];
-  const subY = rows / (fm * matrix.M);
-  const subX = cols / (fn * matrix.N);
+/**
+ * The mixed-precision shader's constants for a tile on a matrix shape and
+ * subgroup size, or null where they do not fit: whole subgroups along both
+ * sides, at most `maxInvocations` invocations, staging loops that divide
+ * evenly, and the workgroup memory (staged f16 tiles with their padding, one
+ * f32 result matrix per subgroup) within `storageLimit` bytes.
+ */
+export function mmaConstants(matrix: { M: number; N: number; K: number }, subgroup: number, tile: MmaTile, storageLimit = 16384, maxInvocations = 256) {
+  const [rows, cols, depth] = tile.split('x').map(Number) as [number, number, number];
+  const subY = rows / (2 * matrix.M);
+  const subX = cols / (2 * matrix.N);
   const threads = subY * subX * subgroup;
-  const TK = 32;
-  const fits = Number.isInteger(subY) && Number.isInteger(subX) && subY >= 1 && subX >= 1 && TK % matrix.K === 0 &&
-    threads <= 256 && ((TK * rows) / 4) % threads === 0 && ((TK * cols) / 4) % threads === 0;
-  return fits ? { SM: matrix.M, SN: matrix.N, SK: matrix.K, SG: subgroup, FM: fm, FN: fn, SUB_Y: subY, SUB_X: subX, rows, cols } : null;
+  const pad = 8;
+  const bytes = 2 * (Math.max(rows * (depth + pad), depth * (rows + pad)) + depth * (cols + pad)) + 4 * subY * subX * matrix.M * matrix.N;
+  const fits = Number.isInteger(subY) && Number.isInteger(subX) && subY >= 1 && subX >= 1 && depth % matrix.K === 0 &&
+    threads <= maxInvocations && ((depth * rows) / 4) % threads === 0 && ((depth * cols) / 4) % threads === 0 && bytes <= storageLimit;
+  return fits ? { SM: matrix.M, SN: matrix.N, SK: matrix.K, SG: subgroup, SUB_Y: subY, SUB_X: subX, TK: depth, rows, cols } : null;
 }
 
 const mmaSources = new Map<string, string>();
 /** conv_mma.wgsl with its directives and constants first, the shared gather and stores after. */
 function mmaShader(gpu: Gpu, tile: MmaTile): { name: string; source: string; rows: number; cols: number } {
   const matrix = gpu.matrix!;
-  const c = mmaConstants(matrix, gpu.adapterInfo.subgroupMaxSize, tile);
+  const c = mmaConstants(matrix, gpu.adapterInfo.subgroupMaxSize, tile, gpu.limits.maxComputeWorkgroupStorageSize, gpu.limits.maxComputeInvocationsPerWorkgroup);
   if (!c) throw new Error(`the mixed-precision tile ${tile} does not fit matrices of ${matrix.M}×${matrix.N}×${matrix.K} with subgroups of ${gpu.adapterInfo.subgroupMaxSize}`);
   const name = `conv_mma_${matrix.M}x${matrix.N}x${matrix.K}_sg${c.SG}_${tile}`;
   let source = mmaSources.get(name);
   if (!source) {
-    const consts = (['SM', 'SN', 'SK', 'SG', 'FM', 'FN', 'SUB_Y', 'SUB_X'] as const).map((k) => `const ${k}: u32 = ${c[k]}u;`).join('\n');
+    const consts = (['SM', 'SN', 'SK', 'SG', 'SUB_Y', 'SUB_X', 'TK'] as const).map((k) => `const ${k}: u32 = ${c[k]}u;`).join('\n');
     source = `enable f16;\nenable subgroups;\nenable chromium_experimental_subgroup_matrix;\n${consts}\n${mmaSource}\n${gatherSource}\n${commonSource}\n${activationSource}`;
     mmaSources.set(name, source);
   }
   return { name, source, rows: c.rows, cols: c.cols };
 }
 
-/** The tile of a mixed-precision GEMM: the one forced, else 64 × 64. */
-function mmaTileFor(gpu: Gpu): MmaTile {
-  return forcedMmaTile.get(gpu) ?? '64x64';
+/** The mixed-precision GEMMs' tile unless one is forced (or it does not fit the device). */
+export const MMA_DEFAULT_TILE: MmaTile = '128x64x32';
+
+/** The default tile, else the first of MMA_TILES that fits the device; null where none does. */
+function fittingMmaTile(gpu: Gpu): MmaTile | null {
+  const m = gpu.matrix;
+  if (!m) return null;
+  const { maxComputeWorkgroupStorageSize: bytes, maxComputeInvocationsPerWorkgroup: invocations } = gpu.limits;
+  return [MMA_DEFAULT_TILE, ...MMA_TILES].find((t) => mmaConstants(m, gpu.adapterInfo.subgroupMaxSize, t, bytes, invocations)) ?? null;
 }
+
+function mmaTileFor(gpu: Gpu): MmaTile {
+  return forcedMmaTile.get(gpu) ?? fittingMmaTile(gpu)!;
+}
+
 /** The Winograd passes with the transforms of F(2×2, 3×3) or F(4×4, 3×3) before them. */
 const winogradSources = {
   2: `${winograd2Shader}\n${winogradShader}\n${activationSource}`,
@@ -606,7 +612,13 @@ function launchFor(gpu: Gpu, name: ConvVariant, g: Gemm, splits = 1): Launch {
   if (name === 'tiled') return tiledLaunch(gpu, g, splits);
   if (name === 'mma') {
     const m = mmaShader(gpu, mmaTileFor(gpu));
-    return { shader: m.name, source: m.source, constants: {}, outputs: (out) => [out], rowsPerGroup: m.rows, colsPerGroup: m.cols };
+    // vec4 loads where the channels A is read along, and B's columns, come in fours.
+    const a4 = (g.mode === Mode.UpForward ? g.k : g.aC) % 4 === 0 && g.a.size >= 16;
+    const b4 = g.n % 4 === 0 && g.b.size >= 16;
+    return {
+      shader: m.name, source: m.source, constants: { A4: a4 ? 1 : 0, B4: b4 ? 1 : 0 },
+      outputs: (out) => [out, a4 ? g.a : dummy(gpu), b4 ? g.b : dummy(gpu)], rowsPerGroup: m.rows, colsPerGroup: m.cols,
+    };
   }
   if (name === 'rows') return rowsLaunch(gpu, g);
   const v = VARIANTS[name];

@@ -2,13 +2,20 @@
  * Dynamic loss scaling's two passes (shaders/loss_scale.wgsl): unscaling the
  * flat gradient buffer while looking for infinite or NaN values, and updating
  * the scale and step count after Adam. The state lives in a GPU buffer of
- * LOSS_SCALE_STATE_BYTES: scale (f32), t, good, skipped, found (u32).
+ * LOSS_SCALE_STATE_BYTES: scale (f32), t, good, skipped, found (u32), and
+ * Adam's bias corrections 1 − β1^t, 1 − β2^t (f32).
  */
 import type { BufferView, Gpu } from './gpu.js';
 import { type GpuTensor, grid1d, numel } from './tensor-view.js';
 import lossScaleSource from '../../shaders/loss_scale.wgsl';
 
-export const LOSS_SCALE_STATE_BYTES = 20;
+export const LOSS_SCALE_STATE_BYTES = 28;
+
+/** Adam's β1 and β2, for the bias corrections the state keeps. */
+export interface LossScaleBetas {
+  beta1: number;
+  beta2: number;
+}
 
 export interface LossScaleRule {
   /** Clean steps before the scale grows. */
@@ -19,32 +26,32 @@ export interface LossScaleRule {
   minScale: number;
 }
 
-function uniforms(n: number, rowThreads: number, r: LossScaleRule): Uint8Array {
-  const b = new ArrayBuffer(28);
+function uniforms(n: number, rowThreads: number, r: LossScaleRule, betas: LossScaleBetas): Uint8Array {
+  const b = new ArrayBuffer(44);
   new Uint32Array(b, 0, 3).set([n, rowThreads, r.interval]);
-  new Float32Array(b, 12, 4).set([r.growth, r.backoff, r.maxScale, r.minScale]);
+  new Float32Array(b, 12, 8).set([r.growth, r.backoff, r.maxScale, r.minScale, betas.beta1, 1 - betas.beta1, betas.beta2, 1 - betas.beta2]);
   return new Uint8Array(b);
 }
 
 /** grads ← grads / scale, setting the state's `found` on any infinite or NaN result. */
-export function unscaleGradients(gpu: Gpu, state: BufferView, grads: GpuTensor, rule: LossScaleRule): void {
+export function unscaleGradients(gpu: Gpu, state: BufferView, grads: GpuTensor, rule: LossScaleRule, betas: LossScaleBetas): void {
   const n = numel(grads.shape);
   const { workgroups, rowThreads } = grid1d(n, 256, gpu.limits.maxComputeWorkgroupsPerDimension);
   gpu.dispatch({
     kernel: gpu.kernel('loss_scale', lossScaleSource, {}, 'unscale'),
     label: `lossScale unscale ${n} gradients`,
-    uniforms: uniforms(n, rowThreads, rule),
+    uniforms: uniforms(n, rowThreads, rule, betas),
     storage: [state, grads.view],
     workgroups,
   });
 }
 
 /** After the step: grow or back off the scale, count the step taken or skipped, clear `found`. */
-export function updateLossScale(gpu: Gpu, state: BufferView, rule: LossScaleRule): void {
+export function updateLossScale(gpu: Gpu, state: BufferView, rule: LossScaleRule, betas: LossScaleBetas): void {
   gpu.dispatch({
     kernel: gpu.kernel('loss_scale', lossScaleSource, {}, 'update'),
     label: 'lossScale update',
-    uniforms: uniforms(0, 0, rule),
+    uniforms: uniforms(0, 0, rule, betas),
     storage: [state],
     workgroups: [1],
   });

@@ -129,6 +129,8 @@ export class Adam {
     const b = new ArrayBuffer(LOSS_SCALE_STATE_BYTES);
     new Float32Array(b, 0, 1)[0] = scale;
     new Uint32Array(b, 4, 4).set([t, 0, skipped, 0]);
+    // Adam's bias corrections for the t steps taken, in float64 here.
+    new Float32Array(b, 20, 2).set([1 - this.options.beta1 ** t, 1 - this.options.beta2 ** t]);
     this.gpu.upload(this.scaling!.view, new Uint8Array(b));
   }
 
@@ -150,9 +152,9 @@ export class Adam {
     const t = this.stepCount + 1;
     if (this.scaling) {
       const { rule, view } = this.scaling;
-      unscaleGradients(this.gpu, view, this.store.flatGrads, rule);
+      unscaleGradients(this.gpu, view, this.store.flatGrads, rule, this.options);
       adamStep(this.gpu, this.store.flatParams, this.store.flatGrads, this.m, this.v, { ...this.options, step: t }, view);
-      updateLossScale(this.gpu, view, rule);
+      updateLossScale(this.gpu, view, rule, this.options);
     } else {
       adamStep(this.gpu, this.store.flatParams, this.store.flatGrads, this.m, this.v, { ...this.options, step: t });
     }
