@@ -20,15 +20,18 @@ if [ "$(id -u)" != 0 ]; then
 fi
 [ "$PARENT" != / ] || { echo "sandbox: the project's parent folder is /; move the project into a folder" >&2; exit 1; }
 
-# Re-run this script inside a private mount namespace; everything below runs there.
-if [ -z "${WGSL_UNET_SANDBOX_NS:-}" ]; then
+# Re-run this script inside a private mount namespace; everything below runs
+# there. The re-run is told by a first argument of its own, which no caller
+# passes (an inherited variable could skip the namespace by mistake).
+if [ "${1:-}" != --in-private-mount-namespace ]; then
   if [ ! -f "$MARKER" ] && ! command -v debootstrap >/dev/null; then
     echo "sandbox: installing debootstrap on the host"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null 2>&1 \
       || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; }
   fi
-  WGSL_UNET_SANDBOX_NS=1 exec unshare --mount --propagation private bash "$PROJ/scripts/sandbox.sh" "$@"
+  exec unshare --mount --propagation private bash "$PROJ/scripts/sandbox.sh" --in-private-mount-namespace "$@"
 fi
+shift
 
 mount_basics() {
   mount -t proc proc "$ROOT/proc"
@@ -39,6 +42,10 @@ mkdir -p "$(dirname "$ROOT")"
 exec 9>"$ROOT.lock"; flock 9   # one build at a time
 if [ ! -f "$MARKER" ]; then
   start=$SECONDS
+  if [ -e "$ROOT" ] && [ ! -f "$ROOT.started" ] && [ -n "$(ls -A "$ROOT")" ]; then
+    # Only a root this script began is removed: never a folder it did not make.
+    echo "sandbox: $ROOT exists, is not empty and was not made here; choose another WGSL_UNET_SANDBOX" >&2; exit 1
+  fi
   if [ -e "$ROOT" ]; then
     echo "sandbox: removing an unfinished root at $ROOT"
     if findmnt -rno TARGET | grep -qF "$ROOT/"; then
@@ -46,6 +53,7 @@ if [ ! -f "$MARKER" ]; then
     fi
     rm -rf --one-file-system "$ROOT"
   fi
+  touch "$ROOT.started"
   echo "sandbox: creating Debian trixie root at $ROOT (debootstrap)…"
   debootstrap --variant=minbase trixie "$ROOT" http://deb.debian.org/debian >"$ROOT.log" 2>&1 \
     || { tail -n 20 "$ROOT.log" >&2; echo "sandbox: debootstrap failed (log: $ROOT.log)" >&2; exit 1; }

@@ -1,5 +1,5 @@
-// What the four convolution shaders share (conv_gemm.wgsl, conv_rows.wgsl,
-// conv_broadcast.wgsl, conv_direct.wgsl): src/kernels/conv.ts appends this
+// What the convolution shaders share (conv_gemm.wgsl, conv_mma.wgsl,
+// conv_rows.wgsl, conv_broadcast.wgsl, conv_direct.wgsl): src/kernels/conv.ts appends this
 // file to each (and activation.wgsl, whose ACT and activate() the forward
 // modes use), so the modes' parameters, the first five bindings, where each
 // element of C goes and where the CPU shaders' weight rows read A are written
@@ -12,7 +12,7 @@
 override MODE: u32 = 0u;
 // Modes 1, 4: add C into out instead of overwriting it.
 override ACCUMULATE: bool = false;
-// Mode 2, tiled shader only: A has one more row after the KH·KW·Ci rows of
+// Mode 2, tiled and mma shaders only: A has one more row after the KH·KW·Ci rows of
 // im2col(x)ᵀ, all ones (p.m counts it), so the last row of C is Σ over pixels
 // of dy — the bias gradient, computed from the tiles of dy the weight gradient
 // stages anyway.

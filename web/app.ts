@@ -451,15 +451,18 @@ async function train(): Promise<void> {
         }
         const last = page.training.epochs[page.training.epochs.length - 1]!;
         const metrics: Record<string, number> = epochsDone ? { loss: last.loss, dice: last.dice, val_loss: last.val_loss, val_dice: last.val_dice } : { val_loss: last.val_loss, val_dice: last.val_dice };
+        // With loss scaling the GPU alone knows how many steps were taken (skipped ones are not).
+        const taken = (await adam.lossScaleStatus())?.t ?? adam.t;
         const meta: CheckpointMeta = {
           format: CHECKPOINT_FORMAT,
           version,
           config: model.config,
           normalization: { mean: data.mean, std: data.std },
           epoch: epochsDone,
-          step: adam.t,
+          step: taken,
           metrics,
           adapter: formatAdapter(g.adapterInfo),
+          precision: precisionOf(g),
           createdAt: new Date().toISOString(),
           training: {
             seed: o.seed,

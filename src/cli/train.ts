@@ -195,7 +195,8 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
     Object.assign(preset, { baseWidth: resumed.meta.config.baseWidth, inputSize: resumed.meta.config.inputSize, batchSize: t.batchSize, lr: t.lr, name: t.preset, why: `resumed from ${resumeDir}` });
     if (o.epochs === undefined) preset.epochs = t.epochs;
   }
-  const precision = choosePrecision(o, gpu, resumed?.meta.precision);
+  // A checkpoint without the field was trained in fp32 (checkpoint.ts).
+  const precision = choosePrecision(o, gpu, resumed ? (resumed.meta.precision ?? 'fp32') : undefined);
   console.log(`preset ${preset.name} (${preset.why}): base width ${preset.baseWidth}, input ${preset.inputSize}×${preset.inputSize}, batch ${preset.batchSize}, ${preset.epochs} epochs, Adam lr ${preset.lr}`);
 
   const dataArg = (resumed && o.data === SPEC.data!.default ? resumed.meta.training!.data : undefined) ?? (o.data as string);

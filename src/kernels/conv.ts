@@ -786,14 +786,14 @@ function directLaunch(gpu: Gpu, g: Gemm): Omit<Launch, 'shader' | 'source' | 'co
 function workgroups(name: ConvVariant, launch: Launch, m: number, n: number, splits: number): [number, number, number] {
   const rows = Math.ceil(m / launch.rowsPerGroup);
   const cols = Math.ceil(n / launch.colsPerGroup);
-  // The tiled shader walks columns with workgroup x; the CPU variants with y.
+  // The tiled and mma shaders walk columns with workgroup x; the CPU variants with y.
   return name === 'tiled' || name === 'mma' ? [cols, rows, splits] : [rows, cols, splits];
 }
 
 /**
  * Records a weight-gradient GEMM whose reduction (over pixels, g.k) is split
  * across workgroups: partial sums go to a scratch buffer, then one pass adds
- * them into g.out. With `bias` (mode 2 on the tiled shader), A's last row is
+ * them into g.out. With `bias` (mode 2 on the tiled or mma shader), A's last row is
  * ones (BIAS_ROW, counted in g.m) and the last row of C goes to the bias's
  * gradient.
  */
@@ -974,7 +974,7 @@ export function conv2dBackwardInput(gpu: Gpu, dy: GpuTensor, w: GpuTensor, dx: G
 export interface WeightGradOptions extends GradOptions {
   /**
    * Also the bias gradient, db (+)= Σ over pixels of dy (as biasGradient): on
-   * the tiled formulation in the same GEMM, as one more row of ones in A, so
+   * the tiled and mma formulations in the same GEMM, as one more row of ones in A, so
    * dy is not read again; elsewhere by biasGradient.
    */
   db?: GpuTensor;

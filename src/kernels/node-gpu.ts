@@ -14,8 +14,6 @@ export interface NodeGpuOptions {
   powerPreference?: GPUPowerPreference;
   /** Extra Dawn toggles, e.g. `disable-dawn-features=timestamp_quantization`. */
   dawnOptions?: string[];
-  /** Leave f16 and the subgroup matrices off even where the adapter could offer them. */
-  noMixedFeatures?: boolean;
 }
 
 /**
@@ -186,7 +184,7 @@ export async function createNodeGpu(opts: NodeGpuOptions = {}): Promise<Gpu> {
   process.env.XDG_RUNTIME_DIR ??= '/tmp'; // Mesa warns without it
   paceDawnPolling();
   const { create } = await import('webgpu');
-  const flags = opts.noMixedFeatures ? [...(opts.dawnOptions ?? [])] : withEnabledToggles(opts.dawnOptions ?? [], MIXED_TOGGLES);
+  const flags = withEnabledToggles(opts.dawnOptions ?? [], MIXED_TOGGLES);
   if (opts.backend) flags.push(`backend=${opts.backend}`);
   if (opts.adapter) flags.push(`adapter=${opts.adapter}`);
   // Holding `instance` keeps Dawn (and so the event loop) alive: it is

@@ -1,7 +1,8 @@
 /**
  * Adam over a ParameterStore's flat buffers: the moments m and v are two more
  * flat buffers of the same padded layout, and a step is one dispatch of the
- * Keras-form kernel (src/kernels/adam.ts).
+ * Keras-form kernel (src/kernels/adam.ts); with loss scaling, two more around
+ * it (src/kernels/loss-scale.ts).
  */
 import type { Gpu } from '../kernels/gpu.js';
 import type { PooledBuffer } from '../kernels/pool.js';
@@ -92,9 +93,9 @@ export class Adam {
     this.gpu.clear(this.v.view);
     if (lossScale) {
       const rule = { ...DEFAULT_LOSS_SCALE, ...(lossScale === true ? {} : lossScale) };
-      if (!(rule.initial > 0 && rule.minScale > 0 && rule.maxScale >= rule.minScale && rule.growth >= 1 && rule.backoff > 0 && rule.backoff < 1 && Number.isInteger(rule.interval) && rule.interval >= 1)) {
+      if (!(rule.minScale > 0 && rule.minScale <= rule.initial && rule.initial <= rule.maxScale && rule.growth >= 1 && rule.backoff > 0 && rule.backoff < 1 && Number.isInteger(rule.interval) && rule.interval >= 1)) {
         this.dispose();
-        throw new Error(`Adam: invalid loss scaling ${JSON.stringify(rule)} (need initial, minScale > 0, maxScale ≥ minScale, growth ≥ 1, 0 < backoff < 1, an integer interval ≥ 1)`);
+        throw new Error(`Adam: invalid loss scaling ${JSON.stringify(rule)} (need 0 < minScale ≤ initial ≤ maxScale, growth ≥ 1, 0 < backoff < 1, an integer interval ≥ 1)`);
       }
       const state = this.gpu.acquire(LOSS_SCALE_STATE_BYTES);
       this.buffers.push(state);
