@@ -10,12 +10,17 @@ export function writeAtomic(path: string, data: Uint8Array | string): void {
   renameSync(tmp, path);
 }
 
+/** A file the CLI needs is missing or cannot be read; the message names it, and main prints just that line. */
+export class FileError extends Error {
+  override name = 'FileError';
+}
+
 export function readBytes(path: string, what: string): Uint8Array {
-  if (!existsSync(path)) throw new Error(`${what} not found: ${path}`);
+  if (!existsSync(path)) throw new FileError(`${what} not found: ${path}`);
   try {
     const b = readFileSync(path);
     return new Uint8Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
   } catch (e) {
-    throw new Error(`cannot read ${what} ${path}: ${(e as Error).message}`);
+    throw new FileError(`cannot read ${what} ${path}: ${(e as Error).message}`);
   }
 }

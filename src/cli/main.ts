@@ -36,7 +36,7 @@ else if (isTiffWorker()) runTiffWorker();
 else main().catch((e: unknown) => {
   const err = e instanceof Error ? e : new Error(String(e));
   // Known failure kinds get their message only; anything else keeps its stack.
-  const known = ['UsageError', 'NoAdapterError', 'AdapterSelectionError', 'GpuError', 'ShapeError', 'DataError', 'CheckpointError', 'SafetensorsError', 'NonFiniteLossError'].includes(err.name);
+  const known = ['UsageError', 'NoAdapterError', 'AdapterSelectionError', 'GpuError', 'ShapeError', 'DataError', 'CheckpointError', 'SafetensorsError', 'NonFiniteLossError', 'FileError'].includes(err.name);
   console.error(known ? `error: ${err.message}` : err);
   process.exitCode = err instanceof UsageError ? 2 : 1;
 });
