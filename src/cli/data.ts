@@ -4,7 +4,7 @@
  * load; with --synthetic it first writes a synthetic stand-in for the
  * competition's data in the same layout.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type CacheFile, CACHE_FILES, type FileAccess, openDataset, testCacheFiles, trainCacheFiles } from '../data/dataset.js';
@@ -174,57 +174,58 @@ async function buildWith(raw: string, out: string, strict: boolean, synthetic: S
   });
   console.log(`reading ${raw}/: ${reader.trainFrames} training frames with masks, ${reader.testFrames} test frames`);
   mkdirSync(out, { recursive: true });
-  progress = new Progress('read', 'files');
-  const bar = progress;
-  // One cache at a time: read, write, let go, so that at most one set of arrays is held.
-  const readAndWrite = async <T extends { count: number }>(read: () => Promise<T>, files: (cache: T) => CacheFile[]): Promise<{ count: number; lines: string[] }> => {
-    bar.resume();
-    const cache = await read();
-    bar.pause();
-    return { count: cache.count, lines: writeCaches(out, files(cache)) };
-  };
-  const train = await readAndWrite(reader.readTrain, trainCacheFiles);
-  const test = await readAndWrite(reader.readTest, testCacheFiles);
-  progress.finish(reader.totalFiles, reader.totalFiles);
-  const trainCount = train.count;
-  const written = [...train.lines, ...test.lines];
+  // The whole set is written aside first and renamed into place only once
+  // every file of it is there: a run that fails leaves the caches it found.
+  const staging = join(out, `.staging-${process.pid}`);
+  rmSync(staging, { recursive: true, force: true });
+  mkdirSync(staging);
+  try {
+    progress = new Progress('read', 'files');
+    const bar = progress;
+    // One cache at a time: read, write, let go, so that at most one set of arrays is held.
+    const readAndWrite = async <T extends { count: number }>(read: () => Promise<T>, files: (cache: T) => CacheFile[]): Promise<{ count: number; lines: string[] }> => {
+      bar.resume();
+      const cache = await read();
+      bar.pause();
+      return { count: cache.count, lines: writeCaches(staging, out, files(cache)) };
+    };
+    const train = await readAndWrite(reader.readTrain, trainCacheFiles);
+    const test = await readAndWrite(reader.readTest, testCacheFiles);
+    progress.finish(reader.totalFiles, reader.totalFiles);
+    const trainCount = train.count;
+    const written = [...train.lines, ...test.lines];
 
-  const summary = {
-    source: synthetic ? 'synthetic' : 'raw',
-    raw,
-    synthetic: synthetic ?? null,
-    train: trainCount,
-    test: test.count,
-    skippedOrIgnored: reader.warnings.length,
-    warnings: reader.warnings,
-    files: Object.values(CACHE_FILES),
-  };
-  writeAtomically(join(out, 'dataset.json'), new TextEncoder().encode(JSON.stringify(summary, null, 2) + '\n'));
-  for (const line of written) console.log(line);
-  const warned = reader.warnings.length > 0 ? `; ${reader.warnings.length} warning${reader.warnings.length === 1 ? '' : 's'} (listed in ${join(out, 'dataset.json')})` : '';
-  console.log(`${trainCount} training and ${test.count} test frames from ${raw}/ cached in ${out}/${warned}`);
+    const summary = {
+      source: synthetic ? 'synthetic' : 'raw',
+      raw,
+      synthetic: synthetic ?? null,
+      train: trainCount,
+      test: test.count,
+      skippedOrIgnored: reader.warnings.length,
+      warnings: reader.warnings,
+      files: Object.values(CACHE_FILES),
+    };
+    writeFileSync(join(staging, 'dataset.json'), JSON.stringify(summary, null, 2) + '\n');
+    // dataset.json last: it describes the caches renamed before it.
+    for (const name of [...Object.values(CACHE_FILES), 'dataset.json']) renameSync(join(staging, name), join(out, name));
+    for (const line of written) console.log(line);
+    const warned = reader.warnings.length > 0 ? `; ${reader.warnings.length} warning${reader.warnings.length === 1 ? '' : 's'} (listed in ${join(out, 'dataset.json')})` : '';
+    console.log(`${trainCount} training and ${test.count} test frames from ${raw}/ cached in ${out}/${warned}`);
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+  }
 }
 
-function writeCaches(out: string, files: CacheFile[]): string[] {
+/** Encodes each cache into `dir`; the lines name where it will end up, in `out`. */
+function writeCaches(dir: string, out: string, files: CacheFile[]): string[] {
   return files.map((file) => {
     const bytes = file.encode();
+    writeFileSync(join(dir, file.name), bytes);
     const path = join(out, file.name);
-    writeAtomically(path, bytes);
     return `  ${path.padEnd(32)} ${file.dtype.padEnd(6)} (${file.shape.join(', ')}${file.shape.length === 1 ? ',' : ''})  ${(bytes.length / 2 ** 20).toFixed(1)} MiB`;
   });
 }
 
-/** Writes to a temporary file beside `path`, then renames it over `path`: readers never see half a file. */
-function writeAtomically(path: string, bytes: Uint8Array): void {
-  const temporary = `${path}.tmp-${process.pid}`;
-  try {
-    writeFileSync(temporary, bytes);
-    renameSync(temporary, path);
-  } catch (error) {
-    if (existsSync(temporary)) unlinkSync(temporary);
-    throw error;
-  }
-}
 
 // ---------------------------------------------------------------------------
 // Progress: a bar on a terminal, a line every few seconds otherwise

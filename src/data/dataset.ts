@@ -138,11 +138,17 @@ export interface DatasetReader {
   readTest(): Promise<TestCache>;
 }
 
+/** Reports a problem with a file and what is done about it (skipped, ignored). */
+type Warn = (problem: string, consequence: string) => void;
+
 /** Lists and checks <rawDir>/train and <rawDir>/test (see the module comment). */
 export async function openDataset(files: FileAccess, rawDir: string, options: BuildCachesOptions = {}): Promise<DatasetReader> {
   const warnings: string[] = [];
-  const warn = (message: string): void => {
-    if (options.strict) throw new DataError(`strict mode stops at the first bad file: ${message}`);
+  // A problem with a file, and what is done about it when not strict (a
+  // strict run stops there instead, so its message names the problem alone).
+  const warn: Warn = (problem, consequence) => {
+    if (options.strict) throw new DataError(`strict mode stops at the first bad file: ${problem}`);
+    const message = `${problem}: ${consequence}`;
     warnings.push(message);
     options.onWarning?.(message);
   };
@@ -186,7 +192,7 @@ export async function openDataset(files: FileAccess, rawDir: string, options: Bu
       if (image === undefined || mask === undefined) continue;
       const bad = firstNonBinary(mask);
       if (bad !== undefined) {
-        warn(`${item.mask}: holds the value ${bad} where a mask has only 0 and 255: frame ${item.image} skipped (re-save the mask as 0/255)`);
+        warn(`${item.mask}: holds the value ${bad} where a mask has only 0 and 255`, `frame ${item.image} skipped (re-save the mask as 0/255)`);
         continue;
       }
       images.set(image, kept * PIXELS);
@@ -281,7 +287,7 @@ async function listFolder(files: FileAccess, dir: string, rawDir: string): Promi
   return [...names].sort();
 }
 
-function planTrain(dir: string, names: string[], warn: (message: string) => void): TrainItem[] {
+function planTrain(dir: string, names: string[], warn: Warn): TrainItem[] {
   const frames = new Map<string, TrainItem>();
   const maskNames = new Map<string, string>();
   const strays: string[] = [];
@@ -315,18 +321,18 @@ function planTrain(dir: string, names: string[], warn: (message: string) => void
   for (const [key, item] of frames) {
     const mask = maskNames.get(key);
     if (mask === undefined) {
-      warn(`${item.image}: has no mask ${joinPath(dir, `${key}_mask.tif`)}: frame skipped`);
+      warn(`${item.image}: has no mask ${joinPath(dir, `${key}_mask.tif`)}`, 'frame skipped');
       continue;
     }
     items.push({ ...item, mask });
   }
   for (const [key, mask] of maskNames) {
-    if (!frames.has(key)) warn(`${mask}: a mask without its frame ${joinPath(dir, `${key}.tif`)}: ignored`);
+    if (!frames.has(key)) warn(`${mask}: a mask without its frame ${joinPath(dir, `${key}.tif`)}`, 'ignored');
   }
   return items.sort((a, b) => a.subject - b.subject || a.frame - b.frame);
 }
 
-function planTest(dir: string, names: string[], warn: (message: string) => void): TestItem[] {
+function planTest(dir: string, names: string[], warn: Warn): TestItem[] {
   const byId = new Map<number, TestItem>();
   const strays: string[] = [];
   for (const name of names) {
@@ -338,7 +344,7 @@ function planTest(dir: string, names: string[], warn: (message: string) => void)
     const id = Number(match[1]);
     const path = joinPath(dir, name);
     if (id > 0x7fffffff) {
-      warn(`${path}: test id ${id} does not fit the int32 id cache: skipped`);
+      warn(`${path}: test id ${id} does not fit the int32 id cache`, 'skipped');
       continue;
     }
     const earlier = byId.get(id);
@@ -355,16 +361,16 @@ function planTest(dir: string, names: string[], warn: (message: string) => void)
  * Two files for the same frame ("1_1.tif" and "1_01.tif"): keeps the one with
  * the canonical name (the first listed when neither has it) and warns about the other.
  */
-function keepOne(earlier: string, later: string, canonical: string, what: string, warn: (message: string) => void): string {
+function keepOne(earlier: string, later: string, canonical: string, what: string, warn: Warn): string {
   const keep = later.endsWith(`/${canonical}`) || later === canonical ? later : earlier;
   const drop = keep === later ? earlier : later;
-  warn(`${drop}: another file for ${what} besides ${keep}: skipped`);
+  warn(`${drop}: another file for ${what} besides ${keep}`, 'skipped');
   return keep;
 }
 
-function reportStrays(dir: string, strays: string[], expected: string, warn: (message: string) => void): void {
-  for (const name of strays.slice(0, STRAYS_NAMED)) warn(`${joinPath(dir, name)}: not ${expected}: ignored`);
-  if (strays.length > STRAYS_NAMED) warn(`${dir}: ${strays.length - STRAYS_NAMED} more files that are not ${expected}: ignored`);
+function reportStrays(dir: string, strays: string[], expected: string, warn: Warn): void {
+  for (const name of strays.slice(0, STRAYS_NAMED)) warn(`${joinPath(dir, name)}: not ${expected}`, 'ignored');
+  if (strays.length > STRAYS_NAMED) warn(`${dir}: ${strays.length - STRAYS_NAMED} more files that are not ${expected}`, 'ignored');
 }
 
 type ReadResult = { path: string; bytes: Uint8Array } | { path: string; image: GrayImage } | { path: string; error: unknown; decoding?: boolean };
@@ -416,10 +422,10 @@ function readInOrder(files: FileAccess, paths: string[], ahead: number, decode?:
 }
 
 /** Decodes a read 580 × 420 frame, or warns (naming the file and why) and returns undefined. */
-function decodeFrame(read: ReadResult, warn: (message: string) => void, consequence: string): Uint8Array | undefined {
+function decodeFrame(read: ReadResult, warn: Warn, consequence: string): Uint8Array | undefined {
   if ('error' in read && !read.decoding) {
     const why = read.error instanceof Error ? read.error.message : String(read.error);
-    warn(`${read.path}: cannot be read (${why}): ${consequence}`);
+    warn(`${read.path}: cannot be read (${why})`, consequence);
     return undefined;
   }
   let image: GrayImage;
@@ -428,11 +434,11 @@ function decodeFrame(read: ReadResult, warn: (message: string) => void, conseque
     image = 'image' in read ? read.image : decodeTiff(read.bytes, read.path);
   } catch (error) {
     if (!(error instanceof DataError)) throw error;
-    warn(`${error.message}: ${consequence}`);
+    warn(error.message, consequence);
     return undefined;
   }
   if (image.width !== FRAME_WIDTH || image.height !== FRAME_HEIGHT) {
-    warn(`${read.path}: is ${image.width} × ${image.height} (width × height), not ${FRAME_WIDTH} × ${FRAME_HEIGHT}: ${consequence}`);
+    warn(`${read.path}: is ${image.width} × ${image.height} (width × height), not ${FRAME_WIDTH} × ${FRAME_HEIGHT}`, consequence);
     return undefined;
   }
   return image.data;

@@ -144,6 +144,35 @@ describe('wgsl-unet data', () => {
     await expect(data(['--frame', '2'])).rejects.toThrow(/unknown option --frame/);
   });
 
+  it('a run that fails leaves the cache set it found, every file of it, and nothing of its own', async () => {
+    const raw = join(dir, 'keep-raw');
+    const out = join(dir, 'keep-data');
+    await data(['--synthetic', '--raw', raw, '--out', out, ...small, '--seed', '5']);
+    const files = readdirSync(out).sort();
+    expect(files).toEqual(['dataset.json', 'imgs_id_test.npy', 'imgs_mask_train.npy', 'imgs_test.npy', 'imgs_train.npy', 'imgs_train_index.npy']);
+    const before = new Map(files.map((f) => [f, readFileSync(join(out, f))]));
+    const unchanged = () => {
+      expect(readdirSync(out).sort()).toEqual(files);
+      for (const f of files) expect(readFileSync(join(out, f)).equals(before.get(f)!), `${f} unchanged`).toBe(true);
+    };
+    // Another data set (another seed): good training frames and one truncated
+    // test frame, so --strict stops at it after reading the training part.
+    const other = join(dir, 'keep-raw-2');
+    await data(['--synthetic', '--raw', other, '--out', join(dir, 'keep-scratch'), ...small, '--seed', '6']);
+    const broken = join(other, 'test', '2.tif');
+    const bytes = readFileSync(broken);
+    writeFileSync(broken, bytes.subarray(0, bytes.length >> 1)); // the header intact, half the pixels gone
+    await expect(data(['--raw', other, '--out', out, '--strict'])).rejects.toThrow(/2\.tif/);
+    unchanged();
+    // Without --strict, when no test frame can be read at all.
+    for (const f of readdirSync(join(other, 'test'))) {
+      const b = readFileSync(join(other, 'test', f));
+      writeFileSync(join(other, 'test', f), b.subarray(0, b.length >> 1));
+    }
+    await expect(data(['--raw', other, '--out', out])).rejects.toThrow();
+    unchanged();
+  });
+
   it('prints its help', async () => {
     await data(['--help']);
     expect(logged.join('\n')).toMatch(/usage: wgsl-unet data \[options\][\s\S]*imgs_train_index\.npy {2}int32 \(N, 2\)[\s\S]*--synthetic-if-missing/);

@@ -233,6 +233,8 @@ describe('buildCaches on bad input', () => {
       [2, 1],
     ]);
     await expect(build(files, { strict: true })).rejects.toThrow(/^strict mode stops at the first bad file: raw\/train\/1_3\.tif: .*truncated/);
+    // A strict run stops: its message does not say the frame was skipped.
+    await expect(build(files, { strict: true })).rejects.not.toThrow(/skipped/);
   });
 
   it('skips a file that is not a TIFF at all, and a test frame that cannot be read', async () => {
