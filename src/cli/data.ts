@@ -80,6 +80,11 @@ export async function data(argv: string[]): Promise<void> {
   await buildCacheFiles(raw, out, options.strict === true, synthetic ? layout : undefined);
 }
 
+/** "1 test frame", "3 test frames". */
+function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}
+
 function wholeNumber(options: Record<string, unknown>, name: string, min: number): number {
   const value = options[name] as number;
   if (!Number.isSafeInteger(value) || value < min) throw new UsageError(`--${name} must be a whole number ≥ ${min}, got ${value}`);
@@ -172,7 +177,7 @@ async function buildWith(raw: string, out: string, strict: boolean, synthetic: S
     onProgress: (done, total) => progress?.update(done, total),
     ...(pool ? { decode: (bytes: Uint8Array, path: string) => pool.decode(bytes, path), readAhead: 2 * pool.workers } : {}),
   });
-  console.log(`reading ${raw}/: ${reader.trainFrames} training frames with masks, ${reader.testFrames} test frames`);
+  console.log(`reading ${raw}/: ${count(reader.trainFrames, 'training frame')} with masks, ${count(reader.testFrames, 'test frame')}`);
   mkdirSync(out, { recursive: true });
   // The whole set is written aside first and renamed into place only once
   // every file of it is there: a run that fails leaves the caches it found.
@@ -210,7 +215,7 @@ async function buildWith(raw: string, out: string, strict: boolean, synthetic: S
     for (const name of [...Object.values(CACHE_FILES), 'dataset.json']) renameSync(join(staging, name), join(out, name));
     for (const line of written) console.log(line);
     const warned = reader.warnings.length > 0 ? `; ${reader.warnings.length} warning${reader.warnings.length === 1 ? '' : 's'} (listed in ${join(out, 'dataset.json')})` : '';
-    console.log(`${trainCount} training and ${test.count} test frames from ${raw}/ cached in ${out}/${warned}`);
+    console.log(`${trainCount} training and ${count(test.count, 'test frame')} from ${raw}/ cached in ${out}/${warned}`);
   } finally {
     rmSync(staging, { recursive: true, force: true });
   }

@@ -15,7 +15,7 @@ import { workerScript, workerThreads } from './workers.js';
 export const TIFF_WORKER_TASK = 'tiff-decode';
 
 type Request = { id: number; path: string; bytes: Uint8Array };
-type Reply = { id: number; width: number; height: number; data: Uint8Array } | { id: number; error: string; dataError: boolean };
+type Reply = { id: number; width: number; height: number; data: Uint8Array; morePages?: boolean } | { id: number; error: string; dataError: boolean };
 
 export interface TiffPool {
   readonly workers: number;
@@ -42,7 +42,7 @@ export function openTiffPool(): TiffPool | null {
       load[k]!--;
       owner.delete(m.id);
       if ('error' in m) job.reject(m.dataError ? new DataError(m.error) : new Error(m.error));
-      else job.resolve({ width: m.width, height: m.height, data: m.data });
+      else job.resolve({ width: m.width, height: m.height, data: m.data, ...(m.morePages ? { morePages: true } : {}) });
     });
     w.on('error', (error) => {
       failed = error;
@@ -78,7 +78,7 @@ export function runTiffWorker(): void {
       const image = decodeTiff(m.bytes, m.path);
       // A fresh buffer to hand over whole: image.data may be a view of a larger one.
       const data = new Uint8Array(image.data);
-      parentPort!.postMessage({ id: m.id, width: image.width, height: image.height, data } satisfies Reply, [data.buffer]);
+      parentPort!.postMessage({ id: m.id, width: image.width, height: image.height, data, ...(image.morePages ? { morePages: true } : {}) } satisfies Reply, [data.buffer]);
     } catch (error) {
       const e = error instanceof Error ? error : new Error(String(error));
       parentPort!.postMessage({ id: m.id, error: e.message, dataError: e instanceof DataError } satisfies Reply);

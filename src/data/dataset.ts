@@ -437,6 +437,8 @@ function decodeFrame(read: ReadResult, warn: Warn, consequence: string): Uint8Ar
     warn(error.message, consequence);
     return undefined;
   }
+  // Only the first page is cached: a strict run stops, any other says so and uses it.
+  if (image.morePages) warn(`${read.path}: holds more than one page`, 'only its first is used');
   if (image.width !== FRAME_WIDTH || image.height !== FRAME_HEIGHT) {
     warn(`${read.path}: is ${image.width} × ${image.height} (width × height), not ${FRAME_WIDTH} × ${FRAME_HEIGHT}`, consequence);
     return undefined;

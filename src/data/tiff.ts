@@ -13,6 +13,8 @@ export interface GrayImage {
   width: number;
   height: number;
   data: Uint8Array;
+  /** decodeTiff: the file holds more pages after the one decoded (the first). */
+  morePages?: boolean;
 }
 
 const TAG = {
@@ -76,7 +78,8 @@ export function decodeTiff(bytes: Uint8Array, name: string): GrayImage {
     if (layout.compression === COMPRESSION_LZW) checkLzwChunks(bytes, layout, name);
     avoidRawCopyQuirk(ifd, layout, name);
     UTIF.decodeImage(buffer, ifd, ifds);
-    return toGray(ifd.data, layout, name);
+    const image = toGray(ifd.data, layout, name);
+    return structure.nextIfd !== 0 ? { ...image, morePages: true } : image;
   } catch (error) {
     if (error instanceof DataError) throw error;
     throw new DataError(`${name}: the TIFF decoder failed (${String(error)}): the file is corrupt or uses an unsupported TIFF feature`, {
@@ -88,6 +91,8 @@ export function decodeTiff(bytes: Uint8Array, name: string): GrayImage {
 interface TiffStructure {
   littleEndian: boolean;
   nextIfdPointerAt: number;
+  /** Where the second page's directory starts; 0 where there is none. */
+  nextIfd: number;
 }
 
 /** Checks the header and the first IFD lie inside the file, which utif does not do. */
@@ -126,7 +131,7 @@ function checkStructure(bytes: Uint8Array, name: string): TiffStructure {
       throw new DataError(`${name}: the values of TIFF tag ${tag} (bytes ${valuesAt}..${valuesAt + total}) lie past the end of the file (${bytes.length} bytes): the file is truncated`);
     }
   }
-  return { littleEndian, nextIfdPointerAt };
+  return { littleEndian, nextIfdPointerAt, nextIfd: view.getUint32(nextIfdPointerAt, littleEndian) };
 }
 
 /** What decodeTiff needs to know about the pixel layout, validated. */

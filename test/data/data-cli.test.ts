@@ -173,6 +173,11 @@ describe('wgsl-unet data', () => {
     unchanged();
   });
 
+  it('counts one test frame in the singular', async () => {
+    await data(['--synthetic', '--raw', join(dir, 'one-raw'), '--out', join(dir, 'one-data'), '--subjects', '1', '--frames', '1', '--test', '1']);
+    expect(logged.join('\n')).toMatch(/1 training frame with masks, 1 test frame\n[\s\S]*1 training and 1 test frame from /);
+  });
+
   it('prints its help', async () => {
     await data(['--help']);
     expect(logged.join('\n')).toMatch(/usage: wgsl-unet data \[options\][\s\S]*imgs_train_index\.npy {2}int32 \(N, 2\)[\s\S]*--synthetic-if-missing/);

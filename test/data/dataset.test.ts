@@ -37,6 +37,22 @@ function tiff(data: Uint8Array, lzw = false, width = W, height = H): Uint8Array 
   return encodeTiffGray8(width, height, data, { compression: lzw ? 'lzw' : 'none' });
 }
 
+/** A little-endian TIFF with a second page: a copy of its first page's directory, appended and chained after it. */
+function twoPages(single: Uint8Array): Uint8Array {
+  const view = new DataView(single.buffer, single.byteOffset, single.byteLength);
+  const first = view.getUint32(4, true);
+  const entries = view.getUint16(first, true);
+  const ifdBytes = 2 + 12 * entries + 4;
+  const at = single.length + (single.length % 2); // directories start on a word boundary
+  const out = new Uint8Array(at + ifdBytes);
+  out.set(single);
+  out.set(single.subarray(first, first + ifdBytes), at);
+  const o = new DataView(out.buffer);
+  o.setUint32(first + 2 + 12 * entries, at, true); // first page → second
+  o.setUint32(at + 2 + 12 * entries, 0, true); // the second is the last
+  return out;
+}
+
 /** An in-memory FileAccess: folders are listed explicitly, so that an empty one can exist. */
 function memoryFiles(dirs: string[], files: Map<string, Uint8Array>, unreadable: string[] = []): FileAccess {
   return {
@@ -246,6 +262,19 @@ describe('buildCaches on bad input', () => {
     expect(warnings[1]).toBe("raw/test/2.tif: cannot be read (EACCES: permission denied, open 'raw/test/2.tif'): test frame skipped");
     expect(caches.train.count).toBe(3);
     expect(Array.from(caches.test.ids)).toEqual([1]);
+  });
+
+  it('caches the first page of a multi-page TIFF with a warning; a strict run stops at it', async () => {
+    const files = goodLayout();
+    const single = files.get('raw/train/1_2.tif')!;
+    expect(single[0]).toBe(0x49); // 'II': the helper above writes little-endian offsets
+    files.set('raw/train/1_2.tif', twoPages(single));
+    expect(decodeTiff(files.get('raw/train/1_2.tif')!, 'two pages').morePages).toBe(true);
+    expect(decodeTiff(single, 'one page').morePages).toBeUndefined();
+    const { caches, warnings } = await build(files);
+    expect(warnings).toEqual(['raw/train/1_2.tif: holds more than one page: only its first is used']);
+    expect(caches.train.count).toBe(4);
+    await expect(build(files, { strict: true })).rejects.toThrow(/^strict mode stops at the first bad file: raw\/train\/1_2\.tif: holds more than one page$/);
   });
 
   it('skips frames and masks of the wrong size, naming file and size', async () => {
