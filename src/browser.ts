@@ -54,17 +54,18 @@ export function modelFromCheckpoint(gpu: Gpu, bytes: Uint8Array, name: string): 
 
 /**
  * A frame as the model sees it, exactly as `predict` prepares test frames:
- * bilinear resize to size × size kept as uint8, then (v − mean) / std.
+ * bilinear resize to size × size kept as uint8 (blurred first where the
+ * model trained on anti-aliased frames), then (v − mean) / std.
  */
-export function prepareFrame(image: GrayImage, size: number, normalization: { mean: number; std: number }): Float32Array {
-  const resized = resizeStack(image.data, 1, image.width, image.height, size);
+export function prepareFrame(image: GrayImage, size: number, normalization: { mean: number; std: number }, antiAlias = false): Float32Array {
+  const resized = resizeStack(image.data, 1, image.width, image.height, size, { antiAlias });
   return normalize(resized, normalization.mean, normalization.std);
 }
 
 /** The model's nerve probabilities (size × size, row-major) for one gray frame. */
-export function predictFrame(model: UNet, normalization: { mean: number; std: number }, image: GrayImage): Promise<Float32Array> {
+export function predictFrame(model: UNet, normalization: { mean: number; std: number }, image: GrayImage, antiAlias = false): Promise<Float32Array> {
   const size = model.config.inputSize;
-  return predictProbabilities(model, prepareFrame(image, size, normalization), 1, size, 1);
+  return predictProbabilities(model, prepareFrame(image, size, normalization, antiAlias), 1, size, 1);
 }
 
 const isTiff = (b: Uint8Array) => b.length >= 4 && ((b[0] === 0x49 && b[1] === 0x49 && b[2] === 42 && b[3] === 0) || (b[0] === 0x4d && b[1] === 0x4d && b[2] === 0 && b[3] === 42));

@@ -54,6 +54,8 @@ interface ActiveModel {
   model: UNet;
   adam?: Adam;
   normalization: { mean: number; std: number };
+  /** Its training frames were anti-aliased before downsampling: frames served to it are too. */
+  antiAlias: boolean;
   threshold: number;
   minArea: number;
   /** Where it came from, for the page: a file name, a URL, or "trained in this page". */
@@ -220,6 +222,7 @@ async function loadModelBytes(bytes: Uint8Array, name: string, source: string): 
     setActive({
       model,
       normalization: checkpoint.meta.normalization,
+      antiAlias: checkpoint.meta.antiAlias ?? false,
       threshold: pp?.threshold ?? DEFAULT_THRESHOLD,
       minArea: pp?.minArea ?? DEFAULT_MIN_AREA,
       source: `${source}${trained}`,
@@ -267,7 +270,7 @@ async function predict(): Promise<void> {
   const t0 = performance.now();
   const result = await exclusive(async () => {
     if (!active) return null;
-    const probs = await predictFrame(active.model, active.normalization, current.image);
+    const probs = await predictFrame(active.model, active.normalization, current.image, active.antiAlias);
     return { probs, model: active };
   });
   if (!result) return;
@@ -489,6 +492,7 @@ async function train(): Promise<void> {
       model: trained.model,
       adam: trained.adam,
       normalization: trained.meta.normalization,
+      antiAlias: trained.meta.antiAlias ?? false,
       threshold: DEFAULT_THRESHOLD,
       minArea: DEFAULT_MIN_AREA,
       source: `trained in this page (${trained.epochsDone} epoch(s))`,

@@ -35,7 +35,7 @@ export async function predict(argv: string[]): Promise<void> {
   const ckpt = decodeCheckpoint(readBytes(modelPath, 'checkpoint'), modelPath);
   const batch = o['batch-size'] as number;
   if (!Number.isInteger(batch) || batch < 1) throw new UsageError(`--batch-size must be a positive integer, got ${batch}`);
-  console.log(`model ${modelPath}: base width ${ckpt.meta.config.baseWidth}, input ${ckpt.meta.config.inputSize}×${ckpt.meta.config.inputSize}, trained ${ckpt.meta.epoch} epoch(s)`);
+  console.log(`model ${modelPath}: base width ${ckpt.meta.config.baseWidth}, input ${ckpt.meta.config.inputSize}×${ckpt.meta.config.inputSize}, trained ${ckpt.meta.epoch} epoch(s)${ckpt.meta.antiAlias ? ', frames anti-aliased before downsampling as in training' : ''}`);
   const test = loadTestSet(resolve(o.data as string));
   const gpu = await openGpu(o);
   choosePrecision(o, gpu);
@@ -43,7 +43,7 @@ export async function predict(argv: string[]): Promise<void> {
   try {
     const model = createUNet(gpu, { baseWidth: ckpt.meta.config.baseWidth, inputSize: ckpt.meta.config.inputSize });
     loadWeights(model, ckpt, modelPath);
-    await predictTestSet(model, ckpt.meta.normalization, test, resolve(o.out as string), batch);
+    await predictTestSet(model, ckpt.meta.normalization, test, resolve(o.out as string), batch, ckpt.meta.antiAlias ?? false);
     model.dispose();
   } finally {
     await gpu.close();
@@ -77,9 +77,10 @@ export function loadTestSet(dataDir: string): TestSet {
  * writes <outDir>/imgs_mask_test.npy and <outDir>/preds/<id>_pred.png.
  * Returns the probabilities (count × size × size).
  */
-export async function predictTestSet(model: UNet, norm: { mean: number; std: number }, test: TestSet, outDir: string, batch: number): Promise<Float32Array> {
+/** Resizes the test frames as the model's training frames were (`antiAlias`), normalises them and predicts. */
+export async function predictTestSet(model: UNet, norm: { mean: number; std: number }, test: TestSet, outDir: string, batch: number, antiAlias: boolean): Promise<Float32Array> {
   const size = model.config.inputSize;
-  const resized = resizeStack(test.frames, test.count, test.width, test.height, size);
+  const resized = resizeStack(test.frames, test.count, test.width, test.height, size, { antiAlias });
   const bar = progress('predicting', test.count, 'images');
   const probs = await predictProbabilities(model, normalize(resized, norm.mean, norm.std), test.count, size, batch, (d) => bar.update(d));
   bar.finish();

@@ -44,7 +44,7 @@ const SPEC: Record<string, OptionSpec> = {
   'base-width': { type: 'number', help: 'filters of the first level (overrides the preset)' },
   'input-size': { type: 'number', help: 'model input size, a multiple of 16 (overrides the preset)' },
   limit: { type: 'number', help: 'use only the first N rows of the data (before the split)' },
-  'validation-split': { type: 'number', help: 'fraction held out from the end of the data', default: 0.2 },
+  'validation-split': { type: 'number', help: 'fraction held out from the end of the data (default 0.2; a resumed run keeps its own)' },
   seed: { type: 'number', help: 'seed of the initial weights and of the shuffling', default: 1 },
   'anti-alias': { type: 'boolean', help: 'blur before downsampling, as scikit-image ≥ 0.19 does' },
   resume: { type: 'string', help: 'run folder to continue from its last.safetensors' },
@@ -206,8 +206,20 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
     await ensureDefaultData(dataDir, preset.name === 'full' ? 'full' : 'cpu');
   }
   const limit = resumed ? resumed.meta.training!.count : (o.limit as number | undefined);
-  const split = o['validation-split'] as number;
-  const data = prepare(dataDir, preset, limit, split, o['anti-alias'] === true);
+  // What shapes the data comes from the checkpoint when resuming; a flag that says otherwise is an error.
+  const resumedFrom = resumeDir ? join(resumeDir, 'last.safetensors') : '';
+  const askedSplit = o['validation-split'] as number | undefined;
+  const storedSplit = resumed?.meta.training!.validationSplit;
+  if (storedSplit !== undefined && askedSplit !== undefined && askedSplit !== storedSplit) {
+    throw new UsageError(`--validation-split ${askedSplit} conflicts with ${storedSplit}, which ${resumedFrom} was trained with; leave the flag out to resume as it was`);
+  }
+  const split = askedSplit ?? storedSplit ?? 0.2;
+  const storedAntiAlias = resumed ? resumed.meta.antiAlias ?? false : undefined;
+  if (storedAntiAlias === false && o['anti-alias'] === true) {
+    throw new UsageError(`--anti-alias conflicts with ${resumedFrom}, which was trained without it (anti-alias off); leave the flag out to resume as it was`);
+  }
+  const antiAlias = storedAntiAlias ?? o['anti-alias'] === true;
+  const data = prepare(dataDir, preset, limit, split, antiAlias);
   // After the data step, whose worker threads would inherit a lowered priority.
   yieldCpuToSoftwareAdapter(gpu);
   const valCount = data.train.count - data.trainCount;
@@ -252,6 +264,7 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
     version: VERSION,
     config: model.config,
     normalization: { mean: data.mean, std: data.std },
+    ...(antiAlias ? { antiAlias } : {}),
     epoch,
     step: stepsTaken,
     metrics,
@@ -344,7 +357,7 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
       if (o['skip-predict'] !== true && existsSync(join(dataDir, 'imgs_test.npy'))) {
         // All the way to a submission, with the best weights and the validated post-processing.
         const test = loadTestSet(dataDir);
-        const probs = await predictTestSet(model, { mean: data.mean, std: data.std }, test, runDir, preset.batchSize);
+        const probs = await predictTestSet(model, { mean: data.mean, std: data.std }, test, runDir, preset.batchSize, antiAlias);
         writeSubmission(probs, test.count, model.config.inputSize, test.ids, choice.threshold, choice.minArea, join(runDir, 'submission.csv'));
       }
     } else {

@@ -18,6 +18,8 @@ export interface CheckpointMeta {
   config: UNetConfig;
   /** Training images' mean and std (of 0..255 pixel values), applied before the model. */
   normalization: { mean: number; std: number };
+  /** Frames were blurred before downsampling (--anti-alias), so frames served to the model must be too; absent means not. */
+  antiAlias?: boolean;
   /** Epochs completed. */
   epoch: number;
   /** Optimiser steps taken. */

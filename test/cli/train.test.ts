@@ -92,6 +92,27 @@ describe('npm run train', () => {
     expect(losses(dir).map(({ seconds: _s, ...rest }) => rest)).toEqual(whole);
   });
 
+  it('resumes with what shaped its data (anti-aliasing, split) and refuses a flag that contradicts it', () => {
+    const a = train('--epochs', '1', '--out', join(root, 'shaped'), '--seed', '3', '--anti-alias', '--validation-split', '0.25');
+    expect(a.code, a.out).toBe(0);
+    const dir = runFolder(a.out);
+    const meta = decodeCheckpoint(new Uint8Array(readFileSync(join(dir, 'last.safetensors'))), 'last').meta;
+    expect([meta.antiAlias, meta.training?.validationSplit]).toEqual([true, 0.25]);
+    const dataLine = (out: string) => /data: .*normalisation mean [\d.]+, std [\d.]+/.exec(out)?.[0];
+    const resume = (...args: string[]) => spawnSync(process.execPath, [cli, 'train', '--resume', dir, '--epochs', '2', ...args], { encoding: 'utf8', timeout: 240_000 });
+    const wrongSplit = resume('--validation-split', '0.2');
+    expect(wrongSplit.status).toBe(2);
+    expect(wrongSplit.stderr).toMatch(/--validation-split 0\.2 conflicts with 0\.25, which .*last\.safetensors was trained with/);
+    const b = resume();
+    expect(b.status, b.stderr).toBe(0);
+    expect(dataLine(b.stdout)).toBe(dataLine(a.out)); // the same frames, blurred alike: the same split, mean and std
+    // A run trained without anti-aliasing refuses --anti-alias on resume.
+    const plain = runFolder(train('--epochs', '1', '--out', join(root, 'plain'), '--seed', '3').out);
+    const c = spawnSync(process.execPath, [cli, 'train', '--resume', plain, '--epochs', '2', '--anti-alias'], { encoding: 'utf8', timeout: 240_000 });
+    expect(c.status).toBe(2);
+    expect(c.stderr).toMatch(/--anti-alias conflicts with .*last\.safetensors, which was trained without it/);
+  });
+
   it('predicts the test frames and writes a valid submission', () => {
     // Test frames: the first training frames, under shuffled ids.
     const imgs = decodeNpy(new Uint8Array(readFileSync(join(dataDir, 'imgs_train.npy'))), 'imgs_train');
