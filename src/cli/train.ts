@@ -169,7 +169,7 @@ export async function train(argv: string[]): Promise<void> {
   let interrupted = 0;
   const onSigint = () => {
     interrupted++;
-    if (interrupted === 1) console.error('\ninterrupt: saving a checkpoint at the end of this step (press Ctrl-C again to quit without saving)');
+    if (interrupted === 1) console.error('\ninterrupt: stopping at the end of this step (press Ctrl-C again to quit at once)');
     else process.exit(130);
   };
   process.on('SIGINT', onSigint);
@@ -286,7 +286,6 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
   });
 
   for (let epoch = firstEpoch; epoch <= preset.epochs; epoch++) {
-    const rngBefore = rng.state();
     const order = shuffle(Int32Array.from(trainRows), rng);
     const t0 = performance.now();
     const bar = progress(`epoch ${epoch}/${preset.epochs}`, data.trainCount, 'images');
@@ -306,11 +305,15 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
       throw e;
     }
     if (!result.completed) {
+      // last.safetensors stays the end of the last whole epoch, with the
+      // generator as it was then: --resume runs this epoch again from its
+      // start and reproduces the uninterrupted run.
       bar.finish('interrupted');
-      // The weights reached so far, and the generator as it was when this epoch
-      // began: --resume repeats the interrupted epoch from its start.
-      writeAtomic(join(runDir, 'last.safetensors'), await encodeCheckpoint(model, meta(epoch - 1, { interrupted_in_epoch: epoch }, rngBefore), adam));
-      console.log(`saved ${join(runDir, 'last.safetensors')}; continue with: npm run train -- --resume ${runDir}`);
+      const last = join(runDir, 'last.safetensors');
+      console.log(existsSync(last)
+        ? `interrupted in epoch ${epoch}: ${last} holds the end of epoch ${epoch - 1}; continue with: npm run train -- --resume ${runDir}`
+        : `interrupted in epoch ${epoch}, before any epoch was complete: nothing was saved`);
+      process.exitCode = 130;
       model.dispose();
       adam.dispose();
       return;

@@ -137,15 +137,16 @@ describe('npm run train', () => {
     expect(parseSubmission(csv, 'submission.csv').map((r) => r.id)).toEqual([1, 3, 5, 7, 12]);
   });
 
-  it('saves a checkpoint on Ctrl-C and resumes from it', async () => {
+  it('on Ctrl-C stops with status 130, keeps the last whole epoch, and resumes to the uninterrupted curve', async () => {
     const out = join(root, 'int');
-    const child = spawn(process.execPath, [cli, 'train', '--data', dataDir, '--base-width', '2', '--input-size', '16', '--batch-size', '4', '--epochs', '500', '--out', out]);
+    const args = ['--data', dataDir, '--base-width', '2', '--input-size', '16', '--batch-size', '4', '--seed', '4'];
+    const child = spawn(process.execPath, [cli, 'train', ...args, '--epochs', '500', '--out', out]);
     let stdout = '';
     child.stdout.on('data', (d: Buffer) => {
       stdout += d.toString();
     });
     child.stderr.resume();
-    // Interrupt once training has started.
+    // Interrupt once an epoch has been saved.
     await new Promise<void>((ok) => {
       const poll = setInterval(() => {
         if (/run folder/.test(stdout) && /improved/.test(stdout)) {
@@ -156,14 +157,21 @@ describe('npm run train', () => {
       }, 50);
     });
     const code = await new Promise<number | null>((ok) => child.on('exit', ok));
-    expect(code, stdout).toBe(0);
-    expect(stdout).toMatch(/continue with: npm run train -- --resume/);
+    expect(code, stdout).toBe(130);
+    expect(stdout).toMatch(/interrupted in epoch \d+: .*last\.safetensors holds the end of epoch \d+; continue with: npm run train -- --resume/);
     const dir = readdirSync(out).map((d) => join(out, d))[0]!;
     const last = decodeCheckpoint(new Uint8Array(readFileSync(join(dir, 'last.safetensors'))), 'last');
-    expect(last.meta.metrics.interrupted_in_epoch).toBe(last.meta.epoch + 1);
-    const r = spawnSync(process.execPath, [cli, 'train', '--resume', dir, '--epochs', String(last.meta.epoch + 1)], { encoding: 'utf8', timeout: 120_000 });
+    const done = last.meta.epoch;
+    expect(losses(dir).map((e) => e.epoch)).toEqual(Array.from({ length: done }, (_, i) => i + 1));
+    expect(last.adam?.t).toBe(done * 4); // whole epochs only: 16 images in batches of 4
+    const r = spawnSync(process.execPath, [cli, 'train', '--resume', dir, '--epochs', String(done + 1)], { encoding: 'utf8', timeout: 120_000 });
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(new RegExp(`resuming .* at epoch ${last.meta.epoch + 1}`));
+    expect(r.stdout).toMatch(new RegExp(`resuming .* at epoch ${done + 1}`));
+    // The same run without the interruption: every epoch's figures equal, to the last bit.
+    const whole = train('--seed', '4', '--epochs', String(done + 1), '--out', join(root, 'int-whole'));
+    expect(whole.code, whole.out).toBe(0);
+    const strip = (log: Record<string, number>[]) => log.map(({ seconds: _s, ...rest }) => rest);
+    expect(strip(losses(dir))).toEqual(strip(losses(runFolder(whole.out))));
   });
 
   it('rejects bad input with clear messages', () => {
