@@ -13,6 +13,7 @@ import { syntheticLayout, type SyntheticLayoutOptions, TEST_MASKS_HEADER, TRAIN_
 import { writeSyntheticFrames } from './synthetic-frames.js';
 import { type TiffPool, openTiffPool } from './tiff-workers.js';
 import { type OptionSpec, parseArgs, usage, UsageError } from './args.js';
+import { syncFolder, writeDurably } from './files.js';
 
 const SPEC: Record<string, OptionSpec> = {
   raw: { type: 'string', help: 'folder holding train/ and test/ in the Kaggle layout (default raw; with --synthetic, raw-synthetic)' },
@@ -210,9 +211,10 @@ async function buildWith(raw: string, out: string, strict: boolean, synthetic: S
       warnings: reader.warnings,
       files: Object.values(CACHE_FILES),
     };
-    writeFileSync(join(staging, 'dataset.json'), JSON.stringify(summary, null, 2) + '\n');
+    writeDurably(join(staging, 'dataset.json'), JSON.stringify(summary, null, 2) + '\n');
     // dataset.json last: it describes the caches renamed before it.
     for (const name of [...Object.values(CACHE_FILES), 'dataset.json']) renameSync(join(staging, name), join(out, name));
+    syncFolder(out);
     for (const line of written) console.log(line);
     const warned = reader.warnings.length > 0 ? `; ${reader.warnings.length} warning${reader.warnings.length === 1 ? '' : 's'} (listed in ${join(out, 'dataset.json')})` : '';
     console.log(`${trainCount} training and ${count(test.count, 'test frame')} from ${raw}/ cached in ${out}/${warned}`);
@@ -225,7 +227,7 @@ async function buildWith(raw: string, out: string, strict: boolean, synthetic: S
 function writeCaches(dir: string, out: string, files: CacheFile[]): string[] {
   return files.map((file) => {
     const bytes = file.encode();
-    writeFileSync(join(dir, file.name), bytes);
+    writeDurably(join(dir, file.name), bytes);
     const path = join(out, file.name);
     return `  ${path.padEnd(32)} ${file.dtype.padEnd(6)} (${file.shape.join(', ')}${file.shape.length === 1 ? ',' : ''})  ${(bytes.length / 2 ** 20).toFixed(1)} MiB`;
   });

@@ -68,6 +68,19 @@ const FULL: Omit<Preset, 'why'> = { name: 'full', baseWidth: 32, inputSize: 96, 
 // learning rate so that a few epochs suffice.
 const CPU: Omit<Preset, 'why'> = { name: 'cpu', baseWidth: 8, inputSize: 48, batchSize: 8, epochs: 10, lr: 3e-4 };
 
+/** The numeric options given, each in its range (choosePreset checks them again with the preset's values). */
+function checkNumbers(o: Parsed): void {
+  for (const k of ['epochs', 'batch-size', 'base-width', 'input-size', 'limit'] as const) {
+    const v = o[k];
+    if (v !== undefined && (!Number.isInteger(v) || (v as number) < 1)) throw new UsageError(`--${k} must be a positive integer, got ${v}`);
+  }
+  if (o['input-size'] !== undefined && (o['input-size'] as number) % 16 !== 0) throw new UsageError(`--input-size must be divisible by 16 (four 2 × 2 poolings), got ${o['input-size']}`);
+  if (o.lr !== undefined && !((o.lr as number) > 0)) throw new UsageError(`--lr must be positive, got ${o.lr}`);
+  const split = o['validation-split'];
+  if (split !== undefined && !((split as number) > 0 && (split as number) < 1)) throw new UsageError(`--validation-split must be in (0, 1), got ${split}`);
+  if (!Number.isInteger(o.seed)) throw new UsageError(`--seed must be an integer, got ${o.seed}`);
+}
+
 function choosePreset(o: Parsed, gpu: Gpu): Preset {
   const asked = o.preset as string | undefined;
   if (asked && asked !== 'full' && asked !== 'cpu') throw new UsageError(`--preset must be full or cpu, got "${asked}"`);
@@ -165,6 +178,7 @@ function emptyPredictionDice(set: ImageSet, rows: Int32Array, batchSize: number)
 export async function train(argv: string[]): Promise<void> {
   if (argv.includes('--help')) return void console.log(usage('train', 'Trains the U-Net on the NumPy caches (the embedded synthetic data when there are none).', SPEC));
   const { options: o } = parseArgs(argv, SPEC);
+  checkNumbers(o); // before the adapter starts, which takes seconds
   const gpu = await openGpu(o);
   let interrupted = 0;
   const onSigint = () => {

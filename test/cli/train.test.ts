@@ -174,6 +174,20 @@ describe('npm run train', () => {
     expect(strip(losses(dir))).toEqual(strip(losses(runFolder(whole.out))));
   });
 
+  it('checks numeric options before starting the adapter', () => {
+    // A wrong adapter name would be reported first if the adapter started before the check.
+    for (const [args, message] of [
+      [['--epochs', '0'], /--epochs must be a positive integer, got 0/],
+      [['--validation-split', '1.5'], /--validation-split must be in \(0, 1\), got 1\.5/],
+      [['--lr', '-1'], /--lr must be positive, got -1/],
+      [['--input-size', '40'], /--input-size must be divisible by 16/],
+    ] as const) {
+      const r = spawnSync(process.execPath, [cli, 'train', '--adapter', 'no-such-adapter', ...args], { encoding: 'utf8', timeout: 60_000 });
+      expect(r.status, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(message);
+    }
+  });
+
   it('rejects bad input with clear messages', () => {
     const size = train('--input-size', '50');
     expect(size.code, size.out).toBe(2);
