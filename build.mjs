@@ -17,7 +17,7 @@ await Promise.all([
   }),
   build({
     ...common,
-    entryPoints: { bench: 'bench/main.ts' },
+    entryPoints: { bench: 'bench/main.ts', soak: 'bench/soak.ts' },
     outdir: 'dist',
     platform: 'node',
     target: 'node20',
