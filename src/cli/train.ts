@@ -6,7 +6,7 @@
  * last.safetensors (with optimiser and generator state, for --resume),
  * log.jsonl (one line per epoch) and curves.svg.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { decodeNpy } from '../data/npy.js';
 import { masksToUnit, meanStd, normalize, resizeStack } from '../data/prepare.js';
@@ -261,6 +261,8 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
         if (e.epoch < firstEpoch) log.push(e);
       }
     }
+    // Temporary files of writes a killed run never finished (writeAtomic's): the files they were to replace are intact.
+    for (const name of readdirSync(runDir)) if (/\.tmp-\d+$/.test(name)) rmSync(join(runDir, name), { force: true });
     console.log(`resuming ${runDir} at epoch ${firstEpoch} (step ${adam.t})`);
   } else {
     runDir = resolve(o.out as string, new Date().toISOString().replace(/[:.]/g, '-'));
@@ -343,15 +345,18 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
     const scaleNote = scaling ? `, loss scale ${scaling.scale}, ${entry.skipped_steps} steps skipped` : '';
     bar.finish(`loss ${entry.loss.toFixed(4)}, dice ${entry.dice.toFixed(4)}, val_loss ${valLoss.toFixed(4)}, val_dice ${entry.val_dice.toFixed(4)}${scaleNote}`);
     const metrics = { loss: entry.loss, dice: entry.dice, val_loss: entry.val_loss, val_dice: entry.val_dice };
-    writeAtomic(join(runDir, 'last.safetensors'), await encodeCheckpoint(model, meta(epoch, metrics, rng.state()), adam));
+    // last.safetensors is written last: it decides where --resume starts, and
+    // a run killed before it resumes at this epoch, which rewrites the others
+    // (the log's lines from this epoch on are dropped on resume).
+    writeAtomic(join(runDir, 'log.jsonl'), log.map((e) => JSON.stringify(e)).join('\n') + '\n');
+    writeAtomic(join(runDir, 'curves.svg'), curvesSvg(log));
     if (valLoss < bestValLoss) {
       bestValLoss = valLoss;
       bestMeta = meta(epoch, metrics, rng.state());
       writeAtomic(join(runDir, 'best.safetensors'), await encodeCheckpoint(model, bestMeta));
       console.log(`  val_loss improved to ${valLoss.toFixed(4)}: saved best.safetensors`);
     }
-    writeAtomic(join(runDir, 'log.jsonl'), log.map((e) => JSON.stringify(e)).join('\n') + '\n');
-    writeAtomic(join(runDir, 'curves.svg'), curvesSvg(log));
+    writeAtomic(join(runDir, 'last.safetensors'), await encodeCheckpoint(model, meta(epoch, metrics, rng.state()), adam));
   }
   const bestPath = join(runDir, 'best.safetensors');
   if (existsSync(bestPath)) {
