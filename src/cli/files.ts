@@ -1,5 +1,5 @@
 /** File helpers for the CLI: atomic writes and readable errors. */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 /**
@@ -10,8 +10,14 @@ import { dirname } from 'node:path';
 export function writeAtomic(path: string, data: Uint8Array | string): void {
   mkdirSync(dirname(path), { recursive: true });
   const tmp = `${path}.tmp-${process.pid}`;
-  writeDurably(tmp, data);
-  renameSync(tmp, path);
+  try {
+    writeDurably(tmp, data);
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    const full = (e as NodeJS.ErrnoException).code === 'ENOSPC' ? ' (the disk is full)' : '';
+    throw new FileError(`cannot write ${path}${full}: ${(e as Error).message}; ${existsSync(path) ? 'the previous version is kept' : 'nothing was written'}`);
+  }
   syncFolder(dirname(path));
 }
 

@@ -5,7 +5,7 @@
  * reproduces the uninterrupted run to the last bit. Through the built CLI.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -121,5 +121,35 @@ describe('training killed with SIGKILL', () => {
   }
   it('resumed after every kill (each came after the first checkpoint)', () => {
     expect(resumed).toEqual(kills.map(() => true));
+  });
+});
+
+// Root can mount a small tmpfs in a mount namespace of its own; elsewhere this test has no disk to fill.
+const canMount = process.getuid?.() === 0 && spawnSync('unshare', ['--mount', 'true']).status === 0;
+
+describe.runIf(canMount)('a full disk', () => {
+  it('stops training with one clear line, status 1, and the last good checkpoint kept', () => {
+    // Room for one epoch's files but not for a second last.safetensors beside the first.
+    const whole = readdirSync(join(root, 'whole')).map((d) => join(root, 'whole', d))[0]!;
+    const size = (f: string) => statSync(join(whole, f)).size;
+    const last = size('last.safetensors');
+    const room = Math.ceil((last * 1.5 + size('best.safetensors') + 64 * 1024) / 4096) * 4096;
+    const disk = join(root, 'disk');
+    const copy = join(root, 'disk-copy');
+    mkdirSync(disk);
+    mkdirSync(copy);
+    const node = [process.execPath, cli, ...args(), '--epochs', '30', '--out', disk].map((a) => `'${a}'`).join(' ');
+    const script = `mount -t tmpfs -o size=${room} tmpfs '${disk}' && { ${node}; code=$?; cp -r '${disk}'/. '${copy}'; exit $code; }`;
+    const r = spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script], { encoding: 'utf8', timeout: 240_000 });
+    // stderr also carries the progress lines; the error is one line of its own, with no stack trace.
+    const lines = r.stderr.split('\n').filter((l) => l.startsWith('error:') || /^\s+at /.test(l));
+    expect(r.status, r.stderr).toBe(1);
+    expect(lines, r.stderr).toHaveLength(1);
+    expect(lines[0]).toMatch(/^error: cannot write .*\.safetensors \(the disk is full\): .*the previous version is kept$/);
+    const run = readdirSync(copy).map((d) => join(copy, d))[0]!;
+    const kept = decodeCheckpoint(new Uint8Array(readFileSync(join(run, 'last.safetensors'))), 'last');
+    expect(kept.meta.epoch).toBeGreaterThanOrEqual(1);
+    expect(readdirSync(run).filter((f) => f.includes('.tmp-'))).toEqual([]);
+    console.log(`full disk (${room} bytes): stopped with "${lines[0]}"; last.safetensors kept at epoch ${kept.meta.epoch}`);
   });
 });
