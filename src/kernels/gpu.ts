@@ -187,6 +187,8 @@ export class Gpu {
   /** The compute pass consecutive dispatches share, open until a copy, a clear or the submit. */
   private pass: GPUComputePassEncoder | null = null;
   private recorded: string[] = [];
+  /** The labels of the last batch submitted: what a device lost while working was most likely running. */
+  private lastSubmitted: string[] = [];
   /** Uniform blocks by content (see uniformRange), in chunks of UNIFORM_CHUNK_SLOTS slots. */
   private uniformChunks: GPUBuffer[] = [];
   private readonly uniformSlots = new Map<string, BufferView>();
@@ -224,7 +226,10 @@ export class Gpu {
       this.fail(new GpuError(`GPU error outside any recorded work: ${err.message}`, errorKind(err)));
     });
     void device.lost.then((info) => {
-      if (!this.destroyed) this.fail(new GpuError(`GPU device lost (${info.reason}): ${info.message}`, 'device-lost'));
+      if (this.destroyed) return;
+      const work = this.recorded.length ? this.recorded : this.lastSubmitted;
+      const hit = work.length ? `; the work in flight: ${work.slice(0, 3).join('; ')}${work.length > 3 ? ` and ${work.length - 3} more` : ''}` : '';
+      this.fail(new GpuError(`GPU device lost (${info.reason}): ${info.message}${hit}`, 'device-lost', [...work]));
     });
   }
 
@@ -428,6 +433,7 @@ export class Gpu {
     const labels = this.recorded;
     this.encoder = null;
     this.recorded = [];
+    this.lastSubmitted = labels;
     this.device.queue.submit([enc.finish()]);
     const oom = this.device.popErrorScope();
     const validation = this.device.popErrorScope();

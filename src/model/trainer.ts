@@ -88,27 +88,33 @@ export class Trainer {
       onStep?.({ epoch, step: p.step, steps, images: p.images, loss: value });
     };
     let completed = true;
-    for (let s = 0; s < steps; s++) {
-      if (stop?.()) {
-        completed = false;
-        break;
+    try {
+      for (let s = 0; s < steps; s++) {
+        if (stop?.()) {
+          completed = false;
+          break;
+        }
+        const from = s * this.batchSize;
+        const to = Math.min(order.length, from + this.batchSize);
+        const { x, y } = this.upload(set, order, from, to);
+        const tape = new Tape(this.model.gpu);
+        params.zeroGrads();
+        const loss = tape.run(() => diceLoss(this.model.forward(x), y));
+        tape.backward(loss, this.adam.lossScaleSeed(), { releaseActivations: true });
+        this.adam.step();
+        // Starts the readback (and submits the step); awaited after the next step is recorded.
+        const read = loss.read();
+        tape.dispose();
+        x.dispose();
+        y.dispose();
+        const previous = pending;
+        pending = { read, step: s + 1, images: to };
+        if (previous) await settle(previous);
       }
-      const from = s * this.batchSize;
-      const to = Math.min(order.length, from + this.batchSize);
-      const { x, y } = this.upload(set, order, from, to);
-      const tape = new Tape(this.model.gpu);
-      params.zeroGrads();
-      const loss = tape.run(() => diceLoss(this.model.forward(x), y));
-      tape.backward(loss, this.adam.lossScaleSeed(), { releaseActivations: true });
-      this.adam.step();
-      // Starts the readback (and submits the step); awaited after the next step is recorded.
-      const read = loss.read();
-      tape.dispose();
-      x.dispose();
-      y.dispose();
-      const previous = pending;
-      pending = { read, step: s + 1, images: to };
-      if (previous) await settle(previous);
+    } catch (e) {
+      // The step's loss, still being read back, fails with the same cause: the error thrown says it already.
+      (pending as { read: Promise<Float32Array> } | null)?.read.catch(() => {});
+      throw e;
     }
     if (pending) await settle(pending);
     return { loss: done ? sum / done : NaN, completed };
