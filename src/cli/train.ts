@@ -127,7 +127,7 @@ interface Prepared {
   std: number;
 }
 
-function prepare(dir: string, p: Preset, limit: number | undefined, split: number, antiAlias: boolean): Prepared {
+function prepare(dir: string, p: Preset, limit: number | undefined, split: number, antiAlias: boolean, stored?: { mean: number; std: number }): Prepared {
   const imgs = loadCache(dir, 'imgs_train.npy');
   const masks = loadCache(dir, 'imgs_mask_train.npy');
   if (imgs.shape.join() !== masks.shape.join()) {
@@ -147,7 +147,8 @@ function prepare(dir: string, p: Preset, limit: number | undefined, split: numbe
   const smallMasks = resizeStack(masks.data.subarray(0, count * h * w), count, w, h, size, { antiAlias, onProgress: (d) => bar.update(count + d) });
   bar.finish();
   // Normalisation from the training part only: validation images stay unseen.
-  const { mean, std } = meanStd(small, size * size, 0, trainCount);
+  // A resumed run keeps the one it was trained with, even if the caches changed since.
+  const { mean, std } = stored ?? meanStd(small, size * size, 0, trainCount);
   return {
     train: { images: normalize(small, mean, std), masks: masksToUnit(smallMasks), count, size },
     validationMasks: masks.data.subarray(trainCount * h * w, count * h * w),
@@ -233,7 +234,7 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
     throw new UsageError(`--anti-alias conflicts with ${resumedFrom}, which was trained without it (anti-alias off); leave the flag out to resume as it was`);
   }
   const antiAlias = storedAntiAlias ?? o['anti-alias'] === true;
-  const data = prepare(dataDir, preset, limit, split, antiAlias);
+  const data = prepare(dataDir, preset, limit, split, antiAlias, resumed?.meta.normalization);
   // After the data step, whose worker threads would inherit a lowered priority.
   yieldCpuToSoftwareAdapter(gpu);
   const valCount = data.train.count - data.trainCount;

@@ -3,7 +3,7 @@
  * first): a tiny model on a tiny data set written as NumPy caches.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, readdirSync, truncateSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, readdirSync, truncateSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -106,6 +106,15 @@ describe('npm run train', () => {
     const b = resume();
     expect(b.status, b.stderr).toBe(0);
     expect(dataLine(b.stdout)).toBe(dataLine(a.out)); // the same frames, blurred alike: the same split, mean and std
+    // Caches changed since (every pixel brighter): the resumed run still normalises as it was trained.
+    const brighter = join(root, 'brighter');
+    mkdirSync(brighter);
+    const imgs = decodeNpy(new Uint8Array(readFileSync(join(dataDir, 'imgs_train.npy'))), 'imgs');
+    writeFileSync(join(brighter, 'imgs_train.npy'), encodeNpy((imgs.data as Uint8Array).map((v) => Math.min(255, v + 30)), imgs.shape));
+    writeFileSync(join(brighter, 'imgs_mask_train.npy'), readFileSync(join(dataDir, 'imgs_mask_train.npy')));
+    const moved = resume('--data', brighter, '--epochs', '3');
+    expect(moved.status, moved.stderr).toBe(0);
+    expect(/normalisation mean [\d.]+, std [\d.]+/.exec(moved.stdout)?.[0]).toBe(/normalisation mean [\d.]+, std [\d.]+/.exec(a.out)?.[0]);
     // A run trained without anti-aliasing refuses --anti-alias on resume.
     const plain = runFolder(train('--epochs', '1', '--out', join(root, 'plain'), '--seed', '3').out);
     const c = spawnSync(process.execPath, [cli, 'train', '--resume', plain, '--epochs', '2', '--anti-alias'], { encoding: 'utf8', timeout: 240_000 });
