@@ -168,12 +168,15 @@ function mmaShader(gpu: Gpu, tile: MmaTile): { name: string; source: string; row
 /** The mixed-precision GEMMs' tile unless one is forced (or it does not fit the device). */
 export const MMA_DEFAULT_TILE: MmaTile = '128x64x32';
 
-/** The default tile, else the first of MMA_TILES that fits the device; null where none does. */
+const fittingTiles = new WeakMap<Gpu, MmaTile | null>();
+/** The default tile, else the first of MMA_TILES that fits the device; null where none does (found once per device). */
 function fittingMmaTile(gpu: Gpu): MmaTile | null {
+  if (fittingTiles.has(gpu)) return fittingTiles.get(gpu)!;
   const m = gpu.matrix;
-  if (!m) return null;
   const { maxComputeWorkgroupStorageSize: bytes, maxComputeInvocationsPerWorkgroup: invocations } = gpu.limits;
-  return [MMA_DEFAULT_TILE, ...MMA_TILES].find((t) => mmaConstants(m, gpu.adapterInfo.subgroupMaxSize, t, bytes, invocations)) ?? null;
+  const tile = m ? [MMA_DEFAULT_TILE, ...MMA_TILES].find((t) => mmaConstants(m, gpu.adapterInfo.subgroupMaxSize, t, bytes, invocations)) ?? null : null;
+  fittingTiles.set(gpu, tile);
+  return tile;
 }
 
 function mmaTileFor(gpu: Gpu): MmaTile {
