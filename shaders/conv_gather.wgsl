@@ -56,22 +56,63 @@ fn row_info(row: u32) -> u32 {
   }
 }
 
+// Where an element of A lies in a_src, in two parts: what depends on k alone
+// (decoded once per k, for every row of a slot), and then the row's part.
+//   modes 0, 1: tap k = (ky, kx, ci) as (ci, dy, dx): pixel `row` shifted by (dy, dx)
+fn conv_tap(k: u32) -> vec3<i32> {
+  let tap = k / p.a_c;
+  return vec3<i32>(i32(k % p.a_c), i32(tap / p.kw) - i32(p.pad), i32(tap % p.kw) - i32(p.pad));
+}
+
+// Modes 0, 1: index of A[row, k] (row's info, k's tap), or −1 outside the image.
+fn conv_at(row: u32, info: u32, tap: vec3<i32>) -> i32 {
+  let iy = i32(info >> 16u) + tap.y;
+  let ix = i32(info & 0xffffu) + tap.z;
+  if (iy < 0 || ix < 0 || iy >= i32(p.h) || ix >= i32(p.w)) {
+    return -1;
+  }
+  return (i32(row) + tap.y * i32(p.w) + tap.z) * i32(p.a_c) + tap.x;
+}
+
+// Mode 4: k = (a, b, co), as its offset from pixel (n, 2i, 2j) of dy.
+fn up_offset(k: u32) -> u32 {
+  let ab = k / p.a_c;
+  return ((ab / 2u) * 2u * p.w + ab % 2u) * p.a_c + k % p.a_c;
+}
+
+// Mode 2: pixel k = (n, y, x) of x as (y, x).
+fn pixel_yx(k: u32) -> vec2<u32> {
+  return vec2<u32>((k / p.w) % p.h, k % p.w);
+}
+
+// Mode 2: index of A[row, k] for the row (ky, kx, ci) in info at pixel k, or −1 outside the image.
+fn weight_at(k: u32, info: u32, yx: vec2<u32>) -> i32 {
+  let dy = i32(info >> 24u) - i32(p.pad);
+  let dx = i32((info >> 16u) & 0xffu) - i32(p.pad);
+  let iy = i32(yx.x) + dy;
+  let ix = i32(yx.y) + dx;
+  if (iy < 0 || ix < 0 || iy >= i32(p.h) || ix >= i32(p.w)) {
+    return -1;
+  }
+  return (i32(k) + dy * i32(p.w) + dx) * i32(p.a_c) + i32(info & 0xffffu);
+}
+
+// Mode 5: pixel k = (n, i, j) of x as the index of pixel (n, 2i, 2j) of dy, times the channels.
+fn up_base(k: u32) -> u32 {
+  let t = k / p.w;
+  return (((t / p.h) * 2u * p.h + 2u * (t % p.h)) * 2u * p.w + 2u * (k % p.w)) * p.a_c;
+}
+
 // A[row0 + 4·rq + r, k] for r = 0..3 (zero for rows ≥ m); info holds the four rows' row_info.
 fn a_quad(first: u32, k: u32, info: vec4<u32>) -> vec4<f32> {
   var v = vec4<f32>(0.0);
   switch MODE {
     case 0u, 1u: {
-      // im2col: k = (ky, kx, ci); pixel `row` shifted by (ky − pad, kx − pad).
-      let ci = k % p.a_c;
-      let tap = k / p.a_c;
-      let dy = i32(tap / p.kw) - i32(p.pad);
-      let dx = i32(tap % p.kw) - i32(p.pad);
+      let tap = conv_tap(k);
       for (var r = 0u; r < 4u; r++) {
-        let row = first + r;
-        let iy = i32(info[r] >> 16u) + dy;
-        let ix = i32(info[r] & 0xffffu) + dx;
-        if (row < p.m && iy >= 0 && ix >= 0 && iy < i32(p.h) && ix < i32(p.w)) {
-          v[r] = a_src[u32(i32(row) + dy * i32(p.w) + dx) * p.a_c + ci];
+        let at = conv_at(first + r, info[r], tap);
+        if (first + r < p.m && at >= 0) {
+          v[r] = a_src[at];
         }
       }
     }
@@ -83,10 +124,7 @@ fn a_quad(first: u32, k: u32, info: vec4<u32>) -> vec4<f32> {
       }
     }
     case 4u: {
-      // k = (a, b, co): dy[n, 2i+a, 2j+b, co].
-      let co = k % p.a_c;
-      let ab = k / p.a_c;
-      let off = ((ab / 2u) * 2u * p.w + ab % 2u) * p.a_c + co;
+      let off = up_offset(k);
       for (var r = 0u; r < 4u; r++) {
         if (first + r < p.m) {
           v[r] = a_src[info[r] * p.a_c + off];
@@ -94,26 +132,22 @@ fn a_quad(first: u32, k: u32, info: vec4<u32>) -> vec4<f32> {
       }
     }
     case 2u: {
-      // k is a pixel (n, y, x) of x; row r = (ky, kx, ci) reads x at (y + ky − pad, x + kx − pad).
-      let x = k % p.w;
-      let y = (k / p.w) % p.h;
+      // Row r = (ky, kx, ci) reads x at (y + ky − pad, x + kx − pad).
+      let yx = pixel_yx(k);
       for (var r = 0u; r < 4u; r++) {
-        let dy = i32(info[r] >> 24u) - i32(p.pad);
-        let dx = i32((info[r] >> 16u) & 0xffu) - i32(p.pad);
-        let iy = i32(y) + dy;
-        let ix = i32(x) + dx;
         if (BIAS_ROW && info[r] == ONES_ROW) {
           v[r] = 1.0;
-        } else if (first + r < p.m && iy >= 0 && ix >= 0 && iy < i32(p.h) && ix < i32(p.w)) {
-          v[r] = a_src[u32(i32(k) + dy * i32(p.w) + dx) * p.a_c + (info[r] & 0xffffu)];
+        } else if (first + r < p.m) {
+          let at = weight_at(k, info[r], yx);
+          if (at >= 0) {
+            v[r] = a_src[at];
+          }
         }
       }
     }
     default: {
-      // Mode 5: k is a pixel (n, i, j) of x; row r = (a, b, co) of dy.
-      let j = k % p.w;
-      let t = k / p.w;
-      let base = (((t / p.h) * 2u * p.h + 2u * (t % p.h)) * 2u * p.w + 2u * j) * p.a_c;
+      // Mode 5: row r = (a, b, co) of dy.
+      let base = up_base(k);
       for (var r = 0u; r < 4u; r++) {
         if (first + r < p.m) {
           v[r] = a_src[base + info[r]];

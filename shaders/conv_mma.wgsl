@@ -66,64 +66,47 @@ override B4: bool = false;
 // With A4 in the pixel-row modes a slot is one row and four k: slot s is row s / K4, k quad s % K4.
 const K4: u32 = TK / 4u;
 
-// A[row, k..k+3] for a pixel-row mode with A4 (zero outside the image or past M);
-// info is row_info(row), and k a multiple of 4 below K.
+// A[row, k..k+3] for a pixel-row mode with A4 (zero outside the image or past
+// M): one vec4 where A[row, k] lies (conv_gather.wgsl); info is row_info(row),
+// k a multiple of 4 below K.
 fn a_row_k4(row: u32, info: u32, k: u32) -> vec4<f32> {
   if (row >= p.m) {
     return vec4<f32>(0.0);
   }
   switch MODE {
     case 0u, 1u: {
-      let ci = k % p.a_c;
-      let tap = k / p.a_c;
-      let dy = i32(tap / p.kw) - i32(p.pad);
-      let dx = i32(tap % p.kw) - i32(p.pad);
-      let iy = i32(info >> 16u) + dy;
-      let ix = i32(info & 0xffffu) + dx;
-      if (iy < 0 || ix < 0 || iy >= i32(p.h) || ix >= i32(p.w)) {
+      let at = conv_at(row, info, conv_tap(k));
+      if (at < 0) {
         return vec4<f32>(0.0);
       }
-      return a4_src[(u32(i32(row) + dy * i32(p.w) + dx) * p.a_c + ci) / 4u];
+      return a4_src[u32(at) / 4u];
     }
     case 3u: {
       return a4_src[(row * p.k + k) / 4u];
     }
     default: {
-      // Mode 4: k = (a, b, co), dy[n, 2i+a, 2j+b, co..co+3].
-      let co = k % p.a_c;
-      let ab = k / p.a_c;
-      return a4_src[(info * p.a_c + ((ab / 2u) * 2u * p.w + ab % 2u) * p.a_c + co) / 4u];
+      return a4_src[(info * p.a_c + up_offset(k)) / 4u];
     }
   }
 }
 
 // A[first..first+3, k] for modes 2 and 5 with A4: four channel rows of one
-// tap read at pixel k with one vec4; info is row_info(first).
+// tap at pixel k, one vec4; info is row_info(first).
 fn a_rows4(first: u32, info: u32, k: u32) -> vec4<f32> {
-  if (MODE == 2u) {
-    if (BIAS_ROW && info == ONES_ROW) {
-      return vec4<f32>(1.0, 0.0, 0.0, 0.0); // the row of ones; the three after it lie past M
-    }
-    if (first >= p.m) {
-      return vec4<f32>(0.0);
-    }
-    let x = k % p.w;
-    let y = (k / p.w) % p.h;
-    let dy = i32(info >> 24u) - i32(p.pad);
-    let dx = i32((info >> 16u) & 0xffu) - i32(p.pad);
-    let iy = i32(y) + dy;
-    let ix = i32(x) + dx;
-    if (iy < 0 || ix < 0 || iy >= i32(p.h) || ix >= i32(p.w)) {
-      return vec4<f32>(0.0);
-    }
-    return a4_src[(u32(i32(k) + dy * i32(p.w) + dx) * p.a_c + (info & 0xffffu)) / 4u];
+  if (MODE == 2u && BIAS_ROW && info == ONES_ROW) {
+    return vec4<f32>(1.0, 0.0, 0.0, 0.0); // the row of ones; the three after it lie past M
   }
   if (first >= p.m) {
     return vec4<f32>(0.0);
   }
-  let j = k % p.w;
-  let t = k / p.w;
-  return a4_src[((((t / p.h) * 2u * p.h + 2u * (t % p.h)) * 2u * p.w + 2u * j) * p.a_c + info) / 4u];
+  if (MODE == 2u) {
+    let at = weight_at(k, info, pixel_yx(k));
+    if (at < 0) {
+      return vec4<f32>(0.0);
+    }
+    return a4_src[u32(at) / 4u];
+  }
+  return a4_src[(up_base(k) + info) / 4u];
 }
 var<workgroup> c_scratch: array<f32, SUB_Y * SUB_X * SM * SN>; // one result matrix per subgroup
 

@@ -72,7 +72,7 @@ const precisions = new WeakMap<Gpu, Precision>();
 
 /** Whether the device can run the mixed-precision convolutions: f16 subgroup matrices and a tile that fits them. */
 export function canRunMixed(gpu: Gpu): boolean {
-  return gpu.matrix !== null && fittingMmaTile(gpu) !== null;
+  return fittingMmaTile(gpu) !== null;
 }
 
 /** The precision a training or inference run gets unless told: mixed on GPUs that can run it, else fp32. */

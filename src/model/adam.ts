@@ -4,7 +4,7 @@
  * Keras-form kernel (src/kernels/adam.ts); with loss scaling, two more around
  * it (src/kernels/loss-scale.ts).
  */
-import type { Gpu } from '../kernels/gpu.js';
+import type { BufferView, Gpu } from '../kernels/gpu.js';
 import type { PooledBuffer } from '../kernels/pool.js';
 import { adamStep } from '../kernels/adam.js';
 import { LOSS_SCALE_STATE_BYTES, type LossScaleRule, unscaleGradients, updateLossScale } from '../kernels/loss-scale.js';
@@ -67,8 +67,8 @@ export class Adam {
   private readonly m: FlatBuffer;
   private readonly v: FlatBuffer;
   private disposed = false;
-  /** With loss scaling: its rule and its state on the GPU (see lossScaleSeed). */
-  private readonly scaling: { rule: LossScaleOptions; state: PooledBuffer; view: { buffer: GPUBuffer; offset: number; size: number } } | null = null;
+  /** With loss scaling: its rule and where its state lives on the GPU (see lossScaleSeed). */
+  private readonly scaling: { rule: LossScaleOptions; view: BufferView } | null = null;
 
   constructor(
     readonly store: ParameterStore,
@@ -99,14 +99,9 @@ export class Adam {
       }
       const state = this.gpu.acquire(LOSS_SCALE_STATE_BYTES);
       this.buffers.push(state);
-      this.scaling = { rule, state, view: { buffer: state.buffer, offset: 0, size: LOSS_SCALE_STATE_BYTES } };
+      this.scaling = { rule, view: { buffer: state.buffer, offset: 0, size: LOSS_SCALE_STATE_BYTES } };
       this.writeScaleState(rule.initial, 0, 0);
     }
-  }
-
-  /** Whether the loss is scaled (mixed precision): then the tape's backward starts from lossScaleSeed. */
-  get scalesLoss(): boolean {
-    return this.scaling !== null;
   }
 
   /**
