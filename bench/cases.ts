@@ -7,7 +7,7 @@ import type * as tfType from '@tensorflow/tfjs-core';
 import type { Gpu } from '../src/kernels/gpu.js';
 import { UsageError } from '../src/cli/args.js';
 import { type OwnedGpuTensor, allocTensor } from '../src/kernels/tensor-view.js';
-import { conv2d, conv2dBackwardInput, conv2dBackwardWeights, convTranspose2x2, convTranspose2x2BackwardInput, convTranspose2x2BackwardWeights, biasGradient } from '../src/kernels/conv.js';
+import { conv2d, conv2dBackwardInput, conv2dBackwardWeights, convTranspose2x2, convTranspose2x2BackwardInput, convTranspose2x2BackwardWeights, biasGradient } from '../src/kernels/conv/index.js';
 import { maxPool2x2, maxPool2x2Backward } from '../src/kernels/maxpool.js';
 import { concatChannels } from '../src/kernels/concat.js';
 import { unary } from '../src/kernels/elementwise.js';
@@ -34,8 +34,6 @@ export interface Case {
   flops?: number;
   /** … or bytes moved (memory-bound ones). */
   bytes?: number;
-  /** The case's main GEMM (convolutions): rows, columns, whether its reduction is split. */
-  gemm?: { m: number; n: number; split: boolean };
   ours(gpu: Gpu): Runner;
   /** tfjs kernels the peer needs: a backend without one of them cannot run the case. */
   tfKernels: string[];
@@ -108,7 +106,6 @@ export function convCases(n: number, shapes = UNET_CONV_SHAPES): Case[] {
         op: 'conv2d_forward',
         shape,
         flops,
-        gemm: { m: n * h * h, n: co, split: false },
         tfKernels: ['FusedConv2D'],
         ours(gpu) {
           const [x, w, b, y] = tensors(gpu, [[xs, xv], [ws, wv], [[co], new Float32Array(co)], [ys, null]]);
@@ -123,7 +120,6 @@ export function convCases(n: number, shapes = UNET_CONV_SHAPES): Case[] {
         op: 'conv2d_backward_input',
         shape,
         flops,
-        gemm: { m: n * h * h, n: ci, split: false },
         tfKernels: ['Conv2DBackpropInput'],
         ours(gpu) {
           const [dy, w, dx] = tensors(gpu, [[ys, dyv], [ws, wv], [xs, null]]);
@@ -141,7 +137,6 @@ export function convCases(n: number, shapes = UNET_CONV_SHAPES): Case[] {
         op: 'conv2d_backward_filter',
         shape,
         flops,
-        gemm: { m: 9 * ci, n: co, split: true },
         tfKernels: ['Conv2DBackpropFilter'],
         ours(gpu) {
           const [x, dy, dw, db] = tensors(gpu, [[xs, xv], [ys, dyv], [ws, null], [[co], null]]);
@@ -186,7 +181,6 @@ export function convTransposeCases(n: number, shapes = UNET_UP_SHAPES): Case[] {
         op: 'conv_transpose_forward',
         shape,
         flops,
-        gemm: { m: n * h * h, n: 4 * co, split: false },
         tfKernels: ['Conv2DBackpropInput'],
         ours(gpu) {
           const [x, w, b, y] = tensors(gpu, [[xs, xv], [ws, wv], [[co], new Float32Array(co)], [ys, null]]);
@@ -201,7 +195,6 @@ export function convTransposeCases(n: number, shapes = UNET_UP_SHAPES): Case[] {
         op: 'conv_transpose_backward',
         shape,
         flops: 2 * flops,
-        gemm: { m: n * h * h, n: ci, split: false },
         tfKernels: ['Conv2D', 'Conv2DBackpropFilter'],
         ours(gpu) {
           const [x, w, dy, dx, dw, db] = tensors(gpu, [[xs, xv], [ws, wv], [ys, dyv], [xs, null], [ws, null], [[co], null]]);

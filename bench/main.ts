@@ -20,15 +20,16 @@ import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { Gpu, describeAdapter, formatAdapter, requestDevice } from '../src/kernels/gpu.js';
 import { GPU_OPTIONS, parseArgs, usage, UsageError } from '../src/cli/args.js';
-import { MIXED_TOGGLES, withEnabledToggles, NoAdapterError, PACE_AFTER_MS, POLL_NAP_MS, POLL_TIMER_SLACK_NS, paceDawnPolling, yieldCpuToSoftwareAdapter } from '../src/kernels/node-gpu.js';
+import { MIXED_TOGGLES, withEnabledToggles, NoAdapterError } from '../src/kernels/node-gpu.js';
+import { PACE_AFTER_MS, POLL_NAP_MS, POLL_TIMER_SLACK_NS, paceDawnPolling, tuneForSoftwareAdapter } from '../src/kernels/software/platform.js';
 import { type Case, UNET_CONV_SHAPES, caseFilter, UNET_UP_SHAPES, adamCase, convCases, convTransposeCases, diceCase, memoryBoundCases } from './cases.js';
 import { type Peer, type Sample, type Timing, gpuTimeRatio, ratioToOurs, sample, table, timeIt, timePaired } from './harness.js';
 import { type StepProfile, benchInference, benchOurStep, benchTrainingStep } from './step.js';
 import { measureCeiling } from './ceiling.js';
 import { chartSvg } from './chart.js';
-import { markdownReport } from './report.js';
 import { GpuTimer } from './timestamps.js';
-import { type ConvVariant, MMA_TILES, type MmaTile, type Precision, TILE_SHAPES, type TileShape, canRunMixed, convVariant, setConvVariant, setMmaTile, setPrecision, setTileShape, tileShapeFor } from '../src/kernels/conv.js';
+import { markdownReport } from './report.js';
+import { type ConvOverrides, MMA_TILES, type MmaTile, type Precision, canRunMixed, convFormulation, setConvOverrides, setPrecision } from '../src/kernels/conv/index.js';
 
 const SPEC = {
   ...GPU_OPTIONS,
@@ -45,8 +46,7 @@ const SPEC = {
   json: { type: 'string' as const, help: 'write every sample, the adapter and versions to this JSON file' },
   svg: { type: 'string' as const, help: 'write a chart of ours against tfjs-webgpu per kernel' },
   markdown: { type: 'string' as const, help: 'write the results as a Markdown report (bench/README.md)' },
-  variant: { type: 'string' as const, help: 'convolution formulation to use instead of the adapter\'s default: tiled, rows, broadcast or direct' },
-  tiles: { type: 'string' as const, help: 'also time every convolution case with each of these tile shapes of the tiled variant (comma-separated, or all), by timestamp queries' },
+  variant: { type: 'string' as const, help: 'convolution formulation to use instead of the planner\'s: tiled, rows or direct' },
   precision: { type: 'string' as const, help: 'training step and inference of ours in each of these precisions (comma-separated: fp32, mixed; default both where the adapter has f16 subgroup matrices, else fp32)' },
   'mma-tiles': { type: 'string' as const, help: 'time the mixed-precision step with each of these tiles (comma-separated, or all; default the planner\'s choice)' },
   'step-ours-only': { type: 'boolean' as const, help: 'time our training step and inference only, without tfjs-layers beside them' },
@@ -68,8 +68,6 @@ async function main(): Promise<void> {
   for (const p of peerKeys) if (!PEER_NAMES[p]) throw new UsageError(`unknown peer "${p}": use webgpu, wasm, cpu`);
   const reps = options.reps as number;
   const only = caseFilter(options.cases as string | undefined);
-  const tiles = options.tiles === undefined ? [] : ((options.tiles === 'all' ? Object.keys(TILE_SHAPES) : (options.tiles as string).split(',')) as TileShape[]);
-  for (const t of tiles) if (!(t in TILE_SHAPES)) throw new UsageError(`unknown tile shape "${t}": use ${Object.keys(TILE_SHAPES).join(', ')} or all`);
 
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
   paceDawnPolling(); // both engines wait through the same binding
@@ -85,6 +83,8 @@ async function main(): Promise<void> {
   if (!adapter) throw new NoAdapterError('');
   const info = describeAdapter(adapter);
   console.log(`adapter: ${formatAdapter(info)}`);
+  // The software formulations of the convolutions, as createNodeGpu loads them.
+  if (info.isSoftware) await import('../src/kernels/software/conv.js');
   const gpu = new Gpu(await requestDevice(adapter), info);
   const precisions = ((options.precision as string | undefined) ?? (canRunMixed(gpu) ? 'fp32,mixed' : 'fp32')).split(',') as Precision[];
   for (const p of precisions) if (p !== 'fp32' && p !== 'mixed') throw new UsageError(`--precision takes fp32 and mixed, not "${p}"`);
@@ -93,8 +93,8 @@ async function main(): Promise<void> {
   const mmaTiles = options['mma-tiles'] === undefined ? [null] : ((options['mma-tiles'] === 'all' ? [...MMA_TILES] : (options['mma-tiles'] as string).split(',')) as MmaTile[]);
   for (const t of mmaTiles) if (t !== null && !MMA_TILES.includes(t)) throw new UsageError(`unknown mixed-precision tile "${t}": use ${MMA_TILES.join(', ')} or all`);
   const precisionRuns: { precision: Precision; tile: MmaTile | null; peakLiveBytes: number; poolBytes: number; profile?: StepProfile }[] = [];
-  if (options.variant) setConvVariant(gpu, options.variant as ConvVariant);
-  console.log(`convolutions: the ${convVariant(gpu)} formulation${options.variant ? ' (--variant)' : ''}`);
+  if (options.variant) setConvOverrides(gpu, { formulation: options.variant as ConvOverrides['formulation'] });
+  console.log(`convolutions: the ${convFormulation(gpu)} formulation${options.variant ? ' (--variant)' : ''}`);
 
   // tfjs gets its own device on the same adapter (an adapter makes one device), with the same limits.
   const peerAdapter = await instance.requestAdapter({ powerPreference: 'high-performance' });
@@ -145,12 +145,7 @@ async function main(): Promise<void> {
   const skipped: Skipped[] = [];
   const budgetMs = (options['peer-budget'] as number) * 1000;
   let memory: { peakLiveBytes: number; poolBytes: number } | undefined;
-  const sweep: TileTiming[] = [];
   let stepProfile: StepProfile | undefined;
-  if (tiles.length && (convVariant(gpu) !== 'tiled' || !gpu.hasTimestamps)) {
-    console.log(`--tiles: skipped (this adapter uses the ${convVariant(gpu)} convolution${gpu.hasTimestamps ? '' : ' and has no timestamp queries'})`);
-    tiles.length = 0;
-  }
   let ceiling = 0;
   let yielded = false;
   try {
@@ -184,15 +179,12 @@ async function main(): Promise<void> {
       cpuResults.set(c, results);
       if (cpuPeers.length) console.error(`  ${c.op} ${c.shape}: ${results.map((r) => r.note ?? `${r.sample!.impl} ${r.sample!.median_ms.toFixed(1)} ms`).join(', ')}`);
     }
-    yielded = yieldCpuToSoftwareAdapter(gpu);
+    yielded = tuneForSoftwareAdapter(gpu);
     if (yielded) console.log(`software adapter: the JavaScript thread runs at a lower priority than the adapter's threads, and Dawn's polls nap ${POLL_NAP_MS} ms between tries, the thread's timer slack at ${POLL_TIMER_SLACK_NS} ns (both engines)`);
     ceiling = await measureCeiling(gpu, reps);
     console.log(`adapter ceiling (pure FMA shader): ${ceiling.toFixed(1)} GFLOP/s`);
     const gpuPeers = peers.filter((p) => p.key === 'webgpu');
-    for (const c of chosen) {
-      await runCase(c, gpu, tf, gpuPeers, reps, samples, missing, { budgetMs, skipped }, cpuResults.get(c) ?? []);
-      if (tiles.length && c.op.startsWith('conv')) sweep.push(...(await sweepTiles(c, gpu, tiles, reps)));
-    }
+    for (const c of chosen) await runCase(c, gpu, tf, gpuPeers, reps, samples, missing, { budgetMs, skipped }, cpuResults.get(c) ?? []);
     if (suite !== 'kernels') {
       await tf.setBackend('webgpu');
       const chain = (options['step-chain'] as number | undefined) ?? (info.isSoftware ? 1 : 10);
@@ -208,14 +200,14 @@ async function main(): Promise<void> {
       for (const precision of precisions) {
         for (const tile of precision === 'mixed' ? mmaTiles : [null]) {
           setPrecision(gpu, precision);
-          setMmaTile(gpu, tile);
+          setConvOverrides(gpu, { mmaTile: tile ?? undefined });
           const ours = await benchOurStep(gpu, precision, { ...stepOpts, chain: Math.max(chain, 1), tag: tile ? `tile ${tile}` : undefined });
           samples.push(...ours.samples);
           precisionRuns.push({ precision, tile, peakLiveBytes: ours.peakLiveBytes, poolBytes: ours.poolBytes, profile: ours.profile });
         }
       }
       setPrecision(gpu, 'fp32');
-      setMmaTile(gpu, null);
+      setConvOverrides(gpu, { mmaTile: undefined });
     }
   } finally {
     backend.dispose();
@@ -224,9 +216,8 @@ async function main(): Promise<void> {
     delete (globalThis as { navigator?: unknown }).navigator;
   }
 
-  const report = { adapter: info, ...(precisionRuns.length ? { precisionRuns } : {}), date: new Date().toISOString(), versions: { tfjs: tf.version_core, node: process.version }, timing: `wall time; Dawn's polls paced after ${PACE_AFTER_MS} ms${yielded ? `, napping ${POLL_NAP_MS} ms before that with a timer slack of ${POLL_TIMER_SLACK_NS} ns, the JavaScript thread at a lower priority (software adapter)` : ''}; kernels alternated with tfjs-webgpu, paired_ratio = median of per-pair ratios; see bench/main.ts`, ceilingGflops: ceiling, memory, missing, skipped, peerBudgetS: budgetMs / 1000, samples, ...(stepProfile ? { stepProfile } : {}), ...(sweep.length ? { tileSweep: sweep } : {}) };
+  const report = { adapter: info, ...(precisionRuns.length ? { precisionRuns } : {}), date: new Date().toISOString(), versions: { tfjs: tf.version_core, node: process.version }, timing: `wall time; Dawn's polls paced after ${PACE_AFTER_MS} ms${yielded ? `, napping ${POLL_NAP_MS} ms before that with a timer slack of ${POLL_TIMER_SLACK_NS} ns, the JavaScript thread at a lower priority (software adapter)` : ''}; kernels alternated with tfjs-webgpu, paired_ratio = median of per-pair ratios; see bench/main.ts`, ceilingGflops: ceiling, memory, missing, skipped, peerBudgetS: budgetMs / 1000, samples, ...(stepProfile ? { stepProfile } : {}) };
   console.log(printTable(samples, peers.map((p) => p.name), ceiling, skipped));
-  if (sweep.length) console.log(sweepTable(sweep, tiles));
   for (const m of missing) console.log(`${m.peer} cannot run ${m.op}: it has no ${m.kernels.join(', ')} kernel`);
   if (memory) console.log(`training step, ours: peak live GPU memory ${(memory.peakLiveBytes / 2 ** 20).toFixed(1)} MiB; buffer pool after the step ${(memory.poolBytes / 2 ** 20).toFixed(1)} MiB`);
   if (options.json) writeOut(options.json as string, JSON.stringify(report, null, 2));
@@ -406,58 +397,6 @@ async function runCase(
   });
   parts.unshift(`ours ${tOurs.median.toFixed(1)} ms${gpuMs !== undefined ? ` (GPU ${gpuMs.toFixed(1)} ms by timestamps)` : ''}`);
   console.error(`  ${c.op} ${c.shape}: ${parts.join(', ')}`);
-}
-
-export interface TileTiming {
-  op: string;
-  shape: string;
-  tile: TileShape;
-  /** Whether the automatic choice (tileShapeFor) picks this tile for the case's main GEMM. */
-  chosen: boolean;
-  /** Median GPU time of the case's passes by timestamp queries. */
-  gpu_ms: number;
-}
-
-/** The case's GPU time by timestamp queries with each tile shape forced, median of `reps`. */
-async function sweepTiles(c: Case, gpu: Gpu, tiles: TileShape[], reps: number): Promise<TileTiming[]> {
-  const out: TileTiming[] = [];
-  const automatic = c.gemm && tileShapeFor(c.gemm.m, c.gemm.n, c.gemm.split ? Infinity : 1);
-  const timer = new GpuTimer(gpu);
-  try {
-    for (const tile of tiles) {
-      setTileShape(gpu, tile);
-      const ours = c.ours(gpu);
-      ours.run(); // compiles the pipelines
-      await gpu.sync();
-      const times: number[] = [];
-      for (let i = 0; i < reps; i++) times.push(await timer.time(() => ours.run()));
-      ours.dispose();
-      times.sort((a, b) => a - b);
-      out.push({ op: c.op, shape: c.shape, tile, chosen: automatic === tile, gpu_ms: times[Math.floor(times.length / 2)]! });
-    }
-  } finally {
-    setTileShape(gpu, null);
-    timer.destroy();
-  }
-  const best = out.reduce((a, b) => (b.gpu_ms < a.gpu_ms ? b : a));
-  console.error(`  tiles ${c.op} ${c.shape}: ${out.map((t) => `${t.tile} ${t.gpu_ms.toFixed(3)}${t.chosen ? '*' : ''}`).join(', ')}; best ${best.tile}`);
-  return out;
-}
-
-/** GPU ms per case and tile shape; * marks the automatic choice, ! the fastest. */
-function sweepTable(sweep: TileTiming[], tiles: TileShape[]): string {
-  const rows = [['op', 'shape', ...tiles]];
-  const keys = [...new Set(sweep.map((t) => `${t.op}|${t.shape}`))];
-  for (const key of keys) {
-    const ts = sweep.filter((t) => `${t.op}|${t.shape}` === key);
-    const best = Math.min(...ts.map((t) => t.gpu_ms));
-    const [op, shape] = key.split('|') as [string, string];
-    rows.push([op, shape, ...tiles.map((tile) => {
-      const t = ts.find((x) => x.tile === tile);
-      return t ? `${t.gpu_ms.toFixed(3)}${t.chosen ? '*' : ''}${t.gpu_ms === best ? '!' : ''}` : '-';
-    })]);
-  }
-  return `GPU ms by tile shape (* the automatic choice for the main GEMM, ! the fastest):\n${table(rows)}`;
 }
 
 function printTable(samples: Sample[], peerNames: string[], ceiling: number, skipped: Skipped[]): string {

@@ -7,9 +7,10 @@
  *   node dist/soak.js [--steps N] [--every N] [--precision fp32|mixed]
  */
 import { parseArgs } from 'node:util';
-import { createNodeGpu, yieldCpuToSoftwareAdapter } from '../src/kernels/node-gpu.js';
+import { createNodeGpu } from '../src/kernels/node-gpu.js';
+import { tuneForSoftwareAdapter } from '../src/kernels/software/platform.js';
 import { formatAdapter } from '../src/kernels/gpu.js';
-import { type Precision, defaultPrecision, setPrecision } from '../src/kernels/conv.js';
+import { type Precision, defaultPrecision, setPrecision } from '../src/kernels/conv/index.js';
 import { createUNet } from '../src/model/unet.js';
 import { Adam } from '../src/model/adam.js';
 import { Trainer, type ImageSet } from '../src/model/trainer.js';
@@ -25,7 +26,7 @@ const BATCH = 4;
 const gpu = await createNodeGpu();
 const precision = (values.precision ?? defaultPrecision(gpu)) as Precision;
 setPrecision(gpu, precision);
-yieldCpuToSoftwareAdapter(gpu);
+tuneForSoftwareAdapter(gpu);
 console.log(`adapter: ${formatAdapter(gpu.adapterInfo)}; precision ${precision}; ${steps} steps of batch ${BATCH}, ${SIZE}×${SIZE}, base width 4`);
 
 // Noisy disks and their masks: enough for the model to learn something.

@@ -1,6 +1,5 @@
-// The activation a convolution applies to its outputs, appended by
-// src/kernels/conv.ts to the convolution shaders (with conv_common.wgsl) and
-// to winograd.wgsl: 0 none, 1 relu, 2 sigmoid.
+// The activation a convolution applies to its outputs, appended to the
+// convolution shaders (with conv_common.wgsl) and to software/winograd.wgsl: 0 none, 1 relu, 2 sigmoid.
 override ACT: u32 = 0u;
 
 fn activate(v: f32) -> f32 {

@@ -1,6 +1,6 @@
 // What the convolution shaders share (conv_gemm.wgsl, conv_mma.wgsl,
-// conv_rows.wgsl, conv_broadcast.wgsl, conv_direct.wgsl): src/kernels/conv.ts appends this
-// file to each (and activation.wgsl, whose ACT and activate() the forward
+// conv_direct.wgsl, software/conv_rows.wgsl): appended to each when its
+// source is put together (src/kernels/conv/gemm.ts) (and activation.wgsl, whose ACT and activate() the forward
 // modes use), so the modes' parameters, the first five bindings, where each
 // element of C goes and where the CPU shaders' weight rows read A are written
 // once. The table of modes 0–5 is in conv_gemm.wgsl; mode 6 is below.
@@ -118,8 +118,7 @@ fn store(row: u32, col: u32, split: u32, v: f32) {
   }
 }
 
-// The weight-gradient modes of the CPU shaders (conv_broadcast.wgsl,
-// conv_rows.wgsl): A's row (tap, channel) read at pixel (n, y, x) of the
+// The weight-gradient modes of the software shader (software/conv_rows.wgsl): A's row (tap, channel) read at pixel (n, y, x) of the
 // reduction.
 
 struct Tap {

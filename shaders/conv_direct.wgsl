@@ -56,8 +56,8 @@ override KQ: u32 = select(1u, 4u, A4);
 // shrinks it when M is small, so that the last block of rows wastes little.
 override GROUP: u32 = 64u;
 
-const ROWS: u32 = 8u;
-const QUADS: u32 = 4u;
+// ROWS (rows of C per invocation) and QUADS (quads of its columns) are set
+// in front of this file by src/kernels/conv/gemm.ts from the planner's values.
 
 // The same tensors as a_src / b_src seen as vec4 (a 16-byte dummy when A4 / B4 is off).
 @group(0) @binding(5) var<storage, read> a4: array<vec4<f32>>;

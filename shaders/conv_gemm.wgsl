@@ -26,26 +26,20 @@
 // neighbouring columns. The K dimension is walked TK at a time: TK × TM of A
 // and TK × TN of B are staged in workgroup memory as vec4s along rows and
 // columns, then every invocation does TK · RM · RN FMAs from them, reading
-// RM/4 + RN/4 vec4s per k. The wrapper (src/kernels/conv.ts) rewrites WG_X,
-// WG_Y, RM and RN per call, so the tile fits the GEMM's shape (a 32-column C
-// gets 32-column tiles). Modes 2 and 5 split the reduction over pixels across
+// RM/4 + RN/4 vec4s per k. The planner picks the tile per GEMM, so that it
+// fits the GEMM's shape (a 32-column C gets 32-column tiles). Modes 2 and 5 split the reduction over pixels across
 // workgroups (workgroup z); split_sum.wgsl then adds the slices into the
 // gradient. B is read as a row-major [K × N] matrix in every mode: for modes
-// 1 and 3 the wrapper rearranges the weights first (weights_transpose.wgsl).
-// Timed on an H200 in the U-Net's training step and left out: fetching the
-// next step's tiles into registers during the FMAs, and carrying each slot's
-// decoded k (ci, ky, kx) from step to step instead of dividing it out; neither
-// changed the step's time (bench/README.md).
+// 1 and 3 the weights are rearranged first (weights_transpose.wgsl).
 
 // Parameters (p), bindings 0–4 (a_src, b_src, bias, out), MODE,
 // ACCUMULATE, out_index(), write_out() and store() come from conv_common.wgsl,
 // row_info() and a_quad() from conv_gather.wgsl, ACT and activate() from
-// activation.wgsl; the wrapper appends them to this file.
+// activation.wgsl; src/kernels/conv/gemm.ts appends them to this file.
 
-const WG_X: u32 = 16u; // invocations along the columns of a tile
-const WG_Y: u32 = 16u; // invocations along its rows
-const RM: u32 = 8u; // rows of C per invocation, a multiple of 4
-const RN: u32 = 8u; // columns of C per invocation, a multiple of 4
+// WG_X (invocations along the columns of a tile), WG_Y (along its rows), RM
+// and RN (rows and columns of C per invocation, multiples of 4) are set by
+// the planner (src/kernels/conv/plan.ts, TILE_SHAPES) in front of this file.
 const TK: u32 = 16u;
 const TM: u32 = WG_Y * RM;
 const TN: u32 = WG_X * RN;

@@ -3,7 +3,7 @@
 // NVIDIA. Activations, weights and results stay f32 in memory; each tile of
 // A and B is rounded to f16 as it is staged.
 //
-// src/kernels/conv.ts puts before this file the `enable` directives and the
+// src/kernels/conv/gemm.ts puts before this file the `enable` directives and the
 // constants of the adapter's matrix shape and the tile:
 //   SM × SK left matrices times SK × SN right matrices (the adapter's config),
 //   SG invocations a subgroup, SUB_Y × SUB_X subgroups per workgroup, TK

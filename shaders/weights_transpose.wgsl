@@ -1,5 +1,5 @@
-// Weights rearranged for the broadcast convolution (conv_broadcast.wgsl), which
-// reads B one contiguous row at a time. A batch of `batches` matrices of
+// Weights rearranged for the convolution shaders that read B one contiguous
+// row at a time (conv_gemm.wgsl, conv_mma.wgsl, conv_rows.wgsl). A batch of `batches` matrices of
 // rows × cols is transposed, optionally in reverse batch order:
 //   out[b, j, i] = w[FLIP ? batches − 1 − b : b, i, j].
 // Conv ∂input: w (kh, kw, in, out) as taps × [in × out] → B[(tap, out), in] with
@@ -16,8 +16,8 @@
 
 override FLIP: bool = false;
 
-// Columns per invocation: the grid's y is ⌈cols / COLS⌉.
-const COLS: u32 = 64u;
+// COLS, the columns per invocation (the grid's y is ⌈cols / COLS⌉), is set
+// in front of this file from plan.ts's TRANSPOSE_COLS.
 
 struct Params {
   batches: u32,

@@ -17,7 +17,7 @@ export { createBrowserGpu } from './kernels/browser-gpu.js';
 export { Gpu, describeAdapter, formatAdapter, type AdapterDescription } from './kernels/gpu.js';
 export { GpuError, ShapeError } from './kernels/errors.js';
 export { allocTensor } from './kernels/tensor-view.js';
-export { type Precision, canRunMixed, defaultPrecision, precisionOf, setPrecision } from './kernels/conv.js';
+export { type Precision, canRunMixed, defaultPrecision, precisionOf, setPrecision } from './kernels/conv/index.js';
 export { unary, binary } from './kernels/elementwise.js';
 export { Tensor, Tape, noGrad, diceLoss } from './autograd/index.js';
 

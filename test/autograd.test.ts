@@ -4,7 +4,7 @@ import { randomArray, rng } from './helpers/random.js';
 import { relErrorToScale } from './helpers/compare.js';
 import { Tape, Tensor, concat, conv2d, convTranspose2x2, diceLoss, maxPool2x2, noGrad, add, mul, scale, sum, relu, sigmoid } from '../src/autograd/index.js';
 import type { Gpu } from '../src/kernels/gpu.js';
-import { convVariant, setConvVariant } from '../src/kernels/conv.js';
+import { convOverrides, setConvOverrides } from '../src/kernels/conv/index.js';
 import { type Shape4, conv2dRef, convTranspose2x2Ref, finiteDifference } from './reference/conv.js';
 import { concatRef, diceLossRef, maxPoolRef } from './reference/ops.js';
 
@@ -63,8 +63,8 @@ describe('autograd', () => {
   for (const variant of ['default', 'tiled'] as const) {
     it(`gradients of a small U-Net level match finite differences of a float64 reference (${variant} convolutions)`, async () => {
       const gpu = await testGpu();
-      const before = convVariant(gpu);
-      if (variant === 'tiled') setConvVariant(gpu, 'tiled');
+      const before = convOverrides(gpu).formulation;
+      if (variant === 'tiled') setConvOverrides(gpu, { formulation: 'tiled' });
       try {
         const values = initial();
         const params = makeParams(gpu, values);
@@ -92,7 +92,7 @@ describe('autograd', () => {
         tape.dispose();
         for (const t of Object.values(params)) t.dispose();
       } finally {
-        setConvVariant(gpu, before);
+        setConvOverrides(gpu, { formulation: before });
       }
     });
   }

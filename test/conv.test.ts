@@ -12,19 +12,12 @@ import {
   convTranspose2x2,
   convTranspose2x2BackwardInput,
   convTranspose2x2BackwardWeights,
-  canBroadcast,
-  canShareRows,
-  setConvVariant,
-  setRowsPerLane,
-  setTileShape,
-  setWinograd,
-  type WinogradOptions,
+  convFormulation,
+  setConvOverrides,
   rowsPerLaneFor,
-  tileShapeFor,
   TILE_SHAPES,
-  type ConvVariant,
   type TileShape,
-} from '../src/kernels/conv.js';
+} from '../src/kernels/conv/index.js';
 import {
   type Shape4,
   conv2dBackwardRef,
@@ -42,14 +35,11 @@ const pick = (n: number, count: number, seed: number) => {
 
 
 const gpuForList = await testGpu();
-const VARIANTS: ConvVariant[] = [
-  'tiled',
-  ...(canShareRows(gpuForList) ? ['rows' as const] : []),
-  ...(canBroadcast(gpuForList) ? ['broadcast' as const] : []),
-  'direct',
-];
-if (!VARIANTS.includes('broadcast')) console.warn('conv tests: this device has no subgroups of ≥ 8 invocations; the broadcast variant is not tested');
-if (!VARIANTS.includes('rows')) console.warn('conv tests: this device\'s subgroups are not exactly 8 invocations; the rows variant is not tested');
+// Every formulation the device can run: the GPU core's tiled and direct, and
+// the software adapter's rows where the planner picks it by default.
+type Variant = 'tiled' | 'rows' | 'direct';
+const VARIANTS: Variant[] = ['tiled', ...(convFormulation(gpuForList) === 'rows' ? ['rows' as const] : []), 'direct'];
+if (!VARIANTS.includes('rows')) console.warn('conv tests: this device is not a software adapter with subgroups of exactly 8 invocations; the rows formulation is not tested');
 
 for (const variant of VARIANTS) {
 describe(`conv2d (${variant})`, () => {
@@ -74,7 +64,7 @@ describe(`conv2d (${variant})`, () => {
     for (const act of ['none', 'relu', 'sigmoid'] as const) {
       it(`forward x ${xs} w ${ws} ${act}`, async () => {
         const gpu = await testGpu();
-        setConvVariant(gpu, variant);
+        setConvOverrides(gpu, { formulation: variant });
         const xv = randomArray(prod(xs), 10);
         const wv = randomArray(prod(ws), 11, -0.5, 0.5);
         const bv = randomArray(co, 12);
@@ -92,7 +82,7 @@ describe(`conv2d (${variant})`, () => {
 
     it(`backward x ${xs} w ${ws}: input, weights and bias`, async () => {
       const gpu = await testGpu();
-      setConvVariant(gpu, variant);
+      setConvOverrides(gpu, { formulation: variant });
       const xv = randomArray(prod(xs), 20);
       const wv = randomArray(prod(ws), 21, -0.5, 0.5);
       const dyv = randomArray(prod(ys), 22);
@@ -119,11 +109,11 @@ describe(`conv2d (${variant})`, () => {
     });
   }
 
-  // 3 input channels: scalar stores; 8: the broadcast variant's vec4 stores.
+  // 3 input channels: scalar stores; 8: vec4 stores where the formulation has them.
   for (const ci of [3, 8]) {
     it(`accumulates gradients into existing values (${ci} input channels)`, async () => {
       const gpu = await testGpu();
-      setConvVariant(gpu, variant);
+      setConvOverrides(gpu, { formulation: variant });
       const xs: Shape4 = [1, 5, 5, ci];
       const ws: Shape4 = [3, 3, ci, 4];
       const xv = randomArray(prod(xs), 30);
@@ -150,7 +140,7 @@ describe(`conv2d (${variant})`, () => {
 
   it('rejects mismatched channels, naming the op and the shapes', async () => {
     const gpu = await testGpu();
-    setConvVariant(gpu, variant);
+    setConvOverrides(gpu, { formulation: variant });
     const x = allocTensor(gpu, [1, 4, 4, 3]);
     const w = allocTensor(gpu, [3, 3, 2, 8]);
     const b = allocTensor(gpu, [8]);
@@ -185,7 +175,7 @@ describe(`convTranspose2x2 (${variant})`, () => {
     const ys: Shape4 = [xs[0], 2 * xs[1], 2 * xs[2], co];
     it(`forward and backward x ${xs} w ${ws}`, async () => {
       const gpu = await testGpu();
-      setConvVariant(gpu, variant);
+      setConvOverrides(gpu, { formulation: variant });
       const xv = randomArray(prod(xs), 40);
       const wv = randomArray(prod(ws), 41, -0.5, 0.5);
       const bv = randomArray(co, 42);
@@ -219,7 +209,7 @@ describe(`convTranspose2x2 (${variant})`, () => {
   for (const ci of [3, 8]) {
     it(`accumulates gradients into existing values (${ci} input channels)`, async () => {
       const gpu = await testGpu();
-      setConvVariant(gpu, variant);
+      setConvOverrides(gpu, { formulation: variant });
       const xs: Shape4 = [2, 3, 4, ci];
       const ws: Shape4 = [2, 2, 4, ci];
       const ys: Shape4 = [2, 6, 8, 4];
@@ -350,10 +340,9 @@ const WINOGRAD_CASES: [Shape4, number][] = [
 describe.runIf(VARIANTS.includes('rows'))('Winograd on the rows formulation', () => {
   // Runs `run` with Winograd set to `use` (and `opts`), recording the labels
   // of the dispatches it makes.
-  async function withWinograd<T>(use: 'always' | 'auto', run: (gpu: Gpu, labels: string[]) => Promise<T>, opts: WinogradOptions = {}): Promise<T> {
+  async function withWinograd<T>(use: 'always' | 'auto', run: (gpu: Gpu, labels: string[]) => Promise<T>, opts: { scratchBytes?: number; tile?: 2 | 4 } = {}): Promise<T> {
     const gpu = await testGpu();
-    setConvVariant(gpu, 'rows');
-    setWinograd(gpu, use, opts);
+    setConvOverrides(gpu, { formulation: 'rows', winograd: use, winogradScratch: opts.scratchBytes, winogradTile: opts.tile });
     const labels: string[] = [];
     const dispatch = gpu.dispatch.bind(gpu);
     gpu.dispatch = (d) => {
@@ -364,7 +353,7 @@ describe.runIf(VARIANTS.includes('rows'))('Winograd on the rows formulation', ()
       return await run(gpu, labels);
     } finally {
       gpu.dispatch = dispatch;
-      setWinograd(gpu, 'auto');
+      setConvOverrides(gpu, { winograd: undefined, winogradScratch: undefined, winogradTile: undefined });
     }
   }
   const count = (labels: string[], what: string) => labels.filter((l) => l.includes(what)).length;
@@ -424,57 +413,12 @@ describe.runIf(VARIANTS.includes('rows'))('Winograd on the rows formulation', ()
     }
   }
 
-  it('is chosen for 3 × 3 layers whose channel counts are multiples of 4 and at least 32 and that have at least 256 output pixels, with 4 × 4 tiles unless 2 × 2 need no more products', () =>
-    withWinograd('auto', async (gpu, labels) => {
-      // The tile side of the Winograd passes that one forward and one ∂input ran, or 0 for none.
-      const used = (ci: number, co: number, { k = 3, side = 4, batch = 16, always = false } = {}) => {
-        labels.length = 0;
-        setWinograd(gpu, always ? 'always' : 'auto');
-        const x = allocTensor(gpu, [batch, side, side, ci]);
-        const w = allocTensor(gpu, [k, k, ci, co]);
-        const b = allocTensor(gpu, [co]);
-        const y = allocTensor(gpu, [batch, side, side, co]);
-        conv2d(gpu, x, w, b, y);
-        conv2dBackwardInput(gpu, y, w, x);
-        for (const t of [x, w, b, y]) t.dispose();
-        const ran = labels.filter((l) => l.includes('Winograd'));
-        if (!ran.length) return 0;
-        expect(ran.length).toBe(8);
-        const sides = new Set(ran.map((l) => Number(/Winograd (\d)×/.exec(l)![1])));
-        expect(sides.size).toBe(1);
-        return [...sides][0];
-      };
-      expect(used(64, 64)).toBe(4);
-      expect(used(64, 32)).toBe(4);
-      expect(used(32, 64)).toBe(4);
-      expect(used(32, 32)).toBe(4);
-      expect(used(32, 32, { side: 12 })).toBe(4);
-      // 6 × 6: 36 products for each of 4 tiles of 4 × 4, 16 for each of 9 of 2 × 2.
-      expect(used(32, 32, { side: 6 })).toBe(2);
-      expect(used(512, 512, { side: 6, batch: 8 })).toBe(2);
-      // Fewer than 256 output pixels: the kernels' transform would cost more than the products save.
-      expect(used(512, 512, { side: 6, batch: 7 })).toBe(0);
-      expect(used(64, 64, { batch: 15 })).toBe(0);
-      expect(used(64, 64, { side: 16, batch: 1 })).toBe(4);
-      expect(used(64, 64, { side: 15, batch: 1 })).toBe(0);
-      expect(used(64, 64, { batch: 1, always: true })).toBe(4);
-      expect(used(28, 64)).toBe(0);
-      expect(used(64, 16)).toBe(0);
-      expect(used(64, 64, { k: 1 })).toBe(0);
-      expect(used(64, 64, { k: 5 })).toBe(0);
-      // Channel counts that are not multiples of 4 keep the GEMM, even when asked for Winograd.
-      expect(used(34, 64, { always: true })).toBe(0);
-      expect(used(64, 33, { always: true })).toBe(0);
-      expect(used(4, 8, { batch: 1, always: true })).toBe(4);
-    }));
-
-  it('setWinograd rejects an unknown use, tile or scratch budget', async () => {
+  it('setConvOverrides rejects an unknown use, tile or scratch budget', async () => {
     const gpu = await testGpu();
-    expect(() => setWinograd(gpu, 'sometimes' as 'auto')).toThrow(/use must be/);
-    expect(() => setWinograd(gpu, 'always', { tile: 3 as 2 })).toThrow(/tile must be 2, 4 or 'auto', not 3/);
-    expect(() => setWinograd(gpu, 'always', { scratchBytes: -1 })).toThrow(/scratchBytes/);
-    expect(() => setWinograd(gpu, 'always', { scratchBytes: NaN })).toThrow(/scratchBytes/);
-    setWinograd(gpu, 'auto');
+    expect(() => setConvOverrides(gpu, { winograd: 'sometimes' as 'auto' })).toThrow(/winograd must be 'auto', 'always' or 'never'/);
+    expect(() => setConvOverrides(gpu, { winogradTile: 3 as 2 })).toThrow(/winogradTile must be 2 or 4, not 3/);
+    expect(() => setConvOverrides(gpu, { winogradScratch: -1 })).toThrow(/winogradScratch/);
+    expect(() => setConvOverrides(gpu, { winogradScratch: NaN })).toThrow(/winogradScratch/);
   });
 
   it('an empty batch records no tile pass and raises no error', () =>
@@ -548,46 +492,29 @@ describe('biasGradient', () => {
   }
 });
 
-// The rows shader gives each lane 2, 4 or 6 rows of A (16, 32 or 48 rows a
-// subgroup), chosen by M; here each runs every mode, on GEMMs of fewer rows
-// than one subgroup holds and of several blocks with a partial last one, with
-// ∂input and transposed forwards that read the weights as stored (M < 256,
-// channels in fours) and ones that do not.
+// The rows shader gives each lane 2, 4, 5 or 6 rows of A, chosen by M (plan.ts,
+// rowsPerLaneFor); here shapes that get each run every mode, on GEMMs of
+// fewer rows than one subgroup holds and of several blocks with a partial
+// last one, with ∂input and transposed forwards that read the weights as
+// stored (M < 256, channels in fours) and ones that do not.
+const ROWS_PER_LANE_CASES: Record<2 | 4 | 5 | 6, { convs: [Shape4, number, number][]; ups: [Shape4, number][] }> = {
+  2: { convs: [[[1, 3, 3, 8], 3, 12], [[1, 4, 4, 20], 3, 70]], ups: [[[2, 2, 2, 8], 12], [[1, 3, 5, 12], 10]] },
+  4: { convs: [[[1, 4, 8, 20], 3, 70], [[1, 8, 8, 7], 3, 12]], ups: [[[2, 4, 4, 8], 12], [[1, 8, 8, 12], 10]] },
+  5: { convs: [[[1, 6, 6, 36], 3, 40], [[1, 8, 10, 8], 3, 12]], ups: [[[1, 5, 8, 8], 12], [[2, 4, 5, 6], 10]] },
+  6: { convs: [[[1, 12, 12, 20], 3, 70], [[1, 6, 8, 8], 3, 12]], ups: [[[1, 6, 8, 8], 12], [[2, 3, 8, 12], 10]] },
+};
 describe.skipIf(!VARIANTS.includes('rows'))('rows convolution, every number of rows per lane', () => {
-  for (const mine of [2, 4, 5, 6] as const) {
+  for (const [mine, { convs, ups }] of Object.entries(ROWS_PER_LANE_CASES)) {
     it(`${mine} rows per lane: conv2d forward (relu), ∂input, ∂weights; transposed forward, ∂input, ∂weights`, async () => {
+      const pixels = (xs: Shape4) => xs[0] * xs[1] * xs[2];
+      for (const [xs] of [...convs, ...ups]) expect(rowsPerLaneFor(pixels(xs)), `x ${xs}`).toBe(Number(mine));
       const gpu = await testGpu();
-      setConvVariant(gpu, 'rows');
-      setRowsPerLane(gpu, mine);
-      try {
-        await expectEveryModeRight(gpu, `rows, ${mine} per lane`, [
-          [[1, 5, 7, 8], 3, 12, 'relu', 90],
-          [[2, 12, 13, 20], 3, 70, 'relu', 91],
-          [[1, 6, 6, 36], 3, 40, 'none', 92],
-        ], [
-          [[2, 3, 5, 8], 12, 93],
-          [[2, 7, 9, 12], 10, 94],
-          [[1, 16, 17, 6], 4, 95],
-        ]);
-      } finally {
-        setRowsPerLane(gpu, null);
-      }
+      setConvOverrides(gpu, { formulation: 'rows' });
+      await expectEveryModeRight(gpu, `rows, ${mine} per lane`,
+        convs.map(([xs, k, co], i) => [xs, k, co, i ? 'none' : 'relu', 90 + i]),
+        ups.map(([xs, co], i) => [xs, co, 93 + i]));
     });
   }
-
-  it('picks the rows per lane that pad M least, the most among equals, and 4 from 256 rows and for weight gradients', async () => {
-    expect(rowsPerLaneFor(36)).toBe(5); // 6 × 6 at batch 1: one block of 40 rows
-    expect(rowsPerLaneFor(80)).toBe(5); // two of 40 against five of 16: the most rows per lane
-    expect(rowsPerLaneFor(144)).toBe(6); // 12 × 12: three of 48
-    expect(rowsPerLaneFor(9)).toBe(2); // 3 × 3: one of 16
-    expect(rowsPerLaneFor(64)).toBe(4); // two of 32 against four of 16
-    expect(rowsPerLaneFor(255)).toBe(4);
-    expect(rowsPerLaneFor(256)).toBe(4);
-    expect(rowsPerLaneFor(288)).toBe(4); // at 256 rows and more, always 4
-    expect(rowsPerLaneFor(36, true)).toBe(4);
-    const gpu = await testGpu();
-    expect(() => setRowsPerLane(gpu, 3 as 2)).toThrow('setRowsPerLane: rows per lane must be 2, 4, 5 or 6, not 3');
-  });
 });
 
 // The tiled variant picks its tile per GEMM (small test GEMMs get the
@@ -597,15 +524,14 @@ describe('tiled convolution, every tile shape', () => {
   for (const shape of Object.keys(TILE_SHAPES) as TileShape[]) {
     it(`${shape}: conv2d forward (relu), ∂input, ∂weights; transposed forward, ∂input, ∂weights`, async () => {
       const gpu = await testGpu();
-      setConvVariant(gpu, 'tiled');
-      setTileShape(gpu, shape);
+      setConvOverrides(gpu, { formulation: 'tiled', tile: shape });
       try {
         await expectEveryModeRight(gpu, `tiled ${shape}`, [
           [[2, 12, 13, 20], 3, 70, 'relu', 60],
           [[4, 24, 24, 8], 3, 36, 'relu', 60],
         ], [[[2, 7, 9, 12], 10, 64]]);
       } finally {
-        setTileShape(gpu, null);
+        setConvOverrides(gpu, { tile: undefined });
       }
     });
   }
@@ -620,14 +546,14 @@ describe('tiled convolution, every tile shape', () => {
   ] as [Shape4, number, number][]) {
     it(`beyond the packing limits: x ${xs}, ${k} × ${k} → ${co}`, async () => {
       const gpu = await testGpu();
-      setConvVariant(gpu, 'tiled');
+      setConvOverrides(gpu, { formulation: 'tiled' });
       for (const e of await convErrors(gpu, xs, k, co, 'none', 70)) expect(e).toBeLessThan(1e-4);
     });
   }
 
   it('computes the bias gradient in the weight gradient\'s GEMM, without dispatches of its own', async () => {
     const gpu = await testGpu();
-    setConvVariant(gpu, 'tiled');
+    setConvOverrides(gpu, { formulation: 'tiled' });
     const x = allocTensor(gpu, [2, 6, 6, 8], randomArray(2 * 6 * 6 * 8, 80));
     const dy = allocTensor(gpu, [2, 6, 6, 16], randomArray(2 * 6 * 6 * 16, 81));
     const dw = allocTensor(gpu, [3, 3, 8, 16]);
@@ -646,7 +572,7 @@ describe('tiled convolution, every tile shape', () => {
   for (const variant of VARIANTS) {
     it(`an empty batch gives zero weight and bias gradients, or adds nothing (${variant})`, async () => {
       const gpu = await testGpu();
-      setConvVariant(gpu, variant);
+      setConvOverrides(gpu, { formulation: variant });
       const x = allocTensor(gpu, [0, 6, 6, 8]);
       const dy = allocTensor(gpu, [0, 6, 6, 16]);
       const init = { dw: randomArray(9 * 8 * 16, 82), db: randomArray(16, 83) };
@@ -669,7 +595,7 @@ describe('tiled convolution, every tile shape', () => {
   for (const variant of VARIANTS) {
     it(`splits that start mid-row and a short last split; rows past M (${variant})`, async () => {
       const gpu = await testGpu();
-      setConvVariant(gpu, variant);
+      setConvOverrides(gpu, { formulation: variant });
       const cases: [Shape4, number][] = [[[2, 37, 29, 4], 5], [[3, 25, 31, 3], 4]];
       for (const [xs, co] of cases) {
         const ws: Shape4 = [3, 3, xs[3], co];
@@ -707,27 +633,13 @@ describe('tiled convolution, every tile shape', () => {
     });
   }
 
-  it('refuses the CPU formulations on devices whose subgroups do not fit them, saying what the device has', () => {
+  it('refuses the rows formulation on devices that cannot run it, saying what the device has', () => {
     const fake = (hasSubgroups: boolean, min: number, max: number) =>
-      ({ hasSubgroups, adapterInfo: { subgroupMinSize: min, subgroupMaxSize: max } }) as unknown as Gpu;
-    expect(() => setConvVariant(fake(true, 8, 16), 'rows')).toThrow('the rows convolution needs subgroups of exactly 8 invocations; this device has subgroups of 8 to 16');
-    expect(() => setConvVariant(fake(true, 32, 32), 'rows')).toThrow('this device has subgroups of 32');
-    expect(() => setConvVariant(fake(false, 0, 0), 'rows')).toThrow('this device has no subgroups');
-    expect(() => setConvVariant(fake(true, 4, 4), 'broadcast')).toThrow('the broadcast convolution needs subgroups of at least 8 invocations; this device has a minimum subgroup size of 4');
-    expect(() => setConvVariant(fake(true, 8, 16), 'nope' as ConvVariant)).toThrow('unknown convolution variant "nope": use tiled, rows, broadcast or direct');
-    expect(canShareRows(fake(true, 8, 8))).toBe(true);
-    expect(canShareRows(fake(true, 8, 16))).toBe(false);
-    setConvVariant(fake(true, 8, 16), 'broadcast');
-  });
-
-  it('picks a tile by the GEMM\'s shape', () => {
-    expect(tileShapeFor(294912, 32)).toBe('64x32'); // 96 × 96 × 32 pixels, 32 channels
-    expect(tileShapeFor(73728, 64)).toBe('64x64'); // no wider than C
-    expect(tileShapeFor(18432, 128)).toBe('64x128'); // 288 workgroups
-    expect(tileShapeFor(4608, 256)).toBe('64x64'); // 64 × 128 would give 144
-    expect(tileShapeFor(1152, 512)).toBe('32x64'); // 6 × 6 × 32 pixels: small M, the smallest tile
-    expect(tileShapeFor(288, 512)).toBe('32x64'); // too few workgroups even so
-    expect(tileShapeFor(288, 32, Infinity)).toBe('64x32'); // split weight gradients: the largest that fits
-    expect(tileShapeFor(4608, 512, Infinity)).toBe('64x128');
+      ({ hasSubgroups, matrix: null, limits: {}, adapterInfo: { isSoftware: true, subgroupMinSize: min, subgroupMaxSize: max } }) as unknown as Gpu;
+    expect(() => setConvOverrides(fake(true, 8, 16), { formulation: 'rows' })).toThrow('the rows convolution needs a software adapter with subgroups of exactly 8 invocations; this device has subgroups of 8 to 16');
+    expect(() => setConvOverrides(fake(true, 32, 32), { formulation: 'rows' })).toThrow('this device has subgroups of 32');
+    expect(() => setConvOverrides(fake(false, 0, 0), { formulation: 'rows' })).toThrow('this device has no subgroups');
+    expect(() => setConvOverrides(fake(true, 8, 16), { formulation: 'nope' as 'rows' })).toThrow('unknown convolution formulation "nope": use tiled, rows or direct');
+    expect(() => setConvOverrides(fake(true, 8, 16), { tile: '128x128' as TileShape })).toThrow('unknown tile shape "128x128"');
   });
 });

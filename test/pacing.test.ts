@@ -1,7 +1,7 @@
 import { setImmediate as nodeSetImmediate } from 'node:timers';
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
-import { PACE_AFTER_MS, paceDawnPolling, pacedSetImmediate, setPollNap, setPollPacing, setTimerSlack } from '../src/kernels/node-gpu.js';
+import { PACE_AFTER_MS, paceDawnPolling, pacedSetImmediate, setPollNap, setPollPacing, setTimerSlack } from '../src/kernels/software/platform.js';
 import { testGpu } from './helpers/gpu.js';
 
 /** A paced setImmediate over recording schedulers and a clock the test sets. */
@@ -113,7 +113,7 @@ describe("pacing Dawn's polls", () => {
   });
 
   it('is installed once, and a device still answers through it', async () => {
-    const gpu = await testGpu(); // createNodeGpu installs it
+    const gpu = await testGpu(); // the test helper installs it
     const installed = globalThis.setImmediate;
     paceDawnPolling();
     expect(globalThis.setImmediate).toBe(installed);
@@ -121,7 +121,7 @@ describe("pacing Dawn's polls", () => {
     await gpu.sync();
     const v = await new Promise<string>((resolve) => setImmediate(resolve, 'through'));
     expect(v).toBe('through');
-    setPollNap(0.1); // what yieldCpuToSoftwareAdapter sets: the device still answers
+    setPollNap(0.1); // what tuneForSoftwareAdapter sets: the device still answers
     try {
       await gpu.sync();
     } finally {
@@ -130,7 +130,7 @@ describe("pacing Dawn's polls", () => {
     expect(() => setPollNap(-1)).toThrow('setPollNap: ms must be a number ≥ 0, not -1');
   });
 
-  it.runIf(process.platform === 'linux')('sets the main thread\'s timer slack (what yieldCpuToSoftwareAdapter does for the naps)', () => {
+  it.runIf(process.platform === 'linux')('sets the main thread\'s timer slack (what tuneForSoftwareAdapter does for the naps)', () => {
     const path = '/proc/self/timerslack_ns';
     const before = readFileSync(path, 'utf8').trim();
     try {

@@ -17,7 +17,7 @@ import {
   convTranspose2x2,
   convTranspose2x2BackwardInput,
   convTranspose2x2BackwardWeights,
-} from '../src/kernels/conv.js';
+} from '../src/kernels/conv/index.js';
 import { binary, unary } from '../src/kernels/elementwise.js';
 
 type S4 = [number, number, number, number];

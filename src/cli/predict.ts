@@ -14,7 +14,7 @@ import { type UNet, createUNet } from '../model/unet.js';
 import { GPU_OPTIONS, type OptionSpec, parseArgs, usage, UsageError } from './args.js';
 import { readBytes, writeAtomic } from './files.js';
 import { PRECISION_OPTION, choosePrecision, openGpu } from './gpu-options.js';
-import { yieldCpuToSoftwareAdapter } from '../kernels/node-gpu.js';
+import { tuneForSoftwareAdapter } from '../kernels/software/platform.js';
 import { encodePngGray8 } from './png.js';
 import { progress } from './progress.js';
 import { latestRun } from './runs.js';
@@ -39,7 +39,7 @@ export async function predict(argv: string[]): Promise<void> {
   const test = loadTestSet(resolve(o.data as string));
   const gpu = await openGpu(o);
   choosePrecision(o, gpu);
-  yieldCpuToSoftwareAdapter(gpu);
+  tuneForSoftwareAdapter(gpu);
   try {
     const model = createUNet(gpu, { baseWidth: ckpt.meta.config.baseWidth, inputSize: ckpt.meta.config.inputSize });
     loadWeights(model, ckpt, modelPath);

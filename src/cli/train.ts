@@ -24,7 +24,7 @@ import { GPU_OPTIONS, type OptionSpec, type Parsed, UsageError, parseArgs, usage
 import { curvesSvg, type EpochLog } from './curves.js';
 import { readBytes, writeAtomic } from './files.js';
 import { PRECISION_OPTION, choosePrecision, openGpu } from './gpu-options.js';
-import { yieldCpuToSoftwareAdapter } from '../kernels/node-gpu.js';
+import { tuneForSoftwareAdapter } from '../kernels/software/platform.js';
 import { progress } from './progress.js';
 import { ensureDefaultData } from './default-data.js';
 import { loadTestSet, predictTestSet } from './predict.js';
@@ -236,7 +236,7 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
   const antiAlias = storedAntiAlias ?? o['anti-alias'] === true;
   const data = prepare(dataDir, preset, limit, split, antiAlias, resumed?.meta.normalization);
   // After the data step, whose worker threads would inherit a lowered priority.
-  yieldCpuToSoftwareAdapter(gpu);
+  tuneForSoftwareAdapter(gpu);
   const valCount = data.train.count - data.trainCount;
   console.log(`data: ${data.train.count} images from ${dataDir}: ${data.trainCount} train, ${valCount} validation (the last ${Math.round(split * 100)} %); normalisation mean ${data.mean.toFixed(3)}, std ${data.std.toFixed(3)}`);
 

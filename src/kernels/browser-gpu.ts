@@ -8,5 +8,8 @@ export async function createBrowserGpu(powerPreference: GPUPowerPreference = 'hi
   }
   const adapter = await nav.gpu.requestAdapter({ powerPreference });
   if (!adapter) throw new Error('WebGPU is present but no adapter is available (blocked GPU or driver).');
-  return new Gpu(await requestDevice(adapter), describeAdapter(adapter));
+  const info = describeAdapter(adapter);
+  // The software formulations of the convolutions load only where they run.
+  if (info.isSoftware) await import('./software/conv.js');
+  return new Gpu(await requestDevice(adapter), info);
 }

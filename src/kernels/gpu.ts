@@ -59,7 +59,10 @@ export interface MatrixConfig {
 }
 
 export interface Kernel {
+  /** Shader, entry point and constants, for labels and messages. */
   readonly name: string;
+  /** Unique per pipeline (the cache's key). */
+  readonly key: string;
   readonly pipeline: GPUComputePipeline;
   readonly layout: GPUBindGroupLayout;
 }
@@ -180,7 +183,8 @@ export class Gpu {
   readonly matrix: MatrixConfig | null;
   private readonly storagePool: BufferPool;
   private readonly readPool: BufferPool;
-  private readonly shaderModules = new Map<string, GPUShaderModule>();
+  /** Shader modules by source, each with a number that names it in the pipeline cache. */
+  private readonly shaderModules = new Map<string, { module: GPUShaderModule; id: number }>();
   private readonly kernels = new Map<string, Kernel>();
 
   private encoder: GPUCommandEncoder | null = null;
@@ -237,18 +241,15 @@ export class Gpu {
 
   /**
    * A compute pipeline for `source` (entry point `main` unless given),
-   * specialised with `override` constants; cached by name and constants.
+   * specialised with `override` constants. Modules are cached by source and
+   * pipelines by module, entry point and constants; `name` labels them.
    */
   kernel(name: string, source: string, constants: Record<string, number> = {}, entryPoint = 'main'): Kernel {
-    const keys = Object.keys(constants).sort();
-    const key = `${name}|${entryPoint}|${keys.map((k) => `${k}=${constants[k]}`).join(',')}`;
-    const hit = this.kernels.get(key);
-    if (hit) return hit;
-    let module = this.shaderModules.get(name);
+    let module = this.shaderModules.get(source);
     if (!module) {
       const m = this.guarded(`compiling shader ${name}`, () => this.device.createShaderModule({ code: source, label: name }));
-      module = m;
-      this.shaderModules.set(name, m);
+      module = { module: m, id: this.shaderModules.size };
+      this.shaderModules.set(source, module);
       this.track(
         m.getCompilationInfo().then((info) => {
           const errors = info.messages.filter((msg) => msg.type === 'error');
@@ -259,14 +260,19 @@ export class Gpu {
         }),
       );
     }
-    const pipeline = this.guarded(`creating pipeline ${key}`, () =>
+    const keys = Object.keys(constants).sort();
+    const key = `${module.id}|${entryPoint}|${keys.map((k) => `${k}=${constants[k]}`).join(',')}`;
+    const hit = this.kernels.get(key);
+    if (hit) return hit;
+    const label = `${name}|${entryPoint}|${keys.map((k) => `${k}=${constants[k]}`).join(',')}`;
+    const pipeline = this.guarded(`creating pipeline ${label}`, () =>
       this.device.createComputePipeline({
-        label: key,
+        label,
         layout: 'auto',
-        compute: { module: module!, entryPoint, constants },
+        compute: { module: module.module, entryPoint, constants },
       }),
     );
-    const kernel: Kernel = { name: key, pipeline, layout: pipeline.getBindGroupLayout(0) };
+    const kernel: Kernel = { name: label, key, pipeline, layout: pipeline.getBindGroupLayout(0) };
     this.kernels.set(key, kernel);
     return kernel;
   }
@@ -482,7 +488,7 @@ export class Gpu {
   /** A dispatch's bind group: uniforms at @binding(0), storage from @binding(1); reused where one with the same bindings exists. */
   private bindGroup(kernel: Kernel, uniforms: BufferView | undefined, storage: readonly BufferView[], label: string): GPUBindGroup {
     const ranges = uniforms ? [uniforms, ...storage] : storage;
-    let key = kernel.name;
+    let key = kernel.key;
     for (const r of ranges) key += `|${this.bufferId(r.buffer)}:${r.offset}:${r.size}`;
     let group = this.bindGroups.get(key);
     if (!group) {

@@ -1,12 +1,15 @@
 /** One GPU per test file, destroyed afterwards so the worker can exit. */
 import { afterAll } from 'vitest';
 import { createNodeGpu } from '../../src/kernels/node-gpu.js';
+import { paceDawnPolling } from '../../src/kernels/software/platform.js';
 import type { Gpu } from '../../src/kernels/gpu.js';
 
 let shared: Promise<Gpu> | null = null;
 
 export function testGpu(): Promise<Gpu> {
   if (!shared) {
+    // Fewer polls and less garbage while tests wait on a software adapter.
+    paceDawnPolling();
     shared = createNodeGpu({
       backend: process.env.WGSL_UNET_BACKEND,
       adapter: process.env.WGSL_UNET_ADAPTER,

@@ -31,11 +31,11 @@ import {
   convTranspose2x2BackwardWeights,
   canRunMixed,
   setPrecision,
-  setMmaTile,
+  setConvOverrides,
   mmaConstants,
   MMA_TILES,
   MMA_DEFAULT_TILE,
-} from '../../src/kernels/conv.js';
+} from '../../src/kernels/conv/index.js';
 import { type Shape4, conv2dBackwardRef, conv2dRef, convTranspose2x2BackwardRef, convTranspose2x2Ref } from '../reference/conv.js';
 
 const prod = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
@@ -82,12 +82,12 @@ function recording(g: Gpu, precision: 'fp32' | 'mixed', fn: () => void): string[
 const DEFAULT_TILE = MMA_DEFAULT_TILE;
 /** Whether a tile fits this adapter's matrices, subgroups and limits (the planner never picks one that does not). */
 const fits = (tile: (typeof MMA_TILES)[number]) =>
-  mixed && mmaConstants(gpu.matrix!, gpu.adapterInfo.subgroupMaxSize, tile, gpu.limits.maxComputeWorkgroupStorageSize, gpu.limits.maxComputeInvocationsPerWorkgroup) !== null;
+  mixed && mmaConstants(gpu.matrix!, gpu.adapterInfo.subgroupMaxSize, tile, gpu.limits) !== null;
 const SHORT_CONV = [CONV_CASES[0]!, CONV_CASES[5]!];
 const SHORT_UP = [UP_CASES[0]!, UP_CASES[3]!];
 
 describe.runIf(mixed || required)('mixed-precision convolutions (f16 subgroup matrices, f32 sums)', () => {
-  afterEach(() => setMmaTile(gpu, null));
+  afterEach(() => setConvOverrides(gpu, { mmaTile: undefined }));
 
   it('the adapter offers f16 subgroup matrices of a size the kernels are written for', () => {
     expect(gpu.matrix, `adapter ${gpu.adapterInfo.description} has no f16 → f32 subgroup matrices (features: ${gpu.adapterInfo.features.join(', ')})`).not.toBeNull();
@@ -102,7 +102,7 @@ describe.runIf(mixed || required)('mixed-precision convolutions (f16 subgroup ma
       const ws: Shape4 = [k, k, xs[3], co];
       const ys: Shape4 = [xs[0], xs[1], xs[2], co];
       it.runIf(fits(tile))(`${tile}: conv2d x ${xs} w ${ws}: forward (relu), ∂input, ∂weights with bias, against the reference and fp32`, async () => {
-        setMmaTile(gpu, tile);
+        setConvOverrides(gpu, { mmaTile: tile });
         const xv = randomArray(prod(xs), 10);
         const wv = randomArray(prod(ws), 11);
         const bv = randomArray(co, 12);
@@ -121,11 +121,11 @@ describe.runIf(mixed || required)('mixed-precision convolutions (f16 subgroup ma
           dw: await gpu.readFloat32(t.dw.view, prod(ws)), db: await gpu.readFloat32(t.db.view, co),
         });
         const labels = recording(gpu, 'mixed', run);
-        expect(labels.filter((l) => l.includes('conv_mma_')).length, labels.join('\n')).toBe(3);
+        expect(labels.filter((l) => l.includes('[mma ')).length, labels.join('\n')).toBe(3);
         const got = await read();
         recording(gpu, 'fp32', run);
         const fp32 = await read();
-        setMmaTile(gpu, null);
+        setConvOverrides(gpu, { mmaTile: undefined });
 
         const exactY = conv2dRef(xv, xs, wv, ws, bv, 'relu');
         const massY = conv2dRef(abs(xv), xs, abs(wv), ws, new Float32Array(co));
@@ -153,7 +153,7 @@ describe.runIf(mixed || required)('mixed-precision convolutions (f16 subgroup ma
       const ws: Shape4 = [2, 2, co, xs[3]];
       const ys: Shape4 = [xs[0], 2 * xs[1], 2 * xs[2], co];
       it.runIf(fits(tile))(`${tile}: convTranspose2x2 x ${xs} w ${ws}: forward, ∂input (accumulated), ∂weights`, async () => {
-        setMmaTile(gpu, tile);
+        setConvOverrides(gpu, { mmaTile: tile });
         const xv = randomArray(prod(xs), 40);
         const wv = randomArray(prod(ws), 41);
         const bv = randomArray(co, 42);
@@ -168,8 +168,8 @@ describe.runIf(mixed || required)('mixed-precision convolutions (f16 subgroup ma
           convTranspose2x2BackwardInput(gpu, t.dy, t.w, t.dx, { accumulate: true });
           convTranspose2x2BackwardWeights(gpu, t.x, t.dy, t.dw);
         });
-        setMmaTile(gpu, null);
-        expect(labels.filter((l) => l.includes('conv_mma_')).length, labels.join('\n')).toBe(3);
+        setConvOverrides(gpu, { mmaTile: undefined });
+        expect(labels.filter((l) => l.includes('[mma ')).length, labels.join('\n')).toBe(3);
         const exact = convTranspose2x2BackwardRef(xv, xs, wv, ws, dyv);
         const mass = convTranspose2x2BackwardRef(abs(xv), xs, abs(wv), ws, abs(dyv));
         const exactDx = exact.dx.map((v, i) => v + dx0[i]!);

@@ -12,7 +12,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { testGpu } from '../helpers/gpu.js';
 import { relErrorToScale } from '../helpers/compare.js';
 import { createUNet, type UNetLayerSpec } from '../../src/model/unet.js';
-import { convVariant, setConvVariant } from '../../src/kernels/conv.js';
+import { convOverrides, setConvOverrides } from '../../src/kernels/conv/index.js';
 import { Tape, Tensor, diceLoss, noGrad } from '../../src/autograd/index.js';
 import { blobBatch } from './blobs.js';
 import { kerasDiceLoss, kerasUNet } from '../../bench/tfjs-unet.js';
@@ -37,8 +37,8 @@ describe('U-Net against tfjs-layers', () => {
   for (const variant of ['default', 'tiled'] as const) {
     it(`same output and same gradients of −Dice for every weight, from the same initial weights (${variant} convolutions)`, async () => {
       const gpu = await testGpu();
-      const before = convVariant(gpu);
-      if (variant === 'tiled') setConvVariant(gpu, 'tiled');
+      const before = convOverrides(gpu).formulation;
+      if (variant === 'tiled') setConvOverrides(gpu, { formulation: 'tiled' });
       try {
         const t0 = performance.now();
         const unet = createUNet(gpu, { baseWidth: BASE_WIDTH, inputSize: SIZE, seed: 11 });
@@ -111,7 +111,7 @@ describe('U-Net against tfjs-layers', () => {
         model.dispose();
         unet.dispose();
       } finally {
-        setConvVariant(gpu, before);
+        setConvOverrides(gpu, { formulation: before });
       }
     });
   }

@@ -8,7 +8,7 @@ import {
   convTranspose2x2 as convTransposeKernel,
   convTranspose2x2BackwardInput,
   convTranspose2x2BackwardWeights,
-} from '../../kernels/conv.js';
+} from '../../kernels/conv/index.js';
 import { binary } from '../../kernels/elementwise.js';
 import { ShapeError, shapeStr } from '../../kernels/errors.js';
 import type { GradSink, Tensor } from '../tensor.js';

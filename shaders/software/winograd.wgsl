@@ -1,5 +1,5 @@
 // Winograd convolutions F(m × m, 3 × 3) for 3 × 3, stride-1, 'same' (pad 1)
-// convolutions and their ∂input on CPU adapters (src/kernels/conv.ts uses
+// convolutions and their ∂input on CPU adapters (src/kernels/software/conv.ts uses
 // them with conv_rows.wgsl). Each m × m block of outputs (a tile) is computed
 // from the α × α patch of input around it (α = m + 2) as
 //   Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A
@@ -133,8 +133,8 @@ fn input_tiles(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
 }
 
-// Input channels per invocation of weight_tiles: the grid's y is ⌈c / KERNELS⌉.
-const KERNELS: u32 = 8u;
+// KERNELS, the input channels per invocation of weight_tiles (the grid's y
+// is ⌈c / KERNELS⌉), is set in front of this file from plan.ts.
 
 // Tap (ky, kx) of the kernels of input channel i and output channels
 // 4·oq .. 4·oq + 3.

@@ -1,68 +1,36 @@
-// The GEMMs of conv_broadcast.wgsl (modes 0–5), and mode 6 (a batch of
-// plain GEMMs: the Winograd products of winograd.wgsl), with the roles of A and B
-// swapped, for CPU adapters whose subgroups are exactly 8 invocations
-// (lavapipe on AVX2). The A/B/C mappings, the rearranged weights and the
-// split weight gradients are those of conv_broadcast.wgsl.
+// Convolution GEMMs for software adapters whose subgroups are exactly 8
+// invocations (lavapipe on AVX2): modes 0–5 of conv_gemm.wgsl's table, and
+// mode 6, a batch of plain GEMMs (Winograd's products, winograd.wgsl), one
+// per workgroup z. B is read by rows; for modes 1 and 3 either rearranged
+// first (weights_transpose.wgsl) or, with WT, from the weights as stored.
 //
-// conv_broadcast.wgsl gives each lane 8 rows of its own and shares 32 columns
-// of B across the subgroup: per k each lane loads 8 values of A and 4 of B.
-// Here the 8 lanes of a subgroup share ROWS = 8 · MINE rows (32 as written;
-// the wrapper also makes 16, 40 and 48) and each lane owns 4 columns (the
-// subgroup: ROWS × 32 of C). One step of the reduction (one k), for MINE 4:
-// - each lane loads MINE of the rows' values of A (rows MINE·lane ..
-//   MINE·lane + MINE − 1, scalar loads);
-// - subgroupBroadcast from each of the 8 lanes hands every lane all ROWS
-//   (a broadcast from a constant lane is an extract and a splat);
+// On lavapipe an invocation is one lane of an 8-wide vector, and a storage
+// load whose address is not a compile-time constant is a loop over the lanes
+// costing tens of FMAs, so this shader is shaped by its loads. The 8 lanes of
+// a subgroup share ROWS = 8 · MINE rows of C and each lane owns 4 columns
+// (COLS = 32 per subgroup). One step of the reduction (one k):
+// - each lane loads MINE of the rows' values of A;
+// - subgroupBroadcast from each lane hands every lane all ROWS values (a
+//   broadcast from a constant lane is an extract and a splat);
 // - each lane loads its four values of B's row k (one vec4 where B4) and
-//   does 32 × 4 multiply-adds.
-// That is 4 scalar A loads and one vec4 of B for 128 FMAs per lane, and 128
-// accumulators (4 KiB per 8-lane vector of invocations) where
-// conv_broadcast.wgsl keeps 256 and loads 8 of A and a vec4 of B for 256 FMAs.
-// On lavapipe every storage load whose address is not a compile-time constant
-// is a loop over the 8 lanes with a bounds check and a branch per value (on a
-// 2-core machine 1–1.7 ns per scalar per invocation, 0.6–1.2 per component
-// of a vec4), an FMA is a multiply, an add, a blend with the loop's mask and
-// the accumulator's load and store, and the accumulators live on the stack.
-// The loads are half to two thirds of the time: with A's and B's loads both
-// replaced by computed values the 12 × 12 512 → 256 forward ran in 70–75 ms
-// instead of 182–194 (docs/kernels.md has the breakdown).
-// Paired runs on llvmpipe (batch 8, against conv_broadcast.wgsl in the same
-// process): forward and ∂input of 96 × 96 32 → 32, 48 × 48 64 → 64 and
-// 12 × 12 512 → 256 ran 1.1–1.8× faster here (the 12 × 12 forward at 14–20
-// GFLOP/s). Tried and left out: 64 columns per subgroup (two vec4s of B
-// per lane, 256 accumulators: 1.1–1.9× slower than 32), 64 rows (8 A loads
-// per lane; with 64 columns, 512 accumulators: about 2× slower), 16 rows
-// (2 A loads per lane, 64 accumulators: no faster), two k per step (8 A
-// loads, two vec4s of B, each accumulator written once per two FMAs: no
-// faster; written as two steps: 1.2–1.6× slower), A as vec4s over four
-// channels with the four k walked by a loop (no faster), and B from a
-// uniform buffer, which lavapipe gathers without branches at a third to half
-// the cost per value (6–16 % faster in tests that ignored the 64 KiB limit
-// on a uniform binding; splitting larger weights across dispatches would
-// cost a round trip of C per split).
+//   does ROWS × 4 multiply-adds.
+// The weight gradients (modes 2, 5) walk pixels as k; with A4 a lane's four
+// rows are four channels of one tap, one vec4 load per pixel.
+// A4, B4 and O4 read A, B and write C as vec4s where the shapes allow.
+// Columns past N read zero and are not stored; rows past M are clamped and
+// not stored; taps outside the image read index 0 and are zeroed. No
+// workgroup memory, no barriers, no divergent control flow around the
+// broadcasts (docs/kernels.md has the measurements behind these choices).
+// Grid: x = blocks of (GROUP / 8) · ROWS rows, y = blocks of 32 columns,
+// z = splits of the reduction (modes 2, 5) or the product of the batch (mode 6).
 //
-// The weight gradients (modes 2, 5) walk pixels as k. Where the channel
-// count is a multiple of 4 (A4) a lane's four rows are four channels of A at
-// one tap, one vec4 load per pixel, so a k costs one vec4 of A and one of B
-// for 128 FMAs; otherwise each row finds its own tap and loads one scalar. Paired with conv_broadcast.wgsl on llvmpipe (batch
-// 8): 1.2–2.4× faster on 96 × 96 32 → 32, 48 × 48 64 → 64 and 12 × 12 512 →
-// 256, and on the transposed convolution's 48 × 48 64 → 32 and 12 × 12 256 →
-// 128.
-//
-// A4, B4 and O4 (B4, O4 as in conv_broadcast.wgsl) read A, B and write C as
-// vec4s where the shapes allow; otherwise one scalar at a time. Columns past
-// N read zero and are not stored; rows past M are clamped and not stored;
-// taps outside the image read index 0 and are zeroed. No workgroup memory, no barriers, no
-// divergent control flow around the broadcasts.
-// Grid: x = blocks of (GROUP / 8) · ROWS rows, y = blocks of 32 columns, z =
-// splits of the reduction (modes 2, 5) or the product of the batch (mode 6).
-
-// Parameters (p), bindings 0–4 (a_src, b_src, bias, out), MODE,
-// ACCUMULATE, out_index(), write_out(), tap_offset() and weight_tap() come
-// from conv_common.wgsl, ACT, activate() and activate4() from activation.wgsl; the wrapper
-// appends both to this file.
-
-enable subgroups;
+// Set in front of this file by src/kernels/software/conv.ts: `enable
+// subgroups;`, MINE (rows of A per lane: 4, or 2, 5 or 6 for GEMMs of fewer
+// than 256 rows where that pads M less; plan.ts, rowsPerLaneFor) and COLS.
+// Parameters (p), bindings 0–4 (a_src, b_src, bias, out), MODE, ACCUMULATE,
+// out_index(), write_out(), tap_offset() and weight_tap() come from
+// conv_common.wgsl, ACT, activate() and activate4() from activation.wgsl,
+// appended after it.
 
 // Modes 2, 5 with a_c % 4 == 0: a lane's four rows are four consecutive
 // channels of one tap, read as one vec4 of a4 (the same buffer as a_src; a
@@ -78,22 +46,15 @@ override O4: bool = false;
 // instead of rearranged by rows first: the ∂input's channels (a_c) and the
 // transposed forward's K multiples of 4, and n % 4 == 0.
 override WT: bool = false;
-// Invocations per workgroup, a multiple of 8: the wrapper shrinks it for small M.
+// Invocations per workgroup, a multiple of 8, smaller for small M.
 override GROUP: u32 = 64u;
 
-// Rows of A per lane (its share of the loads) and per subgroup. The wrapper
-// rewrites MINE to 2, 5 or 6 for GEMMs of fewer than 256 rows where that pads
-// M less (conv.ts, rowsPerLaneFor): rows past M cost as much as real ones, and
-// each block of rows reads all of B. The weight gradients keep 4 (A4).
-const MINE: u32 = 4u;
 const ROWS: u32 = 8u * MINE;
 // A lane's MINE values of A, their indices, taps and flags.
 alias RowsF = array<f32, MINE>;
 alias RowsU = array<u32, MINE>;
 alias RowsI = array<i32, MINE>;
 alias RowsB = array<bool, MINE>;
-// Columns per subgroup (4 per lane).
-const COLS: u32 = 32u;
 
 // B, C and A as vec4s (B4, O4, A4); whichever of out / out4 is not in use,
 // and a4 when A4 is off, are bound to 16-byte dummies.

@@ -1,0 +1,77 @@
+/**
+ * The sums that finish convolution gradients (split_sum.wgsl): the slices of
+ * a split weight gradient added up, and per-channel sums for bias gradients.
+ */
+import type { BufferView, Gpu } from '../gpu.js';
+import { grid1d, perInvocation } from '../tensor-view.js';
+import { placeholder } from './device.js';
+import splitSource from '../../../shaders/split_sum.wgsl';
+
+/** dst (+)= Σ over splits of src's slices of `len`; with `second`, sums from `second.from` on go to second.view instead. */
+export function reduceSplits(
+  gpu: Gpu,
+  sums: { src: BufferView; splits: number; len: number },
+  dst: BufferView,
+  accumulate: boolean,
+  label: string,
+  second?: { view: BufferView; from: number },
+): void {
+  const { workgroups, rowThreads } = grid1d(sums.len, 256, gpu.limits.maxComputeWorkgroupsPerDimension);
+  gpu.dispatch({
+    kernel: gpu.kernel('split_sum', splitSource, { ACCUMULATE: accumulate ? 1 : 0 }, 'reduce_splits'),
+    label: `${label}: sum of ${sums.splits} splits`,
+    uniforms: new Uint32Array([sums.len, sums.splits, 0, rowThreads, second?.from ?? sums.len]),
+    storage: [sums.src, dst, second?.view ?? placeholder(gpu, 'write')],
+    workgroups,
+  });
+}
+
+/**
+ * dst[c] (+)= Σ over rows of src[row, c], src a [rows × c] matrix: split
+ * across workgroups, then the splits' partial sums added.
+ */
+export function channelSums(gpu: Gpu, src: BufferView, rows: number, c: number, dst: BufferView, accumulate: boolean, label: string): void {
+  if (rows > 0 && perInvocation(c) === 4) return channelSums4(gpu, src, rows, c, dst, accumulate, label);
+  const splits = Math.max(1, Math.min(256, Math.floor(rows / 256)));
+  const rowsPerSplit = Math.ceil(rows / splits);
+  const scratch = gpu.acquire(splits * c * 4);
+  const partials = { buffer: scratch.buffer, offset: 0, size: splits * c * 4 };
+  gpu.dispatch({
+    kernel: gpu.kernel('split_sum', splitSource, { ACCUMULATE: 0 }, 'channel_partial_sums'),
+    label,
+    uniforms: new Uint32Array([c, rows, rowsPerSplit, 0, 0]),
+    storage: [src, partials],
+    workgroups: [Math.ceil(c / 64), splits],
+  });
+  reduceSplits(gpu, { src: partials, splits, len: c }, dst, accumulate, label);
+  gpu.release(scratch);
+}
+
+/**
+ * channelSums for c a multiple of 4 (channel_sums4): rows split so that each
+ * invocation adds at least 16 (at most 512 splits), then the same entry
+ * point over the partial sums; one pass when one split will do.
+ */
+function channelSums4(gpu: Gpu, src: BufferView, rows: number, c: number, dst: BufferView, accumulate: boolean, label: string): void {
+  const quads = Math.min(64, 2 ** Math.ceil(Math.log2(c / 4)));
+  const lanes = 256 / quads;
+  const pass = (from: BufferView, to: BufferView, rowCount: number, rowsPerSplit: number, acc: boolean, what: string) => {
+    gpu.dispatch({
+      kernel: gpu.kernel('split_sum', splitSource, { ACCUMULATE: acc ? 1 : 0, QUADS: quads }, 'channel_sums4'),
+      label: `${label}${what}`,
+      uniforms: new Uint32Array([c, rowCount, rowsPerSplit, 0, 0]),
+      storage: [from, to],
+      workgroups: [Math.ceil(c / 4 / quads), Math.ceil(rowCount / rowsPerSplit)],
+    });
+  };
+  const rowsPerSplit = Math.ceil(rows / Math.max(1, Math.min(512, Math.floor(rows / (lanes * 16)))));
+  const splits = Math.ceil(rows / rowsPerSplit);
+  // One pass reads src and writes dst: WebGPU rejects that when they lie in
+  // one buffer, even apart, so such a pair goes through scratch like a split.
+  if (splits <= 1 && src.buffer !== dst.buffer) return pass(src, dst, rows, rows, accumulate, '');
+  const scratch = gpu.acquire(splits * c * 4);
+  const partials = { buffer: scratch.buffer, offset: 0, size: splits * c * 4 };
+  pass(src, partials, rows, rowsPerSplit, false, ` in ${splits} splits`);
+  pass(partials, dst, splits, splits, accumulate, `: sum of ${splits} splits`);
+  gpu.release(scratch);
+}

@@ -1,0 +1,85 @@
+/**
+ * The convolution formulations for software adapters whose subgroups are
+ * exactly 8 invocations (lavapipe on AVX2): the rows shader
+ * (shaders/software/conv_rows.wgsl) and Winograd F(2×2, 3×3) / F(4×4, 3×3)
+ * for 3 × 3 layers (winograd.wgsl with winograd2.wgsl or winograd4.wgsl),
+ * whose α² products run on the rows shader as a batch of plain GEMMs. The
+ * planner (src/kernels/conv/plan.ts) decides when they run; importing this
+ * module makes them available, which the device-creation functions do for
+ * software adapters.
+ */
+import type { Gpu } from '../gpu.js';
+import { allocTensor } from '../tensor-view.js';
+import { composeShader } from '../shader-source.js';
+import { placeholder, registerSoftwareConv } from '../conv/device.js';
+import { type Gemm, runGemm } from '../conv/gemm.js';
+import { ACT, Mode, WINOGRAD_KERNELS, type WinogradPlan } from '../conv/plan.js';
+import rowsSource from '../../../shaders/software/conv_rows.wgsl';
+import winogradSource from '../../../shaders/software/winograd.wgsl';
+import winograd2Source from '../../../shaders/software/winograd2.wgsl';
+import winograd4Source from '../../../shaders/software/winograd4.wgsl';
+import commonSource from '../../../shaders/conv_common.wgsl';
+import activationSource from '../../../shaders/activation.wgsl';
+
+/** The Winograd passes with the transforms of F(2×2, 3×3) or F(4×4, 3×3) before them. */
+const winogradSources = {
+  2: composeShader([winograd2Source, winogradSource, activationSource], { defines: { KERNELS: WINOGRAD_KERNELS } }),
+  4: composeShader([winograd4Source, winogradSource, activationSource], { defines: { KERNELS: WINOGRAD_KERNELS } }),
+} as const;
+
+/**
+ * A 3 × 3 'same' convolution (mode 0) or its ∂input (mode 1, the kernel read
+ * flipped and transposed) as Winograd F(m×m, 3×3): the kernels' and the
+ * input tiles' transforms into pooled scratch, the α² products on the rows
+ * shader (mode 6), and the output transform with bias, activation or
+ * accumulation. The tile passes take channels in quads (vec4s).
+ */
+function winograd(gpu: Gpu, g: Gemm, { tile, th, tw, images }: WinogradPlan): void {
+  const cin = g.aC;
+  const cout = g.n;
+  const alpha2 = (tile + 2) ** 2;
+  const u = allocTensor(gpu, [alpha2, cin, cout]);
+  const v = allocTensor(gpu, [alpha2, images * th * tw, cin]);
+  const m = allocTensor(gpu, [alpha2, images * th * tw, cout]);
+  const group = (quads: number) => Math.min(64, 8 * Math.ceil(quads / 8));
+  const pass = (entry: string, constants: Record<string, number>, quads: number) =>
+    gpu.kernel(`winograd${tile}`, winogradSources[tile], { ...constants, WG: group(quads) }, entry);
+  const uniforms = (c: number, cOut: number, n0: number, n: number) => new Uint32Array([n, g.h, g.w, c, cOut, th, tw, n * th * tw, n0]);
+  gpu.dispatch({
+    kernel: pass('weight_tiles', { FLIP: g.mode === Mode.ConvInput ? 1 : 0 }, cout / 4),
+    label: `${g.label}: Winograd ${tile}×${tile} kernels`,
+    uniforms: uniforms(cin, cout, 0, 0),
+    storage: [g.b, u.view],
+    workgroups: [Math.ceil(cout / 4 / group(cout / 4)), Math.ceil(cin / WINOGRAD_KERNELS)],
+  });
+  for (let n0 = 0; n0 < g.batch; n0 += images) {
+    const n = Math.min(images, g.batch - n0);
+    const part = g.batch > images ? ` (images ${n0}–${n0 + n - 1})` : '';
+    gpu.dispatch({
+      kernel: pass('input_tiles', {}, cin / 4),
+      label: `${g.label}: Winograd ${tile}×${tile} input tiles${part}`,
+      uniforms: uniforms(cin / 4, 0, n0, n),
+      storage: [g.a, v.view],
+      workgroups: [Math.ceil(cin / 4 / group(cin / 4)), n * th],
+    });
+    runGemm(gpu, {
+      mode: Mode.Batched, label: `${g.label}: Winograd ${tile}×${tile} products${part}`,
+      a: v.view, b: u.view, out: m.view,
+      batch: 1, h: 1, w: 1, aC: cin, bC: cout, m: n * th * tw, n: cout, k: cin, batches: alpha2,
+    });
+    gpu.dispatch({
+      kernel: pass('output_tiles', { ACT: ACT[g.activation ?? 'none'], BIAS: g.bias ? 1 : 0, ACCUMULATE: g.accumulate ? 1 : 0 }, cout / 4),
+      label: `${g.label}: Winograd ${tile}×${tile} output tiles${part}`,
+      uniforms: uniforms(cout / 4, 0, n0, n),
+      storage: [m.view, g.out, g.bias ?? placeholder(gpu, 'read')],
+      workgroups: [Math.ceil(cout / 4 / group(cout / 4)), n * th],
+    });
+  }
+  // Safe to recycle now: any later use of these buffers is recorded after the reads above.
+  for (const t of [u, v, m]) t.dispose();
+}
+
+registerSoftwareConv({
+  rowsSource: (defines) => composeShader([rowsSource, commonSource, activationSource], { enables: ['subgroups'], defines }),
+  winograd,
+});
