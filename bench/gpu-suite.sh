@@ -35,7 +35,7 @@ timeout 150 node node_modules/vitest/vitest.mjs run test/conv.test.ts test/maxpo
   test/runtime.test.ts test/vec4-forms.test.ts test/pacing.test.ts test/model/unet.test.ts test/model/unet-tfjs.test.ts test/model/trainer.test.ts 2>&1 | grep -v '^ *✓' | tail -60 | tee -a "$log"
 
 say "benchmark"
-timeout 300 node dist/bench.js --batches 8,32 --peers webgpu --reps "$reps" --step-batch 32 --tiles all \
+timeout 300 node dist/bench.js --batches 8,32 --peers webgpu --reps "$reps" --step-batch 32 \
   --json "$out/bench.json" --svg "$out/bench.svg" --markdown "$out/bench.md" 2>&1 | tee "$out/bench.log" | grep -v '^ ' | tail -80 >> "$log"
 
 if python3 -c 'import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
