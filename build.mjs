@@ -1,7 +1,17 @@
-// Builds the Node CLI, the browser bundle and the browser page (web/) from the same sources.
+// Builds the Node CLI, the browser bundle and the browser page (web/) from the same sources,
+// and the library (dist/lib: a Node and a browser ES module, with type declarations).
 // WGSL files are inlined as strings by esbuild's text loader.
+import { execFile } from 'node:child_process';
 import { copyFileSync, mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { promisify } from 'node:util';
 import { build } from 'esbuild';
+
+// The library's declarations come from tsc (esbuild writes none), run beside the bundles.
+const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+const declarations = promisify(execFile)(process.execPath, [tsc, '-p', 'tsconfig.lib.json']).catch((e) => {
+  throw new Error(`tsc -p tsconfig.lib.json failed:\n${e.stdout}${e.stderr}`);
+});
 
 const common = { bundle: true, format: 'esm', sourcemap: true, loader: { '.wgsl': 'text' }, logLevel: 'warning' };
 
@@ -30,6 +40,23 @@ await Promise.all([
     platform: 'browser',
     target: 'es2022',
   }),
+  // The library: `webgpu` (Dawn) stays a dependency of the package, loaded by the Node entry only.
+  build({
+    ...common,
+    entryPoints: { node: 'src/index.ts' },
+    outdir: 'dist/lib',
+    platform: 'node',
+    target: 'node20',
+    external: ['webgpu'],
+  }),
+  build({
+    ...common,
+    entryPoints: { browser: 'src/index.browser.ts' },
+    outdir: 'dist/lib',
+    platform: 'browser',
+    target: 'es2022',
+  }),
+  declarations,
   build({
     ...common,
     entryPoints: { app: 'web/app.ts' },

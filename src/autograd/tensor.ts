@@ -45,6 +45,9 @@ export class Tensor implements GpuTensor {
 
   /** A new tensor with uninitialised contents from the pool. */
   static empty(gpu: Gpu, shape: readonly number[], requiresGrad = false): Tensor {
+    if (!Array.isArray(shape) || shape.some((d) => !Number.isInteger(d) || d < 0)) {
+      throw new ShapeError('Tensor', `shape must be an array of integers ≥ 0, got ${Array.isArray(shape) ? shapeStr(shape) : String(shape)}`);
+    }
     const bytes = Math.max(4, numel(shape) * 4);
     const pb = gpu.acquire(bytes);
     return new Tensor(gpu, [...shape], { buffer: pb.buffer, offset: 0, size: bytes }, pb, requiresGrad);
@@ -57,6 +60,8 @@ export class Tensor implements GpuTensor {
   }
 
   static from(gpu: Gpu, shape: readonly number[], data: Float32Array, requiresGrad = false): Tensor {
+    // JavaScript callers may hand over a plain array, which the upload would misread.
+    if (!(data instanceof Float32Array)) throw new TypeError(`Tensor.from: data must be a Float32Array, got ${(data as unknown as object)?.constructor?.name ?? String(data)}`);
     if (data.length !== numel(shape)) {
       throw new ShapeError('Tensor.from', `${data.length} values given for shape ${shapeStr(shape)} (${numel(shape)} elements)`);
     }

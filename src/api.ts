@@ -1,0 +1,37 @@
+/**
+ * The library's public API, shared by the Node entry (src/index.ts) and the
+ * browser entry (src/index.browser.ts), which add only how a device is made.
+ * Everything here runs on any WebGPU device and uses no Node APIs.
+ * docs/api.md documents each name; keep the two in step.
+ */
+
+// The device: what every tensor lives on, and its errors.
+export { Gpu, formatAdapter, type AdapterDescription } from './kernels/gpu.js';
+export { GpuError, ShapeError } from './kernels/errors.js';
+
+// Tensors, the tape, and the ops with their backward rules.
+export { Tensor, Tape, noGrad, scope, isGradEnabled } from './autograd/index.js';
+export { conv2d, convTranspose2x2, relu, sigmoid, elu, scale, add, mul, sum, maxPool2x2, concat, diceLoss } from './autograd/index.js';
+
+// Parameters, their initialisation, and the optimiser.
+export { ParameterStore, type ParameterInfo, type NamedArrays, type ShapedArray } from './model/parameters.js';
+export { Adam, TUTORIAL_ADAM, type AdamOptions } from './model/adam.js';
+export { glorotUniform, glorotUniformKeras } from './model/init.js';
+export { Rng } from './model/rng.js';
+
+// The tutorial's U-Net, its training loop and checkpoints.
+export { UNet, createUNet, type UNetOptions, type UNetConfig } from './model/unet.js';
+export { Trainer, NonFiniteLossError, predictProbabilities, type ImageSet, type StepReport } from './model/trainer.js';
+export { CHECKPOINT_FORMAT, CheckpointError, encodeCheckpoint, decodeCheckpoint, loadWeights, type Checkpoint, type CheckpointMeta } from './model/checkpoint.js';
+export { encodeSafetensors, decodeSafetensors, SafetensorsError, type NamedTensor } from './model/safetensors.js';
+
+// Data helpers: NumPy files, the competition's run-length encoding, Dice scores, normalisation.
+export { encodeNpy, decodeNpy, type NpyArray, type NpyDtype } from './data/npy.js';
+export { encodeRle, decodeRle } from './data/rle.js';
+export { diceScoreBinary, meanDice, batchDice } from './data/metrics.js';
+export { meanStd, normalize, masksToUnit } from './data/prepare.js';
+export { DataError } from './data/errors.js';
+
+import type { conv2d } from './autograd/index.js';
+/** The activations conv2d can fuse: 'none', 'relu' or 'sigmoid'. */
+export type ConvActivation = NonNullable<Parameters<typeof conv2d>[3]>;

@@ -1,0 +1,37 @@
+/**
+ * The public API from the sources: both entries export the same names but
+ * for how a device is made, docs/api.md names every one of them, and the
+ * checks at its edges reject bad input with a message.
+ */
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import * as browserEntry from '../../src/index.browser.js';
+import * as nodeEntry from '../../src/index.js';
+import { testGpu } from '../helpers/gpu.js';
+
+const doc = readFileSync(new URL('../../docs/api.md', import.meta.url), 'utf8');
+
+describe('public API', () => {
+  it('is the same from both entries, but for the Node-only adapter errors', () => {
+    const nodeOnly = ['AdapterSelectionError', 'NoAdapterError'];
+    expect(Object.keys(nodeEntry).filter((k) => !nodeOnly.includes(k)).sort()).toEqual(Object.keys(browserEntry).sort());
+    for (const k of nodeOnly) expect(Object.keys(nodeEntry)).toContain(k);
+  });
+
+  it('is documented name by name in docs/api.md', () => {
+    const missing = Object.keys(nodeEntry).filter((name) => !new RegExp(`\\b${name}\\b`).test(doc));
+    expect(missing).toEqual([]);
+  });
+
+  it('rejects bad input at its edges with a message that says what is wrong', async () => {
+    const gpu = await testGpu();
+    expect(() => nodeEntry.Tensor.from(gpu, [2], [1, 2] as unknown as Float32Array)).toThrow(/data must be a Float32Array, got Array/);
+    expect(() => nodeEntry.Tensor.from(gpu, [3], new Float32Array(2))).toThrow(/2 values given for shape \[3\]/);
+    expect(() => nodeEntry.Tensor.zeros(gpu, [2, -1])).toThrow(nodeEntry.ShapeError);
+    expect(() => nodeEntry.Tensor.zeros(gpu, [1.5])).toThrow(/integers ≥ 0/);
+    expect(() => nodeEntry.createGpu(null as unknown as object)).toThrow(/options must be an object/);
+    const store = new nodeEntry.ParameterStore();
+    store.add('w', [1], 'zeros');
+    expect(() => new nodeEntry.Adam(store)).toThrow(/call finalize\(gpu\) first/);
+  });
+});
