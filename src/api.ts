@@ -9,6 +9,9 @@
 export { Gpu, formatAdapter, type AdapterDescription } from './kernels/gpu.js';
 export { GpuError, ShapeError } from './kernels/errors.js';
 
+// The convolutions' precision: fp32, or mixed (f16 subgroup matrices, f32 sums) where the device has them.
+export { type Precision, canRunMixed, defaultPrecision, precisionOf, setPrecision } from './kernels/conv/index.js';
+
 // Tensors, the tape, and the ops with their backward rules.
 export { Tensor, Tape, noGrad, scope, isGradEnabled } from './autograd/index.js';
 export { conv2d, convTranspose2x2, relu, sigmoid, elu, scale, add, mul, sum, maxPool2x2, concat, diceLoss } from './autograd/index.js';

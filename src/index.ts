@@ -9,6 +9,7 @@ import { createNodeGpu, type NodeGpuOptions } from './kernels/node-gpu.js';
 
 export * from './api.js';
 export { NoAdapterError, AdapterSelectionError, type NodeGpuOptions } from './kernels/node-gpu.js';
+export { tuneForSoftwareAdapter } from './kernels/software/platform.js';
 
 /**
  * A device on the machine's WebGPU adapter through Dawn. Options pick the

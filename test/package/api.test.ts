@@ -12,8 +12,8 @@ import { testGpu } from '../helpers/gpu.js';
 const doc = readFileSync(new URL('../../docs/api.md', import.meta.url), 'utf8');
 
 describe('public API', () => {
-  it('is the same from both entries, but for the Node-only adapter errors', () => {
-    const nodeOnly = ['AdapterSelectionError', 'NoAdapterError'];
+  it('is the same from both entries, but for the Node-only adapter errors and process tuning', () => {
+    const nodeOnly = ['AdapterSelectionError', 'NoAdapterError', 'tuneForSoftwareAdapter'];
     expect(Object.keys(nodeEntry).filter((k) => !nodeOnly.includes(k)).sort()).toEqual(Object.keys(browserEntry).sort());
     for (const k of nodeOnly) expect(Object.keys(nodeEntry)).toContain(k);
   });
