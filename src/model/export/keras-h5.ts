@@ -83,6 +83,8 @@ function readNames(target: h5wasm.Group, name: string, source: string): string[]
   const attr = target.attrs[name];
   if (!attr) throw new ExportError(`${source}: no attribute ${name} on ${target.path}; a Keras weights file has layer_names at its root and weight_names on each layer's group`);
   const value = attr.value;
+  // h5py stores Keras's empty list (a weightless layer's weight_names) as an empty float64 array.
+  if (ArrayBuffer.isView(value) && (value as Float64Array).length === 0) return [];
   const list = Array.isArray(value) ? value : [value];
   if (!list.every((v) => typeof v === 'string')) throw new ExportError(`${source}: attribute ${name} on ${target.path} is not a list of strings`);
   return list as string[];
