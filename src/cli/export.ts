@@ -8,7 +8,7 @@
 import { mkdirSync, renameSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CHECKPOINT_FORMAT, type CheckpointMeta, decodeCheckpoint, encodeCheckpointTensors } from '../model/checkpoint.js';
-import { type ExportableUNet, checkUNetWeights } from '../model/export/keras-layers.js';
+import type { ExportableUNet } from '../model/export/keras-layers.js';
 import { encodeOnnx } from '../model/export/onnx.js';
 import { TFJS_SHARD_NAME, encodeTfjs } from '../model/export/tfjs.js';
 import { decodeKerasH5, encodeKerasH5, unetWeightsFromKeras } from '../model/export/keras-h5.js';
@@ -103,7 +103,6 @@ export async function importModel(argv: string[]): Promise<void> {
   }
   if (!(std > 0)) throw new UsageError(`--std must be positive, got ${std}`);
   const config = resolveUNetOptions({ baseWidth, inputSize: (o['input-size'] as number | undefined) ?? file.extras?.inputSize ?? 96 });
-  checkUNetWeights(weights, baseWidth, inPath);
   const meta: CheckpointMeta = {
     format: CHECKPOINT_FORMAT,
     version: VERSION,
