@@ -22,7 +22,8 @@ await Promise.all([
     outdir: 'dist',
     platform: 'node',
     target: 'node20',
-    external: ['webgpu'],
+    // h5wasm (the HDF5 library, 4 MB of WebAssembly) is loaded from node_modules rather than copied into cli.js.
+    external: ['webgpu', 'h5wasm'],
     banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
   }),
   build({

@@ -50,5 +50,7 @@ fi
 
 if [ ! -d node_modules/webgpu ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: npm ci"
-  npm ci --no-audit --no-fund --loglevel=error
+  # onnxruntime-node (a test dependency) would fetch its CUDA libraries from
+  # nuget.org on Linux x64; the tests run it on the CPU, which its npm package has.
+  ONNXRUNTIME_NODE_INSTALL=${ONNXRUNTIME_NODE_INSTALL:-skip} npm ci --no-audit --no-fund --loglevel=error
 fi

@@ -6,6 +6,7 @@ import { train } from './train.js';
 import { predict } from './predict.js';
 import { submit } from './submit.js';
 import { serve } from './serve.js';
+import { exportModel, importModel } from './export.js';
 import { isFrameWorker, runFrameWorker } from './synthetic-frames.js';
 import { isTiffWorker, runTiffWorker } from './tiff-workers.js';
 
@@ -16,6 +17,8 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; help: s
   predict: { run: predict, help: 'predict masks for the test frames: imgs_mask_test.npy and preds/*.png' },
   submit: { run: submit, help: 'write submission.csv from the predicted masks' },
   serve: { run: serve, help: 'serve the browser page (dist/web) on a loopback address' },
+  export: { run: exportModel, help: 'write a checkpoint as ONNX, a tfjs layers model or a Keras HDF5 weights file' },
+  import: { run: importModel, help: 'read a Keras HDF5 weights file (the tutorial\'s weights.h5) into a checkpoint' },
 };
 
 async function main(): Promise<void> {
@@ -36,7 +39,7 @@ else if (isTiffWorker()) runTiffWorker();
 else main().catch((e: unknown) => {
   const err = e instanceof Error ? e : new Error(String(e));
   // Known failure kinds get their message only; anything else keeps its stack.
-  const known = ['UsageError', 'NoAdapterError', 'AdapterSelectionError', 'GpuError', 'ShapeError', 'DataError', 'CheckpointError', 'SafetensorsError', 'NonFiniteLossError', 'FileError'].includes(err.name);
+  const known = ['UsageError', 'NoAdapterError', 'AdapterSelectionError', 'GpuError', 'ShapeError', 'DataError', 'CheckpointError', 'SafetensorsError', 'NonFiniteLossError', 'FileError', 'ExportError'].includes(err.name);
   console.error(known ? `error: ${err.message}` : err);
   process.exitCode = err instanceof UsageError ? 2 : 1;
 });

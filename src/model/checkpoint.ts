@@ -71,6 +71,11 @@ export async function encodeCheckpoint(model: UNet, meta: CheckpointMeta, adam?:
     for (const [name, data] of state.v) tensors.set(`optimizer/v/${name}`, { shape: shapes.get(name)!, data });
     meta = { ...meta, step: state.t };
   }
+  return encodeCheckpointTensors(tensors, meta);
+}
+
+/** A checkpoint's bytes from tensors already on the host (weights, and optionally optimizer/m/…, optimizer/v/…). */
+export function encodeCheckpointTensors(tensors: ReadonlyMap<string, NamedTensor>, meta: CheckpointMeta): Uint8Array {
   return encodeSafetensors(tensors, {
     format: CHECKPOINT_FORMAT,
     wgsl_unet: JSON.stringify(meta),

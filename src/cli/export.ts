@@ -1,0 +1,121 @@
+/**
+ * `wgsl-unet export` writes a checkpoint as an ONNX model, a TensorFlow.js
+ * layers model (model.json and one weight shard) or a Keras 2 HDF5 weights
+ * file; `wgsl-unet import` reads a Keras HDF5 weights file back into a
+ * checkpoint. Neither needs a GPU. Every file is written aside and renamed
+ * into place, so a failure leaves nothing half-written.
+ */
+import { mkdirSync, renameSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { CHECKPOINT_FORMAT, type CheckpointMeta, decodeCheckpoint, encodeCheckpointTensors } from '../model/checkpoint.js';
+import type { ExportableUNet } from '../model/export/keras-layers.js';
+import { encodeOnnx } from '../model/export/onnx.js';
+import { TFJS_SHARD_NAME, encodeTfjs } from '../model/export/tfjs.js';
+import { decodeKerasH5, encodeKerasH5, unetWeightsFromKeras } from '../model/export/keras-h5.js';
+import { resolveUNetOptions } from '../model/unet.js';
+import { type OptionSpec, parseArgs, usage, UsageError } from './args.js';
+import { FileError, readBytes, syncFolder, writeAtomic, writeDurably } from './files.js';
+import { latestRun } from './runs.js';
+import { VERSION } from './train.js';
+
+const FORMATS = {
+  onnx: { out: 'unet.onnx', what: 'an ONNX model (opset 13), input and output NHWC' },
+  tfjs: { out: 'tfjs-model', what: 'a folder with a TensorFlow.js layers model: model.json and group1-shard1of1.bin' },
+  'keras-h5': { out: 'weights.h5', what: "a Keras 2 HDF5 weights file, as the tutorial's model.save_weights writes" },
+} as const;
+type Format = keyof typeof FORMATS;
+
+const EXPORT_SPEC: Record<string, OptionSpec> = {
+  format: { type: 'string', help: `onnx, tfjs or keras-h5` },
+  model: { type: 'string', help: 'checkpoint (.safetensors); default: best.safetensors of the latest run in runs/' },
+  out: { type: 'string', help: 'file to write (a folder for tfjs); default unet.onnx, tfjs-model or weights.h5' },
+};
+
+function formatOf(value: unknown, allowed: readonly string[]): string {
+  if (typeof value !== 'string') throw new UsageError(`--format is required: ${allowed.join(', ')}`);
+  if (!allowed.includes(value)) throw new UsageError(`unknown --format "${value}"; known: ${allowed.join(', ')}`);
+  return value;
+}
+
+export async function exportModel(argv: string[]): Promise<void> {
+  const summary = `Writes a checkpoint in another format:\n${Object.entries(FORMATS).map(([k, v]) => `  ${k.padEnd(9)} ${v.what}`).join('\n')}`;
+  if (argv.includes('--help')) return void console.log(usage('export', summary, EXPORT_SPEC));
+  const { options: o } = parseArgs(argv, EXPORT_SPEC);
+  const format = formatOf(o.format, Object.keys(FORMATS)) as Format;
+  const modelPath = (o.model as string | undefined) ?? join(latestRun('runs'), 'best.safetensors');
+  const ckpt = decodeCheckpoint(readBytes(modelPath, 'checkpoint'), modelPath);
+  const model: ExportableUNet = {
+    baseWidth: ckpt.meta.config.baseWidth,
+    inputSize: ckpt.meta.config.inputSize,
+    weights: ckpt.weights,
+    preprocessing: { mean: ckpt.meta.normalization.mean, std: ckpt.meta.normalization.std, antiAlias: ckpt.meta.antiAlias ?? false },
+  };
+  const out = resolve((o.out as string | undefined) ?? FORMATS[format].out);
+  if (format === 'onnx') writeAtomic(out, encodeOnnx(model, VERSION, modelPath));
+  else if (format === 'keras-h5') writeAtomic(out, await encodeKerasH5(model, modelPath));
+  else writeTfjsFolder(out, encodeTfjs(model, VERSION, modelPath));
+  const p = model.preprocessing;
+  console.log(`wrote ${out} (${format}): base width ${model.baseWidth}, input ${model.inputSize}×${model.inputSize}; the model expects frames resized to that size${p.antiAlias ? ' (anti-aliased)' : ''}, then (pixel − ${p.mean}) / ${p.std}`);
+}
+
+/** model.json and its shard, written aside in the folder and renamed into place, model.json last since it names the shard. */
+function writeTfjsFolder(dir: string, files: { modelJson: string; shard: Uint8Array }): void {
+  const staging = join(dir, `.staging-${process.pid}`);
+  try {
+    mkdirSync(dir, { recursive: true });
+    rmSync(staging, { recursive: true, force: true });
+    mkdirSync(staging);
+    writeDurably(join(staging, TFJS_SHARD_NAME), files.shard);
+    writeDurably(join(staging, 'model.json'), files.modelJson);
+    renameSync(join(staging, TFJS_SHARD_NAME), join(dir, TFJS_SHARD_NAME));
+    renameSync(join(staging, 'model.json'), join(dir, 'model.json'));
+  } catch (e) {
+    throw new FileError(`cannot write the tfjs model in ${dir}: ${(e as Error).message}`);
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+  }
+  syncFolder(dir);
+}
+
+const IMPORT_SPEC: Record<string, OptionSpec> = {
+  format: { type: 'string', help: 'keras-h5' },
+  in: { type: 'string', help: 'the weights file to read (e.g. the tutorial\'s weights.h5)' },
+  out: { type: 'string', help: 'checkpoint to write', default: 'model.safetensors' },
+  'input-size': { type: 'number', help: 'input size the model was trained at (default: the file\'s, if written by export; else 96)' },
+  mean: { type: 'number', help: 'mean of the training frames\' pixels after resizing (default: the file\'s, if written by export)' },
+  std: { type: 'number', help: 'their standard deviation (default: the file\'s, if written by export)' },
+  'anti-alias': { type: 'boolean', help: 'frames were blurred before downsampling in training (default: the file\'s, if written by export; else not)' },
+};
+
+export async function importModel(argv: string[]): Promise<void> {
+  const summary = "Reads a Keras 2 HDF5 weights file (the tutorial's weights.h5, or one written by export) into a checkpoint for predict.";
+  if (argv.includes('--help')) return void console.log(usage('import', summary, IMPORT_SPEC));
+  const { options: o } = parseArgs(argv, IMPORT_SPEC);
+  formatOf(o.format, ['keras-h5']);
+  if (typeof o.in !== 'string') throw new UsageError('--in is required: the Keras HDF5 weights file to read');
+  const inPath = o.in;
+  const file = await decodeKerasH5(readBytes(inPath, 'weights file'), inPath);
+  const { baseWidth, weights } = unetWeightsFromKeras(file, inPath);
+  const mean = (o.mean as number | undefined) ?? file.extras?.mean;
+  const std = (o.std as number | undefined) ?? file.extras?.std;
+  if (mean === undefined || std === undefined) {
+    throw new UsageError(`${inPath} does not record how frames were normalised: give --mean and --std, the training frames' pixel mean and standard deviation after resizing (the tutorial computes them from imgs_train)`);
+  }
+  if (!(std > 0)) throw new UsageError(`--std must be positive, got ${std}`);
+  const config = resolveUNetOptions({ baseWidth, inputSize: (o['input-size'] as number | undefined) ?? file.extras?.inputSize ?? 96 });
+  const meta: CheckpointMeta = {
+    format: CHECKPOINT_FORMAT,
+    version: VERSION,
+    config,
+    normalization: { mean, std },
+    antiAlias: (o['anti-alias'] as boolean | undefined) ?? file.extras?.antiAlias ?? false,
+    epoch: 0,
+    step: 0,
+    metrics: {},
+    adapter: `none (imported from ${inPath})`,
+    createdAt: new Date().toISOString(),
+  };
+  const out = resolve(o.out as string);
+  writeAtomic(out, encodeCheckpointTensors(weights, meta));
+  console.log(`wrote ${out}: base width ${baseWidth}, input ${config.inputSize}×${config.inputSize}, mean ${mean}, std ${std}`);
+}

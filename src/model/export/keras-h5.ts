@@ -1,0 +1,195 @@
+/**
+ * Keras 2 HDF5 weights files (what `model.save_weights('weights.h5')` writes
+ * and `model.load_weights` reads), through h5wasm (the HDF5 C library in
+ * WebAssembly), working on bytes in its in-memory file system.
+ *
+ * Layout: root attributes `layer_names` (every layer of `model.layers`, in
+ * order, weightless ones included), `backend` ('tensorflow') and
+ * `keras_version`; one group per layer with a `weight_names` attribute (empty
+ * for weightless layers) and, for conv2d_1, datasets
+ * `conv2d_1/conv2d_1/kernel:0` and `conv2d_1/conv2d_1/bias:0` in Keras's
+ * layouts. Names are fixed-length byte strings, as h5py stores the bytes
+ * Keras hands it. Keras loads such a file by position: the i-th layer with
+ * weights in the file goes to the i-th layer with weights in the model.
+ *
+ * A root attribute `wgsl_unet` (ignored by Keras) keeps the input size and
+ * the frames' preparation, so a round trip gives back a whole checkpoint.
+ */
+import * as h5wasm from 'h5wasm';
+import type { NamedTensor } from '../safetensors.js';
+import { type ExportableUNet, ExportError, checkUNetWeights, kerasUNetLayers } from './keras-layers.js';
+
+/** The Keras version written: a Keras 2 version, so Keras 2 loads the kernels without converting them (it converts files from Keras 1). */
+export const KERAS_VERSION = '2.2.4';
+
+/** What the wgsl_unet attribute holds. */
+export interface KerasH5Extras {
+  inputSize: number;
+  mean: number;
+  std: number;
+  antiAlias: boolean;
+}
+
+let nextFile = 0;
+/** A fresh path in h5wasm's in-memory file system. */
+const memPath = () => `/wgsl-unet-${++nextFile}.h5`;
+
+/** Fixed-length strings one byte wider than the longest, so each keeps a terminator (HDF5's null-terminated kind). */
+function writeNames(target: h5wasm.Group, name: string, values: string[]): void {
+  const width = Math.max(1, ...values.map((v) => new TextEncoder().encode(v).length)) + 1;
+  target.create_attribute(name, values, [values.length], `A${width}`);
+}
+
+function writeString(target: h5wasm.Group, name: string, value: string): void {
+  target.create_attribute(name, value, null, `A${new TextEncoder().encode(value).length + 1}`);
+}
+
+/** The weights file's bytes. */
+export async function encodeKerasH5(model: ExportableUNet, source: string): Promise<Uint8Array> {
+  checkUNetWeights(model.weights, model.baseWidth, source);
+  await h5wasm.ready;
+  const path = memPath();
+  const file = new h5wasm.File(path, 'w');
+  try {
+    const layers = kerasUNetLayers(model.baseWidth);
+    writeNames(file, 'layer_names', layers.map((l) => l.name));
+    writeString(file, 'backend', 'tensorflow');
+    writeString(file, 'keras_version', KERAS_VERSION);
+    const extras: KerasH5Extras = { inputSize: model.inputSize, ...model.preprocessing };
+    writeString(file, 'wgsl_unet', JSON.stringify(extras));
+    for (const layer of layers) {
+      const group = file.create_group(layer.name);
+      const weighted = layer.kind === 'conv2d' || layer.kind === 'conv2d_transpose';
+      const names = weighted ? [`${layer.name}/kernel:0`, `${layer.name}/bias:0`] : [];
+      writeNames(group, 'weight_names', names);
+      if (weighted) group.create_group(layer.name);
+      for (const weightName of names) {
+        const t = model.weights.get(weightName.slice(0, -2))!;
+        group.create_dataset({ name: weightName, data: t.data, shape: [...t.shape], dtype: '<f' });
+      }
+    }
+  } finally {
+    file.close();
+  }
+  try {
+    return h5wasm.FS!.readFile(path);
+  } finally {
+    h5wasm.FS!.unlink(path);
+  }
+}
+
+/** A string attribute's values as strings (h5wasm gives one string for a scalar, an array for a list). */
+function readNames(target: h5wasm.Group, name: string, source: string): string[] {
+  const attr = target.attrs[name];
+  if (!attr) throw new ExportError(`${source}: no attribute ${name} on ${target.path}; a Keras weights file has layer_names at its root and weight_names on each layer's group`);
+  const value = attr.value;
+  // h5py stores Keras's empty list (a weightless layer's weight_names) as an empty float64 array.
+  if (ArrayBuffer.isView(value) && (value as Float64Array).length === 0) return [];
+  const list = Array.isArray(value) ? value : [value];
+  if (!list.every((v) => typeof v === 'string')) throw new ExportError(`${source}: attribute ${name} on ${target.path} is not a list of strings`);
+  return list as string[];
+}
+
+/** One layer of a weights file: its name and its weights in weight_names order. */
+export interface KerasH5Layer {
+  name: string;
+  weights: { name: string; shape: number[]; data: Float32Array }[];
+}
+
+export interface KerasH5Weights {
+  /** Every layer of layer_names, in order, weightless ones included. */
+  layers: KerasH5Layer[];
+  /** What a file written by encodeKerasH5 records beyond Keras's layout. */
+  extras?: KerasH5Extras;
+}
+
+/**
+ * Reads the layers of a Keras 2 HDF5 weights file (the layout above, from
+ * Keras or from encodeKerasH5). Checks only the file's own structure;
+ * unetWeightsFromKeras matches the layers to the U-Net.
+ */
+export async function decodeKerasH5(bytes: Uint8Array, source: string): Promise<KerasH5Weights> {
+  // HDF5 files start with an 8-byte signature (possibly after a user block of 512·2^k bytes; Keras writes none).
+  const signature = [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a];
+  if (bytes.length < 8 || signature.some((b, i) => bytes[i] !== b)) throw new ExportError(`${source}: not an HDF5 file (no HDF5 signature at its start)`);
+  await h5wasm.ready;
+  const path = memPath();
+  h5wasm.FS!.writeFile(path, bytes);
+  let file: h5wasm.File | undefined;
+  try {
+    try {
+      file = new h5wasm.File(path, 'r');
+    } catch (e) {
+      throw new ExportError(`${source}: HDF5 cannot open it: ${String((e as Error).message ?? e)}`);
+    }
+    // A whole model saved with model.save() keeps its weights in a model_weights group.
+    const root = file.attrs['layer_names'] ? (file as h5wasm.Group) : file.get('model_weights');
+    if (!(root instanceof h5wasm.Group) || !root.attrs['layer_names']) {
+      throw new ExportError(`${source}: no layer_names attribute at the root: not a Keras HDF5 weights file`);
+    }
+    const layers: KerasH5Layer[] = [];
+    for (const layer of readNames(root, 'layer_names', source)) {
+      const group = root.get(layer);
+      if (!(group instanceof h5wasm.Group)) throw new ExportError(`${source}: layer_names lists ${layer}, but the file has no group ${layer}`);
+      const entry: KerasH5Layer = { name: layer, weights: [] };
+      layers.push(entry);
+      for (const weightName of readNames(group, 'weight_names', source)) {
+        const dataset = group.get(weightName);
+        if (!(dataset instanceof h5wasm.Dataset)) throw new ExportError(`${source}: ${layer}'s weight_names lists ${weightName}, but the file has no dataset ${layer}/${weightName}`);
+        const shape = dataset.shape ?? [];
+        const value = dataset.value;
+        const data = value instanceof Float32Array ? value.slice() : value instanceof Float64Array ? Float32Array.from(value) : null;
+        if (!data) throw new ExportError(`${source}: dataset ${layer}/${weightName} holds ${dataset.dtype}, expected floating-point weights`);
+        entry.weights.push({ name: weightName, shape, data });
+      }
+    }
+    const extrasText = file.attrs['wgsl_unet']?.value;
+    const result: KerasH5Weights = { layers };
+    if (typeof extrasText === 'string') result.extras = JSON.parse(extrasText) as KerasH5Extras;
+    return result;
+  } finally {
+    file?.close();
+    h5wasm.FS!.unlink(path);
+  }
+}
+
+/**
+ * The U-Net's weights from a weights file's layers, matched as Keras's
+ * `load_weights` matches them: by position, the i-th layer with weights in
+ * the file to the i-th in the model (so tf.keras's names, conv2d, conv2d_1,
+ * …, load too). Each layer must hold a kernel and a bias of the U-Net's
+ * shapes; the base width is read from the first kernel (3, 3, 1, w).
+ */
+export function unetWeightsFromKeras(file: KerasH5Weights, source: string): { baseWidth: number; weights: Map<string, NamedTensor> } {
+  const weighted = file.layers.filter((l) => l.weights.length > 0);
+  const first = weighted[0]?.weights[0];
+  if (!first) throw new ExportError(`${source}: no layer has weights`);
+  const baseWidth = first.shape.length === 4 ? first.shape[3]! : 0;
+  if (!(baseWidth >= 1) || first.shape[0] !== 3 || first.shape[1] !== 3 || first.shape[2] !== 1) {
+    throw new ExportError(`${source}: the first kernel (${weighted[0]!.name}) has shape [${first.shape.join(', ')}]; the U-Net's first layer is a 3 × 3 convolution of one input channel, (3, 3, 1, width)`);
+  }
+  const specs = kerasUNetLayers(baseWidth).filter((l) => l.kind === 'conv2d' || l.kind === 'conv2d_transpose');
+  if (weighted.length !== specs.length) {
+    throw new ExportError(`${source}: ${weighted.length} layers with weights, the U-Net has ${specs.length} (${specs[0]!.name} … ${specs[specs.length - 1]!.name})`);
+  }
+  const weights = new Map<string, NamedTensor>();
+  for (const [i, layer] of weighted.entries()) {
+    const spec = specs[i]!;
+    const parts = layer.weights.map((w) => /\/(kernel|bias)(:\d+)?$/.exec(w.name)?.[1]);
+    if (layer.weights.length !== 2 || parts[0] !== 'kernel' || parts[1] !== 'bias') {
+      throw new ExportError(`${source}: layer ${layer.name} (the U-Net's ${spec.name}) has weights ${layer.weights.map((w) => w.name).join(', ')}; expected a kernel then a bias`);
+    }
+    const [kernel, bias] = layer.weights as [KerasH5Layer['weights'][number], KerasH5Layer['weights'][number]];
+    weights.set(`${spec.name}/kernel`, { shape: kernel.shape, data: kernel.data });
+    weights.set(`${spec.name}/bias`, { shape: bias.shape, data: bias.data });
+  }
+  try {
+    checkUNetWeights(weights, baseWidth, source);
+  } catch (e) {
+    // Name the file's layer beside the U-Net's, which may be named differently.
+    const match = /tensor (\S+)\//.exec((e as Error).message);
+    const index = match ? specs.findIndex((s) => s.name === match[1]) : -1;
+    throw new ExportError(index >= 0 ? `${(e as Error).message} (the file's layer ${weighted[index]!.name})` : (e as Error).message);
+  }
+  return { baseWidth, weights };
+}

@@ -1,0 +1,110 @@
+/**
+ * The U-Net as Keras lists it in `model.layers`, weightless layers included:
+ * input_1, conv2d_1, conv2d_2, max_pooling2d_1, …, conv2d_transpose_1,
+ * concatenate_1, …, conv2d_19. For the tutorial's functional model that is
+ * the order the layers are created in (each skip joins the decoder later than
+ * the pooling that follows it, so depth order and creation order agree).
+ * Every exporter walks this one list: the ONNX graph, the tfjs topology and
+ * the HDF5 file's layer_names.
+ */
+import type { NamedTensor } from '../safetensors.js';
+import { type UNetLayerSpec, unetLayerSpecs } from '../unet.js';
+
+export type KerasLayer =
+  | { readonly kind: 'input'; readonly name: string }
+  | { readonly kind: 'conv2d' | 'conv2d_transpose'; readonly name: string; readonly input: string; readonly spec: UNetLayerSpec }
+  | { readonly kind: 'max_pooling2d'; readonly name: string; readonly input: string }
+  | { readonly kind: 'concatenate'; readonly name: string; readonly inputs: readonly [string, string] };
+
+const LEVELS = 4;
+
+/** The layers of the U-Net of base width `baseWidth`, in Keras's order; each layer's one output is named after it. */
+export function kerasUNetLayers(baseWidth: number): KerasLayer[] {
+  const specs = unetLayerSpecs(baseWidth);
+  let nextSpec = 0;
+  let pools = 0;
+  let concats = 0;
+  const layers: KerasLayer[] = [{ kind: 'input', name: 'input_1' }];
+  let last = 'input_1';
+  const weighted = (): string => {
+    const spec = specs[nextSpec++]!;
+    layers.push({ kind: spec.kind, name: spec.name, input: last, spec });
+    return (last = spec.name);
+  };
+  const skips: string[] = [];
+  for (let level = 0; level < LEVELS; level++) {
+    weighted();
+    skips.push(weighted());
+    const name = `max_pooling2d_${++pools}`;
+    layers.push({ kind: 'max_pooling2d', name, input: last });
+    last = name;
+  }
+  weighted();
+  weighted();
+  for (let level = 0; level < LEVELS; level++) {
+    const upsampled = weighted();
+    const name = `concatenate_${++concats}`;
+    layers.push({ kind: 'concatenate', name, inputs: [upsampled, skips.pop()!] });
+    last = name;
+    weighted();
+    weighted();
+  }
+  weighted(); // the 1 × 1 sigmoid head
+  if (nextSpec !== specs.length) throw new Error(`kerasUNetLayers: placed ${nextSpec} of ${specs.length} weighted layers`);
+  return layers;
+}
+
+/** What an exporter needs: the weights under their Keras names, and how frames are prepared for the model. */
+export interface ExportableUNet {
+  readonly baseWidth: number;
+  /** The square input size the model was trained at (the graphs accept any multiple of 16). */
+  readonly inputSize: number;
+  readonly weights: ReadonlyMap<string, NamedTensor>;
+  /** Frames resized to inputSize (blurred first when antiAlias), then (pixel − mean) / std, are the model's input. */
+  readonly preprocessing: { readonly mean: number; readonly std: number; readonly antiAlias: boolean };
+}
+
+export class ExportError extends Error {
+  override name = 'ExportError';
+}
+
+/**
+ * Checks that `weights` holds exactly the kernel and bias of every weighted
+ * layer of the U-Net of base width `baseWidth`, with Keras's shapes; names
+ * the first tensor that is missing, misshapen or unexpected.
+ */
+export function checkUNetWeights(weights: ReadonlyMap<string, NamedTensor>, baseWidth: number, source: string): void {
+  const expected = new Map<string, readonly number[]>();
+  for (const spec of unetLayerSpecs(baseWidth)) {
+    expected.set(`${spec.name}/kernel`, spec.kernelShape);
+    expected.set(`${spec.name}/bias`, [spec.filters]);
+  }
+  for (const [name, shape] of expected) {
+    const t = weights.get(name);
+    if (!t) throw new ExportError(`${source}: tensor ${name} is missing (a U-Net of base width ${baseWidth} has ${expected.size} tensors)`);
+    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+      throw new ExportError(`${source}: tensor ${name} has shape [${t.shape.join(', ')}], the U-Net of base width ${baseWidth} needs [${shape.join(', ')}]`);
+    }
+  }
+  for (const name of weights.keys()) {
+    if (!expected.has(name)) throw new ExportError(`${source}: unexpected tensor ${name}: the U-Net of base width ${baseWidth} has no such weight`);
+  }
+}
+
+/**
+ * The values of a (kh, kw, a, b) kernel rearranged to (b, a, kh, kw): ONNX's
+ * layout for both convolutions (Conv2D (kh, kw, in, out) → (out, in, kh, kw);
+ * Conv2DTranspose (kh, kw, out, in) → (in, out, kh, kw)).
+ */
+export function kernelToOIHW(t: NamedTensor): Float32Array {
+  const [kh, kw, a, b] = t.shape as [number, number, number, number];
+  const out = new Float32Array(t.data.length);
+  for (let y = 0; y < kh; y++) {
+    for (let x = 0; x < kw; x++) {
+      for (let i = 0; i < a; i++) {
+        for (let o = 0; o < b; o++) out[((o * a + i) * kh + y) * kw + x] = t.data[((y * kw + x) * a + i) * b + o]!;
+      }
+    }
+  }
+  return out;
+}

@@ -1,0 +1,97 @@
+/**
+ * A small U-Net with seeded Glorot kernels and random biases (zero biases
+ * would hide a misplaced bias), the five Kaggle sample frames prepared as
+ * predict prepares them, the engine's probabilities for them, and the
+ * checkpoint that `export` reads.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { decodeTiff } from '../../src/data/tiff.js';
+import { meanStd, normalize, resizeStack } from '../../src/data/prepare.js';
+import { CHECKPOINT_FORMAT, type CheckpointMeta, encodeCheckpointTensors } from '../../src/model/checkpoint.js';
+import type { NamedTensor } from '../../src/model/safetensors.js';
+import { predictProbabilities } from '../../src/model/trainer.js';
+import { buildUNetParameters, createUNet } from '../../src/model/unet.js';
+import type { Gpu } from '../../src/kernels/gpu.js';
+import { readFixture } from '../data/fixtures.js';
+import { randomArray } from '../helpers/random.js';
+
+export const FRAME_COUNT = 5;
+
+export interface FixtureModel {
+  size: number;
+  /** Normalised frames [5, size, size, 1]. */
+  images: Float32Array;
+  /** The engine's probabilities for them [5, size, size, 1], through predict's own batching. */
+  engine: Float32Array;
+  weights: Map<string, NamedTensor>;
+  meta: CheckpointMeta;
+  /** The checkpoint, written in `dir`. */
+  checkpointPath: string;
+  dir: string;
+  cleanup(): void;
+}
+
+/** The sample frames 1_1 … 1_5, resized to `size` and normalised by their own mean and std (as training computes them). */
+export function sampleFrames(size: number): { images: Float32Array; mean: number; std: number } {
+  const decoded = Array.from({ length: FRAME_COUNT }, (_, i) => decodeTiff(readFixture(`1_${i + 1}.tif`), `1_${i + 1}.tif`));
+  const { width, height } = decoded[0]!;
+  const frames = new Uint8Array(FRAME_COUNT * width * height);
+  decoded.forEach((d, i) => frames.set(d.data, i * width * height));
+  const resized = resizeStack(frames, FRAME_COUNT, width, height, size, { antiAlias: false });
+  const { mean, std } = meanStd(resized, size * size, 0, FRAME_COUNT);
+  return { images: normalize(resized, mean, std), mean, std };
+}
+
+export async function fixtureModel(gpu: Gpu, baseWidth: number, size: number, seed: number): Promise<FixtureModel> {
+  const { images, mean, std } = sampleFrames(size);
+  const store = buildUNetParameters({ baseWidth, inputSize: size, seed });
+  const initialValues = store.initialValues();
+  const weights = new Map<string, NamedTensor>();
+  for (const [i, p] of store.params.entries()) {
+    const initial = initialValues.get(p.name)!;
+    const data = p.name.endsWith('/bias') ? randomArray(initial.length, seed * 100 + i, -0.1, 0.1) : initial;
+    weights.set(p.name, { shape: [...p.shape], data });
+  }
+  const model = createUNet(gpu, { baseWidth, inputSize: size, seed });
+  model.parameters.load(new Map([...weights].map(([k, t]) => [k, t.data])));
+  const engine = await predictProbabilities(model, images, FRAME_COUNT, size, FRAME_COUNT);
+  model.dispose();
+  const meta: CheckpointMeta = {
+    format: CHECKPOINT_FORMAT,
+    version: 'test',
+    config: { baseWidth, inputSize: size, seed },
+    normalization: { mean, std },
+    epoch: 1,
+    step: 1,
+    metrics: {},
+    adapter: 'test',
+    createdAt: new Date(0).toISOString(),
+  };
+  const dir = mkdtempSync(join(tmpdir(), 'wgsl-unet-export-'));
+  const checkpointPath = join(dir, 'best.safetensors');
+  writeFileSync(checkpointPath, encodeCheckpointTensors(weights, meta));
+  return { size, images, engine, weights, meta, checkpointPath, dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+const cli = join(__dirname, '../../dist/cli.js');
+
+/** Runs the built CLI; stderr without Dawn's warnings. */
+export function runCli(args: string[], cwd: string) {
+  const r = spawnSync(process.execPath, [cli, ...args], { cwd, encoding: 'utf8', timeout: 120_000 });
+  const errors = r.stderr.split('\n').filter((l) => l.trim() && !l.startsWith('Warning: '));
+  return { code: r.status, stdout: r.stdout, errors };
+}
+
+/** Smallest and largest value, to show the compared outputs are not constant. */
+export function range(values: Float32Array): [number, number] {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const v of values) {
+    lo = Math.min(lo, v);
+    hi = Math.max(hi, v);
+  }
+  return [lo, hi];
+}

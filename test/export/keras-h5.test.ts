@@ -1,0 +1,194 @@
+/**
+ * `export --format keras-h5` and `import --format keras-h5`: a round trip
+ * gives back the same tensors bit for bit; h5py, where python3 has it, reads
+ * the file as Keras 2's load_weights does (names as byte strings, one group
+ * per layer, kernel:0 and bias:0 datasets); importing checks the layers and
+ * shapes and says what is wrong; and the commands' errors are one line.
+ */
+import { createHash } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as h5node from 'h5wasm/node';
+import { decodeCheckpoint } from '../../src/model/checkpoint.js';
+import { encodeSafetensors } from '../../src/model/safetensors.js';
+import { decodeKerasH5, encodeKerasH5, unetWeightsFromKeras } from '../../src/model/export/keras-h5.js';
+import { kerasUNetLayers } from '../../src/model/export/keras-layers.js';
+import { testGpu } from '../helpers/gpu.js';
+import { type FixtureModel, fixtureModel, runCli } from './fixture-model.js';
+
+let m: FixtureModel;
+let exported: string;
+beforeAll(async () => {
+  m = await fixtureModel(await testGpu(), 4, 32, 3);
+  exported = join(m.dir, 'weights.h5');
+  const r = runCli(['export', '--format', 'keras-h5', '--model', m.checkpointPath, '--out', exported], m.dir);
+  expect(r.errors, r.errors.join('\n')).toEqual([]);
+  expect(r.code).toBe(0);
+  await h5node.ready;
+});
+afterAll(() => m?.cleanup());
+
+const H5PY_SCRIPT = join(__dirname, 'keras_h5_h5py.py');
+const sha256 = (data: Float32Array) => createHash('sha256').update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)).digest('hex');
+
+/** Edits an HDF5 file on disk in place (h5wasm's Node build reads and writes host paths). */
+function editFile(path: string, edit: (f: h5node.File) => void): void {
+  const f = new h5node.File(path, 'a');
+  try {
+    edit(f);
+  } finally {
+    f.close();
+  }
+}
+
+function replaceNames(target: h5node.Group, name: string, values: string[]): void {
+  target.delete_attribute(name);
+  target.create_attribute(name, values, [values.length], `A${Math.max(1, ...values.map((v) => v.length)) + 1}`);
+}
+
+describe('Keras HDF5 weights', () => {
+  it('export then import gives back every tensor bit for bit, with the input size and normalisation', () => {
+    const back = join(m.dir, 'imported.safetensors');
+    const r = runCli(['import', '--format', 'keras-h5', '--in', exported, '--out', back], m.dir);
+    expect(r.errors, r.errors.join('\n')).toEqual([]);
+    expect(r.code).toBe(0);
+    const ckpt = decodeCheckpoint(readFileSync(back), back);
+    expect([...ckpt.weights.keys()].sort()).toEqual([...m.weights.keys()].sort());
+    for (const [name, t] of m.weights) {
+      const got = ckpt.weights.get(name)!;
+      expect(got.shape, name).toEqual(t.shape);
+      expect(Buffer.from(got.data.buffer, got.data.byteOffset, got.data.byteLength).equals(Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength)), name).toBe(true);
+    }
+    expect(ckpt.meta.config.baseWidth).toBe(4);
+    expect(ckpt.meta.config.inputSize).toBe(32);
+    expect(ckpt.meta.normalization).toEqual(m.meta.normalization);
+    expect(ckpt.meta.antiAlias).toBe(false);
+  });
+
+  const hasH5py = spawnSync('python3', ['-c', 'import h5py'], { encoding: 'utf8' }).status === 0;
+  it.skipIf(!hasH5py)(`h5py reads it as Keras 2's load_weights does${hasH5py ? '' : ' (skipped: python3 has no h5py; PYTHONPATH may point at one)'}`, () => {
+    const r = spawnSync('python3', [H5PY_SCRIPT, 'read', exported], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const found = JSON.parse(r.stdout) as {
+      keras_version: string;
+      backend: string;
+      layer_names: string[];
+      layers: Record<string, { name: string; shape: number[]; dtype: string; sha256: string }[]>;
+    };
+    expect(found.backend).toBe('tensorflow');
+    expect(found.keras_version).toMatch(/^2\./);
+    const layers = kerasUNetLayers(4);
+    expect(found.layer_names).toEqual(layers.map((l) => l.name));
+    for (const layer of layers) {
+      const weights = found.layers[layer.name]!;
+      if (layer.kind !== 'conv2d' && layer.kind !== 'conv2d_transpose') {
+        expect(weights, layer.name).toEqual([]);
+        continue;
+      }
+      expect(weights.map((w) => w.name)).toEqual([`${layer.name}/kernel:0`, `${layer.name}/bias:0`]);
+      for (const [i, part] of ['kernel', 'bias'].entries()) {
+        const t = m.weights.get(`${layer.name}/${part}`)!;
+        expect(weights[i]!.shape).toEqual(t.shape);
+        expect(weights[i]!.dtype).toBe('float32');
+        expect(weights[i]!.sha256, `${layer.name}/${part}`).toBe(sha256(t.data));
+      }
+    }
+  });
+
+  it.skipIf(!hasH5py)(`imports a file h5py wrote as Keras 2's save_weights does (byte-string names, empty lists for weightless layers)${hasH5py ? '' : ' (skipped: python3 has no h5py)'}`, () => {
+    const written = join(m.dir, 'h5py-written.h5');
+    const w = spawnSync('python3', [H5PY_SCRIPT, 'copy', exported, written], { encoding: 'utf8' });
+    expect(w.status, w.stderr).toBe(0);
+    const out = join(m.dir, 'from-h5py.safetensors');
+    const r = runCli(['import', '--format', 'keras-h5', '--in', written, '--out', out, '--mean', '1', '--std', '2'], m.dir);
+    expect(r.errors, r.errors.join('\n')).toEqual([]);
+    const ckpt = decodeCheckpoint(readFileSync(out), out);
+    expect(ckpt.weights.size).toBe(m.weights.size);
+    for (const [name, t] of m.weights) expect(ckpt.weights.get(name)!.data, name).toEqual(t.data);
+  });
+
+  it("loads by position as Keras does: tf.keras's names (conv2d, conv2d_1, …) map onto the U-Net's", async () => {
+    const file = await decodeKerasH5(readFileSync(exported), 'weights.h5');
+    let convs = 0;
+    let ups = 0;
+    for (const layer of file.layers) {
+      const renamed = layer.name.startsWith('conv2d_transpose') ? `conv2d_transpose${ups++ ? `_${ups - 1}` : ''}` : layer.name.startsWith('conv2d') ? `conv2d${convs++ ? `_${convs - 1}` : ''}` : layer.name;
+      layer.weights = layer.weights.map((w) => ({ ...w, name: w.name.replace(layer.name, renamed) }));
+      layer.name = renamed;
+    }
+    expect(file.layers[1]!.name).toBe('conv2d');
+    const { baseWidth, weights } = unetWeightsFromKeras(file, 'renamed');
+    expect(baseWidth).toBe(4);
+    for (const [name, t] of m.weights) expect(weights.get(name)!.data, name).toEqual(t.data);
+  });
+
+  it('a file with a layer missing, or a kernel of the wrong shape, is refused with a message naming it', async () => {
+    const missing = join(m.dir, 'missing-layer.h5');
+    writeFileSync(missing, await encodeKerasH5({ baseWidth: 4, inputSize: 32, weights: m.weights, preprocessing: { ...m.meta.normalization, antiAlias: false } }, 'test'));
+    editFile(missing, (f) => replaceNames(f, 'layer_names', kerasUNetLayers(4).map((l) => l.name).filter((n) => n !== 'conv2d_5')));
+    let r = runCli(['import', '--format', 'keras-h5', '--in', missing, '--out', join(m.dir, 'x.safetensors')], m.dir);
+    expect(r.code).toBe(1);
+    expect(r.errors).toHaveLength(1);
+    expect(r.errors[0]).toMatch(/^error: .*missing-layer\.h5: 22 layers with weights, the U-Net has 23/);
+
+    const misshapen = join(m.dir, 'misshapen.h5');
+    writeFileSync(misshapen, readFileSync(exported));
+    editFile(misshapen, (f) => {
+      const g = f.get('conv2d_3') as h5node.Group;
+      g.create_group('other');
+      g.create_dataset({ name: 'other/kernel:0', data: new Float32Array(3 * 3 * 4 * 9), shape: [3, 3, 4, 9], dtype: '<f' });
+      replaceNames(g, 'weight_names', ['other/kernel:0', 'conv2d_3/bias:0']);
+    });
+    r = runCli(['import', '--format', 'keras-h5', '--in', misshapen, '--out', join(m.dir, 'x.safetensors')], m.dir);
+    expect(r.code).toBe(1);
+    expect(r.errors).toHaveLength(1);
+    expect(r.errors[0]).toMatch(/^error: .*misshapen\.h5: tensor conv2d_3\/kernel has shape \[3, 3, 4, 9\], the U-Net of base width 4 needs \[3, 3, 4, 8\]/);
+  });
+
+  it("a file from Keras (no wgsl_unet record) needs --mean and --std, and then imports", () => {
+    const plain = join(m.dir, 'keras-plain.h5');
+    writeFileSync(plain, readFileSync(exported));
+    editFile(plain, (f) => f.delete_attribute('wgsl_unet'));
+    const out = join(m.dir, 'plain.safetensors');
+    let r = runCli(['import', '--format', 'keras-h5', '--in', plain, '--out', out], m.dir);
+    expect(r.code).toBe(2);
+    expect(r.errors[0]).toMatch(/does not record how frames were normalised: give --mean and --std/);
+    r = runCli(['import', '--format', 'keras-h5', '--in', plain, '--out', out, '--mean', '99.5', '--std', '50.25'], m.dir);
+    expect(r.errors, r.errors.join('\n')).toEqual([]);
+    const ckpt = decodeCheckpoint(readFileSync(out), out);
+    expect(ckpt.meta.normalization).toEqual({ mean: 99.5, std: 50.25 });
+    expect(ckpt.meta.config.inputSize).toBe(96); // the tutorial's, when the file does not say
+    expect(ckpt.weights.get('conv2d_19/kernel')!.data).toEqual(m.weights.get('conv2d_19/kernel')!.data);
+  });
+});
+
+describe('export and import errors: one line, nothing written', () => {
+  const cases: [string, () => string[], number, RegExp][] = [
+    ['an unknown format', () => ['export', '--format', 'pytorch', '--model', m.checkpointPath], 2, /unknown --format "pytorch"; known: onnx, tfjs, keras-h5/],
+    ['no format', () => ['export', '--model', m.checkpointPath], 2, /--format is required/],
+    ['a missing checkpoint', () => ['export', '--format', 'onnx', '--model', join(m.dir, 'nope.safetensors'), '--out', join(m.dir, 'nope.onnx')], 1, /checkpoint not found: .*nope\.safetensors/],
+    ['a file that is not a checkpoint', () => ['export', '--format', 'onnx', '--model', exported, '--out', join(m.dir, 'nope.onnx')], 1, /weights\.h5/],
+    ['safetensors that are not a checkpoint', () => {
+      const other = join(m.dir, 'other.safetensors');
+      writeFileSync(other, encodeSafetensors(new Map([['w', { shape: [1], data: new Float32Array(1) }]])));
+      return ['export', '--format', 'tfjs', '--model', other, '--out', join(m.dir, 'nope-tfjs')];
+    }, 1, /other\.safetensors: not a wgsl-unet checkpoint/],
+    ['import without --in', () => ['import', '--format', 'keras-h5'], 2, /--in is required/],
+    ['import of a missing file', () => ['import', '--format', 'keras-h5', '--in', join(m.dir, 'nope.h5'), '--out', join(m.dir, 'nope.safetensors')], 1, /weights file not found: .*nope\.h5/],
+    ['import of a file that is not HDF5', () => ['import', '--format', 'keras-h5', '--in', m.checkpointPath, '--out', join(m.dir, 'nope.safetensors')], 1, /best\.safetensors: not an HDF5 file/],
+    ['import in an unsupported format', () => ['import', '--format', 'onnx', '--in', exported], 2, /unknown --format "onnx"; known: keras-h5/],
+  ];
+  for (const [what, args, code, message] of cases) {
+    it(what, () => {
+      const r = runCli(args(), m.dir);
+      expect(r.code).toBe(code);
+      expect(r.errors, r.errors.join('\n')).toHaveLength(1);
+      expect(r.errors[0]).toMatch(/^error: /);
+      expect(r.errors[0]).toMatch(message);
+      // Nothing named nope* was written, not even a temporary file.
+      expect(readdirSync(m.dir).filter((n) => n.startsWith('nope'))).toEqual([]);
+    });
+  }
+});
