@@ -28,6 +28,7 @@ export { Trainer, NonFiniteLossError, predictProbabilities, type ImageSet, type 
 export { CHECKPOINT_FORMAT, CheckpointError, decodeCheckpoint, encodeCheckpoint, loadWeights, type Checkpoint, type CheckpointMeta } from './model/checkpoint.js';
 export { decodeSafetensors, encodeSafetensors, SafetensorsError, type NamedTensor } from './model/safetensors.js';
 export { Rng, shuffle } from './model/rng.js';
+export { fit, type EpochLog, type FitOptions } from './model/fit.js';
 
 // Data: frames, pre-processing, synthetic frames, metrics.
 export { decodeTiff, encodeTiffGray8, type GrayImage } from './data/tiff.js';

@@ -34,7 +34,7 @@ import {
   predictFrame,
   resizeBilinear,
   resizeStack,
-  shuffle,
+  fit,
   defaultPrecision,
   precisionOf,
   setPrecision,
@@ -432,30 +432,23 @@ async function train(): Promise<void> {
         const val0 = await trainer.evaluate(data.set, valRows);
         page.training.epochs.push({ epoch: 0, loss: NaN, dice: NaN, val_loss: val0, val_dice: -val0, seconds: elapsed() });
         scheduleCharts();
-        let epochsDone = 0;
-        for (let epoch = 1; epoch <= o.epochs; epoch++) {
-          const order = shuffle(Int32Array.from(trainRows), rng);
-          const r = await trainer.trainEpoch(
-            data.set,
-            order,
-            epoch,
-            (s) => {
-              page.training.steps.push({ step: (epoch - 1) * steps + s.step, epoch, loss: s.loss });
-              ui.trainInfo.textContent = `Epoch ${epoch} of ${o.epochs}, step ${s.step} of ${s.steps}: loss ${fmt(s.loss)} (${where}).`;
-              scheduleCharts();
-            },
-            () => stopRequested,
-          );
-          if (!r.completed) break;
-          const val = await trainer.evaluate(data.set, valRows);
-          page.training.epochs.push({ epoch, loss: r.loss, dice: -r.loss, val_loss: val, val_dice: -val, seconds: elapsed() });
-          epochsDone = epoch;
-          scheduleCharts();
-        }
+        let taken = 0;
+        const { lastEpoch: epochsDone } = await fit(trainer, {
+          set: data.set, trainRows, valRows, epochs: o.epochs, rng, shouldStop: () => stopRequested,
+          onEpochStart: (epoch) => (s) => {
+            page.training.steps.push({ step: (epoch - 1) * steps + s.step, epoch, loss: s.loss });
+            ui.trainInfo.textContent = `Epoch ${epoch} of ${o.epochs}, step ${s.step} of ${s.steps}: loss ${fmt(s.loss)} (${where}).`;
+            scheduleCharts();
+          },
+          onEpochEnd: (entry, progress) => {
+            // The charts' time axis is the whole run's, not the epoch's.
+            page.training.epochs.push({ ...entry, seconds: elapsed() });
+            taken = progress.steps;
+            scheduleCharts();
+          },
+        });
         const last = page.training.epochs[page.training.epochs.length - 1]!;
         const metrics: Record<string, number> = epochsDone ? { loss: last.loss, dice: last.dice, val_loss: last.val_loss, val_dice: last.val_dice } : { val_loss: last.val_loss, val_dice: last.val_dice };
-        // With loss scaling the GPU alone knows how many steps were taken (skipped ones are not).
-        const taken = (await adam.lossScaleStatus())?.t ?? adam.t;
         const meta: CheckpointMeta = {
           format: CHECKPOINT_FORMAT,
           version,

@@ -1,16 +1,7 @@
 /** An SVG chart of the training curves: loss and Dice per epoch, training and validation. */
 
-export interface EpochLog {
-  epoch: number;
-  loss: number;
-  dice: number;
-  val_loss: number;
-  val_dice: number;
-  seconds: number;
-  /** Mixed precision: the loss scale at the epoch's end and the steps skipped in it for infinite or NaN gradients. */
-  loss_scale?: number;
-  skipped_steps?: number;
-}
+export type { EpochLog } from '../model/fit.js';
+import type { EpochLog } from '../model/fit.js';
 
 const W = 640;
 const H = 300;

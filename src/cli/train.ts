@@ -17,7 +17,8 @@ import type { Gpu } from '../kernels/gpu.js';
 import { formatAdapter } from '../kernels/gpu.js';
 import { Adam } from '../model/adam.js';
 import { type CheckpointMeta, CHECKPOINT_FORMAT, decodeCheckpoint, encodeCheckpoint, loadWeights } from '../model/checkpoint.js';
-import { Rng, shuffle } from '../model/rng.js';
+import { Rng } from '../model/rng.js';
+import { fit } from '../model/fit.js';
 import { NonFiniteLossError, Trainer, type ImageSet } from '../model/trainer.js';
 import { createUNet } from '../model/unet.js';
 import { GPU_OPTIONS, type OptionSpec, type Parsed, UsageError, parseArgs, usage } from './args.js';
@@ -244,7 +245,6 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
   // Mixed precision scales the loss, so that small gradients survive as f16 operands.
   const adam = new Adam(model.parameters, { lr: preset.lr }, precision === 'mixed');
   let stepsTaken = resumed ? resumed.adam!.t : 0;
-  let skippedBefore = 0;
   let rng = new Rng(((o.seed as number) ^ 0x5eed) >>> 0);
   let firstEpoch = 1;
   const log: EpochLog[] = [];
@@ -302,62 +302,62 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
     },
   });
 
-  for (let epoch = firstEpoch; epoch <= preset.epochs; epoch++) {
-    const order = shuffle(Int32Array.from(trainRows), rng);
-    const t0 = performance.now();
-    const bar = progress(`epoch ${epoch}/${preset.epochs}`, data.trainCount, 'images');
-    let result: { loss: number; completed: boolean };
-    try {
-      result = await trainer.trainEpoch(data.train, order, epoch, (r) => bar.update(r.images, `loss ${r.loss.toFixed(4)}, dice ${(-r.loss).toFixed(4)}`), stopRequested);
-    } catch (e) {
-      bar.finish('stopped');
-      if (e instanceof NonFiniteLossError) {
-        console.error(`error: ${e.message}`);
-        console.error(`the last good checkpoint is ${existsSync(join(runDir, 'last.safetensors')) ? join(runDir, 'last.safetensors') : '(none: this was the first epoch)'}`);
-        process.exitCode = 1;
-        model.dispose();
-        adam.dispose();
-        return;
-      }
-      throw e;
-    }
-    if (!result.completed) {
-      // last.safetensors stays the end of the last whole epoch, with the
-      // generator as it was then: --resume runs this epoch again from its
-      // start and reproduces the uninterrupted run.
-      bar.finish('interrupted');
-      const last = join(runDir, 'last.safetensors');
-      console.log(existsSync(last)
-        ? `interrupted in epoch ${epoch}: ${last} holds the end of epoch ${epoch - 1}; continue with: npm run train -- --resume ${runDir}`
-        : `interrupted in epoch ${epoch}, before any epoch was complete: nothing was saved`);
-      process.exitCode = 130;
+  let bar: ReturnType<typeof progress> | null = null;
+  let run: Awaited<ReturnType<typeof fit>>;
+  try {
+    run = await fit(trainer, {
+      set: data.train, trainRows, valRows, epochs: preset.epochs, firstEpoch, rng, shouldStop: stopRequested,
+      onEpochStart: (epoch) => {
+        const b = (bar = progress(`epoch ${epoch}/${preset.epochs}`, data.trainCount, 'images'));
+        return (r) => b.update(r.images, `loss ${r.loss.toFixed(4)}, dice ${(-r.loss).toFixed(4)}`);
+      },
+      onEpochEnd: async (entry, { steps }) => {
+        stepsTaken = steps;
+        log.push(entry);
+        const scaleNote = entry.loss_scale !== undefined ? `, loss scale ${entry.loss_scale}, ${entry.skipped_steps} steps skipped` : '';
+        bar!.finish(`loss ${entry.loss.toFixed(4)}, dice ${entry.dice.toFixed(4)}, val_loss ${entry.val_loss.toFixed(4)}, val_dice ${entry.val_dice.toFixed(4)}${scaleNote}`);
+        bar = null;
+        const metrics = { loss: entry.loss, dice: entry.dice, val_loss: entry.val_loss, val_dice: entry.val_dice };
+        // last.safetensors is written last: it decides where --resume starts, and
+        // a run killed before it resumes at this epoch, which rewrites the others
+        // (the log's lines from this epoch on are dropped on resume).
+        writeAtomic(join(runDir, 'log.jsonl'), log.map((e) => JSON.stringify(e)).join('\n') + '\n');
+        writeAtomic(join(runDir, 'curves.svg'), curvesSvg(log));
+        if (entry.val_loss < bestValLoss) {
+          bestValLoss = entry.val_loss;
+          bestMeta = meta(entry.epoch, metrics, rng.state());
+          writeAtomic(join(runDir, 'best.safetensors'), await encodeCheckpoint(model, bestMeta));
+          console.log(`  val_loss improved to ${entry.val_loss.toFixed(4)}: saved best.safetensors`);
+        }
+        writeAtomic(join(runDir, 'last.safetensors'), await encodeCheckpoint(model, meta(entry.epoch, metrics, rng.state()), adam));
+      },
+    });
+  } catch (e) {
+    (bar as ReturnType<typeof progress> | null)?.finish('stopped');
+    if (e instanceof NonFiniteLossError) {
+      console.error(`error: ${e.message}`);
+      console.error(`the last good checkpoint is ${existsSync(join(runDir, 'last.safetensors')) ? join(runDir, 'last.safetensors') : '(none: this was the first epoch)'}`);
+      process.exitCode = 1;
       model.dispose();
       adam.dispose();
       return;
     }
-    const valLoss = await trainer.evaluate(data.train, valRows);
-    const seconds = (performance.now() - t0) / 1000;
-    const entry: EpochLog = { epoch, loss: result.loss, dice: -result.loss, val_loss: valLoss, val_dice: -valLoss, seconds };
-    const scaling = await adam.lossScaleStatus();
-    stepsTaken = scaling ? scaling.t : adam.t;
-    if (scaling) Object.assign(entry, { loss_scale: scaling.scale, skipped_steps: scaling.skipped - skippedBefore });
-    skippedBefore = scaling?.skipped ?? 0;
-    log.push(entry);
-    const scaleNote = scaling ? `, loss scale ${scaling.scale}, ${entry.skipped_steps} steps skipped` : '';
-    bar.finish(`loss ${entry.loss.toFixed(4)}, dice ${entry.dice.toFixed(4)}, val_loss ${valLoss.toFixed(4)}, val_dice ${entry.val_dice.toFixed(4)}${scaleNote}`);
-    const metrics = { loss: entry.loss, dice: entry.dice, val_loss: entry.val_loss, val_dice: entry.val_dice };
-    // last.safetensors is written last: it decides where --resume starts, and
-    // a run killed before it resumes at this epoch, which rewrites the others
-    // (the log's lines from this epoch on are dropped on resume).
-    writeAtomic(join(runDir, 'log.jsonl'), log.map((e) => JSON.stringify(e)).join('\n') + '\n');
-    writeAtomic(join(runDir, 'curves.svg'), curvesSvg(log));
-    if (valLoss < bestValLoss) {
-      bestValLoss = valLoss;
-      bestMeta = meta(epoch, metrics, rng.state());
-      writeAtomic(join(runDir, 'best.safetensors'), await encodeCheckpoint(model, bestMeta));
-      console.log(`  val_loss improved to ${valLoss.toFixed(4)}: saved best.safetensors`);
-    }
-    writeAtomic(join(runDir, 'last.safetensors'), await encodeCheckpoint(model, meta(epoch, metrics, rng.state()), adam));
+    throw e;
+  }
+  if (run.interrupted !== null) {
+    // last.safetensors stays the end of the last whole epoch, with the
+    // generator as it was then: --resume runs this epoch again from its
+    // start and reproduces the uninterrupted run.
+    const epoch = run.interrupted;
+    (bar as ReturnType<typeof progress> | null)?.finish('interrupted');
+    const last = join(runDir, 'last.safetensors');
+    console.log(existsSync(last)
+      ? `interrupted in epoch ${epoch}: ${last} holds the end of epoch ${epoch - 1}; continue with: npm run train -- --resume ${runDir}`
+      : `interrupted in epoch ${epoch}, before any epoch was complete: nothing was saved`);
+    process.exitCode = 130;
+    model.dispose();
+    adam.dispose();
+    return;
   }
   const bestPath = join(runDir, 'best.safetensors');
   if (existsSync(bestPath)) {
