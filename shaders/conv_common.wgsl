@@ -1,9 +1,9 @@
-// What the convolution shaders share (conv_gemm.wgsl, conv_mma.wgsl,
+// What the convolution shaders share (conv_tiled.wgsl, conv_mma.wgsl,
 // conv_direct.wgsl, software/conv_rows.wgsl): appended to each when its
 // source is put together (src/kernels/conv/gemm.ts) (and activation.wgsl, whose ACT and activate() the forward
 // modes use), so the modes' parameters, the first five bindings, where each
 // element of C goes and where the CPU shaders' weight rows read A are written
-// once. The table of modes 0–5 is in conv_gemm.wgsl; mode 6 is below.
+// once. The table of modes 0–5 is in conv_tiled.wgsl; mode 6 is below.
 
 // 0 conv forward, 1 conv ∂input, 2 conv ∂weights, 3 transposed forward,
 // 4 transposed ∂input, 5 transposed ∂weights; 6 (conv_rows.wgsl only) a batch

@@ -1,5 +1,5 @@
 // Convolutions as implicit GEMM, C[M × N] = A[M × K] · B[K × N], for CPU
-// adapters. The modes and the A/B/C mappings are those of conv_gemm.wgsl:
+// adapters. The modes and the A/B/C mappings are those of conv_tiled.wgsl:
 //   0 conv forward, 1 conv ∂input, 2 conv ∂weights (split over pixels),
 //   3 transposed forward, 4 transposed ∂input, 5 transposed ∂weights (split).
 //

@@ -1,6 +1,6 @@
-// Gathering A for the tiled GEMMs (conv_gemm.wgsl in f32, conv_mma.wgsl in
+// Gathering A for the tiled GEMMs (conv_tiled.wgsl in f32, conv_mma.wgsl in
 // f16): four rows of A at one k, straight from the NHWC activations, for
-// every mode of the table in conv_gemm.wgsl. src/kernels/conv/gemm.ts
+// every mode of the table in conv_tiled.wgsl. src/kernels/conv/gemm.ts
 // appends this file, with conv_common.wgsl, to both shaders.
 
 // Staging A without a division per element: what a staged row needs is

@@ -1,4 +1,4 @@
-// The convolutions' implicit GEMMs (every mode of conv_gemm.wgsl's table) on
+// The convolutions' implicit GEMMs (every mode of conv_tiled.wgsl's table) on
 // subgroup matrices: f16 operands, f32 accumulation — the tensor cores on
 // NVIDIA. Activations, weights and results stay f32 in memory; each tile of
 // A and B is rounded to f16 as it is staged.
@@ -16,7 +16,7 @@
 // matrices of rows sy·2·SM… and columns sx·2·SN…, as four variables (arrays
 // of matrices indexed in loops may live in memory instead of registers).
 // K is walked TK at a time: TM × TK of A (four rows of one k gathered as in
-// conv_gemm.wgsl) and TK × TN of B ([k][column]) are staged as f16 in
+// conv_tiled.wgsl) and TK × TN of B ([k][column]) are staged as f16 in
 // workgroup memory, then each subgroup runs TK / SK steps of four matrix
 // loads and four multiply-accumulates. A is staged in the order its invocations gather it,
 // so that neighbouring invocations write neighbouring halves: row-major
@@ -26,7 +26,7 @@
 // read along come in fours (A4), each invocation loads four values of A with
 // one vec4 (four k of a pixel row, or four channel rows of one k), and B
 // likewise four columns (B4), through vec4 views of the same buffers
-// (bindings 5 and 6); otherwise A is gathered as in conv_gemm.wgsl, four
+// (bindings 5 and 6); otherwise A is gathered as in conv_tiled.wgsl, four
 // rows of one k a slot. Rows of every staged tile are PAD halves longer than
 // needed, so that the matrix loads, which read SK-long pieces of consecutive
 // rows, fall in different banks. At the end each subgroup writes its
@@ -132,7 +132,7 @@ fn main(
   }
 
   // This invocation's A slots and their rows, decoded once (slot order as in
-  // conv_gemm.wgsl; with A4 in the pixel-row modes, one row and a k quad).
+  // conv_tiled.wgsl; with A4 in the pixel-row modes, one row and a k quad).
   let rows_k4 = A4 && A_BY_ROWS;
   var a_kk: array<u32, A_PASSES>;
   var a_rq: array<u32, A_PASSES>;

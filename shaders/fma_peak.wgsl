@@ -3,11 +3,9 @@
 // of each per loop iteration, for `iterations` iterations, and writes one
 // value so nothing is optimised away.
 // Scalar chains, not vec4: on CPU adapters every scalar of an invocation is a
-// whole SIMD register, and 8 vec4 chains (32 registers) spill on AVX2's 16,
-// which halves the rate. Four steps per iteration: a loop whose bound comes
-// from a uniform costs a mask test per iteration on CPU adapters, which with
-// one step per chain took half the time (llvmpipe, 2 cores: 8 vec4 chains
-// 20 GFLOP/s, 8 scalar chains 27, four steps of them 45–52).
+// whole SIMD register, and 8 vec4 chains (32 registers) spill on AVX2's 16.
+// Four steps per iteration: a loop whose bound comes from a uniform costs a
+// mask test per iteration on CPU adapters.
 // FLOPs per invocation: iterations · 4 · 8 chains · 2.
 
 struct Params {

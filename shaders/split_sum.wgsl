@@ -1,7 +1,7 @@
 // Sums that finish gradient reductions split across workgroups.
 //
 // reduce_splits: dst[i] (+)= Σ_s src[s·len + i] — adds the per-split partial
-//   weight gradients of conv_gemm.wgsl (modes 2 and 5) into the gradient.
+//   weight gradients of conv_tiled.wgsl (modes 2 and 5) into the gradient.
 //   Sums from i = p.first on go to dst2[i − p.first] instead: the weight and
 //   bias gradients that mode 2 computes together (BIAS_ROW), which live in
 //   different tensors (p.first = len, and dst2 a dummy, otherwise).

@@ -1,5 +1,5 @@
 // Weights rearranged for the convolution shaders that read B one contiguous
-// row at a time (conv_gemm.wgsl, conv_mma.wgsl, conv_rows.wgsl). A batch of `batches` matrices of
+// row at a time (conv_tiled.wgsl, conv_mma.wgsl, conv_rows.wgsl). A batch of `batches` matrices of
 // rows × cols is transposed, optionally in reverse batch order:
 //   out[b, j, i] = w[FLIP ? batches − 1 − b : b, i, j].
 // Conv ∂input: w (kh, kw, in, out) as taps × [in × out] → B[(tap, out), in] with

@@ -3,7 +3,7 @@ import { testGpu } from './helpers/gpu.js';
 import { randomArray, rng } from './helpers/random.js';
 import { allocTensor } from '../src/kernels/tensor-view.js';
 import { binary, unary } from '../src/kernels/elementwise.js';
-import { BufferPool, MAX_OVERSIZE, type PooledBuffer, sizeClass } from '../src/kernels/pool.js';
+import { BufferPool, MAX_OVERSIZE, type PooledBuffer, sizeClass } from '../src/kernels/buffer-pool.js';
 import { GpuError } from '../src/kernels/errors.js';
 import { createNodeGpu } from '../src/kernels/node-gpu.js';
 

@@ -1,5 +1,5 @@
 // Convolution GEMMs for software adapters whose subgroups are exactly 8
-// invocations (lavapipe on AVX2): modes 0–5 of conv_gemm.wgsl's table, and
+// invocations (lavapipe on AVX2): modes 0–5 of conv_tiled.wgsl's table, and
 // mode 6, a batch of plain GEMMs (Winograd's products, winograd.wgsl), one
 // per workgroup z. B is read by rows; for modes 1 and 3 either rearranged
 // first (weights_transpose.wgsl) or, with WT, from the weights as stored.

@@ -1,6 +1,6 @@
 /** The autograd tensor: a GPU buffer range with a shape, and gradient bookkeeping. */
 import type { BufferView, Gpu } from '../kernels/gpu.js';
-import type { PooledBuffer } from '../kernels/pool.js';
+import type { PooledBuffer } from '../kernels/buffer-pool.js';
 import { ShapeError, shapeStr } from '../kernels/errors.js';
 import { numel, type GpuTensor } from '../kernels/tensor-view.js';
 import { adopt } from './context.js';

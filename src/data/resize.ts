@@ -15,7 +15,7 @@
  * axes see the clamp (the default mode would mirror there instead).
  */
 import { DataError } from './errors.js';
-import { expCorrectlyRounded } from './exp.js';
+import { expCorrectlyRounded } from './exp-correctly-rounded.js';
 
 export interface ResizeOptions {
   /**

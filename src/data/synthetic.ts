@@ -28,8 +28,8 @@
  * Subjects differ in gain, dynamic range, speckle grain size, attenuation,
  * texture density and contrast, fascia and vessel layout, nerve location
  * prior, how often the nerve is present, its size and its visibility.
- * Generating one frame takes about 40 ms (one slow core); its mask alone
- * (generateMask) about 3 ms.
+ * A frame costs far more than its mask alone (generateMask), which callers
+ * that need only masks use.
  *
  * Mask areas, positions, aspect ratios and the empty fraction follow the real
  * training masks: REAL_MASK_STATS below was derived from the competition's

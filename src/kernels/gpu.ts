@@ -9,7 +9,7 @@
  * Nothing here knows about tensors or gradients; kernels/ wrappers call
  * `kernel()` to get a pipeline and `dispatch()` to record work.
  */
-import { BufferPool, type PooledBuffer, type PoolStats } from './pool.js';
+import { BufferPool, type PooledBuffer, type PoolStats } from './buffer-pool.js';
 import { GpuError } from './errors.js';
 
 // Numeric WebGPU flags, so the runtime does not depend on browser globals in Node.

@@ -5,7 +5,7 @@
  * it (src/kernels/loss-scale.ts).
  */
 import type { BufferView, Gpu } from '../kernels/gpu.js';
-import type { PooledBuffer } from '../kernels/pool.js';
+import type { PooledBuffer } from '../kernels/buffer-pool.js';
 import { adamStep } from '../kernels/adam.js';
 import { LOSS_SCALE_STATE_BYTES, type LossScaleRule, unscaleGradients, updateLossScale } from '../kernels/loss-scale.js';
 import { Tensor } from '../autograd/tensor.js';

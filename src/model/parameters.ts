@@ -15,7 +15,7 @@
  * `.grad` a view into the gradient buffer, where backward passes add).
  */
 import type { BufferView, Gpu } from '../kernels/gpu.js';
-import type { PooledBuffer } from '../kernels/pool.js';
+import type { PooledBuffer } from '../kernels/buffer-pool.js';
 import type { GpuTensor } from '../kernels/tensor-view.js';
 import { shapeStr } from '../kernels/errors.js';
 import { Tensor } from '../autograd/tensor.js';

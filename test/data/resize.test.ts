@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { DataError } from '../../src/data/errors.js';
-import { expCorrectlyRounded } from '../../src/data/exp.js';
+import { expCorrectlyRounded } from '../../src/data/exp-correctly-rounded.js';
 import { resizeBilinear, resizeBilinear64, toUint8Truncate } from '../../src/data/resize.js';
 import { decodeTiff } from '../../src/data/tiff.js';
 import { arrayDifference } from './compare.js';

@@ -10,7 +10,7 @@ import { composeShader } from '../shader-source.js';
 import { capsOf, placeholder, softwareConv } from './device.js';
 import { type GemmPlan, type GemmShape, type ShaderPlan, TRANSPOSE_COLS, type TransposePlan, planGemm } from './plan.js';
 import { reduceSplits } from './sums.js';
-import gemmSource from '../../../shaders/conv_gemm.wgsl';
+import tiledSource from '../../../shaders/conv_tiled.wgsl';
 import mmaSource from '../../../shaders/conv_mma.wgsl';
 import gatherSource from '../../../shaders/conv_gather.wgsl';
 import directSource from '../../../shaders/conv_direct.wgsl';
@@ -89,7 +89,7 @@ function shaderSource(s: ShaderPlan): string {
   let source = sources.get(key);
   if (!source) {
     const shared = [commonSource, activationSource];
-    if (s.family === 'conv_gemm') source = composeShader([gemmSource, gatherSource, ...shared], { defines: s.defines });
+    if (s.family === 'conv_tiled') source = composeShader([tiledSource, gatherSource, ...shared], { defines: s.defines });
     else if (s.family === 'conv_mma') {
       const enables = ['f16', 'subgroups', 'chromium_experimental_subgroup_matrix'];
       source = composeShader([mmaSource, gatherSource, ...shared], { enables, defines: s.defines });

@@ -7,7 +7,7 @@
  * as a table.
  *
  * Formulations:
- * - 'tiled' (conv_gemm.wgsl): f32 tiles staged in workgroup memory; GPUs.
+ * - 'tiled' (conv_tiled.wgsl): f32 tiles staged in workgroup memory; GPUs.
  * - 'mma' (conv_mma.wgsl): f16 operands on subgroup matrices, f32 sums; GPUs
  *   running mixed precision.
  * - 'direct' (conv_direct.wgsl): no workgroup memory, no subgroups; the
@@ -19,7 +19,7 @@
 /** The activation fused into a forward GEMM's store (activation.wgsl). */
 export type Activation = 'none' | 'relu' | 'sigmoid';
 
-/** The convolution a GEMM computes; the table of A, B and C per mode is in conv_gemm.wgsl. */
+/** The convolution a GEMM computes; the table of A, B and C per mode is in conv_tiled.wgsl. */
 export const Mode = {
   ConvForward: 0,
   ConvInput: 1,
@@ -117,7 +117,7 @@ export interface ConvCaps {
 
 /** A shader family and how this GEMM specialises it. */
 export interface ShaderPlan {
-  family: 'conv_gemm' | 'conv_mma' | 'conv_direct' | 'conv_rows';
+  family: 'conv_tiled' | 'conv_mma' | 'conv_direct' | 'conv_rows';
   /** Constants written into the source (they size arrays and workgroups). */
   defines: Record<string, number>;
   /** Pipeline-overridable constants. */
@@ -259,7 +259,7 @@ function launchFor(caps: ConvCaps, f: Formulation, g: GemmShape, splits: number)
   if (f === 'tiled') {
     const shape = caps.overrides?.tile ?? tileShapeFor(g.m, g.n, splits);
     const [WG_X, WG_Y, RM, RN] = TILE_SHAPES[shape];
-    return { shader: { family: 'conv_gemm', defines: { WG_X, WG_Y, RM, RN }, constants, extra: ['out'] }, rows: WG_Y * RM, cols: WG_X * RN };
+    return { shader: { family: 'conv_tiled', defines: { WG_X, WG_Y, RM, RN }, constants, extra: ['out'] }, rows: WG_Y * RM, cols: WG_X * RN };
   }
   if (f === 'mma') {
     const c = mmaConstants(caps.matrix!, caps.subgroups!.max, caps.overrides?.mmaTile ?? fittingMmaTile(caps)!, caps.limits);

@@ -71,9 +71,7 @@ export class BufferPool {
    * buffer of the request's class, else the smallest free one of up to
    * MAX_OVERSIZE times the class (a larger buffer idle in the pool serves
    * better than a new one: a training step's tensors change size as it walks
-   * the network), else a new buffer. Replaying the allocations of the U-Net's
-   * batch-32 training step: up to 2× kept 768 MiB in the pool, up to 8×
-   * 737 MiB, for 661 MiB of tensors live at the peak.
+   * the network), else a new buffer.
    */
   acquire(bytes: number): PooledBuffer {
     const cls = sizeClass(bytes);
