@@ -1,5 +1,5 @@
 /**
- * Prints the statistics of the real training masks that src/data/synthetic.ts
+ * Prints the statistics of the real training masks that src/data/synthetic/mask-stats.ts
  * embeds as REAL_MASK_STATS, derived from the competition's train_masks.csv.
  *   npx tsx scripts/derive-mask-stats.ts [path/to/train_masks.csv]
  * (default: ../shared/fixtures/kaggle-sample/train_masks.csv beside the repository)
