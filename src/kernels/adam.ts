@@ -10,8 +10,13 @@ import { ShapeError, shapeStr } from './errors.js';
 import { type GpuTensor, checkSameShape, grid1d, numel } from './tensor-view.js';
 import { checkNoAliasing } from './aliasing.js';
 import adamSource from '../../shaders/adam.wgsl';
+import { uniformBlock } from './uniforms.js';
 
 const GROUP = 256;
+const PARAMS = uniformBlock('adam', adamSource, [
+  ['n', 'u32'], ['row_threads', 'u32'], ['lr_t', 'f32'], ['epsilon', 'f32'], ['beta1', 'f32'], ['one_minus_beta1', 'f32'],
+  ['beta2', 'f32'], ['one_minus_beta2', 'f32'], ['first', 'u32'],
+]);
 
 export interface AdamHyperparameters {
   lr: number;
@@ -56,14 +61,14 @@ export function adamStep(gpu: Gpu, params: GpuTensor, grads: GpuTensor, m: GpuTe
   const run = (base: 'main4' | 'main', invocations: number, first: number) => {
     const entryPoint = lossScale ? (`${base}_scaled` as const) : base;
     const { workgroups, rowThreads } = grid1d(invocations, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
-    const uniforms = new ArrayBuffer(48);
-    new Uint32Array(uniforms, 0, 2).set([n, rowThreads]);
-    new Float32Array(uniforms, 8, 6).set([lossScale ? h.lr : adamStepSize(h), h.epsilon, h.beta1, 1 - h.beta1, h.beta2, 1 - h.beta2]);
-    new Uint32Array(uniforms, 32, 1).set([first]);
+    const uniforms = PARAMS.pack({
+      n, row_threads: rowThreads, lr_t: lossScale ? h.lr : adamStepSize(h), epsilon: h.epsilon,
+      beta1: h.beta1, one_minus_beta1: 1 - h.beta1, beta2: h.beta2, one_minus_beta2: 1 - h.beta2, first,
+    });
     gpu.dispatch({
       kernel: gpu.kernel('adam', adamSource, {}, entryPoint),
       label: `${op} ${lossScale ? 'loss-scaled' : `t=${h.step}`} ${shapeStr(params.shape)}${base === 'main' ? ` from ${first}` : ''}`,
-      uniforms: new Uint8Array(uniforms),
+      uniforms,
       storage: lossScale ? [params.view, grads.view, m.view, v.view, lossScale] : [params.view, grads.view, m.view, v.view],
       workgroups,
     });

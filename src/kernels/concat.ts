@@ -4,8 +4,10 @@ import { ShapeError, shapeStr } from './errors.js';
 import { type GpuTensor, checkRank, grid1d, numel, perInvocation } from './tensor-view.js';
 import { checkNoAliasing } from './aliasing.js';
 import concatSource from '../../shaders/concat.wgsl';
+import { uniformBlock } from './uniforms.js';
 
 const GROUP = 256;
+const PARAMS = uniformBlock('concat', concatSource, [['count', 'u32'], ['row_threads', 'u32'], ['ca', 'u32'], ['cb', 'u32']]);
 
 export interface SplitChannelsOptions {
   /** Add into `da` and `db` instead of overwriting them. */
@@ -39,7 +41,7 @@ function launch(gpu: Gpu, entry: 'concat' | 'split', count: number, ca: number, 
   return {
     entryPoint: q === 4 ? `${entry}4` : entry,
     workgroups,
-    uniforms: new Uint8Array(Uint32Array.of(count / q, rowThreads, ca / q, cb / q).buffer),
+    uniforms: PARAMS.pack({ count: count / q, row_threads: rowThreads, ca: ca / q, cb: cb / q }),
   };
 }
 

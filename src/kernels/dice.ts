@@ -9,8 +9,10 @@ import { type GpuTensor, checkSameShape, checkStorage, grid1d, numel, perInvocat
 import { checkNoAliasing } from './aliasing.js';
 import { reduceGroups } from './reduce.js';
 import diceSource from '../../shaders/dice.wgsl';
+import { uniformBlock } from './uniforms.js';
 
 const GROUP = 256;
+const PARAMS = uniformBlock('dice', diceSource, [['n', 'u32'], ['stride', 'u32']]);
 
 function checkShape(op: string, name: string, t: GpuTensor, want: number[]): void {
   checkStorage(op, name, t);
@@ -38,14 +40,14 @@ export function diceLoss(gpu: Gpu, p: GpuTensor, y: GpuTensor, loss: GpuTensor, 
   gpu.dispatch({
     kernel: gpu.kernel('dice', diceSource, {}, q === 4 ? 'partial_sums4' : 'partial_sums'),
     label: `${op} partial sums ${shapeStr(p.shape)} in ${groups} groups`,
-    uniforms: new Uint8Array(Uint32Array.of(n / q, groups * GROUP).buffer),
+    uniforms: PARAMS.pack({ n: n / q, stride: groups * GROUP }),
     storage: [p.view, y.view, partials],
     workgroups: [groups],
   });
   gpu.dispatch({
     kernel: gpu.kernel('dice', diceSource, {}, 'loss'),
     label: `${op} total of ${groups} partials`,
-    uniforms: new Uint8Array(Uint32Array.of(groups, GROUP).buffer),
+    uniforms: PARAMS.pack({ n: groups, stride: GROUP }),
     storage: [partials, sums.view, loss.view],
     workgroups: [1],
   });
@@ -69,7 +71,7 @@ export function diceLossBackward(gpu: Gpu, p: GpuTensor, y: GpuTensor, sums: Gpu
   gpu.dispatch({
     kernel: gpu.kernel('dice', diceSource, {}, q === 4 ? 'backward4' : 'backward'),
     label: `${op} ${shapeStr(p.shape)}`,
-    uniforms: new Uint8Array(Uint32Array.of(n / q, rowThreads).buffer),
+    uniforms: PARAMS.pack({ n: n / q, stride: rowThreads }),
     storage: [y.view, sums.view, dLoss.view, dp.view], // p is checked, not read: the sums carry it
     workgroups,
   });

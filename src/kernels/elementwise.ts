@@ -4,6 +4,7 @@ import { ShapeError, shapeStr } from './errors.js';
 import { type GpuTensor, checkSameShape, checkStorage, grid1d, numel, perInvocation } from './tensor-view.js';
 import unarySource from '../../shaders/unary.wgsl';
 import binarySource from '../../shaders/binary.wgsl';
+import { uniformBlock } from './uniforms.js';
 
 export const UNARY_OPS = { copy: 0, relu: 1, sigmoid: 2, affine: 3 } as const;
 export type UnaryOp = keyof typeof UNARY_OPS;
@@ -48,17 +49,17 @@ function mapGrid(gpu: Gpu, n: number, byQuads: boolean) {
   return { entryPoint: q === 4 ? 'main4' : 'main', workgroups, rowThreads };
 }
 
+const UNARY_PARAMS = uniformBlock('unary', unarySource, [['n', 'u32'], ['row_threads', 'u32'], ['alpha', 'f32'], ['beta', 'f32']]);
+const BINARY_PARAMS = uniformBlock('binary', binarySource, [['n', 'u32'], ['row_threads', 'u32'], ['alpha', 'f32'], ['_pad', 'f32']]);
+
 function mapUnary(gpu: Gpu, code: number, label: string, x: GpuTensor, out: GpuTensor, opts: ElementwiseOptions): void {
   const n = numel(out.shape);
   // The broadcast reads one element of x, which a vec4 view cannot hold.
   const { entryPoint, workgroups, rowThreads } = mapGrid(gpu, n, code !== BROADCAST);
-  const params = new ArrayBuffer(16);
-  new Uint32Array(params, 0, 2).set([n, rowThreads]);
-  new Float32Array(params, 8, 2).set([opts.alpha ?? 1, opts.beta ?? 0]);
   gpu.dispatch({
     kernel: gpu.kernel('unary', unarySource, { OP: code, ACCUMULATE: opts.accumulate ? 1 : 0 }, entryPoint),
     label,
-    uniforms: new Uint8Array(params),
+    uniforms: UNARY_PARAMS.pack({ n, row_threads: rowThreads, alpha: opts.alpha ?? 1, beta: opts.beta ?? 0 }),
     storage: [x.view, out.view],
     workgroups,
   });
@@ -70,13 +71,10 @@ export function binary(gpu: Gpu, op: BinaryOp, a: GpuTensor, b: GpuTensor, out: 
   checkSameShape(`binary ${op}`, ['a', 'b', 'out'], [a, b, out]);
   const n = numel(a.shape);
   const { entryPoint, workgroups, rowThreads } = mapGrid(gpu, n, true);
-  const params = new ArrayBuffer(16);
-  new Uint32Array(params, 0, 2).set([n, rowThreads]);
-  new Float32Array(params, 8, 1).set([opts.alpha ?? 1]);
   gpu.dispatch({
     kernel: gpu.kernel('binary', binarySource, { OP: BINARY_OPS[op], ACCUMULATE: opts.accumulate ? 1 : 0 }, entryPoint),
     label: `binary ${op} ${shapeStr(a.shape)}`,
-    uniforms: new Uint8Array(params),
+    uniforms: BINARY_PARAMS.pack({ n, row_threads: rowThreads, alpha: opts.alpha ?? 1, _pad: 0 }),
     storage: [a.view, b.view, out.view],
     workgroups,
   });

@@ -4,20 +4,20 @@ import { ShapeError, shapeStr } from './errors.js';
 import { type GpuTensor, checkSameShape, grid1d, numel, perInvocation } from './tensor-view.js';
 import { checkNoAliasing } from './aliasing.js';
 import eluSource from '../../shaders/elu.wgsl';
+import { uniformBlock } from './uniforms.js';
 
 /**
  * The uniforms, the grid and the entry point's suffix: four elements per
  * invocation ('4': vec4 accesses) where n is a nonzero multiple of 4 (a vec4
  * view needs 16 bytes), else one.
  */
+const PARAMS = uniformBlock('elu', eluSource, [['n', 'u32'], ['row_threads', 'u32'], ['alpha', 'f32'], ['_pad', 'u32']]);
+
 function params(gpu: Gpu, op: string, n: number, alpha: number) {
   if (!(alpha > 0) || !Number.isFinite(alpha)) throw new ShapeError(op, `alpha must be a positive number, got ${alpha}`);
   const q = perInvocation(n);
   const { workgroups, rowThreads } = grid1d(n / q, 256, gpu.limits.maxComputeWorkgroupsPerDimension);
-  const u = new ArrayBuffer(16);
-  new Uint32Array(u, 0, 2).set([n, rowThreads]);
-  new Float32Array(u, 8, 1).set([alpha]);
-  return { workgroups, uniforms: new Uint8Array(u), suffix: q === 4 ? '4' : '' };
+  return { workgroups, uniforms: PARAMS.pack({ n, row_threads: rowThreads, alpha, _pad: 0 }), suffix: q === 4 ? '4' : '' };
 }
 
 /** y = elu(x) with the given alpha (Keras's default is 1). */

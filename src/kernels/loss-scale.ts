@@ -8,6 +8,7 @@
 import type { BufferView, Gpu } from './gpu.js';
 import { type GpuTensor, grid1d, numel } from './tensor-view.js';
 import lossScaleSource from '../../shaders/loss_scale.wgsl';
+import { uniformBlock } from './uniforms.js';
 
 export const LOSS_SCALE_STATE_BYTES = 28;
 
@@ -26,11 +27,16 @@ export interface LossScaleRule {
   minScale: number;
 }
 
+const PARAMS = uniformBlock('loss_scale', lossScaleSource, [
+  ['n', 'u32'], ['row_threads', 'u32'], ['interval', 'u32'], ['growth', 'f32'], ['backoff', 'f32'], ['max_scale', 'f32'], ['min_scale', 'f32'],
+  ['beta1', 'f32'], ['one_minus_beta1', 'f32'], ['beta2', 'f32'], ['one_minus_beta2', 'f32'],
+]);
+
 function uniforms(n: number, rowThreads: number, r: LossScaleRule, betas: LossScaleBetas): Uint8Array {
-  const b = new ArrayBuffer(44);
-  new Uint32Array(b, 0, 3).set([n, rowThreads, r.interval]);
-  new Float32Array(b, 12, 8).set([r.growth, r.backoff, r.maxScale, r.minScale, betas.beta1, 1 - betas.beta1, betas.beta2, 1 - betas.beta2]);
-  return new Uint8Array(b);
+  return PARAMS.pack({
+    n, row_threads: rowThreads, interval: r.interval, growth: r.growth, backoff: r.backoff, max_scale: r.maxScale, min_scale: r.minScale,
+    beta1: betas.beta1, one_minus_beta1: 1 - betas.beta1, beta2: betas.beta2, one_minus_beta2: 1 - betas.beta2,
+  });
 }
 
 /** grads ← grads / scale, setting the state's `found` on any infinite or NaN result. */

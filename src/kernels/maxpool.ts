@@ -4,8 +4,12 @@ import { ShapeError, shapeStr } from './errors.js';
 import { type GpuTensor, checkRank, grid1d, numel, perInvocation } from './tensor-view.js';
 import { checkNoAliasing } from './aliasing.js';
 import maxpoolSource from '../../shaders/maxpool.wgsl';
+import { uniformBlock } from './uniforms.js';
 
 const GROUP = 256;
+const PARAMS = uniformBlock('maxpool', maxpoolSource, [
+  ['count', 'u32'], ['row_threads', 'u32'], ['h', 'u32'], ['w', 'u32'], ['c', 'u32'], ['oh', 'u32'], ['ow', 'u32'], ['cells_h', 'u32'], ['cells_w', 'u32'],
+]);
 
 export interface MaxPoolBackwardOptions {
   /** Add into `dx` instead of overwriting it (only winners change). */
@@ -40,7 +44,7 @@ function launch(gpu: Gpu, entry: 'forward' | 'backward', x: GpuTensor, bound: Gp
   return {
     entryPoint: q === 4 ? `${entry}4` : entry,
     workgroups,
-    uniforms: new Uint8Array(Uint32Array.of(count / q, rowThreads, h, w, c / q, Math.floor(h / 2), Math.floor(w / 2), cellsH, cellsW).buffer),
+    uniforms: PARAMS.pack({ count: count / q, row_threads: rowThreads, h, w, c: c / q, oh: Math.floor(h / 2), ow: Math.floor(w / 2), cells_h: cellsH, cells_w: cellsW }),
   };
 }
 

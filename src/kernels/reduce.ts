@@ -4,8 +4,10 @@ import { ShapeError, shapeStr } from './errors.js';
 import { type GpuTensor, checkStorage, numel } from './tensor-view.js';
 import { checkNoAliasing } from './aliasing.js';
 import reduceSource from '../../shaders/reduce.wgsl';
+import { uniformBlock } from './uniforms.js';
 
 const GROUP = 256;
+const PARAMS = uniformBlock('reduce', reduceSource, [['n', 'u32'], ['stride', 'u32']]);
 /**
  * Workgroups of the first pass, at most: enough to fill a large GPU (132 SMs ×
  * several groups), few enough that one workgroup finishes the partial sums.
@@ -33,14 +35,14 @@ export function sumAll(gpu: Gpu, x: GpuTensor, out: GpuTensor): void {
   gpu.dispatch({
     kernel: gpu.kernel('reduce', reduceSource, {}, 'partial_sums'),
     label: `${op} partial ${shapeStr(x.shape)} in ${groups} groups`,
-    uniforms: new Uint8Array(Uint32Array.of(n, groups * GROUP).buffer),
+    uniforms: PARAMS.pack({ n, stride: groups * GROUP }),
     storage: [x.view, partials],
     workgroups: [groups],
   });
   gpu.dispatch({
     kernel: gpu.kernel('reduce', reduceSource, {}, 'total_sum'),
     label: `${op} final ${groups} partials`,
-    uniforms: new Uint8Array(Uint32Array.of(groups, GROUP).buffer),
+    uniforms: PARAMS.pack({ n: groups, stride: GROUP }),
     storage: [partials, out.view],
     workgroups: [1],
   });

@@ -17,6 +17,7 @@ import directSource from '../../../shaders/conv_direct.wgsl';
 import commonSource from '../../../shaders/conv_common.wgsl';
 import activationSource from '../../../shaders/activation.wgsl';
 import transposeSource from '../../../shaders/weights_transpose.wgsl';
+import { uniformBlock } from '../uniforms.js';
 
 /** A GEMM with its buffers. */
 export interface Gemm extends Omit<GemmShape, 'aBytes' | 'bBytes' | 'bias' | 'biasGradient'> {
@@ -77,9 +78,14 @@ export function runGemm(gpu: Gpu, g: Gemm): GemmPlan {
   return plan;
 }
 
-/** conv_common.wgsl's Params, in its order. */
-function params(g: Gemm, m: number, kPerSplit: number): Uint32Array {
-  return new Uint32Array([g.batch, g.h, g.w, g.aC, g.kh ?? 1, g.kw ?? 1, g.pad ?? 0, g.bC, m, g.n, g.k, kPerSplit]);
+const PARAMS = uniformBlock('conv', commonSource, [
+  ['batch', 'u32'], ['h', 'u32'], ['w', 'u32'], ['a_c', 'u32'], ['kh', 'u32'], ['kw', 'u32'], ['pad', 'u32'], ['b_c', 'u32'],
+  ['m', 'u32'], ['n', 'u32'], ['k', 'u32'], ['k_per_split', 'u32'],
+]);
+const TRANSPOSE_PARAMS = uniformBlock('weights_transpose', transposeSource, [['batches', 'u32'], ['rows', 'u32'], ['cols', 'u32']]);
+
+function params(g: Gemm, m: number, kPerSplit: number): Uint8Array {
+  return PARAMS.pack({ batch: g.batch, h: g.h, w: g.w, a_c: g.aC, kh: g.kh ?? 1, kw: g.kw ?? 1, pad: g.pad ?? 0, b_c: g.bC, m, n: g.n, k: g.k, k_per_split: kPerSplit });
 }
 
 const sources = new Map<string, string>();
@@ -106,7 +112,7 @@ function transposedWeights(gpu: Gpu, g: Gemm, t: TransposePlan) {
   gpu.dispatch({
     kernel: gpu.kernel('weights_transpose', transposeShader(), { FLIP: t.flip ? 1 : 0 }),
     label: `${g.label}: weights rearranged by rows`,
-    uniforms: new Uint32Array([t.batches, t.rows, t.cols]),
+    uniforms: TRANSPOSE_PARAMS.pack({ batches: t.batches, rows: t.rows, cols: t.cols }),
     storage: [g.b, out.view],
     workgroups: t.grid,
   });

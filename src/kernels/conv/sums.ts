@@ -6,6 +6,9 @@ import type { BufferView, Gpu } from '../gpu.js';
 import { grid1d, perInvocation } from '../tensor-view.js';
 import { placeholder } from './device.js';
 import splitSource from '../../../shaders/split_sum.wgsl';
+import { uniformBlock } from '../uniforms.js';
+
+const PARAMS = uniformBlock('split_sum', splitSource, [['len', 'u32'], ['splits', 'u32'], ['rows_per_split', 'u32'], ['row_threads', 'u32'], ['first', 'u32']]);
 
 /** dst (+)= Σ over splits of src's slices of `len`; with `second`, sums from `second.from` on go to second.view instead. */
 export function reduceSplits(
@@ -20,7 +23,7 @@ export function reduceSplits(
   gpu.dispatch({
     kernel: gpu.kernel('split_sum', splitSource, { ACCUMULATE: accumulate ? 1 : 0 }, 'reduce_splits'),
     label: `${label}: sum of ${sums.splits} splits`,
-    uniforms: new Uint32Array([sums.len, sums.splits, 0, rowThreads, second?.from ?? sums.len]),
+    uniforms: PARAMS.pack({ len: sums.len, splits: sums.splits, rows_per_split: 0, row_threads: rowThreads, first: second?.from ?? sums.len }),
     storage: [sums.src, dst, second?.view ?? placeholder(gpu, 'write')],
     workgroups,
   });
@@ -39,7 +42,7 @@ export function channelSums(gpu: Gpu, src: BufferView, rows: number, c: number, 
   gpu.dispatch({
     kernel: gpu.kernel('split_sum', splitSource, { ACCUMULATE: 0 }, 'channel_partial_sums'),
     label,
-    uniforms: new Uint32Array([c, rows, rowsPerSplit, 0, 0]),
+    uniforms: PARAMS.pack({ len: c, splits: rows, rows_per_split: rowsPerSplit, row_threads: 0, first: 0 }),
     storage: [src, partials],
     workgroups: [Math.ceil(c / 64), splits],
   });
@@ -59,7 +62,7 @@ function channelSums4(gpu: Gpu, src: BufferView, rows: number, c: number, dst: B
     gpu.dispatch({
       kernel: gpu.kernel('split_sum', splitSource, { ACCUMULATE: acc ? 1 : 0, QUADS: quads }, 'channel_sums4'),
       label: `${label}${what}`,
-      uniforms: new Uint32Array([c, rowCount, rowsPerSplit, 0, 0]),
+      uniforms: PARAMS.pack({ len: c, splits: rowCount, rows_per_split: rowsPerSplit, row_threads: 0, first: 0 }),
       storage: [from, to],
       workgroups: [Math.ceil(c / 4 / quads), Math.ceil(rowCount / rowsPerSplit)],
     });

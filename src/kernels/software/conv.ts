@@ -20,6 +20,11 @@ import winograd2Source from '../../../shaders/software/winograd2.wgsl';
 import winograd4Source from '../../../shaders/software/winograd4.wgsl';
 import commonSource from '../../../shaders/conv_common.wgsl';
 import activationSource from '../../../shaders/activation.wgsl';
+import { uniformBlock } from '../uniforms.js';
+
+const PARAMS = uniformBlock('winograd', winogradSource, [
+  ['n', 'u32'], ['h', 'u32'], ['w', 'u32'], ['c', 'u32'], ['c_out', 'u32'], ['th', 'u32'], ['tw', 'u32'], ['tiles', 'u32'], ['n0', 'u32'],
+]);
 
 /** The Winograd passes with the transforms of F(2×2, 3×3) or F(4×4, 3×3) before them. */
 const winogradSources = {
@@ -44,7 +49,7 @@ function winograd(gpu: Gpu, g: Gemm, { tile, th, tw, images }: WinogradPlan): vo
   const group = (quads: number) => Math.min(64, 8 * Math.ceil(quads / 8));
   const pass = (entry: string, constants: Record<string, number>, quads: number) =>
     gpu.kernel(`winograd${tile}`, winogradSources[tile], { ...constants, WG: group(quads) }, entry);
-  const uniforms = (c: number, cOut: number, n0: number, n: number) => new Uint32Array([n, g.h, g.w, c, cOut, th, tw, n * th * tw, n0]);
+  const uniforms = (c: number, cOut: number, n0: number, n: number) => PARAMS.pack({ n, h: g.h, w: g.w, c, c_out: cOut, th, tw, tiles: n * th * tw, n0 });
   gpu.dispatch({
     kernel: pass('weight_tiles', { FLIP: g.mode === Mode.ConvInput ? 1 : 0 }, cout / 4),
     label: `${g.label}: Winograd ${tile}×${tile} kernels`,
