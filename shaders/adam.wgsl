@@ -70,7 +70,8 @@ fn update_four(i: u32, lr_t: f32) {
   params4[i] = u.param;
 }
 
-@compute @workgroup_size(256)
+// GROUP (invocations per workgroup) is written in front of this file by its TypeScript wrapper.
+@compute @workgroup_size(GROUP)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = prm.first + gid.x + gid.y * prm.row_threads;
   if (i < prm.n) {
@@ -78,7 +79,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(GROUP)
 fn main4(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * prm.row_threads;
   if (i < prm.n / 4u) {
@@ -108,7 +109,7 @@ fn scaled_lr() -> f32 {
   return prm.lr_t * sqrt(c2) / c1;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(GROUP)
 fn main_scaled(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = prm.first + gid.x + gid.y * prm.row_threads;
   if (i < prm.n && amp.found == 0u) {
@@ -116,7 +117,7 @@ fn main_scaled(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(GROUP)
 fn main4_scaled(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * prm.row_threads;
   if (i < prm.n / 4u && amp.found == 0u) {

@@ -38,7 +38,8 @@ fn f(u: vec4<f32>, v: vec4<f32>) -> vec4<f32> {
   }
 }
 
-@compute @workgroup_size(256)
+// GROUP (invocations per workgroup) is written in front of this file by its TypeScript wrapper.
+@compute @workgroup_size(GROUP)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * p.row_threads;
   if (i >= p.n) {
@@ -52,7 +53,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(GROUP)
 fn main4(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * p.row_threads;
   if (i >= p.n / 4u) {

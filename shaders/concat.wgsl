@@ -65,7 +65,8 @@ fn index(gid: vec3<u32>) -> u32 {
   return gid.x + gid.y * p.row_threads;
 }
 
-@compute @workgroup_size(256)
+// GROUP (invocations per workgroup) is written in front of this file by its TypeScript wrapper.
+@compute @workgroup_size(GROUP)
 fn concat(@builtin(global_invocation_id) gid: vec3<u32>) {
   let flat = index(gid);
   if (flat >= p.count) {
@@ -79,7 +80,7 @@ fn concat(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(GROUP)
 fn concat4(@builtin(global_invocation_id) gid: vec3<u32>) {
   let flat = index(gid);
   if (flat >= p.count) {
@@ -93,7 +94,7 @@ fn concat4(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(GROUP)
 fn split(@builtin(global_invocation_id) gid: vec3<u32>) {
   let flat = index(gid);
   if (flat >= p.count) {
@@ -116,7 +117,7 @@ fn split(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(GROUP)
 fn split4(@builtin(global_invocation_id) gid: vec3<u32>) {
   let flat = index(gid);
   if (flat >= p.count) {

@@ -26,7 +26,6 @@
 // The grid of backward may be folded into two dimensions:
 // flat index = gid.x + gid.y · row_threads.
 
-const GROUP: u32 = 256u;
 
 struct Params {
   n: u32,            // elements (partial_sums, backward) or partials (loss)
@@ -75,6 +74,7 @@ fn workgroup_total(acc: vec4<f32>, local: u32) -> vec4<f32> {
   return lanes[0];
 }
 
+// GROUP (invocations per workgroup) is written in front of this file by its TypeScript wrapper.
 @compute @workgroup_size(GROUP)
 fn partial_sums(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_index) local: u32,
                 @builtin(workgroup_id) group: vec3<u32>) {
@@ -127,7 +127,7 @@ fn loss(@builtin(local_invocation_index) local: u32) {
   }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(GROUP)
 fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * prm.stride;
   if (i >= prm.n) {
@@ -137,7 +137,7 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
   dp[i] = dloss[0] * (ab.x - ab.y * y_in[i]);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(GROUP)
 fn backward4(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * prm.stride;
   if (i >= prm.n) {

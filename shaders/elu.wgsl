@@ -50,7 +50,8 @@ fn elu_grad(g: vec4<f32>, y: vec4<f32>) -> vec4<f32> {
   return g * select(y + p.alpha, vec4<f32>(1.0), y > vec4<f32>(0.0));
 }
 
-@compute @workgroup_size(256)
+// GROUP (invocations per workgroup) is written in front of this file by its TypeScript wrapper.
+@compute @workgroup_size(GROUP)
 fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * p.row_threads;
   if (i < p.n) {
@@ -58,7 +59,7 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(GROUP)
 fn forward4(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * p.row_threads;
   if (i < p.n / 4u) {
@@ -66,7 +67,7 @@ fn forward4(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(GROUP)
 fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * p.row_threads;
   if (i >= p.n) {
@@ -80,7 +81,7 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(GROUP)
 fn backward4(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * p.row_threads;
   if (i >= p.n / 4u) {

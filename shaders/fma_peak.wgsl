@@ -15,7 +15,8 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 
-@compute @workgroup_size(64)
+// GROUP (invocations per workgroup) is written in front of this file by its TypeScript wrapper.
+@compute @workgroup_size(GROUP)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let seed = f32(gid.x) * 1e-9;
   var c0 = seed;

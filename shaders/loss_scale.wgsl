@@ -49,7 +49,8 @@ fn is_finite(x: f32) -> bool {
   return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u;
 }
 
-@compute @workgroup_size(256)
+// GROUP (invocations per workgroup) is written in front of this file by its TypeScript wrapper.
+@compute @workgroup_size(GROUP)
 fn unscale(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * prm.row_threads;
   if (i >= prm.n) {

@@ -145,7 +145,8 @@ fn flat_index(gid: vec3<u32>) -> u32 {
   return gid.x + gid.y * p.row_threads;
 }
 
-@compute @workgroup_size(256)
+// GROUP (invocations per workgroup) is written in front of this file by its TypeScript wrapper.
+@compute @workgroup_size(GROUP)
 fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
   let flat = flat_index(gid);
   if (flat >= p.count) {
@@ -155,7 +156,7 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
   y[flat] = winner1(window_of(cell_of(flat))).value.x;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(GROUP)
 fn forward4(@builtin(global_invocation_id) gid: vec3<u32>) {
   let flat = flat_index(gid);
   if (flat >= p.count) {
@@ -164,7 +165,7 @@ fn forward4(@builtin(global_invocation_id) gid: vec3<u32>) {
   y4[flat] = winner4(window_of(cell_of(flat))).value;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(GROUP)
 fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
   let flat = flat_index(gid);
   if (flat >= p.count) {
@@ -198,7 +199,7 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(GROUP)
 fn backward4(@builtin(global_invocation_id) gid: vec3<u32>) {
   let flat = flat_index(gid);
   if (flat >= p.count) {

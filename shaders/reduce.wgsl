@@ -16,7 +16,6 @@
 // The tree keeps float32 rounding error growing with log n rather than n,
 // which keeps a 32 × 96 × 96 batch (294,912 terms) well inside 1e-4.
 
-const GROUP: u32 = 256u;
 
 struct Params {
   n: u32,            // elements to add (x for partial_sums, partials for total_sum)
@@ -48,6 +47,7 @@ fn workgroup_sum(start: u32, local: u32) -> f32 {
   return lanes[0];
 }
 
+// GROUP (invocations per workgroup) is written in front of this file by its TypeScript wrapper.
 @compute @workgroup_size(GROUP)
 fn partial_sums(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_index) local: u32,
            @builtin(workgroup_id) group: vec3<u32>) {

@@ -56,7 +56,8 @@ fn split_total(i: u32) -> f32 {
   return (s0 + s1) + (s2 + s3);
 }
 
-@compute @workgroup_size(256)
+// GROUP (invocations per workgroup) is written in front of this file by its TypeScript wrapper.
+@compute @workgroup_size(GROUP)
 fn reduce_splits(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * p.row_threads;
   if (i >= p.len) {

@@ -46,7 +46,8 @@ fn f(v: vec4<f32>) -> vec4<f32> {
   }
 }
 
-@compute @workgroup_size(256)
+// GROUP (invocations per workgroup) is written in front of this file by its TypeScript wrapper.
+@compute @workgroup_size(GROUP)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * p.row_threads;
   if (i >= p.n) {
@@ -65,7 +66,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(GROUP)
 fn main4(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * p.row_threads;
   if (i >= p.n / 4u) {

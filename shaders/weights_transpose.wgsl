@@ -29,7 +29,8 @@ struct Params {
 @group(0) @binding(1) var<storage, read> w: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
-@compute @workgroup_size(64)
+// GROUP (invocations per workgroup) is written in front of this file by its TypeScript wrapper.
+@compute @workgroup_size(GROUP)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
   let i = gid.x;
   if (i >= p.rows) {

@@ -11,8 +11,11 @@ import { type GpuTensor, checkSameShape, grid1d, numel } from './tensor-view.js'
 import { checkNoAliasing } from './aliasing.js';
 import adamSource from '../../shaders/adam.wgsl';
 import { uniformBlock } from './uniforms.js';
+import { composeShader } from './shader-source.js';
 
+/** Invocations per workgroup, written into the shader (GROUP). */
 const GROUP = 256;
+const adamShader = composeShader([adamSource], { defines: { GROUP } });
 const PARAMS = uniformBlock('adam', adamSource, [
   ['n', 'u32'], ['row_threads', 'u32'], ['lr_t', 'f32'], ['epsilon', 'f32'], ['beta1', 'f32'], ['one_minus_beta1', 'f32'],
   ['beta2', 'f32'], ['one_minus_beta2', 'f32'], ['first', 'u32'],
@@ -66,7 +69,7 @@ export function adamStep(gpu: Gpu, params: GpuTensor, grads: GpuTensor, m: GpuTe
       beta1: h.beta1, one_minus_beta1: 1 - h.beta1, beta2: h.beta2, one_minus_beta2: 1 - h.beta2, first,
     });
     gpu.dispatch({
-      kernel: gpu.kernel('adam', adamSource, {}, entryPoint),
+      kernel: gpu.kernel('adam', adamShader, {}, entryPoint),
       label: `${op} ${lossScale ? 'loss-scaled' : `t=${h.step}`} ${shapeStr(params.shape)}${base === 'main' ? ` from ${first}` : ''}`,
       uniforms,
       storage: lossScale ? [params.view, grads.view, m.view, v.view, lossScale] : [params.view, grads.view, m.view, v.view],

@@ -5,8 +5,11 @@ import { type GpuTensor, checkRank, grid1d, numel, perInvocation } from './tenso
 import { checkNoAliasing } from './aliasing.js';
 import concatSource from '../../shaders/concat.wgsl';
 import { uniformBlock } from './uniforms.js';
+import { composeShader } from './shader-source.js';
 
+/** Invocations per workgroup, written into the shader (GROUP). */
 const GROUP = 256;
+const concatShader = composeShader([concatSource], { defines: { GROUP } });
 const PARAMS = uniformBlock('concat', concatSource, [['count', 'u32'], ['row_threads', 'u32'], ['ca', 'u32'], ['cb', 'u32']]);
 
 export interface SplitChannelsOptions {
@@ -52,7 +55,7 @@ export function concatChannels(gpu: Gpu, a: GpuTensor, b: GpuTensor, out: GpuTen
   checkNoAliasing(op, { a, b }, { out });
   const { entryPoint, workgroups, uniforms } = launch(gpu, 'concat', numel(out.shape), a.shape[3]!, b.shape[3]!);
   gpu.dispatch({
-    kernel: gpu.kernel('concat', concatSource, {}, entryPoint),
+    kernel: gpu.kernel('concat', concatShader, {}, entryPoint),
     label: `${op} ${shapeStr(a.shape)} + ${shapeStr(b.shape)}`,
     uniforms,
     storage: [a.view, b.view, out.view],
@@ -70,7 +73,7 @@ export function splitChannels(gpu: Gpu, dOut: GpuTensor, da: GpuTensor, db: GpuT
   checkNoAliasing(op, { dOut }, { da, db });
   const { entryPoint, workgroups, uniforms } = launch(gpu, 'split', numel(dOut.shape), da.shape[3]!, db.shape[3]!);
   gpu.dispatch({
-    kernel: gpu.kernel('concat', concatSource, { ACCUMULATE: opts.accumulate ? 1 : 0 }, entryPoint),
+    kernel: gpu.kernel('concat', concatShader, { ACCUMULATE: opts.accumulate ? 1 : 0 }, entryPoint),
     label: `${op} ${shapeStr(dOut.shape)} -> ${shapeStr(da.shape)} + ${shapeStr(db.shape)}`,
     uniforms,
     storage: [dOut.view, da.view, db.view],

@@ -10,8 +10,11 @@ import { checkNoAliasing } from './aliasing.js';
 import { reduceGroups } from './reduce.js';
 import diceSource from '../../shaders/dice.wgsl';
 import { uniformBlock } from './uniforms.js';
+import { composeShader } from './shader-source.js';
 
+/** Invocations per workgroup, written into the shader (GROUP). */
 const GROUP = 256;
+const diceShader = composeShader([diceSource], { defines: { GROUP } });
 const PARAMS = uniformBlock('dice', diceSource, [['n', 'u32'], ['stride', 'u32']]);
 
 function checkShape(op: string, name: string, t: GpuTensor, want: number[]): void {
@@ -38,14 +41,14 @@ export function diceLoss(gpu: Gpu, p: GpuTensor, y: GpuTensor, loss: GpuTensor, 
   const scratch = gpu.acquire(groups * 16);
   const partials = { buffer: scratch.buffer, offset: 0, size: groups * 16 };
   gpu.dispatch({
-    kernel: gpu.kernel('dice', diceSource, {}, q === 4 ? 'partial_sums4' : 'partial_sums'),
+    kernel: gpu.kernel('dice', diceShader, {}, q === 4 ? 'partial_sums4' : 'partial_sums'),
     label: `${op} partial sums ${shapeStr(p.shape)} in ${groups} groups`,
     uniforms: PARAMS.pack({ n: n / q, stride: groups * GROUP }),
     storage: [p.view, y.view, partials],
     workgroups: [groups],
   });
   gpu.dispatch({
-    kernel: gpu.kernel('dice', diceSource, {}, 'loss'),
+    kernel: gpu.kernel('dice', diceShader, {}, 'loss'),
     label: `${op} total of ${groups} partials`,
     uniforms: PARAMS.pack({ n: groups, stride: GROUP }),
     storage: [partials, sums.view, loss.view],
@@ -69,7 +72,7 @@ export function diceLossBackward(gpu: Gpu, p: GpuTensor, y: GpuTensor, sums: Gpu
   const q = perInvocation(n);
   const { workgroups, rowThreads } = grid1d(n / q, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
   gpu.dispatch({
-    kernel: gpu.kernel('dice', diceSource, {}, q === 4 ? 'backward4' : 'backward'),
+    kernel: gpu.kernel('dice', diceShader, {}, q === 4 ? 'backward4' : 'backward'),
     label: `${op} ${shapeStr(p.shape)}`,
     uniforms: PARAMS.pack({ n: n / q, stride: rowThreads }),
     storage: [y.view, sums.view, dLoss.view, dp.view], // p is checked, not read: the sums carry it

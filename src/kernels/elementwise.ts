@@ -5,6 +5,7 @@ import { type GpuTensor, checkSameShape, checkStorage, grid1d, numel, perInvocat
 import unarySource from '../../shaders/unary.wgsl';
 import binarySource from '../../shaders/binary.wgsl';
 import { uniformBlock } from './uniforms.js';
+import { composeShader } from './shader-source.js';
 
 export const UNARY_OPS = { copy: 0, relu: 1, sigmoid: 2, affine: 3 } as const;
 export type UnaryOp = keyof typeof UNARY_OPS;
@@ -21,7 +22,10 @@ export interface ElementwiseOptions {
   beta?: number;
 }
 
+/** Invocations per workgroup, written into the shader (GROUP). */
 const GROUP = 256;
+const unaryShader = composeShader([unarySource], { defines: { GROUP } });
+const binaryShader = composeShader([binarySource], { defines: { GROUP } });
 
 /** out (+)= f(x) for every element. */
 export function unary(gpu: Gpu, op: UnaryOp, x: GpuTensor, out: GpuTensor, opts: ElementwiseOptions = {}): void {
@@ -57,7 +61,7 @@ function mapUnary(gpu: Gpu, code: number, label: string, x: GpuTensor, out: GpuT
   // The broadcast reads one element of x, which a vec4 view cannot hold.
   const { entryPoint, workgroups, rowThreads } = mapGrid(gpu, n, code !== BROADCAST);
   gpu.dispatch({
-    kernel: gpu.kernel('unary', unarySource, { OP: code, ACCUMULATE: opts.accumulate ? 1 : 0 }, entryPoint),
+    kernel: gpu.kernel('unary', unaryShader, { OP: code, ACCUMULATE: opts.accumulate ? 1 : 0 }, entryPoint),
     label,
     uniforms: UNARY_PARAMS.pack({ n, row_threads: rowThreads, alpha: opts.alpha ?? 1, beta: opts.beta ?? 0 }),
     storage: [x.view, out.view],
@@ -72,7 +76,7 @@ export function binary(gpu: Gpu, op: BinaryOp, a: GpuTensor, b: GpuTensor, out: 
   const n = numel(a.shape);
   const { entryPoint, workgroups, rowThreads } = mapGrid(gpu, n, true);
   gpu.dispatch({
-    kernel: gpu.kernel('binary', binarySource, { OP: BINARY_OPS[op], ACCUMULATE: opts.accumulate ? 1 : 0 }, entryPoint),
+    kernel: gpu.kernel('binary', binaryShader, { OP: BINARY_OPS[op], ACCUMULATE: opts.accumulate ? 1 : 0 }, entryPoint),
     label: `binary ${op} ${shapeStr(a.shape)}`,
     uniforms: BINARY_PARAMS.pack({ n, row_threads: rowThreads, alpha: opts.alpha ?? 1, _pad: 0 }),
     storage: [a.view, b.view, out.view],

@@ -5,6 +5,11 @@ import { type GpuTensor, checkSameShape, grid1d, numel, perInvocation } from './
 import { checkNoAliasing } from './aliasing.js';
 import eluSource from '../../shaders/elu.wgsl';
 import { uniformBlock } from './uniforms.js';
+import { composeShader } from './shader-source.js';
+
+/** Invocations per workgroup, written into the shader (GROUP). */
+const GROUP = 256;
+const eluShader = composeShader([eluSource], { defines: { GROUP } });
 
 /**
  * The uniforms, the grid and the entry point's suffix: four elements per
@@ -16,7 +21,7 @@ const PARAMS = uniformBlock('elu', eluSource, [['n', 'u32'], ['row_threads', 'u3
 function params(gpu: Gpu, op: string, n: number, alpha: number) {
   if (!(alpha > 0) || !Number.isFinite(alpha)) throw new ShapeError(op, `alpha must be a positive number, got ${alpha}`);
   const q = perInvocation(n);
-  const { workgroups, rowThreads } = grid1d(n / q, 256, gpu.limits.maxComputeWorkgroupsPerDimension);
+  const { workgroups, rowThreads } = grid1d(n / q, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
   return { workgroups, uniforms: PARAMS.pack({ n, row_threads: rowThreads, alpha, _pad: 0 }), suffix: q === 4 ? '4' : '' };
 }
 
@@ -26,7 +31,7 @@ export function elu(gpu: Gpu, x: GpuTensor, y: GpuTensor, alpha = 1): void {
   checkNoAliasing('elu', { x }, { y });
   const { workgroups, uniforms, suffix } = params(gpu, 'elu', numel(x.shape), alpha);
   gpu.dispatch({
-    kernel: gpu.kernel('elu', eluSource, { ACCUMULATE: 0 }, `forward${suffix}`),
+    kernel: gpu.kernel('elu', eluShader, { ACCUMULATE: 0 }, `forward${suffix}`),
     label: `elu ${shapeStr(x.shape)}`,
     uniforms,
     storage: [x.view, y.view],
@@ -40,7 +45,7 @@ export function eluBackward(gpu: Gpu, dy: GpuTensor, y: GpuTensor, dx: GpuTensor
   checkNoAliasing('eluBackward', { dy, y }, { dx });
   const { workgroups, uniforms, suffix } = params(gpu, 'eluBackward', numel(dy.shape), alpha);
   gpu.dispatch({
-    kernel: gpu.kernel('elu', eluSource, { ACCUMULATE: opts.accumulate ? 1 : 0 }, `backward${suffix}`),
+    kernel: gpu.kernel('elu', eluShader, { ACCUMULATE: opts.accumulate ? 1 : 0 }, `backward${suffix}`),
     label: `eluBackward ${shapeStr(dy.shape)}`,
     uniforms,
     storage: [dy.view, y.view, dx.view],

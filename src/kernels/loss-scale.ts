@@ -9,6 +9,11 @@ import type { BufferView, Gpu } from './gpu.js';
 import { type GpuTensor, grid1d, numel } from './tensor-view.js';
 import lossScaleSource from '../../shaders/loss_scale.wgsl';
 import { uniformBlock } from './uniforms.js';
+import { composeShader } from './shader-source.js';
+
+/** Invocations per workgroup, written into the shader (GROUP). */
+const GROUP = 256;
+const lossScaleShader = composeShader([lossScaleSource], { defines: { GROUP } });
 
 export const LOSS_SCALE_STATE_BYTES = 28;
 
@@ -42,9 +47,9 @@ function uniforms(n: number, rowThreads: number, r: LossScaleRule, betas: LossSc
 /** grads ← grads / scale, setting the state's `found` on any infinite or NaN result. */
 export function unscaleGradients(gpu: Gpu, state: BufferView, grads: GpuTensor, rule: LossScaleRule, betas: LossScaleBetas): void {
   const n = numel(grads.shape);
-  const { workgroups, rowThreads } = grid1d(n, 256, gpu.limits.maxComputeWorkgroupsPerDimension);
+  const { workgroups, rowThreads } = grid1d(n, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
   gpu.dispatch({
-    kernel: gpu.kernel('loss_scale', lossScaleSource, {}, 'unscale'),
+    kernel: gpu.kernel('loss_scale', lossScaleShader, {}, 'unscale'),
     label: `lossScale unscale ${n} gradients`,
     uniforms: uniforms(n, rowThreads, rule, betas),
     storage: [state, grads.view],
@@ -55,7 +60,7 @@ export function unscaleGradients(gpu: Gpu, state: BufferView, grads: GpuTensor, 
 /** After the step: grow or back off the scale, count the step taken or skipped, clear `found`. */
 export function updateLossScale(gpu: Gpu, state: BufferView, rule: LossScaleRule, betas: LossScaleBetas): void {
   gpu.dispatch({
-    kernel: gpu.kernel('loss_scale', lossScaleSource, {}, 'update'),
+    kernel: gpu.kernel('loss_scale', lossScaleShader, {}, 'update'),
     label: 'lossScale update',
     uniforms: uniforms(0, 0, rule, betas),
     storage: [state],

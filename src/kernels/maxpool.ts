@@ -5,8 +5,11 @@ import { type GpuTensor, checkRank, grid1d, numel, perInvocation } from './tenso
 import { checkNoAliasing } from './aliasing.js';
 import maxpoolSource from '../../shaders/maxpool.wgsl';
 import { uniformBlock } from './uniforms.js';
+import { composeShader } from './shader-source.js';
 
+/** Invocations per workgroup, written into the shader (GROUP). */
 const GROUP = 256;
+const maxpoolShader = composeShader([maxpoolSource], { defines: { GROUP } });
 const PARAMS = uniformBlock('maxpool', maxpoolSource, [
   ['count', 'u32'], ['row_threads', 'u32'], ['h', 'u32'], ['w', 'u32'], ['c', 'u32'], ['oh', 'u32'], ['ow', 'u32'], ['cells_h', 'u32'], ['cells_w', 'u32'],
 ]);
@@ -55,7 +58,7 @@ export function maxPool2x2(gpu: Gpu, x: GpuTensor, out: GpuTensor): void {
   checkNoAliasing(op, { x }, { out });
   const { entryPoint, workgroups, uniforms } = launch(gpu, 'forward', x, [x, out], numel(out.shape), out.shape[1]!, out.shape[2]!);
   gpu.dispatch({
-    kernel: gpu.kernel('maxpool', maxpoolSource, {}, entryPoint),
+    kernel: gpu.kernel('maxpool', maxpoolShader, {}, entryPoint),
     label: `${op} ${shapeStr(x.shape)} -> ${shapeStr(out.shape)}`,
     uniforms,
     storage: [x.view, out.view],
@@ -82,7 +85,7 @@ export function maxPool2x2Backward(gpu: Gpu, x: GpuTensor, dy: GpuTensor, dx: Gp
   const cellsW = Math.ceil(w / 2);
   const { entryPoint, workgroups, uniforms } = launch(gpu, 'backward', x, [x, dy, dx], n * cellsH * cellsW * c, cellsH, cellsW);
   gpu.dispatch({
-    kernel: gpu.kernel('maxpool', maxpoolSource, { ACCUMULATE: opts.accumulate ? 1 : 0 }, entryPoint),
+    kernel: gpu.kernel('maxpool', maxpoolShader, { ACCUMULATE: opts.accumulate ? 1 : 0 }, entryPoint),
     label: `${op} ${shapeStr(x.shape)} <- ${shapeStr(dy.shape)}`,
     uniforms,
     storage: [x.view, dy.view, dx.view],

@@ -5,8 +5,11 @@ import { type GpuTensor, checkStorage, numel } from './tensor-view.js';
 import { checkNoAliasing } from './aliasing.js';
 import reduceSource from '../../shaders/reduce.wgsl';
 import { uniformBlock } from './uniforms.js';
+import { composeShader } from './shader-source.js';
 
+/** Invocations per workgroup, written into the shader (GROUP). */
 const GROUP = 256;
+const reduceShader = composeShader([reduceSource], { defines: { GROUP } });
 const PARAMS = uniformBlock('reduce', reduceSource, [['n', 'u32'], ['stride', 'u32']]);
 /**
  * Workgroups of the first pass, at most: enough to fill a large GPU (132 SMs ×
@@ -33,14 +36,14 @@ export function sumAll(gpu: Gpu, x: GpuTensor, out: GpuTensor): void {
   const scratch = gpu.acquire(groups * 4);
   const partials = { buffer: scratch.buffer, offset: 0, size: groups * 4 };
   gpu.dispatch({
-    kernel: gpu.kernel('reduce', reduceSource, {}, 'partial_sums'),
+    kernel: gpu.kernel('reduce', reduceShader, {}, 'partial_sums'),
     label: `${op} partial ${shapeStr(x.shape)} in ${groups} groups`,
     uniforms: PARAMS.pack({ n, stride: groups * GROUP }),
     storage: [x.view, partials],
     workgroups: [groups],
   });
   gpu.dispatch({
-    kernel: gpu.kernel('reduce', reduceSource, {}, 'total_sum'),
+    kernel: gpu.kernel('reduce', reduceShader, {}, 'total_sum'),
     label: `${op} final ${groups} partials`,
     uniforms: PARAMS.pack({ n: groups, stride: GROUP }),
     storage: [partials, out.view],

@@ -8,7 +8,7 @@ import type { BufferView, Gpu } from '../gpu.js';
 import { allocTensor } from '../tensor-view.js';
 import { composeShader } from '../shader-source.js';
 import { capsOf, placeholder, softwareConv } from './device.js';
-import { type GemmPlan, type GemmShape, type ShaderPlan, TRANSPOSE_COLS, type TransposePlan, planGemm } from './plan.js';
+import { type GemmPlan, type GemmShape, type ShaderPlan, TRANSPOSE_COLS, TRANSPOSE_GROUP, type TransposePlan, planGemm } from './plan.js';
 import { reduceSplits } from './sums.js';
 import tiledSource from '../../../shaders/conv_tiled.wgsl';
 import mmaSource from '../../../shaders/conv_mma.wgsl';
@@ -120,5 +120,5 @@ function transposedWeights(gpu: Gpu, g: Gemm, t: TransposePlan) {
 }
 let transposeSourceWithCols: string | null = null;
 function transposeShader(): string {
-  return (transposeSourceWithCols ??= composeShader([transposeSource], { defines: { COLS: TRANSPOSE_COLS } }));
+  return (transposeSourceWithCols ??= composeShader([transposeSource], { defines: { COLS: TRANSPOSE_COLS, GROUP: TRANSPOSE_GROUP } }));
 }

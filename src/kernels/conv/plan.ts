@@ -164,6 +164,8 @@ export type GemmPlan =
       biasRow?: boolean;
     };
 
+/** weights_transpose.wgsl: invocations per workgroup, and columns per invocation. */
+export const TRANSPOSE_GROUP = 64;
 export const TRANSPOSE_COLS = 64;
 export const DIRECT_ROWS = 8;
 export const DIRECT_QUADS = 4;
@@ -354,7 +356,7 @@ function transposePlan(caps: ConvCaps, g: GemmShape): TransposePlan {
   const [batches, rows, cols, flip] = g.mode === Mode.ConvInput
     ? [(g.kh ?? 1) * (g.kw ?? 1), g.n, g.aC, true]
     : [1, g.n, g.k, false];
-  const grid: [number, number, number] = [Math.ceil(rows / 64), Math.ceil(cols / TRANSPOSE_COLS), Math.min(batches, caps.limits.maxComputeWorkgroupsPerDimension)];
+  const grid: [number, number, number] = [Math.ceil(rows / TRANSPOSE_GROUP), Math.ceil(cols / TRANSPOSE_COLS), Math.min(batches, caps.limits.maxComputeWorkgroupsPerDimension)];
   return { batches, rows, cols, flip, grid };
 }
 

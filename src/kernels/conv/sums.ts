@@ -7,6 +7,11 @@ import { grid1d, perInvocation } from '../tensor-view.js';
 import { placeholder } from './device.js';
 import splitSource from '../../../shaders/split_sum.wgsl';
 import { uniformBlock } from '../uniforms.js';
+import { composeShader } from '../shader-source.js';
+
+/** Invocations per workgroup, written into the shader (GROUP). */
+const GROUP = 256;
+const splitShader = composeShader([splitSource], { defines: { GROUP } });
 
 const PARAMS = uniformBlock('split_sum', splitSource, [['len', 'u32'], ['splits', 'u32'], ['rows_per_split', 'u32'], ['row_threads', 'u32'], ['first', 'u32']]);
 
@@ -19,9 +24,9 @@ export function reduceSplits(
   label: string,
   second?: { view: BufferView; from: number },
 ): void {
-  const { workgroups, rowThreads } = grid1d(sums.len, 256, gpu.limits.maxComputeWorkgroupsPerDimension);
+  const { workgroups, rowThreads } = grid1d(sums.len, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
   gpu.dispatch({
-    kernel: gpu.kernel('split_sum', splitSource, { ACCUMULATE: accumulate ? 1 : 0 }, 'reduce_splits'),
+    kernel: gpu.kernel('split_sum', splitShader, { ACCUMULATE: accumulate ? 1 : 0 }, 'reduce_splits'),
     label: `${label}: sum of ${sums.splits} splits`,
     uniforms: PARAMS.pack({ len: sums.len, splits: sums.splits, rows_per_split: 0, row_threads: rowThreads, first: second?.from ?? sums.len }),
     storage: [sums.src, dst, second?.view ?? placeholder(gpu, 'write')],
@@ -40,7 +45,7 @@ export function channelSums(gpu: Gpu, src: BufferView, rows: number, c: number, 
   const scratch = gpu.acquire(splits * c * 4);
   const partials = { buffer: scratch.buffer, offset: 0, size: splits * c * 4 };
   gpu.dispatch({
-    kernel: gpu.kernel('split_sum', splitSource, { ACCUMULATE: 0 }, 'channel_partial_sums'),
+    kernel: gpu.kernel('split_sum', splitShader, { ACCUMULATE: 0 }, 'channel_partial_sums'),
     label,
     uniforms: PARAMS.pack({ len: c, splits: rows, rows_per_split: rowsPerSplit, row_threads: 0, first: 0 }),
     storage: [src, partials],
@@ -60,7 +65,7 @@ function channelSums4(gpu: Gpu, src: BufferView, rows: number, c: number, dst: B
   const lanes = 256 / quads;
   const pass = (from: BufferView, to: BufferView, rowCount: number, rowsPerSplit: number, acc: boolean, what: string) => {
     gpu.dispatch({
-      kernel: gpu.kernel('split_sum', splitSource, { ACCUMULATE: acc ? 1 : 0, QUADS: quads }, 'channel_sums4'),
+      kernel: gpu.kernel('split_sum', splitShader, { ACCUMULATE: acc ? 1 : 0, QUADS: quads }, 'channel_sums4'),
       label: `${label}${what}`,
       uniforms: PARAMS.pack({ len: c, splits: rowCount, rows_per_split: rowsPerSplit, row_threads: 0, first: 0 }),
       storage: [from, to],
