@@ -1,21 +1,22 @@
 /** The adapter's measured FMA throughput (shaders/fma_peak.wgsl), the yardstick for every kernel. */
 import type { Gpu } from '../src/kernels/gpu.js';
 import fmaSource from '../shaders/fma_peak.wgsl';
-import { composeShader } from '../src/kernels/shader-source.js';
-
-/** Invocations per workgroup, written into the shader. */
-const GROUP = 64;
-const source = composeShader([fmaSource], { defines: { GROUP } });
+import { declareKernel } from '../src/kernels/kernel.js';
 import { timeIt } from './harness.js';
+
+/** Invocations per workgroup. */
+const GROUP = 64;
+const FMA_PEAK = declareKernel({
+  name: 'fma_peak', parts: [fmaSource], defines: { GROUP }, entryPoints: { main: ['out'] }, uniforms: [['iterations', 'u32']],
+});
 
 export async function measureCeiling(gpu: Gpu, reps: number): Promise<number> {
   const groups = 4096;
   const iterations = gpu.adapterInfo.isSoftware ? 512 : 8192;
   const buf = gpu.acquire(groups * GROUP * 4);
   const view = { buffer: buf.buffer, offset: 0, size: groups * GROUP * 4 };
-  const kernel = gpu.kernel('fma_peak', source);
   const t = await timeIt(async () => {
-    gpu.dispatch({ kernel, label: 'fma_peak', uniforms: Uint32Array.of(iterations), storage: [view], workgroups: [groups] });
+    FMA_PEAK.dispatch(gpu, { entry: 'main', label: 'fma_peak', bind: { out: view }, uniforms: { iterations }, workgroups: [groups] });
     await gpu.sync();
   }, reps);
   gpu.release(buf);

@@ -122,8 +122,8 @@ describe('convolution planner', () => {
     }
     // Shader constants match the GEMM; a planned vec4 view has the bytes it needs.
     expect(plan.shader.constants.MODE).toBe(gemm.mode);
-    if (plan.shader.extra.includes('a')) expect(gemm.aBytes).toBeGreaterThanOrEqual(16);
-    if (plan.shader.extra.includes('b')) expect(gemm.bBytes).toBeGreaterThanOrEqual(16);
+    if (Object.values(plan.shader.bind).includes('a')) expect(gemm.aBytes).toBeGreaterThanOrEqual(16);
+    if (Object.values(plan.shader.bind).includes('b')) expect(gemm.bBytes).toBeGreaterThanOrEqual(16);
   });
 
   it('sizes the mixed-precision tile from the device\'s matrix shape', () => {

@@ -10,16 +10,23 @@ import { ShapeError, shapeStr } from './errors.js';
 import { type GpuTensor, checkSameShape, grid1d, numel } from './tensor-view.js';
 import { checkNoAliasing } from './aliasing.js';
 import adamSource from '../../shaders/adam.wgsl';
-import { uniformBlock } from './uniforms.js';
-import { composeShader } from './shader-source.js';
+import { declareKernel } from './kernel.js';
 
 /** Invocations per workgroup, written into the shader (GROUP). */
 const GROUP = 256;
-const adamShader = composeShader([adamSource], { defines: { GROUP } });
-const PARAMS = uniformBlock('adam', adamSource, [
-  ['n', 'u32'], ['row_threads', 'u32'], ['lr_t', 'f32'], ['epsilon', 'f32'], ['beta1', 'f32'], ['one_minus_beta1', 'f32'],
-  ['beta2', 'f32'], ['one_minus_beta2', 'f32'], ['first', 'u32'],
-]);
+const ADAM = declareKernel({
+  name: 'adam',
+  parts: [adamSource],
+  defines: { GROUP },
+  entryPoints: {
+    main: ['params', 'grads', 'm', 'v'], main4: ['params', 'grads', 'm', 'v'],
+    main_scaled: ['params', 'grads', 'm', 'v', 'amp'], main4_scaled: ['params', 'grads', 'm', 'v', 'amp'],
+  },
+  uniforms: [
+    ['n', 'u32'], ['row_threads', 'u32'], ['lr_t', 'f32'], ['epsilon', 'f32'], ['beta1', 'f32'], ['one_minus_beta1', 'f32'],
+    ['beta2', 'f32'], ['one_minus_beta2', 'f32'], ['first', 'u32'],
+  ],
+});
 
 export interface AdamHyperparameters {
   lr: number;
@@ -62,17 +69,16 @@ export function adamStep(gpu: Gpu, params: GpuTensor, grads: GpuTensor, m: GpuTe
   // With a loss scale's state (shaders/loss_scale.wgsl) the scaled entry
   // points run: skipped on a bad step, t from the state, lr given as is.
   const run = (base: 'main4' | 'main', invocations: number, first: number) => {
-    const entryPoint = lossScale ? (`${base}_scaled` as const) : base;
     const { workgroups, rowThreads } = grid1d(invocations, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
-    const uniforms = PARAMS.pack({
-      n, row_threads: rowThreads, lr_t: lossScale ? h.lr : adamStepSize(h), epsilon: h.epsilon,
-      beta1: h.beta1, one_minus_beta1: 1 - h.beta1, beta2: h.beta2, one_minus_beta2: 1 - h.beta2, first,
-    });
-    gpu.dispatch({
-      kernel: gpu.kernel('adam', adamShader, {}, entryPoint),
+    const bind = { params: params.view, grads: grads.view, m: m.view, v: v.view };
+    ADAM.dispatch(gpu, {
+      entry: lossScale ? `${base}_scaled` : base,
       label: `${op} ${lossScale ? 'loss-scaled' : `t=${h.step}`} ${shapeStr(params.shape)}${base === 'main' ? ` from ${first}` : ''}`,
-      uniforms,
-      storage: lossScale ? [params.view, grads.view, m.view, v.view, lossScale] : [params.view, grads.view, m.view, v.view],
+      bind: lossScale ? { ...bind, amp: lossScale } : bind,
+      uniforms: {
+        n, row_threads: rowThreads, lr_t: lossScale ? h.lr : adamStepSize(h), epsilon: h.epsilon,
+        beta1: h.beta1, one_minus_beta1: 1 - h.beta1, beta2: h.beta2, one_minus_beta2: 1 - h.beta2, first,
+      },
       workgroups,
     });
   };

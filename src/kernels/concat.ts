@@ -4,13 +4,18 @@ import { ShapeError, shapeStr } from './errors.js';
 import { type GpuTensor, checkRank, grid1d, numel, perInvocation } from './tensor-view.js';
 import { checkNoAliasing } from './aliasing.js';
 import concatSource from '../../shaders/concat.wgsl';
-import { uniformBlock } from './uniforms.js';
-import { composeShader } from './shader-source.js';
+import { declareKernel } from './kernel.js';
 
 /** Invocations per workgroup, written into the shader (GROUP). */
 const GROUP = 256;
-const concatShader = composeShader([concatSource], { defines: { GROUP } });
-const PARAMS = uniformBlock('concat', concatSource, [['count', 'u32'], ['row_threads', 'u32'], ['ca', 'u32'], ['cb', 'u32']]);
+const CONCAT = declareKernel({
+  name: 'concat',
+  parts: [concatSource],
+  defines: { GROUP },
+  entryPoints: { concat: ['a', 'b', 'out'], concat4: ['a', 'b', 'out'], split: ['dout', 'da', 'db'], split4: ['dout', 'da', 'db'] },
+  uniforms: [['count', 'u32'], ['row_threads', 'u32'], ['ca', 'u32'], ['cb', 'u32']],
+  overrides: ['ACCUMULATE'],
+});
 
 export interface SplitChannelsOptions {
   /** Add into `da` and `db` instead of overwriting them. */
@@ -42,9 +47,9 @@ function launch(gpu: Gpu, entry: 'concat' | 'split', count: number, ca: number, 
   const q = perInvocation(ca, cb, count);
   const { workgroups, rowThreads } = grid1d(count / q, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
   return {
-    entryPoint: q === 4 ? `${entry}4` : entry,
+    entry: q === 4 ? (`${entry}4` as const) : entry,
     workgroups,
-    uniforms: PARAMS.pack({ count: count / q, row_threads: rowThreads, ca: ca / q, cb: cb / q }),
+    uniforms: { count: count / q, row_threads: rowThreads, ca: ca / q, cb: cb / q },
   };
 }
 
@@ -53,13 +58,10 @@ export function concatChannels(gpu: Gpu, a: GpuTensor, b: GpuTensor, out: GpuTen
   const op = 'concatChannels';
   checkConcatShapes(op, ['a', 'b', 'out'], a, b, out);
   checkNoAliasing(op, { a, b }, { out });
-  const { entryPoint, workgroups, uniforms } = launch(gpu, 'concat', numel(out.shape), a.shape[3]!, b.shape[3]!);
-  gpu.dispatch({
-    kernel: gpu.kernel('concat', concatShader, {}, entryPoint),
+  CONCAT.dispatch(gpu, {
+    ...launch(gpu, 'concat', numel(out.shape), a.shape[3]!, b.shape[3]!),
     label: `${op} ${shapeStr(a.shape)} + ${shapeStr(b.shape)}`,
-    uniforms,
-    storage: [a.view, b.view, out.view],
-    workgroups,
+    bind: { a: a.view, b: b.view, out: out.view },
   });
 }
 
@@ -71,12 +73,10 @@ export function splitChannels(gpu: Gpu, dOut: GpuTensor, da: GpuTensor, db: GpuT
   const op = 'splitChannels';
   checkConcatShapes(op, ['da', 'db', 'dOut'], da, db, dOut);
   checkNoAliasing(op, { dOut }, { da, db });
-  const { entryPoint, workgroups, uniforms } = launch(gpu, 'split', numel(dOut.shape), da.shape[3]!, db.shape[3]!);
-  gpu.dispatch({
-    kernel: gpu.kernel('concat', concatShader, { ACCUMULATE: opts.accumulate ? 1 : 0 }, entryPoint),
+  CONCAT.dispatch(gpu, {
+    ...launch(gpu, 'split', numel(dOut.shape), da.shape[3]!, db.shape[3]!),
     label: `${op} ${shapeStr(dOut.shape)} -> ${shapeStr(da.shape)} + ${shapeStr(db.shape)}`,
-    uniforms,
-    storage: [dOut.view, da.view, db.view],
-    workgroups,
+    bind: { dout: dOut.view, da: da.view, db: db.view },
+    overrides: { ACCUMULATE: opts.accumulate ? 1 : 0 },
   });
 }

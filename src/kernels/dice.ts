@@ -9,13 +9,21 @@ import { type GpuTensor, checkSameShape, checkStorage, grid1d, numel, perInvocat
 import { checkNoAliasing } from './aliasing.js';
 import { reduceGroups } from './reduce.js';
 import diceSource from '../../shaders/dice.wgsl';
-import { uniformBlock } from './uniforms.js';
-import { composeShader } from './shader-source.js';
+import { declareKernel } from './kernel.js';
 
 /** Invocations per workgroup, written into the shader (GROUP). */
 const GROUP = 256;
-const diceShader = composeShader([diceSource], { defines: { GROUP } });
-const PARAMS = uniformBlock('dice', diceSource, [['n', 'u32'], ['stride', 'u32']]);
+const DICE = declareKernel({
+  name: 'dice',
+  parts: [diceSource],
+  defines: { GROUP },
+  entryPoints: {
+    partial_sums: ['p', 'y', 'partials_out'], partial_sums4: ['p', 'y', 'partials_out'],
+    loss: ['partials_in', 'sums_out', 'loss_out'],
+    backward: ['y_in', 'sums_in', 'dloss', 'dp'], backward4: ['y_in', 'sums_in', 'dloss', 'dp'],
+  },
+  uniforms: [['n', 'u32'], ['stride', 'u32']],
+});
 
 function checkShape(op: string, name: string, t: GpuTensor, want: number[]): void {
   checkStorage(op, name, t);
@@ -40,18 +48,18 @@ export function diceLoss(gpu: Gpu, p: GpuTensor, y: GpuTensor, loss: GpuTensor, 
   const groups = reduceGroups(n / q);
   const scratch = gpu.acquire(groups * 16);
   const partials = { buffer: scratch.buffer, offset: 0, size: groups * 16 };
-  gpu.dispatch({
-    kernel: gpu.kernel('dice', diceShader, {}, q === 4 ? 'partial_sums4' : 'partial_sums'),
+  DICE.dispatch(gpu, {
+    entry: q === 4 ? 'partial_sums4' : 'partial_sums',
     label: `${op} partial sums ${shapeStr(p.shape)} in ${groups} groups`,
-    uniforms: PARAMS.pack({ n: n / q, stride: groups * GROUP }),
-    storage: [p.view, y.view, partials],
+    bind: { p: p.view, y: y.view, partials_out: partials },
+    uniforms: { n: n / q, stride: groups * GROUP },
     workgroups: [groups],
   });
-  gpu.dispatch({
-    kernel: gpu.kernel('dice', diceShader, {}, 'loss'),
+  DICE.dispatch(gpu, {
+    entry: 'loss',
     label: `${op} total of ${groups} partials`,
-    uniforms: PARAMS.pack({ n: groups, stride: GROUP }),
-    storage: [partials, sums.view, loss.view],
+    bind: { partials_in: partials, sums_out: sums.view, loss_out: loss.view },
+    uniforms: { n: groups, stride: GROUP },
     workgroups: [1],
   });
   // Safe before the GPU runs: any later use of this buffer is recorded or submitted after these dispatches.
@@ -71,11 +79,11 @@ export function diceLossBackward(gpu: Gpu, p: GpuTensor, y: GpuTensor, sums: Gpu
   const n = numel(p.shape);
   const q = perInvocation(n);
   const { workgroups, rowThreads } = grid1d(n / q, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
-  gpu.dispatch({
-    kernel: gpu.kernel('dice', diceShader, {}, q === 4 ? 'backward4' : 'backward'),
+  DICE.dispatch(gpu, {
+    entry: q === 4 ? 'backward4' : 'backward',
     label: `${op} ${shapeStr(p.shape)}`,
-    uniforms: PARAMS.pack({ n: n / q, stride: rowThreads }),
-    storage: [y.view, sums.view, dLoss.view, dp.view], // p is checked, not read: the sums carry it
+    bind: { y_in: y.view, sums_in: sums.view, dloss: dLoss.view, dp: dp.view }, // p is checked, not read: the sums carry it
+    uniforms: { n: n / q, stride: rowThreads },
     workgroups,
   });
 }

@@ -4,8 +4,7 @@ import { ShapeError, shapeStr } from './errors.js';
 import { type GpuTensor, checkSameShape, checkStorage, grid1d, numel, perInvocation } from './tensor-view.js';
 import unarySource from '../../shaders/unary.wgsl';
 import binarySource from '../../shaders/binary.wgsl';
-import { uniformBlock } from './uniforms.js';
-import { composeShader } from './shader-source.js';
+import { declareKernel } from './kernel.js';
 
 export const UNARY_OPS = { copy: 0, relu: 1, sigmoid: 2, affine: 3 } as const;
 export type UnaryOp = keyof typeof UNARY_OPS;
@@ -24,8 +23,22 @@ export interface ElementwiseOptions {
 
 /** Invocations per workgroup, written into the shader (GROUP). */
 const GROUP = 256;
-const unaryShader = composeShader([unarySource], { defines: { GROUP } });
-const binaryShader = composeShader([binarySource], { defines: { GROUP } });
+const UNARY = declareKernel({
+  name: 'unary',
+  parts: [unarySource],
+  defines: { GROUP },
+  entryPoints: { main: ['x', 'out'], main4: ['x', 'out'] },
+  uniforms: [['n', 'u32'], ['row_threads', 'u32'], ['alpha', 'f32'], ['beta', 'f32']],
+  overrides: ['OP', 'ACCUMULATE'],
+});
+const BINARY = declareKernel({
+  name: 'binary',
+  parts: [binarySource],
+  defines: { GROUP },
+  entryPoints: { main: ['a', 'b', 'out'], main4: ['a', 'b', 'out'] },
+  uniforms: [['n', 'u32'], ['row_threads', 'u32'], ['alpha', 'f32'], ['_pad', 'f32']],
+  overrides: ['OP', 'ACCUMULATE'],
+});
 
 /** out (+)= f(x) for every element. */
 export function unary(gpu: Gpu, op: UnaryOp, x: GpuTensor, out: GpuTensor, opts: ElementwiseOptions = {}): void {
@@ -50,21 +63,20 @@ export function fill(gpu: Gpu, value: GpuTensor, out: GpuTensor, opts: Elementwi
 function mapGrid(gpu: Gpu, n: number, byQuads: boolean) {
   const q = byQuads ? perInvocation(n) : 1;
   const { workgroups, rowThreads } = grid1d(n / q, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
-  return { entryPoint: q === 4 ? 'main4' : 'main', workgroups, rowThreads };
+  return { entry: q === 4 ? ('main4' as const) : ('main' as const), workgroups, rowThreads };
 }
 
-const UNARY_PARAMS = uniformBlock('unary', unarySource, [['n', 'u32'], ['row_threads', 'u32'], ['alpha', 'f32'], ['beta', 'f32']]);
-const BINARY_PARAMS = uniformBlock('binary', binarySource, [['n', 'u32'], ['row_threads', 'u32'], ['alpha', 'f32'], ['_pad', 'f32']]);
 
 function mapUnary(gpu: Gpu, code: number, label: string, x: GpuTensor, out: GpuTensor, opts: ElementwiseOptions): void {
   const n = numel(out.shape);
   // The broadcast reads one element of x, which a vec4 view cannot hold.
-  const { entryPoint, workgroups, rowThreads } = mapGrid(gpu, n, code !== BROADCAST);
-  gpu.dispatch({
-    kernel: gpu.kernel('unary', unaryShader, { OP: code, ACCUMULATE: opts.accumulate ? 1 : 0 }, entryPoint),
+  const { entry, workgroups, rowThreads } = mapGrid(gpu, n, code !== BROADCAST);
+  UNARY.dispatch(gpu, {
+    entry,
     label,
-    uniforms: UNARY_PARAMS.pack({ n, row_threads: rowThreads, alpha: opts.alpha ?? 1, beta: opts.beta ?? 0 }),
-    storage: [x.view, out.view],
+    bind: { x: x.view, out: out.view },
+    uniforms: { n, row_threads: rowThreads, alpha: opts.alpha ?? 1, beta: opts.beta ?? 0 },
+    overrides: { OP: code, ACCUMULATE: opts.accumulate ? 1 : 0 },
     workgroups,
   });
 }
@@ -74,12 +86,13 @@ export function binary(gpu: Gpu, op: BinaryOp, a: GpuTensor, b: GpuTensor, out: 
   if (!(op in BINARY_OPS)) throw new ShapeError('binary', `unknown op "${op}"`);
   checkSameShape(`binary ${op}`, ['a', 'b', 'out'], [a, b, out]);
   const n = numel(a.shape);
-  const { entryPoint, workgroups, rowThreads } = mapGrid(gpu, n, true);
-  gpu.dispatch({
-    kernel: gpu.kernel('binary', binaryShader, { OP: BINARY_OPS[op], ACCUMULATE: opts.accumulate ? 1 : 0 }, entryPoint),
+  const { entry, workgroups, rowThreads } = mapGrid(gpu, n, true);
+  BINARY.dispatch(gpu, {
+    entry,
     label: `binary ${op} ${shapeStr(a.shape)}`,
-    uniforms: BINARY_PARAMS.pack({ n, row_threads: rowThreads, alpha: opts.alpha ?? 1, _pad: 0 }),
-    storage: [a.view, b.view, out.view],
+    bind: { a: a.view, b: b.view, out: out.view },
+    uniforms: { n, row_threads: rowThreads, alpha: opts.alpha ?? 1, _pad: 0 },
+    overrides: { OP: BINARY_OPS[op], ACCUMULATE: opts.accumulate ? 1 : 0 },
     workgroups,
   });
 }

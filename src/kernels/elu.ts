@@ -4,37 +4,36 @@ import { ShapeError, shapeStr } from './errors.js';
 import { type GpuTensor, checkSameShape, grid1d, numel, perInvocation } from './tensor-view.js';
 import { checkNoAliasing } from './aliasing.js';
 import eluSource from '../../shaders/elu.wgsl';
-import { uniformBlock } from './uniforms.js';
-import { composeShader } from './shader-source.js';
+import { declareKernel } from './kernel.js';
 
 /** Invocations per workgroup, written into the shader (GROUP). */
 const GROUP = 256;
-const eluShader = composeShader([eluSource], { defines: { GROUP } });
-
-/**
- * The uniforms, the grid and the entry point's suffix: four elements per
- * invocation ('4': vec4 accesses) where n is a nonzero multiple of 4 (a vec4
- * view needs 16 bytes), else one.
- */
-const PARAMS = uniformBlock('elu', eluSource, [['n', 'u32'], ['row_threads', 'u32'], ['alpha', 'f32'], ['_pad', 'u32']]);
+const ELU = declareKernel({
+  name: 'elu',
+  parts: [eluSource],
+  defines: { GROUP },
+  entryPoints: { forward: ['x_in', 'y_out'], forward4: ['x_in', 'y_out'], backward: ['dy', 'y_in', 'dx'], backward4: ['dy', 'y_in', 'dx'] },
+  uniforms: [['n', 'u32'], ['row_threads', 'u32'], ['alpha', 'f32'], ['_pad', 'u32']],
+  overrides: ['ACCUMULATE'],
+});
 
 function params(gpu: Gpu, op: string, n: number, alpha: number) {
   if (!(alpha > 0) || !Number.isFinite(alpha)) throw new ShapeError(op, `alpha must be a positive number, got ${alpha}`);
   const q = perInvocation(n);
   const { workgroups, rowThreads } = grid1d(n / q, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
-  return { workgroups, uniforms: PARAMS.pack({ n, row_threads: rowThreads, alpha, _pad: 0 }), suffix: q === 4 ? '4' : '' };
+  return { workgroups, uniforms: { n, row_threads: rowThreads, alpha, _pad: 0 }, quads: q === 4 };
 }
 
 /** y = elu(x) with the given alpha (Keras's default is 1). */
 export function elu(gpu: Gpu, x: GpuTensor, y: GpuTensor, alpha = 1): void {
   checkSameShape('elu', ['x', 'y'], [x, y]);
   checkNoAliasing('elu', { x }, { y });
-  const { workgroups, uniforms, suffix } = params(gpu, 'elu', numel(x.shape), alpha);
-  gpu.dispatch({
-    kernel: gpu.kernel('elu', eluShader, { ACCUMULATE: 0 }, `forward${suffix}`),
+  const { workgroups, uniforms, quads } = params(gpu, 'elu', numel(x.shape), alpha);
+  ELU.dispatch(gpu, {
+    entry: quads ? 'forward4' : 'forward',
     label: `elu ${shapeStr(x.shape)}`,
+    bind: { x_in: x.view, y_out: y.view },
     uniforms,
-    storage: [x.view, y.view],
     workgroups,
   });
 }
@@ -43,12 +42,13 @@ export function elu(gpu: Gpu, x: GpuTensor, y: GpuTensor, alpha = 1): void {
 export function eluBackward(gpu: Gpu, dy: GpuTensor, y: GpuTensor, dx: GpuTensor, alpha = 1, opts: { accumulate?: boolean } = {}): void {
   checkSameShape('eluBackward', ['dy', 'y', 'dx'], [dy, y, dx]);
   checkNoAliasing('eluBackward', { dy, y }, { dx });
-  const { workgroups, uniforms, suffix } = params(gpu, 'eluBackward', numel(dy.shape), alpha);
-  gpu.dispatch({
-    kernel: gpu.kernel('elu', eluShader, { ACCUMULATE: opts.accumulate ? 1 : 0 }, `backward${suffix}`),
+  const { workgroups, uniforms, quads } = params(gpu, 'eluBackward', numel(dy.shape), alpha);
+  ELU.dispatch(gpu, {
+    entry: quads ? 'backward4' : 'backward',
     label: `eluBackward ${shapeStr(dy.shape)}`,
+    bind: { dy: dy.view, y_in: y.view, dx: dx.view },
     uniforms,
-    storage: [dy.view, y.view, dx.view],
+    overrides: { ACCUMULATE: opts.accumulate ? 1 : 0 },
     workgroups,
   });
 }

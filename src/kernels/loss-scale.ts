@@ -8,12 +8,10 @@
 import type { BufferView, Gpu } from './gpu.js';
 import { type GpuTensor, grid1d, numel } from './tensor-view.js';
 import lossScaleSource from '../../shaders/loss_scale.wgsl';
-import { uniformBlock } from './uniforms.js';
-import { composeShader } from './shader-source.js';
+import { declareKernel } from './kernel.js';
 
 /** Invocations per workgroup, written into the shader (GROUP). */
 const GROUP = 256;
-const lossScaleShader = composeShader([lossScaleSource], { defines: { GROUP } });
 
 export const LOSS_SCALE_STATE_BYTES = 28;
 
@@ -32,38 +30,44 @@ export interface LossScaleRule {
   minScale: number;
 }
 
-const PARAMS = uniformBlock('loss_scale', lossScaleSource, [
-  ['n', 'u32'], ['row_threads', 'u32'], ['interval', 'u32'], ['growth', 'f32'], ['backoff', 'f32'], ['max_scale', 'f32'], ['min_scale', 'f32'],
-  ['beta1', 'f32'], ['one_minus_beta1', 'f32'], ['beta2', 'f32'], ['one_minus_beta2', 'f32'],
-]);
+const LOSS_SCALE = declareKernel({
+  name: 'loss_scale',
+  parts: [lossScaleSource],
+  defines: { GROUP },
+  entryPoints: { unscale: ['state', 'grads'], update: ['state'] },
+  uniforms: [
+    ['n', 'u32'], ['row_threads', 'u32'], ['interval', 'u32'], ['growth', 'f32'], ['backoff', 'f32'], ['max_scale', 'f32'], ['min_scale', 'f32'],
+    ['beta1', 'f32'], ['one_minus_beta1', 'f32'], ['beta2', 'f32'], ['one_minus_beta2', 'f32'],
+  ],
+});
 
-function uniforms(n: number, rowThreads: number, r: LossScaleRule, betas: LossScaleBetas): Uint8Array {
-  return PARAMS.pack({
+function uniforms(n: number, rowThreads: number, r: LossScaleRule, betas: LossScaleBetas) {
+  return {
     n, row_threads: rowThreads, interval: r.interval, growth: r.growth, backoff: r.backoff, max_scale: r.maxScale, min_scale: r.minScale,
     beta1: betas.beta1, one_minus_beta1: 1 - betas.beta1, beta2: betas.beta2, one_minus_beta2: 1 - betas.beta2,
-  });
+  };
 }
 
 /** grads ← grads / scale, setting the state's `found` on any infinite or NaN result. */
 export function unscaleGradients(gpu: Gpu, state: BufferView, grads: GpuTensor, rule: LossScaleRule, betas: LossScaleBetas): void {
   const n = numel(grads.shape);
   const { workgroups, rowThreads } = grid1d(n, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
-  gpu.dispatch({
-    kernel: gpu.kernel('loss_scale', lossScaleShader, {}, 'unscale'),
+  LOSS_SCALE.dispatch(gpu, {
+    entry: 'unscale',
     label: `lossScale unscale ${n} gradients`,
+    bind: { state, grads: grads.view },
     uniforms: uniforms(n, rowThreads, rule, betas),
-    storage: [state, grads.view],
     workgroups,
   });
 }
 
 /** After the step: grow or back off the scale, count the step taken or skipped, clear `found`. */
 export function updateLossScale(gpu: Gpu, state: BufferView, rule: LossScaleRule, betas: LossScaleBetas): void {
-  gpu.dispatch({
-    kernel: gpu.kernel('loss_scale', lossScaleShader, {}, 'update'),
+  LOSS_SCALE.dispatch(gpu, {
+    entry: 'update',
     label: 'lossScale update',
+    bind: { state },
     uniforms: uniforms(0, 0, rule, betas),
-    storage: [state],
     workgroups: [1],
   });
 }

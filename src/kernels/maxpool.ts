@@ -4,15 +4,18 @@ import { ShapeError, shapeStr } from './errors.js';
 import { type GpuTensor, checkRank, grid1d, numel, perInvocation } from './tensor-view.js';
 import { checkNoAliasing } from './aliasing.js';
 import maxpoolSource from '../../shaders/maxpool.wgsl';
-import { uniformBlock } from './uniforms.js';
-import { composeShader } from './shader-source.js';
+import { declareKernel } from './kernel.js';
 
-/** Invocations per workgroup, written into the shader (GROUP). */
+/** Invocations per workgroup. */
 const GROUP = 256;
-const maxpoolShader = composeShader([maxpoolSource], { defines: { GROUP } });
-const PARAMS = uniformBlock('maxpool', maxpoolSource, [
-  ['count', 'u32'], ['row_threads', 'u32'], ['h', 'u32'], ['w', 'u32'], ['c', 'u32'], ['oh', 'u32'], ['ow', 'u32'], ['cells_h', 'u32'], ['cells_w', 'u32'],
-]);
+const MAXPOOL = declareKernel({
+  name: 'maxpool',
+  parts: [maxpoolSource],
+  defines: { GROUP },
+  entryPoints: { forward: ['x', 'y'], forward4: ['x', 'y'], backward: ['x', 'dy', 'dx'], backward4: ['x', 'dy', 'dx'] },
+  uniforms: [['count', 'u32'], ['row_threads', 'u32'], ['h', 'u32'], ['w', 'u32'], ['c', 'u32'], ['oh', 'u32'], ['ow', 'u32'], ['cells_h', 'u32'], ['cells_w', 'u32']],
+  overrides: ['ACCUMULATE'],
+});
 
 export interface MaxPoolBackwardOptions {
   /** Add into `dx` instead of overwriting it (only winners change). */
@@ -45,9 +48,9 @@ function launch(gpu: Gpu, entry: 'forward' | 'backward', x: GpuTensor, bound: Gp
   const q = perInvocation(c, ...bound.map((t) => numel(t.shape)));
   const { workgroups, rowThreads } = grid1d(count / q, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
   return {
-    entryPoint: q === 4 ? `${entry}4` : entry,
+    entry: q === 4 ? (`${entry}4` as const) : entry,
     workgroups,
-    uniforms: PARAMS.pack({ count: count / q, row_threads: rowThreads, h, w, c: c / q, oh: Math.floor(h / 2), ow: Math.floor(w / 2), cells_h: cellsH, cells_w: cellsW }),
+    uniforms: { count: count / q, row_threads: rowThreads, h, w, c: c / q, oh: Math.floor(h / 2), ow: Math.floor(w / 2), cells_h: cellsH, cells_w: cellsW },
   };
 }
 
@@ -56,13 +59,10 @@ export function maxPool2x2(gpu: Gpu, x: GpuTensor, out: GpuTensor): void {
   const op = 'maxPool2x2';
   checkPooled(op, x, 'out', out);
   checkNoAliasing(op, { x }, { out });
-  const { entryPoint, workgroups, uniforms } = launch(gpu, 'forward', x, [x, out], numel(out.shape), out.shape[1]!, out.shape[2]!);
-  gpu.dispatch({
-    kernel: gpu.kernel('maxpool', maxpoolShader, {}, entryPoint),
+  MAXPOOL.dispatch(gpu, {
+    ...launch(gpu, 'forward', x, [x, out], numel(out.shape), out.shape[1]!, out.shape[2]!),
     label: `${op} ${shapeStr(x.shape)} -> ${shapeStr(out.shape)}`,
-    uniforms,
-    storage: [x.view, out.view],
-    workgroups,
+    bind: { x: x.view, y: out.view },
   });
 }
 
@@ -83,12 +83,10 @@ export function maxPool2x2Backward(gpu: Gpu, x: GpuTensor, dy: GpuTensor, dx: Gp
   const [n, h, w, c] = x.shape as [number, number, number, number];
   const cellsH = Math.ceil(h / 2);
   const cellsW = Math.ceil(w / 2);
-  const { entryPoint, workgroups, uniforms } = launch(gpu, 'backward', x, [x, dy, dx], n * cellsH * cellsW * c, cellsH, cellsW);
-  gpu.dispatch({
-    kernel: gpu.kernel('maxpool', maxpoolShader, { ACCUMULATE: opts.accumulate ? 1 : 0 }, entryPoint),
+  MAXPOOL.dispatch(gpu, {
+    ...launch(gpu, 'backward', x, [x, dy, dx], n * cellsH * cellsW * c, cellsH, cellsW),
     label: `${op} ${shapeStr(x.shape)} <- ${shapeStr(dy.shape)}`,
-    uniforms,
-    storage: [x.view, dy.view, dx.view],
-    workgroups,
+    bind: { x: x.view, dy: dy.view, dx: dx.view },
+    overrides: { ACCUMULATE: opts.accumulate ? 1 : 0 },
   });
 }

@@ -4,13 +4,17 @@ import { ShapeError, shapeStr } from './errors.js';
 import { type GpuTensor, checkStorage, numel } from './tensor-view.js';
 import { checkNoAliasing } from './aliasing.js';
 import reduceSource from '../../shaders/reduce.wgsl';
-import { uniformBlock } from './uniforms.js';
-import { composeShader } from './shader-source.js';
+import { declareKernel } from './kernel.js';
 
 /** Invocations per workgroup, written into the shader (GROUP). */
 const GROUP = 256;
-const reduceShader = composeShader([reduceSource], { defines: { GROUP } });
-const PARAMS = uniformBlock('reduce', reduceSource, [['n', 'u32'], ['stride', 'u32']]);
+const REDUCE = declareKernel({
+  name: 'reduce',
+  parts: [reduceSource],
+  defines: { GROUP },
+  entryPoints: { partial_sums: ['src', 'dst'], total_sum: ['src', 'dst'] },
+  uniforms: [['n', 'u32'], ['stride', 'u32']],
+});
 /**
  * Workgroups of the first pass, at most: enough to fill a large GPU (132 SMs ×
  * several groups), few enough that one workgroup finishes the partial sums.
@@ -35,18 +39,18 @@ export function sumAll(gpu: Gpu, x: GpuTensor, out: GpuTensor): void {
   const groups = reduceGroups(n);
   const scratch = gpu.acquire(groups * 4);
   const partials = { buffer: scratch.buffer, offset: 0, size: groups * 4 };
-  gpu.dispatch({
-    kernel: gpu.kernel('reduce', reduceShader, {}, 'partial_sums'),
+  REDUCE.dispatch(gpu, {
+    entry: 'partial_sums',
     label: `${op} partial ${shapeStr(x.shape)} in ${groups} groups`,
-    uniforms: PARAMS.pack({ n, stride: groups * GROUP }),
-    storage: [x.view, partials],
+    bind: { src: x.view, dst: partials },
+    uniforms: { n, stride: groups * GROUP },
     workgroups: [groups],
   });
-  gpu.dispatch({
-    kernel: gpu.kernel('reduce', reduceShader, {}, 'total_sum'),
+  REDUCE.dispatch(gpu, {
+    entry: 'total_sum',
     label: `${op} final ${groups} partials`,
-    uniforms: PARAMS.pack({ n: groups, stride: GROUP }),
-    storage: [partials, out.view],
+    bind: { src: partials, dst: out.view },
+    uniforms: { n: groups, stride: GROUP },
     workgroups: [1],
   });
   // Safe before the GPU runs: any later use of this buffer is recorded or submitted after these dispatches.

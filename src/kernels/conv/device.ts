@@ -7,11 +7,12 @@
 import { BufferUsage, type BufferView, type Gpu } from '../gpu.js';
 import { type ConvCaps, type ConvOverrides, type Formulation, MMA_TILES, Mode, type Precision, TILE_SHAPES, type WinogradPlan, canShareRows, fittingMmaTile, formulationFor } from './plan.js';
 import type { Gemm } from './gemm.js';
+import type { DeclaredKernel } from '../kernel.js';
 
 /** The software adapter's formulations (src/kernels/software/conv.ts), registered when that module loads. */
 export interface SoftwareConv {
-  /** conv_rows.wgsl with the planner's constants. */
-  rowsSource(defines: Readonly<Record<string, number>>): string;
+  /** The rows formulation (conv_rows.wgsl). */
+  rows: DeclaredKernel;
   /** A 3 × 3 convolution or its ∂input through Winograd's passes. */
   winograd(gpu: Gpu, g: Gemm, plan: WinogradPlan): void;
 }

@@ -6,9 +6,8 @@
  */
 import type { BufferView, Gpu } from '../gpu.js';
 import { allocTensor } from '../tensor-view.js';
-import { composeShader } from '../shader-source.js';
 import { capsOf, placeholder, softwareConv } from './device.js';
-import { type GemmPlan, type GemmShape, type ShaderPlan, TRANSPOSE_COLS, TRANSPOSE_GROUP, type TransposePlan, planGemm } from './plan.js';
+import { type GemmPlan, type GemmShape, TRANSPOSE_COLS, TRANSPOSE_GROUP, type TransposePlan, planGemm } from './plan.js';
 import { reduceSplits } from './sums.js';
 import tiledSource from '../../../shaders/conv_tiled.wgsl';
 import mmaSource from '../../../shaders/conv_mma.wgsl';
@@ -17,7 +16,7 @@ import directSource from '../../../shaders/conv_direct.wgsl';
 import commonSource from '../../../shaders/conv_common.wgsl';
 import activationSource from '../../../shaders/activation.wgsl';
 import transposeSource from '../../../shaders/weights_transpose.wgsl';
-import { uniformBlock } from '../uniforms.js';
+import { type DeclaredKernel, declareKernel } from '../kernel.js';
 
 /** A GEMM with its buffers. */
 export interface Gemm extends Omit<GemmShape, 'aBytes' | 'bBytes' | 'bias' | 'biasGradient'> {
@@ -50,25 +49,22 @@ export function runGemm(gpu: Gpu, g: Gemm): GemmPlan {
   }
   const transposed = plan.transpose ? transposedWeights(gpu, g, plan.transpose) : null;
   const b = transposed?.view ?? g.b;
-  const source = shaderSource(plan.shader);
-  const kernel = gpu.kernel(plan.shader.family, source, plan.shader.constants);
-  const bind = (out: BufferView) => [g.a, b, g.bias ?? placeholder(gpu, 'read'), ...plan.shader.extra.map((e) =>
-    e === 'out' ? out : e === 'a' ? g.a : e === 'b' ? b : placeholder(gpu, e === 'none' ? 'read' : 'write'))];
+  const family = plan.shader.family === 'conv_rows' ? softwareConv().rows : CONV_FAMILIES[plan.shader.family];
+  const views = { a: g.a, b, none: placeholder(gpu, 'read'), 'none-writable': placeholder(gpu, 'write') };
+  const dispatch = (label: string, out: BufferView, uniforms: ConvUniforms) => {
+    const bind: Record<string, BufferView> = { a_src: g.a, b_src: b, bias: g.bias ?? views.none };
+    for (const [name, what] of Object.entries(plan.shader.bind)) bind[name] = what === 'out' ? out : views[what];
+    family.dispatch(gpu, { entry: 'main', label, bind, uniforms, overrides: plan.shader.constants, defines: plan.shader.defines, workgroups: plan.grid });
+  };
   const how = `${plan.formulation} ${plan.tile.rows}×${plan.tile.cols}`;
   if (!plan.splits) {
-    gpu.dispatch({ kernel, label: `${g.label} [${how}]`, uniforms: params(g, g.m, g.k), storage: bind(g.out), workgroups: plan.grid });
+    dispatch(`${g.label} [${how}]`, g.out, params(g, g.m, g.k));
   } else {
     const m = g.m + (plan.biasRow ? 1 : 0);
     const len = m * g.n;
     const scratch = gpu.acquire(plan.splits.count * len * 4);
     const partials = { buffer: scratch.buffer, offset: 0, size: plan.splits.count * len * 4 };
-    gpu.dispatch({
-      kernel,
-      label: `${g.label} [${how}, ${plan.splits.count} splits${plan.biasRow ? ', bias row' : ''}]`,
-      uniforms: params(g, m, plan.splits.kPerSplit),
-      storage: bind(partials),
-      workgroups: plan.grid,
-    });
+    dispatch(`${g.label} [${how}, ${plan.splits.count} splits${plan.biasRow ? ', bias row' : ''}]`, partials, params(g, m, plan.splits.kPerSplit));
     const sums = { src: partials, splits: plan.splits.count, len };
     reduceSplits(gpu, sums, g.out, g.accumulate ?? false, g.label, plan.biasRow ? { view: g.db!, from: g.m * g.n } : undefined);
     // Safe to recycle now: any later use of this buffer is recorded after the reads above.
@@ -78,47 +74,60 @@ export function runGemm(gpu: Gpu, g: Gemm): GemmPlan {
   return plan;
 }
 
-const PARAMS = uniformBlock('conv', commonSource, [
+const CONV_UNIFORMS = [
   ['batch', 'u32'], ['h', 'u32'], ['w', 'u32'], ['a_c', 'u32'], ['kh', 'u32'], ['kw', 'u32'], ['pad', 'u32'], ['b_c', 'u32'],
   ['m', 'u32'], ['n', 'u32'], ['k', 'u32'], ['k_per_split', 'u32'],
-]);
-const TRANSPOSE_PARAMS = uniformBlock('weights_transpose', transposeSource, [['batches', 'u32'], ['rows', 'u32'], ['cols', 'u32']]);
+] as const;
+type ConvUniforms = Readonly<Record<(typeof CONV_UNIFORMS)[number][0], number>>;
 
-function params(g: Gemm, m: number, kPerSplit: number): Uint8Array {
-  return PARAMS.pack({ batch: g.batch, h: g.h, w: g.w, a_c: g.aC, kh: g.kh ?? 1, kw: g.kw ?? 1, pad: g.pad ?? 0, b_c: g.bC, m, n: g.n, k: g.k, k_per_split: kPerSplit });
+/**
+ * A convolution GEMM shader: its own source before conv_common.wgsl (the
+ * uniforms, A, B, bias and C) and activation.wgsl, one entry point `main`
+ * binding a_src, b_src, bias, out and then the family's own buffers.
+ */
+export function declareConvFamily(name: string, parts: readonly string[], own: { bindings: readonly string[]; overrides: readonly string[]; enables?: readonly string[] }): DeclaredKernel {
+  return declareKernel({
+    name,
+    parts: [...parts, commonSource, activationSource],
+    enables: own.enables,
+    entryPoints: { main: ['a_src', 'b_src', 'bias', 'out', ...own.bindings] },
+    uniforms: CONV_UNIFORMS,
+    overrides: ['MODE', 'ACT', 'ACCUMULATE', 'BIAS_ROW', ...own.overrides],
+  });
 }
 
-const sources = new Map<string, string>();
-/** A planned shader's source (made once per family and constants). */
-function shaderSource(s: ShaderPlan): string {
-  const key = `${s.family}|${Object.entries(s.defines).join(',')}`;
-  let source = sources.get(key);
-  if (!source) {
-    const shared = [commonSource, activationSource];
-    if (s.family === 'conv_tiled') source = composeShader([tiledSource, gatherSource, ...shared], { defines: s.defines });
-    else if (s.family === 'conv_mma') {
-      const enables = ['f16', 'subgroups', 'chromium_experimental_subgroup_matrix'];
-      source = composeShader([mmaSource, gatherSource, ...shared], { enables, defines: s.defines });
-    } else if (s.family === 'conv_direct') source = composeShader([directSource, ...shared], { defines: s.defines });
-    else source = softwareConv().rowsSource(s.defines);
-    sources.set(key, source);
-  }
-  return source;
+/** The GPU formulations; the planner picks one and writes its tile into `defines`. */
+const CONV_FAMILIES = {
+  conv_tiled: declareConvFamily('conv_tiled', [tiledSource, gatherSource], { bindings: [], overrides: [] }),
+  conv_mma: declareConvFamily('conv_mma', [mmaSource, gatherSource], {
+    bindings: ['a4_src', 'b4_src'], overrides: ['A4', 'B4'], enables: ['f16', 'subgroups', 'chromium_experimental_subgroup_matrix'],
+  }),
+  conv_direct: declareConvFamily('conv_direct', [directSource], { bindings: ['a4', 'b4'], overrides: ['A4', 'B4', 'GROUP'] }),
+};
+
+const WEIGHTS_TRANSPOSE = declareKernel({
+  name: 'weights_transpose',
+  parts: [transposeSource],
+  defines: { COLS: TRANSPOSE_COLS, GROUP: TRANSPOSE_GROUP },
+  entryPoints: { main: ['w', 'out'] },
+  uniforms: [['batches', 'u32'], ['rows', 'u32'], ['cols', 'u32']],
+  overrides: ['FLIP'],
+});
+
+function params(g: Gemm, m: number, kPerSplit: number): ConvUniforms {
+  return { batch: g.batch, h: g.h, w: g.w, a_c: g.aC, kh: g.kh ?? 1, kw: g.kw ?? 1, pad: g.pad ?? 0, b_c: g.bC, m, n: g.n, k: g.k, k_per_split: kPerSplit };
 }
 
 /** weights_transpose.wgsl: modes 1 and 3's B with contiguous rows, in pooled memory the caller disposes of. */
 function transposedWeights(gpu: Gpu, g: Gemm, t: TransposePlan) {
   const out = allocTensor(gpu, [t.batches, t.cols, t.rows]);
-  gpu.dispatch({
-    kernel: gpu.kernel('weights_transpose', transposeShader(), { FLIP: t.flip ? 1 : 0 }),
+  WEIGHTS_TRANSPOSE.dispatch(gpu, {
+    entry: 'main',
     label: `${g.label}: weights rearranged by rows`,
-    uniforms: TRANSPOSE_PARAMS.pack({ batches: t.batches, rows: t.rows, cols: t.cols }),
-    storage: [g.b, out.view],
+    bind: { w: g.b, out: out.view },
+    uniforms: { batches: t.batches, rows: t.rows, cols: t.cols },
+    overrides: { FLIP: t.flip ? 1 : 0 },
     workgroups: t.grid,
   });
   return out;
-}
-let transposeSourceWithCols: string | null = null;
-function transposeShader(): string {
-  return (transposeSourceWithCols ??= composeShader([transposeSource], { defines: { COLS: TRANSPOSE_COLS, GROUP: TRANSPOSE_GROUP } }));
 }

@@ -123,10 +123,11 @@ export interface ShaderPlan {
   /** Pipeline-overridable constants. */
   constants: Record<string, number>;
   /**
-   * What each binding from 4 on holds: C, a vec4 view of A or B, or a
-   * placeholder (read-only or writable) where the shader does not use it.
+   * What each of the family's bindings after a_src, b_src and bias holds, by
+   * its WGSL name: C, a vec4 view of A or B, or a placeholder (read-only or
+   * writable) where this specialisation does not use it.
    */
-  extra: readonly ('out' | 'a' | 'b' | 'none' | 'none-writable')[];
+  bind: Readonly<Record<string, 'out' | 'a' | 'b' | 'none' | 'none-writable'>>;
 }
 
 export interface TransposePlan {
@@ -261,7 +262,7 @@ function launchFor(caps: ConvCaps, f: Formulation, g: GemmShape, splits: number)
   if (f === 'tiled') {
     const shape = caps.overrides?.tile ?? tileShapeFor(g.m, g.n, splits);
     const [WG_X, WG_Y, RM, RN] = TILE_SHAPES[shape];
-    return { shader: { family: 'conv_tiled', defines: { WG_X, WG_Y, RM, RN }, constants, extra: ['out'] }, rows: WG_Y * RM, cols: WG_X * RN };
+    return { shader: { family: 'conv_tiled', defines: { WG_X, WG_Y, RM, RN }, constants, bind: { out: 'out' } }, rows: WG_Y * RM, cols: WG_X * RN };
   }
   if (f === 'mma') {
     const c = mmaConstants(caps.matrix!, caps.subgroups!.max, caps.overrides?.mmaTile ?? fittingMmaTile(caps)!, caps.limits);
@@ -271,7 +272,7 @@ function launchFor(caps: ConvCaps, f: Formulation, g: GemmShape, splits: number)
     const b4 = g.n % 4 === 0 && g.bBytes >= 16;
     const { rows, cols, ...defines } = c;
     return {
-      shader: { family: 'conv_mma', defines, constants: { ...constants, A4: +a4, B4: +b4 }, extra: ['out', a4 ? 'a' : 'none', b4 ? 'b' : 'none'] },
+      shader: { family: 'conv_mma', defines, constants: { ...constants, A4: +a4, B4: +b4 }, bind: { out: 'out', a4_src: a4 ? 'a' : 'none', b4_src: b4 ? 'b' : 'none' } },
       rows, cols,
     };
   }
@@ -286,7 +287,7 @@ function launchFor(caps: ConvCaps, f: Formulation, g: GemmShape, splits: number)
   return {
     shader: {
       family: 'conv_direct', defines: { ROWS: DIRECT_ROWS, QUADS: DIRECT_QUADS },
-      constants: { ...constants, A4: +a4, B4: +b4, GROUP: group }, extra: ['out', a4 ? 'a' : 'none', b4 ? 'b' : 'none'],
+      constants: { ...constants, A4: +a4, B4: +b4, GROUP: group }, bind: { out: 'out', a4: a4 ? 'a' : 'none', b4: b4 ? 'b' : 'none' },
     },
     rows: group * DIRECT_ROWS, cols: 4 * DIRECT_QUADS,
   };
@@ -421,7 +422,8 @@ function rowsLaunch(g: GemmShape, constants: Record<string, number>): Launch {
     shader: {
       family: 'conv_rows', defines: { MINE: mine, COLS: ROWS_COLS },
       constants: { ...constants, B4: +b4, O4: +o4, A4: +a4, WT: +wt, GROUP: group },
-      extra: [...(o4 ? ['none-writable', b, 'out'] as const : ['out', b, 'none-writable'] as const), a4 ? 'a' : 'none'],
+      // With O4 the shader writes C through out4 (vec4s), else through out.
+      bind: { out: o4 ? 'none-writable' : 'out', b4: b, out4: o4 ? 'out' : 'none-writable', a4: a4 ? 'a' : 'none' },
     },
     rows: mine * group, cols: ROWS_COLS,
   };

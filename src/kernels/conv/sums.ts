@@ -6,14 +6,18 @@ import type { BufferView, Gpu } from '../gpu.js';
 import { grid1d, perInvocation } from '../tensor-view.js';
 import { placeholder } from './device.js';
 import splitSource from '../../../shaders/split_sum.wgsl';
-import { uniformBlock } from '../uniforms.js';
-import { composeShader } from '../shader-source.js';
+import { declareKernel } from '../kernel.js';
 
 /** Invocations per workgroup, written into the shader (GROUP). */
 const GROUP = 256;
-const splitShader = composeShader([splitSource], { defines: { GROUP } });
-
-const PARAMS = uniformBlock('split_sum', splitSource, [['len', 'u32'], ['splits', 'u32'], ['rows_per_split', 'u32'], ['row_threads', 'u32'], ['first', 'u32']]);
+const SPLIT_SUM = declareKernel({
+  name: 'split_sum',
+  parts: [splitSource],
+  defines: { GROUP },
+  entryPoints: { reduce_splits: ['src', 'dst', 'dst2'], channel_partial_sums: ['src', 'dst'], channel_sums4: ['src', 'dst'] },
+  uniforms: [['len', 'u32'], ['splits', 'u32'], ['rows_per_split', 'u32'], ['row_threads', 'u32'], ['first', 'u32']],
+  overrides: ['ACCUMULATE', 'QUADS'],
+});
 
 /** dst (+)= Σ over splits of src's slices of `len`; with `second`, sums from `second.from` on go to second.view instead. */
 export function reduceSplits(
@@ -25,11 +29,12 @@ export function reduceSplits(
   second?: { view: BufferView; from: number },
 ): void {
   const { workgroups, rowThreads } = grid1d(sums.len, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
-  gpu.dispatch({
-    kernel: gpu.kernel('split_sum', splitShader, { ACCUMULATE: accumulate ? 1 : 0 }, 'reduce_splits'),
+  SPLIT_SUM.dispatch(gpu, {
+    entry: 'reduce_splits',
     label: `${label}: sum of ${sums.splits} splits`,
-    uniforms: PARAMS.pack({ len: sums.len, splits: sums.splits, rows_per_split: 0, row_threads: rowThreads, first: second?.from ?? sums.len }),
-    storage: [sums.src, dst, second?.view ?? placeholder(gpu, 'write')],
+    bind: { src: sums.src, dst, dst2: second?.view ?? placeholder(gpu, 'write') },
+    uniforms: { len: sums.len, splits: sums.splits, rows_per_split: 0, row_threads: rowThreads, first: second?.from ?? sums.len },
+    overrides: { ACCUMULATE: accumulate ? 1 : 0 },
     workgroups,
   });
 }
@@ -44,11 +49,11 @@ export function channelSums(gpu: Gpu, src: BufferView, rows: number, c: number, 
   const rowsPerSplit = Math.ceil(rows / splits);
   const scratch = gpu.acquire(splits * c * 4);
   const partials = { buffer: scratch.buffer, offset: 0, size: splits * c * 4 };
-  gpu.dispatch({
-    kernel: gpu.kernel('split_sum', splitShader, { ACCUMULATE: 0 }, 'channel_partial_sums'),
+  SPLIT_SUM.dispatch(gpu, {
+    entry: 'channel_partial_sums',
     label,
-    uniforms: PARAMS.pack({ len: c, splits: rows, rows_per_split: rowsPerSplit, row_threads: 0, first: 0 }),
-    storage: [src, partials],
+    bind: { src, dst: partials },
+    uniforms: { len: c, splits: rows, rows_per_split: rowsPerSplit, row_threads: 0, first: 0 },
     workgroups: [Math.ceil(c / 64), splits],
   });
   reduceSplits(gpu, { src: partials, splits, len: c }, dst, accumulate, label);
@@ -64,11 +69,12 @@ function channelSums4(gpu: Gpu, src: BufferView, rows: number, c: number, dst: B
   const quads = Math.min(64, 2 ** Math.ceil(Math.log2(c / 4)));
   const lanes = 256 / quads;
   const pass = (from: BufferView, to: BufferView, rowCount: number, rowsPerSplit: number, acc: boolean, what: string) => {
-    gpu.dispatch({
-      kernel: gpu.kernel('split_sum', splitShader, { ACCUMULATE: acc ? 1 : 0, QUADS: quads }, 'channel_sums4'),
+    SPLIT_SUM.dispatch(gpu, {
+      entry: 'channel_sums4',
       label: `${label}${what}`,
-      uniforms: PARAMS.pack({ len: c, splits: rowCount, rows_per_split: rowsPerSplit, row_threads: 0, first: 0 }),
-      storage: [from, to],
+      bind: { src: from, dst: to },
+      uniforms: { len: c, splits: rowCount, rows_per_split: rowsPerSplit, row_threads: 0, first: 0 },
+      overrides: { ACCUMULATE: acc ? 1 : 0, QUADS: quads },
       workgroups: [Math.ceil(c / 4 / quads), Math.ceil(rowCount / rowsPerSplit)],
     });
   };

@@ -10,27 +10,32 @@
  */
 import type { Gpu } from '../gpu.js';
 import { allocTensor } from '../tensor-view.js';
-import { composeShader } from '../shader-source.js';
 import { placeholder, registerSoftwareConv } from '../conv/device.js';
-import { type Gemm, runGemm } from '../conv/gemm.js';
+import { type Gemm, declareConvFamily, runGemm } from '../conv/gemm.js';
 import { ACT, Mode, WINOGRAD_KERNELS, type WinogradPlan } from '../conv/plan.js';
 import rowsSource from '../../../shaders/software/conv_rows.wgsl';
 import winogradSource from '../../../shaders/software/winograd.wgsl';
 import winograd2Source from '../../../shaders/software/winograd2.wgsl';
 import winograd4Source from '../../../shaders/software/winograd4.wgsl';
-import commonSource from '../../../shaders/conv_common.wgsl';
 import activationSource from '../../../shaders/activation.wgsl';
-import { uniformBlock } from '../uniforms.js';
+import { declareKernel } from '../kernel.js';
 
-const PARAMS = uniformBlock('winograd', winogradSource, [
-  ['n', 'u32'], ['h', 'u32'], ['w', 'u32'], ['c', 'u32'], ['c_out', 'u32'], ['th', 'u32'], ['tw', 'u32'], ['tiles', 'u32'], ['n0', 'u32'],
-]);
+const ROWS = declareConvFamily('conv_rows', [rowsSource], {
+  bindings: ['b4', 'out4', 'a4'], overrides: ['A4', 'B4', 'O4', 'WT', 'GROUP'], enables: ['subgroups'],
+});
 
 /** The Winograd passes with the transforms of F(2×2, 3×3) or F(4×4, 3×3) before them. */
-const winogradSources = {
-  2: composeShader([winograd2Source, winogradSource, activationSource], { defines: { KERNELS: WINOGRAD_KERNELS } }),
-  4: composeShader([winograd4Source, winogradSource, activationSource], { defines: { KERNELS: WINOGRAD_KERNELS } }),
-} as const;
+function declareWinograd(tile: 2 | 4, transforms: string) {
+  return declareKernel({
+    name: `winograd${tile}`,
+    parts: [transforms, winogradSource, activationSource],
+    defines: { KERNELS: WINOGRAD_KERNELS },
+    entryPoints: { weight_tiles: ['w', 'dst'], input_tiles: ['src', 'dst'], output_tiles: ['src', 'dst', 'bias'] },
+    uniforms: [['n', 'u32'], ['h', 'u32'], ['w', 'u32'], ['c', 'u32'], ['c_out', 'u32'], ['th', 'u32'], ['tw', 'u32'], ['tiles', 'u32'], ['n0', 'u32']],
+    overrides: ['FLIP', 'ACT', 'BIAS', 'ACCUMULATE', 'WG'],
+  });
+}
+const WINOGRAD = { 2: declareWinograd(2, winograd2Source), 4: declareWinograd(4, winograd4Source) } as const;
 
 /**
  * A 3 × 3 'same' convolution (mode 0) or its ∂input (mode 1, the kernel read
@@ -47,24 +52,25 @@ function winograd(gpu: Gpu, g: Gemm, { tile, th, tw, images }: WinogradPlan): vo
   const v = allocTensor(gpu, [alpha2, images * th * tw, cin]);
   const m = allocTensor(gpu, [alpha2, images * th * tw, cout]);
   const group = (quads: number) => Math.min(64, 8 * Math.ceil(quads / 8));
-  const pass = (entry: string, constants: Record<string, number>, quads: number) =>
-    gpu.kernel(`winograd${tile}`, winogradSources[tile], { ...constants, WG: group(quads) }, entry);
-  const uniforms = (c: number, cOut: number, n0: number, n: number) => PARAMS.pack({ n, h: g.h, w: g.w, c, c_out: cOut, th, tw, tiles: n * th * tw, n0 });
-  gpu.dispatch({
-    kernel: pass('weight_tiles', { FLIP: g.mode === Mode.ConvInput ? 1 : 0 }, cout / 4),
+  const kernel = WINOGRAD[tile];
+  const uniforms = (c: number, cOut: number, n0: number, n: number) => ({ n, h: g.h, w: g.w, c, c_out: cOut, th, tw, tiles: n * th * tw, n0 });
+  kernel.dispatch(gpu, {
+    entry: 'weight_tiles',
     label: `${g.label}: Winograd ${tile}×${tile} kernels`,
+    bind: { w: g.b, dst: u.view },
     uniforms: uniforms(cin, cout, 0, 0),
-    storage: [g.b, u.view],
+    overrides: { FLIP: g.mode === Mode.ConvInput ? 1 : 0, WG: group(cout / 4) },
     workgroups: [Math.ceil(cout / 4 / group(cout / 4)), Math.ceil(cin / WINOGRAD_KERNELS)],
   });
   for (let n0 = 0; n0 < g.batch; n0 += images) {
     const n = Math.min(images, g.batch - n0);
     const part = g.batch > images ? ` (images ${n0}–${n0 + n - 1})` : '';
-    gpu.dispatch({
-      kernel: pass('input_tiles', {}, cin / 4),
+    kernel.dispatch(gpu, {
+      entry: 'input_tiles',
       label: `${g.label}: Winograd ${tile}×${tile} input tiles${part}`,
+      bind: { src: g.a, dst: v.view },
       uniforms: uniforms(cin / 4, 0, n0, n),
-      storage: [g.a, v.view],
+      overrides: { WG: group(cin / 4) },
       workgroups: [Math.ceil(cin / 4 / group(cin / 4)), n * th],
     });
     runGemm(gpu, {
@@ -72,11 +78,12 @@ function winograd(gpu: Gpu, g: Gemm, { tile, th, tw, images }: WinogradPlan): vo
       a: v.view, b: u.view, out: m.view,
       batch: 1, h: 1, w: 1, aC: cin, bC: cout, m: n * th * tw, n: cout, k: cin, batches: alpha2,
     });
-    gpu.dispatch({
-      kernel: pass('output_tiles', { ACT: ACT[g.activation ?? 'none'], BIAS: g.bias ? 1 : 0, ACCUMULATE: g.accumulate ? 1 : 0 }, cout / 4),
+    kernel.dispatch(gpu, {
+      entry: 'output_tiles',
       label: `${g.label}: Winograd ${tile}×${tile} output tiles${part}`,
+      bind: { src: m.view, dst: g.out, bias: g.bias ?? placeholder(gpu, 'read') },
       uniforms: uniforms(cout / 4, 0, n0, n),
-      storage: [m.view, g.out, g.bias ?? placeholder(gpu, 'read')],
+      overrides: { ACT: ACT[g.activation ?? 'none'], BIAS: g.bias ? 1 : 0, ACCUMULATE: g.accumulate ? 1 : 0, WG: group(cout / 4) },
       workgroups: [Math.ceil(cout / 4 / group(cout / 4)), n * th],
     });
   }
@@ -84,7 +91,4 @@ function winograd(gpu: Gpu, g: Gemm, { tile, th, tw, images }: WinogradPlan): vo
   for (const t of [u, v, m]) t.dispose();
 }
 
-registerSoftwareConv({
-  rowsSource: (defines) => composeShader([rowsSource, commonSource, activationSource], { enables: ['subgroups'], defines }),
-  winograd,
-});
+registerSoftwareConv({ rows: ROWS, winograd });
