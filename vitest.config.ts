@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { defineConfig, type Plugin } from 'vitest/config';
 
-/** Loads shaders/*.wgsl as strings, as esbuild's text loader does for the builds. */
+/** Loads *.wgsl as strings, as esbuild's text loader does for the builds. */
 function wgslAsText(): Plugin {
   return {
     name: 'wgsl-as-text',
@@ -16,7 +16,8 @@ function wgslAsText(): Plugin {
 export default defineConfig({
   plugins: [wgslAsText()],
   test: {
-    include: ['test/**/*.test.ts'],
+    // Each op's tests sit beside it (src/ops/<family>/); the rest under test/.
+    include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
     // The software adapter already uses every core; test files run one at a time.
     fileParallelism: false,
     testTimeout: 300_000,

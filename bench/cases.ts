@@ -4,16 +4,16 @@
  * each engine, runs once per timing, and disposes what it made.
  */
 import type * as tfType from '@tensorflow/tfjs-core';
-import type { Gpu } from '../src/kernels/gpu.js';
+import type { Gpu } from '../src/gpu/gpu.js';
 import { UsageError } from '../src/cli/args.js';
-import { type OwnedGpuTensor, allocTensor } from '../src/kernels/tensor-view.js';
-import { conv2d, conv2dBackwardInput, conv2dBackwardWeights, convTranspose2x2, convTranspose2x2BackwardInput, convTranspose2x2BackwardWeights, biasGradient } from '../src/kernels/conv/index.js';
-import { maxPool2x2, maxPool2x2Backward } from '../src/kernels/maxpool.js';
-import { concatChannels } from '../src/kernels/concat.js';
-import { unary } from '../src/kernels/elementwise.js';
-import { diceLoss, diceLossBackward } from '../src/kernels/dice.js';
-import { adamStep } from '../src/kernels/adam.js';
-import { elu, eluBackward } from '../src/kernels/elu.js';
+import { type OwnedGpuTensor, allocTensor } from '../src/gpu/tensor-view.js';
+import { conv2d, conv2dBackwardInput, conv2dBackwardWeights, convTranspose2x2, convTranspose2x2BackwardInput, convTranspose2x2BackwardWeights, biasGradient } from '../src/ops/conv/index.js';
+import { maxPool2x2, maxPool2x2Backward } from '../src/ops/maxpool/kernel.js';
+import { concatChannels } from '../src/ops/concat/kernel.js';
+import { unary } from '../src/ops/elementwise/kernel.js';
+import { diceLoss, diceLossBackward } from '../src/ops/dice/kernel.js';
+import { adamStep } from '../src/ops/adam/kernel.js';
+import { elu, eluBackward } from '../src/ops/elu/kernel.js';
 
 type Tf = typeof tfType;
 

@@ -1,7 +1,7 @@
-/** The adapter's measured FMA throughput (shaders/fma_peak.wgsl), the yardstick for every kernel. */
-import type { Gpu } from '../src/kernels/gpu.js';
-import fmaSource from '../shaders/fma_peak.wgsl';
-import { declareKernel } from '../src/kernels/kernel.js';
+/** The adapter's measured FMA throughput (fma_peak.wgsl), the yardstick for every kernel. */
+import type { Gpu } from '../src/gpu/gpu.js';
+import fmaSource from './fma_peak.wgsl';
+import { declareKernel } from '../src/gpu/kernel.js';
 import { timeIt } from './harness.js';
 
 /** Invocations per workgroup. */

@@ -30,9 +30,9 @@ fi
 
 say "tests on this adapter"
 [ -d node_modules/vitest ] || [ ! -f .device/test-runner.tar.xz ] || tar -xJf .device/test-runner.tar.xz
-timeout 150 node node_modules/vitest/vitest.mjs run test/conv.test.ts test/maxpool.test.ts test/concat.test.ts test/dice.test.ts test/adam.test.ts \
-  test/elementwise.test.ts test/elu.test.ts test/reduce.test.ts test/autograd.test.ts test/tfjs-peer.test.ts \
-  test/runtime.test.ts test/vec4-forms.test.ts test/pacing.test.ts test/model/unet.test.ts test/model/unet-tfjs.test.ts test/model/trainer.test.ts 2>&1 | grep -v '^ *✓' | tail -60 | tee -a "$log"
+timeout 150 node node_modules/vitest/vitest.mjs run src/ops/conv/conv.test.ts src/ops/maxpool/maxpool.test.ts src/ops/concat/concat.test.ts src/ops/dice/dice.test.ts src/ops/adam/adam.test.ts \
+  src/ops/elementwise/elementwise.test.ts src/ops/elu/elu.test.ts src/ops/reduce/reduce.test.ts test/autograd.test.ts test/tfjs-peer.test.ts \
+  src/gpu/runtime.test.ts test/vec4-forms.test.ts src/software/pacing.test.ts test/model/unet.test.ts test/model/unet-tfjs.test.ts test/model/trainer.test.ts 2>&1 | grep -v '^ *✓' | tail -60 | tee -a "$log"
 
 say "benchmark"
 timeout 300 node dist/bench.js --batches 8,32 --peers webgpu --reps "$reps" --step-batch 32 \

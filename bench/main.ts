@@ -18,10 +18,10 @@
 import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
-import { Gpu, describeAdapter, formatAdapter, requestDevice } from '../src/kernels/gpu.js';
+import { Gpu, describeAdapter, formatAdapter, requestDevice } from '../src/gpu/gpu.js';
 import { GPU_OPTIONS, parseArgs, usage, UsageError } from '../src/cli/args.js';
-import { MIXED_TOGGLES, withEnabledToggles, NoAdapterError } from '../src/kernels/node-gpu.js';
-import { PACE_AFTER_MS, POLL_NAP_MS, POLL_TIMER_SLACK_NS, paceDawnPolling, tuneForSoftwareAdapter } from '../src/kernels/software/platform.js';
+import { MIXED_TOGGLES, withEnabledToggles, NoAdapterError } from '../src/gpu/node-gpu.js';
+import { PACE_AFTER_MS, POLL_NAP_MS, POLL_TIMER_SLACK_NS, paceDawnPolling, tuneForSoftwareAdapter } from '../src/software/platform.js';
 import { type Case, UNET_CONV_SHAPES, caseFilter, UNET_UP_SHAPES, adamCase, convCases, convTransposeCases, diceCase, memoryBoundCases } from './cases.js';
 import { type Peer, type Sample, type Timing, gpuTimeRatio, ratioToOurs, sample, table, timeIt, timePaired } from './harness.js';
 import { type StepProfile, benchInference, benchOurStep, benchTrainingStep } from './step.js';
@@ -29,7 +29,7 @@ import { measureCeiling } from './ceiling.js';
 import { chartSvg } from './chart.js';
 import { GpuTimer } from './timestamps.js';
 import { markdownReport } from './report.js';
-import { type ConvOverrides, MMA_TILES, type MmaTile, type Precision, canRunMixed, convFormulation, setConvOverrides, setPrecision } from '../src/kernels/conv/index.js';
+import { type ConvOverrides, MMA_TILES, type MmaTile, type Precision, canRunMixed, convFormulation, setConvOverrides, setPrecision } from '../src/ops/conv/index.js';
 
 const SPEC = {
   ...GPU_OPTIONS,
@@ -84,7 +84,7 @@ async function main(): Promise<void> {
   const info = describeAdapter(adapter);
   console.log(`adapter: ${formatAdapter(info)}`);
   // The software formulations of the convolutions, as createNodeGpu loads them.
-  if (info.isSoftware) await import('../src/kernels/software/conv.js');
+  if (info.isSoftware) await import('../src/software/conv.js');
   const gpu = new Gpu(await requestDevice(adapter), info);
   const precisions = ((options.precision as string | undefined) ?? (canRunMixed(gpu) ? 'fp32,mixed' : 'fp32')).split(',') as Precision[];
   for (const p of precisions) if (p !== 'fp32' && p !== 'mixed') throw new UsageError(`--precision takes fp32 and mixed, not "${p}"`);

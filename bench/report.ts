@@ -1,5 +1,5 @@
 /** The benchmark's results as Markdown, for bench/README.md. */
-import type { AdapterDescription } from '../src/kernels/gpu.js';
+import type { AdapterDescription } from '../src/gpu/gpu.js';
 import { type Sample, gpuTimeRatio, ratioToOurs } from './harness.js';
 import type { Skipped } from './main.js';
 

@@ -7,10 +7,10 @@
  *   node dist/soak.js [--steps N] [--every N] [--precision fp32|mixed]
  */
 import { parseArgs } from 'node:util';
-import { createNodeGpu } from '../src/kernels/node-gpu.js';
-import { tuneForSoftwareAdapter } from '../src/kernels/software/platform.js';
-import { formatAdapter } from '../src/kernels/gpu.js';
-import { type Precision, defaultPrecision, setPrecision } from '../src/kernels/conv/index.js';
+import { createNodeGpu } from '../src/gpu/node-gpu.js';
+import { tuneForSoftwareAdapter } from '../src/software/platform.js';
+import { formatAdapter } from '../src/gpu/gpu.js';
+import { type Precision, defaultPrecision, setPrecision } from '../src/ops/conv/index.js';
 import { createUNet } from '../src/model/unet.js';
 import { Adam } from '../src/model/adam.js';
 import { Trainer, type ImageSet } from '../src/model/trainer.js';

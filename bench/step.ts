@@ -4,7 +4,7 @@
  * same adapter in the same run. Reports images/s and our peak GPU memory.
  */
 import type * as tfType from '@tensorflow/tfjs-core';
-import type { Gpu } from '../src/kernels/gpu.js';
+import type { Gpu } from '../src/gpu/gpu.js';
 import { Tape, Tensor, diceLoss, noGrad } from '../src/autograd/index.js';
 import { Adam } from '../src/model/adam.js';
 import { type UNet, createUNet } from '../src/model/unet.js';

@@ -5,7 +5,7 @@
  * (Dawn quantises timestamps unless started with
  * disable-dawn-features=timestamp_quantization, as bench/main.ts does.)
  */
-import { BufferUsage, type DispatchObserver, type Gpu } from '../src/kernels/gpu.js';
+import { BufferUsage, type DispatchObserver, type Gpu } from '../src/gpu/gpu.js';
 
 const MAX_PASSES = 2048;
 

@@ -6,11 +6,11 @@
  */
 
 // The device: what every tensor lives on, and its errors.
-export { Gpu, formatAdapter, type AdapterDescription } from './kernels/gpu.js';
-export { GpuError, ShapeError } from './kernels/errors.js';
+export { Gpu, formatAdapter, type AdapterDescription } from './gpu/gpu.js';
+export { GpuError, ShapeError } from './gpu/errors.js';
 
 // The convolutions' precision: fp32, or mixed (f16 subgroup matrices, f32 sums) where the device has them.
-export { type Precision, canRunMixed, defaultPrecision, precisionOf, setPrecision } from './kernels/conv/index.js';
+export { type Precision, canRunMixed, defaultPrecision, precisionOf, setPrecision } from './ops/conv/index.js';
 
 // Tensors, the tape, and the ops with their backward rules.
 export { Tensor, Tape, noGrad, scope, isGradEnabled } from './autograd/index.js';

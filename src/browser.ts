@@ -7,18 +7,18 @@
 import { decodeTiff, type GrayImage } from './data/tiff.js';
 import { normalize, resizeStack } from './data/prepare.js';
 import { DataError } from './data/errors.js';
-import type { Gpu } from './kernels/gpu.js';
+import type { Gpu } from './gpu/gpu.js';
 import { type Checkpoint, decodeCheckpoint, loadWeights } from './model/checkpoint.js';
 import { predictProbabilities } from './model/trainer.js';
 import { type UNet, createUNet } from './model/unet.js';
 
 // The engine.
-export { createBrowserGpu } from './kernels/browser-gpu.js';
-export { Gpu, describeAdapter, formatAdapter, type AdapterDescription } from './kernels/gpu.js';
-export { GpuError, ShapeError } from './kernels/errors.js';
-export { allocTensor } from './kernels/tensor-view.js';
-export { type Precision, canRunMixed, defaultPrecision, precisionOf, setPrecision } from './kernels/conv/index.js';
-export { unary, binary } from './kernels/elementwise.js';
+export { createBrowserGpu } from './gpu/browser-gpu.js';
+export { Gpu, describeAdapter, formatAdapter, type AdapterDescription } from './gpu/gpu.js';
+export { GpuError, ShapeError } from './gpu/errors.js';
+export { allocTensor } from './gpu/tensor-view.js';
+export { type Precision, canRunMixed, defaultPrecision, precisionOf, setPrecision } from './ops/conv/index.js';
+export { unary, binary } from './ops/elementwise/kernel.js';
 export { Tensor, Tape, noGrad, diceLoss } from './autograd/index.js';
 
 // The model, training and checkpoints.

@@ -5,8 +5,8 @@
  * devices made through navigator.gpu. The page's own helpers stay in
  * src/browser.ts.
  */
-import type { Gpu } from './kernels/gpu.js';
-import { createBrowserGpu } from './kernels/browser-gpu.js';
+import type { Gpu } from './gpu/gpu.js';
+import { createBrowserGpu } from './gpu/browser-gpu.js';
 
 export * from './api.js';
 

@@ -4,12 +4,12 @@
  * shared API of src/api.ts, and devices made through Dawn (npm `webgpu`,
  * loaded when the first device is made). Nothing of the CLI is imported.
  */
-import type { Gpu } from './kernels/gpu.js';
-import { createNodeGpu, type NodeGpuOptions } from './kernels/node-gpu.js';
+import type { Gpu } from './gpu/gpu.js';
+import { createNodeGpu, type NodeGpuOptions } from './gpu/node-gpu.js';
 
 export * from './api.js';
-export { NoAdapterError, AdapterSelectionError, type NodeGpuOptions } from './kernels/node-gpu.js';
-export { tuneForSoftwareAdapter } from './kernels/software/platform.js';
+export { NoAdapterError, AdapterSelectionError, type NodeGpuOptions } from './gpu/node-gpu.js';
+export { tuneForSoftwareAdapter } from './software/platform.js';
 
 /**
  * A device on the machine's WebGPU adapter through Dawn. Options pick the

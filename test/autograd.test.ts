@@ -3,8 +3,8 @@ import { testGpu } from './helpers/gpu.js';
 import { randomArray, rng } from './helpers/random.js';
 import { relErrorToScale } from './helpers/compare.js';
 import { Tape, Tensor, concat, conv2d, convTranspose2x2, diceLoss, maxPool2x2, noGrad, add, mul, scale, sum, relu, sigmoid } from '../src/autograd/index.js';
-import type { Gpu } from '../src/kernels/gpu.js';
-import { convOverrides, setConvOverrides } from '../src/kernels/conv/index.js';
+import type { Gpu } from '../src/gpu/gpu.js';
+import { convOverrides, setConvOverrides } from '../src/ops/conv/index.js';
 import { type Shape4, conv2dRef, convTranspose2x2Ref, finiteDifference } from './reference/conv.js';
 import { concatRef, diceLossRef, maxPoolRef } from './reference/ops.js';
 

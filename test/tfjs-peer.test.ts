@@ -8,7 +8,7 @@ import '@tensorflow/tfjs-core/dist/register_all_gradients.js';
 import '@tensorflow/tfjs-backend-cpu';
 import { testGpu } from './helpers/gpu.js';
 import { maxRelError, randomArray } from './helpers/random.js';
-import { allocTensor } from '../src/kernels/tensor-view.js';
+import { allocTensor } from '../src/gpu/tensor-view.js';
 import {
   biasGradient,
   conv2d,
@@ -17,8 +17,8 @@ import {
   convTranspose2x2,
   convTranspose2x2BackwardInput,
   convTranspose2x2BackwardWeights,
-} from '../src/kernels/conv/index.js';
-import { binary, unary } from '../src/kernels/elementwise.js';
+} from '../src/ops/conv/index.js';
+import { binary, unary } from '../src/ops/elementwise/kernel.js';
 
 type S4 = [number, number, number, number];
 const prod = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);

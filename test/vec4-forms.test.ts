@@ -7,14 +7,14 @@
  */
 import { describe, expect, it, vi } from 'vitest';
 import { testGpu } from './helpers/gpu.js';
-import type { Gpu } from '../src/kernels/gpu.js';
-import { allocTensor } from '../src/kernels/tensor-view.js';
-import { binary, fill, unary } from '../src/kernels/elementwise.js';
-import { elu, eluBackward } from '../src/kernels/elu.js';
-import { concatChannels, splitChannels } from '../src/kernels/concat.js';
-import { maxPool2x2, maxPool2x2Backward } from '../src/kernels/maxpool.js';
-import { adamStep } from '../src/kernels/adam.js';
-import { diceLoss, diceLossBackward } from '../src/kernels/dice.js';
+import type { Gpu } from '../src/gpu/gpu.js';
+import { allocTensor } from '../src/gpu/tensor-view.js';
+import { binary, fill, unary } from '../src/ops/elementwise/kernel.js';
+import { elu, eluBackward } from '../src/ops/elu/kernel.js';
+import { concatChannels, splitChannels } from '../src/ops/concat/kernel.js';
+import { maxPool2x2, maxPool2x2Backward } from '../src/ops/maxpool/kernel.js';
+import { adamStep } from '../src/ops/adam/kernel.js';
+import { diceLoss, diceLossBackward } from '../src/ops/dice/kernel.js';
 
 /** The entry points `record` asks for, in order. */
 async function entryPoints(gpu: Gpu, record: () => void): Promise<string[]> {

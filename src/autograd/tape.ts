@@ -5,9 +5,9 @@
  * their gradients through accumulating writes, and no subgraph is visited
  * twice.
  */
-import type { Gpu } from '../kernels/gpu.js';
-import { fill } from '../kernels/elementwise.js';
-import { ShapeError, shapeStr } from '../kernels/errors.js';
+import type { Gpu } from '../gpu/gpu.js';
+import { fill } from '../ops/elementwise/kernel.js';
+import { ShapeError, shapeStr } from '../gpu/errors.js';
 import { type Collector, type Disposable, popCollector, pushCollector, recordingCollector } from './context.js';
 import { Tensor, type GradSink, type TapeNode } from './tensor.js';
 

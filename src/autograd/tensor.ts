@@ -1,8 +1,8 @@
 /** The autograd tensor: a GPU buffer range with a shape, and gradient bookkeeping. */
-import type { BufferView, Gpu } from '../kernels/gpu.js';
-import type { PooledBuffer } from '../kernels/buffer-pool.js';
-import { ShapeError, shapeStr } from '../kernels/errors.js';
-import { numel, type GpuTensor } from '../kernels/tensor-view.js';
+import type { BufferView, Gpu } from '../gpu/gpu.js';
+import type { PooledBuffer } from '../gpu/buffer-pool.js';
+import { ShapeError, shapeStr } from '../gpu/errors.js';
+import { numel, type GpuTensor } from '../gpu/tensor-view.js';
 import { adopt } from './context.js';
 
 /** How an op's result is turned into gradients of its inputs (see tape.ts). */

@@ -1,6 +1,6 @@
-import { createNodeGpu } from '../kernels/node-gpu.js';
-import { formatAdapter, type Gpu } from '../kernels/gpu.js';
-import { type Precision, canRunMixed, defaultPrecision, setPrecision } from '../kernels/conv/index.js';
+import { createNodeGpu } from '../gpu/node-gpu.js';
+import { formatAdapter, type Gpu } from '../gpu/gpu.js';
+import { type Precision, canRunMixed, defaultPrecision, setPrecision } from '../ops/conv/index.js';
 import { type OptionSpec, type Parsed, UsageError } from './args.js';
 
 /** --precision, shared by train and predict. */

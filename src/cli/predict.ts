@@ -14,7 +14,7 @@ import { type UNet, createUNet } from '../model/unet.js';
 import { GPU_OPTIONS, type OptionSpec, parseArgs, usage, UsageError } from './args.js';
 import { readBytes, writeAtomic } from './files.js';
 import { PRECISION_OPTION, choosePrecision, openGpu } from './gpu-options.js';
-import { tuneForSoftwareAdapter } from '../kernels/software/platform.js';
+import { tuneForSoftwareAdapter } from '../software/platform.js';
 import { encodePngGray8 } from './png.js';
 import { progress } from './progress.js';
 import { latestRun } from './runs.js';

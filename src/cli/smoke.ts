@@ -1,6 +1,6 @@
 /** `wgsl-unet smoke`: prints the adapter and checks a few kernels against the CPU. */
-import { allocTensor } from '../kernels/tensor-view.js';
-import { binary, unary } from '../kernels/elementwise.js';
+import { allocTensor } from '../gpu/tensor-view.js';
+import { binary, unary } from '../ops/elementwise/kernel.js';
 import { GPU_OPTIONS, UsageError, parseArgs, usage } from './args.js';
 import { openGpu } from './gpu-options.js';
 

@@ -13,8 +13,8 @@ import { masksToUnit, meanStd, normalize, resizeStack } from '../data/prepare.js
 import { DataError } from '../data/errors.js';
 import { choosePostprocess } from '../data/postprocess.js';
 import { SUBMISSION_HEIGHT, SUBMISSION_WIDTH } from '../data/submission.js';
-import type { Gpu } from '../kernels/gpu.js';
-import { formatAdapter } from '../kernels/gpu.js';
+import type { Gpu } from '../gpu/gpu.js';
+import { formatAdapter } from '../gpu/gpu.js';
 import { Adam } from '../model/adam.js';
 import { type CheckpointMeta, CHECKPOINT_FORMAT, decodeCheckpoint, encodeCheckpoint, loadWeights } from '../model/checkpoint.js';
 import { Rng } from '../model/rng.js';
@@ -25,7 +25,7 @@ import { GPU_OPTIONS, type OptionSpec, type Parsed, UsageError, parseArgs, usage
 import { curvesSvg, type EpochLog } from './curves.js';
 import { readBytes, writeAtomic } from './files.js';
 import { PRECISION_OPTION, choosePrecision, openGpu } from './gpu-options.js';
-import { tuneForSoftwareAdapter } from '../kernels/software/platform.js';
+import { tuneForSoftwareAdapter } from '../software/platform.js';
 import { progress } from './progress.js';
 import { ensureDefaultData } from './default-data.js';
 import { loadTestSet, predictTestSet } from './predict.js';

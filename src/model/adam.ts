@@ -1,13 +1,13 @@
 /**
  * Adam over a ParameterStore's flat buffers: the moments m and v are two more
  * flat buffers of the same padded layout, and a step is one dispatch of the
- * Keras-form kernel (src/kernels/adam.ts); with loss scaling, two more around
- * it (src/kernels/loss-scale.ts).
+ * Keras-form kernel (src/ops/adam/kernel.ts); with loss scaling, two more around
+ * it (src/ops/adam/loss-scale.ts).
  */
-import type { BufferView, Gpu } from '../kernels/gpu.js';
-import type { PooledBuffer } from '../kernels/buffer-pool.js';
-import { adamStep } from '../kernels/adam.js';
-import { LOSS_SCALE_STATE_BYTES, type LossScaleRule, unscaleGradients, updateLossScale } from '../kernels/loss-scale.js';
+import type { BufferView, Gpu } from '../gpu/gpu.js';
+import type { PooledBuffer } from '../gpu/buffer-pool.js';
+import { adamStep } from '../ops/adam/kernel.js';
+import { LOSS_SCALE_STATE_BYTES, type LossScaleRule, unscaleGradients, updateLossScale } from '../ops/adam/loss-scale.js';
 import { Tensor } from '../autograd/tensor.js';
 import type { FlatBuffer, NamedArrays, ParameterStore } from './parameters.js';
 

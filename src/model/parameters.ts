@@ -14,10 +14,10 @@
  * once; from then on each parameter is a Tensor view (requiresGrad, with its
  * `.grad` a view into the gradient buffer, where backward passes add).
  */
-import type { BufferView, Gpu } from '../kernels/gpu.js';
-import type { PooledBuffer } from '../kernels/buffer-pool.js';
-import type { GpuTensor } from '../kernels/tensor-view.js';
-import { shapeStr } from '../kernels/errors.js';
+import type { BufferView, Gpu } from '../gpu/gpu.js';
+import type { PooledBuffer } from '../gpu/buffer-pool.js';
+import type { GpuTensor } from '../gpu/tensor-view.js';
+import { shapeStr } from '../gpu/errors.js';
 import { Tensor } from '../autograd/tensor.js';
 
 /** Floats per alignment unit: 256 bytes. */

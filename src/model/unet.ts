@@ -14,8 +14,8 @@
  * conv2d_19, conv2d_transpose_1 … conv2d_transpose_4, each with /kernel and
  * /bias), so weights map one to one onto a Keras or tfjs-layers model.
  */
-import type { Gpu } from '../kernels/gpu.js';
-import { shapeStr } from '../kernels/errors.js';
+import type { Gpu } from '../gpu/gpu.js';
+import { shapeStr } from '../gpu/errors.js';
 import { Tensor } from '../autograd/tensor.js';
 import { concat, conv2d, convTranspose2x2, maxPool2x2 } from '../autograd/index.js';
 import { ParameterStore } from './parameters.js';

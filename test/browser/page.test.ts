@@ -21,7 +21,7 @@ import { encodePngGray8 } from '../../src/cli/png.js';
 import { encodeNpy, decodeNpy } from '../../src/data/npy.js';
 import { masksToUnit, meanStd, normalize, resizeStack } from '../../src/data/prepare.js';
 import { decodeTiff } from '../../src/data/tiff.js';
-import { formatAdapter } from '../../src/kernels/gpu.js';
+import { formatAdapter } from '../../src/gpu/gpu.js';
 import { Adam } from '../../src/model/adam.js';
 import { CHECKPOINT_FORMAT, decodeCheckpoint, encodeCheckpoint, loadWeights } from '../../src/model/checkpoint.js';
 import { Trainer, predictProbabilities } from '../../src/model/trainer.js';

@@ -14,7 +14,7 @@ import { CHECKPOINT_FORMAT, type CheckpointMeta, encodeCheckpointTensors } from 
 import type { NamedTensor } from '../../src/model/safetensors.js';
 import { predictProbabilities } from '../../src/model/trainer.js';
 import { buildUNetParameters, createUNet } from '../../src/model/unet.js';
-import type { Gpu } from '../../src/kernels/gpu.js';
+import type { Gpu } from '../../src/gpu/gpu.js';
 import { readFixture } from '../data/fixtures.js';
 import { randomArray } from '../helpers/random.js';
 

@@ -1,8 +1,8 @@
 /** One GPU per test file, destroyed afterwards so the worker can exit. */
 import { afterAll } from 'vitest';
-import { createNodeGpu } from '../../src/kernels/node-gpu.js';
-import { paceDawnPolling } from '../../src/kernels/software/platform.js';
-import type { Gpu } from '../../src/kernels/gpu.js';
+import { createNodeGpu } from '../../src/gpu/node-gpu.js';
+import { paceDawnPolling } from '../../src/software/platform.js';
+import type { Gpu } from '../../src/gpu/gpu.js';
 
 let shared: Promise<Gpu> | null = null;
 

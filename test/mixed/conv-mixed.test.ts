@@ -20,8 +20,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { testGpu } from '../helpers/gpu.js';
 import { CONV_CASES, UP_CASES } from '../helpers/conv-cases.js';
 import { randomArray } from '../helpers/random.js';
-import { allocTensor } from '../../src/kernels/tensor-view.js';
-import type { Gpu } from '../../src/kernels/gpu.js';
+import { allocTensor } from '../../src/gpu/tensor-view.js';
+import type { Gpu } from '../../src/gpu/gpu.js';
 import {
   conv2d,
   conv2dBackwardInput,
@@ -35,7 +35,7 @@ import {
   mmaConstants,
   MMA_TILES,
   MMA_DEFAULT_TILE,
-} from '../../src/kernels/conv/index.js';
+} from '../../src/ops/conv/index.js';
 import { type Shape4, conv2dBackwardRef, conv2dRef, convTranspose2x2BackwardRef, convTranspose2x2Ref } from '../reference/conv.js';
 
 const prod = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
@@ -139,7 +139,7 @@ describe.runIf(mixed || required)('mixed-precision convolutions (f16 subgroup ma
           expectWithinF16('dx', got.dx, exact.dx, mass.dx, kOut),
           expectWithinF16('dw', got.dw, exact.dw, mass.dw, kPix),
           expectWithinF16('db', got.db, exact.db, mass.db, kPix),
-          // fp32 is within 1e-4 of exact (test/conv.test.ts), far inside these bounds: mixed against fp32 too.
+          // fp32 is within 1e-4 of exact (src/ops/conv/conv.test.ts), far inside these bounds: mixed against fp32 too.
           expectWithinF16('y against fp32', got.y, fp32.y, massY, kIn + 64),
           expectWithinF16('dx against fp32', got.dx, fp32.dx, mass.dx, kOut + 64),
           expectWithinF16('dw against fp32', got.dw, fp32.dw, mass.dw, kPix + 64),

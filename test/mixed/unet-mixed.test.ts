@@ -11,7 +11,7 @@ import { createUNet, type UNet } from '../../src/model/unet.js';
 import { Adam } from '../../src/model/adam.js';
 import { Trainer, type ImageSet } from '../../src/model/trainer.js';
 import { Tape, Tensor, diceLoss } from '../../src/autograd/index.js';
-import { canRunMixed, setPrecision } from '../../src/kernels/conv/index.js';
+import { canRunMixed, setPrecision } from '../../src/ops/conv/index.js';
 
 const SIZE = 16;
 const required = process.env.WGSL_UNET_REQUIRE_MIXED === '1';

@@ -6,8 +6,8 @@
  * Its own device, since this one is destroyed.
  */
 import { describe, expect, it } from 'vitest';
-import { createNodeGpu } from '../../src/kernels/node-gpu.js';
-import { GpuError } from '../../src/kernels/errors.js';
+import { createNodeGpu } from '../../src/gpu/node-gpu.js';
+import { GpuError } from '../../src/gpu/errors.js';
 import { createUNet } from '../../src/model/unet.js';
 import { Adam } from '../../src/model/adam.js';
 import { Trainer, type ImageSet } from '../../src/model/trainer.js';

@@ -12,7 +12,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { testGpu } from '../helpers/gpu.js';
 import { relErrorToScale } from '../helpers/compare.js';
 import { createUNet, type UNetLayerSpec } from '../../src/model/unet.js';
-import { convOverrides, setConvOverrides } from '../../src/kernels/conv/index.js';
+import { convOverrides, setConvOverrides } from '../../src/ops/conv/index.js';
 import { Tape, Tensor, diceLoss, noGrad } from '../../src/autograd/index.js';
 import { blobBatch } from './blobs.js';
 import { kerasDiceLoss, kerasUNet } from '../../bench/tfjs-unet.js';

@@ -1,0 +1,28 @@
+/** What every op does around its kernels: output allocation and recording on the tape. */
+import { activeTape } from './tape.js';
+import { Tensor, type GradSink, type TapeNode } from './tensor.js';
+import { unary } from '../ops/elementwise/kernel.js';
+
+/** Allocates an op's output; it requires grad when any input does and a tape records. */
+export function output(inputs: readonly Tensor[], shape: readonly number[]): Tensor {
+  return Tensor.empty(inputs[0]!.gpu, shape, activeTape(inputs) !== null);
+}
+
+/** Records `backward` for `out` when a tape is recording and an input requires grad. */
+export function record(op: string, inputs: readonly Tensor[], out: Tensor, backward: TapeNode['backward']): void {
+  const tape = activeTape(inputs);
+  if (tape) tape.record({ op, inputs, output: out, backward });
+}
+
+/**
+ * For kernels that can only overwrite: writes straight into the gradient of
+ * `t`, or into a temporary that is then added when `t` already holds a
+ * contribution (a tensor used by several ops).
+ */
+export function writeGrad(t: Tensor, grads: GradSink, write: (dst: Tensor) => void): void {
+  const { grad, accumulate } = grads.target(t);
+  if (!accumulate) return write(grad);
+  const tmp = grads.temp(t.shape);
+  write(tmp);
+  unary(t.gpu, 'copy', tmp, grad, { accumulate: true });
+}

@@ -1,9 +1,0 @@
-/**
- * Convolutions: the ops (ops.ts), the planner that picks how each runs
- * (plan.ts), the GEMM that carries a plan out (gemm.ts), and the per-device
- * precision and overrides (device.ts). The software adapter's formulations
- * live in src/kernels/software/.
- */
-export * from './ops.js';
-export { type Activation, type ConvOverrides, type Formulation, type MmaTile, type Precision, type TileShape, MMA_DEFAULT_TILE, MMA_TILES, TILE_SHAPES, mmaConstants, planGemm, rowsPerLaneFor, tileShapeFor } from './plan.js';
-export { canRunMixed, convFormulation, convOverrides, defaultPrecision, precisionOf, setConvOverrides, setPrecision } from './device.js';

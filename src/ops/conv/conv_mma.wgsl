@@ -1,0 +1,260 @@
+// The convolutions' implicit GEMMs (every mode of conv_tiled.wgsl's table) on
+// subgroup matrices: f16 operands, f32 accumulation — the tensor cores on
+// NVIDIA. Activations, weights and results stay f32 in memory; each tile of
+// A and B is rounded to f16 as it is staged.
+//
+// gemm.ts puts before this file the `enable` directives and the
+// constants of the adapter's matrix shape and the tile:
+//   SM × SK left matrices times SK × SN right matrices (the adapter's config),
+//   SG invocations a subgroup, SUB_Y × SUB_X subgroups per workgroup, TK
+//   values of k staged at a time;
+// and after it conv_gather.wgsl (row_info, a_quad), conv_common.wgsl (p,
+// bindings 0–4, store) and activation.wgsl.
+//
+// Tiling: a workgroup computes a TM × TN tile of C, TM = SUB_Y·2·SM rows
+// and TN = SUB_X·2·SN columns; subgroup (sy, sx) holds the 2 × 2 result
+// matrices of rows sy·2·SM… and columns sx·2·SN…, as four variables (arrays
+// of matrices indexed in loops may live in memory instead of registers).
+// K is walked TK at a time: TM × TK of A (four rows of one k gathered as in
+// conv_tiled.wgsl) and TK × TN of B ([k][column]) are staged as f16 in
+// workgroup memory, then each subgroup runs TK / SK steps of four matrix
+// loads and four multiply-accumulates. A is staged in the order its invocations gather it,
+// so that neighbouring invocations write neighbouring halves: row-major
+// ([row][k]) where they take neighbouring k (the pixel-row modes, whose
+// global reads are then neighbouring channels), column-major ([k][row])
+// where they take neighbouring rows (modes 2 and 5). Where the channels A is
+// read along come in fours (A4), each invocation loads four values of A with
+// one vec4 (four k of a pixel row, or four channel rows of one k), and B
+// likewise four columns (B4), through vec4 views of the same buffers
+// (bindings 5 and 6); otherwise A is gathered as in conv_tiled.wgsl, four
+// rows of one k a slot. Rows of every staged tile are PAD halves longer than
+// needed, so that the matrix loads, which read SK-long pieces of consecutive
+// rows, fall in different banks. At the end each subgroup writes its
+// result matrices one at a time through a small f32 scratch in workgroup
+// memory, and its invocations pass every element to store() (bias,
+// activation, the transposed convolution's scatter, split slices,
+// accumulation), as the f32 shader does.
+
+const TM: u32 = SUB_Y * 2u * SM;
+const TN: u32 = SUB_X * 2u * SN;
+const PAD: u32 = 8u;
+// Halves between consecutive rows of a_tile (row-major) or consecutive k (column-major), and of b_tile.
+const A_ROW_STRIDE: u32 = TK + PAD;
+const A_COL_STRIDE: u32 = TM + PAD;
+const B_STRIDE: u32 = TN + PAD;
+const TM4: u32 = TM / 4u;
+const THREADS: u32 = SUB_Y * SUB_X * SG;
+// Staging: each invocation fills A_PASSES quads of a_tile (four rows of one k,
+// or with A4 in the pixel-row modes four k of one row) and B_PASSES quads of
+// columns of b_tile per step.
+const A_PASSES: u32 = TK * TM4 / THREADS;
+const B_PASSES: u32 = TK * (TN / 4u) / THREADS;
+const_assert TK % SK == 0u && TM % 4u == 0u && TN % 4u == 0u;
+const_assert A_PASSES >= 1u && A_PASSES * THREADS == TK * TM4;
+const_assert B_PASSES >= 1u && B_PASSES * THREADS == TK * (TN / 4u);
+
+var<workgroup> a_tile: array<f16, max(TM * A_ROW_STRIDE, TK * A_COL_STRIDE)>; // [row][k] or [k][row]
+var<workgroup> b_tile: array<f16, TK * B_STRIDE>; // [k][column]
+
+// Whether a_tile is row-major: the pixel-row modes (see above).
+override A_BY_ROWS: bool = MODE != 2u && MODE != 5u;
+// A's and B's values come in fours along what a slot reads (the wrapper checks the channel counts).
+override A4: bool = false;
+override B4: bool = false;
+@group(0) @binding(5) var<storage, read> a4_src: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read> b4_src: array<vec4<f32>>;
+// With A4 in the pixel-row modes a slot is one row and four k: slot s is row s / K4, k quad s % K4.
+const K4: u32 = TK / 4u;
+
+// A[row, k..k+3] for a pixel-row mode with A4 (zero outside the image or past
+// M): one vec4 where A[row, k] lies (conv_gather.wgsl); info is row_info(row),
+// k a multiple of 4 below K.
+fn a_row_k4(row: u32, info: u32, k: u32) -> vec4<f32> {
+  if (row >= p.m) {
+    return vec4<f32>(0.0);
+  }
+  switch MODE {
+    case 0u, 1u: {
+      let at = conv_at(row, info, conv_tap(k));
+      if (at < 0) {
+        return vec4<f32>(0.0);
+      }
+      return a4_src[u32(at) / 4u];
+    }
+    case 3u: {
+      return a4_src[(row * p.k + k) / 4u];
+    }
+    default: {
+      return a4_src[(info * p.a_c + up_offset(k)) / 4u];
+    }
+  }
+}
+
+// A[first..first+3, k] for modes 2 and 5 with A4: four channel rows of one
+// tap at pixel k, one vec4; info is row_info(first).
+fn a_rows4(first: u32, info: u32, k: u32) -> vec4<f32> {
+  if (MODE == 2u && BIAS_ROW && info == ONES_ROW) {
+    return vec4<f32>(1.0, 0.0, 0.0, 0.0); // the row of ones; the three after it lie past M
+  }
+  if (first >= p.m) {
+    return vec4<f32>(0.0);
+  }
+  if (MODE == 2u) {
+    let at = weight_at(k, info, pixel_yx(k));
+    if (at < 0) {
+      return vec4<f32>(0.0);
+    }
+    return a4_src[u32(at) / 4u];
+  }
+  return a4_src[(up_base(k) + info) / 4u];
+}
+var<workgroup> c_scratch: array<f32, SUB_Y * SUB_X * SM * SN>; // one result matrix per subgroup
+
+@compute @workgroup_size(THREADS, 1, 1)
+fn main(
+  @builtin(workgroup_id) wg: vec3<u32>,
+  @builtin(local_invocation_index) li: u32,
+  @builtin(subgroup_id) sid: u32,
+  @builtin(subgroup_invocation_id) lane: u32,
+) {
+  let row0 = wg.y * TM;
+  let col0 = wg.x * TN;
+  let split = wg.z;
+  // This subgroup's first row and column within the tile (subgroup-uniform: matrix offsets must be).
+  let sub_row = (sid / SUB_X) * 2u * SM;
+  let sub_col = (sid % SUB_X) * 2u * SN;
+
+  var k_begin = 0u;
+  var k_end = p.k;
+  if (MODE == 2u || MODE == 5u) {
+    k_begin = split * p.k_per_split;
+    k_end = min(p.k, k_begin + p.k_per_split);
+  }
+
+  // This invocation's A slots and their rows, decoded once (slot order as in
+  // conv_tiled.wgsl; with A4 in the pixel-row modes, one row and a k quad).
+  let rows_k4 = A4 && A_BY_ROWS;
+  var a_kk: array<u32, A_PASSES>;
+  var a_rq: array<u32, A_PASSES>;
+  var a_info: array<vec4<u32>, A_PASSES>;
+  for (var q = 0u; q < A_PASSES; q++) {
+    let s = li + q * THREADS;
+    if (rows_k4) {
+      a_kk[q] = 4u * (s % K4);
+      a_rq[q] = s / K4;
+      a_info[q][0] = row_info(row0 + a_rq[q]);
+      continue;
+    }
+    let slot = a_slot(s);
+    a_kk[q] = slot.x;
+    a_rq[q] = slot.y;
+    for (var r = 0u; r < 4u; r++) {
+      a_info[q][r] = row_info(row0 + 4u * a_rq[q] + r);
+    }
+  }
+
+  var acc00 = subgroup_matrix_result<f32, SN, SM>();
+  var acc01 = subgroup_matrix_result<f32, SN, SM>();
+  var acc10 = subgroup_matrix_result<f32, SN, SM>();
+  var acc11 = subgroup_matrix_result<f32, SN, SM>();
+
+  for (var k0 = k_begin; k0 < k_end; k0 += TK) {
+    for (var q = 0u; q < A_PASSES; q++) {
+      let k = k0 + a_kk[q];
+      if (rows_k4) {
+        // One row, four k: row-major, four neighbouring halves.
+        var v = vec4<f32>(0.0);
+        if (k < k_end) {
+          v = a_row_k4(row0 + a_rq[q], a_info[q][0], k);
+        }
+        let at = a_rq[q] * A_ROW_STRIDE + a_kk[q];
+        for (var c = 0u; c < 4u; c++) {
+          a_tile[at + c] = f16(v[c]);
+        }
+        continue;
+      }
+      var v = vec4<f32>(0.0);
+      if (k < k_end) {
+        if (A4 && !A_BY_ROWS) {
+          v = a_rows4(row0 + 4u * a_rq[q], a_info[q][0], k);
+        } else {
+          v = a_quad(row0 + 4u * a_rq[q], k, a_info[q]);
+        }
+      }
+      let row = 4u * a_rq[q];
+      for (var r = 0u; r < 4u; r++) {
+        if (A_BY_ROWS) {
+          a_tile[(row + r) * A_ROW_STRIDE + a_kk[q]] = f16(v[r]);
+        } else {
+          a_tile[a_kk[q] * A_COL_STRIDE + row + r] = f16(v[r]);
+        }
+      }
+    }
+    for (var q = 0u; q < B_PASSES; q++) {
+      let s = li + q * THREADS;
+      let kk = s / (TN / 4u);
+      let c4 = 4u * (s % (TN / 4u));
+      let k = k0 + kk;
+      var v = vec4<f32>(0.0);
+      if (B4) {
+        if (k < k_end && col0 + c4 < p.n) {
+          v = b4_src[(k * p.n + col0 + c4) / 4u];
+        }
+      } else {
+        for (var c = 0u; c < 4u; c++) {
+          if (k < k_end && col0 + c4 + c < p.n) {
+            v[c] = b_src[k * p.n + col0 + c4 + c];
+          }
+        }
+      }
+      for (var c = 0u; c < 4u; c++) {
+        b_tile[kk * B_STRIDE + c4 + c] = f16(v[c]);
+      }
+    }
+    workgroupBarrier();
+
+    for (var kk = 0u; kk < TK; kk += SK) {
+      let left0 = left_matrix(sub_row, kk);
+      let left1 = left_matrix(sub_row + SM, kk);
+      let right0 = subgroupMatrixLoad<subgroup_matrix_right<f16, SN, SK>, row_major>(&b_tile, kk * B_STRIDE + sub_col, B_STRIDE);
+      let right1 = subgroupMatrixLoad<subgroup_matrix_right<f16, SN, SK>, row_major>(&b_tile, kk * B_STRIDE + sub_col + SN, B_STRIDE);
+      acc00 = subgroupMatrixMultiplyAccumulate(left0, right0, acc00);
+      acc01 = subgroupMatrixMultiplyAccumulate(left0, right1, acc01);
+      acc10 = subgroupMatrixMultiplyAccumulate(left1, right0, acc10);
+      acc11 = subgroupMatrixMultiplyAccumulate(left1, right1, acc11);
+    }
+    workgroupBarrier();
+  }
+
+  let r0 = row0 + sub_row;
+  let c0 = col0 + sub_col;
+  emit(acc00, r0, c0, sid, lane, split);
+  emit(acc01, r0, c0 + SN, sid, lane, split);
+  emit(acc10, r0 + SM, c0, sid, lane, split);
+  emit(acc11, r0 + SM, c0 + SN, sid, lane, split);
+}
+
+// The SM × SK piece of the staged A at tile row `row`, k `kk`, from either layout.
+fn left_matrix(row: u32, kk: u32) -> subgroup_matrix_left<f16, SK, SM> {
+  if (A_BY_ROWS) {
+    return subgroupMatrixLoad<subgroup_matrix_left<f16, SK, SM>, row_major>(&a_tile, row * A_ROW_STRIDE + kk, A_ROW_STRIDE);
+  }
+  return subgroupMatrixLoad<subgroup_matrix_left<f16, SK, SM>, col_major>(&a_tile, kk * A_COL_STRIDE + row, A_COL_STRIDE);
+}
+
+// Writes one result matrix, whose first element is C[r0, c0], through the
+// subgroup's scratch: every invocation of the workgroup calls it alike (it
+// holds barriers), and each subgroup's lanes store their share of elements.
+fn emit(m: subgroup_matrix_result<f32, SN, SM>, r0: u32, c0: u32, sid: u32, lane: u32, split: u32) {
+  let scratch = sid * SM * SN;
+  subgroupMatrixStore<row_major>(&c_scratch, scratch, m, SN);
+  workgroupBarrier();
+  for (var e = lane; e < SM * SN; e += SG) {
+    let row = r0 + e / SN;
+    let col = c0 + e % SN;
+    if (row < p.m && col < p.n) {
+      store(row, col, split, c_scratch[scratch + e]);
+    }
+  }
+  workgroupBarrier();
+}

@@ -1,0 +1,141 @@
+/**
+ * What the convolutions keep per device: the precision, the choices tests
+ * and benchmarks force, the capabilities the planner reads (ConvCaps, made
+ * once per change), the placeholder buffers bound where a shader uses no
+ * buffer, and the software formulations once loaded.
+ */
+import { BufferUsage, type BufferView, type Gpu } from '../../gpu/gpu.js';
+import { type ConvCaps, type ConvOverrides, type Formulation, MMA_TILES, Mode, type Precision, TILE_SHAPES, type WinogradPlan, canShareRows, fittingMmaTile, formulationFor } from './plan.js';
+import type { Gemm } from './gemm.js';
+import type { DeclaredKernel } from '../../gpu/kernel.js';
+
+/** The software adapter's formulations (src/software/conv.ts), registered when that module loads. */
+export interface SoftwareConv {
+  /** The rows formulation (conv_rows.wgsl). */
+  rows: DeclaredKernel;
+  /** A 3 × 3 convolution or its ∂input through Winograd's passes. */
+  winograd(gpu: Gpu, g: Gemm, plan: WinogradPlan): void;
+}
+let software: SoftwareConv | null = null;
+export function registerSoftwareConv(s: SoftwareConv): void {
+  software = s;
+}
+export function softwareConv(): SoftwareConv {
+  if (!software) throw new Error('the software-adapter convolutions are not loaded (import src/software/conv.ts)');
+  return software;
+}
+
+interface DeviceState {
+  precision: Precision;
+  overrides: ConvOverrides;
+  caps: ConvCaps | null;
+  placeholders?: { read: BufferView; write: BufferView };
+}
+const states = new WeakMap<Gpu, DeviceState>();
+function state(gpu: Gpu): DeviceState {
+  let s = states.get(gpu);
+  if (!s) states.set(gpu, (s = { precision: 'fp32', overrides: {}, caps: null }));
+  return s;
+}
+
+/** The planner's view of the device. */
+export function capsOf(gpu: Gpu): ConvCaps {
+  const s = state(gpu);
+  if (!s.caps) {
+    const info = gpu.adapterInfo;
+    s.caps = {
+      software: info.isSoftware && software !== null,
+      subgroups: gpu.hasSubgroups ? { min: info.subgroupMinSize, max: info.subgroupMaxSize } : null,
+      matrix: gpu.matrix,
+      precision: s.precision,
+      limits: gpu.limits,
+      overrides: s.overrides,
+    };
+  }
+  return s.caps;
+}
+
+/** Whether the device can run mixed precision: f16 subgroup matrices and a tile that fits them. */
+export function canRunMixed(gpu: Gpu): boolean {
+  return fittingMmaTile(capsOf(gpu)) !== null;
+}
+
+/** The precision a run gets unless told: mixed on GPUs that can run it, else fp32. */
+export function defaultPrecision(gpu: Gpu): Precision {
+  return canRunMixed(gpu) && !gpu.adapterInfo.isSoftware ? 'mixed' : 'fp32';
+}
+
+/**
+ * Sets the convolutions' precision on this device (fp32 until set). 'mixed'
+ * runs every convolution GEMM on subgroup matrices, f16 operands and f32
+ * sums; tensors stay float32.
+ */
+export function setPrecision(gpu: Gpu, precision: Precision): void {
+  if (precision !== 'fp32' && precision !== 'mixed') throw new Error(`unknown precision "${String(precision)}": use fp32 or mixed`);
+  if (precision === 'mixed' && !canRunMixed(gpu)) {
+    const info = gpu.adapterInfo;
+    const lacks = [
+      !info.features.includes('shader-f16') && 'shader-f16',
+      !info.features.includes('chromium-experimental-subgroup-matrix') && 'subgroup matrices (chromium-experimental-subgroup-matrix) with f16 operands and f32 results',
+      !(info.subgroupMinSize > 0 && info.subgroupMinSize === info.subgroupMaxSize) && 'a single subgroup size',
+    ].filter(Boolean);
+    throw new Error(`mixed precision needs ${lacks.join(', ') || 'f16 subgroup matrices'}, which adapter ${info.description} does not offer; use --precision fp32`);
+  }
+  const s = state(gpu);
+  s.precision = precision;
+  s.caps = null;
+}
+
+export function precisionOf(gpu: Gpu): Precision {
+  return state(gpu).precision;
+}
+
+/** The overrides in force on this device. */
+export function convOverrides(gpu: Gpu): Readonly<ConvOverrides> {
+  return state(gpu).overrides;
+}
+
+/**
+ * Forces planner choices on this device, for tests that prove every path and
+ * benchmarks that compare them; keys set to undefined return to the
+ * planner's own choice. Refuses a formulation the device cannot run.
+ */
+export function setConvOverrides(gpu: Gpu, overrides: ConvOverrides): void {
+  const s = state(gpu);
+  const next: ConvOverrides = { ...s.overrides, ...overrides };
+  for (const key of Object.keys(next) as (keyof ConvOverrides)[]) if (next[key] === undefined) delete next[key];
+  const { formulation: f, tile, mmaTile, winograd, winogradScratch, winogradTile } = next;
+  if (f !== undefined && !['tiled', 'direct', 'rows'].includes(f)) throw new Error(`unknown convolution formulation "${f}": use tiled, rows or direct`);
+  if (f === 'rows' && !(gpu.adapterInfo.isSoftware && software && canShareRows(capsOf(gpu)))) {
+    const { subgroupMinSize: min, subgroupMaxSize: max } = gpu.adapterInfo;
+    throw new Error(`the rows convolution needs a software adapter with subgroups of exactly 8 invocations; this device has ${gpu.hasSubgroups ? `subgroups of ${min === max ? min : `${min} to ${max}`}` : 'no subgroups'}`);
+  }
+  if (tile !== undefined && !(tile in TILE_SHAPES)) throw new Error(`unknown tile shape "${tile}": use ${Object.keys(TILE_SHAPES).join(', ')}`);
+  if (mmaTile !== undefined && !MMA_TILES.includes(mmaTile)) throw new Error(`unknown mixed-precision tile "${mmaTile}": use ${MMA_TILES.join(', ')}`);
+  if (winograd !== undefined && !['auto', 'always', 'never'].includes(winograd)) throw new Error(`winograd must be 'auto', 'always' or 'never', not ${String(winograd)}`);
+  if (winogradTile !== undefined && winogradTile !== 2 && winogradTile !== 4) throw new Error(`winogradTile must be 2 or 4, not ${String(winogradTile)}`);
+  if (winogradScratch !== undefined && !(winogradScratch >= 0)) throw new Error(`winogradScratch must be a number ≥ 0, not ${String(winogradScratch)}`);
+  s.overrides = next;
+  s.caps = null;
+}
+
+/** The formulation an ordinary convolution gets on this device (for logs and benchmarks). */
+export function convFormulation(gpu: Gpu): Formulation {
+  return formulationFor(capsOf(gpu), { mode: Mode.ConvForward, batch: 1, h: 1, w: 1, aC: 4, bC: 4, m: 1, n: 4, k: 4, aBytes: 16, bBytes: 16 });
+}
+
+/**
+ * Small buffers bound where a shader uses no buffer (no bias, no vec4 view);
+ * never read or written. They live as long as the device, outside the pool.
+ * A writable binding may not alias another of the same dispatch, so it has
+ * its own.
+ */
+export function placeholder(gpu: Gpu, kind: 'read' | 'write'): BufferView {
+  const s = state(gpu);
+  if (!s.placeholders) {
+    const make = (label: string) => ({ buffer: gpu.device.createBuffer({ size: 16, usage: BufferUsage.STORAGE, label }), offset: 0, size: 16 });
+    s.placeholders = { read: make('conv placeholder'), write: make('conv placeholder (writable)') };
+  }
+  return s.placeholders[kind];
+}
+

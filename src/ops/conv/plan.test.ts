@@ -1,0 +1,158 @@
+/**
+ * The convolution planner (plan.ts) as a table, without a
+ * GPU: for a device's capabilities and a GEMM, the formulation, shader and
+ * passes it plans; and for every row, that the plan covers the GEMM (the grid
+ * reaches every row and column of C, the splits every pixel) within the
+ * device's limits. The kernels themselves are proven on a device by
+ * conv.test.ts and test/mixed.
+ */
+import { describe, expect, it } from 'vitest';
+import { type ConvCaps, type GemmPlan, type GemmShape, Mode, type Precision, planGemm, rowsPerLaneFor } from './plan.js';
+
+const limits = { maxComputeWorkgroupsPerDimension: 65535, maxStorageBufferBindingSize: 2 ** 31 - 4, maxComputeWorkgroupStorageSize: 16384, maxComputeInvocationsPerWorkgroup: 256 };
+const h200 = (precision: Precision = 'fp32'): ConvCaps => ({ software: false, subgroups: { min: 32, max: 32 }, matrix: { M: 16, N: 16, K: 16 }, precision, limits });
+const lavapipe = (precision: Precision = 'fp32', overrides = {}): ConvCaps => ({
+  software: true, subgroups: { min: 8, max: 8 }, matrix: { M: 8, N: 8, K: 8 }, precision, overrides,
+  limits: { ...limits, maxStorageBufferBindingSize: 2 ** 27 },
+});
+/** A software adapter without subgroups of 8 (SwiftShader, or lavapipe without AVX2). */
+const otherSoftware: ConvCaps = { software: true, subgroups: { min: 4, max: 4 }, matrix: null, precision: 'fp32', limits };
+
+// The GEMMs of the ops (kernel.ts) by their tensors' shapes.
+const bytes = (...dims: number[]) => 4 * dims.reduce((a, b) => a * b, 1);
+const forward = (n: number, h: number, w: number, ci: number, co: number, k = 3): GemmShape => ({
+  mode: Mode.ConvForward, batch: n, h, w, aC: ci, kh: k, kw: k, pad: (k - 1) / 2, bC: co, m: n * h * w, n: co, k: k * k * ci,
+  activation: 'relu', bias: true, aBytes: bytes(n, h, w, ci), bBytes: bytes(k, k, ci, co),
+});
+const input = (n: number, h: number, w: number, ci: number, co: number, k = 3): GemmShape => ({
+  mode: Mode.ConvInput, batch: n, h, w, aC: co, kh: k, kw: k, pad: k - 1 - (k - 1) / 2, bC: ci, m: n * h * w, n: ci, k: k * k * co,
+  aBytes: bytes(n, h, w, co), bBytes: bytes(k, k, ci, co),
+});
+const weights = (n: number, h: number, w: number, ci: number, co: number, biasGradient = true, k = 3): GemmShape => ({
+  mode: Mode.ConvWeights, batch: n, h, w, aC: ci, kh: k, kw: k, pad: (k - 1) / 2, bC: co, m: k * k * ci, n: co, k: n * h * w,
+  biasGradient, aBytes: bytes(n, h, w, ci), bBytes: bytes(n, h, w, co),
+});
+const upForward = (n: number, h: number, w: number, ci: number, co: number): GemmShape => ({
+  mode: Mode.UpForward, batch: n, h, w, aC: ci, bC: co, m: n * h * w, n: 4 * co, k: ci, bias: true, aBytes: bytes(n, h, w, ci), bBytes: bytes(4, co, ci),
+});
+const upWeights = (n: number, h: number, w: number, ci: number, co: number): GemmShape => ({
+  mode: Mode.UpWeights, batch: n, h, w, aC: co, bC: ci, m: 4 * co, n: ci, k: n * h * w, aBytes: bytes(n, 2 * h, 2 * w, co), bBytes: bytes(n, h, w, ci),
+});
+const products = (m: number, cin: number, cout: number, alpha2: number): GemmShape => ({
+  mode: Mode.Batched, batch: 1, h: 1, w: 1, aC: cin, bC: cout, m, n: cout, k: cin, batches: alpha2, aBytes: bytes(alpha2, m, cin), bBytes: bytes(alpha2, cin, cout),
+});
+
+interface Row {
+  what: string;
+  caps: ConvCaps;
+  gemm: GemmShape;
+  /** 'empty', 'winograd N' (tile side), or the formulation. */
+  want: string;
+  /** The plan's extras: T a weights transpose first, B the bias gradient in the GEMM, b by a pass of its own. */
+  extras?: string;
+}
+
+const TABLE: Row[] = [
+  { what: 'GPU, fp32: a forward convolution', caps: h200(), gemm: forward(32, 96, 96, 1, 32), want: 'tiled' },
+  { what: 'GPU, fp32: ∂input reads the weights rearranged', caps: h200(), gemm: input(32, 48, 48, 32, 64), want: 'tiled', extras: 'T' },
+  { what: 'GPU, fp32: ∂weights with the bias row', caps: h200(), gemm: weights(32, 96, 96, 32, 32), want: 'tiled', extras: 'B' },
+  { what: 'GPU, fp32: ∂weights without bias', caps: h200(), gemm: weights(32, 6, 6, 512, 512, false), want: 'tiled' },
+  { what: 'GPU, fp32: transposed forward', caps: h200(), gemm: upForward(32, 6, 6, 512, 256), want: 'tiled', extras: 'T' },
+  { what: 'GPU, fp32: transposed ∂weights', caps: h200(), gemm: upWeights(32, 48, 48, 64, 32), want: 'tiled' },
+  { what: 'GPU: an image beyond the tiled shader\'s 16-bit coordinates', caps: h200(), gemm: forward(1, 1, 70000, 1, 2), want: 'direct' },
+  { what: 'GPU: a kernel beyond its 8-bit taps', caps: h200(), gemm: weights(1, 1, 300, 1, 1, true, 257), want: 'direct', extras: 'b' },
+  { what: 'GPU, mixed: forward on subgroup matrices', caps: h200('mixed'), gemm: forward(32, 96, 96, 32, 32), want: 'mma' },
+  { what: 'GPU, mixed: ∂input', caps: h200('mixed'), gemm: input(32, 12, 12, 256, 512), want: 'mma', extras: 'T' },
+  { what: 'GPU, mixed: ∂weights with the bias row', caps: h200('mixed'), gemm: weights(32, 24, 24, 128, 128), want: 'mma', extras: 'B' },
+  { what: 'GPU, fp32: an empty batch\'s weight gradient', caps: h200(), gemm: weights(0, 6, 6, 8, 16), want: 'empty' },
+  { what: 'software: a large 3 × 3 layer goes through Winograd 4 × 4', caps: lavapipe(), gemm: forward(8, 96, 96, 32, 32), want: 'winograd 4' },
+  { what: 'software: 6 × 6 images through Winograd 2 × 2', caps: lavapipe(), gemm: input(8, 6, 6, 512, 512), want: 'winograd 2' },
+  { what: 'software: too few pixels for Winograd', caps: lavapipe(), gemm: forward(1, 6, 6, 512, 512), want: 'rows' },
+  { what: 'software: small ∂input reads the weights as stored', caps: lavapipe(), gemm: input(1, 6, 6, 512, 512), want: 'rows' },
+  { what: 'software: large ∂input without Winograd rearranges them', caps: lavapipe('fp32', { winograd: 'never' }), gemm: input(8, 48, 48, 64, 64), want: 'rows', extras: 'T' },
+  { what: 'software: the 1-channel input layer', caps: lavapipe(), gemm: forward(8, 96, 96, 1, 32), want: 'rows' },
+  { what: 'software: Winograd forced on a small layer', caps: lavapipe('fp32', { winograd: 'always' }), gemm: forward(1, 5, 7, 8, 12), want: 'winograd 4' },
+  { what: 'software: no Winograd for channels not in fours', caps: lavapipe('fp32', { winograd: 'always' }), gemm: forward(8, 48, 48, 34, 64), want: 'rows' },
+  { what: 'software: no Winograd for 1 × 1 kernels', caps: lavapipe(), gemm: forward(8, 48, 48, 64, 64, 1), want: 'rows' },
+  { what: 'software: ∂weights, bias by its own pass', caps: lavapipe(), gemm: weights(8, 96, 96, 32, 32), want: 'rows', extras: 'b' },
+  { what: 'software: Winograd\'s batched products', caps: lavapipe(), gemm: products(8 * 24 * 24, 32, 32, 36), want: 'rows' },
+  { what: 'software: the tiled formulation forced', caps: lavapipe('fp32', { formulation: 'tiled' }), gemm: forward(8, 96, 96, 32, 32), want: 'tiled' },
+  { what: 'software: mixed precision (emulated subgroup matrices)', caps: lavapipe('mixed'), gemm: forward(8, 96, 96, 32, 32), want: 'mma' },
+  { what: 'software without 8-wide subgroups', caps: otherSoftware, gemm: forward(8, 96, 96, 32, 32), want: 'direct' },
+  { what: 'software without 8-wide subgroups: ∂input reads the weights as stored', caps: otherSoftware, gemm: input(8, 96, 96, 32, 32), want: 'direct' },
+];
+
+function summary(plan: GemmPlan): { want: string; extras: string } {
+  if (plan.kind === 'empty') return { want: 'empty', extras: '' };
+  if (plan.kind === 'winograd') return { want: `winograd ${plan.winograd.tile}`, extras: '' };
+  const extras = (plan.transpose ? 'T' : '') + (plan.biasRow === true ? 'B' : plan.biasRow === false ? 'b' : '');
+  return { want: plan.formulation, extras };
+}
+
+describe('convolution planner', () => {
+  it.each(TABLE)('$what: $want', ({ caps, gemm, want, extras }) => {
+    const plan = planGemm(caps, gemm);
+    expect(summary(plan)).toEqual({ want, extras: extras ?? '' });
+    if (plan.kind === 'winograd') {
+      const { tile, th, tw, images } = plan.winograd;
+      expect(th * tile).toBeGreaterThanOrEqual(gemm.h);
+      expect(tw * tile).toBeGreaterThanOrEqual(gemm.w);
+      expect(images).toBeGreaterThanOrEqual(1);
+      expect(images).toBeLessThanOrEqual(gemm.batch);
+      return;
+    }
+    if (plan.kind !== 'gemm') return;
+    // The grid reaches every row and column of C (one more row for the bias), within the limits.
+    const m = gemm.m + (plan.biasRow ? 1 : 0);
+    const [x, y, z] = plan.grid;
+    const [rowGroups, colGroups] = plan.formulation === 'tiled' || plan.formulation === 'mma' ? [y, x] : [x, y];
+    expect(rowGroups * plan.tile.rows).toBeGreaterThanOrEqual(m);
+    expect((rowGroups - 1) * plan.tile.rows).toBeLessThan(m);
+    expect(colGroups * plan.tile.cols).toBeGreaterThanOrEqual(gemm.n);
+    expect((colGroups - 1) * plan.tile.cols).toBeLessThan(gemm.n);
+    for (const d of plan.grid) expect(d).toBeLessThanOrEqual(caps.limits.maxComputeWorkgroupsPerDimension);
+    // Splits cover the pixels, each a whole number of 16-pixel steps, none empty.
+    if (plan.splits) {
+      expect(z).toBe(plan.splits.count);
+      expect(plan.splits.kPerSplit % 16).toBe(0);
+      expect(plan.splits.count * plan.splits.kPerSplit).toBeGreaterThanOrEqual(gemm.k);
+      expect((plan.splits.count - 1) * plan.splits.kPerSplit).toBeLessThan(gemm.k);
+    } else {
+      expect(z).toBe(gemm.batches ?? 1);
+    }
+    // Shader constants match the GEMM; a planned vec4 view has the bytes it needs.
+    expect(plan.shader.constants.MODE).toBe(gemm.mode);
+    if (Object.values(plan.shader.bind).includes('a')) expect(gemm.aBytes).toBeGreaterThanOrEqual(16);
+    if (Object.values(plan.shader.bind).includes('b')) expect(gemm.bBytes).toBeGreaterThanOrEqual(16);
+  });
+
+  it('sizes the mixed-precision tile from the device\'s matrix shape', () => {
+    const gpu = planGemm(h200('mixed'), forward(32, 96, 96, 32, 32));
+    const cpu = planGemm(lavapipe('mixed'), forward(32, 96, 96, 32, 32));
+    if (gpu.kind !== 'gemm' || cpu.kind !== 'gemm') throw new Error('expected GEMM plans');
+    expect(gpu.shader.defines).toMatchObject({ SM: 16, SN: 16, SK: 16, SG: 32 });
+    expect(cpu.shader.defines).toMatchObject({ SM: 8, SN: 8, SK: 8, SG: 8 });
+    // Each subgroup holds 2 × 2 result matrices.
+    for (const p of [gpu, cpu]) {
+      const d = p.shader.defines as Record<string, number>;
+      expect(p.tile).toEqual({ rows: d.SUB_Y! * 2 * d.SM!, cols: d.SUB_X! * 2 * d.SN! });
+    }
+  });
+
+  it('splits a large Winograd batch into passes that keep within the scratch budget', () => {
+    const one = planGemm(lavapipe('fp32', { winogradScratch: 1 }), forward(3, 16, 16, 32, 32));
+    expect(one.kind === 'winograd' && one.winograd.images).toBe(1);
+    const all = planGemm(lavapipe(), forward(3, 16, 16, 32, 32));
+    expect(all.kind === 'winograd' && all.winograd.images).toBe(3);
+  });
+
+  it('gives the rows shader the rows per lane that pad M least, and 4 from 256 rows and for weight gradients', () => {
+    const padded = (m: number, mine: number) => Math.ceil(m / (8 * mine)) * 8 * mine;
+    for (let m = 1; m < 256; m++) {
+      const least = Math.min(...[2, 4, 5, 6].map((mine) => padded(m, mine)));
+      expect(padded(m, rowsPerLaneFor(m)), `M ${m}`).toBe(least);
+    }
+    for (const m of [256, 288, 100000]) expect(rowsPerLaneFor(m)).toBe(4);
+    expect(rowsPerLaneFor(36, true)).toBe(4);
+  });
+});

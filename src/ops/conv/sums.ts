@@ -1,0 +1,91 @@
+/**
+ * The sums that finish convolution gradients (split_sum.wgsl): the slices of
+ * a split weight gradient added up, and per-channel sums for bias gradients.
+ */
+import type { BufferView, Gpu } from '../../gpu/gpu.js';
+import { grid1d, perInvocation } from '../../gpu/tensor-view.js';
+import { placeholder } from './device.js';
+import splitSource from './split_sum.wgsl';
+import { declareKernel } from '../../gpu/kernel.js';
+
+/** Invocations per workgroup, written into the shader (GROUP). */
+const GROUP = 256;
+const SPLIT_SUM = declareKernel({
+  name: 'split_sum',
+  parts: [splitSource],
+  defines: { GROUP },
+  entryPoints: { reduce_splits: ['src', 'dst', 'dst2'], channel_partial_sums: ['src', 'dst'], channel_sums4: ['src', 'dst'] },
+  uniforms: [['len', 'u32'], ['splits', 'u32'], ['rows_per_split', 'u32'], ['row_threads', 'u32'], ['first', 'u32']],
+  overrides: ['ACCUMULATE', 'QUADS'],
+});
+
+/** dst (+)= Σ over splits of src's slices of `len`; with `second`, sums from `second.from` on go to second.view instead. */
+export function reduceSplits(
+  gpu: Gpu,
+  sums: { src: BufferView; splits: number; len: number },
+  dst: BufferView,
+  accumulate: boolean,
+  label: string,
+  second?: { view: BufferView; from: number },
+): void {
+  const { workgroups, rowThreads } = grid1d(sums.len, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
+  SPLIT_SUM.dispatch(gpu, {
+    entry: 'reduce_splits',
+    label: `${label}: sum of ${sums.splits} splits`,
+    bind: { src: sums.src, dst, dst2: second?.view ?? placeholder(gpu, 'write') },
+    uniforms: { len: sums.len, splits: sums.splits, rows_per_split: 0, row_threads: rowThreads, first: second?.from ?? sums.len },
+    overrides: { ACCUMULATE: accumulate ? 1 : 0 },
+    workgroups,
+  });
+}
+
+/**
+ * dst[c] (+)= Σ over rows of src[row, c], src a [rows × c] matrix: split
+ * across workgroups, then the splits' partial sums added.
+ */
+export function channelSums(gpu: Gpu, src: BufferView, rows: number, c: number, dst: BufferView, accumulate: boolean, label: string): void {
+  if (rows > 0 && perInvocation(c) === 4) return channelSums4(gpu, src, rows, c, dst, accumulate, label);
+  const splits = Math.max(1, Math.min(256, Math.floor(rows / 256)));
+  const rowsPerSplit = Math.ceil(rows / splits);
+  const scratch = gpu.acquire(splits * c * 4);
+  const partials = { buffer: scratch.buffer, offset: 0, size: splits * c * 4 };
+  SPLIT_SUM.dispatch(gpu, {
+    entry: 'channel_partial_sums',
+    label,
+    bind: { src, dst: partials },
+    uniforms: { len: c, splits: rows, rows_per_split: rowsPerSplit, row_threads: 0, first: 0 },
+    workgroups: [Math.ceil(c / 64), splits],
+  });
+  reduceSplits(gpu, { src: partials, splits, len: c }, dst, accumulate, label);
+  gpu.release(scratch);
+}
+
+/**
+ * channelSums for c a multiple of 4 (channel_sums4): rows split so that each
+ * invocation adds at least 16 (at most 512 splits), then the same entry
+ * point over the partial sums; one pass when one split will do.
+ */
+function channelSums4(gpu: Gpu, src: BufferView, rows: number, c: number, dst: BufferView, accumulate: boolean, label: string): void {
+  const quads = Math.min(64, 2 ** Math.ceil(Math.log2(c / 4)));
+  const lanes = 256 / quads;
+  const pass = (from: BufferView, to: BufferView, rowCount: number, rowsPerSplit: number, acc: boolean, what: string) => {
+    SPLIT_SUM.dispatch(gpu, {
+      entry: 'channel_sums4',
+      label: `${label}${what}`,
+      bind: { src: from, dst: to },
+      uniforms: { len: c, splits: rowCount, rows_per_split: rowsPerSplit, row_threads: 0, first: 0 },
+      overrides: { ACCUMULATE: acc ? 1 : 0, QUADS: quads },
+      workgroups: [Math.ceil(c / 4 / quads), Math.ceil(rowCount / rowsPerSplit)],
+    });
+  };
+  const rowsPerSplit = Math.ceil(rows / Math.max(1, Math.min(512, Math.floor(rows / (lanes * 16)))));
+  const splits = Math.ceil(rows / rowsPerSplit);
+  // One pass reads src and writes dst: WebGPU rejects that when they lie in
+  // one buffer, even apart, so such a pair goes through scratch like a split.
+  if (splits <= 1 && src.buffer !== dst.buffer) return pass(src, dst, rows, rows, accumulate, '');
+  const scratch = gpu.acquire(splits * c * 4);
+  const partials = { buffer: scratch.buffer, offset: 0, size: splits * c * 4 };
+  pass(src, partials, rows, rowsPerSplit, false, ` in ${splits} splits`);
+  pass(partials, dst, splits, splits, accumulate, `: sum of ${splits} splits`);
+  gpu.release(scratch);
+}
