@@ -12,8 +12,8 @@
 //   reduce_splits, this is the bias gradient Σ_pixels dy[pixel, c].
 // channel_sums4: the same column sums when cols % 4 == 0, read as vec4s of four
 //   channels. Workgroup (gx, s) takes QUADS quads of channels (a power of two,
-//   ≤ 64) and rows s·rows_per_split …; the 256 / QUADS invocations of a quad
-//   each add every (256 / QUADS)-th row into four independent sums (four loads
+//   ≤ 64) and rows s·rows_per_split …; the GROUP / QUADS invocations of a quad
+//   each add every (GROUP / QUADS)-th row into four independent sums (four loads
 //   in flight), then the workgroup halves its partial sums in workgroup memory.
 //   Writes dst4[s·cols/4 + quad]; run again on that [splits × cols] matrix
 //   with one split, it gives the bias gradient (added when ACCUMULATE).
@@ -82,7 +82,8 @@ fn reduce_splits(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 var<workgroup> partial: array<f32, 256>;
 
-// Here p.len is the number of columns and p.splits the number of rows.
+// Here p.len is the number of columns and p.splits the number of rows. Its
+// workgroup has a shape of its own, 64 channels × 4 lanes, whatever GROUP is.
 @compute @workgroup_size(256)
 fn channel_partial_sums(
   @builtin(workgroup_id) wg: vec3<u32>,
@@ -106,15 +107,15 @@ fn channel_partial_sums(
 }
 
 override QUADS: u32 = 64u;
-override LANES: u32 = 256u / QUADS;
+override LANES: u32 = GROUP / QUADS;
 
 @group(0) @binding(1) var<storage, read> src4: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> dst4: array<vec4<f32>>;
 
-var<workgroup> partial4: array<vec4<f32>, 256>;
+var<workgroup> partial4: array<vec4<f32>, GROUP>;
 
 // Here p.len is the number of columns and p.splits the number of rows.
-@compute @workgroup_size(256)
+@compute @workgroup_size(GROUP)
 fn channel_sums4(
   @builtin(workgroup_id) wg: vec3<u32>,
   @builtin(local_invocation_index) li: u32,

@@ -67,7 +67,7 @@ export function channelSums(gpu: Gpu, src: BufferView, rows: number, c: number, 
  */
 function channelSums4(gpu: Gpu, src: BufferView, rows: number, c: number, dst: BufferView, accumulate: boolean, label: string): void {
   const quads = Math.min(64, 2 ** Math.ceil(Math.log2(c / 4)));
-  const lanes = 256 / quads;
+  const lanes = GROUP / quads;
   const pass = (from: BufferView, to: BufferView, rowCount: number, rowsPerSplit: number, acc: boolean, what: string) => {
     SPLIT_SUM.dispatch(gpu, {
       entry: 'channel_sums4',
