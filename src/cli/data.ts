@@ -9,7 +9,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type CacheFile, CACHE_FILES, type FileAccess, openDataset, testCacheFiles, trainCacheFiles } from '../data/dataset.js';
 import { DataError } from '../data/errors.js';
-import { syntheticLayout, type SyntheticLayoutOptions, TEST_MASKS_HEADER, TRAIN_MASKS_HEADER } from '../data/synthetic.js';
+import { CONTRADICTION_RATE, syntheticLayout, type SyntheticLayoutOptions, TEST_MASKS_HEADER, TRAIN_MASKS_HEADER } from '../data/synthetic.js';
 import { writeSyntheticFrames } from './synthetic-frames.js';
 import { type TiffPool, openTiffPool } from './tiff-workers.js';
 import { type OptionSpec, parseArgs, usage, UsageError } from './args.js';
@@ -24,6 +24,7 @@ const SPEC: Record<string, OptionSpec> = {
   frames: { type: 'number', help: 'synthetic: frames per training subject', default: 120 },
   test: { type: 'number', help: 'synthetic: test frames', default: 5508 },
   seed: { type: 'number', help: 'synthetic: seed', default: 1 },
+  contradictions: { type: 'number', help: `synthetic: contradictory near-duplicate pairs per training frame (default ${CONTRADICTION_RATE.toFixed(4)}, the real set's 45 in 5,635; 0 for none)` },
   strict: { type: 'boolean', help: 'stop at the first bad file instead of skipping it with a warning' },
   help: { type: 'boolean', help: 'print this help' },
 };
@@ -38,13 +39,16 @@ const SUMMARY = `Builds the tutorial's caches from the competition's frames:
 Input: <raw>/train/<subject>_<frame>.tif with <subject>_<frame>_mask.tif, <raw>/test/<id>.tif.
 Bad frames (no mask, unreadable, wrong size, mask not 0/255) are skipped with a
 warning naming the file; other files are ignored with a warning.
---synthetic writes a synthetic set in that layout (plus train_masks.csv and the
-test set's truth test_masks.csv) and remembers its parameters in synthetic.json,
+--synthetic writes a synthetic set in that layout (plus train_masks.csv, the
+test set's truth test_masks.csv, and contradictions.csv: the contradictory
+near-duplicates planted among the training frames) and remembers its parameters in synthetic.json,
 so running it again with the same parameters reuses the files.`;
 
 /** Marks a folder written by --synthetic, so that it can be reused or replaced safely. */
 const MARKER = 'synthetic.json';
-const GENERATOR = 'wgsl-unet synthetic v1';
+const GENERATOR = 'wgsl-unet synthetic v2';
+/** The planted contradictory near-duplicates of a synthetic set: subject, original frame, its contradictory copy. */
+export const CONTRADICTIONS_CSV = 'contradictions.csv';
 
 interface Marker {
   generator: string;
@@ -63,6 +67,7 @@ export async function data(argv: string[]): Promise<void> {
     framesPerSubject: wholeNumber(options, 'frames', 1),
     testFrames: wholeNumber(options, 'test', 1),
     seed: wholeNumber(options, 'seed', 0),
+    contradictions: contradictionRate(options.contradictions as number | undefined),
   };
 
   let synthetic = options.synthetic === true;
@@ -86,6 +91,12 @@ function count(n: number, noun: string): string {
   return `${n} ${noun}${n === 1 ? '' : 's'}`;
 }
 
+function contradictionRate(value: number | undefined): number {
+  if (value === undefined) return CONTRADICTION_RATE;
+  if (!(value >= 0 && value <= 0.5)) throw new UsageError(`--contradictions must be a rate in [0, 0.5] (pairs per training frame), got ${value}`);
+  return value;
+}
+
 function wholeNumber(options: Record<string, unknown>, name: string, min: number): number {
   const value = options[name] as number;
   if (!Number.isSafeInteger(value) || value < min) throw new UsageError(`--${name} must be a whole number ≥ ${min}, got ${value}`);
@@ -101,29 +112,32 @@ function readMarker(raw: string): Marker | undefined {
   if (!existsSync(path)) return undefined;
   try {
     const marker = JSON.parse(readFileSync(path, 'utf8')) as Marker;
-    return marker.generator === GENERATOR ? marker : undefined;
+    // An older generator's folder is still ours to replace.
+    return typeof marker.generator === 'string' && marker.generator.startsWith('wgsl-unet synthetic') ? marker : undefined;
   } catch {
     return undefined;
   }
 }
 
-function sameOptions(a: SyntheticLayoutOptions, b: SyntheticLayoutOptions): boolean {
-  return a.subjects === b.subjects && a.framesPerSubject === b.framesPerSubject && a.testFrames === b.testFrames && a.seed === b.seed;
+/** Whether the marked folder holds the set these options would write, from this generator. */
+function sameSet(marker: Marker, b: SyntheticLayoutOptions): boolean {
+  const a = marker.options;
+  return marker.generator === GENERATOR && a.subjects === b.subjects && a.framesPerSubject === b.framesPerSubject && a.testFrames === b.testFrames && a.seed === b.seed && a.contradictions === b.contradictions;
 }
 
 function describe(o: SyntheticLayoutOptions): string {
-  return `${o.subjects} subjects × ${o.framesPerSubject} frames, ${o.testFrames} test frames, seed ${o.seed}`;
+  return `${o.subjects} subjects × ${o.framesPerSubject} frames, ${o.testFrames} test frames, seed ${o.seed}, ${o.contradictions ?? CONTRADICTION_RATE} contradictory pairs per frame`;
 }
 
 async function writeSynthetic(raw: string, options: SyntheticLayoutOptions): Promise<void> {
   const marker = readMarker(raw);
-  if (marker?.complete && sameOptions(marker.options, options)) {
+  if (marker?.complete && sameSet(marker, options)) {
     console.log(`${raw}/ already holds the synthetic set (${describe(options)}): reusing it`);
     return;
   }
   if (marker !== undefined) {
     // Ours (an older or interrupted generation): replace what we wrote.
-    for (const name of ['train', 'test', 'train_masks.csv', 'test_masks.csv', MARKER]) rmSync(join(raw, name), { recursive: true, force: true });
+    for (const name of ['train', 'test', 'train_masks.csv', 'test_masks.csv', CONTRADICTIONS_CSV, MARKER]) rmSync(join(raw, name), { recursive: true, force: true });
   } else if (existsSync(raw) && readdirSync(raw).length > 0) {
     throw new DataError(
       `${raw}: already exists and was not written by --synthetic (no ${MARKER}): remove it, or pass --raw <new folder> for the synthetic set (the real data belongs in raw/, read without --synthetic)`,
@@ -142,6 +156,9 @@ async function writeSynthetic(raw: string, options: SyntheticLayoutOptions): Pro
   if (rows.workers) console.log(`${total} frames written by ${rows.workers} worker threads`);
   writeFileSync(join(raw, 'train_masks.csv'), [TRAIN_MASKS_HEADER, ...rows.train].join('\n') + '\n');
   writeFileSync(join(raw, 'test_masks.csv'), [TEST_MASKS_HEADER, ...rows.test].join('\n') + '\n');
+  // The planted traps, for scoring a detector of them (wgsl-unet duplicates).
+  writeFileSync(join(raw, CONTRADICTIONS_CSV), ['subject,original,copy', ...layout.contradictions.map((p) => `${p.subject},${p.original},${p.copy}`)].join('\n') + '\n');
+  console.log(`${layout.contradictions.length} contradictory near-duplicate pairs planted (listed in ${raw}/${CONTRADICTIONS_CSV})`);
   writeFileSync(join(raw, MARKER), JSON.stringify({ generator: GENERATOR, options, complete: true } satisfies Marker, null, 2) + '\n');
 }
 

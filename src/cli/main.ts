@@ -7,12 +7,14 @@ import { predict } from './predict.js';
 import { submit } from './submit.js';
 import { serve } from './serve.js';
 import { exportModel, importModel } from './export.js';
+import { duplicates } from './duplicates.js';
 import { isFrameWorker, runFrameWorker } from './synthetic-frames.js';
 import { isTiffWorker, runTiffWorker } from './tiff-workers.js';
 
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; help: string }> = {
   smoke: { run: smoke, help: 'print the adapter and check kernels against the CPU' },
   data: { run: data, help: 'build the .npy caches from raw/ (--synthetic: from a generated stand-in)' },
+  duplicates: { run: duplicates, help: 'find contradictory near-duplicates in the training caches and report them' },
   train: { run: train, help: 'train the U-Net (the embedded synthetic data when no caches exist)' },
   predict: { run: predict, help: 'predict masks for the test frames: imgs_mask_test.npy and preds/*.png' },
   submit: { run: submit, help: 'write submission.csv from the predicted masks' },
@@ -25,7 +27,7 @@ async function main(): Promise<void> {
   const [command, ...rest] = process.argv.slice(2);
   const entry = command ? COMMANDS[command] : undefined;
   if (!entry) {
-    const list = Object.entries(COMMANDS).map(([k, v]) => `  ${k.padEnd(8)} ${v.help}`).join('\n');
+    const list = Object.entries(COMMANDS).map(([k, v]) => `  ${k.padEnd(10)} ${v.help}`).join('\n');
     console.error(`${command ? `unknown command "${command}"\n` : ''}usage: wgsl-unet <command> [options]\n${list}`);
     process.exitCode = 2;
     return;

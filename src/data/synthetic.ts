@@ -25,6 +25,8 @@
  *   edges), lightly smoothed; then depth attenuation, gain and log compression
  *   over the subject's dynamic range to 8 bits, and the scanner's small "V"
  *   orientation mark at the top.
+ * The training set has the real set's trap (contradictionPairs): near-duplicate
+ * frames of one subject, one masked and the other not.
  * Subjects differ in gain, dynamic range, speckle grain size, attenuation,
  * texture density and contrast, fascia and vessel layout, nerve location
  * prior, how often the nerve is present, its size and its visibility.
@@ -115,7 +117,35 @@ export function generateMask(subject: number, frame: number, seed: number): Uint
  * view), both row-major. Depends only on the three arguments.
  */
 export function generateFrame(subject: number, frame: number, seed: number): SyntheticFrame {
-  const { anatomy, rng, shiftX, shiftY, nerve } = planFrame(subject, frame, seed);
+  return render(planFrame(subject, frame, seed), subject, frame, seed);
+}
+
+/**
+ * A contradictory near-duplicate, the trap the real training set holds about
+ * 45 of: frame `frame` of `subject` is frame `original` taken again with the
+ * probe held still (the same scene and, as speckle is fixed to the tissue and
+ * the probe, the same speckle, under fresh electronic noise), and its mask is
+ * empty, as if the annotator had missed the nerve. `original` must show a nerve.
+ */
+export function generateContradiction(subject: number, original: number, frame: number, seed: number): SyntheticFrame {
+  checkIndex(frame, 'the frame number');
+  const plan = planFrame(subject, original, seed);
+  if (plan.nerve === undefined) throw new DataError(`synthetic data: frame ${original} of subject ${subject} shows no nerve, so no frame can contradict it`);
+  const { image } = render(plan, subject, original, seed);
+  const noise = new Random([...seedWords(seed), STREAM.traps, subject, original, frame]);
+  for (let i = 0; i < image.length; i++) {
+    const v = image[i]! + Math.round(NOISE_LEVEL * noise.normal());
+    image[i] = v <= 0 ? 0 : v >= 255 ? 255 : v;
+  }
+  return { image, mask: new Uint8Array(PIXELS) };
+}
+
+/** Standard deviation of a near-duplicate's electronic noise, in gray levels. */
+const NOISE_LEVEL = 2;
+
+/** Renders a planned scene. */
+function render(plan: FramePlan, subject: number, frame: number, seed: number): SyntheticFrame {
+  const { anatomy, rng, shiftX, shiftY, nerve } = plan;
   // Echogenicity: smooth regions, then fibres and fascia, decoy spots, vessels, the nerve.
   const tissue = new Float32Array(PIXELS);
   paintBackground(tissue, anatomy, shiftX, shiftY);
@@ -171,6 +201,48 @@ export interface SyntheticLayoutOptions {
   /** Test frames, with ids 1 … testFrames. */
   testFrames: number;
   seed: number;
+  /**
+   * Contradictory near-duplicate pairs per training frame (generateContradiction);
+   * default CONTRADICTION_RATE, the real set's; 0 for none.
+   */
+  contradictions?: number;
+}
+
+/** The real training set's rate of contradictory near-duplicates: about 45 known pairs among its 5,635 frames. */
+export const CONTRADICTION_RATE = 45 / 5635;
+
+/** A planted contradiction: frame `copy` of `subject` is a near-copy of frame `original` with an empty mask. */
+export interface ContradictionPair {
+  subject: number;
+  original: number;
+  copy: number;
+}
+
+/**
+ * Which frames of each training subject are contradictory near-copies, and of
+ * which frame: each frame has the chance `rate` of starting a pair; its
+ * original is drawn among the subject's frames that show a nerve, and no frame
+ * is in two pairs. Depends only on the arguments.
+ */
+export function contradictionPairs(subjects: number, framesPerSubject: number, seed: number, rate: number): ContradictionPair[] {
+  if (!(rate >= 0 && rate <= 0.5)) throw new DataError(`synthetic data: the rate of contradictory near-duplicates must be in [0, 0.5], got ${rate}`);
+  const pairs: ContradictionPair[] = [];
+  if (rate === 0) return pairs;
+  for (let subject = 1; subject <= subjects; subject++) {
+    const rng = new Random([...seedWords(seed), STREAM.traps, subject, framesPerSubject]);
+    const used = new Set<number>();
+    let originals: number[] | undefined;
+    for (let copy = 1; copy <= framesPerSubject; copy++) {
+      if (!rng.chance(rate) || used.has(copy)) continue;
+      originals ??= Array.from({ length: framesPerSubject }, (_, i) => i + 1).filter((f) => frameHasNerve(subject, f, seed));
+      const free = originals.filter((f) => f !== copy && !used.has(f));
+      if (free.length === 0) continue;
+      const original = free[Math.floor(rng.next() * free.length)]!;
+      used.add(copy).add(original);
+      pairs.push({ subject, original, copy });
+    }
+  }
+  return pairs;
 }
 
 /** One file (or image and mask pair) of the layout. */
@@ -185,12 +257,16 @@ export interface SyntheticEntry {
   frame: number;
   /** The test id (undefined for training frames). */
   id: number | undefined;
+  /** For a contradictory near-copy (training only): the frame whose scene it shows. */
+  original?: number;
 }
 
 export interface SyntheticLayout {
   options: SyntheticLayoutOptions;
   trainCount: number;
   testCount: number;
+  /** The contradictory near-duplicates planted in the training frames. */
+  contradictions: ContradictionPair[];
   /** Training frames in (subject, frame) order, then test frames by id; nothing is rendered until asked. */
   entries(): Generator<SyntheticEntry>;
   /** Renders an entry's frame and mask (tens of milliseconds). */
@@ -205,7 +281,7 @@ export interface SyntheticLayout {
  * shuffled order, as the competition's test ids were.
  */
 export function syntheticLayout(options: SyntheticLayoutOptions): SyntheticLayout {
-  const { subjects, framesPerSubject, testFrames, seed } = options;
+  const { subjects, framesPerSubject, testFrames, seed, contradictions: rate = CONTRADICTION_RATE } = options;
   checkIndex(subjects, 'the number of subjects');
   checkIndex(framesPerSubject, 'the number of frames per subject');
   if (!Number.isSafeInteger(testFrames) || testFrames < 0) throw new DataError(`synthetic data: the number of test frames must be a whole number ≥ 0, got ${testFrames}`);
@@ -219,15 +295,19 @@ export function syntheticLayout(options: SyntheticLayoutOptions): SyntheticLayou
     order[i] = order[j]!;
     order[j] = t;
   }
+  const contradictions = contradictionPairs(subjects, framesPerSubject, seed, rate);
+  const originalOf = new Map(contradictions.map((p) => [`${p.subject}_${p.copy}`, p.original]));
   return {
     options: { ...options },
     trainCount: subjects * framesPerSubject,
     testCount: testFrames,
+    contradictions,
     *entries(): Generator<SyntheticEntry> {
       for (let subject = 1; subject <= subjects; subject++) {
         for (let frame = 1; frame <= framesPerSubject; frame++) {
           const name = `${subject}_${frame}`;
-          yield { kind: 'train', image: `train/${name}.tif`, mask: `train/${name}_mask.tif`, subject, frame, id: undefined };
+          const original = originalOf.get(name);
+          yield { kind: 'train', image: `train/${name}.tif`, mask: `train/${name}_mask.tif`, subject, frame, id: undefined, ...(original !== undefined ? { original } : {}) };
         }
       }
       for (let id = 1; id <= testFrames; id++) {
@@ -237,7 +317,7 @@ export function syntheticLayout(options: SyntheticLayoutOptions): SyntheticLayou
         yield { kind: 'test', image: `test/${id}.tif`, mask: undefined, subject, frame, id };
       }
     },
-    render: (entry) => generateFrame(entry.subject, entry.frame, seed),
+    render: (entry) => (entry.original !== undefined ? generateContradiction(entry.subject, entry.original, entry.frame, seed) : generateFrame(entry.subject, entry.frame, seed)),
   };
 }
 

@@ -140,6 +140,7 @@ describe('wgsl-unet data', () => {
   it('rejects bad options', async () => {
     await expect(data(['--synthetic', '--frames', '0'])).rejects.toThrow(UsageError);
     await expect(data(['--synthetic', '--seed', '1.5'])).rejects.toThrow(/--seed must be a whole number ≥ 0, got 1.5/);
+    await expect(data(['--synthetic', '--contradictions', '0.7'])).rejects.toThrow(/--contradictions must be a rate in \[0, 0.5\]/);
     await expect(data(['stray'])).rejects.toThrow(/unexpected argument "stray"/);
     await expect(data(['--frame', '2'])).rejects.toThrow(/unknown option --frame/);
   });

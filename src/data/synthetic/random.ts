@@ -4,7 +4,7 @@ import type { QuantilePoint } from './mask-stats.js';
 // Random numbers: every draw comes from a generator seeded by hashing
 // (seed, stream, subject, frame), so any frame can be made on its own.
 
-export const STREAM = { subject: 1, frame: 2, speckle: 3, grid: 4, layout: 5 } as const;
+export const STREAM = { subject: 1, frame: 2, speckle: 3, grid: 4, layout: 5, traps: 6 } as const;
 
 export function rotl32(x: number, k: number): number {
   return (x << k) | (x >>> (32 - k));

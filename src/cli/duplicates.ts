@@ -1,0 +1,108 @@
+/**
+ * `wgsl-unet duplicates`: finds the contradictory near-duplicates among the
+ * training caches (src/data/duplicates.ts), prints how many and writes the
+ * pairs to a JSON report. On a synthetic set, whose data step listed the
+ * pairs it planted (contradictions.csv), it also scores the detection.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { DataError } from '../data/errors.js';
+import { DUPLICATE_CELL, DUPLICATE_THRESHOLD, type DuplicateReport, findContradictions } from '../data/duplicates.js';
+import { decodeNpy } from '../data/npy.js';
+import { type OptionSpec, parseArgs, usage, UsageError } from './args.js';
+import { CONTRADICTIONS_CSV } from './data.js';
+import { readBytes, writeAtomic } from './files.js';
+import { progress } from './progress.js';
+
+const SPEC: Record<string, OptionSpec> = {
+  data: { type: 'string', help: 'folder with imgs_train.npy, imgs_mask_train.npy and imgs_train_index.npy', default: 'data' },
+  report: { type: 'string', help: 'JSON file for the pairs found (default <data>/contradictions.json)' },
+  threshold: { type: 'number', help: `correlation from which two frames are near-duplicates (default ${DUPLICATE_THRESHOLD})` },
+  cell: { type: 'number', help: `side in pixels of the cells a frame is averaged over (default ${DUPLICATE_CELL})` },
+  truth: { type: 'string', help: `CSV of known pairs (subject,original,copy) to score the detection against (default: the synthetic set's ${CONTRADICTIONS_CSV}, when there is one)` },
+};
+
+const SUMMARY = `Finds contradictory near-duplicates in the training caches: two frames of one
+subject that look nearly the same, one with a nerve mask and the other without.
+Writes the pairs to a JSON report; train --drop-contradictions leaves them out.`;
+
+/** The training caches the detection reads, checked for shape. */
+export interface TrainingFrames {
+  images: Uint8Array;
+  masks: Uint8Array;
+  index: Int32Array;
+  count: number;
+  width: number;
+  height: number;
+}
+
+export function loadTrainingFrames(dir: string): TrainingFrames {
+  const read = (file: string) => {
+    const path = join(dir, file);
+    if (!existsSync(path)) throw new DataError(`${path}: missing; build the caches with npm run data${file === 'imgs_train_index.npy' ? ' (caches from before the index was kept lack it)' : ''}`);
+    return { path, ...decodeNpy(readBytes(path, 'data cache'), path) };
+  };
+  const images = read('imgs_train.npy');
+  const masks = read('imgs_mask_train.npy');
+  const index = read('imgs_train_index.npy');
+  if (images.dtype !== 'uint8' || images.shape.length !== 3) throw new DataError(`${images.path}: expected uint8 (N, height, width), got ${images.dtype} (${images.shape.join(', ')})`);
+  if (masks.shape.join() !== images.shape.join()) throw new DataError(`${masks.path}: shape (${masks.shape.join(', ')}) differs from imgs_train.npy's (${images.shape.join(', ')}); rebuild the caches with npm run data`);
+  const [count, height, width] = images.shape as [number, number, number];
+  if (index.dtype !== 'int32' || index.shape.join() !== `${count},2`) throw new DataError(`${index.path}: expected int32 (${count}, 2), got ${index.dtype} (${index.shape.join(', ')}); rebuild the caches with npm run data`);
+  return { images: images.data as Uint8Array, masks: masks.data as Uint8Array, index: index.data as Int32Array, count, width, height };
+}
+
+/** Known pairs from a CSV of subject,original,copy rows, as "subject:low:high" keys. */
+function readTruth(path: string): Set<string> {
+  const lines = readFileSync(path, 'utf8').split('\n').filter(Boolean);
+  if (lines[0]?.trim() !== 'subject,original,copy') throw new DataError(`${path}: the first line must be "subject,original,copy", got "${lines[0] ?? ''}"`);
+  const keys = new Set<string>();
+  lines.slice(1).forEach((line, i) => {
+    const v = line.split(',').map(Number);
+    if (v.length !== 3 || !v.every(Number.isSafeInteger)) throw new DataError(`${path} line ${i + 2}: expected three whole numbers, got "${line}"`);
+    keys.add(pairKey(v[0]!, v[1]!, v[2]!));
+  });
+  return keys;
+}
+
+function pairKey(subject: number, a: number, b: number): string {
+  return `${subject}:${Math.min(a, b)}:${Math.max(a, b)}`;
+}
+
+/** The synthetic set's list of planted pairs, if the caches came from one that has it. */
+function plantedList(dataDir: string): string | undefined {
+  const summary = join(dataDir, 'dataset.json');
+  if (!existsSync(summary)) return undefined;
+  const { source, raw } = JSON.parse(readFileSync(summary, 'utf8')) as { source?: string; raw?: string };
+  if (source !== 'synthetic' || raw === undefined) return undefined;
+  const path = resolve(raw, CONTRADICTIONS_CSV);
+  return existsSync(path) ? path : undefined;
+}
+
+/** Runs the detection over loaded frames with a progress bar. */
+export function detectContradictions(frames: TrainingFrames, options: { threshold?: number; cell?: number } = {}): DuplicateReport {
+  const bar = progress('near-duplicates', frames.count, 'frames');
+  const report = findContradictions(frames.images, frames.masks, frames.index, frames.count, frames.width, frames.height, options, (done) => bar.update(done));
+  bar.finish(`${report.nearDuplicates} near-duplicate pairs, ${report.contradictions.length} contradictory`);
+  return report;
+}
+
+export async function duplicates(argv: string[]): Promise<void> {
+  if (argv.includes('--help')) return void console.log(usage('duplicates', SUMMARY, SPEC));
+  const { options: o, positional } = parseArgs(argv, SPEC);
+  if (positional.length > 0) throw new UsageError(`unexpected argument "${positional[0]}"; see wgsl-unet duplicates --help`);
+  const dataDir = o.data as string;
+  const frames = loadTrainingFrames(dataDir);
+  const report = detectContradictions(frames, { threshold: o.threshold as number | undefined, cell: o.cell as number | undefined });
+  const reportPath = (o.report as string | undefined) ?? join(dataDir, 'contradictions.json');
+  const truthPath = (o.truth as string | undefined) ?? plantedList(dataDir);
+  let score: { known: number; found: number; falseAlarms: number } | undefined;
+  if (truthPath !== undefined) {
+    const known = readTruth(truthPath);
+    const found = report.contradictions.filter((p) => known.has(pairKey(p.subject, p.frames[0], p.frames[1]))).length;
+    score = { known: known.size, found, falseAlarms: report.contradictions.length - found };
+  }
+  writeAtomic(reportPath, JSON.stringify({ data: resolve(dataDir), ...report, ...(score ? { truth: truthPath, score } : {}) }, null, 2) + '\n');
+  console.log(`${report.contradictions.length} contradictory near-duplicate pairs among ${frames.count} frames (${report.nearDuplicates} near-duplicate pairs in all; correlation ≥ ${report.threshold} over ${report.cell}-pixel cells): ${reportPath}`);
+  if (score) console.log(`against ${truthPath}: ${score.found} of ${score.known} known pairs found, ${score.falseAlarms} other pairs reported`);
+}
