@@ -10,6 +10,7 @@ import { exportModel, importModel } from './export.js';
 import { duplicates } from './duplicates.js';
 import { isFrameWorker, runFrameWorker } from './synthetic-frames.js';
 import { isTiffWorker, runTiffWorker } from './tiff-workers.js';
+import { isPostprocessWorker, runPostprocessWorker } from './postprocess-workers.js';
 
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; help: string }> = {
   smoke: { run: smoke, help: 'print the adapter and check kernels against the CPU' },
@@ -35,9 +36,10 @@ async function main(): Promise<void> {
   await entry.run(rest);
 }
 
-// This file is also the body of the worker threads that write synthetic frames and decode TIFFs.
+// This file is also the body of the worker threads that write synthetic frames, decode TIFFs and post-process masks.
 if (isFrameWorker()) runFrameWorker();
 else if (isTiffWorker()) runTiffWorker();
+else if (isPostprocessWorker()) runPostprocessWorker();
 else main().catch((e: unknown) => {
   const err = e instanceof Error ? e : new Error(String(e));
   // Known failure kinds get their message only; anything else keeps its stack.

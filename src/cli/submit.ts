@@ -10,13 +10,13 @@ import { join, resolve } from 'node:path';
 import { existsSync } from 'node:fs';
 import { decodeNpy } from '../data/npy.js';
 import { DataError } from '../data/errors.js';
-import { binarize, fullSizeProbabilities } from '../data/postprocess.js';
-import { DEFAULT_MIN_AREA, formatSubmission, type SubmissionMask } from '../data/submission.js';
+import { DEFAULT_MIN_AREA, formatEncodedSubmission } from '../data/submission.js';
 import { decodeCheckpoint } from '../model/checkpoint.js';
 import { type OptionSpec, UsageError, parseArgs, usage } from './args.js';
 import { readBytes, writeAtomic } from './files.js';
 import { progress } from './progress.js';
 import { latestRun } from './runs.js';
+import { encodeMasksParallel } from './postprocess-workers.js';
 
 const SPEC: Record<string, OptionSpec> = {
   model: { type: 'string', help: 'checkpoint whose threshold and minimum area to use; default: best.safetensors of the latest run' },
@@ -65,21 +65,16 @@ export async function submit(argv: string[]): Promise<void> {
   }
   const [count, size] = probs.shape as [number, number];
   console.log(`threshold ${threshold}, minimum area ${minArea} (${source})`);
-  writeSubmission(probs.data as Float32Array, count, size, ids.data as Int32Array, threshold, minArea, resolve(o.out as string));
+  await writeSubmission(probs.data as Float32Array, count, size, ids.data as Int32Array, threshold, minArea, resolve(o.out as string));
 }
 
-/** Thresholds each probability map at full size and writes the competition's CSV. */
-export function writeSubmission(probs: Float32Array, count: number, size: number, ids: Int32Array, threshold: number, minArea: number, out: string): void {
-  const rows: SubmissionMask[] = [];
+/** Thresholds each probability map at full size, on every core, and writes the competition's CSV. */
+export async function writeSubmission(probs: Float32Array, count: number, size: number, ids: Int32Array, threshold: number, minArea: number, out: string): Promise<void> {
   const bar = progress('encoding', count, 'masks');
-  let nonEmpty = 0;
-  for (let i = 0; i < count; i++) {
-    const mask = binarize(fullSizeProbabilities(probs.subarray(i * size * size, (i + 1) * size * size), size), threshold, minArea);
-    if (mask.some((v) => v !== 0)) nonEmpty++;
-    rows.push({ id: ids[i]!, mask });
-    bar.update(i + 1);
-  }
-  bar.finish();
-  writeAtomic(out, formatSubmission(rows, minArea));
-  console.log(`wrote ${out}: ${count} rows, ${nonEmpty} with a nerve`);
+  const t0 = performance.now();
+  const { fields, threads } = await encodeMasksParallel(probs, count, size, threshold, minArea, { onProgress: (done) => bar.update(done) });
+  const seconds = (performance.now() - t0) / 1000;
+  bar.finish(`${Math.round(count / Math.max(seconds, 1e-3))} masks/s on ${threads === 0 ? 'this thread' : `${threads} worker threads`}`);
+  writeAtomic(out, formatEncodedSubmission(fields.map((pixels, i) => ({ id: ids[i]!, pixels }))));
+  console.log(`wrote ${out}: ${count} rows, ${fields.filter((f) => f !== '').length} with a nerve`);
 }

@@ -381,7 +381,7 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
         // All the way to a submission, with the best weights and the validated post-processing.
         const test = loadTestSet(dataDir);
         const probs = await predictTestSet(model, { mean: data.mean, std: data.std }, test, runDir, preset.batchSize, antiAlias);
-        writeSubmission(probs, test.count, model.config.inputSize, test.ids, choice.threshold, choice.minArea, join(runDir, 'submission.csv'));
+        await writeSubmission(probs, test.count, model.config.inputSize, test.ids, choice.threshold, choice.minArea, join(runDir, 'submission.csv'));
       }
     } else {
       console.log(`competition metric skipped: the caches hold ${data.fullWidth}×${data.fullHeight} frames, not 580×420`);

@@ -15,7 +15,7 @@ export function workerScript(moduleUrl: string): string | null {
   return path.endsWith('.js') ? path : null;
 }
 
-/** Worker threads for CPU-bound data work: one per core, up to 8. */
-export function workerThreads(): number {
-  return Math.min(availableParallelism(), 8);
+/** Worker threads for CPU-bound data work: one per core, up to `max` (8 for file work, where the disk also limits). */
+export function workerThreads(max = 8): number {
+  return Math.min(availableParallelism(), max);
 }

@@ -5,7 +5,8 @@
  * chosen on validation data by the competition's metric.
  */
 import { DataError } from './errors.js';
-import { resizeBilinear } from './resize.js';
+import { type Taps, bilinearTaps, resizeBilinear, valueRange } from './resize.js';
+import { encodeRle } from './rle.js';
 import { SUBMISSION_HEIGHT, SUBMISSION_WIDTH } from './submission.js';
 
 const FULL = SUBMISSION_WIDTH * SUBMISSION_HEIGHT;
@@ -24,6 +25,69 @@ export function binarize(full: Float32Array, threshold: number, minArea: number)
     area++;
   }
   return area < minArea ? mask.fill(0) : mask;
+}
+
+const tapsBySize = new Map<number, { rows: Taps; columns: Taps }>();
+
+/**
+ * binarize(fullSizeProbabilities(prob, size), threshold, minArea) in one pass,
+ * to the same mask, without the full-size map: the work of `submit`. Each
+ * row's two source lines are weighted once, and a pixel adds the same four
+ * products in the same order as resizeBilinear, so every value is the same.
+ */
+export function fullSizeMask(prob: Float32Array, size: number, threshold: number, minArea: number, out = new Uint8Array(FULL)): Uint8Array {
+  if (prob.length !== size * size) throw new DataError(`fullSizeMask: ${prob.length} probabilities are not a map of ${size} × ${size}`);
+  if (out.length !== FULL) throw new DataError(`fullSizeMask: the output has ${out.length} pixels, not 580 × 420`);
+  let taps = tapsBySize.get(size);
+  if (!taps) tapsBySize.set(size, (taps = { rows: bilinearTaps(size, SUBMISSION_HEIGHT), columns: bilinearTaps(size, SUBMISSION_WIDTH) }));
+  const { rows, columns } = taps;
+  const [low, high] = valueRange(prob);
+  const top = new Float64Array(size);
+  const bottom = new Float64Array(size);
+  let area = 0;
+  for (let y = 0; y < SUBMISSION_HEIGHT; y++) {
+    const t = rows.low[y]! * size;
+    const b = rows.high[y]! * size;
+    const wTop = rows.lowWeight[y]!;
+    const wBottom = rows.highWeight[y]!;
+    for (let c = 0; c < size; c++) {
+      top[c] = prob[t + c]! * wTop;
+      bottom[c] = prob[b + c]! * wBottom;
+    }
+    const row = y * SUBMISSION_WIDTH;
+    for (let x = 0; x < SUBMISSION_WIDTH; x++) {
+      const left = columns.low[x]!;
+      const right = columns.high[x]!;
+      const wLeft = columns.lowWeight[x]!;
+      const wRight = columns.highWeight[x]!;
+      let value = 0;
+      value += top[left]! * wLeft;
+      value += top[right]! * wRight;
+      value += bottom[left]! * wLeft;
+      value += bottom[right]! * wRight;
+      value = value < low ? low : value > high ? high : value;
+      // The full-size map is float32: compare the value it would hold.
+      const on = Math.fround(value) > threshold ? 1 : 0;
+      out[row + x] = on;
+      area += on;
+    }
+  }
+  return area < minArea ? out.fill(0) : out;
+}
+
+/**
+ * The submission's pixels field (run-length encoding, empty for no nerve) of
+ * maps from … to − 1 of `probs` (count × size × size): the post-processing of
+ * `submit`, which its worker threads run on shares of the maps.
+ */
+export function encodeMasks(probs: Float32Array, size: number, threshold: number, minArea: number, from: number, to: number): string[] {
+  const mask = new Uint8Array(FULL);
+  const fields: string[] = [];
+  for (let n = from; n < to; n++) {
+    fullSizeMask(probs.subarray(n * size * size, (n + 1) * size * size), size, threshold, minArea, mask);
+    fields.push(encodeRle(mask, SUBMISSION_WIDTH, SUBMISSION_HEIGHT));
+  }
+  return fields;
 }
 
 export interface PostprocessChoice {

@@ -114,7 +114,7 @@ export function toUint8Truncate(values: Float32Array | Float64Array): Uint8Array
   return out;
 }
 
-interface Taps {
+export interface Taps {
   low: Int32Array;
   high: Int32Array;
   lowWeight: Float64Array;
@@ -122,7 +122,7 @@ interface Taps {
 }
 
 /** The two source pixels and weights behind each output pixel along one axis. */
-function bilinearTaps(inSize: number, outSize: number): Taps {
+export function bilinearTaps(inSize: number, outSize: number): Taps {
   const taps: Taps = {
     low: new Int32Array(outSize),
     high: new Int32Array(outSize),
@@ -150,7 +150,7 @@ function sampledIndices(taps: Taps): number[] {
 }
 
 /** Smallest and largest value, ignoring NaN (the range skimage clips to). */
-function valueRange(values: Uint8Array | Float32Array): [number, number] {
+export function valueRange(values: Uint8Array | Float32Array): [number, number] {
   let low = Infinity;
   let high = -Infinity;
   for (let i = 0; i < values.length; i++) {

@@ -30,21 +30,30 @@ export interface SubmissionRow {
 
 /** Writes the submission CSV: rows sorted by id, masks under minArea pixels left empty. */
 export function formatSubmission(rows: SubmissionMask[], minArea = DEFAULT_MIN_AREA): string {
-  const seen = new Set<number>();
   for (const { id, mask } of rows) {
-    if (!Number.isSafeInteger(id) || id < 1) throw new DataError(`formatSubmission: image id ${id} is not a positive integer`);
-    if (seen.has(id)) throw new DataError(`formatSubmission: image id ${id} appears twice; submit one mask per test image`);
-    seen.add(id);
     if (mask.length !== SUBMISSION_WIDTH * SUBMISSION_HEIGHT) {
       throw new DataError(`formatSubmission: the mask of image ${id} has ${mask.length} pixels, not 580 × 420 = 243600; resize predictions to full size first`);
     }
   }
+  checkIds(rows.map((r) => r.id), 'formatSubmission');
+  return formatEncodedSubmission(rows.map(({ id, mask }) => ({ id, pixels: onPixels(mask) < minArea ? '' : encodeRle(mask, SUBMISSION_WIDTH, SUBMISSION_HEIGHT) })));
+}
+
+/** The submission CSV from rows whose pixels fields are already encoded (encodeMasks), sorted by id. */
+export function formatEncodedSubmission(rows: { id: number; pixels: string }[]): string {
+  checkIds(rows.map((r) => r.id), 'formatEncodedSubmission');
   const lines = [SUBMISSION_HEADER];
-  for (const { id, mask } of [...rows].sort((a, b) => a.id - b.id)) {
-    const pixels = onPixels(mask) < minArea ? '' : encodeRle(mask, SUBMISSION_WIDTH, SUBMISSION_HEIGHT);
-    lines.push(`${id},${pixels}`);
-  }
+  for (const { id, pixels } of [...rows].sort((a, b) => a.id - b.id)) lines.push(`${id},${pixels}`);
   return lines.join('\n') + '\n';
+}
+
+function checkIds(ids: number[], where: string): void {
+  const seen = new Set<number>();
+  for (const id of ids) {
+    if (!Number.isSafeInteger(id) || id < 1) throw new DataError(`${where}: image id ${id} is not a positive integer`);
+    if (seen.has(id)) throw new DataError(`${where}: image id ${id} appears twice; submit one mask per test image`);
+    seen.add(id);
+  }
 }
 
 function onPixels(mask: Uint8Array): number {

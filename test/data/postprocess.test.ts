@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { binarize, choosePostprocess, fullSizeProbabilities } from '../../src/data/postprocess.js';
+import { binarize, choosePostprocess, encodeMasks, fullSizeMask, fullSizeProbabilities } from '../../src/data/postprocess.js';
+import { formatEncodedSubmission, formatSubmission } from '../../src/data/submission.js';
 
 const FULL = 580 * 420;
 
@@ -43,5 +44,53 @@ describe('post-processing chosen on validation data', () => {
     const w = choosePostprocess(wrong, size, noNerve, 2);
     expect(w.score).toBe(1);
     expect(w.minArea).toBeGreaterThan(FULL);
+  });
+});
+
+/** Smooth blobs with values reaching 0 and 1, and a few probabilities exactly at the thresholds. */
+function blobMaps(count: number, size: number, seed: number): Float32Array {
+  const probs = new Float32Array(count * size * size);
+  let s = seed;
+  const random = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  for (let n = 0; n < count; n++) {
+    const cx = random() * size;
+    const cy = random() * size;
+    const r = 1 + random() * size * 0.3;
+    for (let y = 0; y < size; y++) {
+      for (let x = 0; x < size; x++) probs[(n * size + y) * size + x] = Math.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (r * r));
+    }
+    probs[n * size * size + Math.floor(random() * size * size)] = 0.5;
+  }
+  return probs;
+}
+
+describe('the fused post-processing of submit', () => {
+  it('gives binarize(fullSizeProbabilities(…)) to the pixel, for odd and even sizes, thresholds and minimum areas', () => {
+    for (const size of [5, 37, 48, 96]) {
+      const probs = blobMaps(6, size, size);
+      for (let n = 0; n < 6; n++) {
+        const prob = probs.subarray(n * size * size, (n + 1) * size * size);
+        const full = fullSizeProbabilities(prob, size);
+        for (const [t, minArea] of [[0.5, 10], [0.3, 0], [0.7, 5000]] as const) {
+          const fused = fullSizeMask(prob, size, t, minArea);
+          const reference = binarize(full, t, minArea);
+          let differing = 0;
+          for (let i = 0; i < FULL; i++) if (fused[i] !== reference[i]) differing++;
+          expect(differing, `size ${size}, map ${n}, threshold ${t}, min area ${minArea}`).toBe(0);
+        }
+      }
+    }
+    expect(() => fullSizeMask(new Float32Array(10), 3, 0.5, 10)).toThrow(/10 probabilities are not a map of 3 × 3/);
+  });
+
+  it('encodes the same pixels fields as formatSubmission', () => {
+    const size = 24;
+    const probs = blobMaps(9, size, 7);
+    const masks = Array.from({ length: 9 }, (_, n) => ({ id: 9 - n, mask: binarize(fullSizeProbabilities(probs.subarray(n * size * size, (n + 1) * size * size), size), 0.5, 10) }));
+    const fields = encodeMasks(probs, size, 0.5, 10, 0, 9);
+    expect(fields.some((f) => f === '')).toBe(false);
+    expect(formatEncodedSubmission(fields.map((pixels, n) => ({ id: 9 - n, pixels })))).toBe(formatSubmission(masks, 10));
+    expect(encodeMasks(probs, size, 0.5, 10, 3, 5)).toEqual(fields.slice(3, 5));
+    expect(() => formatEncodedSubmission([{ id: 2, pixels: '' }, { id: 2, pixels: '1 1' }])).toThrow(/image id 2 appears twice/);
   });
 });
