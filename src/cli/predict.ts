@@ -4,11 +4,13 @@
  * as imgs_mask_test.npy (N × size × size float32) and one 8-bit PNG per
  * frame, preds/<id>_pred.png.
  */
+import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { decodeNpy, encodeNpy } from '../data/npy.js';
 import { DataError } from '../data/errors.js';
-import { normalize, resizeStack } from '../data/prepare.js';
+import { resizeStack } from '../data/prepare.js';
 import { decodeCheckpoint, loadWeights } from '../model/checkpoint.js';
+import { type EnsembleMember, type TestTransform, predictEnsemble } from '../model/ensemble.js';
 import { predictProbabilities } from '../model/trainer.js';
 import { type UNet, createUNet } from '../model/unet.js';
 import { GPU_OPTIONS, type OptionSpec, parseArgs, usage, UsageError } from './args.js';
@@ -22,32 +24,59 @@ import { latestRun } from './runs.js';
 const SPEC: Record<string, OptionSpec> = {
   ...GPU_OPTIONS,
   ...PRECISION_OPTION,
-  model: { type: 'string', help: 'checkpoint (.safetensors); default: best.safetensors of the latest run in runs/' },
+  model: { type: 'string', help: 'checkpoint (.safetensors) or run folder, or several separated by commas (an ensemble, such as the k fold models: their maps are averaged); default: best.safetensors of the latest run in runs/' },
+  tta: { type: 'boolean', help: 'test-time augmentation: average each model\'s maps of the frames and of the frames mirrored left to right' },
   data: { type: 'string', help: 'folder with imgs_test.npy and imgs_id_test.npy', default: 'data' },
   out: { type: 'string', help: 'folder for imgs_mask_test.npy and preds/', default: '.' },
   'batch-size': { type: 'number', help: 'images per batch', default: 16 },
 };
 
+/** A checkpoint path: the file given, or a run folder's best.safetensors. */
+function checkpointPath(entry: string): string {
+  return existsSync(entry) && statSync(entry).isDirectory() ? join(entry, 'best.safetensors') : entry;
+}
+
 export async function predict(argv: string[]): Promise<void> {
   if (argv.includes('--help')) return void console.log(usage('predict', 'Predicts nerve probabilities for the test frames.', SPEC));
   const { options: o } = parseArgs(argv, SPEC);
-  const modelPath = (o.model as string | undefined) ?? join(latestRun('runs'), 'best.safetensors');
-  const ckpt = decodeCheckpoint(readBytes(modelPath, 'checkpoint'), modelPath);
+  const paths = o.model === undefined ? [join(latestRun('runs'), 'best.safetensors')] : (o.model as string).split(',').filter(Boolean).map(checkpointPath);
+  if (paths.length === 0) throw new UsageError('--model names no checkpoint');
+  const checkpoints = paths.map((path) => ({ path, ckpt: decodeCheckpoint(readBytes(path, 'checkpoint'), path) }));
   const batch = o['batch-size'] as number;
   if (!Number.isInteger(batch) || batch < 1) throw new UsageError(`--batch-size must be a positive integer, got ${batch}`);
-  console.log(`model ${modelPath}: base width ${ckpt.meta.config.baseWidth}, input ${ckpt.meta.config.inputSize}×${ckpt.meta.config.inputSize}, trained ${ckpt.meta.epoch} epoch(s)${ckpt.meta.antiAlias ? ', frames anti-aliased before downsampling as in training' : ''}`);
+  const first = checkpoints[0]!;
+  for (const { path, ckpt } of checkpoints.slice(1)) {
+    if (ckpt.meta.config.inputSize !== first.ckpt.meta.config.inputSize || (ckpt.meta.antiAlias ?? false) !== (first.ckpt.meta.antiAlias ?? false)) {
+      throw new UsageError(`${path} takes ${ckpt.meta.config.inputSize}×${ckpt.meta.config.inputSize} frames${ckpt.meta.antiAlias ? ' anti-aliased' : ''}, ${first.path} ${first.ckpt.meta.config.inputSize}×${first.ckpt.meta.config.inputSize}${first.ckpt.meta.antiAlias ? ' anti-aliased' : ''}: an ensemble's models must see the same frames`);
+    }
+  }
+  for (const { path, ckpt } of checkpoints) {
+    console.log(`model ${path}: base width ${ckpt.meta.config.baseWidth}, input ${ckpt.meta.config.inputSize}×${ckpt.meta.config.inputSize}, trained ${ckpt.meta.epoch} epoch(s)${ckpt.meta.antiAlias ? ', frames anti-aliased before downsampling as in training' : ''}`);
+  }
+  const transforms: TestTransform[] = o.tta === true ? ['identity', 'mirror'] : ['identity'];
+  if (checkpoints.length > 1 || transforms.length > 1) console.log(`averaging ${checkpoints.length} model(s) × ${transforms.length} view(s) of each frame${o.tta === true ? ' (as it is, and mirrored left to right)' : ''}`);
   const test = loadTestSet(resolve(o.data as string));
   const gpu = await openGpu(o);
   choosePrecision(o, gpu);
   tuneForSoftwareAdapter(gpu);
+  const models: UNet[] = [];
   try {
-    const model = createUNet(gpu, { baseWidth: ckpt.meta.config.baseWidth, inputSize: ckpt.meta.config.inputSize });
-    loadWeights(model, ckpt, modelPath);
-    await predictTestSet(model, ckpt.meta.normalization, test, resolve(o.out as string), batch, ckpt.meta.antiAlias ?? false);
-    model.dispose();
+    const members = checkpoints.map(({ path, ckpt }) => {
+      const model = createUNet(gpu, { baseWidth: ckpt.meta.config.baseWidth, inputSize: ckpt.meta.config.inputSize });
+      models.push(model);
+      loadWeights(model, ckpt, path);
+      return member(model, ckpt.meta.normalization, batch);
+    });
+    await predictTestSetWith(members, first.ckpt.meta.config.inputSize, test, resolve(o.out as string), first.ckpt.meta.antiAlias ?? false, transforms);
   } finally {
+    for (const model of models) model.dispose();
     await gpu.close();
   }
+}
+
+/** A loaded model as a member of an ensemble, predicting in batches of `batch`. */
+function member(model: UNet, norm: { mean: number; std: number }, batch: number): EnsembleMember {
+  return { ...norm, predict: (images, count, onProgress) => predictProbabilities(model, images, count, model.config.inputSize, batch, onProgress) };
 }
 
 export interface TestSet {
@@ -72,17 +101,20 @@ export function loadTestSet(dataDir: string): TestSet {
   return { frames: imgs.data as Uint8Array, ids: ids.data as Int32Array, count, width, height };
 }
 
-/**
- * Resizes and normalises the test frames as in training, runs the model, and
- * writes <outDir>/imgs_mask_test.npy and <outDir>/preds/<id>_pred.png.
- * Returns the probabilities (count × size × size).
- */
-/** Resizes the test frames as the model's training frames were (`antiAlias`), normalises them and predicts. */
+/** Resizes the test frames as the model's training frames were (`antiAlias`), normalises them, predicts, and writes the maps (predictTestSetWith). */
 export async function predictTestSet(model: UNet, norm: { mean: number; std: number }, test: TestSet, outDir: string, batch: number, antiAlias: boolean): Promise<Float32Array> {
-  const size = model.config.inputSize;
+  return predictTestSetWith([member(model, norm, batch)], model.config.inputSize, test, outDir, antiAlias, ['identity']);
+}
+
+/**
+ * Resizes the test frames to `size` as in training, averages the members'
+ * maps over the transforms, and writes <outDir>/imgs_mask_test.npy and
+ * <outDir>/preds/<id>_pred.png. Returns the maps (count × size × size).
+ */
+export async function predictTestSetWith(members: EnsembleMember[], size: number, test: TestSet, outDir: string, antiAlias: boolean, transforms: TestTransform[]): Promise<Float32Array> {
   const resized = resizeStack(test.frames, test.count, test.width, test.height, size, { antiAlias });
-  const bar = progress('predicting', test.count, 'images');
-  const probs = await predictProbabilities(model, normalize(resized, norm.mean, norm.std), test.count, size, batch, (d) => bar.update(d));
+  const bar = progress('predicting', test.count * members.length * transforms.length, 'images');
+  const probs = await predictEnsemble(members, resized, test.count, size, transforms, (done) => bar.update(done));
   bar.finish();
   writeAtomic(join(outDir, 'imgs_mask_test.npy'), encodeNpy(probs, [test.count, size, size]));
   for (let i = 0; i < test.count; i++) {

@@ -146,6 +146,42 @@ describe('npm run train', () => {
     expect(parseSubmission(csv, 'submission.csv').map((r) => r.id)).toEqual([1, 3, 5, 7, 12]);
   });
 
+  it('predicts with an ensemble of runs and test-time augmentation: the mean of the single predictions', () => {
+    // Needs the test frames the test above wrote, and the runs of the tests before it.
+    const runIn = (dir: string) => join(root, dir, readdirSync(join(root, dir))[0]!);
+    const other = train('--epochs', '1', '--out', join(root, 'other'), '--seed', '9');
+    expect(other.code, other.out).toBe(0);
+    const [one, two] = [first, runIn('other')];
+    const predictInto = (out: string, data: string, ...args: string[]) => {
+      const p = spawnSync(process.execPath, [cli, 'predict', '--data', data, '--out', out, ...args], { encoding: 'utf8', timeout: 120_000 });
+      expect(p.status, p.stderr).toBe(0);
+      return decodeNpy(new Uint8Array(readFileSync(join(out, 'imgs_mask_test.npy'))), 'probs').data as Float32Array;
+    };
+    const size = 16;
+    const mirror = (maps: Float32Array) => maps.map((_, i) => maps[i - (i % size) + size - 1 - (i % size)]!);
+    // The test frames mirrored left to right, in a data folder of their own.
+    const test = decodeNpy(new Uint8Array(readFileSync(join(dataDir, 'imgs_test.npy'))), 'test').data as Uint8Array;
+    const mirroredDir = join(root, 'mirrored-data');
+    mkdirSync(mirroredDir, { recursive: true });
+    writeFileSync(join(mirroredDir, 'imgs_test.npy'), encodeNpy(test.map((_, i) => test[i - (i % W) + W - 1 - (i % W)]!), [5, H, W]));
+    writeFileSync(join(mirroredDir, 'imgs_id_test.npy'), readFileSync(join(dataDir, 'imgs_id_test.npy')));
+    const single = [one, two].map((run, k) => predictInto(join(root, `single-${k}`), dataDir, '--model', run));
+    const mirrored = [one, two].map((run, k) => mirror(predictInto(join(root, `mirrored-${k}`), mirroredDir, '--model', run)));
+    const ensemble = predictInto(join(root, 'ensemble'), dataDir, '--model', `${one},${join(two, 'best.safetensors')}`, '--tta');
+    expect(single[0]).not.toEqual(single[1]);
+    expect(mirrored[0]).not.toEqual(single[0]);
+    let worst = 0;
+    for (let i = 0; i < ensemble.length; i++) {
+      const mean = (single[0]![i]! + single[1]![i]! + mirrored[0]![i]! + mirrored[1]![i]!) / 4;
+      worst = Math.max(worst, Math.abs(ensemble[i]! - mean));
+    }
+    expect(worst).toBeLessThan(1e-6);
+    // Models that see differently prepared frames do not average.
+    const bad = spawnSync(process.execPath, [cli, 'predict', '--data', dataDir, '--out', join(root, 'bad'), '--model', `${one},${runIn('shaped')}`], { encoding: 'utf8', timeout: 120_000 });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/anti-aliased, .* an ensemble's models must see the same frames/);
+  });
+
   it('on Ctrl-C stops with status 130, keeps the last whole epoch, and resumes to the uninterrupted curve', async () => {
     const out = join(root, 'int');
     const args = ['--data', dataDir, '--base-width', '2', '--input-size', '16', '--batch-size', '4', '--seed', '4'];
