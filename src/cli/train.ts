@@ -9,7 +9,11 @@
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { decodeNpy } from '../data/npy.js';
-import { masksToUnit, meanStd, normalize, resizeStack } from '../data/prepare.js';
+import { masksToUnit, meanStdOfRows, normalize, resizeStack } from '../data/prepare.js';
+import type { DuplicateReport } from '../data/duplicates.js';
+import { foldSplit } from '../data/folds.js';
+import { encodeNpy } from '../data/npy.js';
+import { detectContradictions } from './duplicates.js';
 import { DataError } from '../data/errors.js';
 import { choosePostprocess } from '../data/postprocess.js';
 import { SUBMISSION_HEIGHT, SUBMISSION_WIDTH } from '../data/submission.js';
@@ -46,6 +50,10 @@ const SPEC: Record<string, OptionSpec> = {
   'input-size': { type: 'number', help: 'model input size, a multiple of 16 (overrides the preset)' },
   limit: { type: 'number', help: 'use only the first N rows of the data (before the split)' },
   'validation-split': { type: 'number', help: 'fraction held out from the end of the data (default 0.2; a resumed run keeps its own)' },
+  folds: { type: 'number', help: 'split by subject into K folds (needs imgs_train_index.npy) instead of holding out the last rows; with --fold' },
+  fold: { type: 'number', help: 'the fold (1 … K) held out for validation; its out-of-fold maps go to oof.npy for `wgsl-unet oof`' },
+  'fold-seed': { type: 'number', help: 'seed of the assignment of subjects to folds (default 1; the same for every fold of one run)' },
+  'drop-contradictions': { type: 'boolean', help: 'leave the unmasked frame of each contradictory near-duplicate pair (wgsl-unet duplicates) out of training' },
   seed: { type: 'number', help: 'seed of the initial weights and of the shuffling', default: 1 },
   'anti-alias': { type: 'boolean', help: 'blur before downsampling, as scikit-image ≥ 0.19 does' },
   resume: { type: 'string', help: 'run folder to continue from its last.safetensors' },
@@ -80,6 +88,13 @@ function checkNumbers(o: Parsed): void {
   const split = o['validation-split'];
   if (split !== undefined && !((split as number) > 0 && (split as number) < 1)) throw new UsageError(`--validation-split must be in (0, 1), got ${split}`);
   if (!Number.isInteger(o.seed)) throw new UsageError(`--seed must be an integer, got ${o.seed}`);
+  const folds = o.folds as number | undefined;
+  const fold = o.fold as number | undefined;
+  if (folds !== undefined && (!Number.isInteger(folds) || folds < 2)) throw new UsageError(`--folds must be a whole number ≥ 2, got ${folds}`);
+  if ((folds === undefined) !== (fold === undefined)) throw new UsageError('--folds and --fold go together: --folds K --fold i holds out fold i of K');
+  if (folds !== undefined && (!Number.isInteger(fold) || fold! < 1 || fold! > folds)) throw new UsageError(`--fold must be a whole number in 1 … ${folds}, got ${fold}`);
+  if (folds !== undefined && split !== undefined) throw new UsageError('--validation-split and --folds are two ways to hold out validation data: give one');
+  if (o['fold-seed'] !== undefined && (folds === undefined || !Number.isInteger(o['fold-seed']))) throw new UsageError(`--fold-seed needs --folds and a whole number, got ${o['fold-seed']}`);
 }
 
 function choosePreset(o: Parsed, gpu: Gpu): Preset {
@@ -116,19 +131,36 @@ function loadCache(dir: string, file: string): { data: Uint8Array; shape: number
   return { data: arr.data as Uint8Array, shape: arr.shape };
 }
 
+/** How validation data is held out: the last rows (the tutorial), or one fold of subjects. */
+type Holdout = { split: number } | { folds: number; fold: number; seed: number };
+
 interface Prepared {
   train: ImageSet;
-  /** Validation masks at the cache's full size (rows trainCount..count), for the competition's metric. */
+  trainRows: Int32Array;
+  valRows: Int32Array;
+  /** Validation masks at the cache's full size, in valRows' order, for the competition's metric. */
   validationMasks: Uint8Array;
+  /** [subject, frame] of each validation row (folds only, for oof_index.npy). */
+  validationIndex?: Int32Array;
   fullWidth: number;
   fullHeight: number;
-  /** First trainCount rows train, the rest validate. */
-  trainCount: number;
   mean: number;
   std: number;
+  /** With --drop-contradictions: the pairs found, and the training rows left out. */
+  contradictions?: { report: DuplicateReport; dropped: number };
 }
 
-function prepare(dir: string, p: Preset, limit: number | undefined, split: number, antiAlias: boolean, stored?: { mean: number; std: number }): Prepared {
+function loadIndex(dir: string, count: number): Int32Array {
+  const path = join(dir, 'imgs_train_index.npy');
+  if (!existsSync(path)) throw new DataError(`${path}: missing; --folds and --drop-contradictions need the subject of each frame: rebuild the caches with npm run data`);
+  const arr = decodeNpy(readBytes(path, 'data cache'), path);
+  if (arr.dtype !== 'int32' || arr.shape.length !== 2 || arr.shape[1] !== 2 || arr.shape[0]! < count) {
+    throw new DataError(`${path}: expected int32 (N, 2) subject and frame of each row, got ${arr.dtype} (${arr.shape.join(', ')}); rebuild the caches with npm run data`);
+  }
+  return arr.data as Int32Array;
+}
+
+function prepare(dir: string, p: Preset, limit: number | undefined, holdout: Holdout, antiAlias: boolean, dropContradictions: boolean, stored?: { mean: number; std: number }): Prepared {
   const imgs = loadCache(dir, 'imgs_train.npy');
   const masks = loadCache(dir, 'imgs_mask_train.npy');
   if (imgs.shape.join() !== masks.shape.join()) {
@@ -137,28 +169,58 @@ function prepare(dir: string, p: Preset, limit: number | undefined, split: numbe
   const [n0, h, w] = imgs.shape as [number, number, number];
   const count = Math.min(n0, limit ?? n0);
   if (count < 2) throw new DataError(`${dir}: ${count} training image(s); at least 2 are needed (one to train, one to validate)`);
-  const trainCount = Math.floor(count * (1 - split));
-  if (trainCount < 1 || trainCount >= count) throw new UsageError(`--validation-split ${split} leaves ${trainCount} of ${count} images for training; choose a value in (0, 1)`);
-  if (p.batchSize > trainCount) {
-    throw new UsageError(`--batch-size ${p.batchSize} is larger than the ${trainCount} training images; lower it or use more data`);
+  const index = 'folds' in holdout || dropContradictions ? loadIndex(dir, count) : undefined;
+  let trainRows: Int32Array;
+  let valRows: Int32Array;
+  if ('folds' in holdout) {
+    ({ trainRows, valRows } = foldSplit(index!, count, holdout.folds, holdout.fold, holdout.seed));
+  } else {
+    const trainCount = Math.floor(count * (1 - holdout.split));
+    if (trainCount < 1 || trainCount >= count) throw new UsageError(`--validation-split ${holdout.split} leaves ${trainCount} of ${count} images for training; choose a value in (0, 1)`);
+    trainRows = Int32Array.from({ length: trainCount }, (_, i) => i);
+    valRows = Int32Array.from({ length: count - trainCount }, (_, i) => trainCount + i);
+  }
+  let contradictions: Prepared['contradictions'];
+  if (dropContradictions) {
+    // Only training rows are dropped: validation scores every frame, as a test set would hold them.
+    const report = detectContradictions({ images: imgs.data.subarray(0, count * h * w), masks: masks.data.subarray(0, count * h * w), index: index!, count, width: w, height: h });
+    const drop = new Set(report.contradictions.map((c) => c.unmaskedRow));
+    const kept = trainRows.filter((r) => !drop.has(r));
+    contradictions = { report, dropped: trainRows.length - kept.length };
+    trainRows = kept;
+  }
+  if (p.batchSize > trainRows.length) {
+    throw new UsageError(`--batch-size ${p.batchSize} is larger than the ${trainRows.length} training images; lower it or use more data`);
   }
   const size = p.inputSize;
   const bar = progress(`resizing ${w}×${h} → ${size}×${size}`, 2 * count, 'frames');
   const small = resizeStack(imgs.data.subarray(0, count * h * w), count, w, h, size, { antiAlias, onProgress: (d) => bar.update(d) });
   const smallMasks = resizeStack(masks.data.subarray(0, count * h * w), count, w, h, size, { antiAlias, onProgress: (d) => bar.update(count + d) });
   bar.finish();
-  // Normalisation from the training part only: validation images stay unseen.
+  // Normalisation from the training rows only: validation images stay unseen.
   // A resumed run keeps the one it was trained with, even if the caches changed since.
-  const { mean, std } = stored ?? meanStd(small, size * size, 0, trainCount);
+  const { mean, std } = stored ?? meanStdOfRows(small, size * size, trainRows);
   return {
     train: { images: normalize(small, mean, std), masks: masksToUnit(smallMasks), count, size },
-    validationMasks: masks.data.subarray(trainCount * h * w, count * h * w),
+    trainRows,
+    valRows,
+    validationMasks: gatherRows(masks.data, w * h, valRows),
+    ...(index && 'folds' in holdout ? { validationIndex: Int32Array.from(Array.from(valRows, (r) => [index[2 * r]!, index[2 * r + 1]!]).flat()) } : {}),
     fullWidth: w,
     fullHeight: h,
-    trainCount,
     mean,
     std,
+    ...(contradictions ? { contradictions } : {}),
   };
+}
+
+/** The images of `rows` one after another (a view when the rows are consecutive). */
+function gatherRows<T extends Uint8Array | Float32Array>(data: T, pixels: number, rows: Int32Array): T {
+  const consecutive = rows.every((r, i) => r === rows[0]! + i);
+  if (consecutive) return data.subarray(rows[0]! * pixels, (rows[0]! + rows.length) * pixels) as T;
+  const out = new (data.constructor as new (n: number) => T)(rows.length * pixels);
+  rows.forEach((r, i) => out.set(data.subarray(r * pixels, (r + 1) * pixels), i * pixels));
+  return out;
 }
 
 /** Validation Dice (mean over batches, as reported) of a model that predicts no nerve anywhere. */
@@ -225,21 +287,37 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
   // What shapes the data comes from the checkpoint when resuming; a flag that says otherwise is an error.
   const resumedFrom = resumeDir ? join(resumeDir, 'last.safetensors') : '';
   const askedSplit = o['validation-split'] as number | undefined;
-  const storedSplit = resumed?.meta.training!.validationSplit;
-  if (storedSplit !== undefined && askedSplit !== undefined && askedSplit !== storedSplit) {
-    throw new UsageError(`--validation-split ${askedSplit} conflicts with ${storedSplit}, which ${resumedFrom} was trained with; leave the flag out to resume as it was`);
+  const stored = resumed?.meta.training;
+  if (stored?.validationSplit !== undefined && askedSplit !== undefined && askedSplit !== stored.validationSplit) {
+    throw new UsageError(`--validation-split ${askedSplit} conflicts with ${stored.validationSplit}, which ${resumedFrom} was trained with; leave the flag out to resume as it was`);
   }
-  const split = askedSplit ?? storedSplit ?? 0.2;
+  const askedFolds = o.folds === undefined ? undefined : { k: o.folds as number, fold: o.fold as number, seed: (o['fold-seed'] as number | undefined) ?? 1 };
+  if (resumed && askedFolds && JSON.stringify(askedFolds) !== JSON.stringify(stored?.folds)) {
+    const was = stored?.folds ? `fold ${stored.folds.fold} of ${stored.folds.k} (fold seed ${stored.folds.seed})` : `the last ${stored?.validationSplit} of the rows held out`;
+    throw new UsageError(`--folds ${askedFolds.k} --fold ${askedFolds.fold} conflicts with ${resumedFrom}, which was trained with ${was}; leave the flags out to resume as it was`);
+  }
+  if (resumed && stored?.folds && askedSplit !== undefined) throw new UsageError(`--validation-split conflicts with ${resumedFrom}, which held out fold ${stored.folds.fold} of ${stored.folds.k}; leave the flag out to resume as it was`);
+  const folds = stored?.folds ?? (resumed ? undefined : askedFolds);
+  const split = folds ? undefined : askedSplit ?? stored?.validationSplit ?? 0.2;
+  const holdout: Holdout = folds ? { folds: folds.k, fold: folds.fold, seed: folds.seed } : { split: split! };
   const storedAntiAlias = resumed ? resumed.meta.antiAlias ?? false : undefined;
   if (storedAntiAlias === false && o['anti-alias'] === true) {
     throw new UsageError(`--anti-alias conflicts with ${resumedFrom}, which was trained without it (anti-alias off); leave the flag out to resume as it was`);
   }
   const antiAlias = storedAntiAlias ?? o['anti-alias'] === true;
-  const data = prepare(dataDir, preset, limit, split, antiAlias, resumed?.meta.normalization);
+  if (resumed && o['drop-contradictions'] === true && !stored?.dropContradictions) throw new UsageError(`--drop-contradictions conflicts with ${resumedFrom}, which trained on every frame; leave the flag out to resume as it was`);
+  const dropContradictions = stored?.dropContradictions ?? o['drop-contradictions'] === true;
+  const data = prepare(dataDir, preset, limit, holdout, antiAlias, dropContradictions, resumed?.meta.normalization);
   // After the data step, whose worker threads would inherit a lowered priority.
   tuneForSoftwareAdapter(gpu);
-  const valCount = data.train.count - data.trainCount;
-  console.log(`data: ${data.train.count} images from ${dataDir}: ${data.trainCount} train, ${valCount} validation (the last ${Math.round(split * 100)} %); normalisation mean ${data.mean.toFixed(3)}, std ${data.std.toFixed(3)}`);
+  const { trainRows, valRows } = data;
+  const valCount = valRows.length;
+  const heldOut = folds ? `fold ${folds.fold} of ${folds.k} by subject` : `the last ${Math.round(split! * 100)} %`;
+  console.log(`data: ${data.train.count} images from ${dataDir}: ${trainRows.length} train, ${valCount} validation (${heldOut}); normalisation mean ${data.mean.toFixed(3)}, std ${data.std.toFixed(3)}`);
+  if (data.contradictions) {
+    const { report, dropped } = data.contradictions;
+    console.log(`contradictory near-duplicates: ${report.contradictions.length} pairs found; ${dropped} unmasked frames left out of training (validation keeps every frame)`);
+  }
 
   const model = createUNet(gpu, { baseWidth: preset.baseWidth, inputSize: preset.inputSize, seed: o.seed as number });
   // Mixed precision scales the loss, so that small gradients survive as f16 operands.
@@ -269,10 +347,9 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
     runDir = resolve(o.out as string, new Date().toISOString().replace(/[:.]/g, '-'));
   }
   console.log(`model: ${model.parameters.count.toLocaleString('en-US')} parameters; run folder ${runDir}`);
+  if (data.contradictions) writeAtomic(join(runDir, 'contradictions.json'), JSON.stringify({ data: dataDir, ...data.contradictions.report, droppedFromTraining: data.contradictions.dropped }, null, 2) + '\n');
 
   const trainer = new Trainer(model, adam, preset.batchSize);
-  const trainRows = Int32Array.from({ length: data.trainCount }, (_, i) => i);
-  const valRows = Int32Array.from({ length: valCount }, (_, i) => data.trainCount + i);
   let bestValLoss = log.length ? Math.min(...log.map((e) => e.val_loss)) : Infinity;
   let bestMeta: CheckpointMeta | null = null;
 
@@ -293,11 +370,13 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
       batchSize: preset.batchSize,
       epochs: preset.epochs,
       lr: preset.lr,
-      validationSplit: split,
+      ...(split !== undefined ? { validationSplit: split } : {}),
+      ...(folds ? { folds } : {}),
+      ...(dropContradictions ? { dropContradictions } : {}),
       preset: preset.name,
       rngState,
       count: data.train.count,
-      trainCount: data.trainCount,
+      trainCount: trainRows.length,
       data: dataDir,
     },
   });
@@ -308,7 +387,7 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
     run = await fit(trainer, {
       set: data.train, trainRows, valRows, epochs: preset.epochs, firstEpoch, rng, shouldStop: stopRequested,
       onEpochStart: (epoch) => {
-        const b = (bar = progress(`epoch ${epoch}/${preset.epochs}`, data.trainCount, 'images'));
+        const b = (bar = progress(`epoch ${epoch}/${preset.epochs}`, trainRows.length, 'images'));
         return (r) => b.update(r.images, `loss ${r.loss.toFixed(4)}, dice ${(-r.loss).toFixed(4)}`);
       },
       onEpochEnd: async (entry, { steps }) => {
@@ -366,8 +445,13 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
     const best = decodeCheckpoint(readBytes(bestPath, 'best checkpoint'), bestPath);
     loadWeights(model, best, bestPath);
     const bar = progress('validation predictions', valCount, 'images');
-    const probs = await trainer.predict(data.train.images.subarray(data.trainCount * data.train.size ** 2), valCount, data.train.size, (d) => bar.update(d));
+    const probs = await trainer.predict(gatherRows(data.train.images, data.train.size ** 2, valRows), valCount, data.train.size, (d) => bar.update(d));
     bar.finish();
+    if (data.validationIndex) {
+      // Out-of-fold maps, for the metric over all folds (wgsl-unet oof).
+      writeAtomic(join(runDir, 'oof.npy'), encodeNpy(probs, [valCount, data.train.size, data.train.size]));
+      writeAtomic(join(runDir, 'oof_index.npy'), encodeNpy(data.validationIndex, [valCount, 2]));
+    }
     if (data.fullWidth === SUBMISSION_WIDTH && data.fullHeight === SUBMISSION_HEIGHT) {
       const choice = choosePostprocess(probs, data.train.size, data.validationMasks, valCount);
       console.log(

@@ -28,17 +28,23 @@ export function resizeStack(frames: Uint8Array, count: number, width: number, he
 
 /** Mean and (population) standard deviation of rows [from, to) of size-pixel images, in float64. */
 export function meanStd(images: Uint8Array, pixelsPerImage: number, from: number, to: number): { mean: number; std: number } {
-  const a = from * pixelsPerImage;
-  const b = to * pixelsPerImage;
-  if (b <= a) throw new DataError('meanStd: no images to compute the normalisation from');
+  return meanStdOfRows(images, pixelsPerImage, Array.from({ length: Math.max(0, to - from) }, (_, i) => from + i));
+}
+
+/** meanStd over the images of `rows` (in the order given), such as a fold's training rows. */
+export function meanStdOfRows(images: Uint8Array, pixelsPerImage: number, rows: ArrayLike<number>): { mean: number; std: number } {
+  if (rows.length === 0 || pixelsPerImage === 0) throw new DataError('meanStd: no images to compute the normalisation from');
   let sum = 0;
   let sq = 0;
-  for (let i = a; i < b; i++) {
-    const v = images[i]!;
-    sum += v;
-    sq += v * v;
+  for (let r = 0; r < rows.length; r++) {
+    const a = rows[r]! * pixelsPerImage;
+    for (let i = a; i < a + pixelsPerImage; i++) {
+      const v = images[i]!;
+      sum += v;
+      sq += v * v;
+    }
   }
-  const n = b - a;
+  const n = rows.length * pixelsPerImage;
   const mean = sum / n;
   const std = Math.sqrt(Math.max(0, sq / n - mean * mean));
   return { mean, std: std > 0 ? std : 1 };

@@ -33,11 +33,16 @@ export interface CheckpointMeta {
     batchSize: number;
     epochs: number;
     lr: number;
-    validationSplit: number;
+    /** The fraction held out from the end of the data; absent when folds held out validation. */
+    validationSplit?: number;
+    /** Subject-wise k-fold: fold `fold` (1-based) of `k` held out, subjects assigned with `seed`. */
+    folds?: { k: number; fold: number; seed: number };
+    /** The unmasked frames of contradictory near-duplicate pairs were left out of training. */
+    dropContradictions?: boolean;
     preset: string;
     /** State of the generator that shuffles the training part each epoch. */
     rngState: number[];
-    /** Rows of the data set used for training (first `trainCount` of `count`). */
+    /** Rows of the data set used (the first `count`), and how many of them trained. */
     count: number;
     trainCount: number;
     /** Folder of the data caches it trained on. */

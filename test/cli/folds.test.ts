@@ -1,0 +1,143 @@
+/**
+ * Subject-wise k-fold training, the out-of-fold metric over the folds, and
+ * leaving contradictory near-duplicates out of training: through the built CLI.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeNpy, encodeNpy } from '../../src/data/npy.js';
+import { decodeCheckpoint } from '../../src/model/checkpoint.js';
+import { rng } from '../helpers/random.js';
+
+const W = 580;
+const H = 420;
+const cli = join(__dirname, '../../dist/cli.js');
+let root: string;
+let dataDir: string;
+const SUBJECTS = 4;
+const FRAMES = 6;
+
+/** SUBJECTS × FRAMES frames with a bright blob in every other one; frame 6 of each subject copies frame 1 (which has the blob) with an empty mask. */
+function writeData(dir: string): void {
+  const r = rng(8);
+  const n = SUBJECTS * FRAMES;
+  const imgs = new Uint8Array(n * W * H);
+  const masks = new Uint8Array(n * W * H);
+  const index = new Int32Array(2 * n);
+  for (let s = 0; s < SUBJECTS; s++) {
+    for (let f = 0; f < FRAMES; f++) {
+      const row = s * FRAMES + f;
+      index[2 * row] = s + 1;
+      index[2 * row + 1] = f + 1;
+      if (f === FRAMES - 1) {
+        imgs.copyWithin(row * W * H, (row - f) * W * H, (row - f + 1) * W * H);
+        continue; // mask left empty: the contradiction
+      }
+      const cy = 100 + r() * 220;
+      const cx = 120 + r() * 340;
+      const nerve = f % 2 === 0;
+      for (let y = 0; y < H; y++) {
+        for (let x = 0; x < W; x++) {
+          const inside = nerve && ((y - cy) / 50) ** 2 + ((x - cx) / 70) ** 2 < 1;
+          imgs[row * W * H + y * W + x] = Math.min(255, Math.floor(60 + 40 * r() + (inside ? 90 : 0)));
+          masks[row * W * H + y * W + x] = inside ? 255 : 0;
+        }
+      }
+    }
+  }
+  writeFileSync(join(dir, 'imgs_train.npy'), encodeNpy(imgs, [n, H, W]));
+  writeFileSync(join(dir, 'imgs_mask_train.npy'), encodeNpy(masks, [n, H, W]));
+  writeFileSync(join(dir, 'imgs_train_index.npy'), encodeNpy(index, [n, 2]));
+}
+
+function cliRun(...args: string[]) {
+  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 240_000 });
+  return { code: r.status, out: `${r.stdout}\n${r.stderr}` };
+}
+
+function train(...args: string[]) {
+  return cliRun('train', '--data', dataDir, '--base-width', '2', '--input-size', '16', '--batch-size', '4', '--epochs', '1', '--skip-predict', ...args);
+}
+
+const runFolder = (out: string) => /run folder: (.+)$/m.exec(out)?.[1]?.trim() ?? '';
+
+beforeAll(() => {
+  root = mkdtempSync(join(tmpdir(), 'wgsl-unet-folds-'));
+  dataDir = join(root, 'data');
+  mkdirSync(dataDir);
+  writeData(dataDir);
+});
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+describe('train --folds, oof, --drop-contradictions', () => {
+  const runs: string[] = [];
+
+  it('trains each fold on the other subjects and writes its out-of-fold maps', () => {
+    for (const fold of [1, 2]) {
+      const r = train('--folds', '2', '--fold', String(fold), '--out', join(root, `fold${fold}`), '--drop-contradictions');
+      expect(r.code, r.out).toBe(0);
+      expect(r.out).toMatch(/10 train, 12 validation \(fold \d of 2 by subject\)/);
+      expect(r.out).toMatch(/contradictory near-duplicates: 4 pairs found; 2 unmasked frames left out of training/);
+      const dir = runFolder(r.out);
+      runs.push(dir);
+      const meta = decodeCheckpoint(new Uint8Array(readFileSync(join(dir, 'last.safetensors'))), 'last').meta;
+      expect(meta.training!.folds).toEqual({ k: 2, fold, seed: 1 });
+      expect(meta.training!.dropContradictions).toBe(true);
+      expect(meta.training!.validationSplit).toBeUndefined();
+      expect(meta.training!.trainCount).toBe(10);
+      const oofIndex = decodeNpy(new Uint8Array(readFileSync(join(dir, 'oof_index.npy'))), 'oof_index');
+      expect(oofIndex.shape).toEqual([12, 2]);
+      const probs = decodeNpy(new Uint8Array(readFileSync(join(dir, 'oof.npy'))), 'oof');
+      expect(probs.shape).toEqual([12, 16, 16]);
+      const report = JSON.parse(readFileSync(join(dir, 'contradictions.json'), 'utf8'));
+      expect(report.contradictions.map((c: { subject: number; frames: number[] }) => [c.subject, c.frames])).toEqual([1, 2, 3, 4].map((s) => [s, [1, 6]]));
+      expect(report.droppedFromTraining).toBe(2);
+    }
+    // Two subjects each side, and no subject on both.
+    const held = runs.map((dir) => {
+      const index = decodeNpy(new Uint8Array(readFileSync(join(dir, 'oof_index.npy'))), 'oof_index').data as Int32Array;
+      return new Set(Array.from({ length: index.length / 2 }, (_, k) => index[2 * k]));
+    });
+    expect(held.map((s) => s.size)).toEqual([2, 2]);
+    for (const s of held[0]!) expect(held[1]!.has(s)).toBe(false);
+  });
+
+  it('scores the folds together with the competition metric, and refuses overlapping folds', () => {
+    const json = join(root, 'oof.json');
+    const r = cliRun('oof', ...runs, '--json', json);
+    expect(r.code, r.out).toBe(0);
+    expect(r.out).toMatch(/out-of-fold competition metric over 2 folds, 24 frames of .*: [\d.]+ at threshold 0.5, min area 10; best [\d.]+ at threshold [\d.]+, min area \d+; all-empty prediction 0.5000/);
+    const result = JSON.parse(readFileSync(json, 'utf8'));
+    expect(result.frames).toBe(24);
+    expect(result.choice.score).toBeGreaterThanOrEqual(result.choice.emptyScore);
+    const twice = cliRun('oof', runs[0]!, runs[0]!);
+    expect(twice.code).toBe(1);
+    expect(twice.out).toMatch(/is held out by both .* the folds overlap/);
+    const none = cliRun('oof', dataDir);
+    expect(none.out).toMatch(/no oof\.npy and oof_index\.npy/);
+  });
+
+  it('rejects fold options that do not fit, and keeps a resumed run on its fold', () => {
+    const bad: [string[], RegExp][] = [
+      [['--fold', '1'], /--folds and --fold go together/],
+      [['--folds', '2', '--fold', '3'], /--fold must be a whole number in 1 … 2, got 3/],
+      [['--folds', '1', '--fold', '1'], /--folds must be a whole number ≥ 2/],
+      [['--folds', '2', '--fold', '1', '--validation-split', '0.3'], /--validation-split and --folds are two ways/],
+      [['--folds', '9', '--fold', '1'], /9 folds need at least 9 subjects; the data has 4/],
+    ];
+    for (const [args, message] of bad) {
+      const r = train(...args, '--out', join(root, 'bad'));
+      expect(r.code, r.out).not.toBe(0);
+      expect(r.out).toMatch(message);
+    }
+    const resumed = cliRun('train', '--resume', runs[0]!, '--epochs', '2', '--folds', '2', '--fold', '2', '--skip-predict');
+    expect(resumed.code).toBe(2);
+    expect(resumed.out).toMatch(/--folds 2 --fold 2 conflicts with .*last\.safetensors, which was trained with fold 1 of 2/);
+    const ok = cliRun('train', '--resume', runs[0]!, '--epochs', '2', '--skip-predict');
+    expect(ok.code, ok.out).toBe(0);
+    expect(ok.out).toMatch(/validation \(fold 1 of 2 by subject\)/);
+    expect(existsSync(join(root, 'bad')) ? readdirSync(join(root, 'bad')) : []).toEqual([]);
+  });
+});
