@@ -23,6 +23,7 @@ import { Adam } from '../model/adam.js';
 import { type CheckpointMeta, CHECKPOINT_FORMAT, decodeCheckpoint, encodeCheckpoint, loadWeights } from '../model/checkpoint.js';
 import { Rng } from '../model/rng.js';
 import { fit } from '../model/fit.js';
+import { Augmenter, type AugmentSpec, parseAugmentSpec } from '../model/augment.js';
 import { NonFiniteLossError, Trainer, type ImageSet } from '../model/trainer.js';
 import { createUNet } from '../model/unet.js';
 import { GPU_OPTIONS, type OptionSpec, type Parsed, UsageError, parseArgs, usage } from './args.js';
@@ -53,6 +54,7 @@ const SPEC: Record<string, OptionSpec> = {
   folds: { type: 'number', help: 'split by subject into K folds (needs imgs_train_index.npy) instead of holding out the last rows; with --fold' },
   fold: { type: 'number', help: 'the fold (1 … K) held out for validation; its out-of-fold maps go to oof.npy for `wgsl-unet oof`' },
   'fold-seed': { type: 'number', help: 'seed of the assignment of subjects to folds (default 1; the same for every fold of one run)' },
+  augment: { type: 'string', help: 'augment each training batch on the GPU: "default" (mirror, rotation, zoom, shift, elastic, brightness, contrast) or key=value pairs over it, such as "rotate=5,elastic=0"; off unless given' },
   'drop-contradictions': { type: 'boolean', help: 'leave the unmasked frame of each contradictory near-duplicate pair (wgsl-unet duplicates) out of training' },
   seed: { type: 'number', help: 'seed of the initial weights and of the shuffling', default: 1 },
   'anti-alias': { type: 'boolean', help: 'blur before downsampling, as scikit-image ≥ 0.19 does' },
@@ -307,6 +309,16 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
   const antiAlias = storedAntiAlias ?? o['anti-alias'] === true;
   if (resumed && o['drop-contradictions'] === true && !stored?.dropContradictions) throw new UsageError(`--drop-contradictions conflicts with ${resumedFrom}, which trained on every frame; leave the flag out to resume as it was`);
   const dropContradictions = stored?.dropContradictions ?? o['drop-contradictions'] === true;
+  let augment: AugmentSpec | undefined;
+  if (o.augment !== undefined) {
+    try {
+      augment = parseAugmentSpec(o.augment as string);
+    } catch (e) {
+      throw new UsageError(`--augment: ${(e as Error).message}`);
+    }
+  }
+  if (resumed && augment && JSON.stringify(augment) !== JSON.stringify(stored?.augment)) throw new UsageError(`--augment conflicts with ${resumedFrom}, which was trained ${stored?.augment ? 'with other augmentation' : 'without augmentation'}; leave the flag out to resume as it was`);
+  augment = resumed ? stored?.augment : augment;
   const data = prepare(dataDir, preset, limit, holdout, antiAlias, dropContradictions, resumed?.meta.normalization);
   // After the data step, whose worker threads would inherit a lowered priority.
   tuneForSoftwareAdapter(gpu);
@@ -349,7 +361,8 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
   console.log(`model: ${model.parameters.count.toLocaleString('en-US')} parameters; run folder ${runDir}`);
   if (data.contradictions) writeAtomic(join(runDir, 'contradictions.json'), JSON.stringify({ data: dataDir, ...data.contradictions.report, droppedFromTraining: data.contradictions.dropped }, null, 2) + '\n');
 
-  const trainer = new Trainer(model, adam, preset.batchSize);
+  if (augment) console.log(`augmentation: ${Object.entries(augment).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  const trainer = new Trainer(model, adam, preset.batchSize, augment ? new Augmenter(augment, o.seed as number) : undefined);
   let bestValLoss = log.length ? Math.min(...log.map((e) => e.val_loss)) : Infinity;
   let bestMeta: CheckpointMeta | null = null;
 
@@ -373,6 +386,7 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
       ...(split !== undefined ? { validationSplit: split } : {}),
       ...(folds ? { folds } : {}),
       ...(dropContradictions ? { dropContradictions } : {}),
+      ...(augment ? { augment } : {}),
       preset: preset.name,
       rngState,
       count: data.train.count,

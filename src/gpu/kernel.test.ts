@@ -16,6 +16,7 @@ import '../ops/elementwise/kernel.js';
 import '../ops/elu/kernel.js';
 import '../ops/adam/loss-scale.js';
 import '../ops/maxpool/kernel.js';
+import '../ops/augment/kernel.js';
 import '../ops/reduce/kernel.js';
 import '../ops/conv/gemm.js';
 import '../ops/conv/sums.js';
@@ -53,7 +54,7 @@ describe('kernel declarations', () => {
 
   it('cover every shader the engine dispatches', () => {
     expect(kernels.map((k) => k.declaration.name).sort()).toEqual([
-      'adam', 'binary', 'concat', 'conv_direct', 'conv_mma', 'conv_rows', 'conv_tiled', 'dice', 'elu', 'fma_peak', 'loss_scale',
+      'adam', 'augment', 'binary', 'concat', 'conv_direct', 'conv_mma', 'conv_rows', 'conv_tiled', 'dice', 'elu', 'fma_peak', 'loss_scale',
       'maxpool', 'reduce', 'split_sum', 'unary', 'weights_transpose', 'winograd2', 'winograd4',
     ]);
   });

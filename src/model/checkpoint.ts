@@ -5,6 +5,7 @@
  * the metrics, the adapter, and optionally the optimiser's moments
  * (optimizer/m/<name>, optimizer/v/<name>) and the data order's generator state.
  */
+import type { AugmentSpec } from './augment.js';
 import type { Adam, AdamStateInput } from './adam.js';
 import type { UNet, UNetConfig } from './unet.js';
 import { type NamedTensor, decodeSafetensors, encodeSafetensors } from './safetensors.js';
@@ -39,6 +40,8 @@ export interface CheckpointMeta {
     folds?: { k: number; fold: number; seed: number };
     /** The unmasked frames of contradictory near-duplicate pairs were left out of training. */
     dropContradictions?: boolean;
+    /** Each training batch was augmented so (src/model/augment.ts). */
+    augment?: AugmentSpec;
     preset: string;
     /** State of the generator that shuffles the training part each epoch. */
     rngState: number[];

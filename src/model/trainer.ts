@@ -5,6 +5,7 @@
  */
 import { Tape, Tensor, diceLoss, noGrad } from '../autograd/index.js';
 import type { Adam } from './adam.js';
+import type { Augmenter } from './augment.js';
 import type { UNet } from './unet.js';
 
 /** Model-ready data: `count` images and masks of size × size, row-major. */
@@ -54,6 +55,8 @@ export class Trainer {
     readonly model: UNet,
     readonly adam: Adam,
     readonly batchSize: number,
+    /** Augments each training batch (not validation or prediction). */
+    readonly augment?: Augmenter,
   ) {}
 
   private upload(set: ImageSet, indices: ArrayLike<number>, from: number, to: number): { x: Tensor; y: Tensor } {
@@ -96,7 +99,13 @@ export class Trainer {
         }
         const from = s * this.batchSize;
         const to = Math.min(order.length, from + this.batchSize);
-        const { x, y } = this.upload(set, order, from, to);
+        let { x, y } = this.upload(set, order, from, to);
+        if (this.augment) {
+          const warped = this.augment.apply(x, y, epoch, s);
+          x.dispose();
+          y.dispose();
+          ({ x, y } = warped);
+        }
         const tape = new Tape(this.model.gpu);
         params.zeroGrads();
         const loss = tape.run(() => diceLoss(this.model.forward(x), y));
