@@ -9,6 +9,7 @@ import { serve } from './serve.js';
 import { exportModel, importModel } from './export.js';
 import { duplicates } from './duplicates.js';
 import { oof } from './oof.js';
+import { recipe } from './recipe.js';
 import { isFrameWorker, runFrameWorker } from './synthetic-frames.js';
 import { isTiffWorker, runTiffWorker } from './tiff-workers.js';
 import { isPostprocessWorker, runPostprocessWorker } from './postprocess-workers.js';
@@ -19,6 +20,7 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; help: s
   duplicates: { run: duplicates, help: 'find contradictory near-duplicates in the training caches and report them' },
   train: { run: train, help: 'train the U-Net (the embedded synthetic data when no caches exist)' },
   oof: { run: oof, help: 'score the out-of-fold predictions of the folds of a k-fold run (train --folds)' },
+  recipe: { run: recipe, help: 'the competition toolkit in one command: k folds, out-of-fold report, ensemble submission' },
   predict: { run: predict, help: 'predict masks for the test frames: imgs_mask_test.npy and preds/*.png' },
   submit: { run: submit, help: 'write submission.csv from the predicted masks' },
   serve: { run: serve, help: 'serve the browser page (dist/web) on a loopback address' },

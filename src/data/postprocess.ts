@@ -99,6 +99,10 @@ export interface PostprocessChoice {
   defaultScore: number;
   /** What predicting no nerve anywhere would score. */
   emptyScore: number;
+  /** The metric of every pair: table[t][a] for thresholds[t] and minAreas[a]. */
+  thresholds: number[];
+  minAreas: number[];
+  table: number[][];
 }
 
 export const THRESHOLDS = [0.3, 0.4, 0.5, 0.6, 0.7];
@@ -157,5 +161,6 @@ export function choosePostprocess(
   );
   const ti = thresholds.indexOf(0.5);
   const defaultScore = ti >= 0 ? score[ti]![minAreas.indexOf(10)]! / count : NaN;
-  return { ...best, defaultScore, emptyScore: empty / count };
+  const table = score.map((row) => Array.from(row, (v) => v / count));
+  return { ...best, defaultScore, emptyScore: empty / count, thresholds: [...thresholds], minAreas: [...minAreas], table };
 }

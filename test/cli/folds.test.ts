@@ -156,3 +156,32 @@ describe('train --folds, oof, --drop-contradictions', () => {
     expect(existsSync(join(root, 'bad')) ? readdirSync(join(root, 'bad')) : []).toEqual([]);
   });
 });
+
+describe('wgsl-unet recipe', () => {
+  it('trains the folds of each step, reports the out-of-fold metric of each, and writes the ensemble\'s submission', () => {
+    const imgs = decodeNpy(new Uint8Array(readFileSync(join(dataDir, 'imgs_train.npy'))), 'imgs').data as Uint8Array;
+    writeFileSync(join(dataDir, 'imgs_test.npy'), encodeNpy(imgs.subarray(0, 3 * W * H), [3, H, W]));
+    writeFileSync(join(dataDir, 'imgs_id_test.npy'), encodeNpy(Int32Array.from([3, 1, 2]), [3]));
+    const out = join(root, 'recipe');
+    const r = cliRun('recipe', '--data', dataDir, '--out', out, '--folds', '2', '--compare', '--epochs', '1', '--base-width', '2', '--input-size', '16', '--batch-size', '4', '--augment', 'rotate=5');
+    expect(r.code, r.out).toBe(0);
+    const dir = join(out, readdirSync(out)[0]!);
+    const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8'));
+    expect(report.configs.map((c: { name: string }) => c.name)).toEqual(['tutorial', 'clean', 'augment', 'toolkit']);
+    for (const c of report.configs) {
+      expect(c.runs).toHaveLength(2);
+      expect(c.oof.score).toBeGreaterThanOrEqual(c.oof.emptyScore);
+      expect(c.oof.table).toHaveLength(c.oof.thresholds.length);
+    }
+    // The tutorial trains on every frame; the others leave the contradictions out.
+    const meta = (run: string) => decodeCheckpoint(new Uint8Array(readFileSync(join(run, 'best.safetensors'))), 'best').meta.training!;
+    expect(meta(report.configs[0].runs[0]).dropContradictions).toBeUndefined();
+    expect(meta(report.configs[1].runs[0]).dropContradictions).toBe(true);
+    expect(meta(report.configs[3].runs[1]).augment).toMatchObject({ rotate: 5 });
+    expect(meta(report.configs[3].runs[1]).folds).toEqual({ k: 2, fold: 2, seed: 1 });
+    expect(readFileSync(join(dir, 'report.svg'), 'utf8')).toMatch(/^<svg[\s\S]*threshold 0.5/);
+    expect(r.out).toMatch(/\| step \| out-of-fold metric \| threshold, min area \| gain \|/);
+    const csv = readFileSync(join(dir, 'submission.csv'), 'utf8').trim().split('\n');
+    expect(csv.map((l) => l.split(',')[0])).toEqual(['img', '1', '2', '3']);
+  });
+});

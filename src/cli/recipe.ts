@@ -1,0 +1,270 @@
+/**
+ * `wgsl-unet recipe`: the competition toolkit in one command. It trains the
+ * k folds of a subject-wise split, scores the out-of-fold maps with the
+ * competition's metric (threshold and minimum area tuned on them all), writes
+ * a report (JSON and a chart of the metric against both), and predicts the
+ * test frames with the folds' ensemble for submission.csv. The toolkit:
+ * contradictory near-duplicates left out of training, augmentation on the
+ * GPU, test-time augmentation. With --compare it first trains the tutorial's
+ * recipe and each step of the toolkit on the same folds, so the report shows
+ * what each step adds.
+ */
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { DataError } from '../data/errors.js';
+import { foldSplit } from '../data/folds.js';
+import { type PostprocessChoice, choosePostprocess } from '../data/postprocess.js';
+import { resizeStack } from '../data/prepare.js';
+import { SUBMISSION_HEIGHT, SUBMISSION_WIDTH } from '../data/submission.js';
+import type { Gpu } from '../gpu/gpu.js';
+import { decodeCheckpoint, loadWeights } from '../model/checkpoint.js';
+import { type EnsembleMember, type TestTransform, predictEnsemble } from '../model/ensemble.js';
+import { predictProbabilities } from '../model/trainer.js';
+import { createUNet, type UNet } from '../model/unet.js';
+import { tuneForSoftwareAdapter } from '../software/platform.js';
+import { GPU_OPTIONS, type OptionSpec, type Parsed, parseArgs, usage, UsageError } from './args.js';
+import { type TrainingFrames, loadTrainingFrames } from './duplicates.js';
+import { readBytes, writeAtomic } from './files.js';
+import { PRECISION_OPTION, choosePrecision, openGpu } from './gpu-options.js';
+import { loadTestSet, predictTestSetWith } from './predict.js';
+import { writeSubmission } from './submit.js';
+import { train } from './train.js';
+
+const SPEC: Record<string, OptionSpec> = {
+  ...GPU_OPTIONS,
+  ...PRECISION_OPTION,
+  data: { type: 'string', help: 'folder with the caches (the embedded synthetic data when there are none)', default: 'data' },
+  out: { type: 'string', help: 'folder that receives the recipe folder', default: 'runs' },
+  folds: { type: 'number', help: 'folds of the subject-wise split', default: 5 },
+  'fold-seed': { type: 'number', help: 'seed of the assignment of subjects to folds', default: 1 },
+  seed: { type: 'number', help: 'seed of the weights, the shuffling and the augmentation', default: 1 },
+  augment: { type: 'string', help: 'augmentation of the training batches: "default", key=value pairs (see train --help), or "none"', default: 'default' },
+  'keep-contradictions': { type: 'boolean', help: 'train on the contradictory near-duplicates too' },
+  'no-tta': { type: 'boolean', help: 'predict without test-time augmentation' },
+  compare: { type: 'boolean', help: 'also train the tutorial\'s recipe and each step of the toolkit on the same folds, and report what each adds' },
+  preset: { type: 'string', help: 'as for train: full or cpu (default: cpu on software adapters, full otherwise)' },
+  epochs: { type: 'number', help: 'as for train' },
+  lr: { type: 'number', help: 'as for train' },
+  'batch-size': { type: 'number', help: 'as for train' },
+  'base-width': { type: 'number', help: 'as for train' },
+  'input-size': { type: 'number', help: 'as for train' },
+};
+
+const SUMMARY = `Trains the k folds of a subject-wise split with the competition toolkit,
+reports the out-of-fold competition metric (report.json, report.svg) and
+writes the folds' ensemble's submission.csv.`;
+
+/** One way of training, and whether its maps are averaged with their mirror. */
+interface Config {
+  name: string;
+  what: string;
+  trainArgs: string[];
+  tta: boolean;
+}
+
+export interface ConfigResult {
+  name: string;
+  what: string;
+  runs: string[];
+  oof: PostprocessChoice;
+}
+
+const PASSED = ['preset', 'epochs', 'lr', 'batch-size', 'base-width', 'input-size', 'backend', 'adapter', 'power-preference', 'precision'];
+
+function passThrough(o: Parsed): string[] {
+  return PASSED.flatMap((k) => (o[k] === undefined ? [] : [`--${k}`, String(o[k])]));
+}
+
+/** The configs to train: the toolkit alone, or the tutorial and then one step of the toolkit at a time. */
+function configs(o: Parsed): Config[] {
+  const augment = o.augment as string;
+  const steps: Config[] = [];
+  const drop = o['keep-contradictions'] !== true;
+  const tta = o['no-tta'] !== true;
+  const toolkitArgs = [...(drop ? ['--drop-contradictions'] : []), ...(augment !== 'none' ? ['--augment', augment] : [])];
+  if (o.compare === true) {
+    steps.push({ name: 'tutorial', what: 'the tutorial\'s training', trainArgs: [], tta: false });
+    if (drop) steps.push({ name: 'clean', what: '+ contradictory near-duplicates left out', trainArgs: ['--drop-contradictions'], tta: false });
+    if (augment !== 'none') steps.push({ name: 'augment', what: '+ augmentation on the GPU', trainArgs: toolkitArgs, tta: false });
+  }
+  steps.push({ name: 'toolkit', what: tta ? '+ test-time augmentation (mirror)' : 'the toolkit', trainArgs: toolkitArgs, tta });
+  return steps;
+}
+
+/** The only run folder train wrote under `dir`. */
+function runIn(dir: string): string {
+  const runs = existsSync(dir) ? readdirSync(dir).filter((d) => existsSync(join(dir, d, 'best.safetensors'))) : [];
+  if (runs.length !== 1) throw new DataError(`${dir}: expected one trained run, found ${runs.length}; the training above says why`);
+  return join(dir, runs[0]!);
+}
+
+/** Out-of-fold maps of every fold's best weights on its held-out subjects, scored together. */
+async function scoreFolds(gpu: Gpu, frames: TrainingFrames, runs: string[], k: number, foldSeed: number, transforms: TestTransform[]): Promise<PostprocessChoice> {
+  const pixels = frames.width * frames.height;
+  const probs: Float32Array[] = [];
+  const truths: Uint8Array[] = [];
+  let size = 0;
+  for (let fold = 1; fold <= k; fold++) {
+    const path = join(runs[fold - 1]!, 'best.safetensors');
+    const ckpt = decodeCheckpoint(readBytes(path, 'checkpoint'), path);
+    const { valRows } = foldSplit(frames.index, frames.count, k, fold, foldSeed);
+    const held = new Uint8Array(valRows.length * pixels);
+    const truth = new Uint8Array(valRows.length * pixels);
+    valRows.forEach((r, i) => {
+      held.set(frames.images.subarray(r * pixels, (r + 1) * pixels), i * pixels);
+      truth.set(frames.masks.subarray(r * pixels, (r + 1) * pixels), i * pixels);
+    });
+    size = ckpt.meta.config.inputSize;
+    const small = resizeStack(held, valRows.length, frames.width, frames.height, size, { antiAlias: ckpt.meta.antiAlias ?? false });
+    const model = createUNet(gpu, { baseWidth: ckpt.meta.config.baseWidth, inputSize: size });
+    try {
+      loadWeights(model, ckpt, path);
+      probs.push(await predictEnsemble([member(model, ckpt.meta.normalization)], small, valRows.length, size, transforms));
+    } finally {
+      model.dispose();
+    }
+    truths.push(truth);
+  }
+  const count = probs.reduce((n, p) => n + p.length / (size * size), 0);
+  const allProbs = new Float32Array(count * size * size);
+  const allTruths = new Uint8Array(count * pixels);
+  let at = 0;
+  probs.forEach((p, i) => {
+    allProbs.set(p, at * size * size);
+    allTruths.set(truths[i]!, at * pixels);
+    at += p.length / (size * size);
+  });
+  return choosePostprocess(allProbs, size, allTruths, count);
+}
+
+function member(model: UNet, norm: { mean: number; std: number }): EnsembleMember {
+  return { ...norm, predict: (images, count, onProgress) => predictProbabilities(model, images, count, model.config.inputSize, 16, onProgress) };
+}
+
+export async function recipe(argv: string[]): Promise<void> {
+  if (argv.includes('--help')) return void console.log(usage('recipe', SUMMARY, SPEC));
+  const { options: o, positional } = parseArgs(argv, SPEC);
+  if (positional.length > 0) throw new UsageError(`unexpected argument "${positional[0]}"; see wgsl-unet recipe --help`);
+  const k = o.folds as number;
+  if (!Number.isInteger(k) || k < 2) throw new UsageError(`--folds must be a whole number ≥ 2, got ${k}`);
+  const foldSeed = o['fold-seed'] as number;
+  const dataArg = o.data as string;
+  const dataDir = resolve(dataArg);
+  const dir = resolve(o.out as string, `recipe-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+  mkdirSync(dir, { recursive: true });
+  const steps = configs(o);
+  console.log(`recipe: ${k} folds by subject (fold seed ${foldSeed}), ${steps.map((s) => s.name).join(' → ')}; folder ${dir}`);
+
+  // Training: each config's k folds, through train itself (which builds the default data when there is none).
+  const trained: { config: Config; runs: string[] }[] = [];
+  for (const config of steps) {
+    const runs: string[] = [];
+    for (let fold = 1; fold <= k; fold++) {
+      console.log(`\n== ${config.name}: fold ${fold} of ${k} ==`);
+      const out = join(dir, config.name, `fold-${fold}`);
+      await train(['--data', dataArg, '--out', out, '--folds', String(k), '--fold', String(fold), '--fold-seed', String(foldSeed), '--seed', String(o.seed), '--skip-predict', ...passThrough(o), ...config.trainArgs]);
+      if (process.exitCode) throw new DataError(`${config.name}, fold ${fold}: training stopped (see above)`);
+      runs.push(runIn(out));
+    }
+    trained.push({ config, runs });
+  }
+
+  // Scoring and the submission, on one device.
+  const frames = loadTrainingFrames(dataDir);
+  if (frames.width !== SUBMISSION_WIDTH || frames.height !== SUBMISSION_HEIGHT) throw new DataError(`${dataDir}: the caches hold ${frames.width}×${frames.height} frames, not the competition's 580×420`);
+  const gpu = await openGpu(o);
+  const results: ConfigResult[] = [];
+  let submission: string | null = null;
+  try {
+    choosePrecision(o, gpu);
+    tuneForSoftwareAdapter(gpu);
+    for (const { config, runs } of trained) {
+      const transforms: TestTransform[] = config.tta ? ['identity', 'mirror'] : ['identity'];
+      const oof = await scoreFolds(gpu, frames, runs, k, foldSeed, transforms);
+      results.push({ name: config.name, what: config.what, runs, oof });
+      console.log(`${config.name}: out-of-fold metric ${oof.score.toFixed(4)} (threshold ${oof.threshold}, min area ${oof.minArea}); ${oof.defaultScore.toFixed(4)} at threshold 0.5, min area 10; all-empty ${oof.emptyScore.toFixed(4)}`);
+    }
+    const last = results.at(-1)!;
+    if (existsSync(join(dataDir, 'imgs_test.npy'))) {
+      // The folds' ensemble on the test frames, post-processed as tuned out of fold.
+      const models: UNet[] = [];
+      try {
+        const members = last.runs.map((run) => {
+          const path = join(run, 'best.safetensors');
+          const ckpt = decodeCheckpoint(readBytes(path, 'checkpoint'), path);
+          const model = createUNet(gpu, { baseWidth: ckpt.meta.config.baseWidth, inputSize: ckpt.meta.config.inputSize });
+          models.push(model);
+          loadWeights(model, ckpt, path);
+          return member(model, ckpt.meta.normalization);
+        });
+        const size = models[0]!.config.inputSize;
+        const antiAlias = decodeCheckpoint(readBytes(join(last.runs[0]!, 'best.safetensors'), 'checkpoint'), last.runs[0]!).meta.antiAlias ?? false;
+        const test = loadTestSet(dataDir);
+        const probs = await predictTestSetWith(members, size, test, dir, antiAlias, steps.at(-1)!.tta ? ['identity', 'mirror'] : ['identity']);
+        submission = join(dir, 'submission.csv');
+        await writeSubmission(probs, test.count, size, test.ids, last.oof.threshold, last.oof.minArea, submission);
+      } finally {
+        for (const m of models) m.dispose();
+      }
+    }
+  } finally {
+    await gpu.close();
+  }
+  const report = { data: dataDir, folds: k, foldSeed, seed: o.seed, configs: results, submission };
+  writeAtomic(join(dir, 'report.json'), JSON.stringify(report, null, 2) + '\n');
+  writeAtomic(join(dir, 'report.svg'), reportSvg(results));
+  console.log(`\n${reportTable(results)}\nreport: ${join(dir, 'report.json')}, ${join(dir, 'report.svg')}${submission ? `; submission: ${submission}` : ''}`);
+}
+
+/** The steps as a Markdown table: the out-of-fold metric and what each step adds to the one before. */
+export function reportTable(results: ConfigResult[]): string {
+  const rows = ['| step | out-of-fold metric | threshold, min area | gain |', '| --- | ---: | --- | ---: |'];
+  const first = results[0]!;
+  rows.push(`| all-empty prediction | ${first.oof.emptyScore.toFixed(4)} | | |`);
+  rows.push(`| ${first.what}, threshold 0.5, min area 10 | ${first.oof.defaultScore.toFixed(4)} | 0.5, 10 | |`);
+  let previous = first.oof.defaultScore;
+  for (const r of results) {
+    const label = r === first && results.length > 1 ? `${r.what}, threshold and min area tuned` : r.what;
+    rows.push(`| ${label} | ${r.oof.score.toFixed(4)} | ${r.oof.threshold}, ${r.oof.minArea} | ${(r.oof.score - previous >= 0 ? '+' : '') + (r.oof.score - previous).toFixed(4)} |`);
+    previous = r.oof.score;
+  }
+  return rows.join('\n');
+}
+
+const CHART = { w: 640, h: 260, pad: 46 };
+const COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b'];
+
+/** One panel per config: the out-of-fold metric against the minimum area, a line per threshold. */
+export function reportSvg(results: ConfigResult[]): string {
+  const { w, h, pad } = CHART;
+  const all = results.flatMap((r) => r.oof.table.flat().concat(r.oof.emptyScore));
+  const lo = Math.min(...all);
+  const hi = Math.max(...all, lo + 1e-3);
+  const parts: string[] = [];
+  results.forEach((r, k) => {
+    const y0 = k * h;
+    const pw = w - pad * 2 - 80;
+    const ph = h - pad * 2;
+    const areas = r.oof.minAreas;
+    const px = (i: number) => pad + (i / Math.max(1, areas.length - 1)) * pw;
+    const py = (v: number) => y0 + pad + (1 - (v - lo) / (hi - lo)) * ph;
+    parts.push(`<text x="${pad}" y="${y0 + pad - 16}" font-size="13" font-family="sans-serif">${escape(r.what)}: out-of-fold metric against the minimum area (best ${r.oof.score.toFixed(4)})</text>`);
+    parts.push(`<rect x="${pad}" y="${y0 + pad}" width="${pw}" height="${ph}" fill="none" stroke="#999"/>`);
+    parts.push(`<text x="${pad - 4}" y="${y0 + pad + 4}" font-size="10" text-anchor="end" font-family="sans-serif">${hi.toFixed(3)}</text>`);
+    parts.push(`<text x="${pad - 4}" y="${y0 + pad + ph}" font-size="10" text-anchor="end" font-family="sans-serif">${lo.toFixed(3)}</text>`);
+    areas.forEach((a, i) => parts.push(`<text x="${px(i).toFixed(1)}" y="${y0 + pad + ph + 14}" font-size="9" text-anchor="middle" font-family="sans-serif">${a > SUBMISSION_WIDTH * SUBMISSION_HEIGHT ? 'all' : a}</text>`));
+    const empty = py(r.oof.emptyScore).toFixed(1);
+    parts.push(`<line x1="${pad}" x2="${pad + pw}" y1="${empty}" y2="${empty}" stroke="#777" stroke-dasharray="4 3"/><text x="${pad + pw + 6}" y="${empty}" font-size="10" font-family="sans-serif">all empty</text>`);
+    r.oof.thresholds.forEach((t, ti) => {
+      const color = COLORS[ti % COLORS.length]!;
+      const pts = r.oof.table[ti]!.map((v, i) => `${px(i).toFixed(1)},${py(v).toFixed(1)}`).join(' ');
+      parts.push(`<polyline fill="none" stroke="${color}" stroke-width="1.5" points="${pts}"/>`);
+      parts.push(`<text x="${pad + pw + 6}" y="${y0 + pad + 12 + 13 * ti}" font-size="10" fill="${color}" font-family="sans-serif">threshold ${t}</text>`);
+    });
+  });
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h * results.length}" viewBox="0 0 ${w} ${h * results.length}">\n<rect width="100%" height="100%" fill="white"/>\n${parts.join('\n')}\n</svg>\n`;
+}
+
+function escape(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/'/g, '&#39;');
+}
