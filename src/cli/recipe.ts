@@ -14,6 +14,7 @@ import { join, resolve } from 'node:path';
 import { DataError } from '../data/errors.js';
 import { foldSplit } from '../data/folds.js';
 import { type PostprocessChoice, choosePostprocess } from '../data/postprocess.js';
+import { type Gate, fitGate, gateFeatures, gateScores } from '../data/gate.js';
 import { resizeStack } from '../data/prepare.js';
 import { SUBMISSION_HEIGHT, SUBMISSION_WIDTH } from '../data/submission.js';
 import type { Gpu } from '../gpu/gpu.js';
@@ -66,7 +67,10 @@ export interface ConfigResult {
   name: string;
   what: string;
   runs: string[];
+  /** The metric out of fold; its `gate` field: with the presence gate (fitted out of fold too). */
   oof: PostprocessChoice;
+  /** The gate fitted on every fold's out-of-fold maps, for the test frames. */
+  gate: Gate;
 }
 
 const PASSED = ['preset', 'epochs', 'lr', 'batch-size', 'base-width', 'input-size', 'backend', 'adapter', 'power-preference', 'precision'];
@@ -98,8 +102,12 @@ function runIn(dir: string): string {
   return join(dir, runs[0]!);
 }
 
-/** Out-of-fold maps of every fold's best weights on its held-out subjects, scored together. */
-async function scoreFolds(gpu: Gpu, frames: TrainingFrames, runs: string[], k: number, foldSeed: number, transforms: TestTransform[]): Promise<PostprocessChoice> {
+/**
+ * Out-of-fold maps of every fold's best weights on its held-out subjects,
+ * scored together, without and with the presence gate (each fold's gate fitted
+ * on the other folds' maps).
+ */
+async function scoreFolds(gpu: Gpu, frames: TrainingFrames, runs: string[], k: number, foldSeed: number, transforms: TestTransform[]): Promise<{ oof: PostprocessChoice; gate: Gate }> {
   const pixels = frames.width * frames.height;
   const probs: Float32Array[] = [];
   const truths: Uint8Array[] = [];
@@ -125,7 +133,14 @@ async function scoreFolds(gpu: Gpu, frames: TrainingFrames, runs: string[], k: n
     }
     truths.push(truth);
   }
-  const count = probs.reduce((n, p) => n + p.length / (size * size), 0);
+  const counts = probs.map((p) => p.length / (size * size));
+  const features = probs.map((p, i) => gateFeatures(p, counts[i]!, size));
+  const labels = truths.map((t, i) => Array.from({ length: counts[i]! }, (_, n) => (t.subarray(n * pixels, (n + 1) * pixels).some((v) => v !== 0) ? 1 : 0)));
+  const joined = (parts: Float64Array[]) => Float64Array.from(parts.flatMap((f) => Array.from(f)));
+  const scores = Float32Array.from(
+    probs.flatMap((_, i) => Array.from(gateScores(fitGate(joined(features.filter((_, j) => j !== i)), labels.filter((_, j) => j !== i).flat()), features[i]!))),
+  );
+  const count = counts.reduce((a, b) => a + b, 0);
   const allProbs = new Float32Array(count * size * size);
   const allTruths = new Uint8Array(count * pixels);
   let at = 0;
@@ -134,7 +149,7 @@ async function scoreFolds(gpu: Gpu, frames: TrainingFrames, runs: string[], k: n
     allTruths.set(truths[i]!, at * pixels);
     at += p.length / (size * size);
   });
-  return choosePostprocess(allProbs, size, allTruths, count);
+  return { oof: choosePostprocess(allProbs, size, allTruths, count, undefined, undefined, scores), gate: fitGate(joined(features), labels.flat()) };
 }
 
 function member(model: UNet, norm: { mean: number; std: number }): EnsembleMember {
@@ -180,9 +195,13 @@ export async function recipe(argv: string[]): Promise<void> {
     tuneForSoftwareAdapter(gpu);
     for (const { config, runs } of trained) {
       const transforms: TestTransform[] = config.tta ? ['identity', 'mirror'] : ['identity'];
-      const oof = await scoreFolds(gpu, frames, runs, k, foldSeed, transforms);
-      results.push({ name: config.name, what: config.what, runs, oof });
-      console.log(`${config.name}: out-of-fold metric ${oof.score.toFixed(4)} (threshold ${oof.threshold}, min area ${oof.minArea}); ${oof.defaultScore.toFixed(4)} at threshold 0.5, min area 10; all-empty ${oof.emptyScore.toFixed(4)}`);
+      const { oof, gate } = await scoreFolds(gpu, frames, runs, k, foldSeed, transforms);
+      results.push({ name: config.name, what: config.what, runs, oof, gate });
+      const g = oof.gate!;
+      console.log(
+        `${config.name}: out-of-fold metric ${oof.score.toFixed(4)} (threshold ${oof.threshold}, min area ${oof.minArea}); ${oof.defaultScore.toFixed(4)} at threshold 0.5, min area 10; ` +
+          `with the presence gate ${g.score.toFixed(4)} (gate ${g.threshold}, threshold ${g.maskThreshold}, min area ${g.minArea}); all-empty ${oof.emptyScore.toFixed(4)}`,
+      );
     }
     const last = results.at(-1)!;
     if (existsSync(join(dataDir, 'imgs_test.npy'))) {
@@ -201,8 +220,20 @@ export async function recipe(argv: string[]): Promise<void> {
         const antiAlias = decodeCheckpoint(readBytes(join(last.runs[0]!, 'best.safetensors'), 'checkpoint'), last.runs[0]!).meta.antiAlias ?? false;
         const test = loadTestSet(dataDir);
         const probs = await predictTestSetWith(members, size, test, dir, antiAlias, steps.at(-1)!.tta ? ['identity', 'mirror'] : ['identity']);
+        // The gate where it helped out of fold: frames it scores under its threshold are cleared.
+        const g = last.oof.gate!;
+        const gated = g.threshold > 0 && g.score > last.oof.score;
+        if (gated) {
+          const scores = gateScores(last.gate, gateFeatures(probs, test.count, size));
+          let cleared = 0;
+          for (let n = 0; n < test.count; n++) if (scores[n]! < g.threshold) {
+            probs.fill(0, n * size * size, (n + 1) * size * size);
+            cleared++;
+          }
+          console.log(`presence gate: ${cleared} of ${test.count} test frames scored under ${g.threshold}, submitted empty`);
+        }
         submission = join(dir, 'submission.csv');
-        await writeSubmission(probs, test.count, size, test.ids, last.oof.threshold, last.oof.minArea, submission);
+        await writeSubmission(probs, test.count, size, test.ids, gated ? g.maskThreshold : last.oof.threshold, gated ? g.minArea : last.oof.minArea, submission);
       } finally {
         for (const m of models) m.dispose();
       }
@@ -228,6 +259,8 @@ export function reportTable(results: ConfigResult[]): string {
     rows.push(`| ${label} | ${r.oof.score.toFixed(4)} | ${r.oof.threshold}, ${r.oof.minArea} | ${(r.oof.score - previous >= 0 ? '+' : '') + (r.oof.score - previous).toFixed(4)} |`);
     previous = r.oof.score;
   }
+  const g = results.at(-1)!.oof.gate;
+  if (g) rows.push(`| + presence gate (gate threshold ${g.threshold}) | ${g.score.toFixed(4)} | ${g.maskThreshold}, ${g.minArea} | ${(g.score - previous >= 0 ? '+' : '') + (g.score - previous).toFixed(4)} |`);
   return rows.join('\n');
 }
 

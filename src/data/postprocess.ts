@@ -103,7 +103,12 @@ export interface PostprocessChoice {
   thresholds: number[];
   minAreas: number[];
   table: number[][];
+  /** With gate scores: the best gate threshold (frames scored under it submitted empty) with the best pair under it. */
+  gate?: { threshold: number; maskThreshold: number; minArea: number; score: number };
 }
+
+/** Candidate gate thresholds: 0 gates nothing. */
+export const GATE_THRESHOLDS = [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
 
 export const THRESHOLDS = [0.3, 0.4, 0.5, 0.6, 0.7];
 /** Candidate minimum areas; the last, larger than a frame, means "submit every mask empty". */
@@ -112,7 +117,9 @@ export const MIN_AREAS = [10, 500, 1000, 2000, 3000, 4000, 5000, 6000, 8000, 100
 /**
  * Scores every (threshold, minimum area) pair on `count` validation images:
  * probabilities (count × size × size) against true full-size masks
- * (count × 420 × 580, nonzero = nerve), and returns the best pair.
+ * (count × 420 × 580, nonzero = nerve), and returns the best pair; with
+ * `gateScores` (a "nerve present?" probability per image, src/data/gate.ts)
+ * also the best gate threshold and pair together.
  */
 export function choosePostprocess(
   probs: Float32Array,
@@ -121,7 +128,9 @@ export function choosePostprocess(
   count: number,
   thresholds = THRESHOLDS,
   minAreas = MIN_AREAS,
+  gateScores?: Float32Array,
 ): PostprocessChoice {
+  if (gateScores && gateScores.length !== count) throw new DataError(`choosePostprocess: ${gateScores.length} gate scores for ${count} images`);
   if (probs.length !== count * size * size) throw new DataError(`choosePostprocess: ${probs.length} probabilities are not ${count} maps of ${size} × ${size}`);
   if (truths.length !== count * FULL) throw new DataError(`choosePostprocess: ${truths.length} mask pixels are not ${count} masks of 580 × 420`);
   if (count === 0) throw new DataError('choosePostprocess: no validation images');
@@ -129,12 +138,15 @@ export function choosePostprocess(
   // score[t][a] summed over images
   const score = thresholds.map(() => new Float64Array(minAreas.length));
   let empty = 0;
+  // With a gate: each image's area and overlap at each threshold, to score every gate threshold after.
+  const perImage = gateScores ? { area: new Float64Array(count * thresholds.length), inter: new Float64Array(count * thresholds.length), truth: new Float64Array(count) } : undefined;
   for (let n = 0; n < count; n++) {
     const full = fullSizeProbabilities(probs.subarray(n * size * size, (n + 1) * size * size), size);
     const truth = truths.subarray(n * FULL, (n + 1) * FULL);
     let truthArea = 0;
     for (let i = 0; i < FULL; i++) if (truth[i] !== 0) truthArea++;
     empty += truthArea === 0 ? 1 : 0;
+    if (perImage) perImage.truth[n] = truthArea;
     thresholds.forEach((t, ti) => {
       let area = 0;
       let inter = 0;
@@ -143,6 +155,10 @@ export function choosePostprocess(
           area++;
           if (truth[i] !== 0) inter++;
         }
+      }
+      if (perImage) {
+        perImage.area[n * thresholds.length + ti] = area;
+        perImage.inter[n * thresholds.length + ti] = inter;
       }
       minAreas.forEach((minArea, ai) => {
         const kept = area >= minArea;
@@ -162,5 +178,22 @@ export function choosePostprocess(
   const ti = thresholds.indexOf(0.5);
   const defaultScore = ti >= 0 ? score[ti]![minAreas.indexOf(10)]! / count : NaN;
   const table = score.map((row) => Array.from(row, (v) => v / count));
-  return { ...best, defaultScore, emptyScore: empty / count, thresholds: [...thresholds], minAreas: [...minAreas], table };
+  let gate: PostprocessChoice['gate'];
+  if (perImage && gateScores) {
+    for (const g of GATE_THRESHOLDS) {
+      thresholds.forEach((t, ti) =>
+        minAreas.forEach((minArea) => {
+          let total = 0;
+          for (let n = 0; n < count; n++) {
+            const kept = gateScores[n]! >= g && perImage.area[n * thresholds.length + ti]! >= minArea;
+            const a = kept ? perImage.area[n * thresholds.length + ti]! : 0;
+            const i = kept ? perImage.inter[n * thresholds.length + ti]! : 0;
+            total += a + perImage.truth[n]! === 0 ? 1 : (2 * i) / (a + perImage.truth[n]!);
+          }
+          if (!gate || total / count > gate.score) gate = { threshold: g, maskThreshold: t, minArea, score: total / count };
+        }),
+      );
+    }
+  }
+  return { ...best, defaultScore, emptyScore: empty / count, thresholds: [...thresholds], minAreas: [...minAreas], table, ...(gate ? { gate } : {}) };
 }

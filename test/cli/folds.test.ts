@@ -172,6 +172,8 @@ describe('wgsl-unet recipe', () => {
       expect(c.runs).toHaveLength(2);
       expect(c.oof.score).toBeGreaterThanOrEqual(c.oof.emptyScore);
       expect(c.oof.table).toHaveLength(c.oof.thresholds.length);
+      expect(c.oof.gate.score).toBeGreaterThanOrEqual(c.oof.score);
+      expect(c.gate.weights).toHaveLength(6);
     }
     // The tutorial trains on every frame; the others leave the contradictions out.
     const meta = (run: string) => decodeCheckpoint(new Uint8Array(readFileSync(join(run, 'best.safetensors'))), 'best').meta.training!;
@@ -181,6 +183,7 @@ describe('wgsl-unet recipe', () => {
     expect(meta(report.configs[3].runs[1]).folds).toEqual({ k: 2, fold: 2, seed: 1 });
     expect(readFileSync(join(dir, 'report.svg'), 'utf8')).toMatch(/^<svg[\s\S]*threshold 0.5/);
     expect(r.out).toMatch(/\| step \| out-of-fold metric \| threshold, min area \| gain \|/);
+    expect(r.out).toMatch(/\| \+ presence gate \(gate threshold [\d.]+\) \|/);
     const csv = readFileSync(join(dir, 'submission.csv'), 'utf8').trim().split('\n');
     expect(csv.map((l) => l.split(',')[0])).toEqual(['img', '1', '2', '3']);
   });
