@@ -36,6 +36,13 @@ export interface FitOptions {
   onEpochEnd?(entry: EpochLog, progress: { steps: number }): Promise<void> | void;
   /** Checked between steps: true ends the epoch early, and the run. */
   shouldStop?(): boolean;
+  /** The learning rate of each epoch (a schedule); default: Adam's, unchanged. */
+  lrAt?(epoch: number): number;
+}
+
+/** Cosine decay from `lr` in the first epoch to nearly 0 in the last of `epochs`. */
+export function cosineSchedule(lr: number, epochs: number): (epoch: number) => number {
+  return (epoch) => lr * 0.5 * (1 + Math.cos((Math.PI * (epoch - 1)) / epochs));
 }
 
 export interface FitResult {
@@ -50,6 +57,7 @@ export async function fit(trainer: Trainer, o: FitOptions): Promise<FitResult> {
   const first = o.firstEpoch ?? 1;
   let skippedBefore = (await trainer.adam.lossScaleStatus())?.skipped ?? 0;
   for (let epoch = first; epoch <= o.epochs; epoch++) {
+    if (o.lrAt) trainer.adam.options.lr = o.lrAt(epoch);
     const order = shuffle(Int32Array.from(o.trainRows), o.rng);
     const t0 = performance.now();
     const onStep = o.onEpochStart?.(epoch) ?? undefined;

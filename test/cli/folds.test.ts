@@ -73,12 +73,13 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 describe('train --augment', () => {
   it('augments the training batches with the spec given, and keeps it in the checkpoint', () => {
-    const r = train('--augment', 'rotate=5,elastic=0', '--out', join(root, 'aug'), '--seed', '2');
+    const r = train('--augment', 'rotate=5,elastic=0', '--out', join(root, 'aug'), '--seed', '2', '--schedule', 'cosine');
     expect(r.code, r.out).toBe(0);
     expect(r.out).toMatch(/augmentation: flip 0.5, rotate 5, zoom 0.1, shift 0.08, elastic 0, grid 4, brightness 0.1, contrast 0.1/);
     const dir = runFolder(r.out);
     const meta = decodeCheckpoint(new Uint8Array(readFileSync(join(dir, 'last.safetensors'))), 'last').meta;
     expect(meta.training!.augment).toMatchObject({ rotate: 5, elastic: 0, flip: 0.5 });
+    expect(meta.training!.schedule).toBe('cosine');
     const plain = train('--out', join(root, 'plain'), '--seed', '2');
     const loss = (out: string) => JSON.parse(readFileSync(join(runFolder(out), 'log.jsonl'), 'utf8').split('\n')[0]!).loss as number;
     expect(loss(r.out)).not.toBe(loss(plain.out));
@@ -141,6 +142,7 @@ describe('train --folds, oof, --drop-contradictions', () => {
       [['--folds', '2', '--fold', '1', '--validation-split', '0.3'], /--validation-split and --folds are two ways/],
       [['--folds', '9', '--fold', '1'], /9 folds need at least 9 subjects; the data has 4/],
       [['--augment', 'spin=1'], /--augment: augment: "spin=1" is not key=value/],
+      [['--schedule', 'step'], /--schedule must be constant or cosine, got "step"/],
     ];
     for (const [args, message] of bad) {
       const r = train(...args, '--out', join(root, 'bad'));

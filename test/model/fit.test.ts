@@ -5,7 +5,7 @@ import { blobBatch } from './blobs.js';
 import { createUNet } from '../../src/model/unet.js';
 import { Adam } from '../../src/model/adam.js';
 import { Trainer } from '../../src/model/trainer.js';
-import { type EpochLog, fit } from '../../src/model/fit.js';
+import { type EpochLog, cosineSchedule, fit } from '../../src/model/fit.js';
 import { Rng, shuffle } from '../../src/model/rng.js';
 
 const SIZE = 16;
@@ -66,5 +66,17 @@ describe('fit', () => {
     const rng = new Rng(7);
     const first = shuffle(Int32Array.from(trainRows), rng);
     expect(Array.from(first).sort((x, y) => x - y)).toEqual(Array.from(trainRows));
+  });
+});
+
+describe('cosineSchedule', () => {
+  it('starts at the learning rate and decays to nearly 0 by the last epoch, never below', () => {
+    const at = cosineSchedule(1e-3, 10);
+    expect(at(1)).toBe(1e-3);
+    expect(at(6)).toBeCloseTo(0.5e-3, 12);
+    const values = Array.from({ length: 10 }, (_, i) => at(i + 1));
+    for (let i = 1; i < 10; i++) expect(values[i]!).toBeLessThan(values[i - 1]!);
+    expect(values[9]!).toBeGreaterThan(0);
+    expect(values[9]!).toBeLessThan(0.03e-3);
   });
 });
