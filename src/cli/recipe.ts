@@ -46,6 +46,7 @@ const SPEC: Record<string, OptionSpec> = {
   preset: { type: 'string', help: 'as for train: full or cpu (default: cpu on software adapters, full otherwise)' },
   epochs: { type: 'number', help: 'as for train' },
   lr: { type: 'number', help: 'as for train' },
+  schedule: { type: 'string', help: 'as for train: constant or cosine' },
   'batch-size': { type: 'number', help: 'as for train' },
   'base-width': { type: 'number', help: 'as for train' },
   'input-size': { type: 'number', help: 'as for train' },
@@ -73,7 +74,7 @@ export interface ConfigResult {
   gate: Gate;
 }
 
-const PASSED = ['preset', 'epochs', 'lr', 'batch-size', 'base-width', 'input-size', 'backend', 'adapter', 'power-preference', 'precision'];
+const PASSED = ['preset', 'epochs', 'lr', 'schedule', 'batch-size', 'base-width', 'input-size', 'backend', 'adapter', 'power-preference', 'precision'];
 
 function passThrough(o: Parsed): string[] {
   return PASSED.flatMap((k) => (o[k] === undefined ? [] : [`--${k}`, String(o[k])]));
@@ -170,9 +171,15 @@ export async function recipe(argv: string[]): Promise<void> {
   const steps = configs(o);
   console.log(`recipe: ${k} folds by subject (fold seed ${foldSeed}), ${steps.map((s) => s.name).join(' → ')}; folder ${dir}`);
 
-  // Training: each config's k folds, through train itself (which builds the default data when there is none).
+  // Training: each config's k folds, through train itself (which builds the default data when there is none);
+  // a config that trains as the one before it (test-time augmentation differs only in prediction) reuses its runs.
   const trained: { config: Config; runs: string[] }[] = [];
   for (const config of steps) {
+    const before = trained.at(-1);
+    if (before && before.config.trainArgs.join(' ') === config.trainArgs.join(' ')) {
+      trained.push({ config, runs: before.runs });
+      continue;
+    }
     const runs: string[] = [];
     for (let fold = 1; fold <= k; fold++) {
       console.log(`\n== ${config.name}: fold ${fold} of ${k} ==`);

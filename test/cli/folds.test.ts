@@ -183,6 +183,9 @@ describe('wgsl-unet recipe', () => {
     expect(meta(report.configs[1].runs[0]).dropContradictions).toBe(true);
     expect(meta(report.configs[3].runs[1]).augment).toMatchObject({ rotate: 5 });
     expect(meta(report.configs[3].runs[1]).folds).toEqual({ k: 2, fold: 2, seed: 1 });
+    // The toolkit trains as the augment step does, and reuses its runs.
+    expect(report.configs[3].runs).toEqual(report.configs[2].runs);
+    expect(readdirSync(dir).sort()).toEqual(['augment', 'clean', 'imgs_mask_test.npy', 'preds', 'report.json', 'report.svg', 'submission.csv', 'tutorial']);
     expect(readFileSync(join(dir, 'report.svg'), 'utf8')).toMatch(/^<svg[\s\S]*threshold 0.5/);
     expect(r.out).toMatch(/\| step \| out-of-fold metric \| threshold, min area \| gain \|/);
     expect(r.out).toMatch(/\| \+ presence gate \(gate threshold [\d.]+\) \|/);
