@@ -35,6 +35,8 @@ export interface OutOfFold {
 export function outOfFold(runs: string[], dataDir?: string): OutOfFold & { data: string } {
   if (runs.length === 0) throw new UsageError('give the run folders of the folds: wgsl-unet oof runs/<fold 1> runs/<fold 2> …');
   let data = dataDir;
+  let split: { k: number; seed: number; count: number; from: string } | undefined;
+  const folds = new Set<number>();
   const parts: { run: string; probs: Float32Array; index: Int32Array; count: number; size: number }[] = [];
   for (const run of runs) {
     const probsPath = join(run, 'oof.npy');
@@ -45,9 +47,18 @@ export function outOfFold(runs: string[], dataDir?: string): OutOfFold & { data:
     if (probs.dtype !== 'float32' || probs.shape.length !== 3 || probs.shape[1] !== probs.shape[2]) throw new DataError(`${probsPath}: expected float32 (n, size, size), got ${probs.dtype} (${probs.shape.join(', ')})`);
     if (index.dtype !== 'int32' || index.shape.join() !== `${probs.shape[0]},2`) throw new DataError(`${indexPath}: expected int32 (${probs.shape[0]}, 2), got ${index.dtype} (${index.shape.join(', ')})`);
     parts.push({ run, probs: probs.data as Float32Array, index: index.data as Int32Array, count: probs.shape[0]!, size: probs.shape[1]! });
-    if (data === undefined) {
-      const best = join(run, 'best.safetensors');
-      data = existsSync(best) ? decodeCheckpoint(readBytes(best, 'checkpoint'), best).meta.training?.data : undefined;
+    const best = join(run, 'best.safetensors');
+    const training = existsSync(best) ? decodeCheckpoint(readBytes(best, 'checkpoint'), best).meta.training : undefined;
+    data ??= training?.data;
+    if (training?.folds) {
+      // Folds of one split: the same K, fold seed and rows; each fold once.
+      const { k, seed, fold } = training.folds;
+      if (split && (split.k !== k || split.seed !== seed || split.count !== training.count)) {
+        throw new DataError(`${run} is fold ${fold} of ${k} (fold seed ${seed}, ${training.count} rows), ${split.from} of a split into ${split.k} (fold seed ${split.seed}, ${split.count} rows): score the folds of one split together`);
+      }
+      split ??= { k, seed, count: training.count, from: run };
+      if (folds.has(fold)) throw new DataError(`${run}: fold ${fold} is given twice`);
+      folds.add(fold);
     }
   }
   if (data === undefined) throw new UsageError('cannot tell which caches the folds trained on: pass --data');
@@ -76,6 +87,7 @@ export function outOfFold(runs: string[], dataDir?: string): OutOfFold & { data:
       truths.set(frames.masks.subarray(row * pixels, (row + 1) * pixels), at * pixels);
     }
   }
+  if (split && folds.size < split.k) console.log(`note: ${folds.size} of the ${split.k} folds given; the metric covers their held-out subjects only`);
   return { data, folds: parts.length, frames: total, choice: choosePostprocess(probs, size, truths, total) };
 }
 

@@ -48,6 +48,7 @@ const SPEC: Record<string, OptionSpec> = {
   'batch-size': { type: 'number', help: 'images per step (overrides the preset)' },
   lr: { type: 'number', help: 'Adam learning rate (overrides the preset)' },
   schedule: { type: 'string', help: 'learning rate over the epochs: constant, or cosine (decaying to nearly 0 by the last epoch); default: the preset\'s' },
+  warmup: { type: 'number', help: 'with --schedule cosine: epochs whose learning rate rises linearly to --lr first (default: the preset\'s)' },
   'base-width': { type: 'number', help: 'filters of the first level (overrides the preset)' },
   'input-size': { type: 'number', help: 'model input size, a multiple of 16 (overrides the preset)' },
   limit: { type: 'number', help: 'use only the first N rows of the data (before the split)' },
@@ -72,14 +73,15 @@ interface Preset {
   epochs: number;
   lr: number;
   schedule: 'constant' | 'cosine';
+  warmup: number;
   limit?: number;
 }
 
-const FULL: Omit<Preset, 'why'> = { name: 'full', baseWidth: 32, inputSize: 96, batchSize: 32, epochs: 20, lr: 1e-5, schedule: 'constant' };
+const FULL: Omit<Preset, 'why'> = { name: 'full', baseWidth: 32, inputSize: 96, batchSize: 32, epochs: 20, lr: 1e-5, schedule: 'constant', warmup: 0 };
 // Sized to finish in a few minutes on a 2-core software adapter: a quarter of
 // the width (1/16 of the work per pixel) at half the resolution, and a larger
 // learning rate so that a few epochs suffice.
-const CPU: Omit<Preset, 'why'> = { name: 'cpu', baseWidth: 8, inputSize: 48, batchSize: 8, epochs: 10, lr: 3e-4, schedule: 'constant' };
+const CPU: Omit<Preset, 'why'> = { name: 'cpu', baseWidth: 8, inputSize: 48, batchSize: 8, epochs: 10, lr: 3e-4, schedule: 'constant', warmup: 0 };
 
 /** The numeric options given, each in its range (choosePreset checks them again with the preset's values). */
 function checkNumbers(o: Parsed): void {
@@ -121,6 +123,8 @@ function choosePreset(o: Parsed, gpu: Gpu): Preset {
   const schedule = o.schedule as string | undefined;
   if (schedule !== undefined && schedule !== 'constant' && schedule !== 'cosine') throw new UsageError(`--schedule must be constant or cosine, got "${schedule}"`);
   p.schedule = (schedule as Preset['schedule'] | undefined) ?? p.schedule;
+  p.warmup = num('warmup') ?? p.warmup;
+  if (!Number.isInteger(p.warmup) || p.warmup < 0 || p.warmup >= p.epochs) throw new UsageError(`--warmup must be a whole number of epochs below --epochs (${p.epochs}), got ${p.warmup}`);
   for (const [k, v] of [['epochs', p.epochs], ['batch-size', p.batchSize], ['base-width', p.baseWidth], ['input-size', p.inputSize]] as const) {
     if (!Number.isInteger(v) || v < 1) throw new UsageError(`--${k} must be a positive integer, got ${v}`);
   }
@@ -277,12 +281,12 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
   const preset = choosePreset(o, gpu);
   if (resumed) {
     const t = resumed.meta.training!;
-    Object.assign(preset, { baseWidth: resumed.meta.config.baseWidth, inputSize: resumed.meta.config.inputSize, batchSize: t.batchSize, lr: t.lr, schedule: t.schedule ?? 'constant', name: t.preset, why: `resumed from ${resumeDir}` });
+    Object.assign(preset, { baseWidth: resumed.meta.config.baseWidth, inputSize: resumed.meta.config.inputSize, batchSize: t.batchSize, lr: t.lr, schedule: t.schedule ?? 'constant', warmup: t.warmup ?? 0, name: t.preset, why: `resumed from ${resumeDir}` });
     if (o.epochs === undefined) preset.epochs = t.epochs;
   }
   // A checkpoint without the field was trained in fp32 (checkpoint.ts).
   const precision = choosePrecision(o, gpu, resumed ? (resumed.meta.precision ?? 'fp32') : undefined);
-  console.log(`preset ${preset.name} (${preset.why}): base width ${preset.baseWidth}, input ${preset.inputSize}×${preset.inputSize}, batch ${preset.batchSize}, ${preset.epochs} epochs, Adam lr ${preset.lr}${preset.schedule === 'cosine' ? ' with cosine decay' : ''}`);
+  console.log(`preset ${preset.name} (${preset.why}): base width ${preset.baseWidth}, input ${preset.inputSize}×${preset.inputSize}, batch ${preset.batchSize}, ${preset.epochs} epochs, Adam lr ${preset.lr}${preset.schedule === 'cosine' ? ` with cosine decay${preset.warmup ? ` after ${preset.warmup} warm-up epochs` : ''}` : ''}`);
 
   const dataArg = (resumed && o.data === SPEC.data!.default ? resumed.meta.training!.data : undefined) ?? (o.data as string);
   const dataDir = resolve(dataArg);
@@ -388,7 +392,7 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
       batchSize: preset.batchSize,
       epochs: preset.epochs,
       lr: preset.lr,
-      ...(preset.schedule !== 'constant' ? { schedule: preset.schedule } : {}),
+      ...(preset.schedule !== 'constant' ? { schedule: preset.schedule, warmup: preset.warmup } : {}),
       ...(split !== undefined ? { validationSplit: split } : {}),
       ...(folds ? { folds } : {}),
       ...(dropContradictions ? { dropContradictions } : {}),
@@ -406,7 +410,7 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
   try {
     run = await fit(trainer, {
       set: data.train, trainRows, valRows, epochs: preset.epochs, firstEpoch, rng, shouldStop: stopRequested,
-      ...(preset.schedule === 'cosine' ? { lrAt: cosineSchedule(preset.lr, preset.epochs) } : {}),
+      ...(preset.schedule === 'cosine' ? { lrAt: cosineSchedule(preset.lr, preset.epochs, preset.warmup) } : {}),
       onEpochStart: (epoch) => {
         const b = (bar = progress(`epoch ${epoch}/${preset.epochs}`, trainRows.length, 'images'));
         return (r) => b.update(r.images, `loss ${r.loss.toFixed(4)}, dice ${(-r.loss).toFixed(4)}`);

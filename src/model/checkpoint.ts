@@ -36,6 +36,8 @@ export interface CheckpointMeta {
     lr: number;
     /** How the learning rate went over the epochs; absent means constant. */
     schedule?: 'constant' | 'cosine';
+    /** Warm-up epochs of the cosine schedule. */
+    warmup?: number;
     /** The fraction held out from the end of the data; absent when folds held out validation. */
     validationSplit?: number;
     /** Subject-wise k-fold: fold `fold` (1-based) of `k` held out, subjects assigned with `seed`. */

@@ -40,9 +40,14 @@ export interface FitOptions {
   lrAt?(epoch: number): number;
 }
 
-/** Cosine decay from `lr` in the first epoch to nearly 0 in the last of `epochs`. */
-export function cosineSchedule(lr: number, epochs: number): (epoch: number) => number {
-  return (epoch) => lr * 0.5 * (1 + Math.cos((Math.PI * (epoch - 1)) / epochs));
+/**
+ * Cosine decay from `lr` to nearly 0 in the last of `epochs`, after
+ * `warmup` epochs that rise linearly to it (lr/(warmup+1), 2·lr/(warmup+1), …):
+ * small first steps keep Adam from driving a fresh model into predicting
+ * nothing, which the Dice loss does not recover from.
+ */
+export function cosineSchedule(lr: number, epochs: number, warmup = 0): (epoch: number) => number {
+  return (epoch) => (epoch <= warmup ? (lr * epoch) / (warmup + 1) : lr * 0.5 * (1 + Math.cos((Math.PI * (epoch - 1 - warmup)) / (epochs - warmup))));
 }
 
 export interface FitResult {

@@ -129,7 +129,14 @@ describe('train --folds, oof, --drop-contradictions', () => {
     expect(result.choice.score).toBeGreaterThanOrEqual(result.choice.emptyScore);
     const twice = cliRun('oof', runs[0]!, runs[0]!);
     expect(twice.code).toBe(1);
-    expect(twice.out).toMatch(/is held out by both .* the folds overlap/);
+    expect(twice.out).toMatch(/fold 1 is given twice/);
+    const one = cliRun('oof', runs[1]!);
+    expect(one.out).toMatch(/note: 1 of the 2 folds given/);
+    // A fold of another split (three folds) does not score with these.
+    const other = train('--folds', '3', '--fold', '1', '--out', join(root, 'three'));
+    expect(other.code, other.out).toBe(0);
+    const mixed = cliRun('oof', runs[0]!, runFolder(other.out));
+    expect(mixed.out).toMatch(/is fold 1 of 3 .* of a split into 2 .*: score the folds of one split together/);
     const none = cliRun('oof', dataDir);
     expect(none.out).toMatch(/no oof\.npy and oof_index\.npy/);
   });

@@ -78,5 +78,9 @@ describe('cosineSchedule', () => {
     for (let i = 1; i < 10; i++) expect(values[i]!).toBeLessThan(values[i - 1]!);
     expect(values[9]!).toBeGreaterThan(0);
     expect(values[9]!).toBeLessThan(0.03e-3);
+    // With warm-up: a linear rise to the learning rate, then the same decay over the epochs left.
+    const warm = cosineSchedule(1e-3, 10, 3);
+    expect([1, 2, 3, 4].map(warm)).toEqual([0.25e-3, 0.5e-3, 0.75e-3, 1e-3]);
+    expect(warm(10)).toBeLessThan(warm(9));
   });
 });
