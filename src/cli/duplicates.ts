@@ -8,10 +8,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { DataError } from '../data/errors.js';
 import { DUPLICATE_CELL, DUPLICATE_THRESHOLD, type DuplicateReport, findContradictions } from '../data/duplicates.js';
-import { decodeNpy } from '../data/npy.js';
 import { type OptionSpec, parseArgs, usage, UsageError } from './args.js';
 import { CONTRADICTIONS_CSV } from './data.js';
-import { readBytes, writeAtomic } from './files.js';
+import { type TrainingFrames, loadTrainingFrames } from './caches.js';
+import { writeAtomic } from './files.js';
 import { progress } from './progress.js';
 
 const SPEC: Record<string, OptionSpec> = {
@@ -25,32 +25,6 @@ const SPEC: Record<string, OptionSpec> = {
 const SUMMARY = `Finds contradictory near-duplicates in the training caches: two frames of one
 subject that look nearly the same, one with a nerve mask and the other without.
 Writes the pairs to a JSON report; train --drop-contradictions leaves them out.`;
-
-/** The training caches the detection reads, checked for shape. */
-export interface TrainingFrames {
-  images: Uint8Array;
-  masks: Uint8Array;
-  index: Int32Array;
-  count: number;
-  width: number;
-  height: number;
-}
-
-export function loadTrainingFrames(dir: string): TrainingFrames {
-  const read = (file: string) => {
-    const path = join(dir, file);
-    if (!existsSync(path)) throw new DataError(`${path}: missing; build the caches with npm run data${file === 'imgs_train_index.npy' ? ' (caches from before the index was kept lack it)' : ''}`);
-    return { path, ...decodeNpy(readBytes(path, 'data cache'), path) };
-  };
-  const images = read('imgs_train.npy');
-  const masks = read('imgs_mask_train.npy');
-  const index = read('imgs_train_index.npy');
-  if (images.dtype !== 'uint8' || images.shape.length !== 3) throw new DataError(`${images.path}: expected uint8 (N, height, width), got ${images.dtype} (${images.shape.join(', ')})`);
-  if (masks.shape.join() !== images.shape.join()) throw new DataError(`${masks.path}: shape (${masks.shape.join(', ')}) differs from imgs_train.npy's (${images.shape.join(', ')}); rebuild the caches with npm run data`);
-  const [count, height, width] = images.shape as [number, number, number];
-  if (index.dtype !== 'int32' || index.shape.join() !== `${count},2`) throw new DataError(`${index.path}: expected int32 (${count}, 2), got ${index.dtype} (${index.shape.join(', ')}); rebuild the caches with npm run data`);
-  return { images: images.data as Uint8Array, masks: masks.data as Uint8Array, index: index.data as Int32Array, count, width, height };
-}
 
 /** Known pairs from a CSV of subject,original,copy rows, as "subject:low:high" keys. */
 function readTruth(path: string): Set<string> {

@@ -13,7 +13,7 @@ import { choosePostprocess, type PostprocessChoice } from '../data/postprocess.j
 import { SUBMISSION_HEIGHT, SUBMISSION_WIDTH } from '../data/submission.js';
 import { decodeCheckpoint } from '../model/checkpoint.js';
 import { type OptionSpec, parseArgs, usage, UsageError } from './args.js';
-import { loadTrainingFrames } from './duplicates.js';
+import { loadTrainingFrames } from './caches.js';
 import { readBytes, writeAtomic } from './files.js';
 
 const SPEC: Record<string, OptionSpec> = {
@@ -71,7 +71,8 @@ export function outOfFold(runs: string[], dataDir?: string): OutOfFold & { data:
   for (let row = 0; row < frames.count; row++) rowOf.set(`${frames.index[2 * row]}_${frames.index[2 * row + 1]}`, row);
   const total = parts.reduce((n, p) => n + p.count, 0);
   const probs = new Float32Array(total * size * size);
-  const truths = new Uint8Array(total * SUBMISSION_WIDTH * SUBMISSION_HEIGHT);
+  const pixels = SUBMISSION_WIDTH * SUBMISSION_HEIGHT;
+  const truths = new Uint8Array(total * pixels);
   const seen = new Map<string, string>();
   let at = 0;
   for (const part of parts) {
@@ -83,7 +84,6 @@ export function outOfFold(runs: string[], dataDir?: string): OutOfFold & { data:
       seen.set(key, part.run);
       const row = rowOf.get(key);
       if (row === undefined) throw new DataError(`${part.run}: frame ${key} is not in ${data}; pass the --data the folds trained on`);
-      const pixels = SUBMISSION_WIDTH * SUBMISSION_HEIGHT;
       truths.set(frames.masks.subarray(row * pixels, (row + 1) * pixels), at * pixels);
     }
   }

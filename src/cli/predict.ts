@@ -65,7 +65,7 @@ export async function predict(argv: string[]): Promise<void> {
       const model = createUNet(gpu, { baseWidth: ckpt.meta.config.baseWidth, inputSize: ckpt.meta.config.inputSize });
       models.push(model);
       loadWeights(model, ckpt, path);
-      return member(model, ckpt.meta.normalization, batch);
+      return ensembleMember(model, ckpt.meta.normalization, batch);
     });
     await predictTestSetWith(members, first.ckpt.meta.config.inputSize, test, resolve(o.out as string), first.ckpt.meta.antiAlias ?? false, transforms);
   } finally {
@@ -75,7 +75,7 @@ export async function predict(argv: string[]): Promise<void> {
 }
 
 /** A loaded model as a member of an ensemble, predicting in batches of `batch`. */
-function member(model: UNet, norm: { mean: number; std: number }, batch: number): EnsembleMember {
+export function ensembleMember(model: UNet, norm: { mean: number; std: number }, batch: number): EnsembleMember {
   return { ...norm, predict: (images, count, onProgress) => predictProbabilities(model, images, count, model.config.inputSize, batch, onProgress) };
 }
 
@@ -103,7 +103,7 @@ export function loadTestSet(dataDir: string): TestSet {
 
 /** Resizes the test frames as the model's training frames were (`antiAlias`), normalises them, predicts, and writes the maps (predictTestSetWith). */
 export async function predictTestSet(model: UNet, norm: { mean: number; std: number }, test: TestSet, outDir: string, batch: number, antiAlias: boolean): Promise<Float32Array> {
-  return predictTestSetWith([member(model, norm, batch)], model.config.inputSize, test, outDir, antiAlias, ['identity']);
+  return predictTestSetWith([ensembleMember(model, norm, batch)], model.config.inputSize, test, outDir, antiAlias, ['identity']);
 }
 
 /**

@@ -15,19 +15,18 @@ import { DataError } from '../data/errors.js';
 import { foldSplit } from '../data/folds.js';
 import { type PostprocessChoice, choosePostprocess } from '../data/postprocess.js';
 import { type Gate, fitGate, gateFeatures, gateScores } from '../data/gate.js';
-import { resizeStack } from '../data/prepare.js';
+import { gatherRows, resizeStack } from '../data/prepare.js';
 import { SUBMISSION_HEIGHT, SUBMISSION_WIDTH } from '../data/submission.js';
 import type { Gpu } from '../gpu/gpu.js';
 import { decodeCheckpoint, loadWeights } from '../model/checkpoint.js';
-import { type EnsembleMember, type TestTransform, predictEnsemble } from '../model/ensemble.js';
-import { predictProbabilities } from '../model/trainer.js';
+import { type TestTransform, predictEnsemble } from '../model/ensemble.js';
 import { createUNet, type UNet } from '../model/unet.js';
 import { tuneForSoftwareAdapter } from '../software/platform.js';
 import { GPU_OPTIONS, type OptionSpec, type Parsed, parseArgs, usage, UsageError } from './args.js';
-import { type TrainingFrames, loadTrainingFrames } from './duplicates.js';
+import { type TrainingFrames, loadTrainingFrames } from './caches.js';
 import { readBytes, writeAtomic } from './files.js';
 import { PRECISION_OPTION, choosePrecision, openGpu } from './gpu-options.js';
-import { loadTestSet, predictTestSetWith } from './predict.js';
+import { ensembleMember, loadTestSet, predictTestSetWith } from './predict.js';
 import { writeSubmission } from './submit.js';
 import { train } from './train.js';
 
@@ -112,50 +111,36 @@ function runIn(dir: string): string {
 async function scoreFolds(gpu: Gpu, frames: TrainingFrames, runs: string[], k: number, foldSeed: number, transforms: TestTransform[]): Promise<{ oof: PostprocessChoice; gate: Gate }> {
   const pixels = frames.width * frames.height;
   const probs: Float32Array[] = [];
-  const truths: Uint8Array[] = [];
+  const held: Int32Array[] = [];
   let size = 0;
   for (let fold = 1; fold <= k; fold++) {
     const path = join(runs[fold - 1]!, 'best.safetensors');
     const ckpt = decodeCheckpoint(readBytes(path, 'checkpoint'), path);
     const { valRows } = foldSplit(frames.index, frames.count, k, fold, foldSeed);
-    const held = new Uint8Array(valRows.length * pixels);
-    const truth = new Uint8Array(valRows.length * pixels);
-    valRows.forEach((r, i) => {
-      held.set(frames.images.subarray(r * pixels, (r + 1) * pixels), i * pixels);
-      truth.set(frames.masks.subarray(r * pixels, (r + 1) * pixels), i * pixels);
-    });
     size = ckpt.meta.config.inputSize;
-    const small = resizeStack(held, valRows.length, frames.width, frames.height, size, { antiAlias: ckpt.meta.antiAlias ?? false });
+    const small = resizeStack(gatherRows(frames.images, pixels, valRows), valRows.length, frames.width, frames.height, size, { antiAlias: ckpt.meta.antiAlias ?? false });
     const model = createUNet(gpu, { baseWidth: ckpt.meta.config.baseWidth, inputSize: size });
     try {
       loadWeights(model, ckpt, path);
-      probs.push(await predictEnsemble([member(model, ckpt.meta.normalization)], small, valRows.length, size, transforms));
+      probs.push(await predictEnsemble([ensembleMember(model, ckpt.meta.normalization, 16)], small, valRows.length, size, transforms));
     } finally {
       model.dispose();
     }
-    truths.push(truth);
+    held.push(valRows);
   }
-  const counts = probs.map((p) => p.length / (size * size));
-  const features = probs.map((p, i) => gateFeatures(p, counts[i]!, size));
-  const labels = truths.map((t, i) => Array.from({ length: counts[i]! }, (_, n) => (t.subarray(n * pixels, (n + 1) * pixels).some((v) => v !== 0) ? 1 : 0)));
+  // Each fold's gate is fitted on the other folds' maps, so that its scores stay out of fold.
+  const features = probs.map((p, i) => gateFeatures(p, held[i]!.length, size));
+  const labels = held.map((rows) => Array.from(rows, (r) => (frames.masks.subarray(r * pixels, (r + 1) * pixels).some((v) => v !== 0) ? 1 : 0)));
   const joined = (parts: Float64Array[]) => Float64Array.from(parts.flatMap((f) => Array.from(f)));
   const scores = Float32Array.from(
     probs.flatMap((_, i) => Array.from(gateScores(fitGate(joined(features.filter((_, j) => j !== i)), labels.filter((_, j) => j !== i).flat()), features[i]!))),
   );
-  const count = counts.reduce((a, b) => a + b, 0);
-  const allProbs = new Float32Array(count * size * size);
-  const allTruths = new Uint8Array(count * pixels);
-  let at = 0;
-  probs.forEach((p, i) => {
-    allProbs.set(p, at * size * size);
-    allTruths.set(truths[i]!, at * pixels);
-    at += p.length / (size * size);
-  });
+  const allRows = Int32Array.from(held.flatMap((rows) => Array.from(rows)));
+  const allProbs = new Float32Array(allRows.length * size * size);
+  probs.reduce((at, p) => (allProbs.set(p, at), at + p.length), 0);
+  const allTruths = gatherRows(frames.masks, pixels, allRows);
+  const count = allRows.length;
   return { oof: choosePostprocess(allProbs, size, allTruths, count, undefined, undefined, scores), gate: fitGate(joined(features), labels.flat()) };
-}
-
-function member(model: UNet, norm: { mean: number; std: number }): EnsembleMember {
-  return { ...norm, predict: (images, count, onProgress) => predictProbabilities(model, images, count, model.config.inputSize, 16, onProgress) };
 }
 
 export async function recipe(argv: string[]): Promise<void> {
@@ -215,17 +200,18 @@ export async function recipe(argv: string[]): Promise<void> {
     if (existsSync(join(dataDir, 'imgs_test.npy'))) {
       // The folds' ensemble on the test frames, post-processed as tuned out of fold.
       const models: UNet[] = [];
+      let antiAlias = false; // the same for every fold, trained with the same flags
       try {
         const members = last.runs.map((run) => {
           const path = join(run, 'best.safetensors');
           const ckpt = decodeCheckpoint(readBytes(path, 'checkpoint'), path);
+          antiAlias = ckpt.meta.antiAlias ?? false;
           const model = createUNet(gpu, { baseWidth: ckpt.meta.config.baseWidth, inputSize: ckpt.meta.config.inputSize });
           models.push(model);
           loadWeights(model, ckpt, path);
-          return member(model, ckpt.meta.normalization);
+          return ensembleMember(model, ckpt.meta.normalization, 16);
         });
         const size = models[0]!.config.inputSize;
-        const antiAlias = decodeCheckpoint(readBytes(join(last.runs[0]!, 'best.safetensors'), 'checkpoint'), last.runs[0]!).meta.antiAlias ?? false;
         const test = loadTestSet(dataDir);
         const probs = await predictTestSetWith(members, size, test, dir, antiAlias, steps.at(-1)!.tta ? ['identity', 'mirror'] : ['identity']);
         // The gate where it helped out of fold: frames it scores under its threshold are cleared.

@@ -8,12 +8,12 @@
  */
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { decodeNpy } from '../data/npy.js';
-import { masksToUnit, meanStdOfRows, normalize, resizeStack } from '../data/prepare.js';
+import { gatherRows, masksToUnit, meanStdOfRows, normalize, resizeStack } from '../data/prepare.js';
 import type { DuplicateReport } from '../data/duplicates.js';
 import { foldSplit } from '../data/folds.js';
 import { encodeNpy } from '../data/npy.js';
 import { detectContradictions } from './duplicates.js';
+import { loadFrameCache, loadTrainIndex } from './caches.js';
 import { DataError } from '../data/errors.js';
 import { choosePostprocess } from '../data/postprocess.js';
 import { SUBMISSION_HEIGHT, SUBMISSION_WIDTH } from '../data/submission.js';
@@ -135,15 +135,6 @@ function choosePreset(o: Parsed, gpu: Gpu): Preset {
   return p;
 }
 
-function loadCache(dir: string, file: string): { data: Uint8Array; shape: number[] } {
-  const path = join(dir, file);
-  const arr = decodeNpy(readBytes(path, 'data cache'), path);
-  if (arr.dtype !== 'uint8' || arr.shape.length !== 3) {
-    throw new DataError(`${path}: expected uint8 frames of shape (N, height, width), got ${arr.dtype} (${arr.shape.join(', ')}); rebuild it with npm run data`);
-  }
-  return { data: arr.data as Uint8Array, shape: arr.shape };
-}
-
 /** How validation data is held out: the last rows (the tutorial), or one fold of subjects. */
 type Holdout = { split: number } | { folds: number; fold: number; seed: number };
 
@@ -163,26 +154,16 @@ interface Prepared {
   contradictions?: { report: DuplicateReport; dropped: number };
 }
 
-function loadIndex(dir: string, count: number): Int32Array {
-  const path = join(dir, 'imgs_train_index.npy');
-  if (!existsSync(path)) throw new DataError(`${path}: missing; --folds and --drop-contradictions need the subject of each frame: rebuild the caches with npm run data`);
-  const arr = decodeNpy(readBytes(path, 'data cache'), path);
-  if (arr.dtype !== 'int32' || arr.shape.length !== 2 || arr.shape[1] !== 2 || arr.shape[0]! < count) {
-    throw new DataError(`${path}: expected int32 (N, 2) subject and frame of each row, got ${arr.dtype} (${arr.shape.join(', ')}); rebuild the caches with npm run data`);
-  }
-  return arr.data as Int32Array;
-}
-
 function prepare(dir: string, p: Preset, limit: number | undefined, holdout: Holdout, antiAlias: boolean, dropContradictions: boolean, stored?: { mean: number; std: number }): Prepared {
-  const imgs = loadCache(dir, 'imgs_train.npy');
-  const masks = loadCache(dir, 'imgs_mask_train.npy');
+  const imgs = loadFrameCache(dir, 'imgs_train.npy');
+  const masks = loadFrameCache(dir, 'imgs_mask_train.npy');
   if (imgs.shape.join() !== masks.shape.join()) {
     throw new DataError(`${dir}: imgs_train.npy (${imgs.shape.join(', ')}) and imgs_mask_train.npy (${masks.shape.join(', ')}) differ in shape; rebuild them with npm run data`);
   }
   const [n0, h, w] = imgs.shape as [number, number, number];
   const count = Math.min(n0, limit ?? n0);
   if (count < 2) throw new DataError(`${dir}: ${count} training image(s); at least 2 are needed (one to train, one to validate)`);
-  const index = 'folds' in holdout || dropContradictions ? loadIndex(dir, count) : undefined;
+  const index = 'folds' in holdout || dropContradictions ? loadTrainIndex(dir, n0) : undefined;
   let trainRows: Int32Array;
   let valRows: Int32Array;
   if ('folds' in holdout) {
@@ -225,15 +206,6 @@ function prepare(dir: string, p: Preset, limit: number | undefined, holdout: Hol
     std,
     ...(contradictions ? { contradictions } : {}),
   };
-}
-
-/** The images of `rows` one after another (a view when the rows are consecutive). */
-function gatherRows<T extends Uint8Array | Float32Array>(data: T, pixels: number, rows: Int32Array): T {
-  const consecutive = rows.every((r, i) => r === rows[0]! + i);
-  if (consecutive) return data.subarray(rows[0]! * pixels, (rows[0]! + rows.length) * pixels) as T;
-  const out = new (data.constructor as new (n: number) => T)(rows.length * pixels);
-  rows.forEach((r, i) => out.set(data.subarray(r * pixels, (r + 1) * pixels), i * pixels));
-  return out;
 }
 
 /** Validation Dice (mean over batches, as reported) of a model that predicts no nerve anywhere. */

@@ -135,65 +135,61 @@ export function choosePostprocess(
   if (truths.length !== count * FULL) throw new DataError(`choosePostprocess: ${truths.length} mask pixels are not ${count} masks of 580 × 420`);
   if (count === 0) throw new DataError('choosePostprocess: no validation images');
   if (!minAreas.includes(10)) minAreas = [...minAreas, 10];
-  // score[t][a] summed over images
-  const score = thresholds.map(() => new Float64Array(minAreas.length));
-  let empty = 0;
-  // With a gate: each image's area and overlap at each threshold, to score every gate threshold after.
-  const perImage = gateScores ? { area: new Float64Array(count * thresholds.length), inter: new Float64Array(count * thresholds.length), truth: new Float64Array(count) } : undefined;
+  // Each image's predicted area and overlap with the truth at each threshold: every choice is scored from these.
+  const T = thresholds.length;
+  const area = new Float64Array(count * T);
+  const inter = new Float64Array(count * T);
+  const truthArea = new Float64Array(count);
   for (let n = 0; n < count; n++) {
     const full = fullSizeProbabilities(probs.subarray(n * size * size, (n + 1) * size * size), size);
     const truth = truths.subarray(n * FULL, (n + 1) * FULL);
-    let truthArea = 0;
-    for (let i = 0; i < FULL; i++) if (truth[i] !== 0) truthArea++;
-    empty += truthArea === 0 ? 1 : 0;
-    if (perImage) perImage.truth[n] = truthArea;
+    for (let i = 0; i < FULL; i++) if (truth[i] !== 0) truthArea[n]!++;
     thresholds.forEach((t, ti) => {
-      let area = 0;
-      let inter = 0;
+      let a = 0;
+      let both = 0;
       for (let i = 0; i < FULL; i++) {
         if (full[i]! > t) {
-          area++;
-          if (truth[i] !== 0) inter++;
+          a++;
+          if (truth[i] !== 0) both++;
         }
       }
-      if (perImage) {
-        perImage.area[n * thresholds.length + ti] = area;
-        perImage.inter[n * thresholds.length + ti] = inter;
-      }
-      minAreas.forEach((minArea, ai) => {
-        const kept = area >= minArea;
-        const a = kept ? area : 0;
-        const i = kept ? inter : 0;
-        score[ti]![ai]! += a + truthArea === 0 ? 1 : (2 * i) / (a + truthArea);
-      });
+      area[n * T + ti] = a;
+      inter[n * T + ti] = both;
     });
   }
+  /** Mean Dice with threshold ti and minArea, frames whose gate score is under `gate` submitted empty. */
+  const meanDice = (ti: number, minArea: number, gate = 0): number => {
+    let total = 0;
+    for (let n = 0; n < count; n++) {
+      const kept = (gateScores === undefined || gateScores[n]! >= gate) && area[n * T + ti]! >= minArea;
+      const a = kept ? area[n * T + ti]! : 0;
+      const i = kept ? inter[n * T + ti]! : 0;
+      total += a + truthArea[n]! === 0 ? 1 : (2 * i) / (a + truthArea[n]!);
+    }
+    return total / count;
+  };
+  const table = thresholds.map((_, ti) => minAreas.map((minArea) => meanDice(ti, minArea)));
   let best = { threshold: thresholds[0]!, minArea: minAreas[0]!, score: -1 };
   thresholds.forEach((t, ti) =>
     minAreas.forEach((a, ai) => {
-      const s = score[ti]![ai]! / count;
+      const s = table[ti]![ai]!;
       if (s > best.score) best = { threshold: t, minArea: a, score: s };
     }),
   );
   const ti = thresholds.indexOf(0.5);
-  const defaultScore = ti >= 0 ? score[ti]![minAreas.indexOf(10)]! / count : NaN;
-  const table = score.map((row) => Array.from(row, (v) => v / count));
+  const defaultScore = ti >= 0 ? table[ti]![minAreas.indexOf(10)]! : NaN;
   let gate: PostprocessChoice['gate'];
-  if (perImage && gateScores) {
+  if (gateScores) {
     for (const g of GATE_THRESHOLDS) {
       thresholds.forEach((t, ti) =>
         minAreas.forEach((minArea) => {
-          let total = 0;
-          for (let n = 0; n < count; n++) {
-            const kept = gateScores[n]! >= g && perImage.area[n * thresholds.length + ti]! >= minArea;
-            const a = kept ? perImage.area[n * thresholds.length + ti]! : 0;
-            const i = kept ? perImage.inter[n * thresholds.length + ti]! : 0;
-            total += a + perImage.truth[n]! === 0 ? 1 : (2 * i) / (a + perImage.truth[n]!);
-          }
-          if (!gate || total / count > gate.score) gate = { threshold: g, maskThreshold: t, minArea, score: total / count };
+          const score = meanDice(ti, minArea, g);
+          if (!gate || score > gate.score) gate = { threshold: g, maskThreshold: t, minArea, score };
         }),
       );
     }
   }
+  let empty = 0;
+  for (const a of truthArea) if (a === 0) empty++;
   return { ...best, defaultScore, emptyScore: empty / count, thresholds: [...thresholds], minAreas: [...minAreas], table, ...(gate ? { gate } : {}) };
 }

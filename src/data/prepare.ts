@@ -61,3 +61,12 @@ export function masksToUnit(masks: Uint8Array): Float32Array {
   for (let i = 0; i < masks.length; i++) out[i] = masks[i]! / 255;
   return out;
 }
+
+/** The images of `rows` one after another (a view when the rows are consecutive). */
+export function gatherRows<T extends Uint8Array | Float32Array>(data: T, pixels: number, rows: Int32Array): T {
+  const consecutive = rows.every((r, i) => r === rows[0]! + i);
+  if (consecutive) return data.subarray(rows[0]! * pixels, (rows[0]! + rows.length) * pixels) as T;
+  const out = new (data.constructor as new (n: number) => T)(rows.length * pixels);
+  rows.forEach((r, i) => out.set(data.subarray(r * pixels, (r + 1) * pixels), i * pixels));
+  return out;
+}

@@ -58,10 +58,14 @@ export function parseAugmentSpec(text: string): AugmentSpec {
   return spec;
 }
 
+/** Points a side of the elastic lattice the warp reads: none without elastic displacement. */
+function lattice(spec: AugmentSpec): number {
+  return spec.elastic > 0 ? spec.grid : 0;
+}
+
 /** The warp's draws for one image of side `size` (augment.wgsl describes the layout). */
 export function drawAugmentation(spec: AugmentSpec, size: number, rng: Rng): Float32Array {
-  const grid = spec.elastic > 0 ? spec.grid : 0;
-  const d = new Float32Array(drawStride(grid));
+  const d = new Float32Array(drawStride(lattice(spec)));
   const uniform = (limit: number) => (2 * rng.next() - 1) * limit;
   const mirror = rng.next() < spec.flip ? -1 : 1;
   const angle = (uniform(spec.rotate) * Math.PI) / 180;
@@ -88,7 +92,7 @@ function normal(rng: Rng): number {
 /** Draws for a batch: a generator of its own per (seed, epoch, step). */
 export function drawBatch(spec: AugmentSpec, size: number, count: number, seed: number, epoch: number, step: number): Float32Array {
   const rng = new Rng(Math.imul(seed ^ 0x0a06, 0x9e3779b1) ^ Math.imul(epoch, 0x85ebca6b) ^ Math.imul(step, 0xc2b2ae35));
-  const stride = drawStride(spec.elastic > 0 ? spec.grid : 0);
+  const stride = drawStride(lattice(spec));
   const out = new Float32Array(count * stride);
   for (let i = 0; i < count; i++) out.set(drawAugmentation(spec, size, rng), i * stride);
   return out;
@@ -104,7 +108,7 @@ export class Augmenter {
   /** New tensors holding the warped batch; x and y are left as they were. */
   apply(x: Tensor, y: Tensor, epoch: number, step: number): { x: Tensor; y: Tensor } {
     const [n, size] = x.shape as [number, number];
-    const grid = this.spec.elastic > 0 ? this.spec.grid : 0;
+    const grid = lattice(this.spec);
     const draws = Tensor.from(x.gpu, [n * drawStride(grid)], drawBatch(this.spec, size, n, this.seed, epoch, step));
     const xOut = Tensor.empty(x.gpu, x.shape);
     const yOut = Tensor.empty(x.gpu, y.shape);
