@@ -29,6 +29,8 @@ export interface Sample {
   batch?: number;
   /** Training step: host time to record one step, in milliseconds. */
   record_ms?: number;
+  /** The same without replay: every op's code run to record the step. */
+  record_traced_ms?: number;
 }
 
 /** A tfjs backend to compare with; `finish` resolves when its queued work is done. */

@@ -5,7 +5,8 @@
  */
 import type * as tfType from '@tensorflow/tfjs-core';
 import type { Gpu } from '../src/gpu/gpu.js';
-import { Tape, Tensor, diceLoss, noGrad } from '../src/autograd/index.js';
+import { Tensor } from '../src/autograd/index.js';
+import { predictBatch, trainingStep } from '../src/model/trainer.js';
 import { Adam } from '../src/model/adam.js';
 import { type UNet, createUNet } from '../src/model/unet.js';
 import { type Sample, type TfjsWebgpu, type Timing, sample, timeIt, timePaired } from './harness.js';
@@ -38,15 +39,11 @@ export interface StepProfile {
   passes: { label: string; gpu_ms: number }[];
 }
 
-/** Records one training step (forward, Dice loss, backward seeded as the trainer does, Adam) without waiting. */
+/** Records one training step as the trainer does (forward, Dice loss, backward, Adam; replayed after the first) without waiting. */
 function stepRecorder(model: UNet, adam: Adam, xs: Tensor, ys: Tensor): () => void {
   return () => {
     model.parameters.zeroGrads();
-    const tape = new Tape(model.gpu);
-    const loss = tape.run(() => diceLoss(model.forward(xs), ys));
-    tape.backward(loss, adam.lossScaleSeed(), { releaseActivations: true });
-    adam.step();
-    tape.dispose();
+    trainingStep(model, adam, xs, ys).dispose();
   };
 }
 
@@ -58,6 +55,19 @@ function batch(n: number, size: number): { x: Float32Array; y: Float32Array } {
     y[i] = (i % (size * size)) % size > size / 2 ? 1 : 0;
   }
   return { x, y };
+}
+
+/** Median host time of `record` over `reps` calls, the GPU drained before each. */
+async function recordTime(gpu: Gpu, record: () => void, reps: number): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    await gpu.sync();
+    const t0 = performance.now();
+    record();
+    times.push(performance.now() - t0);
+  }
+  await gpu.sync();
+  return times.sort((a, b) => a - b)[times.length >> 1]!;
 }
 
 /**
@@ -203,7 +213,7 @@ export async function benchInference(gpu: Gpu, peer: TfjsWebgpu, opts: { batch: 
   const tx = tf.tensor4d(x, [n, size, size, 1]);
   const { a: tOurs, b: tTheirs, ratio } = await timePaired(
     async () => {
-      noGrad(() => model.forward(xs)).dispose();
+      predictBatch(model, xs).dispose();
       await gpu.sync();
     },
     async () => {
@@ -268,7 +278,7 @@ export async function benchOurStep(gpu: Gpu, precision: string, opts: { batch: n
   const xs = Tensor.from(gpu, [n, size, size, 1], x);
   const ys = Tensor.from(gpu, [n, size, size, 1], y);
   const recordStep = stepRecorder(model, adam, xs, ys);
-  const infer = () => noGrad(() => model.forward(xs)).dispose();
+  const infer = () => predictBatch(model, xs).dispose();
   await gpu.sync();
   recordStep();
   await gpu.sync();
@@ -278,16 +288,12 @@ export async function benchOurStep(gpu: Gpu, precision: string, opts: { batch: n
     await gpu.sync();
   }, opts.reps);
   const mem = gpu.memory();
-  // Host time of recording alone, the GPU drained before each.
-  const recordTimes: number[] = [];
-  for (let i = 0; i < opts.reps; i++) {
-    await gpu.sync();
-    const t0 = performance.now();
-    recordStep();
-    recordTimes.push(performance.now() - t0);
-  }
-  await gpu.sync();
-  const recordMs = [...recordTimes].sort((a, b) => a - b)[recordTimes.length >> 1]!;
+  // Host time of recording alone, the GPU drained before each: replayed as
+  // the trainer does, and traced (every op's code run) for comparison.
+  const recordMs = await recordTime(gpu, recordStep, Math.max(opts.reps, 9));
+  gpu.replayEnabled = false;
+  const tracedMs = await recordTime(gpu, recordStep, Math.max(opts.reps, 9));
+  gpu.replayEnabled = true;
   const profile = gpu.hasTimestamps ? await profileStep(gpu, async () => {
     recordStep();
     await gpu.sync();
@@ -309,14 +315,14 @@ export async function benchOurStep(gpu: Gpu, precision: string, opts: { batch: n
   const rate = (t: Timing) => n / (t.median / 1000);
   const extra = { precision, batch: n };
   const samples: Sample[] = [
-    { ...sample('training_step', label, impl, flops, waited, opts.reps), images_per_s: rate(waited), epoch_s: TUTORIAL_TRAIN_IMAGES / rate(waited), record_ms: recordMs, ...(profile ? { gpu_ms: profile.gpu_ms } : {}), ...extra },
+    { ...sample('training_step', label, impl, flops, waited, opts.reps), images_per_s: rate(waited), epoch_s: TUTORIAL_TRAIN_IMAGES / rate(waited), record_ms: recordMs, record_traced_ms: tracedMs, ...(profile ? { gpu_ms: profile.gpu_ms } : {}), ...extra },
     { ...sample('training_step_chained', `${label}, ${opts.chain} back to back`, impl, flops, chained, opts.reps), images_per_s: rate(chained), ...extra },
     { ...sample('inference', label, impl, flops / 3, inferWaited, opts.reps), images_per_s: rate(inferWaited), ...extra },
     { ...sample('inference_chained', `${label}, ${opts.chain} back to back`, impl, flops / 3, inferChained, opts.reps), images_per_s: rate(inferChained), ...extra },
   ];
   console.error(
     `  ${impl} ${precision}, ${label}: training ${rate(waited).toFixed(0)} images/s waited, ${rate(chained).toFixed(0)} back to back; ` +
-      `recording a step ${recordMs.toFixed(2)} ms of host time${profile ? `, ${profile.gpu_ms.toFixed(2)} ms of GPU time in ${profile.dispatches} dispatches` : ''}; ` +
+      `recording a step ${recordMs.toFixed(2)} ms of host time replayed, ${tracedMs.toFixed(2)} ms traced${profile ? `, ${profile.gpu_ms.toFixed(2)} ms of GPU time in ${profile.dispatches} dispatches` : ''}; ` +
       `inference ${rate(inferWaited).toFixed(0)} images/s waited, ${rate(inferChained).toFixed(0)} back to back; peak live ${(mem.peakLiveBytes / 2 ** 20).toFixed(1)} MiB`,
   );
   if (profile) {

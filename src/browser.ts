@@ -24,7 +24,7 @@ export { Tensor, Tape, noGrad, diceLoss } from './autograd/index.js';
 // The model, training and checkpoints.
 export { UNet, createUNet, unetLayerSpecs, type UNetConfig, type UNetOptions } from './model/unet.js';
 export { Adam, TUTORIAL_ADAM, type AdamOptions } from './model/adam.js';
-export { Trainer, NonFiniteLossError, predictProbabilities, type ImageSet, type StepReport } from './model/trainer.js';
+export { Trainer, NonFiniteLossError, predictBatch, predictProbabilities, trainingStep, type ImageSet, type StepReport } from './model/trainer.js';
 export { CHECKPOINT_FORMAT, CheckpointError, decodeCheckpoint, encodeCheckpoint, loadWeights, type Checkpoint, type CheckpointMeta } from './model/checkpoint.js';
 export { decodeSafetensors, encodeSafetensors, SafetensorsError, type NamedTensor } from './model/safetensors.js';
 export { Rng, shuffle } from './model/rng.js';

@@ -101,6 +101,12 @@ export class Tape implements Collector {
     }
   }
 
+  /** Hands `t`, made on this tape, to the caller: dispose() no longer frees it. */
+  detach(t: Tensor): Tensor {
+    if (!this.owned.delete(t)) throw new Error('Tape.detach: the tensor does not belong to this tape');
+    return t;
+  }
+
   private release(t: Tensor): void {
     this.owned.delete(t);
     t.dispose();

@@ -59,6 +59,8 @@ export class BufferPool {
   private recording = false;
   /** The trace of the step before, whose choices acquire repeats where it can. */
   private replay: PooledBuffer[] = [];
+  /** Every buffer this pool made, by its GPU buffer (for Gpu.replay's checks). */
+  private readonly made = new WeakMap<GPUBuffer, PooledBuffer>();
 
   constructor(
     private readonly create: (size: number, usage: number) => GPUBuffer,
@@ -89,14 +91,51 @@ export class BufferPool {
       this.stats.freeBytes -= pb.capacity;
     } else {
       pb = { buffer: this.create(cls, this.usage), capacity: cls, live: false };
+      this.made.set(pb.buffer, pb);
       this.stats.created++;
     }
+    this.handOut(pb);
+    if (this.stats.liveBytes > this.stats.peakLiveBytes) this.stats.peakLiveBytes = this.stats.liveBytes;
+    return pb;
+  }
+
+  private handOut(pb: PooledBuffer): void {
     pb.live = true;
     if (this.recording && this.trace.length < MAX_TRACE) this.trace.push(pb);
     this.stats.liveBuffers++;
     this.stats.liveBytes += pb.capacity;
-    if (this.stats.liveBytes > this.stats.peakLiveBytes) this.stats.peakLiveBytes = this.stats.liveBytes;
-    return pb;
+  }
+
+  /** The pooled buffer behind a GPU buffer, if this pool made it. */
+  find(buffer: GPUBuffer): PooledBuffer | undefined {
+    return this.made.get(buffer);
+  }
+
+  /**
+   * Hands out exactly these idle buffers (a replayed program's, in the order
+   * it first acquired them), or none and false when one of them is live or
+   * was destroyed. `peakDelta` is what the program's own requests once added
+   * to the live bytes at their highest: the peak is raised by that, not by
+   * the sum of buffers claimed together that the program held one by one.
+   */
+  claim(buffers: readonly PooledBuffer[], peakDelta: number): boolean {
+    const taken: PooledBuffer[] = [];
+    const base = this.stats.liveBytes;
+    for (const pb of buffers) {
+      const list = this.free.get(pb.capacity);
+      const at = list ? list.lastIndexOf(pb) : -1;
+      if (at < 0) {
+        for (const t of taken) this.release(t);
+        return false;
+      }
+      list!.splice(at, 1);
+      this.stats.freeBuffers--;
+      this.stats.freeBytes -= pb.capacity;
+      this.handOut(pb);
+      taken.push(pb);
+    }
+    this.stats.peakLiveBytes = Math.max(this.stats.peakLiveBytes, base + peakDelta);
+    return true;
   }
 
   /**
@@ -154,6 +193,11 @@ export class BufferPool {
     this.replay = [];
     this.stats.freeBuffers = 0;
     this.stats.freeBytes = 0;
+  }
+
+  /** Bytes (capacity) of the buffers handed out now. */
+  get liveBytes(): number {
+    return this.stats.liveBytes;
   }
 
   resetPeak(): void {

@@ -11,6 +11,7 @@
  */
 import { BufferPool, type PooledBuffer, type PoolStats } from './buffer-pool.js';
 import { GpuError } from './errors.js';
+import { type CapturedCommand, type Program, type ProgramCommand, type ProgramRange, rangeOf, resolve } from './program.js';
 
 // Numeric WebGPU flags, so the runtime does not depend on browser globals in Node.
 export const BufferUsage = {
@@ -199,12 +200,20 @@ export class Gpu {
   private readonly bindGroups = new Map<string, GPUBindGroup>();
   private readonly bufferIds = new WeakMap<GPUBuffer, number>();
   private nextBufferId = 0;
+  /** What Gpu.capture is collecting, while it runs. */
+  private capturing: { commands: CapturedCommand[]; acquired: PooledBuffer[]; seen: Set<PooledBuffer>; startBytes: number; peakDelta: number } | null = null;
   private failure: GpuError | null = null;
   private readonly pendingChecks = new Set<Promise<void>>();
   private destroyed = false;
   /** Dispatches recorded since creation; the benchmark and tests read it. */
   dispatchCount = 0;
   observer: DispatchObserver | null = null;
+  /**
+   * Whether recurring work (training steps, forward passes) is captured once
+   * and replayed (src/autograd/replay.ts); off, every call records its work
+   * from scratch. Tests and the benchmark compare the two.
+   */
+  replayEnabled = true;
 
   constructor(
     readonly device: GPUDevice,
@@ -288,11 +297,25 @@ export class Gpu {
         'out-of-memory',
       );
     }
-    return this.storagePool.acquire(bytes);
+    const pb = this.storagePool.acquire(bytes);
+    const c = this.capturing;
+    if (c) {
+      if (!c.seen.has(pb)) {
+        c.seen.add(pb);
+        c.acquired.push(pb);
+      }
+      c.peakDelta = Math.max(c.peakDelta, this.storagePool.liveBytes - c.startBytes);
+    }
+    return pb;
   }
 
   release(pb: PooledBuffer): void {
     this.storagePool.release(pb);
+  }
+
+  /** The pooled storage buffer behind a GPU buffer, if the pool made it. */
+  findPooled(buffer: GPUBuffer): PooledBuffer | undefined {
+    return this.storagePool.find(buffer);
   }
 
   memory(): PoolStats {
@@ -315,6 +338,7 @@ export class Gpu {
 
   /** Destroys pooled buffers nobody holds. */
   trimPool(): void {
+    this.refuseWhileCapturing('trimPool');
     this.submit();
     // Cached bind groups may name the buffers about to be destroyed.
     this.bindGroups.clear();
@@ -327,6 +351,7 @@ export class Gpu {
     if (data.byteLength + dstByteOffset > dst.size) {
       throw new Error(`upload: ${data.byteLength} bytes do not fit a ${dst.size}-byte buffer at offset ${dstByteOffset}`);
     }
+    this.refuseWhileCapturing('upload');
     // queue.writeBuffer runs before any command still sitting in the encoder,
     // so submit those first: they may read a buffer this write reuses.
     this.submit();
@@ -335,17 +360,20 @@ export class Gpu {
 
   /** Records a zero fill of a buffer range. */
   clear(dst: BufferView): void {
+    this.capturing?.commands.push({ kind: 'clear', view: dst });
     this.recorder().clearBuffer(dst.buffer, dst.offset, dst.size);
   }
 
   /** Records a copy between buffer ranges. */
   copy(src: BufferView, dst: BufferView, bytes = Math.min(src.size, dst.size)): void {
+    this.capturing?.commands.push({ kind: 'copy', src, dst, bytes });
     this.recorder().copyBufferToBuffer(src.buffer, src.offset, dst.buffer, dst.offset, bytes);
   }
 
   /** Reads a buffer range back to the host; submits what was recorded first. */
   async read(src: BufferView, bytes = src.size): Promise<ArrayBuffer> {
     this.throwIfFailed();
+    this.refuseWhileCapturing('read');
     const staging = this.readPool.acquire(bytes);
     try {
       this.recorder().copyBufferToBuffer(src.buffer, src.offset, staging.buffer, 0, Math.ceil(bytes / 4) * 4);
@@ -378,31 +406,37 @@ export class Gpu {
       throw new GpuError(`${d.label}: ${x}×${y}×${z} workgroups exceed the adapter's ${maxGroups} per dimension`, 'validation', [d.label]);
     }
     if (x === 0 || y === 0 || z === 0) return; // nothing to do for empty tensors
+    this.capturing?.commands.push({ kind: 'dispatch', kernel: d.kernel, label: d.label, uniforms: d.uniforms && copyBytes(d.uniforms), storage: d.storage, workgroups: [x, y, z] });
     // The encoder, and with it the error scopes, exist before the uniform
     // block is placed and the bind group made, so an error in either is
     // reported with this batch's dispatches. Placing the block may submit
     // the batch (when every slot is taken): then a new encoder is opened.
     this.openEncoder();
     const uniforms = d.uniforms && this.uniformRange(d.uniforms);
+    this.openEncoder();
+    this.encode(d.kernel.pipeline, this.bindGroup(d.kernel, uniforms, d.storage, d.label), x, y, z, d.label);
+  }
+
+  /** Records a dispatch whose bind group is made; submits every FLUSH_AFTER dispatches. */
+  private encode(pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, x: number, y: number, z: number, label: string): void {
     const enc = this.openEncoder();
-    const bindGroup = this.bindGroup(d.kernel, uniforms, d.storage, d.label);
     // Consecutive dispatches share one compute pass (WebGPU orders their
     // storage accesses within it); a timed dispatch gets a pass of its own,
     // since timestamps are written per pass.
-    const timestampWrites = this.observer?.timestampWrites(d.label);
+    const timestampWrites = this.observer?.timestampWrites(label);
     let pass: GPUComputePassEncoder;
     if (timestampWrites) {
       this.endPass();
-      pass = enc.beginComputePass({ label: d.label, timestampWrites });
+      pass = enc.beginComputePass({ label, timestampWrites });
     } else {
       this.pass ??= enc.beginComputePass({ label: 'wgsl-unet dispatches' });
       pass = this.pass;
     }
-    pass.setPipeline(d.kernel.pipeline);
+    pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
     if (timestampWrites) pass.end();
-    this.recorded.push(d.label);
+    this.recorded.push(label);
     this.dispatchCount++;
     // Hand the GPU what is recorded so far every few dispatches, so that it
     // computes while the rest of a step is still being recorded.
@@ -451,6 +485,160 @@ export class Gpu {
     );
   }
 
+  // ---- capture and replay (program.ts) ----------------------------------
+
+  /**
+   * Runs `fn`, recording its work as usual, and returns its result with a
+   * Program that `replay` records again without running `fn`. `inputs` are
+   * the ranges a replay may swap for others of the same sizes; `outputsOf`
+   * names the ranges of the result the caller keeps: pooled buffers `fn`
+   * acquired and still holds. Every other buffer `fn` acquires must be
+   * released by the time it returns. Uploads and readbacks are refused
+   * inside `fn`: they are host work a replay would not repeat.
+   */
+  capture<T>(name: string, inputs: readonly BufferView[], fn: () => T, outputsOf: (result: T) => readonly BufferView[]): { result: T; program: Program } {
+    this.throwIfFailed();
+    this.refuseWhileCapturing('capture');
+    const c = { commands: [] as CapturedCommand[], acquired: [] as PooledBuffer[], seen: new Set<PooledBuffer>(), startBytes: this.storagePool.liveBytes, peakDelta: 0 };
+    this.capturing = c;
+    let result: T;
+    try {
+      result = fn();
+    } finally {
+      this.capturing = null;
+    }
+    const outputs = outputsOf(result).map((v, i) => {
+      const pb = this.storagePool.find(v.buffer);
+      if (!pb || !c.seen.has(pb) || !pb.live) throw new Error(`Gpu.capture(${name}): output ${i} is not a buffer acquired inside the capture and still held`);
+      return pb;
+    });
+    const held = c.acquired.filter((pb) => pb.live && !outputs.includes(pb));
+    if (held.length) throw new Error(`Gpu.capture(${name}): ${held.length} buffer(s) acquired inside the capture are still held but are not outputs`);
+    return { result, program: this.buildProgram(name, c, inputs, outputs) };
+  }
+
+  private buildProgram(name: string, c: { commands: CapturedCommand[]; acquired: PooledBuffer[]; seen: Set<PooledBuffer>; peakDelta: number }, inputs: readonly BufferView[], outputs: PooledBuffer[]): Program {
+    const blocks = c.commands.filter((cmd) => cmd.kind === 'dispatch' && cmd.uniforms).length;
+    const uniformBuffer = blocks
+      ? this.guarded(`allocating the uniforms of ${name}`, () =>
+          this.device.createBuffer({ size: blocks * UNIFORM_SLOT, usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST, label: `uniforms of ${name}` }),
+        )
+      : null;
+    const external = new Set<PooledBuffer>();
+    const range = (view: BufferView, what: string): ProgramRange => {
+      const r = rangeOf(view, inputs, what);
+      const pb = r.input === null ? this.storagePool.find(view.buffer) : undefined;
+      if (pb && !c.seen.has(pb)) external.add(pb);
+      return r;
+    };
+    let slot = 0;
+    const commands = c.commands.map((cmd): ProgramCommand => {
+      if (cmd.kind === 'clear') return { kind: 'clear', range: range(cmd.view, 'a clear') };
+      if (cmd.kind === 'copy') return { kind: 'copy', src: range(cmd.src, 'a copy'), dst: range(cmd.dst, 'a copy'), bytes: cmd.bytes };
+      const ranges: ProgramRange[] = [];
+      if (cmd.uniforms) {
+        const block = new Uint8Array(Math.ceil(cmd.uniforms.byteLength / 16) * 16);
+        block.set(cmd.uniforms);
+        const view = { buffer: uniformBuffer!, offset: slot++ * UNIFORM_SLOT, size: block.byteLength };
+        this.device.queue.writeBuffer(view.buffer, view.offset, block);
+        ranges.push({ view, input: null, delta: 0 });
+      }
+      for (const v of cmd.storage) ranges.push(range(v, cmd.label));
+      const uniform = cmd.uniforms !== undefined;
+      return {
+        kind: 'dispatch',
+        kernel: cmd.kernel,
+        label: cmd.label,
+        workgroups: cmd.workgroups,
+        ranges,
+        uniform,
+        bindGroup: this.makeBindGroup(cmd.kernel, ranges.map((r) => r.view), uniform, cmd.label),
+        readsInputs: ranges.some((r) => r.input !== null),
+      };
+    });
+    return {
+      name,
+      commands,
+      dispatches: commands.filter((cmd) => cmd.kind === 'dispatch').length,
+      inputs: inputs.map((v) => ({ ...v })),
+      claimed: [...c.acquired],
+      outputs,
+      external: [...external],
+      peakDelta: c.peakDelta,
+      uniformBuffer,
+      variants: new Map(),
+      disposed: false,
+    };
+  }
+
+  /**
+   * Records `program`'s work again on `inputs` (ranges of the captured
+   * inputs' sizes) and returns its outputs' pooled buffers, now the
+   * caller's. Returns null, recording nothing, when the program no longer
+   * applies: a buffer it acquired is in use or was destroyed, or one it
+   * names has been released. Capture again then.
+   */
+  replay(program: Program, inputs: readonly BufferView[]): PooledBuffer[] | null {
+    this.throwIfFailed();
+    this.refuseWhileCapturing('replay');
+    if (program.disposed) return null;
+    if (inputs.length !== program.inputs.length || inputs.some((v, i) => v.size !== program.inputs[i]!.size)) {
+      throw new Error(`Gpu.replay(${program.name}): inputs of ${inputs.map((v) => v.size).join(', ')} bytes given for inputs of ${program.inputs.map((v) => v.size).join(', ')}`);
+    }
+    if (program.external.some((pb) => !pb.live)) return null;
+    if (!this.storagePool.claim(program.claimed, program.peakDelta)) return null;
+    const groups = inputs.every((v, i) => sameView(v, program.inputs[i]!)) ? null : this.inputBindGroups(program, inputs);
+    let d = 0;
+    for (const cmd of program.commands) {
+      if (cmd.kind === 'dispatch') {
+        const [x, y, z] = cmd.workgroups;
+        this.encode(cmd.kernel.pipeline, groups?.[d] ?? cmd.bindGroup, x, y, z, cmd.label);
+        d++;
+      } else if (cmd.kind === 'clear') {
+        const v = resolve(cmd.range, inputs);
+        this.recorder().clearBuffer(v.buffer, v.offset, v.size);
+      } else {
+        const src = resolve(cmd.src, inputs);
+        const dst = resolve(cmd.dst, inputs);
+        this.recorder().copyBufferToBuffer(src.buffer, src.offset, dst.buffer, dst.offset, cmd.bytes);
+      }
+    }
+    // Released once their work is recorded: later work on the queue may reuse them.
+    for (const pb of program.claimed) if (!program.outputs.includes(pb)) this.storagePool.release(pb);
+    return [...program.outputs];
+  }
+
+  /** Frees what a program holds of its own (its uniform blocks); a disposed program does not replay. */
+  disposeProgram(program: Program): void {
+    if (program.disposed) return;
+    program.disposed = true;
+    // Work recorded from it may still sit in the encoder: submitted first, it keeps its buffers.
+    this.submit();
+    program.uniformBuffer?.destroy();
+    program.variants.clear();
+  }
+
+  /** The bind groups of a program's dispatches that read its inputs, for inputs other than the captured ones. */
+  private inputBindGroups(program: Program, inputs: readonly BufferView[]): GPUBindGroup[] {
+    const key = inputs.map((v) => `${this.bufferId(v.buffer)}:${v.offset}`).join('|');
+    let groups = program.variants.get(key);
+    if (!groups) {
+      groups = [];
+      for (const cmd of program.commands) {
+        if (cmd.kind !== 'dispatch') continue;
+        groups.push(cmd.readsInputs ? this.makeBindGroup(cmd.kernel, cmd.ranges.map((r) => resolve(r, inputs)), cmd.uniform, cmd.label) : cmd.bindGroup);
+      }
+      // A trainer alternates between a few input buffers; anything beyond is dropped.
+      if (program.variants.size >= 8) program.variants.clear();
+      program.variants.set(key, groups);
+    }
+    return groups;
+  }
+
+  private refuseWhileCapturing(what: string): void {
+    if (this.capturing) throw new Error(`Gpu.${what} inside Gpu.capture: captured work cannot include host work or another capture`);
+  }
+
   /** Submits, waits for the GPU to finish, and throws any GPU error raised meanwhile. */
   async sync(): Promise<void> {
     this.submit();
@@ -492,13 +680,18 @@ export class Gpu {
     for (const r of ranges) key += `|${this.bufferId(r.buffer)}:${r.offset}:${r.size}`;
     let group = this.bindGroups.get(key);
     if (!group) {
-      const first = uniforms ? 0 : 1;
-      const entries = ranges.map((r, i) => ({ binding: first + i, resource: { buffer: r.buffer, offset: r.offset, size: r.size } }));
-      group = this.device.createBindGroup({ layout: kernel.layout, entries, label });
+      group = this.makeBindGroup(kernel, ranges, uniforms !== undefined, label);
       if (this.bindGroups.size >= MAX_BIND_GROUPS) this.bindGroups.clear();
       this.bindGroups.set(key, group);
     }
     return group;
+  }
+
+  /** A bind group of `ranges` from @binding(0) when the first is a uniform block, else from @binding(1). */
+  private makeBindGroup(kernel: Kernel, ranges: readonly BufferView[], uniform: boolean, label: string): GPUBindGroup {
+    const first = uniform ? 0 : 1;
+    const entries = ranges.map((r, i) => ({ binding: first + i, resource: { buffer: r.buffer, offset: r.offset, size: r.size } }));
+    return this.device.createBindGroup({ layout: kernel.layout, entries, label });
   }
 
   /** A number that stands for a buffer in bind-group keys (buffers are objects, keys strings). */
@@ -582,6 +775,15 @@ export class Gpu {
     if (this.destroyed) throw new GpuError('the GPU device was destroyed', 'device-lost');
     if (this.failure) throw this.failure;
   }
+}
+
+function sameView(a: BufferView, b: BufferView): boolean {
+  return a.buffer === b.buffer && a.offset === b.offset && a.size === b.size;
+}
+
+/** A copy of a view's bytes (a captured uniform block must not change with its source). */
+function copyBytes(v: ArrayBufferView): Uint8Array {
+  return new Uint8Array(v.buffer, v.byteOffset, v.byteLength).slice();
 }
 
 function errorKind(err: GPUError): string {

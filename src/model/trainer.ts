@@ -1,7 +1,9 @@
 /**
  * The training loop on the GPU: one command submission per step (forward,
  * backward, Adam), the loss read back one step late so the GPU never waits
- * for the host, and every step's tensors released when the step ends.
+ * for the host, and every step's tensors released when the step ends. A
+ * step's forward and backward passes, and inference batches, are captured
+ * the first time and replayed after (src/autograd/replay.ts).
  */
 import { Tape, Tensor, diceLoss, noGrad } from '../autograd/index.js';
 import type { Adam } from './adam.js';
@@ -48,6 +50,29 @@ function gather(set: ImageSet, indices: ArrayLike<number>, from: number, to: num
     y.set(set.masks.subarray(r * px, (r + 1) * px), (i - from) * px);
   }
   return { x, y };
+}
+
+/**
+ * Records one training step on a batch: the gradients zeroed, the forward
+ * pass, the Dice loss and the backward pass (replayed when this batch shape
+ * was captured before), then Adam. Returns the loss, which the caller reads
+ * and disposes. `zeroGrads` starts the pool's step (BufferPool.beginStep): it
+ * is recorded before the batch is uploaded, so a step's requests, the
+ * batch's included, repeat the step before's.
+ */
+export function trainingStep(model: UNet, adam: Adam, x: Tensor, y: Tensor): Tensor {
+  const [loss] = model.replays.run(`training step ${x.shape.join('×')}`, [x, y], () => {
+    const tape = new Tape(model.gpu);
+    try {
+      const l = tape.run(() => diceLoss(model.forward(x), y));
+      tape.backward(l, adam.lossScaleSeed(), { releaseActivations: true });
+      return [tape.detach(l)];
+    } finally {
+      tape.dispose();
+    }
+  });
+  adam.step();
+  return loss!;
 }
 
 export class Trainer {
@@ -99,6 +124,7 @@ export class Trainer {
         }
         const from = s * this.batchSize;
         const to = Math.min(order.length, from + this.batchSize);
+        params.zeroGrads();
         let { x, y } = this.upload(set, order, from, to);
         if (this.augment) {
           const warped = this.augment.apply(x, y, epoch, s);
@@ -106,14 +132,10 @@ export class Trainer {
           y.dispose();
           ({ x, y } = warped);
         }
-        const tape = new Tape(this.model.gpu);
-        params.zeroGrads();
-        const loss = tape.run(() => diceLoss(this.model.forward(x), y));
-        tape.backward(loss, this.adam.lossScaleSeed(), { releaseActivations: true });
-        this.adam.step();
+        const loss = trainingStep(this.model, this.adam, x, y);
         // Starts the readback (and submits the step); awaited after the next step is recorded.
         const read = loss.read();
-        tape.dispose();
+        loss.dispose();
         x.dispose();
         y.dispose();
         const previous = pending;
@@ -137,14 +159,16 @@ export class Trainer {
     for (let from = 0; from < indices.length; from += this.batchSize) {
       const to = Math.min(indices.length, from + this.batchSize);
       const { x, y } = this.upload(set, indices, from, to);
-      const loss = noGrad(() => {
-        const p = this.model.forward(x);
-        const l = diceLoss(p, y);
-        p.dispose();
-        return l;
-      });
-      reads.push(loss.read());
-      loss.dispose();
+      const [loss] = this.model.replays.run(`evaluation ${x.shape.join('×')}`, [x, y], () =>
+        noGrad(() => {
+          const p = this.model.forward(x);
+          const l = diceLoss(p, y);
+          p.dispose();
+          return [l];
+        }),
+      );
+      reads.push(loss!.read());
+      loss!.dispose();
       x.dispose();
       y.dispose();
       batches++;
@@ -157,6 +181,11 @@ export class Trainer {
   predict(images: Float32Array, count: number, size: number, onProgress?: (done: number, total: number) => void): Promise<Float32Array> {
     return predictProbabilities(this.model, images, count, size, this.batchSize, onProgress);
   }
+}
+
+/** Probabilities for one batch of normalised images, without gradients (replayed when this shape was captured before). */
+export function predictBatch(model: UNet, x: Tensor): Tensor {
+  return model.replays.run(`inference ${x.shape.join('×')}`, [x], () => [noGrad(() => model.forward(x))])[0]!;
 }
 
 /** Runs the model without gradients over normalised images, `batchSize` at a time. */
@@ -173,7 +202,7 @@ export async function predictProbabilities(
   for (let from = 0; from < count; from += batchSize) {
     const to = Math.min(count, from + batchSize);
     const x = Tensor.from(model.gpu, [to - from, size, size, 1], images.subarray(from * px, to * px));
-    const p = noGrad(() => model.forward(x));
+    const p = predictBatch(model, x);
     out.set(await p.read(), from * px);
     p.dispose();
     x.dispose();

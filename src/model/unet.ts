@@ -18,6 +18,7 @@ import type { Gpu } from '../gpu/gpu.js';
 import { shapeStr } from '../gpu/errors.js';
 import { Tensor } from '../autograd/tensor.js';
 import { concat, conv2d, convTranspose2x2, maxPool2x2 } from '../autograd/index.js';
+import { Replays } from '../autograd/replay.js';
 import { ParameterStore } from './parameters.js';
 import { glorotUniformKeras } from './init.js';
 import { Rng } from './rng.js';
@@ -105,6 +106,8 @@ export function buildUNetParameters(options: UNetOptions = {}): ParameterStore {
 
 export class UNet {
   readonly layers: readonly UNetLayerSpec[];
+  /** Its training steps and forward passes as captured for replay (see trainer.ts). */
+  readonly replays: Replays;
 
   constructor(
     readonly gpu: Gpu,
@@ -113,6 +116,7 @@ export class UNet {
     readonly parameters: ParameterStore,
   ) {
     this.layers = unetLayerSpecs(config.baseWidth);
+    this.replays = new Replays(gpu);
   }
 
   /**
@@ -168,6 +172,7 @@ export class UNet {
   }
 
   dispose(): void {
+    this.replays.dispose();
     this.parameters.dispose();
   }
 }

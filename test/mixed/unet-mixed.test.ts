@@ -77,6 +77,31 @@ describe.runIf(canRunMixed(gpu) || required)('the U-Net in mixed precision', () 
     for (const t of [adam, model, x, y]) t.dispose();
   });
 
+  it('trains, with loss scaling, exactly as when every step is recorded op by op (replayed steps)', async () => {
+    const b = blobBatch(12, SIZE, 4);
+    const set: ImageSet = { images: b.images, masks: b.masks, count: 12, size: SIZE };
+    const rows = Int32Array.from({ length: 12 }, (_, i) => i);
+    setPrecision(gpu, 'mixed');
+    const run = async (enabled: boolean) => {
+      gpu.replayEnabled = enabled;
+      const model = createUNet(gpu, { baseWidth: 4, inputSize: SIZE, seed: 5 });
+      const adam = new Adam(model.parameters, { lr: 3e-3 }, true);
+      const trainer = new Trainer(model, adam, 8);
+      const losses: number[] = [];
+      for (let epoch = 1; epoch <= 3; epoch++) losses.push((await trainer.trainEpoch(set, rows, epoch)).loss);
+      const out = { losses, weights: await gpu.readFloat32(model.parameters.flatParams.view), scale: await adam.lossScaleStatus() };
+      model.dispose();
+      adam.dispose();
+      return out;
+    };
+    const traced = await run(false);
+    const replayed = await run(true);
+    gpu.replayEnabled = true;
+    expect(replayed.losses).toEqual(traced.losses);
+    expect(replayed.scale).toEqual(traced.scale);
+    expect(replayed.weights).toEqual(traced.weights);
+  });
+
   it('trains to the validation Dice of fp32, within the spread of three seeds', async () => {
     const train = blobBatch(32, SIZE, 10);
     const val = blobBatch(16, SIZE, 11);

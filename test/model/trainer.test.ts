@@ -4,6 +4,7 @@ import { blobBatch } from './blobs.js';
 import { createUNet } from '../../src/model/unet.js';
 import { Adam } from '../../src/model/adam.js';
 import { NonFiniteLossError, Trainer, type ImageSet } from '../../src/model/trainer.js';
+import { Augmenter, DEFAULT_AUGMENT } from '../../src/model/augment.js';
 import { CHECKPOINT_FORMAT, type CheckpointMeta, decodeCheckpoint, encodeCheckpoint, loadWeights } from '../../src/model/checkpoint.js';
 import { decodeSafetensors, encodeSafetensors } from '../../src/model/safetensors.js';
 
@@ -67,6 +68,54 @@ describe('Trainer', () => {
     expect(Math.abs(loss - mean)).toBeLessThan(1e-5);
     model.dispose();
     adam.dispose();
+  });
+});
+
+describe('replayed steps', () => {
+  it('train, evaluate and predict exactly as steps recorded op by op, and are replayed from the second step of a shape', async () => {
+    const gpu = await testGpu();
+    const data = set(10, 5);
+    const rows = [3, 1, 4, 0, 9, 2, 6, 5, 8, 7]; // batches of 4, 4 and 2
+    const run = async (enabled: boolean) => {
+      gpu.replayEnabled = enabled;
+      const model = createUNet(gpu, { baseWidth: 2, inputSize: SIZE, seed: 6 });
+      const adam = new Adam(model.parameters, { lr: 1e-3 });
+      const trainer = new Trainer(model, adam, 4, new Augmenter(DEFAULT_AUGMENT, 3));
+      const losses: number[] = [];
+      const replayed = { hits: 0, misses: 0 };
+      const replay = gpu.replay.bind(gpu);
+      gpu.replay = (p, inputs) => {
+        const out = replay(p, inputs);
+        replayed[out ? 'hits' : 'misses']++;
+        return out;
+      };
+      for (let epoch = 1; epoch <= 3; epoch++) losses.push((await trainer.trainEpoch(data, rows, epoch)).loss);
+      const val = await trainer.evaluate(data, rows);
+      const val2 = await trainer.evaluate(data, rows);
+      const probs = await trainer.predict(data.images, 10, SIZE);
+      const weights = await model.parameters.readAll();
+      const state = await adam.readState();
+      gpu.replay = replay;
+      model.dispose();
+      adam.dispose();
+      return { losses, val, val2, probs, weights, m: state.m, replayed };
+    };
+    const traced = await run(false);
+    const replayed = await run(true);
+    gpu.replayEnabled = true;
+    expect(traced.replayed).toEqual({ hits: 0, misses: 0 });
+    // Training: batches of 4 captured at step 1 and replayed at the 5 full
+    // steps after it; the batch of 2 captured in epoch 1 and replayed in
+    // epochs 2 and 3. Evaluation: 4 captured, replayed once; 2 captured; the
+    // second evaluation replays all three batches. Prediction is a pass of its
+    // own: 4 captured, replayed once; 2 captured.
+    expect(replayed.replayed).toEqual({ hits: 5 + 2 + 1 + 3 + 1, misses: 0 });
+    expect(replayed.losses).toEqual(traced.losses);
+    expect(replayed.val).toBe(traced.val);
+    expect(replayed.val2).toBe(traced.val);
+    expect(replayed.probs).toEqual(traced.probs);
+    for (const [k, v] of traced.weights) expect(replayed.weights.get(k), k).toEqual(v);
+    for (const [k, v] of traced.m) expect(replayed.m.get(k), k).toEqual(v);
   });
 });
 
