@@ -200,6 +200,8 @@ export class Gpu {
   private readonly bindGroups = new Map<string, GPUBindGroup>();
   private readonly bufferIds = new WeakMap<GPUBuffer, number>();
   private nextBufferId = 0;
+  /** Bumped by invalidatePrograms: programs captured before do not replay. */
+  private generation = 0;
   /** What Gpu.capture is collecting, while it runs. */
   private capturing: { commands: CapturedCommand[]; acquired: PooledBuffer[]; seen: Set<PooledBuffer>; startBytes: number; peakDelta: number } | null = null;
   private failure: GpuError | null = null;
@@ -567,6 +569,7 @@ export class Gpu {
       peakDelta: c.peakDelta,
       uniformBuffer,
       variants: new Map(),
+      generation: this.generation,
       disposed: false,
     };
   }
@@ -581,7 +584,7 @@ export class Gpu {
   replay(program: Program, inputs: readonly BufferView[]): PooledBuffer[] | null {
     this.throwIfFailed();
     this.refuseWhileCapturing('replay');
-    if (program.disposed) return null;
+    if (program.disposed || program.generation !== this.generation) return null;
     if (inputs.length !== program.inputs.length || inputs.some((v, i) => v.size !== program.inputs[i]!.size)) {
       throw new Error(`Gpu.replay(${program.name}): inputs of ${inputs.map((v) => v.size).join(', ')} bytes given for inputs of ${program.inputs.map((v) => v.size).join(', ')}`);
     }
@@ -606,6 +609,15 @@ export class Gpu {
     // Released once their work is recorded: later work on the queue may reuse them.
     for (const pb of program.claimed) if (!program.outputs.includes(pb)) this.storagePool.release(pb);
     return [...program.outputs];
+  }
+
+  /**
+   * Makes every program captured so far refuse to replay: called when a
+   * setting changes what the same code would record (the convolutions'
+   * precision or their forced formulations).
+   */
+  invalidatePrograms(): void {
+    this.generation++;
   }
 
   /** Frees what a program holds of its own (its uniform blocks); a disposed program does not replay. */

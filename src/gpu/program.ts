@@ -69,6 +69,8 @@ export interface Program {
   readonly uniformBuffer: GPUBuffer | null;
   /** Bind groups for inputs other than the captured ones, by their ranges. */
   readonly variants: Map<string, GPUBindGroup[]>;
+  /** The device's settings generation when captured (Gpu.invalidatePrograms). */
+  readonly generation: number;
   disposed: boolean;
 }
 

@@ -61,11 +61,14 @@ function gather(set: ImageSet, indices: ArrayLike<number>, from: number, to: num
  * batch's included, repeat the step before's.
  */
 export function trainingStep(model: UNet, adam: Adam, x: Tensor, y: Tensor): Tensor {
-  const [loss] = model.replays.run(`training step ${x.shape.join('×')}`, [x, y], () => {
+  // The loss scale (a GPU value of the optimiser's) is an input: another optimiser's takes its place.
+  const seed = adam.lossScaleSeed();
+  const inputs = seed ? [x, y, seed] : [x, y];
+  const [loss] = model.replays.run(`training step ${x.shape.join('×')}${seed ? ', loss scaled' : ''}`, inputs, () => {
     const tape = new Tape(model.gpu);
     try {
       const l = tape.run(() => diceLoss(model.forward(x), y));
-      tape.backward(l, adam.lossScaleSeed(), { releaseActivations: true });
+      tape.backward(l, seed, { releaseActivations: true });
       return [tape.detach(l)];
     } finally {
       tape.dispose();

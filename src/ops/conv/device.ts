@@ -84,6 +84,7 @@ export function setPrecision(gpu: Gpu, precision: Precision): void {
   const s = state(gpu);
   s.precision = precision;
   s.caps = null;
+  gpu.invalidatePrograms();
 }
 
 export function precisionOf(gpu: Gpu): Precision {
@@ -117,6 +118,7 @@ export function setConvOverrides(gpu: Gpu, overrides: ConvOverrides): void {
   if (winogradScratch !== undefined && !(winogradScratch >= 0)) throw new Error(`winogradScratch must be a number ≥ 0, not ${String(winogradScratch)}`);
   s.overrides = next;
   s.caps = null;
+  gpu.invalidatePrograms();
 }
 
 /** The formulation an ordinary convolution gets on this device (for logs and benchmarks). */
