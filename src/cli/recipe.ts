@@ -47,6 +47,7 @@ const SPEC: Record<string, OptionSpec> = {
   lr: { type: 'number', help: 'as for train' },
   schedule: { type: 'string', help: 'as for train: constant or cosine' },
   warmup: { type: 'number', help: 'as for train' },
+  epsilon: { type: 'number', help: 'as for train' },
   'batch-size': { type: 'number', help: 'as for train' },
   'base-width': { type: 'number', help: 'as for train' },
   'input-size': { type: 'number', help: 'as for train' },
@@ -74,7 +75,7 @@ export interface ConfigResult {
   gate: Gate;
 }
 
-const PASSED = ['preset', 'epochs', 'lr', 'schedule', 'warmup', 'batch-size', 'base-width', 'input-size', 'backend', 'adapter', 'power-preference', 'precision'];
+const PASSED = ['preset', 'epochs', 'lr', 'epsilon', 'schedule', 'warmup', 'batch-size', 'base-width', 'input-size', 'backend', 'adapter', 'power-preference', 'precision'];
 
 function passThrough(o: Parsed): string[] {
   return PASSED.flatMap((k) => (o[k] === undefined ? [] : [`--${k}`, String(o[k])]));

@@ -19,7 +19,7 @@ import { choosePostprocess } from '../data/postprocess.js';
 import { SUBMISSION_HEIGHT, SUBMISSION_WIDTH } from '../data/submission.js';
 import type { Gpu } from '../gpu/gpu.js';
 import { formatAdapter } from '../gpu/gpu.js';
-import { Adam } from '../model/adam.js';
+import { Adam, TUTORIAL_ADAM } from '../model/adam.js';
 import { type CheckpointMeta, CHECKPOINT_FORMAT, decodeCheckpoint, encodeCheckpoint, loadWeights } from '../model/checkpoint.js';
 import { Rng } from '../model/rng.js';
 import { cosineSchedule, fit } from '../model/fit.js';
@@ -47,6 +47,7 @@ const SPEC: Record<string, OptionSpec> = {
   epochs: { type: 'number', help: 'epochs (overrides the preset)' },
   'batch-size': { type: 'number', help: 'images per step (overrides the preset)' },
   lr: { type: 'number', help: 'Adam learning rate (overrides the preset)' },
+  epsilon: { type: 'number', help: 'Adam\'s ε (overrides the preset: 1e-7 in full, as Keras; 1e-5 in cpu)' },
   schedule: { type: 'string', help: 'learning rate over the epochs: constant, or cosine (decaying to nearly 0 by the last epoch); default: the preset\'s' },
   warmup: { type: 'number', help: 'with --schedule cosine: epochs whose learning rate rises linearly to --lr first (default: the preset\'s)' },
   'base-width': { type: 'number', help: 'filters of the first level (overrides the preset)' },
@@ -72,17 +73,23 @@ interface Preset {
   batchSize: number;
   epochs: number;
   lr: number;
+  /** Adam's ε. */
+  epsilon: number;
   schedule: 'constant' | 'cosine';
   warmup: number;
   limit?: number;
 }
 
-const FULL: Omit<Preset, 'why'> = { name: 'full', baseWidth: 32, inputSize: 96, batchSize: 32, epochs: 20, lr: 1e-5, schedule: 'constant', warmup: 0 };
+const FULL: Omit<Preset, 'why'> = { name: 'full', baseWidth: 32, inputSize: 96, batchSize: 32, epochs: 20, lr: 1e-5, epsilon: TUTORIAL_ADAM.epsilon, schedule: 'constant', warmup: 0 };
 // Sized to finish in a few minutes on a 2-core software adapter: a quarter of
 // the width (1/16 of the work per pixel) at half the resolution, and a larger
 // learning rate, warmed up and then decayed, so that a small model learns in
-// few steps without collapsing into predicting nothing.
-const CPU: Omit<Preset, 'why'> = { name: 'cpu', baseWidth: 8, inputSize: 48, batchSize: 8, epochs: 30, lr: 3e-4, schedule: 'cosine', warmup: 5 };
+// few steps. A larger ε keeps it from collapsing into predicting nothing: the
+// Dice loss never stops pushing background pixels down, and with ε 1e-7 Adam
+// turns even vanishing gradients into full steps, until the logits saturate
+// the sigmoid to exact 0s and 1s, whose gradients are exactly zero, and
+// learning stops (docs/training.md).
+const CPU: Omit<Preset, 'why'> = { name: 'cpu', baseWidth: 8, inputSize: 48, batchSize: 8, epochs: 30, lr: 3e-4, epsilon: 1e-5, schedule: 'cosine', warmup: 5 };
 
 /** The numeric options given, each in its range (choosePreset checks them again with the preset's values). */
 function checkNumbers(o: Parsed): void {
@@ -92,6 +99,7 @@ function checkNumbers(o: Parsed): void {
   }
   if (o['input-size'] !== undefined && (o['input-size'] as number) % 16 !== 0) throw new UsageError(`--input-size must be divisible by 16 (four 2 × 2 poolings), got ${o['input-size']}`);
   if (o.lr !== undefined && !((o.lr as number) > 0)) throw new UsageError(`--lr must be positive, got ${o.lr}`);
+  if (o.epsilon !== undefined && !((o.epsilon as number) > 0)) throw new UsageError(`--epsilon must be positive, got ${o.epsilon}`);
   const split = o['validation-split'];
   if (split !== undefined && !((split as number) > 0 && (split as number) < 1)) throw new UsageError(`--validation-split must be in (0, 1), got ${split}`);
   if (!Number.isInteger(o.seed)) throw new UsageError(`--seed must be an integer, got ${o.seed}`);
@@ -119,6 +127,7 @@ function choosePreset(o: Parsed, gpu: Gpu): Preset {
   p.epochs = num('epochs') ?? p.epochs;
   p.batchSize = num('batch-size') ?? p.batchSize;
   p.lr = num('lr') ?? p.lr;
+  p.epsilon = num('epsilon') ?? p.epsilon;
   p.baseWidth = num('base-width') ?? p.baseWidth;
   p.inputSize = num('input-size') ?? p.inputSize;
   const schedule = o.schedule as string | undefined;
@@ -255,12 +264,12 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
   const preset = choosePreset(o, gpu);
   if (resumed) {
     const t = resumed.meta.training!;
-    Object.assign(preset, { baseWidth: resumed.meta.config.baseWidth, inputSize: resumed.meta.config.inputSize, batchSize: t.batchSize, lr: t.lr, schedule: t.schedule ?? 'constant', warmup: t.warmup ?? 0, name: t.preset, why: `resumed from ${resumeDir}` });
+    Object.assign(preset, { baseWidth: resumed.meta.config.baseWidth, inputSize: resumed.meta.config.inputSize, batchSize: t.batchSize, lr: t.lr, epsilon: t.epsilon ?? TUTORIAL_ADAM.epsilon, schedule: t.schedule ?? 'constant', warmup: t.warmup ?? 0, name: t.preset, why: `resumed from ${resumeDir}` });
     if (o.epochs === undefined) preset.epochs = t.epochs;
   }
   // A checkpoint without the field was trained in fp32 (checkpoint.ts).
   const precision = choosePrecision(o, gpu, resumed ? (resumed.meta.precision ?? 'fp32') : undefined);
-  console.log(`preset ${preset.name} (${preset.why}): base width ${preset.baseWidth}, input ${preset.inputSize}×${preset.inputSize}, batch ${preset.batchSize}, ${preset.epochs} epochs, Adam lr ${preset.lr}${preset.schedule === 'cosine' ? ` with cosine decay${preset.warmup ? ` after ${preset.warmup} warm-up epochs` : ''}` : ''}`);
+  console.log(`preset ${preset.name} (${preset.why}): base width ${preset.baseWidth}, input ${preset.inputSize}×${preset.inputSize}, batch ${preset.batchSize}, ${preset.epochs} epochs, Adam lr ${preset.lr}, ε ${preset.epsilon}${preset.schedule === 'cosine' ? ` with cosine decay${preset.warmup ? ` after ${preset.warmup} warm-up epochs` : ''}` : ''}`);
 
   const dataArg = (resumed && o.data === SPEC.data!.default ? resumed.meta.training!.data : undefined) ?? (o.data as string);
   const dataDir = resolve(dataArg);
@@ -316,7 +325,7 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
 
   const model = createUNet(gpu, { baseWidth: preset.baseWidth, inputSize: preset.inputSize, seed: o.seed as number });
   // Mixed precision scales the loss, so that small gradients survive as f16 operands.
-  const adam = new Adam(model.parameters, { lr: preset.lr }, precision === 'mixed');
+  const adam = new Adam(model.parameters, { lr: preset.lr, epsilon: preset.epsilon }, precision === 'mixed');
   let stepsTaken = resumed ? resumed.adam!.t : 0;
   let rng = new Rng(((o.seed as number) ^ 0x5eed) >>> 0);
   let firstEpoch = 1;
@@ -366,6 +375,7 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
       batchSize: preset.batchSize,
       epochs: preset.epochs,
       lr: preset.lr,
+      epsilon: preset.epsilon,
       ...(preset.schedule !== 'constant' ? { schedule: preset.schedule, warmup: preset.warmup } : {}),
       ...(split !== undefined ? { validationSplit: split } : {}),
       ...(folds ? { folds } : {}),

@@ -34,6 +34,8 @@ export interface CheckpointMeta {
     batchSize: number;
     epochs: number;
     lr: number;
+    /** Adam's ε; absent means the tutorial's 1e-7. */
+    epsilon?: number;
     /** How the learning rate went over the epochs; absent means constant. */
     schedule?: 'constant' | 'cosine';
     /** Warm-up epochs of the cosine schedule. */

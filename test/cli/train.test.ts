@@ -74,6 +74,8 @@ describe('npm run train', () => {
     expect(best.weights.get('conv2d_1/kernel')!.shape).toEqual([3, 3, 1, 2]);
     const last = decodeCheckpoint(new Uint8Array(readFileSync(join(first, 'last.safetensors'))), 'last');
     expect(last.adam?.t).toBe(2 * 4); // 16 training images in batches of 4, two epochs
+    // Adam's ε is the preset's: Keras's in the tutorial's, larger in the small one (docs/training.md).
+    expect(last.meta.training?.epsilon).toBe(last.meta.training?.preset === 'cpu' ? 1e-5 : 1e-7);
     expect(readFileSync(join(first, 'curves.svg'), 'utf8')).toMatch(/^<svg/);
 
     const b = train('--epochs', '2', '--out', join(root, 'b'), '--seed', '3');
@@ -93,11 +95,12 @@ describe('npm run train', () => {
   });
 
   it('resumes with what shaped its data (anti-aliasing, split) and refuses a flag that contradicts it', () => {
-    const a = train('--epochs', '1', '--out', join(root, 'shaped'), '--seed', '3', '--anti-alias', '--validation-split', '0.25');
+    const a = train('--epochs', '1', '--out', join(root, 'shaped'), '--seed', '3', '--anti-alias', '--validation-split', '0.25', '--epsilon', '1e-6');
     expect(a.code, a.out).toBe(0);
     const dir = runFolder(a.out);
-    const meta = decodeCheckpoint(new Uint8Array(readFileSync(join(dir, 'last.safetensors'))), 'last').meta;
-    expect([meta.antiAlias, meta.training?.validationSplit]).toEqual([true, 0.25]);
+    const lastMeta = () => decodeCheckpoint(new Uint8Array(readFileSync(join(dir, 'last.safetensors'))), 'last').meta;
+    const meta = lastMeta();
+    expect([meta.antiAlias, meta.training?.validationSplit, meta.training?.epsilon]).toEqual([true, 0.25, 1e-6]);
     const dataLine = (out: string) => /data: .*normalisation mean [\d.]+, std [\d.]+/.exec(out)?.[0];
     const resume = (...args: string[]) => spawnSync(process.execPath, [cli, 'train', '--resume', dir, '--epochs', '2', ...args], { encoding: 'utf8', timeout: 240_000 });
     const wrongSplit = resume('--validation-split', '0.2');
@@ -106,6 +109,8 @@ describe('npm run train', () => {
     const b = resume();
     expect(b.status, b.stderr).toBe(0);
     expect(dataLine(b.stdout)).toBe(dataLine(a.out)); // the same frames, blurred alike: the same split, mean and std
+    expect(b.stdout).toMatch(/Adam lr [\d.e-]+, ε 0\.000001/);
+    expect(lastMeta().training?.epsilon).toBe(1e-6);
     // Caches changed since (every pixel brighter): the resumed run still normalises as it was trained.
     const brighter = join(root, 'brighter');
     mkdirSync(brighter);
@@ -226,6 +231,7 @@ describe('npm run train', () => {
       [['--epochs', '0'], /--epochs must be a positive integer, got 0/],
       [['--validation-split', '1.5'], /--validation-split must be in \(0, 1\), got 1\.5/],
       [['--lr', '-1'], /--lr must be positive, got -1/],
+      [['--epsilon', '0'], /--epsilon must be positive, got 0/],
       [['--input-size', '40'], /--input-size must be divisible by 16/],
     ] as const) {
       const r = spawnSync(process.execPath, [cli, 'train', '--adapter', 'no-such-adapter', ...args], { encoding: 'utf8', timeout: 60_000 });
