@@ -47,7 +47,7 @@ const SPEC: Record<string, OptionSpec> = {
   epochs: { type: 'number', help: 'epochs (overrides the preset)' },
   'batch-size': { type: 'number', help: 'images per step (overrides the preset)' },
   lr: { type: 'number', help: 'Adam learning rate (overrides the preset)' },
-  epsilon: { type: 'number', help: 'Adam\'s ε (overrides the preset: 1e-7 in full, as Keras; 1e-5 in cpu)' },
+  epsilon: { type: 'number', help: 'Adam\'s ε (overrides the preset: 1e-7 in full, as Keras; 1e-4 in cpu)' },
   schedule: { type: 'string', help: 'learning rate over the epochs: constant, or cosine (decaying to nearly 0 by the last epoch); default: the preset\'s' },
   warmup: { type: 'number', help: 'with --schedule cosine: epochs whose learning rate rises linearly to --lr first (default: the preset\'s)' },
   'base-width': { type: 'number', help: 'filters of the first level (overrides the preset)' },
@@ -89,7 +89,7 @@ const FULL: Omit<Preset, 'why'> = { name: 'full', baseWidth: 32, inputSize: 96, 
 // turns even vanishing gradients into full steps, until the logits saturate
 // the sigmoid to exact 0s and 1s, whose gradients are exactly zero, and
 // learning stops (docs/training.md).
-const CPU: Omit<Preset, 'why'> = { name: 'cpu', baseWidth: 8, inputSize: 48, batchSize: 8, epochs: 30, lr: 3e-4, epsilon: 1e-5, schedule: 'cosine', warmup: 5 };
+const CPU: Omit<Preset, 'why'> = { name: 'cpu', baseWidth: 8, inputSize: 48, batchSize: 8, epochs: 30, lr: 3e-4, epsilon: 1e-4, schedule: 'cosine', warmup: 5 };
 
 /** The numeric options given, each in its range (choosePreset checks them again with the preset's values). */
 function checkNumbers(o: Parsed): void {

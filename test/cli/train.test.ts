@@ -75,7 +75,7 @@ describe('npm run train', () => {
     const last = decodeCheckpoint(new Uint8Array(readFileSync(join(first, 'last.safetensors'))), 'last');
     expect(last.adam?.t).toBe(2 * 4); // 16 training images in batches of 4, two epochs
     // Adam's ε is the preset's: Keras's in the tutorial's, larger in the small one (docs/training.md).
-    expect(last.meta.training?.epsilon).toBe(last.meta.training?.preset === 'cpu' ? 1e-5 : 1e-7);
+    expect(last.meta.training?.epsilon).toBe(last.meta.training?.preset === 'cpu' ? 1e-4 : 1e-7);
     expect(readFileSync(join(first, 'curves.svg'), 'utf8')).toMatch(/^<svg/);
 
     const b = train('--epochs', '2', '--out', join(root, 'b'), '--seed', '3');
