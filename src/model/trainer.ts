@@ -53,12 +53,12 @@ function gather(set: ImageSet, indices: ArrayLike<number>, from: number, to: num
 }
 
 /**
- * Records one training step on a batch: the gradients zeroed, the forward
- * pass, the Dice loss and the backward pass (replayed when this batch shape
- * was captured before), then Adam. Returns the loss, which the caller reads
- * and disposes. `zeroGrads` starts the pool's step (BufferPool.beginStep): it
- * is recorded before the batch is uploaded, so a step's requests, the
- * batch's included, repeat the step before's.
+ * Records one training step on a batch: the forward pass, the Dice loss and
+ * the backward pass (replayed when this batch shape was captured before),
+ * then Adam. Returns the loss, which the caller reads and disposes. The
+ * caller zeroes the gradients first, before it uploads the batch:
+ * `zeroGrads` also starts the pool's step (BufferPool.beginStep), so a
+ * step's requests, the batch's included, repeat the step before's.
  */
 export function trainingStep(model: UNet, adam: Adam, x: Tensor, y: Tensor): Tensor {
   // The loss scale (a GPU value of the optimiser's) is an input: another optimiser's takes its place.
