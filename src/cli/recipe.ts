@@ -41,7 +41,7 @@ const SPEC: Record<string, OptionSpec> = {
   augment: { type: 'string', help: 'augmentation of the training batches: "default", key=value pairs (see train --help), or "none"', default: 'default' },
   'keep-contradictions': { type: 'boolean', help: 'train on the contradictory near-duplicates too' },
   'no-tta': { type: 'boolean', help: 'predict without test-time augmentation' },
-  compare: { type: 'boolean', help: 'also train the tutorial\'s recipe and each step of the toolkit on the same folds, and report what each adds' },
+  compare: { type: 'boolean', help: 'also train the tutorial\'s recipe and each step of the toolkit on the same folds, report what each adds, and submit from the step that scored best out of fold' },
   preset: { type: 'string', help: 'as for train: full or cpu (default: cpu on software adapters, full otherwise)' },
   epochs: { type: 'number', help: 'as for train' },
   lr: { type: 'number', help: 'as for train' },
@@ -184,6 +184,7 @@ export async function recipe(argv: string[]): Promise<void> {
   const gpu = await openGpu(o);
   const results: ConfigResult[] = [];
   let submission: string | null = null;
+  let submitted = '';
   try {
     choosePrecision(o, gpu);
     tuneForSoftwareAdapter(gpu);
@@ -197,7 +198,14 @@ export async function recipe(argv: string[]): Promise<void> {
           `with the presence gate ${g.score.toFixed(4)} (gate ${g.threshold}, threshold ${g.maskThreshold}, min area ${g.minArea}); all-empty ${oof.emptyScore.toFixed(4)}`,
       );
     }
-    const last = results.at(-1)!;
+    // The submission comes from the config that scored best out of fold (with its gate where that helped):
+    // the toolkit alone, or with --compare whichever step won.
+    const bestAt = (r: ConfigResult) => Math.max(r.oof.score, r.oof.gate && r.oof.gate.threshold > 0 ? r.oof.gate.score : -Infinity);
+    const chosen = results.reduce((best, r, i) => (bestAt(r) > bestAt(results[best]!) ? i : best), results.length - 1);
+    const last = results[chosen]!;
+    const tta = trained[chosen]!.config.tta;
+    submitted = last.name;
+    if (results.length > 1) console.log(`submission: the folds' ensemble of "${last.name}", the best out of fold (${bestAt(last).toFixed(4)})`);
     if (existsSync(join(dataDir, 'imgs_test.npy'))) {
       // The folds' ensemble on the test frames, post-processed as tuned out of fold.
       const models: UNet[] = [];
@@ -214,7 +222,7 @@ export async function recipe(argv: string[]): Promise<void> {
         });
         const size = models[0]!.config.inputSize;
         const test = loadTestSet(dataDir);
-        const probs = await predictTestSetWith(members, size, test, dir, antiAlias, steps.at(-1)!.tta ? ['identity', 'mirror'] : ['identity']);
+        const probs = await predictTestSetWith(members, size, test, dir, antiAlias, tta ? ['identity', 'mirror'] : ['identity']);
         // The gate where it helped out of fold: frames it scores under its threshold are cleared.
         const g = last.oof.gate!;
         const gated = g.threshold > 0 && g.score > last.oof.score;
@@ -236,7 +244,7 @@ export async function recipe(argv: string[]): Promise<void> {
   } finally {
     await gpu.close();
   }
-  const report = { data: dataDir, folds: k, foldSeed, seed: o.seed, configs: results, submission };
+  const report = { data: dataDir, folds: k, foldSeed, seed: o.seed, configs: results, submitted, submission };
   writeAtomic(join(dir, 'report.json'), JSON.stringify(report, null, 2) + '\n');
   writeAtomic(join(dir, 'report.svg'), reportSvg(results));
   console.log(`\n${reportTable(results)}\nreport: ${join(dir, 'report.json')}, ${join(dir, 'report.svg')}${submission ? `; submission: ${submission}` : ''}`);

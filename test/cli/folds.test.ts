@@ -198,5 +198,10 @@ describe('wgsl-unet recipe', () => {
     expect(r.out).toMatch(/\| \+ presence gate \(gate threshold [\d.]+\) \|/);
     const csv = readFileSync(join(dir, 'submission.csv'), 'utf8').trim().split('\n');
     expect(csv.map((l) => l.split(',')[0])).toEqual(['img', '1', '2', '3']);
+    // The submission comes from the step that scored best out of fold, its gate counted where it was used.
+    const scoreOf = (c: { oof: { score: number; gate: { threshold: number; score: number } } }) => Math.max(c.oof.score, c.oof.gate.threshold > 0 ? c.oof.gate.score : -Infinity);
+    const chosen = report.configs.find((c: { name: string }) => c.name === report.submitted);
+    expect(scoreOf(chosen)).toBe(Math.max(...report.configs.map(scoreOf)));
+    expect(r.out).toContain(`submission: the folds' ensemble of "${report.submitted}", the best out of fold`);
   });
 });
