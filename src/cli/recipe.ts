@@ -40,7 +40,7 @@ const SPEC: Record<string, OptionSpec> = {
   seed: { type: 'number', help: 'seed of the weights, the shuffling and the augmentation', default: 1 },
   augment: { type: 'string', help: 'augmentation of the training batches: "default", key=value pairs (see train --help), or "none"', default: 'default' },
   'keep-contradictions': { type: 'boolean', help: 'train on the contradictory near-duplicates too' },
-  'no-tta': { type: 'boolean', help: 'predict without test-time augmentation' },
+  tta: { type: 'boolean', help: 'test-time augmentation: average each map with its lateral mirror\'s (off by default: the nerve sits off-centre, and a mirror moves it)' },
   compare: { type: 'boolean', help: 'also train the tutorial\'s recipe and each step of the toolkit on the same folds, report what each adds, and submit from the step that scored best out of fold' },
   preset: { type: 'string', help: 'as for train: full or cpu (default: cpu on software adapters, full otherwise)' },
   epochs: { type: 'number', help: 'as for train' },
@@ -86,12 +86,14 @@ function configs(o: Parsed): Config[] {
   const augment = o.augment as string;
   const steps: Config[] = [];
   const drop = o['keep-contradictions'] !== true;
-  const tta = o['no-tta'] !== true;
+  const tta = o.tta === true;
   const toolkitArgs = [...(drop ? ['--drop-contradictions'] : []), ...(augment !== 'none' ? ['--augment', augment] : [])];
   if (o.compare === true) {
     steps.push({ name: 'tutorial', what: 'the tutorial\'s training', trainArgs: [], tta: false });
     if (drop) steps.push({ name: 'clean', what: '+ contradictory near-duplicates left out', trainArgs: ['--drop-contradictions'], tta: false });
     if (augment !== 'none') steps.push({ name: 'augment', what: '+ augmentation on the GPU', trainArgs: toolkitArgs, tta: false });
+    // Without test-time augmentation the last step is the toolkit already.
+    if (!tta) return steps;
   }
   steps.push({ name: 'toolkit', what: tta ? '+ test-time augmentation (mirror)' : 'the toolkit', trainArgs: toolkitArgs, tta });
   return steps;
