@@ -10,8 +10,7 @@
  * and brightness and contrast (gain) do. A lateral mirror (the other arm) is
  * offered but off by default: the nerve sits right of centre (its masks'
  * centroid at x 334 of 580 in the competition's frames), and a mirror moves
- * it where it never is; on the embedded set it cost the out-of-fold metric
- * (bench/results-recipe-llvmpipe.json).
+ * it where it never is (bench/results-recipe-llvmpipe.json).
  */
 import { Tensor } from '../autograd/index.js';
 import { augmentWarp, drawStride } from '../ops/augment/kernel.js';
