@@ -28,7 +28,7 @@ await Promise.all([
   }),
   build({
     ...common,
-    entryPoints: { bench: 'bench/main.ts', soak: 'bench/soak.ts', postprocess: 'bench/postprocess.ts' },
+    entryPoints: { bench: 'bench/main.ts', soak: 'bench/soak.ts', postprocess: 'bench/postprocess.ts', memory: 'bench/memory.ts' },
     outdir: 'dist',
     platform: 'node',
     target: 'node20',

@@ -48,6 +48,7 @@ const SPEC = {
   markdown: { type: 'string' as const, help: 'write the results as a Markdown report (bench/README.md)' },
   variant: { type: 'string' as const, help: 'convolution formulation to use instead of the planner\'s: tiled, rows or direct' },
   precision: { type: 'string' as const, help: 'training step and inference of ours in each of these precisions (comma-separated: fp32, mixed; default both where the adapter has f16 subgroup matrices, else fp32)' },
+  storage: { type: 'string' as const, help: 'time the mixed-precision step with activations stored in each of these (comma-separated: f16, f32; default f16, mixed precision\'s own)' },
   'mma-tiles': { type: 'string' as const, help: 'time the mixed-precision step with each of these tiles (comma-separated, or all; default the planner\'s choice)' },
   'step-ours-only': { type: 'boolean' as const, help: 'time our training step and inference only, without tfjs-layers beside them' },
   'peer-budget': { type: 'number' as const, help: 'skip a CPU peer (wasm, cpu) on a case whose run, estimated from the same case at a smaller batch, would take longer than this many seconds', default: 120 },
@@ -92,7 +93,9 @@ async function main(): Promise<void> {
   setPrecision(gpu, 'fp32');
   const mmaTiles = options['mma-tiles'] === undefined ? [null] : ((options['mma-tiles'] === 'all' ? [...MMA_TILES] : (options['mma-tiles'] as string).split(',')) as MmaTile[]);
   for (const t of mmaTiles) if (t !== null && !MMA_TILES.includes(t)) throw new UsageError(`unknown mixed-precision tile "${t}": use ${MMA_TILES.join(', ')} or all`);
-  const precisionRuns: { precision: Precision; tile: MmaTile | null; peakLiveBytes: number; poolBytes: number; profile?: StepProfile }[] = [];
+  const storages = ((options.storage as string | undefined) ?? 'f16').split(',');
+  for (const st of storages) if (st !== 'f16' && st !== 'f32') throw new UsageError(`--storage takes f16 and f32, not "${st}"`);
+  const precisionRuns: { precision: Precision; tile: MmaTile | null; storage?: string; peakLiveBytes: number; poolBytes: number; profile?: StepProfile }[] = [];
   if (options.variant) setConvOverrides(gpu, { formulation: options.variant as ConvOverrides['formulation'] });
   console.log(`convolutions: the ${convFormulation(gpu)} formulation${options.variant ? ' (--variant)' : ''}`);
 
@@ -198,16 +201,19 @@ async function main(): Promise<void> {
         samples.push(...(await benchInference(gpu, { tf, finish: webgpuPeer.finish }, stepOpts)));
       }
       for (const precision of precisions) {
-        for (const tile of precision === 'mixed' ? mmaTiles : [null]) {
-          setPrecision(gpu, precision);
-          setConvOverrides(gpu, { mmaTile: tile ?? undefined });
-          const ours = await benchOurStep(gpu, precision, { ...stepOpts, chain: Math.max(chain, 1), tag: tile ? `tile ${tile}` : undefined });
-          samples.push(...ours.samples);
-          precisionRuns.push({ precision, tile, peakLiveBytes: ours.peakLiveBytes, poolBytes: ours.poolBytes, profile: ours.profile });
+        for (const storage of precision === 'mixed' ? storages : [undefined]) {
+          for (const tile of precision === 'mixed' ? mmaTiles : [null]) {
+            setPrecision(gpu, precision);
+            setConvOverrides(gpu, { mmaTile: tile ?? undefined, storage: storage as 'f16' | 'f32' | undefined });
+            const tag = [tile && `tile ${tile}`, storage === 'f32' && 'f32 activations'].filter(Boolean).join(', ') || undefined;
+            const ours = await benchOurStep(gpu, precision, { ...stepOpts, chain: Math.max(chain, 1), tag });
+            samples.push(...ours.samples);
+            precisionRuns.push({ precision, tile, storage, peakLiveBytes: ours.peakLiveBytes, poolBytes: ours.poolBytes, profile: ours.profile });
+          }
         }
       }
       setPrecision(gpu, 'fp32');
-      setConvOverrides(gpu, { mmaTile: undefined });
+      setConvOverrides(gpu, { mmaTile: undefined, storage: undefined });
     }
   } finally {
     backend.dispose();

@@ -1,7 +1,9 @@
 // Merges what bench/device-mixed.sh measured in one GPU run into one JSON
 // file: our training step and inference (bench --suite step), PyTorch's
 // (bench/pytorch_unet.py) and the fp32/mixed training runs, as `entries`
-// that each carry op, impl, precision, batch and images_per_s.
+// that each carry op, impl, precision, batch and images_per_s (ours in mixed
+// precision also `storage`, of the activations), and the peak memory of
+// each configuration (dist/memory.js) as `memory`.
 //   node bench/merge-device.mjs OUT_DIR RESULT.json [NOTE]
 // NOTE, where given, says where the parts came from (when OUT_DIR gathers several runs).
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -12,14 +14,16 @@ if (!dir || !dest) throw new Error('usage: node bench/merge-device.mjs OUT_DIR R
 const read = (f) => (existsSync(join(dir, f)) ? JSON.parse(readFileSync(join(dir, f), 'utf8')) : null);
 const step = read('step.json');
 const torch = read('pytorch.json');
+const memory = read('memory.json');
 const mib = (b) => b / 2 ** 20;
 
 const entries = [];
 for (const s of step?.samples ?? []) {
   if (s.precision === undefined) continue;
-  const run = step.precisionRuns?.find((r) => r.precision === s.precision && (r.tile ? s.impl.includes(r.tile) : !s.impl.includes('tile')));
+  const storage = s.precision === 'mixed' ? (s.impl.includes('f32 activations') ? 'f32' : 'f16') : undefined;
+  const run = step.precisionRuns?.find((r) => r.precision === s.precision && (r.tile ? s.impl.includes(r.tile) : !s.impl.includes('tile')) && (r.storage ?? 'f16') === (storage ?? r.storage ?? 'f16'));
   entries.push({
-    op: s.op, impl: s.impl, precision: s.precision, batch: s.batch, ms: s.median_ms, images_per_s: s.images_per_s,
+    op: s.op, impl: s.impl, precision: s.precision, ...(storage ? { storage } : {}), batch: s.batch, ms: s.median_ms, images_per_s: s.images_per_s,
     ...(s.gpu_ms !== undefined ? { gpu_ms: s.gpu_ms } : {}), ...(s.record_ms !== undefined ? { record_ms: s.record_ms } : {}),
     ...(s.record_traced_ms !== undefined ? { record_traced_ms: s.record_traced_ms } : {}),
     ...(run && s.op.startsWith('training') ? { peak_live_mib: mib(run.peakLiveBytes) } : {}),
@@ -45,10 +49,10 @@ for (const p of ['fp32', 'mixed']) {
   });
 }
 
-const byOp = (step?.precisionRuns ?? []).map((r) => ({ precision: r.precision, tile: r.tile, dispatches: r.profile?.dispatches, gpu_ms: r.profile?.gpu_ms, byOp: r.profile?.byOp }));
+const byOp = (step?.precisionRuns ?? []).map((r) => ({ precision: r.precision, tile: r.tile, ...(r.storage ? { storage: r.storage } : {}), dispatches: r.profile?.dispatches, gpu_ms: r.profile?.gpu_ms, byOp: r.profile?.byOp }));
 writeFileSync(dest, JSON.stringify({
   gpu: torch?.gpu ?? step?.adapter?.description, adapter: step?.adapter, date: step?.date, ...(note ? { note } : {}),
   versions: { ...step?.versions, torch: torch?.torch, cuda: torch?.cuda, cudnn: torch?.cudnn },
-  entries, training, stepProfiles: byOp,
+  entries, training, stepProfiles: byOp, ...(memory ? { memory: memory.entries } : {}),
 }, null, 1) + '\n');
 console.log(`wrote ${dest}: ${entries.length} entries, ${training.length} training runs`);

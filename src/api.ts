@@ -9,7 +9,7 @@
 export { Gpu, formatAdapter, type AdapterDescription } from './gpu/gpu.js';
 export { GpuError, ShapeError } from './gpu/errors.js';
 
-// The convolutions' precision: fp32, or mixed (f16 subgroup matrices, f32 sums) where the device has them.
+// The precision: fp32, or mixed (f16 subgroup matrices with f32 sums, f16 activations) where the device has them.
 export { type Precision, canRunMixed, defaultPrecision, precisionOf, setPrecision } from './ops/conv/index.js';
 
 // Tensors, the tape, and the ops with their backward rules.

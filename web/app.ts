@@ -178,7 +178,7 @@ function showAdapter(a: AdapterDescription, precision: string): void {
     field('description', described ? a.description : '') +
     field('vendor', a.vendor) +
     field('architecture', a.architecture) +
-    field('precision', precision === 'mixed' ? 'mixed (f16 subgroup matrices, f32 sums)' : 'fp32') +
+    field('precision', precision === 'mixed' ? 'mixed (f16 activations on f16 subgroup matrices, f32 sums)' : 'fp32') +
     `<span class="badge${a.isSoftware ? ' software' : ''}">${a.isSoftware ? 'software (runs on the CPU)' : 'hardware'}</span>`;
   ui.adapterText.title = formatAdapter(a);
 }

@@ -2,10 +2,11 @@
 import { activeTape } from './tape.js';
 import { Tensor, type GradSink, type TapeNode } from './tensor.js';
 import { unary } from '../ops/elementwise/kernel.js';
+import type { DType } from '../gpu/tensor-view.js';
 
-/** Allocates an op's output; it requires grad when any input does and a tape records. */
-export function output(inputs: readonly Tensor[], shape: readonly number[]): Tensor {
-  return Tensor.empty(inputs[0]!.gpu, shape, activeTape(inputs) !== null);
+/** Allocates an op's output (f32 unless told); it requires grad when any input does and a tape records. */
+export function output(inputs: readonly Tensor[], shape: readonly number[], dtype: DType = 'f32'): Tensor {
+  return Tensor.empty(inputs[0]!.gpu, shape, activeTape(inputs) !== null, dtype);
 }
 
 /** Records `backward` for `out` when a tape is recording and an input requires grad. */
@@ -22,7 +23,7 @@ export function record(op: string, inputs: readonly Tensor[], out: Tensor, backw
 export function writeGrad(t: Tensor, grads: GradSink, write: (dst: Tensor) => void): void {
   const { grad, accumulate } = grads.target(t);
   if (!accumulate) return write(grad);
-  const tmp = grads.temp(t.shape);
+  const tmp = grads.temp(t.shape, t.dtype);
   write(tmp);
   unary(t.gpu, 'copy', tmp, grad, { accumulate: true });
 }

@@ -62,14 +62,18 @@ export class Tape implements Collector {
     try {
       // Temporaries of the op being processed, released after its backward.
       const temps: Tensor[] = [];
+      // The gradient handed to the op being processed.
+      let handed: Tensor | null = null;
       const sink: GradSink = {
         target: (t) => {
           if (t.grad) return { grad: t.grad, accumulate: true };
-          t.grad = Tensor.empty(this.gpu, t.shape);
+          // A gradient is stored as its tensor is (f16 activations get f16 gradients).
+          t.grad = Tensor.empty(this.gpu, t.shape, false, t.dtype);
           return { grad: t.grad, accumulate: false };
         },
-        temp: (shape) => {
-          const t = Tensor.empty(this.gpu, shape);
+        consumable: (t) => t === handed && this.owned.has(t),
+        temp: (shape, dtype) => {
+          const t = Tensor.empty(this.gpu, shape, false, dtype);
           temps.push(t);
           return t;
         },
@@ -86,7 +90,9 @@ export class Tape implements Collector {
         const out = node.output;
         const g = out.grad;
         if (!g) continue; // does not lead to the loss
+        handed = g;
         node.backward(g, sink);
+        handed = null;
         // Released after this op's backward is recorded: the pool hands the
         // buffers only to work recorded later on the same queue.
         for (const t of temps.splice(0)) this.release(t);

@@ -2,7 +2,7 @@
 import type { BufferView, Gpu } from '../gpu/gpu.js';
 import type { PooledBuffer } from '../gpu/buffer-pool.js';
 import { ShapeError, shapeStr } from '../gpu/errors.js';
-import { numel, type GpuTensor } from '../gpu/tensor-view.js';
+import { type DType, type GpuTensor, numel, readElements, storageBytes } from '../gpu/tensor-view.js';
 import { adopt } from './context.js';
 
 /** How an op's result is turned into gradients of its inputs (see tape.ts). */
@@ -21,7 +21,13 @@ export interface GradSink {
    */
   target(t: Tensor): { grad: Tensor; accumulate: boolean };
   /** A temporary owned by the backward pass (freed with the tape). */
-  temp(shape: readonly number[]): Tensor;
+  temp(shape: readonly number[], dtype?: DType): Tensor;
+  /**
+   * Whether the op may overwrite `dOut`, the gradient it was handed: nothing
+   * reads it after the op's backward (the tape frees it there), so the op
+   * can turn it into what it needs in place instead of taking a temporary.
+   */
+  consumable(dOut: Tensor): boolean;
 }
 
 export class Tensor implements GpuTensor {
@@ -38,19 +44,20 @@ export class Tensor implements GpuTensor {
     private readonly owned: PooledBuffer | null,
     public requiresGrad = false,
     readonly name = '',
+    readonly dtype: DType = 'f32',
   ) {
-    if (view.size < numel(shape) * 4) throw new ShapeError('Tensor', `buffer of ${view.size} bytes cannot hold shape ${shapeStr(shape)}`);
+    if (view.size < numel(shape) * (dtype === 'f16' ? 2 : 4)) throw new ShapeError('Tensor', `buffer of ${view.size} bytes cannot hold shape ${shapeStr(shape)} in ${dtype}`);
     if (owned) adopt(this);
   }
 
   /** A new tensor with uninitialised contents from the pool. */
-  static empty(gpu: Gpu, shape: readonly number[], requiresGrad = false): Tensor {
+  static empty(gpu: Gpu, shape: readonly number[], requiresGrad = false, dtype: DType = 'f32'): Tensor {
     if (!Array.isArray(shape) || shape.some((d) => !Number.isInteger(d) || d < 0)) {
       throw new ShapeError('Tensor', `shape must be an array of integers ≥ 0, got ${Array.isArray(shape) ? shapeStr(shape) : String(shape)}`);
     }
-    const bytes = Math.max(4, numel(shape) * 4);
+    const bytes = storageBytes(numel(shape), dtype);
     const pb = gpu.acquire(bytes);
-    return new Tensor(gpu, [...shape], { buffer: pb.buffer, offset: 0, size: bytes }, pb, requiresGrad);
+    return new Tensor(gpu, [...shape], { buffer: pb.buffer, offset: 0, size: bytes }, pb, requiresGrad, '', dtype);
   }
 
   static zeros(gpu: Gpu, shape: readonly number[], requiresGrad = false): Tensor {
@@ -83,9 +90,10 @@ export class Tensor implements GpuTensor {
     return this.disposed;
   }
 
+  /** The elements as float32 (f16 ones widened exactly). */
   async read(): Promise<Float32Array> {
     if (this.disposed) throw new Error(`Tensor ${shapeStr(this.shape)} was read after it was disposed`);
-    return this.gpu.readFloat32(this.view, this.size);
+    return readElements(this.gpu, this.view, this.size, this.dtype);
   }
 
   /** Returns the buffer to the pool (no-op for views). Safe to call twice. */

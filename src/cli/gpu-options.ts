@@ -5,7 +5,7 @@ import { type OptionSpec, type Parsed, UsageError } from './args.js';
 
 /** --precision, shared by train and predict. */
 export const PRECISION_OPTION: Record<string, OptionSpec> = {
-  precision: { type: 'string', help: 'fp32 or mixed (f16 operands on subgroup matrices, f32 sums and weights, dynamic loss scaling); default: mixed on GPUs that offer f16 subgroup matrices, else fp32' },
+  precision: { type: 'string', help: 'fp32 or mixed (f16 operands on subgroup matrices and f16 activations, f32 sums and weights, dynamic loss scaling); default: mixed on GPUs that offer f16 subgroup matrices, else fp32' },
 };
 
 /**

@@ -86,6 +86,18 @@ describe('kernel declarations', () => {
         for (const o of d.overrides ?? []) expect(count(wgsl, new RegExp(`override ${o}\\b`, 'g')), `override ${o}`).toBe(1);
         for (const c of Object.keys(d.defines ?? {})) expect(count(wgsl, new RegExp(`(const|override) ${c}\\b`, 'g')), `constant ${c}`).toBe(1);
       });
+
+      if (d.types) {
+        it('element types written only in front, as f32 aliases unless a dispatch says f16, and used', () => {
+          for (const t of d.types!) {
+            expect(count(wgsl, new RegExp(`alias ${t} = f32;`, 'g')), `alias ${t}`).toBe(1);
+            expect(count(wgsl, new RegExp(`\\b${t}\\b`, 'g')), `uses of ${t}`).toBeGreaterThan(1);
+          }
+          const half = k.source(undefined, { [d.types![0]!]: 'f16' });
+          expect(half).toMatch(/^enable f16;/);
+          expect(half).toContain(`alias ${d.types![0]} = f16;`);
+        });
+      }
     });
   }
 });
@@ -121,6 +133,12 @@ override ACCUMULATE: bool = false;
     expect(() => k.dispatch(gpu, { ...run, bind: { x, y }, overrides: { FLIP: 1 } as never })).toThrow('example has no override FLIP');
     expect(() => k.dispatch(gpu, { ...run, bind: { x, y }, uniforms: undefined })).toThrow('example: uniforms missing');
     expect(() => k.dispatch(gpu, { ...run, entry: 'other' as never, bind: { x, y } })).toThrow('example: no entry point other');
+  });
+
+  it('refuses an element type it does not declare', () => {
+    const typed = declareKernel({ name: 'typed', parts: ['@group(0) @binding(1) var<storage, read> x: array<T>;\n@compute @workgroup_size(1) fn main() {}'], entryPoints: { main: ['x'] }, types: ['T'] });
+    expect(() => typed.dispatch(gpu, { entry: 'main', label: 'typed', bind: { x }, types: { U: 'f16' }, workgroups: [1] })).toThrow('typed declares no type U');
+    expect(typed.source()).toContain('alias T = f32;');
   });
 
   it('packs four bytes a field and refuses a value its type cannot hold', () => {

@@ -2,6 +2,8 @@
  * A kernel declared once, next to the code that dispatches it:
  * - its WGSL, as parts composed after the enable directives and the integer
  *   constants (GROUP and friends) that the TypeScript sizes grids with;
+ * - the element types its buffers may be stored in, as WGSL type aliases
+ *   (f32 unless a dispatch says f16; `enable f16;` comes with f16);
  * - its entry points, each with the storage buffers it binds from
  *   @binding(1) on, by their WGSL names;
  * - its uniform block at @binding(0), field by field with types;
@@ -11,6 +13,7 @@
  * checks every declaration against its shader's text.
  */
 import type { BufferView, Gpu } from './gpu.js';
+import type { DType } from './tensor-view.js';
 
 export type UniformType = 'u32' | 'i32' | 'f32';
 type Values<K extends string> = Readonly<Record<K, number>>;
@@ -45,14 +48,20 @@ export function uniformBlock<F extends string>(owner: string, fields: readonly (
 
 /**
  * WGSL put together from parts: enable directives first (WGSL wants them
- * before any declaration), then the integer constants, then the parts.
+ * before any declaration), then the integer constants and the type aliases,
+ * then the parts.
  */
-export function composeShader(parts: readonly string[], enables: readonly string[] = [], defines: Values<string> = {}): string {
+export function composeShader(parts: readonly string[], enables: readonly string[] = [], defines: Values<string> = {}, types: Readonly<Record<string, DType>> = {}): string {
   const consts = Object.entries(defines).map(([name, value]) => {
     if (!Number.isInteger(value) || value < 0) throw new Error(`shader constant ${name} must be an integer ≥ 0, not ${value}`);
     return `const ${name}: u32 = ${value}u;`;
   });
-  return [...enables.map((e) => `enable ${e};`), ...consts, ...parts].join('\n');
+  const aliases = Object.entries(types).map(([name, type]) => {
+    if (type !== 'f32' && type !== 'f16') throw new Error(`shader type ${name} must be f32 or f16, not ${String(type)}`);
+    return `alias ${name} = ${type};`;
+  });
+  const all = Object.values(types).includes('f16') && !enables.includes('f16') ? ['f16', ...enables] : enables;
+  return [...all.map((e) => `enable ${e};`), ...consts, ...aliases, ...parts].join('\n');
 }
 
 export interface KernelDeclaration<E extends string, B extends string, U extends string, O extends string> {
@@ -71,6 +80,8 @@ export interface KernelDeclaration<E extends string, B extends string, U extends
   struct?: string;
   /** The `override` constants a dispatch may set. */
   overrides?: readonly O[];
+  /** Type aliases the WGSL uses for stored elements: f32 unless a dispatch gives f16. */
+  types?: readonly string[];
 }
 
 export interface KernelRun<E extends string, B extends string, U extends string, O extends string> {
@@ -82,13 +93,15 @@ export interface KernelRun<E extends string, B extends string, U extends string,
   overrides?: Readonly<Partial<Record<O, number>>>;
   /** Constants chosen for this use (a planner's tile), written with the declared ones. */
   defines?: Values<string>;
+  /** Element types of the declared aliases that are not f32. */
+  types?: Readonly<Record<string, DType>>;
   workgroups: readonly [number, number?, number?];
 }
 
 export interface DeclaredKernel<E extends string = string, B extends string = string, U extends string = string, O extends string = string> {
   readonly declaration: KernelDeclaration<E, B, U, O>;
-  /** The composed WGSL with `defines` added to the declared constants. */
-  source(defines?: Values<string>): string;
+  /** The composed WGSL with `defines` added to the declared constants, and the aliases' types (f32 unless given). */
+  source(defines?: Values<string>, types?: Readonly<Record<string, DType>>): string;
   /** Records one dispatch of entry point `run.entry`. */
   dispatch(gpu: Gpu, run: KernelRun<E, B, U, O>): void;
 }
@@ -99,13 +112,18 @@ export function declareKernel<E extends string, B extends string, U extends stri
   d: KernelDeclaration<E, B, U, O>,
 ): DeclaredKernel<E, B, U, O> {
   const block = d.uniforms && uniformBlock(d.name, d.uniforms);
-  const fixed = composeShader(d.parts, d.enables, d.defines);
+  const f32s = Object.fromEntries((d.types ?? []).map((t) => [t, 'f32' as DType]));
+  const fixed = composeShader(d.parts, d.enables, d.defines, f32s);
   const sources = new Map<string, string>();
-  const source = (defines?: Values<string>) => {
-    if (!defines) return fixed;
-    const key = Object.entries(defines).join(';');
+  const source = (defines?: Values<string>, types?: Readonly<Record<string, DType>>) => {
+    const wide = !types || Object.values(types).every((t) => t === 'f32');
+    if (!defines && wide) return fixed;
+    for (const name of Object.keys(types ?? {})) {
+      if (!d.types?.includes(name)) throw new Error(`${d.name} declares no type ${name}`);
+    }
+    const key = `${Object.entries(defines ?? {}).join(';')}|${Object.entries(types ?? {}).join(';')}`;
     let s = sources.get(key);
-    if (!s) sources.set(key, (s = composeShader(d.parts, d.enables, { ...d.defines, ...defines })));
+    if (!s) sources.set(key, (s = composeShader(d.parts, d.enables, { ...d.defines, ...defines }, { ...f32s, ...types })));
     return s;
   };
   const kernel: DeclaredKernel<E, B, U, O> = {
@@ -127,7 +145,7 @@ export function declareKernel<E extends string, B extends string, U extends stri
       }
       if (!block !== !run.uniforms) throw new Error(`${d.name}: uniforms ${block ? 'missing' : 'given to a kernel without them'}`);
       gpu.dispatch({
-        kernel: gpu.kernel(d.name, source(run.defines), run.overrides as Record<string, number> | undefined, run.entry),
+        kernel: gpu.kernel(d.name, source(run.defines, run.types), run.overrides as Record<string, number> | undefined, run.entry),
         label: run.label,
         uniforms: block && run.uniforms ? block.pack(run.uniforms) : undefined,
         storage,

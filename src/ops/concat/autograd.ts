@@ -9,7 +9,7 @@ export function concat(a: Tensor, b: Tensor): Tensor {
   if (a.shape.length !== 4 || b.shape.length !== 4) {
     throw new ShapeError('concat', `a ${shapeStr(a.shape)} and b ${shapeStr(b.shape)} must both be [batch, height, width, channels]`);
   }
-  const y = output([a, b], [a.shape[0]!, a.shape[1]!, a.shape[2]!, a.shape[3]! + b.shape[3]!]);
+  const y = output([a, b], [a.shape[0]!, a.shape[1]!, a.shape[2]!, a.shape[3]! + b.shape[3]!], a.dtype);
   concatChannels(a.gpu, a, b, y);
   record('concat', [a, b], y, (dy, grads) => {
     if (a.requiresGrad && b.requiresGrad) {
@@ -27,7 +27,7 @@ export function concat(a: Tensor, b: Tensor): Tensor {
     // Only one side needs a gradient: split into a throw-away buffer for the other.
     const [need, other] = a.requiresGrad ? [a, b] : [b, a];
     writeGrad(need, grads, (dst) => {
-      const junk = grads.temp(other.shape);
+      const junk = grads.temp(other.shape, other.dtype);
       if (need === a) splitChannels(a.gpu, dy, dst, junk);
       else splitChannels(a.gpu, dy, junk, dst);
     });

@@ -1,6 +1,7 @@
 // Concatenation along channels and its gradient, the U-Net's skip connection.
 //
-// Layouts (float32, NHWC, dense), P = N·H·W pixels, C = Ca + Cb:
+// Layouts (NHWC, dense, all of one ELEM_TYPE: an alias written in front by
+// kernel.ts, f32, or f16 for mixed precision), P = N·H·W pixels, C = Ca + Cb:
 //   a [P, Ca], b [P, Cb], out [P, C]   out[q, k] = a[q, k] for k < Ca, else b[q, k − Ca]
 // The gradient reverses it: da[q, k] = dout[q, k], db[q, k] = dout[q, Ca + k].
 //
@@ -29,21 +30,21 @@ struct Params {
 
 // Each entry point's bindings (WGSL lets entry points reuse numbers with other variables).
 // concat
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> a: array<ELEM_TYPE>;
+@group(0) @binding(2) var<storage, read> b: array<ELEM_TYPE>;
+@group(0) @binding(3) var<storage, read_write> out: array<ELEM_TYPE>;
 // concat4
-@group(0) @binding(1) var<storage, read> a4: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> b4: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> out4: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> a4: array<vec4<ELEM_TYPE>>;
+@group(0) @binding(2) var<storage, read> b4: array<vec4<ELEM_TYPE>>;
+@group(0) @binding(3) var<storage, read_write> out4: array<vec4<ELEM_TYPE>>;
 // split
-@group(0) @binding(1) var<storage, read> dout: array<f32>;
-@group(0) @binding(2) var<storage, read_write> da: array<f32>;
-@group(0) @binding(3) var<storage, read_write> db: array<f32>;
+@group(0) @binding(1) var<storage, read> dout: array<ELEM_TYPE>;
+@group(0) @binding(2) var<storage, read_write> da: array<ELEM_TYPE>;
+@group(0) @binding(3) var<storage, read_write> db: array<ELEM_TYPE>;
 // split4
-@group(0) @binding(1) var<storage, read> dout4: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> da4: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> db4: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> dout4: array<vec4<ELEM_TYPE>>;
+@group(0) @binding(2) var<storage, read_write> da4: array<vec4<ELEM_TYPE>>;
+@group(0) @binding(3) var<storage, read_write> db4: array<vec4<ELEM_TYPE>>;
 
 // Where element `flat` of the concatenated tensor lives: in a (or b), at `at`.
 struct Source {

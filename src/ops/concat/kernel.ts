@@ -1,7 +1,7 @@
 /** Channel concatenation (the U-Net's skips) and its gradient: concat.wgsl. */
 import type { Gpu } from '../../gpu/gpu.js';
 import { ShapeError, shapeStr } from '../../gpu/errors.js';
-import { type GpuTensor, checkRank, grid1d, numel, perInvocation } from '../../gpu/tensor-view.js';
+import { type GpuTensor, checkRank, grid1d, numel, perInvocation, requireSameDtype } from '../../gpu/tensor-view.js';
 import { checkNoAliasing } from '../../gpu/aliasing.js';
 import concatSource from './concat.wgsl';
 import { declareKernel } from '../../gpu/kernel.js';
@@ -15,6 +15,7 @@ const CONCAT = declareKernel({
   entryPoints: { concat: ['a', 'b', 'out'], concat4: ['a', 'b', 'out'], split: ['dout', 'da', 'db'], split4: ['dout', 'da', 'db'] },
   uniforms: [['count', 'u32'], ['row_threads', 'u32'], ['ca', 'u32'], ['cb', 'u32']],
   overrides: ['ACCUMULATE'],
+  types: ['ELEM_TYPE'],
 });
 
 export interface SplitChannelsOptions {
@@ -53,15 +54,17 @@ function launch(gpu: Gpu, entry: 'concat' | 'split', count: number, ca: number, 
   };
 }
 
-/** out = [a, b] along channels (a's channels first); a [N,H,W,Ca], b [N,H,W,Cb], out [N,H,W,Ca+Cb]. */
+/** out = [a, b] along channels (a's channels first; all f32 or all f16); a [N,H,W,Ca], b [N,H,W,Cb], out [N,H,W,Ca+Cb]. */
 export function concatChannels(gpu: Gpu, a: GpuTensor, b: GpuTensor, out: GpuTensor): void {
   const op = 'concatChannels';
   checkConcatShapes(op, ['a', 'b', 'out'], a, b, out);
   checkNoAliasing(op, { a, b }, { out });
+  const type = requireSameDtype(op, { a, b, out });
   CONCAT.dispatch(gpu, {
     ...launch(gpu, 'concat', numel(out.shape), a.shape[3]!, b.shape[3]!),
     label: `${op} ${shapeStr(a.shape)} + ${shapeStr(b.shape)}`,
     bind: { a: a.view, b: b.view, out: out.view },
+    types: { ELEM_TYPE: type },
   });
 }
 
@@ -73,10 +76,12 @@ export function splitChannels(gpu: Gpu, dOut: GpuTensor, da: GpuTensor, db: GpuT
   const op = 'splitChannels';
   checkConcatShapes(op, ['da', 'db', 'dOut'], da, db, dOut);
   checkNoAliasing(op, { dOut }, { da, db });
+  const type = requireSameDtype(op, { dOut, da, db });
   CONCAT.dispatch(gpu, {
     ...launch(gpu, 'split', numel(dOut.shape), da.shape[3]!, db.shape[3]!),
     label: `${op} ${shapeStr(dOut.shape)} -> ${shapeStr(da.shape)} + ${shapeStr(db.shape)}`,
     bind: { dout: dOut.view, da: da.view, db: db.view },
+    types: { ELEM_TYPE: type },
     overrides: { ACCUMULATE: opts.accumulate ? 1 : 0 },
   });
 }

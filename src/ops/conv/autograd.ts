@@ -9,27 +9,40 @@ import {
   convTranspose2x2BackwardInput,
   convTranspose2x2BackwardWeights,
 } from './index.js';
-import { binary } from '../elementwise/kernel.js';
+import { binary, binaryInPlace } from '../elementwise/kernel.js';
 import { ShapeError, shapeStr } from '../../gpu/errors.js';
 import type { GradSink, Tensor } from '../../autograd/tensor.js';
 import { output, record } from '../../autograd/record.js';
+import { activationType } from './device.js';
 
 /**
  * ∂L/∂(pre-activation) from ∂L/∂y, using the saved output y: relu' = [y > 0],
- * sigmoid' = y(1 − y). Without an activation it is dy itself.
+ * sigmoid' = y(1 − y). Without an activation it is dy itself. Written over
+ * dy where nothing reads dy afterwards (in a tape's backward, always), which
+ * spares a buffer of its size at the step's busiest moment.
  */
 function preActivationGrad(dy: Tensor, y: Tensor, activation: Activation, grads: GradSink): Tensor {
   if (activation === 'none') return dy;
-  const g = grads.temp(dy.shape);
-  binary(dy.gpu, activation === 'relu' ? 'reluBackward' : 'sigmoidBackward', dy, y, g);
+  const op = activation === 'relu' ? 'reluBackward' : 'sigmoidBackward';
+  if (grads.consumable(dy)) {
+    binaryInPlace(dy.gpu, op, dy, y);
+    return dy;
+  }
+  const g = grads.temp(dy.shape, dy.dtype);
+  binary(dy.gpu, op, dy, y, g);
   return g;
 }
 
-/** act(conv2d(x, w) + b): 'same' padding, stride 1; w is (kh, kw, in, out). */
+/**
+ * act(conv2d(x, w) + b): 'same' padding, stride 1; w is (kh, kw, in, out).
+ * The output is stored as the device's activations are (activationType),
+ * but a sigmoid's stays f32: probabilities near 1 need f32's resolution, and
+ * the loss reads them.
+ */
 export function conv2d(x: Tensor, w: Tensor, b: Tensor, activation: Activation = 'none'): Tensor {
   if (x.shape.length !== 4) throw new ShapeError('conv2d', `x must be [batch, height, width, channels], got ${shapeStr(x.shape)}`);
   if (w.shape.length !== 4) throw new ShapeError('conv2d', `w must be [kh, kw, in, out], got ${shapeStr(w.shape)}`);
-  const y = output([x, w, b], [x.shape[0]!, x.shape[1]!, x.shape[2]!, w.shape[3]!]);
+  const y = output([x, w, b], [x.shape[0]!, x.shape[1]!, x.shape[2]!, w.shape[3]!], activation === 'sigmoid' ? 'f32' : activationType(x.gpu));
   conv2dKernel(x.gpu, x, w, b, y, activation);
   record(`conv2d${activation === 'none' ? '' : `+${activation}`}`, [x, w, b], y, (dy, grads) => {
     const g = preActivationGrad(dy, y, activation, grads);
@@ -54,7 +67,7 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor, activation: Activation =
 export function convTranspose2x2(x: Tensor, w: Tensor, b: Tensor): Tensor {
   if (x.shape.length !== 4) throw new ShapeError('convTranspose2x2', `x must be [batch, height, width, channels], got ${shapeStr(x.shape)}`);
   if (w.shape.length !== 4) throw new ShapeError('convTranspose2x2', `w must be [2, 2, out, in], got ${shapeStr(w.shape)}`);
-  const y = output([x, w, b], [x.shape[0]!, 2 * x.shape[1]!, 2 * x.shape[2]!, w.shape[2]!]);
+  const y = output([x, w, b], [x.shape[0]!, 2 * x.shape[1]!, 2 * x.shape[2]!, w.shape[2]!], activationType(x.gpu));
   convTransposeKernel(x.gpu, x, w, b, y);
   record('convTranspose2x2', [x, w, b], y, (dy, grads) => {
     if (x.requiresGrad) {

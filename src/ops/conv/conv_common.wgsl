@@ -38,10 +38,13 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a_src: array<f32>;
-@group(0) @binding(2) var<storage, read> b_src: array<f32>;
+// A, B and C's element types: aliases written in front by gemm.ts, f32 but
+// on the mixed-precision shader, where f16 tensors may be bound (the code
+// below reads them into f32 and writes C back in its own type).
+@group(0) @binding(1) var<storage, read> a_src: array<A_TYPE>;
+@group(0) @binding(2) var<storage, read> b_src: array<B_TYPE>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<OUT_TYPE>;
 
 // Where element (row, col) of C goes, as an index into out: the transposed
 // forward scatters row (n, i, j) and column (a, b, co) to y[n, 2i+a, 2j+b, co];
@@ -95,9 +98,9 @@ fn up_index(px: vec3<u32>, ab: u32, co: u32) -> u32 {
 // ∂input modes (1, 4) when ACCUMULATE, else overwriting it.
 fn write_out(at: u32, v: f32) {
   if (ACCUMULATE && (MODE == 1u || MODE == 4u)) {
-    out[at] = out[at] + v;
+    out[at] = OUT_TYPE(f32(out[at]) + v);
   } else {
-    out[at] = v;
+    out[at] = OUT_TYPE(v);
   }
 }
 

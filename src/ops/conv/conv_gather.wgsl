@@ -112,14 +112,14 @@ fn a_quad(first: u32, k: u32, info: vec4<u32>) -> vec4<f32> {
       for (var r = 0u; r < 4u; r++) {
         let at = conv_at(first + r, info[r], tap);
         if (first + r < p.m && at >= 0) {
-          v[r] = a_src[at];
+          v[r] = f32(a_src[at]);
         }
       }
     }
     case 3u: {
       for (var r = 0u; r < 4u; r++) {
         if (first + r < p.m) {
-          v[r] = a_src[(first + r) * p.k + k];
+          v[r] = f32(a_src[(first + r) * p.k + k]);
         }
       }
     }
@@ -127,7 +127,7 @@ fn a_quad(first: u32, k: u32, info: vec4<u32>) -> vec4<f32> {
       let off = up_offset(k);
       for (var r = 0u; r < 4u; r++) {
         if (first + r < p.m) {
-          v[r] = a_src[info[r] * p.a_c + off];
+          v[r] = f32(a_src[info[r] * p.a_c + off]);
         }
       }
     }
@@ -140,7 +140,7 @@ fn a_quad(first: u32, k: u32, info: vec4<u32>) -> vec4<f32> {
         } else if (first + r < p.m) {
           let at = weight_at(k, info[r], yx);
           if (at >= 0) {
-            v[r] = a_src[at];
+            v[r] = f32(a_src[at]);
           }
         }
       }
@@ -150,7 +150,7 @@ fn a_quad(first: u32, k: u32, info: vec4<u32>) -> vec4<f32> {
       let base = up_base(k);
       for (var r = 0u; r < 4u; r++) {
         if (first + r < p.m) {
-          v[r] = a_src[base + info[r]];
+          v[r] = f32(a_src[base + info[r]]);
         }
       }
     }

@@ -1,7 +1,9 @@
 // The convolutions' implicit GEMMs (every mode of conv_tiled.wgsl's table) on
 // subgroup matrices: f16 operands, f32 accumulation — the tensor cores on
-// NVIDIA. Activations, weights and results stay f32 in memory; each tile of
-// A and B is rounded to f16 as it is staged.
+// NVIDIA. A, B and C are each stored as f32 or f16 (A_TYPE, B_TYPE,
+// OUT_TYPE: mixed precision keeps activations and their gradients in f16,
+// weights and weight gradients in f32); each tile of A and B is rounded to
+// f16 as it is staged.
 //
 // gemm.ts puts before this file the `enable` directives and the
 // constants of the adapter's matrix shape and the tile:
@@ -61,8 +63,8 @@ override A_BY_ROWS: bool = MODE != 2u && MODE != 5u;
 // A's and B's values come in fours along what a slot reads (the wrapper checks the channel counts).
 override A4: bool = false;
 override B4: bool = false;
-@group(0) @binding(5) var<storage, read> a4_src: array<vec4<f32>>;
-@group(0) @binding(6) var<storage, read> b4_src: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> a4_src: array<vec4<A_TYPE>>;
+@group(0) @binding(6) var<storage, read> b4_src: array<vec4<B_TYPE>>;
 // With A4 in the pixel-row modes a slot is one row and four k: slot s is row s / K4, k quad s % K4.
 const K4: u32 = TK / 4u;
 
@@ -79,13 +81,13 @@ fn a_row_k4(row: u32, info: u32, k: u32) -> vec4<f32> {
       if (at < 0) {
         return vec4<f32>(0.0);
       }
-      return a4_src[u32(at) / 4u];
+      return vec4<f32>(a4_src[u32(at) / 4u]);
     }
     case 3u: {
-      return a4_src[(row * p.k + k) / 4u];
+      return vec4<f32>(a4_src[(row * p.k + k) / 4u]);
     }
     default: {
-      return a4_src[(info * p.a_c + up_offset(k)) / 4u];
+      return vec4<f32>(a4_src[(info * p.a_c + up_offset(k)) / 4u]);
     }
   }
 }
@@ -104,9 +106,9 @@ fn a_rows4(first: u32, info: u32, k: u32) -> vec4<f32> {
     if (at < 0) {
       return vec4<f32>(0.0);
     }
-    return a4_src[u32(at) / 4u];
+    return vec4<f32>(a4_src[u32(at) / 4u]);
   }
-  return a4_src[(up_base(k) + info) / 4u];
+  return vec4<f32>(a4_src[(up_base(k) + info) / 4u]);
 }
 var<workgroup> c_scratch: array<f32, SUB_Y * SUB_X * SM * SN>; // one result matrix per subgroup
 
@@ -198,12 +200,12 @@ fn main(
       var v = vec4<f32>(0.0);
       if (B4) {
         if (k < k_end && col0 + c4 < p.n) {
-          v = b4_src[(k * p.n + col0 + c4) / 4u];
+          v = vec4<f32>(b4_src[(k * p.n + col0 + c4) / 4u]);
         }
       } else {
         for (var c = 0u; c < 4u; c++) {
           if (k < k_end && col0 + c4 + c < p.n) {
-            v[c] = b_src[k * p.n + col0 + c4 + c];
+            v[c] = f32(b_src[k * p.n + col0 + c4 + c]);
           }
         }
       }

@@ -8,6 +8,7 @@ import { BufferUsage, type BufferView, type Gpu } from '../../gpu/gpu.js';
 import { type ConvCaps, type ConvOverrides, type Formulation, MMA_TILES, Mode, type Precision, TILE_SHAPES, type WinogradPlan, canShareRows, fittingMmaTile, formulationFor } from './plan.js';
 import type { Gemm } from './gemm.js';
 import type { DeclaredKernel } from '../../gpu/kernel.js';
+import type { DType } from '../../gpu/tensor-view.js';
 
 /** The software adapter's formulations (src/software/conv.ts), registered when that module loads. */
 export interface SoftwareConv {
@@ -68,7 +69,8 @@ export function defaultPrecision(gpu: Gpu): Precision {
 /**
  * Sets the convolutions' precision on this device (fp32 until set). 'mixed'
  * runs every convolution GEMM on subgroup matrices, f16 operands and f32
- * sums; tensors stay float32.
+ * sums, and the ops store activations and their gradients as f16
+ * (activationType); weights, their gradients and the loss stay float32.
  */
 export function setPrecision(gpu: Gpu, precision: Precision): void {
   if (precision !== 'fp32' && precision !== 'mixed') throw new Error(`unknown precision "${String(precision)}": use fp32 or mixed`);
@@ -91,6 +93,18 @@ export function precisionOf(gpu: Gpu): Precision {
   return state(gpu).precision;
 }
 
+/**
+ * How the autograd ops store the activations they make (and so their
+ * gradients): f16 in mixed precision, whose convolutions round their
+ * operands to f16 anyway (so storing them so loses nothing more, and halves
+ * their memory and traffic), unless the `storage` override says f32; f32
+ * otherwise.
+ */
+export function activationType(gpu: Gpu): DType {
+  const s = state(gpu);
+  return s.precision === 'mixed' ? (s.overrides.storage ?? 'f16') : 'f32';
+}
+
 /** The overrides in force on this device. */
 export function convOverrides(gpu: Gpu): Readonly<ConvOverrides> {
   return state(gpu).overrides;
@@ -105,7 +119,8 @@ export function setConvOverrides(gpu: Gpu, overrides: ConvOverrides): void {
   const s = state(gpu);
   const next: ConvOverrides = { ...s.overrides, ...overrides };
   for (const key of Object.keys(next) as (keyof ConvOverrides)[]) if (next[key] === undefined) delete next[key];
-  const { formulation: f, tile, mmaTile, winograd, winogradScratch, winogradTile } = next;
+  const { formulation: f, tile, mmaTile, winograd, winogradScratch, winogradTile, storage } = next;
+  if (storage !== undefined && storage !== 'f32' && storage !== 'f16') throw new Error(`storage must be 'f32' or 'f16', not ${String(storage)}`);
   if (f !== undefined && !['tiled', 'direct', 'rows'].includes(f)) throw new Error(`unknown convolution formulation "${f}": use tiled, rows or direct`);
   if (f === 'rows' && !(gpu.adapterInfo.isSoftware && software && canShareRows(capsOf(gpu)))) {
     const { subgroupMinSize: min, subgroupMaxSize: max } = gpu.adapterInfo;

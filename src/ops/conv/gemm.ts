@@ -5,7 +5,7 @@
  * formulations run through device.ts's softwareConv().
  */
 import type { BufferView, Gpu } from '../../gpu/gpu.js';
-import { allocTensor } from '../../gpu/tensor-view.js';
+import { type DType, allocTensor } from '../../gpu/tensor-view.js';
 import { capsOf, placeholder, softwareConv } from './device.js';
 import { type GemmPlan, type GemmShape, TRANSPOSE_COLS, TRANSPOSE_GROUP, type TransposePlan, planGemm } from './plan.js';
 import { reduceSplits } from './sums.js';
@@ -19,7 +19,7 @@ import transposeSource from './weights_transpose.wgsl';
 import { type DeclaredKernel, declareKernel } from '../../gpu/kernel.js';
 
 /** A GEMM with its buffers. */
-export interface Gemm extends Omit<GemmShape, 'aBytes' | 'bBytes' | 'bias' | 'biasGradient'> {
+export interface Gemm extends Omit<GemmShape, 'aBytes' | 'bBytes' | 'bias' | 'biasGradient' | 'f16'> {
   /** What runs on what, for GPU error messages. */
   label: string;
   a: BufferView;
@@ -28,11 +28,21 @@ export interface Gemm extends Omit<GemmShape, 'aBytes' | 'bBytes' | 'bias' | 'bi
   out: BufferView;
   /** Weight gradients: where the bias gradient goes, if wanted. */
   db?: BufferView;
+  /** How A, B and C are stored (f32 when absent). */
+  types?: GemmTypes;
+}
+
+/** The element types of A, B and C: the shader's aliases. */
+export interface GemmTypes {
+  A_TYPE: DType;
+  B_TYPE: DType;
+  OUT_TYPE: DType;
 }
 
 export function shapeOf(g: Gemm): GemmShape {
-  const { label: _label, a, b, bias, out: _out, db, ...sizes } = g;
-  return { ...sizes, aBytes: a.size, bBytes: b.size, bias: bias !== undefined, biasGradient: db !== undefined };
+  const { label: _label, a, b, bias, out: _out, db, types, ...sizes } = g;
+  const f16 = types !== undefined && Object.values(types).includes('f16');
+  return { ...sizes, aBytes: a.size, bBytes: b.size, bias: bias !== undefined, biasGradient: db !== undefined, f16 };
 }
 
 /** Records a GEMM; returns its plan (a weight gradient's caller reads whether the bias gradient was computed). */
@@ -49,12 +59,13 @@ export function runGemm(gpu: Gpu, g: Gemm): GemmPlan {
   }
   const transposed = plan.transpose ? transposedWeights(gpu, g, plan.transpose) : null;
   const b = transposed?.view ?? g.b;
+  if (transposed && g.types?.B_TYPE === 'f16') throw new Error(`${g.label}: the weights are rearranged as f32, but B is f16`);
   const family = plan.shader.family === 'conv_rows' ? softwareConv().rows : CONV_FAMILIES[plan.shader.family];
   const views = { a: g.a, b, none: placeholder(gpu, 'read'), 'none-writable': placeholder(gpu, 'write') };
   const dispatch = (label: string, out: BufferView, uniforms: ConvUniforms) => {
     const bind: Record<string, BufferView> = { a_src: g.a, b_src: b, bias: g.bias ?? views.none };
     for (const [name, what] of Object.entries(plan.shader.bind)) bind[name] = what === 'out' ? out : views[what];
-    family.dispatch(gpu, { entry: 'main', label, bind, uniforms, overrides: plan.shader.constants, defines: plan.shader.defines, workgroups: plan.grid });
+    family.dispatch(gpu, { entry: 'main', label, bind, uniforms, overrides: plan.shader.constants, defines: plan.shader.defines, types: { ...g.types, ...(out !== g.out ? { OUT_TYPE: 'f32' as DType } : {}) }, workgroups: plan.grid });
   };
   const how = `${plan.formulation} ${plan.tile.rows}×${plan.tile.cols}`;
   if (!plan.splits) {
@@ -90,6 +101,7 @@ export function declareConvFamily(name: string, parts: readonly string[], own: {
     name,
     parts: [...parts, commonSource, activationSource],
     enables: own.enables,
+    types: ['A_TYPE', 'B_TYPE', 'OUT_TYPE'],
     entryPoints: { main: ['a_src', 'b_src', 'bias', 'out', ...own.bindings] },
     uniforms: CONV_UNIFORMS,
     overrides: ['MODE', 'ACT', 'ACCUMULATE', 'BIAS_ROW', ...own.overrides],

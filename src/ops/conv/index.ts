@@ -6,4 +6,4 @@
  */
 export * from './kernel.js';
 export { type Activation, type ConvOverrides, type Formulation, type MmaTile, type Precision, type TileShape, MMA_DEFAULT_TILE, MMA_TILES, TILE_SHAPES, mmaConstants, planGemm, rowsPerLaneFor, tileShapeFor } from './plan.js';
-export { canRunMixed, convFormulation, convOverrides, defaultPrecision, precisionOf, setConvOverrides, setPrecision } from './device.js';
+export { activationType, canRunMixed, convFormulation, convOverrides, defaultPrecision, precisionOf, setConvOverrides, setPrecision } from './device.js';

@@ -2,14 +2,16 @@
  * The convolution ops: shape checks, then one GEMM each (gemm.ts, planned by
  * plan.ts). conv2d: k × k kernels (odd k), stride 1, 'same' padding, weights
  * in Keras layout (kh, kw, in, out). convTranspose2x2: 2 × 2, stride 2,
- * weights (kh, kw, out, in). Activations NHWC float32.
+ * weights (kh, kw, out, in). Activations NHWC, and with their gradients
+ * float32 or (mixed precision) float16; weights, biases and their gradients
+ * float32.
  */
 import type { Gpu } from '../../gpu/gpu.js';
 import { ShapeError, shapeStr } from '../../gpu/errors.js';
-import { type GpuTensor, checkRank, checkStorage, numel } from '../../gpu/tensor-view.js';
+import { type GpuTensor, checkRank, checkStorage, dtypeOf, numel, requireF32 } from '../../gpu/tensor-view.js';
 import { checkNoAliasing } from '../../gpu/aliasing.js';
 import { type Activation, Mode } from './plan.js';
-import { runGemm } from './gemm.js';
+import { type GemmTypes, runGemm } from './gemm.js';
 import { channelSums } from './sums.js';
 
 export interface GradOptions {
@@ -31,7 +33,13 @@ export function biasGradient(gpu: Gpu, dy: GpuTensor, db: GpuTensor, opts: GradO
     throw new ShapeError(op, `db must have shape [${c}] for dy ${shapeStr(dy.shape)}, got ${shapeStr(db.shape)}`);
   }
   checkStorage(op, 'db', db);
-  channelSums(gpu, dy.view, numel(dy.shape) / c, c, db.view, opts.accumulate ?? false, `${op} dy ${shapeStr(dy.shape)}`);
+  requireF32(op, { db });
+  channelSums(gpu, dy.view, numel(dy.shape) / c, c, db.view, opts.accumulate ?? false, `${op} dy ${shapeStr(dy.shape)}`, dtypeOf(dy));
+}
+
+/** How A, B and C are stored, for the shader's aliases. */
+function typesOf(a: GpuTensor, b: GpuTensor, out: GpuTensor): GemmTypes {
+  return { A_TYPE: dtypeOf(a), B_TYPE: dtypeOf(b), OUT_TYPE: dtypeOf(out) };
 }
 
 function convShapes(op: string, x: GpuTensor, w: GpuTensor) {
@@ -57,8 +65,9 @@ export function conv2d(gpu: Gpu, x: GpuTensor, w: GpuTensor, b: GpuTensor, y: Gp
   const s = convShapes(op, x, w);
   expectShape(op, 'b', b, [s.co]);
   expectShape(op, 'y', y, [s.n, s.h, s.wd, s.co]);
+  requireF32(op, { w, b });
   runGemm(gpu, {
-    mode: Mode.ConvForward,
+    mode: Mode.ConvForward, types: typesOf(x, w, y),
     label: `${op} x ${shapeStr(x.shape)} w ${shapeStr(w.shape)}${activation !== 'none' ? ` ${activation}` : ''}`,
     a: x.view, b: w.view, bias: b.view, out: y.view,
     batch: s.n, h: s.h, w: s.wd, aC: s.ci, kh: s.kh, kw: s.kh, pad: s.pad, bC: s.co,
@@ -76,8 +85,9 @@ export function conv2dBackwardInput(gpu: Gpu, dy: GpuTensor, w: GpuTensor, dx: G
   if (wco !== co) throw new ShapeError(op, `dy has ${co} channels but w ${shapeStr(w.shape)} produces ${wco}`);
   if (w.shape[0] !== w.shape[1] || kh % 2 !== 1) throw new ShapeError(op, `kernel must be square and odd, got w ${shapeStr(w.shape)}`);
   expectShape(op, 'dx', dx, [n, h, wd, ci]);
+  requireF32(op, { w });
   runGemm(gpu, {
-    mode: Mode.ConvInput,
+    mode: Mode.ConvInput, types: typesOf(dy, w, dx),
     label: `${op} dy ${shapeStr(dy.shape)} w ${shapeStr(w.shape)}`,
     a: dy.view, b: w.view, out: dx.view,
     batch: n, h, w: wd, aC: co, kh, kw: kh, pad: kh - 1 - (kh - 1) / 2, bC: ci,
@@ -94,8 +104,9 @@ export function conv2dBackwardWeights(gpu: Gpu, x: GpuTensor, dy: GpuTensor, dw:
     expectShape(op, 'db', opts.db, [s.co]);
     checkNoAliasing(op, {}, { dw, db: opts.db });
   }
+  requireF32(op, opts.db ? { dw, db: opts.db } : { dw });
   const plan = runGemm(gpu, {
-    mode: Mode.ConvWeights,
+    mode: Mode.ConvWeights, types: typesOf(x, dy, dw),
     label: `${op} x ${shapeStr(x.shape)} dy ${shapeStr(dy.shape)}${opts.db ? ' and bias' : ''}`,
     a: x.view, b: dy.view, out: dw.view, db: opts.db?.view,
     batch: s.n, h: s.h, w: s.wd, aC: s.ci, kh: s.kh, kw: s.kh, pad: s.pad, bC: s.co,
@@ -120,8 +131,9 @@ export function convTranspose2x2(gpu: Gpu, x: GpuTensor, w: GpuTensor, b: GpuTen
   const s = upShapes(op, x, w);
   expectShape(op, 'b', b, [s.co]);
   expectShape(op, 'y', y, [s.n, 2 * s.h, 2 * s.wd, s.co]);
+  requireF32(op, { w, b });
   runGemm(gpu, {
-    mode: Mode.UpForward,
+    mode: Mode.UpForward, types: typesOf(x, w, y),
     label: `${op} x ${shapeStr(x.shape)} w ${shapeStr(w.shape)}`,
     a: x.view, b: w.view, bias: b.view, out: y.view,
     batch: s.n, h: s.h, w: s.wd, aC: s.ci, bC: s.co,
@@ -139,8 +151,9 @@ export function convTranspose2x2BackwardInput(gpu: Gpu, dy: GpuTensor, w: GpuTen
   if (wco !== co) throw new ShapeError(op, `dy has ${co} channels but w ${shapeStr(w.shape)} produces ${wco}`);
   if (h2 % 2 || w2 % 2) throw new ShapeError(op, `dy ${shapeStr(dy.shape)} must have even height and width`);
   expectShape(op, 'dx', dx, [n, h2 / 2, w2 / 2, ci]);
+  requireF32(op, { w });
   runGemm(gpu, {
-    mode: Mode.UpInput,
+    mode: Mode.UpInput, types: typesOf(dy, w, dx),
     label: `${op} dy ${shapeStr(dy.shape)} w ${shapeStr(w.shape)}`,
     a: dy.view, b: w.view, out: dx.view,
     batch: n, h: h2 / 2, w: w2 / 2, aC: co, bC: ci,
@@ -152,8 +165,9 @@ export function convTranspose2x2BackwardWeights(gpu: Gpu, x: GpuTensor, dy: GpuT
   const op = 'convTranspose2x2BackwardWeights';
   const s = upShapes(op, x, dw);
   expectShape(op, 'dy', dy, [s.n, 2 * s.h, 2 * s.wd, s.co]);
+  requireF32(op, { dw });
   runGemm(gpu, {
-    mode: Mode.UpWeights,
+    mode: Mode.UpWeights, types: typesOf(dy, x, dw),
     label: `${op} x ${shapeStr(x.shape)} dy ${shapeStr(dy.shape)}`,
     a: dy.view, b: x.view, out: dw.view,
     batch: s.n, h: s.h, w: s.wd, aC: s.co, bC: s.ci,

@@ -155,4 +155,14 @@ describe('convolution planner', () => {
     for (const m of [256, 288, 100000]) expect(rowsPerLaneFor(m)).toBe(4);
     expect(rowsPerLaneFor(36, true)).toBe(4);
   });
+
+  it('plans f16 tensors on the mixed-precision shader only, and refuses them elsewhere with a reason', () => {
+    const half = { ...forward(2, 16, 16, 8, 8), f16: true };
+    const mixed = planGemm(h200('mixed'), half);
+    expect(mixed.kind === 'gemm' && mixed.formulation).toBe('mma');
+    expect(() => planGemm(h200('fp32'), half)).toThrow(/f16 tensors go through the mixed-precision convolution only; this GEMM would run on 'tiled'/);
+    expect(() => planGemm(lavapipe('fp32'), half)).toThrow(/would run on 'rows'/);
+    // Past the index packing the planner would fall back to the direct shader, which is f32 only.
+    expect(() => planGemm(h200('mixed'), { ...forward(1, 65536, 1, 4, 4), f16: true })).toThrow(/would run on 'direct'/);
+  });
 });

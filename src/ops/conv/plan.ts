@@ -61,6 +61,8 @@ export interface GemmShape {
   /** Bytes bound for A and B (a vec4 view needs at least 16). */
   aBytes: number;
   bBytes: number;
+  /** A, B or C is stored as f16: only the mixed-precision shader reads and writes those. */
+  f16?: boolean;
 }
 
 export type Formulation = 'tiled' | 'mma' | 'direct' | 'rows';
@@ -95,6 +97,8 @@ export interface ConvOverrides {
   /** Bytes of transformed input and products one Winograd pass may hold. */
   winogradScratch?: number;
   winogradTile?: 2 | 4;
+  /** How mixed precision stores activations and their gradients: f16 (its default) or f32. */
+  storage?: 'f32' | 'f16';
 }
 
 /** What the planner needs to know about a device. */
@@ -205,6 +209,9 @@ export function formulationFor(caps: ConvCaps, g: GemmShape): Formulation {
 
 /** The plan of one convolution GEMM. */
 export function planGemm(caps: ConvCaps, g: GemmShape): GemmPlan {
+  if (g.f16 && formulationFor(caps, g) !== 'mma') {
+    throw new Error(`f16 tensors go through the mixed-precision convolution only; this GEMM would run on '${formulationFor(caps, g)}' (set the precision to mixed on a device with f16 subgroup matrices)`);
+  }
   if (isWeightGradient(g) && g.k === 0) return { kind: 'empty' };
   const winograd = winogradPlan(caps, g);
   if (winograd) return { kind: 'winograd', winograd };

@@ -30,7 +30,9 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> src: array<f32>;
+// SRC_TYPE (an alias written in front by sums.ts): f32, or f16 where the
+// channel sums read an f16 gradient; the sums are f32.
+@group(0) @binding(1) var<storage, read> src: array<SRC_TYPE>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dst2: array<f32>;
 
@@ -45,13 +47,13 @@ fn split_total(i: u32) -> f32 {
   var s3 = 0.0;
   var k = 0u;
   for (; k + 3u < p.splits; k += 4u) {
-    s0 += src[k * p.len + i];
-    s1 += src[(k + 1u) * p.len + i];
-    s2 += src[(k + 2u) * p.len + i];
-    s3 += src[(k + 3u) * p.len + i];
+    s0 += f32(src[k * p.len + i]);
+    s1 += f32(src[(k + 1u) * p.len + i]);
+    s2 += f32(src[(k + 2u) * p.len + i]);
+    s3 += f32(src[(k + 3u) * p.len + i]);
   }
   for (; k < p.splits; k++) {
-    s0 += src[k * p.len + i];
+    s0 += f32(src[k * p.len + i]);
   }
   return (s0 + s1) + (s2 + s3);
 }
@@ -96,7 +98,7 @@ fn channel_partial_sums(
   var s = 0.0;
   if (c < p.len) {
     for (var r = begin + lane; r < end; r += 4u) {
-      s += src[r * p.len + c];
+      s += f32(src[r * p.len + c]);
     }
   }
   partial[li] = s;
@@ -109,7 +111,7 @@ fn channel_partial_sums(
 override QUADS: u32 = 64u;
 override LANES: u32 = GROUP / QUADS;
 
-@group(0) @binding(1) var<storage, read> src4: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> src4: array<vec4<SRC_TYPE>>;
 @group(0) @binding(2) var<storage, read_write> dst4: array<vec4<f32>>;
 
 var<workgroup> partial4: array<vec4<f32>, GROUP>;
@@ -132,13 +134,13 @@ fn channel_sums4(
   if (q < quads) {
     var r = begin + lane;
     for (; r + 3u * LANES < end; r += 4u * LANES) {
-      s0 += src4[r * quads + q];
-      s1 += src4[(r + LANES) * quads + q];
-      s2 += src4[(r + 2u * LANES) * quads + q];
-      s3 += src4[(r + 3u * LANES) * quads + q];
+      s0 += vec4<f32>(src4[r * quads + q]);
+      s1 += vec4<f32>(src4[(r + LANES) * quads + q]);
+      s2 += vec4<f32>(src4[(r + 2u * LANES) * quads + q]);
+      s3 += vec4<f32>(src4[(r + 3u * LANES) * quads + q]);
     }
     for (; r < end; r += LANES) {
-      s0 += src4[r * quads + q];
+      s0 += vec4<f32>(src4[r * quads + q]);
     }
   }
   partial4[li] = (s0 + s1) + (s2 + s3);

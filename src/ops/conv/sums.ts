@@ -3,7 +3,7 @@
  * a split weight gradient added up, and per-channel sums for bias gradients.
  */
 import type { BufferView, Gpu } from '../../gpu/gpu.js';
-import { grid1d, perInvocation } from '../../gpu/tensor-view.js';
+import { type DType, grid1d, perInvocation } from '../../gpu/tensor-view.js';
 import { placeholder } from './device.js';
 import splitSource from './split_sum.wgsl';
 import { declareKernel } from '../../gpu/kernel.js';
@@ -17,6 +17,7 @@ const SPLIT_SUM = declareKernel({
   entryPoints: { reduce_splits: ['src', 'dst', 'dst2'], channel_partial_sums: ['src', 'dst'], channel_sums4: ['src', 'dst'] },
   uniforms: [['len', 'u32'], ['splits', 'u32'], ['rows_per_split', 'u32'], ['row_threads', 'u32'], ['first', 'u32']],
   overrides: ['ACCUMULATE', 'QUADS'],
+  types: ['SRC_TYPE'],
 });
 
 /** dst (+)= Σ over splits of src's slices of `len`; with `second`, sums from `second.from` on go to second.view instead. */
@@ -40,11 +41,12 @@ export function reduceSplits(
 }
 
 /**
- * dst[c] (+)= Σ over rows of src[row, c], src a [rows × c] matrix: split
- * across workgroups, then the splits' partial sums added.
+ * dst[c] (+)= Σ over rows of src[row, c], src a [rows × c] matrix (f32 or
+ * f16; the sums f32): split across workgroups, then the splits' partial sums
+ * added.
  */
-export function channelSums(gpu: Gpu, src: BufferView, rows: number, c: number, dst: BufferView, accumulate: boolean, label: string): void {
-  if (rows > 0 && perInvocation(c) === 4) return channelSums4(gpu, src, rows, c, dst, accumulate, label);
+export function channelSums(gpu: Gpu, src: BufferView, rows: number, c: number, dst: BufferView, accumulate: boolean, label: string, srcType: DType = 'f32'): void {
+  if (rows > 0 && perInvocation(c) === 4) return channelSums4(gpu, src, rows, c, dst, accumulate, label, srcType);
   const splits = Math.max(1, Math.min(256, Math.floor(rows / 256)));
   const rowsPerSplit = Math.ceil(rows / splits);
   const scratch = gpu.acquire(splits * c * 4);
@@ -54,6 +56,7 @@ export function channelSums(gpu: Gpu, src: BufferView, rows: number, c: number, 
     label,
     bind: { src, dst: partials },
     uniforms: { len: c, splits: rows, rows_per_split: rowsPerSplit, row_threads: 0, first: 0 },
+    types: { SRC_TYPE: srcType },
     workgroups: [Math.ceil(c / 64), splits],
   });
   reduceSplits(gpu, { src: partials, splits, len: c }, dst, accumulate, label);
@@ -65,16 +68,17 @@ export function channelSums(gpu: Gpu, src: BufferView, rows: number, c: number, 
  * invocation adds at least 16 (at most 512 splits), then the same entry
  * point over the partial sums; one pass when one split will do.
  */
-function channelSums4(gpu: Gpu, src: BufferView, rows: number, c: number, dst: BufferView, accumulate: boolean, label: string): void {
+function channelSums4(gpu: Gpu, src: BufferView, rows: number, c: number, dst: BufferView, accumulate: boolean, label: string, srcType: DType): void {
   const quads = Math.min(64, 2 ** Math.ceil(Math.log2(c / 4)));
   const lanes = GROUP / quads;
-  const pass = (from: BufferView, to: BufferView, rowCount: number, rowsPerSplit: number, acc: boolean, what: string) => {
+  const pass = (from: BufferView, to: BufferView, rowCount: number, rowsPerSplit: number, acc: boolean, what: string, fromType: DType = 'f32') => {
     SPLIT_SUM.dispatch(gpu, {
       entry: 'channel_sums4',
       label: `${label}${what}`,
       bind: { src: from, dst: to },
       uniforms: { len: c, splits: rowCount, rows_per_split: rowsPerSplit, row_threads: 0, first: 0 },
       overrides: { ACCUMULATE: acc ? 1 : 0, QUADS: quads },
+      types: { SRC_TYPE: fromType },
       workgroups: [Math.ceil(c / 4 / quads), Math.ceil(rowCount / rowsPerSplit)],
     });
   };
@@ -82,10 +86,10 @@ function channelSums4(gpu: Gpu, src: BufferView, rows: number, c: number, dst: B
   const splits = Math.ceil(rows / rowsPerSplit);
   // One pass reads src and writes dst: WebGPU rejects that when they lie in
   // one buffer, even apart, so such a pair goes through scratch like a split.
-  if (splits <= 1 && src.buffer !== dst.buffer) return pass(src, dst, rows, rows, accumulate, '');
+  if (splits <= 1 && src.buffer !== dst.buffer) return pass(src, dst, rows, rows, accumulate, '', srcType);
   const scratch = gpu.acquire(splits * c * 4);
   const partials = { buffer: scratch.buffer, offset: 0, size: splits * c * 4 };
-  pass(src, partials, rows, rowsPerSplit, false, ` in ${splits} splits`);
+  pass(src, partials, rows, rowsPerSplit, false, ` in ${splits} splits`, srcType);
   pass(partials, dst, splits, splits, accumulate, `: sum of ${splits} splits`);
   gpu.release(scratch);
 }

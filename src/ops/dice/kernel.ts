@@ -5,7 +5,7 @@
  */
 import type { Gpu } from '../../gpu/gpu.js';
 import { ShapeError, shapeStr } from '../../gpu/errors.js';
-import { type GpuTensor, checkSameShape, checkStorage, grid1d, numel, perInvocation } from '../../gpu/tensor-view.js';
+import { type GpuTensor, checkSameShape, checkStorage, grid1d, numel, perInvocation, requireF32 } from '../../gpu/tensor-view.js';
 import { checkNoAliasing } from '../../gpu/aliasing.js';
 import { reduceGroups } from '../reduce/kernel.js';
 import diceSource from './dice.wgsl';
@@ -39,6 +39,7 @@ function checkShape(op: string, name: string, t: GpuTensor, want: number[]): voi
 export function diceLoss(gpu: Gpu, p: GpuTensor, y: GpuTensor, loss: GpuTensor, sums: GpuTensor): void {
   const op = 'diceLoss';
   checkSameShape(op, ['p', 'y'], [p, y]);
+  requireF32(op, { p, y, loss, sums });
   checkShape(op, 'loss', loss, [1]);
   checkShape(op, 'sums', sums, [3]);
   checkNoAliasing(op, { p, y }, { loss, sums });
@@ -73,6 +74,7 @@ export function diceLoss(gpu: Gpu, p: GpuTensor, y: GpuTensor, loss: GpuTensor, 
 export function diceLossBackward(gpu: Gpu, p: GpuTensor, y: GpuTensor, sums: GpuTensor, dLoss: GpuTensor, dp: GpuTensor): void {
   const op = 'diceLossBackward';
   checkSameShape(op, ['p', 'y', 'dp'], [p, y, dp]);
+  requireF32(op, { p, y, sums, dLoss, dp });
   checkShape(op, 'sums', sums, [3]);
   checkShape(op, 'dLoss', dLoss, [1]);
   checkNoAliasing(op, { p, y, sums, dLoss }, { dp });

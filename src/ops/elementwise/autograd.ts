@@ -1,4 +1,4 @@
-/** Elementwise ops and their gradients. */
+/** Elementwise ops and their gradients; outputs are stored as their inputs are (f32 or f16). */
 import { binary, fill, unary } from './kernel.js';
 import { sumAll } from '../reduce/kernel.js';
 import { ShapeError, shapeStr } from '../../gpu/errors.js';
@@ -12,7 +12,7 @@ function sameShape(op: string, a: Tensor, b: Tensor): void {
 }
 
 export function relu(x: Tensor): Tensor {
-  const y = output([x], x.shape);
+  const y = output([x], x.shape, x.dtype);
   unary(x.gpu, 'relu', x, y);
   record('relu', [x], y, (dy, grads) => {
     const t = grads.target(x);
@@ -22,7 +22,7 @@ export function relu(x: Tensor): Tensor {
 }
 
 export function sigmoid(x: Tensor): Tensor {
-  const y = output([x], x.shape);
+  const y = output([x], x.shape, x.dtype);
   unary(x.gpu, 'sigmoid', x, y);
   record('sigmoid', [x], y, (dy, grads) => {
     const t = grads.target(x);
@@ -33,7 +33,7 @@ export function sigmoid(x: Tensor): Tensor {
 
 /** alpha · x. */
 export function scale(x: Tensor, alpha: number): Tensor {
-  const y = output([x], x.shape);
+  const y = output([x], x.shape, x.dtype);
   unary(x.gpu, 'affine', x, y, { alpha, beta: 0 });
   record('scale', [x], y, (dy, grads) => {
     const t = grads.target(x);
@@ -44,7 +44,7 @@ export function scale(x: Tensor, alpha: number): Tensor {
 
 export function add(a: Tensor, b: Tensor): Tensor {
   sameShape('add', a, b);
-  const y = output([a, b], a.shape);
+  const y = output([a, b], a.shape, a.dtype);
   binary(a.gpu, 'add', a, b, y);
   record('add', [a, b], y, (dy, grads) => {
     for (const x of [a, b]) {
@@ -58,7 +58,7 @@ export function add(a: Tensor, b: Tensor): Tensor {
 
 export function mul(a: Tensor, b: Tensor): Tensor {
   sameShape('mul', a, b);
-  const y = output([a, b], a.shape);
+  const y = output([a, b], a.shape, a.dtype);
   binary(a.gpu, 'mul', a, b, y);
   record('mul', [a, b], y, (dy, grads) => {
     for (const [x, other] of [[a, b], [b, a]] as const) {

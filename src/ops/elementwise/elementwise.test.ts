@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { testGpu } from '../../../test/helpers/gpu.js';
 import { maxRelError, randomArray } from '../../../test/helpers/random.js';
 import { allocTensor } from '../../gpu/tensor-view.js';
-import { binary, unary, type BinaryOp, type UnaryOp } from './kernel.js';
+import { binary, binaryInPlace, unary, type BinaryOp, type UnaryOp } from './kernel.js';
 
 const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
 const unaryRef: Record<UnaryOp, (v: number) => number> = {
@@ -46,7 +46,7 @@ describe('elementwise kernels on the GPU', () => {
   }
 
   for (const [op, n] of (Object.keys(binaryRef) as BinaryOp[]).flatMap((op) => [[op, 4099], [op, 4100]] as const)) {
-    it(`binary ${op}, ${n} elements, plain and accumulating`, async () => {
+    it(`binary ${op}, ${n} elements, plain, accumulating and in place`, async () => {
       const gpu = await testGpu();
       const as = randomArray(n, 1, -3, 3);
       const bs = randomArray(n, 2, -1, 1);
@@ -55,12 +55,16 @@ describe('elementwise kernels on the GPU', () => {
       const b = allocTensor(gpu, [n], bs);
       const out = allocTensor(gpu, [n]);
       const acc = allocTensor(gpu, [n], init);
+      const io = allocTensor(gpu, [n], as);
       binary(gpu, op, a, b, out, { alpha: 0.5 });
       binary(gpu, op, a, b, acc, { alpha: 0.5, accumulate: true });
+      binaryInPlace(gpu, op, io, b, { alpha: 0.5 });
       const want = as.map((v, i) => binaryRef[op](v, bs[i]!));
       expect(maxRelError(await gpu.readFloat32(out.view, n), want)).toBeLessThan(1e-6);
       expect(maxRelError(await gpu.readFloat32(acc.view, n), want.map((v, i) => v + init[i]!))).toBeLessThan(1e-6);
-      for (const t of [a, b, out, acc]) t.dispose();
+      // In place: the same values where a lay.
+      expect(await gpu.readFloat32(io.view, n)).toEqual(await gpu.readFloat32(out.view, n));
+      for (const t of [a, b, out, acc, io]) t.dispose();
     });
   }
 

@@ -1,10 +1,11 @@
 /** Elementwise maps: unary.wgsl and binary.wgsl. */
 import type { Gpu } from '../../gpu/gpu.js';
 import { ShapeError, shapeStr } from '../../gpu/errors.js';
-import { type GpuTensor, checkSameShape, checkStorage, grid1d, numel, perInvocation } from '../../gpu/tensor-view.js';
+import { type GpuTensor, checkSameShape, checkStorage, grid1d, numel, perInvocation, requireSameDtype } from '../../gpu/tensor-view.js';
 import unarySource from './unary.wgsl';
 import binarySource from './binary.wgsl';
 import { declareKernel } from '../../gpu/kernel.js';
+import { checkNoAliasing } from '../../gpu/aliasing.js';
 
 export const UNARY_OPS = { copy: 0, relu: 1, sigmoid: 2, affine: 3 } as const;
 export type UnaryOp = keyof typeof UNARY_OPS;
@@ -30,17 +31,19 @@ const UNARY = declareKernel({
   entryPoints: { main: ['x', 'out'], main4: ['x', 'out'] },
   uniforms: [['n', 'u32'], ['row_threads', 'u32'], ['alpha', 'f32'], ['beta', 'f32']],
   overrides: ['OP', 'ACCUMULATE'],
+  types: ['ELEM_TYPE'],
 });
 const BINARY = declareKernel({
   name: 'binary',
   parts: [binarySource],
   defines: { GROUP },
-  entryPoints: { main: ['a', 'b', 'out'], main4: ['a', 'b', 'out'] },
+  entryPoints: { main: ['a', 'b', 'out'], main4: ['a', 'b', 'out'], in_place: ['io', 'b'], in_place4: ['io', 'b'] },
   uniforms: [['n', 'u32'], ['row_threads', 'u32'], ['alpha', 'f32'], ['_pad', 'f32']],
   overrides: ['OP', 'ACCUMULATE'],
+  types: ['ELEM_TYPE'],
 });
 
-/** out (+)= f(x) for every element. */
+/** out (+)= f(x) for every element, in f32; x and out of one dtype (f32 or f16). */
 export function unary(gpu: Gpu, op: UnaryOp, x: GpuTensor, out: GpuTensor, opts: ElementwiseOptions = {}): void {
   if (!(op in UNARY_OPS)) throw new ShapeError('unary', `unknown op "${op}"`);
   checkSameShape(`unary ${op}`, ['x', 'out'], [x, out]);
@@ -68,6 +71,7 @@ function mapGrid(gpu: Gpu, n: number, byQuads: boolean) {
 
 
 function mapUnary(gpu: Gpu, code: number, label: string, x: GpuTensor, out: GpuTensor, opts: ElementwiseOptions): void {
+  const type = requireSameDtype(label, { x, out });
   const n = numel(out.shape);
   // The broadcast reads one element of x, which a vec4 view cannot hold.
   const { entry, workgroups, rowThreads } = mapGrid(gpu, n, code !== BROADCAST);
@@ -77,14 +81,16 @@ function mapUnary(gpu: Gpu, code: number, label: string, x: GpuTensor, out: GpuT
     bind: { x: x.view, out: out.view },
     uniforms: { n, row_threads: rowThreads, alpha: opts.alpha ?? 1, beta: opts.beta ?? 0 },
     overrides: { OP: code, ACCUMULATE: opts.accumulate ? 1 : 0 },
+    types: { ELEM_TYPE: type },
     workgroups,
   });
 }
 
-/** out (+)= f(a, b) for every element; a, b and out have one shape. */
+/** out (+)= f(a, b) for every element, in f32; a, b and out have one shape and one dtype (f32 or f16). */
 export function binary(gpu: Gpu, op: BinaryOp, a: GpuTensor, b: GpuTensor, out: GpuTensor, opts: ElementwiseOptions = {}): void {
   if (!(op in BINARY_OPS)) throw new ShapeError('binary', `unknown op "${op}"`);
   checkSameShape(`binary ${op}`, ['a', 'b', 'out'], [a, b, out]);
+  const type = requireSameDtype(`binary ${op}`, { a, b, out });
   const n = numel(a.shape);
   const { entry, workgroups, rowThreads } = mapGrid(gpu, n, true);
   BINARY.dispatch(gpu, {
@@ -93,6 +99,26 @@ export function binary(gpu: Gpu, op: BinaryOp, a: GpuTensor, b: GpuTensor, out: 
     bind: { a: a.view, b: b.view, out: out.view },
     uniforms: { n, row_threads: rowThreads, alpha: opts.alpha ?? 1, _pad: 0 },
     overrides: { OP: BINARY_OPS[op], ACCUMULATE: opts.accumulate ? 1 : 0 },
+    types: { ELEM_TYPE: type },
+    workgroups,
+  });
+}
+
+/** a = f(a, b) for every element, in f32, where a lies; a and b have one shape and one dtype. */
+export function binaryInPlace(gpu: Gpu, op: BinaryOp, a: GpuTensor, b: GpuTensor, opts: Pick<ElementwiseOptions, 'alpha'> = {}): void {
+  if (!(op in BINARY_OPS)) throw new ShapeError('binaryInPlace', `unknown op "${op}"`);
+  checkSameShape(`binaryInPlace ${op}`, ['a', 'b'], [a, b]);
+  checkNoAliasing(`binaryInPlace ${op}`, { b }, { a });
+  const type = requireSameDtype(`binaryInPlace ${op}`, { a, b });
+  const n = numel(a.shape);
+  const { entry, workgroups, rowThreads } = mapGrid(gpu, n, true);
+  BINARY.dispatch(gpu, {
+    entry: entry === 'main4' ? 'in_place4' : 'in_place',
+    label: `binary ${op} in place ${shapeStr(a.shape)}`,
+    bind: { io: a.view, b: b.view },
+    uniforms: { n, row_threads: rowThreads, alpha: opts.alpha ?? 1, _pad: 0 },
+    overrides: { OP: BINARY_OPS[op], ACCUMULATE: 0 },
+    types: { ELEM_TYPE: type },
     workgroups,
   });
 }

@@ -1,4 +1,6 @@
-// Unary elementwise map over a flat float32 array: out[i] (+)= f(x[i]).
+// Unary elementwise map over a flat array: out[i] (+)= f(x[i]), computed in
+// f32. x and out are stored as ELEM_TYPE, an alias written in front by
+// kernel.ts: f32, or f16 for mixed precision's activations and gradients.
 //
 // OP selects f (one pipeline per op): 0 copy, 1 relu, 2 sigmoid,
 // 3 affine alpha·x + beta, 4 broadcast alpha·x[0] + beta (x holds one value). ACCUMULATE adds into `out` instead of overwriting,
@@ -23,12 +25,12 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 // main's bindings
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<ELEM_TYPE>;
+@group(0) @binding(2) var<storage, read_write> out: array<ELEM_TYPE>;
 // main4's bindings: the same buffers as vec4s (WGSL lets entry points reuse
 // numbers with other variables)
-@group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> out4: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> x4: array<vec4<ELEM_TYPE>>;
+@group(0) @binding(2) var<storage, read_write> out4: array<vec4<ELEM_TYPE>>;
 
 fn sigmoid(v: vec4<f32>) -> vec4<f32> {
   // Written so that exp never overflows: exp(−|v|) ≤ 1, and each branch is
@@ -55,14 +57,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
   var r: f32;
   if (OP == 4u) {
-    r = p.alpha * x[0] + p.beta;
+    r = p.alpha * f32(x[0]) + p.beta;
   } else {
-    r = f(vec4<f32>(x[i])).x;
+    r = f(vec4<f32>(f32(x[i]))).x;
   }
   if (ACCUMULATE) {
-    out[i] = out[i] + r;
+    out[i] = ELEM_TYPE(f32(out[i]) + r);
   } else {
-    out[i] = r;
+    out[i] = ELEM_TYPE(r);
   }
 }
 
@@ -72,10 +74,10 @@ fn main4(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= p.n / 4u) {
     return;
   }
-  let r = f(x4[i]);
+  let r = f(vec4<f32>(x4[i]));
   if (ACCUMULATE) {
-    out4[i] = out4[i] + r;
+    out4[i] = vec4<ELEM_TYPE>(vec4<f32>(out4[i]) + r);
   } else {
-    out4[i] = r;
+    out4[i] = vec4<ELEM_TYPE>(r);
   }
 }

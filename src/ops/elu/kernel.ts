@@ -1,7 +1,7 @@
 /** ELU forward and backward: elu.wgsl. */
 import type { Gpu } from '../../gpu/gpu.js';
 import { ShapeError, shapeStr } from '../../gpu/errors.js';
-import { type GpuTensor, checkSameShape, grid1d, numel, perInvocation } from '../../gpu/tensor-view.js';
+import { type GpuTensor, checkSameShape, grid1d, numel, perInvocation, requireF32 } from '../../gpu/tensor-view.js';
 import { checkNoAliasing } from '../../gpu/aliasing.js';
 import eluSource from './elu.wgsl';
 import { declareKernel } from '../../gpu/kernel.js';
@@ -27,6 +27,7 @@ function params(gpu: Gpu, op: string, n: number, alpha: number) {
 /** y = elu(x) with the given alpha (Keras's default is 1). */
 export function elu(gpu: Gpu, x: GpuTensor, y: GpuTensor, alpha = 1): void {
   checkSameShape('elu', ['x', 'y'], [x, y]);
+  requireF32('elu', { x, y });
   checkNoAliasing('elu', { x }, { y });
   const { workgroups, uniforms, quads } = params(gpu, 'elu', numel(x.shape), alpha);
   ELU.dispatch(gpu, {
@@ -41,6 +42,7 @@ export function elu(gpu: Gpu, x: GpuTensor, y: GpuTensor, alpha = 1): void {
 /** dx (+)= dy · elu'(x), computed from the forward output y. */
 export function eluBackward(gpu: Gpu, dy: GpuTensor, y: GpuTensor, dx: GpuTensor, alpha = 1, opts: { accumulate?: boolean } = {}): void {
   checkSameShape('eluBackward', ['dy', 'y', 'dx'], [dy, y, dx]);
+  requireF32('eluBackward', { dy, y, dx });
   checkNoAliasing('eluBackward', { dy, y }, { dx });
   const { workgroups, uniforms, quads } = params(gpu, 'eluBackward', numel(dy.shape), alpha);
   ELU.dispatch(gpu, {

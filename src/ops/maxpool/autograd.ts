@@ -5,7 +5,7 @@ import { output, record } from '../../autograd/record.js';
 
 /** 2 × 2 max-pooling with stride 2 ('valid'); each gradient goes to its window's first maximum. */
 export function maxPool2x2(x: Tensor): Tensor {
-  const y = output([x], maxPool2x2Shape(x.shape));
+  const y = output([x], maxPool2x2Shape(x.shape), x.dtype);
   maxPoolKernel(x.gpu, x, y);
   record('maxPool2x2', [x], y, (dy, grads) => {
     const t = grads.target(x);

@@ -1,7 +1,7 @@
 /** 2 × 2, stride-2 max-pooling and its gradient: maxpool.wgsl. */
 import type { Gpu } from '../../gpu/gpu.js';
 import { ShapeError, shapeStr } from '../../gpu/errors.js';
-import { type GpuTensor, checkRank, grid1d, numel, perInvocation } from '../../gpu/tensor-view.js';
+import { type GpuTensor, checkRank, grid1d, numel, perInvocation, requireSameDtype } from '../../gpu/tensor-view.js';
 import { checkNoAliasing } from '../../gpu/aliasing.js';
 import maxpoolSource from './maxpool.wgsl';
 import { declareKernel } from '../../gpu/kernel.js';
@@ -15,6 +15,7 @@ const MAXPOOL = declareKernel({
   entryPoints: { forward: ['x', 'y'], forward4: ['x', 'y'], backward: ['x', 'dy', 'dx'], backward4: ['x', 'dy', 'dx'] },
   uniforms: [['count', 'u32'], ['row_threads', 'u32'], ['h', 'u32'], ['w', 'u32'], ['c', 'u32'], ['oh', 'u32'], ['ow', 'u32'], ['cells_h', 'u32'], ['cells_w', 'u32']],
   overrides: ['ACCUMULATE'],
+  types: ['ELEM_TYPE'],
 });
 
 export interface MaxPoolBackwardOptions {
@@ -54,15 +55,17 @@ function launch(gpu: Gpu, entry: 'forward' | 'backward', x: GpuTensor, bound: Gp
   };
 }
 
-/** out[n, i, j, c] = max of x[n, 2i..2i+1, 2j..2j+1, c]; x [N,H,W,C], out [N,floor(H/2),floor(W/2),C]. */
+/** out[n, i, j, c] = max of (x and out both f32 or both f16) x[n, 2i..2i+1, 2j..2j+1, c]; x [N,H,W,C], out [N,floor(H/2),floor(W/2),C]. */
 export function maxPool2x2(gpu: Gpu, x: GpuTensor, out: GpuTensor): void {
   const op = 'maxPool2x2';
   checkPooled(op, x, 'out', out);
   checkNoAliasing(op, { x }, { out });
+  const type = requireSameDtype(op, { x, out });
   MAXPOOL.dispatch(gpu, {
     ...launch(gpu, 'forward', x, [x, out], numel(out.shape), out.shape[1]!, out.shape[2]!),
     label: `${op} ${shapeStr(x.shape)} -> ${shapeStr(out.shape)}`,
     bind: { x: x.view, y: out.view },
+    types: { ELEM_TYPE: type },
   });
 }
 
@@ -80,6 +83,7 @@ export function maxPool2x2Backward(gpu: Gpu, x: GpuTensor, dy: GpuTensor, dx: Gp
     throw new ShapeError(op, `dx has shape ${shapeStr(dx.shape)} but x has ${shapeStr(x.shape)}; they must match`);
   }
   checkNoAliasing(op, { x, dy }, { dx });
+  const type = requireSameDtype(op, { x, dy, dx });
   const [n, h, w, c] = x.shape as [number, number, number, number];
   const cellsH = Math.ceil(h / 2);
   const cellsW = Math.ceil(w / 2);
@@ -87,6 +91,7 @@ export function maxPool2x2Backward(gpu: Gpu, x: GpuTensor, dy: GpuTensor, dx: Gp
     ...launch(gpu, 'backward', x, [x, dy, dx], n * cellsH * cellsW * c, cellsH, cellsW),
     label: `${op} ${shapeStr(x.shape)} <- ${shapeStr(dy.shape)}`,
     bind: { x: x.view, dy: dy.view, dx: dx.view },
+    types: { ELEM_TYPE: type },
     overrides: { ACCUMULATE: opts.accumulate ? 1 : 0 },
   });
 }

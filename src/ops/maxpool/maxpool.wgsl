@@ -1,6 +1,7 @@
 // 2 × 2 max-pooling, stride 2, 'valid' padding, and its gradient.
 //
-// Layouts (float32, NHWC, dense):
+// Layouts (NHWC, dense; ELEM_TYPE, an alias written in front by kernel.ts:
+// f32, or f16 for mixed precision's activations, pooled exactly either way):
 //   x  [N, H, W, C]      the pooled input
 //   y  [N, OH, OW, C]    OH = floor(H / 2), OW = floor(W / 2)
 //   dy [N, OH, OW, C]    gradient of the loss with respect to y
@@ -49,16 +50,16 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<ELEM_TYPE>;
 // forward: y; backward: dy (read only).
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-@group(0) @binding(2) var<storage, read> dy: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<ELEM_TYPE>;
+@group(0) @binding(2) var<storage, read> dy: array<ELEM_TYPE>;
+@group(0) @binding(3) var<storage, read_write> dx: array<ELEM_TYPE>;
 // The same for forward4 / backward4, as vec4s.
-@group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> y4: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> dy4: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> dx4: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> x4: array<vec4<ELEM_TYPE>>;
+@group(0) @binding(2) var<storage, read_write> y4: array<vec4<ELEM_TYPE>>;
+@group(0) @binding(2) var<storage, read> dy4: array<vec4<ELEM_TYPE>>;
+@group(0) @binding(3) var<storage, read_write> dx4: array<vec4<ELEM_TYPE>>;
 
 struct Cell {
   n: u32,
@@ -133,12 +134,12 @@ fn winner(v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>) -> Winner 
 // One channel's window, each value splatted (the scalar entry points use lane x).
 fn winner1(win: Window) -> Winner {
   let at = positions(win);
-  return winner(vec4<f32>(x[at[0]]), vec4<f32>(x[at[1]]), vec4<f32>(x[at[2]]), vec4<f32>(x[at[3]]));
+  return winner(vec4<f32>(f32(x[at[0]])), vec4<f32>(f32(x[at[1]])), vec4<f32>(f32(x[at[2]])), vec4<f32>(f32(x[at[3]])));
 }
 
 fn winner4(win: Window) -> Winner {
   let at = positions(win);
-  return winner(x4[at[0]], x4[at[1]], x4[at[2]], x4[at[3]]);
+  return winner(vec4<f32>(x4[at[0]]), vec4<f32>(x4[at[1]]), vec4<f32>(x4[at[2]]), vec4<f32>(x4[at[3]]));
 }
 
 fn flat_index(gid: vec3<u32>) -> u32 {
@@ -153,7 +154,7 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
     return;
   }
   // Iteration space [N, OH, OW, C] is y's own layout, so y's index is `flat`.
-  y[flat] = winner1(window_of(cell_of(flat))).value.x;
+  y[flat] = ELEM_TYPE(winner1(window_of(cell_of(flat))).value.x);
 }
 
 @compute @workgroup_size(GROUP)
@@ -162,7 +163,7 @@ fn forward4(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (flat >= p.count) {
     return;
   }
-  y4[flat] = winner4(window_of(cell_of(flat))).value;
+  y4[flat] = vec4<ELEM_TYPE>(winner4(window_of(cell_of(flat))).value);
 }
 
 @compute @workgroup_size(GROUP)
@@ -186,7 +187,7 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
     let k = winner1(win).k.x;
     let g = dy[win.dy_at];
     for (var pos = 0u; pos < 4u; pos++) {
-      dx[at[pos]] = select(0.0, g, k == pos);
+      dx[at[pos]] = select(ELEM_TYPE(0.0), g, k == pos);
     }
     return;
   }
@@ -194,7 +195,7 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
   let here = present(cell);
   for (var pos = 0u; pos < 4u; pos++) {
     if (here[pos]) {
-      dx[at[pos]] = 0.0;
+      dx[at[pos]] = ELEM_TYPE(0.0);
     }
   }
 }
@@ -212,7 +213,7 @@ fn backward4(@builtin(global_invocation_id) gid: vec3<u32>) {
     let k = winner4(win).k;
     let g = dy4[win.dy_at];
     for (var pos = 0u; pos < 4u; pos++) {
-      let mine = select(vec4<f32>(0.0), g, k == vec4<u32>(pos));
+      let mine = select(vec4<ELEM_TYPE>(0.0), g, k == vec4<u32>(pos));
       if (ACCUMULATE) {
         dx4[at[pos]] = dx4[at[pos]] + mine;
       } else {
@@ -228,7 +229,7 @@ fn backward4(@builtin(global_invocation_id) gid: vec3<u32>) {
   let here = present(cell);
   for (var pos = 0u; pos < 4u; pos++) {
     if (here[pos]) {
-      dx4[at[pos]] = vec4<f32>(0.0);
+      dx4[at[pos]] = vec4<ELEM_TYPE>(0.0);
     }
   }
 }

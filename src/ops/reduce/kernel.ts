@@ -1,7 +1,7 @@
 /** Sum of a whole tensor: reduce.wgsl (two-level tree reduction). */
 import type { Gpu } from '../../gpu/gpu.js';
 import { ShapeError, shapeStr } from '../../gpu/errors.js';
-import { type GpuTensor, checkStorage, numel } from '../../gpu/tensor-view.js';
+import { type GpuTensor, checkStorage, numel, requireF32 } from '../../gpu/tensor-view.js';
 import { checkNoAliasing } from '../../gpu/aliasing.js';
 import reduceSource from './reduce.wgsl';
 import { declareKernel } from '../../gpu/kernel.js';
@@ -31,6 +31,7 @@ export function sumAll(gpu: Gpu, x: GpuTensor, out: GpuTensor): void {
   const op = 'sumAll';
   checkStorage(op, 'x', x);
   checkStorage(op, 'out', out);
+  requireF32(op, { x, out });
   if (out.shape.length !== 1 || out.shape[0] !== 1) {
     throw new ShapeError(op, `out must have shape [1], got ${shapeStr(out.shape)} (x has ${shapeStr(x.shape)})`);
   }
