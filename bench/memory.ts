@@ -1,12 +1,12 @@
 /**
  * GPU memory of the U-Net's training step and inference, per precision and
  * (in mixed precision) per storage of the activations: the peak of live
- * pooled bytes over one replayed step, above what the model and the
- * optimiser hold, and with them. Memory does not depend on speed, so this
- * runs on any adapter in a few steps; on a software adapter with f16
- * subgroup matrices (scripts/sandbox.sh) it gives the mixed-precision
- * figures a GPU would, up to the planner's per-device choices (tiles,
- * splits).
+ * pooled bytes over one replayed step, with and without what stays live
+ * between steps (the model, the optimiser and the batch). Memory does not
+ * depend on speed, so this runs on any adapter in a few steps; on a
+ * software adapter with f16 subgroup matrices (scripts/sandbox.sh) it gives
+ * the mixed-precision figures a GPU would, up to the planner's per-device
+ * choices (tiles, splits).
  *
  *   node dist/memory.js [--batch 32] [--size 96] [--width 32] [--json FILE]
  */
@@ -35,7 +35,7 @@ interface Entry {
   batch: number;
   /** Live pooled memory at its highest, everything included. */
   peak_live_mib: number;
-  /** The same less what the model's parameters, gradients and Adam's state hold. */
+  /** The same less what stays live between steps: parameters, gradients, Adam's state, the batch. */
   peak_above_model_mib: number;
 }
 
@@ -68,7 +68,7 @@ async function measure(gpu: Gpu, precision: 'fp32' | 'mixed', storage: 'f32' | '
     await gpu.sync();
     const peak = gpu.memory().peakLiveBytes;
     entries.push({ op, precision, storage, batch: o.batch, peak_live_mib: peak / MIB, peak_above_model_mib: (peak - base) / MIB });
-    console.log(`${op.padEnd(14)} ${precision.padEnd(6)} ${storage} activations: peak live ${(peak / MIB).toFixed(1)} MiB, ${((peak - base) / MIB).toFixed(1)} MiB above the model and optimiser`);
+    console.log(`${op.padEnd(14)} ${precision.padEnd(6)} ${storage} activations: peak live ${(peak / MIB).toFixed(1)} MiB, ${((peak - base) / MIB).toFixed(1)} MiB above what stays live between steps`);
   };
   await peakOf('training_step', step);
   await peakOf('inference', () => predictBatch(model, x).dispose());

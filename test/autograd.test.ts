@@ -4,6 +4,8 @@ import { randomArray, rng } from './helpers/random.js';
 import { relErrorToScale } from './helpers/compare.js';
 import { Tape, Tensor, concat, conv2d, convTranspose2x2, diceLoss, maxPool2x2, noGrad, add, mul, scale, sum, relu, sigmoid } from '../src/autograd/index.js';
 import type { Gpu } from '../src/gpu/gpu.js';
+import { output, record } from '../src/autograd/record.js';
+import { unary } from '../src/ops/elementwise/kernel.js';
 import { convOverrides, setConvOverrides } from '../src/ops/conv/index.js';
 import { type Shape4, conv2dRef, convTranspose2x2Ref, finiteDifference } from './reference/conv.js';
 import { concatRef, diceLossRef, maxPoolRef } from './reference/ops.js';
@@ -168,6 +170,30 @@ describe('autograd', () => {
     kept.grads.forEach((g, i) => expect(Array.from(released.grads[i]!)).toEqual(Array.from(g)));
     expect(released.afterBackward).toBeLessThan(kept.afterBackward);
     expect(released.peak).toBeLessThanOrEqual(kept.peak);
+  });
+
+  it('lets an op overwrite the gradient it is handed, and no other tensor', async () => {
+    const gpu = await testGpu();
+    const x = Tensor.from(gpu, [4], new Float32Array([1, 2, 3, 4]), true);
+    const seen: boolean[] = [];
+    const tape = new Tape(gpu);
+    const loss = tape.run(() => {
+      const y = scale(x, 2);
+      // An identity op that asks what it may overwrite.
+      const z = output([y], [4]);
+      unary(gpu, 'copy', y, z);
+      record('probe', [y], z, (dz, grads) => {
+        seen.push(grads.consumable(dz), grads.consumable(y), grads.consumable(z), grads.consumable(x));
+        const t = grads.target(y);
+        unary(gpu, 'copy', dz, t.grad, { accumulate: t.accumulate });
+      });
+      return sum(z);
+    });
+    tape.backward(loss);
+    expect(seen).toEqual([true, false, false, false]);
+    expect(Array.from(await x.grad!.read())).toEqual([2, 2, 2, 2]);
+    tape.dispose();
+    x.dispose();
   });
 
   it('records nothing under noGrad', async () => {
