@@ -5,7 +5,9 @@
  * a report (JSON and a chart of the metric against both), and predicts the
  * test frames with the folds' ensemble for submission.csv. The toolkit:
  * contradictory near-duplicates left out of training, augmentation on the
- * GPU, test-time augmentation. With --compare it first trains the tutorial's
+ * GPU, with --seeds M an ensemble of M models a fold (out of fold, each
+ * frame's map is the average of its fold's M models), test-time
+ * augmentation. With --compare it first trains the tutorial's
  * recipe and each step of the toolkit on the same folds, so the report shows
  * what each step adds.
  */
@@ -38,6 +40,7 @@ const SPEC: Record<string, OptionSpec> = {
   folds: { type: 'number', help: 'folds of the subject-wise split', default: 5 },
   'fold-seed': { type: 'number', help: 'seed of the assignment of subjects to folds', default: 1 },
   seed: { type: 'number', help: 'seed of the weights, the shuffling and the augmentation', default: 1 },
+  seeds: { type: 'number', help: 'models a fold in the toolkit, seeded --seed, --seed + 1, …, their maps averaged (out of fold and on the test frames)', default: 1 },
   augment: { type: 'string', help: 'augmentation of the training batches: "default", key=value pairs (see train --help), or "none"', default: 'default' },
   'keep-contradictions': { type: 'boolean', help: 'train on the contradictory near-duplicates too' },
   tta: { type: 'boolean', help: 'test-time augmentation: average each map with its lateral mirror\'s (off by default: the nerve sits off-centre, and a mirror moves it)' },
@@ -57,18 +60,21 @@ const SUMMARY = `Trains the k folds of a subject-wise split with the competition
 reports the out-of-fold competition metric (report.json, report.svg) and
 writes the folds' ensemble's submission.csv.`;
 
-/** One way of training, and whether its maps are averaged with their mirror. */
+/** One way of training, how many models a fold (seeds), and whether its maps are averaged with their mirror. */
 interface Config {
   name: string;
   what: string;
   trainArgs: string[];
+  seeds: number;
   tta: boolean;
 }
 
 export interface ConfigResult {
   name: string;
   what: string;
+  /** The run folders, fold by fold, `seeds` a fold. */
   runs: string[];
+  seeds?: number;
   /** The metric out of fold; its `gate` field: with the presence gate (fitted out of fold too). */
   oof: PostprocessChoice;
   /** The gate fitted on every fold's out-of-fold maps, for the test frames. */
@@ -84,18 +90,20 @@ function passThrough(o: Parsed): string[] {
 /** The configs to train: the toolkit alone, or the tutorial and then one step of the toolkit at a time. */
 function configs(o: Parsed): Config[] {
   const augment = o.augment as string;
+  const seeds = o.seeds as number;
   const steps: Config[] = [];
   const drop = o['keep-contradictions'] !== true;
   const tta = o.tta === true;
   const toolkitArgs = [...(drop ? ['--drop-contradictions'] : []), ...(augment !== 'none' ? ['--augment', augment] : [])];
   if (o.compare === true) {
-    steps.push({ name: 'tutorial', what: 'the tutorial\'s training', trainArgs: [], tta: false });
-    if (drop) steps.push({ name: 'clean', what: '+ contradictory near-duplicates left out', trainArgs: ['--drop-contradictions'], tta: false });
-    if (augment !== 'none') steps.push({ name: 'augment', what: '+ augmentation on the GPU', trainArgs: toolkitArgs, tta: false });
+    steps.push({ name: 'tutorial', what: 'the tutorial\'s training', trainArgs: [], seeds: 1, tta: false });
+    if (drop) steps.push({ name: 'clean', what: '+ contradictory near-duplicates left out', trainArgs: ['--drop-contradictions'], seeds: 1, tta: false });
+    if (augment !== 'none') steps.push({ name: 'augment', what: '+ augmentation on the GPU', trainArgs: toolkitArgs, seeds: 1, tta: false });
+    if (seeds > 1) steps.push({ name: 'ensemble', what: `+ ${seeds} models a fold (seeds ${o.seed} to ${(o.seed as number) + seeds - 1}), averaged`, trainArgs: toolkitArgs, seeds, tta: false });
     // Without test-time augmentation the last step is the toolkit already.
     if (!tta) return steps;
   }
-  steps.push({ name: 'toolkit', what: tta ? '+ test-time augmentation (mirror)' : 'the toolkit', trainArgs: toolkitArgs, tta });
+  steps.push({ name: 'toolkit', what: tta ? '+ test-time augmentation (mirror)' : 'the toolkit', trainArgs: toolkitArgs, seeds, tta });
   return steps;
 }
 
@@ -111,23 +119,29 @@ function runIn(dir: string): string {
  * scored together, without and with the presence gate (each fold's gate fitted
  * on the other folds' maps).
  */
-async function scoreFolds(gpu: Gpu, frames: TrainingFrames, runs: string[], k: number, foldSeed: number, transforms: TestTransform[]): Promise<{ oof: PostprocessChoice; gate: Gate }> {
+async function scoreFolds(gpu: Gpu, frames: TrainingFrames, runs: string[], seeds: number, k: number, foldSeed: number, transforms: TestTransform[]): Promise<{ oof: PostprocessChoice; gate: Gate }> {
   const pixels = frames.width * frames.height;
   const probs: Float32Array[] = [];
   const held: Int32Array[] = [];
   let size = 0;
   for (let fold = 1; fold <= k; fold++) {
-    const path = join(runs[fold - 1]!, 'best.safetensors');
-    const ckpt = decodeCheckpoint(readBytes(path, 'checkpoint'), path);
     const { valRows } = foldSplit(frames.index, frames.count, k, fold, foldSeed);
-    size = ckpt.meta.config.inputSize;
-    const small = resizeStack(gatherRows(frames.images, pixels, valRows), valRows.length, frames.width, frames.height, size, { antiAlias: ckpt.meta.antiAlias ?? false });
-    const model = createUNet(gpu, { baseWidth: ckpt.meta.config.baseWidth, inputSize: size });
+    const models: UNet[] = [];
     try {
-      loadWeights(model, ckpt, path);
-      probs.push(await predictEnsemble([ensembleMember(model, ckpt.meta.normalization, 16)], small, valRows.length, size, transforms));
+      // The fold's models (one a seed) on its held-out subjects, their maps averaged.
+      const members = runs.slice((fold - 1) * seeds, fold * seeds).map((run) => {
+        const path = join(run, 'best.safetensors');
+        const ckpt = decodeCheckpoint(readBytes(path, 'checkpoint'), path);
+        size = ckpt.meta.config.inputSize;
+        const model = createUNet(gpu, { baseWidth: ckpt.meta.config.baseWidth, inputSize: size });
+        models.push(model);
+        loadWeights(model, ckpt, path);
+        return { member: ensembleMember(model, ckpt.meta.normalization, 16), antiAlias: ckpt.meta.antiAlias ?? false };
+      });
+      const small = resizeStack(gatherRows(frames.images, pixels, valRows), valRows.length, frames.width, frames.height, size, { antiAlias: members[0]!.antiAlias });
+      probs.push(await predictEnsemble(members.map((m) => m.member), small, valRows.length, size, transforms));
     } finally {
-      model.dispose();
+      for (const m of models) m.dispose();
     }
     held.push(valRows);
   }
@@ -152,6 +166,8 @@ export async function recipe(argv: string[]): Promise<void> {
   if (positional.length > 0) throw new UsageError(`unexpected argument "${positional[0]}"; see wgsl-unet recipe --help`);
   const k = o.folds as number;
   if (!Number.isInteger(k) || k < 2) throw new UsageError(`--folds must be a whole number ≥ 2, got ${k}`);
+  const seeds = o.seeds as number;
+  if (!Number.isInteger(seeds) || seeds < 1) throw new UsageError(`--seeds must be a whole number ≥ 1, got ${seeds}`);
   const foldSeed = o['fold-seed'] as number;
   const dataArg = o.data as string;
   const dataDir = resolve(dataArg);
@@ -160,22 +176,30 @@ export async function recipe(argv: string[]): Promise<void> {
   const steps = configs(o);
   console.log(`recipe: ${k} folds by subject (fold seed ${foldSeed}), ${steps.map((s) => s.name).join(' → ')}; folder ${dir}`);
 
-  // Training: each config's k folds, through train itself (which builds the default data when there is none);
-  // a config that trains as the one before it (test-time augmentation differs only in prediction) reuses its runs.
+  // Training: each config's k folds, `seeds` models a fold, through train itself (which builds the default
+  // data when there is none). A model an earlier config trained with the same arguments and seed is reused:
+  // the ensemble adds seeds to the augmented runs, and test-time augmentation differs only in prediction.
   const trained: { config: Config; runs: string[] }[] = [];
+  const made = new Map<string, string>();
   for (const config of steps) {
-    const before = trained.at(-1);
-    if (before && before.config.trainArgs.join(' ') === config.trainArgs.join(' ')) {
-      trained.push({ config, runs: before.runs });
-      continue;
-    }
     const runs: string[] = [];
     for (let fold = 1; fold <= k; fold++) {
-      console.log(`\n== ${config.name}: fold ${fold} of ${k} ==`);
-      const out = join(dir, config.name, `fold-${fold}`);
-      await train(['--data', dataArg, '--out', out, '--folds', String(k), '--fold', String(fold), '--fold-seed', String(foldSeed), '--seed', String(o.seed), '--skip-predict', ...passThrough(o), ...config.trainArgs]);
-      if (process.exitCode) throw new DataError(`${config.name}, fold ${fold}: training stopped (see above)`);
-      runs.push(runIn(out));
+      for (let s = 0; s < config.seeds; s++) {
+        const seed = (o.seed as number) + s;
+        const key = `${config.trainArgs.join(' ')} | fold ${fold} | seed ${seed}`;
+        const before = made.get(key);
+        if (before) {
+          runs.push(before);
+          continue;
+        }
+        console.log(`\n== ${config.name}: fold ${fold} of ${k}${config.seeds > 1 ? `, seed ${seed}` : ''} ==`);
+        const out = join(dir, config.name, `fold-${fold}`, ...(s > 0 ? [`seed-${seed}`] : []));
+        await train(['--data', dataArg, '--out', out, '--folds', String(k), '--fold', String(fold), '--fold-seed', String(foldSeed), '--seed', String(seed), '--skip-predict', ...passThrough(o), ...config.trainArgs]);
+        if (process.exitCode) throw new DataError(`${config.name}, fold ${fold}, seed ${seed}: training stopped (see above)`);
+        const run = runIn(out);
+        made.set(key, run);
+        runs.push(run);
+      }
     }
     trained.push({ config, runs });
   }
@@ -192,8 +216,8 @@ export async function recipe(argv: string[]): Promise<void> {
     tuneForSoftwareAdapter(gpu);
     for (const { config, runs } of trained) {
       const transforms: TestTransform[] = config.tta ? ['identity', 'mirror'] : ['identity'];
-      const { oof, gate } = await scoreFolds(gpu, frames, runs, k, foldSeed, transforms);
-      results.push({ name: config.name, what: config.what, runs, oof, gate });
+      const { oof, gate } = await scoreFolds(gpu, frames, runs, config.seeds, k, foldSeed, transforms);
+      results.push({ name: config.name, what: config.what, runs, ...(config.seeds > 1 ? { seeds: config.seeds } : {}), oof, gate });
       const g = oof.gate!;
       console.log(
         `${config.name}: out-of-fold metric ${oof.score.toFixed(4)} (threshold ${oof.threshold}, min area ${oof.minArea}); ${oof.defaultScore.toFixed(4)} at threshold 0.5, min area 10; ` +
@@ -207,7 +231,7 @@ export async function recipe(argv: string[]): Promise<void> {
     const last = results[chosen]!;
     const tta = trained[chosen]!.config.tta;
     submitted = last.name;
-    if (results.length > 1) console.log(`submission: the folds' ensemble of "${last.name}", the best out of fold (${bestAt(last).toFixed(4)})`);
+    if (results.length > 1) console.log(`submission: the ensemble of "${last.name}" (${last.runs.length} models), the best out of fold (${bestAt(last).toFixed(4)})`);
     if (existsSync(join(dataDir, 'imgs_test.npy'))) {
       // The folds' ensemble on the test frames, post-processed as tuned out of fold.
       const models: UNet[] = [];
@@ -246,7 +270,7 @@ export async function recipe(argv: string[]): Promise<void> {
   } finally {
     await gpu.close();
   }
-  const report = { data: dataDir, folds: k, foldSeed, seed: o.seed, configs: results, submitted, submission };
+  const report = { data: dataDir, folds: k, foldSeed, seed: o.seed, seeds, configs: results, submitted, submission };
   writeAtomic(join(dir, 'report.json'), JSON.stringify(report, null, 2) + '\n');
   writeAtomic(join(dir, 'report.svg'), reportSvg(results));
   console.log(`\n${reportTable(results)}\nreport: ${join(dir, 'report.json')}, ${join(dir, 'report.svg')}${submission ? `; submission: ${submission}` : ''}`);

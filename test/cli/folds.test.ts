@@ -172,13 +172,13 @@ describe('wgsl-unet recipe', () => {
     writeFileSync(join(dataDir, 'imgs_test.npy'), encodeNpy(imgs.subarray(0, 3 * W * H), [3, H, W]));
     writeFileSync(join(dataDir, 'imgs_id_test.npy'), encodeNpy(Int32Array.from([3, 1, 2]), [3]));
     const out = join(root, 'recipe');
-    const r = cliRun('recipe', '--data', dataDir, '--out', out, '--folds', '2', '--compare', '--epochs', '1', '--base-width', '2', '--input-size', '16', '--batch-size', '4', '--augment', 'rotate=5,flip=0.5', '--tta');
+    const r = cliRun('recipe', '--data', dataDir, '--out', out, '--folds', '2', '--compare', '--epochs', '1', '--base-width', '2', '--input-size', '16', '--batch-size', '4', '--augment', 'rotate=5,flip=0.5', '--tta', '--seeds', '2');
     expect(r.code, r.out).toBe(0);
     const dir = join(out, readdirSync(out)[0]!);
     const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8'));
-    expect(report.configs.map((c: { name: string }) => c.name)).toEqual(['tutorial', 'clean', 'augment', 'toolkit']);
+    expect(report.configs.map((c: { name: string }) => c.name)).toEqual(['tutorial', 'clean', 'augment', 'ensemble', 'toolkit']);
     for (const c of report.configs) {
-      expect(c.runs).toHaveLength(2);
+      expect(c.runs).toHaveLength(['ensemble', 'toolkit'].includes(c.name) ? 4 : 2);
       expect(c.oof.score).toBeGreaterThanOrEqual(c.oof.emptyScore);
       expect(c.oof.table).toHaveLength(c.oof.thresholds.length);
       expect(c.oof.gate.score).toBeGreaterThanOrEqual(c.oof.score);
@@ -188,11 +188,18 @@ describe('wgsl-unet recipe', () => {
     const meta = (run: string) => decodeCheckpoint(new Uint8Array(readFileSync(join(run, 'best.safetensors'))), 'best').meta.training!;
     expect(meta(report.configs[0].runs[0]).dropContradictions).toBeUndefined();
     expect(meta(report.configs[1].runs[0]).dropContradictions).toBe(true);
-    expect(meta(report.configs[3].runs[1]).augment).toMatchObject({ rotate: 5, flip: 0.5 });
-    expect(meta(report.configs[3].runs[1]).folds).toEqual({ k: 2, fold: 2, seed: 1 });
-    // The toolkit trains as the augment step does, and reuses its runs.
-    expect(report.configs[3].runs).toEqual(report.configs[2].runs);
-    expect(readdirSync(dir).sort()).toEqual(['augment', 'clean', 'imgs_mask_test.npy', 'preds', 'report.json', 'report.svg', 'submission.csv', 'tutorial']);
+    expect(meta(report.configs[2].runs[1]).augment).toMatchObject({ rotate: 5, flip: 0.5 });
+    expect(meta(report.configs[2].runs[1]).folds).toEqual({ k: 2, fold: 2, seed: 1 });
+    // The ensemble adds a second seed a fold to the augment step's models (fold by fold: seed 1, seed 2).
+    const ensemble = report.configs[3].runs;
+    expect([ensemble[0], ensemble[2]]).toEqual(report.configs[2].runs);
+    expect(ensemble.map((run: string) => [meta(run).folds!.fold, meta(run).seed])).toEqual([[1, 1], [1, 2], [2, 1], [2, 2]]);
+    expect(meta(ensemble[1]).augment).toMatchObject({ rotate: 5, flip: 0.5 });
+    expect(ensemble[1]).toContain(join('ensemble', 'fold-1', 'seed-2'));
+    expect(report.configs[3].seeds).toBe(2);
+    // The toolkit (test-time augmentation) predicts with the ensemble's models.
+    expect(report.configs[4].runs).toEqual(ensemble);
+    expect(readdirSync(dir).sort()).toEqual(['augment', 'clean', 'ensemble', 'imgs_mask_test.npy', 'preds', 'report.json', 'report.svg', 'submission.csv', 'tutorial']);
     expect(readFileSync(join(dir, 'report.svg'), 'utf8')).toMatch(/^<svg[\s\S]*threshold 0.5/);
     expect(r.out).toMatch(/\| step \| out-of-fold metric \| threshold, min area \| gain \|/);
     expect(r.out).toMatch(/\| \+ presence gate \(gate threshold [\d.]+\) \|/);
@@ -202,6 +209,6 @@ describe('wgsl-unet recipe', () => {
     const scoreOf = (c: { oof: { score: number; gate: { threshold: number; score: number } } }) => Math.max(c.oof.score, c.oof.gate.threshold > 0 ? c.oof.gate.score : -Infinity);
     const chosen = report.configs.find((c: { name: string }) => c.name === report.submitted);
     expect(scoreOf(chosen)).toBe(Math.max(...report.configs.map(scoreOf)));
-    expect(r.out).toContain(`submission: the folds' ensemble of "${report.submitted}", the best out of fold`);
+    expect(r.out).toContain(`submission: the ensemble of "${report.submitted}" (${chosen.runs.length} models), the best out of fold`);
   });
 });
