@@ -2,7 +2,7 @@
 import type { BufferView, Gpu } from '../gpu/gpu.js';
 import type { PooledBuffer } from '../gpu/buffer-pool.js';
 import { ShapeError, shapeStr } from '../gpu/errors.js';
-import { type DType, type GpuTensor, numel, readElements, storageBytes } from '../gpu/tensor-view.js';
+import { type DType, type GpuTensor, elementBytes, numel, readElements, storageBytes } from '../gpu/tensor-view.js';
 import { adopt } from './context.js';
 
 /** How an op's result is turned into gradients of its inputs (see tape.ts). */
@@ -46,7 +46,7 @@ export class Tensor implements GpuTensor {
     readonly name = '',
     readonly dtype: DType = 'f32',
   ) {
-    if (view.size < numel(shape) * (dtype === 'f16' ? 2 : 4)) throw new ShapeError('Tensor', `buffer of ${view.size} bytes cannot hold shape ${shapeStr(shape)} in ${dtype}`);
+    if (view.size < numel(shape) * elementBytes(dtype)) throw new ShapeError('Tensor', `buffer of ${view.size} bytes cannot hold shape ${shapeStr(shape)} in ${dtype}`);
     if (owned) adopt(this);
   }
 

@@ -20,9 +20,14 @@ export function dtypeOf(t: GpuTensor): DType {
   return t.dtype ?? 'f32';
 }
 
+/** Bytes an element takes. */
+export function elementBytes(dtype: DType): number {
+  return dtype === 'f16' ? 2 : 4;
+}
+
 /** Bytes a buffer needs for `count` elements: whole 4-byte words (storage bindings come in them), at least one. */
 export function storageBytes(count: number, dtype: DType = 'f32'): number {
-  return Math.max(4, Math.ceil((count * (dtype === 'f16' ? 2 : 4)) / 4) * 4);
+  return Math.max(4, Math.ceil((count * elementBytes(dtype)) / 4) * 4);
 }
 
 /** Refuses f16 tensors in ops that only have f32 kernels, naming the op and the tensor. */
@@ -53,7 +58,7 @@ export function checkStorage(op: string, name: string, t: GpuTensor): void {
   for (const d of t.shape) {
     if (!Number.isInteger(d) || d < 0) throw new ShapeError(op, `${name} has an invalid shape ${shapeStr(t.shape)}`);
   }
-  const need = numel(t.shape) * (dtypeOf(t) === 'f16' ? 2 : 4);
+  const need = numel(t.shape) * elementBytes(dtypeOf(t));
   if (t.view.size < need) {
     throw new ShapeError(op, `${name} of shape ${shapeStr(t.shape)} needs ${need} bytes but its buffer has ${t.view.size}`);
   }
@@ -125,10 +130,13 @@ export function allocTensor(gpu: Gpu, shape: readonly number[], data?: Float32Ar
   };
 }
 
+const halfScratch = new Float32Array(1);
+const halfBits = new Uint32Array(halfScratch.buffer);
+
 /** IEEE binary16 bits of a float32 value, rounded to nearest, ties to even (overflow to ±∞, NaN kept). */
 export function toHalf(v: number): number {
-  const f = new Float32Array([v]);
-  const x = new Uint32Array(f.buffer)[0]!;
+  halfScratch[0] = v;
+  const x = halfBits[0]!;
   const sign = (x >>> 16) & 0x8000;
   const exp = (x >>> 23) & 0xff;
   const man = x & 0x7fffff;

@@ -59,7 +59,6 @@ export function runGemm(gpu: Gpu, g: Gemm): GemmPlan {
   }
   const transposed = plan.transpose ? transposedWeights(gpu, g, plan.transpose) : null;
   const b = transposed?.view ?? g.b;
-  if (transposed && g.types?.B_TYPE === 'f16') throw new Error(`${g.label}: the weights are rearranged as f32, but B is f16`);
   const family = plan.shader.family === 'conv_rows' ? softwareConv().rows : CONV_FAMILIES[plan.shader.family];
   const views = { a: g.a, b, none: placeholder(gpu, 'read'), 'none-writable': placeholder(gpu, 'write') };
   const dispatch = (label: string, out: BufferView, uniforms: ConvUniforms) => {
