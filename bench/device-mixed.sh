@@ -9,15 +9,16 @@
 #      (dist/memory.js);
 #   4. PyTorch on the same GPU: fp32, its defaults, AMP bf16 + channels_last;
 #   5. the tutorial's recipe (preset full) on the default synthetic set, fp32
-#      and mixed side by side, for the best validation Dice of each.
+#      and mixed side by side, for the best validation Dice of each;
+#   6. submit's post-processing on all the machine's cores (dist/postprocess.js).
 # Usage, from the project's root after the build,
 #   PRUNE="@esbuild esbuild lightningcss lightningcss-linux-x64-gnu tsx playwright-core" bash ../shared/device/pack.sh
 #   bash bench/device-gl.sh
 # (rolldown stays: vitest's vite needs it), then on the GPU machine:
 #   bash .device/run.sh bash bench/device-mixed.sh OUT_DIR
 set -uo pipefail
-out=${1:?usage: [PARTS=tests,step,pytorch,train] bash bench/device-mixed.sh OUT_DIR}
-parts=,${PARTS:-tests,step,pytorch,train},
+out=${1:?usage: [PARTS=tests,step,pytorch,train,postprocess] bash bench/device-mixed.sh OUT_DIR}
+parts=,${PARTS:-tests,step,pytorch,train,postprocess},
 want() { [[ $parts == *,$1,* ]]; }
 mkdir -p "$out"
 log="$out/mixed.log"
@@ -65,5 +66,10 @@ done
 for p in fp32 mixed; do cat "$out"/runs-$p/*/log.jsonl > "$out/train-$p.jsonl" 2>/dev/null; done
 rm -rf "$out"/runs-*
 fi
+if want postprocess; then
+say "post-processing of submit: masks/s on $(nproc) cores"
+timeout 60 node dist/postprocess.js --masks 5508 --json "$out/postprocess.json" 2>&1 | tee -a "$log"
+fi
+
 node bench/merge-device.mjs "$out" "$out/mixed-results.json" 2>&1 | tee -a "$log"
 say "done"

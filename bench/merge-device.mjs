@@ -2,8 +2,10 @@
 // file: our training step and inference (bench --suite step), PyTorch's
 // (bench/pytorch_unet.py) and the fp32/mixed training runs, as `entries`
 // that each carry op, impl, precision, batch and images_per_s (ours in mixed
-// precision also `storage`, of the activations), and the peak memory of
-// each configuration (dist/memory.js) as `memory`.
+// precision also `storage`, of the activations), the peak memory of each
+// configuration (dist/memory.js) as `memory`, each profiled step's GPU time
+// by op and by pass (the pass labels name each GEMM's shapes, formulation and
+// tile), and submit's post-processing (dist/postprocess.js) as `postprocess`.
 //   node bench/merge-device.mjs OUT_DIR RESULT.json [NOTE]
 // NOTE, where given, says where the parts came from (when OUT_DIR gathers several runs).
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -15,6 +17,7 @@ const read = (f) => (existsSync(join(dir, f)) ? JSON.parse(readFileSync(join(dir
 const step = read('step.json');
 const torch = read('pytorch.json');
 const memory = read('memory.json');
+const postprocess = read('postprocess.json');
 const mib = (b) => b / 2 ** 20;
 
 const entries = [];
@@ -49,10 +52,10 @@ for (const p of ['fp32', 'mixed']) {
   });
 }
 
-const byOp = (step?.precisionRuns ?? []).map((r) => ({ precision: r.precision, tile: r.tile, ...(r.storage ? { storage: r.storage } : {}), dispatches: r.profile?.dispatches, gpu_ms: r.profile?.gpu_ms, byOp: r.profile?.byOp }));
+const byOp = (step?.precisionRuns ?? []).map((r) => ({ precision: r.precision, tile: r.tile, ...(r.storage ? { storage: r.storage } : {}), dispatches: r.profile?.dispatches, gpu_ms: r.profile?.gpu_ms, byOp: r.profile?.byOp, passes: r.profile?.passes }));
 writeFileSync(dest, JSON.stringify({
   gpu: torch?.gpu ?? step?.adapter?.description, adapter: step?.adapter, date: step?.date, ...(note ? { note } : {}),
   versions: { ...step?.versions, torch: torch?.torch, cuda: torch?.cuda, cudnn: torch?.cudnn },
-  entries, training, stepProfiles: byOp, ...(memory ? { memory: memory.entries } : {}),
+  entries, training, stepProfiles: byOp, ...(memory ? { memory: memory.entries } : {}), ...(postprocess ? { postprocess } : {}),
 }, null, 1) + '\n');
 console.log(`wrote ${dest}: ${entries.length} entries, ${training.length} training runs`);

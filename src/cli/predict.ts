@@ -10,7 +10,7 @@ import { decodeNpy, encodeNpy } from '../data/npy.js';
 import { DataError } from '../data/errors.js';
 import { resizeStack } from '../data/prepare.js';
 import { decodeCheckpoint, loadWeights } from '../model/checkpoint.js';
-import { type EnsembleMember, type TestTransform, predictEnsemble } from '../model/ensemble.js';
+import { type EnsembleMember, type TestTransform, TTA_CHOICES, predictEnsemble } from '../model/ensemble.js';
 import { predictProbabilities } from '../model/trainer.js';
 import { type UNet, createUNet } from '../model/unet.js';
 import { GPU_OPTIONS, type OptionSpec, parseArgs, usage, UsageError } from './args.js';
@@ -25,7 +25,7 @@ const SPEC: Record<string, OptionSpec> = {
   ...GPU_OPTIONS,
   ...PRECISION_OPTION,
   model: { type: 'string', help: 'checkpoint (.safetensors) or run folder, or several separated by commas (an ensemble, such as the k fold models: their maps are averaged); default: best.safetensors of the latest run in runs/' },
-  tta: { type: 'boolean', help: 'test-time augmentation: average each model\'s maps of the frames and of the frames mirrored left to right' },
+  tta: { type: 'string', help: 'test-time augmentation: average each model\'s maps over views of each frame: shift (moved a sixteenth of its side each way), mirror (left to right: only for models trained with mirrors), shift+mirror or none', default: 'none' },
   data: { type: 'string', help: 'folder with imgs_test.npy and imgs_id_test.npy', default: 'data' },
   out: { type: 'string', help: 'folder for imgs_mask_test.npy and preds/', default: '.' },
   'batch-size': { type: 'number', help: 'images per batch', default: 16 },
@@ -53,8 +53,8 @@ export async function predict(argv: string[]): Promise<void> {
   for (const { path, ckpt } of checkpoints) {
     console.log(`model ${path}: base width ${ckpt.meta.config.baseWidth}, input ${ckpt.meta.config.inputSize}×${ckpt.meta.config.inputSize}, trained ${ckpt.meta.epoch} epoch(s)${ckpt.meta.antiAlias ? ', frames anti-aliased before downsampling as in training' : ''}`);
   }
-  const transforms: TestTransform[] = o.tta === true ? ['identity', 'mirror'] : ['identity'];
-  if (checkpoints.length > 1 || transforms.length > 1) console.log(`averaging ${checkpoints.length} model(s) × ${transforms.length} view(s) of each frame${o.tta === true ? ' (as it is, and mirrored left to right)' : ''}`);
+  const transforms = ttaViews(o.tta as string);
+  if (checkpoints.length > 1 || transforms.length > 1) console.log(`averaging ${checkpoints.length} model(s) × ${transforms.length} view(s) of each frame${transforms.length > 1 ? ` (${transforms.join(', ')})` : ''}`);
   const test = loadTestSet(resolve(o.data as string));
   const gpu = await openGpu(o);
   choosePrecision(o, gpu);
@@ -102,6 +102,13 @@ export function loadTestSet(dataDir: string): TestSet {
 }
 
 /** Resizes the test frames as the model's training frames were (`antiAlias`), normalises them, predicts, and writes the maps (predictTestSetWith). */
+/** The views of a --tta value (none, shift, mirror or shift+mirror). */
+export function ttaViews(value: string): TestTransform[] {
+  const views = TTA_CHOICES[value];
+  if (!views) throw new UsageError(`--tta must be one of ${Object.keys(TTA_CHOICES).join(', ')}, got "${value}"`);
+  return views;
+}
+
 export async function predictTestSet(model: UNet, norm: { mean: number; std: number }, test: TestSet, outDir: string, batch: number, antiAlias: boolean): Promise<Float32Array> {
   return predictTestSetWith([ensembleMember(model, norm, batch)], model.config.inputSize, test, outDir, antiAlias, ['identity']);
 }

@@ -28,7 +28,7 @@ import { GPU_OPTIONS, type OptionSpec, type Parsed, parseArgs, usage, UsageError
 import { type TrainingFrames, loadTrainingFrames } from './caches.js';
 import { readBytes, writeAtomic } from './files.js';
 import { PRECISION_OPTION, choosePrecision, openGpu } from './gpu-options.js';
-import { ensembleMember, loadTestSet, predictTestSetWith } from './predict.js';
+import { ensembleMember, loadTestSet, predictTestSetWith, ttaViews } from './predict.js';
 import { writeSubmission } from './submit.js';
 import { train } from './train.js';
 
@@ -43,7 +43,7 @@ const SPEC: Record<string, OptionSpec> = {
   seeds: { type: 'number', help: 'models a fold in the toolkit, seeded --seed, --seed + 1, …, their maps averaged (out of fold and on the test frames)', default: 1 },
   augment: { type: 'string', help: 'augmentation of the training batches: "default", key=value pairs (see train --help), or "none"', default: 'default' },
   'keep-contradictions': { type: 'boolean', help: 'train on the contradictory near-duplicates too' },
-  tta: { type: 'boolean', help: 'test-time augmentation: average each map with its lateral mirror\'s (off by default: the nerve sits off-centre, and a mirror moves it)' },
+  tta: { type: 'string', help: 'test-time augmentation, as a last step: shift (the frame moved a sixteenth of its side each way), mirror (left to right: only for models trained with mirrors, as the nerve sits off-centre), shift+mirror or none', default: 'none' },
   compare: { type: 'boolean', help: 'also train the tutorial\'s recipe and each step of the toolkit on the same folds, report what each adds, and submit from the step that scored best out of fold' },
   preset: { type: 'string', help: 'as for train: full or cpu (default: cpu on software adapters, full otherwise)' },
   epochs: { type: 'number', help: 'as for train' },
@@ -60,13 +60,13 @@ const SUMMARY = `Trains the k folds of a subject-wise split with the competition
 reports the out-of-fold competition metric (report.json, report.svg) and
 writes the folds' ensemble's submission.csv.`;
 
-/** One way of training, how many models a fold (seeds), and whether its maps are averaged with their mirror. */
+/** One way of training, how many models a fold (seeds), and the views of each frame whose maps are averaged. */
 interface Config {
   name: string;
   what: string;
   trainArgs: string[];
   seeds: number;
-  tta: boolean;
+  views: TestTransform[];
 }
 
 export interface ConfigResult {
@@ -93,17 +93,19 @@ function configs(o: Parsed): Config[] {
   const seeds = o.seeds as number;
   const steps: Config[] = [];
   const drop = o['keep-contradictions'] !== true;
-  const tta = o.tta === true;
+  const tta = o.tta as string;
+  const views = ttaViews(tta);
+  const plain: TestTransform[] = ['identity'];
   const toolkitArgs = [...(drop ? ['--drop-contradictions'] : []), ...(augment !== 'none' ? ['--augment', augment] : [])];
   if (o.compare === true) {
-    steps.push({ name: 'tutorial', what: 'the tutorial\'s training', trainArgs: [], seeds: 1, tta: false });
-    if (drop) steps.push({ name: 'clean', what: '+ contradictory near-duplicates left out', trainArgs: ['--drop-contradictions'], seeds: 1, tta: false });
-    if (augment !== 'none') steps.push({ name: 'augment', what: '+ augmentation on the GPU', trainArgs: toolkitArgs, seeds: 1, tta: false });
-    if (seeds > 1) steps.push({ name: 'ensemble', what: `+ ${seeds} models a fold (seeds ${o.seed} to ${(o.seed as number) + seeds - 1}), averaged`, trainArgs: toolkitArgs, seeds, tta: false });
+    steps.push({ name: 'tutorial', what: 'the tutorial\'s training', trainArgs: [], seeds: 1, views: plain });
+    if (drop) steps.push({ name: 'clean', what: '+ contradictory near-duplicates left out', trainArgs: ['--drop-contradictions'], seeds: 1, views: plain });
+    if (augment !== 'none') steps.push({ name: 'augment', what: '+ augmentation on the GPU', trainArgs: toolkitArgs, seeds: 1, views: plain });
+    if (seeds > 1) steps.push({ name: 'ensemble', what: `+ ${seeds} models a fold (seeds ${o.seed} to ${(o.seed as number) + seeds - 1}), averaged`, trainArgs: toolkitArgs, seeds, views: plain });
     // Without test-time augmentation the last step is the toolkit already.
-    if (!tta) return steps;
+    if (views.length === 1) return steps;
   }
-  steps.push({ name: 'toolkit', what: tta ? '+ test-time augmentation (mirror)' : 'the toolkit', trainArgs: toolkitArgs, seeds, tta });
+  steps.push({ name: 'toolkit', what: views.length > 1 ? `+ test-time augmentation (${tta}: ${views.length} views)` : 'the toolkit', trainArgs: toolkitArgs, seeds, views });
   return steps;
 }
 
@@ -215,8 +217,7 @@ export async function recipe(argv: string[]): Promise<void> {
     choosePrecision(o, gpu);
     tuneForSoftwareAdapter(gpu);
     for (const { config, runs } of trained) {
-      const transforms: TestTransform[] = config.tta ? ['identity', 'mirror'] : ['identity'];
-      const { oof, gate } = await scoreFolds(gpu, frames, runs, config.seeds, k, foldSeed, transforms);
+      const { oof, gate } = await scoreFolds(gpu, frames, runs, config.seeds, k, foldSeed, config.views);
       results.push({ name: config.name, what: config.what, runs, ...(config.seeds > 1 ? { seeds: config.seeds } : {}), oof, gate });
       const g = oof.gate!;
       console.log(
@@ -229,7 +230,7 @@ export async function recipe(argv: string[]): Promise<void> {
     const bestAt = (r: ConfigResult) => Math.max(r.oof.score, r.oof.gate && r.oof.gate.threshold > 0 ? r.oof.gate.score : -Infinity);
     const chosen = results.reduce((best, r, i) => (bestAt(r) > bestAt(results[best]!) ? i : best), results.length - 1);
     const last = results[chosen]!;
-    const tta = trained[chosen]!.config.tta;
+    const chosenViews = trained[chosen]!.config.views;
     submitted = last.name;
     if (results.length > 1) console.log(`submission: the ensemble of "${last.name}" (${last.runs.length} models), the best out of fold (${bestAt(last).toFixed(4)})`);
     if (existsSync(join(dataDir, 'imgs_test.npy'))) {
@@ -248,7 +249,7 @@ export async function recipe(argv: string[]): Promise<void> {
         });
         const size = models[0]!.config.inputSize;
         const test = loadTestSet(dataDir);
-        const probs = await predictTestSetWith(members, size, test, dir, antiAlias, tta ? ['identity', 'mirror'] : ['identity']);
+        const probs = await predictTestSetWith(members, size, test, dir, antiAlias, chosenViews);
         // The gate where it helped out of fold: frames it scores under its threshold are cleared.
         const g = last.oof.gate!;
         const gated = g.threshold > 0 && g.score > last.oof.score;
@@ -294,7 +295,7 @@ export function reportTable(results: ConfigResult[]): string {
 }
 
 const CHART = { w: 640, h: 260, pad: 46 };
-const COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b'];
+const COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2'];
 
 /** One panel per config: the out-of-fold metric against the minimum area, a line per threshold. */
 export function reportSvg(results: ConfigResult[]): string {

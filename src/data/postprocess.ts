@@ -110,7 +110,8 @@ export interface PostprocessChoice {
 /** Candidate gate thresholds: 0 gates nothing. */
 export const GATE_THRESHOLDS = [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
 
-export const THRESHOLDS = [0.3, 0.4, 0.5, 0.6, 0.7];
+/** Candidate mask thresholds: averaged maps (ensembles, test-time views) are less sure than one model's, and their best can lie below 0.3. */
+export const THRESHOLDS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7];
 /** Candidate minimum areas; the last, larger than a frame, means "submit every mask empty". */
 export const MIN_AREAS = [10, 500, 1000, 2000, 3000, 4000, 5000, 6000, 8000, 10000, 15000, 20000, FULL + 1];
 

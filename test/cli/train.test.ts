@@ -172,7 +172,7 @@ describe('npm run train', () => {
     writeFileSync(join(mirroredDir, 'imgs_id_test.npy'), readFileSync(join(dataDir, 'imgs_id_test.npy')));
     const single = [one, two].map((run, k) => predictInto(join(root, `single-${k}`), dataDir, '--model', run));
     const mirrored = [one, two].map((run, k) => mirror(predictInto(join(root, `mirrored-${k}`), mirroredDir, '--model', run)));
-    const ensemble = predictInto(join(root, 'ensemble'), dataDir, '--model', `${one},${join(two, 'best.safetensors')}`, '--tta');
+    const ensemble = predictInto(join(root, 'ensemble'), dataDir, '--model', `${one},${join(two, 'best.safetensors')}`, '--tta', 'mirror');
     expect(single[0]).not.toEqual(single[1]);
     expect(mirrored[0]).not.toEqual(single[0]);
     let worst = 0;
@@ -185,6 +185,9 @@ describe('npm run train', () => {
     const bad = spawnSync(process.execPath, [cli, 'predict', '--data', dataDir, '--out', join(root, 'bad'), '--model', `${one},${runIn('shaped')}`], { encoding: 'utf8', timeout: 120_000 });
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/anti-aliased, .* an ensemble's models must see the same frames/);
+    const badViews = spawnSync(process.execPath, [cli, 'predict', '--data', dataDir, '--out', join(root, 'bad'), '--model', one, '--tta', 'flip'], { encoding: 'utf8', timeout: 120_000 });
+    expect(badViews.status).toBe(2);
+    expect(badViews.stderr).toContain('--tta must be one of none, shift, mirror, shift+mirror, got "flip"');
   });
 
   it('on Ctrl-C stops with status 130, keeps the last whole epoch, and resumes to the uninterrupted curve', async () => {
