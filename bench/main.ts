@@ -49,7 +49,7 @@ const SPEC = {
   variant: { type: 'string' as const, help: 'convolution formulation to use instead of the planner\'s: tiled, rows or direct' },
   precision: { type: 'string' as const, help: 'training step and inference of ours in each of these precisions (comma-separated: fp32, mixed; default both where the adapter has f16 subgroup matrices, else fp32)' },
   storage: { type: 'string' as const, help: 'time the mixed-precision step with activations stored in each of these (comma-separated: f16, f32; default f16, mixed precision\'s own)' },
-  'mma-tiles': { type: 'string' as const, help: 'time the mixed-precision step with each of these tiles (comma-separated, or all; default the planner\'s choice)' },
+  'mma-tiles': { type: 'string' as const, help: 'time the mixed-precision step with each of these tiles (comma-separated; auto: a tile per GEMM by its shape; all: every tile and auto; default the planner\'s choice)' },
   'step-ours-only': { type: 'boolean' as const, help: 'time our training step and inference only, without tfjs-layers beside them' },
   'peer-budget': { type: 'number' as const, help: 'skip a CPU peer (wasm, cpu) on a case whose run, estimated from the same case at a smaller batch, would take longer than this many seconds', default: 120 },
 };
@@ -91,11 +91,12 @@ async function main(): Promise<void> {
   for (const p of precisions) if (p !== 'fp32' && p !== 'mixed') throw new UsageError(`--precision takes fp32 and mixed, not "${p}"`);
   if (precisions.includes('mixed')) setPrecision(gpu, 'mixed'); // refuses an adapter without the features, saying why
   setPrecision(gpu, 'fp32');
-  const mmaTiles = options['mma-tiles'] === undefined ? [null] : ((options['mma-tiles'] === 'all' ? [...MMA_TILES] : (options['mma-tiles'] as string).split(',')) as MmaTile[]);
-  for (const t of mmaTiles) if (t !== null && !MMA_TILES.includes(t)) throw new UsageError(`unknown mixed-precision tile "${t}": use ${MMA_TILES.join(', ')} or all`);
+  type TileChoice = MmaTile | 'auto';
+  const mmaTiles = options['mma-tiles'] === undefined ? [null] : ((options['mma-tiles'] === 'all' ? [...MMA_TILES, 'auto'] : (options['mma-tiles'] as string).split(',')) as TileChoice[]);
+  for (const t of mmaTiles) if (t !== null && t !== 'auto' && !MMA_TILES.includes(t)) throw new UsageError(`unknown mixed-precision tile "${t}": use ${MMA_TILES.join(', ')}, auto or all`);
   const storages = ((options.storage as string | undefined) ?? 'f16').split(',');
   for (const st of storages) if (st !== 'f16' && st !== 'f32') throw new UsageError(`--storage takes f16 and f32, not "${st}"`);
-  const precisionRuns: { precision: Precision; tile: MmaTile | null; storage?: string; peakLiveBytes: number; poolBytes: number; profile?: StepProfile }[] = [];
+  const precisionRuns: { precision: Precision; tile: TileChoice | null; storage?: string; peakLiveBytes: number; poolBytes: number; profile?: StepProfile }[] = [];
   if (options.variant) setConvOverrides(gpu, { formulation: options.variant as ConvOverrides['formulation'] });
   console.log(`convolutions: the ${convFormulation(gpu)} formulation${options.variant ? ' (--variant)' : ''}`);
 

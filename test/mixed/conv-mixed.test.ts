@@ -81,8 +81,8 @@ function recording(g: Gpu, precision: 'fp32' | 'mixed', fn: () => void): string[
 // load scalar and one with every load a vec4.
 const DEFAULT_TILE = MMA_DEFAULT_TILE;
 /** Whether a tile fits this adapter's matrices, subgroups and limits (the planner never picks one that does not). */
-const fits = (tile: (typeof MMA_TILES)[number]) =>
-  mixed && mmaConstants(gpu.matrix!, gpu.adapterInfo.subgroupMaxSize, tile, gpu.limits) !== null;
+const fits = (tile: (typeof MMA_TILES)[number] | 'auto') =>
+  mixed && (tile === 'auto' || mmaConstants(gpu.matrix!, gpu.adapterInfo.subgroupMaxSize, tile, gpu.limits) !== null);
 const SHORT_CONV = [CONV_CASES[0]!, CONV_CASES[5]!];
 const SHORT_UP = [UP_CASES[0]!, UP_CASES[3]!];
 
@@ -97,7 +97,8 @@ describe.runIf(mixed || required)('mixed-precision convolutions (f16 subgroup ma
     console.log(`tiles that fit: ${MMA_TILES.filter(fits).join(', ')}`);
   });
 
-  for (const tile of MMA_TILES) {
+  // Every tile, and 'auto' (a tile per GEMM: forward and gradients of one layer may differ).
+  for (const tile of [...MMA_TILES, 'auto'] as const) {
     for (const [xs, k, co] of tile === DEFAULT_TILE ? CONV_CASES : SHORT_CONV) {
       const ws: Shape4 = [k, k, xs[3], co];
       const ys: Shape4 = [xs[0], xs[1], xs[2], co];

@@ -127,7 +127,7 @@ export function setConvOverrides(gpu: Gpu, overrides: ConvOverrides): void {
     throw new Error(`the rows convolution needs a software adapter with subgroups of exactly 8 invocations; this device has ${gpu.hasSubgroups ? `subgroups of ${min === max ? min : `${min} to ${max}`}` : 'no subgroups'}`);
   }
   if (tile !== undefined && !(tile in TILE_SHAPES)) throw new Error(`unknown tile shape "${tile}": use ${Object.keys(TILE_SHAPES).join(', ')}`);
-  if (mmaTile !== undefined && !MMA_TILES.includes(mmaTile)) throw new Error(`unknown mixed-precision tile "${mmaTile}": use ${MMA_TILES.join(', ')}`);
+  if (mmaTile !== undefined && mmaTile !== 'auto' && !MMA_TILES.includes(mmaTile)) throw new Error(`unknown mixed-precision tile "${mmaTile}": use ${MMA_TILES.join(', ')} or auto`);
   if (winograd !== undefined && !['auto', 'always', 'never'].includes(winograd)) throw new Error(`winograd must be 'auto', 'always' or 'never', not ${String(winograd)}`);
   if (winogradTile !== undefined && winogradTile !== 2 && winogradTile !== 4) throw new Error(`winogradTile must be 2 or 4, not ${String(winogradTile)}`);
   if (winogradScratch !== undefined && !(winogradScratch >= 0)) throw new Error(`winogradScratch must be a number ≥ 0, not ${String(winogradScratch)}`);

@@ -7,7 +7,7 @@
  * conv.test.ts and test/mixed.
  */
 import { describe, expect, it } from 'vitest';
-import { type ConvCaps, type GemmPlan, type GemmShape, Mode, type Precision, planGemm, rowsPerLaneFor } from './plan.js';
+import { type ConvCaps, type GemmPlan, type GemmShape, MMA_DEFAULT_TILE, Mode, type Precision, mmaTileFor, planGemm, rowsPerLaneFor } from './plan.js';
 
 const limits = { maxComputeWorkgroupsPerDimension: 65535, maxStorageBufferBindingSize: 2 ** 31 - 4, maxComputeWorkgroupStorageSize: 16384, maxComputeInvocationsPerWorkgroup: 256 };
 const h200 = (precision: Precision = 'fp32'): ConvCaps => ({ software: false, subgroups: { min: 32, max: 32 }, matrix: { M: 16, N: 16, K: 16 }, precision, limits });
@@ -137,6 +137,33 @@ describe('convolution planner', () => {
       const d = p.shader.defines as Record<string, number>;
       expect(p.tile).toEqual({ rows: d.SUB_Y! * 2 * d.SM!, cols: d.SUB_X! * 2 * d.SN! });
     }
+  });
+
+  it('keeps one mixed-precision tile unless told, and with auto picks each GEMM\'s by its shape', () => {
+    // The H200's workgroup memory (32 KiB) holds the default tile.
+    const big = { ...limits, maxComputeWorkgroupStorageSize: 32768 };
+    const caps = (mmaTile?: 'auto' | '64x64x32'): ConvCaps => ({ ...h200('mixed'), limits: big, overrides: mmaTile ? { mmaTile } : {} });
+    const tileOf = (c: ConvCaps, g: GemmShape) => {
+      const plan = planGemm(c, g);
+      if (plan.kind !== 'gemm') throw new Error('expected a GEMM plan');
+      return `${plan.tile.rows}x${plan.tile.cols}`;
+    };
+    const firstLayer = forward(32, 96, 96, 32, 32);
+    const bottleneck = forward(32, 6, 6, 512, 512);
+    expect(tileOf(caps(), firstLayer)).toBe(MMA_DEFAULT_TILE.split('x').slice(0, 2).join('x'));
+    expect(tileOf(caps(), bottleneck)).toBe('128x64');
+    expect(tileOf(caps('64x64x32'), bottleneck)).toBe('64x64');
+    // Auto: 32 columns where C has 32; the largest tile that still gives ≥ 256 workgroups.
+    expect(tileOf(caps('auto'), firstLayer)).toBe('128x32'); // 2,304 workgroups
+    expect(tileOf(caps('auto'), forward(32, 12, 12, 256, 256))).toBe('64x64'); // 128 × 64: 144; 64 × 64: 288
+    expect(tileOf(caps('auto'), bottleneck)).toBe('32x64'); // 1,152 rows: 72, 144, then 288
+    expect(tileOf(caps('auto'), forward(1, 6, 6, 512, 512))).toBe('32x64'); // never 256: the smallest
+    // A weight gradient's split fills the GPU, so it keeps the largest tile.
+    expect(tileOf(caps('auto'), weights(32, 6, 6, 512, 512))).toBe('128x64');
+    expect(mmaTileFor(caps('auto'), 4608, 32)).toBe('32x32x32'); // 128 × 32: 36 workgroups, 64 × 32: 72, 32 × 32: 144: the smallest
+    // On lavapipe's 8 × 8 matrices a tile takes more subgroups, each with its own
+    // result scratch: 128 × 32 needs 16.5 KiB of workgroup memory, past its 16.
+    expect(mmaTileFor(lavapipe('mixed', { mmaTile: 'auto' }), 294912, 32)).toBe('64x32x32');
   });
 
   it('splits a large Winograd batch into passes that keep within the scratch budget', () => {

@@ -82,16 +82,26 @@ export const TILE_SHAPES = {
 export type TileShape = keyof typeof TILE_SHAPES;
 
 /** Tiles of the mixed-precision shader, rows × columns × depth (k staged at a time). */
-export const MMA_TILES = ['64x64x32', '64x64x64', '128x64x32', '64x128x32', '128x128x32'] as const;
+export const MMA_TILES = ['64x64x32', '64x64x64', '128x64x32', '64x128x32', '128x128x32', '128x32x32', '64x32x32', '32x64x32', '32x32x32'] as const;
 export type MmaTile = (typeof MMA_TILES)[number];
 export const MMA_DEFAULT_TILE: MmaTile = '128x64x32';
+/**
+ * The tiles `mmaTile: 'auto'` picks from per GEMM, largest first: 32 columns
+ * where C has at most 32 (no half-empty tiles on the 32-channel layers), else
+ * 64.
+ */
+export const MMA_AUTO_TILES: Record<'narrow' | 'wide', readonly MmaTile[]> = {
+  narrow: ['128x32x32', '64x32x32', '32x32x32'],
+  wide: ['128x64x32', '64x64x32', '32x64x32'],
+};
 
 /** Choices tests and benchmarks force; a user never needs them. */
 export interface ConvOverrides {
   /** The formulation for every GEMM ('mma' comes from the precision instead). */
   formulation?: Exclude<Formulation, 'mma'>;
   tile?: TileShape;
-  mmaTile?: MmaTile;
+  /** One mixed-precision tile for every GEMM, or 'auto': a tile per GEMM by its shape (mmaTileFor). */
+  mmaTile?: MmaTile | 'auto';
   /** Winograd on 3 × 3 layers of the rows formulation: by shape (default), always where possible, or never. */
   winograd?: 'auto' | 'always' | 'never';
   /** Bytes of transformed input and products one Winograd pass may hold. */
@@ -272,8 +282,9 @@ function launchFor(caps: ConvCaps, f: Formulation, g: GemmShape, splits: number)
     return { shader: { family: 'conv_tiled', defines: { WG_X, WG_Y, RM, RN }, constants, bind: { out: 'out' } }, rows: WG_Y * RM, cols: WG_X * RN };
   }
   if (f === 'mma') {
-    const c = mmaConstants(caps.matrix!, caps.subgroups!.max, caps.overrides?.mmaTile ?? fittingMmaTile(caps)!, caps.limits);
-    if (!c) throw new Error(`the mixed-precision tile ${caps.overrides?.mmaTile} does not fit this device's matrices and limits`);
+    const tile = mmaTileFor(caps, g.m, g.n, splits);
+    const c = mmaConstants(caps.matrix!, caps.subgroups!.max, tile, caps.limits);
+    if (!c) throw new Error(`the mixed-precision tile ${tile} does not fit this device's matrices and limits`);
     // vec4 loads where the channels A is read along, and B's columns, come in fours.
     const a4 = (g.mode === Mode.UpForward ? g.k : g.aC) % 4 === 0 && g.aBytes >= 16;
     const b4 = g.n % 4 === 0 && g.bBytes >= 16;
@@ -340,6 +351,26 @@ export function mmaConstants(
     threads <= limits.maxComputeInvocationsPerWorkgroup && ((depth * rows) / 4) % threads === 0 && ((depth * cols) / 4) % threads === 0 &&
     bytes <= limits.maxComputeWorkgroupStorageSize;
   return fits ? { SM: matrix.M, SN: matrix.N, SK: matrix.K, SG: subgroup, SUB_Y: subY, SUB_X: subX, TK: depth, rows, cols } : null;
+}
+
+/**
+ * The mixed-precision tile of a GEMM of m × n (split `splits` ways along k;
+ * Infinity while the split is still to be chosen): the forced one, else the
+ * default (fittingMmaTile); with 'auto', as tileShapeFor does for the tiled
+ * shader, the largest of MMA_AUTO_TILES that fits the device and still
+ * gives ≥ 256 workgroups, else the smallest that fits.
+ */
+export function mmaTileFor(caps: Pick<ConvCaps, 'matrix' | 'subgroups' | 'limits' | 'overrides'>, m: number, n: number, splits = 1): MmaTile {
+  const forced = caps.overrides?.mmaTile;
+  if (forced !== undefined && forced !== 'auto') return forced;
+  const fallback = fittingMmaTile(caps)!;
+  if (forced === undefined) return fallback;
+  const fitting = MMA_AUTO_TILES[n <= 32 ? 'narrow' : 'wide'].filter((t) => mmaConstants(caps.matrix!, caps.subgroups!.max, t, caps.limits));
+  const groups = (t: MmaTile) => {
+    const [rows, cols] = t.split('x').map(Number) as [number, number];
+    return Math.ceil(m / rows) * Math.ceil(n / cols) * splits;
+  };
+  return fitting.find((t) => groups(t) >= 256) ?? fitting.at(-1) ?? fallback;
 }
 
 /** The default mixed-precision tile, else the first of MMA_TILES that fits; null where none does or the device has no matrices. */
