@@ -4,8 +4,9 @@
 #   1. the GPU (nvidia-smi) and the adapter line (its f16 subgroup matrices);
 #   2. the mixed-precision and loss-scaling tests on that adapter;
 #   3. our training step and inference at batch 32 in fp32 and in mixed
-#      precision with every tile of the mixed shader and with a tile per GEMM
-#      (auto), each step profiled pass by pass, activations stored in
+#      precision, on the default tile and with a tile per GEMM (auto), each
+#      with and without prefetching, each step profiled pass by pass
+#      (`--mma-tiles all` would time every tile), activations stored in
 #      f16 and in f32 (bench --suite step), and the peak memory of each
 #      (dist/memory.js);
 #   4. PyTorch on the same GPU: fp32, its defaults, AMP bf16 + channels_last;
@@ -39,8 +40,8 @@ WGSL_UNET_REQUIRE_MIXED=1 timeout 120 node node_modules/vitest/vitest.mjs run te
 fi
 
 if want step; then
-say "training step and inference, fp32 and mixed (every tile)"
-timeout 420 node dist/bench.js --suite step --step-ours-only --step-batch 32 --reps 10 --step-chain 10 --precision fp32,mixed --mma-tiles all --storage f16,f32 \
+say "training step and inference, fp32 and mixed (default tile, auto, each with prefetch)"
+timeout 420 node dist/bench.js --suite step --step-ours-only --step-batch 32 --reps 10 --step-chain 10 --precision fp32,mixed --mma-tiles 128x64x32,auto,128x64x32+prefetch,auto+prefetch --storage f16,f32 \
   --json "$out/step.json" 2>&1 | tee "$out/step.log" | grep -v '^op \|^training_step\|^inference' | tail -40 >> "$log"
 say "peak memory of a step and of inference: fp32, mixed with f16 and with f32 activations"
 timeout 60 node dist/memory.js --batch 32 --json "$out/memory.json" 2>&1 | tee -a "$log"

@@ -49,7 +49,7 @@ const SPEC = {
   variant: { type: 'string' as const, help: 'convolution formulation to use instead of the planner\'s: tiled, rows or direct' },
   precision: { type: 'string' as const, help: 'training step and inference of ours in each of these precisions (comma-separated: fp32, mixed; default both where the adapter has f16 subgroup matrices, else fp32)' },
   storage: { type: 'string' as const, help: 'time the mixed-precision step with activations stored in each of these (comma-separated: f16, f32; default f16, mixed precision\'s own)' },
-  'mma-tiles': { type: 'string' as const, help: 'time the mixed-precision step with each of these tiles (comma-separated; auto: a tile per GEMM by its shape; all: every tile and auto; default the planner\'s choice)' },
+  'mma-tiles': { type: 'string' as const, help: 'time the mixed-precision step with each of these tiles (comma-separated; auto: a tile per GEMM by its shape; +prefetch after one: the next k step fetched while the current multiplies; all: every tile and auto, each with and without; default the planner\'s choice)' },
   'step-ours-only': { type: 'boolean' as const, help: 'time our training step and inference only, without tfjs-layers beside them' },
   'peer-budget': { type: 'number' as const, help: 'skip a CPU peer (wasm, cpu) on a case whose run, estimated from the same case at a smaller batch, would take longer than this many seconds', default: 120 },
 };
@@ -91,9 +91,11 @@ async function main(): Promise<void> {
   for (const p of precisions) if (p !== 'fp32' && p !== 'mixed') throw new UsageError(`--precision takes fp32 and mixed, not "${p}"`);
   if (precisions.includes('mixed')) setPrecision(gpu, 'mixed'); // refuses an adapter without the features, saying why
   setPrecision(gpu, 'fp32');
-  type TileChoice = MmaTile | 'auto';
-  const mmaTiles = options['mma-tiles'] === undefined ? [null] : ((options['mma-tiles'] === 'all' ? [...MMA_TILES, 'auto'] : (options['mma-tiles'] as string).split(',')) as TileChoice[]);
-  for (const t of mmaTiles) if (t !== null && t !== 'auto' && !MMA_TILES.includes(t)) throw new UsageError(`unknown mixed-precision tile "${t}": use ${MMA_TILES.join(', ')}, auto or all`);
+  // A tile (or auto), with "+prefetch" the shader's PREFETCH on; all: every tile and auto, each both ways.
+  type TileChoice = `${MmaTile | 'auto'}${'' | '+prefetch'}`;
+  const everyTile = [...MMA_TILES, 'auto'].flatMap((t) => [t, `${t}+prefetch`]);
+  const mmaTiles = options['mma-tiles'] === undefined ? [null] : ((options['mma-tiles'] === 'all' ? everyTile : (options['mma-tiles'] as string).split(',')) as TileChoice[]);
+  for (const t of mmaTiles) if (t !== null && !everyTile.includes(t)) throw new UsageError(`unknown mixed-precision tile "${t}": use ${MMA_TILES.join(', ')} or auto, each optionally +prefetch, or all`);
   const storages = ((options.storage as string | undefined) ?? 'f16').split(',');
   for (const st of storages) if (st !== 'f16' && st !== 'f32') throw new UsageError(`--storage takes f16 and f32, not "${st}"`);
   const precisionRuns: { precision: Precision; tile: TileChoice | null; storage?: string; peakLiveBytes: number; poolBytes: number; profile?: StepProfile }[] = [];
@@ -205,7 +207,8 @@ async function main(): Promise<void> {
         for (const storage of precision === 'mixed' ? storages : [undefined]) {
           for (const tile of precision === 'mixed' ? mmaTiles : [null]) {
             setPrecision(gpu, precision);
-            setConvOverrides(gpu, { mmaTile: tile ?? undefined, storage: storage as 'f16' | 'f32' | undefined });
+            const [mmaTile, prefetch] = tile ? (tile.split('+') as [MmaTile | 'auto', string?]) : [undefined, undefined];
+            setConvOverrides(gpu, { mmaTile, mmaPrefetch: prefetch === 'prefetch' ? true : undefined, storage: storage as 'f16' | 'f32' | undefined });
             const tag = [tile && `tile ${tile}`, storage === 'f32' && 'f32 activations'].filter(Boolean).join(', ') || undefined;
             const ours = await benchOurStep(gpu, precision, { ...stepOpts, chain: Math.max(chain, 1), tag });
             samples.push(...ours.samples);
@@ -214,7 +217,7 @@ async function main(): Promise<void> {
         }
       }
       setPrecision(gpu, 'fp32');
-      setConvOverrides(gpu, { mmaTile: undefined, storage: undefined });
+      setConvOverrides(gpu, { mmaTile: undefined, mmaPrefetch: undefined, storage: undefined });
     }
   } finally {
     backend.dispose();

@@ -24,7 +24,8 @@ const entries = [];
 for (const s of step?.samples ?? []) {
   if (s.precision === undefined) continue;
   const storage = s.precision === 'mixed' ? (s.impl.includes('f32 activations') ? 'f32' : 'f16') : undefined;
-  const run = step.precisionRuns?.find((r) => r.precision === s.precision && (r.tile ? s.impl.includes(r.tile) : !s.impl.includes('tile')) && (r.storage ?? 'f16') === (storage ?? r.storage ?? 'f16'));
+  const tile = /tile ([^,)]+)/.exec(s.impl)?.[1] ?? null;
+  const run = step.precisionRuns?.find((r) => r.precision === s.precision && (r.tile ?? null) === tile && (r.storage ?? 'f16') === (storage ?? r.storage ?? 'f16'));
   entries.push({
     op: s.op, impl: s.impl, precision: s.precision, ...(storage ? { storage } : {}), batch: s.batch, ms: s.median_ms, images_per_s: s.images_per_s,
     ...(s.gpu_ms !== undefined ? { gpu_ms: s.gpu_ms } : {}), ...(s.record_ms !== undefined ? { record_ms: s.record_ms } : {}),

@@ -83,11 +83,17 @@ const DEFAULT_TILE = MMA_DEFAULT_TILE;
 /** Whether a tile fits this adapter's matrices, subgroups and limits (the planner never picks one that does not). */
 const fits = (tile: (typeof MMA_TILES)[number] | 'auto') =>
   mixed && (tile === 'auto' || mmaConstants(gpu.matrix!, gpu.adapterInfo.subgroupMaxSize, tile, gpu.limits) !== null);
+/** A tile of the table below (with "+prefetch": the shader's PREFETCH on) as overrides. */
+const overridesOf = (choice: string) => {
+  const [tile, prefetch] = choice.split('+') as [(typeof MMA_TILES)[number] | 'auto', string?];
+  return { mmaTile: tile, mmaPrefetch: prefetch === 'prefetch' };
+};
+const fitsChoice = (choice: string) => fits(overridesOf(choice).mmaTile);
 const SHORT_CONV = [CONV_CASES[0]!, CONV_CASES[5]!];
 const SHORT_UP = [UP_CASES[0]!, UP_CASES[3]!];
 
 describe.runIf(mixed || required)('mixed-precision convolutions (f16 subgroup matrices, f32 sums)', () => {
-  afterEach(() => setConvOverrides(gpu, { mmaTile: undefined }));
+  afterEach(() => setConvOverrides(gpu, { mmaTile: undefined, mmaPrefetch: undefined }));
 
   it('the adapter offers f16 subgroup matrices of a size the kernels are written for', () => {
     expect(gpu.matrix, `adapter ${gpu.adapterInfo.description} has no f16 → f32 subgroup matrices (features: ${gpu.adapterInfo.features.join(', ')})`).not.toBeNull();
@@ -97,13 +103,17 @@ describe.runIf(mixed || required)('mixed-precision convolutions (f16 subgroup ma
     console.log(`tiles that fit: ${MMA_TILES.filter(fits).join(', ')}`);
   });
 
-  // Every tile, and 'auto' (a tile per GEMM: forward and gradients of one layer may differ).
-  for (const tile of [...MMA_TILES, 'auto'] as const) {
-    for (const [xs, k, co] of tile === DEFAULT_TILE ? CONV_CASES : SHORT_CONV) {
+  // Every tile, 'auto' (a tile per GEMM: forward and gradients of one layer
+  // may differ), and the default tile with the next k step fetched while the
+  // current one multiplies (every case: the k loop's ends and splits).
+  const PREFETCHED = `${DEFAULT_TILE}+prefetch`;
+  for (const tile of [...MMA_TILES, 'auto', PREFETCHED]) {
+    const every = tile === DEFAULT_TILE || tile === PREFETCHED;
+    for (const [xs, k, co] of every ? CONV_CASES : SHORT_CONV) {
       const ws: Shape4 = [k, k, xs[3], co];
       const ys: Shape4 = [xs[0], xs[1], xs[2], co];
-      it.runIf(fits(tile))(`${tile}: conv2d x ${xs} w ${ws}: forward (relu), ∂input, ∂weights with bias, against the reference and fp32`, async () => {
-        setConvOverrides(gpu, { mmaTile: tile });
+      it.runIf(fitsChoice(tile))(`${tile}: conv2d x ${xs} w ${ws}: forward (relu), ∂input, ∂weights with bias, against the reference and fp32`, async () => {
+        setConvOverrides(gpu, overridesOf(tile));
         const xv = randomArray(prod(xs), 10);
         const wv = randomArray(prod(ws), 11);
         const bv = randomArray(co, 12);
@@ -126,7 +136,7 @@ describe.runIf(mixed || required)('mixed-precision convolutions (f16 subgroup ma
         const got = await read();
         recording(gpu, 'fp32', run);
         const fp32 = await read();
-        setConvOverrides(gpu, { mmaTile: undefined });
+        setConvOverrides(gpu, { mmaTile: undefined, mmaPrefetch: undefined });
 
         const exactY = conv2dRef(xv, xs, wv, ws, bv, 'relu');
         const massY = conv2dRef(abs(xv), xs, abs(wv), ws, new Float32Array(co));
@@ -150,11 +160,11 @@ describe.runIf(mixed || required)('mixed-precision convolutions (f16 subgroup ma
       });
     }
 
-    for (const [xs, co] of tile === DEFAULT_TILE ? UP_CASES : SHORT_UP) {
+    for (const [xs, co] of every ? UP_CASES : SHORT_UP) {
       const ws: Shape4 = [2, 2, co, xs[3]];
       const ys: Shape4 = [xs[0], 2 * xs[1], 2 * xs[2], co];
-      it.runIf(fits(tile))(`${tile}: convTranspose2x2 x ${xs} w ${ws}: forward, ∂input (accumulated), ∂weights`, async () => {
-        setConvOverrides(gpu, { mmaTile: tile });
+      it.runIf(fitsChoice(tile))(`${tile}: convTranspose2x2 x ${xs} w ${ws}: forward, ∂input (accumulated), ∂weights`, async () => {
+        setConvOverrides(gpu, overridesOf(tile));
         const xv = randomArray(prod(xs), 40);
         const wv = randomArray(prod(ws), 41);
         const bv = randomArray(co, 42);
@@ -169,7 +179,7 @@ describe.runIf(mixed || required)('mixed-precision convolutions (f16 subgroup ma
           convTranspose2x2BackwardInput(gpu, t.dy, t.w, t.dx, { accumulate: true });
           convTranspose2x2BackwardWeights(gpu, t.x, t.dy, t.dw);
         });
-        setConvOverrides(gpu, { mmaTile: undefined });
+        setConvOverrides(gpu, { mmaTile: undefined, mmaPrefetch: undefined });
         expect(labels.filter((l) => l.includes('[mma ')).length, labels.join('\n')).toBe(3);
         const exact = convTranspose2x2BackwardRef(xv, xs, wv, ws, dyv);
         const mass = convTranspose2x2BackwardRef(abs(xv), xs, abs(wv), ws, abs(dyv));

@@ -18,9 +18,9 @@
 // matrices of rows sy·2·SM… and columns sx·2·SN…, as four variables (arrays
 // of matrices indexed in loops may live in memory instead of registers).
 // K is walked TK at a time: TM × TK of A (four rows of one k gathered as in
-// conv_tiled.wgsl) and TK × TN of B ([k][column]) are staged as f16 in
-// workgroup memory, then each subgroup runs TK / SK steps of four matrix
-// loads and four multiply-accumulates. A is staged in the order its invocations gather it,
+// conv_tiled.wgsl) and TK × TN of B ([k][column]) are read into registers
+// (fetch) and staged as f16 in workgroup memory (stage), then each subgroup
+// runs TK / SK steps of four matrix loads and four multiply-accumulates. A is staged in the order its invocations gather it,
 // so that neighbouring invocations write neighbouring halves: row-major
 // ([row][k]) where they take neighbouring k (the pixel-row modes, whose
 // global reads are then neighbouring channels), column-major ([k][row])
@@ -112,6 +112,92 @@ fn a_rows4(first: u32, info: u32, k: u32) -> vec4<f32> {
 }
 var<workgroup> c_scratch: array<f32, SUB_Y * SUB_X * SM * SN>; // one result matrix per subgroup
 
+// This invocation's A slots and their rows, decoded once by main() (slot
+// order as in conv_tiled.wgsl; with A4 in the pixel-row modes, one row and a
+// k quad): k within the step, row quad (or row), and row_info of each row.
+var<private> a_kk: array<u32, A_PASSES>;
+var<private> a_rq: array<u32, A_PASSES>;
+var<private> a_info: array<vec4<u32>, A_PASSES>;
+// One k step's values of A and B, read from memory by fetch() and rounded
+// into the tiles by stage().
+var<private> a_vals: array<vec4<f32>, A_PASSES>;
+var<private> b_vals: array<vec4<f32>, B_PASSES>;
+
+// With PREFETCH each step fetches the next step's values right after its
+// tiles are staged, so that the memory reads are in flight while the
+// subgroups multiply; without, a step fetches its own values just before
+// staging them, and fewer registers stay live across the multiplies.
+override PREFETCH: bool = false;
+
+// A's and B's values of the step at k0 into a_vals and b_vals (zero past k_end, M or N).
+fn fetch(k0: u32, k_end: u32, row0: u32, col0: u32, li: u32) {
+  let rows_k4 = A4 && A_BY_ROWS;
+  for (var q = 0u; q < A_PASSES; q++) {
+    let k = k0 + a_kk[q];
+    var v = vec4<f32>(0.0);
+    if (k < k_end) {
+      if (rows_k4) {
+        v = a_row_k4(row0 + a_rq[q], a_info[q][0], k);
+      } else if (A4 && !A_BY_ROWS) {
+        v = a_rows4(row0 + 4u * a_rq[q], a_info[q][0], k);
+      } else {
+        v = a_quad(row0 + 4u * a_rq[q], k, a_info[q]);
+      }
+    }
+    a_vals[q] = v;
+  }
+  for (var q = 0u; q < B_PASSES; q++) {
+    let s = li + q * THREADS;
+    let k = k0 + s / (TN / 4u);
+    let c4 = 4u * (s % (TN / 4u));
+    var v = vec4<f32>(0.0);
+    if (B4) {
+      if (k < k_end && col0 + c4 < p.n) {
+        v = vec4<f32>(b4_src[(k * p.n + col0 + c4) / 4u]);
+      }
+    } else {
+      for (var c = 0u; c < 4u; c++) {
+        if (k < k_end && col0 + c4 + c < p.n) {
+          v[c] = f32(b_src[k * p.n + col0 + c4 + c]);
+        }
+      }
+    }
+    b_vals[q] = v;
+  }
+}
+
+// a_vals and b_vals rounded to f16 into a_tile and b_tile, each invocation
+// writing neighbouring halves where it can (see the top of this file).
+fn stage(li: u32) {
+  for (var q = 0u; q < A_PASSES; q++) {
+    let v = a_vals[q];
+    if (A4 && A_BY_ROWS) {
+      // One row, four k: row-major, four neighbouring halves.
+      let at = a_rq[q] * A_ROW_STRIDE + a_kk[q];
+      for (var c = 0u; c < 4u; c++) {
+        a_tile[at + c] = f16(v[c]);
+      }
+      continue;
+    }
+    let row = 4u * a_rq[q];
+    for (var r = 0u; r < 4u; r++) {
+      if (A_BY_ROWS) {
+        a_tile[(row + r) * A_ROW_STRIDE + a_kk[q]] = f16(v[r]);
+      } else {
+        a_tile[a_kk[q] * A_COL_STRIDE + row + r] = f16(v[r]);
+      }
+    }
+  }
+  for (var q = 0u; q < B_PASSES; q++) {
+    let s = li + q * THREADS;
+    let kk = s / (TN / 4u);
+    let c4 = 4u * (s % (TN / 4u));
+    for (var c = 0u; c < 4u; c++) {
+      b_tile[kk * B_STRIDE + c4 + c] = f16(b_vals[q][c]);
+    }
+  }
+}
+
 @compute @workgroup_size(THREADS, 1, 1)
 fn main(
   @builtin(workgroup_id) wg: vec3<u32>,
@@ -133,15 +219,9 @@ fn main(
     k_end = min(p.k, k_begin + p.k_per_split);
   }
 
-  // This invocation's A slots and their rows, decoded once (slot order as in
-  // conv_tiled.wgsl; with A4 in the pixel-row modes, one row and a k quad).
-  let rows_k4 = A4 && A_BY_ROWS;
-  var a_kk: array<u32, A_PASSES>;
-  var a_rq: array<u32, A_PASSES>;
-  var a_info: array<vec4<u32>, A_PASSES>;
   for (var q = 0u; q < A_PASSES; q++) {
     let s = li + q * THREADS;
-    if (rows_k4) {
+    if (A4 && A_BY_ROWS) {
       a_kk[q] = 4u * (s % K4);
       a_rq[q] = s / K4;
       a_info[q][0] = row_info(row0 + a_rq[q]);
@@ -160,60 +240,18 @@ fn main(
   var acc10 = subgroup_matrix_result<f32, SN, SM>();
   var acc11 = subgroup_matrix_result<f32, SN, SM>();
 
+  if (PREFETCH) {
+    fetch(k_begin, k_end, row0, col0, li);
+  }
   for (var k0 = k_begin; k0 < k_end; k0 += TK) {
-    for (var q = 0u; q < A_PASSES; q++) {
-      let k = k0 + a_kk[q];
-      if (rows_k4) {
-        // One row, four k: row-major, four neighbouring halves.
-        var v = vec4<f32>(0.0);
-        if (k < k_end) {
-          v = a_row_k4(row0 + a_rq[q], a_info[q][0], k);
-        }
-        let at = a_rq[q] * A_ROW_STRIDE + a_kk[q];
-        for (var c = 0u; c < 4u; c++) {
-          a_tile[at + c] = f16(v[c]);
-        }
-        continue;
-      }
-      var v = vec4<f32>(0.0);
-      if (k < k_end) {
-        if (A4 && !A_BY_ROWS) {
-          v = a_rows4(row0 + 4u * a_rq[q], a_info[q][0], k);
-        } else {
-          v = a_quad(row0 + 4u * a_rq[q], k, a_info[q]);
-        }
-      }
-      let row = 4u * a_rq[q];
-      for (var r = 0u; r < 4u; r++) {
-        if (A_BY_ROWS) {
-          a_tile[(row + r) * A_ROW_STRIDE + a_kk[q]] = f16(v[r]);
-        } else {
-          a_tile[a_kk[q] * A_COL_STRIDE + row + r] = f16(v[r]);
-        }
-      }
+    if (!PREFETCH) {
+      fetch(k0, k_end, row0, col0, li);
     }
-    for (var q = 0u; q < B_PASSES; q++) {
-      let s = li + q * THREADS;
-      let kk = s / (TN / 4u);
-      let c4 = 4u * (s % (TN / 4u));
-      let k = k0 + kk;
-      var v = vec4<f32>(0.0);
-      if (B4) {
-        if (k < k_end && col0 + c4 < p.n) {
-          v = vec4<f32>(b4_src[(k * p.n + col0 + c4) / 4u]);
-        }
-      } else {
-        for (var c = 0u; c < 4u; c++) {
-          if (k < k_end && col0 + c4 + c < p.n) {
-            v[c] = f32(b_src[k * p.n + col0 + c4 + c]);
-          }
-        }
-      }
-      for (var c = 0u; c < 4u; c++) {
-        b_tile[kk * B_STRIDE + c4 + c] = f16(v[c]);
-      }
-    }
+    stage(li);
     workgroupBarrier();
+    if (PREFETCH && k0 + TK < k_end) {
+      fetch(k0 + TK, k_end, row0, col0, li);
+    }
 
     for (var kk = 0u; kk < TK; kk += SK) {
       let left0 = left_matrix(sub_row, kk);

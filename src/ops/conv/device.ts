@@ -119,7 +119,8 @@ export function setConvOverrides(gpu: Gpu, overrides: ConvOverrides): void {
   const s = state(gpu);
   const next: ConvOverrides = { ...s.overrides, ...overrides };
   for (const key of Object.keys(next) as (keyof ConvOverrides)[]) if (next[key] === undefined) delete next[key];
-  const { formulation: f, tile, mmaTile, winograd, winogradScratch, winogradTile, storage } = next;
+  const { formulation: f, tile, mmaTile, mmaPrefetch, winograd, winogradScratch, winogradTile, storage } = next;
+  if (mmaPrefetch !== undefined && typeof mmaPrefetch !== 'boolean') throw new Error(`mmaPrefetch must be true or false, not ${String(mmaPrefetch)}`);
   if (storage !== undefined && storage !== 'f32' && storage !== 'f16') throw new Error(`storage must be 'f32' or 'f16', not ${String(storage)}`);
   if (f !== undefined && !['tiled', 'direct', 'rows'].includes(f)) throw new Error(`unknown convolution formulation "${f}": use tiled, rows or direct`);
   if (f === 'rows' && !(gpu.adapterInfo.isSoftware && software && canShareRows(capsOf(gpu)))) {

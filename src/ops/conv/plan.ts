@@ -102,6 +102,8 @@ export interface ConvOverrides {
   tile?: TileShape;
   /** One mixed-precision tile for every GEMM, or 'auto': a tile per GEMM by its shape (mmaTileFor). */
   mmaTile?: MmaTile | 'auto';
+  /** The mixed-precision shader fetches the next k step while it multiplies (conv_mma.wgsl's PREFETCH). */
+  mmaPrefetch?: boolean;
   /** Winograd on 3 × 3 layers of the rows formulation: by shape (default), always where possible, or never. */
   winograd?: 'auto' | 'always' | 'never';
   /** Bytes of transformed input and products one Winograd pass may hold. */
@@ -290,7 +292,7 @@ function launchFor(caps: ConvCaps, f: Formulation, g: GemmShape, splits: number)
     const b4 = g.n % 4 === 0 && g.bBytes >= 16;
     const { rows, cols, ...defines } = c;
     return {
-      shader: { family: 'conv_mma', defines, constants: { ...constants, A4: +a4, B4: +b4 }, bind: { out: 'out', a4_src: a4 ? 'a' : 'none', b4_src: b4 ? 'b' : 'none' } },
+      shader: { family: 'conv_mma', defines, constants: { ...constants, A4: +a4, B4: +b4, PREFETCH: caps.overrides?.mmaPrefetch ? 1 : 0 }, bind: { out: 'out', a4_src: a4 ? 'a' : 'none', b4_src: b4 ? 'b' : 'none' } },
       rows, cols,
     };
   }
