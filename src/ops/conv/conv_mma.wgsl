@@ -20,8 +20,9 @@
 // K is walked TK at a time: TM × TK of A (four rows of one k gathered as in
 // conv_tiled.wgsl) and TK × TN of B ([k][column]) are read into registers
 // (fetch) and staged as f16 in workgroup memory (stage), then each subgroup
-// runs TK / SK steps of four matrix loads and four multiply-accumulates. A is staged in the order its invocations gather it,
-// so that neighbouring invocations write neighbouring halves: row-major
+// runs TK / SK steps of four matrix loads and four multiply-accumulates.
+// A is staged in the order its invocations gather it, so that neighbouring
+// invocations write neighbouring halves: row-major
 // ([row][k]) where they take neighbouring k (the pixel-row modes, whose
 // global reads are then neighbouring channels), column-major ([k][row])
 // where they take neighbouring rows (modes 2 and 5). Where the channels A is
