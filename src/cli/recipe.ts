@@ -44,6 +44,7 @@ const SPEC: Record<string, OptionSpec> = {
   augment: { type: 'string', help: 'augmentation of the training batches: "default", key=value pairs (see train --help), or "none"', default: 'default' },
   'keep-contradictions': { type: 'boolean', help: 'train on the contradictory near-duplicates too' },
   tta: { type: 'string', help: 'test-time augmentation, as a last step: shift (the frame moved a sixteenth of its side each way), mirror (left to right: only for models trained with mirrors, as the nerve sits off-centre), shift+mirror or none', default: 'none' },
+  resume: { type: 'string', help: 'a recipe folder to go on with: its finished runs are reused, interrupted ones resumed, missing ones trained, and everything scored again; it keeps the options it was started with (recipe.json), and only --seeds, --compare, --tta and the adapter options may be given anew' },
   compare: { type: 'boolean', help: 'also train the tutorial\'s recipe and each step of the toolkit on the same folds, report what each adds, and submit from the step that scored best out of fold' },
   preset: { type: 'string', help: 'as for train: full or cpu (default: cpu on software adapters, full otherwise)' },
   epochs: { type: 'number', help: 'as for train' },
@@ -83,8 +84,9 @@ export interface ConfigResult {
 
 const PASSED = ['preset', 'epochs', 'lr', 'epsilon', 'schedule', 'warmup', 'batch-size', 'base-width', 'input-size', 'backend', 'adapter', 'power-preference', 'precision'];
 
-function passThrough(o: Parsed): string[] {
-  return PASSED.flatMap((k) => (o[k] === undefined ? [] : [`--${k}`, String(o[k])]));
+/** The given options of `keys` as train arguments. */
+function passThrough(o: Parsed, keys: readonly string[] = PASSED): string[] {
+  return keys.flatMap((k) => (o[k] === undefined ? [] : [`--${k}`, String(o[k])]));
 }
 
 /** The configs to train: the toolkit alone, or the tutorial and then one step of the toolkit at a time. */
@@ -162,10 +164,58 @@ async function scoreFolds(gpu: Gpu, frames: TrainingFrames, runs: string[], seed
   return { oof: choosePostprocess(allProbs, size, allTruths, count, undefined, undefined, scores), gate: fitGate(joined(features), labels.flat()) };
 }
 
+/** Options a resumed recipe may take anew: they add or skip runs, or change only the scoring. */
+const ANEW = new Set(['seeds', 'compare', 'tta', 'backend', 'adapter', 'power-preference']);
+
+/**
+ * The options and folder of a recipe: a new folder under --out, its options
+ * written to recipe.json; or with --resume the folder given, its stored
+ * options, and those of ANEW given now.
+ */
+function recipeFolder(argv: string[], given: Parsed): { o: Parsed; dir: string } {
+  if (given.resume === undefined) {
+    const dir = resolve(given.out as string, `recipe-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+    mkdirSync(dir, { recursive: true });
+    const o = { ...given, data: resolve(given.data as string) };
+    writeAtomic(join(dir, 'recipe.json'), JSON.stringify({ options: o }, null, 2) + '\n');
+    return { o, dir };
+  }
+  const dir = resolve(given.resume as string);
+  const path = join(dir, 'recipe.json');
+  if (!existsSync(path)) throw new UsageError(`--resume ${given.resume}: ${path} is missing; give the folder of a recipe run (runs/recipe-<time>)`);
+  let stored: Parsed;
+  try {
+    stored = (JSON.parse(new TextDecoder().decode(readBytes(path, 'recipe options'))) as { options: Parsed }).options;
+    if (typeof stored !== 'object' || stored === null) throw new Error('no options');
+  } catch (e) {
+    throw new DataError(`${path} is not a recipe's options (${(e as Error).message}); it was written by recipe when the run began`);
+  }
+  const o: Parsed = { ...stored, resume: given.resume };
+  for (const key of Object.keys(SPEC)) {
+    if (key === 'resume' || !argv.includes(`--${key}`)) continue;
+    if (ANEW.has(key)) o[key] = given[key];
+    else if (given[key] !== stored[key]) {
+      throw new UsageError(`--${key} ${given[key]} conflicts with ${dir}, which was started with ${stored[key] === undefined ? 'no such option' : `--${key} ${stored[key]}`}; leave it out to go on as it was (only --${[...ANEW].join(', --')} may be given anew)`);
+    }
+  }
+  return { o, dir };
+}
+
+/** The run folder trained under `out` and whether it finished, or null where none began an epoch. */
+function runState(out: string): { run: string; finished: boolean } | null {
+  const runs = existsSync(out) ? readdirSync(out).filter((d) => existsSync(join(out, d, 'last.safetensors'))) : [];
+  if (runs.length === 0) return null;
+  if (runs.length > 1) throw new DataError(`${out}: ${runs.length} runs where the recipe trains one; move all but one away to go on`);
+  const path = join(out, runs[0]!, 'last.safetensors');
+  const meta = decodeCheckpoint(readBytes(path, 'checkpoint'), path).meta;
+  return { run: join(out, runs[0]!), finished: meta.epoch >= (meta.training?.epochs ?? 0) };
+}
+
 export async function recipe(argv: string[]): Promise<void> {
   if (argv.includes('--help')) return void console.log(usage('recipe', SUMMARY, SPEC));
-  const { options: o, positional } = parseArgs(argv, SPEC);
+  const { options: given, positional } = parseArgs(argv, SPEC);
   if (positional.length > 0) throw new UsageError(`unexpected argument "${positional[0]}"; see wgsl-unet recipe --help`);
+  const { o, dir } = recipeFolder(argv, given);
   const k = o.folds as number;
   if (!Number.isInteger(k) || k < 2) throw new UsageError(`--folds must be a whole number ≥ 2, got ${k}`);
   const seeds = o.seeds as number;
@@ -173,8 +223,6 @@ export async function recipe(argv: string[]): Promise<void> {
   const foldSeed = o['fold-seed'] as number;
   const dataArg = o.data as string;
   const dataDir = resolve(dataArg);
-  const dir = resolve(o.out as string, `recipe-${new Date().toISOString().replace(/[:.]/g, '-')}`);
-  mkdirSync(dir, { recursive: true });
   const steps = configs(o);
   console.log(`recipe: ${k} folds by subject (fold seed ${foldSeed}), ${steps.map((s) => s.name).join(' → ')}; folder ${dir}`);
 
@@ -194,10 +242,20 @@ export async function recipe(argv: string[]): Promise<void> {
           runs.push(before);
           continue;
         }
-        console.log(`\n== ${config.name}: fold ${fold} of ${k}${config.seeds > 1 ? `, seed ${seed}` : ''} ==`);
+        const what = `${config.name}: fold ${fold} of ${k}${config.seeds > 1 ? `, seed ${seed}` : ''}`;
         const out = join(dir, config.name, `fold-${fold}`, ...(s > 0 ? [`seed-${seed}`] : []));
-        await train(['--data', dataArg, '--out', out, '--folds', String(k), '--fold', String(fold), '--fold-seed', String(foldSeed), '--seed', String(seed), '--skip-predict', ...passThrough(o), ...config.trainArgs]);
-        if (process.exitCode) throw new DataError(`${config.name}, fold ${fold}, seed ${seed}: training stopped (see above)`);
+        const state = runState(out);
+        if (state?.finished) {
+          console.log(`== ${what}: trained before (${state.run})`);
+        } else if (state) {
+          console.log(`\n== ${what}: resuming ${state.run} ==`);
+          // A resumed run keeps how it was trained; only the adapter is chosen anew.
+          await train(['--resume', state.run, '--skip-predict', ...passThrough(o, ['backend', 'adapter', 'power-preference'])]);
+        } else {
+          console.log(`\n== ${what} ==`);
+          await train(['--data', dataArg, '--out', out, '--folds', String(k), '--fold', String(fold), '--fold-seed', String(foldSeed), '--seed', String(seed), '--skip-predict', ...passThrough(o), ...config.trainArgs]);
+        }
+        if (process.exitCode) throw new DataError(`${config.name}, fold ${fold}, seed ${seed}: training stopped (see above); go on with: recipe --resume ${dir}`);
         const run = runIn(out);
         made.set(key, run);
         runs.push(run);

@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeNpy, encodeNpy } from '../../src/data/npy.js';
-import { decodeCheckpoint } from '../../src/model/checkpoint.js';
+import { decodeCheckpoint, encodeCheckpointTensors } from '../../src/model/checkpoint.js';
+import type { NamedTensor } from '../../src/model/safetensors.js';
 import { rng } from '../helpers/random.js';
 
 const W = 580;
@@ -199,7 +200,7 @@ describe('wgsl-unet recipe', () => {
     expect(report.configs[3].seeds).toBe(2);
     // The toolkit (test-time augmentation) predicts with the ensemble's models.
     expect(report.configs[4].runs).toEqual(ensemble);
-    expect(readdirSync(dir).sort()).toEqual(['augment', 'clean', 'ensemble', 'imgs_mask_test.npy', 'preds', 'report.json', 'report.svg', 'submission.csv', 'tutorial']);
+    expect(readdirSync(dir).sort()).toEqual(['augment', 'clean', 'ensemble', 'imgs_mask_test.npy', 'preds', 'recipe.json', 'report.json', 'report.svg', 'submission.csv', 'tutorial']);
     expect(readFileSync(join(dir, 'report.svg'), 'utf8')).toMatch(/^<svg[\s\S]*threshold 0.5/);
     expect(r.out).toMatch(/\| step \| out-of-fold metric \| threshold, min area \| gain \|/);
     expect(r.out).toMatch(/\| \+ presence gate \(gate threshold [\d.]+\) \|/);
@@ -210,5 +211,42 @@ describe('wgsl-unet recipe', () => {
     const chosen = report.configs.find((c: { name: string }) => c.name === report.submitted);
     expect(scoreOf(chosen)).toBe(Math.max(...report.configs.map(scoreOf)));
     expect(r.out).toContain(`submission: the ensemble of "${report.submitted}" (${chosen.runs.length} models), the best out of fold`);
+  });
+
+  it('goes on with a recipe folder: finished runs reused, an interrupted one resumed, a missing one trained, all scored again', () => {
+    const out = join(root, 'recipe');
+    const dir = join(out, readdirSync(out)[0]!);
+    const before = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8'));
+    const stored = JSON.parse(readFileSync(join(dir, 'recipe.json'), 'utf8')).options;
+    expect(stored).toMatchObject({ folds: 2, seeds: 2, epochs: 1, tta: 'shift+mirror', data: dataDir });
+    // The tutorial's second fold never ran; the clean step's first was cut short after 1 of 2 epochs.
+    rmSync(join(dir, 'tutorial', 'fold-2'), { recursive: true });
+    const cut = before.configs[1].runs[0];
+    const last = decodeCheckpoint(new Uint8Array(readFileSync(join(cut, 'last.safetensors'))), 'last');
+    // decodeCheckpoint hands the moments back as the tensors it read.
+    const moments = (m: ReadonlyMap<string, unknown>, prefix: string) => [...m].map(([k, t]) => [`${prefix}${k}`, t as NamedTensor] as const);
+    const tensors = new Map([...last.weights, ...moments(last.adam!.m, 'optimizer/m/'), ...moments(last.adam!.v, 'optimizer/v/')]);
+    writeFileSync(join(cut, 'last.safetensors'), encodeCheckpointTensors(tensors, { ...last.meta, training: { ...last.meta.training!, epochs: 2 } }));
+
+    const r = cliRun('recipe', '--resume', dir, '--tta', 'shift');
+    expect(r.code, r.out).toBe(0);
+    expect(r.out).toMatch(/== tutorial: fold 1 of 2: trained before/);
+    expect(r.out).toMatch(/== tutorial: fold 2 of 2 ==/);
+    expect(r.out).toContain(`== clean: fold 1 of 2: resuming ${cut} ==`);
+    expect(r.out.match(/trained before/g)).toHaveLength(1 + 1 + 2 + 2); // tutorial 1, clean 2, augment 1 and 2, the ensemble's second seeds
+    const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8'));
+    expect(report.configs.map((c: { name: string }) => c.name)).toEqual(['tutorial', 'clean', 'augment', 'ensemble', 'toolkit']);
+    expect(report.configs[4].what).toBe('+ test-time augmentation (shift: 5 views)');
+    expect(report.configs[1].runs[0]).toBe(cut);
+    expect(decodeCheckpoint(new Uint8Array(readFileSync(join(cut, 'last.safetensors'))), 'last').meta.epoch).toBe(2);
+    expect(report.configs[2].runs).toEqual(before.configs[2].runs);
+
+    // Training options are the folder's own; a different one is refused, saying which.
+    const bad = cliRun('recipe', '--resume', dir, '--folds', '3');
+    expect(bad.code).toBe(2);
+    expect(bad.out).toContain(`--folds 3 conflicts with ${dir}, which was started with --folds 2; leave it out to go on as it was`);
+    const none = cliRun('recipe', '--resume', join(root, 'nowhere'));
+    expect(none.code).toBe(2);
+    expect(none.out).toMatch(/recipe\.json is missing; give the folder of a recipe run/);
   });
 });
