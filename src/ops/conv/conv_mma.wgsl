@@ -22,15 +22,17 @@
 // (fetch) and staged as f16 in workgroup memory (stage), then each subgroup
 // runs TK / SK steps of four matrix loads and four multiply-accumulates.
 // A is staged in the order its invocations gather it, so that neighbouring
-// invocations write neighbouring halves: row-major
-// ([row][k]) where they take neighbouring k (the pixel-row modes, whose
-// global reads are then neighbouring channels), column-major ([k][row])
-// where they take neighbouring rows (modes 2 and 5). Where the channels A is
-// read along come in fours (A4), each invocation loads four values of A with
-// one vec4 (four k of a pixel row, or four channel rows of one k), and B
-// likewise four columns (B4), through vec4 views of the same buffers
-// (bindings 5 and 6); otherwise A is gathered as in conv_tiled.wgsl, four
-// rows of one k a slot. Rows of every staged tile are PAD halves longer than
+// invocations write neighbouring halves: row-major ([row][k]) where they
+// take neighbouring k (the pixel-row modes, whose global reads are then
+// neighbouring channels), column-major ([k][row]) where they take
+// neighbouring rows (modes 2 and 5). B likewise: row-major ([k][column])
+// in general, column-major ([column][k]) in modes 1 and 3, which read the
+// weights as stored, along k, with no rearranging pass (b_stored). Where the
+// channels A is read along come in fours (A4), each invocation loads four
+// values of A with one vec4 (four k of a pixel row, or four channel rows of
+// one k), and B likewise four columns, or four k of one column (B4),
+// through vec4 views of the same buffers (bindings 5 and 6); otherwise A is
+// gathered as in conv_tiled.wgsl, four rows of one k a slot. Rows of every staged tile are PAD halves longer than
 // needed, so that the matrix loads, which read SK-long pieces of consecutive
 // rows, fall in different banks. At the end each subgroup writes its
 // result matrices one at a time through a small f32 scratch in workgroup
@@ -41,10 +43,13 @@
 const TM: u32 = SUB_Y * 2u * SM;
 const TN: u32 = SUB_X * 2u * SN;
 const PAD: u32 = 8u;
-// Halves between consecutive rows of a_tile (row-major) or consecutive k (column-major), and of b_tile.
+// Halves between consecutive rows of a_tile (row-major) or consecutive k
+// (column-major), and between consecutive k (row-major) or columns
+// (column-major) of b_tile.
 const A_ROW_STRIDE: u32 = TK + PAD;
 const A_COL_STRIDE: u32 = TM + PAD;
 const B_STRIDE: u32 = TN + PAD;
+const B_COL_STRIDE: u32 = TK + PAD;
 const TM4: u32 = TM / 4u;
 const THREADS: u32 = SUB_Y * SUB_X * SG;
 // Staging: each invocation fills A_PASSES quads of a_tile (four rows of one k,
@@ -57,13 +62,16 @@ const_assert A_PASSES >= 1u && A_PASSES * THREADS == TK * TM4;
 const_assert B_PASSES >= 1u && B_PASSES * THREADS == TK * (TN / 4u);
 
 var<workgroup> a_tile: array<f16, max(TM * A_ROW_STRIDE, TK * A_COL_STRIDE)>; // [row][k] or [k][row]
-var<workgroup> b_tile: array<f16, TK * B_STRIDE>; // [k][column]
+var<workgroup> b_tile: array<f16, max(TK * B_STRIDE, TN * B_COL_STRIDE)>; // [k][column] or [column][k]
 
 // Whether a_tile is row-major: the pixel-row modes (see above).
 override A_BY_ROWS: bool = MODE != 2u && MODE != 5u;
 // A's and B's values come in fours along what a slot reads (the wrapper checks the channel counts).
 override A4: bool = false;
 override B4: bool = false;
+// Modes 1 and 3 read the weights as stored (b_stored), which runs along k,
+// and stage b_tile column-major; the other modes read B as [k][column].
+override B_BY_COLS: bool = false;
 @group(0) @binding(5) var<storage, read> a4_src: array<vec4<A_TYPE>>;
 @group(0) @binding(6) var<storage, read> b4_src: array<vec4<B_TYPE>>;
 // With A4 in the pixel-row modes a slot is one row and four k: slot s is row s / K4, k quad s % K4.
@@ -111,6 +119,19 @@ fn a_rows4(first: u32, info: u32, k: u32) -> vec4<f32> {
   }
   return vec4<f32>(a4_src[(up_base(k) + info) / 4u]);
 }
+// Where B[k, n] of modes 1 and 3 lies in the weights as stored (no
+// rearranging pass): conv ∂input's B[(tap, co), ci] is w[flipped tap, ci, co]
+// (w as kh × kw × ci × co, co = p.a_c); the transposed convolution's
+// B[ci, (tap, co)] is w[tap, co, ci], at n·K + k. Both run along k: four k
+// from a multiple of 4 are one vec4 where co (mode 1) or K (mode 3) is too.
+fn b_stored(k: u32, n: u32) -> u32 {
+  if (MODE == 1u) {
+    let tap = k / p.a_c;
+    return ((p.kh * p.kw - 1u - tap) * p.n + n) * p.a_c + k % p.a_c;
+  }
+  return n * p.k + k;
+}
+
 var<workgroup> c_scratch: array<f32, SUB_Y * SUB_X * SM * SN>; // one result matrix per subgroup
 
 // This invocation's A slots and their rows, decoded once by main() (slot
@@ -149,9 +170,29 @@ fn fetch(k0: u32, k_end: u32, row0: u32, col0: u32, li: u32) {
   }
   for (var q = 0u; q < B_PASSES; q++) {
     let s = li + q * THREADS;
+    var v = vec4<f32>(0.0);
+    if (B_BY_COLS) {
+      // One column, four k (slot s: column s / K4, k quad s % K4).
+      let n = col0 + s / K4;
+      let k = k0 + 4u * (s % K4);
+      if (n < p.n) {
+        if (B4) {
+          if (k < k_end) {
+            v = vec4<f32>(b4_src[b_stored(k, n) / 4u]);
+          }
+        } else {
+          for (var c = 0u; c < 4u; c++) {
+            if (k + c < k_end) {
+              v[c] = f32(b_src[b_stored(k + c, n)]);
+            }
+          }
+        }
+      }
+      b_vals[q] = v;
+      continue;
+    }
     let k = k0 + s / (TN / 4u);
     let c4 = 4u * (s % (TN / 4u));
-    var v = vec4<f32>(0.0);
     if (B4) {
       if (k < k_end && col0 + c4 < p.n) {
         v = vec4<f32>(b4_src[(k * p.n + col0 + c4) / 4u]);
@@ -191,6 +232,13 @@ fn stage(li: u32) {
   }
   for (var q = 0u; q < B_PASSES; q++) {
     let s = li + q * THREADS;
+    if (B_BY_COLS) {
+      let at = (s / K4) * B_COL_STRIDE + 4u * (s % K4);
+      for (var c = 0u; c < 4u; c++) {
+        b_tile[at + c] = f16(b_vals[q][c]);
+      }
+      continue;
+    }
     let kk = s / (TN / 4u);
     let c4 = 4u * (s % (TN / 4u));
     for (var c = 0u; c < 4u; c++) {
@@ -257,8 +305,8 @@ fn main(
     for (var kk = 0u; kk < TK; kk += SK) {
       let left0 = left_matrix(sub_row, kk);
       let left1 = left_matrix(sub_row + SM, kk);
-      let right0 = subgroupMatrixLoad<subgroup_matrix_right<f16, SN, SK>, row_major>(&b_tile, kk * B_STRIDE + sub_col, B_STRIDE);
-      let right1 = subgroupMatrixLoad<subgroup_matrix_right<f16, SN, SK>, row_major>(&b_tile, kk * B_STRIDE + sub_col + SN, B_STRIDE);
+      let right0 = right_matrix(sub_col, kk);
+      let right1 = right_matrix(sub_col + SN, kk);
       acc00 = subgroupMatrixMultiplyAccumulate(left0, right0, acc00);
       acc01 = subgroupMatrixMultiplyAccumulate(left0, right1, acc01);
       acc10 = subgroupMatrixMultiplyAccumulate(left1, right0, acc10);
@@ -281,6 +329,14 @@ fn left_matrix(row: u32, kk: u32) -> subgroup_matrix_left<f16, SK, SM> {
     return subgroupMatrixLoad<subgroup_matrix_left<f16, SK, SM>, row_major>(&a_tile, row * A_ROW_STRIDE + kk, A_ROW_STRIDE);
   }
   return subgroupMatrixLoad<subgroup_matrix_left<f16, SK, SM>, col_major>(&a_tile, kk * A_COL_STRIDE + row, A_COL_STRIDE);
+}
+
+// The SK × SN piece of the staged B at k `kk`, tile column `col`, from either layout.
+fn right_matrix(col: u32, kk: u32) -> subgroup_matrix_right<f16, SN, SK> {
+  if (B_BY_COLS) {
+    return subgroupMatrixLoad<subgroup_matrix_right<f16, SN, SK>, col_major>(&b_tile, col * B_COL_STRIDE + kk, B_COL_STRIDE);
+  }
+  return subgroupMatrixLoad<subgroup_matrix_right<f16, SN, SK>, row_major>(&b_tile, kk * B_STRIDE + col, B_STRIDE);
 }
 
 // Writes one result matrix, whose first element is C[r0, c0], through the

@@ -62,7 +62,8 @@ const TABLE: Row[] = [
   { what: 'GPU: an image beyond the tiled shader\'s 16-bit coordinates', caps: h200(), gemm: forward(1, 1, 70000, 1, 2), want: 'direct' },
   { what: 'GPU: a kernel beyond its 8-bit taps', caps: h200(), gemm: weights(1, 1, 300, 1, 1, true, 257), want: 'direct', extras: 'b' },
   { what: 'GPU, mixed: forward on subgroup matrices', caps: h200('mixed'), gemm: forward(32, 96, 96, 32, 32), want: 'mma' },
-  { what: 'GPU, mixed: ∂input', caps: h200('mixed'), gemm: input(32, 12, 12, 256, 512), want: 'mma', extras: 'T' },
+  { what: 'GPU, mixed: ∂input reads the weights as stored', caps: h200('mixed'), gemm: input(32, 12, 12, 256, 512), want: 'mma' },
+  { what: 'GPU, mixed: transposed forward reads the weights as stored', caps: h200('mixed'), gemm: upForward(32, 6, 6, 512, 256), want: 'mma' },
   { what: 'GPU, mixed: ∂weights with the bias row', caps: h200('mixed'), gemm: weights(32, 24, 24, 128, 128), want: 'mma', extras: 'B' },
   { what: 'GPU, fp32: an empty batch\'s weight gradient', caps: h200(), gemm: weights(0, 6, 6, 8, 16), want: 'empty' },
   { what: 'software: a large 3 × 3 layer goes through Winograd 4 × 4', caps: lavapipe(), gemm: forward(8, 96, 96, 32, 32), want: 'winograd 4' },
@@ -164,6 +165,23 @@ describe('convolution planner', () => {
     // On lavapipe's 8 × 8 matrices a tile takes more subgroups, each with its own
     // result scratch: 128 × 32 needs 16.5 KiB of workgroup memory, past its 16.
     expect(mmaTileFor(lavapipe('mixed', { mmaTile: 'auto' }), 294912, 32)).toBe('64x32x32');
+  });
+
+  it('has the mixed-precision shader read modes 1 and 3\'s weights as stored, with vec4 loads where their runs along k come in fours', () => {
+    const constantsOf = (g: GemmShape) => {
+      const plan = planGemm(h200('mixed'), g);
+      if (plan.kind !== 'gemm') throw new Error('expected a GEMM plan');
+      expect(plan.transpose).toBeUndefined();
+      return plan.shader.constants;
+    };
+    // ∂input's runs along k are the output channels; the transposed forward's, the input channels.
+    expect(constantsOf(input(2, 5, 7, 3, 36))).toMatchObject({ B_BY_COLS: 1, B4: 1 });
+    expect(constantsOf(input(2, 5, 7, 36, 5))).toMatchObject({ B_BY_COLS: 1, B4: 0 });
+    expect(constantsOf(upForward(2, 3, 5, 12, 3))).toMatchObject({ B_BY_COLS: 1, B4: 1 });
+    expect(constantsOf(upForward(2, 3, 5, 3, 12))).toMatchObject({ B_BY_COLS: 1, B4: 0 });
+    expect(constantsOf(forward(2, 5, 7, 3, 36))).toMatchObject({ B_BY_COLS: 0, B4: 1 });
+    // The fp32 tiled shader still reads them rearranged.
+    expect(planGemm(h200(), input(2, 5, 7, 3, 36))).toMatchObject({ transpose: { flip: true } });
   });
 
   it('splits a large Winograd batch into passes that keep within the scratch budget', () => {

@@ -287,12 +287,14 @@ function launchFor(caps: ConvCaps, f: Formulation, g: GemmShape, splits: number)
     const tile = mmaTileFor(caps, g.m, g.n, splits);
     const c = mmaConstants(caps.matrix!, caps.subgroups!.max, tile, caps.limits);
     if (!c) throw new Error(`the mixed-precision tile ${tile} does not fit this device's matrices and limits`);
-    // vec4 loads where the channels A is read along, and B's columns, come in fours.
+    // vec4 loads where the channels A is read along come in fours, and B's
+    // columns, or in modes 1 and 3 (B read as stored, along k) its runs along k.
     const a4 = (g.mode === Mode.UpForward ? g.k : g.aC) % 4 === 0 && g.aBytes >= 16;
-    const b4 = g.n % 4 === 0 && g.bBytes >= 16;
+    const bByCols = g.mode === Mode.ConvInput || g.mode === Mode.UpForward;
+    const b4 = (bByCols ? (g.mode === Mode.ConvInput ? g.aC : g.k) : g.n) % 4 === 0 && g.bBytes >= 16;
     const { rows, cols, ...defines } = c;
     return {
-      shader: { family: 'conv_mma', defines, constants: { ...constants, A4: +a4, B4: +b4, PREFETCH: caps.overrides?.mmaPrefetch ? 1 : 0 }, bind: { out: 'out', a4_src: a4 ? 'a' : 'none', b4_src: b4 ? 'b' : 'none' } },
+      shader: { family: 'conv_mma', defines, constants: { ...constants, A4: +a4, B4: +b4, B_BY_COLS: +bByCols, PREFETCH: caps.overrides?.mmaPrefetch ? 1 : 0 }, bind: { out: 'out', a4_src: a4 ? 'a' : 'none', b4_src: b4 ? 'b' : 'none' } },
       rows, cols,
     };
   }
@@ -348,7 +350,7 @@ export function mmaConstants(
   const subX = cols / (2 * matrix.N);
   const threads = subY * subX * subgroup;
   const pad = 8;
-  const bytes = 2 * (Math.max(rows * (depth + pad), depth * (rows + pad)) + depth * (cols + pad)) + 4 * subY * subX * matrix.M * matrix.N;
+  const bytes = 2 * (Math.max(rows * (depth + pad), depth * (rows + pad)) + Math.max(depth * (cols + pad), cols * (depth + pad))) + 4 * subY * subX * matrix.M * matrix.N;
   const fits = Number.isInteger(subY) && Number.isInteger(subX) && subY >= 1 && subX >= 1 && depth % matrix.K === 0 &&
     threads <= limits.maxComputeInvocationsPerWorkgroup && ((depth * rows) / 4) % threads === 0 && ((depth * cols) / 4) % threads === 0 &&
     bytes <= limits.maxComputeWorkgroupStorageSize;
@@ -382,10 +384,13 @@ export function fittingMmaTile(caps: Pick<ConvCaps, 'matrix' | 'subgroups' | 'li
   return [MMA_DEFAULT_TILE, ...MMA_TILES].find((t) => mmaConstants(m, caps.subgroups!.max, t, caps.limits)) ?? null;
 }
 
-/** Whether modes 1 and 3 rearrange the weights by rows before the GEMM (B must be read by rows). */
+/**
+ * Whether modes 1 and 3 rearrange the weights by rows before the GEMM (B
+ * must be read by rows); the direct and mma shaders read them as stored.
+ */
 function needsTranspose(f: Formulation, g: GemmShape): boolean {
   if (g.mode !== Mode.ConvInput && g.mode !== Mode.UpForward) return false;
-  return f !== 'direct' && !readsWeightsAsStored(f, g);
+  return f !== 'direct' && f !== 'mma' && !readsWeightsAsStored(f, g);
 }
 
 /**
