@@ -74,4 +74,5 @@ timeout 60 node dist/postprocess.js --masks 5508 --json "$out/postprocess.json" 
 fi
 
 node bench/merge-device.mjs "$out" "$out/mixed-results.json" 2>&1 | tee -a "$log"
+[ -f "$out/mixed-results.json" ] && node bench/gemm-rates.mjs "$out/mixed-results.json" --top 8 >> "$log" 2>&1
 say "done"
