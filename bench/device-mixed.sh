@@ -20,7 +20,7 @@
 #   bash .device/run.sh bash bench/device-mixed.sh OUT_DIR
 # A session's device time (minutes, the start included) rarely holds every
 # part: the first call takes what the targets need side by side,
-#   PARTS=step,pytorch,postprocess   (about 7 minutes at most),
+#   PARTS=step,pytorch,postprocess,
 # and a second, where time is left, PARTS=tests,train.
 set -uo pipefail
 out=${1:?usage: [PARTS=tests,step,pytorch,train,postprocess] bash bench/device-mixed.sh OUT_DIR}
