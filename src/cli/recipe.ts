@@ -43,8 +43,9 @@ const SPEC: Record<string, OptionSpec> = {
   seeds: { type: 'number', help: 'models a fold in the toolkit, seeded --seed, --seed + 1, …, their maps averaged (out of fold and on the test frames)', default: 1 },
   augment: { type: 'string', help: 'augmentation of the training batches: "default", key=value pairs (see train --help), or "none"', default: 'default' },
   'keep-contradictions': { type: 'boolean', help: 'train on the contradictory near-duplicates too' },
+  weights: { type: 'string', help: 'which weights of each run are scored and submitted: best (lowest validation loss, as the tutorial keeps; chosen on the held-out fold itself) or last (the last epoch: nothing chosen on the held-out frames)', default: 'best' },
   tta: { type: 'string', help: 'test-time augmentation, as a last step: shift (the frame moved a sixteenth of its side each way), mirror (left to right: only for models trained with mirrors, as the nerve sits off-centre), shift+mirror or none', default: 'none' },
-  resume: { type: 'string', help: 'a recipe folder to go on with: its finished runs are reused, interrupted ones resumed, missing ones trained, and everything scored again; it keeps the options it was started with (recipe.json), and only --seeds, --compare, --tta and the adapter options may be given anew' },
+  resume: { type: 'string', help: 'a recipe folder to go on with: its finished runs are reused, interrupted ones resumed, missing ones trained, and everything scored again; it keeps the options it was started with (recipe.json), and only --seeds, --compare, --tta, --weights and the adapter options may be given anew' },
   compare: { type: 'boolean', help: 'also train the tutorial\'s recipe and each step of the toolkit on the same folds, report what each adds, and submit from the step that scored best out of fold' },
   preset: { type: 'string', help: 'as for train: full or cpu (default: cpu on software adapters, full otherwise)' },
   epochs: { type: 'number', help: 'as for train' },
@@ -119,11 +120,11 @@ function runIn(dir: string): string {
 }
 
 /**
- * Out-of-fold maps of every fold's best weights on its held-out subjects,
+ * Out-of-fold maps of every fold's models (their `weights` checkpoint) on its held-out subjects,
  * scored together, without and with the presence gate (each fold's gate fitted
  * on the other folds' maps).
  */
-async function scoreFolds(gpu: Gpu, frames: TrainingFrames, runs: string[], seeds: number, k: number, foldSeed: number, transforms: TestTransform[]): Promise<{ oof: PostprocessChoice; gate: Gate }> {
+async function scoreFolds(gpu: Gpu, frames: TrainingFrames, runs: string[], seeds: number, k: number, foldSeed: number, transforms: TestTransform[], weights: string): Promise<{ oof: PostprocessChoice; gate: Gate }> {
   const pixels = frames.width * frames.height;
   const probs: Float32Array[] = [];
   const held: Int32Array[] = [];
@@ -134,7 +135,7 @@ async function scoreFolds(gpu: Gpu, frames: TrainingFrames, runs: string[], seed
     try {
       // The fold's models (one a seed) on its held-out subjects, their maps averaged.
       const members = runs.slice((fold - 1) * seeds, fold * seeds).map((run) => {
-        const path = join(run, 'best.safetensors');
+        const path = join(run, `${weights}.safetensors`);
         const ckpt = decodeCheckpoint(readBytes(path, 'checkpoint'), path);
         size = ckpt.meta.config.inputSize;
         const model = createUNet(gpu, { baseWidth: ckpt.meta.config.baseWidth, inputSize: size });
@@ -165,7 +166,7 @@ async function scoreFolds(gpu: Gpu, frames: TrainingFrames, runs: string[], seed
 }
 
 /** Options a resumed recipe may take anew: they add or skip runs, or change only the scoring. */
-const ANEW = new Set(['seeds', 'compare', 'tta', 'backend', 'adapter', 'power-preference']);
+const ANEW = new Set(['seeds', 'compare', 'tta', 'weights', 'backend', 'adapter', 'power-preference']);
 
 /**
  * The options and folder of a recipe: a new folder under --out, its options
@@ -223,8 +224,10 @@ export async function recipe(argv: string[]): Promise<void> {
   const foldSeed = o['fold-seed'] as number;
   const dataArg = o.data as string;
   const dataDir = resolve(dataArg);
+  const weights = o.weights as string;
+  if (weights !== 'best' && weights !== 'last') throw new UsageError(`--weights must be best or last, got "${weights}"`);
   const steps = configs(o);
-  console.log(`recipe: ${k} folds by subject (fold seed ${foldSeed}), ${steps.map((s) => s.name).join(' → ')}; folder ${dir}`);
+  console.log(`recipe: ${k} folds by subject (fold seed ${foldSeed}), ${steps.map((s) => s.name).join(' → ')}, each run's ${weights} weights scored; folder ${dir}`);
 
   // Training: each config's k folds, `seeds` models a fold, through train itself (which builds the default
   // data when there is none). A model an earlier config trained with the same arguments and seed is reused:
@@ -275,7 +278,7 @@ export async function recipe(argv: string[]): Promise<void> {
     choosePrecision(o, gpu);
     tuneForSoftwareAdapter(gpu);
     for (const { config, runs } of trained) {
-      const { oof, gate } = await scoreFolds(gpu, frames, runs, config.seeds, k, foldSeed, config.views);
+      const { oof, gate } = await scoreFolds(gpu, frames, runs, config.seeds, k, foldSeed, config.views, weights);
       results.push({ name: config.name, what: config.what, runs, ...(config.seeds > 1 ? { seeds: config.seeds } : {}), oof, gate });
       const g = oof.gate!;
       console.log(
@@ -297,7 +300,7 @@ export async function recipe(argv: string[]): Promise<void> {
       let antiAlias = false; // the same for every fold, trained with the same flags
       try {
         const members = last.runs.map((run) => {
-          const path = join(run, 'best.safetensors');
+          const path = join(run, `${weights}.safetensors`);
           const ckpt = decodeCheckpoint(readBytes(path, 'checkpoint'), path);
           antiAlias = ckpt.meta.antiAlias ?? false;
           const model = createUNet(gpu, { baseWidth: ckpt.meta.config.baseWidth, inputSize: ckpt.meta.config.inputSize });
@@ -329,7 +332,7 @@ export async function recipe(argv: string[]): Promise<void> {
   } finally {
     await gpu.close();
   }
-  const report = { data: dataDir, folds: k, foldSeed, seed: o.seed, seeds, configs: results, submitted, submission };
+  const report = { data: dataDir, folds: k, foldSeed, seed: o.seed, seeds, weights, configs: results, submitted, submission };
   writeAtomic(join(dir, 'report.json'), JSON.stringify(report, null, 2) + '\n');
   writeAtomic(join(dir, 'report.svg'), reportSvg(results));
   console.log(`\n${reportTable(results)}\nreport: ${join(dir, 'report.json')}, ${join(dir, 'report.svg')}${submission ? `; submission: ${submission}` : ''}`);

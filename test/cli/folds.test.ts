@@ -228,7 +228,7 @@ describe('wgsl-unet recipe', () => {
     const tensors = new Map([...last.weights, ...moments(last.adam!.m, 'optimizer/m/'), ...moments(last.adam!.v, 'optimizer/v/')]);
     writeFileSync(join(cut, 'last.safetensors'), encodeCheckpointTensors(tensors, { ...last.meta, training: { ...last.meta.training!, epochs: 2 } }));
 
-    const r = cliRun('recipe', '--resume', dir, '--tta', 'shift');
+    const r = cliRun('recipe', '--resume', dir, '--tta', 'shift', '--weights', 'last');
     expect(r.code, r.out).toBe(0);
     expect(r.out).toMatch(/== tutorial: fold 1 of 2: trained before/);
     expect(r.out).toMatch(/== tutorial: fold 2 of 2 ==/);
@@ -237,6 +237,8 @@ describe('wgsl-unet recipe', () => {
     const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8'));
     expect(report.configs.map((c: { name: string }) => c.name)).toEqual(['tutorial', 'clean', 'augment', 'ensemble', 'toolkit']);
     expect(report.configs[4].what).toBe('+ test-time augmentation (shift: 5 views)');
+    expect([before.weights, report.weights]).toEqual(['best', 'last']);
+    expect(r.out).toContain("each run's last weights scored");
     expect(report.configs[1].runs[0]).toBe(cut);
     expect(decodeCheckpoint(new Uint8Array(readFileSync(join(cut, 'last.safetensors'))), 'last').meta.epoch).toBe(2);
     expect(report.configs[2].runs).toEqual(before.configs[2].runs);
