@@ -32,6 +32,8 @@ export function parseArgs(argv: readonly string[], spec: Record<string, OptionSp
     }
     const raw = eq < 0 ? argv[++i] : arg.slice(eq + 1);
     if (raw === undefined) throw new UsageError(`--${name} needs a value`);
+    // "--tta --seeds 3": the next word is an option, not the value left out.
+    if (eq < 0 && raw.startsWith('--') && spec[raw.slice(2).split('=')[0]!]) throw new UsageError(`--${name} needs a value before ${raw}`);
     if (s.type === 'number') {
       const v = Number(raw);
       if (!Number.isFinite(v)) throw new UsageError(`--${name} must be a number, got "${raw}"`);
