@@ -169,17 +169,14 @@ async function scoreFolds(gpu: Gpu, frames: TrainingFrames, runs: string[], seed
 const ANEW = new Set(['seeds', 'compare', 'tta', 'weights', 'backend', 'adapter', 'power-preference']);
 
 /**
- * The options and folder of a recipe: a new folder under --out, its options
- * written to recipe.json; or with --resume the folder given, its stored
- * options, and those of ANEW given now.
+ * The options and folder of a recipe: a new folder under --out (`fresh`: the
+ * caller makes it once the options are checked, with recipe.json); or with
+ * --resume the folder given, its stored options, and those of ANEW given now.
  */
-function recipeFolder(argv: string[], given: Parsed): { o: Parsed; dir: string } {
+function recipeFolder(argv: string[], given: Parsed): { o: Parsed; dir: string; fresh: boolean } {
   if (given.resume === undefined) {
     const dir = resolve(given.out as string, `recipe-${new Date().toISOString().replace(/[:.]/g, '-')}`);
-    mkdirSync(dir, { recursive: true });
-    const o = { ...given, data: resolve(given.data as string) };
-    writeAtomic(join(dir, 'recipe.json'), JSON.stringify({ options: o }, null, 2) + '\n');
-    return { o, dir };
+    return { o: { ...given, data: resolve(given.data as string) }, dir, fresh: true };
   }
   const dir = resolve(given.resume as string);
   const path = join(dir, 'recipe.json');
@@ -199,7 +196,7 @@ function recipeFolder(argv: string[], given: Parsed): { o: Parsed; dir: string }
       throw new UsageError(`--${key} ${given[key]} conflicts with ${dir}, which was started with ${stored[key] === undefined ? 'no such option' : `--${key} ${stored[key]}`}; leave it out to go on as it was (only --${[...ANEW].join(', --')} may be given anew)`);
     }
   }
-  return { o, dir };
+  return { o, dir, fresh: false };
 }
 
 /** The run folder trained under `out` and whether it finished, or null where none began an epoch. */
@@ -216,7 +213,7 @@ export async function recipe(argv: string[]): Promise<void> {
   if (argv.includes('--help')) return void console.log(usage('recipe', SUMMARY, SPEC));
   const { options: given, positional } = parseArgs(argv, SPEC);
   if (positional.length > 0) throw new UsageError(`unexpected argument "${positional[0]}"; see wgsl-unet recipe --help`);
-  const { o, dir } = recipeFolder(argv, given);
+  const { o, dir, fresh } = recipeFolder(argv, given);
   const k = o.folds as number;
   if (!Number.isInteger(k) || k < 2) throw new UsageError(`--folds must be a whole number ≥ 2, got ${k}`);
   const seeds = o.seeds as number;
@@ -227,6 +224,10 @@ export async function recipe(argv: string[]): Promise<void> {
   const weights = o.weights as string;
   if (weights !== 'best' && weights !== 'last') throw new UsageError(`--weights must be best or last, got "${weights}"`);
   const steps = configs(o);
+  if (fresh) {
+    mkdirSync(dir, { recursive: true });
+    writeAtomic(join(dir, 'recipe.json'), JSON.stringify({ options: o }, null, 2) + '\n');
+  }
   console.log(`recipe: ${k} folds by subject (fold seed ${foldSeed}), ${steps.map((s) => s.name).join(' → ')}, each run's ${weights} weights scored; folder ${dir}`);
 
   // Training: each config's k folds, `seeds` models a fold, through train itself (which builds the default

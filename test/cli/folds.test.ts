@@ -247,6 +247,11 @@ describe('wgsl-unet recipe', () => {
     const bad = cliRun('recipe', '--resume', dir, '--folds', '3');
     expect(bad.code).toBe(2);
     expect(bad.out).toContain(`--folds 3 conflicts with ${dir}, which was started with --folds 2; leave it out to go on as it was`);
+    // Options are checked before a recipe makes its folder.
+    const badWeights = cliRun('recipe', '--data', dataDir, '--out', join(root, 'bad-recipe'), '--weights', 'middle');
+    expect(badWeights.code).toBe(2);
+    expect(badWeights.out).toContain('--weights must be best or last, got "middle"');
+    expect(existsSync(join(root, 'bad-recipe'))).toBe(false);
     const none = cliRun('recipe', '--resume', join(root, 'nowhere'));
     expect(none.code).toBe(2);
     expect(none.out).toMatch(/recipe\.json is missing; give the folder of a recipe run/);
