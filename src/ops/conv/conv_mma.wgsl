@@ -32,13 +32,13 @@
 // values of A with one vec4 (four k of a pixel row, or four channel rows of
 // one k), and B likewise four columns, or four k of one column (B4),
 // through vec4 views of the same buffers (bindings 5 and 6); otherwise A is
-// gathered as in conv_tiled.wgsl, four rows of one k a slot. Rows of every staged tile are PAD halves longer than
-// needed, so that the matrix loads, which read SK-long pieces of consecutive
-// rows, fall in different banks. At the end each subgroup writes its
-// result matrices one at a time through a small f32 scratch in workgroup
-// memory, and its invocations pass every element to store() (bias,
-// activation, the transposed convolution's scatter, split slices,
-// accumulation), as the f32 shader does.
+// gathered as in conv_tiled.wgsl, four rows of one k a slot. Rows of every
+// staged tile are PAD halves longer than needed, so that the matrix loads,
+// which read SK-long pieces of consecutive rows, fall in different banks.
+// At the end each subgroup writes its result matrices one at a time through
+// a small f32 scratch in workgroup memory, and its invocations pass every
+// element to store() (bias, activation, the transposed convolution's
+// scatter, split slices, accumulation), as the f32 shader does.
 
 const TM: u32 = SUB_Y * 2u * SM;
 const TN: u32 = SUB_X * 2u * SN;
@@ -153,12 +153,11 @@ override PREFETCH: bool = false;
 
 // A's and B's values of the step at k0 into a_vals and b_vals (zero past k_end, M or N).
 fn fetch(k0: u32, k_end: u32, row0: u32, col0: u32, li: u32) {
-  let rows_k4 = A4 && A_BY_ROWS;
   for (var q = 0u; q < A_PASSES; q++) {
     let k = k0 + a_kk[q];
     var v = vec4<f32>(0.0);
     if (k < k_end) {
-      if (rows_k4) {
+      if (A4 && A_BY_ROWS) {
         v = a_row_k4(row0 + a_rq[q], a_info[q][0], k);
       } else if (A4 && !A_BY_ROWS) {
         v = a_rows4(row0 + 4u * a_rq[q], a_info[q][0], k);

@@ -369,12 +369,11 @@ export function mmaTileFor(caps: Pick<ConvCaps, 'matrix' | 'subgroups' | 'limits
   if (forced !== undefined && forced !== 'auto') return forced;
   const fallback = fittingMmaTile(caps)!;
   if (forced === undefined) return fallback;
-  const fitting = MMA_AUTO_TILES[n <= 32 ? 'narrow' : 'wide'].filter((t) => mmaConstants(caps.matrix!, caps.subgroups!.max, t, caps.limits));
-  const groups = (t: MmaTile) => {
-    const [rows, cols] = t.split('x').map(Number) as [number, number];
-    return Math.ceil(m / rows) * Math.ceil(n / cols) * splits;
-  };
-  return fitting.find((t) => groups(t) >= 256) ?? fitting.at(-1) ?? fallback;
+  const fitting = MMA_AUTO_TILES[n <= 32 ? 'narrow' : 'wide'].flatMap((tile) => {
+    const c = mmaConstants(caps.matrix!, caps.subgroups!.max, tile, caps.limits);
+    return c ? [{ tile, groups: Math.ceil(m / c.rows) * Math.ceil(n / c.cols) * splits }] : [];
+  });
+  return (fitting.find((t) => t.groups >= 256) ?? fitting.at(-1))?.tile ?? fallback;
 }
 
 /** The default mixed-precision tile, else the first of MMA_TILES that fits; null where none does or the device has no matrices. */
