@@ -7,7 +7,7 @@
  * contradictory near-duplicates left out of training, augmentation on the
  * GPU, with --seeds M an ensemble of M models a fold (out of fold, each
  * frame's map is the average of its fold's M models), test-time
- * augmentation. With --compare it first trains the tutorial's
+ * augmentation; and the last layer's bias started at the masks' prior. With --compare it first trains the tutorial's
  * recipe and each step of the toolkit on the same folds, so the report shows
  * what each step adds.
  */
@@ -43,6 +43,7 @@ const SPEC: Record<string, OptionSpec> = {
   seeds: { type: 'number', help: 'models a fold in the toolkit, seeded --seed, --seed + 1, …, their maps averaged (out of fold and on the test frames)', default: 1 },
   augment: { type: 'string', help: 'augmentation of the training batches: "default", key=value pairs (see train --help), or "none"', default: 'default' },
   'keep-contradictions': { type: 'boolean', help: 'train on the contradictory near-duplicates too' },
+  'zero-init': { type: 'boolean', help: 'start the last layer\'s bias at 0, as the tutorial does, instead of at the log-odds of the training masks\' nerve pixels (train --init-prior)' },
   weights: { type: 'string', help: 'which weights of each run are scored and submitted: best (lowest validation loss, as the tutorial keeps; chosen on the held-out fold itself) or last (the last epoch: nothing chosen on the held-out frames)', default: 'best' },
   tta: { type: 'string', help: 'test-time augmentation, as a last step: shift (the frame moved a sixteenth of its side each way), mirror (left to right: only for models trained with mirrors, as the nerve sits off-centre), shift+mirror or none', default: 'none' },
   resume: { type: 'string', help: 'a recipe folder to go on with: its finished runs are reused, interrupted ones resumed, missing ones trained, and everything scored again; it keeps the options it was started with (recipe.json), and only --seeds, --compare, --tta, --weights and the adapter options may be given anew' },
@@ -99,10 +100,12 @@ function configs(o: Parsed): Config[] {
   const tta = o.tta as string;
   const views = ttaViews(tta);
   const plain: TestTransform[] = ['identity'];
-  const toolkitArgs = [...(drop ? ['--drop-contradictions'] : []), ...(augment !== 'none' ? ['--augment', augment] : [])];
+  const prior = o['zero-init'] !== true ? ['--init-prior'] : [];
+  const toolkitArgs = [...prior, ...(drop ? ['--drop-contradictions'] : []), ...(augment !== 'none' ? ['--augment', augment] : [])];
   if (o.compare === true) {
     steps.push({ name: 'tutorial', what: 'the tutorial\'s training', trainArgs: [], seeds: 1, views: plain });
-    if (drop) steps.push({ name: 'clean', what: '+ contradictory near-duplicates left out', trainArgs: ['--drop-contradictions'], seeds: 1, views: plain });
+    if (prior.length) steps.push({ name: 'prior', what: '+ output bias started at the masks\' prior', trainArgs: prior, seeds: 1, views: plain });
+    if (drop) steps.push({ name: 'clean', what: '+ contradictory near-duplicates left out', trainArgs: [...prior, '--drop-contradictions'], seeds: 1, views: plain });
     if (augment !== 'none') steps.push({ name: 'augment', what: '+ augmentation on the GPU', trainArgs: toolkitArgs, seeds: 1, views: plain });
     if (seeds > 1) steps.push({ name: 'ensemble', what: `+ ${seeds} models a fold (seeds ${o.seed} to ${(o.seed as number) + seeds - 1}), averaged`, trainArgs: toolkitArgs, seeds, views: plain });
     // Without test-time augmentation the last step is the toolkit already.
@@ -199,14 +202,23 @@ function recipeFolder(argv: string[], given: Parsed): { o: Parsed; dir: string; 
   return { o, dir, fresh: false };
 }
 
-/** The run folder trained under `out` and whether it finished, or null where none began an epoch. */
-function runState(out: string): { run: string; finished: boolean } | null {
+/**
+ * The run folder trained under `out` and whether it finished, or null where
+ * none began an epoch. A run trained otherwise than `trainArgs` say (by an
+ * earlier version of the recipe) is refused rather than reused.
+ */
+function runState(out: string, trainArgs: readonly string[]): { run: string; finished: boolean } | null {
   const runs = existsSync(out) ? readdirSync(out).filter((d) => existsSync(join(out, d, 'last.safetensors'))) : [];
   if (runs.length === 0) return null;
   if (runs.length > 1) throw new DataError(`${out}: ${runs.length} runs where the recipe trains one; move all but one away to go on`);
   const path = join(out, runs[0]!, 'last.safetensors');
   const meta = decodeCheckpoint(readBytes(path, 'checkpoint'), path).meta;
-  return { run: join(out, runs[0]!), finished: meta.epoch >= (meta.training?.epochs ?? 0) };
+  const t = meta.training;
+  const was = { '--init-prior': t?.outputBias !== undefined, '--drop-contradictions': t?.dropContradictions === true, '--augment': t?.augment !== undefined };
+  for (const [flag, trained] of Object.entries(was)) {
+    if (trained !== trainArgs.includes(flag)) throw new DataError(`${path} was trained ${trained ? 'with' : 'without'} ${flag}, where this step of the recipe trains ${trained ? 'without' : 'with'} it; start a new recipe, or move that run away`);
+  }
+  return { run: join(out, runs[0]!), finished: meta.epoch >= (t?.epochs ?? 0) };
 }
 
 export async function recipe(argv: string[]): Promise<void> {
@@ -248,7 +260,7 @@ export async function recipe(argv: string[]): Promise<void> {
         }
         const what = `${config.name}: fold ${fold} of ${k}${config.seeds > 1 ? `, seed ${seed}` : ''}`;
         const out = join(dir, config.name, `fold-${fold}`, ...(s > 0 ? [`seed-${seed}`] : []));
-        const state = runState(out);
+        const state = runState(out, config.trainArgs);
         if (state?.finished) {
           console.log(`== ${what}: trained before (${state.run})`);
         } else if (state) {

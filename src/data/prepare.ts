@@ -62,6 +62,19 @@ export function masksToUnit(masks: Uint8Array): Float32Array {
   return out;
 }
 
+/**
+ * log(p / (1 − p)) for p the fraction of nerve pixels in `rows` of unit
+ * masks (`pixels` each): the starting bias whose sigmoid is p. Refused where
+ * those masks hold no nerve, or nothing else, as it is then infinite.
+ */
+export function priorLogOdds(masks: Float32Array, pixels: number, rows: ArrayLike<number>): number {
+  let sum = 0;
+  for (let k = 0; k < rows.length; k++) for (let i = rows[k]! * pixels; i < (rows[k]! + 1) * pixels; i++) sum += masks[i]!;
+  const p = sum / (rows.length * pixels);
+  if (!(p > 0 && p < 1)) throw new DataError(`the training masks are ${p > 0 ? 'nerve everywhere' : 'all empty'}, so no starting bias gives their fraction of nerve pixels`);
+  return Math.log(p / (1 - p));
+}
+
 /** The images of `rows` one after another (a view when the rows are consecutive). */
 export function gatherRows<T extends Uint8Array | Float32Array>(data: T, pixels: number, rows: Int32Array): T {
   const consecutive = rows.every((r, i) => r === rows[0]! + i);

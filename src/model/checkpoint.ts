@@ -46,6 +46,8 @@ export interface CheckpointMeta {
     folds?: { k: number; fold: number; seed: number };
     /** The unmasked frames of contradictory near-duplicate pairs were left out of training. */
     dropContradictions?: boolean;
+    /** The last layer's bias started here (train --init-prior), not at 0. */
+    outputBias?: number;
     /** Each training batch was augmented so (src/model/augment.ts). */
     augment?: AugmentSpec;
     preset: string;

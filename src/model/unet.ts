@@ -30,6 +30,11 @@ export interface UNetOptions {
   inputSize?: number;
   /** Seed of the Glorot-uniform initialisation. */
   seed?: number;
+  /**
+   * Initial bias of the last (sigmoid) layer: 0, as Keras starts every bias.
+   * Only the starting weights depend on it, not the model.
+   */
+  outputBias?: number;
 }
 
 export interface UNetConfig {
@@ -97,9 +102,12 @@ export function buildUNetParameters(options: UNetOptions = {}): ParameterStore {
   const config = resolveUNetOptions(options);
   const rng = new Rng(config.seed);
   const store = new ParameterStore();
+  const outputBias = options.outputBias ?? 0;
+  if (!Number.isFinite(outputBias)) throw new Error(`U-Net: outputBias must be a finite number, got ${outputBias}`);
   for (const spec of unetLayerSpecs(config.baseWidth)) {
     store.add(`${spec.name}/kernel`, spec.kernelShape, glorotUniformKeras(spec.kernelShape, rng));
-    store.add(`${spec.name}/bias`, [spec.filters], 'zeros');
+    const bias = spec.activation === 'sigmoid' && outputBias !== 0 ? new Float32Array(spec.filters).fill(outputBias) : 'zeros';
+    store.add(`${spec.name}/bias`, [spec.filters], bias);
   }
   return store;
 }
@@ -177,10 +185,10 @@ export class UNet {
   }
 }
 
-/** Builds the tutorial's U-Net with Glorot-uniform kernels (seeded) and zero biases, on `gpu`. */
+/** Builds the tutorial's U-Net with Glorot-uniform kernels (seeded) and zero biases (but `outputBias`), on `gpu`. */
 export function createUNet(gpu: Gpu, options: UNetOptions = {}): UNet {
   const config = resolveUNetOptions(options);
-  const store = buildUNetParameters(config);
+  const store = buildUNetParameters({ ...config, outputBias: options.outputBias });
   store.finalize(gpu);
   return new UNet(gpu, config, store);
 }

@@ -3,11 +3,12 @@
  * leaving contradictory near-duplicates out of training: through the built CLI.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeNpy, encodeNpy } from '../../src/data/npy.js';
+import { masksToUnit, priorLogOdds, resizeStack } from '../../src/data/prepare.js';
 import { decodeCheckpoint, encodeCheckpointTensors } from '../../src/model/checkpoint.js';
 import type { NamedTensor } from '../../src/model/safetensors.js';
 import { rng } from '../helpers/random.js';
@@ -84,6 +85,31 @@ describe('train --augment', () => {
     const plain = train('--out', join(root, 'plain'), '--seed', '2');
     const loss = (out: string) => JSON.parse(readFileSync(join(runFolder(out), 'log.jsonl'), 'utf8').split('\n')[0]!).loss as number;
     expect(loss(r.out)).not.toBe(loss(plain.out));
+  });
+});
+
+describe('train --init-prior', () => {
+  it('starts the last layer\'s bias at the log-odds of the training masks\' nerve pixels, records it, and keeps a resumed run as it began', () => {
+    const r = train('--init-prior', '--out', join(root, 'prior'));
+    expect(r.code, r.out).toBe(0);
+    // The training rows (the first 19 of 24, the last 20 % held out) at the model's 16 × 16.
+    const masks = decodeNpy(new Uint8Array(readFileSync(join(dataDir, 'imgs_mask_train.npy'))), 'masks').data as Uint8Array;
+    const unit = masksToUnit(resizeStack(masks, SUBJECTS * FRAMES, W, H, 16));
+    const expected = priorLogOdds(unit, 256, Array.from({ length: 19 }, (_, i) => i));
+    expect(expected).toBeLessThan(-1);
+    expect(r.out).toContain(`output bias: starts at ${expected.toFixed(3)}, the log-odds of the training masks' nerve pixels`);
+    const dir = runFolder(r.out);
+    const meta = decodeCheckpoint(new Uint8Array(readFileSync(join(dir, 'last.safetensors'))), 'last').meta;
+    expect(meta.training!.outputBias).toBeCloseTo(expected, 12);
+    const resumed = cliRun('train', '--resume', dir, '--epochs', '2', '--skip-predict');
+    expect(resumed.code, resumed.out).toBe(0);
+    expect(decodeCheckpoint(new Uint8Array(readFileSync(join(dir, 'last.safetensors'))), 'last').meta.training!.outputBias).toBe(meta.training!.outputBias);
+    const plain = train('--out', join(root, 'no-prior'));
+    expect(plain.code, plain.out).toBe(0);
+    expect(plain.out).not.toContain('output bias');
+    const refused = cliRun('train', '--resume', runFolder(plain.out), '--epochs', '2', '--init-prior', '--skip-predict');
+    expect(refused.code).toBe(2);
+    expect(refused.out).toMatch(/--init-prior conflicts with .*last\.safetensors, which started its last layer's bias at 0/);
   });
 });
 
@@ -177,7 +203,7 @@ describe('wgsl-unet recipe', () => {
     expect(r.code, r.out).toBe(0);
     const dir = join(out, readdirSync(out)[0]!);
     const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8'));
-    expect(report.configs.map((c: { name: string }) => c.name)).toEqual(['tutorial', 'clean', 'augment', 'ensemble', 'toolkit']);
+    expect(report.configs.map((c: { name: string }) => c.name)).toEqual(['tutorial', 'prior', 'clean', 'augment', 'ensemble', 'toolkit']);
     for (const c of report.configs) {
       expect(c.runs).toHaveLength(['ensemble', 'toolkit'].includes(c.name) ? 4 : 2);
       expect(c.oof.score).toBeGreaterThanOrEqual(c.oof.emptyScore);
@@ -185,22 +211,27 @@ describe('wgsl-unet recipe', () => {
       expect(c.oof.gate.score).toBeGreaterThanOrEqual(c.oof.score);
       expect(c.gate.weights).toHaveLength(6);
     }
-    // The tutorial trains on every frame; the others leave the contradictions out.
+    // The tutorial trains on every frame from a zero output bias; the others start it at the prior,
+    // and from the clean step on leave the contradictions out.
     const meta = (run: string) => decodeCheckpoint(new Uint8Array(readFileSync(join(run, 'best.safetensors'))), 'best').meta.training!;
     expect(meta(report.configs[0].runs[0]).dropContradictions).toBeUndefined();
-    expect(meta(report.configs[1].runs[0]).dropContradictions).toBe(true);
-    expect(meta(report.configs[2].runs[1]).augment).toMatchObject({ rotate: 5, flip: 0.5 });
-    expect(meta(report.configs[2].runs[1]).folds).toEqual({ k: 2, fold: 2, seed: 1 });
+    expect(meta(report.configs[0].runs[0]).outputBias).toBeUndefined();
+    expect(meta(report.configs[1].runs[0]).outputBias).toBeLessThan(0);
+    expect(meta(report.configs[1].runs[0]).dropContradictions).toBeUndefined();
+    expect(meta(report.configs[2].runs[0]).dropContradictions).toBe(true);
+    expect(meta(report.configs[3].runs[1]).augment).toMatchObject({ rotate: 5, flip: 0.5 });
+    expect(meta(report.configs[3].runs[1]).folds).toEqual({ k: 2, fold: 2, seed: 1 });
+    expect(meta(report.configs[3].runs[1]).outputBias).toBeLessThan(0);
     // The ensemble adds a second seed a fold to the augment step's models (fold by fold: seed 1, seed 2).
-    const ensemble = report.configs[3].runs;
-    expect([ensemble[0], ensemble[2]]).toEqual(report.configs[2].runs);
+    const ensemble = report.configs[4].runs;
+    expect([ensemble[0], ensemble[2]]).toEqual(report.configs[3].runs);
     expect(ensemble.map((run: string) => [meta(run).folds!.fold, meta(run).seed])).toEqual([[1, 1], [1, 2], [2, 1], [2, 2]]);
     expect(meta(ensemble[1]).augment).toMatchObject({ rotate: 5, flip: 0.5 });
     expect(ensemble[1]).toContain(join('ensemble', 'fold-1', 'seed-2'));
-    expect(report.configs[3].seeds).toBe(2);
+    expect(report.configs[4].seeds).toBe(2);
     // The toolkit (test-time augmentation) predicts with the ensemble's models.
-    expect(report.configs[4].runs).toEqual(ensemble);
-    expect(readdirSync(dir).sort()).toEqual(['augment', 'clean', 'ensemble', 'imgs_mask_test.npy', 'preds', 'recipe.json', 'report.json', 'report.svg', 'submission.csv', 'tutorial']);
+    expect(report.configs[5].runs).toEqual(ensemble);
+    expect(readdirSync(dir).sort()).toEqual(['augment', 'clean', 'ensemble', 'imgs_mask_test.npy', 'preds', 'prior', 'recipe.json', 'report.json', 'report.svg', 'submission.csv', 'tutorial']);
     expect(readFileSync(join(dir, 'report.svg'), 'utf8')).toMatch(/^<svg[\s\S]*threshold 0.5/);
     expect(r.out).toMatch(/\| step \| out-of-fold metric \| threshold, min area \| gain \|/);
     expect(r.out).toMatch(/\| \+ presence gate \(gate threshold [\d.]+\) \|/);
@@ -221,7 +252,7 @@ describe('wgsl-unet recipe', () => {
     expect(stored).toMatchObject({ folds: 2, seeds: 2, epochs: 1, tta: 'shift+mirror', data: dataDir });
     // The tutorial's second fold never ran; the clean step's first was cut short after 1 of 2 epochs.
     rmSync(join(dir, 'tutorial', 'fold-2'), { recursive: true });
-    const cut = before.configs[1].runs[0];
+    const cut = before.configs[2].runs[0];
     const last = decodeCheckpoint(new Uint8Array(readFileSync(join(cut, 'last.safetensors'))), 'last');
     // decodeCheckpoint hands the moments back as the tensors it read.
     const moments = (m: ReadonlyMap<string, unknown>, prefix: string) => [...m].map(([k, t]) => [`${prefix}${k}`, t as NamedTensor] as const);
@@ -233,15 +264,15 @@ describe('wgsl-unet recipe', () => {
     expect(r.out).toMatch(/== tutorial: fold 1 of 2: trained before/);
     expect(r.out).toMatch(/== tutorial: fold 2 of 2 ==/);
     expect(r.out).toContain(`== clean: fold 1 of 2: resuming ${cut} ==`);
-    expect(r.out.match(/trained before/g)).toHaveLength(1 + 1 + 2 + 2); // tutorial 1, clean 2, augment 1 and 2, the ensemble's second seeds
+    expect(r.out.match(/trained before/g)).toHaveLength(1 + 2 + 1 + 2 + 2); // tutorial 1, prior 1 and 2, clean 2, augment 1 and 2, the ensemble's second seeds
     const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8'));
-    expect(report.configs.map((c: { name: string }) => c.name)).toEqual(['tutorial', 'clean', 'augment', 'ensemble', 'toolkit']);
-    expect(report.configs[4].what).toBe('+ test-time augmentation (shift: 5 views)');
+    expect(report.configs.map((c: { name: string }) => c.name)).toEqual(['tutorial', 'prior', 'clean', 'augment', 'ensemble', 'toolkit']);
+    expect(report.configs[5].what).toBe('+ test-time augmentation (shift: 5 views)');
     expect([before.weights, report.weights]).toEqual(['best', 'last']);
     expect(r.out).toContain("each run's last weights scored");
-    expect(report.configs[1].runs[0]).toBe(cut);
+    expect(report.configs[2].runs[0]).toBe(cut);
     expect(decodeCheckpoint(new Uint8Array(readFileSync(join(cut, 'last.safetensors'))), 'last').meta.epoch).toBe(2);
-    expect(report.configs[2].runs).toEqual(before.configs[2].runs);
+    expect(report.configs[3].runs).toEqual(before.configs[3].runs);
 
     // Training options are the folder's own; a different one is refused, saying which.
     const bad = cliRun('recipe', '--resume', dir, '--folds', '3');
@@ -255,5 +286,11 @@ describe('wgsl-unet recipe', () => {
     const none = cliRun('recipe', '--resume', join(root, 'nowhere'));
     expect(none.code).toBe(2);
     expect(none.out).toMatch(/recipe\.json is missing; give the folder of a recipe run/);
+    // A run in a step's folder that was trained otherwise (as by an earlier recipe) is refused, not reused.
+    rmSync(join(dir, 'prior', 'fold-1'), { recursive: true });
+    cpSync(join(dir, 'tutorial', 'fold-1'), join(dir, 'prior', 'fold-1'), { recursive: true });
+    const other = cliRun('recipe', '--resume', dir);
+    expect(other.code).toBe(1);
+    expect(other.out).toMatch(/prior[/\\]fold-1[/\\].*last\.safetensors was trained without --init-prior, where this step of the recipe trains with it; start a new recipe, or move that run away/);
   });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DataError } from '../../src/data/errors.js';
 import { assignFolds, foldSplit } from '../../src/data/folds.js';
-import { meanStd, meanStdOfRows } from '../../src/data/prepare.js';
+import { meanStd, meanStdOfRows, priorLogOdds } from '../../src/data/prepare.js';
 
 describe('subject-wise folds', () => {
   it('puts every subject in one fold, the folds within one subject of each other in size', () => {
@@ -47,5 +47,15 @@ describe('subject-wise folds', () => {
     const mean = values.reduce((a, b) => a + b, 0) / 8;
     expect(picked.mean).toBeCloseTo(mean, 12);
     expect(() => meanStdOfRows(images, 4, [])).toThrow(/no images/);
+  });
+
+  it('gives the log-odds of the nerve pixels in the training rows only, and refuses masks without both kinds', () => {
+    // Three masks of 4 pixels: 1 of 4 nerve, all nerve, half nerve (a soft edge counts by its value).
+    const masks = Float32Array.from([1, 0, 0, 0, 1, 1, 1, 1, 0.5, 0.5, 1, 0]);
+    const p = 3 / 8;
+    expect(priorLogOdds(masks, 4, [0, 2])).toBeCloseTo(Math.log(p / (1 - p)), 12);
+    expect(1 / (1 + Math.exp(-priorLogOdds(masks, 4, Int32Array.from([0, 2]))))).toBeCloseTo(p, 12);
+    expect(() => priorLogOdds(masks, 4, [1])).toThrow(/nerve everywhere/);
+    expect(() => priorLogOdds(new Float32Array(8), 4, [0, 1])).toThrow(/all empty/);
   });
 });

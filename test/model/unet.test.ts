@@ -70,6 +70,17 @@ describe('the tutorial U-Net', () => {
     expect(other.get('conv2d_5/kernel')).not.toEqual(values.get('conv2d_5/kernel'));
   });
 
+  it('starts the last layer\'s bias at outputBias when given, every other weight as without it', () => {
+    const plain = buildUNetParameters({ baseWidth: 4, inputSize: 16, seed: 3 }).initialValues();
+    const prior = buildUNetParameters({ baseWidth: 4, inputSize: 16, seed: 3, outputBias: -4.5 }).initialValues();
+    expect([...prior.keys()]).toEqual([...plain.keys()]);
+    for (const [name, v] of prior) {
+      if (name === 'conv2d_19/bias') expect([...v]).toEqual([-4.5]);
+      else expect(v, name).toEqual(plain.get(name));
+    }
+    expect(() => buildUNetParameters({ outputBias: Number.NaN })).toThrow(/outputBias must be a finite number, got NaN/);
+  });
+
   it('rejects input sizes the four poolings cannot halve', () => {
     expect(() => buildUNetParameters({ inputSize: 90 })).toThrow(/inputSize must be a positive multiple of 16.*got 90/);
     expect(() => buildUNetParameters({ baseWidth: 0 })).toThrow(/baseWidth must be a positive integer/);
