@@ -29,6 +29,8 @@ export interface Sample {
   batch?: number;
   /** Training step: host time to record one step, in milliseconds. */
   record_ms?: number;
+  /** The same submitting every 16 dispatches (Gpu.submitSchedule), the host's cost of more submissions. */
+  record_every16_ms?: number;
   /** The same without replay: every op's code run to record the step. */
   record_traced_ms?: number;
 }

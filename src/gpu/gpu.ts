@@ -80,12 +80,17 @@ export interface Dispatch {
 }
 
 /**
- * Dispatches recorded before the encoder is submitted on its own: a training
- * step records about 200, and submitting them in groups lets the GPU start on
- * the first layers while later ones are recorded (one submission at the end
- * left the GPU idle for the whole recording).
+ * When recorded dispatches are submitted on their own. After the host has
+ * waited for the GPU (sync), the first FIRST_FLUSH go at once, so that the
+ * GPU starts on the first layers while later ones are recorded; each later
+ * submission waits for twice as many as the one before, up to MAX_FLUSH.
+ * A submission costs the host far more than a dispatch (a queue submit:
+ * fences and bookkeeping in the driver), so a replayed step, recorded in
+ * less time than the GPU takes to run it, submits a few times, not once
+ * every FIRST_FLUSH dispatches.
  */
-const FLUSH_AFTER = 16;
+const FIRST_FLUSH = 16;
+const MAX_FLUSH = 256;
 
 /** Timing hooks, set by the benchmark: called for every dispatch recorded. */
 export interface DispatchObserver {
@@ -194,6 +199,14 @@ export class Gpu {
   private recorded: string[] = [];
   /** The labels of the last batch submitted: what a device lost while working was most likely running. */
   private lastSubmitted: string[] = [];
+  /**
+   * When encode() submits: `first` dispatches after a sync, then twice as
+   * many each time, up to `max`. { first: 16, max: 16 } submits every 16, as
+   * the benchmark compares.
+   */
+  submitSchedule: { readonly first: number; readonly max: number } = { first: FIRST_FLUSH, max: MAX_FLUSH };
+  /** Dispatches the encoder takes before encode() submits it. */
+  private flushAfter = FIRST_FLUSH;
   /** Uniform blocks by content (see uniformRange), in chunks of UNIFORM_CHUNK_SLOTS slots. */
   private uniformChunks: GPUBuffer[] = [];
   private readonly uniformSlots = new Map<string, BufferView>();
@@ -419,7 +432,7 @@ export class Gpu {
     this.encode(d.kernel.pipeline, this.bindGroup(d.kernel, uniforms, d.storage, d.label), x, y, z, d.label);
   }
 
-  /** Records a dispatch whose bind group is made; submits every FLUSH_AFTER dispatches. */
+  /** Records a dispatch whose bind group is made; submits once `flushAfter` dispatches are recorded. */
   private encode(pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, x: number, y: number, z: number, label: string): void {
     const enc = this.openEncoder();
     // Consecutive dispatches share one compute pass (WebGPU orders their
@@ -440,9 +453,12 @@ export class Gpu {
     if (timestampWrites) pass.end();
     this.recorded.push(label);
     this.dispatchCount++;
-    // Hand the GPU what is recorded so far every few dispatches, so that it
-    // computes while the rest of a step is still being recorded.
-    if (this.recorded.length >= FLUSH_AFTER) this.submit();
+    // Hand the GPU what is recorded so far, so that it computes while the
+    // rest of a step is still being recorded (FIRST_FLUSH, MAX_FLUSH).
+    if (this.recorded.length >= this.flushAfter) {
+      this.submit();
+      this.flushAfter = Math.min(2 * this.flushAfter, this.submitSchedule.max);
+    }
   }
 
   /** The open command encoder (for copies and clears between dispatches), with no compute pass open. */
@@ -655,6 +671,8 @@ export class Gpu {
   async sync(): Promise<void> {
     this.submit();
     await this.device.queue.onSubmittedWorkDone();
+    // The GPU is idle now: the next work goes to it after few dispatches.
+    this.flushAfter = this.submitSchedule.first;
     await this.settle();
   }
 

@@ -211,6 +211,45 @@ describe('GPU runtime', () => {
     for (const t of [x, y, z]) t.dispose();
   });
 
+  it('submits after 16 dispatches once the GPU is idle, then after twice as many each time up to the maximum', async () => {
+    const gpu = await testGpu();
+    const x = allocTensor(gpu, [64], new Float32Array(64).fill(1));
+    const y = allocTensor(gpu, [64]);
+    const sizes: number[] = [];
+    let since = 0;
+    const schedule = gpu.submitSchedule;
+    const submit = gpu.device.queue.submit.bind(gpu.device.queue);
+    gpu.device.queue.submit = (buffers: Iterable<GPUCommandBuffer>) => (sizes.push(since), (since = 0), submit(buffers));
+    const record = (n: number) => {
+      for (let i = 0; i < n; i++) {
+        since++; // before: the dispatch that fills the encoder submits it
+        binary(gpu, 'add', x, x, y);
+      }
+    };
+    try {
+      await gpu.sync();
+      sizes.length = 0;
+      record(1000);
+      expect(sizes).toEqual([16, 32, 64, 128, 256, 256]);
+      await gpu.sync(); // the rest (248), then the schedule starts again
+      expect(sizes.slice(6)).toEqual([248]);
+      sizes.length = 0;
+      record(40);
+      expect(sizes).toEqual([16]);
+      gpu.submitSchedule = { first: 16, max: 16 };
+      await gpu.sync();
+      sizes.length = 0;
+      record(40);
+      expect(sizes).toEqual([16, 16]);
+      expect(Array.from(await gpu.readFloat32(y.view, 64))).toEqual(new Array(64).fill(2));
+    } finally {
+      gpu.device.queue.submit = submit;
+      gpu.submitSchedule = schedule;
+      await gpu.sync();
+      for (const t of [x, y]) t.dispose();
+    }
+  });
+
   it('reuses the bind group of a dispatch with the same kernel, buffers and uniforms, and makes a new one otherwise', async () => {
     const gpu = await testGpu();
     const x = allocTensor(gpu, [64], new Float32Array(64).fill(2));
