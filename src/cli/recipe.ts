@@ -179,7 +179,8 @@ const ANEW = new Set(['seeds', 'compare', 'tta', 'weights', 'backend', 'adapter'
 function recipeFolder(argv: string[], given: Parsed): { o: Parsed; dir: string; fresh: boolean } {
   if (given.resume === undefined) {
     const dir = resolve(given.out as string, `recipe-${new Date().toISOString().replace(/[:.]/g, '-')}`);
-    return { o: { ...given, data: resolve(given.data as string) }, dir, fresh: true };
+    // Written out even when not given, so that a resumed recipe tells it from one begun before the option.
+    return { o: { ...given, data: resolve(given.data as string), 'zero-init': given['zero-init'] === true }, dir, fresh: true };
   }
   const dir = resolve(given.resume as string);
   const path = join(dir, 'recipe.json');
@@ -191,6 +192,8 @@ function recipeFolder(argv: string[], given: Parsed): { o: Parsed; dir: string; 
   } catch (e) {
     throw new DataError(`${path} is not a recipe's options (${(e as Error).message}); it was written by recipe when the run began`);
   }
+  // Recipes begun before the prior's bias was a step trained every run from a zero bias.
+  if (stored['zero-init'] === undefined) stored['zero-init'] = true;
   const o: Parsed = { ...stored, resume: given.resume };
   for (const key of Object.keys(SPEC)) {
     if (key === 'resume' || !argv.includes(`--${key}`)) continue;

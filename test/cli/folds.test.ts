@@ -286,6 +286,17 @@ describe('wgsl-unet recipe', () => {
     const none = cliRun('recipe', '--resume', join(root, 'nowhere'));
     expect(none.code).toBe(2);
     expect(none.out).toMatch(/recipe\.json is missing; give the folder of a recipe run/);
+    // A recipe begun before the prior's bias was a step (no zero-init in its options) goes on without it.
+    const options = JSON.parse(readFileSync(join(dir, 'recipe.json'), 'utf8'));
+    expect(options.options['zero-init']).toBe(false);
+    delete options.options['zero-init'];
+    writeFileSync(join(dir, 'recipe.json'), JSON.stringify(options));
+    const older = cliRun('recipe', '--resume', dir);
+    expect(older.code).toBe(1);
+    expect(older.out).toMatch(/tutorial → clean → augment → ensemble → toolkit/);
+    expect(older.out).toMatch(/clean[/\\]fold-1[/\\].*last\.safetensors was trained with --init-prior, where this step of the recipe trains without it/);
+    options.options['zero-init'] = false;
+    writeFileSync(join(dir, 'recipe.json'), JSON.stringify(options));
     // A run in a step's folder that was trained otherwise (as by an earlier recipe) is refused, not reused.
     rmSync(join(dir, 'prior', 'fold-1'), { recursive: true });
     cpSync(join(dir, 'tutorial', 'fold-1'), join(dir, 'prior', 'fold-1'), { recursive: true });
