@@ -7,7 +7,8 @@
  * contradictory near-duplicates left out of training, augmentation on the
  * GPU, with --seeds M an ensemble of M models a fold (out of fold, each
  * frame's map is the average of its fold's M models), test-time
- * augmentation; and the last layer's bias started at the masks' prior. With --compare it first trains the tutorial's
+ * augmentation; with --init-prior, the last layer's bias started at the
+ * masks' prior. With --compare it first trains the tutorial's
  * recipe and each step of the toolkit on the same folds, so the report shows
  * what each step adds.
  */
@@ -43,7 +44,7 @@ const SPEC: Record<string, OptionSpec> = {
   seeds: { type: 'number', help: 'models a fold in the toolkit, seeded --seed, --seed + 1, …, their maps averaged (out of fold and on the test frames)', default: 1 },
   augment: { type: 'string', help: 'augmentation of the training batches: "default", key=value pairs (see train --help), or "none"', default: 'default' },
   'keep-contradictions': { type: 'boolean', help: 'train on the contradictory near-duplicates too' },
-  'zero-init': { type: 'boolean', help: 'start the last layer\'s bias at 0, as the tutorial does, instead of at the log-odds of the training masks\' nerve pixels (train --init-prior)' },
+  'init-prior': { type: 'boolean', help: 'start the last layer\'s bias at the log-odds of the training masks\' nerve pixels instead of at 0 (train --init-prior), in every step after the tutorial\'s' },
   weights: { type: 'string', help: 'which weights of each run are scored and submitted: best (lowest validation loss, as the tutorial keeps; chosen on the held-out fold itself) or last (the last epoch: nothing chosen on the held-out frames)', default: 'best' },
   tta: { type: 'string', help: 'test-time augmentation, as a last step: shift (the frame moved a sixteenth of its side each way), mirror (left to right: only for models trained with mirrors, as the nerve sits off-centre), shift+mirror or none', default: 'none' },
   resume: { type: 'string', help: 'a recipe folder to go on with: its finished runs are reused, interrupted ones resumed, missing ones trained, and everything scored again; it keeps the options it was started with (recipe.json), and only --seeds, --compare, --tta, --weights and the adapter options may be given anew' },
@@ -100,7 +101,7 @@ function configs(o: Parsed): Config[] {
   const tta = o.tta as string;
   const views = ttaViews(tta);
   const plain: TestTransform[] = ['identity'];
-  const prior = o['zero-init'] !== true ? ['--init-prior'] : [];
+  const prior = o['init-prior'] === true ? ['--init-prior'] : [];
   const toolkitArgs = [...prior, ...(drop ? ['--drop-contradictions'] : []), ...(augment !== 'none' ? ['--augment', augment] : [])];
   if (o.compare === true) {
     steps.push({ name: 'tutorial', what: 'the tutorial\'s training', trainArgs: [], seeds: 1, views: plain });
@@ -179,8 +180,7 @@ const ANEW = new Set(['seeds', 'compare', 'tta', 'weights', 'backend', 'adapter'
 function recipeFolder(argv: string[], given: Parsed): { o: Parsed; dir: string; fresh: boolean } {
   if (given.resume === undefined) {
     const dir = resolve(given.out as string, `recipe-${new Date().toISOString().replace(/[:.]/g, '-')}`);
-    // Written out even when not given, so that a resumed recipe tells it from one begun before the option.
-    return { o: { ...given, data: resolve(given.data as string), 'zero-init': given['zero-init'] === true }, dir, fresh: true };
+    return { o: { ...given, data: resolve(given.data as string) }, dir, fresh: true };
   }
   const dir = resolve(given.resume as string);
   const path = join(dir, 'recipe.json');
@@ -192,8 +192,6 @@ function recipeFolder(argv: string[], given: Parsed): { o: Parsed; dir: string; 
   } catch (e) {
     throw new DataError(`${path} is not a recipe's options (${(e as Error).message}); it was written by recipe when the run began`);
   }
-  // Recipes begun before the prior's bias was a step trained every run from a zero bias.
-  if (stored['zero-init'] === undefined) stored['zero-init'] = true;
   const o: Parsed = { ...stored, resume: given.resume };
   for (const key of Object.keys(SPEC)) {
     if (key === 'resume' || !argv.includes(`--${key}`)) continue;

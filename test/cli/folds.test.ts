@@ -199,7 +199,7 @@ describe('wgsl-unet recipe', () => {
     writeFileSync(join(dataDir, 'imgs_test.npy'), encodeNpy(imgs.subarray(0, 3 * W * H), [3, H, W]));
     writeFileSync(join(dataDir, 'imgs_id_test.npy'), encodeNpy(Int32Array.from([3, 1, 2]), [3]));
     const out = join(root, 'recipe');
-    const r = cliRun('recipe', '--data', dataDir, '--out', out, '--folds', '2', '--compare', '--epochs', '1', '--base-width', '2', '--input-size', '16', '--batch-size', '4', '--augment', 'rotate=5,flip=0.5', '--tta', 'shift+mirror', '--seeds', '2');
+    const r = cliRun('recipe', '--data', dataDir, '--out', out, '--folds', '2', '--compare', '--epochs', '1', '--base-width', '2', '--input-size', '16', '--batch-size', '4', '--augment', 'rotate=5,flip=0.5', '--tta', 'shift+mirror', '--seeds', '2', '--init-prior');
     expect(r.code, r.out).toBe(0);
     const dir = join(out, readdirSync(out)[0]!);
     const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8'));
@@ -249,7 +249,7 @@ describe('wgsl-unet recipe', () => {
     const dir = join(out, readdirSync(out)[0]!);
     const before = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8'));
     const stored = JSON.parse(readFileSync(join(dir, 'recipe.json'), 'utf8')).options;
-    expect(stored).toMatchObject({ folds: 2, seeds: 2, epochs: 1, tta: 'shift+mirror', data: dataDir });
+    expect(stored).toMatchObject({ folds: 2, seeds: 2, epochs: 1, tta: 'shift+mirror', data: dataDir, 'init-prior': true });
     // The tutorial's second fold never ran; the clean step's first was cut short after 1 of 2 epochs.
     rmSync(join(dir, 'tutorial', 'fold-2'), { recursive: true });
     const cut = before.configs[2].runs[0];
@@ -286,16 +286,16 @@ describe('wgsl-unet recipe', () => {
     const none = cliRun('recipe', '--resume', join(root, 'nowhere'));
     expect(none.code).toBe(2);
     expect(none.out).toMatch(/recipe\.json is missing; give the folder of a recipe run/);
-    // A recipe begun before the prior's bias was a step (no zero-init in its options) goes on without it.
+    // Without the prior's bias the steps after the tutorial's do not reuse runs trained with it.
     const options = JSON.parse(readFileSync(join(dir, 'recipe.json'), 'utf8'));
-    expect(options.options['zero-init']).toBe(false);
-    delete options.options['zero-init'];
+    expect(options.options['init-prior']).toBe(true);
+    delete options.options['init-prior'];
     writeFileSync(join(dir, 'recipe.json'), JSON.stringify(options));
-    const older = cliRun('recipe', '--resume', dir);
-    expect(older.code).toBe(1);
-    expect(older.out).toMatch(/tutorial → clean → augment → ensemble → toolkit/);
-    expect(older.out).toMatch(/clean[/\\]fold-1[/\\].*last\.safetensors was trained with --init-prior, where this step of the recipe trains without it/);
-    options.options['zero-init'] = false;
+    const without = cliRun('recipe', '--resume', dir);
+    expect(without.code).toBe(1);
+    expect(without.out).toMatch(/tutorial → clean → augment → ensemble → toolkit/);
+    expect(without.out).toMatch(/clean[/\\]fold-1[/\\].*last\.safetensors was trained with --init-prior, where this step of the recipe trains without it/);
+    options.options['init-prior'] = true;
     writeFileSync(join(dir, 'recipe.json'), JSON.stringify(options));
     // A run in a step's folder that was trained otherwise (as by an earlier recipe) is refused, not reused.
     rmSync(join(dir, 'prior', 'fold-1'), { recursive: true });
