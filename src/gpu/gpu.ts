@@ -84,10 +84,9 @@ export interface Dispatch {
  * waited for the GPU (sync), the first FIRST_FLUSH go at once, so that the
  * GPU starts on the first layers while later ones are recorded; each later
  * submission waits for twice as many as the one before, up to MAX_FLUSH.
- * A submission costs the host far more than a dispatch (a queue submit:
- * fences and bookkeeping in the driver), so a replayed step, recorded in
- * less time than the GPU takes to run it, submits a few times, not once
- * every FIRST_FLUSH dispatches.
+ * Each submission is a queue submit with its fence and bookkeeping in the
+ * driver, so a replayed step, recorded faster than the GPU runs it, is
+ * submitted a few times rather than once every FIRST_FLUSH dispatches.
  */
 const FIRST_FLUSH = 16;
 const MAX_FLUSH = 256;
