@@ -9,12 +9,13 @@ import { join, resolve } from 'node:path';
 import { decodeNpy, encodeNpy } from '../data/npy.js';
 import { DataError } from '../data/errors.js';
 import { resizeStack } from '../data/prepare.js';
-import { decodeCheckpoint, loadWeights } from '../model/checkpoint.js';
+import { type Checkpoint, decodeCheckpoint, loadWeights } from '../model/checkpoint.js';
 import { type EnsembleMember, type TestTransform, TTA_CHOICES, predictEnsemble } from '../model/ensemble.js';
 import { predictProbabilities } from '../model/trainer.js';
 import { type UNet, createUNet } from '../model/unet.js';
 import { GPU_OPTIONS, type OptionSpec, parseArgs, usage, UsageError } from './args.js';
 import { readBytes, writeAtomic } from './files.js';
+import type { Gpu } from '../gpu/gpu.js';
 import { PRECISION_OPTION, choosePrecision, openGpu } from './gpu-options.js';
 import { tuneForSoftwareAdapter } from '../software/platform.js';
 import { encodePngGray8 } from './png.js';
@@ -61,12 +62,7 @@ export async function predict(argv: string[]): Promise<void> {
   tuneForSoftwareAdapter(gpu);
   const models: UNet[] = [];
   try {
-    const members = checkpoints.map(({ path, ckpt }) => {
-      const model = createUNet(gpu, { baseWidth: ckpt.meta.config.baseWidth, inputSize: ckpt.meta.config.inputSize });
-      models.push(model);
-      loadWeights(model, ckpt, path);
-      return ensembleMember(model, ckpt.meta.normalization, batch);
-    });
+    const members = checkpoints.map(({ path, ckpt }) => checkpointMember(gpu, path, ckpt, batch, models));
     await predictTestSetWith(members, first.ckpt.meta.config.inputSize, test, resolve(o.out as string), first.ckpt.meta.antiAlias ?? false, transforms);
   } finally {
     for (const model of models) model.dispose();
@@ -77,6 +73,14 @@ export async function predict(argv: string[]): Promise<void> {
 /** A loaded model as a member of an ensemble, predicting in batches of `batch`. */
 export function ensembleMember(model: UNet, norm: { mean: number; std: number }, batch: number): EnsembleMember {
   return { ...norm, predict: (images, count, onProgress) => predictProbabilities(model, images, count, model.config.inputSize, batch, onProgress) };
+}
+
+/** The model of checkpoint `ckpt` (read from `path`) on `gpu` as an ensemble member; the model goes to `models`, for the caller to dispose. */
+export function checkpointMember(gpu: Gpu, path: string, ckpt: Checkpoint, batch: number, models: UNet[]): EnsembleMember {
+  const model = createUNet(gpu, { baseWidth: ckpt.meta.config.baseWidth, inputSize: ckpt.meta.config.inputSize });
+  models.push(model);
+  loadWeights(model, ckpt, path);
+  return ensembleMember(model, ckpt.meta.normalization, batch);
 }
 
 export interface TestSet {

@@ -21,15 +21,15 @@ import { type Gate, fitGate, gateFeatures, gateScores } from '../data/gate.js';
 import { gatherRows, resizeStack } from '../data/prepare.js';
 import { SUBMISSION_HEIGHT, SUBMISSION_WIDTH } from '../data/submission.js';
 import type { Gpu } from '../gpu/gpu.js';
-import { decodeCheckpoint, loadWeights } from '../model/checkpoint.js';
-import { type TestTransform, predictEnsemble } from '../model/ensemble.js';
-import { createUNet, type UNet } from '../model/unet.js';
+import { decodeCheckpoint } from '../model/checkpoint.js';
+import { type EnsembleMember, type TestTransform, predictEnsemble } from '../model/ensemble.js';
+import type { UNet } from '../model/unet.js';
 import { tuneForSoftwareAdapter } from '../software/platform.js';
 import { GPU_OPTIONS, type OptionSpec, type Parsed, parseArgs, usage, UsageError } from './args.js';
 import { type TrainingFrames, loadTrainingFrames } from './caches.js';
 import { readBytes, writeAtomic } from './files.js';
 import { PRECISION_OPTION, choosePrecision, openGpu } from './gpu-options.js';
-import { ensembleMember, loadTestSet, predictTestSetWith, ttaViews } from './predict.js';
+import { checkpointMember, loadTestSet, predictTestSetWith, ttaViews } from './predict.js';
 import { writeSubmission } from './submit.js';
 import { train } from './train.js';
 
@@ -138,17 +138,10 @@ async function scoreFolds(gpu: Gpu, frames: TrainingFrames, runs: string[], seed
     const models: UNet[] = [];
     try {
       // The fold's models (one a seed) on its held-out subjects, their maps averaged.
-      const members = runs.slice((fold - 1) * seeds, fold * seeds).map((run) => {
-        const path = join(run, `${weights}.safetensors`);
-        const ckpt = decodeCheckpoint(readBytes(path, 'checkpoint'), path);
-        size = ckpt.meta.config.inputSize;
-        const model = createUNet(gpu, { baseWidth: ckpt.meta.config.baseWidth, inputSize: size });
-        models.push(model);
-        loadWeights(model, ckpt, path);
-        return { member: ensembleMember(model, ckpt.meta.normalization, 16), antiAlias: ckpt.meta.antiAlias ?? false };
-      });
-      const small = resizeStack(gatherRows(frames.images, pixels, valRows), valRows.length, frames.width, frames.height, size, { antiAlias: members[0]!.antiAlias });
-      probs.push(await predictEnsemble(members.map((m) => m.member), small, valRows.length, size, transforms));
+      const fitted = loadMembers(gpu, runs.slice((fold - 1) * seeds, fold * seeds), weights, models);
+      size = fitted.size;
+      const small = resizeStack(gatherRows(frames.images, pixels, valRows), valRows.length, frames.width, frames.height, size, { antiAlias: fitted.antiAlias });
+      probs.push(await predictEnsemble(fitted.members, small, valRows.length, size, transforms));
     } finally {
       for (const m of models) m.dispose();
     }
@@ -167,6 +160,21 @@ async function scoreFolds(gpu: Gpu, frames: TrainingFrames, runs: string[], seed
   const allTruths = gatherRows(frames.masks, pixels, allRows);
   const count = allRows.length;
   return { oof: choosePostprocess(allProbs, size, allTruths, count, undefined, undefined, scores), gate: fitGate(joined(features), labels.flat()) };
+}
+
+/**
+ * The `weights` checkpoints of `runs` as ensemble members on `gpu`, with the
+ * input size and anti-aliasing they were trained with (the same for every
+ * run of a recipe); their models go to `models`, for the caller to dispose.
+ */
+function loadMembers(gpu: Gpu, runs: readonly string[], weights: string, models: UNet[]): { members: EnsembleMember[]; size: number; antiAlias: boolean } {
+  const loaded = runs.map((run) => {
+    const path = join(run, `${weights}.safetensors`);
+    const ckpt = decodeCheckpoint(readBytes(path, 'checkpoint'), path);
+    return { ckpt, member: checkpointMember(gpu, path, ckpt, 16, models) };
+  });
+  const first = loaded[0]!.ckpt.meta;
+  return { members: loaded.map((l) => l.member), size: first.config.inputSize, antiAlias: first.antiAlias ?? false };
 }
 
 /** Options a resumed recipe may take anew: they add or skip runs, or change only the scoring. */
@@ -311,18 +319,8 @@ export async function recipe(argv: string[]): Promise<void> {
     if (existsSync(join(dataDir, 'imgs_test.npy'))) {
       // The folds' ensemble on the test frames, post-processed as tuned out of fold.
       const models: UNet[] = [];
-      let antiAlias = false; // the same for every fold, trained with the same flags
       try {
-        const members = last.runs.map((run) => {
-          const path = join(run, `${weights}.safetensors`);
-          const ckpt = decodeCheckpoint(readBytes(path, 'checkpoint'), path);
-          antiAlias = ckpt.meta.antiAlias ?? false;
-          const model = createUNet(gpu, { baseWidth: ckpt.meta.config.baseWidth, inputSize: ckpt.meta.config.inputSize });
-          models.push(model);
-          loadWeights(model, ckpt, path);
-          return ensembleMember(model, ckpt.meta.normalization, 16);
-        });
-        const size = models[0]!.config.inputSize;
+        const { members, size, antiAlias } = loadMembers(gpu, last.runs, weights, models);
         const test = loadTestSet(dataDir);
         const probs = await predictTestSetWith(members, size, test, dir, antiAlias, chosenViews);
         // The gate where it helped out of fold: frames it scores under its threshold are cleared.
