@@ -54,7 +54,7 @@ async function measure(gpu: Gpu, precision: 'fp32' | 'mixed', storage: 'f32' | '
   const y = Tensor.from(gpu, [o.batch, o.size, o.size, 1], Float32Array.from({ length: pixels }, (_, i) => ((i % o.size) > o.size / 2 ? 1 : 0)));
   const step = () => {
     model.parameters.zeroGrads();
-    trainingStep(model, adam, x, y).dispose();
+    trainingStep(model, adam, x, y).loss.dispose();
   };
   const entries: Entry[] = [];
   const peakOf = async (op: Entry['op'], run: () => void) => {

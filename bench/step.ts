@@ -43,7 +43,7 @@ export interface StepProfile {
 function stepRecorder(model: UNet, adam: Adam, xs: Tensor, ys: Tensor): () => void {
   return () => {
     model.parameters.zeroGrads();
-    trainingStep(model, adam, xs, ys).dispose();
+    trainingStep(model, adam, xs, ys).loss.dispose();
   };
 }
 

@@ -24,7 +24,7 @@ export { Rng } from './model/rng.js';
 
 // The tutorial's U-Net, its training loop and checkpoints.
 export { UNet, createUNet, type UNetOptions, type UNetConfig } from './model/unet.js';
-export { Trainer, NonFiniteLossError, predictBatch, predictProbabilities, trainingStep, type ImageSet, type StepReport } from './model/trainer.js';
+export { Trainer, NonFiniteLossError, predictBatch, predictProbabilities, trainingStep, trainingLoss, TRAINING_LOSSES, type ImageSet, type StepReport, type StepLoss, type TrainingLoss } from './model/trainer.js';
 export { fit, type EpochLog, type FitOptions, type FitResult } from './model/fit.js';
 export { CHECKPOINT_FORMAT, CheckpointError, encodeCheckpoint, decodeCheckpoint, loadWeights, type Checkpoint, type CheckpointMeta } from './model/checkpoint.js';
 export { encodeSafetensors, decodeSafetensors, SafetensorsError, type NamedTensor } from './model/safetensors.js';

@@ -430,7 +430,7 @@ async function train(): Promise<void> {
         const rng = new Rng(o.seed);
         const where = `${model.parameters.count.toLocaleString('en-US')} parameters, ${data.trainCount} training and ${valRows.length} validation frames, batch ${o.batchSize}`;
         const val0 = await trainer.evaluate(data.set, valRows);
-        page.training.epochs.push({ epoch: 0, loss: NaN, dice: NaN, val_loss: val0, val_dice: -val0, seconds: elapsed() });
+        page.training.epochs.push({ epoch: 0, loss: NaN, dice: NaN, val_loss: val0.loss, val_dice: val0.dice, seconds: elapsed() });
         scheduleCharts();
         let taken = 0;
         const { lastEpoch: epochsDone } = await fit(trainer, {

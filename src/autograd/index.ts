@@ -6,5 +6,5 @@ export { conv2d, convTranspose2x2 } from '../ops/conv/autograd.js';
 export { relu, sigmoid, scale, add, mul, sum } from '../ops/elementwise/autograd.js';
 export { maxPool2x2 } from '../ops/maxpool/autograd.js';
 export { concat } from '../ops/concat/autograd.js';
-export { diceLoss } from '../ops/dice/autograd.js';
+export { diceLoss, type DiceOver } from '../ops/dice/autograd.js';
 export { elu } from '../ops/elu/autograd.js';

@@ -8,8 +8,9 @@
  * GPU, with --seeds M an ensemble of M models a fold (out of fold, each
  * frame's map is the average of its fold's M models), test-time
  * augmentation; with --init-prior, the last layer's bias started at the
- * masks' prior. With --compare it first trains the tutorial's
- * recipe and each step of the toolkit on the same folds, so the report shows
+ * masks' prior; with --loss, another loss than the tutorial's Dice. With
+ * --compare it first trains the tutorial's recipe and each step of the
+ * toolkit on the same folds, so the report shows
  * what each step adds.
  */
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
@@ -32,6 +33,7 @@ import { PRECISION_OPTION, choosePrecision, openGpu } from './gpu-options.js';
 import { checkpointMember, loadTestSet, predictTestSetWith, ttaViews } from './predict.js';
 import { writeSubmission } from './submit.js';
 import { train } from './train.js';
+import { TRAINING_LOSSES } from '../model/trainer.js';
 
 const SPEC: Record<string, OptionSpec> = {
   ...GPU_OPTIONS,
@@ -44,6 +46,7 @@ const SPEC: Record<string, OptionSpec> = {
   seeds: { type: 'number', help: 'models a fold in the toolkit, seeded --seed, --seed + 1, …, their maps averaged (out of fold and on the test frames)', default: 1 },
   augment: { type: 'string', help: 'augmentation of the training batches: "default", key=value pairs (see train --help), or "none"', default: 'default' },
   'keep-contradictions': { type: 'boolean', help: 'train on the contradictory near-duplicates too' },
+  loss: { type: 'string', help: 'the toolkit\'s loss, as for train --loss: dice (the tutorial\'s), bce-dice (the tutorial\'s Dice plus the binary cross-entropy) or image-dice; with --compare, another loss is a step of its own', default: 'dice' },
   'init-prior': { type: 'boolean', help: 'start the last layer\'s bias at the log-odds of the training masks\' nerve pixels instead of at 0 (train --init-prior), in every step after the tutorial\'s' },
   weights: { type: 'string', help: 'which weights of each run are scored and submitted: best (lowest validation loss, as the tutorial keeps; chosen on the held-out fold itself) or last (the last epoch: nothing chosen on the held-out frames)', default: 'best' },
   tta: { type: 'string', help: 'test-time augmentation, as a last step: shift (the frame moved a sixteenth of its side each way), mirror (left to right: only for models trained with mirrors, as the nerve sits off-centre), shift+mirror or none', default: 'none' },
@@ -102,12 +105,15 @@ function configs(o: Parsed): Config[] {
   const views = ttaViews(tta);
   const plain: TestTransform[] = ['identity'];
   const prior = o['init-prior'] === true ? ['--init-prior'] : [];
-  const toolkitArgs = [...prior, ...(drop ? ['--drop-contradictions'] : []), ...(augment !== 'none' ? ['--augment', augment] : [])];
+  const loss = o.loss === undefined || o.loss === 'dice' ? [] : ['--loss', o.loss as string];
+  const augmentArgs = augment !== 'none' ? ['--augment', augment] : [];
+  const toolkitArgs = [...prior, ...(drop ? ['--drop-contradictions'] : []), ...augmentArgs, ...loss];
   if (o.compare === true) {
     steps.push({ name: 'tutorial', what: 'the tutorial\'s training', trainArgs: [], seeds: 1, views: plain });
     if (prior.length) steps.push({ name: 'prior', what: '+ output bias started at the masks\' prior', trainArgs: prior, seeds: 1, views: plain });
     if (drop) steps.push({ name: 'clean', what: '+ contradictory near-duplicates left out', trainArgs: [...prior, '--drop-contradictions'], seeds: 1, views: plain });
-    if (augment !== 'none') steps.push({ name: 'augment', what: '+ augmentation on the GPU', trainArgs: toolkitArgs, seeds: 1, views: plain });
+    if (augment !== 'none') steps.push({ name: 'augment', what: '+ augmentation on the GPU', trainArgs: [...prior, ...(drop ? ['--drop-contradictions'] : []), ...augmentArgs], seeds: 1, views: plain });
+    if (loss.length) steps.push({ name: 'loss', what: o.loss === 'image-dice' ? '+ the Dice loss image by image' : '+ binary cross-entropy added to the loss', trainArgs: toolkitArgs, seeds: 1, views: plain });
     if (seeds > 1) steps.push({ name: 'ensemble', what: `+ ${seeds} models a fold (seeds ${o.seed} to ${(o.seed as number) + seeds - 1}), averaged`, trainArgs: toolkitArgs, seeds, views: plain });
     // Without test-time augmentation the last step is the toolkit already.
     if (views.length === 1) return steps;
@@ -227,6 +233,9 @@ function runState(out: string, trainArgs: readonly string[]): { run: string; fin
   for (const [flag, trained] of Object.entries(was)) {
     if (trained !== trainArgs.includes(flag)) throw new DataError(`${path} was trained ${trained ? 'with' : 'without'} ${flag}, where this step of the recipe trains ${trained ? 'without' : 'with'} it; start a new recipe, or move that run away`);
   }
+  const at = trainArgs.indexOf('--loss');
+  const loss = at >= 0 ? trainArgs[at + 1] : 'dice';
+  if ((t?.loss ?? 'dice') !== loss) throw new DataError(`${path} was trained with the ${t?.loss ?? 'dice'} loss, where this step of the recipe trains with the ${loss} loss; start a new recipe, or move that run away`);
   return { run: join(out, runs[0]!), finished: meta.epoch >= (t?.epochs ?? 0) };
 }
 
@@ -244,6 +253,7 @@ export async function recipe(argv: string[]): Promise<void> {
   const dataDir = resolve(dataArg);
   const weights = o.weights as string;
   if (weights !== 'best' && weights !== 'last') throw new UsageError(`--weights must be best or last, got "${weights}"`);
+  if (o.loss !== undefined && !(TRAINING_LOSSES as readonly unknown[]).includes(o.loss)) throw new UsageError(`--loss must be ${TRAINING_LOSSES.join(', ')}, got "${o.loss}"`);
   const steps = configs(o);
   if (fresh) {
     mkdirSync(dir, { recursive: true });

@@ -24,7 +24,7 @@ import { type CheckpointMeta, CHECKPOINT_FORMAT, decodeCheckpoint, encodeCheckpo
 import { Rng } from '../model/rng.js';
 import { cosineSchedule, fit } from '../model/fit.js';
 import { Augmenter, type AugmentSpec, parseAugmentSpec } from '../model/augment.js';
-import { NonFiniteLossError, Trainer, type ImageSet } from '../model/trainer.js';
+import { NonFiniteLossError, TRAINING_LOSSES, Trainer, type ImageSet, type TrainingLoss } from '../model/trainer.js';
 import { createUNet } from '../model/unet.js';
 import { GPU_OPTIONS, type OptionSpec, type Parsed, UsageError, parseArgs, usage } from './args.js';
 import { curvesSvg, type EpochLog } from './curves.js';
@@ -60,6 +60,7 @@ const SPEC: Record<string, OptionSpec> = {
   augment: { type: 'string', help: 'augment each training batch on the GPU: "default" (mirror, rotation, zoom, shift, elastic, brightness, contrast) or key=value pairs over it, such as "rotate=5,elastic=0"; off unless given' },
   'drop-contradictions': { type: 'boolean', help: 'leave the unmasked frame of each contradictory near-duplicate pair (wgsl-unet duplicates) out of training' },
   'init-prior': { type: 'boolean', help: 'start the last layer\'s bias at the log-odds of nerve pixels in the training masks, not at 0: the maps begin near that fraction instead of 0.5, and the Dice loss leaves its early plateau sooner' },
+  loss: { type: 'string', help: 'the loss: dice (the tutorial\'s: −Dice over all the images of a step together), image-dice (minus the mean of each image\'s Dice, as the competition scores: an empty image predicted empty counts 1) or bce-dice (the tutorial\'s plus the mean binary cross-entropy); a resumed run keeps its own' },
   seed: { type: 'number', help: 'seed of the initial weights and of the shuffling', default: 1 },
   'anti-alias': { type: 'boolean', help: 'blur before downsampling, as scikit-image ≥ 0.19 does' },
   resume: { type: 'string', help: 'run folder to continue from its last.safetensors' },
@@ -303,6 +304,11 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
   if (resumed && o['drop-contradictions'] === true && !stored?.dropContradictions) throw new UsageError(`--drop-contradictions conflicts with ${resumedFrom}, which trained on every frame; leave the flag out to resume as it was`);
   const dropContradictions = stored?.dropContradictions ?? o['drop-contradictions'] === true;
   if (resumed && o['init-prior'] === true && stored?.outputBias === undefined) throw new UsageError(`--init-prior conflicts with ${resumedFrom}, which started its last layer's bias at 0; leave the flag out to resume as it was`);
+  const askedLoss = o.loss as string | undefined;
+  if (askedLoss !== undefined && !(TRAINING_LOSSES as readonly string[]).includes(askedLoss)) throw new UsageError(`--loss must be ${TRAINING_LOSSES.join(', ')}, got "${askedLoss}"`);
+  const storedLoss: TrainingLoss | undefined = resumed ? stored?.loss ?? 'dice' : undefined;
+  if (storedLoss !== undefined && askedLoss !== undefined && askedLoss !== storedLoss) throw new UsageError(`--loss ${askedLoss} conflicts with ${resumedFrom}, which was trained with the ${storedLoss} loss; leave the flag out to resume as it was`);
+  const loss: TrainingLoss = storedLoss ?? (askedLoss as TrainingLoss | undefined) ?? 'dice';
   let augment: AugmentSpec | undefined;
   if (o.augment !== undefined) {
     try {
@@ -359,7 +365,8 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
   if (data.contradictions) writeAtomic(join(runDir, 'contradictions.json'), JSON.stringify({ data: dataDir, ...data.contradictions.report, droppedFromTraining: data.contradictions.dropped }, null, 2) + '\n');
 
   if (augment) console.log(`augmentation: ${Object.entries(augment).map(([k, v]) => `${k} ${v}`).join(', ')}`);
-  const trainer = new Trainer(model, adam, preset.batchSize, augment ? new Augmenter(augment, o.seed as number) : undefined);
+  if (loss !== 'dice') console.log(`loss: ${loss === 'image-dice' ? 'minus the mean Dice of the images of each batch' : '−Dice over each batch plus the mean binary cross-entropy'}`);
+  const trainer = new Trainer(model, adam, preset.batchSize, augment ? new Augmenter(augment, o.seed as number) : undefined, loss);
   let bestValLoss = log.length ? Math.min(...log.map((e) => e.val_loss)) : Infinity;
   let bestMeta: CheckpointMeta | null = null;
 
@@ -386,6 +393,7 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
       ...(folds ? { folds } : {}),
       ...(dropContradictions ? { dropContradictions } : {}),
       ...(outputBias !== undefined ? { outputBias } : {}),
+      ...(loss !== 'dice' ? { loss } : {}),
       ...(augment ? { augment } : {}),
       preset: preset.name,
       rngState,
@@ -403,7 +411,7 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
       ...(preset.schedule === 'cosine' ? { lrAt: cosineSchedule(preset.lr, preset.epochs, preset.warmup) } : {}),
       onEpochStart: (epoch) => {
         const b = (bar = progress(`epoch ${epoch}/${preset.epochs}`, trainRows.length, 'images'));
-        return (r) => b.update(r.images, `loss ${r.loss.toFixed(4)}, dice ${(-r.loss).toFixed(4)}`);
+        return (r) => b.update(r.images, `loss ${r.loss.toFixed(4)}, dice ${r.dice.toFixed(4)}`);
       },
       onEpochEnd: async (entry, { steps }) => {
         stepsTaken = steps;

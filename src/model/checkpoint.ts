@@ -48,6 +48,8 @@ export interface CheckpointMeta {
     dropContradictions?: boolean;
     /** The last layer's bias started here (train --init-prior), not at 0. */
     outputBias?: number;
+    /** The training loss (train --loss, src/model/trainer.ts); absent means the tutorial's Dice over each batch. */
+    loss?: 'image-dice' | 'bce-dice';
     /** Each training batch was augmented so (src/model/augment.ts). */
     augment?: AugmentSpec;
     preset: string;

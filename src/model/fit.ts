@@ -11,6 +11,7 @@ import type { ImageSet, StepReport, Trainer } from './trainer.js';
 export interface EpochLog {
   epoch: number;
   loss: number;
+  /** The tutorial's Dice (over each batch), whatever the loss: −loss where it is the tutorial's. */
   dice: number;
   val_loss: number;
   val_dice: number;
@@ -68,8 +69,8 @@ export async function fit(trainer: Trainer, o: FitOptions): Promise<FitResult> {
     const onStep = o.onEpochStart?.(epoch) ?? undefined;
     const result = await trainer.trainEpoch(o.set, order, epoch, onStep, o.shouldStop);
     if (!result.completed) return { lastEpoch: epoch - 1, interrupted: epoch };
-    const valLoss = await trainer.evaluate(o.set, o.valRows);
-    const entry: EpochLog = { epoch, loss: result.loss, dice: -result.loss, val_loss: valLoss, val_dice: -valLoss, seconds: (performance.now() - t0) / 1000 };
+    const val = await trainer.evaluate(o.set, o.valRows);
+    const entry: EpochLog = { epoch, loss: result.loss, dice: result.dice, val_loss: val.loss, val_dice: val.dice, seconds: (performance.now() - t0) / 1000 };
     // With loss scaling the GPU alone knows how many steps were taken and skipped.
     const scaling = await trainer.adam.lossScaleStatus();
     if (scaling) {

@@ -24,8 +24,9 @@ export interface StepReport {
   step: number;
   steps: number;
   images: number;
-  /** Loss of the step just finished. */
+  /** Loss of the step just finished, and the tutorial's Dice of its maps. */
   loss: number;
+  dice: number;
 }
 
 export class NonFiniteLossError extends Error {
@@ -53,29 +54,64 @@ function gather(set: ImageSet, indices: ArrayLike<number>, from: number, to: num
 }
 
 /**
- * Records one training step on a batch: the forward pass, the Dice loss and
+ * The training loss: `dice`, −Dice over the whole batch (the tutorial's);
+ * `image-dice`, minus the mean Dice of the images (the competition's metric
+ * is a mean over images, and an empty image predicted empty counts 1);
+ * `bce-dice`, the tutorial's plus the mean binary cross-entropy, whose
+ * gradient per logit, p − y, does not vanish while the maps are far from
+ * the masks.
+ */
+export type TrainingLoss = 'dice' | 'image-dice' | 'bce-dice';
+export const TRAINING_LOSSES: readonly TrainingLoss[] = ['dice', 'image-dice', 'bce-dice'];
+
+/** The loss `kind` of probabilities p against masks y. */
+export function trainingLoss(p: Tensor, y: Tensor, kind: TrainingLoss): Tensor {
+  return diceLoss(p, y, kind === 'image-dice' ? 'image' : 'batch', kind === 'bce-dice' ? 1 : 0);
+}
+
+/** A training step's loss and, where the loss is not the tutorial's, the tutorial's −Dice of the same maps (for the log); the caller disposes both. */
+export interface StepLoss {
+  loss: Tensor;
+  dice: Tensor | null;
+}
+
+/**
+ * Records one training step on a batch: the forward pass, the loss (`kind`) and
  * the backward pass (replayed when this batch shape was captured before),
- * then Adam. Returns the loss, which the caller reads and disposes. The
+ * then Adam. Returns the loss (StepLoss), which the caller reads and disposes. The
  * caller zeroes the gradients first, before it uploads the batch:
  * `zeroGrads` also starts the pool's step (BufferPool.beginStep), so a
  * step's requests, the batch's included, repeat the step before's.
  */
-export function trainingStep(model: UNet, adam: Adam, x: Tensor, y: Tensor): Tensor {
+export function trainingStep(model: UNet, adam: Adam, x: Tensor, y: Tensor, kind: TrainingLoss = 'dice'): StepLoss {
   // The loss scale (a GPU value of the optimiser's) is an input: another optimiser's takes its place.
   const seed = adam.lossScaleSeed();
   const inputs = seed ? [x, y, seed] : [x, y];
-  const [loss] = model.replays.run(`training step ${x.shape.join('×')}${seed ? ', loss scaled' : ''}`, inputs, () => {
+  const [loss, dice] = model.replays.run(`training step ${x.shape.join('×')}, ${kind} loss${seed ? ', loss scaled' : ''}`, inputs, () => {
     const tape = new Tape(model.gpu);
     try {
-      const l = tape.run(() => diceLoss(model.forward(x), y));
+      let d: Tensor | undefined;
+      const l = tape.run(() => {
+        const p = model.forward(x);
+        // Outside the tape: the tutorial's Dice is only reported.
+        if (kind !== 'dice') d = noGrad(() => diceLoss(p, y));
+        return trainingLoss(p, y, kind);
+      });
       tape.backward(l, seed, { releaseActivations: true });
-      return [tape.detach(l)];
+      return d ? [tape.detach(l), tape.detach(d)] : [tape.detach(l)];
     } finally {
       tape.dispose();
     }
   });
   adam.step();
-  return loss!;
+  return { loss: loss!, dice: dice ?? null };
+}
+
+/** Starts reading a loss and the tutorial's −Dice beside it (the loss itself where `negDice` is null); resolves to [loss, Dice]. */
+function readLoss(loss: Tensor, negDice: Tensor | null): Promise<[number, number]> {
+  const l = loss.read();
+  const d = negDice ? negDice.read() : l;
+  return Promise.all([l, d]).then(([a, b]) => [a[0]!, -b[0]!]);
 }
 
 export class Trainer {
@@ -85,6 +121,8 @@ export class Trainer {
     readonly batchSize: number,
     /** Augments each training batch (not validation or prediction). */
     readonly augment?: Augmenter,
+    /** The loss, in training and validation alike. */
+    readonly loss: TrainingLoss = 'dice',
   ) {}
 
   private upload(set: ImageSet, indices: ArrayLike<number>, from: number, to: number): { x: Tensor; y: Tensor } {
@@ -96,8 +134,9 @@ export class Trainer {
 
   /**
    * One pass over `order` (row indices of `set`) in batches. Returns the mean
-   * loss over batches (as Keras reports it). `stop()` is checked between
-   * steps; when it returns true the epoch ends early and `completed` is false.
+   * loss over batches (as Keras reports it) and the mean of the tutorial's
+   * Dice. `stop()` is checked between steps; when it returns true the epoch
+   * ends early and `completed` is false.
    */
   async trainEpoch(
     set: ImageSet,
@@ -105,18 +144,20 @@ export class Trainer {
     epoch: number,
     onStep?: (r: StepReport) => void,
     stop?: () => boolean,
-  ): Promise<{ loss: number; completed: boolean }> {
+  ): Promise<{ loss: number; dice: number; completed: boolean }> {
     const steps = Math.ceil(order.length / this.batchSize);
     const params = this.model.parameters;
     let sum = 0;
+    let diceSum = 0;
     let done = 0;
-    let pending: { read: Promise<Float32Array>; step: number; images: number } | null = null;
-    const settle = async (p: { read: Promise<Float32Array>; step: number; images: number }) => {
-      const value = (await p.read)[0]!;
+    let pending: { read: Promise<[number, number]>; step: number; images: number } | null = null;
+    const settle = async (p: { read: Promise<[number, number]>; step: number; images: number }) => {
+      const [value, dice] = await p.read;
       if (!Number.isFinite(value)) throw new NonFiniteLossError(epoch, p.step, value);
       sum += value;
+      diceSum += dice;
       done++;
-      onStep?.({ epoch, step: p.step, steps, images: p.images, loss: value });
+      onStep?.({ epoch, step: p.step, steps, images: p.images, loss: value, dice });
     };
     let completed = true;
     try {
@@ -135,10 +176,11 @@ export class Trainer {
           y.dispose();
           ({ x, y } = warped);
         }
-        const loss = trainingStep(this.model, this.adam, x, y);
+        const step = trainingStep(this.model, this.adam, x, y, this.loss);
         // Starts the readback (and submits the step); awaited after the next step is recorded.
-        const read = loss.read();
-        loss.dispose();
+        const read = readLoss(step.loss, step.dice);
+        step.loss.dispose();
+        step.dice?.dispose();
         x.dispose();
         y.dispose();
         const previous = pending;
@@ -147,37 +189,44 @@ export class Trainer {
       }
     } catch (e) {
       // The step's loss, still being read back, fails with the same cause: the error thrown says it already.
-      (pending as { read: Promise<Float32Array> } | null)?.read.catch(() => {});
+      (pending as { read: Promise<unknown> } | null)?.read.catch(() => {});
       throw e;
     }
     if (pending) await settle(pending);
-    return { loss: done ? sum / done : NaN, completed };
+    return { loss: done ? sum / done : NaN, dice: done ? diceSum / done : NaN, completed };
   }
 
-  /** Mean loss over batches of rows `indices`, without gradients. */
-  async evaluate(set: ImageSet, indices: ArrayLike<number>): Promise<number> {
+  /** Mean loss over batches of rows `indices`, and the mean of the tutorial's Dice, without gradients. */
+  async evaluate(set: ImageSet, indices: ArrayLike<number>): Promise<{ loss: number; dice: number }> {
     let sum = 0;
+    let diceSum = 0;
     let batches = 0;
-    const reads: Promise<Float32Array>[] = [];
+    const reads: Promise<[number, number]>[] = [];
     for (let from = 0; from < indices.length; from += this.batchSize) {
       const to = Math.min(indices.length, from + this.batchSize);
       const { x, y } = this.upload(set, indices, from, to);
-      const [loss] = this.model.replays.run(`evaluation ${x.shape.join('×')}`, [x, y], () =>
+      const [loss, dice] = this.model.replays.run(`evaluation ${x.shape.join('×')}, ${this.loss} loss`, [x, y], () =>
         noGrad(() => {
           const p = this.model.forward(x);
-          const l = diceLoss(p, y);
+          const l = trainingLoss(p, y, this.loss);
+          const d = this.loss === 'dice' ? [] : [diceLoss(p, y)];
           p.dispose();
-          return [l];
+          return [l, ...d];
         }),
       );
-      reads.push(loss!.read());
+      reads.push(readLoss(loss!, dice ?? null));
       loss!.dispose();
+      dice?.dispose();
       x.dispose();
       y.dispose();
       batches++;
     }
-    for (const r of reads) sum += (await r)[0]!;
-    return batches ? sum / batches : NaN;
+    for (const r of reads) {
+      const [l, d] = await r;
+      sum += l;
+      diceSum += d;
+    }
+    return { loss: batches ? sum / batches : NaN, dice: batches ? diceSum / batches : NaN };
   }
 
   /** Probabilities (count × size × size) for normalised images. */

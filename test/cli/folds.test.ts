@@ -113,6 +113,32 @@ describe('train --init-prior', () => {
   });
 });
 
+describe('train --loss', () => {
+  it('takes the Dice image by image with --loss image-dice, records it, keeps a resumed run as it began, and refuses an unknown value', () => {
+    const r = train('--loss', 'image-dice', '--out', join(root, 'image-loss'), '--seed', '3');
+    expect(r.code, r.out).toBe(0);
+    expect(r.out).toContain('loss: minus the mean Dice of the images of each batch');
+    const dir = runFolder(r.out);
+    expect(decodeCheckpoint(new Uint8Array(readFileSync(join(dir, 'last.safetensors'))), 'last').meta.training!.loss).toBe('image-dice');
+    // The same training with the batch's Dice: another loss from the first step on.
+    const plain = train('--out', join(root, 'batch-loss'), '--seed', '3');
+    expect(plain.code, plain.out).toBe(0);
+    expect(plain.out).not.toContain('loss: minus the mean Dice');
+    expect(decodeCheckpoint(new Uint8Array(readFileSync(join(runFolder(plain.out), 'last.safetensors'))), 'last').meta.training!.loss).toBeUndefined();
+    const firstLoss = (out: string) => JSON.parse(readFileSync(join(runFolder(out), 'log.jsonl'), 'utf8').split('\n')[0]!).loss as number;
+    expect(firstLoss(r.out)).not.toBe(firstLoss(plain.out));
+    const resumed = cliRun('train', '--resume', dir, '--epochs', '2', '--skip-predict');
+    expect(resumed.code, resumed.out).toBe(0);
+    expect(resumed.out).toContain('loss: minus the mean Dice of the images of each batch');
+    const refused = cliRun('train', '--resume', dir, '--epochs', '3', '--loss', 'dice', '--skip-predict');
+    expect(refused.code).toBe(2);
+    expect(refused.out).toMatch(/--loss dice conflicts with .*last\.safetensors, which was trained with the image-dice loss/);
+    const unknown = train('--loss', 'pixel', '--out', join(root, 'bad-loss'));
+    expect(unknown.code).toBe(2);
+    expect(unknown.out).toContain('--loss must be dice, image-dice, bce-dice, got "pixel"');
+  });
+});
+
 describe('train --folds, oof, --drop-contradictions', () => {
   const runs: string[] = [];
 
@@ -199,11 +225,11 @@ describe('wgsl-unet recipe', () => {
     writeFileSync(join(dataDir, 'imgs_test.npy'), encodeNpy(imgs.subarray(0, 3 * W * H), [3, H, W]));
     writeFileSync(join(dataDir, 'imgs_id_test.npy'), encodeNpy(Int32Array.from([3, 1, 2]), [3]));
     const out = join(root, 'recipe');
-    const r = cliRun('recipe', '--data', dataDir, '--out', out, '--folds', '2', '--compare', '--epochs', '1', '--base-width', '2', '--input-size', '16', '--batch-size', '4', '--augment', 'rotate=5,flip=0.5', '--tta', 'shift+mirror', '--seeds', '2', '--init-prior');
+    const r = cliRun('recipe', '--data', dataDir, '--out', out, '--folds', '2', '--compare', '--epochs', '1', '--base-width', '2', '--input-size', '16', '--batch-size', '4', '--augment', 'rotate=5,flip=0.5', '--tta', 'shift+mirror', '--seeds', '2', '--init-prior', '--loss', 'bce-dice');
     expect(r.code, r.out).toBe(0);
     const dir = join(out, readdirSync(out)[0]!);
     const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8'));
-    expect(report.configs.map((c: { name: string }) => c.name)).toEqual(['tutorial', 'prior', 'clean', 'augment', 'ensemble', 'toolkit']);
+    expect(report.configs.map((c: { name: string }) => c.name)).toEqual(['tutorial', 'prior', 'clean', 'augment', 'loss', 'ensemble', 'toolkit']);
     for (const c of report.configs) {
       expect(c.runs).toHaveLength(['ensemble', 'toolkit'].includes(c.name) ? 4 : 2);
       expect(c.oof.score).toBeGreaterThanOrEqual(c.oof.emptyScore);
@@ -211,8 +237,9 @@ describe('wgsl-unet recipe', () => {
       expect(c.oof.gate.score).toBeGreaterThanOrEqual(c.oof.score);
       expect(c.gate.weights).toHaveLength(6);
     }
-    // The tutorial trains on every frame from a zero output bias; the others start it at the prior,
-    // and from the clean step on leave the contradictions out.
+    // The tutorial trains on every frame from a zero output bias with the Dice loss; the others start it
+    // at the prior, from the clean step on leave the contradictions out, and from the loss step on add
+    // the cross-entropy to the loss.
     const meta = (run: string) => decodeCheckpoint(new Uint8Array(readFileSync(join(run, 'best.safetensors'))), 'best').meta.training!;
     expect(meta(report.configs[0].runs[0]).dropContradictions).toBeUndefined();
     expect(meta(report.configs[0].runs[0]).outputBias).toBeUndefined();
@@ -222,16 +249,20 @@ describe('wgsl-unet recipe', () => {
     expect(meta(report.configs[3].runs[1]).augment).toMatchObject({ rotate: 5, flip: 0.5 });
     expect(meta(report.configs[3].runs[1]).folds).toEqual({ k: 2, fold: 2, seed: 1 });
     expect(meta(report.configs[3].runs[1]).outputBias).toBeLessThan(0);
-    // The ensemble adds a second seed a fold to the augment step's models (fold by fold: seed 1, seed 2).
-    const ensemble = report.configs[4].runs;
-    expect([ensemble[0], ensemble[2]]).toEqual(report.configs[3].runs);
+    expect(meta(report.configs[3].runs[1]).loss).toBeUndefined();
+    expect(meta(report.configs[4].runs[0]).loss).toBe('bce-dice');
+    expect(meta(report.configs[4].runs[0]).augment).toMatchObject({ rotate: 5, flip: 0.5 });
+    // The ensemble adds a second seed a fold to the loss step's models (fold by fold: seed 1, seed 2).
+    const ensemble = report.configs[5].runs;
+    expect([ensemble[0], ensemble[2]]).toEqual(report.configs[4].runs);
     expect(ensemble.map((run: string) => [meta(run).folds!.fold, meta(run).seed])).toEqual([[1, 1], [1, 2], [2, 1], [2, 2]]);
     expect(meta(ensemble[1]).augment).toMatchObject({ rotate: 5, flip: 0.5 });
+    expect(meta(ensemble[1]).loss).toBe('bce-dice');
     expect(ensemble[1]).toContain(join('ensemble', 'fold-1', 'seed-2'));
-    expect(report.configs[4].seeds).toBe(2);
+    expect(report.configs[5].seeds).toBe(2);
     // The toolkit (test-time augmentation) predicts with the ensemble's models.
-    expect(report.configs[5].runs).toEqual(ensemble);
-    expect(readdirSync(dir).sort()).toEqual(['augment', 'clean', 'ensemble', 'imgs_mask_test.npy', 'preds', 'prior', 'recipe.json', 'report.json', 'report.svg', 'submission.csv', 'tutorial']);
+    expect(report.configs[6].runs).toEqual(ensemble);
+    expect(readdirSync(dir).sort()).toEqual(['augment', 'clean', 'ensemble', 'imgs_mask_test.npy', 'loss', 'preds', 'prior', 'recipe.json', 'report.json', 'report.svg', 'submission.csv', 'tutorial']);
     expect(readFileSync(join(dir, 'report.svg'), 'utf8')).toMatch(/^<svg[\s\S]*threshold 0.5/);
     expect(r.out).toMatch(/\| step \| out-of-fold metric \| threshold, min area \| gain \|/);
     expect(r.out).toMatch(/\| \+ presence gate \(gate threshold [\d.]+\) \|/);
@@ -264,10 +295,10 @@ describe('wgsl-unet recipe', () => {
     expect(r.out).toMatch(/== tutorial: fold 1 of 2: trained before/);
     expect(r.out).toMatch(/== tutorial: fold 2 of 2 ==/);
     expect(r.out).toContain(`== clean: fold 1 of 2: resuming ${cut} ==`);
-    expect(r.out.match(/trained before/g)).toHaveLength(1 + 2 + 1 + 2 + 2); // tutorial 1, prior 1 and 2, clean 2, augment 1 and 2, the ensemble's second seeds
+    expect(r.out.match(/trained before/g)).toHaveLength(1 + 2 + 1 + 2 + 2 + 2); // tutorial 1, prior 1 and 2, clean 2, augment 1 and 2, loss 1 and 2, the ensemble's second seeds
     const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8'));
-    expect(report.configs.map((c: { name: string }) => c.name)).toEqual(['tutorial', 'prior', 'clean', 'augment', 'ensemble', 'toolkit']);
-    expect(report.configs[5].what).toBe('+ test-time augmentation (shift: 5 views)');
+    expect(report.configs.map((c: { name: string }) => c.name)).toEqual(['tutorial', 'prior', 'clean', 'augment', 'loss', 'ensemble', 'toolkit']);
+    expect(report.configs[6].what).toBe('+ test-time augmentation (shift: 5 views)');
     expect([before.weights, report.weights]).toEqual(['best', 'last']);
     expect(r.out).toContain("each run's last weights scored");
     expect(report.configs[2].runs[0]).toBe(cut);
@@ -293,9 +324,15 @@ describe('wgsl-unet recipe', () => {
     writeFileSync(join(dir, 'recipe.json'), JSON.stringify(options));
     const without = cliRun('recipe', '--resume', dir);
     expect(without.code).toBe(1);
-    expect(without.out).toMatch(/tutorial → clean → augment → ensemble → toolkit/);
+    expect(without.out).toMatch(/tutorial → clean → augment → loss → ensemble → toolkit/);
     expect(without.out).toMatch(/clean[/\\]fold-1[/\\].*last\.safetensors was trained with --init-prior, where this step of the recipe trains without it/);
     options.options['init-prior'] = true;
+    // Nor do the steps from the loss step on reuse runs trained with another loss.
+    expect(options.options.loss).toBe('bce-dice');
+    writeFileSync(join(dir, 'recipe.json'), JSON.stringify({ options: { ...options.options, loss: 'image-dice' } }));
+    const otherLoss = cliRun('recipe', '--resume', dir);
+    expect(otherLoss.code).toBe(1);
+    expect(otherLoss.out).toMatch(/loss[/\\]fold-1[/\\].*last\.safetensors was trained with the bce-dice loss, where this step of the recipe trains with the image-dice loss/);
     writeFileSync(join(dir, 'recipe.json'), JSON.stringify(options));
     // A run in a step's folder that was trained otherwise (as by an earlier recipe) is refused, not reused.
     rmSync(join(dir, 'prior', 'fold-1'), { recursive: true });

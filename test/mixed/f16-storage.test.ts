@@ -249,7 +249,7 @@ describe.runIf(mixed || required)('f16 storage of activations and gradients', ()
       const losses: number[] = [];
       for (let i = 0; i < 3; i++) {
         model.parameters.zeroGrads();
-        const loss = trainingStep(model, adam, x, y);
+        const { loss } = trainingStep(model, adam, x, y);
         losses.push((await loss.read())[0]!);
         loss.dispose();
       }

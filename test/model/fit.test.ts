@@ -39,7 +39,7 @@ describe('fit', () => {
         },
         shouldStop: () => steps >= stopAfterSteps,
       });
-      const valLoss = await trainer.evaluate(set, valRows);
+      const valLoss = (await trainer.evaluate(set, valRows)).loss;
       model.dispose();
       adam.dispose();
       return { result, entries, started, steps, valLoss };

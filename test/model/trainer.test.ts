@@ -3,7 +3,10 @@ import { testGpu } from '../helpers/gpu.js';
 import { blobBatch } from './blobs.js';
 import { createUNet } from '../../src/model/unet.js';
 import { Adam } from '../../src/model/adam.js';
-import { NonFiniteLossError, Trainer, type ImageSet } from '../../src/model/trainer.js';
+import { NonFiniteLossError, TRAINING_LOSSES, Trainer, type ImageSet, type TrainingLoss, trainingLoss } from '../../src/model/trainer.js';
+import { Tape, Tensor, noGrad } from '../../src/autograd/index.js';
+import { relErrorToScale } from '../helpers/compare.js';
+import { rng } from '../helpers/random.js';
 import { Augmenter, DEFAULT_AUGMENT } from '../../src/model/augment.js';
 import { CHECKPOINT_FORMAT, type CheckpointMeta, decodeCheckpoint, encodeCheckpoint, loadWeights } from '../../src/model/checkpoint.js';
 import { decodeSafetensors, encodeSafetensors } from '../../src/model/safetensors.js';
@@ -51,7 +54,8 @@ describe('Trainer', () => {
     expect(gpu.memory().liveBytes).toBe(live);
     expect(gpu.memory().created).toBe(created);
     // The validation loss is the mean over batches of −Dice of the predictions.
-    const loss = await trainer.evaluate(data, rows);
+    const { loss, dice } = await trainer.evaluate(data, rows);
+    expect(dice).toBe(-loss);
     const probs = await trainer.predict(data.images, 12, SIZE);
     let mean = 0;
     for (let b = 0; b < 3; b++) {
@@ -72,7 +76,9 @@ describe('Trainer', () => {
 });
 
 describe('replayed steps', () => {
-  it('train, evaluate and predict exactly as steps recorded op by op, and are replayed from the second step of a shape', async () => {
+  // The tutorial's loss, and one that also reports the tutorial's Dice beside it (a second output of each step).
+  for (const kind of ['dice', 'bce-dice'] as const)
+  it(`train, evaluate and predict exactly as steps recorded op by op, and are replayed from the second step of a shape (${kind} loss)`, async () => {
     const gpu = await testGpu();
     const data = set(10, 5);
     const rows = [3, 1, 4, 0, 9, 2, 6, 5, 8, 7]; // batches of 4, 4 and 2
@@ -80,8 +86,8 @@ describe('replayed steps', () => {
       gpu.replayEnabled = enabled;
       const model = createUNet(gpu, { baseWidth: 2, inputSize: SIZE, seed: 6 });
       const adam = new Adam(model.parameters, { lr: 1e-3 });
-      const trainer = new Trainer(model, adam, 4, new Augmenter(DEFAULT_AUGMENT, 3));
-      const losses: number[] = [];
+      const trainer = new Trainer(model, adam, 4, new Augmenter(DEFAULT_AUGMENT, 3), kind);
+      const losses: { loss: number; dice: number }[] = [];
       const replayed = { hits: 0, misses: 0 };
       const replay = gpu.replay.bind(gpu);
       gpu.replay = (p, inputs) => {
@@ -89,7 +95,10 @@ describe('replayed steps', () => {
         replayed[out ? 'hits' : 'misses']++;
         return out;
       };
-      for (let epoch = 1; epoch <= 3; epoch++) losses.push((await trainer.trainEpoch(data, rows, epoch)).loss);
+      for (let epoch = 1; epoch <= 3; epoch++) {
+        const { loss, dice } = await trainer.trainEpoch(data, rows, epoch);
+        losses.push({ loss, dice });
+      }
       const val = await trainer.evaluate(data, rows);
       const val2 = await trainer.evaluate(data, rows);
       const probs = await trainer.predict(data.images, 10, SIZE);
@@ -111,8 +120,10 @@ describe('replayed steps', () => {
     // own: 4 captured, replayed once; 2 captured.
     expect(replayed.replayed).toEqual({ hits: 5 + 2 + 1 + 3 + 1, misses: 0 });
     expect(replayed.losses).toEqual(traced.losses);
-    expect(replayed.val).toBe(traced.val);
-    expect(replayed.val2).toBe(traced.val);
+    // The Dice is the loss itself, or another figure beside it.
+    for (const l of [...traced.losses, traced.val]) expect(l.dice === -l.loss).toBe(kind === 'dice');
+    expect(replayed.val).toEqual(traced.val);
+    expect(replayed.val2).toEqual(traced.val);
     expect(replayed.probs).toEqual(traced.probs);
     for (const [k, v] of traced.weights) expect(replayed.weights.get(k), k).toEqual(v);
     for (const [k, v] of traced.m) expect(replayed.m.get(k), k).toEqual(v);
@@ -153,5 +164,70 @@ describe('checkpoints', () => {
     const plain = encodeSafetensors(new Map([['w', { shape: [2], data: new Float32Array([1, 2]) }]]));
     expect(() => decodeCheckpoint(plain, 'plain.safetensors')).toThrow(/plain\.safetensors: not a wgsl-unet checkpoint/);
     expect(() => decodeSafetensors(plain.subarray(0, plain.length - 4), 'cut.safetensors')).toThrow(/cut\.safetensors: tensor "w"/);
+  });
+});
+
+/** Float64 reference of each training loss; images are runs of `px` values. */
+function referenceLoss(p: ArrayLike<number>, y: ArrayLike<number>, px: number, kind: TrainingLoss): number {
+  const dice = (from: number, to: number) => {
+    let i = 0;
+    let u = 1;
+    for (let k = from; k < to; k++) {
+      i += y[k]! * p[k]!;
+      u += y[k]! + p[k]!;
+    }
+    return (2 * i + 1) / u;
+  };
+  const images = p.length / px;
+  let mean = 0;
+  for (let g = 0; g < images; g++) mean += dice(g * px, (g + 1) * px) / images;
+  let ce = 0;
+  for (let k = 0; k < p.length; k++) ce -= (y[k]! * Math.log(p[k]!) + (1 - y[k]!) * Math.log(1 - p[k]!)) / p.length; // p inside the clip
+  return kind === 'dice' ? -dice(0, p.length) : kind === 'image-dice' ? -mean : -dice(0, p.length) + ce;
+}
+
+describe('training losses', () => {
+  it('each loss and its gradient through the tape match finite differences of a float64 reference; evaluation outside a tape agrees', async () => {
+    const gpu = await testGpu();
+    const shape = [3, 5, 6, 1];
+    const px = 30;
+    const n = 90;
+    const r = rng(17);
+    const ps = Float32Array.from({ length: n }, () => 0.02 + 0.96 * r());
+    const ys = Float32Array.from({ length: n }, (_, k) => (k >= px && k < 2 * px ? 0 : r() < 0.4 ? 1 : 0)); // the second image empty
+    for (const kind of TRAINING_LOSSES) {
+      const p = Tensor.from(gpu, shape, ps, true);
+      const y = Tensor.from(gpu, shape, ys);
+      const tape = new Tape(gpu);
+      const loss = tape.run(() => trainingLoss(p, y, kind));
+      tape.backward(loss);
+      const got = (await loss.read())[0]!;
+      const grad = await p.grad!.read();
+      tape.dispose();
+      const evaluated = noGrad(() => trainingLoss(p, y, kind));
+      const again = (await evaluated.read())[0]!;
+      evaluated.dispose();
+      const p64 = Float64Array.from(ps);
+      const h = 1e-4;
+      const fd = Float64Array.from(p64, (v, k) => {
+        p64[k] = v + h;
+        const up = referenceLoss(p64, ys, px, kind);
+        p64[k] = v - h;
+        const down = referenceLoss(p64, ys, px, kind);
+        p64[k] = v;
+        return (up - down) / (2 * h);
+      });
+      const want = referenceLoss(ps, ys, px, kind);
+      const err = relErrorToScale(grad, fd);
+      console.log(`${kind} loss: ${got} (reference ${want.toPrecision(8)}), gradient vs finite differences ${err.toExponential(2)}`);
+      expect(Math.abs(got - want)).toBeLessThan(1e-6);
+      expect(again).toBe(got);
+      expect(err).toBeLessThan(1e-4);
+      p.dispose();
+      y.dispose();
+    }
+    // The three are different functions of the same maps.
+    const values = TRAINING_LOSSES.map((k) => referenceLoss(ps, ys, px, k));
+    expect(new Set(values).size).toBe(3);
   });
 });

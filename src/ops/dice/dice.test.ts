@@ -1,4 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-core/dist/register_all_gradients.js';
+import '@tensorflow/tfjs-backend-cpu';
 import { testGpu } from '../../../test/helpers/gpu.js';
 import { rng } from '../../../test/helpers/random.js';
 import { relErrorToScale } from '../../../test/helpers/compare.js';
@@ -20,6 +23,17 @@ function refSums(p: ArrayLike<number>, y: ArrayLike<number>): [number, number, n
 function refLoss(p: ArrayLike<number>, y: ArrayLike<number>): number {
   const [i, sy, sp] = refSums(p, y);
   return -(2 * i + 1) / (sy + sp + 1);
+}
+/** Float64 reference image by image: minus the mean of each image's Dice (the first axis splits p and y into `images` runs). */
+function refImageLoss(p: ArrayLike<number>, y: ArrayLike<number>, images: number): number {
+  const seg = p.length / images;
+  let total = 0;
+  for (let g = 0; g < images; g++) {
+    const a = Array.prototype.slice.call(p, g * seg, (g + 1) * seg) as number[];
+    const b = Array.prototype.slice.call(y, g * seg, (g + 1) * seg) as number[];
+    total += refLoss(a, b);
+  }
+  return total / images;
 }
 
 /** p in (0, 1) like a sigmoid's output; y a mask with soft edges: 0, 1, or in between. */
@@ -49,14 +63,14 @@ describe('Dice loss (batch-global, smooth 1) on the GPU', () => {
       const p = allocTensor(gpu, shape, ps);
       const y = allocTensor(gpu, shape, ys);
       const loss = allocTensor(gpu, [1]);
-      const sums = allocTensor(gpu, [3]);
+      const sums = allocTensor(gpu, [4]);
       const dLoss = allocTensor(gpu, [1], Float32Array.of(dLossValue));
       const dp = allocTensor(gpu, shape, new Float32Array(n).fill(123));
       // Forward and backward recorded back to back, no readback in between.
       diceLoss(gpu, p, y, loss, sums);
       diceLossBackward(gpu, p, y, sums, dLoss, dp);
       const [gotLoss] = await gpu.readFloat32(loss.view, 1);
-      const gotSums = await gpu.readFloat32(sums.view, 3);
+      const gotSums = (await gpu.readFloat32(sums.view, 4)).subarray(0, 3);
       const gotDp = await gpu.readFloat32(dp.view, n);
 
       const wantSums = refSums(ps, ys);
@@ -85,7 +99,7 @@ describe('Dice loss (batch-global, smooth 1) on the GPU', () => {
     const p = allocTensor(gpu, shape, ps);
     const y = allocTensor(gpu, shape, ys);
     const loss = allocTensor(gpu, [1]);
-    const sums = allocTensor(gpu, [3]);
+    const sums = allocTensor(gpu, [4]);
     const dLoss = allocTensor(gpu, [1], Float32Array.of(1));
     const dp = allocTensor(gpu, shape);
     diceLoss(gpu, p, y, loss, sums);
@@ -119,11 +133,309 @@ describe('Dice loss (batch-global, smooth 1) on the GPU', () => {
     const p = allocTensor(gpu, [2, 4, 4, 1]);
     const y = allocTensor(gpu, [2, 4, 5, 1]);
     const loss = allocTensor(gpu, [1]);
-    const sums = allocTensor(gpu, [3]);
+    const sums = allocTensor(gpu, [4]);
     expect(() => diceLoss(gpu, p, y, loss, sums)).toThrow(/diceLoss: y has shape \[2, 4, 5, 1\] but p has \[2, 4, 4, 1\]/);
     const y2 = allocTensor(gpu, [2, 4, 4, 1]);
-    const sums2 = allocTensor(gpu, [1, 3]);
-    expect(() => diceLoss(gpu, p, y2, loss, sums2)).toThrow(/diceLoss: sums must have shape \[3\], got \[1, 3\]/);
+    const sums2 = allocTensor(gpu, [1, 4]);
+    expect(() => diceLoss(gpu, p, y2, loss, sums2)).toThrow(/diceLoss: sums must have shape \[4\], got \[1, 4\]/);
     for (const t of [p, y, y2, loss, sums, sums2]) t.dispose();
+  });
+});
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+describe('Dice loss image by image (smooth 1, minus the mean Dice of the images) on the GPU', () => {
+  // Odd image sizes (one element at a time), multiples of 4 (vec4s), one
+  // image, a single pixel each, and a batch whose images need many workgroups.
+  const shapes = [
+    [1, 5, 7, 1],
+    [3, 9, 7, 1],
+    [5, 1, 1, 1],
+    [4, 12, 12, 1],
+    [6, 96, 96, 1],
+  ];
+  for (const shape of shapes) {
+    const n = numel(shape);
+    const images = shape[0]!;
+    it(`loss, each image's sums and the gradient match float64, ${JSON.stringify(shape)}`, async () => {
+      const gpu = await testGpu();
+      const { p: ps, y: ys } = inputs(n, 7 * n + 1);
+      // Some images empty, as in the competition's data: their Dice is 1 / (Σ p + 1).
+      const seg = n / images;
+      for (let g = 1; g < images; g += 2) ys.fill(0, g * seg, (g + 1) * seg);
+      const dLossValue = 1.5;
+      const p = allocTensor(gpu, shape, ps);
+      const y = allocTensor(gpu, shape, ys);
+      const loss = allocTensor(gpu, [1]);
+      const sums = allocTensor(gpu, [4 * images]);
+      const dLoss = allocTensor(gpu, [1], Float32Array.of(dLossValue));
+      const dp = allocTensor(gpu, shape, new Float32Array(n).fill(123));
+      diceLoss(gpu, p, y, loss, sums, { groups: images });
+      diceLossBackward(gpu, p, y, sums, dLoss, dp, { groups: images });
+      const [gotLoss] = await gpu.readFloat32(loss.view, 1);
+      const gotSums = (await gpu.readFloat32(sums.view, 4 * images)).filter((_, k) => k % 4 !== 3);
+      const gotDp = await gpu.readFloat32(dp.view, n);
+
+      const wantSums: number[] = [];
+      const wantDp = new Float64Array(n);
+      for (let g = 0; g < images; g++) {
+        const [i, sy, sp] = refSums(ps.subarray(g * seg, (g + 1) * seg), ys.subarray(g * seg, (g + 1) * seg));
+        wantSums.push(i, sy, sp);
+        const u = sy + sp + 1;
+        for (let k = g * seg; k < (g + 1) * seg; k++) wantDp[k] = (dLossValue * ((2 * i + 1) - 2 * ys[k]! * u)) / (images * u * u);
+      }
+      const wantLoss = refImageLoss(ps, ys, images);
+      const errSums = Math.max(...wantSums.map((w, k) => Math.abs(gotSums[k]! - w) / Math.max(1, Math.abs(w))));
+      const errLoss = Math.abs(gotLoss! - wantLoss) / Math.abs(wantLoss);
+      const errDp = relErrorToScale(gotDp, wantDp);
+      console.log(`dice by image ${JSON.stringify(shape)}: loss ${gotLoss} (want ${wantLoss.toPrecision(9)}), rel error loss ${errLoss.toExponential(2)}, sums ${errSums.toExponential(2)}, dp ${errDp.toExponential(2)}`);
+      expect(errSums).toBeLessThan(1e-5);
+      expect(errLoss).toBeLessThan(1e-5);
+      expect(errDp).toBeLessThan(1e-4);
+      for (const t of [p, y, loss, sums, dLoss, dp]) t.dispose();
+    });
+  }
+
+  it('gradient matches central finite differences of the float64 reference loss', async () => {
+    const gpu = await testGpu();
+    const shape = [4, 7, 9, 1];
+    const n = numel(shape);
+    const images = shape[0]!;
+    const { p: ps, y: ys } = inputs(n, 99);
+    ys.fill(0, n / 4, n / 2); // the second image empty
+    const p = allocTensor(gpu, shape, ps);
+    const y = allocTensor(gpu, shape, ys);
+    const loss = allocTensor(gpu, [1]);
+    const sums = allocTensor(gpu, [4 * images]);
+    const dLoss = allocTensor(gpu, [1], Float32Array.of(1));
+    const dp = allocTensor(gpu, shape);
+    diceLoss(gpu, p, y, loss, sums, { groups: images });
+    diceLossBackward(gpu, p, y, sums, dLoss, dp, { groups: images });
+    const gotDp = await gpu.readFloat32(dp.view, n);
+    const p64 = Float64Array.from(ps);
+    const h = 1e-3;
+    const fd = new Float64Array(n);
+    for (let k = 0; k < n; k++) {
+      const keep = p64[k]!;
+      p64[k] = keep + h;
+      const up = refImageLoss(p64, ys, images);
+      p64[k] = keep - h;
+      const down = refImageLoss(p64, ys, images);
+      p64[k] = keep;
+      fd[k] = (up - down) / (2 * h);
+    }
+    const err = relErrorToScale(gotDp, fd);
+    console.log(`dice by image backward vs finite differences (${n} elements, ${images} images): max rel error ${err.toExponential(2)}`);
+    expect(err).toBeLessThan(1e-4);
+    for (const t of [p, y, loss, sums, dLoss, dp]) t.dispose();
+  });
+
+  it('loss and gradient match tfjs-core (CPU backend, tf.grad) on the same inputs', async () => {
+    const gpu = await testGpu();
+    const shape = [5, 6, 10, 1];
+    const n = numel(shape);
+    const images = shape[0]!;
+    const { p: ps, y: ys } = inputs(n, 31);
+    ys.fill(0, 0, n / images); // the first image empty
+    const p = allocTensor(gpu, shape, ps);
+    const y = allocTensor(gpu, shape, ys);
+    const loss = allocTensor(gpu, [1]);
+    const sums = allocTensor(gpu, [4 * images]);
+    const dLoss = allocTensor(gpu, [1], Float32Array.of(1));
+    const dp = allocTensor(gpu, shape);
+    diceLoss(gpu, p, y, loss, sums, { groups: images });
+    diceLossBackward(gpu, p, y, sums, dLoss, dp, { groups: images });
+    const [gotLoss] = await gpu.readFloat32(loss.view, 1);
+    const gotDp = await gpu.readFloat32(dp.view, n);
+
+    // The same loss written with tfjs ops: sums over each image's pixels, then the mean.
+    const ty = tf.tensor(ys, [images, n / images]);
+    const lossOf = (tp: tf.Tensor) => {
+      const inter = tf.sum(tf.mul(ty, tp), 1);
+      const dice = tf.div(tf.add(tf.mul(inter, 2), 1), tf.add(tf.add(tf.sum(ty, 1), tf.sum(tp, 1)), 1));
+      return tf.neg(tf.mean(dice)) as tf.Scalar;
+    };
+    const tp = tf.tensor(ps, [images, n / images]);
+    const theirLoss = lossOf(tp).dataSync()[0]!;
+    const theirDp = tf.grad(lossOf)(tp).dataSync();
+    const errDp = relErrorToScale(gotDp, theirDp);
+    console.log(`dice by image vs tfjs-core: loss ours ${gotLoss}, tfjs ${theirLoss}; dp error relative to scale ${errDp.toExponential(2)}`);
+    expect(Math.abs(gotLoss! - theirLoss)).toBeLessThan(1e-6);
+    expect(errDp).toBeLessThan(1e-4);
+    tf.dispose([ty, tp]);
+    for (const t of [p, y, loss, sums, dLoss, dp]) t.dispose();
+  });
+
+  it('one image is the batch-global loss', async () => {
+    const gpu = await testGpu();
+    const shape = [1, 10, 10, 1];
+    const { p: ps, y: ys } = inputs(100, 5);
+    const p = allocTensor(gpu, shape, ps);
+    const y = allocTensor(gpu, shape, ys);
+    const a = allocTensor(gpu, [1]);
+    const b = allocTensor(gpu, [1]);
+    const sa = allocTensor(gpu, [4]);
+    const sb = allocTensor(gpu, [4]);
+    diceLoss(gpu, p, y, a, sa);
+    diceLoss(gpu, p, y, b, sb, { groups: 1 });
+    expect(await gpu.readFloat32(b.view, 1)).toEqual(await gpu.readFloat32(a.view, 1));
+    for (const t of [p, y, a, b, sa, sb]) t.dispose();
+  });
+
+  it('rejects a split into unequal segments and sums of the wrong size', async () => {
+    const gpu = await testGpu();
+    const p = allocTensor(gpu, [3, 4, 4, 1]);
+    const y = allocTensor(gpu, [3, 4, 4, 1]);
+    const loss = allocTensor(gpu, [1]);
+    const sums = allocTensor(gpu, [12]);
+    const sums3 = allocTensor(gpu, [4]);
+    expect(() => diceLoss(gpu, p, y, loss, sums, { groups: 5 })).toThrow(/diceLoss: \[3, 4, 4, 1\] \(48 elements\) cannot be split into 5 equal segments/);
+    expect(() => diceLoss(gpu, p, y, loss, sums3, { groups: 3 })).toThrow(/diceLoss: sums must have shape \[12\], got \[4\]/);
+    expect(() => diceLossBackward(gpu, p, y, sums3, loss, p, { groups: 3 })).toThrow(/diceLossBackward: sums must have shape \[12\]/);
+    expect(() => diceLoss(gpu, p, y, loss, sums3, { bce: -1 })).toThrow(/diceLoss: the cross-entropy's weight must be finite and ≥ 0, got -1/);
+    for (const t of [p, y, loss, sums, sums3]) t.dispose();
+  });
+});
+
+/**
+ * Float64 reference: the Dice loss of `groups` segments plus λ · mean
+ * cross-entropy, p clipped as Keras does, to [1e-7, 1 − 1e-7] in float32
+ * (whose 1 − 1e-7 is 1 − 2⁻²³ · 1.000…, so that 1 − q is 1.19e-7 at the top).
+ */
+function refBceDice(p: ArrayLike<number>, y: ArrayLike<number>, groups: number, bce: number): number {
+  let ce = 0;
+  for (let k = 0; k < p.length; k++) {
+    const q = Math.min(Math.max(p[k]!, Math.fround(1e-7)), Math.fround(1 - 1e-7));
+    ce -= y[k]! * Math.log(q) + (1 - y[k]!) * Math.log(1 - q);
+  }
+  return refImageLoss(p, y, groups) + (bce * ce) / p.length;
+}
+
+describe('Dice loss with binary cross-entropy on the GPU', () => {
+  const cases = [
+    { shape: [2, 9, 7, 1], groups: 1 },
+    { shape: [2, 9, 7, 1], groups: 2 },
+    { shape: [4, 12, 12, 1], groups: 1 },
+    { shape: [4, 12, 12, 1], groups: 4 },
+  ];
+  for (const { shape, groups } of cases) {
+    const n = numel(shape);
+    it(`loss and gradient match float64, ${JSON.stringify(shape)} in ${groups} Dice segment(s), clipped probabilities included`, async () => {
+      const gpu = await testGpu();
+      const { p: ps, y: ys } = inputs(n, 3 * n + groups);
+      // Probabilities of a saturated sigmoid, outside the clip: the value is clamped, the gradient is not.
+      const outside = [0, 5, 9];
+      ps[0] = 1e-9;
+      ps[5] = 1 - 2 ** -24;
+      ps[9] = 3e-8;
+      const lambda = 0.7;
+      const dLossValue = 1.25;
+      const p = allocTensor(gpu, shape, ps);
+      const y = allocTensor(gpu, shape, ys);
+      const loss = allocTensor(gpu, [1]);
+      const sums = allocTensor(gpu, [4 * groups]);
+      const dLoss = allocTensor(gpu, [1], Float32Array.of(dLossValue));
+      const dp = allocTensor(gpu, shape, new Float32Array(n).fill(123));
+      diceLoss(gpu, p, y, loss, sums, { groups, bce: lambda });
+      diceLossBackward(gpu, p, y, sums, dLoss, dp, { groups, bce: lambda });
+      const [gotLoss] = await gpu.readFloat32(loss.view, 1);
+      const gotDp = await gpu.readFloat32(dp.view, n);
+      const seg = n / groups;
+      const wantDp = new Float64Array(n);
+      for (let g = 0; g < groups; g++) {
+        const [i, sy, sp] = refSums(ps.subarray(g * seg, (g + 1) * seg), ys.subarray(g * seg, (g + 1) * seg));
+        const u = sy + sp + 1;
+        for (let k = g * seg; k < (g + 1) * seg; k++) {
+          const pk = ps[k]!;
+          const ce = (pk - ys[k]!) / (pk * (1 - pk));
+          wantDp[k] = dLossValue * (((2 * i + 1) - 2 * ys[k]! * u) / (groups * u * u) + (lambda * ce) / n);
+        }
+      }
+      const wantLoss = refBceDice(ps, ys, groups, lambda);
+      const errLoss = Math.abs(gotLoss! - wantLoss) / Math.abs(wantLoss);
+      // The saturated elements' gradients are orders of magnitude larger: each is compared on its own.
+      const rest = (a: ArrayLike<number>) => Array.from(a).filter((_, k) => !outside.includes(k));
+      const errDp = relErrorToScale(rest(gotDp), rest(wantDp));
+      const errOutside = Math.max(...outside.map((k) => Math.abs(gotDp[k]! - wantDp[k]!) / Math.abs(wantDp[k]!)));
+      console.log(`dice + bce ${JSON.stringify(shape)}, ${groups} segment(s): loss ${gotLoss} (want ${wantLoss.toPrecision(9)}), rel error ${errLoss.toExponential(2)}, dp ${errDp.toExponential(2)}, saturated dp ${errOutside.toExponential(2)}`);
+      expect(errLoss).toBeLessThan(1e-5);
+      expect(errDp).toBeLessThan(1e-4);
+      expect(errOutside).toBeLessThan(1e-4);
+      for (const t of [p, y, loss, sums, dLoss, dp]) t.dispose();
+    });
+  }
+
+  it('gradient matches central finite differences of the float64 reference, and tfjs-core', async () => {
+    const gpu = await testGpu();
+    const shape = [3, 5, 8, 1];
+    const n = numel(shape);
+    const { p: ps, y: ys } = inputs(n, 404);
+    const lambda = 1.5;
+    const p = allocTensor(gpu, shape, ps);
+    const y = allocTensor(gpu, shape, ys);
+    const loss = allocTensor(gpu, [1]);
+    const sums = allocTensor(gpu, [4]);
+    const dLoss = allocTensor(gpu, [1], Float32Array.of(1));
+    const dp = allocTensor(gpu, shape);
+    diceLoss(gpu, p, y, loss, sums, { bce: lambda });
+    diceLossBackward(gpu, p, y, sums, dLoss, dp, { bce: lambda });
+    const [gotLoss] = await gpu.readFloat32(loss.view, 1);
+    const gotDp = await gpu.readFloat32(dp.view, n);
+    const p64 = Float64Array.from(ps);
+    const h = 1e-5; // p stays in [0.001, 0.999], where the cross-entropy's curvature is at most ~1e6
+    const fd = Float64Array.from(p64, (v, k) => {
+      p64[k] = v + h;
+      const up = refBceDice(p64, ys, 1, lambda);
+      p64[k] = v - h;
+      const down = refBceDice(p64, ys, 1, lambda);
+      p64[k] = v;
+      return (up - down) / (2 * h);
+    });
+    const errFd = relErrorToScale(gotDp, fd);
+
+    const ty = tf.tensor(ys);
+    const lossOf = (tp: tf.Tensor) => {
+      const dice = tf.div(tf.add(tf.mul(tf.sum(tf.mul(ty, tp)), 2), 1), tf.add(tf.add(tf.sum(ty), tf.sum(tp)), 1));
+      const q = tf.clipByValue(tp, 1e-7, 1 - 1e-7);
+      const ce = tf.neg(tf.mean(tf.add(tf.mul(ty, tf.log(q)), tf.mul(tf.sub(1, ty), tf.log(tf.sub(1, q))))));
+      return tf.add(tf.neg(dice), tf.mul(ce, lambda)) as tf.Scalar;
+    };
+    const tp = tf.tensor(ps);
+    const theirLoss = lossOf(tp).dataSync()[0]!;
+    const theirDp = tf.grad(lossOf)(tp).dataSync();
+    const errTf = relErrorToScale(gotDp, theirDp);
+    console.log(`dice + bce backward: vs finite differences ${errFd.toExponential(2)}, vs tfjs-core ${errTf.toExponential(2)}; loss ours ${gotLoss}, tfjs ${theirLoss}`);
+    expect(errFd).toBeLessThan(1e-4);
+    expect(errTf).toBeLessThan(1e-4);
+    expect(Math.abs(gotLoss! - theirLoss) / Math.abs(theirLoss)).toBeLessThan(1e-5);
+    tf.dispose([ty, tp]);
+    for (const t of [p, y, loss, sums, dLoss, dp]) t.dispose();
+  });
+});
+
+describe('Dice loss with binary cross-entropy at probabilities of exactly 0 and 1', () => {
+  it('keeps the gradient finite where the sigmoid has rounded to 0 or 1', async () => {
+    const gpu = await testGpu();
+    const shape = [1, 2, 2, 1];
+    const p = allocTensor(gpu, shape, Float32Array.of(0, 1, 0, 1));
+    const y = allocTensor(gpu, shape, Float32Array.of(0, 1, 1, 0));
+    const loss = allocTensor(gpu, [1]);
+    const sums = allocTensor(gpu, [4]);
+    const dLoss = allocTensor(gpu, [1], Float32Array.of(1));
+    const dp = allocTensor(gpu, shape);
+    diceLoss(gpu, p, y, loss, sums, { bce: 1 });
+    diceLossBackward(gpu, p, y, sums, dLoss, dp, { bce: 1 });
+    const [gotLoss] = await gpu.readFloat32(loss.view, 1);
+    const gotDp = await gpu.readFloat32(dp.view, 4);
+    // Two right, two wrong at the clip: the cross-entropy is 2 · −log(1e-7) / 4 in float32 terms.
+    expect(gotLoss).toBeCloseTo(refBceDice([0, 1, 0, 1], [0, 1, 1, 0], 1, 1), 4);
+    expect(gotDp.every(Number.isFinite)).toBe(true);
+    // Wrong ones pull towards the mask, hard; right ones only by the Dice term.
+    expect(gotDp[2]).toBeLessThan(-1e20);
+    expect(gotDp[3]).toBeGreaterThan(1e20);
+    expect(Math.abs(gotDp[0]!)).toBeLessThan(1);
+    for (const t of [p, y, loss, sums, dLoss, dp]) t.dispose();
   });
 });
