@@ -72,13 +72,19 @@ describe('vec4 forms are chosen where the counts allow them', () => {
 
   it('Dice loss and its gradient', async () => {
     const gpu = await testGpu();
-    const [loss, sums, dLoss] = [t(gpu, [1]), t(gpu, [3]), t(gpu, [1])];
+    const [loss, sums, sums2, dLoss] = [t(gpu, [1]), t(gpu, [4]), t(gpu, [8]), t(gpu, [1])];
     for (const [n, want] of [[8, ['partial_sums4', 'loss', 'backward4']], [7, ['partial_sums', 'loss', 'backward']]] as const) {
       const [p, y, dp] = [t(gpu, [n]), t(gpu, [n]), t(gpu, [n])];
       expect(await entryPoints(gpu, () => (diceLoss(gpu, p, y, loss, sums), diceLossBackward(gpu, p, y, sums, dLoss, dp)))).toEqual(want);
       for (const x of [p, y, dp]) x.dispose();
     }
-    for (const x of [loss, sums, dLoss]) x.dispose();
+    // Image by image, the segment's length decides: two of 4 are quads, two of 5 are not.
+    for (const [n, want] of [[8, ['partial_sums4', 'loss', 'backward4']], [10, ['partial_sums', 'loss', 'backward']]] as const) {
+      const [p, y, dp] = [t(gpu, [2, n / 2]), t(gpu, [2, n / 2]), t(gpu, [2, n / 2])];
+      expect(await entryPoints(gpu, () => (diceLoss(gpu, p, y, loss, sums2, { groups: 2 }), diceLossBackward(gpu, p, y, sums2, dLoss, dp, { groups: 2 })))).toEqual(want);
+      for (const x of [p, y, dp]) x.dispose();
+    }
+    for (const x of [loss, sums, sums2, dLoss]) x.dispose();
   });
 
   it('Adam: quads, then the last n mod 4 one by one', async () => {
