@@ -9,18 +9,18 @@ import { testGpu } from '../helpers/gpu.js';
 import { blobBatch } from '../model/blobs.js';
 import { createUNet, type UNet } from '../../src/model/unet.js';
 import { Adam } from '../../src/model/adam.js';
-import { Trainer, type ImageSet } from '../../src/model/trainer.js';
-import { Tape, Tensor, diceLoss } from '../../src/autograd/index.js';
+import { Trainer, type ImageSet, type TrainingLoss, trainingLoss } from '../../src/model/trainer.js';
+import { Tape, Tensor } from '../../src/autograd/index.js';
 import { canRunMixed, setPrecision } from '../../src/ops/conv/index.js';
 
 const SIZE = 16;
 const required = process.env.WGSL_UNET_REQUIRE_MIXED === '1';
 const gpu = await testGpu();
 
-function gradients(model: UNet, adam: Adam, x: Tensor, y: Tensor): Promise<Float32Array> {
+function gradients(model: UNet, adam: Adam, x: Tensor, y: Tensor, kind: TrainingLoss = 'dice'): Promise<Float32Array> {
   model.parameters.zeroGrads();
   const tape = new Tape(gpu);
-  const loss = tape.run(() => diceLoss(model.forward(x), y));
+  const loss = tape.run(() => trainingLoss(model.forward(x), y, kind));
   tape.backward(loss, adam.lossScaleSeed());
   tape.dispose();
   loss.dispose();
@@ -77,6 +77,30 @@ describe.runIf(canRunMixed(gpu) || required)('the U-Net in mixed precision', () 
     for (const t of [adam, model, x, y]) t.dispose();
   });
 
+  it('gives the cross-entropy\'s gradient of fp32 from saturated maps, without an overflow', async () => {
+    // An output bias of −30 starts every probability near 1e-13, far under the
+    // cross-entropy's clip: its gradient there is ~1e13 / n per pixel, which
+    // the sigmoid's backward must bring down to (p − y) / n before any f16
+    // operand sees it. The last bias's gradient is then the mean of p − y.
+    const b = blobBatch(4, SIZE, 6);
+    const x = Tensor.from(gpu, [4, SIZE, SIZE, 1], b.images);
+    const y = Tensor.from(gpu, [4, SIZE, SIZE, 1], b.masks);
+    const model = createUNet(gpu, { baseWidth: 4, inputSize: SIZE, seed: 7, outputBias: -30 });
+    const plain = new Adam(model.parameters, {});
+    const scaled = new Adam(model.parameters, {}, { initial: 2 ** 12 });
+    const want = await gradients(model, plain, x, y, 'bce-dice');
+    setPrecision(gpu, 'mixed');
+    const got = (await gradients(model, scaled, x, y, 'bce-dice')).map((g) => g / 2 ** 12);
+    const last = model.parameters.params.at(-1)!;
+    expect(last.name).toMatch(/bias$/);
+    const meanPMinusY = -b.masks.reduce((s, v) => s + v, 0) / b.masks.length; // p ≈ 1e-13
+    console.log(`bce-dice from saturated maps: last bias gradient fp32 ${want[last.offset]}, mixed ${got[last.offset]}, mean (p − y) ${meanPMinusY}`);
+    expect(got.every(Number.isFinite)).toBe(true);
+    expect(want[last.offset]!).toBeCloseTo(meanPMinusY, 5);
+    expect(Math.abs(got[last.offset]! - want[last.offset]!)).toBeLessThan(1e-3 * Math.abs(meanPMinusY));
+    for (const t of [plain, scaled, model, x, y]) t.dispose();
+  });
+
   it('trains, with loss scaling, exactly as when every step is recorded op by op (replayed steps)', async () => {
     const b = blobBatch(12, SIZE, 4);
     const set: ImageSet = { images: b.images, masks: b.masks, count: 12, size: SIZE };
@@ -118,7 +142,7 @@ describe.runIf(canRunMixed(gpu) || required)('the U-Net in mixed precision', () 
         const adam = new Adam(model.parameters, { lr: 3e-3 }, precision === 'mixed');
         const trainer = new Trainer(model, adam, 8);
         for (let epoch = 1; epoch <= 6; epoch++) await trainer.trainEpoch(set, trainRows, epoch);
-        dice[precision].push(-(await trainer.evaluate(set, valRows)));
+        dice[precision].push((await trainer.evaluate(set, valRows)).dice);
         model.dispose();
         adam.dispose();
       }
