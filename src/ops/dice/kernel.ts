@@ -3,7 +3,8 @@
  * segments of the elements: one is the tutorial's batch-global loss
  * −(2 Σ y·p + 1) / (Σ y + Σ p + 1); the batch size gives one Dice per image,
  * and the loss is minus their mean. With `bce` = λ > 0 the loss adds λ times
- * the mean binary cross-entropy of p against y (p clipped to [1e-7, 1 − 1e-7]).
+ * the mean binary cross-entropy of p against y (its value with p clipped to
+ * [1e-7, 1 − 1e-7], its gradient unclipped: dice.wgsl says why).
  * Everything stays on the GPU; read `loss` back only when it is wanted.
  */
 import type { Gpu } from '../../gpu/gpu.js';
@@ -68,6 +69,7 @@ export function diceLoss(gpu: Gpu, p: GpuTensor, y: GpuTensor, loss: GpuTensor, 
   checkSameShape(op, ['p', 'y'], [p, y]);
   requireF32(op, { p, y, loss, sums });
   const { groups, seg, bce } = checkTerms(op, p.shape, terms);
+  if (groups > gpu.limits.maxComputeWorkgroupsPerDimension) throw new ShapeError(op, `${groups} segments are more than the adapter's ${gpu.limits.maxComputeWorkgroupsPerDimension} workgroups a dimension`);
   checkShape(op, 'loss', loss, [1]);
   checkShape(op, 'sums', sums, [4 * groups]);
   checkNoAliasing(op, { p, y }, { loss, sums });
