@@ -26,9 +26,10 @@
 // binding numbers, which WGSL allows across entry points):
 //   partial_sums  the reduction of reduce.wgsl with a vec4 accumulator
 //                 (Σ y·p, Σ y, Σ p, Σ bce): an X × G grid of workgroups of
-//                 256, row g reducing segment g (X · G ≤ 1024); a grid-stride
-//                 loop in registers, then a 256 → 1 tree in workgroup memory;
-//                 one vec4 per workgroup to partials[g · X + x].
+//                 256, row g reducing segment g (X · G ≤ 1024, or X = 1 where
+//                 G is larger); a grid-stride loop in registers, then a
+//                 256 → 1 tree in workgroup memory; one vec4 per workgroup
+//                 to partials[g · X + x].
 //   loss          one workgroup of 256 adds each segment's X partials the
 //                 same way, segment after segment; invocation 0 writes sums
 //                 and loss.
