@@ -276,7 +276,8 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
   const dataArg = (resumed && o.data === SPEC.data!.default ? resumed.meta.training!.data : undefined) ?? (o.data as string);
   const dataDir = resolve(dataArg);
   if (!existsSync(join(dataDir, 'imgs_train.npy'))) {
-    if (dataArg !== SPEC.data!.default) throw new DataError(`no imgs_train.npy in ${dataDir}: run npm run data first, or leave out --data to use the embedded default`);
+    // The default folder, however spelled (recipe passes it as an absolute path), gets the default data.
+    if (dataDir !== resolve(SPEC.data!.default as string)) throw new DataError(`no imgs_train.npy in ${dataDir}: run npm run data first, or leave out --data to use the embedded default`);
     await ensureDefaultData(dataDir, preset.name === 'full' ? 'full' : 'cpu');
   }
   const limit = resumed ? resumed.meta.training!.count : (o.limit as number | undefined);

@@ -253,6 +253,16 @@ describe('npm run train', () => {
     const missing = spawnSync(process.execPath, [cli, 'train', '--data', join(root, 'nowhere')], { encoding: 'utf8' });
     expect(missing.status).toBe(1);
     expect(missing.stderr).toMatch(/no imgs_train.npy in .*nowhere/);
+    // The default folder named by its absolute path (as recipe passes it) is still the default: the embedded set is made there.
+    const fresh = mkdtempSync(join(tmpdir(), 'wgsl-unet-default-'));
+    try {
+      const made = spawnSync(process.execPath, [cli, 'train', '--data', join(fresh, 'data'), '--out', join(fresh, 'runs'), '--epochs', '1', '--limit', '16', '--base-width', '2', '--input-size', '16', '--batch-size', '4', '--skip-predict'], { encoding: 'utf8', cwd: fresh, timeout: 240_000 });
+      expect(made.status, made.stderr).toBe(0);
+      expect(made.stdout).toMatch(/using the embedded synthetic data set/);
+      expect(existsSync(join(fresh, 'data', 'imgs_train.npy'))).toBe(true);
+    } finally {
+      rmSync(fresh, { recursive: true, force: true });
+    }
     // A truncated checkpoint is refused, naming the file.
     const broken = join(root, 'broken');
     require('node:fs').mkdirSync(broken);
