@@ -10,8 +10,9 @@
  * augmentation; with --init-prior, the last layer's bias started at the
  * masks' prior; with --loss, another loss than the tutorial's Dice. With
  * --compare it first trains the tutorial's recipe and each step of the
- * toolkit on the same folds, so the report shows
- * what each step adds.
+ * toolkit on the same folds, so the report shows what each step adds. With
+ * --inner-validation every run chooses its epoch on the fold after its
+ * held-out one, so the held-out fold decides nothing.
  */
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -48,7 +49,8 @@ const SPEC: Record<string, OptionSpec> = {
   'keep-contradictions': { type: 'boolean', help: 'train on the contradictory near-duplicates too' },
   loss: { type: 'string', help: 'the toolkit\'s loss, as for train --loss: dice (the tutorial\'s), bce-dice (the tutorial\'s Dice plus the binary cross-entropy) or image-dice; with --compare, another loss is a step of its own', default: 'dice' },
   'init-prior': { type: 'boolean', help: 'start the last layer\'s bias at the log-odds of the training masks\' nerve pixels instead of at 0 (train --init-prior), in every step after the tutorial\'s' },
-  weights: { type: 'string', help: 'which weights of each run are scored and submitted: best (lowest validation loss, as the tutorial keeps; chosen on the held-out fold itself) or last (the last epoch: nothing chosen on the held-out frames)', default: 'best' },
+  weights: { type: 'string', help: 'which weights of each run are scored and submitted: best (lowest validation loss, as the tutorial keeps; chosen on the held-out fold itself unless --inner-validation) or last (the last epoch)', default: 'best' },
+  'inner-validation': { type: 'boolean', help: 'nested validation (train --inner-validation, needs --folds ≥ 3): each run validates on the fold after its held-out one and trains on the rest, so its best epoch is not chosen on the frames it is scored on' },
   tta: { type: 'string', help: 'test-time augmentation, as a last step: shift (the frame moved a sixteenth of its side each way), mirror (left to right: only for models trained with mirrors, as the nerve sits off-centre), shift+mirror or none', default: 'none' },
   resume: { type: 'string', help: 'a recipe folder to go on with: its finished runs are reused, interrupted ones resumed, missing ones trained, and everything scored again; it keeps the options it was started with (recipe.json), and only --seeds, --compare, --tta, --weights and the adapter options may be given anew' },
   compare: { type: 'boolean', help: 'also train the tutorial\'s recipe and each step of the toolkit on the same folds, report what each adds, and submit from the step that scored best out of fold' },
@@ -222,7 +224,7 @@ function recipeFolder(argv: string[], given: Parsed): { o: Parsed; dir: string; 
  * none began an epoch. A run trained otherwise than `trainArgs` say (by an
  * earlier version of the recipe) is refused rather than reused.
  */
-function runState(out: string, trainArgs: readonly string[]): { run: string; finished: boolean } | null {
+function runState(out: string, trainArgs: readonly string[], inner: boolean): { run: string; finished: boolean } | null {
   const runs = existsSync(out) ? readdirSync(out).filter((d) => existsSync(join(out, d, 'last.safetensors'))) : [];
   if (runs.length === 0) return null;
   if (runs.length > 1) throw new DataError(`${out}: ${runs.length} runs where the recipe trains one; move all but one away to go on`);
@@ -233,6 +235,7 @@ function runState(out: string, trainArgs: readonly string[]): { run: string; fin
   for (const [flag, trained] of Object.entries(was)) {
     if (trained !== trainArgs.includes(flag)) throw new DataError(`${path} was trained ${trained ? 'with' : 'without'} ${flag}, where this step of the recipe trains ${trained ? 'without' : 'with'} it; start a new recipe, or move that run away`);
   }
+  if ((t?.folds?.inner !== undefined) !== inner) throw new DataError(`${path} was trained ${inner ? 'without' : 'with'} --inner-validation, where this recipe trains ${inner ? 'with' : 'without'} it; start a new recipe, or move that run away`);
   const at = trainArgs.indexOf('--loss');
   const loss = at >= 0 ? trainArgs[at + 1] : 'dice';
   if ((t?.loss ?? 'dice') !== loss) throw new DataError(`${path} was trained with the ${t?.loss ?? 'dice'} loss, where this step of the recipe trains with the ${loss} loss; start a new recipe, or move that run away`);
@@ -253,13 +256,15 @@ export async function recipe(argv: string[]): Promise<void> {
   const dataDir = resolve(dataArg);
   const weights = o.weights as string;
   if (weights !== 'best' && weights !== 'last') throw new UsageError(`--weights must be best or last, got "${weights}"`);
+  const inner = o['inner-validation'] === true;
+  if (inner && k < 3) throw new UsageError(`--inner-validation needs --folds 3 or more (one fold held out, one to validate, the rest to train), got ${k}`);
   if (o.loss !== undefined && !(TRAINING_LOSSES as readonly unknown[]).includes(o.loss)) throw new UsageError(`--loss must be ${TRAINING_LOSSES.join(', ')}, got "${o.loss}"`);
   const steps = configs(o);
   if (fresh) {
     mkdirSync(dir, { recursive: true });
     writeAtomic(join(dir, 'recipe.json'), JSON.stringify({ options: o }, null, 2) + '\n');
   }
-  console.log(`recipe: ${k} folds by subject (fold seed ${foldSeed}), ${steps.map((s) => s.name).join(' → ')}, each run's ${weights} weights scored; folder ${dir}`);
+  console.log(`recipe: ${k} folds by subject (fold seed ${foldSeed}), ${steps.map((s) => s.name).join(' → ')}, each run's ${weights} weights scored${inner ? ' (epochs chosen on the next fold: nested validation)' : ''}; folder ${dir}`);
 
   // Training: each config's k folds, `seeds` models a fold, through train itself (which builds the default
   // data when there is none). A model an earlier config trained with the same arguments and seed is reused:
@@ -279,7 +284,7 @@ export async function recipe(argv: string[]): Promise<void> {
         }
         const what = `${config.name}: fold ${fold} of ${k}${config.seeds > 1 ? `, seed ${seed}` : ''}`;
         const out = join(dir, config.name, `fold-${fold}`, ...(s > 0 ? [`seed-${seed}`] : []));
-        const state = runState(out, config.trainArgs);
+        const state = runState(out, config.trainArgs, inner);
         if (state?.finished) {
           console.log(`== ${what}: trained before (${state.run})`);
         } else if (state) {
@@ -288,7 +293,7 @@ export async function recipe(argv: string[]): Promise<void> {
           await train(['--resume', state.run, '--skip-predict', ...passThrough(o, ['backend', 'adapter', 'power-preference'])]);
         } else {
           console.log(`\n== ${what} ==`);
-          await train(['--data', dataArg, '--out', out, '--folds', String(k), '--fold', String(fold), '--fold-seed', String(foldSeed), '--seed', String(seed), '--skip-predict', ...passThrough(o), ...config.trainArgs]);
+          await train(['--data', dataArg, '--out', out, '--folds', String(k), '--fold', String(fold), '--fold-seed', String(foldSeed), '--seed', String(seed), '--skip-predict', ...(inner ? ['--inner-validation'] : []), ...passThrough(o), ...config.trainArgs]);
         }
         if (process.exitCode) throw new DataError(`${config.name}, fold ${fold}, seed ${seed}: training stopped (see above); go on with: recipe --resume ${dir}`);
         const run = runIn(out);
@@ -354,7 +359,7 @@ export async function recipe(argv: string[]): Promise<void> {
   } finally {
     await gpu.close();
   }
-  const report = { data: dataDir, folds: k, foldSeed, seed: o.seed, seeds, weights, configs: results, submitted, submission };
+  const report = { data: dataDir, folds: k, foldSeed, ...(inner ? { innerValidation: true } : {}), seed: o.seed, seeds, weights, configs: results, submitted, submission };
   writeAtomic(join(dir, 'report.json'), JSON.stringify(report, null, 2) + '\n');
   writeAtomic(join(dir, 'report.svg'), reportSvg(results));
   console.log(`\n${reportTable(results)}\nreport: ${join(dir, 'report.json')}, ${join(dir, 'report.svg')}${submission ? `; submission: ${submission}` : ''}`);

@@ -10,7 +10,7 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { gatherRows, masksToUnit, meanStdOfRows, normalize, priorLogOdds, resizeStack } from '../data/prepare.js';
 import type { DuplicateReport } from '../data/duplicates.js';
-import { foldSplit } from '../data/folds.js';
+import { foldSplit, nestedFoldSplit } from '../data/folds.js';
 import { encodeNpy } from '../data/npy.js';
 import { detectContradictions } from './duplicates.js';
 import { loadFrameCache, loadTrainIndex } from './caches.js';
@@ -56,6 +56,7 @@ const SPEC: Record<string, OptionSpec> = {
   'validation-split': { type: 'number', help: 'fraction held out from the end of the data (default 0.2; a resumed run keeps its own)' },
   folds: { type: 'number', help: 'split by subject into K folds (needs imgs_train_index.npy) instead of holding out the last rows; with --fold' },
   fold: { type: 'number', help: 'the fold (1 … K) held out for validation; its out-of-fold maps go to oof.npy for `wgsl-unet oof`' },
+  'inner-validation': { type: 'boolean', help: 'with --folds K --fold i (K ≥ 3): choose the best epoch on the next fold (i mod K + 1) and train on the other K − 2, so that fold i decides nothing and is only scored (oof.npy)' },
   'fold-seed': { type: 'number', help: 'seed of the assignment of subjects to folds (default 1; the same for every fold of one run)' },
   augment: { type: 'string', help: 'augment each training batch on the GPU: "default" (mirror, rotation, zoom, shift, elastic, brightness, contrast) or key=value pairs over it, such as "rotate=5,elastic=0"; off unless given' },
   'drop-contradictions': { type: 'boolean', help: 'leave the unmasked frame of each contradictory near-duplicate pair (wgsl-unet duplicates) out of training' },
@@ -111,6 +112,7 @@ function checkNumbers(o: Parsed): void {
   if ((folds === undefined) !== (fold === undefined)) throw new UsageError('--folds and --fold go together: --folds K --fold i holds out fold i of K');
   if (folds !== undefined && (!Number.isInteger(fold) || fold! < 1 || fold! > folds)) throw new UsageError(`--fold must be a whole number in 1 … ${folds}, got ${fold}`);
   if (folds !== undefined && split !== undefined) throw new UsageError('--validation-split and --folds are two ways to hold out validation data: give one');
+  if (o['inner-validation'] === true && (folds === undefined || folds < 3)) throw new UsageError(`--inner-validation needs --folds K --fold i with K ≥ 3 (one fold held out, one to validate, the rest to train)${folds === undefined ? '' : `, got --folds ${folds}`}`);
   if (o['fold-seed'] !== undefined && (folds === undefined || !Number.isInteger(o['fold-seed']))) throw new UsageError(`--fold-seed needs --folds and a whole number, got ${o['fold-seed']}`);
 }
 
@@ -147,7 +149,7 @@ function choosePreset(o: Parsed, gpu: Gpu): Preset {
 }
 
 /** How validation data is held out: the last rows (the tutorial), or one fold of subjects. */
-type Holdout = { split: number } | { folds: number; fold: number; seed: number };
+type Holdout = { split: number } | { folds: number; fold: number; seed: number; inner?: number };
 
 interface Prepared {
   train: ImageSet;
@@ -155,8 +157,10 @@ interface Prepared {
   valRows: Int32Array;
   /** Validation masks at the cache's full size, in valRows' order, for the competition's metric. */
   validationMasks: Uint8Array;
-  /** [subject, frame] of each validation row (folds only, for oof_index.npy). */
-  validationIndex?: Int32Array;
+  /** The rows scored out of fold (folds only): the validation rows, or with nested validation the held-out fold's. */
+  heldOutRows?: Int32Array;
+  /** [subject, frame] of each of heldOutRows, for oof_index.npy. */
+  heldOutIndex?: Int32Array;
   fullWidth: number;
   fullHeight: number;
   mean: number;
@@ -177,8 +181,12 @@ function prepare(dir: string, p: Preset, limit: number | undefined, holdout: Hol
   const index = 'folds' in holdout || dropContradictions ? loadTrainIndex(dir, n0) : undefined;
   let trainRows: Int32Array;
   let valRows: Int32Array;
-  if ('folds' in holdout) {
+  let heldOutRows: Int32Array | undefined;
+  if ('folds' in holdout && holdout.inner !== undefined) {
+    ({ trainRows, valRows, heldOutRows } = nestedFoldSplit(index!, count, holdout.folds, holdout.fold, holdout.seed));
+  } else if ('folds' in holdout) {
     ({ trainRows, valRows } = foldSplit(index!, count, holdout.folds, holdout.fold, holdout.seed));
+    heldOutRows = valRows;
   } else {
     const trainCount = Math.floor(count * (1 - holdout.split));
     if (trainCount < 1 || trainCount >= count) throw new UsageError(`--validation-split ${holdout.split} leaves ${trainCount} of ${count} images for training; choose a value in (0, 1)`);
@@ -210,7 +218,7 @@ function prepare(dir: string, p: Preset, limit: number | undefined, holdout: Hol
     trainRows,
     valRows,
     validationMasks: gatherRows(masks.data, w * h, valRows),
-    ...(index && 'folds' in holdout ? { validationIndex: Int32Array.from(Array.from(valRows, (r) => [index[2 * r]!, index[2 * r + 1]!]).flat()) } : {}),
+    ...(index && heldOutRows ? { heldOutRows, heldOutIndex: Int32Array.from(Array.from(heldOutRows, (r) => [index[2 * r]!, index[2 * r + 1]!]).flat()) } : {}),
     fullWidth: w,
     fullHeight: h,
     mean,
@@ -288,15 +296,20 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
   if (stored?.validationSplit !== undefined && askedSplit !== undefined && askedSplit !== stored.validationSplit) {
     throw new UsageError(`--validation-split ${askedSplit} conflicts with ${stored.validationSplit}, which ${resumedFrom} was trained with; leave the flag out to resume as it was`);
   }
-  const askedFolds = o.folds === undefined ? undefined : { k: o.folds as number, fold: o.fold as number, seed: (o['fold-seed'] as number | undefined) ?? 1 };
+  const askedFolds = o.folds === undefined ? undefined : {
+    k: o.folds as number,
+    fold: o.fold as number,
+    seed: (o['fold-seed'] as number | undefined) ?? 1,
+    ...(o['inner-validation'] === true ? { inner: ((o.fold as number) % (o.folds as number)) + 1 } : {}),
+  };
   if (resumed && askedFolds && JSON.stringify(askedFolds) !== JSON.stringify(stored?.folds)) {
-    const was = stored?.folds ? `fold ${stored.folds.fold} of ${stored.folds.k} (fold seed ${stored.folds.seed})` : `the last ${stored?.validationSplit} of the rows held out`;
-    throw new UsageError(`--folds ${askedFolds.k} --fold ${askedFolds.fold} conflicts with ${resumedFrom}, which was trained with ${was}; leave the flags out to resume as it was`);
+    const was = stored?.folds ? `fold ${stored.folds.fold} of ${stored.folds.k} (fold seed ${stored.folds.seed})${stored.folds.inner ? `, validated on fold ${stored.folds.inner}` : ''}` : `the last ${stored?.validationSplit} of the rows held out`;
+    throw new UsageError(`--folds ${askedFolds.k} --fold ${askedFolds.fold}${askedFolds.inner ? ' --inner-validation' : ''} conflicts with ${resumedFrom}, which was trained with ${was}; leave the flags out to resume as it was`);
   }
   if (resumed && stored?.folds && askedSplit !== undefined) throw new UsageError(`--validation-split conflicts with ${resumedFrom}, which held out fold ${stored.folds.fold} of ${stored.folds.k}; leave the flag out to resume as it was`);
   const folds = stored?.folds ?? (resumed ? undefined : askedFolds);
   const split = folds ? undefined : askedSplit ?? stored?.validationSplit ?? 0.2;
-  const holdout: Holdout = folds ? { folds: folds.k, fold: folds.fold, seed: folds.seed } : { split: split! };
+  const holdout: Holdout = folds ? { folds: folds.k, fold: folds.fold, seed: folds.seed, ...(folds.inner ? { inner: folds.inner } : {}) } : { split: split! };
   const storedAntiAlias = resumed ? resumed.meta.antiAlias ?? false : undefined;
   if (storedAntiAlias === false && o['anti-alias'] === true) {
     throw new UsageError(`--anti-alias conflicts with ${resumedFrom}, which was trained without it (anti-alias off); leave the flag out to resume as it was`);
@@ -325,7 +338,11 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
   tuneForSoftwareAdapter(gpu);
   const { trainRows, valRows } = data;
   const valCount = valRows.length;
-  const heldOut = folds ? `fold ${folds.fold} of ${folds.k} by subject` : `the last ${Math.round(split! * 100)} %`;
+  const heldOut = !folds
+    ? `the last ${Math.round(split! * 100)} %`
+    : folds.inner
+      ? `fold ${folds.inner} of ${folds.k} by subject, choosing the epoch; fold ${folds.fold}'s ${data.heldOutRows!.length} held out, only scored`
+      : `fold ${folds.fold} of ${folds.k} by subject`;
   console.log(`data: ${data.train.count} images from ${dataDir}: ${trainRows.length} train, ${valCount} validation (${heldOut}); normalisation mean ${data.mean.toFixed(3)}, std ${data.std.toFixed(3)}`);
   if (data.contradictions) {
     const { report, dropped } = data.contradictions;
@@ -471,10 +488,18 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
     const bar = progress('validation predictions', valCount, 'images');
     const probs = await trainer.predict(gatherRows(data.train.images, data.train.size ** 2, valRows), valCount, data.train.size, (d) => bar.update(d));
     bar.finish();
-    if (data.validationIndex) {
-      // Out-of-fold maps, for the metric over all folds (wgsl-unet oof).
-      writeAtomic(join(runDir, 'oof.npy'), encodeNpy(probs, [valCount, data.train.size, data.train.size]));
-      writeAtomic(join(runDir, 'oof_index.npy'), encodeNpy(data.validationIndex, [valCount, 2]));
+    if (data.heldOutRows && data.heldOutIndex) {
+      // Out-of-fold maps, for the metric over all folds (wgsl-unet oof): the validation maps, or
+      // with nested validation the held-out fold's, predicted apart.
+      const rows = data.heldOutRows;
+      let held = probs;
+      if (rows !== valRows) {
+        const bar = progress('held-out predictions', rows.length, 'images');
+        held = await trainer.predict(gatherRows(data.train.images, data.train.size ** 2, rows), rows.length, data.train.size, (d) => bar.update(d));
+        bar.finish();
+      }
+      writeAtomic(join(runDir, 'oof.npy'), encodeNpy(held, [rows.length, data.train.size, data.train.size]));
+      writeAtomic(join(runDir, 'oof_index.npy'), encodeNpy(data.heldOutIndex, [rows.length, 2]));
     }
     if (data.fullWidth === SUBMISSION_WIDTH && data.fullHeight === SUBMISSION_HEIGHT) {
       const choice = choosePostprocess(probs, data.train.size, data.validationMasks, valCount);

@@ -40,3 +40,29 @@ export function foldSplit(index: Int32Array, count: number, k: number, fold: num
   const valSubjects = [...folds].filter(([, f]) => f === fold - 1).map(([s]) => s).sort((a, b) => a - b);
   return { trainRows: Int32Array.from(train), valRows: Int32Array.from(val), valSubjects };
 }
+
+export interface NestedFoldSplit {
+  trainRows: Int32Array;
+  /** The inner fold's rows: they choose the epoch (and the post-processing) of the run. */
+  valRows: Int32Array;
+  /** Fold `fold`'s rows: never trained on nor chosen by, only scored. */
+  heldOutRows: Int32Array;
+  /** The inner fold (1-based): the one after `fold`, the last wrapping to the first. */
+  innerFold: number;
+}
+
+/**
+ * Nested validation for fold `fold` of k: the held-out fold decides nothing.
+ * The next fold validates (the best epoch is chosen on it) and the other
+ * k − 2 folds train, so a metric on the held-out fold is out of fold in every
+ * choice the run makes. Needs k ≥ 3.
+ */
+export function nestedFoldSplit(index: Int32Array, count: number, k: number, fold: number, seed: number): NestedFoldSplit {
+  if (!Number.isInteger(k) || k < 3) throw new DataError(`folds: nested validation needs at least 3 folds (one held out, one to validate, the rest to train), got ${k}`);
+  const heldOut = foldSplit(index, count, k, fold, seed);
+  const innerFold = (fold % k) + 1;
+  const inner = foldSplit(index, count, k, innerFold, seed);
+  const outside = new Set([...heldOut.valRows, ...inner.valRows]);
+  const trainRows = Int32Array.from({ length: count }, (_, row) => row).filter((row) => !outside.has(row));
+  return { trainRows, valRows: inner.valRows, heldOutRows: heldOut.valRows, innerFold };
+}

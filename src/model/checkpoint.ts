@@ -42,8 +42,11 @@ export interface CheckpointMeta {
     warmup?: number;
     /** The fraction held out from the end of the data; absent when folds held out validation. */
     validationSplit?: number;
-    /** Subject-wise k-fold: fold `fold` (1-based) of `k` held out, subjects assigned with `seed`. */
-    folds?: { k: number; fold: number; seed: number };
+    /**
+     * Subject-wise k-fold: fold `fold` (1-based) of `k` held out, subjects assigned with `seed`.
+     * With `inner` (nested validation), fold `inner` chose the epoch and fold `fold` was only scored.
+     */
+    folds?: { k: number; fold: number; seed: number; inner?: number };
     /** The unmasked frames of contradictory near-duplicate pairs were left out of training. */
     dropContradictions?: boolean;
     /** The last layer's bias started here (train --init-prior), not at 0. */

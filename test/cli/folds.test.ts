@@ -7,6 +7,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { foldSplit } from '../../src/data/folds.js';
 import { decodeNpy, encodeNpy } from '../../src/data/npy.js';
 import { masksToUnit, priorLogOdds, resizeStack } from '../../src/data/prepare.js';
 import { decodeCheckpoint, encodeCheckpointTensors } from '../../src/model/checkpoint.js';
@@ -216,6 +217,69 @@ describe('train --folds, oof, --drop-contradictions', () => {
     expect(ok.code, ok.out).toBe(0);
     expect(ok.out).toMatch(/validation \(fold 1 of 2 by subject\)/);
     expect(existsSync(join(root, 'bad')) ? readdirSync(join(root, 'bad')) : []).toEqual([]);
+  });
+});
+
+describe('train --inner-validation', () => {
+  it('chooses the epoch on the next fold, trains on the rest, and predicts the held-out fold for oof', () => {
+    const r = train('--folds', '3', '--fold', '2', '--inner-validation', '--out', join(root, 'nested'));
+    expect(r.code, r.out).toBe(0);
+    expect(r.out).toMatch(/12 train, 6 validation \(fold 3 of 3 by subject, choosing the epoch; fold 2's 6 held out, only scored\)/);
+    expect(r.out).toMatch(/held-out predictions: 6\/6 images/);
+    const dir = runFolder(r.out);
+    const meta = decodeCheckpoint(new Uint8Array(readFileSync(join(dir, 'best.safetensors'))), 'best').meta;
+    expect(meta.training!.folds).toEqual({ k: 3, fold: 2, seed: 1, inner: 3 });
+    expect(meta.training!.trainCount).toBe(12);
+    // oof.npy holds fold 2's frames: the subjects neither trained on nor validated with.
+    const index = decodeNpy(new Uint8Array(readFileSync(join(dir, 'oof_index.npy'))), 'oof_index').data as Int32Array;
+    const all = decodeNpy(new Uint8Array(readFileSync(join(dataDir, 'imgs_train_index.npy'))), 'index').data as Int32Array;
+    const held = foldSplit(all, SUBJECTS * FRAMES, 3, 2, 1).valRows;
+    expect(Array.from(index)).toEqual(Array.from(held).flatMap((row) => [all[2 * row], all[2 * row + 1]]));
+    const validating = new Set(Array.from(foldSplit(all, SUBJECTS * FRAMES, 3, 3, 1).valRows, (row) => all[2 * row]));
+    for (let k = 0; k < index.length; k += 2) expect(validating.has(index[k]!)).toBe(false);
+    expect(decodeNpy(new Uint8Array(readFileSync(join(dir, 'oof.npy'))), 'oof').shape).toEqual([6, 16, 16]);
+
+    // A resumed run keeps its nesting; asking for the plain fold is refused.
+    const plain = cliRun('train', '--resume', dir, '--epochs', '2', '--folds', '3', '--fold', '2', '--skip-predict');
+    expect(plain.code).toBe(2);
+    expect(plain.out).toMatch(/--folds 3 --fold 2 conflicts with .*last\.safetensors, which was trained with fold 2 of 3 \(fold seed 1\), validated on fold 3/);
+    const ok = cliRun('train', '--resume', dir, '--epochs', '2', '--skip-predict');
+    expect(ok.code, ok.out).toBe(0);
+    expect(ok.out).toMatch(/validation \(fold 3 of 3 by subject, choosing the epoch; fold 2's 6 held out/);
+
+    for (const [args, message] of [
+      [['--inner-validation'], /--inner-validation needs --folds K --fold i with K ≥ 3/],
+      [['--folds', '2', '--fold', '1', '--inner-validation'], /--inner-validation needs .*, got --folds 2/],
+    ] as [string[], RegExp][]) {
+      const bad = train(...args, '--out', join(root, 'bad-nested'));
+      expect(bad.code, bad.out).toBe(2);
+      expect(bad.out).toMatch(message);
+    }
+    expect(existsSync(join(root, 'bad-nested'))).toBe(false);
+  });
+
+  it('nests every run of a recipe, records it in the report, and does not reuse runs trained otherwise', () => {
+    const out = join(root, 'nested-recipe');
+    const two = cliRun('recipe', '--data', dataDir, '--out', out, '--folds', '2', '--inner-validation');
+    expect(two.code).toBe(2);
+    expect(two.out).toContain('--inner-validation needs --folds 3 or more');
+    expect(existsSync(out)).toBe(false);
+    const r = cliRun('recipe', '--data', dataDir, '--out', out, '--folds', '3', '--inner-validation', '--epochs', '1', '--base-width', '2', '--input-size', '16', '--batch-size', '4', '--augment', 'none', '--keep-contradictions');
+    expect(r.code, r.out).toBe(0);
+    expect(r.out).toContain('(epochs chosen on the next fold: nested validation)');
+    const dir = join(out, readdirSync(out)[0]!);
+    const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8'));
+    expect(report.innerValidation).toBe(true);
+    const nesting = report.configs[0].runs.map((run: string) => decodeCheckpoint(new Uint8Array(readFileSync(join(run, 'best.safetensors'))), 'best').meta.training!.folds);
+    expect(nesting).toEqual([1, 2, 3].map((fold) => ({ k: 3, fold, seed: 1, inner: (fold % 3) + 1 })));
+    expect(report.configs[0].oof.score).toBeGreaterThanOrEqual(report.configs[0].oof.emptyScore);
+    // The same folder without nesting refuses the nested runs instead of scoring them as plain folds.
+    const options = JSON.parse(readFileSync(join(dir, 'recipe.json'), 'utf8'));
+    delete options.options['inner-validation'];
+    writeFileSync(join(dir, 'recipe.json'), JSON.stringify(options));
+    const plain = cliRun('recipe', '--resume', dir);
+    expect(plain.code).toBe(1);
+    expect(plain.out).toMatch(/toolkit[/\\]fold-1[/\\].*last\.safetensors was trained with --inner-validation, where this recipe trains without it/);
   });
 });
 
