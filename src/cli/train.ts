@@ -10,7 +10,7 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { gatherRows, masksToUnit, meanStdOfRows, normalize, priorLogOdds, resizeStack } from '../data/prepare.js';
 import type { DuplicateReport } from '../data/duplicates.js';
-import { foldSplit, nestedFoldSplit } from '../data/folds.js';
+import { foldSplit, innerFoldOf, nestedFoldSplit } from '../data/folds.js';
 import { encodeNpy } from '../data/npy.js';
 import { detectContradictions } from './duplicates.js';
 import { loadFrameCache, loadTrainIndex } from './caches.js';
@@ -149,7 +149,7 @@ function choosePreset(o: Parsed, gpu: Gpu): Preset {
 }
 
 /** How validation data is held out: the last rows (the tutorial), or one fold of subjects. */
-type Holdout = { split: number } | { folds: number; fold: number; seed: number; inner?: number };
+type Holdout = { split: number } | { folds: number; fold: number; seed: number; nested: boolean };
 
 interface Prepared {
   train: ImageSet;
@@ -157,10 +157,11 @@ interface Prepared {
   valRows: Int32Array;
   /** Validation masks at the cache's full size, in valRows' order, for the competition's metric. */
   validationMasks: Uint8Array;
-  /** The rows scored out of fold (folds only): the validation rows, or with nested validation the held-out fold's. */
-  heldOutRows?: Int32Array;
-  /** [subject, frame] of each of heldOutRows, for oof_index.npy. */
-  heldOutIndex?: Int32Array;
+  /**
+   * Folds only: the rows scored out of fold (the validation rows, or with nested
+   * validation the held-out fold's) and their [subject, frame], for oof_index.npy.
+   */
+  heldOut?: { rows: Int32Array; index: Int32Array };
   fullWidth: number;
   fullHeight: number;
   mean: number;
@@ -182,7 +183,7 @@ function prepare(dir: string, p: Preset, limit: number | undefined, holdout: Hol
   let trainRows: Int32Array;
   let valRows: Int32Array;
   let heldOutRows: Int32Array | undefined;
-  if ('folds' in holdout && holdout.inner !== undefined) {
+  if ('folds' in holdout && holdout.nested) {
     ({ trainRows, valRows, heldOutRows } = nestedFoldSplit(index!, count, holdout.folds, holdout.fold, holdout.seed));
   } else if ('folds' in holdout) {
     ({ trainRows, valRows } = foldSplit(index!, count, holdout.folds, holdout.fold, holdout.seed));
@@ -218,7 +219,7 @@ function prepare(dir: string, p: Preset, limit: number | undefined, holdout: Hol
     trainRows,
     valRows,
     validationMasks: gatherRows(masks.data, w * h, valRows),
-    ...(index && heldOutRows ? { heldOutRows, heldOutIndex: Int32Array.from(Array.from(heldOutRows, (r) => [index[2 * r]!, index[2 * r + 1]!]).flat()) } : {}),
+    ...(index && heldOutRows ? { heldOut: { rows: heldOutRows, index: Int32Array.from(Array.from(heldOutRows, (r) => [index[2 * r]!, index[2 * r + 1]!]).flat()) } } : {}),
     fullWidth: w,
     fullHeight: h,
     mean,
@@ -300,7 +301,7 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
     k: o.folds as number,
     fold: o.fold as number,
     seed: (o['fold-seed'] as number | undefined) ?? 1,
-    ...(o['inner-validation'] === true ? { inner: ((o.fold as number) % (o.folds as number)) + 1 } : {}),
+    ...(o['inner-validation'] === true ? { inner: innerFoldOf(o.fold as number, o.folds as number) } : {}),
   };
   if (resumed && askedFolds && JSON.stringify(askedFolds) !== JSON.stringify(stored?.folds)) {
     const was = stored?.folds ? `fold ${stored.folds.fold} of ${stored.folds.k} (fold seed ${stored.folds.seed})${stored.folds.inner ? `, validated on fold ${stored.folds.inner}` : ''}` : `the last ${stored?.validationSplit} of the rows held out`;
@@ -309,7 +310,7 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
   if (resumed && stored?.folds && askedSplit !== undefined) throw new UsageError(`--validation-split conflicts with ${resumedFrom}, which held out fold ${stored.folds.fold} of ${stored.folds.k}; leave the flag out to resume as it was`);
   const folds = stored?.folds ?? (resumed ? undefined : askedFolds);
   const split = folds ? undefined : askedSplit ?? stored?.validationSplit ?? 0.2;
-  const holdout: Holdout = folds ? { folds: folds.k, fold: folds.fold, seed: folds.seed, ...(folds.inner ? { inner: folds.inner } : {}) } : { split: split! };
+  const holdout: Holdout = folds ? { folds: folds.k, fold: folds.fold, seed: folds.seed, nested: folds.inner !== undefined } : { split: split! };
   const storedAntiAlias = resumed ? resumed.meta.antiAlias ?? false : undefined;
   if (storedAntiAlias === false && o['anti-alias'] === true) {
     throw new UsageError(`--anti-alias conflicts with ${resumedFrom}, which was trained without it (anti-alias off); leave the flag out to resume as it was`);
@@ -341,7 +342,7 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
   const heldOut = !folds
     ? `the last ${Math.round(split! * 100)} %`
     : folds.inner
-      ? `fold ${folds.inner} of ${folds.k} by subject, choosing the epoch; fold ${folds.fold}'s ${data.heldOutRows!.length} held out, only scored`
+      ? `fold ${folds.inner} of ${folds.k} by subject, choosing the epoch; fold ${folds.fold}'s ${data.heldOut!.rows.length} held out, only scored`
       : `fold ${folds.fold} of ${folds.k} by subject`;
   console.log(`data: ${data.train.count} images from ${dataDir}: ${trainRows.length} train, ${valCount} validation (${heldOut}); normalisation mean ${data.mean.toFixed(3)}, std ${data.std.toFixed(3)}`);
   if (data.contradictions) {
@@ -488,10 +489,10 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
     const bar = progress('validation predictions', valCount, 'images');
     const probs = await trainer.predict(gatherRows(data.train.images, data.train.size ** 2, valRows), valCount, data.train.size, (d) => bar.update(d));
     bar.finish();
-    if (data.heldOutRows && data.heldOutIndex) {
+    if (data.heldOut) {
       // Out-of-fold maps, for the metric over all folds (wgsl-unet oof): the validation maps, or
       // with nested validation the held-out fold's, predicted apart.
-      const rows = data.heldOutRows;
+      const { rows, index } = data.heldOut;
       let held = probs;
       if (rows !== valRows) {
         const bar = progress('held-out predictions', rows.length, 'images');
@@ -499,7 +500,7 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
         bar.finish();
       }
       writeAtomic(join(runDir, 'oof.npy'), encodeNpy(held, [rows.length, data.train.size, data.train.size]));
-      writeAtomic(join(runDir, 'oof_index.npy'), encodeNpy(data.heldOutIndex, [rows.length, 2]));
+      writeAtomic(join(runDir, 'oof_index.npy'), encodeNpy(index, [rows.length, 2]));
     }
     if (data.fullWidth === SUBMISSION_WIDTH && data.fullHeight === SUBMISSION_HEIGHT) {
       const choice = choosePostprocess(probs, data.train.size, data.validationMasks, valCount);

@@ -47,8 +47,13 @@ export interface NestedFoldSplit {
   valRows: Int32Array;
   /** Fold `fold`'s rows: never trained on nor chosen by, only scored. */
   heldOutRows: Int32Array;
-  /** The inner fold (1-based): the one after `fold`, the last wrapping to the first. */
+  /** The inner fold (1-based): innerFoldOf(fold, k). */
   innerFold: number;
+}
+
+/** The fold (1-based) that validates a nested run holding out `fold` of k: the next one, the last wrapping to the first. */
+export function innerFoldOf(fold: number, k: number): number {
+  return (fold % k) + 1;
 }
 
 /**
@@ -60,7 +65,7 @@ export interface NestedFoldSplit {
 export function nestedFoldSplit(index: Int32Array, count: number, k: number, fold: number, seed: number): NestedFoldSplit {
   if (!Number.isInteger(k) || k < 3) throw new DataError(`folds: nested validation needs at least 3 folds (one held out, one to validate, the rest to train), got ${k}`);
   const heldOut = foldSplit(index, count, k, fold, seed);
-  const innerFold = (fold % k) + 1;
+  const innerFold = innerFoldOf(fold, k);
   const inner = foldSplit(index, count, k, innerFold, seed);
   const outside = new Set([...heldOut.valRows, ...inner.valRows]);
   const trainRows = Int32Array.from({ length: count }, (_, row) => row).filter((row) => !outside.has(row));
