@@ -365,20 +365,24 @@ export async function recipe(argv: string[]): Promise<void> {
   console.log(`\n${reportTable(results)}\nreport: ${join(dir, 'report.json')}, ${join(dir, 'report.svg')}${submission ? `; submission: ${submission}` : ''}`);
 }
 
-/** The steps as a Markdown table: the out-of-fold metric and what each step adds to the one before. */
+/**
+ * The steps as a Markdown table: the out-of-fold metric, what each step adds
+ * to the one before, and each step's metric with its presence gate (fitted
+ * out of fold as well; a gate threshold of 0 clears nothing).
+ */
 export function reportTable(results: ConfigResult[]): string {
-  const rows = ['| step | out-of-fold metric | threshold, min area | gain |', '| --- | ---: | --- | ---: |'];
+  const rows = ['| step | out-of-fold metric | threshold, min area | gain | with the presence gate |', '| --- | ---: | --- | ---: | ---: |'];
   const first = results[0]!;
-  rows.push(`| all-empty prediction | ${first.oof.emptyScore.toFixed(4)} | | |`);
-  rows.push(`| ${first.what}, threshold 0.5, min area 10 | ${first.oof.defaultScore.toFixed(4)} | 0.5, 10 | |`);
+  rows.push(`| all-empty prediction | ${first.oof.emptyScore.toFixed(4)} | | | |`);
+  rows.push(`| ${first.what}, threshold 0.5, min area 10 | ${first.oof.defaultScore.toFixed(4)} | 0.5, 10 | | |`);
   let previous = first.oof.defaultScore;
   for (const r of results) {
     const label = r === first && results.length > 1 ? `${r.what}, threshold and min area tuned` : r.what;
-    rows.push(`| ${label} | ${r.oof.score.toFixed(4)} | ${r.oof.threshold}, ${r.oof.minArea} | ${(r.oof.score - previous >= 0 ? '+' : '') + (r.oof.score - previous).toFixed(4)} |`);
+    const g = r.oof.gate;
+    const gated = g ? `${g.score.toFixed(4)} (gate ${g.threshold})` : '';
+    rows.push(`| ${label} | ${r.oof.score.toFixed(4)} | ${r.oof.threshold}, ${r.oof.minArea} | ${(r.oof.score - previous >= 0 ? '+' : '') + (r.oof.score - previous).toFixed(4)} | ${gated} |`);
     previous = r.oof.score;
   }
-  const g = results.at(-1)!.oof.gate;
-  if (g) rows.push(`| + presence gate (gate threshold ${g.threshold}) | ${g.score.toFixed(4)} | ${g.maskThreshold}, ${g.minArea} | ${(g.score - previous >= 0 ? '+' : '') + (g.score - previous).toFixed(4)} |`);
   return rows.join('\n');
 }
 

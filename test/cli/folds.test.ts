@@ -328,8 +328,9 @@ describe('wgsl-unet recipe', () => {
     expect(report.configs[6].runs).toEqual(ensemble);
     expect(readdirSync(dir).sort()).toEqual(['augment', 'clean', 'ensemble', 'imgs_mask_test.npy', 'loss', 'preds', 'prior', 'recipe.json', 'report.json', 'report.svg', 'submission.csv', 'tutorial']);
     expect(readFileSync(join(dir, 'report.svg'), 'utf8')).toMatch(/^<svg[\s\S]*threshold 0.5/);
-    expect(r.out).toMatch(/\| step \| out-of-fold metric \| threshold, min area \| gain \|/);
-    expect(r.out).toMatch(/\| \+ presence gate \(gate threshold [\d.]+\) \|/);
+    expect(r.out).toMatch(/\| step \| out-of-fold metric \| threshold, min area \| gain \| with the presence gate \|/);
+    // Every step's row ends with its metric under its own gate.
+    for (const c of report.configs) expect(r.out).toContain(`| ${c.oof.gate.score.toFixed(4)} (gate ${c.oof.gate.threshold}) |`);
     const csv = readFileSync(join(dir, 'submission.csv'), 'utf8').trim().split('\n');
     expect(csv.map((l) => l.split(',')[0])).toEqual(['img', '1', '2', '3']);
     // The submission comes from the step that scored best out of fold, its gate counted where it was used.
