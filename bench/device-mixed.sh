@@ -7,7 +7,8 @@
 #      precision, on the default tile and with a tile per GEMM (auto), each
 #      with and without prefetching, each step profiled pass by pass
 #      (`--mma-tiles all` would time every tile), activations stored in
-#      f16 and in f32 (bench --suite step), and the peak memory of each
+#      f16 and in f32 (bench --suite step), with the f16 subgroup-matrix
+#      ceiling (bench/mma-ceiling.ts), and the peak memory of each
 #      (dist/memory.js);
 #   4. PyTorch on the same GPU: fp32, its defaults, AMP bf16 + channels_last;
 #   5. the tutorial's recipe (preset full) on the default synthetic set, fp32

@@ -26,6 +26,7 @@ import { type Case, UNET_CONV_SHAPES, caseFilter, UNET_UP_SHAPES, adamCase, conv
 import { type Peer, type Sample, type Timing, gpuTimeRatio, ratioToOurs, sample, table, timeIt, timePaired } from './harness.js';
 import { type StepProfile, benchInference, benchOurStep, benchTrainingStep } from './step.js';
 import { measureCeiling } from './ceiling.js';
+import { type MmaCeiling, formatMmaCeiling, measureMmaCeiling } from './mma-ceiling.js';
 import { chartSvg } from './chart.js';
 import { GpuTimer } from './timestamps.js';
 import { markdownReport } from './report.js';
@@ -153,6 +154,7 @@ async function main(): Promise<void> {
   let memory: { peakLiveBytes: number; poolBytes: number } | undefined;
   let stepProfile: StepProfile | undefined;
   let ceiling = 0;
+  let mmaCeiling: MmaCeiling | null = null;
   let yielded = false;
   try {
     const cases: Case[] = [];
@@ -189,6 +191,11 @@ async function main(): Promise<void> {
     if (yielded) console.log(`software adapter: the JavaScript thread runs at a lower priority than the adapter's threads, and Dawn's polls nap ${POLL_NAP_MS} ms between tries, the thread's timer slack at ${POLL_TIMER_SLACK_NS} ns (both engines)`);
     ceiling = await measureCeiling(gpu, reps);
     console.log(`adapter ceiling (pure FMA shader): ${ceiling.toFixed(1)} GFLOP/s`);
+    // The mixed-precision step's yardstick, where it is timed.
+    if (suite !== 'kernels' && precisions.includes('mixed')) {
+      mmaCeiling = await measureMmaCeiling(gpu, reps);
+      if (mmaCeiling) console.log(formatMmaCeiling(mmaCeiling));
+    }
     const gpuPeers = peers.filter((p) => p.key === 'webgpu');
     for (const c of chosen) await runCase(c, gpu, tf, gpuPeers, reps, samples, missing, { budgetMs, skipped }, cpuResults.get(c) ?? []);
     if (suite !== 'kernels') {
@@ -226,7 +233,7 @@ async function main(): Promise<void> {
     delete (globalThis as { navigator?: unknown }).navigator;
   }
 
-  const report = { adapter: info, ...(precisionRuns.length ? { precisionRuns } : {}), date: new Date().toISOString(), versions: { tfjs: tf.version_core, node: process.version }, timing: `wall time; Dawn's polls paced after ${PACE_AFTER_MS} ms${yielded ? `, napping ${POLL_NAP_MS} ms before that with a timer slack of ${POLL_TIMER_SLACK_NS} ns, the JavaScript thread at a lower priority (software adapter)` : ''}; kernels alternated with tfjs-webgpu, paired_ratio = median of per-pair ratios; see bench/main.ts`, ceilingGflops: ceiling, memory, missing, skipped, peerBudgetS: budgetMs / 1000, samples, ...(stepProfile ? { stepProfile } : {}) };
+  const report = { adapter: info, ...(precisionRuns.length ? { precisionRuns } : {}), date: new Date().toISOString(), versions: { tfjs: tf.version_core, node: process.version }, timing: `wall time; Dawn's polls paced after ${PACE_AFTER_MS} ms${yielded ? `, napping ${POLL_NAP_MS} ms before that with a timer slack of ${POLL_TIMER_SLACK_NS} ns, the JavaScript thread at a lower priority (software adapter)` : ''}; kernels alternated with tfjs-webgpu, paired_ratio = median of per-pair ratios; see bench/main.ts`, ceilingGflops: ceiling, ...(mmaCeiling ? { mmaCeiling } : {}), memory, missing, skipped, peerBudgetS: budgetMs / 1000, samples, ...(stepProfile ? { stepProfile } : {}) };
   console.log(printTable(samples, peers.map((p) => p.name), ceiling, skipped));
   for (const m of missing) console.log(`${m.peer} cannot run ${m.op}: it has no ${m.kernels.join(', ')} kernel`);
   if (memory) console.log(`training step, ours: peak live GPU memory ${(memory.peakLiveBytes / 2 ** 20).toFixed(1)} MiB; buffer pool after the step ${(memory.poolBytes / 2 ** 20).toFixed(1)} MiB`);

@@ -5,7 +5,8 @@
 // precision also `storage`, of the activations), the peak memory of each
 // configuration (dist/memory.js) as `memory`, each profiled step's GPU time
 // by op and by pass (the pass labels name each GEMM's shapes, formulation and
-// tile), and submit's post-processing (dist/postprocess.js) as `postprocess`.
+// tile), the f16 subgroup-matrix ceiling (bench/mma-ceiling.ts) as
+// `mmaCeiling`, and submit's post-processing (dist/postprocess.js) as `postprocess`.
 //   node bench/merge-device.mjs OUT_DIR RESULT.json [NOTE]
 // NOTE, where given, says where the parts came from (when OUT_DIR gathers several runs).
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -58,6 +59,6 @@ const byOp = (step?.precisionRuns ?? []).map((r) => ({ precision: r.precision, t
 writeFileSync(dest, JSON.stringify({
   gpu: torch?.gpu ?? step?.adapter?.description, adapter: step?.adapter, date: step?.date, ...(note ? { note } : {}),
   versions: { ...step?.versions, torch: torch?.torch, cuda: torch?.cuda, cudnn: torch?.cudnn },
-  entries, training, stepProfiles: byOp, ...(memory ? { memory: memory.entries } : {}), ...(postprocess ? { postprocess } : {}),
+  entries, training, stepProfiles: byOp, ...(step?.mmaCeiling ? { mmaCeiling: step.mmaCeiling } : {}), ...(memory ? { memory: memory.entries } : {}), ...(postprocess ? { postprocess } : {}),
 }, null, 1) + '\n');
 console.log(`wrote ${dest}: ${entries.length} entries, ${training.length} training runs`);

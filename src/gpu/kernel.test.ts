@@ -22,6 +22,7 @@ import '../ops/conv/gemm.js';
 import '../ops/conv/sums.js';
 import '../software/conv.js';
 import '../../bench/ceiling.js';
+import '../../bench/mma-ceiling.js';
 
 const withoutComments = (wgsl: string) => wgsl.replace(/\/\/[^\n]*/g, '');
 
@@ -55,7 +56,7 @@ describe('kernel declarations', () => {
   it('cover every shader the engine dispatches', () => {
     expect(kernels.map((k) => k.declaration.name).sort()).toEqual([
       'adam', 'augment', 'binary', 'concat', 'conv_direct', 'conv_mma', 'conv_rows', 'conv_tiled', 'dice', 'elu', 'fma_peak', 'loss_scale',
-      'maxpool', 'reduce', 'split_sum', 'unary', 'weights_transpose', 'winograd2', 'winograd4',
+      'maxpool', 'mma_peak', 'reduce', 'split_sum', 'unary', 'weights_transpose', 'winograd2', 'winograd4',
     ]);
   });
 

@@ -1,0 +1,44 @@
+/**
+ * The f16 subgroup-matrix ceiling of the benchmark (bench/mma_peak.wgsl)
+ * computes what it times: in each variant every result element of every
+ * subgroup ends at iterations · K (all operands are 1, exact in f16 and in
+ * the f32 sums). Runs where the adapter has f16 subgroup matrices (the
+ * sandbox, GPUs); elsewhere it skips, unless WGSL_UNET_REQUIRE_MIXED=1 makes
+ * that a failure.
+ */
+import { describe, expect, it } from 'vitest';
+import { testGpu } from '../helpers/gpu.js';
+import { MMA_CEILING_VARIANTS, measureMmaCeiling, mmaCeilingSize, recordMmaPeak } from '../../bench/mma-ceiling.js';
+
+const required = process.env.WGSL_UNET_REQUIRE_MIXED === '1';
+const gpu = await testGpu();
+
+describe.skipIf(!gpu.matrix && !required)('f16 subgroup-matrix ceiling (bench)', () => {
+  for (const variant of MMA_CEILING_VARIANTS) {
+    it(`${variant}: every result element is iterations · K`, async () => {
+      expect(gpu.matrix, `${gpu.adapterInfo.description}: no f16 subgroup matrices`).not.toBeNull();
+      const { groups } = mmaCeilingSize(true);
+      // Two whole passes over the staged tile's depth (4 steps of K = 8 on lavapipe).
+      const iterations = 8;
+      const run = recordMmaPeak(gpu, variant, groups, iterations);
+      expect(run, 'the default mixed-precision tile fits').not.toBeNull();
+      const got = await gpu.readFloat32({ buffer: run!.out.buffer, offset: 0, size: run!.elements * 4 });
+      gpu.release(run!.out);
+      gpu.release(run!.ones);
+      const want = iterations * gpu.matrix!.K;
+      const wrong = got.findIndex((v) => v !== want);
+      expect(wrong, `element ${wrong} is ${got[wrong]}, want ${want}`).toBe(-1);
+      expect(run!.flop).toBe(2 * got.length * iterations * gpu.matrix!.K);
+    });
+  }
+
+  it('refuses a step count the staged tile does not divide', () => {
+    expect(() => recordMmaPeak(gpu, 'staged', 1, 3)).toThrow(/iterations must be a multiple of/);
+  });
+
+  it('reports a rate for each variant', async () => {
+    const c = (await measureMmaCeiling(gpu, 1))!;
+    expect(c.matrix).toBe(`${gpu.matrix!.M}×${gpu.matrix!.N}×${gpu.matrix!.K}`);
+    for (const v of MMA_CEILING_VARIANTS) expect(c.tflops[v]).toBeGreaterThan(0);
+  });
+});
