@@ -1,10 +1,11 @@
 /**
  * The adapter's f16 subgroup-matrix ceiling (mma_peak.wgsl) on the default
- * mixed-precision tile's layout, three ways: operands in registers (the
- * tensor cores' rate), loaded from workgroup memory each step (conv_mma's
- * inner loop), and with the tiles restaged every k step (its whole loop
- * without global reads). A convolution GEMM's rate against these tells
- * where its time goes.
+ * mixed-precision tile's layout: operands in registers (the tensor cores'
+ * rate), loaded from workgroup memory each step (conv_mma's inner loop),
+ * with the tiles restaged every k step (its whole loop without global
+ * reads), and loaded each step with 4 × 2 result matrices a subgroup
+ * instead of 2 × 2 (what larger subgroup tiles would gain). A convolution
+ * GEMM's rate against these tells where its time goes.
  */
 import type { Gpu } from '../src/gpu/gpu.js';
 import { declareKernel } from '../src/gpu/kernel.js';
@@ -21,7 +22,10 @@ const MMA_PEAK = declareKernel({
   overrides: ['VARIANT'],
 });
 
-export const MMA_CEILING_VARIANTS = ['registers', 'workgroup', 'staged'] as const;
+export const MMA_CEILING_VARIANTS = ['registers', 'workgroup', 'staged', 'workgroup4x2'] as const;
+/** Result matrices each subgroup stores (the shader's acc00 … acc31), and how many a variant computes. */
+export const MMA_PEAK_RESULTS = 8;
+export const mmaPeakProducts = (variant: MmaCeilingVariant) => (variant === 'workgroup4x2' ? 8 : 4);
 export type MmaCeilingVariant = (typeof MMA_CEILING_VARIANTS)[number];
 
 export interface MmaCeiling {
@@ -38,9 +42,10 @@ export function mmaCeilingSize(software: boolean): { groups: number; iterations:
 }
 
 /**
- * Runs one variant once and returns every result element (each should be
- * iterations · K) with the run's multiply-adds × 2; null where the device
- * has no f16 subgroup matrices or the default tile does not fit it.
+ * Records one run of a variant and returns its output (each subgroup's
+ * MMA_PEAK_RESULTS matrices: the first mmaPeakProducts(variant) at
+ * iterations · K, the rest 0) with the run's multiply-adds × 2; null where
+ * the device has no f16 subgroup matrices or the default tile does not fit.
  */
 export function recordMmaPeak(gpu: Gpu, variant: MmaCeilingVariant, groups: number, iterations: number): { out: ReturnType<Gpu['acquire']>; ones: ReturnType<Gpu['acquire']>; elements: number; flop: number } | null {
   const m = gpu.matrix;
@@ -49,7 +54,7 @@ export function recordMmaPeak(gpu: Gpu, variant: MmaCeilingVariant, groups: numb
   const steps = c.TK / c.SK;
   if (iterations % steps) throw new Error(`mma ceiling: iterations must be a multiple of ${steps}, got ${iterations}`);
   const subgroups = c.SUB_Y * c.SUB_X;
-  const elements = groups * subgroups * 4 * m.M * m.N;
+  const elements = groups * subgroups * MMA_PEAK_RESULTS * m.M * m.N;
   const ones = gpu.acquire(16);
   gpu.upload({ buffer: ones.buffer, offset: 0, size: 16 }, new Uint16Array(8).fill(0x3c00)); // f16 1.0
   const out = gpu.acquire(elements * 4);
@@ -63,10 +68,10 @@ export function recordMmaPeak(gpu: Gpu, variant: MmaCeilingVariant, groups: numb
     defines: { SM, SN, SK, SG, SUB_Y, SUB_X, TK },
     workgroups: [groups],
   });
-  return { out, ones, elements, flop: groups * subgroups * 4 * iterations * 2 * m.M * m.N * m.K };
+  return { out, ones, elements, flop: groups * subgroups * mmaPeakProducts(variant) * iterations * 2 * m.M * m.N * m.K };
 }
 
-/** The three variants' rates, median of `reps` runs each; null without f16 subgroup matrices. */
+/** Each variant's rate, median of `reps` runs each; null without f16 subgroup matrices. */
 export async function measureMmaCeiling(gpu: Gpu, reps: number): Promise<MmaCeiling | null> {
   if (!gpu.matrix) return null;
   const { groups, iterations } = mmaCeilingSize(gpu.adapterInfo.isSoftware);
@@ -90,5 +95,6 @@ export async function measureMmaCeiling(gpu: Gpu, reps: number): Promise<MmaCeil
 export function formatMmaCeiling(c: MmaCeiling): string {
   const f = (v: number) => v.toPrecision(3);
   return `f16 subgroup-matrix ceiling (${c.matrix}, tile ${c.tile}'s layout): ${f(c.tflops.registers)} TFLOP/s with operands in registers, ` +
-    `${f(c.tflops.workgroup)} loading them from workgroup memory, ${f(c.tflops.staged)} restaging the tiles every k step`;
+    `${f(c.tflops.workgroup)} loading them from workgroup memory, ${f(c.tflops.staged)} restaging the tiles every k step, ` +
+    `${f(c.tflops.workgroup4x2)} loading them with 4 × 2 result matrices a subgroup`;
 }

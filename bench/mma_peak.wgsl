@@ -9,10 +9,15 @@
 //      loop does;
 //   2: as 1, and every TK / SK steps the tiles are written again between two
 //      barriers, as conv_mma's k loop does, without its reads of global
-//      memory (the remaining difference to a convolution's GEMM rate).
+//      memory (the remaining difference to a convolution's GEMM rate);
+//   3: as 1 with 4 × 2 result matrices a subgroup (its two more left
+//      matrices from the next rows of the tile, wrapping): six loads for
+//      eight multiply-accumulates instead of four for four.
 // gemm-like constants (SM, SN, SK, SG, SUB_Y, SUB_X, TK) come in front, from
 // the default mixed-precision tile. Every operand is `ones[0]` (1), so every
-// result element ends at p.iterations · SK, which the test checks.
+// result element ends at p.iterations · SK, which the test checks; each
+// subgroup stores 8 result matrices, of which variants 0–2 leave the last
+// four zero.
 
 struct Params {
   iterations: u32,
@@ -71,6 +76,12 @@ fn main(
   var acc01 = subgroup_matrix_result<f32, SN, SM>();
   var acc10 = subgroup_matrix_result<f32, SN, SM>();
   var acc11 = subgroup_matrix_result<f32, SN, SM>();
+  var acc20 = subgroup_matrix_result<f32, SN, SM>();
+  var acc21 = subgroup_matrix_result<f32, SN, SM>();
+  var acc30 = subgroup_matrix_result<f32, SN, SM>();
+  var acc31 = subgroup_matrix_result<f32, SN, SM>();
+  let row2 = (sub_row + 2u * SM) % TM;
+  let row3 = (sub_row + 3u * SM) % TM;
   var left0 = left(sub_row, 0u);
   var left1 = left(sub_row + SM, 0u);
   var right0 = right(sub_col, 0u);
@@ -95,12 +106,25 @@ fn main(
       acc01 = subgroupMatrixMultiplyAccumulate(left0, right1, acc01);
       acc10 = subgroupMatrixMultiplyAccumulate(left1, right0, acc10);
       acc11 = subgroupMatrixMultiplyAccumulate(left1, right1, acc11);
+      if (VARIANT == 3u) {
+        let kk = ((i + s) % STEPS) * SK;
+        let left2 = left(row2, kk);
+        let left3 = left(row3, kk);
+        acc20 = subgroupMatrixMultiplyAccumulate(left2, right0, acc20);
+        acc21 = subgroupMatrixMultiplyAccumulate(left2, right1, acc21);
+        acc30 = subgroupMatrixMultiplyAccumulate(left3, right0, acc30);
+        acc31 = subgroupMatrixMultiplyAccumulate(left3, right1, acc31);
+      }
     }
   }
 
-  let base = (wg.x * SUB_Y * SUB_X + sid) * 4u * SM * SN;
+  let base = (wg.x * SUB_Y * SUB_X + sid) * 8u * SM * SN;
   subgroupMatrixStore<row_major>(&out, base, acc00, SN);
   subgroupMatrixStore<row_major>(&out, base + SM * SN, acc01, SN);
   subgroupMatrixStore<row_major>(&out, base + 2u * SM * SN, acc10, SN);
   subgroupMatrixStore<row_major>(&out, base + 3u * SM * SN, acc11, SN);
+  subgroupMatrixStore<row_major>(&out, base + 4u * SM * SN, acc20, SN);
+  subgroupMatrixStore<row_major>(&out, base + 5u * SM * SN, acc21, SN);
+  subgroupMatrixStore<row_major>(&out, base + 6u * SM * SN, acc30, SN);
+  subgroupMatrixStore<row_major>(&out, base + 7u * SM * SN, acc31, SN);
 }

@@ -1,21 +1,21 @@
 /**
  * The f16 subgroup-matrix ceiling of the benchmark (bench/mma_peak.wgsl)
- * computes what it times: in each variant every result element of every
- * subgroup ends at iterations · K (all operands are 1, exact in f16 and in
- * the f32 sums). Runs where the adapter has f16 subgroup matrices (the
+ * computes what it times: in each variant every result element it computes
+ * ends at iterations · K (all operands are 1, exact in f16 and in the f32
+ * sums), and the matrices it leaves alone stay 0. Runs where the adapter has f16 subgroup matrices (the
  * sandbox, GPUs); elsewhere it skips, unless WGSL_UNET_REQUIRE_MIXED=1 makes
  * that a failure.
  */
 import { describe, expect, it } from 'vitest';
 import { testGpu } from '../helpers/gpu.js';
-import { MMA_CEILING_VARIANTS, measureMmaCeiling, mmaCeilingSize, recordMmaPeak } from '../../bench/mma-ceiling.js';
+import { MMA_CEILING_VARIANTS, MMA_PEAK_RESULTS, measureMmaCeiling, mmaCeilingSize, mmaPeakProducts, recordMmaPeak } from '../../bench/mma-ceiling.js';
 
 const required = process.env.WGSL_UNET_REQUIRE_MIXED === '1';
 const gpu = await testGpu();
 
 describe.skipIf(!gpu.matrix && !required)('f16 subgroup-matrix ceiling (bench)', () => {
   for (const variant of MMA_CEILING_VARIANTS) {
-    it(`${variant}: every result element is iterations · K`, async () => {
+    it(`${variant}: the ${mmaPeakProducts(variant)} products of each subgroup are iterations · K, the rest 0`, async () => {
       expect(gpu.matrix, `${gpu.adapterInfo.description}: no f16 subgroup matrices`).not.toBeNull();
       const { groups } = mmaCeilingSize(true);
       // Two whole passes over the staged tile's depth (4 steps of K = 8 on lavapipe).
@@ -25,10 +25,12 @@ describe.skipIf(!gpu.matrix && !required)('f16 subgroup-matrix ceiling (bench)',
       const got = await gpu.readFloat32({ buffer: run!.out.buffer, offset: 0, size: run!.elements * 4 });
       gpu.release(run!.out);
       gpu.release(run!.ones);
-      const want = iterations * gpu.matrix!.K;
-      const wrong = got.findIndex((v) => v !== want);
-      expect(wrong, `element ${wrong} is ${got[wrong]}, want ${want}`).toBe(-1);
-      expect(run!.flop).toBe(2 * got.length * iterations * gpu.matrix!.K);
+      const { M, N, K } = gpu.matrix!;
+      const computed = mmaPeakProducts(variant) * M * N; // leading elements of each subgroup's output
+      const want = (i: number) => (i % (MMA_PEAK_RESULTS * M * N) < computed ? iterations * K : 0);
+      const wrong = got.findIndex((v, i) => v !== want(i));
+      expect(wrong, `element ${wrong} is ${got[wrong]}, want ${want(wrong)}`).toBe(-1);
+      expect(run!.flop).toBe((2 * got.length * iterations * K * mmaPeakProducts(variant)) / MMA_PEAK_RESULTS);
     });
   }
 
