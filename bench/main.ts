@@ -50,7 +50,7 @@ const SPEC = {
   variant: { type: 'string' as const, help: 'convolution formulation to use instead of the planner\'s: tiled, rows or direct' },
   precision: { type: 'string' as const, help: 'training step and inference of ours in each of these precisions (comma-separated: fp32, mixed; default both where the adapter has f16 subgroup matrices, else fp32)' },
   storage: { type: 'string' as const, help: 'time the mixed-precision step with activations stored in each of these (comma-separated: f16, f32; default f16, mixed precision\'s own)' },
-  'mma-tiles': { type: 'string' as const, help: 'time the mixed-precision step with each of these tiles (comma-separated; auto: a tile per GEMM by its shape; +prefetch after one: the next k step fetched while the current multiplies; all: every tile and auto, each with and without; default the planner\'s choice)' },
+  'mma-tiles': { type: 'string' as const, help: 'time the mixed-precision step with each of these tiles (comma-separated; auto: a tile per GEMM by its shape; +prefetch after one: the next k step fetched while the current multiplies; +tall: 4 × 2 result matrices a subgroup instead of 2 × 2; all: every tile and auto, with and without prefetching; default the planner\'s choice)' },
   'step-ours-only': { type: 'boolean' as const, help: 'time our training step and inference only, without tfjs-layers beside them' },
   'peer-budget': { type: 'number' as const, help: 'skip a CPU peer (wasm, cpu) on a case whose run, estimated from the same case at a smaller batch, would take longer than this many seconds', default: 120 },
 };
@@ -92,11 +92,18 @@ async function main(): Promise<void> {
   for (const p of precisions) if (p !== 'fp32' && p !== 'mixed') throw new UsageError(`--precision takes fp32 and mixed, not "${p}"`);
   if (precisions.includes('mixed')) setPrecision(gpu, 'mixed'); // refuses an adapter without the features, saying why
   setPrecision(gpu, 'fp32');
-  // A tile (or auto), with "+prefetch" the shader's PREFETCH on; all: every tile and auto, each both ways.
-  type TileChoice = `${MmaTile | 'auto'}${'' | '+prefetch'}`;
+  // A tile (or auto), with "+prefetch" the shader's PREFETCH on and "+tall"
+  // its 4 × 2 result matrices a subgroup; all: every tile and auto, with and without prefetching.
+  type TileChoice = string;
   const everyTile = [...MMA_TILES, 'auto'].flatMap((t) => [t, `${t}+prefetch`]);
-  const mmaTiles = options['mma-tiles'] === undefined ? [null] : ((options['mma-tiles'] === 'all' ? everyTile : (options['mma-tiles'] as string).split(',')) as TileChoice[]);
-  for (const t of mmaTiles) if (t !== null && !everyTile.includes(t)) throw new UsageError(`unknown mixed-precision tile "${t}": use ${MMA_TILES.join(', ')} or auto, each optionally +prefetch, or all`);
+  const mmaTiles: (TileChoice | null)[] = options['mma-tiles'] === undefined ? [null] : options['mma-tiles'] === 'all' ? everyTile : (options['mma-tiles'] as string).split(',');
+  for (const t of mmaTiles) {
+    if (t === null) continue;
+    const [base, ...flags] = t.split('+');
+    if (!([...MMA_TILES, 'auto'] as string[]).includes(base!) || flags.some((f, i) => !['prefetch', 'tall'].includes(f) || flags.indexOf(f) !== i)) {
+      throw new UsageError(`unknown mixed-precision tile "${t}": use ${MMA_TILES.join(', ')} or auto, each optionally with +prefetch and +tall, or all`);
+    }
+  }
   const storages = ((options.storage as string | undefined) ?? 'f16').split(',');
   for (const st of storages) if (st !== 'f16' && st !== 'f32') throw new UsageError(`--storage takes f16 and f32, not "${st}"`);
   const precisionRuns: { precision: Precision; tile: TileChoice | null; storage?: string; peakLiveBytes: number; poolBytes: number; profile?: StepProfile }[] = [];
@@ -214,8 +221,8 @@ async function main(): Promise<void> {
         for (const storage of precision === 'mixed' ? storages : [undefined]) {
           for (const tile of precision === 'mixed' ? mmaTiles : [null]) {
             setPrecision(gpu, precision);
-            const [mmaTile, prefetch] = tile ? (tile.split('+') as [MmaTile | 'auto', string?]) : [undefined, undefined];
-            setConvOverrides(gpu, { mmaTile, mmaPrefetch: prefetch === 'prefetch' ? true : undefined, storage: storage as 'f16' | 'f32' | undefined });
+            const [mmaTile, ...flags]: [(MmaTile | 'auto')?, ...string[]] = tile ? (tile.split('+') as [MmaTile | 'auto', ...string[]]) : [];
+            setConvOverrides(gpu, { mmaTile, mmaPrefetch: flags.includes('prefetch') || undefined, mmaTall: flags.includes('tall') || undefined, storage: storage as 'f16' | 'f32' | undefined });
             const tag = [tile && `tile ${tile}`, storage === 'f32' && 'f32 activations'].filter(Boolean).join(', ') || undefined;
             const ours = await benchOurStep(gpu, precision, { ...stepOpts, chain: Math.max(chain, 1), tag });
             samples.push(...ours.samples);
@@ -224,7 +231,7 @@ async function main(): Promise<void> {
         }
       }
       setPrecision(gpu, 'fp32');
-      setConvOverrides(gpu, { mmaTile: undefined, mmaPrefetch: undefined, storage: undefined });
+      setConvOverrides(gpu, { mmaTile: undefined, mmaPrefetch: undefined, mmaTall: undefined, storage: undefined });
     }
   } finally {
     backend.dispose();

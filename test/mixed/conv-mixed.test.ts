@@ -81,34 +81,38 @@ function recording(g: Gpu, precision: 'fp32' | 'mixed', fn: () => void): string[
 // load scalar and one with every load a vec4.
 const DEFAULT_TILE = MMA_DEFAULT_TILE;
 /** Whether a tile fits this adapter's matrices, subgroups and limits (the planner never picks one that does not). */
-const fits = (tile: (typeof MMA_TILES)[number] | 'auto') =>
-  mixed && (tile === 'auto' || mmaConstants(gpu.matrix!, gpu.adapterInfo.subgroupMaxSize, tile, gpu.limits) !== null);
-/** A tile of the table below (with "+prefetch": the shader's PREFETCH on) as overrides. */
+const fits = (tile: (typeof MMA_TILES)[number] | 'auto', tall = false) =>
+  mixed && (tile === 'auto' || mmaConstants(gpu.matrix!, gpu.adapterInfo.subgroupMaxSize, tile, gpu.limits, tall) !== null);
+/** A tile of the table below (with "+prefetch": the shader's PREFETCH on; "+tall": 4 × 2 result matrices a subgroup) as overrides. */
 const overridesOf = (choice: string) => {
-  const [tile, prefetch] = choice.split('+') as [(typeof MMA_TILES)[number] | 'auto', string?];
-  return { mmaTile: tile, mmaPrefetch: prefetch === 'prefetch' };
+  const [tile, ...flags] = choice.split('+') as [(typeof MMA_TILES)[number] | 'auto', ...string[]];
+  return { mmaTile: tile, mmaPrefetch: flags.includes('prefetch'), mmaTall: flags.includes('tall') };
 };
-const fitsChoice = (choice: string) => fits(overridesOf(choice).mmaTile);
+const fitsChoice = (choice: string) => fits(overridesOf(choice).mmaTile, overridesOf(choice).mmaTall);
+const NO_OVERRIDES = { mmaTile: undefined, mmaPrefetch: undefined, mmaTall: undefined };
 const SHORT_CONV = [CONV_CASES[0]!, CONV_CASES[5]!];
 const SHORT_UP = [UP_CASES[0]!, UP_CASES[3]!];
 
 describe.runIf(mixed || required)('mixed-precision convolutions (f16 subgroup matrices, f32 sums)', () => {
-  afterEach(() => setConvOverrides(gpu, { mmaTile: undefined, mmaPrefetch: undefined }));
+  afterEach(() => setConvOverrides(gpu, NO_OVERRIDES));
 
   it('the adapter offers f16 subgroup matrices of a size the kernels are written for', () => {
     expect(gpu.matrix, `adapter ${gpu.adapterInfo.description} has no f16 → f32 subgroup matrices (features: ${gpu.adapterInfo.features.join(', ')})`).not.toBeNull();
     const { M, N, K } = gpu.matrix!;
     console.log(`subgroup matrices ${M}×${N}×${K}, subgroups of ${gpu.adapterInfo.subgroupMaxSize}`);
     expect(fits(DEFAULT_TILE), `the default tile ${DEFAULT_TILE}`).toBe(true);
-    console.log(`tiles that fit: ${MMA_TILES.filter(fits).join(', ')}`);
+    console.log(`tiles that fit: ${MMA_TILES.filter((t) => fits(t)).join(', ')}; with tall subgroup tiles: ${MMA_TILES.filter((t) => fits(t, true)).join(', ')}`);
   });
 
   // Every tile, 'auto' (a tile per GEMM: forward and gradients of one layer
-  // may differ), and the default tile with the next k step fetched while the
-  // current one multiplies (every case: the k loop's ends and splits).
+  // may differ), the default tile with the next k step fetched while the
+  // current one multiplies and with tall subgroup tiles (every case: the k
+  // loop's ends and splits, the tile's edges), and tall subgroup tiles on a
+  // smaller tile and on auto.
   const PREFETCHED = `${DEFAULT_TILE}+prefetch`;
-  for (const tile of [...MMA_TILES, 'auto', PREFETCHED]) {
-    const every = tile === DEFAULT_TILE || tile === PREFETCHED;
+  const TALL = `${DEFAULT_TILE}+tall`;
+  for (const tile of [...MMA_TILES, 'auto', PREFETCHED, TALL, '64x64x32+tall', 'auto+tall']) {
+    const every = tile === DEFAULT_TILE || tile === PREFETCHED || tile === TALL;
     for (const [xs, k, co] of every ? CONV_CASES : SHORT_CONV) {
       const ws: Shape4 = [k, k, xs[3], co];
       const ys: Shape4 = [xs[0], xs[1], xs[2], co];
@@ -133,10 +137,11 @@ describe.runIf(mixed || required)('mixed-precision convolutions (f16 subgroup ma
         });
         const labels = recording(gpu, 'mixed', run);
         expect(labels.filter((l) => l.includes('[mma ')).length, labels.join('\n')).toBe(3);
+        expect(labels.filter((l) => / tall, GEMM/.test(l)).length, labels.join('\n')).toBe(overridesOf(tile).mmaTall ? 3 : 0);
         const got = await read();
         recording(gpu, 'fp32', run);
         const fp32 = await read();
-        setConvOverrides(gpu, { mmaTile: undefined, mmaPrefetch: undefined });
+        setConvOverrides(gpu, NO_OVERRIDES);
 
         const exactY = conv2dRef(xv, xs, wv, ws, bv, 'relu');
         const massY = conv2dRef(abs(xv), xs, abs(wv), ws, new Float32Array(co));
@@ -179,8 +184,9 @@ describe.runIf(mixed || required)('mixed-precision convolutions (f16 subgroup ma
           convTranspose2x2BackwardInput(gpu, t.dy, t.w, t.dx, { accumulate: true });
           convTranspose2x2BackwardWeights(gpu, t.x, t.dy, t.dw);
         });
-        setConvOverrides(gpu, { mmaTile: undefined, mmaPrefetch: undefined });
+        setConvOverrides(gpu, NO_OVERRIDES);
         expect(labels.filter((l) => l.includes('[mma ')).length, labels.join('\n')).toBe(3);
+        expect(labels.filter((l) => / tall, GEMM/.test(l)).length, labels.join('\n')).toBe(overridesOf(tile).mmaTall ? 3 : 0);
         const exact = convTranspose2x2BackwardRef(xv, xs, wv, ws, dyv);
         const mass = convTranspose2x2BackwardRef(abs(xv), xs, abs(wv), ws, abs(dyv));
         const exactDx = exact.dx.map((v, i) => v + dx0[i]!);

@@ -8,19 +8,23 @@
 // gemm.ts puts before this file the `enable` directives and the
 // constants of the adapter's matrix shape and the tile:
 //   SM × SK left matrices times SK × SN right matrices (the adapter's config),
-//   SG invocations a subgroup, SUB_Y × SUB_X subgroups per workgroup, TK
+//   SG invocations a subgroup, SUB_Y × SUB_X subgroups per workgroup, WM
+//   rows of result matrices a subgroup (2, or 4 for tall subgroup tiles), TK
 //   values of k staged at a time;
 // and after it conv_gather.wgsl (row_info, a_quad), conv_common.wgsl (p,
 // bindings 0–4, store) and activation.wgsl.
 //
-// Tiling: a workgroup computes a TM × TN tile of C, TM = SUB_Y·2·SM rows
-// and TN = SUB_X·2·SN columns; subgroup (sy, sx) holds the 2 × 2 result
-// matrices of rows sy·2·SM… and columns sx·2·SN…, as four variables (arrays
-// of matrices indexed in loops may live in memory instead of registers).
+// Tiling: a workgroup computes a TM × TN tile of C, TM = SUB_Y·WM·SM rows
+// and TN = SUB_X·2·SN columns; subgroup (sy, sx) holds the WM × 2 result
+// matrices of rows sy·WM·SM… and columns sx·2·SN…, as named variables
+// (arrays of matrices indexed in loops may live in memory instead of
+// registers). Tall subgroup tiles (WM = 4) load six matrices for eight
+// products where 2 × 2 loads four for four, with half the subgroups for the
+// same tile.
 // K is walked TK at a time: TM × TK of A (four rows of one k gathered as in
 // conv_tiled.wgsl) and TK × TN of B ([k][column]) are read into registers
 // (fetch) and staged as f16 in workgroup memory (stage), then each subgroup
-// runs TK / SK steps of four matrix loads and four multiply-accumulates.
+// runs TK / SK steps of 2 + WM matrix loads and 2·WM multiply-accumulates.
 // A is staged in the order its invocations gather it, so that neighbouring
 // invocations write neighbouring halves: row-major ([row][k]) where they
 // take neighbouring k (the pixel-row modes, whose global reads are then
@@ -40,7 +44,8 @@
 // element to store() (bias, activation, the transposed convolution's
 // scatter, split slices, accumulation), as the f32 shader does.
 
-const TM: u32 = SUB_Y * 2u * SM;
+const TM: u32 = SUB_Y * WM * SM;
+const_assert WM == 2u || WM == 4u;
 const TN: u32 = SUB_X * 2u * SN;
 const PAD: u32 = 8u;
 // Halves between consecutive rows of a_tile (row-major) or consecutive k
@@ -257,7 +262,7 @@ fn main(
   let col0 = wg.x * TN;
   let split = wg.z;
   // This subgroup's first row and column within the tile (subgroup-uniform: matrix offsets must be).
-  let sub_row = (sid / SUB_X) * 2u * SM;
+  let sub_row = (sid / SUB_X) * WM * SM;
   let sub_col = (sid % SUB_X) * 2u * SN;
 
   var k_begin = 0u;
@@ -287,6 +292,11 @@ fn main(
   var acc01 = subgroup_matrix_result<f32, SN, SM>();
   var acc10 = subgroup_matrix_result<f32, SN, SM>();
   var acc11 = subgroup_matrix_result<f32, SN, SM>();
+  // Tall subgroup tiles only (WM = 4).
+  var acc20 = subgroup_matrix_result<f32, SN, SM>();
+  var acc21 = subgroup_matrix_result<f32, SN, SM>();
+  var acc30 = subgroup_matrix_result<f32, SN, SM>();
+  var acc31 = subgroup_matrix_result<f32, SN, SM>();
 
   if (PREFETCH) {
     fetch(k_begin, k_end, row0, col0, li);
@@ -310,6 +320,14 @@ fn main(
       acc01 = subgroupMatrixMultiplyAccumulate(left0, right1, acc01);
       acc10 = subgroupMatrixMultiplyAccumulate(left1, right0, acc10);
       acc11 = subgroupMatrixMultiplyAccumulate(left1, right1, acc11);
+      if (WM == 4u) {
+        let left2 = left_matrix(sub_row + 2u * SM, kk);
+        let left3 = left_matrix(sub_row + 3u * SM, kk);
+        acc20 = subgroupMatrixMultiplyAccumulate(left2, right0, acc20);
+        acc21 = subgroupMatrixMultiplyAccumulate(left2, right1, acc21);
+        acc30 = subgroupMatrixMultiplyAccumulate(left3, right0, acc30);
+        acc31 = subgroupMatrixMultiplyAccumulate(left3, right1, acc31);
+      }
     }
     workgroupBarrier();
   }
@@ -320,6 +338,12 @@ fn main(
   emit(acc01, r0, c0 + SN, sid, lane, split);
   emit(acc10, r0 + SM, c0, sid, lane, split);
   emit(acc11, r0 + SM, c0 + SN, sid, lane, split);
+  if (WM == 4u) {
+    emit(acc20, r0 + 2u * SM, c0, sid, lane, split);
+    emit(acc21, r0 + 2u * SM, c0 + SN, sid, lane, split);
+    emit(acc30, r0 + 3u * SM, c0, sid, lane, split);
+    emit(acc31, r0 + 3u * SM, c0 + SN, sid, lane, split);
+  }
 }
 
 // The SM × SK piece of the staged A at tile row `row`, k `kk`, from either layout.

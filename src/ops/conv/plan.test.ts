@@ -7,7 +7,7 @@
  * conv.test.ts and test/mixed.
  */
 import { describe, expect, it } from 'vitest';
-import { type ConvCaps, type GemmPlan, type GemmShape, MMA_DEFAULT_TILE, Mode, type Precision, mmaTileFor, planGemm, rowsPerLaneFor } from './plan.js';
+import { type ConvCaps, type GemmPlan, type GemmShape, MMA_DEFAULT_TILE, Mode, type Precision, mmaConstants, mmaTileFor, planGemm, rowsPerLaneFor } from './plan.js';
 
 const limits = { maxComputeWorkgroupsPerDimension: 65535, maxStorageBufferBindingSize: 2 ** 31 - 4, maxComputeWorkgroupStorageSize: 16384, maxComputeInvocationsPerWorkgroup: 256 };
 const h200 = (precision: Precision = 'fp32'): ConvCaps => ({ software: false, subgroups: { min: 32, max: 32 }, matrix: { M: 16, N: 16, K: 16 }, precision, limits });
@@ -136,8 +136,24 @@ describe('convolution planner', () => {
     // Each subgroup holds 2 × 2 result matrices.
     for (const p of [gpu, cpu]) {
       const d = p.shader.defines as Record<string, number>;
+      expect(d.WM).toBe(2);
       expect(p.tile).toEqual({ rows: d.SUB_Y! * 2 * d.SM!, cols: d.SUB_X! * 2 * d.SN! });
     }
+  });
+
+  it('with tall subgroup tiles gives each subgroup 4 × 2 result matrices: the same tile from half the subgroups', () => {
+    const big = { ...limits, maxComputeWorkgroupStorageSize: 32768 };
+    const plain = planGemm({ ...h200('mixed'), limits: big }, forward(32, 96, 96, 32, 32));
+    const tall = planGemm({ ...h200('mixed'), limits: big, overrides: { mmaTall: true } }, forward(32, 96, 96, 32, 32));
+    if (plain.kind !== 'gemm' || tall.kind !== 'gemm') throw new Error('expected GEMM plans');
+    expect(tall.tile).toEqual(plain.tile);
+    expect(tall.shader.defines).toMatchObject({ WM: 4, SUB_Y: (plain.shader.defines.SUB_Y as number) / 2, SUB_X: plain.shader.defines.SUB_X });
+    const d = tall.shader.defines as Record<string, number>;
+    expect(tall.tile.rows).toBe(d.SUB_Y! * 4 * d.SM!);
+    // A tile too short for four matrices a subgroup does not fit; the planner falls back to one that does.
+    expect(mmaConstants({ M: 16, N: 16, K: 16 }, 32, '32x32x32', big, true)).toBeNull();
+    expect(mmaConstants({ M: 16, N: 16, K: 16 }, 32, '64x32x32', big, true)).toMatchObject({ SUB_Y: 1, SUB_X: 1, WM: 4 });
+    expect(mmaTileFor({ ...h200('mixed'), limits: big, overrides: { mmaTile: 'auto', mmaTall: true } }, 4608, 32)).toBe('64x32x32');
   });
 
   it('keeps one mixed-precision tile unless told, and with auto picks each GEMM\'s by its shape', () => {

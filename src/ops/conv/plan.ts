@@ -104,6 +104,8 @@ export interface ConvOverrides {
   mmaTile?: MmaTile | 'auto';
   /** The mixed-precision shader fetches the next k step while it multiplies (conv_mma.wgsl's PREFETCH). */
   mmaPrefetch?: boolean;
+  /** Each subgroup of the mixed-precision shader holds 4 × 2 result matrices instead of 2 × 2 (conv_mma.wgsl's WM). */
+  mmaTall?: boolean;
   /** Winograd on 3 × 3 layers of the rows formulation: by shape (default), always where possible, or never. */
   winograd?: 'auto' | 'always' | 'never';
   /** Bytes of transformed input and products one Winograd pass may hold. */
@@ -285,8 +287,9 @@ function launchFor(caps: ConvCaps, f: Formulation, g: GemmShape, splits: number)
   }
   if (f === 'mma') {
     const tile = mmaTileFor(caps, g.m, g.n, splits);
-    const c = mmaConstants(caps.matrix!, caps.subgroups!.max, tile, caps.limits);
-    if (!c) throw new Error(`the mixed-precision tile ${tile} does not fit this device's matrices and limits`);
+    const tall = caps.overrides?.mmaTall ?? false;
+    const c = mmaConstants(caps.matrix!, caps.subgroups!.max, tile, caps.limits, tall);
+    if (!c) throw new Error(`the mixed-precision tile ${tile}${tall ? ' with tall subgroup tiles' : ''} does not fit this device's matrices and limits`);
     // vec4 loads where the channels A is read along come in fours, and B's
     // columns, or in modes 1 and 3 (B read as stored, along k) its runs along k.
     const a4 = (g.mode === Mode.UpForward ? g.k : g.aC) % 4 === 0 && g.aBytes >= 16;
@@ -335,18 +338,21 @@ export function tileShapeFor(m: number, n: number, splits = 1): TileShape {
 /**
  * The mixed-precision shader's constants for a tile on a matrix shape and
  * subgroup size, or null where they do not fit: each subgroup holds 2 × 2
- * result matrices, whole subgroups along both sides, staging loops that
- * divide evenly, and the workgroup memory (staged f16 tiles with padding, one
- * f32 result matrix per subgroup) within the device's limit.
+ * result matrices (4 × 2 when `tall`), whole subgroups along both sides,
+ * staging loops that divide evenly, and the workgroup memory (staged f16
+ * tiles with padding, one f32 result matrix per subgroup) within the
+ * device's limit.
  */
 export function mmaConstants(
   matrix: { M: number; N: number; K: number },
   subgroup: number,
   tile: MmaTile,
   limits: Pick<ConvCaps['limits'], 'maxComputeWorkgroupStorageSize' | 'maxComputeInvocationsPerWorkgroup'> = { maxComputeWorkgroupStorageSize: 16384, maxComputeInvocationsPerWorkgroup: 256 },
+  tall = false,
 ) {
   const [rows, cols, depth] = tile.split('x').map(Number) as [number, number, number];
-  const subY = rows / (2 * matrix.M);
+  const wm = tall ? 4 : 2;
+  const subY = rows / (wm * matrix.M);
   const subX = cols / (2 * matrix.N);
   const threads = subY * subX * subgroup;
   const pad = 8;
@@ -354,7 +360,7 @@ export function mmaConstants(
   const fits = Number.isInteger(subY) && Number.isInteger(subX) && subY >= 1 && subX >= 1 && depth % matrix.K === 0 &&
     threads <= limits.maxComputeInvocationsPerWorkgroup && ((depth * rows) / 4) % threads === 0 && ((depth * cols) / 4) % threads === 0 &&
     bytes <= limits.maxComputeWorkgroupStorageSize;
-  return fits ? { SM: matrix.M, SN: matrix.N, SK: matrix.K, SG: subgroup, SUB_Y: subY, SUB_X: subX, TK: depth, rows, cols } : null;
+  return fits ? { SM: matrix.M, SN: matrix.N, SK: matrix.K, SG: subgroup, SUB_Y: subY, SUB_X: subX, WM: wm, TK: depth, rows, cols } : null;
 }
 
 /**
@@ -370,17 +376,17 @@ export function mmaTileFor(caps: Pick<ConvCaps, 'matrix' | 'subgroups' | 'limits
   const fallback = fittingMmaTile(caps)!;
   if (forced === undefined) return fallback;
   const fitting = MMA_AUTO_TILES[n <= 32 ? 'narrow' : 'wide'].flatMap((tile) => {
-    const c = mmaConstants(caps.matrix!, caps.subgroups!.max, tile, caps.limits);
+    const c = mmaConstants(caps.matrix!, caps.subgroups!.max, tile, caps.limits, caps.overrides?.mmaTall);
     return c ? [{ tile, groups: Math.ceil(m / c.rows) * Math.ceil(n / c.cols) * splits }] : [];
   });
   return (fitting.find((t) => t.groups >= 256) ?? fitting.at(-1))?.tile ?? fallback;
 }
 
 /** The default mixed-precision tile, else the first of MMA_TILES that fits; null where none does or the device has no matrices. */
-export function fittingMmaTile(caps: Pick<ConvCaps, 'matrix' | 'subgroups' | 'limits'>): MmaTile | null {
+export function fittingMmaTile(caps: Pick<ConvCaps, 'matrix' | 'subgroups' | 'limits' | 'overrides'>): MmaTile | null {
   const m = caps.matrix;
   if (!m || !caps.subgroups) return null;
-  return [MMA_DEFAULT_TILE, ...MMA_TILES].find((t) => mmaConstants(m, caps.subgroups!.max, t, caps.limits)) ?? null;
+  return [MMA_DEFAULT_TILE, ...MMA_TILES].find((t) => mmaConstants(m, caps.subgroups!.max, t, caps.limits, caps.overrides?.mmaTall)) ?? null;
 }
 
 /**
