@@ -50,7 +50,7 @@ const SPEC = {
   variant: { type: 'string' as const, help: 'convolution formulation to use instead of the planner\'s: tiled, rows or direct' },
   precision: { type: 'string' as const, help: 'training step and inference of ours in each of these precisions (comma-separated: fp32, mixed; default both where the adapter has f16 subgroup matrices, else fp32)' },
   storage: { type: 'string' as const, help: 'time the mixed-precision step with activations stored in each of these (comma-separated: f16, f32; default f16, mixed precision\'s own)' },
-  'mma-tiles': { type: 'string' as const, help: 'time the mixed-precision step with each of these tiles (comma-separated; auto: a tile per GEMM by its shape; +prefetch after one: the next k step fetched while the current multiplies; +tall: 4 × 2 result matrices a subgroup instead of 2 × 2; all: every tile and auto, with and without prefetching; default the planner\'s choice)' },
+  'mma-tiles': { type: 'string' as const, help: 'time the mixed-precision step with each of these tiles (comma-separated; auto: a tile per GEMM by its shape; +prefetch after one: the next k step fetched while the current multiplies; +tall: 4 × 2 result matrices a subgroup instead of 2 × 2; +perquad: each quad decodes its own tap where a k step lies in one; all: every tile and auto, with and without prefetching; default the planner\'s choice)' },
   'step-ours-only': { type: 'boolean' as const, help: 'time our training step and inference only, without tfjs-layers beside them' },
   'peer-budget': { type: 'number' as const, help: 'skip a CPU peer (wasm, cpu) on a case whose run, estimated from the same case at a smaller batch, would take longer than this many seconds', default: 120 },
 };
@@ -92,16 +92,17 @@ async function main(): Promise<void> {
   for (const p of precisions) if (p !== 'fp32' && p !== 'mixed') throw new UsageError(`--precision takes fp32 and mixed, not "${p}"`);
   if (precisions.includes('mixed')) setPrecision(gpu, 'mixed'); // refuses an adapter without the features, saying why
   setPrecision(gpu, 'fp32');
-  // A tile (or auto), with "+prefetch" the shader's PREFETCH on and "+tall"
-  // its 4 × 2 result matrices a subgroup; all: every tile and auto, with and without prefetching.
+  // A tile (or auto), with "+prefetch" the shader's PREFETCH on, "+tall" its
+  // 4 × 2 result matrices a subgroup and "+perquad" its STEP_TAP off; all:
+  // every tile and auto, with and without prefetching.
   type TileChoice = string;
   const everyTile = [...MMA_TILES, 'auto'].flatMap((t) => [t, `${t}+prefetch`]);
   const mmaTiles: (TileChoice | null)[] = options['mma-tiles'] === undefined ? [null] : options['mma-tiles'] === 'all' ? everyTile : (options['mma-tiles'] as string).split(',');
   for (const t of mmaTiles) {
     if (t === null) continue;
     const [base, ...flags] = t.split('+');
-    if (!([...MMA_TILES, 'auto'] as string[]).includes(base!) || flags.some((f, i) => !['prefetch', 'tall'].includes(f) || flags.indexOf(f) !== i)) {
-      throw new UsageError(`unknown mixed-precision tile "${t}": use ${MMA_TILES.join(', ')} or auto, each optionally with +prefetch and +tall, or all`);
+    if (!([...MMA_TILES, 'auto'] as string[]).includes(base!) || flags.some((f, i) => !['prefetch', 'tall', 'perquad'].includes(f) || flags.indexOf(f) !== i)) {
+      throw new UsageError(`unknown mixed-precision tile "${t}": use ${MMA_TILES.join(', ')} or auto, each optionally with +prefetch, +tall and +perquad, or all`);
     }
   }
   const storages = ((options.storage as string | undefined) ?? 'f16').split(',');
@@ -222,7 +223,10 @@ async function main(): Promise<void> {
           for (const tile of precision === 'mixed' ? mmaTiles : [null]) {
             setPrecision(gpu, precision);
             const [mmaTile, ...flags]: [(MmaTile | 'auto')?, ...string[]] = tile ? (tile.split('+') as [MmaTile | 'auto', ...string[]]) : [];
-            setConvOverrides(gpu, { mmaTile, mmaPrefetch: flags.includes('prefetch') || undefined, mmaTall: flags.includes('tall') || undefined, storage: storage as 'f16' | 'f32' | undefined });
+            setConvOverrides(gpu, {
+              mmaTile, mmaPrefetch: flags.includes('prefetch') || undefined, mmaTall: flags.includes('tall') || undefined,
+              mmaStepTap: flags.includes('perquad') ? false : undefined, storage: storage as 'f16' | 'f32' | undefined,
+            });
             const tag = [tile && `tile ${tile}`, storage === 'f32' && 'f32 activations'].filter(Boolean).join(', ') || undefined;
             const ours = await benchOurStep(gpu, precision, { ...stepOpts, chain: Math.max(chain, 1), tag });
             samples.push(...ours.samples);
@@ -231,7 +235,7 @@ async function main(): Promise<void> {
         }
       }
       setPrecision(gpu, 'fp32');
-      setConvOverrides(gpu, { mmaTile: undefined, mmaPrefetch: undefined, mmaTall: undefined, storage: undefined });
+      setConvOverrides(gpu, { mmaTile: undefined, mmaPrefetch: undefined, mmaTall: undefined, mmaStepTap: undefined, storage: undefined });
     }
   } finally {
     backend.dispose();

@@ -83,13 +83,24 @@ const DEFAULT_TILE = MMA_DEFAULT_TILE;
 /** Whether a tile fits this adapter's matrices, subgroups and limits (the planner never picks one that does not). */
 const fits = (tile: (typeof MMA_TILES)[number] | 'auto', tall = false) =>
   mixed && (tile === 'auto' || mmaConstants(gpu.matrix!, gpu.adapterInfo.subgroupMaxSize, tile, gpu.limits, tall) !== null);
-/** A tile of the table below (with "+prefetch": the shader's PREFETCH on; "+tall": 4 × 2 result matrices a subgroup) as overrides. */
+/**
+ * A tile of the table below as overrides: with "+prefetch" the shader's
+ * PREFETCH on, "+tall" 4 × 2 result matrices a subgroup, "+perquad" each
+ * quad decoding its own tap where a step lies in one (STEP_TAP off).
+ */
 const overridesOf = (choice: string) => {
   const [tile, ...flags] = choice.split('+') as [(typeof MMA_TILES)[number] | 'auto', ...string[]];
-  return { mmaTile: tile, mmaPrefetch: flags.includes('prefetch'), mmaTall: flags.includes('tall') };
+  return { mmaTile: tile, mmaPrefetch: flags.includes('prefetch'), mmaTall: flags.includes('tall'), mmaStepTap: !flags.includes('perquad') };
 };
 const fitsChoice = (choice: string) => fits(overridesOf(choice).mmaTile, overridesOf(choice).mmaTall);
-const NO_OVERRIDES = { mmaTile: undefined, mmaPrefetch: undefined, mmaTall: undefined };
+const NO_OVERRIDES = { mmaTile: undefined, mmaPrefetch: undefined, mmaTall: undefined, mmaStepTap: undefined };
+// Channels in whole k steps (32 on lavapipe's default tile): the forward
+// reads 32 channels a tap and ∂input 64, so that each k step lies in one tap
+// (STEP_TAP), across the image's edges; and a 1 × 1 layer.
+const STEP_TAP_CASES: [Shape4, number, number][] = [
+  [[2, 7, 9, 32], 3, 64],
+  [[1, 5, 6, 64], 1, 32],
+];
 const SHORT_CONV = [CONV_CASES[0]!, CONV_CASES[5]!];
 const SHORT_UP = [UP_CASES[0]!, UP_CASES[3]!];
 
@@ -109,11 +120,14 @@ describe.runIf(mixed || required)('mixed-precision convolutions (f16 subgroup ma
   // current one multiplies and with tall subgroup tiles (every case: the k
   // loop's ends and splits, the tile's edges), and tall subgroup tiles on a
   // smaller tile and on auto.
+  // The default tile also with each quad decoding its own tap (on the cases where a step lies in one).
   const PREFETCHED = `${DEFAULT_TILE}+prefetch`;
   const TALL = `${DEFAULT_TILE}+tall`;
-  for (const tile of [...MMA_TILES, 'auto', PREFETCHED, TALL, '64x64x32+tall', 'auto+tall']) {
+  const PER_QUAD = `${DEFAULT_TILE}+perquad`;
+  for (const tile of [...MMA_TILES, 'auto', PREFETCHED, TALL, '64x64x32+tall', 'auto+tall', PER_QUAD]) {
     const every = tile === DEFAULT_TILE || tile === PREFETCHED || tile === TALL;
-    for (const [xs, k, co] of every ? CONV_CASES : SHORT_CONV) {
+    const convCases = tile === PER_QUAD ? STEP_TAP_CASES : every ? [...CONV_CASES, ...STEP_TAP_CASES] : SHORT_CONV;
+    for (const [xs, k, co] of convCases) {
       const ws: Shape4 = [k, k, xs[3], co];
       const ys: Shape4 = [xs[0], xs[1], xs[2], co];
       it.runIf(fitsChoice(tile))(`${tile}: conv2d x ${xs} w ${ws}: forward (relu), ∂input, ∂weights with bias, against the reference and fp32`, async () => {
@@ -165,7 +179,7 @@ describe.runIf(mixed || required)('mixed-precision convolutions (f16 subgroup ma
       });
     }
 
-    for (const [xs, co] of every ? UP_CASES : SHORT_UP) {
+    for (const [xs, co] of tile === PER_QUAD ? [] : every ? UP_CASES : SHORT_UP) {
       const ws: Shape4 = [2, 2, co, xs[3]];
       const ys: Shape4 = [xs[0], 2 * xs[1], 2 * xs[2], co];
       it.runIf(fitsChoice(tile))(`${tile}: convTranspose2x2 x ${xs} w ${ws}: forward, ∂input (accumulated), ∂weights`, async () => {

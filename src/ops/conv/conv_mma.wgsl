@@ -91,11 +91,7 @@ fn a_row_k4(row: u32, info: u32, k: u32) -> vec4<f32> {
   }
   switch MODE {
     case 0u, 1u: {
-      let at = conv_at(row, info, conv_tap(k));
-      if (at < 0) {
-        return vec4<f32>(0.0);
-      }
-      return vec4<f32>(a4_src[u32(at) / 4u]);
+      return a_row_tap4(row, info, conv_tap(k));
     }
     case 3u: {
       return vec4<f32>(a4_src[(row * p.k + k) / 4u]);
@@ -104,6 +100,16 @@ fn a_row_k4(row: u32, info: u32, k: u32) -> vec4<f32> {
       return vec4<f32>(a4_src[(info * p.a_c + up_offset(k)) / 4u]);
     }
   }
+}
+
+// Modes 0 and 1 with A4: the four channels from tap.x at tap (dy, dx) of
+// pixel `row` (below M), one vec4; zero outside the image.
+fn a_row_tap4(row: u32, info: u32, tap: vec3<i32>) -> vec4<f32> {
+  let at = conv_at(row, info, tap);
+  if (at < 0) {
+    return vec4<f32>(0.0);
+  }
+  return vec4<f32>(a4_src[u32(at) / 4u]);
 }
 
 // A[first..first+3, k] for modes 2 and 5 with A4: four channel rows of one
@@ -132,10 +138,21 @@ fn a_rows4(first: u32, info: u32, k: u32) -> vec4<f32> {
 fn b_stored(k: u32, n: u32) -> u32 {
   if (MODE == 1u) {
     let tap = k / p.a_c;
-    return ((p.kh * p.kw - 1u - tap) * p.n + n) * p.a_c + k % p.a_c;
+    return b_flipped(tap, k - tap * p.a_c, n);
   }
   return n * p.k + k;
 }
+
+// Mode 1: B[(tap, co), ci = n] as stored, w[flipped tap, n, co].
+fn b_flipped(tap: u32, co: u32, n: u32) -> u32 {
+  return ((p.kh * p.kw - 1u - tap) * p.n + n) * p.a_c + co;
+}
+
+// With STEP_TAP (the planner's: modes 0 and 1 with A4, where TK divides the
+// channels A is read along) every k of a step lies in one tap: the step
+// decodes its tap once, where otherwise each quad of A (and in mode 1 of B)
+// divides its own k by the channel count.
+override STEP_TAP: bool = false;
 
 var<workgroup> c_scratch: array<f32, SUB_Y * SUB_X * SM * SN>; // one result matrix per subgroup
 
@@ -158,11 +175,23 @@ override PREFETCH: bool = false;
 
 // A's and B's values of the step at k0 into a_vals and b_vals (zero past k_end, M or N).
 fn fetch(k0: u32, k_end: u32, row0: u32, col0: u32, li: u32) {
+  // STEP_TAP: the step's tap (its index, and conv_tap(k0): first channel, dy, dx).
+  var tap_index = 0u;
+  var tap0 = vec3<i32>(0);
+  if (STEP_TAP) {
+    tap_index = k0 / p.a_c;
+    tap0 = vec3<i32>(i32(k0 - tap_index * p.a_c), i32(tap_index / p.kw) - i32(p.pad), i32(tap_index % p.kw) - i32(p.pad));
+  }
   for (var q = 0u; q < A_PASSES; q++) {
     let k = k0 + a_kk[q];
     var v = vec4<f32>(0.0);
     if (k < k_end) {
-      if (A4 && A_BY_ROWS) {
+      if (STEP_TAP) {
+        let row = row0 + a_rq[q];
+        if (row < p.m) {
+          v = a_row_tap4(row, a_info[q][0], tap0 + vec3<i32>(i32(a_kk[q]), 0, 0));
+        }
+      } else if (A4 && A_BY_ROWS) {
         v = a_row_k4(row0 + a_rq[q], a_info[q][0], k);
       } else if (A4 && !A_BY_ROWS) {
         v = a_rows4(row0 + 4u * a_rq[q], a_info[q][0], k);
@@ -182,7 +211,13 @@ fn fetch(k0: u32, k_end: u32, row0: u32, col0: u32, li: u32) {
       if (n < p.n) {
         if (B4) {
           if (k < k_end) {
-            v = vec4<f32>(b4_src[b_stored(k, n) / 4u]);
+            var at: u32;
+            if (STEP_TAP && MODE == 1u) {
+              at = b_flipped(tap_index, u32(tap0.x) + 4u * (s % K4), n);
+            } else {
+              at = b_stored(k, n);
+            }
+            v = vec4<f32>(b4_src[at / 4u]);
           }
         } else {
           for (var c = 0u; c < 4u; c++) {

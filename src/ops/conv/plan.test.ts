@@ -141,6 +141,25 @@ describe('convolution planner', () => {
     }
   });
 
+  it('decodes a k step\'s tap once where the channels fill whole steps: forward and ∂input past the first layer', () => {
+    const big = { ...limits, maxComputeWorkgroupStorageSize: 32768 };
+    const stepTap = (g: GemmShape, overrides = {}) => {
+      const plan = planGemm({ ...h200('mixed'), limits: big, overrides }, g);
+      if (plan.kind !== 'gemm') throw new Error('expected a GEMM plan');
+      return plan.shader.constants.STEP_TAP;
+    };
+    expect(stepTap(forward(32, 96, 96, 32, 32))).toBe(1);
+    expect(stepTap(forward(32, 6, 6, 512, 512))).toBe(1);
+    expect(stepTap(input(32, 96, 96, 32, 64))).toBe(1); // reads dy's 64 channels
+    expect(stepTap(forward(32, 96, 96, 1, 32))).toBe(0); // one channel: a step spans taps
+    expect(stepTap(forward(4, 12, 12, 16, 16))).toBe(0); // 16 channels: two taps a step of 32
+    expect(stepTap(forward(32, 48, 48, 32, 64), { mmaTile: '64x64x64' })).toBe(0); // 32 channels, steps of 64
+    expect(stepTap(input(32, 96, 96, 32, 1, 1))).toBe(0); // ∂input of the 1 × 1 output layer: dy has one channel
+    expect(stepTap(weights(32, 96, 96, 32, 32))).toBe(0);
+    expect(stepTap(upForward(32, 6, 6, 512, 256))).toBe(0);
+    expect(stepTap(forward(32, 96, 96, 32, 32), { mmaStepTap: false })).toBe(0);
+  });
+
   it('with tall subgroup tiles gives each subgroup 4 × 2 result matrices: the same tile from half the subgroups', () => {
     const big = { ...limits, maxComputeWorkgroupStorageSize: 32768 };
     const plain = planGemm({ ...h200('mixed'), limits: big }, forward(32, 96, 96, 32, 32));

@@ -106,6 +106,8 @@ export interface ConvOverrides {
   mmaPrefetch?: boolean;
   /** Each subgroup of the mixed-precision shader holds 4 × 2 result matrices instead of 2 × 2 (conv_mma.wgsl's WM). */
   mmaTall?: boolean;
+  /** false: the mixed-precision shader decodes each quad's tap, even where a k step lies in one (conv_mma.wgsl's STEP_TAP, on where it applies). */
+  mmaStepTap?: boolean;
   /** Winograd on 3 × 3 layers of the rows formulation: by shape (default), always where possible, or never. */
   winograd?: 'auto' | 'always' | 'never';
   /** Bytes of transformed input and products one Winograd pass may hold. */
@@ -295,9 +297,15 @@ function launchFor(caps: ConvCaps, f: Formulation, g: GemmShape, splits: number)
     const a4 = (g.mode === Mode.UpForward ? g.k : g.aC) % 4 === 0 && g.aBytes >= 16;
     const bByCols = g.mode === Mode.ConvInput || g.mode === Mode.UpForward;
     const b4 = (bByCols ? (g.mode === Mode.ConvInput ? g.aC : g.k) : g.n) % 4 === 0 && g.bBytes >= 16;
+    // Convolution forward and ∂input whose channels come in whole k steps decode each step's tap once.
+    const stepTap = (g.mode === Mode.ConvForward || g.mode === Mode.ConvInput) && a4 && g.aC % c.TK === 0 && caps.overrides?.mmaStepTap !== false;
     const { rows, cols, ...defines } = c;
     return {
-      shader: { family: 'conv_mma', defines, constants: { ...constants, A4: +a4, B4: +b4, B_BY_COLS: +bByCols, PREFETCH: caps.overrides?.mmaPrefetch ? 1 : 0 }, bind: { out: 'out', a4_src: a4 ? 'a' : 'none', b4_src: b4 ? 'b' : 'none' } },
+      shader: {
+        family: 'conv_mma', defines,
+        constants: { ...constants, A4: +a4, B4: +b4, B_BY_COLS: +bByCols, PREFETCH: caps.overrides?.mmaPrefetch ? 1 : 0, STEP_TAP: +stepTap },
+        bind: { out: 'out', a4_src: a4 ? 'a' : 'none', b4_src: b4 ? 'b' : 'none' },
+      },
       rows, cols,
     };
   }
