@@ -7,7 +7,8 @@
 #      precision, on the default tile and with a tile per GEMM (auto), each
 #      with and without prefetching, with tall subgroup tiles (4 × 2
 #      result matrices) on the default tile and on 128 × 128, and with each
-#      quad decoding its own tap (STEP_TAP off) on the default tile, each step
+#      quad decoding its own k (STEP_TAP and STEP_PIXEL off) on the default
+#      tile, each step
 #      profiled pass by pass (`--mma-tiles all` would time every tile),
 #      activations stored in f16 (bench --suite step), with the f16
 #      subgroup-matrix ceiling (bench/mma-ceiling.ts), and the peak memory of

@@ -50,7 +50,7 @@ const SPEC = {
   variant: { type: 'string' as const, help: 'convolution formulation to use instead of the planner\'s: tiled, rows or direct' },
   precision: { type: 'string' as const, help: 'training step and inference of ours in each of these precisions (comma-separated: fp32, mixed; default both where the adapter has f16 subgroup matrices, else fp32)' },
   storage: { type: 'string' as const, help: 'time the mixed-precision step with activations stored in each of these (comma-separated: f16, f32; default f16, mixed precision\'s own)' },
-  'mma-tiles': { type: 'string' as const, help: 'time the mixed-precision step with each of these tiles (comma-separated; auto: a tile per GEMM by its shape; +prefetch after one: the next k step fetched while the current multiplies; +tall: 4 × 2 result matrices a subgroup instead of 2 × 2; +perquad: each quad decodes its own tap where a k step lies in one; all: every tile and auto, with and without prefetching; default the planner\'s choice)' },
+  'mma-tiles': { type: 'string' as const, help: 'time the mixed-precision step with each of these tiles (comma-separated; auto: a tile per GEMM by its shape; +prefetch after one: the next k step fetched while the current multiplies; +tall: 4 × 2 result matrices a subgroup instead of 2 × 2; +perquad: each quad decodes its own k where one decode could serve the step; all: every tile and auto, with and without prefetching; default the planner\'s choice)' },
   'step-ours-only': { type: 'boolean' as const, help: 'time our training step and inference only, without tfjs-layers beside them' },
   'peer-budget': { type: 'number' as const, help: 'skip a CPU peer (wasm, cpu) on a case whose run, estimated from the same case at a smaller batch, would take longer than this many seconds', default: 120 },
 };
@@ -93,7 +93,8 @@ async function main(): Promise<void> {
   if (precisions.includes('mixed')) setPrecision(gpu, 'mixed'); // refuses an adapter without the features, saying why
   setPrecision(gpu, 'fp32');
   // A tile (or auto), with "+prefetch" the shader's PREFETCH on, "+tall" its
-  // 4 × 2 result matrices a subgroup and "+perquad" its STEP_TAP off; all:
+  // 4 × 2 result matrices a subgroup and "+perquad" its one decode a k step
+  // off (STEP_TAP, STEP_PIXEL); all:
   // every tile and auto, with and without prefetching.
   type TileChoice = string;
   const everyTile = [...MMA_TILES, 'auto'].flatMap((t) => [t, `${t}+prefetch`]);
@@ -225,7 +226,7 @@ async function main(): Promise<void> {
             const [mmaTile, ...flags]: [(MmaTile | 'auto')?, ...string[]] = tile ? (tile.split('+') as [MmaTile | 'auto', ...string[]]) : [];
             setConvOverrides(gpu, {
               mmaTile, mmaPrefetch: flags.includes('prefetch') || undefined, mmaTall: flags.includes('tall') || undefined,
-              mmaStepTap: flags.includes('perquad') ? false : undefined, storage: storage as 'f16' | 'f32' | undefined,
+              mmaStepDecode: flags.includes('perquad') ? false : undefined, storage: storage as 'f16' | 'f32' | undefined,
             });
             const tag = [tile && `tile ${tile}`, storage === 'f32' && 'f32 activations'].filter(Boolean).join(', ') || undefined;
             const ours = await benchOurStep(gpu, precision, { ...stepOpts, chain: Math.max(chain, 1), tag });
@@ -235,7 +236,7 @@ async function main(): Promise<void> {
         }
       }
       setPrecision(gpu, 'fp32');
-      setConvOverrides(gpu, { mmaTile: undefined, mmaPrefetch: undefined, mmaTall: undefined, mmaStepTap: undefined, storage: undefined });
+      setConvOverrides(gpu, { mmaTile: undefined, mmaPrefetch: undefined, mmaTall: undefined, mmaStepDecode: undefined, storage: undefined });
     }
   } finally {
     backend.dispose();

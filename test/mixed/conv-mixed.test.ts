@@ -86,20 +86,25 @@ const fits = (tile: (typeof MMA_TILES)[number] | 'auto', tall = false) =>
 /**
  * A tile of the table below as overrides: with "+prefetch" the shader's
  * PREFETCH on, "+tall" 4 × 2 result matrices a subgroup, "+perquad" each
- * quad decoding its own tap where a step lies in one (STEP_TAP off).
+ * quad decoding its own k where one decode could serve the step (STEP_TAP
+ * and STEP_PIXEL off).
  */
 const overridesOf = (choice: string) => {
   const [tile, ...flags] = choice.split('+') as [(typeof MMA_TILES)[number] | 'auto', ...string[]];
-  return { mmaTile: tile, mmaPrefetch: flags.includes('prefetch'), mmaTall: flags.includes('tall'), mmaStepTap: !flags.includes('perquad') };
+  return { mmaTile: tile, mmaPrefetch: flags.includes('prefetch'), mmaTall: flags.includes('tall'), mmaStepDecode: !flags.includes('perquad') };
 };
 const fitsChoice = (choice: string) => fits(overridesOf(choice).mmaTile, overridesOf(choice).mmaTall);
-const NO_OVERRIDES = { mmaTile: undefined, mmaPrefetch: undefined, mmaTall: undefined, mmaStepTap: undefined };
-// Channels in whole k steps (32 on lavapipe's default tile): the forward
-// reads 32 channels a tap and ∂input 64, so that each k step lies in one tap
-// (STEP_TAP), across the image's edges; and a 1 × 1 layer.
-const STEP_TAP_CASES: [Shape4, number, number][] = [
+const NO_OVERRIDES = { mmaTile: undefined, mmaPrefetch: undefined, mmaTall: undefined, mmaStepDecode: undefined };
+// One decode a k step (32 deep on lavapipe's default tile): channels in
+// whole steps, the forward reading 32 a tap and ∂input 64 (STEP_TAP), across
+// the image's edges, and a 1 × 1 layer; image rows of 40 and 33 pixels, whose
+// weight gradients' steps run into the next row and the next image
+// (STEP_PIXEL), split over workgroups in the second.
+const STEP_CASES: [Shape4, number, number][] = [
   [[2, 7, 9, 32], 3, 64],
   [[1, 5, 6, 64], 1, 32],
+  [[2, 3, 40, 8], 3, 4],
+  [[3, 11, 33, 4], 3, 12],
 ];
 const SHORT_CONV = [CONV_CASES[0]!, CONV_CASES[5]!];
 const SHORT_UP = [UP_CASES[0]!, UP_CASES[3]!];
@@ -120,13 +125,13 @@ describe.runIf(mixed || required)('mixed-precision convolutions (f16 subgroup ma
   // current one multiplies and with tall subgroup tiles (every case: the k
   // loop's ends and splits, the tile's edges), and tall subgroup tiles on a
   // smaller tile and on auto.
-  // The default tile also with each quad decoding its own tap (on the cases where a step lies in one).
+  // The default tile also with each quad decoding its own k (on the cases where one decode could serve a step).
   const PREFETCHED = `${DEFAULT_TILE}+prefetch`;
   const TALL = `${DEFAULT_TILE}+tall`;
   const PER_QUAD = `${DEFAULT_TILE}+perquad`;
   for (const tile of [...MMA_TILES, 'auto', PREFETCHED, TALL, '64x64x32+tall', 'auto+tall', PER_QUAD]) {
     const every = tile === DEFAULT_TILE || tile === PREFETCHED || tile === TALL;
-    const convCases = tile === PER_QUAD ? STEP_TAP_CASES : every ? [...CONV_CASES, ...STEP_TAP_CASES] : SHORT_CONV;
+    const convCases = tile === PER_QUAD ? STEP_CASES : every ? [...CONV_CASES, ...STEP_CASES] : SHORT_CONV;
     for (const [xs, k, co] of convCases) {
       const ws: Shape4 = [k, k, xs[3], co];
       const ys: Shape4 = [xs[0], xs[1], xs[2], co];

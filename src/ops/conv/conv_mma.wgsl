@@ -115,6 +115,15 @@ fn a_row_tap4(row: u32, info: u32, tap: vec3<i32>) -> vec4<f32> {
 // A[first..first+3, k] for modes 2 and 5 with A4: four channel rows of one
 // tap at pixel k, one vec4; info is row_info(first).
 fn a_rows4(first: u32, info: u32, k: u32) -> vec4<f32> {
+  var yx = vec2<u32>(0u);
+  if (MODE == 2u) {
+    yx = pixel_yx(k);
+  }
+  return a_rows4_at(first, info, k, yx);
+}
+
+// a_rows4 with pixel k's (y, x) given (mode 2; unused in mode 5).
+fn a_rows4_at(first: u32, info: u32, k: u32, yx: vec2<u32>) -> vec4<f32> {
   if (MODE == 2u && BIAS_ROW && info == ONES_ROW) {
     return vec4<f32>(1.0, 0.0, 0.0, 0.0); // the row of ones; the three after it lie past M
   }
@@ -122,7 +131,7 @@ fn a_rows4(first: u32, info: u32, k: u32) -> vec4<f32> {
     return vec4<f32>(0.0);
   }
   if (MODE == 2u) {
-    let at = weight_at(k, info, pixel_yx(k));
+    let at = weight_at(k, info, yx);
     if (at < 0) {
       return vec4<f32>(0.0);
     }
@@ -153,6 +162,26 @@ fn b_flipped(tap: u32, co: u32, n: u32) -> u32 {
 // decodes its tap once, where otherwise each quad of A (and in mode 1 of B)
 // divides its own k by the channel count.
 override STEP_TAP: bool = false;
+// With STEP_PIXEL (mode 2 with A4, where an image row holds at least TK
+// pixels) a step's pixels k0 … k0 + TK − 1 span at most two rows: the step
+// decodes the (y, x) of k0 once and each quad steps on from it (pixel_from),
+// where otherwise each quad divides its own k by the width and height.
+override STEP_PIXEL: bool = false;
+
+// (y, x) of pixel k0 + d from k0's (y, x), for d < p.w: into the next row at
+// most, and past the last row into the next image's first.
+fn pixel_from(yx0: vec2<u32>, d: u32) -> vec2<u32> {
+  var y = yx0.x;
+  var x = yx0.y + d;
+  if (x >= p.w) {
+    x -= p.w;
+    y += 1u;
+    if (y == p.h) {
+      y = 0u;
+    }
+  }
+  return vec2<u32>(y, x);
+}
 
 var<workgroup> c_scratch: array<f32, SUB_Y * SUB_X * SM * SN>; // one result matrix per subgroup
 
@@ -182,6 +211,11 @@ fn fetch(k0: u32, k_end: u32, row0: u32, col0: u32, li: u32) {
     tap_index = k0 / p.a_c;
     tap0 = vec3<i32>(i32(k0 - tap_index * p.a_c), i32(tap_index / p.kw) - i32(p.pad), i32(tap_index % p.kw) - i32(p.pad));
   }
+  // STEP_PIXEL: the (y, x) of the step's first pixel.
+  var yx0 = vec2<u32>(0u);
+  if (STEP_PIXEL) {
+    yx0 = pixel_yx(k0);
+  }
   for (var q = 0u; q < A_PASSES; q++) {
     let k = k0 + a_kk[q];
     var v = vec4<f32>(0.0);
@@ -193,6 +227,8 @@ fn fetch(k0: u32, k_end: u32, row0: u32, col0: u32, li: u32) {
         }
       } else if (A4 && A_BY_ROWS) {
         v = a_row_k4(row0 + a_rq[q], a_info[q][0], k);
+      } else if (STEP_PIXEL) {
+        v = a_rows4_at(row0 + 4u * a_rq[q], a_info[q][0], k, pixel_from(yx0, a_kk[q]));
       } else if (A4 && !A_BY_ROWS) {
         v = a_rows4(row0 + 4u * a_rq[q], a_info[q][0], k);
       } else {

@@ -112,7 +112,7 @@ export function declareConvFamily(name: string, parts: readonly string[], own: {
 const CONV_FAMILIES = {
   conv_tiled: declareConvFamily('conv_tiled', [tiledSource, gatherSource], { bindings: [], overrides: [] }),
   conv_mma: declareConvFamily('conv_mma', [mmaSource, gatherSource], {
-    bindings: ['a4_src', 'b4_src'], overrides: ['A4', 'B4', 'B_BY_COLS', 'PREFETCH', 'STEP_TAP'], enables: ['f16', 'subgroups', 'chromium_experimental_subgroup_matrix'],
+    bindings: ['a4_src', 'b4_src'], overrides: ['A4', 'B4', 'B_BY_COLS', 'PREFETCH', 'STEP_TAP', 'STEP_PIXEL'], enables: ['f16', 'subgroups', 'chromium_experimental_subgroup_matrix'],
   }),
   conv_direct: declareConvFamily('conv_direct', [directSource], { bindings: ['a4', 'b4'], overrides: ['A4', 'B4', 'GROUP'] }),
 };

@@ -141,13 +141,15 @@ describe('convolution planner', () => {
     }
   });
 
-  it('decodes a k step\'s tap once where the channels fill whole steps: forward and ∂input past the first layer', () => {
+  it('decodes a k step once where it can: the tap where channels fill whole steps, the first pixel where image rows hold a step', () => {
     const big = { ...limits, maxComputeWorkgroupStorageSize: 32768 };
-    const stepTap = (g: GemmShape, overrides = {}) => {
+    const constants = (g: GemmShape, overrides = {}) => {
       const plan = planGemm({ ...h200('mixed'), limits: big, overrides }, g);
       if (plan.kind !== 'gemm') throw new Error('expected a GEMM plan');
-      return plan.shader.constants.STEP_TAP;
+      return plan.shader.constants;
     };
+    const stepTap = (g: GemmShape, overrides = {}) => constants(g, overrides).STEP_TAP;
+    const stepPixel = (g: GemmShape, overrides = {}) => constants(g, overrides).STEP_PIXEL;
     expect(stepTap(forward(32, 96, 96, 32, 32))).toBe(1);
     expect(stepTap(forward(32, 6, 6, 512, 512))).toBe(1);
     expect(stepTap(input(32, 96, 96, 32, 64))).toBe(1); // reads dy's 64 channels
@@ -157,7 +159,14 @@ describe('convolution planner', () => {
     expect(stepTap(input(32, 96, 96, 32, 1, 1))).toBe(0); // ∂input of the 1 × 1 output layer: dy has one channel
     expect(stepTap(weights(32, 96, 96, 32, 32))).toBe(0);
     expect(stepTap(upForward(32, 6, 6, 512, 256))).toBe(0);
-    expect(stepTap(forward(32, 96, 96, 32, 32), { mmaStepTap: false })).toBe(0);
+    expect(stepTap(forward(32, 96, 96, 32, 32), { mmaStepDecode: false })).toBe(0);
+    // Weight gradients: rows of 96 and 48 pixels hold a step of 32; rows of 24 do not.
+    expect(stepPixel(weights(32, 96, 96, 32, 32))).toBe(1);
+    expect(stepPixel(weights(32, 48, 48, 64, 64))).toBe(1);
+    expect(stepPixel(weights(32, 24, 24, 128, 128))).toBe(0);
+    expect(stepPixel(weights(32, 96, 96, 1, 32))).toBe(0); // one channel: no vec4 reads
+    expect(stepPixel(forward(32, 96, 96, 32, 32))).toBe(0);
+    expect(stepPixel(weights(32, 96, 96, 32, 32), { mmaStepDecode: false })).toBe(0);
   });
 
   it('with tall subgroup tiles gives each subgroup 4 × 2 result matrices: the same tile from half the subgroups', () => {

@@ -106,8 +106,12 @@ export interface ConvOverrides {
   mmaPrefetch?: boolean;
   /** Each subgroup of the mixed-precision shader holds 4 × 2 result matrices instead of 2 × 2 (conv_mma.wgsl's WM). */
   mmaTall?: boolean;
-  /** false: the mixed-precision shader decodes each quad's tap, even where a k step lies in one (conv_mma.wgsl's STEP_TAP, on where it applies). */
-  mmaStepTap?: boolean;
+  /**
+   * false: the mixed-precision shader decodes each quad's k, even where one
+   * decode serves the whole k step (conv_mma.wgsl's STEP_TAP and
+   * STEP_PIXEL, on where they apply).
+   */
+  mmaStepDecode?: boolean;
   /** Winograd on 3 × 3 layers of the rows formulation: by shape (default), always where possible, or never. */
   winograd?: 'auto' | 'always' | 'never';
   /** Bytes of transformed input and products one Winograd pass may hold. */
@@ -297,13 +301,16 @@ function launchFor(caps: ConvCaps, f: Formulation, g: GemmShape, splits: number)
     const a4 = (g.mode === Mode.UpForward ? g.k : g.aC) % 4 === 0 && g.aBytes >= 16;
     const bByCols = g.mode === Mode.ConvInput || g.mode === Mode.UpForward;
     const b4 = (bByCols ? (g.mode === Mode.ConvInput ? g.aC : g.k) : g.n) % 4 === 0 && g.bBytes >= 16;
-    // Convolution forward and ∂input whose channels come in whole k steps decode each step's tap once.
-    const stepTap = (g.mode === Mode.ConvForward || g.mode === Mode.ConvInput) && a4 && g.aC % c.TK === 0 && caps.overrides?.mmaStepTap !== false;
+    // One decode a k step: the tap where forward's and ∂input's channels come in
+    // whole steps, the first pixel where a weight gradient's image rows hold a step.
+    const stepDecode = caps.overrides?.mmaStepDecode !== false && a4;
+    const stepTap = stepDecode && (g.mode === Mode.ConvForward || g.mode === Mode.ConvInput) && g.aC % c.TK === 0;
+    const stepPixel = stepDecode && g.mode === Mode.ConvWeights && g.w >= c.TK;
     const { rows, cols, ...defines } = c;
     return {
       shader: {
         family: 'conv_mma', defines,
-        constants: { ...constants, A4: +a4, B4: +b4, B_BY_COLS: +bByCols, PREFETCH: caps.overrides?.mmaPrefetch ? 1 : 0, STEP_TAP: +stepTap },
+        constants: { ...constants, A4: +a4, B4: +b4, B_BY_COLS: +bByCols, PREFETCH: caps.overrides?.mmaPrefetch ? 1 : 0, STEP_TAP: +stepTap, STEP_PIXEL: +stepPixel },
         bind: { out: 'out', a4_src: a4 ? 'a' : 'none', b4_src: b4 ? 'b' : 'none' },
       },
       rows, cols,
