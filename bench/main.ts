@@ -94,11 +94,10 @@ async function main(): Promise<void> {
   setPrecision(gpu, 'fp32');
   // A tile (or auto), with "+prefetch" the shader's PREFETCH on, "+tall" its
   // 4 × 2 result matrices a subgroup and "+perquad" its one decode a k step
-  // off (STEP_TAP, STEP_PIXEL); all:
-  // every tile and auto, with and without prefetching.
-  type TileChoice = string;
+  // off (STEP_TAP, STEP_PIXEL); all: every tile and auto, with and without
+  // prefetching.
   const everyTile = [...MMA_TILES, 'auto'].flatMap((t) => [t, `${t}+prefetch`]);
-  const mmaTiles: (TileChoice | null)[] = options['mma-tiles'] === undefined ? [null] : options['mma-tiles'] === 'all' ? everyTile : (options['mma-tiles'] as string).split(',');
+  const mmaTiles: (string | null)[] = options['mma-tiles'] === undefined ? [null] : options['mma-tiles'] === 'all' ? everyTile : (options['mma-tiles'] as string).split(',');
   for (const t of mmaTiles) {
     if (t === null) continue;
     const [base, ...flags] = t.split('+');
@@ -108,7 +107,7 @@ async function main(): Promise<void> {
   }
   const storages = ((options.storage as string | undefined) ?? 'f16').split(',');
   for (const st of storages) if (st !== 'f16' && st !== 'f32') throw new UsageError(`--storage takes f16 and f32, not "${st}"`);
-  const precisionRuns: { precision: Precision; tile: TileChoice | null; storage?: string; peakLiveBytes: number; poolBytes: number; profile?: StepProfile }[] = [];
+  const precisionRuns: { precision: Precision; tile: string | null; storage?: string; peakLiveBytes: number; poolBytes: number; profile?: StepProfile }[] = [];
   if (options.variant) setConvOverrides(gpu, { formulation: options.variant as ConvOverrides['formulation'] });
   console.log(`convolutions: the ${convFormulation(gpu)} formulation${options.variant ? ' (--variant)' : ''}`);
 
