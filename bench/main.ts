@@ -27,10 +27,11 @@ import { type Peer, type Sample, type Timing, gpuTimeRatio, ratioToOurs, sample,
 import { type StepProfile, benchInference, benchOurStep, benchTrainingStep } from './step.js';
 import { measureCeiling } from './ceiling.js';
 import { type MmaCeiling, formatMmaCeiling, measureMmaCeiling } from './mma-ceiling.js';
+import { mmaTileChoices, mmaTileOverrides } from './mma-tiles.js';
 import { chartSvg } from './chart.js';
 import { GpuTimer } from './timestamps.js';
 import { markdownReport } from './report.js';
-import { type ConvOverrides, MMA_TILES, type MmaTile, type Precision, canRunMixed, convFormulation, setConvOverrides, setPrecision } from '../src/ops/conv/index.js';
+import { type ConvOverrides, type Precision, canRunMixed, convFormulation, setConvOverrides, setPrecision } from '../src/ops/conv/index.js';
 
 const SPEC = {
   ...GPU_OPTIONS,
@@ -92,19 +93,7 @@ async function main(): Promise<void> {
   for (const p of precisions) if (p !== 'fp32' && p !== 'mixed') throw new UsageError(`--precision takes fp32 and mixed, not "${p}"`);
   if (precisions.includes('mixed')) setPrecision(gpu, 'mixed'); // refuses an adapter without the features, saying why
   setPrecision(gpu, 'fp32');
-  // A tile (or auto), with "+prefetch" the shader's PREFETCH on, "+tall" its
-  // 4 × 2 result matrices a subgroup and "+perquad" its one decode a k step
-  // off (STEP_TAP, STEP_PIXEL); all: every tile and auto, with and without
-  // prefetching.
-  const everyTile = [...MMA_TILES, 'auto'].flatMap((t) => [t, `${t}+prefetch`]);
-  const mmaTiles: (string | null)[] = options['mma-tiles'] === undefined ? [null] : options['mma-tiles'] === 'all' ? everyTile : (options['mma-tiles'] as string).split(',');
-  for (const t of mmaTiles) {
-    if (t === null) continue;
-    const [base, ...flags] = t.split('+');
-    if (!([...MMA_TILES, 'auto'] as string[]).includes(base!) || flags.some((f, i) => !['prefetch', 'tall', 'perquad'].includes(f) || flags.indexOf(f) !== i)) {
-      throw new UsageError(`unknown mixed-precision tile "${t}": use ${MMA_TILES.join(', ')} or auto, each optionally with +prefetch, +tall and +perquad, or all`);
-    }
-  }
+  const mmaTiles = mmaTileChoices(options['mma-tiles'] as string | undefined);
   const storages = ((options.storage as string | undefined) ?? 'f16').split(',');
   for (const st of storages) if (st !== 'f16' && st !== 'f32') throw new UsageError(`--storage takes f16 and f32, not "${st}"`);
   const precisionRuns: { precision: Precision; tile: string | null; storage?: string; peakLiveBytes: number; poolBytes: number; profile?: StepProfile }[] = [];
@@ -222,11 +211,7 @@ async function main(): Promise<void> {
         for (const storage of precision === 'mixed' ? storages : [undefined]) {
           for (const tile of precision === 'mixed' ? mmaTiles : [null]) {
             setPrecision(gpu, precision);
-            const [mmaTile, ...flags]: [(MmaTile | 'auto')?, ...string[]] = tile ? (tile.split('+') as [MmaTile | 'auto', ...string[]]) : [];
-            setConvOverrides(gpu, {
-              mmaTile, mmaPrefetch: flags.includes('prefetch') || undefined, mmaTall: flags.includes('tall') || undefined,
-              mmaStepDecode: flags.includes('perquad') ? false : undefined, storage: storage as 'f16' | 'f32' | undefined,
-            });
+            setConvOverrides(gpu, { ...mmaTileOverrides(tile), storage: storage as 'f16' | 'f32' | undefined });
             const tag = [tile && `tile ${tile}`, storage === 'f32' && 'f32 activations'].filter(Boolean).join(', ') || undefined;
             const ours = await benchOurStep(gpu, precision, { ...stepOpts, chain: Math.max(chain, 1), tag });
             samples.push(...ours.samples);

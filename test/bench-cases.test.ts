@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { UNET_UP_SHAPES, caseFilter, convCases, convTransposeCases } from '../bench/cases.js';
 import { UsageError } from '../src/cli/args.js';
+import { readFileSync } from 'node:fs';
+import { mmaTileChoices, mmaTileOverrides } from '../bench/mma-tiles.js';
+import { MMA_TILES, type ConvCaps, fittingMmaTile, mmaConstants } from '../src/ops/conv/plan.js';
 
 describe('bench --cases', () => {
   const names = [...convCases(8), ...convTransposeCases(8)].map((c) => `${c.op} ${c.shape}`);
@@ -15,5 +18,38 @@ describe('bench --cases', () => {
   it('rejects a pattern that is not a regular expression', () => {
     expect(() => caseFilter('conv2d_forward (')).toThrow(UsageError);
     expect(() => caseFilter('conv2d_forward (')).toThrow(/--cases: not a regular expression/);
+  });
+});
+
+describe('bench --mma-tiles', () => {
+  it('reads tiles and auto with their flags, in any order, as the convolution overrides they stand for', () => {
+    expect(mmaTileChoices(undefined)).toEqual([null]);
+    expect(mmaTileChoices('128x64x32,auto+tall+prefetch')).toEqual(['128x64x32', 'auto+tall+prefetch']);
+    expect(mmaTileOverrides('128x64x32')).toEqual({ mmaTile: '128x64x32', mmaPrefetch: undefined, mmaTall: undefined, mmaStepDecode: undefined });
+    expect(mmaTileOverrides('auto+perquad+tall')).toEqual({ mmaTile: 'auto', mmaPrefetch: undefined, mmaTall: true, mmaStepDecode: false });
+    expect(mmaTileOverrides(null)).toEqual({ mmaTile: undefined, mmaPrefetch: undefined, mmaTall: undefined, mmaStepDecode: undefined });
+    expect(mmaTileChoices('all')).toHaveLength(2 * (MMA_TILES.length + 1));
+  });
+
+  it('refuses an unknown tile or flag, and a flag given twice', () => {
+    for (const bad of ['96x64x32', '128x64x32+fast', '128x64x32+tall+tall', '', 'auto,']) {
+      expect(() => mmaTileChoices(bad), bad).toThrow(UsageError);
+    }
+    expect(() => mmaTileChoices('128x64x32+fast')).toThrow(/unknown mixed-precision tile "128x64x32\+fast": use .* or auto, each optionally with \+prefetch, \+tall, \+perquad, or all/);
+  });
+
+  it('bench/device-mixed.sh times choices that fit an H200 (16 × 16 × 16 matrices, subgroups of 32, 32 KiB of workgroup memory)', () => {
+    // Device time is scarce: a list that fails on the GPU machine wastes a session's run.
+    const script = readFileSync(new URL('../bench/device-mixed.sh', import.meta.url), 'utf8');
+    const spec = /dist\/bench\.js[^\n]*--mma-tiles (\S+)/.exec(script)?.[1];
+    expect(spec, 'the script passes --mma-tiles').toBeDefined();
+    const limits = { maxComputeWorkgroupsPerDimension: 65535, maxStorageBufferBindingSize: 2 ** 31 - 4, maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 1024 };
+    const matrix = { M: 16, N: 16, K: 16 };
+    for (const choice of mmaTileChoices(spec)) {
+      const o = mmaTileOverrides(choice);
+      const caps: ConvCaps = { software: false, subgroups: { min: 32, max: 32 }, matrix, precision: 'mixed', limits, overrides: o };
+      const fits = o.mmaTile === 'auto' ? fittingMmaTile(caps) !== null : mmaConstants(matrix, 32, o.mmaTile!, limits, o.mmaTall ?? false) !== null;
+      expect(fits, `${choice} on an H200`).toBe(true);
+    }
   });
 });

@@ -1,0 +1,36 @@
+/**
+ * `bench --mma-tiles`: which configurations of the mixed-precision shader
+ * the step suite times. A choice is a tile of MMA_TILES or `auto`, each with
+ * optional flags: `+prefetch` (the shader's PREFETCH), `+tall` (4 × 2
+ * result matrices a subgroup) and `+perquad` (each quad decodes its own k:
+ * STEP_TAP and STEP_PIXEL off); `all` is every tile and auto, with and
+ * without prefetching.
+ */
+import { UsageError } from '../src/cli/args.js';
+import { type ConvOverrides, MMA_TILES, type MmaTile } from '../src/ops/conv/plan.js';
+
+const FLAGS = ['prefetch', 'tall', 'perquad'] as const;
+
+/** The choices `spec` names, in order; [null] (the planner's own) without one. */
+export function mmaTileChoices(spec: string | undefined): (string | null)[] {
+  if (spec === undefined) return [null];
+  const choices = spec === 'all' ? [...MMA_TILES, 'auto'].flatMap((t) => [t, `${t}+prefetch`]) : spec.split(',');
+  for (const c of choices) mmaTileOverrides(c);
+  return choices;
+}
+
+/** The convolution overrides a choice stands for; null, or a key the choice leaves alone, is undefined: the planner's. */
+export function mmaTileOverrides(choice: string | null): Pick<ConvOverrides, 'mmaTile' | 'mmaPrefetch' | 'mmaTall' | 'mmaStepDecode'> {
+  if (choice === null) return { mmaTile: undefined, mmaPrefetch: undefined, mmaTall: undefined, mmaStepDecode: undefined };
+  const [base, ...flags] = choice.split('+');
+  const known = ([...MMA_TILES, 'auto'] as string[]).includes(base!);
+  if (!known || flags.some((f, i) => !(FLAGS as readonly string[]).includes(f) || flags.indexOf(f) !== i)) {
+    throw new UsageError(`unknown mixed-precision tile "${choice}": use ${MMA_TILES.join(', ')} or auto, each optionally with ${FLAGS.map((f) => `+${f}`).join(', ')}, or all`);
+  }
+  return {
+    mmaTile: base as MmaTile | 'auto',
+    mmaPrefetch: flags.includes('prefetch') || undefined,
+    mmaTall: flags.includes('tall') || undefined,
+    mmaStepDecode: flags.includes('perquad') ? false : undefined,
+  };
+}
