@@ -44,7 +44,7 @@ timeout 60 node dist/cli.js smoke 2>&1 | tee -a "$log"
 if want tests; then
 say "tests: mixed precision and loss scaling on this adapter"
 [ -d node_modules/vitest ] || [ ! -f .device/test-runner.tar.xz ] || tar -xJf .device/test-runner.tar.xz
-WGSL_UNET_REQUIRE_MIXED=1 timeout 120 node node_modules/vitest/vitest.mjs run test/mixed src/ops/adam/loss-scale.test.ts 2>&1 \
+WGSL_UNET_REQUIRE_MIXED=1 timeout 240 node node_modules/vitest/vitest.mjs run test/mixed src/ops/adam/loss-scale.test.ts 2>&1 \
   | grep -v '^ *✓' | grep -E 'worst error|subgroup matrices|passed|failed|Error|error|FAIL|Tests|Test Files' | tail -60 | tee -a "$log"
 fi
 
