@@ -36,6 +36,7 @@ import {
   MMA_TILES,
   MMA_DEFAULT_TILE,
 } from '../../src/ops/conv/index.js';
+import { mmaTileOverrides } from '../../bench/mma-tiles.js';
 import { type Shape4, conv2dBackwardRef, conv2dRef, convTranspose2x2BackwardRef, convTranspose2x2Ref } from '../reference/conv.js';
 
 const prod = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
@@ -83,18 +84,9 @@ const DEFAULT_TILE = MMA_DEFAULT_TILE;
 /** Whether a tile fits this adapter's matrices, subgroups and limits (the planner never picks one that does not). */
 const fits = (tile: (typeof MMA_TILES)[number] | 'auto', tall = false) =>
   mixed && (tile === 'auto' || mmaConstants(gpu.matrix!, gpu.adapterInfo.subgroupMaxSize, tile, gpu.limits, tall) !== null);
-/**
- * A tile of the table below as overrides: with "+prefetch" the shader's
- * PREFETCH on, "+tall" 4 × 2 result matrices a subgroup, "+perquad" each
- * quad decoding its own k where one decode could serve the step (STEP_TAP
- * and STEP_PIXEL off).
- */
-const overridesOf = (choice: string) => {
-  const [tile, ...flags] = choice.split('+') as [(typeof MMA_TILES)[number] | 'auto', ...string[]];
-  return { mmaTile: tile, mmaPrefetch: flags.includes('prefetch'), mmaTall: flags.includes('tall'), mmaStepDecode: !flags.includes('perquad') };
-};
-const fitsChoice = (choice: string) => fits(overridesOf(choice).mmaTile, overridesOf(choice).mmaTall);
-const NO_OVERRIDES = { mmaTile: undefined, mmaPrefetch: undefined, mmaTall: undefined, mmaStepDecode: undefined };
+/** Whether a choice of the table below (written as for bench --mma-tiles: +prefetch, +tall, +perquad) fits. */
+const fitsChoice = (choice: string) => fits(mmaTileOverrides(choice).mmaTile!, mmaTileOverrides(choice).mmaTall ?? false);
+const NO_OVERRIDES = mmaTileOverrides(null);
 // One decode a k step (32 deep on lavapipe's default tile): channels in
 // whole steps, the forward reading 32 a tap and ∂input 64 (STEP_TAP), across
 // the image's edges, and a 1 × 1 layer; image rows of 40 and 33 pixels, whose
@@ -136,7 +128,7 @@ describe.runIf(mixed || required)('mixed-precision convolutions (f16 subgroup ma
       const ws: Shape4 = [k, k, xs[3], co];
       const ys: Shape4 = [xs[0], xs[1], xs[2], co];
       it.runIf(fitsChoice(tile))(`${tile}: conv2d x ${xs} w ${ws}: forward (relu), ∂input, ∂weights with bias, against the reference and fp32`, async () => {
-        setConvOverrides(gpu, overridesOf(tile));
+        setConvOverrides(gpu, mmaTileOverrides(tile));
         const xv = randomArray(prod(xs), 10);
         const wv = randomArray(prod(ws), 11);
         const bv = randomArray(co, 12);
@@ -156,7 +148,7 @@ describe.runIf(mixed || required)('mixed-precision convolutions (f16 subgroup ma
         });
         const labels = recording(gpu, 'mixed', run);
         expect(labels.filter((l) => l.includes('[mma ')).length, labels.join('\n')).toBe(3);
-        expect(labels.filter((l) => / tall, GEMM/.test(l)).length, labels.join('\n')).toBe(overridesOf(tile).mmaTall ? 3 : 0);
+        expect(labels.filter((l) => / tall, GEMM/.test(l)).length, labels.join('\n')).toBe(mmaTileOverrides(tile).mmaTall ? 3 : 0);
         const got = await read();
         recording(gpu, 'fp32', run);
         const fp32 = await read();
@@ -188,7 +180,7 @@ describe.runIf(mixed || required)('mixed-precision convolutions (f16 subgroup ma
       const ws: Shape4 = [2, 2, co, xs[3]];
       const ys: Shape4 = [xs[0], 2 * xs[1], 2 * xs[2], co];
       it.runIf(fitsChoice(tile))(`${tile}: convTranspose2x2 x ${xs} w ${ws}: forward, ∂input (accumulated), ∂weights`, async () => {
-        setConvOverrides(gpu, overridesOf(tile));
+        setConvOverrides(gpu, mmaTileOverrides(tile));
         const xv = randomArray(prod(xs), 40);
         const wv = randomArray(prod(ws), 41);
         const bv = randomArray(co, 42);
@@ -205,7 +197,7 @@ describe.runIf(mixed || required)('mixed-precision convolutions (f16 subgroup ma
         });
         setConvOverrides(gpu, NO_OVERRIDES);
         expect(labels.filter((l) => l.includes('[mma ')).length, labels.join('\n')).toBe(3);
-        expect(labels.filter((l) => / tall, GEMM/.test(l)).length, labels.join('\n')).toBe(overridesOf(tile).mmaTall ? 3 : 0);
+        expect(labels.filter((l) => / tall, GEMM/.test(l)).length, labels.join('\n')).toBe(mmaTileOverrides(tile).mmaTall ? 3 : 0);
         const exact = convTranspose2x2BackwardRef(xv, xs, wv, ws, dyv);
         const mass = convTranspose2x2BackwardRef(abs(xv), xs, abs(wv), ws, abs(dyv));
         const exactDx = exact.dx.map((v, i) => v + dx0[i]!);
