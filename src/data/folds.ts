@@ -47,8 +47,6 @@ export interface NestedFoldSplit {
   valRows: Int32Array;
   /** Fold `fold`'s rows: never trained on nor chosen by, only scored. */
   heldOutRows: Int32Array;
-  /** The inner fold (1-based): innerFoldOf(fold, k). */
-  innerFold: number;
 }
 
 /** The fold (1-based) that validates a nested run holding out `fold` of k: the next one, the last wrapping to the first. */
@@ -65,9 +63,8 @@ export function innerFoldOf(fold: number, k: number): number {
 export function nestedFoldSplit(index: Int32Array, count: number, k: number, fold: number, seed: number): NestedFoldSplit {
   if (!Number.isInteger(k) || k < 3) throw new DataError(`folds: nested validation needs at least 3 folds (one held out, one to validate, the rest to train), got ${k}`);
   const heldOut = foldSplit(index, count, k, fold, seed);
-  const innerFold = innerFoldOf(fold, k);
-  const inner = foldSplit(index, count, k, innerFold, seed);
+  const inner = foldSplit(index, count, k, innerFoldOf(fold, k), seed);
   const outside = new Set([...heldOut.valRows, ...inner.valRows]);
   const trainRows = Int32Array.from({ length: count }, (_, row) => row).filter((row) => !outside.has(row));
-  return { trainRows, valRows: inner.valRows, heldOutRows: heldOut.valRows, innerFold };
+  return { trainRows, valRows: inner.valRows, heldOutRows: heldOut.valRows };
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DataError } from '../../src/data/errors.js';
-import { assignFolds, foldSplit, nestedFoldSplit } from '../../src/data/folds.js';
+import { assignFolds, foldSplit, innerFoldOf, nestedFoldSplit } from '../../src/data/folds.js';
 import { meanStd, meanStdOfRows, priorLogOdds } from '../../src/data/prepare.js';
 
 describe('subject-wise folds', () => {
@@ -46,14 +46,15 @@ describe('subject-wise folds', () => {
     const rows = Int32Array.from(index);
     for (let fold = 1; fold <= 3; fold++) {
       const nested = nestedFoldSplit(rows, count, 3, fold, 7);
-      expect(nested.innerFold).toBe(fold === 3 ? 1 : fold + 1);
+      const innerFold = innerFoldOf(fold, 3);
+      expect(innerFold).toBe(fold === 3 ? 1 : fold + 1);
       expect(nested.heldOutRows).toEqual(foldSplit(rows, count, 3, fold, 7).valRows);
-      expect(nested.valRows).toEqual(foldSplit(rows, count, 3, nested.innerFold, 7).valRows);
+      expect(nested.valRows).toEqual(foldSplit(rows, count, 3, innerFold, 7).valRows);
       const parts = [nested.trainRows, nested.valRows, nested.heldOutRows].map((r) => new Set(r));
       expect(parts.reduce((n, p) => n + p.size, 0)).toBe(count);
       expect(new Set([...parts[0]!, ...parts[1]!, ...parts[2]!]).size).toBe(count);
       // With 3 folds the training rows are the third fold's exactly.
-      const third = [1, 2, 3].find((f) => f !== fold && f !== nested.innerFold)!;
+      const third = [1, 2, 3].find((f) => f !== fold && f !== innerFold)!;
       expect(nested.trainRows).toEqual(foldSplit(rows, count, 3, third, 7).valRows);
     }
     expect(() => nestedFoldSplit(rows, count, 2, 1, 7)).toThrow(/nested validation needs at least 3 folds/);
