@@ -8,7 +8,8 @@
 #      with and without prefetching, with tall subgroup tiles (4 × 2
 #      result matrices) on the default tile and on 128 × 128, and with each
 #      quad decoding its own k (STEP_TAP and STEP_PIXEL off) on the default
-#      tile, each step
+#      tile, and with the deep layers' forward and ∂input reductions split
+#      (splitk) on the default tile, each step
 #      profiled pass by pass (`--mma-tiles all` would time every tile),
 #      activations stored in f16 (bench --suite step), with the f16
 #      subgroup-matrix ceiling (bench/mma-ceiling.ts), and the peak memory of
@@ -49,8 +50,8 @@ WGSL_UNET_REQUIRE_MIXED=1 timeout 240 node node_modules/vitest/vitest.mjs run te
 fi
 
 if want step; then
-say "training step and inference, fp32 and mixed (default tile, auto, each with prefetch; tall subgroup tiles; per-quad taps)"
-timeout 420 node dist/bench.js --suite step --step-ours-only --step-batch 32 --reps 10 --step-chain 10 --precision fp32,mixed --mma-tiles 128x64x32,auto,128x64x32+prefetch,auto+prefetch,128x64x32+tall,128x128x32+tall,128x64x32+perquad --storage f16 \
+say "training step and inference, fp32 and mixed (default tile, auto, each with prefetch; tall subgroup tiles; per-quad taps; split reductions)"
+timeout 420 node dist/bench.js --suite step --step-ours-only --step-batch 32 --reps 10 --step-chain 10 --precision fp32,mixed --mma-tiles 128x64x32,auto,128x64x32+prefetch,auto+prefetch,128x64x32+tall,128x128x32+tall,128x64x32+perquad,128x64x32+splitk --storage f16 \
   --json "$out/step.json" 2>&1 | tee "$out/step.log" | grep -v '^op \|^training_step\|^inference' | tail -40 >> "$log"
 say "peak memory of a step and of inference: fp32, mixed with f16 and with f32 activations"
 timeout 60 node dist/memory.js --batch 32 --json "$out/memory.json" 2>&1 | tee -a "$log"

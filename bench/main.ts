@@ -51,7 +51,7 @@ const SPEC = {
   variant: { type: 'string' as const, help: 'convolution formulation to use instead of the planner\'s: tiled, rows or direct' },
   precision: { type: 'string' as const, help: 'training step and inference of ours in each of these precisions (comma-separated: fp32, mixed; default both where the adapter has f16 subgroup matrices, else fp32)' },
   storage: { type: 'string' as const, help: 'time the mixed-precision step with activations stored in each of these (comma-separated: f16, f32; default f16, mixed precision\'s own)' },
-  'mma-tiles': { type: 'string' as const, help: 'time the mixed-precision step with each of these tiles (comma-separated; auto: a tile per GEMM by its shape; +prefetch after one: the next k step fetched while the current multiplies; +tall: 4 × 2 result matrices a subgroup instead of 2 × 2; +perquad: each quad decodes its own k where one decode could serve the step; all: every tile and auto, with and without prefetching; default the planner\'s choice)' },
+  'mma-tiles': { type: 'string' as const, help: 'time the mixed-precision step with each of these tiles (comma-separated; auto: a tile per GEMM by its shape; +prefetch after one: the next k step fetched while the current multiplies; +tall: 4 × 2 result matrices a subgroup instead of 2 × 2; +perquad: each quad decodes its own k where one decode could serve the step; +splitk: forward and ∂input reductions split across workgroups where C has few tiles; all: every tile and auto, with and without prefetching; default the planner\'s choice)' },
   'step-ours-only': { type: 'boolean' as const, help: 'time our training step and inference only, without tfjs-layers beside them' },
   'peer-budget': { type: 'number' as const, help: 'skip a CPU peer (wasm, cpu) on a case whose run, estimated from the same case at a smaller batch, would take longer than this many seconds', default: 120 },
 };
@@ -220,7 +220,7 @@ async function main(): Promise<void> {
         }
       }
       setPrecision(gpu, 'fp32');
-      setConvOverrides(gpu, { mmaTile: undefined, mmaPrefetch: undefined, mmaTall: undefined, mmaStepDecode: undefined, storage: undefined });
+      setConvOverrides(gpu, { ...mmaTileOverrides(null), storage: undefined });
     }
   } finally {
     backend.dispose();

@@ -2,14 +2,15 @@
  * `bench --mma-tiles`: which configurations of the mixed-precision shader
  * the step suite times. A choice is a tile of MMA_TILES or `auto`, each with
  * optional flags: `+prefetch` (the shader's PREFETCH), `+tall` (4 × 2
- * result matrices a subgroup) and `+perquad` (each quad decodes its own k:
- * STEP_TAP and STEP_PIXEL off); `all` is every tile and auto, with and
- * without prefetching.
+ * result matrices a subgroup), `+perquad` (each quad decodes its own k:
+ * STEP_TAP and STEP_PIXEL off) and `+splitk` (forward and ∂input
+ * reductions split where C has few tiles); `all` is every tile and auto,
+ * with and without prefetching.
  */
 import { UsageError } from '../src/cli/args.js';
 import { type ConvOverrides, MMA_TILES, type MmaTile } from '../src/ops/conv/plan.js';
 
-const FLAGS = ['prefetch', 'tall', 'perquad'] as const;
+const FLAGS = ['prefetch', 'tall', 'perquad', 'splitk'] as const;
 
 /** The choices `spec` names, in order; [null] (the planner's own) without one. */
 export function mmaTileChoices(spec: string | undefined): (string | null)[] {
@@ -20,8 +21,8 @@ export function mmaTileChoices(spec: string | undefined): (string | null)[] {
 }
 
 /** The convolution overrides a choice stands for; null, or a key the choice leaves alone, is undefined: the planner's. */
-export function mmaTileOverrides(choice: string | null): Pick<ConvOverrides, 'mmaTile' | 'mmaPrefetch' | 'mmaTall' | 'mmaStepDecode'> {
-  if (choice === null) return { mmaTile: undefined, mmaPrefetch: undefined, mmaTall: undefined, mmaStepDecode: undefined };
+export function mmaTileOverrides(choice: string | null): Pick<ConvOverrides, 'mmaTile' | 'mmaPrefetch' | 'mmaTall' | 'mmaStepDecode' | 'splitK'> {
+  if (choice === null) return { mmaTile: undefined, mmaPrefetch: undefined, mmaTall: undefined, mmaStepDecode: undefined, splitK: undefined };
   const [base, ...flags] = choice.split('+');
   const known = ([...MMA_TILES, 'auto'] as string[]).includes(base!);
   if (!known || flags.some((f, i) => !(FLAGS as readonly string[]).includes(f) || flags.indexOf(f) !== i)) {
@@ -32,5 +33,6 @@ export function mmaTileOverrides(choice: string | null): Pick<ConvOverrides, 'mm
     mmaPrefetch: flags.includes('prefetch') || undefined,
     mmaTall: flags.includes('tall') || undefined,
     mmaStepDecode: flags.includes('perquad') ? false : undefined,
+    splitK: flags.includes('splitk') || undefined,
   };
 }

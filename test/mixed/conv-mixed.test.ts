@@ -98,6 +98,16 @@ const STEP_CASES: [Shape4, number, number][] = [
   [[2, 3, 40, 8], 3, 4],
   [[3, 11, 33, 4], 3, 12],
 ];
+// Reductions long enough to split (splitK: k ≥ 1,024 on C of one tile):
+// the forward of 128 channels in whole k steps (STEP_TAP) and of 120 (quads
+// of a step spanning taps), ∂input of 128 channels out, and 115 channels
+// (scalar loads).
+const SPLIT_CASES: [Shape4, number, number][] = [
+  [[1, 5, 7, 128], 3, 12],
+  [[1, 4, 6, 120], 3, 8],
+  [[2, 5, 7, 12], 3, 128],
+  [[1, 3, 5, 115], 3, 6],
+];
 const SHORT_CONV = [CONV_CASES[0]!, CONV_CASES[5]!];
 const SHORT_UP = [UP_CASES[0]!, UP_CASES[3]!];
 
@@ -121,9 +131,11 @@ describe.runIf(mixed || required)('mixed-precision convolutions (f16 subgroup ma
   const PREFETCHED = `${DEFAULT_TILE}+prefetch`;
   const TALL = `${DEFAULT_TILE}+tall`;
   const PER_QUAD = `${DEFAULT_TILE}+perquad`;
-  for (const tile of [...MMA_TILES, 'auto', PREFETCHED, TALL, '64x64x32+tall', 'auto+tall', PER_QUAD]) {
+  // The default tile with the forward and ∂input reductions split (on the cases long enough to split).
+  const SPLIT = `${DEFAULT_TILE}+splitk`;
+  for (const tile of [...MMA_TILES, 'auto', PREFETCHED, TALL, '64x64x32+tall', 'auto+tall', PER_QUAD, SPLIT]) {
     const every = tile === DEFAULT_TILE || tile === PREFETCHED || tile === TALL;
-    const convCases = tile === PER_QUAD ? STEP_CASES : every ? [...CONV_CASES, ...STEP_CASES] : SHORT_CONV;
+    const convCases = tile === PER_QUAD ? STEP_CASES : tile === SPLIT ? SPLIT_CASES : every ? [...CONV_CASES, ...STEP_CASES] : SHORT_CONV;
     for (const [xs, k, co] of convCases) {
       const ws: Shape4 = [k, k, xs[3], co];
       const ys: Shape4 = [xs[0], xs[1], xs[2], co];
@@ -149,6 +161,9 @@ describe.runIf(mixed || required)('mixed-precision convolutions (f16 subgroup ma
         const labels = recording(gpu, 'mixed', run);
         expect(labels.filter((l) => l.includes('[mma ')).length, labels.join('\n')).toBe(3);
         expect(labels.filter((l) => / tall, GEMM/.test(l)).length, labels.join('\n')).toBe(mmaTileOverrides(tile).mmaTall ? 3 : 0);
+        // The split forward or ∂input, and its finishing pass.
+        const splitRows = labels.filter((l) => /^conv2d(BackwardInput)? .* splits\]$/.test(l)).length;
+        expect(splitRows, labels.join('\n')).toBe(tile === SPLIT ? 1 : 0);
         const got = await read();
         recording(gpu, 'fp32', run);
         const fp32 = await read();
@@ -176,7 +191,7 @@ describe.runIf(mixed || required)('mixed-precision convolutions (f16 subgroup ma
       });
     }
 
-    for (const [xs, co] of tile === PER_QUAD ? [] : every ? UP_CASES : SHORT_UP) {
+    for (const [xs, co] of tile === PER_QUAD || tile === SPLIT ? [] : every ? UP_CASES : SHORT_UP) {
       const ws: Shape4 = [2, 2, co, xs[3]];
       const ys: Shape4 = [xs[0], 2 * xs[1], 2 * xs[2], co];
       it.runIf(fitsChoice(tile))(`${tile}: convTranspose2x2 x ${xs} w ${ws}: forward, ∂input (accumulated), ∂weights`, async () => {

@@ -20,6 +20,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { testGpu } from '../helpers/gpu.js';
 import { CONV_CASES, UP_CASES } from '../helpers/conv-cases.js';
 import { randomArray } from '../helpers/random.js';
+import type { Shape4 } from '../reference/conv.js';
 import { blobBatch } from '../model/blobs.js';
 import { type DType, type OwnedGpuTensor, allocTensor, fromHalf, readElements, toHalf } from '../../src/gpu/tensor-view.js';
 import {
@@ -76,12 +77,15 @@ const read = (t: OwnedGpuTensor) => readElements(gpu, t.view, prod(t.shape), t.d
 describe.runIf(mixed || required)('f16 storage of activations and gradients', () => {
   afterEach(() => {
     setPrecision(gpu, 'fp32');
-    setConvOverrides(gpu, { storage: undefined });
+    setConvOverrides(gpu, { storage: undefined, splitK: undefined });
   });
 
-  for (const [xs, k, co] of [CONV_CASES[0]!, CONV_CASES[5]!]) {
-    it(`conv2d x ${xs}, ${k}×${k} → ${co}: forward, ∂input (fresh and accumulated), ∂weights with bias from f16 tensors`, async () => {
+  // Two cases as planned, and two whose forward or ∂input reduction is split (splitK), finished into f16.
+  const cases: [Shape4, number, number, boolean][] = [[...CONV_CASES[0]!, false], [...CONV_CASES[5]!, false], [[1, 5, 7, 128], 3, 12, true], [[2, 5, 7, 12], 3, 128, true]];
+  for (const [xs, k, co, splitK] of cases) {
+    it(`conv2d x ${xs}, ${k}×${k} → ${co}${splitK ? ', splitK' : ''}: forward, ∂input (fresh and accumulated), ∂weights with bias from f16 tensors`, async () => {
       setPrecision(gpu, 'mixed');
+      if (splitK) setConvOverrides(gpu, { splitK });
       const ws = [k, k, xs[3], co];
       const ys = [xs[0], xs[1], xs[2], co];
       const w = allocTensor(gpu, ws, randomArray(prod(ws), 2));
@@ -94,8 +98,11 @@ describe.runIf(mixed || required)('f16 storage of activations and gradients', ()
       const dw = { f16: allocTensor(gpu, ws), f32: allocTensor(gpu, ws) };
       const db = { f16: allocTensor(gpu, [co]), f32: allocTensor(gpu, [co]) };
       for (const t of ['f16', 'f32'] as const) {
+        const start = gpu.dispatchCount;
         conv2d(gpu, x[t], w, b, y[t], 'relu');
         conv2dBackwardInput(gpu, dy[t], w, dx[t]);
+        // One GEMM each, and where split, one finishing pass.
+        expect(gpu.dispatchCount - start).toBe(splitK ? 3 : 2);
         conv2dBackwardInput(gpu, dy[t], w, dxAcc[t], { accumulate: true });
         conv2dBackwardWeights(gpu, x[t], dy[t], dw[t], { db: db[t] });
       }

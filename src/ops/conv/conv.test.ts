@@ -309,6 +309,50 @@ describe('tiled convolution, every tile shape', () => {
     });
   }
 
+  // Forward and ∂input with their reduction split (splitK) where C has few
+  // tiles: 128 channels in (forward) or out (∂input) make k = 1,152, split in
+  // two, on 5 × 7 images (odd rows, a short last tile); the finishing pass
+  // adds bias and activation, or what dx held.
+  it('splits forward and ∂input reductions with splitK: bias, activations and accumulation in the finishing pass', async () => {
+    const gpu = await testGpu();
+    setConvOverrides(gpu, { formulation: 'tiled', splitK: true });
+    try {
+      await expectEveryModeRight(gpu, 'tiled, splitK', [
+        [[1, 5, 7, 128], 3, 12, 'relu', 110],
+        [[2, 5, 7, 12], 3, 128, 'none', 111],
+      ], []);
+      // One dispatch more (the finishing pass) than unsplit, and the same values.
+      const xs: Shape4 = [1, 5, 7, 128];
+      const ws: Shape4 = [3, 3, 128, 12];
+      const xv = randomArray(prod(xs), 112);
+      const wv = randomArray(prod(ws), 113, -0.5, 0.5);
+      const bv = randomArray(12, 114);
+      const [x, w, b, y] = [allocTensor(gpu, xs, xv), allocTensor(gpu, ws, wv), allocTensor(gpu, [12], bv), allocTensor(gpu, [1, 5, 7, 12])];
+      const dispatches = (splitK: boolean) => {
+        setConvOverrides(gpu, { splitK });
+        const start = gpu.dispatchCount;
+        conv2d(gpu, x, w, b, y, 'sigmoid');
+        return gpu.dispatchCount - start;
+      };
+      expect(dispatches(true)).toBe(dispatches(false) + 1);
+      setConvOverrides(gpu, { splitK: true });
+      conv2d(gpu, x, w, b, y, 'sigmoid');
+      const sig = Array.from(conv2dRef(xv, xs, wv, ws, bv, 'none'), (v) => 1 / (1 + Math.exp(-v)));
+      expect(maxRelError(await gpu.readFloat32(y.view, 5 * 7 * 12), sig)).toBeLessThan(1e-4);
+      // ∂input added to what dx holds.
+      const dyv = randomArray(5 * 7 * 12, 115);
+      const init = randomArray(prod(xs), 116);
+      const dy = allocTensor(gpu, [1, 5, 7, 12], dyv);
+      const dx = allocTensor(gpu, xs, init);
+      conv2dBackwardInput(gpu, dy, w, dx, { accumulate: true });
+      const want = conv2dBackwardRef(xv, xs, wv, ws, dyv).dx;
+      expect(maxRelError(await gpu.readFloat32(dx.view, prod(xs)), Array.from(want, (v, i) => v + init[i]!))).toBeLessThan(1e-4);
+      for (const t of [x, w, b, y, dy, dx]) t.dispose();
+    } finally {
+      setConvOverrides(gpu, { splitK: undefined });
+    }
+  });
+
   // The tiled shader packs a staged row's y and x (16 bits each) or its tap
   // and channel (8 + 8 + 16 bits): larger shapes must still come out right.
   for (const [xs, k, co] of [

@@ -17,6 +17,12 @@ override ACCUMULATE: bool = false;
 // of dy — the bias gradient, computed from the tiles of dy the weight gradient
 // stages anyway.
 override BIAS_ROW: bool = false;
+// Modes 0, 1 (tiled and mma shaders): the reduction over (tap, channel) split
+// across workgroup z as modes 2 and 5 split theirs, so that a GEMM of few
+// tiles and a long reduction (the deep layers) fills the GPU. C is then
+// written as raw partial sums, one slice per split, and split_sum.wgsl's
+// finish_splits adds them up with the bias, activation and accumulation.
+override SPLIT_K: bool = false;
 
 struct Params {
   batch: u32,
@@ -48,10 +54,12 @@ struct Params {
 
 // Where element (row, col) of C goes, as an index into out: the transposed
 // forward scatters row (n, i, j) and column (a, b, co) to y[n, 2i+a, 2j+b, co];
-// modes 2, 5 write the split's slice of partial sums (6: product `split` of
-// the batch); the rest write
-// row-major C (y, dx).
+// modes 2, 5 (and 0, 1 with SPLIT_K) write the split's slice of partial sums
+// (6: product `split` of the batch); the rest write row-major C (y, dx).
 fn out_index(row: u32, col: u32, split: u32) -> u32 {
+  if (SPLIT_K) {
+    return (split * p.m + row) * p.n + col;
+  }
   switch MODE {
     case 3u: {
       return up_index(up_pixel(row), col / p.b_c, col % p.b_c);
@@ -63,6 +71,17 @@ fn out_index(row: u32, col: u32, split: u32) -> u32 {
       return row * p.n + col;
     }
   }
+}
+
+// The reduction's range [begin, end) that workgroup z = `split` walks: a
+// slice of p.k_per_split in the split modes (2, 5, and 0, 1 with SPLIT_K),
+// else all of it.
+fn k_range(split: u32) -> vec2<u32> {
+  if (MODE == 2u || MODE == 5u || SPLIT_K) {
+    let begin = split * p.k_per_split;
+    return vec2<u32>(begin, min(p.k, begin + p.k_per_split));
+  }
+  return vec2<u32>(0u, p.k);
 }
 
 // Mode 3: row (n, i, j) of C is the pixel (n, i, j) of x, as
@@ -105,9 +124,13 @@ fn write_out(at: u32, v: f32) {
 }
 
 // Stores one element of C: bias and activation (mode 0), bias (mode 3),
-// accumulation when asked (modes 1, 4).
+// accumulation when asked (modes 1, 4); a partial sum as it is with SPLIT_K.
 fn store(row: u32, col: u32, split: u32, v: f32) {
   let at = out_index(row, col, split);
+  if (SPLIT_K) {
+    write_out(at, v);
+    return;
+  }
   switch MODE {
     case 0u: {
       write_out(at, activate(v + bias[col]));

@@ -336,12 +336,9 @@ fn main(
   let sub_row = (sid / SUB_X) * WM * SM;
   let sub_col = (sid % SUB_X) * 2u * SN;
 
-  var k_begin = 0u;
-  var k_end = p.k;
-  if (MODE == 2u || MODE == 5u) {
-    k_begin = split * p.k_per_split;
-    k_end = min(p.k, k_begin + p.k_per_split);
-  }
+  let k_span = k_range(split);
+  let k_begin = k_span.x;
+  let k_end = k_span.y;
 
   for (var q = 0u; q < A_PASSES; q++) {
     let s = li + q * THREADS;

@@ -28,8 +28,8 @@
 // columns, then every invocation does TK · RM · RN FMAs from them, reading
 // RM/4 + RN/4 vec4s per k. The planner picks the tile per GEMM, so that it
 // fits the GEMM's shape (a 32-column C gets 32-column tiles). Modes 2 and 5 split the reduction over pixels across
-// workgroups (workgroup z); split_sum.wgsl then adds the slices into the
-// gradient. B is read as a row-major [K × N] matrix in every mode: for modes
+// workgroups (workgroup z), and with SPLIT_K modes 0 and 1 theirs over taps
+// and channels (k_range); split_sum.wgsl then adds the slices up. B is read as a row-major [K × N] matrix in every mode: for modes
 // 1 and 3 the weights are rearranged first (weights_transpose.wgsl).
 
 // Parameters (p), bindings 0–4 (a_src, b_src, bias, out), MODE,
@@ -68,12 +68,9 @@ fn main(
   let tx = lid.x;
   let ty = lid.y;
 
-  var k_begin = 0u;
-  var k_end = p.k;
-  if (MODE == 2u || MODE == 5u) {
-    k_begin = split * p.k_per_split;
-    k_end = min(p.k, k_begin + p.k_per_split);
-  }
+  let k_span = k_range(split);
+  let k_begin = k_span.x;
+  let k_end = k_span.y;
 
   var acc: array<vec4<f32>, RM * RN / 4u>; // [row][quad of columns], zero-initialised
 

@@ -119,10 +119,11 @@ export function setConvOverrides(gpu: Gpu, overrides: ConvOverrides): void {
   const s = state(gpu);
   const next: ConvOverrides = { ...s.overrides, ...overrides };
   for (const key of Object.keys(next) as (keyof ConvOverrides)[]) if (next[key] === undefined) delete next[key];
-  const { formulation: f, tile, mmaTile, mmaPrefetch, mmaTall, mmaStepDecode, winograd, winogradScratch, winogradTile, storage } = next;
+  const { formulation: f, tile, mmaTile, mmaPrefetch, mmaTall, mmaStepDecode, winograd, winogradScratch, winogradTile, storage, splitK } = next;
   if (mmaPrefetch !== undefined && typeof mmaPrefetch !== 'boolean') throw new Error(`mmaPrefetch must be true or false, not ${String(mmaPrefetch)}`);
   if (mmaTall !== undefined && typeof mmaTall !== 'boolean') throw new Error(`mmaTall must be true or false, not ${String(mmaTall)}`);
   if (mmaStepDecode !== undefined && typeof mmaStepDecode !== 'boolean') throw new Error(`mmaStepDecode must be true or false, not ${String(mmaStepDecode)}`);
+  if (splitK !== undefined && typeof splitK !== 'boolean') throw new Error(`splitK must be true or false, not ${String(splitK)}`);
   if (storage !== undefined && storage !== 'f32' && storage !== 'f16') throw new Error(`storage must be 'f32' or 'f16', not ${String(storage)}`);
   if (f !== undefined && !['tiled', 'direct', 'rows'].includes(f)) throw new Error(`unknown convolution formulation "${f}": use tiled, rows or direct`);
   if (f === 'rows' && !(gpu.adapterInfo.isSoftware && software && canShareRows(capsOf(gpu)))) {

@@ -1,14 +1,14 @@
 /**
  * Carries out a convolution GEMM's plan (plan.ts): the weights rearranged
  * first where the plan says so, the GEMM's dispatch on the planned shader,
- * and for weight gradients the split sums after. The software adapter's
+ * and for a split reduction the sums after. The software adapter's
  * formulations run through device.ts's softwareConv().
  */
 import type { BufferView, Gpu } from '../../gpu/gpu.js';
 import { type DType, allocTensor } from '../../gpu/tensor-view.js';
 import { capsOf, placeholder, softwareConv } from './device.js';
-import { type GemmPlan, type GemmShape, TRANSPOSE_COLS, TRANSPOSE_GROUP, type TransposePlan, planGemm } from './plan.js';
-import { reduceSplits } from './sums.js';
+import { type GemmPlan, type GemmShape, TRANSPOSE_COLS, TRANSPOSE_GROUP, type TransposePlan, isWeightGradient, planGemm } from './plan.js';
+import { finishSplits, reduceSplits } from './sums.js';
 import tiledSource from './conv_tiled.wgsl';
 import mmaSource from './conv_mma.wgsl';
 import gatherSource from './conv_gather.wgsl';
@@ -77,7 +77,11 @@ export function runGemm(gpu: Gpu, g: Gemm): GemmPlan {
     const partials = { buffer: scratch.buffer, offset: 0, size: plan.splits.count * len * 4 };
     dispatch(`${g.label} [${how}, ${plan.splits.count} splits${plan.biasRow ? ', bias row' : ''}]`, partials, params(g, m, plan.splits.kPerSplit));
     const sums = { src: partials, splits: plan.splits.count, len };
-    reduceSplits(gpu, sums, g.out, g.accumulate ?? false, g.label, plan.biasRow ? { view: g.db!, from: g.m * g.n } : undefined);
+    if (isWeightGradient(g)) {
+      reduceSplits(gpu, sums, g.out, g.accumulate ?? false, g.label, plan.biasRow ? { view: g.db!, from: g.m * g.n } : undefined);
+    } else {
+      finishSplits(gpu, sums, g.out, { cols: g.n, bias: g.bias, activation: g.activation, accumulate: g.accumulate ?? false, dstType: g.types?.OUT_TYPE ?? 'f32' }, g.label);
+    }
     // Safe to recycle now: any later use of this buffer is recorded after the reads above.
     gpu.release(scratch);
   }
@@ -104,7 +108,7 @@ export function declareConvFamily(name: string, parts: readonly string[], own: {
     types: ['A_TYPE', 'B_TYPE', 'OUT_TYPE'],
     entryPoints: { main: ['a_src', 'b_src', 'bias', 'out', ...own.bindings] },
     uniforms: CONV_UNIFORMS,
-    overrides: ['MODE', 'ACT', 'ACCUMULATE', 'BIAS_ROW', ...own.overrides],
+    overrides: ['MODE', 'ACT', 'ACCUMULATE', 'BIAS_ROW', 'SPLIT_K', ...own.overrides],
   });
 }
 

@@ -7,10 +7,10 @@
  * conv.test.ts and test/mixed.
  */
 import { describe, expect, it } from 'vitest';
-import { type ConvCaps, type GemmPlan, type GemmShape, MMA_DEFAULT_TILE, Mode, type Precision, mmaConstants, mmaTileFor, planGemm, rowsPerLaneFor } from './plan.js';
+import { type ConvCaps, type GemmPlan, type GemmShape, MMA_DEFAULT_TILE, Mode, type Precision, isWeightGradient, mmaConstants, mmaTileFor, planGemm, reductionSplits, rowsPerLaneFor } from './plan.js';
 
 const limits = { maxComputeWorkgroupsPerDimension: 65535, maxStorageBufferBindingSize: 2 ** 31 - 4, maxComputeWorkgroupStorageSize: 16384, maxComputeInvocationsPerWorkgroup: 256 };
-const h200 = (precision: Precision = 'fp32'): ConvCaps => ({ software: false, subgroups: { min: 32, max: 32 }, matrix: { M: 16, N: 16, K: 16 }, precision, limits });
+const h200 = (precision: Precision = 'fp32', overrides = {}): ConvCaps => ({ software: false, subgroups: { min: 32, max: 32 }, matrix: { M: 16, N: 16, K: 16 }, precision, limits, overrides });
 const lavapipe = (precision: Precision = 'fp32', overrides = {}): ConvCaps => ({
   software: true, subgroups: { min: 8, max: 8 }, matrix: { M: 8, N: 8, K: 8 }, precision, overrides,
   limits: { ...limits, maxStorageBufferBindingSize: 2 ** 27 },
@@ -48,7 +48,7 @@ interface Row {
   gemm: GemmShape;
   /** 'empty', 'winograd N' (tile side), or the formulation. */
   want: string;
-  /** The plan's extras: T a weights transpose first, B the bias gradient in the GEMM, b by a pass of its own. */
+  /** The plan's extras: T a weights transpose first, B the bias gradient in the GEMM, b by a pass of its own, S a forward or ∂input reduction split. */
   extras?: string;
 }
 
@@ -66,6 +66,13 @@ const TABLE: Row[] = [
   { what: 'GPU, mixed: transposed forward reads the weights as stored', caps: h200('mixed'), gemm: upForward(32, 6, 6, 512, 256), want: 'mma' },
   { what: 'GPU, mixed: ∂weights with the bias row', caps: h200('mixed'), gemm: weights(32, 24, 24, 128, 128), want: 'mma', extras: 'B' },
   { what: 'GPU, fp32: an empty batch\'s weight gradient', caps: h200(), gemm: weights(0, 6, 6, 8, 16), want: 'empty' },
+  { what: 'GPU, fp32, splitK: a deep forward convolution split', caps: h200('fp32', { splitK: true }), gemm: forward(8, 6, 6, 512, 512), want: 'tiled', extras: 'S' },
+  { what: 'GPU, fp32, splitK: a deep ∂input split, weights rearranged', caps: h200('fp32', { splitK: true }), gemm: input(32, 6, 6, 256, 512), want: 'tiled', extras: 'TS' },
+  { what: 'GPU, fp32, splitK: a shallow layer has tiles enough', caps: h200('fp32', { splitK: true }), gemm: forward(32, 96, 96, 32, 32), want: 'tiled' },
+  { what: 'GPU, mixed, splitK: a deep forward convolution split', caps: h200('mixed', { splitK: true }), gemm: forward(32, 6, 6, 512, 512), want: 'mma', extras: 'S' },
+  { what: 'GPU, mixed, splitK: a deep ∂input split', caps: h200('mixed', { splitK: true }), gemm: input(8, 12, 12, 256, 512), want: 'mma', extras: 'S' },
+  { what: 'GPU, mixed, splitK: a short reduction is not split', caps: h200('mixed', { splitK: true }), gemm: forward(1, 6, 6, 32, 64), want: 'mma' },
+  { what: 'GPU, mixed, splitK: weight gradients split over pixels as always', caps: h200('mixed', { splitK: true }), gemm: weights(32, 24, 24, 128, 128), want: 'mma', extras: 'B' },
   { what: 'software: a large 3 × 3 layer goes through Winograd 4 × 4', caps: lavapipe(), gemm: forward(8, 96, 96, 32, 32), want: 'winograd 4' },
   { what: 'software: 6 × 6 images through Winograd 2 × 2', caps: lavapipe(), gemm: input(8, 6, 6, 512, 512), want: 'winograd 2' },
   { what: 'software: too few pixels for Winograd', caps: lavapipe(), gemm: forward(1, 6, 6, 512, 512), want: 'rows' },
@@ -81,19 +88,20 @@ const TABLE: Row[] = [
   { what: 'software: mixed precision (emulated subgroup matrices)', caps: lavapipe('mixed'), gemm: forward(8, 96, 96, 32, 32), want: 'mma' },
   { what: 'software without 8-wide subgroups', caps: otherSoftware, gemm: forward(8, 96, 96, 32, 32), want: 'direct' },
   { what: 'software without 8-wide subgroups: ∂input reads the weights as stored', caps: otherSoftware, gemm: input(8, 96, 96, 32, 32), want: 'direct' },
+  { what: 'software, splitK: the rows shader does not split a forward convolution', caps: lavapipe('fp32', { splitK: true, winograd: 'never' }), gemm: forward(1, 6, 6, 512, 512), want: 'rows' },
 ];
 
-function summary(plan: GemmPlan): { want: string; extras: string } {
+function summary(plan: GemmPlan, gemm: GemmShape): { want: string; extras: string } {
   if (plan.kind === 'empty') return { want: 'empty', extras: '' };
   if (plan.kind === 'winograd') return { want: `winograd ${plan.winograd.tile}`, extras: '' };
-  const extras = (plan.transpose ? 'T' : '') + (plan.biasRow === true ? 'B' : plan.biasRow === false ? 'b' : '');
+  const extras = (plan.transpose ? 'T' : '') + (plan.biasRow === true ? 'B' : plan.biasRow === false ? 'b' : '') + (plan.splits && !isWeightGradient(gemm) ? 'S' : '');
   return { want: plan.formulation, extras };
 }
 
 describe('convolution planner', () => {
   it.each(TABLE)('$what: $want', ({ caps, gemm, want, extras }) => {
     const plan = planGemm(caps, gemm);
-    expect(summary(plan)).toEqual({ want, extras: extras ?? '' });
+    expect(summary(plan, gemm)).toEqual({ want, extras: extras ?? '' });
     if (plan.kind === 'winograd') {
       const { tile, th, tw, images } = plan.winograd;
       expect(th * tile).toBeGreaterThanOrEqual(gemm.h);
@@ -167,6 +175,41 @@ describe('convolution planner', () => {
     expect(stepPixel(weights(32, 96, 96, 1, 32))).toBe(0); // one channel: no vec4 reads
     expect(stepPixel(forward(32, 96, 96, 32, 32))).toBe(0);
     expect(stepPixel(weights(32, 96, 96, 32, 32), { mmaStepDecode: false })).toBe(0);
+  });
+
+  it('with splitK splits the deep layers\' reductions into whole k steps, enough for 256 workgroups, none under 512 of k', () => {
+    const big = { ...limits, maxComputeWorkgroupStorageSize: 32768 };
+    // The tutorial's U-Net at batch 32 on the default mixed tile (128 × 64): the 6 × 6 and 12 × 12 layers split, the rest not.
+    const plan = (g: GemmShape) => {
+      const p = planGemm({ ...h200('mixed'), limits: big, overrides: { splitK: true } }, g);
+      if (p.kind !== 'gemm') throw new Error('expected a GEMM plan');
+      return p;
+    };
+    const deep = plan(forward(32, 6, 6, 512, 512)); // 9 × 8 tiles, k 4608
+    expect(deep.splits).toEqual({ count: 4, kPerSplit: 1152 });
+    expect(deep.grid).toEqual([8, 9, 4]);
+    expect(deep.shader.constants).toMatchObject({ SPLIT_K: 1, ACCUMULATE: 0, STEP_TAP: 1 });
+    expect(plan(input(32, 12, 12, 256, 512)).splits).toEqual({ count: 2, kPerSplit: 2304 }); // 36 × 4 tiles
+    expect(plan(forward(32, 24, 24, 128, 128)).splits).toBeUndefined(); // 144 × 2 tiles
+    expect(plan(forward(32, 96, 96, 32, 32)).splits).toBeUndefined();
+    expect(plan(forward(32, 96, 96, 32, 32)).shader.constants.SPLIT_K).toBeUndefined();
+    // Off unless asked.
+    const plain = planGemm({ ...h200('mixed'), limits: big }, forward(32, 6, 6, 512, 512));
+    expect(plain.kind === 'gemm' && plain.splits).toBeFalsy();
+    // The rule: whole 64-deep steps, ≥ 512 of k each, the last split not empty, scratch within 64 MiB.
+    for (const [tiles, elements, k] of [[72, 589824, 4608], [1, 64, 100000], [3, 4096, 1100], [200, 10, 4096], [1, 2 ** 24, 4096], [10, 100, 600]] as const) {
+      const s = reductionSplits(tiles, elements, k);
+      if (!s) continue;
+      expect(s.kPerSplit % 64).toBe(0);
+      expect(s.kPerSplit).toBeGreaterThanOrEqual(512);
+      expect((s.count - 1) * s.kPerSplit).toBeLessThan(k);
+      expect(s.count * s.kPerSplit).toBeGreaterThanOrEqual(k);
+      expect(s.count * elements * 4).toBeLessThanOrEqual(64 * 2 ** 20);
+      expect(tiles * (s.count - 1)).toBeLessThan(256);
+    }
+    expect(reductionSplits(300, 1000, 9999)).toBeUndefined(); // tiles enough
+    expect(reductionSplits(10, 1000, 1000)).toBeUndefined(); // too short to split
+    expect(reductionSplits(1, 2 ** 24, 4096)).toBeUndefined(); // scratch too large
   });
 
   it('with tall subgroup tiles gives each subgroup 4 × 2 result matrices: the same tile from half the subgroups', () => {

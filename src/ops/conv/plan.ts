@@ -119,6 +119,12 @@ export interface ConvOverrides {
   winogradTile?: 2 | 4;
   /** How mixed precision stores activations and their gradients: f16 (its default) or f32. */
   storage?: 'f32' | 'f16';
+  /**
+   * Split the reduction of forward convolutions and ∂input across
+   * workgroups where C has few tiles (reductionSplits), on the tiled and
+   * mma shaders.
+   */
+  splitK?: boolean;
 }
 
 /** What the planner needs to know about a device. */
@@ -183,7 +189,11 @@ export type GemmPlan =
       grid: [number, number, number];
       /** The weights rearranged by rows first (modes 1 and 3). */
       transpose?: TransposePlan;
-      /** Weight gradients: the reduction over pixels split across workgroups, then summed. */
+      /**
+       * The reduction split across workgroups, then summed: over pixels for
+       * weight gradients; over (tap, channel) for a forward convolution or
+       * ∂input with `splitK` (finished with bias, activation, accumulation).
+       */
       splits?: { count: number; kPerSplit: number };
       /** The bias gradient as one more row of ones in A (true), or by a pass of its own (false). */
       biasRow?: boolean;
@@ -197,7 +207,7 @@ export const DIRECT_QUADS = 4;
 export const ROWS_COLS = 32;
 export const WINOGRAD_KERNELS = 8;
 
-const isWeightGradient = (g: GemmShape) => g.mode === Mode.ConvWeights || g.mode === Mode.UpWeights;
+export const isWeightGradient = (g: Pick<GemmShape, 'mode'>) => g.mode === Mode.ConvWeights || g.mode === Mode.UpWeights;
 
 /** Whether the rows formulation fits the device: subgroups of exactly 8 invocations, in order (as lavapipe's). */
 export function canShareRows(caps: Pick<ConvCaps, 'subgroups'>): boolean {
@@ -240,7 +250,34 @@ export function planGemm(caps: ConvCaps, g: GemmShape): GemmPlan {
   const transpose = needsTranspose(formulation, g) ? transposePlan(caps, g) : undefined;
   const launch = launchFor(caps, formulation, g, 1);
   const tile = { rows: launch.rows, cols: launch.cols };
+  const pixelRows = g.mode === Mode.ConvForward || g.mode === Mode.ConvInput;
+  const splits = caps.overrides?.splitK && pixelRows && (formulation === 'tiled' || formulation === 'mma')
+    ? reductionSplits(Math.ceil(g.m / launch.rows) * Math.ceil(g.n / launch.cols), g.m * g.n, g.k)
+    : undefined;
+  if (splits) {
+    // Partial sums, raw: the finishing pass adds bias, activation and what dx held.
+    launch.shader.constants.SPLIT_K = 1;
+    launch.shader.constants.ACCUMULATE = 0;
+    return { kind: 'gemm', formulation, shader: launch.shader, tile, grid: grid(formulation, launch, g.m, g.n, splits.count), transpose, splits };
+  }
   return { kind: 'gemm', formulation, shader: launch.shader, tile, grid: grid(formulation, launch, g.m, g.n, g.batches ?? 1), transpose };
+}
+
+/**
+ * How a forward convolution or ∂input of `tiles` tiles, `elements` elements
+ * of C and a reduction of k splits it (splitK): where C has fewer than 256
+ * tiles (the deep layers: few pixels, many channels, long reductions), into
+ * enough splits for 256 workgroups, each walking ≥ 512 of k, the f32 slices
+ * within 64 MiB; undefined where one split would do. A split's k is a
+ * multiple of 64, so that every split starts a k step of any tile (TK 32 or
+ * 64) and conv_mma's STEP_TAP still finds each step within one tap.
+ */
+export function reductionSplits(tiles: number, elements: number, k: number): { count: number; kPerSplit: number } | undefined {
+  const wanted = Math.min(Math.ceil(256 / tiles), Math.floor(k / 512), Math.floor((64 * 2 ** 20) / (elements * 4)));
+  if (wanted < 2) return undefined;
+  const kPerSplit = Math.ceil(k / wanted / 64) * 64;
+  const count = Math.ceil(k / kPerSplit);
+  return count > 1 ? { count, kPerSplit } : undefined;
 }
 
 /** Rows and columns of C per workgroup, with the shader. */

@@ -17,6 +17,10 @@
 //   in flight), then the workgroup halves its partial sums in workgroup memory.
 //   Writes dst4[s·cols/4 + quad]; run again on that [splits × cols] matrix
 //   with one split, it gives the bias gradient (added when ACCUMULATE).
+// finish_splits: the pixel-row modes' split GEMMs (conv_common.wgsl's
+//   SPLIT_K): finished[i] = act(Σ_s src[s·len + i] + bias[i % p.cols]) for a
+//   forward convolution (BIAS), or (+)= Σ_s src[s·len + i] for ∂input, in
+//   the element type of the activations (DST_TYPE).
 // Accumulating lets gradients add into a zeroed flat gradient buffer.
 
 override ACCUMULATE: bool = false;
@@ -27,6 +31,7 @@ struct Params {
   rows_per_split: u32,
   row_threads: u32,
   first: u32, // reduce_splits: how many sums go to dst (the rest to dst2)
+  cols: u32, // finish_splits: columns of C (bias[i % cols] is element i's)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -80,6 +85,27 @@ fn reduce_splits(@builtin(global_invocation_id) gid: vec3<u32>) {
       dst2[j] = s;
     }
   }
+}
+
+// Bound by finish_splits alone.
+override BIAS: bool = false;
+@group(0) @binding(2) var<storage, read_write> finished: array<DST_TYPE>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+
+@compute @workgroup_size(GROUP)
+fn finish_splits(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * p.row_threads;
+  if (i >= p.len) {
+    return;
+  }
+  var s = split_total(i);
+  if (BIAS) {
+    s = activate(s + bias[i % p.cols]);
+  }
+  if (ACCUMULATE) {
+    s += f32(finished[i]);
+  }
+  finished[i] = DST_TYPE(s);
 }
 
 var<workgroup> partial: array<f32, 256>;

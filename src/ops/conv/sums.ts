@@ -1,23 +1,27 @@
 /**
- * The sums that finish convolution gradients (split_sum.wgsl): the slices of
- * a split weight gradient added up, and per-channel sums for bias gradients.
+ * The sums that finish split convolution GEMMs and gradients
+ * (split_sum.wgsl): the slices of a split weight gradient added up, those of
+ * a split forward convolution or ∂input finished with bias, activation and
+ * accumulation, and per-channel sums for bias gradients.
  */
 import type { BufferView, Gpu } from '../../gpu/gpu.js';
 import { type DType, grid1d, perInvocation } from '../../gpu/tensor-view.js';
 import { placeholder } from './device.js';
 import splitSource from './split_sum.wgsl';
+import activationSource from './activation.wgsl';
+import { ACT, type Activation } from './plan.js';
 import { declareKernel } from '../../gpu/kernel.js';
 
 /** Invocations per workgroup, written into the shader (GROUP). */
 const GROUP = 256;
 const SPLIT_SUM = declareKernel({
   name: 'split_sum',
-  parts: [splitSource],
+  parts: [splitSource, activationSource],
   defines: { GROUP },
-  entryPoints: { reduce_splits: ['src', 'dst', 'dst2'], channel_partial_sums: ['src', 'dst'], channel_sums4: ['src', 'dst'] },
-  uniforms: [['len', 'u32'], ['splits', 'u32'], ['rows_per_split', 'u32'], ['row_threads', 'u32'], ['first', 'u32']],
-  overrides: ['ACCUMULATE', 'QUADS'],
-  types: ['SRC_TYPE'],
+  entryPoints: { reduce_splits: ['src', 'dst', 'dst2'], channel_partial_sums: ['src', 'dst'], channel_sums4: ['src', 'dst'], finish_splits: ['src', 'finished', 'bias'] },
+  uniforms: [['len', 'u32'], ['splits', 'u32'], ['rows_per_split', 'u32'], ['row_threads', 'u32'], ['first', 'u32'], ['cols', 'u32']],
+  overrides: ['ACCUMULATE', 'QUADS', 'BIAS', 'ACT'],
+  types: ['SRC_TYPE', 'DST_TYPE'],
 });
 
 /** dst (+)= Σ over splits of src's slices of `len`; with `second`, sums from `second.from` on go to second.view instead. */
@@ -34,8 +38,33 @@ export function reduceSplits(
     entry: 'reduce_splits',
     label: `${label}: sum of ${sums.splits} splits`,
     bind: { src: sums.src, dst, dst2: second?.view ?? placeholder(gpu, 'write') },
-    uniforms: { len: sums.len, splits: sums.splits, rows_per_split: 0, row_threads: rowThreads, first: second?.from ?? sums.len },
+    uniforms: { len: sums.len, splits: sums.splits, rows_per_split: 0, row_threads: rowThreads, first: second?.from ?? sums.len, cols: 0 },
     overrides: { ACCUMULATE: accumulate ? 1 : 0 },
+    workgroups,
+  });
+}
+
+/**
+ * A split forward convolution's or ∂input's C (rows × cols, the slices of
+ * `sums` in f32) finished into `dst` in its own element type: with `bias`,
+ * act(Σ + bias[column]) (a forward convolution); else Σ, added to what dst
+ * holds when accumulating (∂input).
+ */
+export function finishSplits(
+  gpu: Gpu,
+  sums: { src: BufferView; splits: number; len: number },
+  dst: BufferView,
+  opts: { cols: number; bias?: BufferView; activation?: Activation; accumulate: boolean; dstType: DType },
+  label: string,
+): void {
+  const { workgroups, rowThreads } = grid1d(sums.len, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
+  SPLIT_SUM.dispatch(gpu, {
+    entry: 'finish_splits',
+    label: `${label}: sum of ${sums.splits} splits`,
+    bind: { src: sums.src, finished: dst, bias: opts.bias ?? placeholder(gpu, 'read') },
+    uniforms: { len: sums.len, splits: sums.splits, rows_per_split: 0, row_threads: rowThreads, first: 0, cols: opts.cols },
+    overrides: { ACCUMULATE: opts.accumulate ? 1 : 0, BIAS: opts.bias ? 1 : 0, ACT: ACT[opts.activation ?? 'none'] },
+    types: { DST_TYPE: opts.dstType },
     workgroups,
   });
 }
@@ -55,7 +84,7 @@ export function channelSums(gpu: Gpu, src: BufferView, rows: number, c: number, 
     entry: 'channel_partial_sums',
     label,
     bind: { src, dst: partials },
-    uniforms: { len: c, splits: rows, rows_per_split: rowsPerSplit, row_threads: 0, first: 0 },
+    uniforms: { len: c, splits: rows, rows_per_split: rowsPerSplit, row_threads: 0, first: 0, cols: 0 },
     types: { SRC_TYPE: srcType },
     workgroups: [Math.ceil(c / 64), splits],
   });
@@ -76,7 +105,7 @@ function channelSums4(gpu: Gpu, src: BufferView, rows: number, c: number, dst: B
       entry: 'channel_sums4',
       label: `${label}${what}`,
       bind: { src: from, dst: to },
-      uniforms: { len: c, splits: rowCount, rows_per_split: rowsPerSplit, row_threads: 0, first: 0 },
+      uniforms: { len: c, splits: rowCount, rows_per_split: rowsPerSplit, row_threads: 0, first: 0, cols: 0 },
       overrides: { ACCUMULATE: acc ? 1 : 0, QUADS: quads },
       types: { SRC_TYPE: fromType },
       workgroups: [Math.ceil(c / 4 / quads), Math.ceil(rowCount / rowsPerSplit)],
