@@ -29,6 +29,10 @@ export interface Sample {
   batch?: number;
   /** Training step: host time to record one step, in milliseconds. */
   record_ms?: number;
+  /** Dawn's own host time for as many dispatches of a trivial kernel (bench/dispatch-floor.ts): the floor under record_ms. */
+  record_floor_ms?: number;
+  /** Dispatches one step records. */
+  step_dispatches?: number;
   /** The same submitting every 16 dispatches (Gpu.submitSchedule), the host's cost of more submissions. */
   record_every16_ms?: number;
   /** The same without replay: every op's code run to record the step. */

@@ -30,6 +30,7 @@ for (const s of step?.samples ?? []) {
   entries.push({
     op: s.op, impl: s.impl, precision: s.precision, ...(storage ? { storage } : {}), batch: s.batch, ms: s.median_ms, images_per_s: s.images_per_s,
     ...(s.gpu_ms !== undefined ? { gpu_ms: s.gpu_ms } : {}), ...(s.record_ms !== undefined ? { record_ms: s.record_ms } : {}),
+    ...(s.record_floor_ms !== undefined ? { record_floor_ms: s.record_floor_ms, step_dispatches: s.step_dispatches } : {}),
     ...(s.record_every16_ms !== undefined ? { record_every16_ms: s.record_every16_ms } : {}),
     ...(s.record_traced_ms !== undefined ? { record_traced_ms: s.record_traced_ms } : {}),
     ...(run && s.op.startsWith('training') ? { peak_live_mib: mib(run.peakLiveBytes) } : {}),

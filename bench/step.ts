@@ -12,6 +12,7 @@ import { type UNet, createUNet } from '../src/model/unet.js';
 import { type Sample, type TfjsWebgpu, type Timing, sample, timeIt, timePaired } from './harness.js';
 import { kerasDiceLoss, kerasUNet } from './tfjs-unet.js';
 import { GpuTimer } from './timestamps.js';
+import { measureDispatchFloor } from './dispatch-floor.js';
 
 /** Training images per epoch in the tutorial's recipe (80 % of the 5,635 frames). */
 export const TUTORIAL_TRAIN_IMAGES = 4508;
@@ -291,6 +292,12 @@ export async function benchOurStep(gpu: Gpu, precision: string, opts: { batch: n
   // Host time of recording alone, the GPU drained before each: replayed as
   // the trainer does, and traced (every op's code run) for comparison.
   const recordMs = await recordTime(gpu, recordStep, Math.max(opts.reps, 9));
+  // Dawn's own cost of as many dispatches (dispatch-floor.ts): what our recording is to approach.
+  const before = gpu.dispatchCount;
+  recordStep();
+  const stepDispatches = gpu.dispatchCount - before;
+  await gpu.sync();
+  const floorMs = await measureDispatchFloor(gpu, stepDispatches, Math.max(opts.reps, 9));
   // The same, submitting every 16 dispatches instead of ever fewer.
   const schedule = gpu.submitSchedule;
   gpu.submitSchedule = { first: 16, max: 16 };
@@ -320,14 +327,14 @@ export async function benchOurStep(gpu: Gpu, precision: string, opts: { batch: n
   const rate = (t: Timing) => n / (t.median / 1000);
   const extra = { precision, batch: n };
   const samples: Sample[] = [
-    { ...sample('training_step', label, impl, flops, waited, opts.reps), images_per_s: rate(waited), epoch_s: TUTORIAL_TRAIN_IMAGES / rate(waited), record_ms: recordMs, record_every16_ms: recordEvery16Ms, record_traced_ms: tracedMs, ...(profile ? { gpu_ms: profile.gpu_ms } : {}), ...extra },
+    { ...sample('training_step', label, impl, flops, waited, opts.reps), images_per_s: rate(waited), epoch_s: TUTORIAL_TRAIN_IMAGES / rate(waited), record_ms: recordMs, record_floor_ms: floorMs, step_dispatches: stepDispatches, record_every16_ms: recordEvery16Ms, record_traced_ms: tracedMs, ...(profile ? { gpu_ms: profile.gpu_ms } : {}), ...extra },
     { ...sample('training_step_chained', `${label}, ${opts.chain} back to back`, impl, flops, chained, opts.reps), images_per_s: rate(chained), ...extra },
     { ...sample('inference', label, impl, flops / 3, inferWaited, opts.reps), images_per_s: rate(inferWaited), ...extra },
     { ...sample('inference_chained', `${label}, ${opts.chain} back to back`, impl, flops / 3, inferChained, opts.reps), images_per_s: rate(inferChained), ...extra },
   ];
   console.error(
     `  ${impl} ${precision}, ${label}: training ${rate(waited).toFixed(0)} images/s waited, ${rate(chained).toFixed(0)} back to back; ` +
-      `recording a step ${recordMs.toFixed(2)} ms of host time replayed (${recordEvery16Ms.toFixed(2)} ms submitting every 16 dispatches), ${tracedMs.toFixed(2)} ms traced${profile ? `, ${profile.gpu_ms.toFixed(2)} ms of GPU time in ${profile.dispatches} dispatches` : ''}; ` +
+      `recording a step ${recordMs.toFixed(2)} ms of host time replayed (Dawn's floor for its ${stepDispatches} dispatches ${floorMs.toFixed(2)} ms; ${recordEvery16Ms.toFixed(2)} ms submitting every 16 dispatches), ${tracedMs.toFixed(2)} ms traced${profile ? `, ${profile.gpu_ms.toFixed(2)} ms of GPU time in ${profile.dispatches} dispatches` : ''}; ` +
       `inference ${rate(inferWaited).toFixed(0)} images/s waited, ${rate(inferChained).toFixed(0)} back to back; peak live ${(mem.peakLiveBytes / 2 ** 20).toFixed(1)} MiB`,
   );
   if (profile) {
