@@ -9,10 +9,10 @@ export function output(inputs: readonly Tensor[], shape: readonly number[], dtyp
   return Tensor.empty(inputs[0]!.gpu, shape, activeTape(inputs) !== null, dtype);
 }
 
-/** Records `backward` for `out` when a tape is recording and an input requires grad. */
-export function record(op: string, inputs: readonly Tensor[], out: Tensor, backward: TapeNode['backward']): void {
+/** Records `backward` for `out` when a tape is recording and an input requires grad (`reluOutput`: TapeNode's). */
+export function record(op: string, inputs: readonly Tensor[], out: Tensor, backward: TapeNode['backward'], opts: { reluOutput?: boolean } = {}): void {
   const tape = activeTape(inputs);
-  if (tape) tape.record({ op, inputs, output: out, backward });
+  if (tape) tape.record({ op, inputs, output: out, backward, ...(opts.reluOutput ? { reluOutput: true } : {}) });
 }
 
 /**

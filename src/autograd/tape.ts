@@ -64,14 +64,19 @@ export class Tape implements Collector {
       const temps: Tensor[] = [];
       // The gradient handed to the op being processed.
       let handed: Tensor | null = null;
+      // Tensors whose gradient, as written so far, is multiplied by their ReLU mask already.
+      const masked = new Set<Tensor>();
       const sink: GradSink = {
         target: (t) => {
+          masked.delete(t);
           if (t.grad) return { grad: t.grad, accumulate: true };
           // A gradient is stored as its tensor is (f16 activations get f16 gradients).
           t.grad = Tensor.empty(this.gpu, t.shape, false, t.dtype);
           return { grad: t.grad, accumulate: false };
         },
         consumable: (t) => t === handed && this.owned.has(t),
+        markReluMasked: (t) => masked.add(t),
+        reluMasked: (t) => masked.has(t),
         temp: (shape, dtype) => {
           const t = Tensor.empty(this.gpu, shape, false, dtype);
           temps.push(t);

@@ -12,6 +12,13 @@ export interface TapeNode {
   readonly output: Tensor;
   /** Writes or adds ∂L/∂input for inputs that require grad, given ∂L/∂output. */
   backward(dOut: Tensor, grads: GradSink): void;
+  /**
+   * The op ends in a ReLU: its output y is relu(z), and its backward first
+   * multiplies ∂L/∂y by [y > 0], which it skips where the gradient's writers
+   * applied that mask already (GradSink.reluMasked). A consumer's ∂input
+   * kernel can fold the mask into its store.
+   */
+  readonly reluOutput?: boolean;
 }
 
 export interface GradSink {
@@ -28,6 +35,14 @@ export interface GradSink {
    * can turn it into what it needs in place instead of taking a temporary.
    */
   consumable(dOut: Tensor): boolean;
+  /**
+   * Records that ∂L/∂t, as written so far, is multiplied by [t > 0] already:
+   * the op that last wrote it applied the ReLU mask of t (which covers what
+   * earlier ops added). Any later target(t) clears the mark.
+   */
+  markReluMasked(t: Tensor): void;
+  /** Whether ∂L/∂t is multiplied by [t > 0] already (markReluMasked). */
+  reluMasked(t: Tensor): boolean;
 }
 
 export class Tensor implements GpuTensor {

@@ -30,9 +30,9 @@ function declareWinograd(tile: 2 | 4, transforms: string) {
     name: `winograd${tile}`,
     parts: [transforms, winogradSource, activationSource],
     defines: { KERNELS: WINOGRAD_KERNELS },
-    entryPoints: { weight_tiles: ['w', 'dst'], input_tiles: ['src', 'dst'], output_tiles: ['src', 'dst', 'bias'] },
+    entryPoints: { weight_tiles: ['w', 'dst'], input_tiles: ['src', 'dst'], output_tiles: ['src', 'dst', 'bias', 'mask'] },
     uniforms: [['n', 'u32'], ['h', 'u32'], ['w', 'u32'], ['c', 'u32'], ['c_out', 'u32'], ['th', 'u32'], ['tw', 'u32'], ['tiles', 'u32'], ['n0', 'u32']],
-    overrides: ['FLIP', 'ACT', 'BIAS', 'ACCUMULATE', 'WG'],
+    overrides: ['FLIP', 'ACT', 'BIAS', 'ACCUMULATE', 'MASK', 'WG'],
   });
 }
 const WINOGRAD = { 2: declareWinograd(2, winograd2Source), 4: declareWinograd(4, winograd4Source) } as const;
@@ -42,7 +42,7 @@ const WINOGRAD = { 2: declareWinograd(2, winograd2Source), 4: declareWinograd(4,
  * flipped and transposed) as Winograd F(m×m, 3×3): the kernels' and the
  * input tiles' transforms into pooled scratch, the α² products on the rows
  * shader (mode 6), and the output transform with bias, activation or
- * accumulation. The tile passes take channels in quads (vec4s).
+ * accumulation and the mask. The tile passes take channels in quads (vec4s).
  */
 function winograd(gpu: Gpu, g: Gemm, { tile, th, tw, images }: WinogradPlan): void {
   const cin = g.aC;
@@ -81,9 +81,9 @@ function winograd(gpu: Gpu, g: Gemm, { tile, th, tw, images }: WinogradPlan): vo
     kernel.dispatch(gpu, {
       entry: 'output_tiles',
       label: `${g.label}: Winograd ${tile}×${tile} output tiles${part}`,
-      bind: { src: m.view, dst: g.out, bias: g.bias ?? placeholder(gpu, 'read') },
+      bind: { src: m.view, dst: g.out, bias: g.bias ?? placeholder(gpu, 'read'), mask: g.mask ?? placeholder(gpu, 'read') },
       uniforms: uniforms(cout / 4, 0, n0, n),
-      overrides: { ACT: ACT[g.activation ?? 'none'], BIAS: g.bias ? 1 : 0, ACCUMULATE: g.accumulate ? 1 : 0, WG: group(cout / 4) },
+      overrides: { ACT: ACT[g.activation ?? 'none'], BIAS: g.bias ? 1 : 0, ACCUMULATE: g.accumulate ? 1 : 0, MASK: g.mask ? 1 : 0, WG: group(cout / 4) },
       workgroups: [Math.ceil(cout / 4 / group(cout / 4)), n * th],
     });
   }

@@ -27,7 +27,7 @@
 // Set in front of this file by conv.ts: `enable
 // subgroups;`, MINE (rows of A per lane: 4, or 2, 5 or 6 for GEMMs of fewer
 // than 256 rows where that pads M less; plan.ts, rowsPerLaneFor) and COLS.
-// Parameters (p), bindings 0–4 (a_src, b_src, bias, out), MODE, ACCUMULATE,
+// Parameters (p), bindings 0–5 (a_src, b_src, bias, out, mask_src), MODE, ACCUMULATE,
 // out_index(), write_out(), tap_offset() and weight_tap() come from
 // conv_common.wgsl, ACT, activate() and activate4() from activation.wgsl,
 // appended after it.
@@ -58,9 +58,9 @@ alias RowsB = array<bool, MINE>;
 
 // B, C and A as vec4s (B4, O4, A4); whichever of out / out4 is not in use,
 // and a4 when A4 is off, are bound to 16-byte dummies.
-@group(0) @binding(5) var<storage, read> b4: array<vec4<f32>>;
-@group(0) @binding(6) var<storage, read_write> out4: array<vec4<f32>>;
-@group(0) @binding(7) var<storage, read> a4: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read> b4: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read_write> out4: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read> a4: array<vec4<f32>>;
 
 // acc[r]: row r of the subgroup's 32, this lane's columns my_col .. my_col + 3.
 var<private> acc: array<vec4<f32>, ROWS>;
@@ -143,7 +143,7 @@ fn reduce_run(at: RowsU, ok: RowsB, count: u32, k0: u32, first: u32, stride: u32
   }
 }
 
-// Bias and activation (mode 0), bias (mode 3), accumulation when asked (1, 4);
+// Bias and activation (mode 0), bias (mode 3), accumulation and the mask when asked (1, 4);
 // modes 2, 5 write the split's slice of partial sums, mode 6 product
 // `split`'s C. Mode 3 finds each column's place in the 2 × 2 block (ab, co)
 // once and steps the rows' pixel with up_next: out_index would divide six
@@ -189,6 +189,10 @@ fn store_all(row0: u32, split: u32) {
       }
       if (ACCUMULATE && (MODE == 1u || MODE == 4u)) {
         v += out4[at];
+      }
+      if (MASK) {
+        let m = vec4<f32>(mask_src[4u * at], mask_src[4u * at + 1u], mask_src[4u * at + 2u], mask_src[4u * at + 3u]);
+        v = select(vec4<f32>(0.0), v, m > vec4<f32>(0.0));
       }
       out4[at] = v;
     } else {

@@ -23,7 +23,8 @@
 //   outside);
 // - output_tiles: y at rows m·ty .. m·ty + m − 1 and columns m·tx .. (those
 //   inside the image) = Aᵀ M A of the α² values M[ξ][tile][o], plus bias and
-//   activation (forward) or added to y (ACCUMULATE, ∂input).
+//   activation (forward) or added to y (ACCUMULATE, ∂input), then masked
+//   (MASK, ∂input).
 // ACT, activate() and activate4() come from activation.wgsl, which the wrapper appends.
 // Tiles are numbered (n · th + ty) · tw + tx, th = ⌈h / m⌉, tw = ⌈w / m⌉,
 // counting images n from the pass's first (n0): V and M hold the tiles of
@@ -43,6 +44,9 @@
 override BIAS: bool = false;
 // output_tiles: add to y instead of overwriting it (∂input).
 override ACCUMULATE: bool = false;
+// output_tiles: then zero where mask is not positive (∂input of a layer
+// whose input is a ReLU's output, mask being that output: conv_common.wgsl's MASK).
+override MASK: bool = false;
 // weight_tiles: the kernel is that of the ∂input of a convolution whose w
 // (3, 3, Ci, Co) is bound: its taps rotated by 180° and its in and out
 // channels swapped, so this pass's c (in) is that w's Co and c_out its Ci.
@@ -80,6 +84,7 @@ struct Params {
 // not adjacent in it).
 @group(0) @binding(1) var<storage, read> w: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<Quad>;
+@group(0) @binding(4) var<storage, read> mask: array<Quad>;
 
 // Bᵀ d for column x of the patch whose top row is y0: rows y0 .. y0 + α − 1
 // of channel quad c of image n, zero outside the image.
@@ -186,7 +191,11 @@ fn put(k: u32, v: Quad, b: Quad) {
   if (ACCUMULATE) {
     r += dst[k];
   }
-  dst[k] = activate4(r);
+  r = activate4(r);
+  if (MASK) {
+    r = select(Quad(0.0), r, mask[k] > Quad(0.0));
+  }
+  dst[k] = r;
 }
 
 // Invocation (oq, row of tiles) = (gid.x, gid.y).

@@ -95,6 +95,7 @@ describe.runIf(mixed || required)('f16 storage of activations and gradients', ()
       const y = pair(ys);
       const dx = pair(xs);
       const dxAcc = pair(xs, halves(prod(xs), 6));
+      const dxMasked = pair(xs, halves(prod(xs), 6));
       const dw = { f16: allocTensor(gpu, ws), f32: allocTensor(gpu, ws) };
       const db = { f16: allocTensor(gpu, [co]), f32: allocTensor(gpu, [co]) };
       for (const t of ['f16', 'f32'] as const) {
@@ -104,14 +105,22 @@ describe.runIf(mixed || required)('f16 storage of activations and gradients', ()
         // One GEMM each, and where split, one finishing pass.
         expect(gpu.dispatchCount - start).toBe(splitK ? 3 : 2);
         conv2dBackwardInput(gpu, dy[t], w, dxAcc[t], { accumulate: true });
+        // Masked by x's ReLU (x taken for a ReLU's output: about half its values are not positive).
+        conv2dBackwardInput(gpu, dy[t], w, dxMasked[t], { accumulate: true, mask: x[t] });
         conv2dBackwardWeights(gpu, x[t], dy[t], dw[t], { db: db[t] });
       }
       expectRoundedToF16('y', await read(y.f16), await read(y.f32));
       expectRoundedToF16('dx', await read(dx.f16), await read(dx.f32));
       expectRoundedToF16('dx accumulated', await read(dxAcc.f16), await read(dxAcc.f32));
+      const masked = await read(dxMasked.f16);
+      expectRoundedToF16('dx accumulated and masked', masked, await read(dxMasked.f32));
+      // dxAcc's values where x is positive, zero elsewhere.
+      const xv = await read(x.f32);
+      const acc = await read(dxAcc.f16);
+      expect(masked).toEqual(acc.map((v, i) => (xv[i]! > 0 ? v : 0)));
       expect(await read(dw.f16)).toEqual(await read(dw.f32));
       expect(await read(db.f16)).toEqual(await read(db.f32));
-      for (const t of [w, b, ...[x, dy, y, dx, dxAcc, dw, db].flatMap((p) => [p.f16, p.f32])]) t.dispose();
+      for (const t of [w, b, ...[x, dy, y, dx, dxAcc, dxMasked, dw, db].flatMap((p) => [p.f16, p.f32])]) t.dispose();
     });
   }
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { testGpu } from '../helpers/gpu.js';
 import { randomArray } from '../helpers/random.js';
 import { buildUNetParameters, createUNet, unetLayerSpecs } from '../../src/model/unet.js';
-import { Tensor, noGrad, scope } from '../../src/autograd/index.js';
+import { Tape, Tensor, diceLoss, noGrad, scope } from '../../src/autograd/index.js';
 
 // The tutorial's model.summary(), layers with weights only: Keras kernel shape and parameter count.
 const KERAS_SUMMARY: [string, number[], number][] = [
@@ -84,6 +84,29 @@ describe('the tutorial U-Net', () => {
   it('rejects input sizes the four poolings cannot halve', () => {
     expect(() => buildUNetParameters({ inputSize: 90 })).toThrow(/inputSize must be a positive multiple of 16.*got 90/);
     expect(() => buildUNetParameters({ baseWidth: 0 })).toThrow(/baseWidth must be a positive integer/);
+  });
+
+  it('leaves the ReLU\'s backward to the ∂input of the layer that reads an activation: a pass of its own only where a pooling and a skip share it', async () => {
+    const gpu = await testGpu();
+    const unet = createUNet(gpu, { baseWidth: 2, inputSize: 16, seed: 1 });
+    const x = Tensor.from(gpu, [1, 16, 16, 1], randomArray(256, 4, -1, 1));
+    const y = Tensor.from(gpu, [1, 16, 16, 1], randomArray(256, 5, 0, 1));
+    const labels: string[] = [];
+    gpu.observer = { timestampWrites: (label) => (labels.push(label), undefined) };
+    const tape = new Tape(gpu);
+    try {
+      tape.backward(tape.run(() => diceLoss(unet.forward(x), y)));
+    } finally {
+      gpu.observer = null;
+    }
+    // 18 ReLU layers: the second of each of the 4 encoder levels feeds a pooling and a skip; the other 14 are read by one convolution.
+    expect(labels.filter((l) => l.startsWith('binary reluBackward')).length, labels.join('\n')).toBe(4);
+    // Each of those 14 ∂inputs stores masked: its GEMM, or its Winograd output pass.
+    const stores = labels.filter((l) => /^(conv2dBackwardInput|convTranspose2x2BackwardInput) .*, masked( \[|: Winograd .* output tiles)/.test(l));
+    expect(stores.length, labels.join('\n')).toBe(14);
+    tape.dispose();
+    for (const t of [x, y]) t.dispose();
+    unet.dispose();
   });
 
   it('runs a full-size 96 × 96 image on the GPU and frees every intermediate outside a tape', async () => {

@@ -17,12 +17,14 @@ import { activationType } from './device.js';
 
 /**
  * ∂L/∂(pre-activation) from ∂L/∂y, using the saved output y: relu' = [y > 0],
- * sigmoid' = y(1 − y). Without an activation it is dy itself. Written over
- * dy where nothing reads dy afterwards (in a tape's backward, always), which
- * spares a buffer of its size at the step's busiest moment.
+ * sigmoid' = y(1 − y). Without an activation it is dy itself, and so is it
+ * for a ReLU whose gradient's writers applied [y > 0] already (the ∂input of
+ * the layers that read y: inputGradient). Written over dy where nothing
+ * reads dy afterwards (in a tape's backward, always), which spares a buffer
+ * of its size at the step's busiest moment.
  */
 function preActivationGrad(dy: Tensor, y: Tensor, activation: Activation, grads: GradSink): Tensor {
-  if (activation === 'none') return dy;
+  if (activation === 'none' || (activation === 'relu' && grads.reluMasked(y))) return dy;
   const op = activation === 'relu' ? 'reluBackward' : 'sigmoidBackward';
   if (grads.consumable(dy)) {
     binaryInPlace(dy.gpu, op, dy, y);
@@ -31,6 +33,18 @@ function preActivationGrad(dy: Tensor, y: Tensor, activation: Activation, grads:
   const g = grads.temp(dy.shape, dy.dtype);
   binary(dy.gpu, op, dy, y, g);
   return g;
+}
+
+/**
+ * Writes or adds ∂L/∂x through `write` (a convolution's ∂input kernel). Where
+ * x is a ReLU's output, the kernel also multiplies the gradient by [x > 0]
+ * as it stores it, so that the ReLU's backward has nothing left to do.
+ */
+function inputGradient(x: Tensor, grads: GradSink, write: (dx: Tensor, opts: { accumulate: boolean; mask?: Tensor }) => void): void {
+  const t = grads.target(x);
+  const mask = x.creator?.reluOutput ? x : undefined;
+  write(t.grad, { accumulate: t.accumulate, mask });
+  if (mask) grads.markReluMasked(x);
 }
 
 /**
@@ -46,10 +60,7 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor, activation: Activation =
   conv2dKernel(x.gpu, x, w, b, y, activation);
   record(`conv2d${activation === 'none' ? '' : `+${activation}`}`, [x, w, b], y, (dy, grads) => {
     const g = preActivationGrad(dy, y, activation, grads);
-    if (x.requiresGrad) {
-      const t = grads.target(x);
-      conv2dBackwardInput(x.gpu, g, w, t.grad, { accumulate: t.accumulate });
-    }
+    if (x.requiresGrad) inputGradient(x, grads, (dx, opts) => conv2dBackwardInput(x.gpu, g, w, dx, opts));
     const tw = w.requiresGrad ? grads.target(w) : undefined;
     const tb = b.requiresGrad ? grads.target(b) : undefined;
     if (tw && tb && tw.accumulate === tb.accumulate) {
@@ -59,7 +70,7 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor, activation: Activation =
       if (tw) conv2dBackwardWeights(x.gpu, x, g, tw.grad, { accumulate: tw.accumulate });
       if (tb) biasGradient(x.gpu, g, tb.grad, { accumulate: tb.accumulate });
     }
-  });
+  }, { reluOutput: activation === 'relu' });
   return y;
 }
 
@@ -70,10 +81,7 @@ export function convTranspose2x2(x: Tensor, w: Tensor, b: Tensor): Tensor {
   const y = output([x, w, b], [x.shape[0]!, 2 * x.shape[1]!, 2 * x.shape[2]!, w.shape[2]!], activationType(x.gpu));
   convTransposeKernel(x.gpu, x, w, b, y);
   record('convTranspose2x2', [x, w, b], y, (dy, grads) => {
-    if (x.requiresGrad) {
-      const t = grads.target(x);
-      convTranspose2x2BackwardInput(x.gpu, dy, w, t.grad, { accumulate: t.accumulate });
-    }
+    if (x.requiresGrad) inputGradient(x, grads, (dx, opts) => convTranspose2x2BackwardInput(x.gpu, dy, w, dx, opts));
     if (w.requiresGrad) {
       const t = grads.target(w);
       convTranspose2x2BackwardWeights(x.gpu, x, dy, t.grad, { accumulate: t.accumulate });

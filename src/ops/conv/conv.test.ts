@@ -139,6 +139,68 @@ describe(`conv2d (${variant})`, () => {
     });
   }
 
+  // ∂input with the ReLU's backward fused into its store (mask = x, a ReLU's
+  // output): fresh and accumulated, vec4 and scalar stores, a 1 × 1 layer,
+  // and on the rows formulation also through Winograd; the transposed
+  // convolution's ∂input likewise. Masked elements must be exactly zero.
+  for (const [xs, k, co, winograd] of [
+    [[2, 7, 9, 12], 3, 8, 'never'],
+    [[1, 5, 6, 3], 3, 5, 'never'],
+    [[2, 6, 6, 8], 1, 4, 'never'],
+    ...(variant === 'rows' ? [[[2, 7, 9, 12], 3, 8, 'always']] : []),
+  ] as [Shape4, number, number, 'never' | 'always'][]) {
+    it(`∂input masked by a ReLU's output, fresh and accumulated: x ${xs}, ${k} × ${k} → ${co}${winograd === 'always' ? ', Winograd' : ''}; the transposed ∂input too`, async () => {
+      const gpu = await testGpu();
+      setConvOverrides(gpu, { formulation: variant, winograd });
+      try {
+        const ws: Shape4 = [k, k, xs[3], co];
+        const ys: Shape4 = [xs[0], xs[1], xs[2], co];
+        const wv = randomArray(prod(ws), 40, -0.5, 0.5);
+        const dyv = randomArray(prod(ys), 41);
+        const maskv = randomArray(prod(xs), 42); // about half the elements not positive
+        const init = randomArray(prod(xs), 43);
+        const ref = conv2dBackwardRef(randomArray(prod(xs), 44), xs, wv, ws, dyv).dx;
+        const [w, dy, mask] = [allocTensor(gpu, ws, wv), allocTensor(gpu, ys, dyv), allocTensor(gpu, xs, maskv)];
+        const check = async (what: string, dx: ReturnType<typeof allocTensor>, want: ArrayLike<number>) => {
+          const got = await gpu.readFloat32(dx.view, prod(xs));
+          const masked = Array.from(want, (v, i) => (maskv[i]! > 0 ? v : 0));
+          expect(maxRelError(got, masked), what).toBeLessThan(1e-4);
+          for (let i = 0; i < got.length; i++) if (!(maskv[i]! > 0)) expect(got[i], `${what}: element ${i}`).toBe(0);
+        };
+        const fresh = allocTensor(gpu, xs);
+        conv2dBackwardInput(gpu, dy, w, fresh, { mask });
+        await check('fresh', fresh, ref);
+        const acc = allocTensor(gpu, xs, init);
+        conv2dBackwardInput(gpu, dy, w, acc, { accumulate: true, mask });
+        await check('accumulated', acc, Array.from(ref, (v, i) => v + init[i]!));
+        // The transposed convolution from x (co channels out, twice the size).
+        const uws: Shape4 = [2, 2, co, xs[3]];
+        const uys: Shape4 = [xs[0], 2 * xs[1], 2 * xs[2], co];
+        const udyv = randomArray(prod(uys), 45);
+        const uref = convTranspose2x2BackwardRef(randomArray(prod(xs), 46), xs, randomArray(prod(uws), 47), uws, udyv).dx;
+        const [uw, udy] = [allocTensor(gpu, uws, randomArray(prod(uws), 47)), allocTensor(gpu, uys, udyv)];
+        const uacc = allocTensor(gpu, xs, init);
+        convTranspose2x2BackwardInput(gpu, udy, uw, uacc, { accumulate: true, mask });
+        await check('transposed, accumulated', uacc, Array.from(uref, (v, i) => v + init[i]!));
+        for (const t of [w, dy, mask, fresh, acc, uw, udy, uacc]) t.dispose();
+      } finally {
+        setConvOverrides(gpu, { winograd: undefined });
+      }
+    });
+  }
+
+  it('refuses a mask of another shape or type than dx, or in dx\'s buffer', async () => {
+    const gpu = await testGpu();
+    setConvOverrides(gpu, { formulation: variant });
+    const [dy, w, dx] = [allocTensor(gpu, [1, 4, 4, 2]), allocTensor(gpu, [3, 3, 3, 2]), allocTensor(gpu, [1, 4, 4, 3])];
+    const wrong = allocTensor(gpu, [1, 4, 4, 2]);
+    expect(() => conv2dBackwardInput(gpu, dy, w, dx, { mask: wrong })).toThrow(/conv2dBackwardInput: mask must have shape \[1, 4, 4, 3\], got \[1, 4, 4, 2\]/);
+    const half = allocTensor(gpu, [1, 4, 4, 3], undefined, 'f16');
+    expect(() => conv2dBackwardInput(gpu, dy, w, dx, { mask: half })).toThrow(/mask is stored as f16 but dx as f32/);
+    expect(() => conv2dBackwardInput(gpu, dy, w, dx, { mask: dx })).toThrow(/dx \(written\) and mask \(read\) lie in one GPU buffer/);
+    for (const t of [dy, w, dx, wrong, half]) t.dispose();
+  });
+
   it('rejects mismatched channels, naming the op and the shapes', async () => {
     const gpu = await testGpu();
     setConvOverrides(gpu, { formulation: variant });

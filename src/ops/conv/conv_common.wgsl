@@ -1,7 +1,7 @@
 // What the convolution shaders share (conv_tiled.wgsl, conv_mma.wgsl,
 // conv_direct.wgsl, software/conv_rows.wgsl): appended to each when its
 // source is put together (gemm.ts) (and activation.wgsl, whose ACT and activate() the forward
-// modes use), so the modes' parameters, the first five bindings, where each
+// modes use), so the modes' parameters, the first six bindings, where each
 // element of C goes and where the CPU shaders' weight rows read A are written
 // once. The table of modes 0–5 is in conv_tiled.wgsl; mode 6 is below.
 
@@ -23,6 +23,10 @@ override BIAS_ROW: bool = false;
 // written as raw partial sums, one slice per split, and split_sum.wgsl's
 // finish_splits adds them up with the bias, activation and accumulation.
 override SPLIT_K: bool = false;
+// Modes 1, 4: multiply each finished element of dx (after the accumulation)
+// by [mask > 0], mask_src holding x itself where x is a ReLU's output: the
+// ReLU's backward fused into the store of the gradient it applies to.
+override MASK: bool = false;
 
 struct Params {
   batch: u32,
@@ -51,6 +55,8 @@ struct Params {
 @group(0) @binding(2) var<storage, read> b_src: array<B_TYPE>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<OUT_TYPE>;
+// MASK's tensor, laid out as out (a placeholder without MASK).
+@group(0) @binding(5) var<storage, read> mask_src: array<OUT_TYPE>;
 
 // Where element (row, col) of C goes, as an index into out: the transposed
 // forward scatters row (n, i, j) and column (a, b, co) to y[n, 2i+a, 2j+b, co];
@@ -114,13 +120,17 @@ fn up_index(px: vec3<u32>, ab: u32, co: u32) -> u32 {
 }
 
 // Writes a finished value of C to out[at]: added to what is there for the
-// ∂input modes (1, 4) when ACCUMULATE, else overwriting it.
+// ∂input modes (1, 4) when ACCUMULATE, else overwriting it; then with MASK
+// zero where mask_src[at] is not positive.
 fn write_out(at: u32, v: f32) {
+  var total = v;
   if (ACCUMULATE && (MODE == 1u || MODE == 4u)) {
-    out[at] = OUT_TYPE(f32(out[at]) + v);
-  } else {
-    out[at] = OUT_TYPE(v);
+    total += f32(out[at]);
   }
+  if (MASK && !(f32(mask_src[at]) > 0.0)) {
+    total = 0.0;
+  }
+  out[at] = OUT_TYPE(total);
 }
 
 // Stores one element of C: bias and activation (mode 0), bias (mode 3),

@@ -37,7 +37,7 @@
 // Grid: x = blocks of GROUP·ROWS rows (invocation = ROWS consecutive rows),
 //       y = blocks of 4·QUADS columns, z = splits of the reduction (modes 2, 5).
 
-// Parameters (p), bindings 0–4 (a_src, b_src, bias, out), MODE,
+// Parameters (p), bindings 0–5 (a_src, b_src, bias, out, mask_src), MODE,
 // ACCUMULATE, out_index(), write_out() and store() come from conv_common.wgsl,
 // ACT and activate() from activation.wgsl; the wrapper appends both to this file.
 
@@ -60,8 +60,8 @@ override GROUP: u32 = 64u;
 // in front of this file by gemm.ts from the planner's values.
 
 // The same tensors as a_src / b_src seen as vec4 (a 16-byte dummy when A4 / B4 is off).
-@group(0) @binding(5) var<storage, read> a4: array<vec4<f32>>;
-@group(0) @binding(6) var<storage, read> b4: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read> a4: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read> b4: array<vec4<f32>>;
 
 // Accumulators: acc[i][q] holds row i, columns col0 + 4q .. col0 + 4q + 3.
 var<private> acc: array<array<vec4<f32>, QUADS>, ROWS>;

@@ -12,7 +12,7 @@
 //   rows of result matrices a subgroup (2, or 4 for tall subgroup tiles), TK
 //   values of k staged at a time;
 // and after it conv_gather.wgsl (row_info, a_quad), conv_common.wgsl (p,
-// bindings 0–4, store) and activation.wgsl.
+// bindings 0–5, store) and activation.wgsl.
 //
 // Tiling: a workgroup computes a TM × TN tile of C, TM = SUB_Y·WM·SM rows
 // and TN = SUB_X·2·SN columns; subgroup (sy, sx) holds the WM × 2 result
@@ -35,7 +35,7 @@
 // channels A is read along come in fours (A4), each invocation loads four
 // values of A with one vec4 (four k of a pixel row, or four channel rows of
 // one k), and B likewise four columns, or four k of one column (B4),
-// through vec4 views of the same buffers (bindings 5 and 6); otherwise A is
+// through vec4 views of the same buffers (bindings 6 and 7); otherwise A is
 // gathered as in conv_tiled.wgsl, four rows of one k a slot. Rows of every
 // staged tile are PAD halves longer than needed, so that the matrix loads,
 // which read SK-long pieces of consecutive rows, fall in different banks.
@@ -77,8 +77,8 @@ override B4: bool = false;
 // Modes 1 and 3 read the weights as stored (b_stored), which runs along k,
 // and stage b_tile column-major; the other modes read B as [k][column].
 override B_BY_COLS: bool = false;
-@group(0) @binding(5) var<storage, read> a4_src: array<vec4<A_TYPE>>;
-@group(0) @binding(6) var<storage, read> b4_src: array<vec4<B_TYPE>>;
+@group(0) @binding(6) var<storage, read> a4_src: array<vec4<A_TYPE>>;
+@group(0) @binding(7) var<storage, read> b4_src: array<vec4<B_TYPE>>;
 // With A4 in the pixel-row modes a slot is one row and four k: slot s is row s / K4, k quad s % K4.
 const K4: u32 = TK / 4u;
 

@@ -32,7 +32,7 @@
 // and channels (k_range); split_sum.wgsl then adds the slices up. B is read as a row-major [K × N] matrix in every mode: for modes
 // 1 and 3 the weights are rearranged first (weights_transpose.wgsl).
 
-// Parameters (p), bindings 0–4 (a_src, b_src, bias, out), MODE,
+// Parameters (p), bindings 0–5 (a_src, b_src, bias, out, mask_src), MODE,
 // ACCUMULATE, out_index(), write_out() and store() come from conv_common.wgsl,
 // row_info() and a_quad() from conv_gather.wgsl, ACT and activate() from
 // activation.wgsl; gemm.ts appends them to this file.

@@ -19,7 +19,7 @@ import transposeSource from './weights_transpose.wgsl';
 import { type DeclaredKernel, declareKernel } from '../../gpu/kernel.js';
 
 /** A GEMM with its buffers. */
-export interface Gemm extends Omit<GemmShape, 'aBytes' | 'bBytes' | 'bias' | 'biasGradient' | 'f16'> {
+export interface Gemm extends Omit<GemmShape, 'aBytes' | 'bBytes' | 'bias' | 'biasGradient' | 'f16' | 'mask'> {
   /** What runs on what, for GPU error messages. */
   label: string;
   a: BufferView;
@@ -28,6 +28,8 @@ export interface Gemm extends Omit<GemmShape, 'aBytes' | 'bBytes' | 'bias' | 'bi
   out: BufferView;
   /** Weight gradients: where the bias gradient goes, if wanted. */
   db?: BufferView;
+  /** ∂input: x, whose [x > 0] multiplies dx as it is stored. */
+  mask?: BufferView;
   /** How A, B and C are stored (f32 when absent). */
   types?: GemmTypes;
 }
@@ -40,9 +42,9 @@ export interface GemmTypes {
 }
 
 export function shapeOf(g: Gemm): GemmShape {
-  const { label: _label, a, b, bias, out: _out, db, types, ...sizes } = g;
+  const { label: _label, a, b, bias, out: _out, db, mask, types, ...sizes } = g;
   const f16 = types !== undefined && Object.values(types).includes('f16');
-  return { ...sizes, aBytes: a.size, bBytes: b.size, bias: bias !== undefined, biasGradient: db !== undefined, f16 };
+  return { ...sizes, aBytes: a.size, bBytes: b.size, bias: bias !== undefined, biasGradient: db !== undefined, mask: mask !== undefined, f16 };
 }
 
 /** Records a GEMM; returns its plan (a weight gradient's caller reads whether the bias gradient was computed). */
@@ -62,7 +64,7 @@ export function runGemm(gpu: Gpu, g: Gemm): GemmPlan {
   const family = plan.shader.family === 'conv_rows' ? softwareConv().rows : CONV_FAMILIES[plan.shader.family];
   const views = { a: g.a, b, none: placeholder(gpu, 'read'), 'none-writable': placeholder(gpu, 'write') };
   const dispatch = (label: string, out: BufferView, uniforms: ConvUniforms) => {
-    const bind: Record<string, BufferView> = { a_src: g.a, b_src: b, bias: g.bias ?? views.none };
+    const bind: Record<string, BufferView> = { a_src: g.a, b_src: b, bias: g.bias ?? views.none, mask_src: g.mask ?? views.none };
     for (const [name, what] of Object.entries(plan.shader.bind)) bind[name] = what === 'out' ? out : views[what];
     family.dispatch(gpu, { entry: 'main', label, bind, uniforms, overrides: plan.shader.constants, defines: plan.shader.defines, types: { ...g.types, ...(out !== g.out ? { OUT_TYPE: 'f32' as DType } : {}) }, workgroups: plan.grid });
   };
@@ -80,7 +82,7 @@ export function runGemm(gpu: Gpu, g: Gemm): GemmPlan {
     if (isWeightGradient(g)) {
       reduceSplits(gpu, sums, g.out, g.accumulate ?? false, g.label, plan.biasRow ? { view: g.db!, from: g.m * g.n } : undefined);
     } else {
-      finishSplits(gpu, sums, g.out, { cols: g.n, bias: g.bias, activation: g.activation, accumulate: g.accumulate ?? false, dstType: g.types?.OUT_TYPE ?? 'f32' }, g.label);
+      finishSplits(gpu, sums, g.out, { cols: g.n, bias: g.bias, activation: g.activation, accumulate: g.accumulate ?? false, mask: g.mask, dstType: g.types?.OUT_TYPE ?? 'f32' }, g.label);
     }
     // Safe to recycle now: any later use of this buffer is recorded after the reads above.
     gpu.release(scratch);
@@ -97,8 +99,9 @@ type ConvUniforms = Readonly<Record<(typeof CONV_UNIFORMS)[number][0], number>>;
 
 /**
  * A convolution GEMM shader: its own source before conv_common.wgsl (the
- * uniforms, A, B, bias and C) and activation.wgsl, one entry point `main`
- * binding a_src, b_src, bias, out and then the family's own buffers.
+ * uniforms, A, B, bias, C and the mask) and activation.wgsl, one entry
+ * point `main` binding a_src, b_src, bias, out, mask_src and then the
+ * family's own buffers.
  */
 export function declareConvFamily(name: string, parts: readonly string[], own: { bindings: readonly string[]; overrides: readonly string[]; enables?: readonly string[] }): DeclaredKernel {
   return declareKernel({
@@ -106,9 +109,9 @@ export function declareConvFamily(name: string, parts: readonly string[], own: {
     parts: [...parts, commonSource, activationSource],
     enables: own.enables,
     types: ['A_TYPE', 'B_TYPE', 'OUT_TYPE'],
-    entryPoints: { main: ['a_src', 'b_src', 'bias', 'out', ...own.bindings] },
+    entryPoints: { main: ['a_src', 'b_src', 'bias', 'out', 'mask_src', ...own.bindings] },
     uniforms: CONV_UNIFORMS,
-    overrides: ['MODE', 'ACT', 'ACCUMULATE', 'BIAS_ROW', 'SPLIT_K', ...own.overrides],
+    overrides: ['MODE', 'ACT', 'ACCUMULATE', 'BIAS_ROW', 'SPLIT_K', 'MASK', ...own.overrides],
   });
 }
 

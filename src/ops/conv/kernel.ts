@@ -19,6 +19,23 @@ export interface GradOptions {
   accumulate?: boolean;
 }
 
+export interface InputGradOptions extends GradOptions {
+  /**
+   * x, where x is a ReLU's output: dx is multiplied by [x > 0] as it is
+   * stored (after the accumulation), the ReLU's backward fused into the
+   * GEMM's store. Has dx's shape and element type.
+   */
+  mask?: GpuTensor;
+}
+
+/** An ∂input's mask: dx's shape and type, in a buffer of its own (it is read while dx is written). */
+function checkMask(op: string, dx: GpuTensor, mask: GpuTensor | undefined): void {
+  if (!mask) return;
+  expectShape(op, 'mask', mask, [...dx.shape]);
+  if (dtypeOf(mask) !== dtypeOf(dx)) throw new ShapeError(op, `mask is stored as ${dtypeOf(mask)} but dx as ${dtypeOf(dx)}: they must match`);
+  checkNoAliasing(op, { mask }, { dx });
+}
+
 export interface WeightGradOptions extends GradOptions {
   /** Also the bias gradient, db (+)= Σ over pixels of dy: in the same GEMM where the formulation can, else by biasGradient. */
   db?: GpuTensor;
@@ -76,7 +93,7 @@ export function conv2d(gpu: Gpu, x: GpuTensor, w: GpuTensor, b: GpuTensor, y: Gp
 }
 
 /** dx (+)= ∂/∂x of Σ dy·conv(x, w): a correlation of dy with the flipped, transposed kernel. */
-export function conv2dBackwardInput(gpu: Gpu, dy: GpuTensor, w: GpuTensor, dx: GpuTensor, opts: GradOptions = {}): void {
+export function conv2dBackwardInput(gpu: Gpu, dy: GpuTensor, w: GpuTensor, dx: GpuTensor, opts: InputGradOptions = {}): void {
   const op = 'conv2dBackwardInput';
   checkRank(op, 'dy', dy, 4, 'batch, height, width, out channels');
   checkRank(op, 'w', w, 4, 'kh, kw, in, out');
@@ -86,10 +103,11 @@ export function conv2dBackwardInput(gpu: Gpu, dy: GpuTensor, w: GpuTensor, dx: G
   if (w.shape[0] !== w.shape[1] || kh % 2 !== 1) throw new ShapeError(op, `kernel must be square and odd, got w ${shapeStr(w.shape)}`);
   expectShape(op, 'dx', dx, [n, h, wd, ci]);
   requireF32(op, { w });
+  checkMask(op, dx, opts.mask);
   runGemm(gpu, {
     mode: Mode.ConvInput, types: typesOf(dy, w, dx),
-    label: `${op} dy ${shapeStr(dy.shape)} w ${shapeStr(w.shape)}`,
-    a: dy.view, b: w.view, out: dx.view,
+    label: `${op} dy ${shapeStr(dy.shape)} w ${shapeStr(w.shape)}${opts.mask ? ', masked' : ''}`,
+    a: dy.view, b: w.view, out: dx.view, mask: opts.mask?.view,
     batch: n, h, w: wd, aC: co, kh, kw: kh, pad: kh - 1 - (kh - 1) / 2, bC: ci,
     m: n * h * wd, n: ci, k: kh * kh * co, accumulate: opts.accumulate ?? false,
   });
@@ -141,7 +159,7 @@ export function convTranspose2x2(gpu: Gpu, x: GpuTensor, w: GpuTensor, b: GpuTen
   });
 }
 
-export function convTranspose2x2BackwardInput(gpu: Gpu, dy: GpuTensor, w: GpuTensor, dx: GpuTensor, opts: GradOptions = {}): void {
+export function convTranspose2x2BackwardInput(gpu: Gpu, dy: GpuTensor, w: GpuTensor, dx: GpuTensor, opts: InputGradOptions = {}): void {
   const op = 'convTranspose2x2BackwardInput';
   checkRank(op, 'dy', dy, 4, 'batch, height, width, out channels');
   checkRank(op, 'w', w, 4, 'kh, kw, out, in');
@@ -152,10 +170,11 @@ export function convTranspose2x2BackwardInput(gpu: Gpu, dy: GpuTensor, w: GpuTen
   if (h2 % 2 || w2 % 2) throw new ShapeError(op, `dy ${shapeStr(dy.shape)} must have even height and width`);
   expectShape(op, 'dx', dx, [n, h2 / 2, w2 / 2, ci]);
   requireF32(op, { w });
+  checkMask(op, dx, opts.mask);
   runGemm(gpu, {
     mode: Mode.UpInput, types: typesOf(dy, w, dx),
-    label: `${op} dy ${shapeStr(dy.shape)} w ${shapeStr(w.shape)}`,
-    a: dy.view, b: w.view, out: dx.view,
+    label: `${op} dy ${shapeStr(dy.shape)} w ${shapeStr(w.shape)}${opts.mask ? ', masked' : ''}`,
+    a: dy.view, b: w.view, out: dx.view, mask: opts.mask?.view,
     batch: n, h: h2 / 2, w: w2 / 2, aC: co, bC: ci,
     m: n * (h2 / 2) * (w2 / 2), n: ci, k: 4 * co, accumulate: opts.accumulate ?? false,
   });

@@ -56,6 +56,8 @@ export interface GemmShape {
   bias?: boolean;
   /** Weight gradients: the bias gradient is wanted too. */
   biasGradient?: boolean;
+  /** Modes 1, 4: dx is multiplied by [x > 0] as it is stored (the shaders' MASK). */
+  mask?: boolean;
   /** Mode 6: products in the batch. */
   batches?: number;
   /** Bytes bound for A and B (a vec4 view needs at least 16). */
@@ -255,9 +257,10 @@ export function planGemm(caps: ConvCaps, g: GemmShape): GemmPlan {
     ? reductionSplits(Math.ceil(g.m / launch.rows) * Math.ceil(g.n / launch.cols), g.m * g.n, g.k)
     : undefined;
   if (splits) {
-    // Partial sums, raw: the finishing pass adds bias, activation and what dx held.
+    // Partial sums, raw: the finishing pass adds bias, activation and what dx held, and masks.
     launch.shader.constants.SPLIT_K = 1;
     launch.shader.constants.ACCUMULATE = 0;
+    launch.shader.constants.MASK = 0;
     return { kind: 'gemm', formulation, shader: launch.shader, tile, grid: grid(formulation, launch, g.m, g.n, splits.count), transpose, splits };
   }
   return { kind: 'gemm', formulation, shader: launch.shader, tile, grid: grid(formulation, launch, g.m, g.n, g.batches ?? 1), transpose };
@@ -322,7 +325,7 @@ function splitPlan(caps: ConvCaps, g: GemmShape, formulation: Formulation): Gemm
 }
 
 function launchFor(caps: ConvCaps, f: Formulation, g: GemmShape, splits: number): Launch {
-  const constants = { MODE: g.mode, ACT: ACT[g.activation ?? 'none'], ACCUMULATE: g.accumulate ? 1 : 0 };
+  const constants = { MODE: g.mode, ACT: ACT[g.activation ?? 'none'], ACCUMULATE: g.accumulate ? 1 : 0, MASK: g.mask ? 1 : 0 };
   if (f === 'tiled') {
     const shape = caps.overrides?.tile ?? tileShapeFor(g.m, g.n, splits);
     const [WG_X, WG_Y, RM, RN] = TILE_SHAPES[shape];

@@ -19,8 +19,9 @@
 //   with one split, it gives the bias gradient (added when ACCUMULATE).
 // finish_splits: the pixel-row modes' split GEMMs (conv_common.wgsl's
 //   SPLIT_K): finished[i] = act(Σ_s src[s·len + i] + bias[i % p.cols]) for a
-//   forward convolution (BIAS), or (+)= Σ_s src[s·len + i] for ∂input, in
-//   the element type of the activations (DST_TYPE).
+//   forward convolution (BIAS), or (+)= Σ_s src[s·len + i] for ∂input
+//   (then zero where mask is not positive, with MASK), in the element type
+//   of the activations (DST_TYPE).
 // Accumulating lets gradients add into a zeroed flat gradient buffer.
 
 override ACCUMULATE: bool = false;
@@ -89,8 +90,11 @@ fn reduce_splits(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 // Bound by finish_splits alone.
 override BIAS: bool = false;
+// finish_splits: zero where mask is not positive (conv_common.wgsl's MASK).
+override MASK: bool = false;
 @group(0) @binding(2) var<storage, read_write> finished: array<DST_TYPE>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read> mask: array<DST_TYPE>;
 
 @compute @workgroup_size(GROUP)
 fn finish_splits(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -104,6 +108,9 @@ fn finish_splits(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
   if (ACCUMULATE) {
     s += f32(finished[i]);
+  }
+  if (MASK && !(f32(mask[i]) > 0.0)) {
+    s = 0.0;
   }
   finished[i] = DST_TYPE(s);
 }

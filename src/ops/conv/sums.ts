@@ -18,9 +18,9 @@ const SPLIT_SUM = declareKernel({
   name: 'split_sum',
   parts: [splitSource, activationSource],
   defines: { GROUP },
-  entryPoints: { reduce_splits: ['src', 'dst', 'dst2'], channel_partial_sums: ['src', 'dst'], channel_sums4: ['src', 'dst'], finish_splits: ['src', 'finished', 'bias'] },
+  entryPoints: { reduce_splits: ['src', 'dst', 'dst2'], channel_partial_sums: ['src', 'dst'], channel_sums4: ['src', 'dst'], finish_splits: ['src', 'finished', 'bias', 'mask'] },
   uniforms: [['len', 'u32'], ['splits', 'u32'], ['rows_per_split', 'u32'], ['row_threads', 'u32'], ['first', 'u32'], ['cols', 'u32']],
-  overrides: ['ACCUMULATE', 'QUADS', 'BIAS', 'ACT'],
+  overrides: ['ACCUMULATE', 'QUADS', 'BIAS', 'ACT', 'MASK'],
   types: ['SRC_TYPE', 'DST_TYPE'],
 });
 
@@ -48,22 +48,22 @@ export function reduceSplits(
  * A split forward convolution's or ∂input's C (rows × cols, the slices of
  * `sums` in f32) finished into `dst` in its own element type: with `bias`,
  * act(Σ + bias[column]) (a forward convolution); else Σ, added to what dst
- * holds when accumulating (∂input).
+ * holds when accumulating and zeroed where `mask` is not positive (∂input).
  */
 export function finishSplits(
   gpu: Gpu,
   sums: { src: BufferView; splits: number; len: number },
   dst: BufferView,
-  opts: { cols: number; bias?: BufferView; activation?: Activation; accumulate: boolean; dstType: DType },
+  opts: { cols: number; bias?: BufferView; activation?: Activation; accumulate: boolean; mask?: BufferView; dstType: DType },
   label: string,
 ): void {
   const { workgroups, rowThreads } = grid1d(sums.len, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
   SPLIT_SUM.dispatch(gpu, {
     entry: 'finish_splits',
     label: `${label}: sum of ${sums.splits} splits`,
-    bind: { src: sums.src, finished: dst, bias: opts.bias ?? placeholder(gpu, 'read') },
+    bind: { src: sums.src, finished: dst, bias: opts.bias ?? placeholder(gpu, 'read'), mask: opts.mask ?? placeholder(gpu, 'read') },
     uniforms: { len: sums.len, splits: sums.splits, rows_per_split: 0, row_threads: rowThreads, first: 0, cols: opts.cols },
-    overrides: { ACCUMULATE: opts.accumulate ? 1 : 0, BIAS: opts.bias ? 1 : 0, ACT: ACT[opts.activation ?? 'none'] },
+    overrides: { ACCUMULATE: opts.accumulate ? 1 : 0, BIAS: opts.bias ? 1 : 0, ACT: ACT[opts.activation ?? 'none'], MASK: opts.mask ? 1 : 0 },
     types: { DST_TYPE: opts.dstType },
     workgroups,
   });
