@@ -160,6 +160,7 @@ describe.runIf(mixed || required)('f16 storage of activations and gradients', ()
       const y = pair(ps);
       const dx = pair(xs);
       const dxAcc = pair(xs, halves(prod(xs), 14));
+      const dxMasked = pair(xs, halves(prod(xs), 14));
       const bs = [2, 5, 7, 4];
       const cs = [2, 5, 7, c + 4];
       const other = pair(bs, halves(prod(bs), 15));
@@ -171,16 +172,21 @@ describe.runIf(mixed || required)('f16 storage of activations and gradients', ()
         maxPool2x2(gpu, x[t], y[t]);
         maxPool2x2Backward(gpu, x[t], dy[t], dx[t]);
         maxPool2x2Backward(gpu, x[t], dy[t], dxAcc[t], { accumulate: true });
+        maxPool2x2Backward(gpu, x[t], dy[t], dxMasked[t], { accumulate: true, reluMask: true });
         concatChannels(gpu, x[t], other[t], joined[t]);
         splitChannels(gpu, dj[t], da[t], dbb[t], { accumulate: true });
       }
       expect(await read(y.f16)).toEqual(await read(y.f32));
       expect(await read(dx.f16)).toEqual(await read(dx.f32));
       expectRoundedToF16('pooled dx accumulated', await read(dxAcc.f16), await read(dxAcc.f32));
+      // With x's ReLU mask: the same where x is positive (x taken for a ReLU's output), zero elsewhere, unpooled edges included.
+      const xv = await read(x.f32);
+      const acc = await read(dxAcc.f16);
+      expect(await read(dxMasked.f16)).toEqual(acc.map((v, i) => (xv[i]! > 0 ? v : 0)));
       expect(await read(joined.f16)).toEqual(await read(joined.f32));
       expectRoundedToF16('da accumulated', await read(da.f16), await read(da.f32));
       expectRoundedToF16('db accumulated', await read(dbb.f16), await read(dbb.f32));
-      for (const p of [x, dy, y, dx, dxAcc, other, joined, dj, da, dbb]) for (const t of [p.f16, p.f32]) t.dispose();
+      for (const p of [x, dy, y, dx, dxAcc, dxMasked, other, joined, dj, da, dbb]) for (const t of [p.f16, p.f32]) t.dispose();
     });
   }
 

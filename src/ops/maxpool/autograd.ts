@@ -9,7 +9,10 @@ export function maxPool2x2(x: Tensor): Tensor {
   maxPoolKernel(x.gpu, x, y);
   record('maxPool2x2', [x], y, (dy, grads) => {
     const t = grads.target(x);
-    maxPool2x2Backward(x.gpu, x, dy, t.grad, { accumulate: t.accumulate });
+    // Where x is a ReLU's output, the ReLU's mask is applied here, from the x the kernel reads anyway.
+    const reluMask = x.creator?.reluOutput ?? false;
+    maxPool2x2Backward(x.gpu, x, dy, t.grad, { accumulate: t.accumulate, reluMask });
+    if (reluMask) grads.markReluMasked(x);
   });
   return y;
 }

@@ -14,13 +14,18 @@ const MAXPOOL = declareKernel({
   defines: { GROUP },
   entryPoints: { forward: ['x', 'y'], forward4: ['x', 'y'], backward: ['x', 'dy', 'dx'], backward4: ['x', 'dy', 'dx'] },
   uniforms: [['count', 'u32'], ['row_threads', 'u32'], ['h', 'u32'], ['w', 'u32'], ['c', 'u32'], ['oh', 'u32'], ['ow', 'u32'], ['cells_h', 'u32'], ['cells_w', 'u32']],
-  overrides: ['ACCUMULATE'],
+  overrides: ['ACCUMULATE', 'MASK'],
   types: ['ELEM_TYPE'],
 });
 
 export interface MaxPoolBackwardOptions {
   /** Add into `dx` instead of overwriting it (only winners change). */
   accumulate?: boolean;
+  /**
+   * x is a ReLU's output: multiply all of dx (after the accumulation) by
+   * [x > 0], the ReLU's backward fused in.
+   */
+  reluMask?: boolean;
 }
 
 /** The pooled shape of an NHWC shape: [N, floor(H/2), floor(W/2), C]. */
@@ -89,9 +94,9 @@ export function maxPool2x2Backward(gpu: Gpu, x: GpuTensor, dy: GpuTensor, dx: Gp
   const cellsW = Math.ceil(w / 2);
   MAXPOOL.dispatch(gpu, {
     ...launch(gpu, 'backward', x, [x, dy, dx], n * cellsH * cellsW * c, cellsH, cellsW),
-    label: `${op} ${shapeStr(x.shape)} <- ${shapeStr(dy.shape)}`,
+    label: `${op} ${shapeStr(x.shape)} <- ${shapeStr(dy.shape)}${opts.reluMask ? ', masked' : ''}`,
     bind: { x: x.view, dy: dy.view, dx: dx.view },
     types: { ELEM_TYPE: type },
-    overrides: { ACCUMULATE: opts.accumulate ? 1 : 0 },
+    overrides: { ACCUMULATE: opts.accumulate ? 1 : 0, MASK: opts.reluMask ? 1 : 0 },
   });
 }

@@ -43,7 +43,7 @@ function refBackward(x: ArrayLike<number>, shape: Shape4, dy: ArrayLike<number>)
 }
 
 /** Runs forward and backward on the GPU; dx starts out filled with `dxInit` (garbage unless accumulating). */
-async function runGpu(shape: Shape4, xs: Float32Array, dys: Float32Array, dxInit: Float32Array, accumulate = false) {
+async function runGpu(shape: Shape4, xs: Float32Array, dys: Float32Array, dxInit: Float32Array, accumulate = false, reluMask = false) {
   const gpu = await testGpu();
   const pooled = maxPool2x2Shape(shape);
   const x = allocTensor(gpu, shape, xs);
@@ -51,7 +51,7 @@ async function runGpu(shape: Shape4, xs: Float32Array, dys: Float32Array, dxInit
   const dy = allocTensor(gpu, pooled, dys);
   const dx = allocTensor(gpu, shape, dxInit);
   maxPool2x2(gpu, x, y);
-  maxPool2x2Backward(gpu, x, dy, dx, { accumulate });
+  maxPool2x2Backward(gpu, x, dy, dx, { accumulate, reluMask });
   const out = { y: await gpu.readFloat32(y.view, numel(pooled)), dx: await gpu.readFloat32(dx.view, numel(shape)) };
   for (const t of [x, y, dy, dx]) t.dispose();
   return out;
@@ -99,6 +99,25 @@ describe('maxPool2x2 (2×2, stride 2, valid) on the GPU', () => {
       console.log(`maxpool backward accumulate: max rel error ${err.toExponential(2)}`);
       expect(err).toBeLessThan(1e-7); // one f32 addition per element
     });
+  }
+
+  // x taken for a ReLU's output (zeros and negatives among it): all of dx,
+  // fresh or accumulated, winners or not, pooled rows and columns or not, is
+  // multiplied by [x > 0]. Odd sides leave an unpooled last row and column.
+  for (const shape of [[2, 7, 5, 3], [2, 7, 5, 4], [1, 8, 8, 5], [1, 1, 3, 4]] as Shape4[]) {
+    for (const accumulate of [false, true]) {
+      it(`backward with the ReLU's mask${accumulate ? ', accumulating' : ''}, x ${JSON.stringify(shape)}`, async () => {
+        const n = numel(shape);
+        const m = numel(maxPool2x2Shape(shape));
+        const xs = randomArray(n, 14, -4, 4).map((v) => (v < -2 ? 0 : v)); // exact zeros too
+        const dys = randomArray(m, 15, -2, 2);
+        const init = randomArray(n, 16, -1, 1);
+        const { dx } = await runGpu(shape, xs, dys, accumulate ? init : randomArray(n, 17, 100, 200), accumulate, true);
+        const want = refBackward(xs, shape, dys).map((v, i) => (xs[i]! > 0 ? v + (accumulate ? init[i]! : 0) : 0));
+        expect(maxRelError(dx, want)).toBeLessThan(1e-7); // one f32 addition per element
+        for (let i = 0; i < n; i++) if (!(xs[i]! > 0)) expect(dx[i], `element ${i}`).toBe(0);
+      });
+    }
   }
 
   for (const shape of [[2, 6, 7, 3], [2, 6, 7, 4]] as Shape4[]) {

@@ -32,10 +32,15 @@
 //             With ACCUMULATE each of the four window positions gets dy where
 //             it won (a channel's winner may differ from its neighbours') and
 //             + 0 elsewhere.
+//             With MASK both write every element of their cell (see MASK).
 //
 // The grid may be folded into two dimensions: flat index = gid.x + gid.y · row_threads.
 
 override ACCUMULATE: bool = false;
+// backward, backward4: x is a ReLU's output, and every dx element of a cell
+// (winner or not, pooled or not) is multiplied by [x > 0] after any
+// accumulation — the ReLU's backward fused in. The cell's x is read anyway.
+override MASK: bool = false;
 
 struct Params {
   count: u32,        // invocations that do work: N·OH·OW·C (forward), N·ceil(H/2)·ceil(W/2)·C (backward); C in quads for the …4 entry points
@@ -175,6 +180,25 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
   let cell = cell_of(flat);
   let win = window_of(cell);
   let at = positions(win);
+  if (MASK) {
+    var k = 4u; // no winner outside a full window
+    var g = ELEM_TYPE(0.0);
+    if (win.full) {
+      k = winner1(win).k.x;
+      g = dy[win.dy_at];
+    }
+    let here = present(cell);
+    for (var pos = 0u; pos < 4u; pos++) {
+      if (here[pos]) {
+        var v = select(ELEM_TYPE(0.0), g, k == pos);
+        if (ACCUMULATE) {
+          v += dx[at[pos]];
+        }
+        dx[at[pos]] = select(ELEM_TYPE(0.0), v, x[at[pos]] > ELEM_TYPE(0.0));
+      }
+    }
+    return;
+  }
   if (ACCUMULATE) {
     // Only the winner changes; the other cells (and unpooled ones) keep their value.
     if (win.full) {
@@ -209,6 +233,25 @@ fn backward4(@builtin(global_invocation_id) gid: vec3<u32>) {
   let cell = cell_of(flat);
   let win = window_of(cell);
   let at = positions(win);
+  if (MASK) {
+    var k = vec4<u32>(4u); // no winner outside a full window
+    var g = vec4<ELEM_TYPE>(0.0);
+    if (win.full) {
+      k = winner4(win).k;
+      g = dy4[win.dy_at];
+    }
+    let here = present(cell);
+    for (var pos = 0u; pos < 4u; pos++) {
+      if (here[pos]) {
+        var v = select(vec4<ELEM_TYPE>(0.0), g, k == vec4<u32>(pos));
+        if (ACCUMULATE) {
+          v += dx4[at[pos]];
+        }
+        dx4[at[pos]] = select(vec4<ELEM_TYPE>(0.0), v, x4[at[pos]] > vec4<ELEM_TYPE>(0.0));
+      }
+    }
+    return;
+  }
   if (win.full) {
     let k = winner4(win).k;
     let g = dy4[win.dy_at];
