@@ -7,7 +7,7 @@ import type { Gpu } from '../src/gpu/gpu.js';
 import { output, record } from '../src/autograd/record.js';
 import { unary } from '../src/ops/elementwise/kernel.js';
 import { convOverrides, setConvOverrides } from '../src/ops/conv/index.js';
-import { type Shape4, conv2dRef, convTranspose2x2Ref, finiteDifference } from './reference/conv.js';
+import { type Shape4, conv2dBackwardRef, conv2dRef, convTranspose2x2Ref, finiteDifference } from './reference/conv.js';
 import { concatRef, diceLossRef, maxPoolRef } from './reference/ops.js';
 
 // A miniature U-Net level: two convolutions, a pool, an up-convolution, a skip
@@ -98,6 +98,29 @@ describe('autograd', () => {
       }
     });
   }
+
+  it('masks a ReLU output\'s gradient in the layer that reads it only where the ReLU\'s own backward follows on the same tape', async () => {
+    const gpu = await testGpu();
+    const xs: Shape4 = [1, 5, 6, 3];
+    const ws: Shape4 = [3, 3, 3, 4];
+    const w2s: Shape4 = [3, 3, 4, 2];
+    const [xv, wv, bv, w2v, b2v] = [randomArray(90, 60), randomArray(108, 61, -0.6, 0.6), randomArray(4, 62), randomArray(72, 63, -0.6, 0.6), randomArray(2, 64)];
+    const x = Tensor.from(gpu, xs, xv);
+    const [w, b, w2, b2] = [Tensor.from(gpu, ws, wv, true), Tensor.from(gpu, [4], bv, true), Tensor.from(gpu, w2s, w2v, true), Tensor.from(gpu, [2], b2v, true)];
+    // y, a ReLU's output, recorded on another tape: to this one a leaf whose gradient the caller reads, unmasked.
+    const first = new Tape(gpu);
+    const y = first.run(() => conv2d(x, w, b, 'relu'));
+    const yv = await y.read();
+    expect(yv.some((v) => v === 0)).toBe(true);
+    const second = new Tape(gpu);
+    second.backward(second.run(() => sum(conv2d(y, w2, b2))));
+    const want = conv2dBackwardRef(yv, [1, 5, 6, 4], w2v, w2s, new Float32Array(60).fill(1)).dx;
+    expect(relErrorToScale(await y.grad!.read(), want)).toBeLessThan(1e-5);
+    expect(Array.from(want).some((v, i) => yv[i] === 0 && Math.abs(v) > 1e-3)).toBe(true); // a mask would have changed it
+    second.dispose();
+    first.dispose();
+    for (const t of [x, w, b, w2, b2]) t.dispose();
+  });
 
   it('releases every intermediate when the tape is disposed, and accumulates across backward passes', async () => {
     const gpu = await testGpu();

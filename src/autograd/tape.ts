@@ -66,6 +66,7 @@ export class Tape implements Collector {
       let handed: Tensor | null = null;
       // Tensors whose gradient, as written so far, is multiplied by their ReLU mask already.
       const masked = new Set<Tensor>();
+      const recorded = new Set<TapeNode>(this.nodes);
       const sink: GradSink = {
         target: (t) => {
           masked.delete(t);
@@ -75,6 +76,7 @@ export class Tape implements Collector {
           return { grad: t.grad, accumulate: false };
         },
         consumable: (t) => t === handed && this.owned.has(t),
+        reluMaskable: (t) => t.creator !== null && t.creator.reluOutput === true && recorded.has(t.creator),
         markReluMasked: (t) => masked.add(t),
         reluMasked: (t) => masked.has(t),
         temp: (shape, dtype) => {

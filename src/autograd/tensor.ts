@@ -16,7 +16,7 @@ export interface TapeNode {
    * The op ends in a ReLU: its output y is relu(z), and its backward first
    * multiplies ∂L/∂y by [y > 0], which it skips where the gradient's writers
    * applied that mask already (GradSink.reluMasked). A consumer's ∂input
-   * kernel can fold the mask into its store.
+   * kernel can fold the mask into its store (GradSink.reluMaskable).
    */
   readonly reluOutput?: boolean;
 }
@@ -35,6 +35,13 @@ export interface GradSink {
    * can turn it into what it needs in place instead of taking a temporary.
    */
   consumable(dOut: Tensor): boolean;
+  /**
+   * Whether an op writing ∂L/∂t may multiply it by [t > 0]: t is the output
+   * of a ReLU-ending op (TapeNode.reluOutput) recorded on this tape, whose
+   * backward, still to come, only needs the masked gradient. A leaf's
+   * gradient, which the caller reads, is never masked.
+   */
+  reluMaskable(t: Tensor): boolean;
   /**
    * Records that ∂L/∂t, as written so far, is multiplied by [t > 0] already:
    * the op that last wrote it applied the ReLU mask of t (which covers what

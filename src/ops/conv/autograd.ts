@@ -42,7 +42,7 @@ function preActivationGrad(dy: Tensor, y: Tensor, activation: Activation, grads:
  */
 function inputGradient(x: Tensor, grads: GradSink, write: (dx: Tensor, opts: { accumulate: boolean; mask?: Tensor }) => void): void {
   const t = grads.target(x);
-  const mask = x.creator?.reluOutput ? x : undefined;
+  const mask = grads.reluMaskable(x) ? x : undefined;
   write(t.grad, { accumulate: t.accumulate, mask });
   if (mask) grads.markReluMasked(x);
 }

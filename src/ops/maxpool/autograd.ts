@@ -10,7 +10,7 @@ export function maxPool2x2(x: Tensor): Tensor {
   record('maxPool2x2', [x], y, (dy, grads) => {
     const t = grads.target(x);
     // Where x is a ReLU's output, the ReLU's mask is applied here, from the x the kernel reads anyway.
-    const reluMask = x.creator?.reluOutput ?? false;
+    const reluMask = grads.reluMaskable(x);
     maxPool2x2Backward(x.gpu, x, dy, t.grad, { accumulate: t.accumulate, reluMask });
     if (reluMask) grads.markReluMasked(x);
   });
