@@ -88,10 +88,11 @@ fn reduce_splits(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
 }
 
-// Bound by finish_splits alone.
+// finish_splits: add bias[i % p.cols] and apply ACT (a forward convolution).
 override BIAS: bool = false;
 // finish_splits: zero where mask is not positive (conv_common.wgsl's MASK).
 override MASK: bool = false;
+// Bound by finish_splits alone.
 @group(0) @binding(2) var<storage, read_write> finished: array<DST_TYPE>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read> mask: array<DST_TYPE>;
