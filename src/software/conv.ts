@@ -21,7 +21,7 @@ import activationSource from '../ops/conv/activation.wgsl';
 import { declareKernel } from '../gpu/kernel.js';
 
 const ROWS = declareConvFamily('conv_rows', [rowsSource], {
-  bindings: ['b4', 'out4', 'a4', 'mask4'], overrides: ['A4', 'B4', 'O4', 'WT', 'GROUP'], enables: ['subgroups'],
+  bindings: ['b4', 'out4', 'a4'], overrides: ['A4', 'B4', 'O4', 'WT', 'GROUP'], enables: ['subgroups'],
 });
 
 /** The Winograd passes with the transforms of F(2×2, 3×3) or F(4×4, 3×3) before them. */

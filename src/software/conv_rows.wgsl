@@ -61,9 +61,6 @@ alias RowsB = array<bool, MINE>;
 @group(0) @binding(6) var<storage, read> b4: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read_write> out4: array<vec4<f32>>;
 @group(0) @binding(8) var<storage, read> a4: array<vec4<f32>>;
-// MASK's tensor as vec4s, for the O4 stores (a storage load whose address
-// differs across lanes is a loop over them: one for four values).
-@group(0) @binding(9) var<storage, read> mask4: array<vec4<f32>>;
 
 // acc[r]: row r of the subgroup's 32, this lane's columns my_col .. my_col + 3.
 var<private> acc: array<vec4<f32>, ROWS>;
@@ -194,7 +191,8 @@ fn store_all(row0: u32, split: u32) {
         v += out4[at];
       }
       if (MASK) {
-        v = select(vec4<f32>(0.0), v, mask4[at] > vec4<f32>(0.0));
+        let m = vec4<f32>(mask_src[4u * at], mask_src[4u * at + 1u], mask_src[4u * at + 2u], mask_src[4u * at + 3u]);
+        v = select(vec4<f32>(0.0), v, m > vec4<f32>(0.0));
       }
       out4[at] = v;
     } else {

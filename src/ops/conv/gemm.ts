@@ -62,7 +62,7 @@ export function runGemm(gpu: Gpu, g: Gemm): GemmPlan {
   const transposed = plan.transpose ? transposedWeights(gpu, g, plan.transpose) : null;
   const b = transposed?.view ?? g.b;
   const family = plan.shader.family === 'conv_rows' ? softwareConv().rows : CONV_FAMILIES[plan.shader.family];
-  const views = { a: g.a, b, mask: g.mask ?? placeholder(gpu, 'read'), none: placeholder(gpu, 'read'), 'none-writable': placeholder(gpu, 'write') };
+  const views = { a: g.a, b, none: placeholder(gpu, 'read'), 'none-writable': placeholder(gpu, 'write') };
   const dispatch = (label: string, out: BufferView, uniforms: ConvUniforms) => {
     const bind: Record<string, BufferView> = { a_src: g.a, b_src: b, bias: g.bias ?? views.none, mask_src: g.mask ?? views.none };
     for (const [name, what] of Object.entries(plan.shader.bind)) bind[name] = what === 'out' ? out : views[what];

@@ -156,10 +156,10 @@ export interface ShaderPlan {
   constants: Record<string, number>;
   /**
    * What each of the family's bindings after a_src, b_src and bias holds, by
-   * its WGSL name: C, a vec4 view of A, B or the mask, or a placeholder
-   * (read-only or writable) where this specialisation does not use it.
+   * its WGSL name: C, a vec4 view of A or B, or a placeholder (read-only or
+   * writable) where this specialisation does not use it.
    */
-  bind: Readonly<Record<string, 'out' | 'a' | 'b' | 'mask' | 'none' | 'none-writable'>>;
+  bind: Readonly<Record<string, 'out' | 'a' | 'b' | 'none' | 'none-writable'>>;
 }
 
 export interface TransposePlan {
@@ -527,8 +527,8 @@ function rowsLaunch(g: GemmShape, constants: Record<string, number>): Launch {
     shader: {
       family: 'conv_rows', defines: { MINE: mine, COLS: ROWS_COLS },
       constants: { ...constants, B4: +b4, O4: +o4, A4: +a4, WT: +wt, GROUP: group },
-      // With O4 the shader writes C through out4 (vec4s), else through out; and reads the mask through mask4.
-      bind: { out: o4 ? 'none-writable' : 'out', b4: b, out4: o4 ? 'out' : 'none-writable', a4: a4 ? 'a' : 'none', mask4: o4 && g.mask ? 'mask' : 'none' },
+      // With O4 the shader writes C through out4 (vec4s), else through out.
+      bind: { out: o4 ? 'none-writable' : 'out', b4: b, out4: o4 ? 'out' : 'none-writable', a4: a4 ? 'a' : 'none' },
     },
     rows: mine * group, cols: ROWS_COLS,
   };
