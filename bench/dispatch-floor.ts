@@ -9,7 +9,7 @@
  * device's schedule (Gpu.submitSchedule) inside the same error scopes as
  * ours. What is left above it is our own work per dispatch.
  */
-import type { Gpu } from '../src/gpu/gpu.js';
+import { BufferUsage, type Gpu } from '../src/gpu/gpu.js';
 
 const PIPELINES = 8;
 const GROUPS = 200;
@@ -28,12 +28,11 @@ ${buffers}
 /** Median milliseconds of host time to record and submit `dispatches` dispatches, the GPU drained before each of `reps` runs. */
 export async function measureDispatchFloor(gpu: Gpu, dispatches: number, reps: number): Promise<number> {
   const device = gpu.device;
-  const USAGE = { UNIFORM: 0x40, STORAGE: 0x80, COPY_DST: 0x8 }; // GPUBufferUsage's flags
   const pipelines = Array.from({ length: PIPELINES }, (_, v) =>
     device.createComputePipeline({ label: `dispatch floor ${v}`, layout: 'auto', compute: { module: device.createShaderModule({ code: source(v) }), entryPoint: 'main' } }),
   );
-  const uniform = device.createBuffer({ size: 256, usage: USAGE.UNIFORM | USAGE.COPY_DST });
-  const buffers = Array.from({ length: 64 }, () => device.createBuffer({ size: 4096, usage: USAGE.STORAGE }));
+  const uniform = device.createBuffer({ size: 256, usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST });
+  const buffers = Array.from({ length: 64 }, () => device.createBuffer({ size: 4096, usage: BufferUsage.STORAGE }));
   const groups = Array.from({ length: GROUPS }, (_, i) =>
     device.createBindGroup({
       layout: pipelines[i % PIPELINES]!.getBindGroupLayout(0),
