@@ -25,10 +25,11 @@ describe('bench --mma-tiles', () => {
   it('reads tiles and auto with their flags, in any order, as the convolution overrides they stand for', () => {
     expect(mmaTileChoices(undefined)).toEqual([null]);
     expect(mmaTileChoices('128x64x32,auto+tall+prefetch')).toEqual(['128x64x32', 'auto+tall+prefetch']);
-    expect(mmaTileOverrides('128x64x32')).toEqual({ mmaTile: '128x64x32', mmaPrefetch: undefined, mmaTall: undefined, mmaStepDecode: undefined, splitK: undefined });
-    expect(mmaTileOverrides('auto+perquad+tall')).toEqual({ mmaTile: 'auto', mmaPrefetch: undefined, mmaTall: true, mmaStepDecode: false, splitK: undefined });
-    expect(mmaTileOverrides('128x64x32+splitk')).toEqual({ mmaTile: '128x64x32', mmaPrefetch: undefined, mmaTall: undefined, mmaStepDecode: undefined, splitK: true });
-    expect(mmaTileOverrides(null)).toEqual({ mmaTile: undefined, mmaPrefetch: undefined, mmaTall: undefined, mmaStepDecode: undefined, splitK: undefined });
+    expect(mmaTileOverrides('128x64x32')).toEqual({ mmaTile: '128x64x32', mmaPrefetch: undefined, mmaTall: undefined, mmaWide: undefined, mmaStepDecode: undefined, splitK: undefined });
+    expect(mmaTileOverrides('auto+perquad+tall')).toEqual({ mmaTile: 'auto', mmaPrefetch: undefined, mmaTall: true, mmaWide: undefined, mmaStepDecode: false, splitK: undefined });
+    expect(mmaTileOverrides('128x64x32+splitk')).toEqual({ mmaTile: '128x64x32', mmaPrefetch: undefined, mmaTall: undefined, mmaWide: undefined, mmaStepDecode: undefined, splitK: true });
+    expect(mmaTileOverrides('128x128x32+wide+tall')).toMatchObject({ mmaTile: '128x128x32', mmaTall: true, mmaWide: true });
+    expect(mmaTileOverrides(null)).toEqual({ mmaTile: undefined, mmaPrefetch: undefined, mmaTall: undefined, mmaWide: undefined, mmaStepDecode: undefined, splitK: undefined });
     expect(mmaTileChoices('all')).toHaveLength(2 * (MMA_TILES.length + 1));
   });
 
@@ -36,7 +37,7 @@ describe('bench --mma-tiles', () => {
     for (const bad of ['96x64x32', '128x64x32+fast', '128x64x32+tall+tall', '', 'auto,']) {
       expect(() => mmaTileChoices(bad), bad).toThrow(UsageError);
     }
-    expect(() => mmaTileChoices('128x64x32+fast')).toThrow(/unknown mixed-precision tile "128x64x32\+fast": use .* or auto, each optionally with \+prefetch, \+tall, \+perquad, \+splitk, or all/);
+    expect(() => mmaTileChoices('128x64x32+fast')).toThrow(/unknown mixed-precision tile "128x64x32\+fast": use .* or auto, each optionally with \+prefetch, \+tall, \+wide, \+perquad, \+splitk, or all/);
   });
 
   it('bench/device-mixed.sh times choices that fit an H200 (16 × 16 × 16 matrices, subgroups of 32, 32 KiB of workgroup memory)', () => {
@@ -49,7 +50,7 @@ describe('bench --mma-tiles', () => {
     for (const choice of mmaTileChoices(spec)) {
       const o = mmaTileOverrides(choice);
       const caps: ConvCaps = { software: false, subgroups: { min: 32, max: 32 }, matrix, precision: 'mixed', limits, overrides: o };
-      const fits = o.mmaTile === 'auto' ? fittingMmaTile(caps) !== null : mmaConstants(matrix, 32, o.mmaTile!, limits, o.mmaTall ?? false) !== null;
+      const fits = o.mmaTile === 'auto' ? fittingMmaTile(caps) !== null : mmaConstants(matrix, 32, o.mmaTile!, limits, o) !== null;
       expect(fits, `${choice} on an H200`).toBe(true);
     }
   });

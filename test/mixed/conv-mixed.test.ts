@@ -33,6 +33,8 @@ import {
   setPrecision,
   setConvOverrides,
   mmaConstants,
+  subgroupTileName,
+  type SubgroupTiles,
   MMA_TILES,
   MMA_DEFAULT_TILE,
 } from '../../src/ops/conv/index.js';
@@ -82,10 +84,16 @@ function recording(g: Gpu, precision: 'fp32' | 'mixed', fn: () => void): string[
 // load scalar and one with every load a vec4.
 const DEFAULT_TILE = MMA_DEFAULT_TILE;
 /** Whether a tile fits this adapter's matrices, subgroups and limits (the planner never picks one that does not). */
-const fits = (tile: (typeof MMA_TILES)[number] | 'auto', tall = false) =>
-  mixed && (tile === 'auto' || mmaConstants(gpu.matrix!, gpu.adapterInfo.subgroupMaxSize, tile, gpu.limits, tall) !== null);
-/** Whether a choice of the table below (written as for bench --mma-tiles: +prefetch, +tall, +perquad) fits. */
-const fitsChoice = (choice: string) => fits(mmaTileOverrides(choice).mmaTile!, mmaTileOverrides(choice).mmaTall ?? false);
+const fits = (tile: (typeof MMA_TILES)[number] | 'auto', sub: SubgroupTiles = {}) =>
+  mixed && (tile === 'auto' || mmaConstants(gpu.matrix!, gpu.adapterInfo.subgroupMaxSize, tile, gpu.limits, sub) !== null);
+/** Whether a choice of the table below (written as for bench --mma-tiles: +prefetch, +tall, +wide, +perquad) fits. */
+const fitsChoice = (choice: string) => fits(mmaTileOverrides(choice).mmaTile!, mmaTileOverrides(choice));
+/** How many of `labels` name a subgroup tile other than 2 × 2, and how many name the one `choice` asks for. */
+const subgroupLabels = (labels: string[], choice: string) => {
+  const o = mmaTileOverrides(choice);
+  const wanted = o.mmaTall || o.mmaWide ? ` ${o.mmaTall ? 4 : 2}×${o.mmaWide ? 4 : 2} a subgroup, GEMM` : null;
+  return { other: labels.filter((l) => / a subgroup, GEMM/.test(l)).length, wanted: wanted ? labels.filter((l) => l.includes(wanted)).length : 0 };
+};
 const NO_OVERRIDES = mmaTileOverrides(null);
 // One decode a k step (32 deep on lavapipe's default tile): channels in
 // whole steps, the forward reading 32 a tap and ∂input 64 (STEP_TAP), across
@@ -119,22 +127,24 @@ describe.runIf(mixed || required)('mixed-precision convolutions (f16 subgroup ma
     const { M, N, K } = gpu.matrix!;
     console.log(`subgroup matrices ${M}×${N}×${K}, subgroups of ${gpu.adapterInfo.subgroupMaxSize}`);
     expect(fits(DEFAULT_TILE), `the default tile ${DEFAULT_TILE}`).toBe(true);
-    console.log(`tiles that fit: ${MMA_TILES.filter((t) => fits(t)).join(', ')}; with tall subgroup tiles: ${MMA_TILES.filter((t) => fits(t, true)).join(', ')}`);
+    const subs: SubgroupTiles[] = [{ mmaTall: true }, { mmaWide: true }, { mmaTall: true, mmaWide: true }];
+    console.log(`tiles that fit: ${MMA_TILES.filter((t) => fits(t)).join(', ')}; ${subs.map((sub) => `with ${subgroupTileName(sub)} result matrices a subgroup: ${MMA_TILES.filter((t) => fits(t, sub)).join(', ')}`).join('; ')}`);
   });
 
   // Every tile, 'auto' (a tile per GEMM: forward and gradients of one layer
   // may differ), the default tile with the next k step fetched while the
-  // current one multiplies and with tall subgroup tiles (every case: the k
-  // loop's ends and splits, the tile's edges), and tall subgroup tiles on a
-  // smaller tile and on auto.
+  // current one multiplies, with tall subgroup tiles (4 × 2) and with 4 × 4
+  // (every case: the k loop's ends and splits, the tile's edges), and tall
+  // and wide (2 × 4) subgroup tiles on a smaller tile and on auto.
   // The default tile also with each quad decoding its own k (on the cases where one decode could serve a step).
   const PREFETCHED = `${DEFAULT_TILE}+prefetch`;
   const TALL = `${DEFAULT_TILE}+tall`;
+  const FOUR_BY_FOUR = `${DEFAULT_TILE}+tall+wide`;
   const PER_QUAD = `${DEFAULT_TILE}+perquad`;
   // The default tile with the forward and ∂input reductions split (on the cases long enough to split).
   const SPLIT = `${DEFAULT_TILE}+splitk`;
-  for (const tile of [...MMA_TILES, 'auto', PREFETCHED, TALL, '64x64x32+tall', 'auto+tall', PER_QUAD, SPLIT]) {
-    const every = tile === DEFAULT_TILE || tile === PREFETCHED || tile === TALL;
+  for (const tile of [...MMA_TILES, 'auto', PREFETCHED, TALL, FOUR_BY_FOUR, '64x64x32+tall', '64x64x32+wide', 'auto+tall', 'auto+wide', PER_QUAD, SPLIT]) {
+    const every = tile === DEFAULT_TILE || tile === PREFETCHED || tile === TALL || tile === FOUR_BY_FOUR;
     const convCases = tile === PER_QUAD ? STEP_CASES : tile === SPLIT ? SPLIT_CASES : every ? [...CONV_CASES, ...STEP_CASES] : SHORT_CONV;
     for (const [xs, k, co] of convCases) {
       const ws: Shape4 = [k, k, xs[3], co];
@@ -160,7 +170,9 @@ describe.runIf(mixed || required)('mixed-precision convolutions (f16 subgroup ma
         });
         const labels = recording(gpu, 'mixed', run);
         expect(labels.filter((l) => l.includes('[mma ')).length, labels.join('\n')).toBe(3);
-        expect(labels.filter((l) => / tall, GEMM/.test(l)).length, labels.join('\n')).toBe(mmaTileOverrides(tile).mmaTall ? 3 : 0);
+        const subs = subgroupLabels(labels, tile);
+        expect(subs.other, labels.join('\n')).toBe(subs.wanted);
+        expect(subs.wanted, labels.join('\n')).toBe(tile.includes('+tall') || tile.includes('+wide') ? 3 : 0);
         // The split forward or ∂input, and its finishing pass.
         const splitRows = labels.filter((l) => /^conv2d(BackwardInput)? .* splits\]$/.test(l)).length;
         expect(splitRows, labels.join('\n')).toBe(tile === SPLIT ? 1 : 0);
@@ -212,7 +224,9 @@ describe.runIf(mixed || required)('mixed-precision convolutions (f16 subgroup ma
         });
         setConvOverrides(gpu, NO_OVERRIDES);
         expect(labels.filter((l) => l.includes('[mma ')).length, labels.join('\n')).toBe(3);
-        expect(labels.filter((l) => / tall, GEMM/.test(l)).length, labels.join('\n')).toBe(mmaTileOverrides(tile).mmaTall ? 3 : 0);
+        const subs = subgroupLabels(labels, tile);
+        expect(subs.other, labels.join('\n')).toBe(subs.wanted);
+        expect(subs.wanted, labels.join('\n')).toBe(tile.includes('+tall') || tile.includes('+wide') ? 3 : 0);
         const exact = convTranspose2x2BackwardRef(xv, xs, wv, ws, dyv);
         const mass = convTranspose2x2BackwardRef(abs(xv), xs, abs(wv), ws, abs(dyv));
         const exactDx = exact.dx.map((v, i) => v + dx0[i]!);

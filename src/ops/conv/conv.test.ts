@@ -522,16 +522,19 @@ describe('tiled convolution, every tile shape', () => {
     expect(() => setConvOverrides(fake(true, 8, 16), { tile: '128x128' as TileShape })).toThrow('unknown tile shape "128x128"');
   });
 
-  it('refuses tall subgroup tiles where the forced tile cannot hold them, and a value that is not a boolean', () => {
+  it('refuses tall or wide subgroup tiles where the forced tile cannot hold them, and a value that is not a boolean', () => {
     const limits = { maxComputeWorkgroupStorageSize: 16384, maxComputeInvocationsPerWorkgroup: 256 };
     const gpu = {
       hasSubgroups: true, matrix: { M: 16, N: 16, K: 16 }, limits, invalidatePrograms: () => {},
       adapterInfo: { isSoftware: false, subgroupMinSize: 32, subgroupMaxSize: 32 },
     } as unknown as Gpu;
     // 32 rows cannot take four 16-row matrices a subgroup; 64 rows can.
-    expect(() => setConvOverrides(gpu, { mmaTile: '32x32x32', mmaTall: true })).toThrow('tall subgroup tiles (4 × 2 result matrices) do not fit the tile 32x32x32 on this device');
+    expect(() => setConvOverrides(gpu, { mmaTile: '32x32x32', mmaTall: true })).toThrow('subgroup tiles of 4 × 2 result matrices do not fit the tile 32x32x32 on this device');
     expect(() => setConvOverrides(gpu, { mmaTile: '64x64x32', mmaTall: true })).not.toThrow();
     expect(convOverrides(gpu)).toMatchObject({ mmaTile: '64x64x32', mmaTall: true });
     expect(() => setConvOverrides(gpu, { mmaTall: 'yes' as unknown as boolean })).toThrow('mmaTall must be true or false, not yes');
+    // 32 columns cannot take four 16-column matrices a subgroup either.
+    expect(() => setConvOverrides(gpu, { mmaTile: '64x32x32', mmaTall: false, mmaWide: true })).toThrow('subgroup tiles of 2 × 4 result matrices do not fit the tile 64x32x32 on this device');
+    expect(() => setConvOverrides(gpu, { mmaWide: 1 as unknown as boolean })).toThrow('mmaWide must be true or false, not 1');
   });
 });

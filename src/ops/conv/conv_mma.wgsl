@@ -8,23 +8,23 @@
 // gemm.ts puts before this file the `enable` directives and the
 // constants of the adapter's matrix shape and the tile:
 //   SM × SK left matrices times SK × SN right matrices (the adapter's config),
-//   SG invocations a subgroup, SUB_Y × SUB_X subgroups per workgroup, WM
-//   rows of result matrices a subgroup (2, or 4 for tall subgroup tiles), TK
-//   values of k staged at a time;
+//   SG invocations a subgroup, SUB_Y × SUB_X subgroups per workgroup, WM × WN
+//   result matrices a subgroup (rows × columns, each 2 or 4), TK values of k
+//   staged at a time;
 // and after it conv_gather.wgsl (row_info, a_quad), conv_common.wgsl (p,
 // bindings 0–5, store) and activation.wgsl.
 //
 // Tiling: a workgroup computes a TM × TN tile of C, TM = SUB_Y·WM·SM rows
-// and TN = SUB_X·2·SN columns; subgroup (sy, sx) holds the WM × 2 result
-// matrices of rows sy·WM·SM… and columns sx·2·SN…, as named variables
+// and TN = SUB_X·WN·SN columns; subgroup (sy, sx) holds the WM × WN result
+// matrices of rows sy·WM·SM… and columns sx·WN·SN…, as named variables
 // (arrays of matrices indexed in loops may live in memory instead of
-// registers). Tall subgroup tiles (WM = 4) load six matrices for eight
-// products where 2 × 2 loads four for four, with half the subgroups for the
-// same tile.
+// registers). Each k piece loads WM + WN matrices for WM·WN products: 2 × 2
+// four for four, 4 × 2 six for eight, 4 × 4 eight for sixteen, with fewer
+// subgroups for the same tile and more registers each.
 // K is walked TK at a time: TM × TK of A (four rows of one k gathered as in
 // conv_tiled.wgsl) and TK × TN of B ([k][column]) are read into registers
 // (fetch) and staged as f16 in workgroup memory (stage), then each subgroup
-// runs TK / SK steps of 2 + WM matrix loads and 2·WM multiply-accumulates.
+// runs TK / SK steps of WM + WN matrix loads and WM·WN multiply-accumulates.
 // A is staged in the order its invocations gather it, so that neighbouring
 // invocations write neighbouring halves: row-major ([row][k]) where they
 // take neighbouring k (the pixel-row modes, whose global reads are then
@@ -45,8 +45,8 @@
 // scatter, split slices, accumulation), as the f32 shader does.
 
 const TM: u32 = SUB_Y * WM * SM;
-const_assert WM == 2u || WM == 4u;
-const TN: u32 = SUB_X * 2u * SN;
+const TN: u32 = SUB_X * WN * SN;
+const_assert (WM == 2u || WM == 4u) && (WN == 2u || WN == 4u);
 const PAD: u32 = 8u;
 // Halves between consecutive rows of a_tile (row-major) or consecutive k
 // (column-major), and between consecutive k (row-major) or columns
@@ -191,10 +191,11 @@ var<workgroup> c_scratch: array<f32, SUB_Y * SUB_X * SM * SN>; // one result mat
 var<private> a_kk: array<u32, A_PASSES>;
 var<private> a_rq: array<u32, A_PASSES>;
 var<private> a_info: array<vec4<u32>, A_PASSES>;
-// One k step's values of A and B, read from memory by fetch() and rounded
-// into the tiles by stage().
-var<private> a_vals: array<vec4<f32>, A_PASSES>;
-var<private> b_vals: array<vec4<f32>, B_PASSES>;
+// One k step's values of A and B, read from memory and rounded to f16 by
+// fetch() (half the registers of f32 while a prefetched step waits), put into
+// the tiles by stage().
+var<private> a_vals: array<vec4<f16>, A_PASSES>;
+var<private> b_vals: array<vec4<f16>, B_PASSES>;
 
 // With PREFETCH each step fetches the next step's values right after its
 // tiles are staged, so that the memory reads are in flight while the
@@ -202,7 +203,7 @@ var<private> b_vals: array<vec4<f32>, B_PASSES>;
 // staging them, and fewer registers stay live across the multiplies.
 override PREFETCH: bool = false;
 
-// A's and B's values of the step at k0 into a_vals and b_vals (zero past k_end, M or N).
+// A's and B's values of the step at k0, as f16, into a_vals and b_vals (zero past k_end, M or N).
 fn fetch(k0: u32, k_end: u32, row0: u32, col0: u32, li: u32) {
   // STEP_TAP: the step's tap (its index, and conv_tap(k0): first channel, dy, dx).
   var tap_index = 0u;
@@ -235,7 +236,7 @@ fn fetch(k0: u32, k_end: u32, row0: u32, col0: u32, li: u32) {
         v = a_quad(row0 + 4u * a_rq[q], k, a_info[q]);
       }
     }
-    a_vals[q] = v;
+    a_vals[q] = vec4<f16>(v);
   }
   for (var q = 0u; q < B_PASSES; q++) {
     let s = li + q * THREADS;
@@ -263,7 +264,7 @@ fn fetch(k0: u32, k_end: u32, row0: u32, col0: u32, li: u32) {
           }
         }
       }
-      b_vals[q] = v;
+      b_vals[q] = vec4<f16>(v);
       continue;
     }
     let k = k0 + s / (TN / 4u);
@@ -279,12 +280,12 @@ fn fetch(k0: u32, k_end: u32, row0: u32, col0: u32, li: u32) {
         }
       }
     }
-    b_vals[q] = v;
+    b_vals[q] = vec4<f16>(v);
   }
 }
 
-// a_vals and b_vals rounded to f16 into a_tile and b_tile, each invocation
-// writing neighbouring halves where it can (see the top of this file).
+// a_vals and b_vals into a_tile and b_tile, each invocation writing
+// neighbouring halves where it can (see the top of this file).
 fn stage(li: u32) {
   for (var q = 0u; q < A_PASSES; q++) {
     let v = a_vals[q];
@@ -292,16 +293,16 @@ fn stage(li: u32) {
       // One row, four k: row-major, four neighbouring halves.
       let at = a_rq[q] * A_ROW_STRIDE + a_kk[q];
       for (var c = 0u; c < 4u; c++) {
-        a_tile[at + c] = f16(v[c]);
+        a_tile[at + c] = v[c];
       }
       continue;
     }
     let row = 4u * a_rq[q];
     for (var r = 0u; r < 4u; r++) {
       if (A_BY_ROWS) {
-        a_tile[(row + r) * A_ROW_STRIDE + a_kk[q]] = f16(v[r]);
+        a_tile[(row + r) * A_ROW_STRIDE + a_kk[q]] = v[r];
       } else {
-        a_tile[a_kk[q] * A_COL_STRIDE + row + r] = f16(v[r]);
+        a_tile[a_kk[q] * A_COL_STRIDE + row + r] = v[r];
       }
     }
   }
@@ -310,14 +311,14 @@ fn stage(li: u32) {
     if (B_BY_COLS) {
       let at = (s / K4) * B_COL_STRIDE + 4u * (s % K4);
       for (var c = 0u; c < 4u; c++) {
-        b_tile[at + c] = f16(b_vals[q][c]);
+        b_tile[at + c] = b_vals[q][c];
       }
       continue;
     }
     let kk = s / (TN / 4u);
     let c4 = 4u * (s % (TN / 4u));
     for (var c = 0u; c < 4u; c++) {
-      b_tile[kk * B_STRIDE + c4 + c] = f16(b_vals[q][c]);
+      b_tile[kk * B_STRIDE + c4 + c] = b_vals[q][c];
     }
   }
 }
@@ -334,7 +335,7 @@ fn main(
   let split = wg.z;
   // This subgroup's first row and column within the tile (subgroup-uniform: matrix offsets must be).
   let sub_row = (sid / SUB_X) * WM * SM;
-  let sub_col = (sid % SUB_X) * 2u * SN;
+  let sub_col = (sid % SUB_X) * WN * SN;
 
   let k_span = k_range(split);
   let k_begin = k_span.x;
@@ -356,15 +357,24 @@ fn main(
     }
   }
 
+  // accIJ: result matrix row I, column J of the subgroup's; rows 2 and 3
+  // only with WM = 4, columns 2 and 3 only with WN = 4.
   var acc00 = subgroup_matrix_result<f32, SN, SM>();
   var acc01 = subgroup_matrix_result<f32, SN, SM>();
   var acc10 = subgroup_matrix_result<f32, SN, SM>();
   var acc11 = subgroup_matrix_result<f32, SN, SM>();
-  // Tall subgroup tiles only (WM = 4).
   var acc20 = subgroup_matrix_result<f32, SN, SM>();
   var acc21 = subgroup_matrix_result<f32, SN, SM>();
   var acc30 = subgroup_matrix_result<f32, SN, SM>();
   var acc31 = subgroup_matrix_result<f32, SN, SM>();
+  var acc02 = subgroup_matrix_result<f32, SN, SM>();
+  var acc03 = subgroup_matrix_result<f32, SN, SM>();
+  var acc12 = subgroup_matrix_result<f32, SN, SM>();
+  var acc13 = subgroup_matrix_result<f32, SN, SM>();
+  var acc22 = subgroup_matrix_result<f32, SN, SM>();
+  var acc23 = subgroup_matrix_result<f32, SN, SM>();
+  var acc32 = subgroup_matrix_result<f32, SN, SM>();
+  var acc33 = subgroup_matrix_result<f32, SN, SM>();
 
   if (PREFETCH) {
     fetch(k_begin, k_end, row0, col0, li);
@@ -395,6 +405,25 @@ fn main(
         acc21 = subgroupMatrixMultiplyAccumulate(left2, right1, acc21);
         acc30 = subgroupMatrixMultiplyAccumulate(left3, right0, acc30);
         acc31 = subgroupMatrixMultiplyAccumulate(left3, right1, acc31);
+        if (WN == 4u) {
+          let right2 = right_matrix(sub_col + 2u * SN, kk);
+          let right3 = right_matrix(sub_col + 3u * SN, kk);
+          acc02 = subgroupMatrixMultiplyAccumulate(left0, right2, acc02);
+          acc03 = subgroupMatrixMultiplyAccumulate(left0, right3, acc03);
+          acc12 = subgroupMatrixMultiplyAccumulate(left1, right2, acc12);
+          acc13 = subgroupMatrixMultiplyAccumulate(left1, right3, acc13);
+          acc22 = subgroupMatrixMultiplyAccumulate(left2, right2, acc22);
+          acc23 = subgroupMatrixMultiplyAccumulate(left2, right3, acc23);
+          acc32 = subgroupMatrixMultiplyAccumulate(left3, right2, acc32);
+          acc33 = subgroupMatrixMultiplyAccumulate(left3, right3, acc33);
+        }
+      } else if (WN == 4u) {
+        let right2 = right_matrix(sub_col + 2u * SN, kk);
+        let right3 = right_matrix(sub_col + 3u * SN, kk);
+        acc02 = subgroupMatrixMultiplyAccumulate(left0, right2, acc02);
+        acc03 = subgroupMatrixMultiplyAccumulate(left0, right3, acc03);
+        acc12 = subgroupMatrixMultiplyAccumulate(left1, right2, acc12);
+        acc13 = subgroupMatrixMultiplyAccumulate(left1, right3, acc13);
       }
     }
     workgroupBarrier();
@@ -411,6 +440,18 @@ fn main(
     emit(acc21, r0 + 2u * SM, c0 + SN, sid, lane, split);
     emit(acc30, r0 + 3u * SM, c0, sid, lane, split);
     emit(acc31, r0 + 3u * SM, c0 + SN, sid, lane, split);
+  }
+  if (WN == 4u) {
+    emit(acc02, r0, c0 + 2u * SN, sid, lane, split);
+    emit(acc03, r0, c0 + 3u * SN, sid, lane, split);
+    emit(acc12, r0 + SM, c0 + 2u * SN, sid, lane, split);
+    emit(acc13, r0 + SM, c0 + 3u * SN, sid, lane, split);
+    if (WM == 4u) {
+      emit(acc22, r0 + 2u * SM, c0 + 2u * SN, sid, lane, split);
+      emit(acc23, r0 + 2u * SM, c0 + 3u * SN, sid, lane, split);
+      emit(acc32, r0 + 3u * SM, c0 + 2u * SN, sid, lane, split);
+      emit(acc33, r0 + 3u * SM, c0 + 3u * SN, sid, lane, split);
+    }
   }
 }
 

@@ -5,7 +5,7 @@
  * buffer, and the software formulations once loaded.
  */
 import { BufferUsage, type BufferView, type Gpu } from '../../gpu/gpu.js';
-import { type ConvCaps, type ConvOverrides, type Formulation, MMA_TILES, Mode, type Precision, TILE_SHAPES, type WinogradPlan, canShareRows, fittingMmaTile, formulationFor, mmaConstants } from './plan.js';
+import { type ConvCaps, type ConvOverrides, type Formulation, MMA_TILES, Mode, type Precision, TILE_SHAPES, type WinogradPlan, canShareRows, fittingMmaTile, formulationFor, mmaConstants, subgroupTileName } from './plan.js';
 import type { Gemm } from './gemm.js';
 import type { DeclaredKernel } from '../../gpu/kernel.js';
 import type { DType } from '../../gpu/tensor-view.js';
@@ -119,9 +119,10 @@ export function setConvOverrides(gpu: Gpu, overrides: ConvOverrides): void {
   const s = state(gpu);
   const next: ConvOverrides = { ...s.overrides, ...overrides };
   for (const key of Object.keys(next) as (keyof ConvOverrides)[]) if (next[key] === undefined) delete next[key];
-  const { formulation: f, tile, mmaTile, mmaPrefetch, mmaTall, mmaStepDecode, winograd, winogradScratch, winogradTile, storage, splitK } = next;
+  const { formulation: f, tile, mmaTile, mmaPrefetch, mmaTall, mmaWide, mmaStepDecode, winograd, winogradScratch, winogradTile, storage, splitK } = next;
   if (mmaPrefetch !== undefined && typeof mmaPrefetch !== 'boolean') throw new Error(`mmaPrefetch must be true or false, not ${String(mmaPrefetch)}`);
   if (mmaTall !== undefined && typeof mmaTall !== 'boolean') throw new Error(`mmaTall must be true or false, not ${String(mmaTall)}`);
+  if (mmaWide !== undefined && typeof mmaWide !== 'boolean') throw new Error(`mmaWide must be true or false, not ${String(mmaWide)}`);
   if (mmaStepDecode !== undefined && typeof mmaStepDecode !== 'boolean') throw new Error(`mmaStepDecode must be true or false, not ${String(mmaStepDecode)}`);
   if (splitK !== undefined && typeof splitK !== 'boolean') throw new Error(`splitK must be true or false, not ${String(splitK)}`);
   if (storage !== undefined && storage !== 'f32' && storage !== 'f16') throw new Error(`storage must be 'f32' or 'f16', not ${String(storage)}`);
@@ -132,12 +133,12 @@ export function setConvOverrides(gpu: Gpu, overrides: ConvOverrides): void {
   }
   if (tile !== undefined && !(tile in TILE_SHAPES)) throw new Error(`unknown tile shape "${tile}": use ${Object.keys(TILE_SHAPES).join(', ')}`);
   if (mmaTile !== undefined && mmaTile !== 'auto' && !MMA_TILES.includes(mmaTile)) throw new Error(`unknown mixed-precision tile "${mmaTile}": use ${MMA_TILES.join(', ')} or auto`);
-  if (mmaTall && gpu.matrix) {
-    // Tall subgroup tiles need taller tiles: refused here where none (or the forced one) fits.
+  if ((mmaTall || mmaWide) && gpu.matrix) {
+    // Larger subgroup tiles need larger tiles: refused here where none (or the forced one) fits.
     const caps = { ...capsOf(gpu), overrides: next };
     const forced = mmaTile !== undefined && mmaTile !== 'auto' ? mmaTile : null;
-    const fits = forced ? caps.subgroups !== null && mmaConstants(gpu.matrix, caps.subgroups.max, forced, gpu.limits, true) !== null : fittingMmaTile(caps) !== null;
-    if (!fits) throw new Error(`tall subgroup tiles (4 × 2 result matrices) do not fit ${forced ? `the tile ${forced} on ` : ''}this device's matrices and limits`);
+    const fits = forced ? caps.subgroups !== null && mmaConstants(gpu.matrix, caps.subgroups.max, forced, gpu.limits, next) !== null : fittingMmaTile(caps) !== null;
+    if (!fits) throw new Error(`subgroup tiles of ${subgroupTileName(next)} result matrices do not fit ${forced ? `the tile ${forced} on ` : ''}this device's matrices and limits`);
   }
   if (winograd !== undefined && !['auto', 'always', 'never'].includes(winograd)) throw new Error(`winograd must be 'auto', 'always' or 'never', not ${String(winograd)}`);
   if (winogradTile !== undefined && winogradTile !== 2 && winogradTile !== 4) throw new Error(`winogradTile must be 2 or 4, not ${String(winogradTile)}`);

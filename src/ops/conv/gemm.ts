@@ -68,8 +68,10 @@ export function runGemm(gpu: Gpu, g: Gemm): GemmPlan {
     for (const [name, what] of Object.entries(plan.shader.bind)) bind[name] = what === 'out' ? out : views[what];
     family.dispatch(gpu, { entry: 'main', label, bind, uniforms, overrides: plan.shader.constants, defines: plan.shader.defines, types: { ...g.types, ...(out !== g.out ? { OUT_TYPE: 'f32' as DType } : {}) }, workgroups: plan.grid });
   };
-  // The formulation, its tile (tall: 4 × 2 result matrices a subgroup) and the GEMM's M × N × K, for profiles (bench/gemm-rates.mjs) and errors.
-  const how = `${plan.formulation} ${plan.tile.rows}×${plan.tile.cols}${plan.shader.defines.WM === 4 ? ' tall' : ''}, GEMM ${g.m}×${g.n}×${g.k}`;
+  // The formulation, its tile (with a subgroup's result matrices, rows × columns, where not 2 × 2) and the GEMM's M × N × K, for profiles (bench/gemm-rates.mjs) and errors.
+  const { WM, WN } = plan.shader.defines;
+  const sub = (WM ?? 2) !== 2 || (WN ?? 2) !== 2 ? ` ${WM}×${WN} a subgroup` : '';
+  const how = `${plan.formulation} ${plan.tile.rows}×${plan.tile.cols}${sub}, GEMM ${g.m}×${g.n}×${g.k}`;
   if (!plan.splits) {
     dispatch(`${g.label} [${how}]`, g.out, params(g, g.m, g.k));
   } else {

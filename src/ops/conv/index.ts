@@ -5,5 +5,5 @@
  * live in src/software/.
  */
 export * from './kernel.js';
-export { type Activation, type ConvOverrides, type Formulation, type MmaTile, type Precision, type TileShape, MMA_AUTO_TILES, MMA_DEFAULT_TILE, MMA_TILES, TILE_SHAPES, mmaConstants, mmaTileFor, planGemm, rowsPerLaneFor, tileShapeFor } from './plan.js';
+export { type Activation, type ConvOverrides, type Formulation, type MmaTile, type Precision, type SubgroupTiles, type TileShape, MMA_AUTO_TILES, MMA_DEFAULT_TILE, MMA_TILES, TILE_SHAPES, mmaConstants, mmaTileFor, planGemm, rowsPerLaneFor, subgroupTileName, tileShapeFor } from './plan.js';
 export { activationType, canRunMixed, convFormulation, convOverrides, defaultPrecision, precisionOf, setConvOverrides, setPrecision } from './device.js';

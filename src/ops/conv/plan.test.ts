@@ -7,7 +7,7 @@
  * conv.test.ts and test/mixed.
  */
 import { describe, expect, it } from 'vitest';
-import { type ConvCaps, type GemmPlan, type GemmShape, MMA_DEFAULT_TILE, Mode, type Precision, isWeightGradient, mmaConstants, mmaTileFor, planGemm, reductionSplits, rowsPerLaneFor } from './plan.js';
+import { type ConvCaps, type ConvOverrides, type GemmPlan, type GemmShape, MMA_DEFAULT_TILE, Mode, type Precision, isWeightGradient, mmaConstants, mmaTileFor, planGemm, reductionSplits, rowsPerLaneFor } from './plan.js';
 
 const limits = { maxComputeWorkgroupsPerDimension: 65535, maxStorageBufferBindingSize: 2 ** 31 - 4, maxComputeWorkgroupStorageSize: 16384, maxComputeInvocationsPerWorkgroup: 256 };
 const h200 = (precision: Precision = 'fp32', overrides = {}): ConvCaps => ({ software: false, subgroups: { min: 32, max: 32 }, matrix: { M: 16, N: 16, K: 16 }, precision, limits, overrides });
@@ -222,9 +222,27 @@ describe('convolution planner', () => {
     const d = tall.shader.defines as Record<string, number>;
     expect(tall.tile.rows).toBe(d.SUB_Y! * 4 * d.SM!);
     // A tile too short for four matrices a subgroup does not fit; the planner falls back to one that does.
-    expect(mmaConstants({ M: 16, N: 16, K: 16 }, 32, '32x32x32', big, true)).toBeNull();
-    expect(mmaConstants({ M: 16, N: 16, K: 16 }, 32, '64x32x32', big, true)).toMatchObject({ SUB_Y: 1, SUB_X: 1, WM: 4 });
+    expect(mmaConstants({ M: 16, N: 16, K: 16 }, 32, '32x32x32', big, { mmaTall: true })).toBeNull();
+    expect(mmaConstants({ M: 16, N: 16, K: 16 }, 32, '64x32x32', big, { mmaTall: true })).toMatchObject({ SUB_Y: 1, SUB_X: 1, WM: 4, WN: 2 });
     expect(mmaTileFor({ ...h200('mixed'), limits: big, overrides: { mmaTile: 'auto', mmaTall: true } }, 4608, 32)).toBe('64x32x32');
+  });
+
+  it('with wide subgroup tiles gives each subgroup 2 × 4 result matrices, and with both 4 × 4: the same tile from fewer subgroups', () => {
+    const big = { ...limits, maxComputeWorkgroupStorageSize: 32768 };
+    const caps = (overrides: ConvOverrides) => ({ ...h200('mixed'), limits: big, overrides: { mmaTile: '64x128x32' as const, ...overrides } });
+    const plain = planGemm(caps({}), forward(32, 24, 24, 128, 128));
+    const wide = planGemm(caps({ mmaWide: true }), forward(32, 24, 24, 128, 128));
+    const both = planGemm(caps({ mmaTall: true, mmaWide: true }), forward(32, 24, 24, 128, 128));
+    if (plain.kind !== 'gemm' || wide.kind !== 'gemm' || both.kind !== 'gemm') throw new Error('expected GEMM plans');
+    expect(plain.shader.defines).toMatchObject({ WM: 2, WN: 2, SUB_Y: 2, SUB_X: 4 });
+    expect(wide.shader.defines).toMatchObject({ WM: 2, WN: 4, SUB_Y: 2, SUB_X: 2 });
+    expect(both.shader.defines).toMatchObject({ WM: 4, WN: 4, SUB_Y: 1, SUB_X: 2 });
+    for (const p of [wide, both]) expect(p.tile).toEqual(plain.tile);
+    // 64 columns hold one subgroup of four 16-column matrices; 32 do not.
+    expect(mmaConstants({ M: 16, N: 16, K: 16 }, 32, '64x64x32', big, { mmaWide: true })).toMatchObject({ SUB_Y: 2, SUB_X: 1, WN: 4 });
+    expect(mmaConstants({ M: 16, N: 16, K: 16 }, 32, '128x32x32', big, { mmaWide: true })).toBeNull();
+    // auto's narrow tiles (32 columns) cannot: a GEMM of 32 columns gets the default tile.
+    expect(mmaTileFor({ ...h200('mixed'), limits: big, overrides: { mmaTile: 'auto', mmaWide: true } }, 4608, 32)).toBe(MMA_DEFAULT_TILE);
   });
 
   it('keeps one mixed-precision tile unless told, and with auto picks each GEMM\'s by its shape', () => {

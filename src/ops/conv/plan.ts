@@ -106,8 +106,10 @@ export interface ConvOverrides {
   mmaTile?: MmaTile | 'auto';
   /** The mixed-precision shader fetches the next k step while it multiplies (conv_mma.wgsl's PREFETCH). */
   mmaPrefetch?: boolean;
-  /** Each subgroup of the mixed-precision shader holds 4 × 2 result matrices instead of 2 × 2 (conv_mma.wgsl's WM). */
+  /** Each subgroup of the mixed-precision shader holds 4 rows of result matrices instead of 2 (conv_mma.wgsl's WM). */
   mmaTall?: boolean;
+  /** … and 4 columns of them instead of 2 (conv_mma.wgsl's WN); with mmaTall, 4 × 4. */
+  mmaWide?: boolean;
   /**
    * false: the mixed-precision shader decodes each quad's k, even where one
    * decode serves the whole k step (conv_mma.wgsl's STEP_TAP and
@@ -333,9 +335,8 @@ function launchFor(caps: ConvCaps, f: Formulation, g: GemmShape, splits: number)
   }
   if (f === 'mma') {
     const tile = mmaTileFor(caps, g.m, g.n, splits);
-    const tall = caps.overrides?.mmaTall ?? false;
-    const c = mmaConstants(caps.matrix!, caps.subgroups!.max, tile, caps.limits, tall);
-    if (!c) throw new Error(`the mixed-precision tile ${tile}${tall ? ' with tall subgroup tiles' : ''} does not fit this device's matrices and limits`);
+    const c = mmaConstants(caps.matrix!, caps.subgroups!.max, tile, caps.limits, caps.overrides);
+    if (!c) throw new Error(`the mixed-precision tile ${tile}${caps.overrides?.mmaTall || caps.overrides?.mmaWide ? ` with ${subgroupTileName(caps.overrides)} result matrices a subgroup` : ''} does not fit this device's matrices and limits`);
     // vec4 loads where the channels A is read along come in fours, and B's
     // columns, or in modes 1 and 3 (B read as stored, along k) its runs along k.
     const a4 = (g.mode === Mode.UpForward ? g.k : g.aC) % 4 === 0 && g.aBytes >= 16;
@@ -390,10 +391,19 @@ export function tileShapeFor(m: number, n: number, splits = 1): TileShape {
   return order.find((s) => groups(s) >= 256) ?? '32x64';
 }
 
+/** Which result matrices each subgroup of the mixed-precision shader holds: rows (WM) × columns (WN). */
+export type SubgroupTiles = Pick<ConvOverrides, 'mmaTall' | 'mmaWide'>;
+
+/** "2 × 2", "4 × 2", "2 × 4" or "4 × 4": a subgroup's result matrices, rows × columns. */
+export function subgroupTileName(sub: SubgroupTiles = {}): string {
+  return `${sub.mmaTall ? 4 : 2} × ${sub.mmaWide ? 4 : 2}`;
+}
+
 /**
  * The mixed-precision shader's constants for a tile on a matrix shape and
  * subgroup size, or null where they do not fit: each subgroup holds 2 × 2
- * result matrices (4 × 2 when `tall`), whole subgroups along both sides,
+ * result matrices (4 rows of them with mmaTall, 4 columns with mmaWide),
+ * whole subgroups along both sides,
  * staging loops that divide evenly, and the workgroup memory (staged f16
  * tiles with padding, one f32 result matrix per subgroup) within the
  * device's limit.
@@ -403,19 +413,20 @@ export function mmaConstants(
   subgroup: number,
   tile: MmaTile,
   limits: Pick<ConvCaps['limits'], 'maxComputeWorkgroupStorageSize' | 'maxComputeInvocationsPerWorkgroup'> = { maxComputeWorkgroupStorageSize: 16384, maxComputeInvocationsPerWorkgroup: 256 },
-  tall = false,
+  sub: SubgroupTiles = {},
 ) {
   const [rows, cols, depth] = tile.split('x').map(Number) as [number, number, number];
-  const wm = tall ? 4 : 2;
+  const wm = sub.mmaTall ? 4 : 2;
+  const wn = sub.mmaWide ? 4 : 2;
   const subY = rows / (wm * matrix.M);
-  const subX = cols / (2 * matrix.N);
+  const subX = cols / (wn * matrix.N);
   const threads = subY * subX * subgroup;
   const pad = 8;
   const bytes = 2 * (Math.max(rows * (depth + pad), depth * (rows + pad)) + Math.max(depth * (cols + pad), cols * (depth + pad))) + 4 * subY * subX * matrix.M * matrix.N;
   const fits = Number.isInteger(subY) && Number.isInteger(subX) && subY >= 1 && subX >= 1 && depth % matrix.K === 0 &&
     threads <= limits.maxComputeInvocationsPerWorkgroup && ((depth * rows) / 4) % threads === 0 && ((depth * cols) / 4) % threads === 0 &&
     bytes <= limits.maxComputeWorkgroupStorageSize;
-  return fits ? { SM: matrix.M, SN: matrix.N, SK: matrix.K, SG: subgroup, SUB_Y: subY, SUB_X: subX, WM: wm, TK: depth, rows, cols } : null;
+  return fits ? { SM: matrix.M, SN: matrix.N, SK: matrix.K, SG: subgroup, SUB_Y: subY, SUB_X: subX, WM: wm, WN: wn, TK: depth, rows, cols } : null;
 }
 
 /**
@@ -431,7 +442,7 @@ export function mmaTileFor(caps: Pick<ConvCaps, 'matrix' | 'subgroups' | 'limits
   const fallback = fittingMmaTile(caps)!;
   if (forced === undefined) return fallback;
   const fitting = MMA_AUTO_TILES[n <= 32 ? 'narrow' : 'wide'].flatMap((tile) => {
-    const c = mmaConstants(caps.matrix!, caps.subgroups!.max, tile, caps.limits, caps.overrides?.mmaTall);
+    const c = mmaConstants(caps.matrix!, caps.subgroups!.max, tile, caps.limits, caps.overrides);
     return c ? [{ tile, groups: Math.ceil(m / c.rows) * Math.ceil(n / c.cols) * splits }] : [];
   });
   return (fitting.find((t) => t.groups >= 256) ?? fitting.at(-1))?.tile ?? fallback;
@@ -441,7 +452,7 @@ export function mmaTileFor(caps: Pick<ConvCaps, 'matrix' | 'subgroups' | 'limits
 export function fittingMmaTile(caps: Pick<ConvCaps, 'matrix' | 'subgroups' | 'limits' | 'overrides'>): MmaTile | null {
   const m = caps.matrix;
   if (!m || !caps.subgroups) return null;
-  return [MMA_DEFAULT_TILE, ...MMA_TILES].find((t) => mmaConstants(m, caps.subgroups!.max, t, caps.limits, caps.overrides?.mmaTall)) ?? null;
+  return [MMA_DEFAULT_TILE, ...MMA_TILES].find((t) => mmaConstants(m, caps.subgroups!.max, t, caps.limits, caps.overrides)) ?? null;
 }
 
 /**
