@@ -54,6 +54,8 @@ if want step; then
 say "training step and inference, fp32 and mixed (default tile, with prefetch; auto; 4 × 2, 2 × 4 and 4 × 4 subgroup tiles; per-quad taps; split reductions)"
 timeout 420 node dist/bench.js --suite step --step-ours-only --step-batch 32 --reps 10 --step-chain 10 --precision fp32,mixed --mma-tiles 128x64x32,auto,128x64x32+prefetch,128x64x32+tall,128x128x32+tall,128x64x32+wide,128x128x32+tall+wide,128x64x32+perquad,128x64x32+splitk --storage f16 \
   --json "$out/step.json" 2>&1 | tee "$out/step.log" | grep -v '^op \|^training_step\|^inference' | tail -40 >> "$log"
+say "each GEMM in every mixed configuration, and the step's GEMMs with each one's fastest"
+node bench/gemm-rates.mjs "$out/step.json" --best --top 24 2>&1 | sed -n '/^Each GEMM/,$p' | tee -a "$log"
 say "peak memory of a step and of inference: fp32, mixed with f16 and with f32 activations"
 timeout 60 node dist/memory.js --batch 32 --json "$out/memory.json" 2>&1 | tee -a "$log"
 fi

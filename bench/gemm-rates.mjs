@@ -5,14 +5,22 @@
 // precisionRuns). Passes without a GEMM (split sums, pooling, …) are summed
 // apart. Timestamps quantised by the driver make single small passes coarse;
 // the totals are what to compare.
-//   node bench/gemm-rates.mjs RESULTS.json [--top N]
+// With --best, each GEMM of the step (with the pass that sums its splits)
+// is set side by side in every mixed-precision configuration profiled: the
+// fastest for each, and what the step's GEMMs would take if the planner gave
+// each its fastest configuration.
+//   node bench/gemm-rates.mjs RESULTS.json [--top N] [--best]
 import { readFileSync } from 'node:fs';
 
 const [file, ...rest] = process.argv.slice(2);
-if (!file) throw new Error('usage: node bench/gemm-rates.mjs RESULTS.json [--top N]');
-const top = rest[0] === '--top' ? Number(rest[1]) : 12;
+const usage = 'usage: node bench/gemm-rates.mjs RESULTS.json [--top N] [--best]';
+if (!file) throw new Error(usage);
+const topAt = rest.indexOf('--top');
+const top = topAt >= 0 ? Number(rest[topAt + 1]) : 12;
+if (!(top > 0) || rest.some((a, i) => a !== '--best' && a !== '--top' && !(topAt >= 0 && i === topAt + 1))) throw new Error(usage);
 const data = JSON.parse(readFileSync(file, 'utf8'));
 const profiles = data.stepProfiles ?? (data.precisionRuns ?? []).map((r) => ({ precision: r.precision, tile: r.tile, storage: r.storage, passes: r.profile?.passes }));
+const nameOf = (p) => [p.precision, p.tile && `tile ${p.tile}`, p.storage && `${p.storage} activations`].filter(Boolean).join(', ');
 
 // Against the f16 subgroup-matrix ceiling where the run measured it (bench/mma-ceiling.ts).
 const mma = data.mmaCeiling;
@@ -32,10 +40,61 @@ for (const p of profiles) {
   }
   const gemmMs = gemms.reduce((s, g) => s + g.ms, 0);
   const flop = gemms.reduce((s, g) => s + g.flop, 0);
-  const name = [p.precision, p.tile && `tile ${p.tile}`, p.storage && `${p.storage} activations`].filter(Boolean).join(', ');
+  const name = nameOf(p);
   console.log(`\n${name}: ${gemms.length} GEMMs ${gemmMs.toFixed(3)} ms (${(flop / (gemmMs * 1e-3) / 1e12).toPrecision(3)} TFLOP/s), other passes ${otherMs.toFixed(3)} ms`);
   // Mixed-precision GEMMs also as a share of the staged ceiling: conv_mma's loop without its global reads.
   const of = mma && p.precision === 'mixed' ? mma.tflops.staged : 0;
   console.log(`| ms | TFLOP/s |${of ? ' % of staged ceiling |' : ''} pass |\n| ---: | ---: |${of ? ' ---: |' : ''} --- |`);
   for (const g of [...gemms].sort((a, b) => b.ms - a.ms).slice(0, top)) console.log(`| ${g.ms.toFixed(3)} | ${g.tflops.toPrecision(3)} |${of ? ` ${((100 * g.tflops) / of).toFixed(0)} % |` : ''} ${g.label} |`);
+}
+
+if (rest.includes('--best')) best(profiles.filter((p) => p.precision === 'mixed' && p.passes));
+
+/**
+ * A step's GEMMs as units: a GEMM's pass ("<op label> [<formulation>…, GEMM
+ * M×N×K…]") with the pass that sums its splits ("<op label>: sum of S
+ * splits"), keyed by the op label and its occurrence (two layers may share
+ * a shape), in step order; ms per unit.
+ */
+function gemmUnits(passes) {
+  const units = new Map();
+  const seen = new Map();
+  let last = null;
+  for (const { label, gpu_ms } of passes) {
+    const gemm = /^(.*?) \[[^\]]*GEMM \d+×\d+×\d+/.exec(label);
+    if (gemm) {
+      const n = (seen.get(gemm[1]) ?? 0) + 1;
+      seen.set(gemm[1], n);
+      last = { key: `${gemm[1]}${n > 1 ? ` (${n})` : ''}`, base: gemm[1] };
+      units.set(last.key, { ms: gpu_ms, flop: 2 * label.match(/GEMM (\d+)×(\d+)×(\d+)/).slice(1).reduce((a, b) => a * Number(b), 1) });
+      continue;
+    }
+    const sum = /^(.*): sum of \d+ splits$/.exec(label);
+    if (sum && last && sum[1] === last.base) units.get(last.key).ms += gpu_ms;
+  }
+  return units;
+}
+
+function best(mixed) {
+  if (mixed.length < 2) {
+    console.log('\n--best: fewer than two mixed-precision configurations were profiled; nothing to compare');
+    return;
+  }
+  const names = mixed.map((p) => p.tile ?? nameOf(p));
+  const units = mixed.map((p) => gemmUnits(p.passes));
+  const keys = [...units[0].keys()].filter((k) => units.every((u) => u.has(k)));
+  const rows = keys.map((key) => {
+    const ms = units.map((u) => u.get(key).ms);
+    const i = ms.indexOf(Math.min(...ms));
+    return { key, ms, best: i, flop: units[0].get(key).flop };
+  });
+  const total = (i) => rows.reduce((s, r) => s + r.ms[i], 0);
+  const bestMs = rows.reduce((s, r) => s + r.ms[r.best], 0);
+  console.log(`\nEach GEMM (with its split sums) in ${mixed.length} mixed-precision configurations: ${rows.length} GEMMs found in all`);
+  console.log(`| GEMM | ${names.join(' | ')} | fastest |\n| --- |${names.map(() => ' ---: |').join('')} --- |`);
+  const shown = [...rows].sort((a, b) => Math.max(...b.ms) - Math.max(...a.ms)).slice(0, top);
+  for (const r of rows.filter((x) => shown.includes(x))) console.log(`| ${r.key} | ${r.ms.map((v, i) => (i === r.best ? `**${v.toFixed(3)}**` : v.toFixed(3))).join(' | ')} | ${names[r.best]} |`);
+  console.log(`| all ${rows.length} GEMMs, ms | ${names.map((_, i) => total(i).toFixed(3)).join(' | ')} | ${bestMs.toFixed(3)} with each GEMM's fastest |`);
+  const wins = names.map((n, i) => `${n} ${rows.filter((r) => r.best === i).length}`).join(', ');
+  console.log(`fastest for how many GEMMs: ${wins}`);
 }
