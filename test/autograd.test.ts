@@ -122,6 +122,47 @@ describe('autograd', () => {
     for (const t of [x, w, b, w2, b2]) t.dispose();
   });
 
+  it('folds a sigmoid\'s backward into the Dice loss only where the loss is the sigmoid output\'s sole reader', async () => {
+    const gpu = await testGpu();
+    const xs: Shape4 = [2, 4, 5, 3];
+    const ws: Shape4 = [1, 1, 3, 1];
+    const xv = randomArray(prod(xs), 70, -1, 1);
+    const yv = randomArray(40, 71, 0, 1).map((v) => (v > 0.5 ? 1 : 0));
+    const wv = randomArray(3, 72, -1, 1);
+    const bv = Float32Array.of(0.2);
+    const x = Tensor.from(gpu, xs, xv);
+    const y = Tensor.from(gpu, [2, 4, 5, 1], yv);
+    for (const alsoSummed of [false, true]) {
+      // L = dice(p) (+ 0.1 Σ p, a second reader of p) with p = sigmoid(conv(x)).
+      const lossRef = (w: ArrayLike<number>) => {
+        const p = conv2dRef(xv, xs, w, ws, bv, 'sigmoid');
+        return diceLossRef(p, yv) + (alsoSummed ? 0.1 * p.reduce((a, v) => a + v, 0) : 0);
+      };
+      const [w, b] = [Tensor.from(gpu, ws, wv, true), Tensor.from(gpu, [1], bv, true)];
+      const labels: string[] = [];
+      gpu.observer = { timestampWrites: (label) => (labels.push(label), undefined) };
+      const tape = new Tape(gpu);
+      try {
+        tape.backward(tape.run(() => {
+          const p = conv2d(x, w, b, 'sigmoid');
+          const dice = diceLoss(p, y);
+          return alsoSummed ? add(dice, scale(sum(p), 0.1)) : dice;
+        }));
+      } finally {
+        gpu.observer = null;
+      }
+      expect(labels.filter((l) => l.startsWith('binary sigmoidBackward')).length, labels.join('\n')).toBe(alsoSummed ? 1 : 0);
+      expect(labels.filter((l) => l.endsWith('with respect to the logits')).length, labels.join('\n')).toBe(alsoSummed ? 0 : 1);
+      const fd = finiteDifference((v) => Float64Array.of(lossRef(v)), wv, [1], [0, 1, 2]);
+      const err = relErrorToScale(await w.grad!.read(), fd);
+      console.log(`sigmoid + Dice${alsoSummed ? ' + 0.1 Σ p' : ''}: ∂loss/∂w against finite differences ${err.toExponential(2)}`);
+      expect(err).toBeLessThan(1e-4);
+      tape.dispose();
+      for (const t of [w, b]) t.dispose();
+    }
+    for (const t of [x, y]) t.dispose();
+  });
+
   it('releases every intermediate when the tape is disposed, and accumulates across backward passes', async () => {
     const gpu = await testGpu();
     const params = makeParams(gpu, initial());

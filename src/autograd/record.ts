@@ -1,6 +1,6 @@
 /** What every op does around its kernels: output allocation and recording on the tape. */
 import { activeTape } from './tape.js';
-import { Tensor, type GradSink, type TapeNode } from './tensor.js';
+import { type FoldableActivation, Tensor, type GradSink, type TapeNode } from './tensor.js';
 import { unary } from '../ops/elementwise/kernel.js';
 import type { DType } from '../gpu/tensor-view.js';
 
@@ -9,10 +9,10 @@ export function output(inputs: readonly Tensor[], shape: readonly number[], dtyp
   return Tensor.empty(inputs[0]!.gpu, shape, activeTape(inputs) !== null, dtype);
 }
 
-/** Records `backward` for `out` when a tape is recording and an input requires grad (`reluOutput`: TapeNode's). */
-export function record(op: string, inputs: readonly Tensor[], out: Tensor, backward: TapeNode['backward'], opts: { reluOutput?: boolean } = {}): void {
+/** Records `backward` for `out` when a tape is recording and an input requires grad (`activation`: TapeNode's). */
+export function record(op: string, inputs: readonly Tensor[], out: Tensor, backward: TapeNode['backward'], opts: { activation?: FoldableActivation } = {}): void {
   const tape = activeTape(inputs);
-  if (tape) tape.record({ op, inputs, output: out, backward, ...(opts.reluOutput ? { reluOutput: true } : {}) });
+  if (tape) tape.record({ op, inputs, output: out, backward, ...(opts.activation ? { activation: opts.activation } : {}) });
 }
 
 /**

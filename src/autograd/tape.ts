@@ -64,21 +64,28 @@ export class Tape implements Collector {
       const temps: Tensor[] = [];
       // The gradient handed to the op being processed.
       let handed: Tensor | null = null;
-      // Tensors whose gradient, as written so far, is multiplied by their ReLU mask already.
-      const masked = new Set<Tensor>();
+      // Tensors whose gradient, as written so far, is ∂L/∂z of their activation already.
+      const applied = new Set<Tensor>();
       const recorded = new Set<TapeNode>(this.nodes);
+      // How many times each tensor is an input of a recorded op.
+      const uses = new Map<Tensor, number>();
+      for (const n of this.nodes) for (const t of n.inputs) uses.set(t, (uses.get(t) ?? 0) + 1);
       const sink: GradSink = {
         target: (t) => {
-          masked.delete(t);
+          applied.delete(t);
           if (t.grad) return { grad: t.grad, accumulate: true };
           // A gradient is stored as its tensor is (f16 activations get f16 gradients).
           t.grad = Tensor.empty(this.gpu, t.shape, false, t.dtype);
           return { grad: t.grad, accumulate: false };
         },
         consumable: (t) => t === handed && this.owned.has(t),
-        reluMaskable: (t) => t.creator !== null && t.creator.reluOutput === true && recorded.has(t.creator),
-        markReluMasked: (t) => masked.add(t),
-        reluMasked: (t) => masked.has(t),
+        foldableActivation: (t) => {
+          const act = t.creator?.activation;
+          if (!act || !recorded.has(t.creator!)) return null;
+          return act === 'relu' || uses.get(t) === 1 ? act : null;
+        },
+        markActivationApplied: (t) => applied.add(t),
+        activationApplied: (t) => applied.has(t),
         temp: (shape, dtype) => {
           const t = Tensor.empty(this.gpu, shape, false, dtype);
           temps.push(t);

@@ -13,13 +13,17 @@ export interface TapeNode {
   /** Writes or adds ∂L/∂input for inputs that require grad, given ∂L/∂output. */
   backward(dOut: Tensor, grads: GradSink): void;
   /**
-   * The op ends in a ReLU: its output y is relu(z), and its backward first
-   * multiplies ∂L/∂y by [y > 0], which it skips where the gradient's writers
-   * applied that mask already (GradSink.reluMasked). A consumer's ∂input
-   * kernel can fold the mask into its store (GradSink.reluMaskable).
+   * The op ends in an activation: its output y is act(z), and its backward
+   * first turns ∂L/∂y into ∂L/∂z (ReLU: times [y > 0]; sigmoid: times
+   * y (1 − y)), which it skips where the gradient's writers did so already
+   * (GradSink.activationApplied). A consumer of y may fold that step into the
+   * kernel that writes ∂L/∂y (GradSink.foldableActivation).
    */
-  readonly reluOutput?: boolean;
+  readonly activation?: FoldableActivation;
 }
+
+/** The activations an op's output may end in whose backward a consumer can fold in. */
+export type FoldableActivation = 'relu' | 'sigmoid';
 
 export interface GradSink {
   /**
@@ -36,20 +40,24 @@ export interface GradSink {
    */
   consumable(dOut: Tensor): boolean;
   /**
-   * Whether an op writing ∂L/∂t may multiply it by [t > 0]: t is the output
-   * of a ReLU-ending op (TapeNode.reluOutput) recorded on this tape, whose
-   * backward, still to come, only needs the masked gradient. A leaf's
-   * gradient, which the caller reads, is never masked.
+   * The activation whose backward an op writing ∂L/∂t may apply as it
+   * writes, so that it writes ∂L/∂z for t = act(z); null where none may. t
+   * must be the output of an activation-ending op (TapeNode.activation)
+   * recorded on this tape, whose backward, still to come, only needs ∂L/∂z.
+   * The ReLU's mask covers what other writers add, and masking twice changes
+   * nothing, so any consumer of t may apply it; the sigmoid's factor does
+   * neither, so only t's sole consumer on the tape may. A leaf's gradient,
+   * which the caller reads, is never changed so.
    */
-  reluMaskable(t: Tensor): boolean;
+  foldableActivation(t: Tensor): FoldableActivation | null;
   /**
-   * Records that ∂L/∂t, as written so far, is multiplied by [t > 0] already:
-   * the op that last wrote it applied the ReLU mask of t (which covers what
-   * earlier ops added). Any later target(t) clears the mark.
+   * Records that ∂L/∂t, as written so far, is ∂L/∂z already: the op that
+   * last wrote it applied the activation's backward (for a ReLU's mask, over
+   * what earlier ops added too). Any later target(t) clears the mark.
    */
-  markReluMasked(t: Tensor): void;
-  /** Whether ∂L/∂t is multiplied by [t > 0] already (markReluMasked). */
-  reluMasked(t: Tensor): boolean;
+  markActivationApplied(t: Tensor): void;
+  /** Whether ∂L/∂t is ∂L/∂z already (markActivationApplied). */
+  activationApplied(t: Tensor): boolean;
 }
 
 export class Tensor implements GpuTensor {

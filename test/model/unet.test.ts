@@ -86,7 +86,7 @@ describe('the tutorial U-Net', () => {
     expect(() => buildUNetParameters({ baseWidth: 0 })).toThrow(/baseWidth must be a positive integer/);
   });
 
-  it('leaves the ReLU\'s backward to the layers that read each activation: no pass of its own', async () => {
+  it('leaves the ReLU\'s backward to the layers that read each activation, and the sigmoid\'s to the loss: no pass of their own', async () => {
     const gpu = await testGpu();
     const unet = createUNet(gpu, { baseWidth: 2, inputSize: 16, seed: 1 });
     const x = Tensor.from(gpu, [1, 16, 16, 1], randomArray(256, 4, -1, 1));
@@ -107,6 +107,9 @@ describe('the tutorial U-Net', () => {
     const stores = labels.filter((l) => /^(conv2dBackwardInput|convTranspose2x2BackwardInput) .*, masked( \[|: Winograd .* output tiles)/.test(l));
     expect(stores.length, labels.join('\n')).toBe(14);
     expect(labels.filter((l) => /^maxPool2x2Backward .*, masked$/.test(l)).length).toBe(4);
+    // The Dice loss, the sigmoid output's only reader, writes the gradient of its logits.
+    expect(labels.filter((l) => l.startsWith('binary sigmoidBackward')), labels.join('\n')).toEqual([]);
+    expect(labels.filter((l) => /^diceLossBackward .* with respect to the logits$/.test(l)).length, labels.join('\n')).toBe(1);
     tape.dispose();
     for (const t of [x, y]) t.dispose();
     unet.dispose();

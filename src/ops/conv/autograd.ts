@@ -18,13 +18,14 @@ import { activationType } from './device.js';
 /**
  * ∂L/∂(pre-activation) from ∂L/∂y, using the saved output y: relu' = [y > 0],
  * sigmoid' = y(1 − y). Without an activation it is dy itself, and so is it
- * for a ReLU whose gradient's writers applied [y > 0] already (the ∂input of
- * the layers that read y: inputGradient). Written over dy where nothing
- * reads dy afterwards (in a tape's backward, always), which spares a buffer
- * of its size at the step's busiest moment.
+ * where the gradient's writers applied the activation's backward already
+ * (for a ReLU, the ∂input of the layers that read y: inputGradient; for a
+ * sigmoid, the Dice loss's backward). Written over dy where nothing reads dy
+ * afterwards (in a tape's backward, always), which spares a buffer of its
+ * size at the step's busiest moment.
  */
 function preActivationGrad(dy: Tensor, y: Tensor, activation: Activation, grads: GradSink): Tensor {
-  if (activation === 'none' || (activation === 'relu' && grads.reluMasked(y))) return dy;
+  if (activation === 'none' || grads.activationApplied(y)) return dy;
   const op = activation === 'relu' ? 'reluBackward' : 'sigmoidBackward';
   if (grads.consumable(dy)) {
     binaryInPlace(dy.gpu, op, dy, y);
@@ -42,9 +43,9 @@ function preActivationGrad(dy: Tensor, y: Tensor, activation: Activation, grads:
  */
 function inputGradient(x: Tensor, grads: GradSink, write: (dx: Tensor, opts: { accumulate: boolean; mask?: Tensor }) => void): void {
   const t = grads.target(x);
-  const mask = grads.reluMaskable(x) ? x : undefined;
+  const mask = grads.foldableActivation(x) === 'relu' ? x : undefined;
   write(t.grad, { accumulate: t.accumulate, mask });
-  if (mask) grads.markReluMasked(x);
+  if (mask) grads.markActivationApplied(x);
 }
 
 /**
@@ -70,7 +71,7 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor, activation: Activation =
       if (tw) conv2dBackwardWeights(x.gpu, x, g, tw.grad, { accumulate: tw.accumulate });
       if (tb) biasGradient(x.gpu, g, tb.grad, { accumulate: tb.accumulate });
     }
-  }, { reluOutput: activation === 'relu' });
+  }, { activation: activation === 'none' ? undefined : activation });
   return y;
 }
 

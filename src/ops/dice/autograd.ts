@@ -27,7 +27,10 @@ export function diceLoss(p: Tensor, y: Tensor, over: DiceOver = 'batch', bce = 0
   // Only backward needs the sums; the tape frees them with everything else.
   if (!activeTape([p])) sums.dispose();
   record('diceLoss', [p], loss, (dLoss, grads) => {
-    writeGrad(p, grads, (dst) => diceLossBackward(p.gpu, p, y, sums, dLoss, dst, terms));
+    // Where p is a sigmoid's output that only the loss reads, ∂L/∂(its logits) at once: the sigmoid's backward is left with nothing to do.
+    const logits = grads.foldableActivation(p) === 'sigmoid';
+    writeGrad(p, grads, (dst) => diceLossBackward(p.gpu, p, y, sums, dLoss, dst, terms, logits ? 'logits' : 'p'));
+    if (logits) grads.markActivationApplied(p);
   });
   return loss;
 }

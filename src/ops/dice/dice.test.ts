@@ -42,7 +42,7 @@ function refImageLoss(p: ArrayLike<number>, y: ArrayLike<number>, images: number
  * between; returns the loss, every segment's four sums and dp (which starts
  * as garbage: the kernel overwrites it).
  */
-async function runDice(shape: number[], ps: Float32Array, ys: Float32Array, terms: DiceTerms, dLossValue: number): Promise<{ loss: number; sums: Float32Array; dp: Float32Array }> {
+async function runDice(shape: number[], ps: Float32Array, ys: Float32Array, terms: DiceTerms, dLossValue: number, wrt: 'p' | 'logits' = 'p'): Promise<{ loss: number; sums: Float32Array; dp: Float32Array }> {
   const gpu = await testGpu();
   const n = numel(shape);
   const count = 4 * (terms.groups ?? 1);
@@ -54,7 +54,7 @@ async function runDice(shape: number[], ps: Float32Array, ys: Float32Array, term
   const dp = allocTensor(gpu, shape, new Float32Array(n).fill(123));
   try {
     diceLoss(gpu, p, y, loss, sums, terms);
-    diceLossBackward(gpu, p, y, sums, dLoss, dp, terms);
+    diceLossBackward(gpu, p, y, sums, dLoss, dp, terms, wrt);
     return { loss: (await gpu.readFloat32(loss.view, 1))[0]!, sums: await gpu.readFloat32(sums.view, count), dp: await gpu.readFloat32(dp.view, n) };
   } finally {
     for (const t of [p, y, loss, sums, dLoss, dp]) t.dispose();
@@ -348,5 +348,70 @@ describe('Dice loss with binary cross-entropy at probabilities of exactly 0 and 
     expect(gotDp[2]).toBeLessThan(-1e20);
     expect(gotDp[3]).toBeGreaterThan(1e20);
     expect(Math.abs(gotDp[0]!)).toBeLessThan(1);
+  });
+});
+
+describe('Dice loss backward with respect to the logits of p = sigmoid(z)', () => {
+  const sigmoid64 = (z: number) => 1 / (1 + Math.exp(-z));
+  /** z in [−6, 6] (p inside the cross-entropy's clip), p = sigmoid(z) rounded to f32 as the GPU's would be. */
+  const logits = (n: number, seed: number) => {
+    const r = rng(seed);
+    const z = Float64Array.from({ length: n }, () => -6 + 12 * r());
+    return { z, p: Float32Array.from(z, sigmoid64) };
+  };
+  const cases = [
+    { shape: [2, 9, 7, 1], groups: 1, bce: 0 }, // 126 elements: vec4s (backward4)
+    { shape: [3, 5, 3, 1], groups: 3, bce: 0.7 }, // 15 a segment: one at a time (backward)
+    { shape: [4, 12, 12, 1], groups: 4, bce: 1.5 },
+  ];
+  for (const { shape, groups, bce } of cases) {
+    it(`is the Dice term's gradient times p (1 − p) plus λ/n (p − y), against float64, finite differences in z and tfjs-core: ${JSON.stringify(shape)}, ${groups} segment(s), λ ${bce}`, async () => {
+      const n = numel(shape);
+      const { z, p: ps } = logits(n, 17 * n + groups);
+      const { y: ys } = inputs(n, 5 * n + groups);
+      const dLossValue = 1.25;
+      const { dp: got } = await runDice(shape, ps, ys, { groups, bce }, dLossValue, 'logits');
+      const seg = n / groups;
+      const want = new Float64Array(n);
+      for (let g = 0; g < groups; g++) {
+        const [i, sy, sp] = refSums(ps.subarray(g * seg, (g + 1) * seg), ys.subarray(g * seg, (g + 1) * seg));
+        const u = sy + sp + 1;
+        for (let k = g * seg; k < (g + 1) * seg; k++) {
+          const pk = ps[k]!;
+          want[k] = dLossValue * ((((2 * i + 1) - 2 * ys[k]! * u) / (groups * u * u)) * pk * (1 - pk) + (bce * (pk - ys[k]!)) / n);
+        }
+      }
+      const lossOfZ = (v: ArrayLike<number>) => dLossValue * refBceDice(Array.from(v, sigmoid64), ys, groups, bce);
+      const fd = lossDifferences(lossOfZ, z, 1e-5);
+
+      const ty = tf.tensor(ys);
+      const lossOf = (tz: tf.Tensor) => {
+        const tp = tf.sigmoid(tz);
+        const perImage = (a: tf.Tensor) => tf.sum(tf.reshape(a, [groups, seg]), 1);
+        const dice = tf.div(tf.add(tf.mul(perImage(tf.mul(ty, tp)), 2), 1), tf.add(tf.add(perImage(ty), perImage(tp)), 1));
+        const q = tf.clipByValue(tp, 1e-7, 1 - 1e-7);
+        const ce = tf.neg(tf.mean(tf.add(tf.mul(ty, tf.log(q)), tf.mul(tf.sub(1, ty), tf.log(tf.sub(1, q))))));
+        return tf.mul(tf.add(tf.neg(tf.mean(dice)), tf.mul(ce, bce)), dLossValue) as tf.Scalar;
+      };
+      const tz = tf.tensor(Float32Array.from(z));
+      const theirs = tf.grad(lossOf)(tz).dataSync();
+      const [errRef, errFd, errTf] = [relErrorToScale(got, want), relErrorToScale(got, fd), relErrorToScale(got, theirs)];
+      console.log(`dice${bce ? ' + bce' : ''} backward in z ${JSON.stringify(shape)}, ${groups} segment(s): vs float64 ${errRef.toExponential(2)}, finite differences ${errFd.toExponential(2)}, tfjs-core ${errTf.toExponential(2)}`);
+      expect(errRef).toBeLessThan(1e-5);
+      expect(errFd).toBeLessThan(1e-4);
+      expect(errTf).toBeLessThan(1e-4);
+      tf.dispose([ty, tz]);
+    });
+  }
+
+  it('keeps the cross-entropy\'s pull λ/n (p − y) where the sigmoid has rounded to exactly 0 or 1', async () => {
+    const ps = Float32Array.of(0, 1, 0, 1);
+    const ys = Float32Array.of(0, 1, 1, 0);
+    const { dp: viaZ } = await runDice([1, 2, 2, 1], ps, ys, { bce: 1 }, 1, 'logits');
+    // p (1 − p) is 0 at each: the Dice term vanishes, the cross-entropy's is λ/n (p − y) with n = 4.
+    expect(Array.from(viaZ)).toEqual([0, 0, -0.25, 0.25]);
+    // The two steps apart lose it: ∂L/∂p times the sigmoid's p (1 − p) is 0 where p is 0 or 1.
+    const { dp: viaP } = await runDice([1, 2, 2, 1], ps, ys, { bce: 1 }, 1);
+    expect(Array.from(viaP, (g, k) => g * ps[k]! * (1 - ps[k]!)).every((g) => g === 0)).toBe(true);
   });
 });

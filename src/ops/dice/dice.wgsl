@@ -14,6 +14,10 @@
 //   however saturated, as a cross-entropy taken from the logits gives: a
 //   clamped gradient of 0 would leave a missed nerve at p < ε there for good.
 //   λ (bce) is 0 for the Dice alone.
+//   With LOGITS, p = sigmoid(z) and the backward writes d loss / d z instead:
+//   the Dice term times p (1 − p), plus λ/n · (p_i − y_i) as it is, which
+//   stays λ/n · (p − y) where p has rounded to exactly 0 or 1 (there the
+//   product of the two separate steps is 0).
 //
 // Layouts: p, y [n] (any tensor shape, read flat: predictions after the
 // sigmoid and soft masks in [0, 1]); segment g is elements [g·seg, (g+1)·seg);
@@ -34,7 +38,8 @@
 //                 same way, segment after segment; invocation 0 writes sums
 //                 and loss.
 //   backward      one invocation per element: dp_i = dloss / G · (a − b · y_i)
-//                 (+ the cross-entropy term) with a = (2I + 1) / U², b = 2 / U
+//                 (times p_i (1 − p_i) with LOGITS; + the cross-entropy
+//                 term) with a = (2I + 1) / U², b = 2 / U
 //                 of the element's segment, recomputed by every invocation
 //                 from sums rather than stored.
 //   partial_sums4, backward4  the same four elements at a time, as vec4s,
@@ -55,6 +60,9 @@ struct Params {
 
 // Keras's clipping of probabilities in its cross-entropy.
 const EPS = 1e-7;
+
+// backward: the gradient with respect to the logits z of p = sigmoid(z) (see the top).
+override LOGITS: bool = false;
 
 @group(0) @binding(0) var<uniform> prm: Params;
 
@@ -149,10 +157,15 @@ fn grad_terms(g: u32) -> vec2<f32> {
 }
 
 // d bce / d p: (p − y) / (p (1 − p)), the denominator kept off 0 (p exactly 0 or
-// 1 in f32, where the sigmoid's derivative is 0 and the product stays finite).
+// 1 in f32, where the sigmoid's derivative is 0 and the product stays finite);
+// with LOGITS d bce / d z, p − y.
 fn bce_grad(pi: f32, yi: f32) -> f32 {
+  if (LOGITS) {
+    return pi - yi;
+  }
   return (pi - yi) / max(pi * (1.0 - pi), 1e-30);
 }
+
 
 @compute @workgroup_size(GROUP)
 fn loss(@builtin(local_invocation_index) local: u32) {
@@ -190,7 +203,11 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
     return;
   }
   let ab = grad_terms(i / prm.seg);
-  dp[i] = dloss[0] / f32(prm.groups) * (ab.x - ab.y * y_in[i]);
+  var g = dloss[0] / f32(prm.groups) * (ab.x - ab.y * y_in[i]);
+  if (LOGITS) {
+    g *= p_in[i] * (1.0 - p_in[i]);
+  }
+  dp[i] = g;
   if (prm.bce != 0.0) {
     dp[i] += dloss[0] * prm.bce / prm.count * bce_grad(p_in[i], y_in[i]);
   }
@@ -203,7 +220,11 @@ fn backward4(@builtin(global_invocation_id) gid: vec3<u32>) {
     return;
   }
   let ab = grad_terms(i / prm.seg);
-  dp4[i] = dloss[0] / f32(prm.groups) * (ab.x - ab.y * y_in4[i]);
+  var g = dloss[0] / f32(prm.groups) * (ab.x - ab.y * y_in4[i]);
+  if (LOGITS) {
+    g *= p_in4[i] * (1.0 - p_in4[i]);
+  }
+  dp4[i] = g;
   if (prm.bce != 0.0) {
     let pi = p_in4[i];
     let yi = y_in4[i];

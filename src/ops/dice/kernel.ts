@@ -27,6 +27,7 @@ const DICE = declareKernel({
     backward: ['y_in', 'sums_in', 'dloss', 'dp', 'p_in'], backward4: ['y_in', 'sums_in', 'dloss', 'dp', 'p_in'],
   },
   uniforms: [['n', 'u32'], ['stride', 'u32'], ['seg', 'u32'], ['groups', 'u32'], ['bce', 'f32'], ['count', 'f32']],
+  overrides: ['LOGITS'],
 });
 
 function checkShape(op: string, name: string, t: GpuTensor, want: number[]): void {
@@ -104,8 +105,10 @@ export function diceLoss(gpu: Gpu, p: GpuTensor, y: GpuTensor, loss: GpuTensor, 
  * terms): dp_i = dLoss / G · ((2I + 1) − 2 y_i U) / U², with I = Σ y·p and
  * U = Σ y + Σ p + 1 over the segment of element i, plus
  * dLoss · λ/n · (p_i − y_i) / (p_i (1 − p_i)) where p_i is inside the clip.
+ * With wrt 'logits', p = sigmoid(z) and dp is dLoss[0] · d loss/dz instead:
+ * the Dice term times p_i (1 − p_i), plus dLoss · λ/n · (p_i − y_i).
  */
-export function diceLossBackward(gpu: Gpu, p: GpuTensor, y: GpuTensor, sums: GpuTensor, dLoss: GpuTensor, dp: GpuTensor, terms: DiceTerms = {}): void {
+export function diceLossBackward(gpu: Gpu, p: GpuTensor, y: GpuTensor, sums: GpuTensor, dLoss: GpuTensor, dp: GpuTensor, terms: DiceTerms = {}, wrt: 'p' | 'logits' = 'p'): void {
   const op = 'diceLossBackward';
   checkSameShape(op, ['p', 'y', 'dp'], [p, y, dp]);
   requireF32(op, { p, y, sums, dLoss, dp });
@@ -118,9 +121,10 @@ export function diceLossBackward(gpu: Gpu, p: GpuTensor, y: GpuTensor, sums: Gpu
   const { workgroups, rowThreads } = grid1d(n / q, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
   DICE.dispatch(gpu, {
     entry: q === 4 ? 'backward4' : 'backward',
-    label: `${op} ${shapeStr(p.shape)}`,
-    bind: { y_in: y.view, sums_in: sums.view, dloss: dLoss.view, dp: dp.view, p_in: p.view }, // p is read for the cross-entropy term only
+    label: `${op} ${shapeStr(p.shape)}${wrt === 'logits' ? ' with respect to the logits' : ''}`,
+    bind: { y_in: y.view, sums_in: sums.view, dloss: dLoss.view, dp: dp.view, p_in: p.view }, // p is read for the cross-entropy term and the logits' only
     uniforms: { n: n / q, stride: rowThreads, seg: seg / q, groups, bce, count: n },
+    overrides: { LOGITS: wrt === 'logits' ? 1 : 0 },
     workgroups,
   });
 }

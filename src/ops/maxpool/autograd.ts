@@ -10,9 +10,9 @@ export function maxPool2x2(x: Tensor): Tensor {
   record('maxPool2x2', [x], y, (dy, grads) => {
     const t = grads.target(x);
     // Where x is a ReLU's output, the ReLU's mask is applied here, from the x the kernel reads anyway.
-    const reluMask = grads.reluMaskable(x);
+    const reluMask = grads.foldableActivation(x) === 'relu';
     maxPool2x2Backward(x.gpu, x, dy, t.grad, { accumulate: t.accumulate, reluMask });
-    if (reluMask) grads.markReluMasked(x);
+    if (reluMask) grads.markActivationApplied(x);
   });
   return y;
 }
