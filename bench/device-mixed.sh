@@ -15,7 +15,9 @@
 #      activations stored in f16 (bench --suite step), with the f16
 #      subgroup-matrix ceiling (bench/mma-ceiling.ts), and the peak memory of
 #      fp32 and of mixed precision with f16 and with f32 activations
-#      (dist/memory.js);
+#      (dist/memory.js); then (part robust) the default tile again without
+#      the bounds clamps Dawn adds (--dawn-toggles disable_robustness: its
+#      workgroup stores and matrix loads unguarded);
 #   4. PyTorch on the same GPU: fp32, its defaults, AMP bf16 + channels_last;
 #   5. the tutorial's recipe (preset full) on the default synthetic set, fp32
 #      and mixed side by side, for the best validation Dice of each;
@@ -27,11 +29,11 @@
 #   bash .device/run.sh bash bench/device-mixed.sh OUT_DIR
 # A session's device time (minutes, the start included) rarely holds every
 # part: the first call takes what the targets need side by side,
-#   PARTS=step,pytorch,postprocess,
-# and a second, where time is left, PARTS=tests,train.
+#   PARTS=step,robust,pytorch,
+# and a second, where time is left, PARTS=tests,train,postprocess.
 set -uo pipefail
-out=${1:?usage: [PARTS=tests,step,pytorch,train,postprocess] bash bench/device-mixed.sh OUT_DIR}
-parts=,${PARTS:-tests,step,pytorch,train,postprocess},
+out=${1:?usage: [PARTS=tests,step,robust,pytorch,train,postprocess] bash bench/device-mixed.sh OUT_DIR}
+parts=,${PARTS:-tests,step,robust,pytorch,train,postprocess},
 want() { [[ $parts == *,$1,* ]]; }
 mkdir -p "$out"
 log="$out/mixed.log"
@@ -54,10 +56,14 @@ if want step; then
 say "training step and inference, fp32 and mixed (default tile, with prefetch; auto; 4 × 2, 2 × 4 and 4 × 4 subgroup tiles; per-quad taps; split reductions)"
 timeout 420 node dist/bench.js --suite step --step-ours-only --step-batch 32 --reps 10 --step-chain 10 --precision fp32,mixed --mma-tiles 128x64x32,auto,128x64x32+prefetch,128x64x32+tall,128x128x32+tall,128x64x32+wide,128x128x32+tall+wide,128x64x32+perquad,128x64x32+splitk --storage f16 \
   --json "$out/step.json" 2>&1 | tee "$out/step.log" | grep -v '^op \|^training_step\|^inference' | tail -40 >> "$log"
-say "each GEMM in every mixed configuration, and the step's GEMMs with each one's fastest"
-node bench/gemm-rates.mjs "$out/step.json" --best --top 24 2>&1 | sed -n '/^Each GEMM/,$p' | tee -a "$log"
 say "peak memory of a step and of inference: fp32, mixed with f16 and with f32 activations"
 timeout 60 node dist/memory.js --batch 32 --json "$out/memory.json" 2>&1 | tee -a "$log"
+fi
+
+if want robust; then
+say "the default tile again without the bounds clamps Dawn adds to array accesses (disable_robustness)"
+timeout 120 node dist/bench.js --suite step --step-ours-only --step-batch 32 --reps 10 --step-chain 10 --precision mixed --mma-tiles 128x64x32 --storage f16 --dawn-toggles disable_robustness \
+  --json "$out/step-norobust.json" 2>&1 | tee "$out/step-norobust.log" | grep -v '^op \|^training_step\|^inference' | tail -6 >> "$log"
 fi
 
 if want pytorch && python3 -c 'import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
@@ -87,5 +93,6 @@ timeout 60 node dist/postprocess.js --masks 5508 --json "$out/postprocess.json" 
 fi
 
 node bench/merge-device.mjs "$out" "$out/mixed-results.json" 2>&1 | tee -a "$log"
-[ -f "$out/mixed-results.json" ] && node bench/gemm-rates.mjs "$out/mixed-results.json" --top 8 >> "$log" 2>&1
+# Each GEMM in every mixed configuration (the run without bounds clamps too), and the step's GEMMs with each one's fastest.
+[ -f "$out/mixed-results.json" ] && node bench/gemm-rates.mjs "$out/mixed-results.json" --top 8 --best >> "$log" 2>&1
 say "done"

@@ -53,6 +53,7 @@ const SPEC = {
   storage: { type: 'string' as const, help: 'time the mixed-precision step with activations stored in each of these (comma-separated: f16, f32; default f16, mixed precision\'s own)' },
   'mma-tiles': { type: 'string' as const, help: 'time the mixed-precision step with each of these tiles (comma-separated; auto: a tile per GEMM by its shape; +prefetch after one: the next k step fetched while the current multiplies; +tall: 4 rows of result matrices a subgroup instead of 2; +wide: 4 columns instead of 2 (+tall+wide: 4 × 4); +perquad: each quad decodes its own k where one decode could serve the step; +splitk: forward and ∂input reductions split across workgroups where C has few tiles; all: every tile and auto, with and without prefetching; default the planner\'s choice)' },
   'step-ours-only': { type: 'boolean' as const, help: 'time our training step and inference only, without tfjs-layers beside them' },
+  'dawn-toggles': { type: 'string' as const, help: 'more Dawn toggles to enable for this run (comma-separated; e.g. disable_robustness: every shader without the bounds clamps Dawn adds to its array accesses), ours and the peers\' alike' },
   'peer-budget': { type: 'number' as const, help: 'skip a CPU peer (wasm, cpu) on a case whose run, estimated from the same case at a smaller batch, would take longer than this many seconds', default: 120 },
 };
 
@@ -78,7 +79,10 @@ async function main(): Promise<void> {
   Object.assign(globalThis, globals); // tfjs-backend-webgpu uses the WebGPU globals
   // Timestamps at full resolution (Dawn rounds them to tens of microseconds by default).
   // And f16 with the subgroup matrices, where the adapter has them (node-gpu.ts).
-  const flags: string[] = withEnabledToggles(['disable-dawn-features=timestamp_quantization'], MIXED_TOGGLES);
+  const extraToggles = ((options['dawn-toggles'] as string | undefined) ?? '').split(',').filter(Boolean);
+  for (const t of extraToggles) if (!/^[a-z0-9_]+$/.test(t)) throw new UsageError(`--dawn-toggles takes Dawn toggle names (lower case, digits, underscores), not "${t}"`);
+  const flags: string[] = withEnabledToggles(['disable-dawn-features=timestamp_quantization'], [...MIXED_TOGGLES, ...extraToggles]);
+  if (extraToggles.length) console.log(`Dawn toggles enabled beyond the usual: ${extraToggles.join(', ')}`);
   if (options.backend) flags.push(`backend=${options.backend}`);
   if (options.adapter) flags.push(`adapter=${options.adapter}`);
   const instance = create(flags);
@@ -229,7 +233,7 @@ async function main(): Promise<void> {
     delete (globalThis as { navigator?: unknown }).navigator;
   }
 
-  const report = { adapter: info, ...(precisionRuns.length ? { precisionRuns } : {}), date: new Date().toISOString(), versions: { tfjs: tf.version_core, node: process.version }, timing: `wall time; Dawn's polls paced after ${PACE_AFTER_MS} ms${yielded ? `, napping ${POLL_NAP_MS} ms before that with a timer slack of ${POLL_TIMER_SLACK_NS} ns, the JavaScript thread at a lower priority (software adapter)` : ''}; kernels alternated with tfjs-webgpu, paired_ratio = median of per-pair ratios; see bench/main.ts`, ceilingGflops: ceiling, ...(mmaCeiling ? { mmaCeiling } : {}), memory, missing, skipped, peerBudgetS: budgetMs / 1000, samples, ...(stepProfile ? { stepProfile } : {}) };
+  const report = { adapter: info, ...(extraToggles.length ? { dawnToggles: extraToggles } : {}), ...(precisionRuns.length ? { precisionRuns } : {}), date: new Date().toISOString(), versions: { tfjs: tf.version_core, node: process.version }, timing: `wall time; Dawn's polls paced after ${PACE_AFTER_MS} ms${yielded ? `, napping ${POLL_NAP_MS} ms before that with a timer slack of ${POLL_TIMER_SLACK_NS} ns, the JavaScript thread at a lower priority (software adapter)` : ''}; kernels alternated with tfjs-webgpu, paired_ratio = median of per-pair ratios; see bench/main.ts`, ceilingGflops: ceiling, ...(mmaCeiling ? { mmaCeiling } : {}), memory, missing, skipped, peerBudgetS: budgetMs / 1000, samples, ...(stepProfile ? { stepProfile } : {}) };
   console.log(printTable(samples, peers.map((p) => p.name), ceiling, skipped));
   for (const m of missing) console.log(`${m.peer} cannot run ${m.op}: it has no ${m.kernels.join(', ')} kernel`);
   if (memory) console.log(`training step, ours: peak live GPU memory ${(memory.peakLiveBytes / 2 ** 20).toFixed(1)} MiB; buffer pool after the step ${(memory.poolBytes / 2 ** 20).toFixed(1)} MiB`);

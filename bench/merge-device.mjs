@@ -7,6 +7,9 @@
 // by op and by pass (the pass labels name each GEMM's shapes, formulation and
 // tile), the f16 subgroup-matrix ceiling (bench/mma-ceiling.ts) as
 // `mmaCeiling`, and submit's post-processing (dist/postprocess.js) as `postprocess`.
+// A second step run with more Dawn toggles (step-norobust.json: bench
+// --dawn-toggles disable_robustness) joins the entries and profiles with
+// `dawn_toggles` and the toggles in its impl and tile names.
 //   node bench/merge-device.mjs OUT_DIR RESULT.json [NOTE]
 // NOTE, where given, says where the parts came from (when OUT_DIR gathers several runs).
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -16,19 +19,23 @@ const [dir, dest, note] = process.argv.slice(2);
 if (!dir || !dest) throw new Error('usage: node bench/merge-device.mjs OUT_DIR RESULT.json');
 const read = (f) => (existsSync(join(dir, f)) ? JSON.parse(readFileSync(join(dir, f), 'utf8')) : null);
 const step = read('step.json');
+const steps = [step, read('step-norobust.json')].filter(Boolean);
 const torch = read('pytorch.json');
 const memory = read('memory.json');
 const postprocess = read('postprocess.json');
 const mib = (b) => b / 2 ** 20;
 
+// A run's Dawn toggles beyond the usual, as a suffix of names.
+const toggled = (run) => (run.dawnToggles?.length ? ` (${run.dawnToggles.join(', ')})` : '');
 const entries = [];
-for (const s of step?.samples ?? []) {
+for (const st of steps) for (const s of st.samples ?? []) {
   if (s.precision === undefined) continue;
   const storage = s.precision === 'mixed' ? (s.impl.includes('f32 activations') ? 'f32' : 'f16') : undefined;
   const tile = /tile ([^,)]+)/.exec(s.impl)?.[1] ?? null;
-  const run = step.precisionRuns?.find((r) => r.precision === s.precision && (r.tile ?? null) === tile && (r.storage ?? 'f16') === (storage ?? r.storage ?? 'f16'));
+  const run = st.precisionRuns?.find((r) => r.precision === s.precision && (r.tile ?? null) === tile && (r.storage ?? 'f16') === (storage ?? r.storage ?? 'f16'));
   entries.push({
-    op: s.op, impl: s.impl, precision: s.precision, ...(storage ? { storage } : {}), batch: s.batch, ms: s.median_ms, images_per_s: s.images_per_s,
+    op: s.op, impl: s.impl + toggled(st), precision: s.precision, ...(storage ? { storage } : {}), ...(st.dawnToggles ? { dawn_toggles: st.dawnToggles } : {}),
+    batch: s.batch, ms: s.median_ms, images_per_s: s.images_per_s,
     ...(s.gpu_ms !== undefined ? { gpu_ms: s.gpu_ms } : {}), ...(s.record_ms !== undefined ? { record_ms: s.record_ms } : {}),
     ...(s.record_floor_ms !== undefined ? { record_floor_ms: s.record_floor_ms, step_dispatches: s.step_dispatches } : {}),
     ...(s.record_every16_ms !== undefined ? { record_every16_ms: s.record_every16_ms } : {}),
@@ -56,7 +63,10 @@ for (const p of ['fp32', 'mixed']) {
   });
 }
 
-const byOp = (step?.precisionRuns ?? []).map((r) => ({ precision: r.precision, tile: r.tile, ...(r.storage ? { storage: r.storage } : {}), dispatches: r.profile?.dispatches, gpu_ms: r.profile?.gpu_ms, byOp: r.profile?.byOp, passes: r.profile?.passes }));
+const byOp = steps.flatMap((st) => (st.precisionRuns ?? []).map((r) => ({
+  precision: r.precision, tile: r.tile === null || r.tile === undefined ? r.tile : r.tile + toggled(st), ...(r.storage ? { storage: r.storage } : {}), ...(st.dawnToggles ? { dawn_toggles: st.dawnToggles } : {}),
+  dispatches: r.profile?.dispatches, gpu_ms: r.profile?.gpu_ms, byOp: r.profile?.byOp, passes: r.profile?.passes,
+})));
 writeFileSync(dest, JSON.stringify({
   gpu: torch?.gpu ?? step?.adapter?.description, adapter: step?.adapter, date: step?.date, ...(note ? { note } : {}),
   versions: { ...step?.versions, torch: torch?.torch, cuda: torch?.cuda, cudnn: torch?.cudnn },
