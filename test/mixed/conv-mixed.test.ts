@@ -206,7 +206,7 @@ describe.runIf(mixed || required)('mixed-precision convolutions (f16 subgroup ma
     for (const [xs, co] of tile === PER_QUAD || tile === SPLIT ? [] : every ? UP_CASES : SHORT_UP) {
       const ws: Shape4 = [2, 2, co, xs[3]];
       const ys: Shape4 = [xs[0], 2 * xs[1], 2 * xs[2], co];
-      it.runIf(fitsChoice(tile))(`${tile}: convTranspose2x2 x ${xs} w ${ws}: forward, ∂input (accumulated), ∂weights`, async () => {
+      it.runIf(fitsChoice(tile))(`${tile}: convTranspose2x2 x ${xs} w ${ws}: forward, ∂input (accumulated), ∂weights with bias`, async () => {
         setConvOverrides(gpu, mmaTileOverrides(tile));
         const xv = randomArray(prod(xs), 40);
         const wv = randomArray(prod(ws), 41);
@@ -215,12 +215,12 @@ describe.runIf(mixed || required)('mixed-precision convolutions (f16 subgroup ma
         const dx0 = randomArray(prod(xs), 44);
         const t = {
           x: allocTensor(gpu, xs, xv), w: allocTensor(gpu, ws, wv), b: allocTensor(gpu, [co], bv), dy: allocTensor(gpu, ys, dyv),
-          y: allocTensor(gpu, ys), dx: allocTensor(gpu, xs, dx0), dw: allocTensor(gpu, ws),
+          y: allocTensor(gpu, ys), dx: allocTensor(gpu, xs, dx0), dw: allocTensor(gpu, ws), db: allocTensor(gpu, [co]),
         };
         const labels = recording(gpu, 'mixed', () => {
           convTranspose2x2(gpu, t.x, t.w, t.b, t.y);
           convTranspose2x2BackwardInput(gpu, t.dy, t.w, t.dx, { accumulate: true });
-          convTranspose2x2BackwardWeights(gpu, t.x, t.dy, t.dw);
+          convTranspose2x2BackwardWeights(gpu, t.x, t.dy, t.dw, { db: t.db });
         });
         setConvOverrides(gpu, NO_OVERRIDES);
         expect(labels.filter((l) => l.includes('[mma ')).length, labels.join('\n')).toBe(3);
@@ -235,8 +235,11 @@ describe.runIf(mixed || required)('mixed-precision convolutions (f16 subgroup ma
           expectWithinF16('y', await gpu.readFloat32(t.y.view, prod(ys)), convTranspose2x2Ref(xv, xs, wv, ws, bv), convTranspose2x2Ref(abs(xv), xs, abs(wv), ws, new Float32Array(co)), xs[3]),
           expectWithinF16('dx', await gpu.readFloat32(t.dx.view, prod(xs)), exactDx, massDx, 4 * co),
           expectWithinF16('dw', await gpu.readFloat32(t.dw.view, prod(ws)), exact.dw, mass.dw, prod(xs.slice(0, 3))),
+          // The bias gradient from the GEMM's column of ones: each tap's sum over x's pixels, four taps added.
+          expectWithinF16('db', await gpu.readFloat32(t.db.view, co), exact.db, mass.db, 4 * prod(xs.slice(0, 3))),
         ];
-        console.log(`mixed ${tile} convTranspose2x2 ${xs} → ${co}: worst error / f16 bound y ${worst[0]!.toFixed(3)} dx ${worst[1]!.toFixed(3)} dw ${worst[2]!.toFixed(3)}`);
+        expect(labels.filter((l) => l.startsWith('biasGradient')), labels.join('\n')).toEqual([]);
+        console.log(`mixed ${tile} convTranspose2x2 ${xs} → ${co}: worst error / f16 bound y ${worst[0]!.toFixed(3)} dx ${worst[1]!.toFixed(3)} dw ${worst[2]!.toFixed(3)} db ${worst[3]!.toFixed(3)}`);
         for (const v of Object.values(t)) v.dispose();
       });
     }

@@ -49,6 +49,23 @@ function inputGradient(x: Tensor, grads: GradSink, write: (dx: Tensor, opts: { a
 }
 
 /**
+ * ∂L/∂w and ∂L/∂b of a convolution whose output's gradient is dy, in one
+ * pass where the kernel can: the bias gradient rides along in the weight
+ * gradient's GEMM (a row or column of ones) when both are written or both
+ * added to.
+ */
+function weightGradients(w: Tensor, b: Tensor, grads: GradSink, kernel: typeof conv2dBackwardWeights, x: Tensor, dy: Tensor): void {
+  const tw = w.requiresGrad ? grads.target(w) : undefined;
+  const tb = b.requiresGrad ? grads.target(b) : undefined;
+  if (tw && tb && tw.accumulate === tb.accumulate) {
+    kernel(x.gpu, x, dy, tw.grad, { accumulate: tw.accumulate, db: tb.grad });
+  } else {
+    if (tw) kernel(x.gpu, x, dy, tw.grad, { accumulate: tw.accumulate });
+    if (tb) biasGradient(x.gpu, dy, tb.grad, { accumulate: tb.accumulate });
+  }
+}
+
+/**
  * act(conv2d(x, w) + b): 'same' padding, stride 1; w is (kh, kw, in, out).
  * The output is stored as the device's activations are (activationType),
  * but a sigmoid's stays f32: probabilities near 1 need f32's resolution, and
@@ -62,15 +79,7 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor, activation: Activation =
   record(`conv2d${activation === 'none' ? '' : `+${activation}`}`, [x, w, b], y, (dy, grads) => {
     const g = preActivationGrad(dy, y, activation, grads);
     if (x.requiresGrad) inputGradient(x, grads, (dx, opts) => conv2dBackwardInput(x.gpu, g, w, dx, opts));
-    const tw = w.requiresGrad ? grads.target(w) : undefined;
-    const tb = b.requiresGrad ? grads.target(b) : undefined;
-    if (tw && tb && tw.accumulate === tb.accumulate) {
-      // One pass where the kernel can: the bias gradient as one more row of the weight gradient's GEMM.
-      conv2dBackwardWeights(x.gpu, x, g, tw.grad, { accumulate: tw.accumulate, db: tb.grad });
-    } else {
-      if (tw) conv2dBackwardWeights(x.gpu, x, g, tw.grad, { accumulate: tw.accumulate });
-      if (tb) biasGradient(x.gpu, g, tb.grad, { accumulate: tb.accumulate });
-    }
+    weightGradients(w, b, grads, conv2dBackwardWeights, x, g);
   }, { activation: activation === 'none' ? undefined : activation });
   return y;
 }
@@ -83,14 +92,7 @@ export function convTranspose2x2(x: Tensor, w: Tensor, b: Tensor): Tensor {
   convTransposeKernel(x.gpu, x, w, b, y);
   record('convTranspose2x2', [x, w, b], y, (dy, grads) => {
     if (x.requiresGrad) inputGradient(x, grads, (dx, opts) => convTranspose2x2BackwardInput(x.gpu, dy, w, dx, opts));
-    if (w.requiresGrad) {
-      const t = grads.target(w);
-      convTranspose2x2BackwardWeights(x.gpu, x, dy, t.grad, { accumulate: t.accumulate });
-    }
-    if (b.requiresGrad) {
-      const t = grads.target(b);
-      biasGradient(x.gpu, dy, t.grad, { accumulate: t.accumulate });
-    }
+    weightGradients(w, b, grads, convTranspose2x2BackwardWeights, x, dy);
   });
   return y;
 }

@@ -251,21 +251,27 @@ describe(`convTranspose2x2 (${variant})`, () => {
       const dx = allocTensor(gpu, xs);
       const dw = allocTensor(gpu, ws);
       const db = allocTensor(gpu, [co]);
+      const dw2 = allocTensor(gpu, ws);
+      const db2 = allocTensor(gpu, [co]);
       convTranspose2x2(gpu, x, w, b, y);
       convTranspose2x2BackwardInput(gpu, dy, w, dx);
       convTranspose2x2BackwardWeights(gpu, x, dy, dw);
       biasGradient(gpu, dy, db);
+      // The bias gradient with the weight gradient (in its GEMM on tiled).
+      convTranspose2x2BackwardWeights(gpu, x, dy, dw2, { db: db2 });
       const want = convTranspose2x2BackwardRef(xv, xs, wv, ws, dyv);
       const errs = [
         maxRelError(await gpu.readFloat32(y.view, prod(ys)), convTranspose2x2Ref(xv, xs, wv, ws, bv)),
         maxRelError(await gpu.readFloat32(dx.view, prod(xs)), want.dx),
         maxRelError(await gpu.readFloat32(dw.view, prod(ws)), want.dw),
         maxRelError(await gpu.readFloat32(db.view, co), want.db),
+        maxRelError(await gpu.readFloat32(dw2.view, prod(ws)), want.dw),
+        maxRelError(await gpu.readFloat32(db2.view, co), want.db),
       ];
-      const [ey, edx, edw, edb] = errs.map((e) => e.toExponential(2));
-      console.log(`convTranspose2x2 ${xs} → ${co}: max rel error y ${ey} dx ${edx} dw ${edw} db ${edb}`);
+      const [ey, edx, edw, edb, edw2, edb2] = errs.map((e) => e.toExponential(2));
+      console.log(`convTranspose2x2 ${xs} → ${co}: max rel error y ${ey} dx ${edx} dw ${edw} db ${edb}; together dw ${edw2} db ${edb2}`);
       for (const e of errs) expect(e).toBeLessThan(1e-4);
-      for (const t of [x, w, b, y, dy, dx, dw, db]) t.dispose();
+      for (const t of [x, w, b, y, dy, dx, dw, db, dw2, db2]) t.dispose();
     });
   }
 
@@ -280,17 +286,19 @@ describe(`convTranspose2x2 (${variant})`, () => {
       const wv = randomArray(prod(ws), 51);
       const dyv = randomArray(prod(ys), 52);
       const want = convTranspose2x2BackwardRef(xv, xs, wv, ws, dyv);
-      const init = { dx: randomArray(prod(xs), 53), dw: randomArray(prod(ws), 54) };
+      const init = { dx: randomArray(prod(xs), 53), dw: randomArray(prod(ws), 54), db: randomArray(4, 55) };
       const x = allocTensor(gpu, xs, xv);
       const w = allocTensor(gpu, ws, wv);
       const dy = allocTensor(gpu, ys, dyv);
       const dx = allocTensor(gpu, xs, init.dx);
       const dw = allocTensor(gpu, ws, init.dw);
+      const db = allocTensor(gpu, [4], init.db);
       convTranspose2x2BackwardInput(gpu, dy, w, dx, { accumulate: true });
-      convTranspose2x2BackwardWeights(gpu, x, dy, dw, { accumulate: true });
+      convTranspose2x2BackwardWeights(gpu, x, dy, dw, { accumulate: true, db });
       expect(maxRelError(await gpu.readFloat32(dx.view, prod(xs)), want.dx.map((v, i) => v + init.dx[i]!))).toBeLessThan(1e-4);
       expect(maxRelError(await gpu.readFloat32(dw.view, prod(ws)), want.dw.map((v, i) => v + init.dw[i]!))).toBeLessThan(1e-4);
-      for (const t of [x, w, dy, dx, dw]) t.dispose();
+      expect(maxRelError(await gpu.readFloat32(db.view, 4), want.db.map((v, i) => v + init.db[i]!))).toBeLessThan(1e-4);
+      for (const t of [x, w, dy, dx, dw, db]) t.dispose();
     });
   }
 });
@@ -445,7 +453,17 @@ describe('tiled convolution, every tile shape', () => {
     expect(() => conv2dBackwardWeights(gpu, x, dy, dw, { db: dw })).toThrow(/conv2dBackwardWeights: db must have shape \[16\]/);
     const overlapping = { shape: [16], view: { buffer: dw.view.buffer, offset: dw.view.offset, size: 64 } };
     expect(() => conv2dBackwardWeights(gpu, x, dy, dw, { db: overlapping })).toThrow(/conv2dBackwardWeights: dw and db are both written and overlap/);
-    for (const t of [x, dy, dw, db]) t.dispose();
+    // The transposed convolution's: a column of ones in B, the four taps added by the split sums.
+    const udy = allocTensor(gpu, [2, 12, 12, 4], randomArray(2 * 12 * 12 * 4, 84));
+    const udw = allocTensor(gpu, [2, 2, 4, 8]);
+    const udb = allocTensor(gpu, [4]);
+    const before = gpu.dispatchCount;
+    convTranspose2x2BackwardWeights(gpu, x, udy, udw);
+    const upAlone = gpu.dispatchCount - before;
+    convTranspose2x2BackwardWeights(gpu, x, udy, udw, { db: udb });
+    expect(gpu.dispatchCount - before - upAlone).toBe(upAlone);
+    expect(() => convTranspose2x2BackwardWeights(gpu, x, udy, udw, { db: db })).toThrow(/convTranspose2x2BackwardWeights: db must have shape \[4\]/);
+    for (const t of [x, dy, dw, db, udy, udw, udb]) t.dispose();
   });
 
   for (const variant of VARIANTS) {

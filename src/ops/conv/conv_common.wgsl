@@ -17,6 +17,11 @@ override ACCUMULATE: bool = false;
 // of dy — the bias gradient, computed from the tiles of dy the weight gradient
 // stages anyway.
 override BIAS_ROW: bool = false;
+// Mode 5, tiled and mma shaders only: B (x) has one more column after its Ci
+// columns, all ones (p.n counts it), so the last column of C is each row's
+// Σ over pixels of dy, row (tap, co); reduce_splits adds a channel's four
+// taps into its bias gradient. The transposed convolution's BIAS_ROW.
+override BIAS_COL: bool = false;
 // Modes 0, 1 (tiled and mma shaders): the reduction over (tap, channel) split
 // across workgroup z as modes 2 and 5 split theirs, so that a GEMM of few
 // tiles and a long reduction (the deep layers) fills the GPU. C is then
@@ -57,6 +62,19 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> out: array<OUT_TYPE>;
 // MASK's tensor, laid out as out (a placeholder without MASK).
 @group(0) @binding(5) var<storage, read> mask_src: array<OUT_TYPE>;
+
+// B[k, col] where B is read as a [K × N] matrix (the tiled and mma shaders'
+// modes 0, 2, 4 and 5), col < N: with BIAS_COL the last column is ones and
+// the stored rows one shorter.
+fn b_kn(k: u32, col: u32) -> f32 {
+  if (BIAS_COL) {
+    if (col == p.n - 1u) {
+      return 1.0;
+    }
+    return f32(b_src[k * (p.n - 1u) + col]);
+  }
+  return f32(b_src[k * p.n + col]);
+}
 
 // Where element (row, col) of C goes, as an index into out: the transposed
 // forward scatters row (n, i, j) and column (a, b, co) to y[n, 2i+a, 2j+b, co];

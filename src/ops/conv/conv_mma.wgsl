@@ -271,12 +271,16 @@ fn fetch(k0: u32, k_end: u32, row0: u32, col0: u32, li: u32) {
     let c4 = 4u * (s % (TN / 4u));
     if (B4) {
       if (k < k_end && col0 + c4 < p.n) {
-        v = vec4<f32>(b4_src[(k * p.n + col0 + c4) / 4u]);
+        if (BIAS_COL && col0 + c4 == p.n - 1u) {
+          v = vec4<f32>(1.0, 0.0, 0.0, 0.0); // the column of ones; the three after it lie past N
+        } else {
+          v = vec4<f32>(b4_src[(k * select(p.n, p.n - 1u, BIAS_COL) + col0 + c4) / 4u]);
+        }
       }
     } else {
       for (var c = 0u; c < 4u; c++) {
         if (k < k_end && col0 + c4 + c < p.n) {
-          v[c] = f32(b_src[k * p.n + col0 + c4 + c]);
+          v[c] = b_kn(k, col0 + c4 + c);
         }
       }
     }

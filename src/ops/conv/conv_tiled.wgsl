@@ -14,7 +14,7 @@
 //   4 transposed ∂input     A[(n,i,j), (a,b,co)] = dy[n,2i+a,2j+b,co]  B = w as [(a,b,co) × ci]
 //                           C → dx[N,H,W,Ci]
 //   5 transposed ∂weights   A = (mode 4's A)ᵀ  [4·Co × N·H·W]        B = x [N·H·W × Ci]
-//                           C → partial sums per split
+//                           C → partial sums per split (BIAS_COL: B has a column of ones more)
 // Layouts: activations NHWC float32; conv weights (kh, kw, in, out); transposed
 // conv weights (kh, kw, out, in), both as Keras stores them.
 //
@@ -29,7 +29,7 @@
 // RM/4 + RN/4 vec4s per k. The planner picks the tile per GEMM, so that it
 // fits the GEMM's shape (a 32-column C gets 32-column tiles). Modes 2 and 5 split the reduction over pixels across
 // workgroups (workgroup z), and with SPLIT_K modes 0 and 1 theirs over taps
-// and channels (k_range); split_sum.wgsl then adds the slices up. B is read as a row-major [K × N] matrix in every mode: for modes
+// and channels (k_range); split_sum.wgsl then adds the slices up. B is read as a row-major [K × N] matrix in every mode (b_kn): for modes
 // 1 and 3 the weights are rearranged first (weights_transpose.wgsl).
 
 // Parameters (p), bindings 0–5 (a_src, b_src, bias, out, mask_src), MODE,
@@ -109,7 +109,7 @@ fn main(
         for (var c = 0u; c < 4u; c++) {
           let col = col0 + 4u * cq + c;
           if (col < p.n) {
-            v[c] = b_src[k * p.n + col];
+            v[c] = b_kn(k, col);
           }
         }
       }

@@ -7,7 +7,7 @@
 import type { BufferView, Gpu } from '../../gpu/gpu.js';
 import { type DType, allocTensor } from '../../gpu/tensor-view.js';
 import { capsOf, placeholder, softwareConv } from './device.js';
-import { type GemmPlan, type GemmShape, TRANSPOSE_COLS, TRANSPOSE_GROUP, type TransposePlan, isWeightGradient, planGemm } from './plan.js';
+import { type GemmPlan, type GemmShape, Mode, TRANSPOSE_COLS, TRANSPOSE_GROUP, type TransposePlan, isWeightGradient, planGemm } from './plan.js';
 import { finishSplits, reduceSplits } from './sums.js';
 import tiledSource from './conv_tiled.wgsl';
 import mmaSource from './conv_mma.wgsl';
@@ -75,14 +75,19 @@ export function runGemm(gpu: Gpu, g: Gemm): GemmPlan {
   if (!plan.splits) {
     dispatch(`${g.label} [${how}]`, g.out, params(g, g.m, g.k));
   } else {
-    const m = g.m + (plan.biasRow ? 1 : 0);
-    const len = m * g.n;
+    // The bias gradient in the GEMM: one more row of C (mode 2) or column (mode 5).
+    const row = plan.biasInGemm && g.mode === Mode.ConvWeights;
+    const col = plan.biasInGemm && g.mode === Mode.UpWeights;
+    const m = g.m + (row ? 1 : 0);
+    const n = g.n + (col ? 1 : 0);
+    const len = m * n;
     const scratch = gpu.acquire(plan.splits.count * len * 4);
     const partials = { buffer: scratch.buffer, offset: 0, size: plan.splits.count * len * 4 };
-    dispatch(`${g.label} [${how}, ${plan.splits.count} splits${plan.biasRow ? ', bias row' : ''}]`, partials, params(g, m, plan.splits.kPerSplit));
+    dispatch(`${g.label} [${how}, ${plan.splits.count} splits${row ? ', bias row' : col ? ', bias column' : ''}]`, partials, { ...params(g, m, plan.splits.kPerSplit), n });
     const sums = { src: partials, splits: plan.splits.count, len };
     if (isWeightGradient(g)) {
-      reduceSplits(gpu, sums, g.out, g.accumulate ?? false, g.label, plan.biasRow ? { view: g.db!, from: g.m * g.n } : undefined);
+      const bias = row ? { view: g.db!, from: g.m * g.n } : col ? { view: g.db!, cols: n, channels: g.m / 4 } : undefined;
+      reduceSplits(gpu, sums, g.out, g.accumulate ?? false, g.label, bias);
     } else {
       finishSplits(gpu, sums, g.out, { cols: g.n, bias: g.bias, activation: g.activation, accumulate: g.accumulate ?? false, mask: g.mask, dstType: g.types?.OUT_TYPE ?? 'f32' }, g.label);
     }
@@ -113,7 +118,7 @@ export function declareConvFamily(name: string, parts: readonly string[], own: {
     types: ['A_TYPE', 'B_TYPE', 'OUT_TYPE'],
     entryPoints: { main: ['a_src', 'b_src', 'bias', 'out', 'mask_src', ...own.bindings] },
     uniforms: CONV_UNIFORMS,
-    overrides: ['MODE', 'ACT', 'ACCUMULATE', 'BIAS_ROW', 'SPLIT_K', 'MASK', ...own.overrides],
+    overrides: ['MODE', 'ACT', 'ACCUMULATE', 'BIAS_ROW', 'BIAS_COL', 'SPLIT_K', 'MASK', ...own.overrides],
   });
 }
 

@@ -130,7 +130,7 @@ export function conv2dBackwardWeights(gpu: Gpu, x: GpuTensor, dy: GpuTensor, dw:
     batch: s.n, h: s.h, w: s.wd, aC: s.ci, kh: s.kh, kw: s.kh, pad: s.pad, bC: s.co,
     m: s.kh * s.kh * s.ci, n: s.co, k: s.n * s.h * s.wd, accumulate: opts.accumulate ?? false,
   });
-  if (opts.db && plan.kind === 'gemm' && !plan.biasRow) biasGradient(gpu, dy, opts.db, opts);
+  if (opts.db && plan.kind === 'gemm' && !plan.biasInGemm) biasGradient(gpu, dy, opts.db, opts);
 }
 
 function upShapes(op: string, x: GpuTensor, w: GpuTensor) {
@@ -180,16 +180,22 @@ export function convTranspose2x2BackwardInput(gpu: Gpu, dy: GpuTensor, w: GpuTen
   });
 }
 
-export function convTranspose2x2BackwardWeights(gpu: Gpu, x: GpuTensor, dy: GpuTensor, dw: GpuTensor, opts: GradOptions = {}): void {
+/** dw (+)= Σ over pixels of dy's 2 × 2 blocks times x; with opts.db, the bias gradient too. */
+export function convTranspose2x2BackwardWeights(gpu: Gpu, x: GpuTensor, dy: GpuTensor, dw: GpuTensor, opts: WeightGradOptions = {}): void {
   const op = 'convTranspose2x2BackwardWeights';
   const s = upShapes(op, x, dw);
   expectShape(op, 'dy', dy, [s.n, 2 * s.h, 2 * s.wd, s.co]);
-  requireF32(op, { dw });
-  runGemm(gpu, {
+  if (opts.db) {
+    expectShape(op, 'db', opts.db, [s.co]);
+    checkNoAliasing(op, {}, { dw, db: opts.db });
+  }
+  requireF32(op, opts.db ? { dw, db: opts.db } : { dw });
+  const plan = runGemm(gpu, {
     mode: Mode.UpWeights, types: typesOf(dy, x, dw),
-    label: `${op} x ${shapeStr(x.shape)} dy ${shapeStr(dy.shape)}`,
-    a: dy.view, b: x.view, out: dw.view,
+    label: `${op} x ${shapeStr(x.shape)} dy ${shapeStr(dy.shape)}${opts.db ? ' and bias' : ''}`,
+    a: dy.view, b: x.view, out: dw.view, db: opts.db?.view,
     batch: s.n, h: s.h, w: s.wd, aC: s.co, bC: s.ci,
     m: 4 * s.co, n: s.ci, k: s.n * s.h * s.wd, accumulate: opts.accumulate ?? false,
   });
+  if (opts.db && plan.kind === 'gemm' && !plan.biasInGemm) biasGradient(gpu, dy, opts.db, opts);
 }

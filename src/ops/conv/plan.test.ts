@@ -35,8 +35,8 @@ const weights = (n: number, h: number, w: number, ci: number, co: number, biasGr
 const upForward = (n: number, h: number, w: number, ci: number, co: number): GemmShape => ({
   mode: Mode.UpForward, batch: n, h, w, aC: ci, bC: co, m: n * h * w, n: 4 * co, k: ci, bias: true, aBytes: bytes(n, h, w, ci), bBytes: bytes(4, co, ci),
 });
-const upWeights = (n: number, h: number, w: number, ci: number, co: number): GemmShape => ({
-  mode: Mode.UpWeights, batch: n, h, w, aC: co, bC: ci, m: 4 * co, n: ci, k: n * h * w, aBytes: bytes(n, 2 * h, 2 * w, co), bBytes: bytes(n, h, w, ci),
+const upWeights = (n: number, h: number, w: number, ci: number, co: number, biasGradient = false): GemmShape => ({
+  mode: Mode.UpWeights, batch: n, h, w, aC: co, bC: ci, m: 4 * co, n: ci, k: n * h * w, biasGradient, aBytes: bytes(n, 2 * h, 2 * w, co), bBytes: bytes(n, h, w, ci),
 });
 const products = (m: number, cin: number, cout: number, alpha2: number): GemmShape => ({
   mode: Mode.Batched, batch: 1, h: 1, w: 1, aC: cin, bC: cout, m, n: cout, k: cin, batches: alpha2, aBytes: bytes(alpha2, m, cin), bBytes: bytes(alpha2, cin, cout),
@@ -59,6 +59,9 @@ const TABLE: Row[] = [
   { what: 'GPU, fp32: ∂weights without bias', caps: h200(), gemm: weights(32, 6, 6, 512, 512, false), want: 'tiled' },
   { what: 'GPU, fp32: transposed forward', caps: h200(), gemm: upForward(32, 6, 6, 512, 256), want: 'tiled', extras: 'T' },
   { what: 'GPU, fp32: transposed ∂weights', caps: h200(), gemm: upWeights(32, 48, 48, 64, 32), want: 'tiled' },
+  { what: 'GPU, fp32: transposed ∂weights with the bias column', caps: h200(), gemm: upWeights(32, 48, 48, 64, 32, true), want: 'tiled', extras: 'B' },
+  { what: 'GPU, mixed: transposed ∂weights with the bias column', caps: h200('mixed'), gemm: upWeights(32, 12, 12, 256, 128, true), want: 'mma', extras: 'B' },
+  { what: 'software: transposed ∂weights, bias by its own pass', caps: lavapipe(), gemm: upWeights(8, 48, 48, 64, 32, true), want: 'rows', extras: 'b' },
   { what: 'GPU: an image beyond the tiled shader\'s 16-bit coordinates', caps: h200(), gemm: forward(1, 1, 70000, 1, 2), want: 'direct' },
   { what: 'GPU: a kernel beyond its 8-bit taps', caps: h200(), gemm: weights(1, 1, 300, 1, 1, true, 257), want: 'direct', extras: 'b' },
   { what: 'GPU, mixed: forward on subgroup matrices', caps: h200('mixed'), gemm: forward(32, 96, 96, 32, 32), want: 'mma' },
@@ -94,7 +97,7 @@ const TABLE: Row[] = [
 function summary(plan: GemmPlan, gemm: GemmShape): { want: string; extras: string } {
   if (plan.kind === 'empty') return { want: 'empty', extras: '' };
   if (plan.kind === 'winograd') return { want: `winograd ${plan.winograd.tile}`, extras: '' };
-  const extras = (plan.transpose ? 'T' : '') + (plan.biasRow === true ? 'B' : plan.biasRow === false ? 'b' : '') + (plan.splits && !isWeightGradient(gemm) ? 'S' : '');
+  const extras = (plan.transpose ? 'T' : '') + (plan.biasInGemm === true ? 'B' : plan.biasInGemm === false ? 'b' : '') + (plan.splits && !isWeightGradient(gemm) ? 'S' : '');
   return { want: plan.formulation, extras };
 }
 
@@ -111,14 +114,17 @@ describe('convolution planner', () => {
       return;
     }
     if (plan.kind !== 'gemm') return;
-    // The grid reaches every row and column of C (one more row for the bias), within the limits.
-    const m = gemm.m + (plan.biasRow ? 1 : 0);
+    // The grid reaches every row and column of C (one more row or column for the bias), within the limits.
+    const m = gemm.m + (plan.biasInGemm && gemm.mode === Mode.ConvWeights ? 1 : 0);
+    const n = gemm.n + (plan.biasInGemm && gemm.mode === Mode.UpWeights ? 1 : 0);
+    expect(plan.shader.constants.BIAS_ROW ?? 0).toBe(plan.biasInGemm && gemm.mode === Mode.ConvWeights ? 1 : 0);
+    expect(plan.shader.constants.BIAS_COL ?? 0).toBe(plan.biasInGemm && gemm.mode === Mode.UpWeights ? 1 : 0);
     const [x, y, z] = plan.grid;
     const [rowGroups, colGroups] = plan.formulation === 'tiled' || plan.formulation === 'mma' ? [y, x] : [x, y];
     expect(rowGroups * plan.tile.rows).toBeGreaterThanOrEqual(m);
     expect((rowGroups - 1) * plan.tile.rows).toBeLessThan(m);
-    expect(colGroups * plan.tile.cols).toBeGreaterThanOrEqual(gemm.n);
-    expect((colGroups - 1) * plan.tile.cols).toBeLessThan(gemm.n);
+    expect(colGroups * plan.tile.cols).toBeGreaterThanOrEqual(n);
+    expect((colGroups - 1) * plan.tile.cols).toBeLessThan(n);
     for (const d of plan.grid) expect(d).toBeLessThanOrEqual(caps.limits.maxComputeWorkgroupsPerDimension);
     // Splits cover the pixels, each a whole number of 16-pixel steps, none empty.
     if (plan.splits) {
@@ -225,6 +231,14 @@ describe('convolution planner', () => {
     expect(mmaConstants({ M: 16, N: 16, K: 16 }, 32, '32x32x32', big, { mmaTall: true })).toBeNull();
     expect(mmaConstants({ M: 16, N: 16, K: 16 }, 32, '64x32x32', big, { mmaTall: true })).toMatchObject({ SUB_Y: 1, SUB_X: 1, WM: 4, WN: 2 });
     expect(mmaTileFor({ ...h200('mixed'), limits: big, overrides: { mmaTile: 'auto', mmaTall: true } }, 4608, 32)).toBe('64x32x32');
+  });
+
+  it('reads x as vec4s beside the transposed weight gradient\'s column of ones where x\'s channels come in fours', () => {
+    const withBias = planGemm(h200('mixed'), upWeights(32, 12, 12, 256, 128, true));
+    const odd = planGemm(h200('mixed'), upWeights(32, 12, 12, 255, 128, true));
+    if (withBias.kind !== 'gemm' || odd.kind !== 'gemm') throw new Error('expected GEMM plans');
+    expect(withBias.shader.constants).toMatchObject({ BIAS_COL: 1, B4: 1 });
+    expect(odd.shader.constants).toMatchObject({ BIAS_COL: 1, B4: 0 });
   });
 
   it('with wide subgroup tiles gives each subgroup 2 × 4 result matrices, and with both 4 × 4: the same tile from fewer subgroups', () => {

@@ -199,8 +199,12 @@ export type GemmPlan =
        * ∂input with `splitK` (finished with bias, activation, accumulation).
        */
       splits?: { count: number; kPerSplit: number };
-      /** The bias gradient as one more row of ones in A (true), or by a pass of its own (false). */
-      biasRow?: boolean;
+      /**
+       * The bias gradient in the GEMM (true): one more row of ones in A
+       * (mode 2), or column of ones in B (mode 5); or by a pass of its own
+       * (false).
+       */
+      biasInGemm?: boolean;
     };
 
 /** weights_transpose.wgsl: invocations per workgroup, and columns per invocation. */
@@ -304,14 +308,16 @@ function grid(f: Formulation, launch: Launch, m: number, n: number, z: number): 
  * fills (tiled, mma: up to 512 workgroups, each ≥ 256 pixels) or a CPU's
  * few cores do (a few dozen of ≥ 1024 pixels; every split adds scratch to
  * write and sum). Scratch stays within 64 MiB. On tiled and mma the bias
- * gradient rides along as a row of ones in A.
+ * gradient rides along: a row of ones in A (mode 2), a column of ones in B
+ * (mode 5).
  */
 function splitPlan(caps: ConvCaps, g: GemmShape, formulation: Formulation): GemmPlan {
   const gpuLike = formulation === 'tiled' || formulation === 'mma';
-  const biasRow = (g.biasGradient ?? false) && gpuLike;
-  const shape = biasRow ? { ...g, m: g.m + 1 } : g;
+  const biasInGemm = (g.biasGradient ?? false) && gpuLike;
+  const row = g.mode === Mode.ConvWeights;
+  const shape = !biasInGemm ? g : row ? { ...g, m: g.m + 1 } : { ...g, n: g.n + 1 };
   const launch = launchFor(caps, formulation, shape, Infinity);
-  if (biasRow) launch.shader.constants.BIAS_ROW = 1;
+  if (biasInGemm) launch.shader.constants[row ? 'BIAS_ROW' : 'BIAS_COL'] = 1;
   const tiles = Math.ceil(shape.m / launch.rows) * Math.ceil(shape.n / launch.cols);
   let splits = gpuLike
     ? Math.max(1, Math.min(Math.ceil(512 / tiles), Math.floor(g.k / 256)))
@@ -322,7 +328,7 @@ function splitPlan(caps: ConvCaps, g: GemmShape, formulation: Formulation): Gemm
   launch.shader.constants.ACCUMULATE = 0;
   return {
     kind: 'gemm', formulation, shader: launch.shader, tile: { rows: launch.rows, cols: launch.cols }, grid: grid(formulation, launch, shape.m, shape.n, splits),
-    splits: { count: splits, kPerSplit }, biasRow: g.biasGradient ? biasRow : undefined,
+    splits: { count: splits, kPerSplit }, biasInGemm: g.biasGradient ? biasInGemm : undefined,
   };
 }
 
@@ -341,7 +347,9 @@ function launchFor(caps: ConvCaps, f: Formulation, g: GemmShape, splits: number)
     // columns, or in modes 1 and 3 (B read as stored, along k) its runs along k.
     const a4 = (g.mode === Mode.UpForward ? g.k : g.aC) % 4 === 0 && g.aBytes >= 16;
     const bByCols = g.mode === Mode.ConvInput || g.mode === Mode.UpForward;
-    const b4 = (bByCols ? (g.mode === Mode.ConvInput ? g.aC : g.k) : g.n) % 4 === 0 && g.bBytes >= 16;
+    // B's stored columns: in mode 5 with the bias gradient, all but the column of ones (splitPlan).
+    const bCols = g.mode === Mode.UpWeights && g.biasGradient ? g.n - 1 : g.n;
+    const b4 = (bByCols ? (g.mode === Mode.ConvInput ? g.aC : g.k) : bCols) % 4 === 0 && g.bBytes >= 16;
     // One decode a k step: the tap where forward's and ∂input's channels come in
     // whole steps, the first pixel where a weight gradient's image rows hold a step.
     const stepDecode = caps.overrides?.mmaStepDecode !== false && a4;

@@ -4,7 +4,11 @@
 //   weight gradients of conv_tiled.wgsl (modes 2 and 5) into the gradient.
 //   Sums from i = p.first on go to dst2[i − p.first] instead: the weight and
 //   bias gradients that mode 2 computes together (BIAS_ROW), which live in
-//   different tensors (p.first = len, and dst2 a dummy, otherwise).
+//   different tensors (p.first = len, and dst2 a dummy, otherwise). With
+//   BIAS_COL (mode 5's column of ones) the slices are C of p.cols columns:
+//   column c < p.cols − 1 of row r goes to dst[r·(p.cols − 1) + c], and
+//   the last column of rows r < p.first (the output channels) adds the four
+//   taps' rows r, r + p.first, … into dst2[r], the bias gradient.
 // channel_partial_sums: src is a [rows × cols] matrix (an NHWC tensor seen as
 //   pixels × channels); workgroup (cx, s) sums rows s·rows_per_split … of 64
 //   channels, 4 invocations per channel taking every 4th row, then combines
@@ -25,6 +29,8 @@
 // Accumulating lets gradients add into a zeroed flat gradient buffer.
 
 override ACCUMULATE: bool = false;
+// reduce_splits: C has mode 5's column of ones (see above).
+override BIAS_COL: bool = false;
 
 struct Params {
   len: u32,
@@ -72,19 +78,39 @@ fn reduce_splits(@builtin(global_invocation_id) gid: vec3<u32>) {
     return;
   }
   let s = split_total(i);
+  if (BIAS_COL) {
+    let row = i / p.cols;
+    let col = i % p.cols;
+    if (col + 1u < p.cols) {
+      put_dst(row * (p.cols - 1u) + col, s);
+    } else if (row < p.first) {
+      // Channel `row`'s four taps, rows row + t·p.first of C's last column.
+      let step = p.first * p.cols;
+      put_dst2(row, (s + split_total(i + step)) + (split_total(i + 2u * step) + split_total(i + 3u * step)));
+    }
+    return;
+  }
   if (i < p.first) {
-    if (ACCUMULATE) {
-      dst[i] = dst[i] + s;
-    } else {
-      dst[i] = s;
-    }
+    put_dst(i, s);
   } else {
-    let j = i - p.first;
-    if (ACCUMULATE) {
-      dst2[j] = dst2[j] + s;
-    } else {
-      dst2[j] = s;
-    }
+    put_dst2(i - p.first, s);
+  }
+}
+
+// dst[j], dst2[j]: s written, or added where ACCUMULATE.
+fn put_dst(j: u32, s: f32) {
+  if (ACCUMULATE) {
+    dst[j] = dst[j] + s;
+  } else {
+    dst[j] = s;
+  }
+}
+
+fn put_dst2(j: u32, s: f32) {
+  if (ACCUMULATE) {
+    dst2[j] = dst2[j] + s;
+  } else {
+    dst2[j] = s;
   }
 }
 

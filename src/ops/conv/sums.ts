@@ -20,26 +20,38 @@ const SPLIT_SUM = declareKernel({
   defines: { GROUP },
   entryPoints: { reduce_splits: ['src', 'dst', 'dst2'], channel_partial_sums: ['src', 'dst'], channel_sums4: ['src', 'dst'], finish_splits: ['src', 'finished', 'bias', 'mask'] },
   uniforms: [['len', 'u32'], ['splits', 'u32'], ['rows_per_split', 'u32'], ['row_threads', 'u32'], ['first', 'u32'], ['cols', 'u32']],
-  overrides: ['ACCUMULATE', 'QUADS', 'BIAS', 'ACT', 'MASK'],
+  overrides: ['ACCUMULATE', 'QUADS', 'BIAS', 'ACT', 'MASK', 'BIAS_COL'],
   types: ['SRC_TYPE', 'DST_TYPE'],
 });
 
-/** dst (+)= Σ over splits of src's slices of `len`; with `second`, sums from `second.from` on go to second.view instead. */
+/**
+ * Where the bias gradient that rode along in a weight gradient's GEMM goes:
+ * the sums from element `from` on (mode 2's row of ones), or each of
+ * `channels` channels' four taps in the last of C's `cols` columns (mode
+ * 5's column of ones; the weight gradient gets the other columns).
+ */
+export type SplitBias = { view: BufferView; from: number } | { view: BufferView; cols: number; channels: number };
+
+/** dst (+)= Σ over splits of src's slices of `len`, with `bias` apart. */
 export function reduceSplits(
   gpu: Gpu,
   sums: { src: BufferView; splits: number; len: number },
   dst: BufferView,
   accumulate: boolean,
   label: string,
-  second?: { view: BufferView; from: number },
+  bias?: SplitBias,
 ): void {
   const { workgroups, rowThreads } = grid1d(sums.len, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
+  const column = bias && 'cols' in bias ? bias : null;
   SPLIT_SUM.dispatch(gpu, {
     entry: 'reduce_splits',
     label: `${label}: sum of ${sums.splits} splits`,
-    bind: { src: sums.src, dst, dst2: second?.view ?? placeholder(gpu, 'write') },
-    uniforms: { len: sums.len, splits: sums.splits, rows_per_split: 0, row_threads: rowThreads, first: second?.from ?? sums.len, cols: 0 },
-    overrides: { ACCUMULATE: accumulate ? 1 : 0 },
+    bind: { src: sums.src, dst, dst2: bias?.view ?? placeholder(gpu, 'write') },
+    uniforms: {
+      len: sums.len, splits: sums.splits, rows_per_split: 0, row_threads: rowThreads,
+      first: column ? column.channels : bias && 'from' in bias ? bias.from : sums.len, cols: column ? column.cols : 0,
+    },
+    overrides: { ACCUMULATE: accumulate ? 1 : 0, BIAS_COL: column ? 1 : 0 },
     workgroups,
   });
 }
