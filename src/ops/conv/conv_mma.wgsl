@@ -398,36 +398,40 @@ fn main(
       let left1 = left_matrix(sub_row + SM, kk);
       let right0 = right_matrix(sub_col, kk);
       let right1 = right_matrix(sub_col + SN, kk);
+      // Rows 2, 3 and columns 2, 3 are loaded only where the subgroup has them (WM, WN = 4).
+      var left2 = left0;
+      var left3 = left1;
+      var right2 = right0;
+      var right3 = right1;
+      if (WM == 4u) {
+        left2 = left_matrix(sub_row + 2u * SM, kk);
+        left3 = left_matrix(sub_row + 3u * SM, kk);
+      }
+      if (WN == 4u) {
+        right2 = right_matrix(sub_col + 2u * SN, kk);
+        right3 = right_matrix(sub_col + 3u * SN, kk);
+      }
       acc00 = subgroupMatrixMultiplyAccumulate(left0, right0, acc00);
       acc01 = subgroupMatrixMultiplyAccumulate(left0, right1, acc01);
       acc10 = subgroupMatrixMultiplyAccumulate(left1, right0, acc10);
       acc11 = subgroupMatrixMultiplyAccumulate(left1, right1, acc11);
       if (WM == 4u) {
-        let left2 = left_matrix(sub_row + 2u * SM, kk);
-        let left3 = left_matrix(sub_row + 3u * SM, kk);
         acc20 = subgroupMatrixMultiplyAccumulate(left2, right0, acc20);
         acc21 = subgroupMatrixMultiplyAccumulate(left2, right1, acc21);
         acc30 = subgroupMatrixMultiplyAccumulate(left3, right0, acc30);
         acc31 = subgroupMatrixMultiplyAccumulate(left3, right1, acc31);
-        if (WN == 4u) {
-          let right2 = right_matrix(sub_col + 2u * SN, kk);
-          let right3 = right_matrix(sub_col + 3u * SN, kk);
-          acc02 = subgroupMatrixMultiplyAccumulate(left0, right2, acc02);
-          acc03 = subgroupMatrixMultiplyAccumulate(left0, right3, acc03);
-          acc12 = subgroupMatrixMultiplyAccumulate(left1, right2, acc12);
-          acc13 = subgroupMatrixMultiplyAccumulate(left1, right3, acc13);
-          acc22 = subgroupMatrixMultiplyAccumulate(left2, right2, acc22);
-          acc23 = subgroupMatrixMultiplyAccumulate(left2, right3, acc23);
-          acc32 = subgroupMatrixMultiplyAccumulate(left3, right2, acc32);
-          acc33 = subgroupMatrixMultiplyAccumulate(left3, right3, acc33);
-        }
-      } else if (WN == 4u) {
-        let right2 = right_matrix(sub_col + 2u * SN, kk);
-        let right3 = right_matrix(sub_col + 3u * SN, kk);
+      }
+      if (WN == 4u) {
         acc02 = subgroupMatrixMultiplyAccumulate(left0, right2, acc02);
         acc03 = subgroupMatrixMultiplyAccumulate(left0, right3, acc03);
         acc12 = subgroupMatrixMultiplyAccumulate(left1, right2, acc12);
         acc13 = subgroupMatrixMultiplyAccumulate(left1, right3, acc13);
+      }
+      if (WM == 4u && WN == 4u) {
+        acc22 = subgroupMatrixMultiplyAccumulate(left2, right2, acc22);
+        acc23 = subgroupMatrixMultiplyAccumulate(left2, right3, acc23);
+        acc32 = subgroupMatrixMultiplyAccumulate(left3, right2, acc32);
+        acc33 = subgroupMatrixMultiplyAccumulate(left3, right3, acc33);
       }
     }
     workgroupBarrier();
@@ -450,12 +454,12 @@ fn main(
     emit(acc03, r0, c0 + 3u * SN, sid, lane, split);
     emit(acc12, r0 + SM, c0 + 2u * SN, sid, lane, split);
     emit(acc13, r0 + SM, c0 + 3u * SN, sid, lane, split);
-    if (WM == 4u) {
-      emit(acc22, r0 + 2u * SM, c0 + 2u * SN, sid, lane, split);
-      emit(acc23, r0 + 2u * SM, c0 + 3u * SN, sid, lane, split);
-      emit(acc32, r0 + 3u * SM, c0 + 2u * SN, sid, lane, split);
-      emit(acc33, r0 + 3u * SM, c0 + 3u * SN, sid, lane, split);
-    }
+  }
+  if (WM == 4u && WN == 4u) {
+    emit(acc22, r0 + 2u * SM, c0 + 2u * SN, sid, lane, split);
+    emit(acc23, r0 + 2u * SM, c0 + 3u * SN, sid, lane, split);
+    emit(acc32, r0 + 3u * SM, c0 + 2u * SN, sid, lane, split);
+    emit(acc33, r0 + 3u * SM, c0 + 3u * SN, sid, lane, split);
   }
 }
 

@@ -37,8 +37,8 @@ struct Params {
   splits: u32,
   rows_per_split: u32,
   row_threads: u32,
-  first: u32, // reduce_splits: how many sums go to dst (the rest to dst2)
-  cols: u32, // finish_splits: columns of C (bias[i % cols] is element i's)
+  first: u32, // reduce_splits: how many sums go to dst (the rest to dst2); with BIAS_COL the output channels
+  cols: u32, // columns of C: finish_splits' bias[i % cols] is element i's; reduce_splits' with BIAS_COL
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
