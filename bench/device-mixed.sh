@@ -17,7 +17,10 @@
 #      fp32 and of mixed precision with f16 and with f32 activations
 #      (dist/memory.js); then (part robust) the default tile again without
 #      the bounds clamps Dawn adds (--dawn-toggles disable_robustness: its
-#      workgroup stores and matrix loads unguarded);
+#      workgroup stores and matrix loads unguarded); and (part tuned) fp32,
+#      the default tile and the tuned step (bench --mma-tiles tuned: each
+#      GEMM timed in every candidate configuration, then run in its fastest)
+#      side by side;
 #   4. PyTorch on the same GPU: fp32, its defaults, AMP bf16 + channels_last;
 #   5. the tutorial's recipe (preset full) on the default synthetic set, fp32
 #      and mixed side by side, for the best validation Dice of each;
@@ -29,11 +32,12 @@
 #   bash .device/run.sh bash bench/device-mixed.sh OUT_DIR
 # A session's device time (minutes, the start included) rarely holds every
 # part: the first call takes what the targets need side by side,
-#   PARTS=step,robust,pytorch,
-# and a second, where time is left, PARTS=tests,train,postprocess.
+#   PARTS=tuned,pytorch,robust,
+# the second, where time is left, PARTS=step (every configuration timed
+# whole) and a third PARTS=tests,train,postprocess.
 set -uo pipefail
-out=${1:?usage: [PARTS=tests,step,robust,pytorch,train,postprocess] bash bench/device-mixed.sh OUT_DIR}
-parts=,${PARTS:-tests,step,robust,pytorch,train,postprocess},
+out=${1:?usage: [PARTS=tests,step,robust,tuned,pytorch,train,postprocess] bash bench/device-mixed.sh OUT_DIR}
+parts=,${PARTS:-tests,step,robust,tuned,pytorch,train,postprocess},
 want() { [[ $parts == *,$1,* ]]; }
 mkdir -p "$out"
 log="$out/mixed.log"
@@ -64,6 +68,12 @@ if want robust; then
 say "the default tile again without the bounds clamps Dawn adds to array accesses (disable_robustness)"
 timeout 120 node dist/bench.js --suite step --step-ours-only --step-batch 32 --reps 10 --step-chain 10 --precision mixed --mma-tiles 128x64x32 --storage f16 --dawn-toggles disable_robustness \
   --json "$out/step-norobust.json" 2>&1 | tee "$out/step-norobust.log" | grep -v '^op \|^training_step\|^inference' | tail -6 >> "$log"
+fi
+
+if want tuned; then
+say "tuned: each GEMM in its fastest configuration, measured here, beside fp32 and the default tile"
+timeout 300 node dist/bench.js --suite step --step-ours-only --step-batch 32 --reps 10 --step-chain 10 --precision fp32,mixed --mma-tiles 128x64x32,tuned --storage f16 \
+  --json "$out/step-tuned.json" 2>&1 | tee "$out/step-tuned.log" | grep -v '^op \|^training_step\|^inference' | tail -30 >> "$log"
 fi
 
 if want pytorch && python3 -c 'import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then

@@ -8,7 +8,8 @@
 // With --best, each GEMM of the step (with the pass that sums its splits)
 // is set side by side in every mixed-precision configuration profiled: the
 // fastest for each, and what the step's GEMMs would take if the planner gave
-// each its fastest configuration.
+// each its fastest configuration. A profile of a tuned step (bench
+// --mma-tiles tuned) also gets the tuner's own measurements.
 //   node bench/gemm-rates.mjs RESULTS.json [--top N] [--best]
 import { readFileSync } from 'node:fs';
 
@@ -19,7 +20,7 @@ const topAt = rest.indexOf('--top');
 const top = topAt >= 0 ? Number(rest[topAt + 1]) : 12;
 if (!(top > 0) || rest.some((a, i) => a !== '--best' && a !== '--top' && !(topAt >= 0 && i === topAt + 1))) throw new Error(usage);
 const data = JSON.parse(readFileSync(file, 'utf8'));
-const profiles = data.stepProfiles ?? (data.precisionRuns ?? []).map((r) => ({ precision: r.precision, tile: r.tile, storage: r.storage, passes: r.profile?.passes }));
+const profiles = data.stepProfiles ?? (data.precisionRuns ?? []).map((r) => ({ precision: r.precision, tile: r.tile, storage: r.storage, passes: r.profile?.passes, tuning: r.tuning }));
 const nameOf = (p) => [p.precision, p.tile && `tile ${p.tile}`, p.storage && `${p.storage} activations`].filter(Boolean).join(', ');
 
 // Against the f16 subgroup-matrix ceiling where the run measured it (bench/mma-ceiling.ts).
@@ -48,7 +49,21 @@ for (const p of profiles) {
   for (const g of [...gemms].sort((a, b) => b.ms - a.ms).slice(0, top)) console.log(`| ${g.ms.toFixed(3)} | ${g.tflops.toPrecision(3)} |${of ? ` ${((100 * g.tflops) / of).toFixed(0)} % |` : ''} ${g.label} |`);
 }
 
+for (const p of profiles) if (p.tuning) tuningReport(p.tuning, nameOf(p));
 if (rest.includes('--best')) best(profiles.filter((p) => p.precision === 'mixed' && p.passes));
+
+/**
+ * What the tuner measured before a step was timed (bench --mma-tiles tuned):
+ * the GEMMs that take longest on the planner's choices, each with the
+ * configuration it ran fastest in, and the step's GEMM time both ways.
+ */
+function tuningReport(t, name) {
+  const left = [t.unfit.length && `left out, not fitting: ${t.unfit.join(', ')}`, t.failed?.length && `failing: ${t.failed.map((f) => f.name).join(', ')}`].filter(Boolean);
+  console.log(`\n${name}: the tuner's ${t.gemms.length} GEMMs over ${t.configurations.length} configurations (${t.seconds.toFixed(1)} s${left.map((l) => `; ${l}`).join('')})`);
+  console.log('| planner ms | fastest | ms | GEMM |\n| ---: | --- | ---: | --- |');
+  for (const g of [...t.gemms].sort((a, b) => b.ms.planner - a.ms.planner).slice(0, top)) console.log(`| ${g.ms.planner.toFixed(3)} | ${g.best} | ${g.ms[g.best].toFixed(3)} | ${g.label} |`);
+  console.log(`| ${t.plannerMs.toFixed(3)} | | ${t.tunedMs.toFixed(3)} | all ${t.gemms.length} GEMMs |`);
+}
 
 /**
  * A step's GEMMs as units: a GEMM's pass ("<op label> [<formulation>…, GEMM

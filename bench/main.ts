@@ -27,11 +27,11 @@ import { type Peer, type Sample, type Timing, gpuTimeRatio, ratioToOurs, sample,
 import { type StepProfile, benchInference, benchOurStep, benchTrainingStep } from './step.js';
 import { measureCeiling } from './ceiling.js';
 import { type MmaCeiling, formatMmaCeiling, measureMmaCeiling } from './mma-ceiling.js';
-import { mmaTileChoices, mmaTileOverrides } from './mma-tiles.js';
+import { TUNED, mmaTileChoices, mmaTileOverrides } from './mma-tiles.js';
 import { chartSvg } from './chart.js';
-import { GpuTimer } from './timestamps.js';
+import { GpuTimer } from '../src/gpu/timer.js';
 import { markdownReport } from './report.js';
-import { type ConvOverrides, type Precision, canRunMixed, convFormulation, setConvOverrides, setPrecision } from '../src/ops/conv/index.js';
+import { type ConvOverrides, type Precision, type TuneReport, canRunMixed, convFormulation, setConvOverrides, setPrecision, setTunedConvolutions } from '../src/ops/conv/index.js';
 
 const SPEC = {
   ...GPU_OPTIONS,
@@ -51,7 +51,7 @@ const SPEC = {
   variant: { type: 'string' as const, help: 'convolution formulation to use instead of the planner\'s: tiled, rows or direct' },
   precision: { type: 'string' as const, help: 'training step and inference of ours in each of these precisions (comma-separated: fp32, mixed; default both where the adapter has f16 subgroup matrices, else fp32)' },
   storage: { type: 'string' as const, help: 'time the mixed-precision step with activations stored in each of these (comma-separated: f16, f32; default f16, mixed precision\'s own)' },
-  'mma-tiles': { type: 'string' as const, help: 'time the mixed-precision step with each of these tiles (comma-separated; auto: a tile per GEMM by its shape; +prefetch after one: the next k step fetched while the current multiplies; +tall: 4 rows of result matrices a subgroup instead of 2; +wide: 4 columns instead of 2 (+tall+wide: 4 × 4); +perquad: each quad decodes its own k where one decode could serve the step; +splitk: forward and ∂input reductions split across workgroups where C has few tiles; all: every tile and auto, with and without prefetching; default the planner\'s choice)' },
+  'mma-tiles': { type: 'string' as const, help: 'time the mixed-precision step with each of these tiles (comma-separated; auto: a tile per GEMM by its shape; tuned: each GEMM in the configuration it ran fastest in, measured before the step is timed; +prefetch after one: the next k step fetched while the current multiplies; +tall: 4 rows of result matrices a subgroup instead of 2; +wide: 4 columns instead of 2 (+tall+wide: 4 × 4); +perquad: each quad decodes its own k where one decode could serve the step; +splitk: forward and ∂input reductions split across workgroups where C has few tiles; all: every tile and auto, with and without prefetching; default the planner\'s choice)' },
   'step-ours-only': { type: 'boolean' as const, help: 'time our training step and inference only, without tfjs-layers beside them' },
   'dawn-toggles': { type: 'string' as const, help: 'more Dawn toggles to enable for this run (comma-separated; e.g. disable_robustness: every shader without the bounds clamps Dawn adds to its array accesses), ours and the peers\' alike' },
   'peer-budget': { type: 'number' as const, help: 'skip a CPU peer (wasm, cpu) on a case whose run, estimated from the same case at a smaller batch, would take longer than this many seconds', default: 120 },
@@ -100,7 +100,7 @@ async function main(): Promise<void> {
   const mmaTiles = mmaTileChoices(options['mma-tiles'] as string | undefined);
   const storages = ((options.storage as string | undefined) ?? 'f16').split(',');
   for (const st of storages) if (st !== 'f16' && st !== 'f32') throw new UsageError(`--storage takes f16 and f32, not "${st}"`);
-  const precisionRuns: { precision: Precision; tile: string | null; storage?: string; peakLiveBytes: number; poolBytes: number; profile?: StepProfile }[] = [];
+  const precisionRuns: { precision: Precision; tile: string | null; storage?: string; peakLiveBytes: number; poolBytes: number; profile?: StepProfile; tuning?: TuneReport }[] = [];
   if (options.variant) setConvOverrides(gpu, { formulation: options.variant as ConvOverrides['formulation'] });
   console.log(`convolutions: the ${convFormulation(gpu)} formulation${options.variant ? ' (--variant)' : ''}`);
 
@@ -217,9 +217,11 @@ async function main(): Promise<void> {
             setPrecision(gpu, precision);
             setConvOverrides(gpu, { ...mmaTileOverrides(tile), storage: storage as 'f16' | 'f32' | undefined });
             const tag = [tile && `tile ${tile}`, storage === 'f32' && 'f32 activations'].filter(Boolean).join(', ') || undefined;
-            const ours = await benchOurStep(gpu, precision, { ...stepOpts, chain: Math.max(chain, 1), tag });
+            const tune = tile === TUNED ? { onProgress: (done: number, total: number, name?: string) => name && console.error(`    tuning: ${name} timed (${done} of ${total})`) } : undefined;
+            const ours = await benchOurStep(gpu, precision, { ...stepOpts, chain: Math.max(chain, 1), tag, tune });
+            setTunedConvolutions(gpu, null);
             samples.push(...ours.samples);
-            precisionRuns.push({ precision, tile, storage, peakLiveBytes: ours.peakLiveBytes, poolBytes: ours.poolBytes, profile: ours.profile });
+            precisionRuns.push({ precision, tile, storage, peakLiveBytes: ours.peakLiveBytes, poolBytes: ours.poolBytes, profile: ours.profile, ...(ours.tuning ? { tuning: ours.tuning } : {}) });
           }
         }
       }

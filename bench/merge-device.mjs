@@ -9,7 +9,10 @@
 // `mmaCeiling`, and submit's post-processing (dist/postprocess.js) as `postprocess`.
 // A second step run with more Dawn toggles (step-norobust.json: bench
 // --dawn-toggles disable_robustness) joins the entries and profiles with
-// `dawn_toggles` and the toggles in its impl and tile names.
+// `dawn_toggles` and the toggles in its impl and tile names; the run of part
+// tuned (step-tuned.json: bench --mma-tiles 128x64x32,tuned) with " (tuned
+// run)" in them, its profiles carrying the tuner's report (`tuning`: each
+// GEMM's time in every configuration).
 //   node bench/merge-device.mjs OUT_DIR RESULT.json [NOTE]
 // NOTE, where given, says where the parts came from (when OUT_DIR gathers several runs).
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -19,14 +22,16 @@ const [dir, dest, note] = process.argv.slice(2);
 if (!dir || !dest) throw new Error('usage: node bench/merge-device.mjs OUT_DIR RESULT.json');
 const read = (f) => (existsSync(join(dir, f)) ? JSON.parse(readFileSync(join(dir, f), 'utf8')) : null);
 const step = read('step.json');
-const steps = [step, read('step-norobust.json')].filter(Boolean);
+const tunedRun = read('step-tuned.json');
+if (tunedRun) tunedRun.runName = 'tuned run';
+const steps = [step, read('step-norobust.json'), tunedRun].filter(Boolean);
 const torch = read('pytorch.json');
 const memory = read('memory.json');
 const postprocess = read('postprocess.json');
 const mib = (b) => b / 2 ** 20;
 
-// A run's Dawn toggles beyond the usual, as a suffix of names.
-const toggled = (run) => (run.dawnToggles?.length ? ` (${run.dawnToggles.join(', ')})` : '');
+// A run's Dawn toggles beyond the usual, or its name, as a suffix of names.
+const toggled = (run) => (run.dawnToggles?.length ? ` (${run.dawnToggles.join(', ')})` : '') + (run.runName ? ` (${run.runName})` : '');
 const entries = [];
 for (const st of steps) for (const s of st.samples ?? []) {
   if (s.precision === undefined) continue;
@@ -65,7 +70,7 @@ for (const p of ['fp32', 'mixed']) {
 
 const byOp = steps.flatMap((st) => (st.precisionRuns ?? []).map((r) => ({
   precision: r.precision, tile: r.tile === null || r.tile === undefined ? r.tile : r.tile + toggled(st), ...(r.storage ? { storage: r.storage } : {}), ...(st.dawnToggles ? { dawn_toggles: st.dawnToggles } : {}),
-  dispatches: r.profile?.dispatches, gpu_ms: r.profile?.gpu_ms, byOp: r.profile?.byOp, passes: r.profile?.passes,
+  dispatches: r.profile?.dispatches, gpu_ms: r.profile?.gpu_ms, byOp: r.profile?.byOp, passes: r.profile?.passes, ...(r.tuning ? { tuning: r.tuning } : {}),
 })));
 writeFileSync(dest, JSON.stringify({
   gpu: torch?.gpu ?? step?.adapter?.description, adapter: step?.adapter, date: step?.date, ...(note ? { note } : {}),

@@ -11,8 +11,9 @@ import { Adam } from '../src/model/adam.js';
 import { type UNet, createUNet } from '../src/model/unet.js';
 import { type Sample, type TfjsWebgpu, type Timing, sample, timeIt, timePaired } from './harness.js';
 import { kerasDiceLoss, kerasUNet } from './tfjs-unet.js';
-import { GpuTimer } from './timestamps.js';
+import { GpuTimer } from '../src/gpu/timer.js';
 import { measureDispatchFloor } from './dispatch-floor.js';
+import { type TuneOptions, type TuneReport, describeTuning, tuneConvolutions } from '../src/ops/conv/tune.js';
 
 /** Training images per epoch in the tutorial's recipe (80 % of the 5,635 frames). */
 export const TUTORIAL_TRAIN_IMAGES = 4508;
@@ -266,7 +267,7 @@ export function forwardFlops(w: number, s: number): number {
  * time), one profiled step, peak memory, and inference waited for and back to
  * back. Samples carry `precision` and `batch`.
  */
-export async function benchOurStep(gpu: Gpu, precision: string, opts: { batch: number; reps: number; baseWidth: number; size: number; chain: number; tag?: string }): Promise<{ samples: Sample[]; peakLiveBytes: number; poolBytes: number; profile?: StepProfile }> {
+export async function benchOurStep(gpu: Gpu, precision: string, opts: { batch: number; reps: number; baseWidth: number; size: number; chain: number; tag?: string; tune?: TuneOptions }): Promise<{ samples: Sample[]; peakLiveBytes: number; poolBytes: number; profile?: StepProfile; tuning?: TuneReport }> {
   const { batch: n, size, baseWidth } = opts;
   const label = `batch ${n}, ${size}x${size}, width ${baseWidth}`;
   const flops = 3 * forwardFlops(baseWidth, size) * n;
@@ -283,6 +284,9 @@ export async function benchOurStep(gpu: Gpu, precision: string, opts: { batch: n
   await gpu.sync();
   recordStep();
   await gpu.sync();
+  // With tune: each GEMM in the configuration it runs this step fastest in (the tuner's table), kept for the timings below.
+  const tuning = opts.tune ? await tuneConvolutions(gpu, recordStep, opts.tune) : undefined;
+  if (tuning) console.error(`    ${describeTuning(tuning)}`);
   gpu.resetPeakMemory();
   const waited = await timeIt(async () => {
     recordStep();
@@ -341,5 +345,5 @@ export async function benchOurStep(gpu: Gpu, precision: string, opts: { batch: n
     const top = profile.byOp.slice(0, 10).map((o) => `${o.op} ${o.gpu_ms.toFixed(2)} ms (${o.dispatches})`).join(', ');
     console.error(`    by op: ${top}`);
   }
-  return { samples, peakLiveBytes: mem.peakLiveBytes, poolBytes: mem.liveBytes + mem.freeBytes, profile };
+  return { samples, peakLiveBytes: mem.peakLiveBytes, poolBytes: mem.liveBytes + mem.freeBytes, profile, tuning };
 }

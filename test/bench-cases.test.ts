@@ -4,6 +4,7 @@ import { UsageError } from '../src/cli/args.js';
 import { readFileSync } from 'node:fs';
 import { mmaTileChoices, mmaTileOverrides } from '../bench/mma-tiles.js';
 import { MMA_TILES, type ConvCaps, fittingMmaTile, mmaConstants } from '../src/ops/conv/plan.js';
+import { TUNE_CANDIDATES } from '../src/ops/conv/tune.js';
 
 describe('bench --cases', () => {
   const names = [...convCases(8), ...convTransposeCases(8)].map((c) => `${c.op} ${c.shape}`);
@@ -30,6 +31,9 @@ describe('bench --mma-tiles', () => {
     expect(mmaTileOverrides('128x64x32+splitk')).toEqual({ mmaTile: '128x64x32', mmaPrefetch: undefined, mmaTall: undefined, mmaWide: undefined, mmaStepDecode: undefined, splitK: true });
     expect(mmaTileOverrides('128x128x32+wide+tall')).toMatchObject({ mmaTile: '128x128x32', mmaTall: true, mmaWide: true });
     expect(mmaTileOverrides(null)).toEqual({ mmaTile: undefined, mmaPrefetch: undefined, mmaTall: undefined, mmaWide: undefined, mmaStepDecode: undefined, splitK: undefined });
+    // tuned: the planner's own overrides; its choices come from the tuner's table.
+    expect(mmaTileChoices('128x64x32,tuned')).toEqual(['128x64x32', 'tuned']);
+    expect(mmaTileOverrides('tuned')).toEqual(mmaTileOverrides(null));
     expect(mmaTileChoices('all')).toHaveLength(2 * (MMA_TILES.length + 1));
   });
 
@@ -37,17 +41,21 @@ describe('bench --mma-tiles', () => {
     for (const bad of ['96x64x32', '128x64x32+fast', '128x64x32+tall+tall', '', 'auto,']) {
       expect(() => mmaTileChoices(bad), bad).toThrow(UsageError);
     }
-    expect(() => mmaTileChoices('128x64x32+fast')).toThrow(/unknown mixed-precision tile "128x64x32\+fast": use .* or auto, each optionally with \+prefetch, \+tall, \+wide, \+perquad, \+splitk, or all/);
+    expect(() => mmaTileChoices('128x64x32+fast')).toThrow(/unknown mixed-precision configuration "128x64x32\+fast": use .* or auto, each optionally with \+prefetch, \+tall, \+wide, \+perquad, \+splitk, or tuned, or all/);
+    expect(() => mmaTileChoices('tuned+tall')).toThrow(UsageError);
   });
 
   it('bench/device-mixed.sh times choices that fit an H200 (16 × 16 × 16 matrices, subgroups of 32, 32 KiB of workgroup memory)', () => {
     // Device time is scarce: a list that fails on the GPU machine wastes a session's run.
     const script = readFileSync(new URL('../bench/device-mixed.sh', import.meta.url), 'utf8');
-    const spec = /dist\/bench\.js[^\n]*--mma-tiles (\S+)/.exec(script)?.[1];
-    expect(spec, 'the script passes --mma-tiles').toBeDefined();
+    const specs = [...script.matchAll(/dist\/bench\.js[^\n]*--mma-tiles (\S+)/g)].map((m) => m[1]!);
+    expect(specs.length, 'the script passes --mma-tiles').toBeGreaterThan(0);
+    expect(specs.some((s) => s.split(',').includes('tuned')), 'the script times the tuned step').toBe(true);
     const limits = { maxComputeWorkgroupsPerDimension: 65535, maxStorageBufferBindingSize: 2 ** 31 - 4, maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 1024 };
     const matrix = { M: 16, N: 16, K: 16 };
-    for (const choice of mmaTileChoices(spec)) {
+    // tuned tries every candidate: each must fit too, or it is left out untimed.
+    const choices = specs.flatMap((s) => mmaTileChoices(s)).flatMap((c): (string | null)[] => (c === 'tuned' ? [...TUNE_CANDIDATES] : [c]));
+    for (const choice of choices) {
       const o = mmaTileOverrides(choice);
       const caps: ConvCaps = { software: false, subgroups: { min: 32, max: 32 }, matrix, precision: 'mixed', limits, overrides: o };
       const fits = o.mmaTile === 'auto' ? fittingMmaTile(caps) !== null : mmaConstants(matrix, 32, o.mmaTile!, limits, o) !== null;

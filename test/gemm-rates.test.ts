@@ -37,6 +37,20 @@ describe('bench/gemm-rates.mjs --best', () => {
     expect(out).toContain('fastest for how many GEMMs: A 1, B 2');
   });
 
+  it("prints a tuned step's own measurements: the longest GEMMs on the planner's choices with their fastest", () => {
+    const tuning = {
+      configurations: ['planner', 'A', 'B'], unfit: ['C'], seconds: 12.5, plannerMs: 5, tunedMs: 3.5,
+      gemms: [
+        { key: 'k1', label: 'conv2d x [2, 8, 8, 4]', ms: { planner: 1, A: 1.5, B: 2 }, best: 'planner' },
+        { key: 'k2', label: 'conv2dBackwardInput dy [2, 8, 8, 4]', ms: { planner: 4, A: 2.5, B: 3 }, best: 'A' },
+      ],
+    };
+    const out = run({ precisionRuns: [{ precision: 'mixed', tile: 'tuned', profile: { passes: passes(1, 1, 1, 1) }, tuning }] });
+    expect(out).toContain("mixed, tile tuned: the tuner's 2 GEMMs over 3 configurations (12.5 s; left out, not fitting: C)");
+    const rows = out.slice(out.indexOf("the tuner's")).split('\n').filter((l) => /^\| [\d.]+ \|/.test(l));
+    expect(rows).toEqual(['| 4.000 | A | 2.500 | conv2dBackwardInput dy [2, 8, 8, 4] |', '| 1.000 | planner | 1.000 | conv2d x [2, 8, 8, 4] |', '| 5.000 | | 3.500 | all 2 GEMMs |']);
+  });
+
   it('says so where fewer than two mixed configurations were profiled, and refuses unknown arguments', () => {
     expect(run({ stepProfiles: [profile('A', 1, 1, 1, 1)] }, '--best')).toContain('fewer than two mixed-precision configurations were profiled');
     expect(() => run({ stepProfiles: [] }, '--fast')).toThrow(/usage: node bench\/gemm-rates\.mjs/);

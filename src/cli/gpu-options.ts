@@ -33,14 +33,15 @@ export function choosePrecision(o: Parsed, gpu: Gpu, stored?: Precision, log: (s
   return precision;
 }
 
-/** Opens the GPU chosen by --backend / --adapter / --power-preference and prints it. */
-export async function openGpu(o: Parsed, log: (s: string) => void = console.log): Promise<Gpu> {
+/** Opens the GPU chosen by --backend / --adapter / --power-preference (with more Dawn options, if any) and prints it. */
+export async function openGpu(o: Parsed, log: (s: string) => void = console.log, dawnOptions: string[] = []): Promise<Gpu> {
   const pp = o['power-preference'] as string | undefined;
   if (pp && pp !== 'high-performance' && pp !== 'low-power') throw new Error(`--power-preference must be high-performance or low-power, got "${pp}"`);
   const gpu = await createNodeGpu({
     backend: o.backend as string | undefined,
     adapter: o.adapter as string | undefined,
     powerPreference: pp as GPUPowerPreference | undefined,
+    dawnOptions,
   });
   log(`adapter: ${formatAdapter(gpu.adapterInfo)}`);
   return gpu;

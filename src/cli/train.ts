@@ -32,6 +32,8 @@ import { readBytes, writeAtomic } from './files.js';
 import { PRECISION_OPTION, choosePrecision, openGpu } from './gpu-options.js';
 import { tuneForSoftwareAdapter } from '../software/platform.js';
 import { progress } from './progress.js';
+import { tuneForTraining } from '../model/tune.js';
+import { describeTuning } from '../ops/conv/tune.js';
 import { ensureDefaultData } from './default-data.js';
 import { loadTestSet, predictTestSet } from './predict.js';
 import { writeSubmission } from './submit.js';
@@ -66,6 +68,7 @@ const SPEC: Record<string, OptionSpec> = {
   'anti-alias': { type: 'boolean', help: 'blur before downsampling, as scikit-image ≥ 0.19 does' },
   resume: { type: 'string', help: 'run folder to continue from its last.safetensors' },
   'skip-predict': { type: 'boolean', help: 'do not predict the test frames and write submission.csv after training' },
+  tune: { type: 'boolean', help: 'mixed precision: before training, time every convolution of a step in each configuration of the mixed-precision shader (on a throwaway model) and run each in its fastest; takes a minute or more' },
 };
 
 interface Preset {
@@ -248,7 +251,8 @@ export async function train(argv: string[]): Promise<void> {
   if (argv.includes('--help')) return void console.log(usage('train', 'Trains the U-Net on the NumPy caches (the embedded synthetic data when there are none).', SPEC));
   const { options: o } = parseArgs(argv, SPEC);
   checkNumbers(o); // before the adapter starts, which takes seconds
-  const gpu = await openGpu(o);
+  // Tuning times single passes: Dawn's timestamps at full resolution.
+  const gpu = await openGpu(o, console.log, o.tune === true ? ['disable-dawn-features=timestamp_quantization'] : []);
   let interrupted = 0;
   const onSigint = () => {
     interrupted++;
@@ -280,6 +284,8 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
   }
   // A checkpoint without the field was trained in fp32 (checkpoint.ts).
   const precision = choosePrecision(o, gpu, resumed ? (resumed.meta.precision ?? 'fp32') : undefined);
+  if (o.tune === true && precision !== 'mixed') throw new UsageError(`--tune chooses among the mixed-precision convolutions' configurations; this run is in ${precision} (--precision mixed, on an adapter with f16 subgroup matrices)`);
+  if (o.tune === true && !gpu.hasTimestamps) throw new UsageError(`--tune times the convolutions by timestamp queries, which adapter ${gpu.adapterInfo.description} does not offer`);
   console.log(`preset ${preset.name} (${preset.why}): base width ${preset.baseWidth}, input ${preset.inputSize}×${preset.inputSize}, batch ${preset.batchSize}, ${preset.epochs} epochs, Adam lr ${preset.lr}, ε ${preset.epsilon}${preset.schedule === 'cosine' ? ` with cosine decay${preset.warmup ? ` after ${preset.warmup} warm-up epochs` : ''}` : ''}`);
 
   const dataArg = (resumed && o.data === SPEC.data!.default ? resumed.meta.training!.data : undefined) ?? (o.data as string);
@@ -353,6 +359,17 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
   // A resumed run loads its weights: the bias it started from is only kept in its record.
   const outputBias = resumed ? stored?.outputBias : o['init-prior'] === true ? priorLogOdds(data.train.masks, data.train.size ** 2, trainRows) : undefined;
   if (outputBias !== undefined && !resumed) console.log(`output bias: starts at ${outputBias.toFixed(3)}, the log-odds of the training masks' nerve pixels`);
+  if (o.tune === true) {
+    let bar: ReturnType<typeof progress> | null = null;
+    const report = await tuneForTraining(gpu, { baseWidth: preset.baseWidth, inputSize: preset.inputSize, batch: preset.batchSize }, loss, {
+      onProgress: (done, total, name) => {
+        bar ??= progress('tuning the convolutions', total, 'configurations');
+        bar.update(done, name);
+      },
+    });
+    (bar as ReturnType<typeof progress> | null)?.finish();
+    console.log(describeTuning(report));
+  }
   const model = createUNet(gpu, { baseWidth: preset.baseWidth, inputSize: preset.inputSize, seed: o.seed as number, ...(outputBias !== undefined ? { outputBias } : {}) });
   // Mixed precision scales the loss, so that small gradients survive as f16 operands.
   const adam = new Adam(model.parameters, { lr: preset.lr, epsilon: preset.epsilon }, precision === 'mixed');

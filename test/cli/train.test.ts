@@ -250,6 +250,10 @@ describe('npm run train', () => {
     const batch = train('--batch-size', '64');
     expect(batch.code).toBe(2);
     expect(batch.out).toMatch(/--batch-size 64 is larger than the 16 training images/);
+    // Tuning chooses among mixed precision's configurations: an fp32 run has none.
+    const tune = train('--tune', '--precision', 'fp32');
+    expect(tune.code, tune.out).toBe(2);
+    expect(tune.out).toMatch(/--tune chooses among the mixed-precision convolutions' configurations; this run is in fp32/);
     const missing = spawnSync(process.execPath, [cli, 'train', '--data', join(root, 'nowhere')], { encoding: 'utf8' });
     expect(missing.status).toBe(1);
     expect(missing.stderr).toMatch(/no imgs_train.npy in .*nowhere/);

@@ -1,11 +1,11 @@
 /**
  * What the convolutions keep per device: the precision, the choices tests
- * and benchmarks force, the capabilities the planner reads (ConvCaps, made
- * once per change), the placeholder buffers bound where a shader uses no
- * buffer, and the software formulations once loaded.
+ * and benchmarks force, the tuner's table, the capabilities the planner
+ * reads (ConvCaps, made once per change), the placeholder buffers bound
+ * where a shader uses no buffer, and the software formulations once loaded.
  */
 import { BufferUsage, type BufferView, type Gpu } from '../../gpu/gpu.js';
-import { type ConvCaps, type ConvOverrides, type Formulation, MMA_TILES, Mode, type Precision, TILE_SHAPES, type WinogradPlan, canShareRows, fittingMmaTile, formulationFor, mmaConstants, subgroupTileName } from './plan.js';
+import { type ConvCaps, type ConvOverrides, type Formulation, MMA_TILES, type MmaChoice, Mode, type Precision, TILE_SHAPES, type WinogradPlan, canShareRows, fittingMmaTile, formulationFor, mmaConstants, subgroupTileName } from './plan.js';
 import type { Gemm } from './gemm.js';
 import type { DeclaredKernel } from '../../gpu/kernel.js';
 import type { DType } from '../../gpu/tensor-view.js';
@@ -30,12 +30,15 @@ interface DeviceState {
   precision: Precision;
   overrides: ConvOverrides;
   caps: ConvCaps | null;
+  tuned: ReadonlyMap<string, MmaChoice> | null;
+  /** While the tuner times a step: the gemmKey of the GEMM being recorded, null between GEMMs. */
+  marker: { key: string | null } | null;
   placeholders?: { read: BufferView; write: BufferView };
 }
 const states = new WeakMap<Gpu, DeviceState>();
 function state(gpu: Gpu): DeviceState {
   let s = states.get(gpu);
-  if (!s) states.set(gpu, (s = { precision: 'fp32', overrides: {}, caps: null }));
+  if (!s) states.set(gpu, (s = { precision: 'fp32', overrides: {}, caps: null, tuned: null, marker: null }));
   return s;
 }
 
@@ -51,9 +54,34 @@ export function capsOf(gpu: Gpu): ConvCaps {
       precision: s.precision,
       limits: gpu.limits,
       overrides: s.overrides,
+      ...(s.tuned ? { tuned: s.tuned } : {}),
     };
   }
   return s.caps;
+}
+
+/**
+ * Gives the planner a tuner's table (tune.ts): each GEMM it names runs the
+ * mixed-precision configuration measured fastest for it; null drops it.
+ */
+export function setTunedConvolutions(gpu: Gpu, table: ReadonlyMap<string, MmaChoice> | null): void {
+  const s = state(gpu);
+  s.tuned = table && table.size ? table : null;
+  s.caps = null;
+  gpu.invalidatePrograms();
+}
+
+export function tunedConvolutions(gpu: Gpu): ReadonlyMap<string, MmaChoice> | null {
+  return state(gpu).tuned;
+}
+
+/** The tuner's marker (set while it times a step: runGemm writes the GEMM it records into it), or null. */
+export function gemmMarker(gpu: Gpu): { key: string | null } | null {
+  return state(gpu).marker;
+}
+
+export function setGemmMarker(gpu: Gpu, marker: { key: string | null } | null): void {
+  state(gpu).marker = marker;
 }
 
 /** Whether the device can run mixed precision: f16 subgroup matrices and a tile that fits them. */

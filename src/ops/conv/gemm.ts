@@ -6,8 +6,8 @@
  */
 import type { BufferView, Gpu } from '../../gpu/gpu.js';
 import { type DType, allocTensor } from '../../gpu/tensor-view.js';
-import { capsOf, placeholder, softwareConv } from './device.js';
-import { type GemmPlan, type GemmShape, Mode, TRANSPOSE_COLS, TRANSPOSE_GROUP, type TransposePlan, isWeightGradient, planGemm } from './plan.js';
+import { capsOf, gemmMarker, placeholder, softwareConv } from './device.js';
+import { type GemmPlan, type GemmShape, Mode, TRANSPOSE_COLS, TRANSPOSE_GROUP, type TransposePlan, gemmKey, isWeightGradient, planGemm } from './plan.js';
 import { finishSplits, reduceSplits } from './sums.js';
 import tiledSource from './conv_tiled.wgsl';
 import mmaSource from './conv_mma.wgsl';
@@ -49,7 +49,19 @@ export function shapeOf(g: Gemm): GemmShape {
 
 /** Records a GEMM; returns its plan (a weight gradient's caller reads whether the bias gradient was computed). */
 export function runGemm(gpu: Gpu, g: Gemm): GemmPlan {
-  const plan = planGemm(capsOf(gpu), shapeOf(g));
+  const shape = shapeOf(g);
+  // While the tuner times a step, every dispatch of this GEMM (rearranged weights, sums of splits) is the GEMM's.
+  const marker = gemmMarker(gpu);
+  if (!marker) return recordGemm(gpu, g, planGemm(capsOf(gpu), shape));
+  marker.key = gemmKey(shape);
+  try {
+    return recordGemm(gpu, g, planGemm(capsOf(gpu), shape));
+  } finally {
+    marker.key = null;
+  }
+}
+
+function recordGemm(gpu: Gpu, g: Gemm, plan: GemmPlan): GemmPlan {
   if (plan.kind === 'empty') {
     // No pixels (an empty batch): the gradients are zero, or unchanged when accumulating.
     if (!g.accumulate) for (const v of g.db ? [g.out, g.db] : [g.out]) gpu.clear(v);

@@ -131,6 +131,13 @@ export interface ConvOverrides {
   splitK?: boolean;
 }
 
+/**
+ * The mixed-precision shader's configuration for one GEMM, as the tuner
+ * (tune.ts) picks it: every key set, so that it replaces the device's
+ * overrides of these keys wholly.
+ */
+export type MmaChoice = Required<Pick<ConvOverrides, 'mmaTile'>> & Pick<ConvOverrides, 'mmaPrefetch' | 'mmaTall' | 'mmaWide' | 'mmaStepDecode' | 'splitK'>;
+
 /** What the planner needs to know about a device. */
 export interface ConvCaps {
   /** A software adapter with the software formulations loaded. */
@@ -147,6 +154,17 @@ export interface ConvCaps {
     maxComputeInvocationsPerWorkgroup: number;
   };
   overrides?: ConvOverrides;
+  /** Mixed-precision GEMMs configured by measurement (tune.ts), by gemmKey; the rest as the overrides say. */
+  tuned?: ReadonlyMap<string, MmaChoice>;
+}
+
+/**
+ * A GEMM's name in the tuner's table: every size and flag its plan depends
+ * on, so that two GEMMs of one name run the same plan.
+ */
+export function gemmKey(g: GemmShape): string {
+  const flags = [g.accumulate, g.bias, g.biasGradient, g.mask, g.f16, g.aBytes >= 16, g.bBytes >= 16].map((f) => (f ? 1 : 0)).join('');
+  return [g.mode, g.batch, g.h, g.w, g.aC, g.kh ?? 1, g.kw ?? 1, g.pad ?? 0, g.bC, g.m, g.n, g.k, g.batches ?? 1, g.activation ?? 'none', flags].join(' ');
 }
 
 /** A shader family and how this GEMM specialises it. */
@@ -247,6 +265,8 @@ export function formulationFor(caps: ConvCaps, g: GemmShape): Formulation {
 
 /** The plan of one convolution GEMM. */
 export function planGemm(caps: ConvCaps, g: GemmShape): GemmPlan {
+  const tuned = caps.tuned?.size ? caps.tuned.get(gemmKey(g)) : undefined;
+  if (tuned && formulationFor(caps, g) === 'mma') caps = { ...caps, overrides: { ...caps.overrides, ...tuned } };
   if (g.f16 && formulationFor(caps, g) !== 'mma') {
     throw new Error(`f16 tensors go through the mixed-precision convolution only; this GEMM would run on '${formulationFor(caps, g)}' (set the precision to mixed on a device with f16 subgroup matrices)`);
   }

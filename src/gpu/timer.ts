@@ -1,11 +1,12 @@
 /**
  * GPU time of our dispatches by timestamp queries, where the adapter offers
  * them: every compute pass recorded while the timer is attached writes a
- * begin and an end timestamp, and `collect` sums the passes' durations.
- * (Dawn quantises timestamps unless started with
- * disable-dawn-features=timestamp_quantization, as bench/main.ts does.)
+ * begin and an end timestamp, read back per pass. The benchmarks and the
+ * convolution tuner (ops/conv/tune.ts) use it. (Dawn quantises timestamps
+ * unless started with disable-dawn-features=timestamp_quantization, as
+ * bench/main.ts is.)
  */
-import { BufferUsage, type DispatchObserver, type Gpu } from '../src/gpu/gpu.js';
+import { BufferUsage, type DispatchObserver, type Gpu } from './gpu.js';
 
 const MAX_PASSES = 2048;
 
@@ -34,10 +35,11 @@ export class GpuTimer implements DispatchObserver {
   /**
    * Records `run` with a timestamp on every pass (the timer attached as the
    * device's observer), waits for the GPU and returns each pass's label and
-   * GPU milliseconds.
+   * GPU milliseconds. With `tag`, only the dispatches it names are timed,
+   * under its name instead of their label; the others share passes as usual.
    */
-  async passesOf(run: () => void | Promise<void>): Promise<{ label: string; ms: number }[]> {
-    this.gpu.observer = this;
+  async passesOf(run: () => void | Promise<void>, tag?: (label: string) => string | null): Promise<{ label: string; ms: number }[]> {
+    this.gpu.observer = tag ? { timestampWrites: (label) => { const t = tag(label); return t === null ? undefined : this.timestampWrites(t); } } : this;
     try {
       await run();
     } finally {

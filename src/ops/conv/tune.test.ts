@@ -1,0 +1,102 @@
+/**
+ * The tuner's parts that need no GPU: the names of configurations, how a
+ * GEMM is named in the table, how the planner reads the table, and how the
+ * fastest configuration is picked from measured times. Tuning itself runs
+ * on an adapter in test/mixed/tune.test.ts.
+ */
+import { describe, expect, it } from 'vitest';
+import { type ConvCaps, type GemmShape, type MmaChoice, Mode, gemmKey, planGemm } from './plan.js';
+import { TUNE_CANDIDATES, describeTuning, fastest, mmaChoice, tuneConvolutions } from './tune.js';
+import type { Gpu } from '../../gpu/gpu.js';
+
+const limits = { maxComputeWorkgroupsPerDimension: 65535, maxStorageBufferBindingSize: 2 ** 31 - 4, maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 1024 };
+const h200 = (precision: 'fp32' | 'mixed', tuned?: ReadonlyMap<string, MmaChoice>): ConvCaps => ({
+  software: false, subgroups: { min: 32, max: 32 }, matrix: { M: 16, N: 16, K: 16 }, precision, limits, overrides: {}, ...(tuned ? { tuned } : {}),
+});
+const forward = (n: number, h: number, ci: number, co: number): GemmShape => ({
+  mode: Mode.ConvForward, batch: n, h, w: h, aC: ci, kh: 3, kw: 3, pad: 1, bC: co, m: n * h * h, n: co, k: 9 * ci,
+  activation: 'relu', bias: true, aBytes: 2 * n * h * h * ci, bBytes: 4 * 9 * ci * co, f16: true,
+});
+const choice = (name: string) => mmaChoice(name) as MmaChoice;
+
+describe('configuration names', () => {
+  it('reads a tile with its flags, every key set', () => {
+    expect(mmaChoice('64x128x32+tall+prefetch')).toEqual({ mmaTile: '64x128x32', mmaPrefetch: true, mmaTall: true, mmaWide: undefined, mmaStepDecode: undefined, splitK: undefined });
+    expect(mmaChoice('128x64x32+perquad+splitk')).toEqual({ mmaTile: '128x64x32', mmaPrefetch: undefined, mmaTall: undefined, mmaWide: undefined, mmaStepDecode: false, splitK: true });
+    for (const bad of ['96x64x32', '128x64x32+fast', '128x64x32+wide+wide', '']) expect(() => mmaChoice(bad), bad).toThrow(/unknown mixed-precision configuration/);
+  });
+
+  it('lists candidates that all parse and are all different', () => {
+    for (const c of TUNE_CANDIDATES) expect(mmaChoice(c).mmaTile).not.toBe('auto');
+    expect(new Set(TUNE_CANDIDATES.map((c) => JSON.stringify(mmaChoice(c)))).size).toBe(TUNE_CANDIDATES.length);
+  });
+});
+
+describe('the table', () => {
+  it('names two GEMMs alike only where every size and flag is alike', () => {
+    const g = forward(32, 48, 64, 64);
+    expect(gemmKey({ ...g })).toBe(gemmKey(g));
+    const variants: Partial<GemmShape>[] = [
+      { batch: 16, m: 16 * 48 * 48 }, { aC: 32 }, { n: 32, bC: 32 }, { activation: 'none' }, { accumulate: true }, { bias: false },
+      { mask: true }, { f16: false }, { aBytes: 8 }, { pad: 0 }, { mode: Mode.ConvInput },
+    ];
+    const keys = new Set([gemmKey(g), ...variants.map((v) => gemmKey({ ...g, ...v }))]);
+    expect(keys.size).toBe(variants.length + 1);
+  });
+
+  it('gives the GEMMs it names their configuration and leaves the others to the planner', () => {
+    const tuned = forward(32, 48, 64, 64);
+    const other = forward(32, 24, 128, 128);
+    const table = new Map([[gemmKey(tuned), choice('64x128x32+tall')]]);
+    const plan = planGemm(h200('mixed', table), tuned);
+    const plain = planGemm(h200('mixed'), tuned);
+    if (plan.kind !== 'gemm' || plain.kind !== 'gemm') throw new Error('expected GEMM plans');
+    expect(plain.tile).toEqual({ rows: 128, cols: 64 });
+    expect(plan.tile).toEqual({ rows: 64, cols: 128 });
+    expect(plan.shader.defines).toMatchObject({ WM: 4, WN: 2, TK: 32 });
+    expect(planGemm(h200('mixed', table), other)).toEqual(planGemm(h200('mixed'), other));
+    // The table is mixed precision's: an fp32 GEMM of the same sizes keeps the tiled shader's plan.
+    const fp32 = { ...tuned, f16: false };
+    const fp32Table = new Map([[gemmKey(fp32), choice('64x128x32+tall')]]);
+    expect(planGemm(h200('fp32', fp32Table), fp32)).toEqual(planGemm(h200('fp32'), fp32));
+  });
+
+  it('splits the reduction of a GEMM whose configuration says splitk', () => {
+    const deep = forward(32, 6, 512, 512);
+    const plan = planGemm(h200('mixed', new Map([[gemmKey(deep), choice('128x64x32+splitk')]])), deep);
+    if (plan.kind !== 'gemm') throw new Error('expected a GEMM plan');
+    expect(plan.splits?.count).toBeGreaterThan(1);
+    expect(planGemm(h200('mixed'), deep)).not.toHaveProperty('splits');
+  });
+});
+
+describe('the fastest configuration', () => {
+  const choices = new Map(['128x64x32+tall', '64x64x32'].map((n) => [n, choice(n)]));
+  const ms = (entries: [string, number][]) => new Map(entries);
+
+  it('keeps each GEMM\'s fastest, the planner\'s on a tie, and tables only those that are not the planner\'s', () => {
+    const times = new Map([
+      ['a', ms([['planner', 2], ['128x64x32+tall', 1.5], ['64x64x32', 1.8]])],
+      ['b', ms([['planner', 1], ['128x64x32+tall', 1], ['64x64x32', 1.2]])],
+      ['c', ms([['planner', 3], ['64x64x32', 2.5]])],
+    ]);
+    const r = fastest(times, choices, new Map([['a', 'conv a']]));
+    expect(r.gemms.map((g) => [g.key, g.best])).toEqual([['a', '128x64x32+tall'], ['b', 'planner'], ['c', '64x64x32']]);
+    expect([...r.table]).toEqual([['a', choices.get('128x64x32+tall')], ['c', choices.get('64x64x32')]]);
+    expect(r.plannerMs).toBe(6);
+    expect(r.tunedMs).toBe(5);
+    expect(r.gemms[0]!.label).toBe('conv a');
+    expect(r.gemms[1]!.label).toBe('b');
+    const line = describeTuning({ configurations: ['planner', ...choices.keys()], unfit: [], failed: [], ...r, seconds: 1.25 });
+    expect(line).toBe("tuned 3 GEMMs over 3 configurations in 1.3 s: 2 changed (128x64x32+tall ×1, 64x64x32 ×1); their GPU time a step 6.000 ms on the planner's choices, 5.000 ms tuned");
+    const failing = describeTuning({ configurations: ['planner', ...choices.keys()], unfit: [], failed: [{ name: '32x32x32', error: 'no pipeline\nmore' }], ...r, seconds: 1.25 });
+    expect(failing).toMatch(/5\.000 ms tuned; left out, failing: 32x32x32 \(no pipeline\)$/);
+  });
+});
+
+describe('tuneConvolutions', () => {
+  it('refuses fp32, where no GEMM has configurations to choose from', async () => {
+    const gpu = { hasTimestamps: true } as unknown as Gpu;
+    await expect(tuneConvolutions(gpu, () => {})).rejects.toThrow(/needs mixed precision/);
+  });
+});
