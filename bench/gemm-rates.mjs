@@ -9,18 +9,38 @@
 // is set side by side in every mixed-precision configuration profiled: the
 // fastest for each, and what the step's GEMMs would take if the planner gave
 // each its fastest configuration. A profile of a tuned step (bench
-// --mma-tiles tuned) also gets the tuner's own measurements.
-//   node bench/gemm-rates.mjs RESULTS.json [--top N] [--best]
+// --mma-tiles tuned) also gets the tuner's own measurements, and so does a
+// training run's tuning.json (train --tune) given instead of results.
+//   node bench/gemm-rates.mjs RESULTS.json|tuning.json [--top N] [--best]
 import { readFileSync } from 'node:fs';
 
 const [file, ...rest] = process.argv.slice(2);
-const usage = 'usage: node bench/gemm-rates.mjs RESULTS.json [--top N] [--best]';
-if (!file) throw new Error(usage);
+const usage = 'usage: node bench/gemm-rates.mjs RESULTS.json|tuning.json [--top N] [--best]';
+if (file === '--help' || rest.includes('--help')) {
+  console.log(usage);
+  process.exit(0);
+}
+const fail = (message) => {
+  console.error(message);
+  process.exit(1);
+};
+if (!file) fail(usage);
 const topAt = rest.indexOf('--top');
 const top = topAt >= 0 ? Number(rest[topAt + 1]) : 12;
-if (!(top > 0) || rest.some((a, i) => a !== '--best' && a !== '--top' && !(topAt >= 0 && i === topAt + 1))) throw new Error(usage);
-const data = JSON.parse(readFileSync(file, 'utf8'));
+if (!(top > 0) || rest.some((a, i) => a !== '--best' && a !== '--top' && !(topAt >= 0 && i === topAt + 1))) fail(usage);
+let data;
+try {
+  data = JSON.parse(readFileSync(file, 'utf8'));
+} catch (e) {
+  fail(`${file}: ${e.message}`);
+}
+if (data.format === 'wgsl-unet-tuning/1') {
+  // train --tune's record (src/ops/conv/tune.ts, TuningRecord).
+  tuningReport(data.report, `measured on ${data.adapter} at ${data.measuredAt}`);
+  process.exit(0);
+}
 const profiles = data.stepProfiles ?? (data.precisionRuns ?? []).map((r) => ({ precision: r.precision, tile: r.tile, storage: r.storage, passes: r.profile?.passes, tuning: r.tuning }));
+if (!profiles.some((p) => p.passes || p.tuning)) fail(`${file} has no pass-by-pass profile of a training step (bench --suite step with timestamp queries writes one; older results kept only per-op sums) and no tuning`);
 const nameOf = (p) => [p.precision, p.tile && `tile ${p.tile}`, p.storage && `${p.storage} activations`].filter(Boolean).join(', ');
 
 // Against the f16 subgroup-matrix ceiling where the run measured it (bench/mma-ceiling.ts).

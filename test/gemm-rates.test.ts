@@ -47,12 +47,18 @@ describe('bench/gemm-rates.mjs --best', () => {
     };
     const out = run({ precisionRuns: [{ precision: 'mixed', tile: 'tuned', profile: { passes: passes(1, 1, 1, 1) }, tuning }] });
     expect(out).toContain("mixed, tile tuned: the tuner's 2 GEMMs over 3 configurations (12.5 s; left out, not fitting: C)");
-    const rows = out.slice(out.indexOf("the tuner's")).split('\n').filter((l) => /^\| [\d.]+ \|/.test(l));
-    expect(rows).toEqual(['| 4.000 | A | 2.500 | conv2dBackwardInput dy [2, 8, 8, 4] |', '| 1.000 | planner | 1.000 | conv2d x [2, 8, 8, 4] |', '| 5.000 | | 3.500 | all 2 GEMMs |']);
+    const rows = (text: string) => text.slice(text.indexOf("the tuner's")).split('\n').filter((l) => /^\| [\d.]+ \|/.test(l));
+    expect(rows(out)).toEqual(['| 4.000 | A | 2.500 | conv2dBackwardInput dy [2, 8, 8, 4] |', '| 1.000 | planner | 1.000 | conv2d x [2, 8, 8, 4] |', '| 5.000 | | 3.500 | all 2 GEMMs |']);
+    // A training run's tuning.json (train --tune) reads the same.
+    const record = run({ format: 'wgsl-unet-tuning/1', adapter: 'GPU X', measuredAt: '2026-12-07T10:00:00.000Z', report: tuning });
+    expect(record).toContain("measured on GPU X at 2026-12-07T10:00:00.000Z: the tuner's 2 GEMMs over 3 configurations");
+    expect(rows(record)).toEqual(rows(out));
   });
 
   it('says so where fewer than two mixed configurations were profiled, and refuses unknown arguments', () => {
     expect(run({ stepProfiles: [profile('A', 1, 1, 1, 1)] }, '--best')).toContain('fewer than two mixed-precision configurations were profiled');
     expect(() => run({ stepProfiles: [] }, '--fast')).toThrow(/usage: node bench\/gemm-rates\.mjs/);
+    // Results without a pass-by-pass profile (per-op sums only) say so rather than print nothing.
+    expect(() => run({ stepProfiles: [{ precision: 'mixed', tile: 'A', byOp: [] }] })).toThrow(/has no pass-by-pass profile of a training step/);
   });
 });

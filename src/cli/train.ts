@@ -33,12 +33,14 @@ import { PRECISION_OPTION, choosePrecision, openGpu } from './gpu-options.js';
 import { tuneForSoftwareAdapter } from '../software/platform.js';
 import { progress } from './progress.js';
 import { tuneForTraining } from '../model/tune.js';
-import { describeTuning } from '../ops/conv/tune.js';
+import { type TuningRecord, applyTuning, describeTuning, parseTuning, tuningRecord } from '../ops/conv/tune.js';
 import { ensureDefaultData } from './default-data.js';
 import { loadTestSet, predictTestSet } from './predict.js';
 import { writeSubmission } from './submit.js';
 
 export const VERSION = '0.1.0';
+/** The run folder's record of train --tune's measurements. */
+const TUNING_FILE = 'tuning.json';
 
 const SPEC: Record<string, OptionSpec> = {
   ...GPU_OPTIONS,
@@ -68,7 +70,7 @@ const SPEC: Record<string, OptionSpec> = {
   'anti-alias': { type: 'boolean', help: 'blur before downsampling, as scikit-image ≥ 0.19 does' },
   resume: { type: 'string', help: 'run folder to continue from its last.safetensors' },
   'skip-predict': { type: 'boolean', help: 'do not predict the test frames and write submission.csv after training' },
-  tune: { type: 'boolean', help: 'mixed precision: before training, time every convolution of a step in each configuration of the mixed-precision shader (on a throwaway model) and run each in its fastest; takes a minute or more' },
+  tune: { type: 'boolean', help: 'mixed precision: before training, time every convolution of a step in each configuration of the mixed-precision shader (on a throwaway model) and run each in its fastest; takes a minute or more; kept in the run folder as tuning.json, which --resume applies again on the same adapter' },
 };
 
 interface Preset {
@@ -359,6 +361,23 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
   // A resumed run loads its weights: the bias it started from is only kept in its record.
   const outputBias = resumed ? stored?.outputBias : o['init-prior'] === true ? priorLogOdds(data.train.masks, data.train.size ** 2, trainRows) : undefined;
   if (outputBias !== undefined && !resumed) console.log(`output bias: starts at ${outputBias.toFixed(3)}, the log-odds of the training masks' nerve pixels`);
+  // A tuned run keeps its tuning in tuning.json, which a resumed run applies again (--tune measures anew).
+  let tuned: TuningRecord | null = null;
+  const tuningPath = resumeDir ? join(resumeDir, TUNING_FILE) : null;
+  if (o.tune !== true && tuningPath && existsSync(tuningPath)) {
+    let record: TuningRecord;
+    try {
+      record = parseTuning(readFileSync(tuningPath, 'utf8'), tuningPath);
+    } catch (e) {
+      throw new DataError(`${(e as Error).message}; pass --tune to measure again (which rewrites it), or delete it to run on the planner's configurations`);
+    }
+    if (precision !== 'mixed') console.log(`tuning: ${tuningPath} not applied: this run is in ${precision}`);
+    else {
+      const applied = applyTuning(gpu, record);
+      if ('mismatch' in applied) console.log(`tuning: ${tuningPath} not applied: ${applied.mismatch}; the planner's configurations run (--tune measures on this one)`);
+      else console.log(`tuning: ${applied.changed} of ${applied.gemms} GEMMs in their measured configurations, from ${tuningPath} (measured ${record.measuredAt})`);
+    }
+  }
   if (o.tune === true) {
     let bar: ReturnType<typeof progress> | null = null;
     const report = await tuneForTraining(gpu, { baseWidth: preset.baseWidth, inputSize: preset.inputSize, batch: preset.batchSize }, loss, {
@@ -369,6 +388,7 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
     });
     (bar as ReturnType<typeof progress> | null)?.finish();
     console.log(describeTuning(report));
+    tuned = tuningRecord(gpu, report);
   }
   const model = createUNet(gpu, { baseWidth: preset.baseWidth, inputSize: preset.inputSize, seed: o.seed as number, ...(outputBias !== undefined ? { outputBias } : {}) });
   // Mixed precision scales the loss, so that small gradients survive as f16 operands.
@@ -398,6 +418,7 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
     runDir = resolve(o.out as string, new Date().toISOString().replace(/[:.]/g, '-'));
   }
   console.log(`model: ${model.parameters.count.toLocaleString('en-US')} parameters; run folder ${runDir}`);
+  if (tuned) writeAtomic(join(runDir, TUNING_FILE), JSON.stringify(tuned, null, 2) + '\n');
   if (data.contradictions) writeAtomic(join(runDir, 'contradictions.json'), JSON.stringify({ data: dataDir, ...data.contradictions.report, droppedFromTraining: data.contradictions.dropped }, null, 2) + '\n');
 
   if (augment) console.log(`augmentation: ${Object.entries(augment).map(([k, v]) => `${k} ${v}`).join(', ')}`);

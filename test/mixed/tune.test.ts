@@ -13,7 +13,7 @@ import { Adam } from '../../src/model/adam.js';
 import { trainingLoss } from '../../src/model/trainer.js';
 import { Tape, Tensor, conv2d } from '../../src/autograd/index.js';
 import { tuneForTraining } from '../../src/model/tune.js';
-import { type MmaChoice, canRunMixed, convOverrides, describeTuning, mmaChoice, setConvOverrides, setPrecision, setTunedConvolutions, tuneConvolutions, tunedConvolutions } from '../../src/ops/conv/index.js';
+import { type MmaChoice, applyTuning, canRunMixed, convOverrides, describeTuning, mmaChoice, parseTuning, setConvOverrides, setPrecision, setTunedConvolutions, tuneConvolutions, tunedConvolutions, tuningRecord } from '../../src/ops/conv/index.js';
 
 const SIZE = 16;
 const required = process.env.WGSL_UNET_REQUIRE_MIXED === '1';
@@ -116,7 +116,17 @@ describe.runIf((canRunMixed(gpu) && gpu.hasTimestamps) || required)('tuning the 
     expect(report.configurations).toEqual(['planner', '32x32x32']);
     // The step's GEMMs: the 23 convolutions' forward, ∂weights and (but the first layer's) ∂input, less those of one name.
     expect(report.gemms.length).toBeGreaterThan(40);
-    expect([...(tunedConvolutions(gpu)?.keys() ?? [])]).toEqual(report.gemms.filter((g) => g.best !== 'planner').map((g) => g.key));
+    const table = tunedConvolutions(gpu);
+    expect([...(table?.keys() ?? [])]).toEqual(report.gemms.filter((g) => g.best !== 'planner').map((g) => g.key));
     console.log(describeTuning(report));
+    // Kept as a file and read back, the record gives the planner the same table without measuring.
+    const record = parseTuning(JSON.stringify(tuningRecord(gpu, report)), 'tuning.json');
+    setTunedConvolutions(gpu, null);
+    expect(applyTuning(gpu, record)).toEqual({ gemms: report.gemms.length, changed: table?.size ?? 0 });
+    expect(tunedConvolutions(gpu)).toEqual(table);
+    // Measured elsewhere: nothing applied, and why.
+    setTunedConvolutions(gpu, null);
+    expect(applyTuning(gpu, { ...record, adapter: 'another GPU' })).toEqual({ mismatch: expect.stringMatching(/^measured on another GPU, not on this adapter, .+/) });
+    expect(tunedConvolutions(gpu)).toBeNull();
   }, 600_000);
 });

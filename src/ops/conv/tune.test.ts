@@ -6,7 +6,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { type ConvCaps, type GemmShape, type MmaChoice, Mode, gemmKey, planGemm } from './plan.js';
-import { TUNE_CANDIDATES, describeTuning, fastest, mmaChoice, tuneConvolutions } from './tune.js';
+import { setPrecision, tunedConvolutions } from './device.js';
+import { formatAdapter } from '../../gpu/gpu.js';
+import { TUNE_CANDIDATES, TUNING_FORMAT, type TuningRecord, applyTuning, describeTuning, fastest, mmaChoice, parseTuning, tuneConvolutions } from './tune.js';
 import type { Gpu } from '../../gpu/gpu.js';
 
 const limits = { maxComputeWorkgroupsPerDimension: 65535, maxStorageBufferBindingSize: 2 ** 31 - 4, maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 1024 };
@@ -98,5 +100,48 @@ describe('tuneConvolutions', () => {
   it('refuses fp32, where no GEMM has configurations to choose from', async () => {
     const gpu = { hasTimestamps: true } as unknown as Gpu;
     await expect(tuneConvolutions(gpu, () => {})).rejects.toThrow(/needs mixed precision/);
+  });
+});
+
+describe('tuning records', () => {
+  const record = {
+    format: TUNING_FORMAT, adapter: 'another GPU (vendor v, architecture a, f16, subgroup matrices 16×16×16)', measuredAt: '2026-12-07T10:00:00.000Z',
+    report: { configurations: ['planner', '64x64x32+tall'], unfit: [], failed: [], plannerMs: 2, tunedMs: 1.5, seconds: 3, gemms: [
+      { key: 'g1', label: 'conv a', ms: { planner: 1, '64x64x32+tall': 0.5 }, best: '64x64x32+tall' },
+      { key: 'g2', label: 'conv b', ms: { planner: 1, '64x64x32+tall': 1.5 }, best: 'planner' },
+    ] },
+  };
+
+  it('reads back what it wrote', () => {
+    expect(parseTuning(JSON.stringify(record), 'tuning.json')).toEqual(record);
+  });
+
+  it('says what is wrong with a file that is not one', () => {
+    const bad = (text: string) => () => parseTuning(text, 'run/tuning.json');
+    expect(bad('{"format": ')).toThrow(/^run\/tuning\.json is not a tuning record: .*JSON/);
+    expect(bad('null')).toThrow(/is not a tuning record: its format is not "wgsl-unet-tuning\/1"/);
+    expect(bad(JSON.stringify({ ...record, format: 'other' }))).toThrow(/its format is not/);
+    expect(bad(JSON.stringify({ ...record, report: {} }))).toThrow(/it lacks the adapter or the GEMMs/);
+    expect(bad(JSON.stringify({ ...record, adapter: 3 }))).toThrow(/it lacks the adapter or the GEMMs/);
+    const withBest = (best: unknown) => JSON.stringify({ ...record, report: { ...record.report, gemms: [{ key: 'g9', best }] } });
+    expect(bad(withBest('96x64x32'))).toThrow(/run\/tuning\.json: GEMM "g9": unknown mixed-precision configuration "96x64x32"/);
+    expect(bad(withBest('auto'))).toThrow(/GEMM "g9": auto picks by rule/);
+    expect(bad(withBest(7))).toThrow(/a GEMM without a key or a best configuration/);
+  });
+
+  it('applies in mixed precision on the adapter it was measured on, and refuses a configuration that does not fit', () => {
+    // A GPU of 16 × 16 × 16 matrices and 16 KiB of workgroup memory, as the planner sees one (no device behind it).
+    const adapterInfo = { description: 'some GPU', vendor: 'v', architecture: 'a', device: 'd', isSoftware: false, features: ['shader-f16', 'chromium-experimental-subgroup-matrix'], subgroupMinSize: 32, subgroupMaxSize: 32, matrixConfigs: [{ M: 16, N: 16, K: 16 }] };
+    const gpu = { adapterInfo, hasSubgroups: true, matrix: { M: 16, N: 16, K: 16 }, limits: { ...limits, maxComputeWorkgroupStorageSize: 16384 }, invalidatePrograms: () => {} } as unknown as Gpu;
+    const here = { ...record, adapter: formatAdapter(gpu.adapterInfo) } as TuningRecord;
+    expect(() => applyTuning(gpu, here)).toThrow(/applies to mixed precision/);
+    setPrecision(gpu, 'mixed');
+    expect(applyTuning(gpu, record as TuningRecord)).toEqual({ mismatch: `measured on ${record.adapter}, not on this adapter, ${here.adapter}` });
+    expect(tunedConvolutions(gpu)).toBeNull();
+    expect(applyTuning(gpu, here)).toEqual({ gemms: 2, changed: 1 });
+    expect([...tunedConvolutions(gpu)!]).toEqual([['g1', mmaChoice('64x64x32+tall')]]);
+    const big = { ...here, report: { ...here.report, gemms: [{ ...here.report.gemms[0]!, best: '128x128x32+tall' }] } };
+    expect(() => applyTuning(gpu, big)).toThrow(/the tuning's configuration 128x128x32\+tall does not fit this device's matrices and limits/);
+    expect([...tunedConvolutions(gpu)!]).toEqual([['g1', mmaChoice('64x64x32+tall')]]);
   });
 });

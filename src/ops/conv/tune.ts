@@ -7,7 +7,7 @@
  * ran fastest in, as the planner's table (setTunedConvolutions). The
  * planner stays the one place that plans a GEMM: it reads the table first.
  */
-import type { Gpu } from '../../gpu/gpu.js';
+import { type Gpu, formatAdapter } from '../../gpu/gpu.js';
 import { GpuTimer } from '../../gpu/timer.js';
 import { capsOf, convOverrides, precisionOf, setConvOverrides, setGemmMarker, setTunedConvolutions } from './device.js';
 import { MMA_TILES, type MmaChoice, type MmaTile, fittingMmaTile, mmaConstants } from './plan.js';
@@ -215,4 +215,68 @@ export function describeTuning(r: TuneReport): string {
   const picks = [...tally].sort((a, b) => b[1] - a[1]).map(([n, c]) => `${n} ×${c}`).join(', ');
   const failed = r.failed.length ? `; left out, failing: ${r.failed.map((f) => `${f.name} (${f.error.split('\n')[0]})`).join(', ')}` : '';
   return `tuned ${r.gemms.length} GEMMs over ${r.configurations.length} configurations in ${r.seconds.toFixed(1)} s: ${changed} changed${picks ? ` (${picks})` : ''}; their GPU time a step ${r.plannerMs.toFixed(3)} ms on the planner's choices, ${r.tunedMs.toFixed(3)} ms tuned${failed}`;
+}
+
+/** What a tuning file holds (train --tune writes one into its run folder): where and when it was measured, and what. */
+export interface TuningRecord {
+  format: typeof TUNING_FORMAT;
+  /** formatAdapter of the adapter measured on: driver, features and matrix shapes. */
+  adapter: string;
+  measuredAt: string;
+  report: TuneReport;
+}
+
+export const TUNING_FORMAT = 'wgsl-unet-tuning/1';
+
+/** A tuning report as a file records it. */
+export function tuningRecord(gpu: Gpu, report: TuneReport): TuningRecord {
+  return { format: TUNING_FORMAT, adapter: formatAdapter(gpu.adapterInfo), measuredAt: new Date().toISOString(), report };
+}
+
+/**
+ * Reads a tuning file's text (`source` names it in errors): JSON of
+ * TuningRecord's form whose every GEMM names 'planner' or a configuration
+ * mmaChoice reads.
+ */
+export function parseTuning(text: string, source: string): TuningRecord {
+  let r: TuningRecord;
+  try {
+    r = JSON.parse(text) as TuningRecord;
+  } catch (e) {
+    throw new Error(`${source} is not a tuning record: ${(e as Error).message}`);
+  }
+  if (r === null || typeof r !== 'object' || r.format !== TUNING_FORMAT) throw new Error(`${source} is not a tuning record: its format is not "${TUNING_FORMAT}"`);
+  if (typeof r.adapter !== 'string' || !Array.isArray(r.report?.gemms)) throw new Error(`${source} is not a tuning record: it lacks the adapter or the GEMMs`);
+  for (const g of r.report.gemms) {
+    if (typeof g?.key !== 'string' || typeof g.best !== 'string') throw new Error(`${source}: a GEMM without a key or a best configuration`);
+    if (g.best === 'planner') continue;
+    try {
+      if (mmaChoice(g.best).mmaTile === 'auto') throw new Error('auto picks by rule, not a configuration');
+    } catch (e) {
+      throw new Error(`${source}: GEMM "${g.key}": ${(e as Error).message}`);
+    }
+  }
+  return r;
+}
+
+/**
+ * Gives the planner a recorded tuning's table, as tuneConvolutions does
+ * after measuring, where the record was measured on this adapter (the same
+ * formatAdapter: driver, features, matrices); elsewhere it sets nothing
+ * and returns why. Needs mixed precision.
+ */
+export function applyTuning(gpu: Gpu, record: TuningRecord): { gemms: number; changed: number } | { mismatch: string } {
+  if (precisionOf(gpu) !== 'mixed') throw new Error('a tuning applies to mixed precision: its GEMMs are the ones with configurations to choose from');
+  const here = formatAdapter(gpu.adapterInfo);
+  if (record.adapter !== here) return { mismatch: `measured on ${record.adapter}, not on this adapter, ${here}` };
+  const caps = capsOf(gpu);
+  const table = new Map<string, MmaChoice>();
+  for (const g of record.report.gemms) {
+    if (g.best === 'planner') continue;
+    const c = mmaChoice(g.best);
+    if (c.mmaTile === 'auto' || !(caps.matrix && caps.subgroups && mmaConstants(caps.matrix, caps.subgroups.max, c.mmaTile, caps.limits, c))) throw new Error(`the tuning's configuration ${g.best} does not fit this device's matrices and limits`);
+    table.set(g.key, c as MmaChoice);
+  }
+  setTunedConvolutions(gpu, table);
+  return { gemms: record.report.gemms.length, changed: table.size };
 }

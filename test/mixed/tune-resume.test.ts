@@ -1,0 +1,72 @@
+/**
+ * `train --resume` of a tuned mixed-precision run, through the built CLI:
+ * the run folder's tuning.json is applied again where it was measured on
+ * this adapter, reported and left alone where it was not, and a broken one
+ * stops the run with what to do. (Tuning itself, and the table a record
+ * gives the planner, are in tune.test.ts.) Runs where the adapter has f16
+ * subgroup matrices; WGSL_UNET_REQUIRE_MIXED=1 makes their absence a failure.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { testGpu } from '../helpers/gpu.js';
+import { encodeNpy } from '../../src/data/npy.js';
+import { formatAdapter } from '../../src/gpu/gpu.js';
+import { TUNING_FORMAT, canRunMixed } from '../../src/ops/conv/index.js';
+
+const cli = join(__dirname, '../../dist/cli.js');
+const required = process.env.WGSL_UNET_REQUIRE_MIXED === '1';
+const gpu = await testGpu();
+const root = mkdtempSync(join(tmpdir(), 'wgsl-unet-tune-resume-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+describe.runIf(canRunMixed(gpu) || required)('train --resume of a tuned run', () => {
+  it('applies tuning.json measured on this adapter, and says why not where it was measured elsewhere or is broken', () => {
+    // 12 frames of 48 × 64 with a bright ellipse in every other one.
+    const [n, h, w] = [12, 48, 64];
+    const imgs = new Uint8Array(n * h * w);
+    const masks = new Uint8Array(n * h * w);
+    for (let i = 0; i < n; i++) {
+      for (let y = 0; y < h; y++) {
+        for (let x = 0; x < w; x++) {
+          const inside = i % 2 === 0 && ((y - 20 - i) / 10) ** 2 + ((x - 30) / 14) ** 2 < 1;
+          imgs[(i * h + y) * w + x] = (inside ? 180 : 60) + ((x * 7 + y * 13 + i) % 40);
+          masks[(i * h + y) * w + x] = inside ? 255 : 0;
+        }
+      }
+    }
+    const data = join(root, 'data');
+    mkdirSync(data);
+    writeFileSync(join(data, 'imgs_train.npy'), encodeNpy(imgs, [n, h, w]));
+    writeFileSync(join(data, 'imgs_mask_train.npy'), encodeNpy(masks, [n, h, w]));
+    const train = (...args: string[]) => spawnSync(process.execPath, [cli, 'train', ...args], { encoding: 'utf8', timeout: 300_000 });
+    const first = train('--data', data, '--precision', 'mixed', '--base-width', '2', '--input-size', '16', '--batch-size', '4', '--epochs', '1', '--skip-predict', '--out', join(root, 'runs'));
+    expect(first.status, first.stderr).toBe(0);
+    const dir = join(root, 'runs', readdirSync(join(root, 'runs'))[0]!);
+
+    const record = (adapter: string) => JSON.stringify({
+      format: TUNING_FORMAT, adapter, measuredAt: '2026-12-07T10:00:00.000Z',
+      report: { configurations: ['planner', '64x64x32'], unfit: [], failed: [], plannerMs: 2, tunedMs: 1, seconds: 1, gemms: [
+        { key: 'a GEMM this run has not', label: 'conv', ms: { planner: 2, '64x64x32': 1 }, best: '64x64x32' },
+        { key: 'another', label: 'conv', ms: { planner: 1, '64x64x32': 2 }, best: 'planner' },
+      ] },
+    });
+    const tuning = join(dir, 'tuning.json');
+    writeFileSync(tuning, record(formatAdapter(gpu.adapterInfo)));
+    const resumed = train('--resume', dir, '--epochs', '2', '--skip-predict');
+    expect(resumed.status, resumed.stderr).toBe(0);
+    expect(resumed.stdout).toContain(`tuning: 1 of 2 GEMMs in their measured configurations, from ${tuning} (measured 2026-12-07T10:00:00.000Z)`);
+
+    writeFileSync(tuning, record('another GPU'));
+    const elsewhere = train('--resume', dir, '--epochs', '3', '--skip-predict');
+    expect(elsewhere.status, elsewhere.stderr).toBe(0);
+    expect(elsewhere.stdout).toContain(`tuning: ${tuning} not applied: measured on another GPU, not on this adapter, ${formatAdapter(gpu.adapterInfo)}; the planner's configurations run (--tune measures on this one)`);
+
+    writeFileSync(tuning, '{"format": "wgsl-unet-tuning/1", "adapter": ');
+    const broken = train('--resume', dir, '--epochs', '4', '--skip-predict');
+    expect(broken.status).toBe(1);
+    expect(broken.stderr).toMatch(/tuning\.json is not a tuning record: .*; pass --tune to measure again \(which rewrites it\), or delete it to run on the planner's configurations/);
+  }, 600_000);
+});
