@@ -28,7 +28,7 @@ import { NonFiniteLossError, TRAINING_LOSSES, Trainer, type ImageSet, type Train
 import { createUNet } from '../model/unet.js';
 import { GPU_OPTIONS, type OptionSpec, type Parsed, UsageError, parseArgs, usage } from './args.js';
 import { curvesSvg, type EpochLog } from './curves.js';
-import { readBytes, writeAtomic } from './files.js';
+import { FileError, readBytes, writeAtomic } from './files.js';
 import { PRECISION_OPTION, choosePrecision, openGpu } from './gpu-options.js';
 import { tuneForSoftwareAdapter } from '../software/platform.js';
 import { progress } from './progress.js';
@@ -71,6 +71,7 @@ const SPEC: Record<string, OptionSpec> = {
   resume: { type: 'string', help: 'run folder to continue from its last.safetensors' },
   'skip-predict': { type: 'boolean', help: 'do not predict the test frames and write submission.csv after training' },
   tune: { type: 'boolean', help: 'mixed precision: before training, time every convolution of a step in each configuration of the mixed-precision shader (on a throwaway model) and run each in its fastest; takes a minute or more; kept in the run folder as tuning.json, which --resume applies again on the same adapter' },
+  tuning: { type: 'string', help: 'mixed precision: run the convolutions as another run\'s --tune measured them (its tuning.json) instead of measuring again; applied where it was measured on this adapter, for the same shape (base width, input size, batch)' },
 };
 
 interface Preset {
@@ -249,6 +250,11 @@ function emptyPredictionDice(set: ImageSet, rows: Int32Array, batchSize: number)
   return sum / batches;
 }
 
+/** What a training run's tuning is measured for: the GEMMs' shapes follow from these. */
+function tuningWorkload(p: { baseWidth: number; inputSize: number; batchSize: number }): Record<string, number> {
+  return { baseWidth: p.baseWidth, inputSize: p.inputSize, batch: p.batchSize };
+}
+
 export async function train(argv: string[]): Promise<void> {
   if (argv.includes('--help')) return void console.log(usage('train', 'Trains the U-Net on the NumPy caches (the embedded synthetic data when there are none).', SPEC));
   const { options: o } = parseArgs(argv, SPEC);
@@ -286,7 +292,10 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
   }
   // A checkpoint without the field was trained in fp32 (checkpoint.ts).
   const precision = choosePrecision(o, gpu, resumed ? (resumed.meta.precision ?? 'fp32') : undefined);
+  const askedTuning = o.tuning as string | undefined;
+  if (askedTuning !== undefined && o.tune === true) throw new UsageError('--tune measures the convolutions on this GPU, --tuning applies measurements made before: give one of them');
   if (o.tune === true && precision !== 'mixed') throw new UsageError(`--tune chooses among the mixed-precision convolutions' configurations; this run is in ${precision} (--precision mixed, on an adapter with f16 subgroup matrices)`);
+  if (askedTuning !== undefined && precision !== 'mixed') throw new UsageError(`--tuning applies measurements of the mixed-precision convolutions' configurations; this run is in ${precision} (--precision mixed, on an adapter with f16 subgroup matrices)`);
   if (o.tune === true && !gpu.hasTimestamps) throw new UsageError(`--tune times the convolutions by timestamp queries, which adapter ${gpu.adapterInfo.description} does not offer`);
   console.log(`preset ${preset.name} (${preset.why}): base width ${preset.baseWidth}, input ${preset.inputSize}×${preset.inputSize}, batch ${preset.batchSize}, ${preset.epochs} epochs, Adam lr ${preset.lr}, ε ${preset.epsilon}${preset.schedule === 'cosine' ? ` with cosine decay${preset.warmup ? ` after ${preset.warmup} warm-up epochs` : ''}` : ''}`);
 
@@ -361,21 +370,25 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
   // A resumed run loads its weights: the bias it started from is only kept in its record.
   const outputBias = resumed ? stored?.outputBias : o['init-prior'] === true ? priorLogOdds(data.train.masks, data.train.size ** 2, trainRows) : undefined;
   if (outputBias !== undefined && !resumed) console.log(`output bias: starts at ${outputBias.toFixed(3)}, the log-odds of the training masks' nerve pixels`);
-  // A tuned run keeps its tuning in tuning.json, which a resumed run applies again (--tune measures anew).
+  // A tuned run keeps its tuning in tuning.json, which a resumed run applies again, as --tuning does
+  // another run's (--tune measures anew); the run folder keeps what was applied.
   let tuned: TuningRecord | null = null;
-  const tuningPath = resumeDir ? join(resumeDir, TUNING_FILE) : null;
-  if (o.tune !== true && tuningPath && existsSync(tuningPath)) {
+  const tuningPath = askedTuning ?? (resumeDir ? join(resumeDir, TUNING_FILE) : null);
+  if (o.tune !== true && tuningPath && askedTuning === undefined && existsSync(tuningPath) && precision !== 'mixed') {
+    console.log(`tuning: ${tuningPath} not applied: this run is in ${precision}`);
+  } else if (o.tune !== true && tuningPath && (askedTuning !== undefined || existsSync(tuningPath))) {
     let record: TuningRecord;
     try {
-      record = parseTuning(readFileSync(tuningPath, 'utf8'), tuningPath);
+      record = parseTuning(new TextDecoder().decode(readBytes(tuningPath, 'tuning record')), tuningPath);
     } catch (e) {
+      if (askedTuning !== undefined) throw e instanceof FileError ? e : new DataError((e as Error).message);
       throw new DataError(`${(e as Error).message}; pass --tune to measure again (which rewrites it), or delete it to run on the planner's configurations`);
     }
-    if (precision !== 'mixed') console.log(`tuning: ${tuningPath} not applied: this run is in ${precision}`);
+    const applied = applyTuning(gpu, record, tuningWorkload(preset));
+    if ('mismatch' in applied) console.log(`tuning: ${tuningPath} not applied: ${applied.mismatch}; the planner's configurations run (--tune measures for this one)`);
     else {
-      const applied = applyTuning(gpu, record);
-      if ('mismatch' in applied) console.log(`tuning: ${tuningPath} not applied: ${applied.mismatch}; the planner's configurations run (--tune measures on this one)`);
-      else console.log(`tuning: ${applied.changed} of ${applied.gemms} GEMMs in their measured configurations, from ${tuningPath} (measured ${record.measuredAt})`);
+      console.log(`tuning: ${applied.changed} of ${applied.gemms} GEMMs in their measured configurations, from ${tuningPath} (measured ${record.measuredAt})`);
+      if (askedTuning !== undefined) tuned = record;
     }
   }
   if (o.tune === true) {
@@ -388,7 +401,7 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
     });
     (bar as ReturnType<typeof progress> | null)?.finish();
     console.log(describeTuning(report));
-    tuned = tuningRecord(gpu, report);
+    tuned = tuningRecord(gpu, report, tuningWorkload(preset));
   }
   const model = createUNet(gpu, { baseWidth: preset.baseWidth, inputSize: preset.inputSize, seed: o.seed as number, ...(outputBias !== undefined ? { outputBias } : {}) });
   // Mixed precision scales the loss, so that small gradients survive as f16 operands.

@@ -87,9 +87,12 @@ describe('npm run train', () => {
     const a = train('--epochs', '1', '--out', join(root, 'r'), '--seed', '3');
     expect(a.code, a.out).toBe(0);
     const dir = runFolder(a.out);
+    // A tuning (of mixed precision's convolutions) in the folder of an fp32 run is left alone, unread, and said so.
+    writeFileSync(join(dir, 'tuning.json'), 'not read');
     const b = spawnSync(process.execPath, [cli, 'train', '--resume', dir, '--epochs', '2'], { encoding: 'utf8', timeout: 240_000 });
     expect(b.status, b.stderr).toBe(0);
     expect(b.stdout).toMatch(/resuming .* at epoch 2/);
+    expect(b.stdout).toContain(`tuning: ${join(dir, 'tuning.json')} not applied: this run is in fp32`);
     const whole = losses(first).map(({ seconds: _s, ...rest }) => rest);
     expect(losses(dir).map(({ seconds: _s, ...rest }) => rest)).toEqual(whole);
   });
@@ -254,6 +257,12 @@ describe('npm run train', () => {
     const tune = train('--tune', '--precision', 'fp32');
     expect(tune.code, tune.out).toBe(2);
     expect(tune.out).toMatch(/--tune chooses among the mixed-precision convolutions' configurations; this run is in fp32/);
+    const tuning = train('--tuning', join(root, 'tuning.json'), '--precision', 'fp32');
+    expect(tuning.code, tuning.out).toBe(2);
+    expect(tuning.out).toMatch(/--tuning applies measurements of the mixed-precision convolutions' configurations; this run is in fp32/);
+    const both = train('--tune', '--tuning', join(root, 'tuning.json'));
+    expect(both.code, both.out).toBe(2);
+    expect(both.out).toMatch(/--tune measures the convolutions on this GPU, --tuning applies measurements made before: give one of them/);
     const missing = spawnSync(process.execPath, [cli, 'train', '--data', join(root, 'nowhere')], { encoding: 'utf8' });
     expect(missing.status).toBe(1);
     expect(missing.stderr).toMatch(/no imgs_train.npy in .*nowhere/);

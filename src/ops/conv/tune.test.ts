@@ -123,6 +123,7 @@ describe('tuning records', () => {
     expect(bad(JSON.stringify({ ...record, format: 'other' }))).toThrow(/its format is not/);
     expect(bad(JSON.stringify({ ...record, report: {} }))).toThrow(/it lacks the adapter or the GEMMs/);
     expect(bad(JSON.stringify({ ...record, adapter: 3 }))).toThrow(/it lacks the adapter or the GEMMs/);
+    expect(bad(JSON.stringify({ ...record, workload: { batch: [32] } }))).toThrow(/its workload is not a list of names and values/);
     const withBest = (best: unknown) => JSON.stringify({ ...record, report: { ...record.report, gemms: [{ key: 'g9', best }] } });
     expect(bad(withBest('96x64x32'))).toThrow(/run\/tuning\.json: GEMM "g9": unknown mixed-precision configuration "96x64x32"/);
     expect(bad(withBest('auto'))).toThrow(/GEMM "g9": auto picks by rule/);
@@ -138,6 +139,12 @@ describe('tuning records', () => {
     setPrecision(gpu, 'mixed');
     expect(applyTuning(gpu, record as TuningRecord)).toEqual({ mismatch: `measured on ${record.adapter}, not on this adapter, ${here.adapter}` });
     expect(tunedConvolutions(gpu)).toBeNull();
+    // Given a workload, only a record made for it applies.
+    const batch32 = { ...here, workload: { baseWidth: 32, inputSize: 96, batch: 32 } };
+    expect(applyTuning(gpu, batch32, { baseWidth: 32, inputSize: 96, batch: 16 })).toEqual({ mismatch: 'measured for baseWidth 32, batch 32, inputSize 96, not for baseWidth 32, batch 16, inputSize 96' });
+    expect(applyTuning(gpu, here, { batch: 16 })).toEqual({ mismatch: 'measured for a workload it does not name, not for batch 16' });
+    expect(tunedConvolutions(gpu)).toBeNull();
+    expect(applyTuning(gpu, batch32, { batch: 32, inputSize: 96, baseWidth: 32 })).toEqual({ gemms: 2, changed: 1 });
     expect(applyTuning(gpu, here)).toEqual({ gemms: 2, changed: 1 });
     expect([...tunedConvolutions(gpu)!]).toEqual([['g1', mmaChoice('64x64x32+tall')]]);
     const big = { ...here, report: { ...here.report, gemms: [{ ...here.report.gemms[0]!, best: '128x128x32+tall' }] } };

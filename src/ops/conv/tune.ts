@@ -222,6 +222,8 @@ export interface TuningRecord {
   format: typeof TUNING_FORMAT;
   /** formatAdapter of the adapter measured on: driver, features and matrix shapes. */
   adapter: string;
+  /** What was tuned for, as the caller names it (train: the U-Net's base width, input size and batch); GEMMs of other shapes find no entry. */
+  workload?: Record<string, string | number>;
   measuredAt: string;
   report: TuneReport;
 }
@@ -229,8 +231,8 @@ export interface TuningRecord {
 export const TUNING_FORMAT = 'wgsl-unet-tuning/1';
 
 /** A tuning report as a file records it. */
-export function tuningRecord(gpu: Gpu, report: TuneReport): TuningRecord {
-  return { format: TUNING_FORMAT, adapter: formatAdapter(gpu.adapterInfo), measuredAt: new Date().toISOString(), report };
+export function tuningRecord(gpu: Gpu, report: TuneReport, workload?: Record<string, string | number>): TuningRecord {
+  return { format: TUNING_FORMAT, adapter: formatAdapter(gpu.adapterInfo), ...(workload ? { workload } : {}), measuredAt: new Date().toISOString(), report };
 }
 
 /**
@@ -247,6 +249,9 @@ export function parseTuning(text: string, source: string): TuningRecord {
   }
   if (r === null || typeof r !== 'object' || r.format !== TUNING_FORMAT) throw new Error(`${source} is not a tuning record: its format is not "${TUNING_FORMAT}"`);
   if (typeof r.adapter !== 'string' || !Array.isArray(r.report?.gemms)) throw new Error(`${source} is not a tuning record: it lacks the adapter or the GEMMs`);
+  if (r.workload !== undefined && (r.workload === null || typeof r.workload !== 'object' || Object.values(r.workload).some((v) => typeof v !== 'string' && typeof v !== 'number'))) {
+    throw new Error(`${source} is not a tuning record: its workload is not a list of names and values`);
+  }
   for (const g of r.report.gemms) {
     if (typeof g?.key !== 'string' || typeof g.best !== 'string') throw new Error(`${source}: a GEMM without a key or a best configuration`);
     if (g.best === 'planner') continue;
@@ -262,13 +267,17 @@ export function parseTuning(text: string, source: string): TuningRecord {
 /**
  * Gives the planner a recorded tuning's table, as tuneConvolutions does
  * after measuring, where the record was measured on this adapter (the same
- * formatAdapter: driver, features, matrices); elsewhere it sets nothing
- * and returns why. Needs mixed precision.
+ * formatAdapter: driver, features, matrices) and, given a workload, for
+ * that one; otherwise it sets nothing and returns why. Needs mixed
+ * precision.
  */
-export function applyTuning(gpu: Gpu, record: TuningRecord): { gemms: number; changed: number } | { mismatch: string } {
+export function applyTuning(gpu: Gpu, record: TuningRecord, workload?: Record<string, string | number>): { gemms: number; changed: number } | { mismatch: string } {
   if (precisionOf(gpu) !== 'mixed') throw new Error('a tuning applies to mixed precision: its GEMMs are the ones with configurations to choose from');
   const here = formatAdapter(gpu.adapterInfo);
   if (record.adapter !== here) return { mismatch: `measured on ${record.adapter}, not on this adapter, ${here}` };
+  if (workload && describeWorkload(record.workload ?? {}) !== describeWorkload(workload)) {
+    return { mismatch: `measured for ${describeWorkload(record.workload ?? {}) || 'a workload it does not name'}, not for ${describeWorkload(workload)}` };
+  }
   const caps = capsOf(gpu);
   const table = new Map<string, MmaChoice>();
   for (const g of record.report.gemms) {
@@ -279,4 +288,9 @@ export function applyTuning(gpu: Gpu, record: TuningRecord): { gemms: number; ch
   }
   setTunedConvolutions(gpu, table);
   return { gemms: record.report.gemms.length, changed: table.size };
+}
+
+/** A workload as words, its keys in order: "baseWidth 32, inputSize 96, batch 32". */
+function describeWorkload(w: Record<string, string | number>): string {
+  return Object.keys(w).sort().map((k) => `${k} ${w[k]}`).join(', ');
 }
