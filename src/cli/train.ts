@@ -250,6 +250,50 @@ function emptyPredictionDice(set: ImageSet, rows: Int32Array, batchSize: number)
   return sum / batches;
 }
 
+/**
+ * The mixed-precision convolutions' configurations for a run: measured
+ * here (--tune), or applied from a record (--tuning's, or on --resume the
+ * run folder's tuning.json where there is one), where it was measured on
+ * this adapter for this shape. Returns the record for the run folder to
+ * keep: what was measured or taken from --tuning (a resumed run's own is
+ * there already).
+ */
+async function tuneConvolutionsForRun(gpu: Gpu, o: Parsed, preset: { baseWidth: number; inputSize: number; batchSize: number }, precision: string, loss: TrainingLoss, recordPath: string | null): Promise<TuningRecord | null> {
+  const asked = o.tuning !== undefined;
+  if (o.tune === true) {
+    let bar: ReturnType<typeof progress> | null = null;
+    const report = await tuneForTraining(gpu, { baseWidth: preset.baseWidth, inputSize: preset.inputSize, batch: preset.batchSize }, loss, {
+      onProgress: (done, total, name) => {
+        bar ??= progress('tuning the convolutions', total, 'configurations');
+        bar.update(done, name);
+      },
+    });
+    (bar as ReturnType<typeof progress> | null)?.finish();
+    console.log(describeTuning(report));
+    return tuningRecord(gpu, report, tuningWorkload(preset));
+  }
+  if (!recordPath || (!asked && !existsSync(recordPath))) return null;
+  // (--tuning in fp32 is refused before this.)
+  if (precision !== 'mixed') {
+    console.log(`tuning: ${recordPath} not applied: this run is in ${precision}`);
+    return null;
+  }
+  let record: TuningRecord;
+  try {
+    record = parseTuning(new TextDecoder().decode(readBytes(recordPath, 'tuning record')), recordPath);
+  } catch (e) {
+    if (asked) throw e instanceof FileError ? e : new DataError((e as Error).message);
+    throw new DataError(`${(e as Error).message}; pass --tune to measure again (which rewrites it), or delete it to run on the planner's configurations`);
+  }
+  const applied = applyTuning(gpu, record, tuningWorkload(preset));
+  if ('mismatch' in applied) {
+    console.log(`tuning: ${recordPath} not applied: ${applied.mismatch}; the planner's configurations run (--tune measures for this one)`);
+    return null;
+  }
+  console.log(`tuning: ${applied.changed} of ${applied.gemms} GEMMs in their measured configurations, from ${recordPath} (measured ${record.measuredAt})`);
+  return asked ? record : null;
+}
+
 /** What a training run's tuning is measured for: the GEMMs' shapes follow from these. */
 function tuningWorkload(p: { baseWidth: number; inputSize: number; batchSize: number }): Record<string, number> {
   return { baseWidth: p.baseWidth, inputSize: p.inputSize, batch: p.batchSize };
@@ -370,39 +414,7 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
   // A resumed run loads its weights: the bias it started from is only kept in its record.
   const outputBias = resumed ? stored?.outputBias : o['init-prior'] === true ? priorLogOdds(data.train.masks, data.train.size ** 2, trainRows) : undefined;
   if (outputBias !== undefined && !resumed) console.log(`output bias: starts at ${outputBias.toFixed(3)}, the log-odds of the training masks' nerve pixels`);
-  // A tuned run keeps its tuning in tuning.json, which a resumed run applies again, as --tuning does
-  // another run's (--tune measures anew); the run folder keeps what was applied.
-  let tuned: TuningRecord | null = null;
-  const tuningPath = askedTuning ?? (resumeDir ? join(resumeDir, TUNING_FILE) : null);
-  if (o.tune !== true && tuningPath && askedTuning === undefined && existsSync(tuningPath) && precision !== 'mixed') {
-    console.log(`tuning: ${tuningPath} not applied: this run is in ${precision}`);
-  } else if (o.tune !== true && tuningPath && (askedTuning !== undefined || existsSync(tuningPath))) {
-    let record: TuningRecord;
-    try {
-      record = parseTuning(new TextDecoder().decode(readBytes(tuningPath, 'tuning record')), tuningPath);
-    } catch (e) {
-      if (askedTuning !== undefined) throw e instanceof FileError ? e : new DataError((e as Error).message);
-      throw new DataError(`${(e as Error).message}; pass --tune to measure again (which rewrites it), or delete it to run on the planner's configurations`);
-    }
-    const applied = applyTuning(gpu, record, tuningWorkload(preset));
-    if ('mismatch' in applied) console.log(`tuning: ${tuningPath} not applied: ${applied.mismatch}; the planner's configurations run (--tune measures for this one)`);
-    else {
-      console.log(`tuning: ${applied.changed} of ${applied.gemms} GEMMs in their measured configurations, from ${tuningPath} (measured ${record.measuredAt})`);
-      if (askedTuning !== undefined) tuned = record;
-    }
-  }
-  if (o.tune === true) {
-    let bar: ReturnType<typeof progress> | null = null;
-    const report = await tuneForTraining(gpu, { baseWidth: preset.baseWidth, inputSize: preset.inputSize, batch: preset.batchSize }, loss, {
-      onProgress: (done, total, name) => {
-        bar ??= progress('tuning the convolutions', total, 'configurations');
-        bar.update(done, name);
-      },
-    });
-    (bar as ReturnType<typeof progress> | null)?.finish();
-    console.log(describeTuning(report));
-    tuned = tuningRecord(gpu, report, tuningWorkload(preset));
-  }
+  const tuned = await tuneConvolutionsForRun(gpu, o, preset, precision, loss, askedTuning ?? (resumeDir ? join(resumeDir, TUNING_FILE) : null));
   const model = createUNet(gpu, { baseWidth: preset.baseWidth, inputSize: preset.inputSize, seed: o.seed as number, ...(outputBias !== undefined ? { outputBias } : {}) });
   // Mixed precision scales the loss, so that small gradients survive as f16 operands.
   const adam = new Adam(model.parameters, { lr: preset.lr, epsilon: preset.epsilon }, precision === 'mixed');
