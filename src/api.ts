@@ -12,7 +12,7 @@ export { GpuError, ShapeError } from './gpu/errors.js';
 // The precision: fp32, or mixed (f16 subgroup matrices with f32 sums, f16 activations) where the device has them.
 export { type Precision, canRunMixed, defaultPrecision, precisionOf, setPrecision } from './ops/conv/index.js';
 // Mixed precision's convolutions tuned by measurement on this device: each GEMM in the configuration it ran fastest in.
-export { type TuneOptions, type TuneReport, type TuningRecord, applyTuning, describeTuning, parseTuning, setTunedConvolutions, tuneConvolutions, tuningRecord } from './ops/conv/index.js';
+export { type TuneOptions, type TuneReport, type TuningRecord, TuningStoppedError, applyTuning, describeTuning, parseTuning, setTunedConvolutions, tuneConvolutions, tuningRecord } from './ops/conv/index.js';
 export { tuneForTraining } from './model/tune.js';
 
 // Tensors, the tape, and the ops with their backward rules.

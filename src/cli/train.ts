@@ -33,7 +33,7 @@ import { PRECISION_OPTION, choosePrecision, openGpu } from './gpu-options.js';
 import { tuneForSoftwareAdapter } from '../software/platform.js';
 import { progress } from './progress.js';
 import { tuneForTraining } from '../model/tune.js';
-import { type TuningRecord, applyTuning, describeTuning, parseTuning, tuningRecord } from '../ops/conv/tune.js';
+import { type TuningRecord, TuningStoppedError, applyTuning, describeTuning, parseTuning, tuningRecord } from '../ops/conv/tune.js';
 import { ensureDefaultData } from './default-data.js';
 import { loadTestSet, predictTestSet } from './predict.js';
 import { writeSubmission } from './submit.js';
@@ -258,7 +258,7 @@ function emptyPredictionDice(set: ImageSet, rows: Int32Array, batchSize: number)
  * keep: what was measured or taken from --tuning (a resumed run's own is
  * there already).
  */
-async function tuneConvolutionsForRun(gpu: Gpu, o: Parsed, preset: { baseWidth: number; inputSize: number; batchSize: number }, precision: string, loss: TrainingLoss, recordPath: string | null): Promise<TuningRecord | null> {
+async function tuneConvolutionsForRun(gpu: Gpu, o: Parsed, preset: { baseWidth: number; inputSize: number; batchSize: number }, precision: string, loss: TrainingLoss, recordPath: string | null, stopRequested: () => boolean): Promise<TuningRecord | null> {
   const asked = o.tuning !== undefined;
   if (o.tune === true) {
     let bar: ReturnType<typeof progress> | null = null;
@@ -267,6 +267,10 @@ async function tuneConvolutionsForRun(gpu: Gpu, o: Parsed, preset: { baseWidth: 
         bar ??= progress('tuning the convolutions', total, 'configurations');
         bar.update(done, name);
       },
+      shouldStop: stopRequested,
+    }).catch((e: unknown) => {
+      (bar as ReturnType<typeof progress> | null)?.finish(e instanceof TuningStoppedError ? 'interrupted' : 'failed');
+      throw e;
     });
     (bar as ReturnType<typeof progress> | null)?.finish();
     console.log(describeTuning(report));
@@ -414,7 +418,16 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
   // A resumed run loads its weights: the bias it started from is only kept in its record.
   const outputBias = resumed ? stored?.outputBias : o['init-prior'] === true ? priorLogOdds(data.train.masks, data.train.size ** 2, trainRows) : undefined;
   if (outputBias !== undefined && !resumed) console.log(`output bias: starts at ${outputBias.toFixed(3)}, the log-odds of the training masks' nerve pixels`);
-  const tuned = await tuneConvolutionsForRun(gpu, o, preset, precision, loss, askedTuning ?? (resumeDir ? join(resumeDir, TUNING_FILE) : null));
+  let tuned: TuningRecord | null;
+  try {
+    tuned = await tuneConvolutionsForRun(gpu, o, preset, precision, loss, askedTuning ?? (resumeDir ? join(resumeDir, TUNING_FILE) : null), stopRequested);
+  } catch (e) {
+    if (!(e instanceof TuningStoppedError)) throw e;
+    // Before the run folder exists: nothing to keep.
+    console.log(`interrupted while tuning the convolutions (${e.message}): nothing was saved`);
+    process.exitCode = 130;
+    return;
+  }
   const model = createUNet(gpu, { baseWidth: preset.baseWidth, inputSize: preset.inputSize, seed: o.seed as number, ...(outputBias !== undefined ? { outputBias } : {}) });
   // Mixed precision scales the loss, so that small gradients survive as f16 operands.
   const adam = new Adam(model.parameters, { lr: preset.lr, epsilon: preset.epsilon }, precision === 'mixed');

@@ -3,12 +3,13 @@
  * the run folder's tuning.json is applied again where it was measured on
  * this adapter for this shape, reported and left alone where it was not,
  * and a broken one stops the run with what to do; `train --tuning FILE`
- * applies another run's and keeps it in the new run's folder. (Tuning itself, and the table a record
+ * applies another run's and keeps it in the new run's folder; Ctrl-C while
+ * tuning stops before anything is written. (Tuning itself, and the table a record
  * gives the planner, are in tune.test.ts.) Runs where the adapter has f16
  * subgroup matrices; WGSL_UNET_REQUIRE_MIXED=1 makes their absence a failure.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -24,7 +25,7 @@ const root = mkdtempSync(join(tmpdir(), 'wgsl-unet-tune-resume-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 describe.runIf(canRunMixed(gpu) || required)('train --resume of a tuned run', () => {
-  it('applies tuning.json measured on this adapter for this shape, and says why not where it was measured elsewhere, for another shape, or is broken', () => {
+  it('applies tuning.json measured on this adapter for this shape, and says why not where it was measured elsewhere, for another shape, or is broken', async () => {
     // 12 frames of 48 × 64 with a bright ellipse in every other one.
     const [n, h, w] = [12, 48, 64];
     const imgs = new Uint8Array(n * h * w);
@@ -82,6 +83,22 @@ describe.runIf(canRunMixed(gpu) || required)('train --resume of a tuned run', ()
     const missing = train('--data', data, '--precision', 'mixed', '--base-width', '2', '--input-size', '16', '--batch-size', '4', '--epochs', '1', '--skip-predict', '--out', join(root, 'third'), '--tuning', join(root, 'nowhere.json'));
     expect(missing.status).toBe(1);
     expect(missing.stderr).toMatch(/tuning record not found: .*nowhere\.json/);
+
+    // Ctrl-C while tuning: it stops after the configuration being timed, before the run folder is made.
+    const child = spawn(process.execPath, [cli, 'train', '--data', data, '--precision', 'mixed', '--base-width', '2', '--input-size', '16', '--batch-size', '4', '--epochs', '1', '--skip-predict', '--out', join(root, 'stopped'), '--tune']);
+    let stdout = '';
+    let stderr = '';
+    // Interrupted once the data is read, just before tuning begins or in its first configurations.
+    let sent = false; // once: a second Ctrl-C quits at once
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      if (!sent && /^data: /m.test(stdout)) sent = child.kill('SIGINT');
+    });
+    child.stderr.on('data', (d: Buffer) => void (stderr += d.toString()));
+    const code = await new Promise<number | null>((ok) => child.on('exit', ok));
+    expect(code, stdout + stderr).toBe(130);
+    expect(stdout).toMatch(/interrupted while tuning the convolutions \(tuning stopped after \d+ of \d+ configurations\): nothing was saved/);
+    expect(existsSync(join(root, 'stopped'))).toBe(false);
 
     writeFileSync(tuning, '{"format": "wgsl-unet-tuning/1", "adapter": ');
     const broken = train('--resume', dir, '--epochs', '4', '--skip-predict');

@@ -13,7 +13,7 @@ import { Adam } from '../../src/model/adam.js';
 import { trainingLoss } from '../../src/model/trainer.js';
 import { Tape, Tensor, conv2d } from '../../src/autograd/index.js';
 import { tuneForTraining } from '../../src/model/tune.js';
-import { type MmaChoice, applyTuning, canRunMixed, convOverrides, describeTuning, mmaChoice, parseTuning, setConvOverrides, setPrecision, setTunedConvolutions, tuneConvolutions, tunedConvolutions, tuningRecord } from '../../src/ops/conv/index.js';
+import { type MmaChoice, TuningStoppedError, applyTuning, canRunMixed, convOverrides, describeTuning, mmaChoice, parseTuning, setConvOverrides, setPrecision, setTunedConvolutions, tuneConvolutions, tunedConvolutions, tuningRecord } from '../../src/ops/conv/index.js';
 
 const SIZE = 16;
 const required = process.env.WGSL_UNET_REQUIRE_MIXED === '1';
@@ -128,5 +128,24 @@ describe.runIf((canRunMixed(gpu) && gpu.hasTimestamps) || required)('tuning the 
     setTunedConvolutions(gpu, null);
     expect(applyTuning(gpu, { ...record, adapter: 'another GPU' })).toEqual({ mismatch: expect.stringMatching(/^measured on another GPU, not on this adapter, .+/) });
     expect(tunedConvolutions(gpu)).toBeNull();
+  }, 600_000);
+
+  it('stops between configurations when asked, the overrides and the table as they were', async () => {
+    setPrecision(gpu, 'mixed');
+    setConvOverrides(gpu, { mmaPrefetch: true });
+    const table = new Map([['some GEMM', mmaChoice('64x64x32') as MmaChoice]]);
+    setTunedConvolutions(gpu, table);
+    const timed: string[] = [];
+    const stopped = tuneForTraining(gpu, { baseWidth: 2, inputSize: SIZE, batch: 2 }, 'dice', {
+      candidates: ['32x32x32', '64x32x32'],
+      reps: 1,
+      onProgress: (_done, _total, name) => void (name && timed.push(name)),
+      shouldStop: () => timed.length >= 1,
+    });
+    await expect(stopped).rejects.toThrow(TuningStoppedError);
+    await expect(stopped).rejects.toThrow('tuning stopped after 1 of 3 configurations');
+    expect(timed).toEqual(['planner']);
+    expect(convOverrides(gpu)).toEqual({ mmaPrefetch: true });
+    expect(tunedConvolutions(gpu)).toBe(table);
   }, 600_000);
 });

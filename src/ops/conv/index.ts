@@ -7,4 +7,4 @@
 export * from './kernel.js';
 export { type Activation, type ConvOverrides, type Formulation, type MmaChoice, type MmaTile, type Precision, type SubgroupTiles, type TileShape, MMA_AUTO_TILES, MMA_DEFAULT_TILE, MMA_TILES, TILE_SHAPES, gemmKey, mmaConstants, mmaTileFor, planGemm, rowsPerLaneFor, subgroupTileName, tileShapeFor } from './plan.js';
 export { activationType, canRunMixed, convFormulation, convOverrides, defaultPrecision, precisionOf, setConvOverrides, setPrecision, setTunedConvolutions, tunedConvolutions } from './device.js';
-export { type TuneOptions, type TuneReport, type TuningRecord, TUNE_CANDIDATES, TUNING_FORMAT, applyTuning, describeTuning, mmaChoice, parseTuning, tuneConvolutions, tuningRecord } from './tune.js';
+export { type TuneOptions, type TuneReport, type TuningRecord, TUNE_CANDIDATES, TUNING_FORMAT, TuningStoppedError, applyTuning, describeTuning, mmaChoice, parseTuning, tuneConvolutions, tuningRecord } from './tune.js';

@@ -9,7 +9,7 @@
  */
 import { type Gpu, formatAdapter } from '../../gpu/gpu.js';
 import { GpuTimer } from '../../gpu/timer.js';
-import { capsOf, convOverrides, precisionOf, setConvOverrides, setGemmMarker, setTunedConvolutions } from './device.js';
+import { capsOf, convOverrides, precisionOf, setConvOverrides, setGemmMarker, setTunedConvolutions, tunedConvolutions } from './device.js';
 import { MMA_TILES, type MmaChoice, type MmaTile, fittingMmaTile, mmaConstants } from './plan.js';
 
 const FLAGS = ['prefetch', 'tall', 'wide', 'perquad', 'splitk'] as const;
@@ -56,6 +56,16 @@ export interface TuneOptions {
   reps?: number;
   /** Called before the first configuration (done 0) and after each, with the one just timed. */
   onProgress?: (done: number, total: number, name?: string) => void;
+  /** Asked before each configuration: true stops tuning with a TuningStoppedError, nothing given to the planner. */
+  shouldStop?: () => boolean;
+}
+
+/** Tuning stopped on request (TuneOptions.shouldStop) before it was done; the planner's table is as it was. */
+export class TuningStoppedError extends Error {
+  constructor(done: number, total: number) {
+    super(`tuning stopped after ${done} of ${total} configurations`);
+    this.name = 'TuningStoppedError';
+  }
 }
 
 /** What tuning measured: per GEMM, milliseconds a step in each configuration and the fastest. */
@@ -79,7 +89,8 @@ export interface TuneReport {
  * throwaway model's step, or a benchmark's) in the planner's configuration
  * and in each candidate, and gives the planner the table of every GEMM
  * whose fastest configuration is not the planner's. Needs mixed precision
- * and timestamp queries. The device's overrides are as before afterwards.
+ * and timestamp queries. The device's overrides are as before afterwards,
+ * and so is its table where tuning fails or is stopped.
  */
 export async function tuneConvolutions(gpu: Gpu, run: () => void | Promise<void>, opts: TuneOptions = {}): Promise<TuneReport> {
   if (precisionOf(gpu) !== 'mixed') throw new Error('tuning the convolutions needs mixed precision: its GEMMs are the ones with configurations to choose from');
@@ -111,6 +122,9 @@ export async function tuneConvolutions(gpu: Gpu, run: () => void | Promise<void>
   const timed: string[] = [];
   const failed: TuneReport['failed'] = [];
   const replay = gpu.replayEnabled;
+  // The table as it was, restored where tuning does not finish.
+  const before = tunedConvolutions(gpu);
+  let finished = false;
   setTunedConvolutions(gpu, null);
   // Traced, not replayed: runGemm marks each GEMM's dispatches only while its code runs.
   gpu.replayEnabled = false;
@@ -118,6 +132,7 @@ export async function tuneConvolutions(gpu: Gpu, run: () => void | Promise<void>
   try {
     opts.onProgress?.(0, configurations.length);
     for (const [i, [name, choice]] of configurations.entries()) {
+      if (opts.shouldStop?.()) throw new TuningStoppedError(i, configurations.length);
       setConvOverrides(gpu, choice ? { ...cleared, ...choice } : saved);
       let ms: Map<string, number>;
       try {
@@ -136,10 +151,12 @@ export async function tuneConvolutions(gpu: Gpu, run: () => void | Promise<void>
       timed.push(name);
       opts.onProgress?.(i + 1, configurations.length, name);
     }
+    finished = true;
   } finally {
     setGemmMarker(gpu, null);
     gpu.replayEnabled = replay;
     setConvOverrides(gpu, { ...cleared, ...saved });
+    if (!finished) setTunedConvolutions(gpu, before);
   }
   const { table, gemms, plannerMs, tunedMs } = fastest(times, choices, labels);
   setTunedConvolutions(gpu, table);
