@@ -6,7 +6,7 @@
 import type * as tfType from '@tensorflow/tfjs-core';
 import type { Gpu } from '../src/gpu/gpu.js';
 import { Tensor } from '../src/autograd/index.js';
-import { predictBatch, trainingStep } from '../src/model/trainer.js';
+import { type ImageSet, Trainer, predictBatch, trainingStep } from '../src/model/trainer.js';
 import { Adam } from '../src/model/adam.js';
 import { type UNet, createUNet } from '../src/model/unet.js';
 import { type Sample, type TfjsWebgpu, type Timing, sample, timeIt, timePaired } from './harness.js';
@@ -267,6 +267,28 @@ export function forwardFlops(w: number, s: number): number {
  * time), one profiled step, peak memory, and inference waited for and back to
  * back. Samples carry `precision` and `batch`.
  */
+/**
+ * Per-step time of the trainer's epoch loop (Trainer.trainEpoch) over
+ * `batches` batches of fresh data (median over `reps` epochs): what
+ * training_step_chained leaves out, each batch gathered and uploaded and
+ * each step's loss read back while the next step is recorded.
+ */
+async function timeTrainerLoop(model: UNet, adam: Adam, n: number, size: number, batches: number, reps: number): Promise<Timing> {
+  const px = size * size;
+  const set: ImageSet = { images: new Float32Array(batches * n * px), masks: new Float32Array(batches * n * px), count: batches * n, size };
+  for (let i = 0; i < set.images.length; i++) {
+    set.images[i] = Math.sin(i * 0.37);
+    set.masks[i] = (i % px) % size > size / 2 ? 1 : 0;
+  }
+  const order = Int32Array.from({ length: set.count }, (_, i) => i);
+  const trainer = new Trainer(model, adam, n);
+  await trainer.trainEpoch(set, order, 1); // the batch shapes captured for replay
+  const t = await timeIt(async () => {
+    await trainer.trainEpoch(set, order, 1);
+  }, reps, 0);
+  return { median: t.median / batches, min: t.min / batches, max: t.max / batches };
+}
+
 export async function benchOurStep(gpu: Gpu, precision: string, opts: { batch: number; reps: number; baseWidth: number; size: number; chain: number; tag?: string; tune?: TuneOptions }): Promise<{ samples: Sample[]; peakLiveBytes: number; poolBytes: number; profile?: StepProfile; tuning?: TuneReport }> {
   const { batch: n, size, baseWidth } = opts;
   const label = `batch ${n}, ${size}x${size}, width ${baseWidth}`;
@@ -315,6 +337,8 @@ export async function benchOurStep(gpu: Gpu, precision: string, opts: { batch: n
     await gpu.sync();
   }) : undefined;
   const chained = await timeChained(recordStep, () => gpu.sync(), Math.max(1, opts.chain), opts.reps);
+  // The trainer's own loop over as many batches: each uploaded, each step's loss read back while the next is recorded.
+  const loop = await timeTrainerLoop(model, adam, n, size, Math.max(1, opts.chain), opts.reps);
   const inferWaited = await timeIt(async () => {
     infer();
     await gpu.sync();
@@ -333,11 +357,12 @@ export async function benchOurStep(gpu: Gpu, precision: string, opts: { batch: n
   const samples: Sample[] = [
     { ...sample('training_step', label, impl, flops, waited, opts.reps), images_per_s: rate(waited), epoch_s: TUTORIAL_TRAIN_IMAGES / rate(waited), record_ms: recordMs, record_floor_ms: floorMs, step_dispatches: stepDispatches, record_every16_ms: recordEvery16Ms, record_traced_ms: tracedMs, ...(profile ? { gpu_ms: profile.gpu_ms } : {}), ...extra },
     { ...sample('training_step_chained', `${label}, ${opts.chain} back to back`, impl, flops, chained, opts.reps), images_per_s: rate(chained), ...extra },
+    { ...sample('training_loop', `${label}, ${opts.chain} batches through Trainer.trainEpoch`, impl, flops, loop, opts.reps), images_per_s: rate(loop), ...extra },
     { ...sample('inference', label, impl, flops / 3, inferWaited, opts.reps), images_per_s: rate(inferWaited), ...extra },
     { ...sample('inference_chained', `${label}, ${opts.chain} back to back`, impl, flops / 3, inferChained, opts.reps), images_per_s: rate(inferChained), ...extra },
   ];
   console.error(
-    `  ${impl} ${precision}, ${label}: training ${rate(waited).toFixed(0)} images/s waited, ${rate(chained).toFixed(0)} back to back; ` +
+    `  ${impl} ${precision}, ${label}: training ${rate(waited).toFixed(0)} images/s waited, ${rate(chained).toFixed(0)} back to back, ${rate(loop).toFixed(0)} in the trainer's loop; ` +
       `recording a step ${recordMs.toFixed(2)} ms of host time replayed (Dawn's floor for its ${stepDispatches} dispatches ${floorMs.toFixed(2)} ms; ${recordEvery16Ms.toFixed(2)} ms submitting every 16 dispatches), ${tracedMs.toFixed(2)} ms traced${profile ? `, ${profile.gpu_ms.toFixed(2)} ms of GPU time in ${profile.dispatches} dispatches` : ''}; ` +
       `inference ${rate(inferWaited).toFixed(0)} images/s waited, ${rate(inferChained).toFixed(0)} back to back; peak live ${(mem.peakLiveBytes / 2 ** 20).toFixed(1)} MiB`,
   );
