@@ -53,7 +53,7 @@ const SPEC: Record<string, OptionSpec> = {
   'inner-validation': { type: 'boolean', help: 'nested validation (train --inner-validation, needs --folds ≥ 3): each run validates on the fold after its held-out one and trains on the rest, so its best epoch is not chosen on the frames it is scored on' },
   tta: { type: 'string', help: 'test-time augmentation, as a last step: shift (the frame moved a sixteenth of its side each way), mirror (left to right: only for models trained with mirrors, as the nerve sits off-centre), shift+mirror or none', default: 'none' },
   resume: { type: 'string', help: 'a recipe folder to go on with: its finished runs are reused, interrupted ones resumed, missing ones trained, and everything scored again; it keeps the options it was started with (recipe.json), and only --seeds, --compare, --tta, --weights and the adapter options may be given anew' },
-  tune: { type: 'boolean', help: 'mixed precision: the first run measures which configuration of the mixed-precision convolution suits each layer on this GPU (train --tune), and every later run applies its measurements (train --tuning)' },
+  tune: { type: 'boolean', help: 'mixed precision: the first run trained measures which configuration of the mixed-precision convolution suits each layer on this GPU (train --tune), and every later one applies its measurements (train --tuning); a recipe resumed measures again in the first run it trains' },
   compare: { type: 'boolean', help: 'also train the tutorial\'s recipe and each step of the toolkit on the same folds, report what each adds, and submit from the step that scored best out of fold' },
   preset: { type: 'string', help: 'as for train: full or cpu (default: cpu on software adapters, full otherwise)' },
   epochs: { type: 'number', help: 'as for train' },
@@ -272,10 +272,9 @@ export async function recipe(argv: string[]): Promise<void> {
   // the ensemble adds seeds to the augmented runs, and test-time augmentation differs only in prediction.
   const trained: { config: Config; runs: string[] }[] = [];
   const made = new Map<string, string>();
-  // With --tune the first run trained measures the convolutions (train --tune) and the later ones, all
-  // of one shape, apply its tuning.json (train --tuning); resumed runs keep their own.
+  // With --tune the first run this call trains measures the convolutions on this GPU (train --tune) and
+  // the later ones, all of one shape, apply its tuning.json (train --tuning); resumed runs keep their own.
   let tuning: string | null = null;
-  const tuneArgs = () => (o.tune !== true ? [] : tuning ? ['--tuning', tuning] : ['--tune']);
   for (const config of steps) {
     const runs: string[] = [];
     for (let fold = 1; fold <= k; fold++) {
@@ -298,11 +297,12 @@ export async function recipe(argv: string[]): Promise<void> {
           await train(['--resume', state.run, '--skip-predict', ...passThrough(o, ['backend', 'adapter', 'power-preference'])]);
         } else {
           console.log(`\n== ${what} ==`);
-          await train(['--data', dataArg, '--out', out, '--folds', String(k), '--fold', String(fold), '--fold-seed', String(foldSeed), '--seed', String(seed), '--skip-predict', ...(inner ? ['--inner-validation'] : []), ...passThrough(o), ...config.trainArgs, ...tuneArgs()]);
+          const tuneArgs = o.tune !== true ? [] : tuning ? ['--tuning', tuning] : ['--tune'];
+          await train(['--data', dataArg, '--out', out, '--folds', String(k), '--fold', String(fold), '--fold-seed', String(foldSeed), '--seed', String(seed), '--skip-predict', ...(inner ? ['--inner-validation'] : []), ...passThrough(o), ...config.trainArgs, ...tuneArgs]);
+          if (!process.exitCode && tuneArgs[0] === '--tune') tuning = join(runIn(out), 'tuning.json');
         }
         if (process.exitCode) throw new DataError(`${config.name}, fold ${fold}, seed ${seed}: training stopped (see above); go on with: recipe --resume ${dir}`);
         const run = runIn(out);
-        if (o.tune === true && !tuning && existsSync(join(run, 'tuning.json'))) tuning = join(run, 'tuning.json');
         made.set(key, run);
         runs.push(run);
       }
