@@ -34,7 +34,9 @@ try {
 } catch (e) {
   fail(`${file}: ${e.message}`);
 }
+if (data === null || typeof data !== 'object') fail(`${file} holds no results`);
 if (data.format === 'wgsl-unet-tuning/1') {
+  if (!Array.isArray(data.report?.gemms)) fail(`${file} is a tuning record without its measurements`);
   // train --tune's record (src/ops/conv/tune.ts, TuningRecord).
   tuningReport(data.report, `measured on ${data.adapter} at ${data.measuredAt}`);
   process.exit(0);

@@ -261,13 +261,6 @@ export function forwardFlops(w: number, s: number): number {
 }
 
 /**
- * Our training step and inference alone, in the device's current precision
- * (set by the caller): the step waited for and `chain` steps back to back,
- * the host time to record one step (what the CPU must keep under the GPU's
- * time), one profiled step, peak memory, and inference waited for and back to
- * back. Samples carry `precision` and `batch`.
- */
-/**
  * Per-step time of the trainer's epoch loop (Trainer.trainEpoch) over
  * `batches` batches of fresh data (median over `reps` epochs): what
  * training_step_chained leaves out, each batch gathered and uploaded and
@@ -289,6 +282,13 @@ async function timeTrainerLoop(model: UNet, adam: Adam, n: number, size: number,
   return { median: t.median / batches, min: t.min / batches, max: t.max / batches };
 }
 
+/**
+ * Our training step and inference alone, in the device's current precision
+ * (set by the caller): the step waited for and `chain` steps back to back,
+ * the host time to record one step (what the CPU must keep under the GPU's
+ * time), the trainer's loop, one profiled step, peak memory, and inference waited for and back to
+ * back. Samples carry `precision` and `batch`.
+ */
 export async function benchOurStep(gpu: Gpu, precision: string, opts: { batch: number; reps: number; baseWidth: number; size: number; chain: number; tag?: string; tune?: TuneOptions }): Promise<{ samples: Sample[]; peakLiveBytes: number; poolBytes: number; profile?: StepProfile; tuning?: TuneReport }> {
   const { batch: n, size, baseWidth } = opts;
   const label = `batch ${n}, ${size}x${size}, width ${baseWidth}`;

@@ -261,6 +261,17 @@ export async function recipe(argv: string[]): Promise<void> {
   if (inner && k < 3) throw new UsageError(`--inner-validation needs --folds 3 or more (one fold held out, one to validate, the rest to train), got ${k}`);
   if (o.loss !== undefined && !(TRAINING_LOSSES as readonly unknown[]).includes(o.loss)) throw new UsageError(`--loss must be ${TRAINING_LOSSES.join(', ')}, got "${o.loss}"`);
   const steps = configs(o);
+  // --tune needs mixed precision and timestamp queries: refused here, before the folder is made, rather than by the first run.
+  if (o.tune === true) {
+    const gpu = await openGpu(o, () => {});
+    try {
+      const precision = choosePrecision(o, gpu, undefined, () => {});
+      if (precision !== 'mixed') throw new UsageError(`--tune chooses among the mixed-precision convolutions' configurations; this recipe's runs are in ${precision} (--precision mixed, on an adapter with f16 subgroup matrices)`);
+      if (!gpu.hasTimestamps) throw new UsageError(`--tune times the convolutions by timestamp queries, which adapter ${gpu.adapterInfo.description} does not offer`);
+    } finally {
+      await gpu.close();
+    }
+  }
   if (fresh) {
     mkdirSync(dir, { recursive: true });
     writeAtomic(join(dir, 'recipe.json'), JSON.stringify({ options: o }, null, 2) + '\n');
@@ -300,6 +311,11 @@ export async function recipe(argv: string[]): Promise<void> {
           const tuneArgs = o.tune !== true ? [] : tuning ? ['--tuning', tuning] : ['--tune'];
           await train(['--data', dataArg, '--out', out, '--folds', String(k), '--fold', String(fold), '--fold-seed', String(foldSeed), '--seed', String(seed), '--skip-predict', ...(inner ? ['--inner-validation'] : []), ...passThrough(o), ...config.trainArgs, ...tuneArgs]);
           if (!process.exitCode && tuneArgs[0] === '--tune') tuning = join(runIn(out), 'tuning.json');
+        }
+        if (process.exitCode === 130) {
+          // Ctrl-C: train said what it kept; the recipe ends with its status.
+          console.log(`recipe interrupted in ${config.name}, fold ${fold}, seed ${seed}; go on with: recipe --resume ${dir}`);
+          return;
         }
         if (process.exitCode) throw new DataError(`${config.name}, fold ${fold}, seed ${seed}: training stopped (see above); go on with: recipe --resume ${dir}`);
         const run = runIn(out);

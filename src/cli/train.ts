@@ -289,7 +289,12 @@ async function tuneConvolutionsForRun(gpu: Gpu, o: Parsed, preset: { baseWidth: 
     if (asked) throw e instanceof FileError ? e : new DataError((e as Error).message);
     throw new DataError(`${(e as Error).message}; pass --tune to measure again (which rewrites it), or delete it to run on the planner's configurations`);
   }
-  const applied = applyTuning(gpu, record, tuningWorkload(preset));
+  let applied: ReturnType<typeof applyTuning>;
+  try {
+    applied = applyTuning(gpu, record, tuningWorkload(preset));
+  } catch (e) {
+    throw new DataError(`${recordPath}: ${(e as Error).message}; ${asked ? 'give a tuning measured on this GPU, or' : 'pass --tune to measure again (which rewrites it), or delete it to'} run on the planner's configurations${asked ? ' by leaving out --tuning' : ''}`);
+  }
   if ('mismatch' in applied) {
     console.log(`tuning: ${recordPath} not applied: ${applied.mismatch}; the planner's configurations run (--tune measures for this one)`);
     return null;
@@ -456,7 +461,6 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
     runDir = resolve(o.out as string, new Date().toISOString().replace(/[:.]/g, '-'));
   }
   console.log(`model: ${model.parameters.count.toLocaleString('en-US')} parameters; run folder ${runDir}`);
-  if (tuned) writeAtomic(join(runDir, TUNING_FILE), JSON.stringify(tuned, null, 2) + '\n');
   if (data.contradictions) writeAtomic(join(runDir, 'contradictions.json'), JSON.stringify({ data: dataDir, ...data.contradictions.report, droppedFromTraining: data.contradictions.dropped }, null, 2) + '\n');
 
   if (augment) console.log(`augmentation: ${Object.entries(augment).map(([k, v]) => `${k} ${v}`).join(', ')}`);
@@ -518,6 +522,9 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
         // last.safetensors is written last: it decides where --resume starts, and
         // a run killed before it resumes at this epoch, which rewrites the others
         // (the log's lines from this epoch on are dropped on resume).
+        // The tuning with the first epoch's files: a run stopped before has nothing to resume.
+        if (tuned) writeAtomic(join(runDir, TUNING_FILE), JSON.stringify(tuned, null, 2) + '\n');
+        tuned = null;
         writeAtomic(join(runDir, 'log.jsonl'), log.map((e) => JSON.stringify(e)).join('\n') + '\n');
         writeAtomic(join(runDir, 'curves.svg'), curvesSvg(log));
         if (entry.val_loss < bestValLoss) {

@@ -264,10 +264,11 @@ describe('train --inner-validation', () => {
     expect(two.code).toBe(2);
     expect(two.out).toContain('--inner-validation needs --folds 3 or more');
     expect(existsSync(out)).toBe(false);
-    // --tune reaches the first run's train, which refuses it in fp32 (mixed precision's configurations are what it measures).
+    // --tune measures mixed precision's configurations: refused in fp32 before the recipe's folder is made.
     const tuned = cliRun('recipe', '--data', dataDir, '--out', join(root, 'tuned-recipe'), '--folds', '2', '--tune', '--precision', 'fp32', '--epochs', '1', '--base-width', '2', '--input-size', '16', '--batch-size', '4');
     expect(tuned.code, tuned.out).toBe(2);
-    expect(tuned.out).toContain("--tune chooses among the mixed-precision convolutions' configurations; this run is in fp32");
+    expect(tuned.out).toContain("--tune chooses among the mixed-precision convolutions' configurations; this recipe's runs are in fp32");
+    expect(existsSync(join(root, 'tuned-recipe'))).toBe(false);
     const r = cliRun('recipe', '--data', dataDir, '--out', out, '--folds', '3', '--inner-validation', '--epochs', '1', '--base-width', '2', '--input-size', '16', '--batch-size', '4', '--augment', 'none', '--keep-contradictions');
     expect(r.code, r.out).toBe(0);
     expect(r.out).toContain('(epochs chosen on the next fold: nested validation)');

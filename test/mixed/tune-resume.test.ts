@@ -6,7 +6,8 @@
  * applies another run's and keeps it in the new run's folder; Ctrl-C while
  * tuning stops before anything is written. (Tuning itself, and the table a record
  * gives the planner, are in tune.test.ts.) Runs where the adapter has f16
- * subgroup matrices; WGSL_UNET_REQUIRE_MIXED=1 makes their absence a failure.
+ * subgroup matrices and timestamp queries (--tune's); WGSL_UNET_REQUIRE_MIXED=1
+ * makes their absence a failure.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -24,7 +25,7 @@ const gpu = await testGpu();
 const root = mkdtempSync(join(tmpdir(), 'wgsl-unet-tune-resume-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-describe.runIf(canRunMixed(gpu) || required)('train --resume of a tuned run', () => {
+describe.runIf((canRunMixed(gpu) && gpu.hasTimestamps) || required)('train --resume of a tuned run', () => {
   it('applies tuning.json measured on this adapter for this shape, and says why not where it was measured elsewhere, for another shape, or is broken', async () => {
     // 12 frames of 48 × 64 with a bright ellipse in every other one.
     const [n, h, w] = [12, 48, 64];
