@@ -45,6 +45,7 @@ for (const st of steps) for (const s of st.samples ?? []) {
     ...(s.record_floor_ms !== undefined ? { record_floor_ms: s.record_floor_ms, step_dispatches: s.step_dispatches } : {}),
     ...(s.record_every16_ms !== undefined ? { record_every16_ms: s.record_every16_ms } : {}),
     ...(s.record_traced_ms !== undefined ? { record_traced_ms: s.record_traced_ms } : {}),
+    ...(s.steps_in_flight !== undefined ? { steps_in_flight: s.steps_in_flight } : {}),
     ...(run && s.op.startsWith('training') ? { peak_live_mib: mib(run.peakLiveBytes) } : {}),
   });
 }

@@ -262,11 +262,12 @@ export function forwardFlops(w: number, s: number): number {
 
 /**
  * Per-step time of the trainer's epoch loop (Trainer.trainEpoch) over
- * `batches` batches of fresh data (median over `reps` epochs): what
- * training_step_chained leaves out, each batch gathered and uploaded and
- * each step's loss read back while the next step is recorded.
+ * `batches` batches of fresh data (median over `reps` epochs), `inFlight`
+ * steps recorded ahead of the loss awaited: what training_step_chained
+ * leaves out, each batch gathered and uploaded and each step's loss read
+ * back while later steps run.
  */
-async function timeTrainerLoop(model: UNet, adam: Adam, n: number, size: number, batches: number, reps: number): Promise<Timing> {
+async function timeTrainerLoop(model: UNet, adam: Adam, n: number, size: number, batches: number, reps: number, inFlight: number): Promise<Timing> {
   const px = size * size;
   const set: ImageSet = { images: new Float32Array(batches * n * px), masks: new Float32Array(batches * n * px), count: batches * n, size };
   for (let i = 0; i < set.images.length; i++) {
@@ -275,6 +276,7 @@ async function timeTrainerLoop(model: UNet, adam: Adam, n: number, size: number,
   }
   const order = Int32Array.from({ length: set.count }, (_, i) => i);
   const trainer = new Trainer(model, adam, n);
+  trainer.stepsInFlight = inFlight;
   await trainer.trainEpoch(set, order, 1); // the batch shapes captured for replay
   const t = await timeIt(async () => {
     await trainer.trainEpoch(set, order, 1);
@@ -337,8 +339,9 @@ export async function benchOurStep(gpu: Gpu, precision: string, opts: { batch: n
     await gpu.sync();
   }) : undefined;
   const chained = await timeChained(recordStep, () => gpu.sync(), Math.max(1, opts.chain), opts.reps);
-  // The trainer's own loop over as many batches: each uploaded, each step's loss read back while the next is recorded.
-  const loop = await timeTrainerLoop(model, adam, n, size, Math.max(1, opts.chain), opts.reps);
+  // The trainer's own loop over as many batches (each uploaded, its loss read back while later steps run), with 1 and 2 steps in flight.
+  const loops = [];
+  for (const inFlight of [1, 2]) loops.push({ inFlight, t: await timeTrainerLoop(model, adam, n, size, Math.max(1, opts.chain), opts.reps, inFlight) });
   const inferWaited = await timeIt(async () => {
     infer();
     await gpu.sync();
@@ -357,12 +360,12 @@ export async function benchOurStep(gpu: Gpu, precision: string, opts: { batch: n
   const samples: Sample[] = [
     { ...sample('training_step', label, impl, flops, waited, opts.reps), images_per_s: rate(waited), epoch_s: TUTORIAL_TRAIN_IMAGES / rate(waited), record_ms: recordMs, record_floor_ms: floorMs, step_dispatches: stepDispatches, record_every16_ms: recordEvery16Ms, record_traced_ms: tracedMs, ...(profile ? { gpu_ms: profile.gpu_ms } : {}), ...extra },
     { ...sample('training_step_chained', `${label}, ${opts.chain} back to back`, impl, flops, chained, opts.reps), images_per_s: rate(chained), ...extra },
-    { ...sample('training_loop', `${label}, ${opts.chain} batches through Trainer.trainEpoch`, impl, flops, loop, opts.reps), images_per_s: rate(loop), ...extra },
+    ...loops.map(({ inFlight, t }) => ({ ...sample('training_loop', `${label}, ${opts.chain} batches through Trainer.trainEpoch, ${inFlight} in flight`, impl, flops, t, opts.reps), images_per_s: rate(t), steps_in_flight: inFlight, ...extra })),
     { ...sample('inference', label, impl, flops / 3, inferWaited, opts.reps), images_per_s: rate(inferWaited), ...extra },
     { ...sample('inference_chained', `${label}, ${opts.chain} back to back`, impl, flops / 3, inferChained, opts.reps), images_per_s: rate(inferChained), ...extra },
   ];
   console.error(
-    `  ${impl} ${precision}, ${label}: training ${rate(waited).toFixed(0)} images/s waited, ${rate(chained).toFixed(0)} back to back, ${rate(loop).toFixed(0)} in the trainer's loop; ` +
+    `  ${impl} ${precision}, ${label}: training ${rate(waited).toFixed(0)} images/s waited, ${rate(chained).toFixed(0)} back to back, ${loops.map(({ inFlight, t }) => `${rate(t).toFixed(0)} in the trainer's loop with ${inFlight} in flight`).join(', ')}; ` +
       `recording a step ${recordMs.toFixed(2)} ms of host time replayed (Dawn's floor for its ${stepDispatches} dispatches ${floorMs.toFixed(2)} ms; ${recordEvery16Ms.toFixed(2)} ms submitting every 16 dispatches), ${tracedMs.toFixed(2)} ms traced${profile ? `, ${profile.gpu_ms.toFixed(2)} ms of GPU time in ${profile.dispatches} dispatches` : ''}; ` +
       `inference ${rate(inferWaited).toFixed(0)} images/s waited, ${rate(inferChained).toFixed(0)} back to back; peak live ${(mem.peakLiveBytes / 2 ** 20).toFixed(1)} MiB`,
   );

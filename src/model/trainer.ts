@@ -125,6 +125,13 @@ export class Trainer {
     readonly loss: TrainingLoss = 'dice',
   ) {}
 
+  /**
+   * Training steps recorded ahead of the one whose loss is awaited: with 1,
+   * step s's loss is read back while step s + 1 runs; more leave the GPU
+   * more work queued while the host waits for a readback and records.
+   */
+  stepsInFlight = 1;
+
   private upload(set: ImageSet, indices: ArrayLike<number>, from: number, to: number): { x: Tensor; y: Tensor } {
     const gpu = this.model.gpu;
     const { x, y } = gather(set, indices, from, to);
@@ -150,7 +157,9 @@ export class Trainer {
     let sum = 0;
     let diceSum = 0;
     let done = 0;
-    let pending: { read: Promise<[number, number]>; step: number; images: number } | null = null;
+    if (!(Number.isInteger(this.stepsInFlight) && this.stepsInFlight >= 1)) throw new Error(`stepsInFlight must be a whole number ≥ 1, not ${String(this.stepsInFlight)}`);
+    // Steps recorded whose losses are still being read back, oldest first.
+    const pending: { read: Promise<[number, number]>; step: number; images: number }[] = [];
     const settle = async (p: { read: Promise<[number, number]>; step: number; images: number }) => {
       const [value, dice] = await p.read;
       if (!Number.isFinite(value)) throw new NonFiniteLossError(epoch, p.step, value);
@@ -177,22 +186,21 @@ export class Trainer {
           ({ x, y } = warped);
         }
         const step = trainingStep(this.model, this.adam, x, y, this.loss);
-        // Starts the readback (and submits the step); awaited after the next step is recorded.
+        // Starts the readback (and submits the step); awaited once stepsInFlight more steps are recorded.
         const read = readLoss(step.loss, step.dice);
         step.loss.dispose();
         step.dice?.dispose();
         x.dispose();
         y.dispose();
-        const previous = pending;
-        pending = { read, step: s + 1, images: to };
-        if (previous) await settle(previous);
+        pending.push({ read, step: s + 1, images: to });
+        if (pending.length > this.stepsInFlight) await settle(pending.shift()!);
       }
+      while (pending.length) await settle(pending.shift()!);
     } catch (e) {
-      // The step's loss, still being read back, fails with the same cause: the error thrown says it already.
-      (pending as { read: Promise<unknown> } | null)?.read.catch(() => {});
+      // The steps' losses, still being read back, fail with the same cause: the error thrown says it already.
+      for (const p of pending) p.read.catch(() => {});
       throw e;
     }
-    if (pending) await settle(pending);
     return { loss: done ? sum / done : NaN, dice: done ? diceSum / done : NaN, completed };
   }
 

@@ -40,6 +40,34 @@ describe('Trainer', () => {
     adam.dispose();
   });
 
+  it('trains alike with more steps in flight: the same losses, reported in order, and the same weights', async () => {
+    const gpu = await testGpu();
+    const data = set(16, 4);
+    const rows = Array.from({ length: 16 }, (_, i) => i);
+    const run = async (inFlight: number) => {
+      const model = createUNet(gpu, { baseWidth: 2, inputSize: SIZE, seed: 9 });
+      const adam = new Adam(model.parameters, { lr: 1e-3 });
+      const trainer = new Trainer(model, adam, 4);
+      trainer.stepsInFlight = inFlight;
+      const steps: [number, number, number][] = [];
+      const epoch = await trainer.trainEpoch(data, rows, 1, (r) => void steps.push([r.step, r.images, r.loss]));
+      const weights = await model.parameters.get('conv2d_1/kernel').read();
+      model.dispose();
+      adam.dispose();
+      return { steps, epoch, weights };
+    };
+    const one = await run(1);
+    expect(one.steps.map(([step, images]) => [step, images])).toEqual([[1, 4], [2, 8], [3, 12], [4, 16]]);
+    for (const n of [2, 5]) expect(await run(n), `${n} steps in flight`).toEqual(one);
+    const model = createUNet(gpu, { baseWidth: 2, inputSize: SIZE });
+    const adam = new Adam(model.parameters, {});
+    const trainer = new Trainer(model, adam, 4);
+    trainer.stepsInFlight = 0;
+    await expect(trainer.trainEpoch(data, rows, 1)).rejects.toThrow('stepsInFlight must be a whole number ≥ 1, not 0');
+    model.dispose();
+    adam.dispose();
+  });
+
   it('keeps live GPU memory flat across epochs, and evaluation and prediction agree', async () => {
     const gpu = await testGpu();
     const model = createUNet(gpu, { baseWidth: 2, inputSize: SIZE });
