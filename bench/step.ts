@@ -268,12 +268,8 @@ export function forwardFlops(w: number, s: number): number {
  * back while later steps run.
  */
 async function timeTrainerLoop(model: UNet, adam: Adam, n: number, size: number, batches: number, reps: number, inFlight: number): Promise<Timing> {
-  const px = size * size;
-  const set: ImageSet = { images: new Float32Array(batches * n * px), masks: new Float32Array(batches * n * px), count: batches * n, size };
-  for (let i = 0; i < set.images.length; i++) {
-    set.images[i] = Math.sin(i * 0.37);
-    set.masks[i] = (i % px) % size > size / 2 ? 1 : 0;
-  }
+  const { x, y } = batch(batches * n, size);
+  const set: ImageSet = { images: x, masks: y, count: batches * n, size };
   const order = Int32Array.from({ length: set.count }, (_, i) => i);
   const trainer = new Trainer(model, adam, n);
   trainer.stepsInFlight = inFlight;
@@ -288,8 +284,8 @@ async function timeTrainerLoop(model: UNet, adam: Adam, n: number, size: number,
  * Our training step and inference alone, in the device's current precision
  * (set by the caller): the step waited for and `chain` steps back to back,
  * the host time to record one step (what the CPU must keep under the GPU's
- * time), the trainer's loop, one profiled step, peak memory, and inference waited for and back to
- * back. Samples carry `precision` and `batch`.
+ * time), the trainer's loop, one profiled step, peak memory, and inference
+ * waited for and back to back. Samples carry `precision` and `batch`.
  */
 export async function benchOurStep(gpu: Gpu, precision: string, opts: { batch: number; reps: number; baseWidth: number; size: number; chain: number; tag?: string; tune?: TuneOptions }): Promise<{ samples: Sample[]; peakLiveBytes: number; poolBytes: number; profile?: StepProfile; tuning?: TuneReport }> {
   const { batch: n, size, baseWidth } = opts;

@@ -282,18 +282,20 @@ async function tuneConvolutionsForRun(gpu: Gpu, o: Parsed, preset: { baseWidth: 
     console.log(`tuning: ${recordPath} not applied: this run is in ${precision}`);
     return null;
   }
+  // What to do about a record that cannot be used: the run folder's is measured again or deleted.
+  const remedy = asked ? "give a tuning measured on this GPU, or run on the planner's configurations by leaving out --tuning" : "pass --tune to measure again (which rewrites it), or delete it to run on the planner's configurations";
   let record: TuningRecord;
   try {
     record = parseTuning(new TextDecoder().decode(readBytes(recordPath, 'tuning record')), recordPath);
   } catch (e) {
     if (asked) throw e instanceof FileError ? e : new DataError((e as Error).message);
-    throw new DataError(`${(e as Error).message}; pass --tune to measure again (which rewrites it), or delete it to run on the planner's configurations`);
+    throw new DataError(`${(e as Error).message}; ${remedy}`);
   }
   let applied: ReturnType<typeof applyTuning>;
   try {
     applied = applyTuning(gpu, record, tuningWorkload(preset));
   } catch (e) {
-    throw new DataError(`${recordPath}: ${(e as Error).message}; ${asked ? 'give a tuning measured on this GPU, or' : 'pass --tune to measure again (which rewrites it), or delete it to'} run on the planner's configurations${asked ? ' by leaving out --tuning' : ''}`);
+    throw new DataError(`${recordPath}: ${(e as Error).message}; ${remedy}`);
   }
   if ('mismatch' in applied) {
     console.log(`tuning: ${recordPath} not applied: ${applied.mismatch}; the planner's configurations run (--tune measures for this one)`);

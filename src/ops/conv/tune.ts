@@ -10,7 +10,7 @@
 import { type Gpu, formatAdapter } from '../../gpu/gpu.js';
 import { GpuTimer } from '../../gpu/timer.js';
 import { capsOf, convOverrides, precisionOf, setConvOverrides, setGemmMarker, setTunedConvolutions, tunedConvolutions } from './device.js';
-import { MMA_TILES, type MmaChoice, type MmaTile, fittingMmaTile, mmaConstants } from './plan.js';
+import { type ConvCaps, MMA_TILES, type MmaChoice, type MmaTile, fittingMmaTile, mmaConstants } from './plan.js';
 
 const FLAGS = ['prefetch', 'tall', 'wide', 'perquad', 'splitk'] as const;
 
@@ -109,8 +109,7 @@ export async function tuneConvolutions(gpu: Gpu, run: () => void | Promise<void>
     const c = mmaChoice(name);
     if (c.mmaTile === 'auto') throw new Error('auto is not a configuration to tune: it picks a tile per GEMM by rule, where tuning picks by measurement');
     if (normalForm(c) === own) continue;
-    const fits = caps.matrix && caps.subgroups && mmaConstants(caps.matrix, caps.subgroups.max, c.mmaTile, caps.limits, c);
-    if (fits) choices.set(name, c as MmaChoice);
+    if (fits(caps, c)) choices.set(name, c as MmaChoice);
     else unfit.push(name);
   }
   // Every key a choice may set, cleared first, so that no candidate inherits another's.
@@ -161,6 +160,11 @@ export async function tuneConvolutions(gpu: Gpu, run: () => void | Promise<void>
   const { table, gemms, plannerMs, tunedMs } = fastest(times, choices, labels);
   setTunedConvolutions(gpu, table);
   return { configurations: timed, unfit, failed, gemms, plannerMs, tunedMs, seconds: (performance.now() - started) / 1000 };
+}
+
+/** Whether a configuration's tile and subgroup tiles fit the device's matrices and limits (auto, a rule, is no configuration). */
+function fits(caps: ConvCaps, c: ReturnType<typeof mmaChoice>): boolean {
+  return c.mmaTile !== 'auto' && !!(caps.matrix && caps.subgroups && mmaConstants(caps.matrix, caps.subgroups.max, c.mmaTile, caps.limits, c));
 }
 
 /** A configuration as a string, flags that are off (undefined or false; mmaStepDecode's default is on) alike. */
@@ -300,14 +304,14 @@ export function applyTuning(gpu: Gpu, record: TuningRecord, workload?: Record<st
   for (const g of record.report.gemms) {
     if (g.best === 'planner') continue;
     const c = mmaChoice(g.best);
-    if (c.mmaTile === 'auto' || !(caps.matrix && caps.subgroups && mmaConstants(caps.matrix, caps.subgroups.max, c.mmaTile, caps.limits, c))) throw new Error(`the tuning's configuration ${g.best} does not fit this device's matrices and limits`);
+    if (!fits(caps, c)) throw new Error(`the tuning's configuration ${g.best} does not fit this device's matrices and limits`);
     table.set(g.key, c as MmaChoice);
   }
   setTunedConvolutions(gpu, table);
   return { gemms: record.report.gemms.length, changed: table.size };
 }
 
-/** A workload as words, its keys in order: "baseWidth 32, inputSize 96, batch 32". */
+/** A workload as words, its keys sorted: "baseWidth 32, batch 32, inputSize 96". */
 function describeWorkload(w: Record<string, string | number>): string {
   return Object.keys(w).sort().map((k) => `${k} ${w[k]}`).join(', ');
 }
