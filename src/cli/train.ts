@@ -66,7 +66,7 @@ const SPEC: Record<string, OptionSpec> = {
   'drop-contradictions': { type: 'boolean', help: 'leave the unmasked frame of each contradictory near-duplicate pair (wgsl-unet duplicates) out of training' },
   'init-prior': { type: 'boolean', help: 'start the last layer\'s bias at the log-odds of nerve pixels in the training masks, not at 0: the maps begin near that fraction instead of 0.5, and the Dice loss leaves its early plateau sooner' },
   loss: { type: 'string', help: 'the loss: dice (the tutorial\'s: −Dice over all the images of a step together), image-dice (minus the mean of each image\'s Dice, as the competition scores: an empty image predicted empty counts 1) or bce-dice (the tutorial\'s plus the mean binary cross-entropy); a resumed run keeps its own' },
-  seed: { type: 'number', help: 'seed of the initial weights and of the shuffling', default: 1 },
+  seed: { type: 'number', help: 'seed of the initial weights, the shuffling and the augmentation (default 1); a resumed run keeps its own' },
   'anti-alias': { type: 'boolean', help: 'blur before downsampling, as scikit-image ≥ 0.19 does' },
   resume: { type: 'string', help: 'run folder to continue from its last.safetensors' },
   'skip-predict': { type: 'boolean', help: 'do not predict the test frames and write submission.csv after training' },
@@ -111,7 +111,7 @@ function checkNumbers(o: Parsed): void {
   if (o.epsilon !== undefined && !((o.epsilon as number) > 0)) throw new UsageError(`--epsilon must be positive, got ${o.epsilon}`);
   const split = o['validation-split'];
   if (split !== undefined && !((split as number) > 0 && (split as number) < 1)) throw new UsageError(`--validation-split must be in (0, 1), got ${split}`);
-  if (!Number.isInteger(o.seed)) throw new UsageError(`--seed must be an integer, got ${o.seed}`);
+  if (o.seed !== undefined && !Number.isInteger(o.seed)) throw new UsageError(`--seed must be an integer, got ${o.seed}`);
   const folds = o.folds as number | undefined;
   const fold = o.fold as number | undefined;
   if (folds !== undefined && (!Number.isInteger(folds) || folds < 2)) throw new UsageError(`--folds must be a whole number ≥ 2, got ${folds}`);
@@ -396,6 +396,10 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
   const storedLoss: TrainingLoss | undefined = resumed ? stored?.loss ?? 'dice' : undefined;
   if (storedLoss !== undefined && askedLoss !== undefined && askedLoss !== storedLoss) throw new UsageError(`--loss ${askedLoss} conflicts with ${resumedFrom}, which was trained with the ${storedLoss} loss; leave the flag out to resume as it was`);
   const loss: TrainingLoss = storedLoss ?? (askedLoss as TrainingLoss | undefined) ?? 'dice';
+  // A resumed run's augmentation goes on from its own seed.
+  const askedSeed = o.seed as number | undefined;
+  if (stored && askedSeed !== undefined && askedSeed !== stored.seed) throw new UsageError(`--seed ${askedSeed} conflicts with ${resumedFrom}, which was trained with seed ${stored.seed}; leave the flag out to resume as it was`);
+  const seed = stored?.seed ?? askedSeed ?? 1;
   let augment: AugmentSpec | undefined;
   if (o.augment !== undefined) {
     try {
@@ -435,11 +439,11 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
     process.exitCode = 130;
     return;
   }
-  const model = createUNet(gpu, { baseWidth: preset.baseWidth, inputSize: preset.inputSize, seed: o.seed as number, ...(outputBias !== undefined ? { outputBias } : {}) });
+  const model = createUNet(gpu, { baseWidth: preset.baseWidth, inputSize: preset.inputSize, seed, ...(outputBias !== undefined ? { outputBias } : {}) });
   // Mixed precision scales the loss, so that small gradients survive as f16 operands.
   const adam = new Adam(model.parameters, { lr: preset.lr, epsilon: preset.epsilon }, precision === 'mixed');
   let stepsTaken = resumed ? resumed.adam!.t : 0;
-  let rng = new Rng(((o.seed as number) ^ 0x5eed) >>> 0);
+  let rng = new Rng((seed ^ 0x5eed) >>> 0);
   let firstEpoch = 1;
   const log: EpochLog[] = [];
   let runDir: string;
@@ -467,7 +471,7 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
 
   if (augment) console.log(`augmentation: ${Object.entries(augment).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   if (loss !== 'dice') console.log(`loss: ${loss === 'image-dice' ? 'minus the mean Dice of the images of each batch' : '−Dice over each batch plus the mean binary cross-entropy'}`);
-  const trainer = new Trainer(model, adam, preset.batchSize, augment ? new Augmenter(augment, o.seed as number) : undefined, loss);
+  const trainer = new Trainer(model, adam, preset.batchSize, augment ? new Augmenter(augment, seed) : undefined, loss);
   let bestValLoss = log.length ? Math.min(...log.map((e) => e.val_loss)) : Infinity;
   let bestMeta: CheckpointMeta | null = null;
 
@@ -484,7 +488,7 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
     precision,
     createdAt: new Date().toISOString(),
     training: {
-      seed: o.seed as number,
+      seed,
       batchSize: preset.batchSize,
       epochs: preset.epochs,
       lr: preset.lr,

@@ -130,6 +130,18 @@ describe('npm run train', () => {
     expect(c.stderr).toMatch(/--anti-alias conflicts with .*last\.safetensors, which was trained without it/);
   });
 
+  it('resumes an augmented run to the uninterrupted curve: the augmentation goes on from the run\'s seed', () => {
+    const args = ['--seed', '5', '--augment', 'rotate=5,elastic=0'];
+    const whole = train('--epochs', '2', '--out', join(root, 'aug-whole'), ...args);
+    expect(whole.code, whole.out).toBe(0);
+    const half = train('--epochs', '1', '--out', join(root, 'aug-half'), ...args);
+    expect(half.code, half.out).toBe(0);
+    const dir = runFolder(half.out);
+    const b = spawnSync(process.execPath, [cli, 'train', '--resume', dir, '--epochs', '2'], { encoding: 'utf8', timeout: 240_000 });
+    expect(b.status, b.stderr).toBe(0);
+    expect(losses(dir).map(({ seconds: _s, ...rest }) => rest)).toEqual(losses(runFolder(whole.out)).map(({ seconds: _s, ...rest }) => rest));
+  });
+
   it('predicts the test frames and writes a valid submission', () => {
     // Test frames: the first training frames, under shuffled ids.
     const imgs = decodeNpy(new Uint8Array(readFileSync(join(dataDir, 'imgs_train.npy'))), 'imgs_train');
