@@ -17,7 +17,7 @@ export { tuneForTraining } from './model/tune.js';
 
 // Tensors, the tape, and the ops with their backward rules.
 export { Tensor, Tape, noGrad, scope, isGradEnabled } from './autograd/index.js';
-export { conv2d, convTranspose2x2, relu, sigmoid, elu, scale, add, mul, sum, maxPool2x2, concat, diceLoss } from './autograd/index.js';
+export { conv2d, convTranspose2x2, relu, sigmoid, elu, dropout, scale, add, mul, sum, maxPool2x2, concat, diceLoss } from './autograd/index.js';
 
 // Parameters, their initialisation, and the optimiser.
 export { ParameterStore, type ParameterInfo, type NamedArrays, type ShapedArray } from './model/parameters.js';
@@ -26,7 +26,7 @@ export { glorotUniform, glorotUniformKeras } from './model/init.js';
 export { Rng } from './model/rng.js';
 
 // The tutorial's U-Net, its training loop and checkpoints.
-export { UNet, createUNet, type UNetOptions, type UNetConfig } from './model/unet.js';
+export { UNet, createUNet, type UNetOptions, type UNetConfig, type HiddenActivation } from './model/unet.js';
 export { Trainer, NonFiniteLossError, predictBatch, predictProbabilities, trainingStep, trainingLoss, TRAINING_LOSSES, type ImageSet, type StepReport, type StepLoss, type TrainingLoss } from './model/trainer.js';
 export { fit, type EpochLog, type FitOptions, type FitResult } from './model/fit.js';
 export { CHECKPOINT_FORMAT, CheckpointError, encodeCheckpoint, decodeCheckpoint, loadWeights, type Checkpoint, type CheckpointMeta } from './model/checkpoint.js';
@@ -40,5 +40,5 @@ export { meanStd, normalize, masksToUnit } from './data/prepare.js';
 export { DataError } from './data/errors.js';
 
 import type { conv2d } from './autograd/index.js';
-/** The activations conv2d can fuse: 'none', 'relu' or 'sigmoid'. */
+/** The activations conv2d can fuse: 'none', 'relu', 'sigmoid' or 'elu' (α = 1). */
 export type ConvActivation = NonNullable<Parameters<typeof conv2d>[3]>;

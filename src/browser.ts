@@ -42,8 +42,7 @@ export { DataError } from './data/errors.js';
 /** A model built from a checkpoint's configuration with the checkpoint's weights, on `gpu`. */
 export function modelFromCheckpoint(gpu: Gpu, bytes: Uint8Array, name: string): { model: UNet; checkpoint: Checkpoint } {
   const checkpoint = decodeCheckpoint(bytes, name);
-  const { baseWidth, inputSize, seed } = checkpoint.meta.config;
-  const model = createUNet(gpu, { baseWidth, inputSize, seed });
+  const model = createUNet(gpu, checkpoint.meta.config);
   try {
     loadWeights(model, checkpoint, name);
   } catch (e) {

@@ -123,4 +123,34 @@ describe('against tfjs-core (cpu backend)', () => {
     expect(edx).toBeLessThan(1e-6);
     for (const t of [x, y, dy, dx]) t.dispose();
   });
+
+  it('conv2d with the fused ELU, and the ELU gradient from its output', async () => {
+    const gpu = await testGpu();
+    const xs: [number, number, number, number] = [2, 6, 5, 3];
+    const ws: [number, number, number, number] = [3, 3, 3, 4];
+    const ys: [number, number, number, number] = [2, 6, 5, 4];
+    const n = 2 * 6 * 5 * 4;
+    const xv = randomArray(2 * 6 * 5 * 3, 31);
+    const wv = randomArray(3 * 3 * 3 * 4, 32, -0.5, 0.5);
+    const bv = randomArray(4, 33);
+    const dyv = randomArray(n, 34);
+    const pre = (xt: tf.Tensor4D) => tf.add(tf.conv2d(xt, tf.tensor4d(wv, ws), 1, 'same'), tf.tensor1d(bv));
+    const want = tf.elu(pre(tf.tensor4d(xv, xs))).dataSync();
+    const pv = pre(tf.tensor4d(xv, xs));
+    const gwant = tf.grad((z) => tf.elu(z))(pv, tf.tensor4d(dyv, ys)).dataSync();
+    const x = allocTensor(gpu, xs, xv);
+    const w = allocTensor(gpu, ws, wv);
+    const b = allocTensor(gpu, [4], bv);
+    const y = allocTensor(gpu, ys);
+    const dy = allocTensor(gpu, ys, dyv);
+    const dz = allocTensor(gpu, ys);
+    conv2d(gpu, x, w, b, y, 'elu');
+    binary(gpu, 'eluBackward', dy, y, dz);
+    const ey = maxRelError(await gpu.readFloat32(y.view, n), want);
+    const edz = maxRelError(await gpu.readFloat32(dz.view, n), gwant);
+    console.log(`conv2d + ELU vs tfjs-cpu: max rel error y ${ey.toExponential(2)} dz ${edz.toExponential(2)}`);
+    expect(ey).toBeLessThan(1e-4);
+    expect(edz).toBeLessThan(1e-4);
+    for (const t of [x, w, b, y, dy, dz]) t.dispose();
+  });
 });

@@ -8,3 +8,4 @@ export { maxPool2x2 } from '../ops/maxpool/autograd.js';
 export { concat } from '../ops/concat/autograd.js';
 export { diceLoss, type DiceOver } from '../ops/dice/autograd.js';
 export { elu } from '../ops/elu/autograd.js';
+export { dropout } from '../ops/dropout/autograd.js';

@@ -12,7 +12,7 @@ import type { ExportableUNet } from '../model/export/keras-layers.js';
 import { encodeOnnx } from '../model/export/onnx.js';
 import { TFJS_SHARD_NAME, encodeTfjs } from '../model/export/tfjs.js';
 import { decodeKerasH5, encodeKerasH5, unetWeightsFromKeras } from '../model/export/keras-h5.js';
-import { resolveUNetOptions } from '../model/unet.js';
+import { HIDDEN_ACTIVATIONS, type HiddenActivation, resolveUNetOptions } from '../model/unet.js';
 import { type OptionSpec, parseArgs, usage, UsageError } from './args.js';
 import { FileError, readBytes, syncFolder, writeAtomic, writeDurably } from './files.js';
 import { latestRun } from './runs.js';
@@ -46,6 +46,7 @@ export async function exportModel(argv: string[]): Promise<void> {
   const ckpt = decodeCheckpoint(readBytes(modelPath, 'checkpoint'), modelPath);
   const model: ExportableUNet = {
     baseWidth: ckpt.meta.config.baseWidth,
+    activation: ckpt.meta.config.activation ?? 'relu',
     inputSize: ckpt.meta.config.inputSize,
     weights: ckpt.weights,
     preprocessing: { mean: ckpt.meta.normalization.mean, std: ckpt.meta.normalization.std, antiAlias: ckpt.meta.antiAlias ?? false },
@@ -55,7 +56,7 @@ export async function exportModel(argv: string[]): Promise<void> {
   else if (format === 'keras-h5') writeAtomic(out, await encodeKerasH5(model, modelPath));
   else writeTfjsFolder(out, encodeTfjs(model, VERSION, modelPath));
   const p = model.preprocessing;
-  console.log(`wrote ${out} (${format}): base width ${model.baseWidth}, input ${model.inputSize}×${model.inputSize}; the model expects frames resized to that size${p.antiAlias ? ' (anti-aliased)' : ''}, then (pixel − ${p.mean}) / ${p.std}`);
+  console.log(`wrote ${out} (${format}): base width ${model.baseWidth}${model.activation !== 'relu' ? `, ${model.activation.toUpperCase()} activations` : ''}, input ${model.inputSize}×${model.inputSize}; the model expects frames resized to that size${p.antiAlias ? ' (anti-aliased)' : ''}, then (pixel − ${p.mean}) / ${p.std}`);
 }
 
 /** model.json and its shard, written aside in the folder and renamed into place, model.json last since it names the shard. */
@@ -85,6 +86,7 @@ const IMPORT_SPEC: Record<string, OptionSpec> = {
   mean: { type: 'number', help: 'mean of the training frames\' pixels after resizing (default: the file\'s, if written by export)' },
   std: { type: 'number', help: 'their standard deviation (default: the file\'s, if written by export)' },
   'anti-alias': { type: 'boolean', help: 'frames were blurred before downsampling in training (default: the file\'s, if written by export; else not)' },
+  activation: { type: 'string', help: 'the hidden layers\' activation, relu or elu (default: the file\'s, if written by export; else relu, the tutorial\'s)' },
 };
 
 export async function importModel(argv: string[]): Promise<void> {
@@ -102,7 +104,9 @@ export async function importModel(argv: string[]): Promise<void> {
     throw new UsageError(`${inPath} does not record how frames were normalised: give --mean and --std, the training frames' pixel mean and standard deviation after resizing (the tutorial computes them from imgs_train)`);
   }
   if (!(std > 0)) throw new UsageError(`--std must be positive, got ${std}`);
-  const config = resolveUNetOptions({ baseWidth, inputSize: (o['input-size'] as number | undefined) ?? file.extras?.inputSize ?? 96 });
+  const activation = (o.activation as string | undefined) ?? file.extras?.activation ?? 'relu';
+  if (!(HIDDEN_ACTIVATIONS as readonly string[]).includes(activation)) throw new UsageError(`--activation must be ${HIDDEN_ACTIVATIONS.join(' or ')}, got "${activation}"`);
+  const config = resolveUNetOptions({ baseWidth, inputSize: (o['input-size'] as number | undefined) ?? file.extras?.inputSize ?? 96, activation: activation as HiddenActivation });
   const meta: CheckpointMeta = {
     format: CHECKPOINT_FORMAT,
     version: VERSION,
@@ -117,5 +121,5 @@ export async function importModel(argv: string[]): Promise<void> {
   };
   const out = resolve(o.out as string);
   writeAtomic(out, encodeCheckpointTensors(weights, meta));
-  console.log(`wrote ${out}: base width ${baseWidth}, input ${config.inputSize}×${config.inputSize}, mean ${mean}, std ${std}`);
+  console.log(`wrote ${out}: base width ${baseWidth}${config.activation ? `, ${config.activation.toUpperCase()} activations` : ''}, input ${config.inputSize}×${config.inputSize}, mean ${mean}, std ${std}`);
 }

@@ -64,6 +64,8 @@ const SPEC: Record<string, OptionSpec> = {
   'batch-size': { type: 'number', help: 'as for train' },
   'base-width': { type: 'number', help: 'as for train' },
   'input-size': { type: 'number', help: 'as for train' },
+  activation: { type: 'string', help: 'as for train: relu or elu, for every run\'s model' },
+  dropout: { type: 'number', help: 'as for train, for every run\'s model' },
 };
 
 const SUMMARY = `Trains the k folds of a subject-wise split with the competition toolkit,
@@ -91,7 +93,7 @@ export interface ConfigResult {
   gate: Gate;
 }
 
-const PASSED = ['preset', 'epochs', 'lr', 'epsilon', 'schedule', 'warmup', 'batch-size', 'base-width', 'input-size', 'backend', 'adapter', 'power-preference', 'precision'];
+const PASSED = ['preset', 'epochs', 'lr', 'epsilon', 'schedule', 'warmup', 'batch-size', 'base-width', 'input-size', 'activation', 'dropout', 'backend', 'adapter', 'power-preference', 'precision'];
 
 /** The given options of `keys` as train arguments. */
 function passThrough(o: Parsed, keys: readonly string[] = PASSED): string[] {

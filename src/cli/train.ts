@@ -25,7 +25,7 @@ import { Rng } from '../model/rng.js';
 import { cosineSchedule, fit } from '../model/fit.js';
 import { Augmenter, type AugmentSpec, parseAugmentSpec } from '../model/augment.js';
 import { NonFiniteLossError, TRAINING_LOSSES, Trainer, type ImageSet, type TrainingLoss } from '../model/trainer.js';
-import { createUNet } from '../model/unet.js';
+import { HIDDEN_ACTIVATIONS, type UNetConfig, type UNetOptions, createUNet } from '../model/unet.js';
 import { GPU_OPTIONS, type OptionSpec, type Parsed, UsageError, parseArgs, usage } from './args.js';
 import { curvesSvg, type EpochLog } from './curves.js';
 import { FileError, readBytes, writeAtomic } from './files.js';
@@ -66,7 +66,9 @@ const SPEC: Record<string, OptionSpec> = {
   'drop-contradictions': { type: 'boolean', help: 'leave the unmasked frame of each contradictory near-duplicate pair (wgsl-unet duplicates) out of training' },
   'init-prior': { type: 'boolean', help: 'start the last layer\'s bias at the log-odds of nerve pixels in the training masks, not at 0: the maps begin near that fraction instead of 0.5, and the Dice loss leaves its early plateau sooner' },
   loss: { type: 'string', help: 'the loss: dice (the tutorial\'s: −Dice over all the images of a step together), image-dice (minus the mean of each image\'s Dice, as the competition scores: an empty image predicted empty counts 1) or bce-dice (the tutorial\'s plus the mean binary cross-entropy); a resumed run keeps its own' },
-  seed: { type: 'number', help: 'seed of the initial weights, the shuffling and the augmentation (default 1); a resumed run keeps its own' },
+  activation: { type: 'string', help: 'the hidden layers\' activation: relu (the tutorial\'s) or elu; a resumed run keeps its own' },
+  dropout: { type: 'number', help: 'dropout rate in [0, 1) after the bottom\'s two convolutions while training (0, the tutorial\'s, for none); a resumed run keeps its own' },
+  seed: { type: 'number', help: 'seed of the initial weights, the shuffling, the augmentation and the dropout masks (default 1); a resumed run keeps its own' },
   'anti-alias': { type: 'boolean', help: 'blur before downsampling, as scikit-image ≥ 0.19 does' },
   resume: { type: 'string', help: 'run folder to continue from its last.safetensors' },
   'skip-predict': { type: 'boolean', help: 'do not predict the test frames and write submission.csv after training' },
@@ -100,7 +102,7 @@ const FULL: Omit<Preset, 'why'> = { name: 'full', baseWidth: 32, inputSize: 96, 
 // learning stops (docs/training.md).
 const CPU: Omit<Preset, 'why'> = { name: 'cpu', baseWidth: 8, inputSize: 48, batchSize: 8, epochs: 30, lr: 3e-4, epsilon: 1e-4, schedule: 'cosine', warmup: 5 };
 
-/** The numeric options given, each in its range (choosePreset checks them again with the preset's values). */
+/** The numeric options given, each in its range (choosePreset checks them again with the preset's values), and the model variant's. */
 function checkNumbers(o: Parsed): void {
   for (const k of ['epochs', 'batch-size', 'base-width', 'input-size', 'limit'] as const) {
     const v = o[k];
@@ -112,6 +114,10 @@ function checkNumbers(o: Parsed): void {
   const split = o['validation-split'];
   if (split !== undefined && !((split as number) > 0 && (split as number) < 1)) throw new UsageError(`--validation-split must be in (0, 1), got ${split}`);
   if (o.seed !== undefined && !Number.isInteger(o.seed)) throw new UsageError(`--seed must be an integer, got ${o.seed}`);
+  const activation = o.activation as string | undefined;
+  if (activation !== undefined && !(HIDDEN_ACTIVATIONS as readonly string[]).includes(activation)) throw new UsageError(`--activation must be ${HIDDEN_ACTIVATIONS.join(' or ')}, got "${activation}"`);
+  const dropout = o.dropout as number | undefined;
+  if (dropout !== undefined && !(dropout >= 0 && dropout < 1)) throw new UsageError(`--dropout must be a rate in [0, 1), got ${dropout}`);
   const folds = o.folds as number | undefined;
   const fold = o.fold as number | undefined;
   if (folds !== undefined && (!Number.isInteger(folds) || folds < 2)) throw new UsageError(`--folds must be a whole number ≥ 2, got ${folds}`);
@@ -258,11 +264,11 @@ function emptyPredictionDice(set: ImageSet, rows: Int32Array, batchSize: number)
  * keep: what was measured or taken from --tuning (a resumed run's own is
  * there already).
  */
-async function tuneConvolutionsForRun(gpu: Gpu, o: Parsed, preset: { baseWidth: number; inputSize: number; batchSize: number }, precision: string, loss: TrainingLoss, recordPath: string | null, stopRequested: () => boolean): Promise<TuningRecord | null> {
+async function tuneConvolutionsForRun(gpu: Gpu, o: Parsed, preset: { baseWidth: number; inputSize: number; batchSize: number }, variant: Pick<UNetOptions, 'activation' | 'dropout'>, precision: string, loss: TrainingLoss, recordPath: string | null, stopRequested: () => boolean): Promise<TuningRecord | null> {
   const asked = o.tuning !== undefined;
   if (o.tune === true) {
     let bar: ReturnType<typeof progress> | null = null;
-    const report = await tuneForTraining(gpu, { baseWidth: preset.baseWidth, inputSize: preset.inputSize, batch: preset.batchSize }, loss, {
+    const report = await tuneForTraining(gpu, { baseWidth: preset.baseWidth, inputSize: preset.inputSize, batch: preset.batchSize, ...variant }, loss, {
       onProgress: (done, total, name) => {
         bar ??= progress('tuning the convolutions', total, 'configurations');
         bar.update(done, name);
@@ -331,6 +337,23 @@ export async function train(argv: string[]): Promise<void> {
   }
 }
 
+/**
+ * The model variant (--activation, --dropout) a run trains: as asked, or a
+ * resumed run's own, with which a different request conflicts.
+ */
+function modelVariant(o: Parsed, stored: UNetConfig | undefined, resumedFrom: string): Pick<UNetOptions, 'activation' | 'dropout'> {
+  // (Both checked by checkNumbers.)
+  const activation = o.activation as string | undefined;
+  const dropout = o.dropout as number | undefined;
+  if (stored) {
+    const was = { activation: stored.activation ?? 'relu', dropout: stored.dropout ?? 0 };
+    if (activation !== undefined && activation !== was.activation) throw new UsageError(`--activation ${activation} conflicts with ${resumedFrom}, whose model has ${was.activation} activations; leave the flag out to resume as it was`);
+    if (dropout !== undefined && dropout !== was.dropout) throw new UsageError(`--dropout ${dropout} conflicts with ${resumedFrom}, which was trained with dropout ${was.dropout}; leave the flag out to resume as it was`);
+    return { ...(stored.activation ? { activation: stored.activation } : {}), ...(stored.dropout ? { dropout: stored.dropout } : {}) };
+  }
+  return { ...(activation === 'elu' ? { activation } : {}), ...(dropout ? { dropout } : {}) };
+}
+
 async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<void> {
   const resumeDir = o.resume as string | undefined;
   let resumed: ReturnType<typeof decodeCheckpoint> | null = null;
@@ -396,7 +419,8 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
   const storedLoss: TrainingLoss | undefined = resumed ? stored?.loss ?? 'dice' : undefined;
   if (storedLoss !== undefined && askedLoss !== undefined && askedLoss !== storedLoss) throw new UsageError(`--loss ${askedLoss} conflicts with ${resumedFrom}, which was trained with the ${storedLoss} loss; leave the flag out to resume as it was`);
   const loss: TrainingLoss = storedLoss ?? (askedLoss as TrainingLoss | undefined) ?? 'dice';
-  // A resumed run's augmentation goes on from its own seed.
+  const variant = modelVariant(o, resumed ? resumed.meta.config : undefined, resumedFrom);
+  // A resumed run's augmentation and dropout go on from its own seed.
   const askedSeed = o.seed as number | undefined;
   if (stored && askedSeed !== undefined && askedSeed !== stored.seed) throw new UsageError(`--seed ${askedSeed} conflicts with ${resumedFrom}, which was trained with seed ${stored.seed}; leave the flag out to resume as it was`);
   const seed = stored?.seed ?? askedSeed ?? 1;
@@ -431,7 +455,7 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
   if (outputBias !== undefined && !resumed) console.log(`output bias: starts at ${outputBias.toFixed(3)}, the log-odds of the training masks' nerve pixels`);
   let tuned: TuningRecord | null;
   try {
-    tuned = await tuneConvolutionsForRun(gpu, o, preset, precision, loss, askedTuning ?? (resumeDir ? join(resumeDir, TUNING_FILE) : null), stopRequested);
+    tuned = await tuneConvolutionsForRun(gpu, o, preset, variant, precision, loss, askedTuning ?? (resumeDir ? join(resumeDir, TUNING_FILE) : null), stopRequested);
   } catch (e) {
     if (!(e instanceof TuningStoppedError)) throw e;
     // Before the run folder exists: nothing to keep.
@@ -439,7 +463,8 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
     process.exitCode = 130;
     return;
   }
-  const model = createUNet(gpu, { baseWidth: preset.baseWidth, inputSize: preset.inputSize, seed, ...(outputBias !== undefined ? { outputBias } : {}) });
+  const model = createUNet(gpu, { baseWidth: preset.baseWidth, inputSize: preset.inputSize, seed, ...variant, ...(outputBias !== undefined ? { outputBias } : {}) });
+  if (variant.activation || variant.dropout) console.log(`model variant: ${[variant.activation && `${variant.activation.toUpperCase()} activations`, variant.dropout && `dropout ${variant.dropout} after the bottom's convolutions`].filter(Boolean).join(', ')}`);
   // Mixed precision scales the loss, so that small gradients survive as f16 operands.
   const adam = new Adam(model.parameters, { lr: preset.lr, epsilon: preset.epsilon }, precision === 'mixed');
   let stepsTaken = resumed ? resumed.adam!.t : 0;
@@ -450,6 +475,8 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
   if (resumed) {
     loadWeights(model, resumed, join(resumeDir!, 'last.safetensors'));
     adam.loadState(resumed.adam!);
+    // New dropout masks from here on, not the first steps' again.
+    model.trainingSteps = stepsTaken;
     rng = Rng.fromState(resumed.meta.training!.rngState);
     firstEpoch = resumed.meta.epoch + 1;
     runDir = resolve(resumeDir!);

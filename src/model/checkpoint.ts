@@ -131,6 +131,10 @@ export function loadWeights(model: UNet, ckpt: Checkpoint, name: string): void {
   if (a.baseWidth !== b.baseWidth) {
     throw new CheckpointError(`${name}: checkpoint has base width ${a.baseWidth}, the model ${b.baseWidth}; build the model from the checkpoint's config`);
   }
+  // The weights fit either way; the maps would not.
+  if ((a.activation ?? 'relu') !== (b.activation ?? 'relu')) {
+    throw new CheckpointError(`${name}: checkpoint has ${a.activation ?? 'relu'} activations, the model ${b.activation ?? 'relu'}; build the model from the checkpoint's config`);
+  }
   try {
     model.parameters.load(ckpt.weights);
   } catch (e) {

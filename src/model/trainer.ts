@@ -87,6 +87,7 @@ export function trainingStep(model: UNet, adam: Adam, x: Tensor, y: Tensor, kind
   // The loss scale (a GPU value of the optimiser's) is an input: another optimiser's takes its place.
   const seed = adam.lossScaleSeed();
   const inputs = seed ? [x, y, seed] : [x, y];
+  model.beginTrainingStep();
   const [loss, dice] = model.replays.run(`training step ${x.shape.join('×')}, ${kind} loss${seed ? ', loss scaled' : ''}`, inputs, () => {
     const tape = new Tape(model.gpu);
     try {

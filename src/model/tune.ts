@@ -1,6 +1,6 @@
 /**
  * Tuning the convolutions for a training run (train --tune): a throwaway
- * U-Net of the run's shape takes training steps on random data under each
+ * U-Net of the run's shape and variant takes training steps on random data under each
  * candidate configuration of the mixed-precision convolutions
  * (ops/conv/tune.ts), so that every GEMM the run's steps and validation
  * passes record runs in the configuration it ran fastest in here, while the
@@ -12,14 +12,14 @@ import { type TuneOptions, type TuneReport, tuneConvolutions } from '../ops/conv
 import { Adam } from './adam.js';
 import { Rng } from './rng.js';
 import { type TrainingLoss, trainingStep } from './trainer.js';
-import { createUNet } from './unet.js';
+import { type UNetOptions, createUNet } from './unet.js';
 
-export async function tuneForTraining(gpu: Gpu, shape: { baseWidth: number; inputSize: number; batch: number }, loss: TrainingLoss, opts: TuneOptions = {}): Promise<TuneReport> {
+export async function tuneForTraining(gpu: Gpu, shape: { baseWidth: number; inputSize: number; batch: number } & Pick<UNetOptions, 'activation' | 'dropout'>, loss: TrainingLoss, opts: TuneOptions = {}): Promise<TuneReport> {
   const { batch: n, inputSize: s } = shape;
   const rng = new Rng(1);
   const images = Float32Array.from({ length: n * s * s }, () => rng.next());
   const masks = images.map((v) => (v > 0.7 ? 1 : 0));
-  const model = createUNet(gpu, { baseWidth: shape.baseWidth, inputSize: s, seed: 1 });
+  const model = createUNet(gpu, { baseWidth: shape.baseWidth, inputSize: s, seed: 1, activation: shape.activation, dropout: shape.dropout });
   const adam = new Adam(model.parameters, { lr: 1e-5 }, true);
   const x = Tensor.from(gpu, [n, s, s, 1], images);
   const y = Tensor.from(gpu, [n, s, s, 1], masks);

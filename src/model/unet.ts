@@ -17,7 +17,8 @@
 import type { Gpu } from '../gpu/gpu.js';
 import { shapeStr } from '../gpu/errors.js';
 import { Tensor } from '../autograd/tensor.js';
-import { concat, conv2d, convTranspose2x2, maxPool2x2 } from '../autograd/index.js';
+import { concat, conv2d, convTranspose2x2, dropout, maxPool2x2 } from '../autograd/index.js';
+import { activeTape } from '../autograd/tape.js';
 import { Replays } from '../autograd/replay.js';
 import { ParameterStore } from './parameters.js';
 import { glorotUniformKeras } from './init.js';
@@ -35,12 +36,23 @@ export interface UNetOptions {
    * Only the starting weights depend on it, not the model.
    */
   outputBias?: number;
+  /** The hidden layers' activation: the tutorial's 'relu' (default) or 'elu' (α = 1). */
+  activation?: HiddenActivation;
+  /** Dropout rate after the bottom's convolutions while training, in [0, 1); 0 (default) for none. */
+  dropout?: number;
 }
 
+/** The activations the hidden convolutions can have. */
+export type HiddenActivation = 'relu' | 'elu';
+export const HIDDEN_ACTIVATIONS: readonly HiddenActivation[] = ['relu', 'elu'];
+
+/** A model's configuration as checkpoints keep it; `activation` and `dropout` are absent for the tutorial's (ReLU, none). */
 export interface UNetConfig {
   readonly baseWidth: number;
   readonly inputSize: number;
   readonly seed: number;
+  readonly activation?: 'elu';
+  readonly dropout?: number;
 }
 
 /** One layer with weights, as Keras would list it. */
@@ -52,7 +64,7 @@ export interface UNetLayerSpec {
   /** Number of filters (output channels). */
   readonly filters: number;
   /** Fused activation (Conv2D only; transposed convolutions have none). */
-  readonly activation: 'relu' | 'sigmoid' | 'none';
+  readonly activation: HiddenActivation | 'sigmoid' | 'none';
 }
 
 /** Encoder levels (and decoder levels); the input shrinks by 2^LEVELS at the bottom. */
@@ -65,16 +77,19 @@ export function resolveUNetOptions(options: UNetOptions = {}): UNetConfig {
     throw new Error(`U-Net: inputSize must be a positive multiple of 16 (four 2 × 2 poolings, then four 2 × upsamplings), got ${inputSize}`);
   }
   if (!Number.isInteger(seed)) throw new Error(`U-Net: seed must be an integer, got ${seed}`);
-  return { baseWidth, inputSize, seed };
+  const { activation = 'relu', dropout = 0 } = options;
+  if (!HIDDEN_ACTIVATIONS.includes(activation)) throw new Error(`U-Net: activation must be ${HIDDEN_ACTIVATIONS.join(' or ')}, got ${activation}`);
+  if (!(dropout >= 0 && dropout < 1)) throw new Error(`U-Net: dropout must be a rate in [0, 1), got ${dropout}`);
+  return { baseWidth, inputSize, seed, ...(activation === 'elu' ? { activation } : {}), ...(dropout > 0 ? { dropout } : {}) };
 }
 
-/** The layers with weights, in Keras creation order, for base width `w`. */
-export function unetLayerSpecs(baseWidth: number): UNetLayerSpec[] {
+/** The layers with weights, in Keras creation order, for base width `w` and the hidden layers' activation. */
+export function unetLayerSpecs(baseWidth: number, hidden: HiddenActivation = 'relu'): UNetLayerSpec[] {
   const w = baseWidth;
   const specs: UNetLayerSpec[] = [];
   let convs = 0;
   let transposes = 0;
-  const conv = (inC: number, out: number, k = 3, activation: 'relu' | 'sigmoid' = 'relu') =>
+  const conv = (inC: number, out: number, k = 3, activation: HiddenActivation | 'sigmoid' = hidden) =>
     specs.push({ name: `conv2d_${++convs}`, kind: 'conv2d', kernelShape: [k, k, inC, out], filters: out, activation });
   const up = (inC: number, out: number) =>
     specs.push({ name: `conv2d_transpose_${++transposes}`, kind: 'conv2d_transpose', kernelShape: [2, 2, out, inC], filters: out, activation: 'none' });
@@ -117,19 +132,43 @@ export class UNet {
   /** Its training steps and forward passes as captured for replay (see trainer.ts). */
   readonly replays: Replays;
 
+  /** With dropout: the u32 its masks are hashed from, written before each training step (beginTrainingStep). */
+  private readonly dropoutSeed: Tensor | null;
+  /**
+   * Training steps begun: the next step's dropout seed. Resuming sets it to
+   * the checkpoint's step count, so that a resumed run draws the masks an
+   * uninterrupted one would have.
+   */
+  trainingSteps = 0;
+
   constructor(
     readonly gpu: Gpu,
     readonly config: UNetConfig,
     /** The weights, finalized on `gpu`. */
     readonly parameters: ParameterStore,
   ) {
-    this.layers = unetLayerSpecs(config.baseWidth);
+    this.layers = unetLayerSpecs(config.baseWidth, config.activation ?? 'relu');
     this.replays = new Replays(gpu);
+    this.dropoutSeed = config.dropout ? Tensor.empty(gpu, [1]) : null;
+    if (this.dropoutSeed) gpu.upload(this.dropoutSeed.view, Uint32Array.of(0));
+  }
+
+  /**
+   * Called before each training step's forward pass (trainingStep does):
+   * gives its dropout a seed of its own. The seed is GPU data, so a replayed
+   * step draws new masks too.
+   */
+  beginTrainingStep(): void {
+    if (!this.dropoutSeed) return;
+    const seed = (Math.imul(this.config.seed, 0x9e3779b1) + this.trainingSteps++) >>> 0;
+    this.gpu.upload(this.dropoutSeed.view, Uint32Array.of(seed));
   }
 
   /**
    * Probabilities [N, H, W, 1] for images [N, H, W, 1] (H and W multiples of
    * 16; the model is fully convolutional, though trained at inputSize).
+   * Dropout, if any, applies where a tape records (training) and is the
+   * identity elsewhere.
    *
    * Inside a recording Tape the intermediates belong to the tape. Otherwise
    * (noGrad, or no tape) each intermediate is released as soon as the next
@@ -163,6 +202,7 @@ export class UNet {
       t = maxPool2x2(t);
     }
     t = convLayer(convLayer(t)); // bottom; convLayer frees the last pooled tensor
+    if (this.dropoutSeed && activeTape([t])) t = dropout(t, this.config.dropout!, this.dropoutSeed.view);
     for (let level = 0; level < LEVELS; level++) {
       const s = next();
       const upsampled = convTranspose2x2(t, p(`${s.name}/kernel`), p(`${s.name}/bias`));
@@ -181,6 +221,7 @@ export class UNet {
 
   dispose(): void {
     this.replays.dispose();
+    this.dropoutSeed?.dispose();
     this.parameters.dispose();
   }
 }

@@ -130,6 +130,43 @@ describe('npm run train', () => {
     expect(c.stderr).toMatch(/--anti-alias conflicts with .*last\.safetensors, which was trained without it/);
   });
 
+  it('trains the ELU and dropout variant, resumes it to the uninterrupted curve (the same dropout masks), and refuses a flag that contradicts it', () => {
+    const variant = ['--seed', '3', '--activation', 'elu', '--dropout', '0.5'];
+    const whole = train('--epochs', '2', '--out', join(root, 'variant'), ...variant);
+    expect(whole.code, whole.out).toBe(0);
+    expect(whole.out).toContain("model variant: ELU activations, dropout 0.5 after the bottom's convolutions");
+    const best = decodeCheckpoint(new Uint8Array(readFileSync(join(runFolder(whole.out), 'best.safetensors'))), 'best');
+    expect(best.meta.config).toMatchObject({ baseWidth: 2, activation: 'elu', dropout: 0.5 });
+
+    const half = train('--epochs', '1', '--out', join(root, 'variant-r'), ...variant);
+    expect(half.code, half.out).toBe(0);
+    const dir = runFolder(half.out);
+    const resume = (...args: string[]) => spawnSync(process.execPath, [cli, 'train', '--resume', dir, '--epochs', '2', ...args], { encoding: 'utf8', timeout: 240_000 });
+    const wrong = resume('--activation', 'relu');
+    expect(wrong.status).toBe(2);
+    expect(wrong.stderr).toMatch(/--activation relu conflicts with .*last\.safetensors, whose model has elu activations/);
+    const wrongRate = resume('--dropout', '0.2');
+    expect(wrongRate.status).toBe(2);
+    expect(wrongRate.stderr).toMatch(/--dropout 0\.2 conflicts with .*last\.safetensors, which was trained with dropout 0\.5/);
+    const wrongSeed = resume('--seed', '4');
+    expect(wrongSeed.status).toBe(2);
+    expect(wrongSeed.stderr).toMatch(/--seed 4 conflicts with .*last\.safetensors, which was trained with seed 3/);
+    const b = resume();
+    expect(b.status, b.stderr).toBe(0);
+    expect(b.stdout).toContain("model variant: ELU activations, dropout 0.5 after the bottom's convolutions");
+    expect(losses(dir).map(({ seconds: _s, ...rest }) => rest)).toEqual(losses(runFolder(whole.out)).map(({ seconds: _s, ...rest }) => rest));
+    // The run's own seed, not the default, goes on (it seeds the dropout masks and the augmentation).
+    const last = decodeCheckpoint(new Uint8Array(readFileSync(join(dir, 'last.safetensors'))), 'last').meta;
+    expect([last.config.seed, last.training?.seed]).toEqual([3, 3]);
+
+    const bad = train('--activation', 'tanh');
+    expect(bad.code).toBe(2);
+    expect(bad.out).toContain('--activation must be relu or elu, got "tanh"');
+    const badRate = train('--dropout', '1');
+    expect(badRate.code).toBe(2);
+    expect(badRate.out).toContain('--dropout must be a rate in [0, 1), got 1');
+  });
+
   it('resumes an augmented run to the uninterrupted curve: the augmentation goes on from the run\'s seed', () => {
     const args = ['--seed', '5', '--augment', 'rotate=5,elastic=0'];
     const whole = train('--epochs', '2', '--out', join(root, 'aug-whole'), ...args);

@@ -13,7 +13,7 @@ import { meanStd, normalize, resizeStack } from '../../src/data/prepare.js';
 import { CHECKPOINT_FORMAT, type CheckpointMeta, encodeCheckpointTensors } from '../../src/model/checkpoint.js';
 import type { NamedTensor } from '../../src/model/safetensors.js';
 import { predictProbabilities } from '../../src/model/trainer.js';
-import { buildUNetParameters, createUNet } from '../../src/model/unet.js';
+import { type HiddenActivation, buildUNetParameters, createUNet, resolveUNetOptions } from '../../src/model/unet.js';
 import type { Gpu } from '../../src/gpu/gpu.js';
 import { readFixture } from '../data/fixtures.js';
 import { randomArray } from '../helpers/random.js';
@@ -45,7 +45,7 @@ export function sampleFrames(size: number): { images: Float32Array; mean: number
   return { images: normalize(resized, mean, std), mean, std };
 }
 
-export async function fixtureModel(gpu: Gpu, baseWidth: number, size: number, seed: number): Promise<FixtureModel> {
+export async function fixtureModel(gpu: Gpu, baseWidth: number, size: number, seed: number, activation: HiddenActivation = 'relu'): Promise<FixtureModel> {
   const { images, mean, std } = sampleFrames(size);
   const store = buildUNetParameters({ baseWidth, inputSize: size, seed });
   const initialValues = store.initialValues();
@@ -55,14 +55,14 @@ export async function fixtureModel(gpu: Gpu, baseWidth: number, size: number, se
     const data = p.name.endsWith('/bias') ? randomArray(initial.length, seed * 100 + i, -0.1, 0.1) : initial;
     weights.set(p.name, { shape: [...p.shape], data });
   }
-  const model = createUNet(gpu, { baseWidth, inputSize: size, seed });
+  const model = createUNet(gpu, { baseWidth, inputSize: size, seed, activation });
   model.parameters.load(new Map([...weights].map(([k, t]) => [k, t.data])));
   const engine = await predictProbabilities(model, images, FRAME_COUNT, size, FRAME_COUNT);
   model.dispose();
   const meta: CheckpointMeta = {
     format: CHECKPOINT_FORMAT,
     version: 'test',
-    config: { baseWidth, inputSize: size, seed },
+    config: resolveUNetOptions({ baseWidth, inputSize: size, seed, activation }),
     normalization: { mean, std },
     epoch: 1,
     step: 1,

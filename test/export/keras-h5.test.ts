@@ -67,6 +67,31 @@ describe('Keras HDF5 weights', () => {
     expect(ckpt.meta.antiAlias).toBe(false);
   });
 
+  it("keeps an ELU model's activation through export and import; --activation sets or overrides it, and a bad one is refused", async () => {
+    const e = await fixtureModel(await testGpu(), 4, 32, 3, 'elu');
+    try {
+      const file = join(e.dir, 'elu.h5');
+      let r = runCli(['export', '--format', 'keras-h5', '--model', e.checkpointPath, '--out', file], e.dir);
+      expect(r.errors, r.errors.join('\n')).toEqual([]);
+      expect(r.stdout).toMatch(/base width 4, ELU activations, input 32×32/);
+      const back = join(e.dir, 'back.safetensors');
+      r = runCli(['import', '--format', 'keras-h5', '--in', file, '--out', back], e.dir);
+      expect(r.errors, r.errors.join('\n')).toEqual([]);
+      expect(decodeCheckpoint(readFileSync(back), back).meta.config.activation).toBe('elu');
+      r = runCli(['import', '--format', 'keras-h5', '--in', file, '--out', back, '--activation', 'relu'], e.dir);
+      expect(r.errors, r.errors.join('\n')).toEqual([]);
+      expect(decodeCheckpoint(readFileSync(back), back).meta.config.activation).toBeUndefined();
+      // The tutorial's file records none: relu unless told.
+      r = runCli(['import', '--format', 'keras-h5', '--in', exported, '--out', back, '--activation', 'elu'], m.dir);
+      expect(decodeCheckpoint(readFileSync(back), back).meta.config.activation).toBe('elu');
+      r = runCli(['import', '--format', 'keras-h5', '--in', exported, '--out', back, '--activation', 'tanh'], m.dir);
+      expect(r.code).toBe(2);
+      expect(r.errors).toEqual(['error: --activation must be relu or elu, got "tanh"']);
+    } finally {
+      e.cleanup();
+    }
+  });
+
   const hasH5py = spawnSync('python3', ['-c', 'import h5py'], { encoding: 'utf8' }).status === 0;
   it.skipIf(!hasH5py)(`h5py reads it as Keras 2's load_weights does${hasH5py ? '' : ' (skipped: python3 has no h5py; PYTHONPATH may point at one)'}`, () => {
     const r = spawnSync('python3', [H5PY_SCRIPT, 'read', exported], { encoding: 'utf8' });
@@ -126,7 +151,7 @@ describe('Keras HDF5 weights', () => {
 
   it('a file with a layer missing, or a kernel of the wrong shape, is refused with a message naming it', async () => {
     const missing = join(m.dir, 'missing-layer.h5');
-    writeFileSync(missing, await encodeKerasH5({ baseWidth: 4, inputSize: 32, weights: m.weights, preprocessing: { ...m.meta.normalization, antiAlias: false } }, 'test'));
+    writeFileSync(missing, await encodeKerasH5({ baseWidth: 4, activation: 'relu', inputSize: 32, weights: m.weights, preprocessing: { ...m.meta.normalization, antiAlias: false } }, 'test'));
     editFile(missing, (f) => replaceNames(f, 'layer_names', kerasUNetLayers(4).map((l) => l.name).filter((n) => n !== 'conv2d_5')));
     let r = runCli(['import', '--format', 'keras-h5', '--in', missing, '--out', join(m.dir, 'x.safetensors')], m.dir);
     expect(r.code).toBe(1);

@@ -28,13 +28,14 @@ const made: FixtureModel[] = [];
 afterAll(() => made.forEach((m) => m.cleanup()));
 
 describe('export --format onnx', () => {
-  for (const [baseWidth, size] of [
-    [8, 96],
-    [32, 96], // the tutorial's model
+  for (const [baseWidth, size, activation] of [
+    [8, 96, 'relu'],
+    [32, 96, 'relu'], // the tutorial's model
+    [8, 48, 'elu'], // the ELU variant: Elu nodes
   ] as const) {
-    it(`onnxruntime gives the engine's output within 1e-5 (base width ${baseWidth}, ${size} × ${size}, the five sample frames)`, async () => {
+    it(`onnxruntime gives the engine's output within 1e-5 (base width ${baseWidth}, ${size} × ${size}, ${activation}, the five sample frames)`, async () => {
       const gpu = await testGpu();
-      const m = await fixtureModel(gpu, baseWidth, size, 7);
+      const m = await fixtureModel(gpu, baseWidth, size, 7, activation);
       made.push(m);
       const out = join(m.dir, 'unet.onnx');
       const r = runCli(['export', '--format', 'onnx', '--model', m.checkpointPath, '--out', out], m.dir);
@@ -46,7 +47,7 @@ describe('export --format onnx', () => {
       expect(dims).toEqual([FRAME_COUNT, size, size, 1]);
       const [lo, hi] = range(m.engine);
       const diff = maxAbsError(mask, m.engine);
-      console.log(`onnx, base width ${baseWidth}, ${size}×${size}: max |onnxruntime − engine| = ${diff.toExponential(2)} over probabilities in [${lo.toFixed(3)}, ${hi.toFixed(3)}]`);
+      console.log(`onnx, base width ${baseWidth}, ${size}×${size}, ${activation}: max |onnxruntime − engine| = ${diff.toExponential(2)} over probabilities in [${lo.toFixed(3)}, ${hi.toFixed(3)}]`);
       expect(hi - lo).toBeGreaterThan(0.05); // the outputs compared vary, so a misplaced weight shows
       expect(diff).toBeLessThanOrEqual(1e-5);
     });
@@ -59,7 +60,7 @@ describe('export --format onnx', () => {
     const changed = bias.data.slice();
     changed[0]! += 1e-3;
     weights.set('conv2d_19/bias', { shape: bias.shape, data: changed });
-    const bytes = encodeOnnx({ baseWidth: m.meta.config.baseWidth, inputSize: m.size, weights, preprocessing: { ...m.meta.normalization, antiAlias: false } }, 'test', 'changed');
+    const bytes = encodeOnnx({ baseWidth: m.meta.config.baseWidth, activation: 'relu', inputSize: m.size, weights, preprocessing: { ...m.meta.normalization, antiAlias: false } }, 'test', 'changed');
     const { mask } = await runOnnx(bytes, m.images, m.size);
     expect(maxAbsError(mask, m.engine)).toBeGreaterThan(1e-5);
   });

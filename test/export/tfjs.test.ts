@@ -35,32 +35,33 @@ function loadFromFolder(dir: string): Promise<tfl.LayersModel> {
 }
 
 describe('export --format tfjs', () => {
-  it("tf.loadLayersModel reads it, and its predict gives the engine's output within 1e-5 (base width 8, 96 × 96, the five sample frames)", async () => {
-    const gpu = await testGpu();
-    const size = 96;
-    const m = await fixtureModel(gpu, 8, size, 5);
-    made.push(m);
-    const out = join(m.dir, 'tfjs-model');
-    const r = runCli(['export', '--format', 'tfjs', '--model', m.checkpointPath, '--out', out], m.dir);
-    expect(r.errors, r.errors.join('\n')).toEqual([]);
-    expect(r.code).toBe(0);
+  for (const [size, activation] of [[96, 'relu'], [48, 'elu']] as const) {
+    it(`tf.loadLayersModel reads it, and its predict gives the engine's output within 1e-5 (base width 8, ${size} × ${size}, ${activation}, the five sample frames)`, async () => {
+      const gpu = await testGpu();
+      const m = await fixtureModel(gpu, 8, size, 5, activation);
+      made.push(m);
+      const out = join(m.dir, 'tfjs-model');
+      const r = runCli(['export', '--format', 'tfjs', '--model', m.checkpointPath, '--out', out], m.dir);
+      expect(r.errors, r.errors.join('\n')).toEqual([]);
+      expect(r.code).toBe(0);
 
-    const model = await loadFromFolder(out);
-    // Keras's layer list, weightless layers included, under the tutorial's names.
-    expect(model.layers.map((l) => l.name).slice(0, 4)).toEqual(['input_1', 'conv2d_1', 'conv2d_2', 'max_pooling2d_1']);
-    expect(model.layers.filter((l) => l.getWeights().length > 0)).toHaveLength(23);
-    const x = tf.tensor4d(m.images, [FRAME_COUNT, size, size, 1]);
-    const y = model.predict(x) as tf.Tensor;
-    expect(y.shape).toEqual([FRAME_COUNT, size, size, 1]);
-    const probs = (await y.data()) as Float32Array;
-    x.dispose();
-    y.dispose();
-    model.dispose();
+      const model = await loadFromFolder(out);
+      // Keras's layer list, weightless layers included, under the tutorial's names.
+      expect(model.layers.map((l) => l.name).slice(0, 4)).toEqual(['input_1', 'conv2d_1', 'conv2d_2', 'max_pooling2d_1']);
+      expect(model.layers.filter((l) => l.getWeights().length > 0)).toHaveLength(23);
+      const x = tf.tensor4d(m.images, [FRAME_COUNT, size, size, 1]);
+      const y = model.predict(x) as tf.Tensor;
+      expect(y.shape).toEqual([FRAME_COUNT, size, size, 1]);
+      const probs = (await y.data()) as Float32Array;
+      x.dispose();
+      y.dispose();
+      model.dispose();
 
-    const [lo, hi] = range(m.engine);
-    const diff = maxAbsError(probs, m.engine);
-    console.log(`tfjs, base width 8, ${size}×${size}: max |tfjs-layers − engine| = ${diff.toExponential(2)} over probabilities in [${lo.toFixed(3)}, ${hi.toFixed(3)}]`);
-    expect(hi - lo).toBeGreaterThan(0.05); // the outputs compared vary, so a misplaced weight shows
-    expect(diff).toBeLessThanOrEqual(1e-5);
-  });
+      const [lo, hi] = range(m.engine);
+      const diff = maxAbsError(probs, m.engine);
+      console.log(`tfjs, base width 8, ${size}×${size}, ${activation}: max |tfjs-layers − engine| = ${diff.toExponential(2)} over probabilities in [${lo.toFixed(3)}, ${hi.toFixed(3)}]`);
+      expect(hi - lo).toBeGreaterThan(0.05); // the outputs compared vary, so a misplaced weight shows
+      expect(diff).toBeLessThanOrEqual(1e-5);
+    });
+  }
 });

@@ -38,6 +38,7 @@ import {
 import { maxPool2x2, maxPool2x2Backward } from '../../src/ops/maxpool/kernel.js';
 import { concatChannels, splitChannels } from '../../src/ops/concat/kernel.js';
 import { binary, binaryInPlace, unary } from '../../src/ops/elementwise/kernel.js';
+import { dropout } from '../../src/ops/dropout/kernel.js';
 import { Tape, Tensor, concat, conv2d as conv2dOp, convTranspose2x2 as upOp, maxPool2x2 as poolOp } from '../../src/autograd/index.js';
 import { createUNet } from '../../src/model/unet.js';
 import { Adam } from '../../src/model/adam.js';
@@ -190,25 +191,35 @@ describe.runIf(mixed || required)('f16 storage of activations and gradients', ()
     });
   }
 
-  it('the elementwise maps on f16 tensors: the ReLU gradient exactly (also in place), the rest rounded once from f32', async () => {
+  it('the elementwise maps on f16 tensors: the ReLU gradient exactly (also in place), the rest (sigmoid and ELU gradients, accumulation) rounded once from f32, dropout exact', async () => {
     for (const n of [7, 64]) {
       const a = pair([n], halves(n, 19));
       const b = pair([n], halves(n, 20).map((v) => Math.abs(v)));
       const relu = pair([n]);
       const sig = pair([n]);
+      const elu = pair([n]);
+      const dropped = pair([n]);
+      const seed = allocTensor(gpu, [1]);
+      gpu.upload(seed.view, Uint32Array.of(11));
       const acc = pair([n], halves(n, 21));
       const io = pair([n], halves(n, 19));
       for (const t of ['f16', 'f32'] as const) {
         binary(gpu, 'reluBackward', a[t], a[t], relu[t]);
         binaryInPlace(gpu, 'reluBackward', io[t], b[t]);
         binary(gpu, 'sigmoidBackward', a[t], b[t], sig[t]);
+        binary(gpu, 'eluBackward', a[t], a[t], elu[t]);
+        dropout(gpu, a[t], seed.view, dropped[t], 0.5);
         unary(gpu, 'copy', a[t], acc[t], { accumulate: true });
       }
       expect(await read(relu.f16)).toEqual(await read(relu.f32));
       expect(await read(io.f16)).toEqual(await read(io.f32));
       expectRoundedToF16(`sigmoid gradient, ${n}`, await read(sig.f16), await read(sig.f32));
+      expectRoundedToF16(`ELU gradient, ${n}`, await read(elu.f16), await read(elu.f32));
+      // Rate 0.5 scales by 2: exact in f16 as in f32, on the same mask.
+      expect(await read(dropped.f16)).toEqual(await read(dropped.f32));
+      seed.dispose();
       expectRoundedToF16(`accumulated copy, ${n}`, await read(acc.f16), await read(acc.f32));
-      for (const p of [a, b, relu, sig, acc, io]) for (const t of [p.f16, p.f32]) t.dispose();
+      for (const p of [a, b, relu, sig, elu, dropped, acc, io]) for (const t of [p.f16, p.f32]) t.dispose();
     }
   });
 

@@ -30,36 +30,40 @@ function gradients(model: UNet, adam: Adam, x: Tensor, y: Tensor, kind: Training
 describe.runIf(canRunMixed(gpu) || required)('the U-Net in mixed precision', () => {
   afterEach(() => setPrecision(gpu, 'fp32'));
 
-  it('gives the gradients of fp32 within f16 rounding, tensor by tensor', async () => {
-    const b = blobBatch(4, SIZE, 1);
-    const x = Tensor.from(gpu, [4, SIZE, SIZE, 1], b.images);
-    const y = Tensor.from(gpu, [4, SIZE, SIZE, 1], b.masks);
-    const model = createUNet(gpu, { baseWidth: 4, inputSize: SIZE, seed: 3 });
-    const plain = new Adam(model.parameters, {});
-    const scaled = new Adam(model.parameters, {}, { initial: 2 ** 12 });
-    const want = await gradients(model, plain, x, y);
-    setPrecision(gpu, 'mixed');
-    const got = (await gradients(model, scaled, x, y)).map((g) => g / 2 ** 12);
-    // Each of the 23 convolutions rounds its operands to f16 (relative 2⁻¹¹ each)
-    // on the way forward and again on the way back; the errors of ~46 GEMMs in a
-    // row add up, in the worst case, to about 46 · 2 · 2⁻¹¹ ≈ 4.5 % of a tensor's
-    // scale. The L2 error of each gradient tensor must stay below that.
-    const bound = 46 * 2 * 2 ** -11;
-    let worst = 0;
-    for (const p of model.parameters.params) {
-      let num = 0;
-      let den = 0;
-      for (let i = p.offset; i < p.offset + p.size; i++) {
-        num += (got[i]! - want[i]!) ** 2;
-        den += want[i]! ** 2;
+  // The tutorial's model, and the variant (ELU, dropout on one mask for both precisions).
+  for (const variant of [{}, { activation: 'elu', dropout: 0.5 }] as const) {
+    it(`gives the gradients of fp32 within f16 rounding, tensor by tensor${'dropout' in variant ? ' (ELU and dropout)' : ''}`, async () => {
+      const b = blobBatch(4, SIZE, 1);
+      const x = Tensor.from(gpu, [4, SIZE, SIZE, 1], b.images);
+      const y = Tensor.from(gpu, [4, SIZE, SIZE, 1], b.masks);
+      const model = createUNet(gpu, { baseWidth: 4, inputSize: SIZE, seed: 3, ...variant });
+      const plain = new Adam(model.parameters, {});
+      const scaled = new Adam(model.parameters, {}, { initial: 2 ** 12 });
+      const want = await gradients(model, plain, x, y);
+      setPrecision(gpu, 'mixed');
+      const got = (await gradients(model, scaled, x, y)).map((g) => g / 2 ** 12);
+      // Each of the 23 convolutions rounds its operands to f16 (relative 2⁻¹¹ each)
+      // on the way forward and again on the way back; the errors of ~46 GEMMs in a
+      // row add up, in the worst case, to about 46 · 2 · 2⁻¹¹ ≈ 4.5 % of a tensor's
+      // scale. The L2 error of each gradient tensor must stay below that (ELU,
+      // like ReLU, does not enlarge an error; dropout scales by 2, exactly).
+      const bound = 46 * 2 * 2 ** -11;
+      let worst = 0;
+      for (const p of model.parameters.params) {
+        let num = 0;
+        let den = 0;
+        for (let i = p.offset; i < p.offset + p.size; i++) {
+          num += (got[i]! - want[i]!) ** 2;
+          den += want[i]! ** 2;
+        }
+        const rel = Math.sqrt(num / den);
+        expect(rel, `${p.name}: relative L2 error ${rel}`).toBeLessThan(bound);
+        worst = Math.max(worst, rel);
       }
-      const rel = Math.sqrt(num / den);
-      expect(rel, `${p.name}: relative L2 error ${rel}`).toBeLessThan(bound);
-      worst = Math.max(worst, rel);
-    }
-    console.log(`mixed U-Net gradients: worst relative L2 error of a tensor ${worst.toExponential(2)} (bound ${bound.toExponential(2)})`);
-    for (const t of [plain, scaled, model, x, y]) t.dispose();
-  });
+      console.log(`mixed U-Net gradients${'dropout' in variant ? ' (ELU and dropout)' : ''}: worst relative L2 error of a tensor ${worst.toExponential(2)} (bound ${bound.toExponential(2)})`);
+      for (const t of [plain, scaled, model, x, y]) t.dispose();
+    });
+  }
 
   it('skips the step when an f16 operand overflows, and halves the scale', async () => {
     const b = blobBatch(4, SIZE, 2);

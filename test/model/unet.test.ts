@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { testGpu } from '../helpers/gpu.js';
 import { randomArray } from '../helpers/random.js';
-import { buildUNetParameters, createUNet, unetLayerSpecs } from '../../src/model/unet.js';
+import { buildUNetParameters, createUNet, resolveUNetOptions, unetLayerSpecs } from '../../src/model/unet.js';
+import { Adam } from '../../src/model/adam.js';
+import { trainingStep } from '../../src/model/trainer.js';
+import { CheckpointError, loadWeights } from '../../src/model/checkpoint.js';
 import { Tape, Tensor, diceLoss, noGrad, scope } from '../../src/autograd/index.js';
 
 // The tutorial's model.summary(), layers with weights only: Keras kernel shape and parameter count.
@@ -131,5 +134,94 @@ describe('the tutorial U-Net', () => {
     expect(() => scope(() => unet.forward(Tensor.from(gpu, [1, 40, 40, 1], new Float32Array(1600))))).toThrow(/multiples of 16, got \[1, 40, 40, 1\]/);
     x.dispose();
     unet.dispose();
+  });
+});
+
+describe('the variants: ELU activations, dropout after the bottom', () => {
+  it('ELU in every hidden layer, the same weights; options checked; the tutorial\'s config records neither', () => {
+    const specs = unetLayerSpecs(4, 'elu');
+    expect(specs.map((s) => s.activation)).toEqual(unetLayerSpecs(4).map((s) => (s.activation === 'relu' ? 'elu' : s.activation)));
+    expect(specs.filter((s) => s.activation === 'elu')).toHaveLength(18);
+    expect(buildUNetParameters({ baseWidth: 4, inputSize: 16, seed: 3, activation: 'elu', dropout: 0.5 }).initialValues()).toEqual(buildUNetParameters({ baseWidth: 4, inputSize: 16, seed: 3 }).initialValues());
+    expect(resolveUNetOptions({})).toEqual({ baseWidth: 32, inputSize: 96, seed: 1 });
+    expect(resolveUNetOptions({ activation: 'elu', dropout: 0.25 })).toEqual({ baseWidth: 32, inputSize: 96, seed: 1, activation: 'elu', dropout: 0.25 });
+    expect(() => resolveUNetOptions({ activation: 'tanh' as 'elu' })).toThrow(/activation must be relu or elu, got tanh/);
+    expect(() => resolveUNetOptions({ dropout: 1 })).toThrow(/dropout must be a rate in \[0, 1\), got 1/);
+  });
+
+  it('a checkpoint of one activation does not load into a model of the other', async () => {
+    const gpu = await testGpu();
+    const relu = createUNet(gpu, { baseWidth: 2, inputSize: 16 });
+    const weights = new Map([...(await relu.parameters.readAll())].map(([k, v]) => [k, { shape: [...relu.parameters.get(k).shape], data: v }]));
+    const ckpt = { meta: { config: relu.config }, weights } as unknown as Parameters<typeof loadWeights>[1];
+    const elu = createUNet(gpu, { baseWidth: 2, inputSize: 16, activation: 'elu' });
+    expect(() => loadWeights(elu, ckpt, 'relu.safetensors')).toThrow(CheckpointError);
+    expect(() => loadWeights(elu, ckpt, 'relu.safetensors')).toThrow('relu.safetensors: checkpoint has relu activations, the model elu');
+    relu.dispose();
+    elu.dispose();
+  });
+
+  it('dropout only where a tape records, its backward on the same mask; an ELU model has one ELU backward pass per hidden layer', async () => {
+    const gpu = await testGpu();
+    const plain = createUNet(gpu, { baseWidth: 2, inputSize: 16, seed: 1, activation: 'elu' });
+    const dropped = createUNet(gpu, { baseWidth: 2, inputSize: 16, seed: 1, activation: 'elu', dropout: 0.5 });
+    const x = Tensor.from(gpu, [2, 16, 16, 1], randomArray(512, 4, -1, 1));
+    const y = Tensor.from(gpu, [2, 16, 16, 1], randomArray(512, 5, 0, 1));
+    // Inference: the identity.
+    const a = noGrad(() => plain.forward(x));
+    const b = noGrad(() => dropped.forward(x));
+    expect(await b.read()).toEqual(await a.read());
+    for (const t of [a, b]) t.dispose();
+    const labels: string[] = [];
+    gpu.observer = { timestampWrites: (label) => (labels.push(label), undefined) };
+    const tape = new Tape(gpu);
+    let p: Tensor;
+    try {
+      p = tape.run(() => dropped.forward(x));
+      tape.backward(tape.run(() => diceLoss(p, y)));
+    } finally {
+      gpu.observer = null;
+    }
+    expect(labels.filter((l) => l.startsWith('dropout 0.5 [2, 1, 1, 32]'))).toHaveLength(2); // forward and backward
+    // The ELU's gradient is its own pass (the ReLU's mask is the only one the stores apply).
+    expect(labels.filter((l) => l.startsWith('binary eluBackward') || l.startsWith('binary eluBackward in place'))).toHaveLength(18);
+    expect(labels.filter((l) => / masked( \[|: |$)/.test(l)), labels.join('\n')).toEqual([]);
+    const q = noGrad(() => plain.forward(x));
+    expect(await p!.read()).not.toEqual(await q.read());
+    q.dispose();
+    tape.dispose();
+    for (const t of [x, y]) t.dispose();
+    plain.dispose();
+    dropped.dispose();
+  });
+
+  it('each training step draws new masks, replayed steps too; the same step count draws the same ones', async () => {
+    const gpu = await testGpu();
+    const n = 2;
+    const x = Tensor.from(gpu, [n, 16, 16, 1], randomArray(n * 256, 6, -1, 1));
+    const y = Tensor.from(gpu, [n, 16, 16, 1], randomArray(n * 256, 7, 0, 1).map((v) => (v > 0.5 ? 1 : 0)));
+    // Adam at lr 0 leaves the weights as they are, so only the masks change a
+    // step's gradients; the bottom's bias gradient passes through its mask
+    // (ELU: no unit is dead, so each mask shows).
+    const gradientsOf = async (dropout: number, steps: number, from = 0) => {
+      const model = createUNet(gpu, { baseWidth: 2, inputSize: 16, seed: 1, dropout, activation: 'elu' });
+      model.trainingSteps = from;
+      const adam = new Adam(model.parameters, { lr: 0 });
+      const out: string[] = [];
+      for (let i = 0; i < steps; i++) {
+        model.parameters.zeroGrads();
+        trainingStep(model, adam, x, y).loss.dispose();
+        out.push(Array.from((await model.parameters.readGrads()).get('conv2d_10/bias')!).join(','));
+      }
+      model.dispose();
+      adam.dispose();
+      return out;
+    };
+    const withDropout = await gradientsOf(0.5, 4);
+    expect(new Set(withDropout).size).toBe(4);
+    expect(await gradientsOf(0.5, 2, 2)).toEqual(withDropout.slice(2));
+    const without = await gradientsOf(0, 3);
+    expect(new Set(without).size).toBe(1);
+    for (const t of [x, y]) t.dispose();
   });
 });

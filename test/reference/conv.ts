@@ -9,7 +9,7 @@ type Arr = ArrayLike<number>;
 
 const idx4 = (s: Shape4, a: number, b: number, c: number, d: number) => ((a * s[1] + b) * s[2] + c) * s[3] + d;
 
-export function conv2dRef(x: Arr, xs: Shape4, w: Arr, ws: Shape4, b: Arr, act: 'none' | 'relu' | 'sigmoid' = 'none'): Float64Array {
+export function conv2dRef(x: Arr, xs: Shape4, w: Arr, ws: Shape4, b: Arr, act: 'none' | 'relu' | 'sigmoid' | 'elu' = 'none'): Float64Array {
   const [n, h, wd, ci] = xs;
   const [k, , , co] = ws;
   const pad = (k - 1) / 2;
@@ -27,7 +27,7 @@ export function conv2dRef(x: Arr, xs: Shape4, w: Arr, ws: Shape4, b: Arr, act: '
               if (iy < 0 || ix < 0 || iy >= h || ix >= wd) continue;
               for (let c = 0; c < ci; c++) s += x[idx4(xs, bi, iy, ix, c)]! * w[idx4(ws, ky, kx, c, o)]!;
             }
-          y[idx4(ys, bi, oy, ox, o)] = act === 'relu' ? Math.max(0, s) : act === 'sigmoid' ? 1 / (1 + Math.exp(-s)) : s;
+          y[idx4(ys, bi, oy, ox, o)] = act === 'relu' ? Math.max(0, s) : act === 'sigmoid' ? 1 / (1 + Math.exp(-s)) : act === 'elu' ? (s > 0 ? s : Math.expm1(s)) : s;
         }
   return y;
 }

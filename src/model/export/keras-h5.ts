@@ -17,6 +17,7 @@
  */
 import * as h5wasm from 'h5wasm';
 import type { NamedTensor } from '../safetensors.js';
+import type { HiddenActivation } from '../unet.js';
 import { type ExportableUNet, ExportError, checkUNetWeights, kerasUNetLayers } from './keras-layers.js';
 
 /** The Keras version written: a Keras 2 version, so Keras 2 loads the kernels without converting them (it converts files from Keras 1). */
@@ -25,6 +26,8 @@ export const KERAS_VERSION = '2.2.4';
 /** What the wgsl_unet attribute holds. */
 export interface KerasH5Extras {
   inputSize: number;
+  /** The hidden layers' activation; absent in files written before it was recorded (relu). */
+  activation?: HiddenActivation;
   mean: number;
   std: number;
   antiAlias: boolean;
@@ -51,11 +54,11 @@ export async function encodeKerasH5(model: ExportableUNet, source: string): Prom
   const path = memPath();
   const file = new h5wasm.File(path, 'w');
   try {
-    const layers = kerasUNetLayers(model.baseWidth);
+    const layers = kerasUNetLayers(model.baseWidth, model.activation);
     writeNames(file, 'layer_names', layers.map((l) => l.name));
     writeString(file, 'backend', 'tensorflow');
     writeString(file, 'keras_version', KERAS_VERSION);
-    const extras: KerasH5Extras = { inputSize: model.inputSize, ...model.preprocessing };
+    const extras: KerasH5Extras = { inputSize: model.inputSize, activation: model.activation, ...model.preprocessing };
     writeString(file, 'wgsl_unet', JSON.stringify(extras));
     for (const layer of layers) {
       const group = file.create_group(layer.name);

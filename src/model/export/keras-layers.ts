@@ -8,7 +8,7 @@
  * the HDF5 file's layer_names.
  */
 import type { NamedTensor } from '../safetensors.js';
-import { type UNetLayerSpec, unetLayerSpecs } from '../unet.js';
+import { type HiddenActivation, type UNetLayerSpec, unetLayerSpecs } from '../unet.js';
 
 export type KerasLayer =
   | { readonly kind: 'input'; readonly name: string }
@@ -18,9 +18,14 @@ export type KerasLayer =
 
 const LEVELS = 4;
 
-/** The layers of the U-Net of base width `baseWidth`, in Keras's order; each layer's one output is named after it. */
-export function kerasUNetLayers(baseWidth: number): KerasLayer[] {
-  const specs = unetLayerSpecs(baseWidth);
+/**
+ * The layers of the U-Net of base width `baseWidth` and hidden activation
+ * `activation`, in Keras's order; each layer's one output is named after it.
+ * These are inference graphs: a model's dropout, active only in training,
+ * has no layer here.
+ */
+export function kerasUNetLayers(baseWidth: number, activation: HiddenActivation = 'relu'): KerasLayer[] {
+  const specs = unetLayerSpecs(baseWidth, activation);
   let nextSpec = 0;
   let pools = 0;
   let concats = 0;
@@ -57,6 +62,8 @@ export function kerasUNetLayers(baseWidth: number): KerasLayer[] {
 /** What an exporter needs: the weights under their Keras names, and how frames are prepared for the model. */
 export interface ExportableUNet {
   readonly baseWidth: number;
+  /** The hidden layers' activation (the tutorial's: relu). */
+  readonly activation: HiddenActivation;
   /** The square input size the model was trained at (the graphs accept any multiple of 16). */
   readonly inputSize: number;
   readonly weights: ReadonlyMap<string, NamedTensor>;

@@ -106,6 +106,8 @@ function littleEndianBytes(values: Float32Array): Uint8Array {
   return bytes;
 }
 
+const ONNX_ACTIVATIONS = { relu: 'Relu', elu: 'Elu', sigmoid: 'Sigmoid' } as const;
+
 /** The encoded ONNX model (a .onnx file's bytes). */
 export function encodeOnnx(model: ExportableUNet, producerVersion: string, source: string): Uint8Array {
   checkUNetWeights(model.weights, model.baseWidth, source);
@@ -117,7 +119,7 @@ export function encodeOnnx(model: ExportableUNet, producerVersion: string, sourc
   };
 
   nodes.push({ opType: 'Transpose', name: 'image_to_nchw', input: ['image'], output: ['input_1'], attribute: [ints('perm', [0, 3, 1, 2])] });
-  for (const layer of kerasUNetLayers(model.baseWidth)) {
+  for (const layer of kerasUNetLayers(model.baseWidth, model.activation)) {
     switch (layer.kind) {
       case 'input':
         break;
@@ -151,7 +153,8 @@ export function encodeOnnx(model: ExportableUNet, producerVersion: string, sourc
           });
         }
         if (activated) {
-          nodes.push({ opType: spec.activation === 'relu' ? 'Relu' : 'Sigmoid', name: `${spec.name}/${spec.activation}`, input: [out], output: [spec.name], attribute: [] });
+          // ONNX's Elu has α = 1 by default, as the model's.
+          nodes.push({ opType: ONNX_ACTIVATIONS[spec.activation], name: `${spec.name}/${spec.activation}`, input: [out], output: [spec.name], attribute: [] });
         }
         break;
       }
@@ -192,6 +195,7 @@ export function encodeOnnx(model: ExportableUNet, producerVersion: string, sourc
       { key: 'wgsl_unet.input_size', value: String(model.inputSize) },
       { key: 'wgsl_unet.anti_alias', value: String(p.antiAlias) },
       { key: 'wgsl_unet.base_width', value: String(model.baseWidth) },
+      { key: 'wgsl_unet.activation', value: model.activation },
     ],
   });
   return modelType.encode(message).finish();

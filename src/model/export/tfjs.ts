@@ -72,7 +72,7 @@ function layerJson(layer: KerasLayer, inputSize: number): object {
 
 export function encodeTfjs(model: ExportableUNet, producerVersion: string, source: string): TfjsModelFiles {
   checkUNetWeights(model.weights, model.baseWidth, source);
-  const layers = kerasUNetLayers(model.baseWidth);
+  const layers = kerasUNetLayers(model.baseWidth, model.activation);
   const last = layers[layers.length - 1]!.name;
   const specs: { name: string; shape: number[]; dtype: 'float32' }[] = [];
   const values: Float32Array[] = [];
@@ -107,7 +107,7 @@ export function encodeTfjs(model: ExportableUNet, producerVersion: string, sourc
     },
     weightsManifest: [{ paths: [TFJS_SHARD_NAME], weights: specs }],
     userDefinedMetadata: {
-      wgsl_unet: { inputSize: model.inputSize, baseWidth: model.baseWidth, mean: model.preprocessing.mean, std: model.preprocessing.std, antiAlias: model.preprocessing.antiAlias },
+      wgsl_unet: { inputSize: model.inputSize, baseWidth: model.baseWidth, activation: model.activation, mean: model.preprocessing.mean, std: model.preprocessing.std, antiAlias: model.preprocessing.antiAlias },
     },
   };
   return { modelJson: JSON.stringify(json), shard };

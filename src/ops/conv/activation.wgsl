@@ -1,5 +1,6 @@
 // The activation a convolution applies to its outputs, appended to the
-// convolution shaders (with conv_common.wgsl) and to software/winograd.wgsl: 0 none, 1 relu, 2 sigmoid.
+// convolution shaders (with conv_common.wgsl) and to software/winograd.wgsl: 0 none, 1 relu, 2 sigmoid,
+// 3 elu (α = 1, Keras's 'elu').
 override ACT: u32 = 0u;
 
 fn activate(v: f32) -> f32 {
@@ -12,6 +13,10 @@ fn activate(v: f32) -> f32 {
       }
       let e = exp(v);
       return e / (1.0 + e);
+    }
+    case 3u: {
+      // exp(min(v, 0)) keeps exp finite on the branch select discards.
+      return select(exp(min(v, 0.0)) - 1.0, v, v > 0.0);
     }
     default: { return v; }
   }

@@ -15,9 +15,11 @@ import type { GradSink, Tensor } from '../../autograd/tensor.js';
 import { output, record } from '../../autograd/record.js';
 import { activationType } from './device.js';
 
+const BACKWARD = { relu: 'reluBackward', sigmoid: 'sigmoidBackward', elu: 'eluBackward' } as const;
+
 /**
  * ∂L/∂(pre-activation) from ∂L/∂y, using the saved output y: relu' = [y > 0],
- * sigmoid' = y(1 − y). Without an activation it is dy itself, and so is it
+ * sigmoid' = y(1 − y), elu' = 1 where y > 0, else y + 1. Without an activation it is dy itself, and so is it
  * where the gradient's writers applied the activation's backward already
  * (for a ReLU, the ∂input of the layers that read y: inputGradient; for a
  * sigmoid, the Dice loss's backward). Written over dy where nothing reads dy
@@ -26,7 +28,7 @@ import { activationType } from './device.js';
  */
 function preActivationGrad(dy: Tensor, y: Tensor, activation: Activation, grads: GradSink): Tensor {
   if (activation === 'none' || grads.activationApplied(y)) return dy;
-  const op = activation === 'relu' ? 'reluBackward' : 'sigmoidBackward';
+  const op = BACKWARD[activation];
   if (grads.consumable(dy)) {
     binaryInPlace(dy.gpu, op, dy, y);
     return dy;
@@ -80,7 +82,7 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor, activation: Activation =
     const g = preActivationGrad(dy, y, activation, grads);
     if (x.requiresGrad) inputGradient(x, grads, (dx, opts) => conv2dBackwardInput(x.gpu, g, w, dx, opts));
     weightGradients(w, b, grads, conv2dBackwardWeights, x, g);
-  }, { activation: activation === 'none' ? undefined : activation });
+  }, { activation: activation === 'relu' || activation === 'sigmoid' ? activation : undefined });
   return y;
 }
 

@@ -62,7 +62,7 @@ describe(`conv2d (${variant})`, () => {
   for (const [xs, k, co] of CONV_CASES) {
     const ws: Shape4 = [k, k, xs[3], co];
     const ys: Shape4 = [xs[0], xs[1], xs[2], co];
-    for (const act of ['none', 'relu', 'sigmoid'] as const) {
+    for (const act of ['none', 'relu', 'sigmoid', 'elu'] as const) {
       it(`forward x ${xs} w ${ws} ${act}`, async () => {
         const gpu = await testGpu();
         setConvOverrides(gpu, { formulation: variant });

@@ -17,7 +17,7 @@
  *   subgroups are exactly 8 invocations, as lavapipe's on AVX2.
  */
 /** The activation fused into a forward GEMM's store (activation.wgsl). */
-export type Activation = 'none' | 'relu' | 'sigmoid';
+export type Activation = 'none' | 'relu' | 'sigmoid' | 'elu';
 
 /** The convolution a GEMM computes; the table of A, B and C per mode is in conv_tiled.wgsl. */
 export const Mode = {
@@ -32,7 +32,7 @@ export const Mode = {
 } as const;
 export type Mode = (typeof Mode)[keyof typeof Mode];
 
-export const ACT = { none: 0, relu: 1, sigmoid: 2 } as const;
+export const ACT = { none: 0, relu: 1, sigmoid: 2, elu: 3 } as const;
 
 /** A GEMM as the planner sees it: sizes only. */
 export interface GemmShape {

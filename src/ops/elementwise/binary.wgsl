@@ -5,7 +5,8 @@
 //
 // OP selects f: 0 a + b, 1 a − b, 2 a · b, 3 relu backward a · [b > 0]
 // (a = upstream gradient, b = the relu's output), 4 sigmoid backward
-// a · b · (1 − b) (b = the sigmoid's output), 5 a + alpha · b.
+// a · b · (1 − b) (b = the sigmoid's output), 5 a + alpha · b, 6 ELU (α = 1)
+// backward a · (b > 0 ? 1 : b + 1) (b = the ELU's output).
 // ACCUMULATE adds into `out`. Entry points and grid as in unary.wgsl: main4
 // (n % 4 == 0) maps four elements per invocation as vec4s, main one;
 // in_place4 and in_place do a ← f(a, b) where a lies (`io`), for a gradient
@@ -41,6 +42,7 @@ fn f(u: vec4<f32>, v: vec4<f32>) -> vec4<f32> {
     case 3u: { return select(vec4<f32>(0.0), u, v > vec4<f32>(0.0)); }
     case 4u: { return u * v * (1.0 - v); }
     case 5u: { return u + p.alpha * v; }
+    case 6u: { return u * select(v + 1.0, vec4<f32>(1.0), v > vec4<f32>(0.0)); }
     default: { return u + v; }
   }
 }

@@ -18,6 +18,7 @@ const binaryRef: Record<BinaryOp, (a: number, b: number) => number> = {
   reluBackward: (a, b) => (b > 0 ? a : 0),
   sigmoidBackward: (a, b) => a * b * (1 - b),
   addScaled: (a, b) => a + 0.5 * b,
+  eluBackward: (a, b) => (b > 0 ? a : a * (b + 1)),
 };
 
 describe('elementwise kernels on the GPU', () => {

@@ -11,7 +11,7 @@ export const UNARY_OPS = { copy: 0, relu: 1, sigmoid: 2, affine: 3 } as const;
 export type UnaryOp = keyof typeof UNARY_OPS;
 const BROADCAST = 4;
 
-export const BINARY_OPS = { add: 0, sub: 1, mul: 2, reluBackward: 3, sigmoidBackward: 4, addScaled: 5 } as const;
+export const BINARY_OPS = { add: 0, sub: 1, mul: 2, reluBackward: 3, sigmoidBackward: 4, addScaled: 5, eluBackward: 6 } as const;
 export type BinaryOp = keyof typeof BINARY_OPS;
 
 export interface ElementwiseOptions {
