@@ -17,7 +17,8 @@ export { tuneForTraining } from './model/tune.js';
 
 // Tensors, the tape, and the ops with their backward rules.
 export { Tensor, Tape, noGrad, scope, isGradEnabled } from './autograd/index.js';
-export { conv2d, convTranspose2x2, relu, sigmoid, elu, dropout, scale, add, mul, sum, maxPool2x2, concat, diceLoss } from './autograd/index.js';
+export { conv2d, convTranspose2x2, relu, sigmoid, elu, dropout, batchNorm, scale, add, mul, sum, maxPool2x2, concat, diceLoss } from './autograd/index.js';
+export { BATCH_NORM_DEFAULTS, type BatchNormOptions, type RunningStats } from './ops/batchnorm/kernel.js';
 
 // Parameters, their initialisation, and the optimiser.
 export { ParameterStore, type ParameterInfo, type NamedArrays, type ShapedArray } from './model/parameters.js';

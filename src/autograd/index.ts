@@ -9,3 +9,4 @@ export { concat } from '../ops/concat/autograd.js';
 export { diceLoss, type DiceOver } from '../ops/dice/autograd.js';
 export { elu } from '../ops/elu/autograd.js';
 export { dropout } from '../ops/dropout/autograd.js';
+export { batchNorm } from '../ops/batchnorm/autograd.js';

@@ -1,8 +1,9 @@
 /** What every op does around its kernels: output allocation and recording on the tape. */
 import { activeTape } from './tape.js';
 import { type FoldableActivation, Tensor, type GradSink, type TapeNode } from './tensor.js';
-import { unary } from '../ops/elementwise/kernel.js';
+import { binary, binaryInPlace, unary } from '../ops/elementwise/kernel.js';
 import type { DType } from '../gpu/tensor-view.js';
+import type { Activation } from '../ops/conv/plan.js';
 
 /** Allocates an op's output (f32 unless told); it requires grad when any input does and a tape records. */
 export function output(inputs: readonly Tensor[], shape: readonly number[], dtype: DType = 'f32'): Tensor {
@@ -26,4 +27,29 @@ export function writeGrad(t: Tensor, grads: GradSink, write: (dst: Tensor) => vo
   const tmp = grads.temp(t.shape, t.dtype);
   write(tmp);
   unary(t.gpu, 'copy', tmp, grad, { accumulate: true });
+}
+
+const BACKWARD = { relu: 'reluBackward', sigmoid: 'sigmoidBackward', elu: 'eluBackward' } as const;
+
+/**
+ * The backward of the activation an op fuses into its output (a convolution,
+ * batch normalisation): ∂L/∂(pre-activation) from ∂L/∂y, using the saved
+ * output y: relu' = [y > 0], sigmoid' = y(1 − y), elu' = 1 where y > 0,
+ * else y + 1. Without an activation it is dy itself, and so is it where the
+ * gradient's writers applied the activation's backward already (for a ReLU,
+ * the ∂input of the layers that read y; for a sigmoid, the Dice loss's
+ * backward). Written over dy where nothing reads dy
+ * afterwards (in a tape's backward, always), which spares a buffer of its
+ * size at the step's busiest moment.
+ */
+export function preActivationGrad(dy: Tensor, y: Tensor, activation: Activation, grads: GradSink): Tensor {
+  if (activation === 'none' || grads.activationApplied(y)) return dy;
+  const op = BACKWARD[activation];
+  if (grads.consumable(dy)) {
+    binaryInPlace(dy.gpu, op, dy, y);
+    return dy;
+  }
+  const g = grads.temp(dy.shape, dy.dtype);
+  binary(dy.gpu, op, dy, y, g);
+  return g;
 }

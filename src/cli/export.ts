@@ -47,6 +47,7 @@ export async function exportModel(argv: string[]): Promise<void> {
   const model: ExportableUNet = {
     baseWidth: ckpt.meta.config.baseWidth,
     activation: ckpt.meta.config.activation ?? 'relu',
+    batchNorm: ckpt.meta.config.batchNorm ?? false,
     inputSize: ckpt.meta.config.inputSize,
     weights: ckpt.weights,
     preprocessing: { mean: ckpt.meta.normalization.mean, std: ckpt.meta.normalization.std, antiAlias: ckpt.meta.antiAlias ?? false },
@@ -56,7 +57,7 @@ export async function exportModel(argv: string[]): Promise<void> {
   else if (format === 'keras-h5') writeAtomic(out, await encodeKerasH5(model, modelPath));
   else writeTfjsFolder(out, encodeTfjs(model, VERSION, modelPath));
   const p = model.preprocessing;
-  console.log(`wrote ${out} (${format}): base width ${model.baseWidth}${model.activation !== 'relu' ? `, ${model.activation.toUpperCase()} activations` : ''}, input ${model.inputSize}×${model.inputSize}; the model expects frames resized to that size${p.antiAlias ? ' (anti-aliased)' : ''}, then (pixel − ${p.mean}) / ${p.std}`);
+  console.log(`wrote ${out} (${format}): base width ${model.baseWidth}${model.activation !== 'relu' ? `, ${model.activation.toUpperCase()} activations` : ''}${model.batchNorm ? ', batch normalisation' : ''}, input ${model.inputSize}×${model.inputSize}; the model expects frames resized to that size${p.antiAlias ? ' (anti-aliased)' : ''}, then (pixel − ${p.mean}) / ${p.std}`);
 }
 
 /** model.json and its shard, written aside in the folder and renamed into place, model.json last since it names the shard. */
@@ -97,7 +98,7 @@ export async function importModel(argv: string[]): Promise<void> {
   if (typeof o.in !== 'string') throw new UsageError('--in is required: the Keras HDF5 weights file to read');
   const inPath = o.in;
   const file = await decodeKerasH5(readBytes(inPath, 'weights file'), inPath);
-  const { baseWidth, weights } = unetWeightsFromKeras(file, inPath);
+  const { baseWidth, batchNorm, weights } = unetWeightsFromKeras(file, inPath);
   const mean = (o.mean as number | undefined) ?? file.extras?.mean;
   const std = (o.std as number | undefined) ?? file.extras?.std;
   if (mean === undefined || std === undefined) {
@@ -106,7 +107,7 @@ export async function importModel(argv: string[]): Promise<void> {
   if (!(std > 0)) throw new UsageError(`--std must be positive, got ${std}`);
   const activation = (o.activation as string | undefined) ?? file.extras?.activation ?? 'relu';
   if (!(HIDDEN_ACTIVATIONS as readonly string[]).includes(activation)) throw new UsageError(`--activation must be ${HIDDEN_ACTIVATIONS.join(' or ')}, got "${activation}"`);
-  const config = resolveUNetOptions({ baseWidth, inputSize: (o['input-size'] as number | undefined) ?? file.extras?.inputSize ?? 96, activation: activation as HiddenActivation });
+  const config = resolveUNetOptions({ baseWidth, inputSize: (o['input-size'] as number | undefined) ?? file.extras?.inputSize ?? 96, activation: activation as HiddenActivation, batchNorm });
   const meta: CheckpointMeta = {
     format: CHECKPOINT_FORMAT,
     version: VERSION,
@@ -121,5 +122,5 @@ export async function importModel(argv: string[]): Promise<void> {
   };
   const out = resolve(o.out as string);
   writeAtomic(out, encodeCheckpointTensors(weights, meta));
-  console.log(`wrote ${out}: base width ${baseWidth}${config.activation ? `, ${config.activation.toUpperCase()} activations` : ''}, input ${config.inputSize}×${config.inputSize}, mean ${mean}, std ${std}`);
+  console.log(`wrote ${out}: base width ${baseWidth}${config.activation ? `, ${config.activation.toUpperCase()} activations` : ''}${batchNorm ? ', batch normalisation' : ''}, input ${config.inputSize}×${config.inputSize}, mean ${mean}, std ${std}`);
 }

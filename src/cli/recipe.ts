@@ -66,6 +66,7 @@ const SPEC: Record<string, OptionSpec> = {
   'input-size': { type: 'number', help: 'as for train' },
   activation: { type: 'string', help: 'as for train: relu or elu, for every run\'s model' },
   dropout: { type: 'number', help: 'as for train, for every run\'s model' },
+  'batch-norm': { type: 'boolean', help: 'as for train, for every run\'s model' },
 };
 
 const SUMMARY = `Trains the k folds of a subject-wise split with the competition toolkit,
@@ -311,7 +312,7 @@ export async function recipe(argv: string[]): Promise<void> {
         } else {
           console.log(`\n== ${what} ==`);
           const tuneArgs = o.tune !== true ? [] : tuning ? ['--tuning', tuning] : ['--tune'];
-          await train(['--data', dataArg, '--out', out, '--folds', String(k), '--fold', String(fold), '--fold-seed', String(foldSeed), '--seed', String(seed), '--skip-predict', ...(inner ? ['--inner-validation'] : []), ...passThrough(o), ...config.trainArgs, ...tuneArgs]);
+          await train(['--data', dataArg, '--out', out, '--folds', String(k), '--fold', String(fold), '--fold-seed', String(foldSeed), '--seed', String(seed), '--skip-predict', ...(inner ? ['--inner-validation'] : []), ...passThrough(o), ...(o['batch-norm'] === true ? ['--batch-norm'] : []), ...config.trainArgs, ...tuneArgs]);
           if (!process.exitCode && tuneArgs[0] === '--tune') tuning = join(runIn(out), 'tuning.json');
         }
         if (process.exitCode === 130) {

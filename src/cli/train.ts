@@ -68,6 +68,7 @@ const SPEC: Record<string, OptionSpec> = {
   loss: { type: 'string', help: 'the loss: dice (the tutorial\'s: −Dice over all the images of a step together), image-dice (minus the mean of each image\'s Dice, as the competition scores: an empty image predicted empty counts 1) or bce-dice (the tutorial\'s plus the mean binary cross-entropy); a resumed run keeps its own' },
   activation: { type: 'string', help: 'the hidden layers\' activation: relu (the tutorial\'s) or elu; a resumed run keeps its own' },
   dropout: { type: 'number', help: 'dropout rate in [0, 1) after the bottom\'s two convolutions while training (0, the tutorial\'s, for none); a resumed run keeps its own' },
+  'batch-norm': { type: 'boolean', help: 'batch normalisation between each hidden convolution and its activation (Keras\'s BatchNormalization: the batch\'s statistics while training, running ones for validation and prediction); a resumed run keeps its own' },
   seed: { type: 'number', help: 'seed of the initial weights, the shuffling, the augmentation and the dropout masks (default 1); a resumed run keeps its own' },
   'anti-alias': { type: 'boolean', help: 'blur before downsampling, as scikit-image ≥ 0.19 does' },
   resume: { type: 'string', help: 'run folder to continue from its last.safetensors' },
@@ -264,7 +265,7 @@ function emptyPredictionDice(set: ImageSet, rows: Int32Array, batchSize: number)
  * keep: what was measured or taken from --tuning (a resumed run's own is
  * there already).
  */
-async function tuneConvolutionsForRun(gpu: Gpu, o: Parsed, preset: { baseWidth: number; inputSize: number; batchSize: number }, variant: Pick<UNetOptions, 'activation' | 'dropout'>, precision: string, loss: TrainingLoss, recordPath: string | null, stopRequested: () => boolean): Promise<TuningRecord | null> {
+async function tuneConvolutionsForRun(gpu: Gpu, o: Parsed, preset: { baseWidth: number; inputSize: number; batchSize: number }, variant: Pick<UNetOptions, 'activation' | 'dropout' | 'batchNorm'>, precision: string, loss: TrainingLoss, recordPath: string | null, stopRequested: () => boolean): Promise<TuningRecord | null> {
   const asked = o.tuning !== undefined;
   if (o.tune === true) {
     let bar: ReturnType<typeof progress> | null = null;
@@ -338,10 +339,10 @@ export async function train(argv: string[]): Promise<void> {
 }
 
 /**
- * The model variant (--activation, --dropout) a run trains: as asked, or a
+ * The model variant (--activation, --dropout, --batch-norm) a run trains: as asked, or a
  * resumed run's own, with which a different request conflicts.
  */
-function modelVariant(o: Parsed, stored: UNetConfig | undefined, resumedFrom: string): Pick<UNetOptions, 'activation' | 'dropout'> {
+function modelVariant(o: Parsed, stored: UNetConfig | undefined, resumedFrom: string): Pick<UNetOptions, 'activation' | 'dropout' | 'batchNorm'> {
   // (Both checked by checkNumbers.)
   const activation = o.activation as string | undefined;
   const dropout = o.dropout as number | undefined;
@@ -349,9 +350,10 @@ function modelVariant(o: Parsed, stored: UNetConfig | undefined, resumedFrom: st
     const was = { activation: stored.activation ?? 'relu', dropout: stored.dropout ?? 0 };
     if (activation !== undefined && activation !== was.activation) throw new UsageError(`--activation ${activation} conflicts with ${resumedFrom}, whose model has ${was.activation} activations; leave the flag out to resume as it was`);
     if (dropout !== undefined && dropout !== was.dropout) throw new UsageError(`--dropout ${dropout} conflicts with ${resumedFrom}, which was trained with dropout ${was.dropout}; leave the flag out to resume as it was`);
-    return { ...(stored.activation ? { activation: stored.activation } : {}), ...(stored.dropout ? { dropout: stored.dropout } : {}) };
+    if (o['batch-norm'] === true && !stored.batchNorm) throw new UsageError(`--batch-norm conflicts with ${resumedFrom}, whose model has no batch normalisation; leave the flag out to resume as it was`);
+    return { ...(stored.activation ? { activation: stored.activation } : {}), ...(stored.dropout ? { dropout: stored.dropout } : {}), ...(stored.batchNorm ? { batchNorm: true } : {}) };
   }
-  return { ...(activation === 'elu' ? { activation } : {}), ...(dropout ? { dropout } : {}) };
+  return { ...(activation === 'elu' ? { activation } : {}), ...(dropout ? { dropout } : {}), ...(o['batch-norm'] === true ? { batchNorm: true } : {}) };
 }
 
 async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<void> {
@@ -464,7 +466,10 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
     return;
   }
   const model = createUNet(gpu, { baseWidth: preset.baseWidth, inputSize: preset.inputSize, seed, ...variant, ...(outputBias !== undefined ? { outputBias } : {}) });
-  if (variant.activation || variant.dropout) console.log(`model variant: ${[variant.activation && `${variant.activation.toUpperCase()} activations`, variant.dropout && `dropout ${variant.dropout} after the bottom's convolutions`].filter(Boolean).join(', ')}`);
+  if (variant.activation || variant.dropout || variant.batchNorm) {
+    const parts = [variant.activation && `${variant.activation.toUpperCase()} activations`, variant.batchNorm && 'batch normalisation', variant.dropout && `dropout ${variant.dropout} after the bottom's convolutions`];
+    console.log(`model variant: ${parts.filter(Boolean).join(', ')}`);
+  }
   // Mixed precision scales the loss, so that small gradients survive as f16 operands.
   const adam = new Adam(model.parameters, { lr: preset.lr, epsilon: preset.epsilon }, precision === 'mixed');
   let stepsTaken = resumed ? resumed.adam!.t : 0;

@@ -86,6 +86,11 @@ export async function encodeCheckpoint(model: UNet, meta: CheckpointMeta, adam?:
   const weights = await model.parameters.readAll();
   const shapes = new Map(model.parameters.params.map((p) => [p.name, p.shape]));
   for (const [name, data] of weights) tensors.set(name, { shape: shapes.get(name)!, data });
+  // The batch normalisations' running statistics, beside the weights under their Keras names.
+  if (model.state) {
+    const stateShapes = new Map(model.state.params.map((p) => [p.name, p.shape]));
+    for (const [name, data] of await model.state.readAll()) tensors.set(name, { shape: stateShapes.get(name)!, data });
+  }
   if (adam) {
     const state = await adam.readState();
     for (const [name, data] of state.m) tensors.set(`optimizer/m/${name}`, { shape: shapes.get(name)!, data });
@@ -135,8 +140,18 @@ export function loadWeights(model: UNet, ckpt: Checkpoint, name: string): void {
   if ((a.activation ?? 'relu') !== (b.activation ?? 'relu')) {
     throw new CheckpointError(`${name}: checkpoint has ${a.activation ?? 'relu'} activations, the model ${b.activation ?? 'relu'}; build the model from the checkpoint's config`);
   }
+  if ((a.batchNorm ?? false) !== (b.batchNorm ?? false)) {
+    throw new CheckpointError(`${name}: checkpoint has ${a.batchNorm ? '' : 'no '}batch normalisation, the model ${b.batchNorm ? 'has' : 'has none'}; build the model from the checkpoint's config`);
+  }
   try {
-    model.parameters.load(ckpt.weights);
+    const state = model.state;
+    if (!state) model.parameters.load(ckpt.weights);
+    else {
+      // The running statistics go to the model's state, the rest to its parameters.
+      const isState = (key: string) => state.params.some((p) => p.name === key);
+      model.parameters.load(new Map([...ckpt.weights].filter(([key]) => !isState(key))));
+      state.load(new Map([...ckpt.weights].filter(([key]) => isState(key))));
+    }
   } catch (e) {
     throw new CheckpointError(`${name} does not match the model: ${(e as Error).message}`);
   }

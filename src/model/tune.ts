@@ -14,12 +14,12 @@ import { Rng } from './rng.js';
 import { type TrainingLoss, trainingStep } from './trainer.js';
 import { type UNetOptions, createUNet } from './unet.js';
 
-export async function tuneForTraining(gpu: Gpu, shape: { baseWidth: number; inputSize: number; batch: number } & Pick<UNetOptions, 'activation' | 'dropout'>, loss: TrainingLoss, opts: TuneOptions = {}): Promise<TuneReport> {
+export async function tuneForTraining(gpu: Gpu, shape: { baseWidth: number; inputSize: number; batch: number } & Pick<UNetOptions, 'activation' | 'dropout' | 'batchNorm'>, loss: TrainingLoss, opts: TuneOptions = {}): Promise<TuneReport> {
   const { batch: n, inputSize: s } = shape;
   const rng = new Rng(1);
   const images = Float32Array.from({ length: n * s * s }, () => rng.next());
   const masks = images.map((v) => (v > 0.7 ? 1 : 0));
-  const model = createUNet(gpu, { baseWidth: shape.baseWidth, inputSize: s, seed: 1, activation: shape.activation, dropout: shape.dropout });
+  const model = createUNet(gpu, { baseWidth: shape.baseWidth, inputSize: s, seed: 1, activation: shape.activation, dropout: shape.dropout, batchNorm: shape.batchNorm });
   const adam = new Adam(model.parameters, { lr: 1e-5 }, true);
   const x = Tensor.from(gpu, [n, s, s, 1], images);
   const y = Tensor.from(gpu, [n, s, s, 1], masks);

@@ -13,11 +13,19 @@
  * tutorial's functional code runs, with Keras's automatic names (conv2d_1 …
  * conv2d_19, conv2d_transpose_1 … conv2d_transpose_4, each with /kernel and
  * /bias), so weights map one to one onto a Keras or tfjs-layers model.
+ *
+ * Variants from the competition's best teams, off by default: ELU in place
+ * of every ReLU (`activation`); dropout after the bottom's two convolutions
+ * while training (`dropout`, Keras's Dropout there); batch normalisation
+ * between each hidden convolution and its activation (`batchNorm`, Keras's
+ * BatchNormalization layers batch_normalization_1 … _18, whose γ and β are
+ * parameters and whose running mean and variance are the model's `state`).
+ * None changes the convolutions' weights' names or shapes.
  */
 import type { Gpu } from '../gpu/gpu.js';
 import { shapeStr } from '../gpu/errors.js';
 import { Tensor } from '../autograd/tensor.js';
-import { concat, conv2d, convTranspose2x2, dropout, maxPool2x2 } from '../autograd/index.js';
+import { batchNorm, concat, conv2d, convTranspose2x2, dropout, maxPool2x2 } from '../autograd/index.js';
 import { activeTape } from '../autograd/tape.js';
 import { Replays } from '../autograd/replay.js';
 import { ParameterStore } from './parameters.js';
@@ -40,32 +48,49 @@ export interface UNetOptions {
   activation?: HiddenActivation;
   /** Dropout rate after the bottom's convolutions while training, in [0, 1); 0 (default) for none. */
   dropout?: number;
+  /** Batch normalisation between each hidden convolution and its activation (default false). */
+  batchNorm?: boolean;
 }
 
 /** The activations the hidden convolutions can have. */
 export type HiddenActivation = 'relu' | 'elu';
 export const HIDDEN_ACTIVATIONS: readonly HiddenActivation[] = ['relu', 'elu'];
 
-/** A model's configuration as checkpoints keep it; `activation` and `dropout` are absent for the tutorial's (ReLU, none). */
+/** A model's configuration as checkpoints keep it; `activation`, `dropout` and `batchNorm` are absent for the tutorial's (ReLU, none, none). */
 export interface UNetConfig {
   readonly baseWidth: number;
   readonly inputSize: number;
   readonly seed: number;
   readonly activation?: 'elu';
   readonly dropout?: number;
+  readonly batchNorm?: true;
 }
 
-/** One layer with weights, as Keras would list it. */
-export interface UNetLayerSpec {
+/** One layer with weights, as Keras would list it: a convolution or a batch normalisation. */
+export type UNetLayerSpec = ConvLayerSpec | BatchNormLayerSpec;
+
+export interface ConvLayerSpec {
   readonly name: string;
   readonly kind: 'conv2d' | 'conv2d_transpose';
   /** Keras kernel layout: Conv2D (kh, kw, in, out); Conv2DTranspose (kh, kw, out, in). */
   readonly kernelShape: readonly [number, number, number, number];
   /** Number of filters (output channels). */
   readonly filters: number;
-  /** Fused activation (Conv2D only; transposed convolutions have none). */
+  /** Fused activation (Conv2D only; transposed convolutions have none; none where a batch normalisation follows). */
   readonly activation: HiddenActivation | 'sigmoid' | 'none';
 }
+
+export interface BatchNormLayerSpec {
+  readonly name: string;
+  readonly kind: 'batch_normalization';
+  /** Channels normalised: γ, β, the running mean and variance have one value each. */
+  readonly filters: number;
+  /** The hidden layer's activation, applied after the normalisation (fused into it). */
+  readonly activation: HiddenActivation;
+}
+
+/** The running statistics of batch normalisation `name`, as the model's state names them (Keras's). */
+export const runningStatNames = (name: string) => ({ mean: `${name}/moving_mean`, variance: `${name}/moving_variance` });
 
 /** Encoder levels (and decoder levels); the input shrinks by 2^LEVELS at the bottom. */
 const LEVELS = 4;
@@ -80,17 +105,26 @@ export function resolveUNetOptions(options: UNetOptions = {}): UNetConfig {
   const { activation = 'relu', dropout = 0 } = options;
   if (!HIDDEN_ACTIVATIONS.includes(activation)) throw new Error(`U-Net: activation must be ${HIDDEN_ACTIVATIONS.join(' or ')}, got ${activation}`);
   if (!(dropout >= 0 && dropout < 1)) throw new Error(`U-Net: dropout must be a rate in [0, 1), got ${dropout}`);
-  return { baseWidth, inputSize, seed, ...(activation === 'elu' ? { activation } : {}), ...(dropout > 0 ? { dropout } : {}) };
+  return { baseWidth, inputSize, seed, ...(activation === 'elu' ? { activation } : {}), ...(dropout > 0 ? { dropout } : {}), ...(options.batchNorm ? { batchNorm: true as const } : {}) };
 }
 
-/** The layers with weights, in Keras creation order, for base width `w` and the hidden layers' activation. */
-export function unetLayerSpecs(baseWidth: number, hidden: HiddenActivation = 'relu'): UNetLayerSpec[] {
+/**
+ * The layers with weights, in Keras creation order, for base width `w` and
+ * the variant: the hidden layers' activation, and whether a batch
+ * normalisation follows each hidden convolution.
+ */
+export function unetLayerSpecs(baseWidth: number, variant: Pick<UNetConfig, 'activation' | 'batchNorm'> = {}): UNetLayerSpec[] {
   const w = baseWidth;
+  const hidden = variant.activation ?? 'relu';
   const specs: UNetLayerSpec[] = [];
   let convs = 0;
   let transposes = 0;
-  const conv = (inC: number, out: number, k = 3, activation: HiddenActivation | 'sigmoid' = hidden) =>
-    specs.push({ name: `conv2d_${++convs}`, kind: 'conv2d', kernelShape: [k, k, inC, out], filters: out, activation });
+  let norms = 0;
+  const conv = (inC: number, out: number, k = 3, head = false) => {
+    const normalised = variant.batchNorm === true && !head;
+    specs.push({ name: `conv2d_${++convs}`, kind: 'conv2d', kernelShape: [k, k, inC, out], filters: out, activation: head ? 'sigmoid' : normalised ? 'none' : hidden });
+    if (normalised) specs.push({ name: `batch_normalization_${++norms}`, kind: 'batch_normalization', filters: out, activation: hidden });
+  };
   const up = (inC: number, out: number) =>
     specs.push({ name: `conv2d_transpose_${++transposes}`, kind: 'conv2d_transpose', kernelShape: [2, 2, out, inC], filters: out, activation: 'none' });
 
@@ -108,7 +142,7 @@ export function unetLayerSpecs(baseWidth: number, hidden: HiddenActivation = 're
     conv(f, f);
     channels = f;
   }
-  conv(channels, 1, 1, 'sigmoid');
+  conv(channels, 1, 1, true);
   return specs;
 }
 
@@ -119,10 +153,34 @@ export function buildUNetParameters(options: UNetOptions = {}): ParameterStore {
   const store = new ParameterStore();
   const outputBias = options.outputBias ?? 0;
   if (!Number.isFinite(outputBias)) throw new Error(`U-Net: outputBias must be a finite number, got ${outputBias}`);
-  for (const spec of unetLayerSpecs(config.baseWidth)) {
+  for (const spec of unetLayerSpecs(config.baseWidth, config)) {
+    if (spec.kind === 'batch_normalization') {
+      // Keras's initial γ and β.
+      store.add(`${spec.name}/gamma`, [spec.filters], new Float32Array(spec.filters).fill(1));
+      store.add(`${spec.name}/beta`, [spec.filters], 'zeros');
+      continue;
+    }
     store.add(`${spec.name}/kernel`, spec.kernelShape, glorotUniformKeras(spec.kernelShape, rng));
     const bias = spec.activation === 'sigmoid' && outputBias !== 0 ? new Float32Array(spec.filters).fill(outputBias) : 'zeros';
     store.add(`${spec.name}/bias`, [spec.filters], bias);
+  }
+  return store;
+}
+
+/**
+ * The model's state that is not trained by the optimiser, not yet on the
+ * GPU: each batch normalisation's running mean and variance, at Keras's
+ * initial 0 and 1; null for a model without batch normalisation.
+ */
+export function buildUNetState(options: UNetOptions = {}): ParameterStore | null {
+  const config = resolveUNetOptions(options);
+  if (!config.batchNorm) return null;
+  const store = new ParameterStore();
+  for (const spec of unetLayerSpecs(config.baseWidth, config)) {
+    if (spec.kind !== 'batch_normalization') continue;
+    const names = runningStatNames(spec.name);
+    store.add(names.mean, [spec.filters], 'zeros');
+    store.add(names.variance, [spec.filters], new Float32Array(spec.filters).fill(1));
   }
   return store;
 }
@@ -146,8 +204,11 @@ export class UNet {
     readonly config: UNetConfig,
     /** The weights, finalized on `gpu`. */
     readonly parameters: ParameterStore,
+    /** The batch normalisations' running statistics (buildUNetState), finalized on `gpu`; null without them. */
+    readonly state: ParameterStore | null = null,
   ) {
-    this.layers = unetLayerSpecs(config.baseWidth, config.activation ?? 'relu');
+    this.layers = unetLayerSpecs(config.baseWidth, config);
+    if (config.batchNorm && !state) throw new Error('UNet: a model with batch normalisation needs its state (buildUNetState)');
     this.replays = new Replays(gpu);
     this.dropoutSeed = config.dropout ? Tensor.empty(gpu, [1]) : null;
     if (this.dropoutSeed) gpu.upload(this.dropoutSeed.view, Uint32Array.of(0));
@@ -187,10 +248,19 @@ export class UNet {
     const done = (t: Tensor) => {
       if (t !== x && !t.requiresGrad) t.dispose();
     };
+    // A convolution, and the batch normalisation that follows it in the variant.
     const convLayer = (input: Tensor): Tensor => {
       const s = next();
-      const y = conv2d(input, p(`${s.name}/kernel`), p(`${s.name}/bias`), s.activation);
+      let y = conv2d(input, p(`${s.name}/kernel`), p(`${s.name}/bias`), s.activation);
       done(input);
+      if (this.layers[layer]?.kind === 'batch_normalization') {
+        const b = next();
+        const names = runningStatNames(b.name);
+        const running = { mean: this.state!.get(names.mean), variance: this.state!.get(names.variance) };
+        const z = batchNorm(y, p(`${b.name}/gamma`), p(`${b.name}/beta`), running, { activation: b.activation as HiddenActivation });
+        done(y);
+        y = z;
+      }
       return y;
     };
 
@@ -222,6 +292,7 @@ export class UNet {
   dispose(): void {
     this.replays.dispose();
     this.dropoutSeed?.dispose();
+    this.state?.dispose();
     this.parameters.dispose();
   }
 }
@@ -231,5 +302,7 @@ export function createUNet(gpu: Gpu, options: UNetOptions = {}): UNet {
   const config = resolveUNetOptions(options);
   const store = buildUNetParameters({ ...config, outputBias: options.outputBias });
   store.finalize(gpu);
-  return new UNet(gpu, config, store);
+  const state = buildUNetState(config);
+  state?.finalize(gpu);
+  return new UNet(gpu, config, store, state);
 }

@@ -130,13 +130,14 @@ describe('npm run train', () => {
     expect(c.stderr).toMatch(/--anti-alias conflicts with .*last\.safetensors, which was trained without it/);
   });
 
-  it('trains the ELU and dropout variant, resumes it to the uninterrupted curve (the same dropout masks), and refuses a flag that contradicts it', () => {
-    const variant = ['--seed', '3', '--activation', 'elu', '--dropout', '0.5'];
+  it('trains the variant (ELU, batch normalisation, dropout), resumes it to the uninterrupted curve (the same dropout masks, the running statistics kept), and refuses a flag that contradicts it', () => {
+    const variant = ['--seed', '3', '--activation', 'elu', '--dropout', '0.5', '--batch-norm'];
     const whole = train('--epochs', '2', '--out', join(root, 'variant'), ...variant);
     expect(whole.code, whole.out).toBe(0);
-    expect(whole.out).toContain("model variant: ELU activations, dropout 0.5 after the bottom's convolutions");
+    expect(whole.out).toContain("model variant: ELU activations, batch normalisation, dropout 0.5 after the bottom's convolutions");
     const best = decodeCheckpoint(new Uint8Array(readFileSync(join(runFolder(whole.out), 'best.safetensors'))), 'best');
-    expect(best.meta.config).toMatchObject({ baseWidth: 2, activation: 'elu', dropout: 0.5 });
+    expect(best.meta.config).toMatchObject({ baseWidth: 2, activation: 'elu', dropout: 0.5, batchNorm: true });
+    expect(best.weights.get('batch_normalization_18/moving_variance')!.shape).toEqual([2]);
 
     const half = train('--epochs', '1', '--out', join(root, 'variant-r'), ...variant);
     expect(half.code, half.out).toBe(0);
@@ -153,7 +154,7 @@ describe('npm run train', () => {
     expect(wrongSeed.stderr).toMatch(/--seed 4 conflicts with .*last\.safetensors, which was trained with seed 3/);
     const b = resume();
     expect(b.status, b.stderr).toBe(0);
-    expect(b.stdout).toContain("model variant: ELU activations, dropout 0.5 after the bottom's convolutions");
+    expect(b.stdout).toContain("model variant: ELU activations, batch normalisation, dropout 0.5 after the bottom's convolutions");
     expect(losses(dir).map(({ seconds: _s, ...rest }) => rest)).toEqual(losses(runFolder(whole.out)).map(({ seconds: _s, ...rest }) => rest));
     // The run's own seed, not the default, goes on (it seeds the dropout masks and the augmentation).
     const last = decodeCheckpoint(new Uint8Array(readFileSync(join(dir, 'last.safetensors'))), 'last').meta;

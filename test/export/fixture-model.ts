@@ -45,24 +45,39 @@ export function sampleFrames(size: number): { images: Float32Array; mean: number
   return { images: normalize(resized, mean, std), mean, std };
 }
 
-export async function fixtureModel(gpu: Gpu, baseWidth: number, size: number, seed: number, activation: HiddenActivation = 'relu'): Promise<FixtureModel> {
+/**
+ * The variant (`activation`, `batchNorm`) as UNetOptions take it. With batch
+ * normalisation, γ, β and the running statistics are random too (the
+ * initial 1, 0, 0, 1 would hide a misplaced one).
+ */
+export async function fixtureModel(gpu: Gpu, baseWidth: number, size: number, seed: number, variant: { activation?: HiddenActivation; batchNorm?: boolean } = {}): Promise<FixtureModel> {
   const { images, mean, std } = sampleFrames(size);
-  const store = buildUNetParameters({ baseWidth, inputSize: size, seed });
+  const options = { baseWidth, inputSize: size, seed, ...variant };
+  const store = buildUNetParameters(options);
   const initialValues = store.initialValues();
   const weights = new Map<string, NamedTensor>();
   for (const [i, p] of store.params.entries()) {
     const initial = initialValues.get(p.name)!;
-    const data = p.name.endsWith('/bias') ? randomArray(initial.length, seed * 100 + i, -0.1, 0.1) : initial;
-    weights.set(p.name, { shape: [...p.shape], data });
+    const random = /\/(bias|beta)$/.test(p.name) ? randomArray(initial.length, seed * 100 + i, -0.1, 0.1) : p.name.endsWith('/gamma') ? randomArray(initial.length, seed * 100 + i, 0.5, 1.5) : null;
+    weights.set(p.name, { shape: [...p.shape], data: random ?? initial });
   }
-  const model = createUNet(gpu, { baseWidth, inputSize: size, seed, activation });
+  const model = createUNet(gpu, options);
   model.parameters.load(new Map([...weights].map(([k, t]) => [k, t.data])));
+  if (model.state) {
+    const state = new Map<string, Float32Array>();
+    for (const [i, p] of model.state.params.entries()) {
+      const data = p.name.endsWith('/moving_mean') ? randomArray(p.size, seed * 200 + i, -0.2, 0.2) : randomArray(p.size, seed * 200 + i, 0.5, 1.5);
+      state.set(p.name, data);
+      weights.set(p.name, { shape: [...p.shape], data });
+    }
+    model.state.load(state);
+  }
   const engine = await predictProbabilities(model, images, FRAME_COUNT, size, FRAME_COUNT);
   model.dispose();
   const meta: CheckpointMeta = {
     format: CHECKPOINT_FORMAT,
     version: 'test',
-    config: resolveUNetOptions({ baseWidth, inputSize: size, seed, activation }),
+    config: resolveUNetOptions(options),
     normalization: { mean, std },
     epoch: 1,
     step: 1,

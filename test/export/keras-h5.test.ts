@@ -68,7 +68,7 @@ describe('Keras HDF5 weights', () => {
   });
 
   it("keeps an ELU model's activation through export and import; --activation sets or overrides it, and a bad one is refused", async () => {
-    const e = await fixtureModel(await testGpu(), 4, 32, 3, 'elu');
+    const e = await fixtureModel(await testGpu(), 4, 32, 3, { activation: 'elu' });
     try {
       const file = join(e.dir, 'elu.h5');
       let r = runCli(['export', '--format', 'keras-h5', '--model', e.checkpointPath, '--out', file], e.dir);
@@ -87,6 +87,27 @@ describe('Keras HDF5 weights', () => {
       r = runCli(['import', '--format', 'keras-h5', '--in', exported, '--out', back, '--activation', 'tanh'], m.dir);
       expect(r.code).toBe(2);
       expect(r.errors).toEqual(['error: --activation must be relu or elu, got "tanh"']);
+    } finally {
+      e.cleanup();
+    }
+  });
+
+  it('a batch-normalised model: export then import gives back every tensor, running statistics included, and the variant', async () => {
+    const e = await fixtureModel(await testGpu(), 4, 32, 3, { batchNorm: true });
+    try {
+      const file = join(e.dir, 'bn.h5');
+      let r = runCli(['export', '--format', 'keras-h5', '--model', e.checkpointPath, '--out', file], e.dir);
+      expect(r.errors, r.errors.join('\n')).toEqual([]);
+      expect(r.stdout).toMatch(/base width 4, batch normalisation, input 32×32/);
+      const read = await decodeKerasH5(readFileSync(file), file);
+      expect(read.layers.find((l) => l.name === 'batch_normalization_1')!.weights.map((w) => w.name)).toEqual(['batch_normalization_1/gamma:0', 'batch_normalization_1/beta:0', 'batch_normalization_1/moving_mean:0', 'batch_normalization_1/moving_variance:0']);
+      const back = join(e.dir, 'back.safetensors');
+      r = runCli(['import', '--format', 'keras-h5', '--in', file, '--out', back], e.dir);
+      expect(r.errors, r.errors.join('\n')).toEqual([]);
+      const ckpt = decodeCheckpoint(readFileSync(back), back);
+      expect(ckpt.meta.config.batchNorm).toBe(true);
+      expect([...ckpt.weights.keys()].sort()).toEqual([...e.weights.keys()].sort());
+      for (const [name, t] of e.weights) expect(ckpt.weights.get(name)!.data, name).toEqual(t.data);
     } finally {
       e.cleanup();
     }
@@ -151,7 +172,7 @@ describe('Keras HDF5 weights', () => {
 
   it('a file with a layer missing, or a kernel of the wrong shape, is refused with a message naming it', async () => {
     const missing = join(m.dir, 'missing-layer.h5');
-    writeFileSync(missing, await encodeKerasH5({ baseWidth: 4, activation: 'relu', inputSize: 32, weights: m.weights, preprocessing: { ...m.meta.normalization, antiAlias: false } }, 'test'));
+    writeFileSync(missing, await encodeKerasH5({ baseWidth: 4, activation: 'relu', batchNorm: false, inputSize: 32, weights: m.weights, preprocessing: { ...m.meta.normalization, antiAlias: false } }, 'test'));
     editFile(missing, (f) => replaceNames(f, 'layer_names', kerasUNetLayers(4).map((l) => l.name).filter((n) => n !== 'conv2d_5')));
     let r = runCli(['import', '--format', 'keras-h5', '--in', missing, '--out', join(m.dir, 'x.safetensors')], m.dir);
     expect(r.code).toBe(1);

@@ -28,14 +28,15 @@ const made: FixtureModel[] = [];
 afterAll(() => made.forEach((m) => m.cleanup()));
 
 describe('export --format onnx', () => {
-  for (const [baseWidth, size, activation] of [
-    [8, 96, 'relu'],
-    [32, 96, 'relu'], // the tutorial's model
-    [8, 48, 'elu'], // the ELU variant: Elu nodes
+  for (const [baseWidth, size, activation, batchNorm] of [
+    [8, 96, 'relu', false],
+    [32, 96, 'relu', false], // the tutorial's model
+    [8, 48, 'elu', false], // the ELU variant: Elu nodes
+    [8, 48, 'elu', true], // and batch normalisation: BatchNormalization nodes on the running statistics
   ] as const) {
-    it(`onnxruntime gives the engine's output within 1e-5 (base width ${baseWidth}, ${size} × ${size}, ${activation}, the five sample frames)`, async () => {
+    it(`onnxruntime gives the engine's output within 1e-5 (base width ${baseWidth}, ${size} × ${size}, ${activation}${batchNorm ? ', batch normalisation' : ''}, the five sample frames)`, async () => {
       const gpu = await testGpu();
-      const m = await fixtureModel(gpu, baseWidth, size, 7, activation);
+      const m = await fixtureModel(gpu, baseWidth, size, 7, { activation, batchNorm });
       made.push(m);
       const out = join(m.dir, 'unet.onnx');
       const r = runCli(['export', '--format', 'onnx', '--model', m.checkpointPath, '--out', out], m.dir);
@@ -60,7 +61,7 @@ describe('export --format onnx', () => {
     const changed = bias.data.slice();
     changed[0]! += 1e-3;
     weights.set('conv2d_19/bias', { shape: bias.shape, data: changed });
-    const bytes = encodeOnnx({ baseWidth: m.meta.config.baseWidth, activation: 'relu', inputSize: m.size, weights, preprocessing: { ...m.meta.normalization, antiAlias: false } }, 'test', 'changed');
+    const bytes = encodeOnnx({ baseWidth: m.meta.config.baseWidth, activation: 'relu', batchNorm: false, inputSize: m.size, weights, preprocessing: { ...m.meta.normalization, antiAlias: false } }, 'test', 'changed');
     const { mask } = await runOnnx(bytes, m.images, m.size);
     expect(maxAbsError(mask, m.engine)).toBeGreaterThan(1e-5);
   });

@@ -39,6 +39,7 @@ import { maxPool2x2, maxPool2x2Backward } from '../../src/ops/maxpool/kernel.js'
 import { concatChannels, splitChannels } from '../../src/ops/concat/kernel.js';
 import { binary, binaryInPlace, unary } from '../../src/ops/elementwise/kernel.js';
 import { dropout } from '../../src/ops/dropout/kernel.js';
+import { batchNormBackward, batchNormTrain } from '../../src/ops/batchnorm/kernel.js';
 import { Tape, Tensor, concat, conv2d as conv2dOp, convTranspose2x2 as upOp, maxPool2x2 as poolOp } from '../../src/autograd/index.js';
 import { createUNet } from '../../src/model/unet.js';
 import { Adam } from '../../src/model/adam.js';
@@ -221,6 +222,33 @@ describe.runIf(mixed || required)('f16 storage of activations and gradients', ()
       expectRoundedToF16(`accumulated copy, ${n}`, await read(acc.f16), await read(acc.f32));
       for (const p of [a, b, relu, sig, elu, dropped, acc, io]) for (const t of [p.f16, p.f32]) t.dispose();
     }
+  });
+
+  it('batch normalisation of f16 tensors: the statistics and parameter gradients of f32, y and dx rounded once from f32', async () => {
+    const shape = [2, 5, 6, 12];
+    const n = prod(shape);
+    const x = pair(shape, halves(n, 51));
+    const dy = pair(shape, halves(n, 52));
+    const y = pair(shape);
+    const dx = pair(shape);
+    const f32 = (values?: Float32Array, len = 12) => ({ f16: allocTensor(gpu, [len], values), f32: allocTensor(gpu, [len], values) });
+    const gamma = allocTensor(gpu, [12], randomArray(12, 53, 0.5, 1.5));
+    const beta = allocTensor(gpu, [12], randomArray(12, 54));
+    const mean = f32(new Float32Array(12));
+    const variance = f32(new Float32Array(12).fill(1));
+    const stats = { f16: allocTensor(gpu, [12, 2]), f32: allocTensor(gpu, [12, 2]) };
+    const dg = f32();
+    const db = f32();
+    for (const t of ['f16', 'f32'] as const) {
+      batchNormTrain(gpu, x[t], gamma, beta, { mean: mean[t], variance: variance[t] }, stats[t], y[t]);
+      batchNormBackward(gpu, x[t], dy[t], gamma, stats[t], dx[t], dg[t], db[t]);
+    }
+    // The same values in, the same f32 sums: equal bit for bit.
+    for (const p of [mean, variance, stats, dg, db]) expect(await read(p.f16)).toEqual(await read(p.f32));
+    expectRoundedToF16('batch-normalised y', await read(y.f16), await read(y.f32));
+    expectRoundedToF16('batch-normalised dx', await read(dx.f16), await read(dx.f32));
+    for (const p of [x, dy, y, dx, mean, variance, stats, dg, db]) for (const t of [p.f16, p.f32]) t.dispose();
+    for (const t of [gamma, beta]) t.dispose();
   });
 
   it('refuses mixed dtypes and f16 tensors outside mixed precision, naming them', () => {

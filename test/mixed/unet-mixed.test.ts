@@ -30,9 +30,14 @@ function gradients(model: UNet, adam: Adam, x: Tensor, y: Tensor, kind: Training
 describe.runIf(canRunMixed(gpu) || required)('the U-Net in mixed precision', () => {
   afterEach(() => setPrecision(gpu, 'fp32'));
 
-  // The tutorial's model, and the variant (ELU, dropout on one mask for both precisions).
+  // The tutorial's model, and the variant with ELU and dropout (one mask for
+  // both precisions). Not batch normalisation: it subtracts each channel's
+  // mean, so an operand's rounding counts relative to the spread left, not to
+  // the value, and the bound below does not hold for it (its kernels' f16
+  // forms are checked in f16-storage.test.ts).
   for (const variant of [{}, { activation: 'elu', dropout: 0.5 }] as const) {
-    it(`gives the gradients of fp32 within f16 rounding, tensor by tensor${'dropout' in variant ? ' (ELU and dropout)' : ''}`, async () => {
+    const name = 'dropout' in variant ? ' (ELU and dropout)' : '';
+    it(`gives the gradients of fp32 within f16 rounding, tensor by tensor${name}`, async () => {
       const b = blobBatch(4, SIZE, 1);
       const x = Tensor.from(gpu, [4, SIZE, SIZE, 1], b.images);
       const y = Tensor.from(gpu, [4, SIZE, SIZE, 1], b.masks);
@@ -60,7 +65,7 @@ describe.runIf(canRunMixed(gpu) || required)('the U-Net in mixed precision', () 
         expect(rel, `${p.name}: relative L2 error ${rel}`).toBeLessThan(bound);
         worst = Math.max(worst, rel);
       }
-      console.log(`mixed U-Net gradients${'dropout' in variant ? ' (ELU and dropout)' : ''}: worst relative L2 error of a tensor ${worst.toExponential(2)} (bound ${bound.toExponential(2)})`);
+      console.log(`mixed U-Net gradients${name}: worst relative L2 error of a tensor ${worst.toExponential(2)} (bound ${bound.toExponential(2)})`);
       for (const t of [plain, scaled, model, x, y]) t.dispose();
     });
   }

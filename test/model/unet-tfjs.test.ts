@@ -11,9 +11,10 @@ import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { testGpu } from '../helpers/gpu.js';
 import { relErrorToScale } from '../helpers/compare.js';
-import { createUNet, type UNetLayerSpec } from '../../src/model/unet.js';
+import { type ConvLayerSpec, createUNet, type UNetLayerSpec } from '../../src/model/unet.js';
 import { convOverrides, setConvOverrides } from '../../src/ops/conv/index.js';
-import { Tape, Tensor, diceLoss, noGrad } from '../../src/autograd/index.js';
+import { Tensor, noGrad } from '../../src/autograd/index.js';
+import { diceGradients } from '../helpers/unet-step.js';
 import { blobBatch } from './blobs.js';
 import { kerasDiceLoss, kerasUNet } from '../../bench/tfjs-unet.js';
 
@@ -50,7 +51,7 @@ describe('U-Net against tfjs-layers', () => {
           const [k, b] = layer.getWeights();
           const kernel = ours.get(`${name}/kernel`)!;
           const bias = ours.get(`${name}/bias`)!;
-          expect(k!.shape).toEqual(unet.layers[i]!.kernelShape); // Keras layouts agree, including the transposed (kh, kw, out, in)
+          expect(k!.shape).toEqual((unet.layers[i] as ConvLayerSpec).kernelShape); // Keras layouts agree, including the transposed (kh, kw, out, in)
           layer.setWeights([tf.tensor(kernel, k!.shape), tf.tensor(bias, b!.shape)]);
         }
 
@@ -58,26 +59,14 @@ describe('U-Net against tfjs-layers', () => {
         const shape = [BATCH, SIZE, SIZE, 1];
 
         // Ours: forward, loss, backward on the GPU.
-        const x = Tensor.from(gpu, shape, images);
-        const y = Tensor.from(gpu, shape, masks);
-        const tape = new Tape(gpu);
-        let probs!: Tensor;
-        const loss = tape.run(() => {
-          probs = unet.forward(x);
-          return diceLoss(probs, y);
-        });
-        tape.backward(loss);
-        const ourProbs = await probs.read();
-        const ourLoss = (await loss.read())[0]!;
-        const ourGrads = await unet.parameters.readGrads();
+        const { probs: ourProbs, loss: ourLoss, grads: ourGrads } = await diceGradients(unet, shape, images, masks);
         const t1 = performance.now();
-        tape.dispose();
         // Outside a tape the forward pass frees each intermediate early (buffers are reused mid-pass): same result.
+        const x = Tensor.from(gpu, shape, images);
         const inferred = noGrad(() => unet.forward(x));
         expect(relErrorToScale(await inferred.read(), ourProbs)).toBe(0);
         inferred.dispose();
         x.dispose();
-        y.dispose();
 
         // tfjs-layers: the same, on the CPU backend.
         const tx = tf.tensor4d(images, shape as [number, number, number, number]);

@@ -4,7 +4,7 @@ import { randomArray } from '../helpers/random.js';
 import { buildUNetParameters, createUNet, resolveUNetOptions, unetLayerSpecs } from '../../src/model/unet.js';
 import { Adam } from '../../src/model/adam.js';
 import { trainingStep } from '../../src/model/trainer.js';
-import { CheckpointError, loadWeights } from '../../src/model/checkpoint.js';
+import { CHECKPOINT_FORMAT, CheckpointError, decodeCheckpoint, encodeCheckpoint, loadWeights } from '../../src/model/checkpoint.js';
 import { Tape, Tensor, diceLoss, noGrad, scope } from '../../src/autograd/index.js';
 
 // The tutorial's model.summary(), layers with weights only: Keras kernel shape and parameter count.
@@ -139,7 +139,7 @@ describe('the tutorial U-Net', () => {
 
 describe('the variants: ELU activations, dropout after the bottom', () => {
   it('ELU in every hidden layer, the same weights; options checked; the tutorial\'s config records neither', () => {
-    const specs = unetLayerSpecs(4, 'elu');
+    const specs = unetLayerSpecs(4, { activation: 'elu' });
     expect(specs.map((s) => s.activation)).toEqual(unetLayerSpecs(4).map((s) => (s.activation === 'relu' ? 'elu' : s.activation)));
     expect(specs.filter((s) => s.activation === 'elu')).toHaveLength(18);
     expect(buildUNetParameters({ baseWidth: 4, inputSize: 16, seed: 3, activation: 'elu', dropout: 0.5 }).initialValues()).toEqual(buildUNetParameters({ baseWidth: 4, inputSize: 16, seed: 3 }).initialValues());
@@ -223,5 +223,54 @@ describe('the variants: ELU activations, dropout after the bottom', () => {
     const without = await gradientsOf(0, 3);
     expect(new Set(without).size).toBe(1);
     for (const t of [x, y]) t.dispose();
+  });
+
+  it('batch normalisation: 18 BatchNormalization layers after the hidden convolutions, γ and β trained, the running statistics as state', async () => {
+    const specs = unetLayerSpecs(4, { batchNorm: true });
+    const norms = specs.filter((s) => s.kind === 'batch_normalization');
+    expect(norms.map((s) => s.name)).toEqual(Array.from({ length: 18 }, (_, i) => `batch_normalization_${i + 1}`));
+    // Each follows its convolution, which then has no activation of its own.
+    for (const [i, s] of specs.entries()) if (s.kind === 'batch_normalization') expect([specs[i - 1]!.kind, specs[i - 1]!.activation]).toEqual(['conv2d', 'none']);
+    expect(specs[specs.length - 1]!.activation).toBe('sigmoid');
+    const channels = norms.reduce((n, s) => n + s.filters, 0);
+    const plain = buildUNetParameters({ baseWidth: 4, inputSize: 16 });
+    const withNorm = buildUNetParameters({ baseWidth: 4, inputSize: 16, batchNorm: true });
+    expect(withNorm.count).toBe(plain.count + 2 * channels);
+    // The convolutions' initial weights are the tutorial model's.
+    const a = plain.initialValues();
+    for (const [name, v] of withNorm.initialValues()) if (!name.startsWith('batch_normalization')) expect(v, name).toEqual(a.get(name));
+
+    const gpu = await testGpu();
+    const model = createUNet(gpu, { baseWidth: 4, inputSize: 16, seed: 2, batchNorm: true });
+    expect(model.state!.count).toBe(2 * channels);
+    const before = await model.state!.readAll();
+    const x = Tensor.from(gpu, [2, 16, 16, 1], randomArray(512, 8, -1, 1));
+    const y = Tensor.from(gpu, [2, 16, 16, 1], randomArray(512, 9, 0, 1).map((v) => (v > 0.5 ? 1 : 0)));
+    // Inference reads the running statistics and leaves them.
+    const p0 = noGrad(() => model.forward(x));
+    expect(await model.state!.readAll()).toEqual(before);
+    const adam = new Adam(model.parameters, { lr: 1e-3 });
+    model.parameters.zeroGrads();
+    trainingStep(model, adam, x, y).loss.dispose();
+    const grads = await model.parameters.readGrads();
+    expect(grads.get('batch_normalization_3/gamma')!.some((g) => g !== 0)).toBe(true);
+    const after = await model.state!.readAll();
+    // A training step moves them a hundredth of the way to the batch's statistics.
+    expect(after.get('batch_normalization_1/moving_mean')).not.toEqual(before.get('batch_normalization_1/moving_mean'));
+    const p1 = noGrad(() => model.forward(x));
+    expect(await p1.read()).not.toEqual(await p0.read());
+
+    // Checkpoints keep the state: a model loaded from one predicts alike.
+    const bytes = await encodeCheckpoint(model, { format: CHECKPOINT_FORMAT, version: 'test', config: model.config, normalization: { mean: 0, std: 1 }, epoch: 1, step: 1, metrics: {}, adapter: 'test', createdAt: '' });
+    const ckpt = decodeCheckpoint(bytes, 'bn.safetensors');
+    expect(ckpt.weights.get('batch_normalization_1/moving_variance')!.data).toEqual(after.get('batch_normalization_1/moving_variance'));
+    const loaded = createUNet(gpu, ckpt.meta.config);
+    loadWeights(loaded, ckpt, 'bn.safetensors');
+    const p2 = noGrad(() => loaded.forward(x));
+    expect(await p2.read()).toEqual(await p1.read());
+    // A model without batch normalisation refuses the checkpoint, and the other way round.
+    const plainModel = createUNet(gpu, { baseWidth: 4, inputSize: 16 });
+    expect(() => loadWeights(plainModel, ckpt, 'bn.safetensors')).toThrow('bn.safetensors: checkpoint has batch normalisation, the model has none');
+    for (const t of [p0, p1, p2, x, y, adam, model, loaded, plainModel]) t.dispose();
   });
 });

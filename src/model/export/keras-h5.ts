@@ -18,7 +18,7 @@
 import * as h5wasm from 'h5wasm';
 import type { NamedTensor } from '../safetensors.js';
 import type { HiddenActivation } from '../unet.js';
-import { type ExportableUNet, ExportError, checkUNetWeights, kerasUNetLayers } from './keras-layers.js';
+import { type ExportableUNet, ExportError, checkUNetWeights, exportVariant, kerasUNetLayers, layerTensors } from './keras-layers.js';
 
 /** The Keras version written: a Keras 2 version, so Keras 2 loads the kernels without converting them (it converts files from Keras 1). */
 export const KERAS_VERSION = '2.2.4';
@@ -49,12 +49,12 @@ function writeString(target: h5wasm.Group, name: string, value: string): void {
 
 /** The weights file's bytes. */
 export async function encodeKerasH5(model: ExportableUNet, source: string): Promise<Uint8Array> {
-  checkUNetWeights(model.weights, model.baseWidth, source);
+  checkUNetWeights(model.weights, model.baseWidth, source, model.batchNorm);
   await h5wasm.ready;
   const path = memPath();
   const file = new h5wasm.File(path, 'w');
   try {
-    const layers = kerasUNetLayers(model.baseWidth, model.activation);
+    const layers = kerasUNetLayers(model.baseWidth, exportVariant(model));
     writeNames(file, 'layer_names', layers.map((l) => l.name));
     writeString(file, 'backend', 'tensorflow');
     writeString(file, 'keras_version', KERAS_VERSION);
@@ -62,8 +62,8 @@ export async function encodeKerasH5(model: ExportableUNet, source: string): Prom
     writeString(file, 'wgsl_unet', JSON.stringify(extras));
     for (const layer of layers) {
       const group = file.create_group(layer.name);
-      const weighted = layer.kind === 'conv2d' || layer.kind === 'conv2d_transpose';
-      const names = weighted ? [`${layer.name}/kernel:0`, `${layer.name}/bias:0`] : [];
+      const weighted = layer.kind === 'conv2d' || layer.kind === 'conv2d_transpose' || layer.kind === 'batch_normalization';
+      const names = weighted ? layerTensors(layer.spec).map(([name]) => `${name}:0`) : [];
       writeNames(group, 'weight_names', names);
       if (weighted) group.create_group(layer.name);
       for (const weightName of names) {
@@ -160,10 +160,12 @@ export async function decodeKerasH5(bytes: Uint8Array, source: string): Promise<
  * The U-Net's weights from a weights file's layers, matched as Keras's
  * `load_weights` matches them: by position, the i-th layer with weights in
  * the file to the i-th in the model (so tf.keras's names, conv2d, conv2d_1,
- * …, load too). Each layer must hold a kernel and a bias of the U-Net's
- * shapes; the base width is read from the first kernel (3, 3, 1, w).
+ * …, load too). Each convolution must hold a kernel and a bias of the
+ * U-Net's shapes, each batch normalisation (a file with them is the variant
+ * with batch normalisation) γ, β, the running mean and variance; the base
+ * width is read from the first kernel (3, 3, 1, w).
  */
-export function unetWeightsFromKeras(file: KerasH5Weights, source: string): { baseWidth: number; weights: Map<string, NamedTensor> } {
+export function unetWeightsFromKeras(file: KerasH5Weights, source: string): { baseWidth: number; batchNorm: boolean; weights: Map<string, NamedTensor> } {
   const weighted = file.layers.filter((l) => l.weights.length > 0);
   const first = weighted[0]?.weights[0];
   if (!first) throw new ExportError(`${source}: no layer has weights`);
@@ -171,28 +173,29 @@ export function unetWeightsFromKeras(file: KerasH5Weights, source: string): { ba
   if (!(baseWidth >= 1) || first.shape[0] !== 3 || first.shape[1] !== 3 || first.shape[2] !== 1) {
     throw new ExportError(`${source}: the first kernel (${weighted[0]!.name}) has shape [${first.shape.join(', ')}]; the U-Net's first layer is a 3 × 3 convolution of one input channel, (3, 3, 1, width)`);
   }
-  const specs = kerasUNetLayers(baseWidth).filter((l) => l.kind === 'conv2d' || l.kind === 'conv2d_transpose');
+  const batchNorm = weighted.some((l) => l.weights.length === 4);
+  const specs = kerasUNetLayers(baseWidth, { batchNorm: batchNorm || undefined }).flatMap((l) => (l.kind === 'conv2d' || l.kind === 'conv2d_transpose' || l.kind === 'batch_normalization' ? [l.spec] : []));
   if (weighted.length !== specs.length) {
     throw new ExportError(`${source}: ${weighted.length} layers with weights, the U-Net has ${specs.length} (${specs[0]!.name} … ${specs[specs.length - 1]!.name})`);
   }
   const weights = new Map<string, NamedTensor>();
   for (const [i, layer] of weighted.entries()) {
     const spec = specs[i]!;
-    const parts = layer.weights.map((w) => /\/(kernel|bias)(:\d+)?$/.exec(w.name)?.[1]);
-    if (layer.weights.length !== 2 || parts[0] !== 'kernel' || parts[1] !== 'bias') {
-      throw new ExportError(`${source}: layer ${layer.name} (the U-Net's ${spec.name}) has weights ${layer.weights.map((w) => w.name).join(', ')}; expected a kernel then a bias`);
+    const want = layerTensors(spec).map(([name]) => name);
+    const parts = layer.weights.map((w) => /\/(kernel|bias|gamma|beta|moving_mean|moving_variance)(:\d+)?$/.exec(w.name)?.[1]);
+    const wantParts = want.map((name) => name.slice(name.lastIndexOf('/') + 1));
+    if (layer.weights.length !== want.length || parts.some((part, j) => part !== wantParts[j])) {
+      throw new ExportError(`${source}: layer ${layer.name} (the U-Net's ${spec.name}) has weights ${layer.weights.map((w) => w.name).join(', ')}; expected ${wantParts.join(', ')}`);
     }
-    const [kernel, bias] = layer.weights as [KerasH5Layer['weights'][number], KerasH5Layer['weights'][number]];
-    weights.set(`${spec.name}/kernel`, { shape: kernel.shape, data: kernel.data });
-    weights.set(`${spec.name}/bias`, { shape: bias.shape, data: bias.data });
+    layer.weights.forEach((w, j) => weights.set(want[j]!, { shape: w.shape, data: w.data }));
   }
   try {
-    checkUNetWeights(weights, baseWidth, source);
+    checkUNetWeights(weights, baseWidth, source, batchNorm);
   } catch (e) {
     // Name the file's layer beside the U-Net's, which may be named differently.
     const match = /tensor (\S+)\//.exec((e as Error).message);
     const index = match ? specs.findIndex((s) => s.name === match[1]) : -1;
     throw new ExportError(index >= 0 ? `${(e as Error).message} (the file's layer ${weighted[index]!.name})` : (e as Error).message);
   }
-  return { baseWidth, weights };
+  return { baseWidth, batchNorm, weights };
 }

@@ -8,33 +8,48 @@
  * the HDF5 file's layer_names.
  */
 import type { NamedTensor } from '../safetensors.js';
-import { type HiddenActivation, type UNetLayerSpec, unetLayerSpecs } from '../unet.js';
+import { type BatchNormLayerSpec, type ConvLayerSpec, type HiddenActivation, type UNetConfig, runningStatNames, unetLayerSpecs } from '../unet.js';
 
 export type KerasLayer =
   | { readonly kind: 'input'; readonly name: string }
-  | { readonly kind: 'conv2d' | 'conv2d_transpose'; readonly name: string; readonly input: string; readonly spec: UNetLayerSpec }
+  | { readonly kind: 'conv2d' | 'conv2d_transpose'; readonly name: string; readonly input: string; readonly spec: ConvLayerSpec }
+  | { readonly kind: 'batch_normalization'; readonly name: string; readonly input: string; readonly spec: BatchNormLayerSpec }
+  | { readonly kind: 'activation'; readonly name: string; readonly input: string; readonly activation: HiddenActivation }
   | { readonly kind: 'max_pooling2d'; readonly name: string; readonly input: string }
   | { readonly kind: 'concatenate'; readonly name: string; readonly inputs: readonly [string, string] };
 
 const LEVELS = 4;
 
 /**
- * The layers of the U-Net of base width `baseWidth` and hidden activation
- * `activation`, in Keras's order; each layer's one output is named after it.
- * These are inference graphs: a model's dropout, active only in training,
- * has no layer here.
+ * The layers of the U-Net of base width `baseWidth` and the variant
+ * (`activation`, `batchNorm`), in Keras's order; each layer's one output is
+ * named after it. With batch normalisation a hidden layer is Keras's
+ * Conv2D (linear), BatchNormalization and Activation. These are inference
+ * graphs: a model's dropout, active only in training, has no layer here.
  */
-export function kerasUNetLayers(baseWidth: number, activation: HiddenActivation = 'relu'): KerasLayer[] {
-  const specs = unetLayerSpecs(baseWidth, activation);
+export function kerasUNetLayers(baseWidth: number, variant: Pick<UNetConfig, 'activation' | 'batchNorm'> = {}): KerasLayer[] {
+  const specs = unetLayerSpecs(baseWidth, variant);
   let nextSpec = 0;
   let pools = 0;
   let concats = 0;
+  let activations = 0;
   const layers: KerasLayer[] = [{ kind: 'input', name: 'input_1' }];
   let last = 'input_1';
+  // A convolution, with the batch normalisation and activation that follow it in the variant.
   const weighted = (): string => {
     const spec = specs[nextSpec++]!;
+    if (spec.kind === 'batch_normalization') throw new Error(`kerasUNetLayers: ${spec.name} does not follow a convolution`);
     layers.push({ kind: spec.kind, name: spec.name, input: last, spec });
-    return (last = spec.name);
+    last = spec.name;
+    const norm = specs[nextSpec];
+    if (norm?.kind === 'batch_normalization') {
+      nextSpec++;
+      layers.push({ kind: 'batch_normalization', name: norm.name, input: last, spec: norm });
+      const name = `activation_${++activations}`;
+      layers.push({ kind: 'activation', name, input: norm.name, activation: norm.activation });
+      last = name;
+    }
+    return last;
   };
   const skips: string[] = [];
   for (let level = 0; level < LEVELS; level++) {
@@ -64,6 +79,8 @@ export interface ExportableUNet {
   readonly baseWidth: number;
   /** The hidden layers' activation (the tutorial's: relu). */
   readonly activation: HiddenActivation;
+  /** Batch normalisation after each hidden convolution (its γ, β and running statistics among the weights). */
+  readonly batchNorm: boolean;
   /** The square input size the model was trained at (the graphs accept any multiple of 16). */
   readonly inputSize: number;
   readonly weights: ReadonlyMap<string, NamedTensor>;
@@ -75,16 +92,27 @@ export class ExportError extends Error {
   override name = 'ExportError';
 }
 
+/** The variant a model to export has, as unetLayerSpecs and kerasUNetLayers take it. */
+export function exportVariant(model: Pick<ExportableUNet, 'activation' | 'batchNorm'>): Pick<UNetConfig, 'activation' | 'batchNorm'> {
+  return { ...(model.activation === 'elu' ? { activation: 'elu' as const } : {}), ...(model.batchNorm ? { batchNorm: true as const } : {}) };
+}
+
+/** The tensors of a weighted layer under their Keras names: kernel and bias, or γ, β and the running statistics. */
+export function layerTensors(spec: ConvLayerSpec | BatchNormLayerSpec): [string, readonly number[]][] {
+  if (spec.kind !== 'batch_normalization') return [[`${spec.name}/kernel`, spec.kernelShape], [`${spec.name}/bias`, [spec.filters]]];
+  const running = runningStatNames(spec.name);
+  return [[`${spec.name}/gamma`, [spec.filters]], [`${spec.name}/beta`, [spec.filters]], [running.mean, [spec.filters]], [running.variance, [spec.filters]]];
+}
+
 /**
- * Checks that `weights` holds exactly the kernel and bias of every weighted
- * layer of the U-Net of base width `baseWidth`, with Keras's shapes; names
- * the first tensor that is missing, misshapen or unexpected.
+ * Checks that `weights` holds exactly the tensors of every weighted layer of
+ * the U-Net of base width `baseWidth` (and `batchNorm`), with Keras's shapes;
+ * names the first tensor that is missing, misshapen or unexpected.
  */
-export function checkUNetWeights(weights: ReadonlyMap<string, NamedTensor>, baseWidth: number, source: string): void {
+export function checkUNetWeights(weights: ReadonlyMap<string, NamedTensor>, baseWidth: number, source: string, batchNorm = false): void {
   const expected = new Map<string, readonly number[]>();
-  for (const spec of unetLayerSpecs(baseWidth)) {
-    expected.set(`${spec.name}/kernel`, spec.kernelShape);
-    expected.set(`${spec.name}/bias`, [spec.filters]);
+  for (const spec of unetLayerSpecs(baseWidth, { batchNorm: batchNorm || undefined })) {
+    for (const [name, shape] of layerTensors(spec)) expected.set(name, shape);
   }
   for (const [name, shape] of expected) {
     const t = weights.get(name);

@@ -12,7 +12,8 @@
  * model's metadata_props (wgsl_unet.*).
  */
 import protobuf from 'protobufjs';
-import { type ExportableUNet, checkUNetWeights, kerasUNetLayers, kernelToOIHW } from './keras-layers.js';
+import { BATCH_NORM_DEFAULTS } from '../../ops/batchnorm/kernel.js';
+import { type ExportableUNet, checkUNetWeights, exportVariant, kerasUNetLayers, kernelToOIHW, layerTensors } from './keras-layers.js';
 
 const field = (id: number, type: string, repeated = false) => (repeated ? { id, type, rule: 'repeated' } : { id, type });
 
@@ -55,6 +56,7 @@ const SCHEMA = {
         AttributeProto: {
           fields: {
             name: field(1, 'string'),
+            f: field(2, 'float'),
             i: field(3, 'int64'),
             ints: field(8, 'int64', true),
             type: field(20, 'int32'),
@@ -81,6 +83,7 @@ const SCHEMA = {
 
 /** ONNX's TensorProto.DataType.FLOAT and AttributeProto.AttributeType INT / INTS. */
 const FLOAT = 1;
+const ATTR_FLOAT = 1;
 const ATTR_INT = 2;
 const ATTR_INTS = 7;
 /** IR version 7 is the one that goes with opset 13. */
@@ -94,7 +97,7 @@ interface Node {
   name: string;
   input: string[];
   output: string[];
-  attribute: { name: string; type: number; i?: number; ints?: number[] }[];
+  attribute: { name: string; type: number; f?: number; i?: number; ints?: number[] }[];
 }
 
 const ints = (name: string, values: number[]) => ({ name, type: ATTR_INTS, ints: values });
@@ -110,7 +113,7 @@ const ONNX_ACTIVATIONS = { relu: 'Relu', elu: 'Elu', sigmoid: 'Sigmoid' } as con
 
 /** The encoded ONNX model (a .onnx file's bytes). */
 export function encodeOnnx(model: ExportableUNet, producerVersion: string, source: string): Uint8Array {
-  checkUNetWeights(model.weights, model.baseWidth, source);
+  checkUNetWeights(model.weights, model.baseWidth, source, model.batchNorm);
   const nodes: Node[] = [];
   const initializers: { name: string; dims: number[]; dataType: number; rawData: Uint8Array }[] = [];
   const constant = (name: string, dims: number[], values: Float32Array) => {
@@ -119,7 +122,7 @@ export function encodeOnnx(model: ExportableUNet, producerVersion: string, sourc
   };
 
   nodes.push({ opType: 'Transpose', name: 'image_to_nchw', input: ['image'], output: ['input_1'], attribute: [ints('perm', [0, 3, 1, 2])] });
-  for (const layer of kerasUNetLayers(model.baseWidth, model.activation)) {
+  for (const layer of kerasUNetLayers(model.baseWidth, exportVariant(model))) {
     switch (layer.kind) {
       case 'input':
         break;
@@ -158,6 +161,15 @@ export function encodeOnnx(model: ExportableUNet, producerVersion: string, sourc
         }
         break;
       }
+      case 'batch_normalization': {
+        // Inference: the running statistics, with Keras's ε.
+        const inputs = layerTensors(layer.spec).map(([name, dims]) => constant(name, [...dims], model.weights.get(name)!.data));
+        nodes.push({ opType: 'BatchNormalization', name: layer.name, input: [layer.input, ...inputs], output: [layer.name], attribute: [{ name: 'epsilon', type: ATTR_FLOAT, f: BATCH_NORM_DEFAULTS.epsilon }] });
+        break;
+      }
+      case 'activation':
+        nodes.push({ opType: ONNX_ACTIVATIONS[layer.activation], name: layer.name, input: [layer.input], output: [layer.name], attribute: [] });
+        break;
       case 'max_pooling2d':
         nodes.push({
           opType: 'MaxPool',
@@ -196,6 +208,7 @@ export function encodeOnnx(model: ExportableUNet, producerVersion: string, sourc
       { key: 'wgsl_unet.anti_alias', value: String(p.antiAlias) },
       { key: 'wgsl_unet.base_width', value: String(model.baseWidth) },
       { key: 'wgsl_unet.activation', value: model.activation },
+      { key: 'wgsl_unet.batch_norm', value: String(model.batchNorm) },
     ],
   });
   return modelType.encode(message).finish();

@@ -10,7 +10,8 @@
  * [batch, inputSize, inputSize, 1]. The preparation travels in
  * userDefinedMetadata.wgsl_unet.
  */
-import { type ExportableUNet, type KerasLayer, checkUNetWeights, kerasUNetLayers } from './keras-layers.js';
+import { type ExportableUNet, type KerasLayer, checkUNetWeights, exportVariant, kerasUNetLayers, layerTensors } from './keras-layers.js';
+import { BATCH_NORM_DEFAULTS } from '../../ops/batchnorm/kernel.js';
 
 export const TFJS_SHARD_NAME = 'group1-shard1of1.bin';
 
@@ -58,6 +59,27 @@ function layerJson(layer: KerasLayer, inputSize: number): object {
         inbound_nodes: inbound(layer.input),
       };
     }
+    case 'batch_normalization':
+      return {
+        class_name: 'BatchNormalization',
+        name: layer.name,
+        config: {
+          name: layer.name,
+          trainable: true,
+          axis: -1,
+          momentum: BATCH_NORM_DEFAULTS.momentum,
+          epsilon: BATCH_NORM_DEFAULTS.epsilon,
+          center: true,
+          scale: true,
+          beta_initializer: { class_name: 'Zeros', config: {} },
+          gamma_initializer: { class_name: 'Ones', config: {} },
+          moving_mean_initializer: { class_name: 'Zeros', config: {} },
+          moving_variance_initializer: { class_name: 'Ones', config: {} },
+        },
+        inbound_nodes: inbound(layer.input),
+      };
+    case 'activation':
+      return { class_name: 'Activation', name: layer.name, config: { name: layer.name, trainable: true, activation: layer.activation }, inbound_nodes: inbound(layer.input) };
     case 'max_pooling2d':
       return {
         class_name: 'MaxPooling2D',
@@ -71,15 +93,15 @@ function layerJson(layer: KerasLayer, inputSize: number): object {
 }
 
 export function encodeTfjs(model: ExportableUNet, producerVersion: string, source: string): TfjsModelFiles {
-  checkUNetWeights(model.weights, model.baseWidth, source);
-  const layers = kerasUNetLayers(model.baseWidth, model.activation);
+  checkUNetWeights(model.weights, model.baseWidth, source, model.batchNorm);
+  const layers = kerasUNetLayers(model.baseWidth, exportVariant(model));
   const last = layers[layers.length - 1]!.name;
   const specs: { name: string; shape: number[]; dtype: 'float32' }[] = [];
   const values: Float32Array[] = [];
   for (const layer of layers) {
-    if (layer.kind !== 'conv2d' && layer.kind !== 'conv2d_transpose') continue;
-    for (const part of ['kernel', 'bias']) {
-      const name = `${layer.name}/${part}`;
+    if (layer.kind !== 'conv2d' && layer.kind !== 'conv2d_transpose' && layer.kind !== 'batch_normalization') continue;
+    // Keras's order: kernel, bias; gamma, beta, moving_mean, moving_variance.
+    for (const [name] of layerTensors(layer.spec)) {
       const t = model.weights.get(name)!;
       specs.push({ name, shape: [...t.shape], dtype: 'float32' });
       values.push(t.data);
@@ -107,7 +129,7 @@ export function encodeTfjs(model: ExportableUNet, producerVersion: string, sourc
     },
     weightsManifest: [{ paths: [TFJS_SHARD_NAME], weights: specs }],
     userDefinedMetadata: {
-      wgsl_unet: { inputSize: model.inputSize, baseWidth: model.baseWidth, activation: model.activation, mean: model.preprocessing.mean, std: model.preprocessing.std, antiAlias: model.preprocessing.antiAlias },
+      wgsl_unet: { inputSize: model.inputSize, baseWidth: model.baseWidth, activation: model.activation, batchNorm: model.batchNorm, mean: model.preprocessing.mean, std: model.preprocessing.std, antiAlias: model.preprocessing.antiAlias },
     },
   };
   return { modelJson: JSON.stringify(json), shard };

@@ -9,34 +9,10 @@ import {
   convTranspose2x2BackwardInput,
   convTranspose2x2BackwardWeights,
 } from './index.js';
-import { binary, binaryInPlace } from '../elementwise/kernel.js';
 import { ShapeError, shapeStr } from '../../gpu/errors.js';
 import type { GradSink, Tensor } from '../../autograd/tensor.js';
-import { output, record } from '../../autograd/record.js';
+import { output, preActivationGrad, record } from '../../autograd/record.js';
 import { activationType } from './device.js';
-
-const BACKWARD = { relu: 'reluBackward', sigmoid: 'sigmoidBackward', elu: 'eluBackward' } as const;
-
-/**
- * ∂L/∂(pre-activation) from ∂L/∂y, using the saved output y: relu' = [y > 0],
- * sigmoid' = y(1 − y), elu' = 1 where y > 0, else y + 1. Without an activation it is dy itself, and so is it
- * where the gradient's writers applied the activation's backward already
- * (for a ReLU, the ∂input of the layers that read y: inputGradient; for a
- * sigmoid, the Dice loss's backward). Written over dy where nothing reads dy
- * afterwards (in a tape's backward, always), which spares a buffer of its
- * size at the step's busiest moment.
- */
-function preActivationGrad(dy: Tensor, y: Tensor, activation: Activation, grads: GradSink): Tensor {
-  if (activation === 'none' || grads.activationApplied(y)) return dy;
-  const op = BACKWARD[activation];
-  if (grads.consumable(dy)) {
-    binaryInPlace(dy.gpu, op, dy, y);
-    return dy;
-  }
-  const g = grads.temp(dy.shape, dy.dtype);
-  binary(dy.gpu, op, dy, y, g);
-  return g;
-}
 
 /**
  * Writes or adds ∂L/∂x through `write` (a convolution's ∂input kernel). Where
