@@ -281,7 +281,7 @@ async function tuneConvolutionsForRun(gpu: Gpu, o: Parsed, preset: { baseWidth: 
     });
     (bar as ReturnType<typeof progress> | null)?.finish();
     console.log(describeTuning(report));
-    return tuningRecord(gpu, report, tuningWorkload(preset));
+    return tuningRecord(gpu, report, tuningWorkload(preset, variant));
   }
   if (!recordPath || (!asked && !existsSync(recordPath))) return null;
   // (--tuning in fp32 is refused before this.)
@@ -300,7 +300,7 @@ async function tuneConvolutionsForRun(gpu: Gpu, o: Parsed, preset: { baseWidth: 
   }
   let applied: ReturnType<typeof applyTuning>;
   try {
-    applied = applyTuning(gpu, record, tuningWorkload(preset));
+    applied = applyTuning(gpu, record, tuningWorkload(preset, variant));
   } catch (e) {
     throw new DataError(`${recordPath}: ${(e as Error).message}; ${remedy}`);
   }
@@ -312,9 +312,16 @@ async function tuneConvolutionsForRun(gpu: Gpu, o: Parsed, preset: { baseWidth: 
   return asked ? record : null;
 }
 
-/** What a training run's tuning is measured for: the GEMMs' shapes follow from these. */
-function tuningWorkload(p: { baseWidth: number; inputSize: number; batchSize: number }): Record<string, number> {
-  return { baseWidth: p.baseWidth, inputSize: p.inputSize, batch: p.batchSize };
+/**
+ * What a training run's tuning is measured for: the GEMMs' shapes and flags
+ * follow from these (the variant changes the convolutions' fused activations
+ * and masks; the tutorial's model names none, as records made before it did).
+ */
+function tuningWorkload(p: { baseWidth: number; inputSize: number; batchSize: number }, variant: Pick<UNetOptions, 'activation' | 'dropout' | 'batchNorm'>): Record<string, string | number> {
+  return {
+    baseWidth: p.baseWidth, inputSize: p.inputSize, batch: p.batchSize,
+    ...(variant.activation ? { activation: variant.activation } : {}), ...(variant.batchNorm ? { batchNorm: 'yes' } : {}), ...(variant.dropout ? { dropout: variant.dropout } : {}),
+  };
 }
 
 export async function train(argv: string[]): Promise<void> {
@@ -480,8 +487,9 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
   if (resumed) {
     loadWeights(model, resumed, join(resumeDir!, 'last.safetensors'));
     adam.loadState(resumed.adam!);
-    // New dropout masks from here on, not the first steps' again.
-    model.trainingSteps = stepsTaken;
+    // The dropout masks an uninterrupted run would draw next: a step skipped for
+    // an overflow (mixed precision) drew its masks but is not in Adam's count.
+    model.trainingSteps = resumed.meta.training!.stepsBegun ?? stepsTaken;
     rng = Rng.fromState(resumed.meta.training!.rngState);
     firstEpoch = resumed.meta.epoch + 1;
     runDir = resolve(resumeDir!);
@@ -532,6 +540,7 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
       ...(outputBias !== undefined ? { outputBias } : {}),
       ...(loss !== 'dice' ? { loss } : {}),
       ...(augment ? { augment } : {}),
+      ...(model.config.dropout ? { stepsBegun: model.trainingSteps } : {}),
       preset: preset.name,
       rngState,
       count: data.train.count,

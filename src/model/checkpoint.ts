@@ -55,6 +55,8 @@ export interface CheckpointMeta {
     loss?: 'image-dice' | 'bce-dice';
     /** Each training batch was augmented so (src/model/augment.ts). */
     augment?: AugmentSpec;
+    /** With dropout: the training steps begun, skipped ones included (UNet.trainingSteps), whose count seeds the next step's masks. */
+    stepsBegun?: number;
     preset: string;
     /** State of the generator that shuffles the training part each epoch. */
     rngState: number[];

@@ -269,6 +269,13 @@ describe('train --inner-validation', () => {
     expect(tuned.code, tuned.out).toBe(2);
     expect(tuned.out).toContain("--tune chooses among the mixed-precision convolutions' configurations; this recipe's runs are in fp32");
     expect(existsSync(join(root, 'tuned-recipe'))).toBe(false);
+    // A model variant train would refuse is refused before the folder records it.
+    for (const [flag, value, message] of [['--activation', 'tanh', '--activation must be relu or elu, got "tanh"'], ['--dropout', '1.5', '--dropout must be a rate in [0, 1), got 1.5']]) {
+      const bad = cliRun('recipe', '--data', dataDir, '--out', join(root, 'bad-variant'), '--folds', '2', flag!, value!);
+      expect(bad.code, bad.out).toBe(2);
+      expect(bad.out).toContain(message);
+      expect(existsSync(join(root, 'bad-variant'))).toBe(false);
+    }
     const r = cliRun('recipe', '--data', dataDir, '--out', out, '--folds', '3', '--inner-validation', '--epochs', '1', '--base-width', '2', '--input-size', '16', '--batch-size', '4', '--augment', 'none', '--keep-contradictions');
     expect(r.code, r.out).toBe(0);
     expect(r.out).toContain('(epochs chosen on the next fold: nested validation)');

@@ -159,6 +159,8 @@ describe('npm run train', () => {
     // The run's own seed, not the default, goes on (it seeds the dropout masks and the augmentation).
     const last = decodeCheckpoint(new Uint8Array(readFileSync(join(dir, 'last.safetensors'))), 'last').meta;
     expect([last.config.seed, last.training?.seed]).toEqual([3, 3]);
+    // The steps begun (here all taken: fp32 skips none) seed the next masks.
+    expect(last.training?.stepsBegun).toBe(8);
 
     const bad = train('--activation', 'tanh');
     expect(bad.code).toBe(2);

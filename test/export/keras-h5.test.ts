@@ -81,7 +81,7 @@ describe('Keras HDF5 weights', () => {
       r = runCli(['import', '--format', 'keras-h5', '--in', file, '--out', back, '--activation', 'relu'], e.dir);
       expect(r.errors, r.errors.join('\n')).toEqual([]);
       expect(decodeCheckpoint(readFileSync(back), back).meta.config.activation).toBeUndefined();
-      // The tutorial's file records none: relu unless told.
+      // --activation overrides what a file records.
       r = runCli(['import', '--format', 'keras-h5', '--in', exported, '--out', back, '--activation', 'elu'], m.dir);
       expect(decodeCheckpoint(readFileSync(back), back).meta.config.activation).toBe('elu');
       r = runCli(['import', '--format', 'keras-h5', '--in', exported, '--out', back, '--activation', 'tanh'], m.dir);

@@ -93,7 +93,8 @@ describe('batch normalisation', () => {
       const errs = {
         y: maxRelError(await read(t.y, n), forwardRef(xv, c, gv, bv, m.mean, m.variance)),
         mean: maxRelError(await read(t.mean, c), Array.from(rm0, (v, i) => MOMENTUM * v + (1 - MOMENTUM) * m.mean[i]!)),
-        variance: maxRelError(await read(t.variance, c), Array.from(rv0, (v, i) => MOMENTUM * v + (1 - MOMENTUM) * m.variance[i]!)),
+        // Keras 2's running variance: the sample variance, N / (N − 1 − ε) times the batch's.
+        variance: maxRelError(await read(t.variance, c), Array.from(rv0, (v, i) => MOMENTUM * v + (1 - MOMENTUM) * m.variance[i]! * (n / c) / (n / c - 1 - EPS))),
         dx: maxRelError(await read(t.dx, n), want.dx),
         dgamma: maxRelError(await read(t.dg, c), want.dgamma),
         dbeta: maxRelError(await read(t.db, c), want.dbeta),
@@ -115,15 +116,16 @@ describe('batch normalisation', () => {
     const x = allocTensor(gpu, shape, xv);
     const gamma = allocTensor(gpu, [4], new Float32Array(4).fill(1));
     const beta = allocTensor(gpu, [4], new Float32Array(4));
-    // Momentum 0: the running variance is the batch's.
-    const mean = allocTensor(gpu, [4]);
-    const variance = allocTensor(gpu, [4]);
+    // Momentum 0: the running variance is the batch's (times N / (N − 1 − ε)).
+    const mean = allocTensor(gpu, [4], new Float32Array(4));
+    const variance = allocTensor(gpu, [4], new Float32Array(4));
     const stats = allocTensor(gpu, [4, 2]);
     const y = allocTensor(gpu, shape);
     batchNormTrain(gpu, x, gamma, beta, { mean, variance }, stats, y, { momentum: 0 });
     // Against the float32 inputs' exact moments: x near 1000 holds them to about 6e-5 (half an ulp).
     const m = moments(xv, 4);
-    const err = maxRelError(await gpu.readFloat32(variance.view, 4), m.variance);
+    const pixels = n / 4;
+    const err = maxRelError(await gpu.readFloat32(variance.view, 4), Array.from(m.variance, (v) => (v * pixels) / (pixels - 1 - EPS)));
     console.log(`batchNorm variance at mean 1000, spread 1: max rel error ${err.toExponential(2)}`);
     // (Σ x² − N·μ² in float32 would be off by tens of percent here.)
     expect(err).toBeLessThan(1e-4);
@@ -182,7 +184,8 @@ describe('batch normalisation', () => {
     const m = moments(xv, 6);
     const inferred = noGrad(() => batchNorm(x, gamma, beta, running));
     const rm = Array.from(m.mean, (v) => (1 - MOMENTUM) * v);
-    const rv = Array.from(m.variance, (v) => MOMENTUM + (1 - MOMENTUM) * v);
+    const pixels = n / 6;
+    const rv = Array.from(m.variance, (v) => MOMENTUM + (1 - MOMENTUM) * v * (pixels / (pixels - 1 - EPS)));
     expect(maxRelError(await inferred.read(), forwardRef(xv, 6, gv, bv, rm, rv))).toBeLessThan(1e-5);
     inferred.dispose();
     tape.dispose();

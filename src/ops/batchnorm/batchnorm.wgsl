@@ -1,4 +1,4 @@
-// Batch normalisation over the channels of an NHWC tensor, as Keras's
+// Batch normalisation over the channels of an NHWC tensor, as Keras 2's
 // BatchNormalization(axis = -1): with μ and σ² the mean and (biased)
 // variance of channel c over every pixel of the batch,
 //   y = γ · (x − μ) / √(σ² + ε) + β,
@@ -16,7 +16,8 @@
 //                    partials[k][c].
 //   finish_moments   one invocation a channel: merges the chunks, writes
 //                    stats[c] = (μ, 1/√(σ² + ε)) and moves the running
-//                    statistics.
+//                    statistics (the variance's by σ² · N / (N − 1 − ε), as
+//                    Keras 2 does).
 //   running_stats    inference: stats[c] from the running statistics.
 //   normalize        one invocation an element: y from x and stats, then
 //                    the activation (ACT, activation.wgsl, appended to this
@@ -138,7 +139,8 @@ fn finish_moments(@builtin(global_invocation_id) gid: vec3<u32>) {
   let variance = m.z / m.x;
   stats[c] = vec2<f32>(m.y, inverseSqrt(variance + p.epsilon));
   running_mean[c] = p.momentum * running_mean[c] + (1.0 - p.momentum) * m.y;
-  running_var[c] = p.momentum * running_var[c] + (1.0 - p.momentum) * variance;
+  // Keras 2 moves the running variance with the sample variance, scaled by N / (N − (1 + ε)) (0 for one pixel, as its variance).
+  running_var[c] = p.momentum * running_var[c] + (1.0 - p.momentum) * variance * m.x / (m.x - 1.0 - p.epsilon);
 }
 
 @compute @workgroup_size(CH)

@@ -99,7 +99,7 @@ function checkOutput(op: string, x: GpuTensor, name: string, t: GpuTensor): void
  * Training: y = act(γ · (x − μ) / √(σ² + ε) + β) with each channel's (last axis)
  * mean and biased variance over the batch; `stats` receives (μ, 1/√(σ² + ε))
  * for the backward pass, and the running statistics move towards the
- * batch's by 1 − momentum.
+ * batch's by 1 − momentum (the variance's as Keras 2's: σ² · N / (N − 1 − ε)).
  */
 export function batchNormTrain(gpu: Gpu, x: GpuTensor, gamma: GpuTensor, beta: GpuTensor, running: RunningStats, stats: GpuTensor, y: GpuTensor, opts: BatchNormOptions = {}): void {
   const op = 'batchNormTrain';
