@@ -52,7 +52,7 @@ export async function predict(argv: string[]): Promise<void> {
     }
   }
   for (const { path, ckpt } of checkpoints) {
-    console.log(`model ${path}: base width ${ckpt.meta.config.baseWidth}, input ${ckpt.meta.config.inputSize}×${ckpt.meta.config.inputSize}, trained ${ckpt.meta.epoch} epoch(s)${ckpt.meta.config.activation ? `, ${ckpt.meta.config.activation.toUpperCase()} activations` : ''}${ckpt.meta.antiAlias ? ', frames anti-aliased before downsampling as in training' : ''}`);
+    console.log(`model ${path}: base width ${ckpt.meta.config.baseWidth}, input ${ckpt.meta.config.inputSize}×${ckpt.meta.config.inputSize}, trained ${ckpt.meta.epoch} epoch(s)${ckpt.meta.config.activation ? `, ${ckpt.meta.config.activation.toUpperCase()} activations` : ''}${ckpt.meta.config.batchNorm ? ', batch normalisation' : ''}${ckpt.meta.antiAlias ? ', frames anti-aliased before downsampling as in training' : ''}`);
   }
   const transforms = ttaViews(o.tta as string);
   if (checkpoints.length > 1 || transforms.length > 1) console.log(`averaging ${checkpoints.length} model(s) × ${transforms.length} view(s) of each frame${transforms.length > 1 ? ` (${transforms.join(', ')})` : ''}`);
