@@ -8,11 +8,11 @@
 import { mkdirSync, renameSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CHECKPOINT_FORMAT, type CheckpointMeta, decodeCheckpoint, encodeCheckpointTensors } from '../model/checkpoint.js';
-import type { ExportableUNet } from '../model/export/keras-layers.js';
+import { type ExportableUNet, exportVariant } from '../model/export/keras-layers.js';
 import { encodeOnnx } from '../model/export/onnx.js';
 import { TFJS_SHARD_NAME, encodeTfjs } from '../model/export/tfjs.js';
 import { decodeKerasH5, encodeKerasH5, unetWeightsFromKeras } from '../model/export/keras-h5.js';
-import { HIDDEN_ACTIVATIONS, type HiddenActivation, resolveUNetOptions } from '../model/unet.js';
+import { HIDDEN_ACTIVATIONS, type HiddenActivation, describeVariant, resolveUNetOptions } from '../model/unet.js';
 import { type OptionSpec, parseArgs, usage, UsageError } from './args.js';
 import { FileError, readBytes, syncFolder, writeAtomic, writeDurably } from './files.js';
 import { latestRun } from './runs.js';
@@ -57,7 +57,7 @@ export async function exportModel(argv: string[]): Promise<void> {
   else if (format === 'keras-h5') writeAtomic(out, await encodeKerasH5(model, modelPath));
   else writeTfjsFolder(out, encodeTfjs(model, VERSION, modelPath));
   const p = model.preprocessing;
-  console.log(`wrote ${out} (${format}): base width ${model.baseWidth}${model.activation !== 'relu' ? `, ${model.activation.toUpperCase()} activations` : ''}${model.batchNorm ? ', batch normalisation' : ''}, input ${model.inputSize}×${model.inputSize}; the model expects frames resized to that size${p.antiAlias ? ' (anti-aliased)' : ''}, then (pixel − ${p.mean}) / ${p.std}`);
+  console.log(`wrote ${out} (${format}): base width ${model.baseWidth}${describeVariant(exportVariant(model)).map((d) => `, ${d}`).join('')}, input ${model.inputSize}×${model.inputSize}; the model expects frames resized to that size${p.antiAlias ? ' (anti-aliased)' : ''}, then (pixel − ${p.mean}) / ${p.std}`);
 }
 
 /** model.json and its shard, written aside in the folder and renamed into place, model.json last since it names the shard. */
@@ -122,5 +122,5 @@ export async function importModel(argv: string[]): Promise<void> {
   };
   const out = resolve(o.out as string);
   writeAtomic(out, encodeCheckpointTensors(weights, meta));
-  console.log(`wrote ${out}: base width ${baseWidth}${config.activation ? `, ${config.activation.toUpperCase()} activations` : ''}${batchNorm ? ', batch normalisation' : ''}, input ${config.inputSize}×${config.inputSize}, mean ${mean}, std ${std}`);
+  console.log(`wrote ${out}: base width ${baseWidth}${describeVariant(config).map((d) => `, ${d}`).join('')}, input ${config.inputSize}×${config.inputSize}, mean ${mean}, std ${std}`);
 }

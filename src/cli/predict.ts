@@ -12,7 +12,7 @@ import { resizeStack } from '../data/prepare.js';
 import { type Checkpoint, decodeCheckpoint, loadWeights } from '../model/checkpoint.js';
 import { type EnsembleMember, type TestTransform, TTA_CHOICES, predictEnsemble } from '../model/ensemble.js';
 import { predictProbabilities } from '../model/trainer.js';
-import { type UNet, createUNet } from '../model/unet.js';
+import { type UNet, createUNet, describeVariant } from '../model/unet.js';
 import { GPU_OPTIONS, type OptionSpec, parseArgs, usage, UsageError } from './args.js';
 import { readBytes, writeAtomic } from './files.js';
 import type { Gpu } from '../gpu/gpu.js';
@@ -52,7 +52,7 @@ export async function predict(argv: string[]): Promise<void> {
     }
   }
   for (const { path, ckpt } of checkpoints) {
-    console.log(`model ${path}: base width ${ckpt.meta.config.baseWidth}, input ${ckpt.meta.config.inputSize}×${ckpt.meta.config.inputSize}, trained ${ckpt.meta.epoch} epoch(s)${ckpt.meta.config.activation ? `, ${ckpt.meta.config.activation.toUpperCase()} activations` : ''}${ckpt.meta.config.batchNorm ? ', batch normalisation' : ''}${ckpt.meta.antiAlias ? ', frames anti-aliased before downsampling as in training' : ''}`);
+    console.log(`model ${path}: base width ${ckpt.meta.config.baseWidth}, input ${ckpt.meta.config.inputSize}×${ckpt.meta.config.inputSize}, trained ${ckpt.meta.epoch} epoch(s)${describeVariant(ckpt.meta.config).map((d) => `, ${d}`).join('')}${ckpt.meta.antiAlias ? ', frames anti-aliased before downsampling as in training' : ''}`);
   }
   const transforms = ttaViews(o.tta as string);
   if (checkpoints.length > 1 || transforms.length > 1) console.log(`averaging ${checkpoints.length} model(s) × ${transforms.length} view(s) of each frame${transforms.length > 1 ? ` (${transforms.join(', ')})` : ''}`);

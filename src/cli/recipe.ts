@@ -33,8 +33,7 @@ import { readBytes, writeAtomic } from './files.js';
 import { PRECISION_OPTION, choosePrecision, openGpu } from './gpu-options.js';
 import { checkpointMember, loadTestSet, predictTestSetWith, ttaViews } from './predict.js';
 import { writeSubmission } from './submit.js';
-import { train } from './train.js';
-import { HIDDEN_ACTIVATIONS } from '../model/unet.js';
+import { checkModelVariant, train } from './train.js';
 import { TRAINING_LOSSES } from '../model/trainer.js';
 
 const SPEC: Record<string, OptionSpec> = {
@@ -265,9 +264,7 @@ export async function recipe(argv: string[]): Promise<void> {
   if (inner && k < 3) throw new UsageError(`--inner-validation needs --folds 3 or more (one fold held out, one to validate, the rest to train), got ${k}`);
   if (o.loss !== undefined && !(TRAINING_LOSSES as readonly unknown[]).includes(o.loss)) throw new UsageError(`--loss must be ${TRAINING_LOSSES.join(', ')}, got "${o.loss}"`);
   // The model variant, checked as train checks it, before the recipe's folder records it.
-  if (o.activation !== undefined && !(HIDDEN_ACTIVATIONS as readonly unknown[]).includes(o.activation)) throw new UsageError(`--activation must be ${HIDDEN_ACTIVATIONS.join(' or ')}, got "${o.activation}"`);
-  const dropout = o.dropout as number | undefined;
-  if (dropout !== undefined && !(dropout >= 0 && dropout < 1)) throw new UsageError(`--dropout must be a rate in [0, 1), got ${dropout}`);
+  checkModelVariant(o);
   const steps = configs(o);
   // --tune needs mixed precision and timestamp queries: refused here, before the folder is made, rather than by the first run.
   if (o.tune === true) {

@@ -25,7 +25,7 @@ import { Rng } from '../model/rng.js';
 import { cosineSchedule, fit } from '../model/fit.js';
 import { Augmenter, type AugmentSpec, parseAugmentSpec } from '../model/augment.js';
 import { NonFiniteLossError, TRAINING_LOSSES, Trainer, type ImageSet, type TrainingLoss } from '../model/trainer.js';
-import { HIDDEN_ACTIVATIONS, type UNetConfig, type UNetOptions, createUNet } from '../model/unet.js';
+import { HIDDEN_ACTIVATIONS, type UNetConfig, type UNetVariant, createUNet, describeVariant } from '../model/unet.js';
 import { GPU_OPTIONS, type OptionSpec, type Parsed, UsageError, parseArgs, usage } from './args.js';
 import { curvesSvg, type EpochLog } from './curves.js';
 import { FileError, readBytes, writeAtomic } from './files.js';
@@ -115,10 +115,7 @@ function checkNumbers(o: Parsed): void {
   const split = o['validation-split'];
   if (split !== undefined && !((split as number) > 0 && (split as number) < 1)) throw new UsageError(`--validation-split must be in (0, 1), got ${split}`);
   if (o.seed !== undefined && !Number.isInteger(o.seed)) throw new UsageError(`--seed must be an integer, got ${o.seed}`);
-  const activation = o.activation as string | undefined;
-  if (activation !== undefined && !(HIDDEN_ACTIVATIONS as readonly string[]).includes(activation)) throw new UsageError(`--activation must be ${HIDDEN_ACTIVATIONS.join(' or ')}, got "${activation}"`);
-  const dropout = o.dropout as number | undefined;
-  if (dropout !== undefined && !(dropout >= 0 && dropout < 1)) throw new UsageError(`--dropout must be a rate in [0, 1), got ${dropout}`);
+  checkModelVariant(o);
   const folds = o.folds as number | undefined;
   const fold = o.fold as number | undefined;
   if (folds !== undefined && (!Number.isInteger(folds) || folds < 2)) throw new UsageError(`--folds must be a whole number ≥ 2, got ${folds}`);
@@ -265,7 +262,7 @@ function emptyPredictionDice(set: ImageSet, rows: Int32Array, batchSize: number)
  * keep: what was measured or taken from --tuning (a resumed run's own is
  * there already).
  */
-async function tuneConvolutionsForRun(gpu: Gpu, o: Parsed, preset: { baseWidth: number; inputSize: number; batchSize: number }, variant: Pick<UNetOptions, 'activation' | 'dropout' | 'batchNorm'>, precision: string, loss: TrainingLoss, recordPath: string | null, stopRequested: () => boolean): Promise<TuningRecord | null> {
+async function tuneConvolutionsForRun(gpu: Gpu, o: Parsed, preset: { baseWidth: number; inputSize: number; batchSize: number }, variant: UNetVariant, precision: string, loss: TrainingLoss, recordPath: string | null, stopRequested: () => boolean): Promise<TuningRecord | null> {
   const asked = o.tuning !== undefined;
   if (o.tune === true) {
     let bar: ReturnType<typeof progress> | null = null;
@@ -317,7 +314,7 @@ async function tuneConvolutionsForRun(gpu: Gpu, o: Parsed, preset: { baseWidth: 
  * follow from these (the variant changes the convolutions' fused activations
  * and masks; the tutorial's model names none, as records made before it did).
  */
-function tuningWorkload(p: { baseWidth: number; inputSize: number; batchSize: number }, variant: Pick<UNetOptions, 'activation' | 'dropout' | 'batchNorm'>): Record<string, string | number> {
+function tuningWorkload(p: { baseWidth: number; inputSize: number; batchSize: number }, variant: UNetVariant): Record<string, string | number> {
   return {
     baseWidth: p.baseWidth, inputSize: p.inputSize, batch: p.batchSize,
     ...(variant.activation ? { activation: variant.activation } : {}), ...(variant.batchNorm ? { batchNorm: 'yes' } : {}), ...(variant.dropout ? { dropout: variant.dropout } : {}),
@@ -345,12 +342,20 @@ export async function train(argv: string[]): Promise<void> {
   }
 }
 
+/** --activation and --dropout, when given, in their ranges (train's and recipe's). */
+export function checkModelVariant(o: Parsed): void {
+  const activation = o.activation as string | undefined;
+  if (activation !== undefined && !(HIDDEN_ACTIVATIONS as readonly string[]).includes(activation)) throw new UsageError(`--activation must be ${HIDDEN_ACTIVATIONS.join(' or ')}, got "${activation}"`);
+  const dropout = o.dropout as number | undefined;
+  if (dropout !== undefined && !(dropout >= 0 && dropout < 1)) throw new UsageError(`--dropout must be a rate in [0, 1), got ${dropout}`);
+}
+
 /**
  * The model variant (--activation, --dropout, --batch-norm) a run trains: as asked, or a
  * resumed run's own, with which a different request conflicts.
  */
-function modelVariant(o: Parsed, stored: UNetConfig | undefined, resumedFrom: string): Pick<UNetOptions, 'activation' | 'dropout' | 'batchNorm'> {
-  // (Both checked by checkNumbers.)
+function modelVariant(o: Parsed, stored: UNetConfig | undefined, resumedFrom: string): UNetVariant {
+  // (Both checked by checkModelVariant.)
   const activation = o.activation as string | undefined;
   const dropout = o.dropout as number | undefined;
   if (stored) {
@@ -473,10 +478,8 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
     return;
   }
   const model = createUNet(gpu, { baseWidth: preset.baseWidth, inputSize: preset.inputSize, seed, ...variant, ...(outputBias !== undefined ? { outputBias } : {}) });
-  if (variant.activation || variant.dropout || variant.batchNorm) {
-    const parts = [variant.activation && `${variant.activation.toUpperCase()} activations`, variant.batchNorm && 'batch normalisation', variant.dropout && `dropout ${variant.dropout} after the bottom's convolutions`];
-    console.log(`model variant: ${parts.filter(Boolean).join(', ')}`);
-  }
+  const described = describeVariant(variant, { dropout: true });
+  if (described.length) console.log(`model variant: ${described.join(', ')}`);
   // Mixed precision scales the loss, so that small gradients survive as f16 operands.
   const adam = new Adam(model.parameters, { lr: preset.lr, epsilon: preset.epsilon }, precision === 'mixed');
   let stepsTaken = resumed ? resumed.adam!.t : 0;

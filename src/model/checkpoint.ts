@@ -150,7 +150,8 @@ export function loadWeights(model: UNet, ckpt: Checkpoint, name: string): void {
     if (!state) model.parameters.load(ckpt.weights);
     else {
       // The running statistics go to the model's state, the rest to its parameters.
-      const isState = (key: string) => state.params.some((p) => p.name === key);
+      const names = new Set(state.params.map((p) => p.name));
+      const isState = (key: string) => names.has(key);
       model.parameters.load(new Map([...ckpt.weights].filter(([key]) => !isState(key))));
       state.load(new Map([...ckpt.weights].filter(([key]) => isState(key))));
     }

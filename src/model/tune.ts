@@ -12,9 +12,9 @@ import { type TuneOptions, type TuneReport, tuneConvolutions } from '../ops/conv
 import { Adam } from './adam.js';
 import { Rng } from './rng.js';
 import { type TrainingLoss, trainingStep } from './trainer.js';
-import { type UNetOptions, createUNet } from './unet.js';
+import { type UNetVariant, createUNet } from './unet.js';
 
-export async function tuneForTraining(gpu: Gpu, shape: { baseWidth: number; inputSize: number; batch: number } & Pick<UNetOptions, 'activation' | 'dropout' | 'batchNorm'>, loss: TrainingLoss, opts: TuneOptions = {}): Promise<TuneReport> {
+export async function tuneForTraining(gpu: Gpu, shape: { baseWidth: number; inputSize: number; batch: number } & UNetVariant, loss: TrainingLoss, opts: TuneOptions = {}): Promise<TuneReport> {
   const { batch: n, inputSize: s } = shape;
   const rng = new Rng(1);
   const images = Float32Array.from({ length: n * s * s }, () => rng.next());

@@ -66,6 +66,21 @@ export interface UNetConfig {
   readonly batchNorm?: true;
 }
 
+/** The variant of a model (absent fields: the tutorial's), as its config records it. */
+export type UNetVariant = Pick<UNetConfig, 'activation' | 'dropout' | 'batchNorm'>;
+
+/**
+ * The variant's changes to the tutorial's layers in words ("ELU activations",
+ * "batch normalisation"); with `dropout`, the training-only dropout too.
+ */
+export function describeVariant(v: UNetVariant, opts: { dropout?: boolean } = {}): string[] {
+  return [
+    ...(v.activation ? [`${v.activation.toUpperCase()} activations`] : []),
+    ...(v.batchNorm ? ['batch normalisation'] : []),
+    ...(opts.dropout && v.dropout ? [`dropout ${v.dropout} after the bottom's convolutions`] : []),
+  ];
+}
+
 /** One layer with weights, as Keras would list it: a convolution or a batch normalisation. */
 export type UNetLayerSpec = ConvLayerSpec | BatchNormLayerSpec;
 
@@ -113,7 +128,7 @@ export function resolveUNetOptions(options: UNetOptions = {}): UNetConfig {
  * the variant: the hidden layers' activation, and whether a batch
  * normalisation follows each hidden convolution.
  */
-export function unetLayerSpecs(baseWidth: number, variant: Pick<UNetConfig, 'activation' | 'batchNorm'> = {}): UNetLayerSpec[] {
+export function unetLayerSpecs(baseWidth: number, variant: UNetVariant = {}): UNetLayerSpec[] {
   const w = baseWidth;
   const hidden = variant.activation ?? 'relu';
   const specs: UNetLayerSpec[] = [];

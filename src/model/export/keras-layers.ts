@@ -8,7 +8,7 @@
  * the HDF5 file's layer_names.
  */
 import type { NamedTensor } from '../safetensors.js';
-import { type BatchNormLayerSpec, type ConvLayerSpec, type HiddenActivation, type UNetConfig, runningStatNames, unetLayerSpecs } from '../unet.js';
+import { type BatchNormLayerSpec, type ConvLayerSpec, type HiddenActivation, type UNetVariant, runningStatNames, unetLayerSpecs } from '../unet.js';
 
 export type KerasLayer =
   | { readonly kind: 'input'; readonly name: string }
@@ -27,7 +27,7 @@ const LEVELS = 4;
  * Conv2D (linear), BatchNormalization and Activation. These are inference
  * graphs: a model's dropout, active only in training, has no layer here.
  */
-export function kerasUNetLayers(baseWidth: number, variant: Pick<UNetConfig, 'activation' | 'batchNorm'> = {}): KerasLayer[] {
+export function kerasUNetLayers(baseWidth: number, variant: UNetVariant = {}): KerasLayer[] {
   const specs = unetLayerSpecs(baseWidth, variant);
   let nextSpec = 0;
   let pools = 0;
@@ -93,7 +93,7 @@ export class ExportError extends Error {
 }
 
 /** The variant a model to export has, as unetLayerSpecs and kerasUNetLayers take it. */
-export function exportVariant(model: Pick<ExportableUNet, 'activation' | 'batchNorm'>): Pick<UNetConfig, 'activation' | 'batchNorm'> {
+export function exportVariant(model: Pick<ExportableUNet, 'activation' | 'batchNorm'>): UNetVariant {
   return { ...(model.activation === 'elu' ? { activation: 'elu' as const } : {}), ...(model.batchNorm ? { batchNorm: true as const } : {}) };
 }
 

@@ -127,7 +127,7 @@ describe('batch normalisation', () => {
     const pixels = n / 4;
     const err = maxRelError(await gpu.readFloat32(variance.view, 4), Array.from(m.variance, (v) => (v * pixels) / (pixels - 1 - EPS)));
     console.log(`batchNorm variance at mean 1000, spread 1: max rel error ${err.toExponential(2)}`);
-    // (Σ x² − N·μ² in float32 would be off by tens of percent here.)
+    // (Σ x² − N·μ² in float32 would lose the spread under the mean's rounding here.)
     expect(err).toBeLessThan(1e-4);
     for (const t of [x, gamma, beta, mean, variance, stats, y]) t.dispose();
   });

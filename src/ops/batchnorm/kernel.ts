@@ -1,7 +1,7 @@
 /** Batch normalisation over channels, forward (training and inference) and backward: batchnorm.wgsl. */
 import type { BufferView, Gpu } from '../../gpu/gpu.js';
 import { ShapeError, shapeStr } from '../../gpu/errors.js';
-import { type GpuTensor, checkStorage, grid1d, numel, requireF32, requireSameDtype } from '../../gpu/tensor-view.js';
+import { type GpuTensor, checkSameShape, checkStorage, grid1d, numel, requireF32, requireSameDtype } from '../../gpu/tensor-view.js';
 import { checkNoAliasing } from '../../gpu/aliasing.js';
 import { declareKernel } from '../../gpu/kernel.js';
 import batchNormSource from './batchnorm.wgsl';
@@ -90,9 +90,11 @@ function checkStats(op: string, stats: GpuTensor, channels: number): void {
   requireF32(op, { stats });
 }
 
-function checkOutput(op: string, x: GpuTensor, name: string, t: GpuTensor): void {
-  checkStorage(op, name, t);
-  if (t.shape.length !== x.shape.length || t.shape.some((d, i) => d !== x.shape[i])) throw new ShapeError(op, `${name} has shape ${shapeStr(t.shape)} but x has ${shapeStr(x.shape)}; they must match`);
+/** β and the running mean and variance: [C] f32 each. */
+function checkParameters(op: string, channels: number, beta: GpuTensor, running: RunningStats): void {
+  perChannel(op, 'beta', beta, channels);
+  perChannel(op, 'running mean', running.mean, channels);
+  perChannel(op, 'running variance', running.variance, channels);
 }
 
 /**
@@ -104,11 +106,9 @@ function checkOutput(op: string, x: GpuTensor, name: string, t: GpuTensor): void
 export function batchNormTrain(gpu: Gpu, x: GpuTensor, gamma: GpuTensor, beta: GpuTensor, running: RunningStats, stats: GpuTensor, y: GpuTensor, opts: BatchNormOptions = {}): void {
   const op = 'batchNormTrain';
   const g = geometry(op, gpu, x, gamma, opts);
-  perChannel(op, 'beta', beta, g.channels);
-  perChannel(op, 'running mean', running.mean, g.channels);
-  perChannel(op, 'running variance', running.variance, g.channels);
+  checkParameters(op, g.channels, beta, running);
   checkStats(op, stats, g.channels);
-  checkOutput(op, x, 'y', y);
+  checkSameShape(op, ['x', 'y'], [x, y]);
   const type = requireSameDtype(op, { x, y });
   checkNoAliasing(op, { x, gamma, beta }, { y, stats, runningMean: running.mean, runningVariance: running.variance });
   const scratch = gpu.acquire(g.chunks * g.channels * 3 * 4);
@@ -131,10 +131,8 @@ export function batchNormTrain(gpu: Gpu, x: GpuTensor, gamma: GpuTensor, beta: G
 export function batchNormInference(gpu: Gpu, x: GpuTensor, gamma: GpuTensor, beta: GpuTensor, running: RunningStats, y: GpuTensor, opts: BatchNormOptions = {}): void {
   const op = 'batchNormInference';
   const g = geometry(op, gpu, x, gamma, opts);
-  perChannel(op, 'beta', beta, g.channels);
-  perChannel(op, 'running mean', running.mean, g.channels);
-  perChannel(op, 'running variance', running.variance, g.channels);
-  checkOutput(op, x, 'y', y);
+  checkParameters(op, g.channels, beta, running);
+  checkSameShape(op, ['x', 'y'], [x, y]);
   const type = requireSameDtype(op, { x, y });
   checkNoAliasing(op, { x, gamma, beta, runningMean: running.mean, runningVariance: running.variance }, { y });
   const scratch = gpu.acquire(g.channels * 8);
@@ -184,8 +182,7 @@ export function batchNormBackward(
 ): void {
   const op = 'batchNormBackward';
   const g = geometry(op, gpu, x, gamma, {});
-  checkOutput(op, x, 'dy', dy);
-  checkOutput(op, x, 'dx', dx);
+  checkSameShape(op, ['x', 'dy', 'dx'], [x, dy, dx]);
   checkStats(op, stats, g.channels);
   perChannel(op, 'dgamma', dgamma, g.channels);
   perChannel(op, 'dbeta', dbeta, g.channels);
