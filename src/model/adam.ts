@@ -43,19 +43,39 @@ export interface LossScaleStatus {
   t: number;
 }
 
-/** What a checkpoint keeps of the optimiser: moments by parameter name, and the step count. */
+/**
+ * Where dynamic loss scaling stands, all a resumed run needs to go on as the
+ * uninterrupted one would: the scale, the clean steps since it last changed,
+ * the steps skipped, and Adam's bias corrections as the GPU accumulated them
+ * (f32 values, which 1 − β^t computed afresh need not equal to the bit).
+ */
+export interface LossScaleState {
+  scale: number;
+  good: number;
+  skipped: number;
+  corrections: [number, number];
+}
+
+/** What a checkpoint keeps of the optimiser: moments by parameter name, the step count, and the loss scale's state. */
 export interface AdamState {
   /** Number of steps taken (the next step uses t + 1). */
   t: number;
   m: Map<string, Float32Array>;
   v: Map<string, Float32Array>;
+  /** With loss scaling. */
+  lossScale?: LossScaleState;
 }
 
-/** The moments to restore: the same names and shapes as the store's parameters. */
+/**
+ * The moments to restore: the same names and shapes as the store's
+ * parameters. Without `lossScale`, an optimiser with loss scaling starts its
+ * scale afresh (checkpoints written before it was kept).
+ */
 export interface AdamStateInput {
   t: number;
   m: NamedArrays;
   v: NamedArrays;
+  lossScale?: LossScaleState;
 }
 
 export class Adam {
@@ -100,7 +120,7 @@ export class Adam {
       const state = this.gpu.acquire(LOSS_SCALE_STATE_BYTES);
       this.buffers.push(state);
       this.scaling = { rule, view: { buffer: state.buffer, offset: 0, size: LOSS_SCALE_STATE_BYTES } };
-      this.writeScaleState(rule.initial, 0, 0);
+      this.writeScaleState(0, { scale: rule.initial, good: 0, skipped: 0 });
     }
   }
 
@@ -115,18 +135,25 @@ export class Adam {
 
   /** Scale, skipped steps and step count, read from the GPU (null without loss scaling). */
   async lossScaleStatus(): Promise<LossScaleStatus | null> {
-    if (!this.scaling) return null;
-    const b = await this.gpu.read(this.scaling.view, LOSS_SCALE_STATE_BYTES);
-    const [t, , skipped] = new Uint32Array(b, 4, 3);
-    return { scale: new Float32Array(b, 0, 1)[0]!, t: t!, skipped: skipped! };
+    const state = await this.readScaleState();
+    return state && { scale: state.scale, t: state.t, skipped: state.skipped };
   }
 
-  private writeScaleState(scale: number, t: number, skipped: number): void {
+  /** The whole loss-scale state (loss_scale.wgsl's State) read from the GPU, and the step count it holds. */
+  private async readScaleState(): Promise<(LossScaleState & { t: number }) | null> {
+    if (!this.scaling) return null;
+    const b = await this.gpu.read(this.scaling.view, LOSS_SCALE_STATE_BYTES);
+    const [t, good, skipped] = new Uint32Array(b, 4, 3);
+    const [c1, c2] = new Float32Array(b, 20, 2);
+    return { scale: new Float32Array(b, 0, 1)[0]!, t: t!, good: good!, skipped: skipped!, corrections: [c1!, c2!] };
+  }
+
+  /** Writes the loss-scale state for t steps taken; without `corrections`, Adam's bias corrections are computed in float64 here. */
+  private writeScaleState(t: number, s: Omit<LossScaleState, 'corrections'> & { corrections?: [number, number] }): void {
     const b = new ArrayBuffer(LOSS_SCALE_STATE_BYTES);
-    new Float32Array(b, 0, 1)[0] = scale;
-    new Uint32Array(b, 4, 4).set([t, 0, skipped, 0]);
-    // Adam's bias corrections for the t steps taken, in float64 here.
-    new Float32Array(b, 20, 2).set([1 - this.options.beta1 ** t, 1 - this.options.beta2 ** t]);
+    new Float32Array(b, 0, 1)[0] = s.scale;
+    new Uint32Array(b, 4, 4).set([t, s.good, s.skipped, 0]);
+    new Float32Array(b, 20, 2).set(s.corrections ?? [1 - this.options.beta1 ** t, 1 - this.options.beta2 ** t]);
     this.gpu.upload(this.scaling!.view, new Uint8Array(b));
   }
 
@@ -157,14 +184,16 @@ export class Adam {
     this.stepCount = t;
   }
 
-  /** The moments by parameter name and the step count, from two readbacks. */
+  /** The moments by parameter name, the step count and the loss scale's state, from GPU readbacks. */
   async readState(): Promise<AdamState> {
     this.checkLive('readState');
     const n = this.store.length;
     const m = this.store.split(await this.gpu.readFloat32(this.m.view, n));
     const v = this.store.split(await this.gpu.readFloat32(this.v.view, n));
-    const scaled = await this.lossScaleStatus();
-    return { t: scaled ? scaled.t : this.stepCount, m, v };
+    const scaled = await this.readScaleState();
+    if (!scaled) return { t: this.stepCount, m, v };
+    const { t, ...lossScale } = scaled;
+    return { t, m, v, lossScale };
   }
 
   /** Restores moments and step count saved by `readState`; checks everything before writing. */
@@ -178,11 +207,13 @@ export class Adam {
         if (!(v[i]! >= 0)) throw new Error(`Adam.loadState (v): second moments must be ≥ 0, but ${p.name}[${i - p.offset}] is ${v[i]}`);
       }
     }
+    const s = state.lossScale;
+    if (s) checkLossScaleState(s, this.scaling?.rule);
     this.gpu.upload(this.m.view, m);
     this.gpu.upload(this.v.view, v);
     this.stepCount = state.t;
-    // The scale starts afresh: a checkpoint keeps weights and moments, which are f32 whatever the precision.
-    if (this.scaling) this.writeScaleState(this.scaling.rule.initial, state.t, 0);
+    // Without a saved state (an fp32 run's, or an older checkpoint's) the scale starts afresh.
+    if (this.scaling) this.writeScaleState(state.t, s ?? { scale: this.scaling.rule.initial, good: 0, skipped: 0 });
   }
 
   dispose(): void {
@@ -194,4 +225,15 @@ export class Adam {
   private checkLive(what: string): void {
     if (this.disposed) throw new Error(`Adam.${what}: the optimiser was disposed`);
   }
+}
+
+/** A saved loss-scale state that the GPU's state can hold, within the rule's bounds where it has one. */
+function checkLossScaleState(s: LossScaleState, rule: LossScaleRule | undefined): void {
+  const bad = (why: string) => new Error(`Adam.loadState (lossScale): ${why}, got ${JSON.stringify(s)}`);
+  const u32 = (x: unknown) => Number.isInteger(x) && (x as number) >= 0 && (x as number) < 2 ** 32;
+  if (!(typeof s.scale === 'number' && s.scale > 0 && Number.isFinite(s.scale))) throw bad('the scale must be a finite number > 0');
+  if (rule && !(s.scale >= rule.minScale && s.scale <= rule.maxScale)) throw bad(`the scale must lie in [${rule.minScale}, ${rule.maxScale}]`);
+  if (!u32(s.good) || !u32(s.skipped)) throw bad('good and skipped must be integers ≥ 0');
+  const c = s.corrections;
+  if (!(Array.isArray(c) && c.length === 2 && c.every((x) => typeof x === 'number' && x >= 0 && x <= 1))) throw bad('the corrections must be two numbers in [0, 1]');
 }

@@ -3,10 +3,11 @@
  * safetensors file, with what prediction and resuming need in its metadata:
  * the model's configuration, the training images' mean and std, the epoch,
  * the metrics, the adapter, and optionally the optimiser's moments
- * (optimizer/m/<name>, optimizer/v/<name>) and the data order's generator state.
+ * (optimizer/m/<name>, optimizer/v/<name>) and loss scale, and the data
+ * order's generator state.
  */
 import type { AugmentSpec } from './augment.js';
-import type { Adam, AdamStateInput } from './adam.js';
+import type { Adam, AdamStateInput, LossScaleState } from './adam.js';
 import type { UNet, UNetConfig } from './unet.js';
 import { type NamedTensor, decodeSafetensors, encodeSafetensors } from './safetensors.js';
 
@@ -25,6 +26,8 @@ export interface CheckpointMeta {
   epoch: number;
   /** Optimiser steps taken. */
   step: number;
+  /** Mixed precision: the loss scale's state, so that a resumed run goes on with it (absent in older checkpoints). */
+  lossScale?: LossScaleState;
   metrics: Record<string, number>;
   adapter: string;
   createdAt: string;
@@ -97,7 +100,7 @@ export async function encodeCheckpoint(model: UNet, meta: CheckpointMeta, adam?:
     const state = await adam.readState();
     for (const [name, data] of state.m) tensors.set(`optimizer/m/${name}`, { shape: shapes.get(name)!, data });
     for (const [name, data] of state.v) tensors.set(`optimizer/v/${name}`, { shape: shapes.get(name)!, data });
-    meta = { ...meta, step: state.t };
+    meta = { ...meta, step: state.t, ...(state.lossScale ? { lossScale: state.lossScale } : {}) };
   }
   return encodeCheckpointTensors(tensors, meta);
 }
@@ -127,7 +130,7 @@ export function decodeCheckpoint(bytes: Uint8Array, name: string): Checkpoint {
     else weights.set(key, t);
   }
   const ckpt: Checkpoint = { meta, weights };
-  if (m.size || v.size) ckpt.adam = { t: meta.step, m, v };
+  if (m.size || v.size) ckpt.adam = { t: meta.step, m, v, ...(meta.lossScale ? { lossScale: meta.lossScale } : {}) };
   return ckpt;
 }
 

@@ -1,8 +1,8 @@
 /**
  * Dynamic loss scaling (loss_scale.wgsl, Adam's scaled entry points):
  * the scaled backward, an overflowing step skipped with nothing changed and
- * the scale halved, growth after a run of clean steps, and clean steps that
- * update exactly as unscaled Adam does. Runs on any adapter: the machinery
+ * the scale halved, growth after a run of clean steps, clean steps that
+ * update exactly as unscaled Adam does, and the state kept in a checkpoint. Runs on any adapter: the machinery
  * is f32; the mixed-precision kernels it serves are tested in test/mixed.
  */
 import { describe, expect, it } from 'vitest';
@@ -10,6 +10,7 @@ import { testGpu } from '../../../test/helpers/gpu.js';
 import { blobBatch } from '../../../test/model/blobs.js';
 import { createUNet, type UNet } from '../../model/unet.js';
 import { Adam } from '../../model/adam.js';
+import { CHECKPOINT_FORMAT, type CheckpointMeta, decodeCheckpoint, encodeCheckpoint } from '../../model/checkpoint.js';
 import { Tape, Tensor, diceLoss } from '../../autograd/index.js';
 import type { Gpu } from '../../gpu/gpu.js';
 
@@ -157,6 +158,52 @@ describe('dynamic loss scaling', () => {
       expect(Math.abs(got41[i]! - want41[i]!), `weight ${i} at step 41`).toBeLessThanOrEqual(1e-6 * 1e-3 + ulp);
     }
     for (const t of [plain, scaled, a.model, a.x, a.y, b.model, b.x, b.y]) t.dispose();
+  });
+
+  it('goes on from a checkpoint as the uninterrupted run does: the same scale, clean-step count, skips and weights, to the bit', async () => {
+    const { gpu, x, y, model } = await setup(6);
+    const rule = { initial: 8, interval: 3, maxScale: 64 };
+    const adam = new Adam(model.parameters, { lr: 1e-3 }, rule);
+    const step = async (a: Adam, overflow = false) => {
+      backward(model, a, x, y).dispose();
+      if (overflow) {
+        const g = await flat(gpu, model.parameters.flatGrads);
+        g[5] = Infinity;
+        gpu.upload(model.parameters.flatGrads.view, g);
+      }
+      a.step();
+      return (await a.lossScaleStatus())!.scale;
+    };
+    // Two clean steps, a skipped one (scale 4, the clean run restarted), two clean: saved one step before the scale grows.
+    for (const overflow of [false, false, true, false, false]) await step(adam, overflow);
+    const meta: CheckpointMeta = {
+      format: CHECKPOINT_FORMAT, version: 'test', config: model.config, normalization: { mean: 0, std: 1 },
+      epoch: 1, step: 0, metrics: {}, adapter: 'test', createdAt: 'now',
+    };
+    const ckpt = decodeCheckpoint(await encodeCheckpoint(model, meta, adam), 'ckpt');
+    expect(ckpt.adam!.t).toBe(4);
+    expect(ckpt.adam!.lossScale).toMatchObject({ scale: 4, good: 2, skipped: 1 });
+    const saved = await flat(gpu, model.parameters.flatParams);
+    const run = async (a: Adam) => ({ scales: [await step(a), await step(a), await step(a)], status: await a.lossScaleStatus(), weights: await flat(gpu, model.parameters.flatParams) });
+    const whole = await run(adam);
+    expect(whole.scales).toEqual([8, 8, 8]);
+    adam.dispose();
+
+    const resumed = new Adam(model.parameters, { lr: 1e-3 }, rule);
+    gpu.upload(model.parameters.flatParams.view, saved);
+    resumed.loadState(ckpt.adam!);
+    expect(await run(resumed)).toEqual(whole);
+    // A checkpoint without the state (an older one) starts the scale afresh, as before: another run.
+    gpu.upload(model.parameters.flatParams.view, saved);
+    const { lossScale: _dropped, ...older } = ckpt.adam!;
+    resumed.loadState(older);
+    const afresh = await run(resumed);
+    expect(afresh.scales).toEqual([8, 8, 16]);
+    expect(afresh.status).toEqual({ scale: 16, t: 7, skipped: 0 });
+    // A state the rule cannot hold is refused, naming the field.
+    expect(() => resumed.loadState({ ...ckpt.adam!, lossScale: { ...ckpt.adam!.lossScale!, scale: 128 } })).toThrow(/Adam\.loadState \(lossScale\): the scale must lie in \[1, 64\]/);
+    expect(() => resumed.loadState({ ...ckpt.adam!, lossScale: { ...ckpt.adam!.lossScale!, good: -1 } })).toThrow(/good and skipped must be integers/);
+    for (const t of [resumed, model, x, y]) t.dispose();
   });
 
   it('rejects an invalid rule, naming it', async () => {
