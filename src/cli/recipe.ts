@@ -8,7 +8,8 @@
  * GPU, with --seeds M an ensemble of M models a fold (out of fold, each
  * frame's map is the average of its fold's M models), test-time
  * augmentation; with --init-prior, the last layer's bias started at the
- * masks' prior; with --loss, another loss than the tutorial's Dice. With
+ * masks' prior; with --loss, another loss than the tutorial's Dice; with
+ * --activation, --batch-norm and --dropout, the best teams' model variant. With
  * --compare it first trains the tutorial's recipe and each step of the
  * toolkit on the same folds, so the report shows what each step adds. With
  * --inner-validation every run chooses its epoch on the fold after its
@@ -25,7 +26,7 @@ import { SUBMISSION_HEIGHT, SUBMISSION_WIDTH } from '../data/submission.js';
 import type { Gpu } from '../gpu/gpu.js';
 import { decodeCheckpoint } from '../model/checkpoint.js';
 import { type EnsembleMember, type TestTransform, predictEnsemble } from '../model/ensemble.js';
-import type { UNet } from '../model/unet.js';
+import { type UNet, type UNetVariant, describeVariant } from '../model/unet.js';
 import { tuneForSoftwareAdapter } from '../software/platform.js';
 import { GPU_OPTIONS, type OptionSpec, type Parsed, parseArgs, usage, UsageError } from './args.js';
 import { type TrainingFrames, loadTrainingFrames } from './caches.js';
@@ -33,7 +34,7 @@ import { readBytes, writeAtomic } from './files.js';
 import { PRECISION_OPTION, choosePrecision, openGpu } from './gpu-options.js';
 import { checkpointMember, loadTestSet, predictTestSetWith, ttaViews } from './predict.js';
 import { writeSubmission } from './submit.js';
-import { checkModelVariant, train } from './train.js';
+import { askedVariant, checkModelVariant, train } from './train.js';
 import { TRAINING_LOSSES } from '../model/trainer.js';
 
 const SPEC: Record<string, OptionSpec> = {
@@ -64,9 +65,9 @@ const SPEC: Record<string, OptionSpec> = {
   'batch-size': { type: 'number', help: 'as for train' },
   'base-width': { type: 'number', help: 'as for train' },
   'input-size': { type: 'number', help: 'as for train' },
-  activation: { type: 'string', help: 'as for train: relu or elu, for every run\'s model' },
-  dropout: { type: 'number', help: 'as for train, for every run\'s model' },
-  'batch-norm': { type: 'boolean', help: 'as for train, for every run\'s model' },
+  activation: { type: 'string', help: 'as for train: relu or elu, for the toolkit\'s models (with --compare, the variant is a step of its own)' },
+  dropout: { type: 'number', help: 'as for train, for the toolkit\'s models (with --compare, the variant is a step of its own)' },
+  'batch-norm': { type: 'boolean', help: 'as for train, for the toolkit\'s models (with --compare, the variant is a step of its own)' },
 };
 
 const SUMMARY = `Trains the k folds of a subject-wise split with the competition toolkit,
@@ -77,7 +78,10 @@ writes the folds' ensemble's submission.csv.`;
 interface Config {
   name: string;
   what: string;
+  /** train's arguments for this way of training, the model variant's flags among them. */
   trainArgs: string[];
+  /** The model variant those arguments ask for. */
+  variant: UNetVariant;
   seeds: number;
   views: TestTransform[];
 }
@@ -94,7 +98,7 @@ export interface ConfigResult {
   gate: Gate;
 }
 
-const PASSED = ['preset', 'epochs', 'lr', 'epsilon', 'schedule', 'warmup', 'batch-size', 'base-width', 'input-size', 'activation', 'dropout', 'backend', 'adapter', 'power-preference', 'precision'];
+const PASSED = ['preset', 'epochs', 'lr', 'epsilon', 'schedule', 'warmup', 'batch-size', 'base-width', 'input-size', 'backend', 'adapter', 'power-preference', 'precision'];
 
 /** The given options of `keys` as train arguments. */
 function passThrough(o: Parsed, keys: readonly string[] = PASSED): string[] {
@@ -113,18 +117,27 @@ function configs(o: Parsed): Config[] {
   const prior = o['init-prior'] === true ? ['--init-prior'] : [];
   const loss = o.loss === undefined || o.loss === 'dice' ? [] : ['--loss', o.loss as string];
   const augmentArgs = augment !== 'none' ? ['--augment', augment] : [];
-  const toolkitArgs = [...prior, ...(drop ? ['--drop-contradictions'] : []), ...augmentArgs, ...loss];
+  const lossArgs = [...prior, ...(drop ? ['--drop-contradictions'] : []), ...augmentArgs, ...loss];
+  const variant = askedVariant(o);
+  const variantArgs = [
+    ...(variant.activation ? ['--activation', variant.activation] : []),
+    ...(variant.batchNorm ? ['--batch-norm'] : []),
+    ...(variant.dropout ? ['--dropout', String(variant.dropout)] : []),
+  ];
+  const toolkitArgs = [...lossArgs, ...variantArgs];
+  const tutorial: UNetVariant = {};
   if (o.compare === true) {
-    steps.push({ name: 'tutorial', what: 'the tutorial\'s training', trainArgs: [], seeds: 1, views: plain });
-    if (prior.length) steps.push({ name: 'prior', what: '+ output bias started at the masks\' prior', trainArgs: prior, seeds: 1, views: plain });
-    if (drop) steps.push({ name: 'clean', what: '+ contradictory near-duplicates left out', trainArgs: [...prior, '--drop-contradictions'], seeds: 1, views: plain });
-    if (augment !== 'none') steps.push({ name: 'augment', what: '+ augmentation on the GPU', trainArgs: [...prior, ...(drop ? ['--drop-contradictions'] : []), ...augmentArgs], seeds: 1, views: plain });
-    if (loss.length) steps.push({ name: 'loss', what: o.loss === 'image-dice' ? '+ the Dice loss image by image' : '+ binary cross-entropy added to the loss', trainArgs: toolkitArgs, seeds: 1, views: plain });
-    if (seeds > 1) steps.push({ name: 'ensemble', what: `+ ${seeds} models a fold (seeds ${o.seed} to ${(o.seed as number) + seeds - 1}), averaged`, trainArgs: toolkitArgs, seeds, views: plain });
+    steps.push({ name: 'tutorial', what: 'the tutorial\'s training', trainArgs: [], variant: tutorial, seeds: 1, views: plain });
+    if (prior.length) steps.push({ name: 'prior', what: '+ output bias started at the masks\' prior', trainArgs: prior, variant: tutorial, seeds: 1, views: plain });
+    if (drop) steps.push({ name: 'clean', what: '+ contradictory near-duplicates left out', trainArgs: [...prior, '--drop-contradictions'], variant: tutorial, seeds: 1, views: plain });
+    if (augment !== 'none') steps.push({ name: 'augment', what: '+ augmentation on the GPU', trainArgs: [...prior, ...(drop ? ['--drop-contradictions'] : []), ...augmentArgs], variant: tutorial, seeds: 1, views: plain });
+    if (loss.length) steps.push({ name: 'loss', what: o.loss === 'image-dice' ? '+ the Dice loss image by image' : '+ binary cross-entropy added to the loss', trainArgs: lossArgs, variant: tutorial, seeds: 1, views: plain });
+    if (variantArgs.length) steps.push({ name: 'variant', what: `+ ${describeVariant(variant, { dropout: true }).join(', ')}`, trainArgs: toolkitArgs, variant, seeds: 1, views: plain });
+    if (seeds > 1) steps.push({ name: 'ensemble', what: `+ ${seeds} models a fold (seeds ${o.seed} to ${(o.seed as number) + seeds - 1}), averaged`, trainArgs: toolkitArgs, variant, seeds, views: plain });
     // Without test-time augmentation the last step is the toolkit already.
     if (views.length === 1) return steps;
   }
-  steps.push({ name: 'toolkit', what: views.length > 1 ? `+ test-time augmentation (${tta}: ${views.length} views)` : 'the toolkit', trainArgs: toolkitArgs, seeds, views });
+  steps.push({ name: 'toolkit', what: views.length > 1 ? `+ test-time augmentation (${tta}: ${views.length} views)` : 'the toolkit', trainArgs: toolkitArgs, variant, seeds, views });
   return steps;
 }
 
@@ -228,7 +241,7 @@ function recipeFolder(argv: string[], given: Parsed): { o: Parsed; dir: string; 
  * none began an epoch. A run trained otherwise than `trainArgs` say (by an
  * earlier version of the recipe) is refused rather than reused.
  */
-function runState(out: string, trainArgs: readonly string[], inner: boolean): { run: string; finished: boolean } | null {
+function runState(out: string, { trainArgs, variant }: Config, inner: boolean): { run: string; finished: boolean } | null {
   const runs = existsSync(out) ? readdirSync(out).filter((d) => existsSync(join(out, d, 'last.safetensors'))) : [];
   if (runs.length === 0) return null;
   if (runs.length > 1) throw new DataError(`${out}: ${runs.length} runs where the recipe trains one; move all but one away to go on`);
@@ -243,6 +256,9 @@ function runState(out: string, trainArgs: readonly string[], inner: boolean): { 
   const at = trainArgs.indexOf('--loss');
   const loss = at >= 0 ? trainArgs[at + 1] : 'dice';
   if ((t?.loss ?? 'dice') !== loss) throw new DataError(`${path} was trained with the ${t?.loss ?? 'dice'} loss, where this step of the recipe trains with the ${loss} loss; start a new recipe, or move that run away`);
+  const asked = describeVariant(variant, { dropout: true });
+  const has = describeVariant(meta.config, { dropout: true });
+  if (asked.join() !== has.join()) throw new DataError(`${path} was trained as ${has.length ? has.join(', ') : 'the tutorial\'s model'}, where this step of the recipe trains ${asked.length ? asked.join(', ') : 'the tutorial\'s model'}; start a new recipe, or move that run away`);
   return { run: join(out, runs[0]!), finished: meta.epoch >= (t?.epochs ?? 0) };
 }
 
@@ -304,7 +320,7 @@ export async function recipe(argv: string[]): Promise<void> {
         }
         const what = `${config.name}: fold ${fold} of ${k}${config.seeds > 1 ? `, seed ${seed}` : ''}`;
         const out = join(dir, config.name, `fold-${fold}`, ...(s > 0 ? [`seed-${seed}`] : []));
-        const state = runState(out, config.trainArgs, inner);
+        const state = runState(out, config, inner);
         if (state?.finished) {
           console.log(`== ${what}: trained before (${state.run})`);
         } else if (state) {
@@ -314,7 +330,7 @@ export async function recipe(argv: string[]): Promise<void> {
         } else {
           console.log(`\n== ${what} ==`);
           const tuneArgs = o.tune !== true ? [] : tuning ? ['--tuning', tuning] : ['--tune'];
-          await train(['--data', dataArg, '--out', out, '--folds', String(k), '--fold', String(fold), '--fold-seed', String(foldSeed), '--seed', String(seed), '--skip-predict', ...(inner ? ['--inner-validation'] : []), ...passThrough(o), ...(o['batch-norm'] === true ? ['--batch-norm'] : []), ...config.trainArgs, ...tuneArgs]);
+          await train(['--data', dataArg, '--out', out, '--folds', String(k), '--fold', String(fold), '--fold-seed', String(foldSeed), '--seed', String(seed), '--skip-predict', ...(inner ? ['--inner-validation'] : []), ...passThrough(o), ...config.trainArgs, ...tuneArgs]);
           if (!process.exitCode && tuneArgs[0] === '--tune') tuning = join(runIn(out), 'tuning.json');
         }
         if (process.exitCode === 130) {

@@ -365,7 +365,13 @@ function modelVariant(o: Parsed, stored: UNetConfig | undefined, resumedFrom: st
     if (o['batch-norm'] === true && !stored.batchNorm) throw new UsageError(`--batch-norm conflicts with ${resumedFrom}, whose model has no batch normalisation; leave the flag out to resume as it was`);
     return { ...(stored.activation ? { activation: stored.activation } : {}), ...(stored.dropout ? { dropout: stored.dropout } : {}), ...(stored.batchNorm ? { batchNorm: true } : {}) };
   }
-  return { ...(activation === 'elu' ? { activation } : {}), ...(dropout ? { dropout } : {}), ...(o['batch-norm'] === true ? { batchNorm: true } : {}) };
+  return askedVariant(o);
+}
+
+/** The model variant the flags ask for (checked by checkModelVariant): only what differs from the tutorial's model. */
+export function askedVariant(o: Parsed): UNetVariant {
+  const dropout = o.dropout as number | undefined;
+  return { ...(o.activation === 'elu' ? { activation: 'elu' } : {}), ...(dropout ? { dropout } : {}), ...(o['batch-norm'] === true ? { batchNorm: true } : {}) };
 }
 
 async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<void> {

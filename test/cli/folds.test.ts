@@ -301,11 +301,11 @@ describe('wgsl-unet recipe', () => {
     writeFileSync(join(dataDir, 'imgs_test.npy'), encodeNpy(imgs.subarray(0, 3 * W * H), [3, H, W]));
     writeFileSync(join(dataDir, 'imgs_id_test.npy'), encodeNpy(Int32Array.from([3, 1, 2]), [3]));
     const out = join(root, 'recipe');
-    const r = cliRun('recipe', '--data', dataDir, '--out', out, '--folds', '2', '--compare', '--epochs', '1', '--base-width', '2', '--input-size', '16', '--batch-size', '4', '--augment', 'rotate=5,flip=0.5', '--tta', 'shift+mirror', '--seeds', '2', '--init-prior', '--loss', 'bce-dice');
+    const r = cliRun('recipe', '--data', dataDir, '--out', out, '--folds', '2', '--compare', '--epochs', '1', '--base-width', '2', '--input-size', '16', '--batch-size', '4', '--augment', 'rotate=5,flip=0.5', '--tta', 'shift+mirror', '--seeds', '2', '--init-prior', '--loss', 'bce-dice', '--activation', 'elu', '--batch-norm', '--dropout', '0.3');
     expect(r.code, r.out).toBe(0);
     const dir = join(out, readdirSync(out)[0]!);
     const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8'));
-    expect(report.configs.map((c: { name: string }) => c.name)).toEqual(['tutorial', 'prior', 'clean', 'augment', 'loss', 'ensemble', 'toolkit']);
+    expect(report.configs.map((c: { name: string }) => c.name)).toEqual(['tutorial', 'prior', 'clean', 'augment', 'loss', 'variant', 'ensemble', 'toolkit']);
     for (const c of report.configs) {
       expect(c.runs).toHaveLength(['ensemble', 'toolkit'].includes(c.name) ? 4 : 2);
       expect(c.oof.score).toBeGreaterThanOrEqual(c.oof.emptyScore);
@@ -328,17 +328,24 @@ describe('wgsl-unet recipe', () => {
     expect(meta(report.configs[3].runs[1]).loss).toBeUndefined();
     expect(meta(report.configs[4].runs[0]).loss).toBe('bce-dice');
     expect(meta(report.configs[4].runs[0]).augment).toMatchObject({ rotate: 5, flip: 0.5 });
-    // The ensemble adds a second seed a fold to the loss step's models (fold by fold: seed 1, seed 2).
-    const ensemble = report.configs[5].runs;
-    expect([ensemble[0], ensemble[2]]).toEqual(report.configs[4].runs);
+    // The model variant is a step of its own: the steps before it train the tutorial's model.
+    const model = (run: string) => decodeCheckpoint(new Uint8Array(readFileSync(join(run, 'best.safetensors'))), 'best').meta.config;
+    for (const c of report.configs.slice(0, 5)) expect(model(c.runs[0])).not.toHaveProperty('activation');
+    expect(model(report.configs[5].runs[1])).toMatchObject({ activation: 'elu', batchNorm: true, dropout: 0.3 });
+    expect(meta(report.configs[5].runs[1]).loss).toBe('bce-dice');
+    expect(report.configs[5].what).toBe('+ ELU activations, batch normalisation, dropout 0.3 after the bottom\'s convolutions');
+    // The ensemble adds a second seed a fold to the variant step's models (fold by fold: seed 1, seed 2).
+    const ensemble = report.configs[6].runs;
+    expect([ensemble[0], ensemble[2]]).toEqual(report.configs[5].runs);
     expect(ensemble.map((run: string) => [meta(run).folds!.fold, meta(run).seed])).toEqual([[1, 1], [1, 2], [2, 1], [2, 2]]);
     expect(meta(ensemble[1]).augment).toMatchObject({ rotate: 5, flip: 0.5 });
     expect(meta(ensemble[1]).loss).toBe('bce-dice');
+    expect(model(ensemble[1])).toMatchObject({ activation: 'elu', batchNorm: true, dropout: 0.3 });
     expect(ensemble[1]).toContain(join('ensemble', 'fold-1', 'seed-2'));
-    expect(report.configs[5].seeds).toBe(2);
+    expect(report.configs[6].seeds).toBe(2);
     // The toolkit (test-time augmentation) predicts with the ensemble's models.
-    expect(report.configs[6].runs).toEqual(ensemble);
-    expect(readdirSync(dir).sort()).toEqual(['augment', 'clean', 'ensemble', 'imgs_mask_test.npy', 'loss', 'preds', 'prior', 'recipe.json', 'report.json', 'report.svg', 'submission.csv', 'tutorial']);
+    expect(report.configs[7].runs).toEqual(ensemble);
+    expect(readdirSync(dir).sort()).toEqual(['augment', 'clean', 'ensemble', 'imgs_mask_test.npy', 'loss', 'preds', 'prior', 'recipe.json', 'report.json', 'report.svg', 'submission.csv', 'tutorial', 'variant']);
     expect(readFileSync(join(dir, 'report.svg'), 'utf8')).toMatch(/^<svg[\s\S]*threshold 0.5/);
     expect(r.out).toMatch(/\| step \| out-of-fold metric \| threshold, min area \| gain \| with the presence gate \|/);
     // Every step's row ends with its metric under its own gate.
@@ -372,10 +379,10 @@ describe('wgsl-unet recipe', () => {
     expect(r.out).toMatch(/== tutorial: fold 1 of 2: trained before/);
     expect(r.out).toMatch(/== tutorial: fold 2 of 2 ==/);
     expect(r.out).toContain(`== clean: fold 1 of 2: resuming ${cut} ==`);
-    expect(r.out.match(/trained before/g)).toHaveLength(1 + 2 + 1 + 2 + 2 + 2); // tutorial 1, prior 1 and 2, clean 2, augment 1 and 2, loss 1 and 2, the ensemble's second seeds
+    expect(r.out.match(/trained before/g)).toHaveLength(1 + 2 + 1 + 2 + 2 + 2 + 2); // tutorial 1, prior 1 and 2, clean 2, augment 1 and 2, loss 1 and 2, variant 1 and 2, the ensemble's second seeds
     const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8'));
-    expect(report.configs.map((c: { name: string }) => c.name)).toEqual(['tutorial', 'prior', 'clean', 'augment', 'loss', 'ensemble', 'toolkit']);
-    expect(report.configs[6].what).toBe('+ test-time augmentation (shift: 5 views)');
+    expect(report.configs.map((c: { name: string }) => c.name)).toEqual(['tutorial', 'prior', 'clean', 'augment', 'loss', 'variant', 'ensemble', 'toolkit']);
+    expect(report.configs[7].what).toBe('+ test-time augmentation (shift: 5 views)');
     expect([before.weights, report.weights]).toEqual(['best', 'last']);
     expect(r.out).toContain("each run's last weights scored");
     expect(report.configs[2].runs[0]).toBe(cut);
@@ -401,7 +408,7 @@ describe('wgsl-unet recipe', () => {
     writeFileSync(join(dir, 'recipe.json'), JSON.stringify(options));
     const without = cliRun('recipe', '--resume', dir);
     expect(without.code).toBe(1);
-    expect(without.out).toMatch(/tutorial → clean → augment → loss → ensemble → toolkit/);
+    expect(without.out).toMatch(/tutorial → clean → augment → loss → variant → ensemble → toolkit/);
     expect(without.out).toMatch(/clean[/\\]fold-1[/\\].*last\.safetensors was trained with --init-prior, where this step of the recipe trains without it/);
     options.options['init-prior'] = true;
     // Nor do the steps from the loss step on reuse runs trained with another loss.
@@ -410,6 +417,12 @@ describe('wgsl-unet recipe', () => {
     const otherLoss = cliRun('recipe', '--resume', dir);
     expect(otherLoss.code).toBe(1);
     expect(otherLoss.out).toMatch(/loss[/\\]fold-1[/\\].*last\.safetensors was trained with the bce-dice loss, where this step of the recipe trains with the image-dice loss/);
+    // Nor do the ensemble's runs, without the variant, reuse models of the variant.
+    const { activation: _a, 'batch-norm': _b, dropout: _d, ...plainModel } = options.options;
+    writeFileSync(join(dir, 'recipe.json'), JSON.stringify({ options: plainModel }));
+    const otherModel = cliRun('recipe', '--resume', dir);
+    expect(otherModel.code).toBe(1);
+    expect(otherModel.out).toMatch(/ensemble[/\\]fold-1[/\\]seed-2[/\\].*last\.safetensors was trained as ELU activations, batch normalisation, dropout 0\.3 after the bottom's convolutions, where this step of the recipe trains the tutorial's model; start a new recipe/);
     writeFileSync(join(dir, 'recipe.json'), JSON.stringify(options));
     // A run in a step's folder that was trained otherwise (as by an earlier recipe) is refused, not reused.
     rmSync(join(dir, 'prior', 'fold-1'), { recursive: true });

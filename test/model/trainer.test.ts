@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { testGpu } from '../helpers/gpu.js';
 import { blobBatch } from './blobs.js';
-import { createUNet } from '../../src/model/unet.js';
+import { type UNetVariant, createUNet } from '../../src/model/unet.js';
 import { Adam } from '../../src/model/adam.js';
 import { NonFiniteLossError, TRAINING_LOSSES, Trainer, type ImageSet, type TrainingLoss, trainingLoss } from '../../src/model/trainer.js';
 import { Tape, Tensor, noGrad } from '../../src/autograd/index.js';
@@ -104,15 +104,17 @@ describe('Trainer', () => {
 });
 
 describe('replayed steps', () => {
-  // The tutorial's loss, and one that also reports the tutorial's Dice beside it (a second output of each step).
-  for (const kind of ['dice', 'bce-dice'] as const)
-  it(`train, evaluate and predict exactly as steps recorded op by op, and are replayed from the second step of a shape (${kind} loss)`, async () => {
+  // The tutorial's loss, one that also reports the tutorial's Dice beside it (a second output of each step),
+  // and the model variant (batch statistics and running statistics, dropout masks drawn anew each step).
+  const cases: { kind: 'dice' | 'bce-dice'; variant?: UNetVariant }[] = [{ kind: 'dice' }, { kind: 'bce-dice' }, { kind: 'dice', variant: { activation: 'elu', batchNorm: true, dropout: 0.3 } }];
+  for (const { kind, variant } of cases)
+  it(`train, evaluate and predict exactly as steps recorded op by op, and are replayed from the second step of a shape (${kind} loss${variant ? ', the model variant' : ''})`, async () => {
     const gpu = await testGpu();
     const data = set(10, 5);
     const rows = [3, 1, 4, 0, 9, 2, 6, 5, 8, 7]; // batches of 4, 4 and 2
     const run = async (enabled: boolean) => {
       gpu.replayEnabled = enabled;
-      const model = createUNet(gpu, { baseWidth: 2, inputSize: SIZE, seed: 6 });
+      const model = createUNet(gpu, { baseWidth: 2, inputSize: SIZE, seed: 6, ...variant });
       const adam = new Adam(model.parameters, { lr: 1e-3 });
       const trainer = new Trainer(model, adam, 4, new Augmenter(DEFAULT_AUGMENT, 3), kind);
       const losses: { loss: number; dice: number }[] = [];
@@ -131,11 +133,12 @@ describe('replayed steps', () => {
       const val2 = await trainer.evaluate(data, rows);
       const probs = await trainer.predict(data.images, 10, SIZE);
       const weights = await model.parameters.readAll();
+      const running = model.state ? await model.state.readAll() : new Map<string, Float32Array>();
       const state = await adam.readState();
       gpu.replay = replay;
       model.dispose();
       adam.dispose();
-      return { losses, val, val2, probs, weights, m: state.m, replayed };
+      return { losses, val, val2, probs, weights, running, m: state.m, replayed };
     };
     const traced = await run(false);
     const replayed = await run(true);
@@ -154,6 +157,8 @@ describe('replayed steps', () => {
     expect(replayed.val2).toEqual(traced.val);
     expect(replayed.probs).toEqual(traced.probs);
     for (const [k, v] of traced.weights) expect(replayed.weights.get(k), k).toEqual(v);
+    expect(traced.running.size).toBe(variant ? 36 : 0);
+    for (const [k, v] of traced.running) expect(replayed.running.get(k), k).toEqual(v);
     for (const [k, v] of traced.m) expect(replayed.m.get(k), k).toEqual(v);
   });
 });
