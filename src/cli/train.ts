@@ -20,7 +20,7 @@ import { SUBMISSION_HEIGHT, SUBMISSION_WIDTH } from '../data/submission.js';
 import type { Gpu } from '../gpu/gpu.js';
 import { formatAdapter } from '../gpu/gpu.js';
 import { Adam, TUTORIAL_ADAM } from '../model/adam.js';
-import { type CheckpointMeta, CHECKPOINT_FORMAT, decodeCheckpoint, encodeCheckpoint, loadWeights } from '../model/checkpoint.js';
+import { type CheckpointMeta, CHECKPOINT_FORMAT, CheckpointError, decodeCheckpoint, encodeCheckpoint, loadWeights } from '../model/checkpoint.js';
 import { Rng } from '../model/rng.js';
 import { cosineSchedule, fit } from '../model/fit.js';
 import { Augmenter, type AugmentSpec, parseAugmentSpec } from '../model/augment.js';
@@ -494,8 +494,13 @@ async function run(gpu: Gpu, o: Parsed, stopRequested: () => boolean): Promise<v
   const log: EpochLog[] = [];
   let runDir: string;
   if (resumed) {
-    loadWeights(model, resumed, join(resumeDir!, 'last.safetensors'));
-    adam.loadState(resumed.adam!);
+    const path = join(resumeDir!, 'last.safetensors');
+    loadWeights(model, resumed, path);
+    try {
+      adam.loadState(resumed.adam!);
+    } catch (e) {
+      throw new CheckpointError(`${path}: ${(e as Error).message}`);
+    }
     // The dropout masks an uninterrupted run would draw next: a step skipped for
     // an overflow (mixed precision) drew its masks but is not in Adam's count.
     model.trainingSteps = resumed.meta.training!.stepsBegun ?? stepsTaken;

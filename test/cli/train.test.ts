@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeNpy } from '../../src/data/npy.js';
 import { decodeCheckpoint } from '../../src/model/checkpoint.js';
+import { decodeSafetensors, encodeSafetensors } from '../../src/model/safetensors.js';
 import { decodeNpy } from '../../src/data/npy.js';
 import { parseSubmission, validateSubmission } from '../../src/data/submission.js';
 import { rng } from '../helpers/random.js';
@@ -95,6 +96,19 @@ describe('npm run train', () => {
     expect(b.stdout).toContain(`tuning: ${join(dir, 'tuning.json')} not applied: this run is in fp32`);
     const whole = losses(first).map(({ seconds: _s, ...rest }) => rest);
     expect(losses(dir).map(({ seconds: _s, ...rest }) => rest)).toEqual(whole);
+  });
+
+  it('refuses to resume from optimiser state that cannot be right, naming the checkpoint', () => {
+    const a = train('--epochs', '1', '--out', join(root, 'bad-moments'), '--seed', '3');
+    expect(a.code, a.out).toBe(0);
+    const dir = runFolder(a.out);
+    const path = join(dir, 'last.safetensors');
+    const { tensors, metadata } = decodeSafetensors(new Uint8Array(readFileSync(path)), 'last');
+    tensors.get('optimizer/v/conv2d_1/bias')!.data[1] = -1;
+    writeFileSync(path, encodeSafetensors(tensors, metadata));
+    const b = spawnSync(process.execPath, [cli, 'train', '--resume', dir, '--epochs', '2'], { encoding: 'utf8', timeout: 240_000 });
+    expect(b.status).toBe(1);
+    expect(b.stderr).toContain(`error: ${path}: Adam.loadState (v): second moments must be ≥ 0, but conv2d_1/bias[1] is -1`);
   });
 
   it('resumes with what shaped its data (anti-aliasing, split) and refuses a flag that contradicts it', () => {
