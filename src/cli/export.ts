@@ -1,8 +1,8 @@
 /**
  * `wgsl-unet export` writes a checkpoint as an ONNX model, a TensorFlow.js
  * layers model (model.json and one weight shard) or a Keras 2 HDF5 weights
- * file; `wgsl-unet import` reads a Keras HDF5 weights file back into a
- * checkpoint. Neither needs a GPU. Every file is written aside and renamed
+ * file; `wgsl-unet import` reads a Keras HDF5 weights file or an ONNX model
+ * back into a checkpoint. Neither needs a GPU. Every file is written aside and renamed
  * into place, so a failure leaves nothing half-written.
  */
 import { mkdirSync, renameSync, rmSync } from 'node:fs';
@@ -10,10 +10,12 @@ import { join, resolve } from 'node:path';
 import { CHECKPOINT_FORMAT, type CheckpointMeta, decodeCheckpoint, encodeCheckpointTensors } from '../model/checkpoint.js';
 import { type ExportableUNet, exportVariant } from '../model/export/keras-layers.js';
 import { encodeOnnx } from '../model/export/onnx.js';
+import { decodeOnnxUNet } from '../model/export/onnx-import.js';
 import { TFJS_SHARD_NAME, encodeTfjs } from '../model/export/tfjs.js';
 import { decodeKerasH5, encodeKerasH5, unetWeightsFromKeras } from '../model/export/keras-h5.js';
 import { HIDDEN_ACTIVATIONS, type HiddenActivation, describeVariant, resolveUNetOptions } from '../model/unet.js';
-import { type OptionSpec, parseArgs, usage, UsageError } from './args.js';
+import type { NamedTensor } from '../model/safetensors.js';
+import { type OptionSpec, type Parsed, parseArgs, usage, UsageError } from './args.js';
 import { FileError, readBytes, syncFolder, writeAtomic, writeDurably } from './files.js';
 import { latestRun } from './runs.js';
 import { VERSION } from './train.js';
@@ -80,32 +82,54 @@ function writeTfjsFolder(dir: string, files: { modelJson: string; shard: Uint8Ar
 }
 
 const IMPORT_SPEC: Record<string, OptionSpec> = {
-  format: { type: 'string', help: 'keras-h5' },
-  in: { type: 'string', help: 'the weights file to read (e.g. the tutorial\'s weights.h5)' },
+  format: { type: 'string', help: 'keras-h5 or onnx' },
+  in: { type: 'string', help: 'the file to read (e.g. the tutorial\'s weights.h5, or the U-Net as torch.onnx.export writes it)' },
   out: { type: 'string', help: 'checkpoint to write', default: 'model.safetensors' },
   'input-size': { type: 'number', help: 'input size the model was trained at (default: the file\'s, if written by export; else 96)' },
   mean: { type: 'number', help: 'mean of the training frames\' pixels after resizing (default: the file\'s, if written by export)' },
   std: { type: 'number', help: 'their standard deviation (default: the file\'s, if written by export)' },
   'anti-alias': { type: 'boolean', help: 'frames were blurred before downsampling in training (default: the file\'s, if written by export; else not)' },
-  activation: { type: 'string', help: 'the hidden layers\' activation, relu or elu (default: the file\'s, if written by export; else relu, the tutorial\'s)' },
+  activation: { type: 'string', help: 'keras-h5: the hidden layers\' activation, relu or elu (default: the file\'s, if written by export; else relu, the tutorial\'s); an ONNX graph names its own' },
 };
 
+/** What import reads from either format. */
+interface Imported {
+  baseWidth: number;
+  batchNorm: boolean;
+  weights: Map<string, NamedTensor>;
+  /** The activation the file names, if it names one. */
+  activation?: string;
+  extras?: { mean?: number; std?: number; inputSize?: number; antiAlias?: boolean };
+  notes: string[];
+}
+
+async function readImport(format: string, inPath: string, o: Parsed): Promise<Imported> {
+  const bytes = readBytes(inPath, format === 'onnx' ? 'ONNX model' : 'weights file');
+  if (format === 'onnx') {
+    const m = decodeOnnxUNet(bytes, inPath);
+    if (o.activation !== undefined && o.activation !== m.activation) throw new UsageError(`--activation ${o.activation} conflicts with ${inPath}, whose graph applies ${m.activation}; leave it out`);
+    return m;
+  }
+  const file = await decodeKerasH5(bytes, inPath);
+  return { ...unetWeightsFromKeras(file, inPath), activation: file.extras?.activation, extras: file.extras, notes: [] };
+}
+
 export async function importModel(argv: string[]): Promise<void> {
-  const summary = "Reads a Keras 2 HDF5 weights file (the tutorial's weights.h5, or one written by export) into a checkpoint for predict.";
+  const summary = "Reads a Keras 2 HDF5 weights file (the tutorial's weights.h5, or one written by export) or an ONNX model of the U-Net (written by export, or by torch.onnx.export of the same network) into a checkpoint for predict.";
   if (argv.includes('--help')) return void console.log(usage('import', summary, IMPORT_SPEC));
   const { options: o } = parseArgs(argv, IMPORT_SPEC);
-  formatOf(o.format, ['keras-h5']);
-  if (typeof o.in !== 'string') throw new UsageError('--in is required: the Keras HDF5 weights file to read');
+  const format = formatOf(o.format, ['keras-h5', 'onnx']);
+  if (typeof o.in !== 'string') throw new UsageError(`--in is required: the ${format === 'onnx' ? 'ONNX model' : 'Keras HDF5 weights file'} to read`);
   const inPath = o.in;
-  const file = await decodeKerasH5(readBytes(inPath, 'weights file'), inPath);
-  const { baseWidth, batchNorm, weights } = unetWeightsFromKeras(file, inPath);
+  const file = await readImport(format, inPath, o);
+  const { baseWidth, batchNorm, weights } = file;
   const mean = (o.mean as number | undefined) ?? file.extras?.mean;
   const std = (o.std as number | undefined) ?? file.extras?.std;
   if (mean === undefined || std === undefined) {
     throw new UsageError(`${inPath} does not record how frames were normalised: give --mean and --std, the training frames' pixel mean and standard deviation after resizing (the tutorial computes them from imgs_train)`);
   }
   if (!(std > 0)) throw new UsageError(`--std must be positive, got ${std}`);
-  const activation = (o.activation as string | undefined) ?? file.extras?.activation ?? 'relu';
+  const activation = (o.activation as string | undefined) ?? file.activation ?? 'relu';
   if (!(HIDDEN_ACTIVATIONS as readonly string[]).includes(activation)) throw new UsageError(`--activation must be ${HIDDEN_ACTIVATIONS.join(' or ')}, got "${activation}"`);
   const config = resolveUNetOptions({ baseWidth, inputSize: (o['input-size'] as number | undefined) ?? file.extras?.inputSize ?? 96, activation: activation as HiddenActivation, batchNorm });
   const meta: CheckpointMeta = {
@@ -123,4 +147,5 @@ export async function importModel(argv: string[]): Promise<void> {
   const out = resolve(o.out as string);
   writeAtomic(out, encodeCheckpointTensors(weights, meta));
   console.log(`wrote ${out}: base width ${baseWidth}${describeVariant(config).map((d) => `, ${d}`).join('')}, input ${config.inputSize}×${config.inputSize}, mean ${mean}, std ${std}`);
+  for (const note of file.notes) console.log(`  carried over: ${note}`);
 }

@@ -17,7 +17,7 @@ import { type ExportableUNet, checkUNetWeights, exportVariant, kerasUNetLayers, 
 
 const field = (id: number, type: string, repeated = false) => (repeated ? { id, type, rule: 'repeated' } : { id, type });
 
-/** The subset of onnx.proto (proto2) written here, as a protobufjs JSON descriptor. */
+/** The subset of onnx.proto (proto2) written here and read by import (onnx-import.ts), as a protobufjs JSON descriptor. */
 const SCHEMA = {
   nested: {
     onnx: {
@@ -51,6 +51,7 @@ const SCHEMA = {
             name: field(3, 'string'),
             opType: field(4, 'string'),
             attribute: field(5, 'AttributeProto', true),
+            domain: field(7, 'string'),
           },
         },
         AttributeProto: {
@@ -58,6 +59,9 @@ const SCHEMA = {
             name: field(1, 'string'),
             f: field(2, 'float'),
             i: field(3, 'int64'),
+            s: field(4, 'bytes'),
+            t: field(5, 'TensorProto'),
+            floats: field(7, 'float', true),
             ints: field(8, 'int64', true),
             type: field(20, 'int32'),
           },
@@ -66,8 +70,11 @@ const SCHEMA = {
           fields: {
             dims: field(1, 'int64', true),
             dataType: field(2, 'int32'),
+            floatData: field(4, 'float', true),
             name: field(8, 'string'),
             rawData: field(9, 'bytes'),
+            externalData: field(13, 'StringStringEntryProto', true),
+            dataLocation: field(14, 'int32'),
           },
         },
         ValueInfoProto: { fields: { name: field(1, 'string'), type: field(2, 'TypeProto') } },
@@ -90,7 +97,7 @@ const ATTR_INTS = 7;
 const IR_VERSION = 7;
 const OPSET = 13;
 
-const modelType = protobuf.Root.fromJSON(SCHEMA).lookupType('onnx.ModelProto');
+export const onnxModelType = protobuf.Root.fromJSON(SCHEMA).lookupType('onnx.ModelProto');
 
 interface Node {
   opType: string;
@@ -192,7 +199,7 @@ export function encodeOnnx(model: ExportableUNet, producerVersion: string, sourc
     type: { tensorType: { elemType: FLOAT, shape: { dim: [{ dimParam: 'batch' }, { dimParam: 'height' }, { dimParam: 'width' }, { dimValue: 1 }] } } },
   });
   const p = model.preprocessing;
-  const message = modelType.fromObject({
+  const message = onnxModelType.fromObject({
     irVersion: IR_VERSION,
     producerName: 'wgsl-unet',
     producerVersion,
@@ -211,5 +218,5 @@ export function encodeOnnx(model: ExportableUNet, producerVersion: string, sourc
       { key: 'wgsl_unet.batch_norm', value: String(model.batchNorm) },
     ],
   });
-  return modelType.encode(message).finish();
+  return onnxModelType.encode(message).finish();
 }
