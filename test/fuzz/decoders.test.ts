@@ -1,7 +1,7 @@
 /**
  * Seeded mutation fuzzing of every decoder that reads a user's files: TIFF
- * (with its LZW), .npy, safetensors, and the run-length CSV files
- * (train_masks.csv, submission.csv). Valid files are mutated (bit flips,
+ * (with its LZW), .npy, safetensors, the run-length CSV files
+ * (train_masks.csv, submission.csv), and ONNX models for import. Valid files are mutated (bit flips,
  * truncations, header fields set to extremes, bytes inserted, removed or
  * repeated); each case must end in the format's own error type or in a
  * result whose sizes agree with each other, never another exception (a
@@ -21,6 +21,10 @@ import { SafetensorsError, decodeSafetensors, encodeSafetensors } from '../../sr
 import { decodeRle } from '../../src/data/rle.js';
 import { parseSubmission } from '../../src/data/submission.js';
 import { deriveMaskStatistics } from '../../src/data/synthetic.js';
+import { ExportError } from '../../src/model/export/keras-layers.js';
+import { encodeOnnx } from '../../src/model/export/onnx.js';
+import { decodeOnnxUNet } from '../../src/model/export/onnx-import.js';
+import { buildUNetParameters } from '../../src/model/unet.js';
 
 const CASES = Number(process.env.WGSL_UNET_FUZZ_CASES ?? 2000);
 /** A case that takes longer than this is reported as a (near) hang. */
@@ -160,6 +164,24 @@ describe(`decoders of user files, ${CASES} mutations each`, () => {
       const rows = parseSubmission(text(b), 'fuzz.csv');
       return rows.map((row) => decodeRle(row.pixels, 580, 420, `fuzz.csv line ${row.line}`));
     }, (v) => ((v as Uint8Array[]).every((m) => m.length === 580 * 420) ? null : 'a mask of the wrong size'));
+    expect(c.rejected).toBeGreaterThan(0);
+  });
+
+  it('ONNX: a U-Net of base width 1 as export writes it, and with batch normalisation', () => {
+    const seeds = [false, true].map((batchNorm) => {
+      const store = buildUNetParameters({ baseWidth: 1, inputSize: 16, seed: 3, ...(batchNorm ? { batchNorm } : {}) });
+      const weights = new Map([...store.initialValues()].map(([name, data]) => [name, { shape: [...store.params.find((p) => p.name === name)!.shape], data }]));
+      if (batchNorm) for (const [name, t] of [...weights]) if (name.endsWith('/gamma')) for (const k of ['moving_mean', 'moving_variance']) weights.set(name.replace('gamma', k), { shape: t.shape, data: new Float32Array(t.data.length).fill(1) });
+      // A copy: protobufjs hands back a Node Buffer, whose slice() the mutators would share.
+      return Uint8Array.from(encodeOnnx({ baseWidth: 1, activation: 'relu', batchNorm, inputSize: 16, weights, preprocessing: { mean: 100, std: 50, antiAlias: false } }, 'fuzz', 'fuzz'));
+    });
+    for (const seed of seeds) expect(decodeOnnxUNet(seed, 'seed.onnx').baseWidth).toBe(1);
+    const c = fuzz('onnx', seeds, ExportError, (b) => decodeOnnxUNet(b, 'fuzz.onnx'), (v) => {
+      for (const [name, t] of (v as { weights: Map<string, { shape: number[]; data: Float32Array }> }).weights) {
+        if (prod(t.shape) !== t.data.length) return `${name}: shape ${t.shape} with ${t.data.length} values`;
+      }
+      return null;
+    });
     expect(c.rejected).toBeGreaterThan(0);
   });
 
