@@ -85,7 +85,7 @@ const IMPORT_SPEC: Record<string, OptionSpec> = {
   format: { type: 'string', help: 'keras-h5 or onnx' },
   in: { type: 'string', help: 'the file to read (e.g. the tutorial\'s weights.h5, or the U-Net as torch.onnx.export writes it)' },
   out: { type: 'string', help: 'checkpoint to write', default: 'model.safetensors' },
-  'input-size': { type: 'number', help: 'input size the model was trained at (default: the file\'s, if written by export; else 96)' },
+  'input-size': { type: 'number', help: 'input size the model was trained at (default: the file\'s, if written by export or an ONNX graph of fixed square input; else 96)' },
   mean: { type: 'number', help: 'mean of the training frames\' pixels after resizing (default: the file\'s, if written by export)' },
   std: { type: 'number', help: 'their standard deviation (default: the file\'s, if written by export)' },
   'anti-alias': { type: 'boolean', help: 'frames were blurred before downsampling in training (default: the file\'s, if written by export; else not)' },
@@ -107,6 +107,7 @@ async function readImport(format: string, inPath: string, o: Parsed): Promise<Im
   const bytes = readBytes(inPath, format === 'onnx' ? 'ONNX model' : 'weights file');
   if (format === 'onnx') {
     const m = decodeOnnxUNet(bytes, inPath);
+    if (o.activation !== undefined && !(HIDDEN_ACTIVATIONS as readonly unknown[]).includes(o.activation)) throw new UsageError(`--activation must be ${HIDDEN_ACTIVATIONS.join(' or ')}, got "${o.activation}"`);
     if (o.activation !== undefined && o.activation !== m.activation) throw new UsageError(`--activation ${o.activation} conflicts with ${inPath}, whose graph applies ${m.activation}; leave it out`);
     return m;
   }

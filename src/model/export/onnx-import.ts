@@ -11,8 +11,8 @@
  * - a concatenation of [skip, upsampled] instead of Keras's [upsampled, skip]:
  *   the next convolution's input channels are reordered to match;
  * - a convolution without a bias: a zero bias;
- * - a batch normalisation's ε other than the engine's 1e-3: folded into the
- *   running variance (σ² + ε is what the normalisation divides by);
+ * - a batch normalisation's ε other than the engine's 1e-3: γ scaled by
+ *   √((σ² + 1e-3) / (σ² + ε)), which normalises alike;
  * - Identity and Dropout nodes (inference leaves them as they are).
  */
 import { BATCH_NORM_DEFAULTS } from '../../ops/batchnorm/kernel.js';
@@ -35,8 +35,9 @@ export interface OnnxUNet {
 interface Attribute { name: string; f?: number; i?: number; ints?: number[]; floats?: number[]; s?: Uint8Array; t?: TensorProto }
 interface NodeProto { input?: string[]; output?: string[]; name?: string; opType?: string; domain?: string; attribute?: Attribute[] }
 interface TensorProto { dims?: number[]; dataType?: number; floatData?: number[]; name?: string; rawData?: Uint8Array; dataLocation?: number }
+interface ValueInfo { name?: string; type?: { tensorType?: { shape?: { dim?: { dimValue?: number }[] } } } }
 interface ModelProto {
-  graph?: { node?: NodeProto[]; initializer?: TensorProto[]; input?: { name?: string }[]; output?: { name?: string }[] };
+  graph?: { node?: NodeProto[]; initializer?: TensorProto[]; input?: ValueInfo[]; output?: ValueInfo[] };
   metadataProps?: { key?: string; value?: string }[];
 }
 
@@ -126,7 +127,7 @@ export function decodeOnnxUNet(bytes: Uint8Array, source: string): OnnxUNet {
   let next = 0;
 
   for (const n of nodes) {
-    if (n.domain) throw new ExportError(`${source}: ${where(n)} is of operator set ${n.domain}; the U-Net uses ONNX's own operators`);
+    if (n.domain && n.domain !== 'ai.onnx') throw new ExportError(`${source}: ${where(n)} is of operator set ${n.domain}; the U-Net uses ONNX's own operators (export with functions inlined)`);
     const op = n.opType ?? '';
     if (op === 'Constant' || (op === 'Identity' && constants.has(n.output![0]!))) continue;
     if (op === 'Identity' || op === 'Dropout') {
@@ -134,9 +135,11 @@ export function decodeOnnxUNet(bytes: Uint8Array, source: string): OnnxUNet {
       continue;
     }
     if (op === 'Transpose') {
-      // Only where one channel makes it a reshaping: the image and the mask.
+      // Only between NHWC and NCHW where one channel makes it a reshaping: the image in, the mask out.
       const from = kerasOf(n, 0);
-      if (from !== 'input_1' && from !== head) throw new ExportError(`${source}: ${where(n)} transposes ${from}; the U-Net transposes nothing but its one-channel image and mask`);
+      const perm = intsOr(n, 'perm', []);
+      const ok = from === 'input_1' ? same(perm, [0, 3, 1, 2]) : from === head || from === `${head}/linear` ? same(perm, [0, 2, 3, 1]) : false;
+      if (!ok) throw new ExportError(`${source}: ${where(n)} transposes ${from} by [${perm.join(', ')}]; the U-Net transposes nothing but its one-channel image to NCHW and its mask back`);
       keras.set(n.output![0]!, from);
       continue;
     }
@@ -154,7 +157,7 @@ export function decodeOnnxUNet(bytes: Uint8Array, source: string): OnnxUNet {
       const from = kerasOf(n, 0);
       const layer = layers.find((l) => l.kind === 'max_pooling2d' && l.input === from);
       const pads = intsOr(n, 'pads', [0, 0, 0, 0]);
-      if (!layer || !same(intsOr(n, 'kernel_shape', []), [2, 2]) || !same(intsOr(n, 'strides', [1, 1]), [2, 2]) || pads.some((p) => p !== 0)) {
+      if (!layer || !same(intsOr(n, 'kernel_shape', []), [2, 2]) || !same(intsOr(n, 'strides', [1, 1]), [2, 2]) || pads.some((p) => p !== 0) || intsOr(n, 'dilations', [1, 1]).some((d) => d !== 1)) {
         throw new ExportError(`${source}: ${where(n)} pools ${from}; the U-Net pools 2 × 2 with stride 2 after each level's second convolution`);
       }
       keras.set(n.output![0]!, layer.name);
@@ -212,6 +215,7 @@ export function decodeOnnxUNet(bytes: Uint8Array, source: string): OnnxUNet {
   }
   if (next !== weighted.length) throw new ExportError(`${source}: the graph ends after ${next} of the U-Net's ${weighted.length} layers with weights (the next is ${weighted[next]!.name})`);
   const outputs = (graph.output ?? []).map((v) => keras.get(v.name ?? ''));
+  if (outputs.length === 1 && outputs[0] === `${head}/linear`) throw new ExportError(`${source}: the graph ends at ${head} without its sigmoid (logits, as for a loss that applies it); the U-Net's output is probabilities: export the model with its sigmoid`);
   if (outputs.length !== 1 || outputs[0] !== head) throw new ExportError(`${source}: the graph's output is ${outputs.join(', ') || 'missing'}, not the U-Net's mask (${head} after its sigmoid)`);
 
   const props = new Map((model.metadataProps ?? []).map((p) => [p.key ?? '', p.value ?? '']));
@@ -219,17 +223,25 @@ export function decodeOnnxUNet(bytes: Uint8Array, source: string): OnnxUNet {
   const extras = {
     ...(number('wgsl_unet.mean') !== undefined ? { mean: number('wgsl_unet.mean')! } : {}),
     ...(number('wgsl_unet.std') !== undefined ? { std: number('wgsl_unet.std')! } : {}),
-    ...(number('wgsl_unet.input_size') !== undefined ? { inputSize: number('wgsl_unet.input_size')! } : {}),
+    ...(number('wgsl_unet.input_size') !== undefined ? { inputSize: number('wgsl_unet.input_size')! } : squareInput(graph.input?.find((v) => v.name === inputs[0]))),
     ...(props.has('wgsl_unet.anti_alias') ? { antiAlias: props.get('wgsl_unet.anti_alias') === 'true' } : {}),
   };
   return { baseWidth, activation, batchNorm, weights, extras, notes: [...notes] };
+}
+
+/** The square input size a graph input of fixed NCHW or NHWC dimensions (one channel) names, as extras take it. */
+function squareInput(v: { type?: { tensorType?: { shape?: { dim?: { dimValue?: number }[] } } } } | undefined): { inputSize?: number } {
+  const dims = (v?.type?.tensorType?.shape?.dim ?? []).map((d) => d.dimValue ?? 0);
+  const [h, w] = dims.length !== 4 ? [0, 0] : dims[1] === 1 ? [dims[2]!, dims[3]!] : dims[3] === 1 ? [dims[1]!, dims[2]!] : [0, 0];
+  return h > 0 && h === w ? { inputSize: h } : {};
 }
 
 /** Stride, padding, dilation and groups of the U-Net's convolutions: 'same' k × k with stride 1, or 2 × 2 with stride 2. */
 function checkConvAttributes(n: NodeProto, kind: 'conv2d' | 'conv2d_transpose', k: number, where: string): void {
   const pad = kind === 'conv2d' ? (k - 1) / 2 : 0;
   const autoPad = attr(n, 'auto_pad')?.s ? new TextDecoder().decode(attr(n, 'auto_pad')!.s) : 'NOTSET';
-  const padsOk = autoPad === 'NOTSET' ? intsOr(n, 'pads', [0, 0, 0, 0]).every((p) => p === pad) : kind === 'conv2d' && (autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER');
+  const pads = intsOr(n, 'pads', [0, 0, 0, 0]);
+  const padsOk = autoPad === 'NOTSET' ? pads.length === 4 && pads.every((p) => p === pad) : autoPad === 'VALID' ? pad === 0 : kind === 'conv2d' && (autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER');
   const stride = kind === 'conv2d' ? 1 : 2;
   const ok = padsOk &&
     same(intsOr(n, 'strides', [1, 1]), [stride, stride]) &&
@@ -261,10 +273,9 @@ function batchNormWeights(
   const epsilon = attr(n, 'epsilon')?.f ?? 1e-5;
   const engine = BATCH_NORM_DEFAULTS.epsilon;
   if (Math.abs(epsilon - engine) < 1e-9) return;
+  // γ / √(σ² + ε) is what scales each channel: the same with the engine's ε for γ scaled so.
   const variance = parts[3]!.data;
-  const folded = Float32Array.from(variance, (v) => v + epsilon - engine);
-  const below = folded.findIndex((v) => !(v >= 0));
-  if (below >= 0) throw new ExportError(`${where}: ε ${epsilon} and a running variance of ${variance[below]} in channel ${below}: the engine's normalisation, whose ε is ${engine}, cannot divide by ${variance[below]! + epsilon}`);
-  weights.set(names[3]!, { shape: [filters], data: folded });
-  notes.add(`batch normalisations with ε ${epsilon}: folded into the running variances (the engine's ε is ${engine})`);
+  const gamma = Float32Array.from(parts[0]!.data, (g, c) => g * Math.sqrt((variance[c]! + engine) / (variance[c]! + epsilon)));
+  weights.set(names[0]!, { shape: [filters], data: gamma });
+  notes.add(`batch normalisations with ε ${Number(epsilon.toPrecision(6))}: γ scaled to normalise alike with the engine's ε ${engine}`);
 }
