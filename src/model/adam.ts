@@ -208,7 +208,7 @@ export class Adam {
       }
     }
     const s = state.lossScale;
-    if (s) checkLossScaleState(s, this.scaling?.rule);
+    if (s) checkLossScaleState(s, this.scaling?.rule, [1 - this.options.beta1 ** state.t, 1 - this.options.beta2 ** state.t]);
     this.gpu.upload(this.m.view, m);
     this.gpu.upload(this.v.view, v);
     this.stepCount = state.t;
@@ -227,8 +227,12 @@ export class Adam {
   }
 }
 
-/** A saved loss-scale state that the GPU's state can hold, within the rule's bounds where it has one. */
-function checkLossScaleState(s: LossScaleState, rule: LossScaleRule | undefined): void {
+/**
+ * A saved loss-scale state that the GPU's state can hold, within the rule's
+ * bounds where it has one, whose bias corrections belong to the step count
+ * saved with it (the GPU's recurrence stays within about 3e-5 of them).
+ */
+function checkLossScaleState(s: LossScaleState, rule: LossScaleRule | undefined, expected: [number, number]): void {
   const bad = (why: string) => new Error(`Adam.loadState (lossScale): ${why}, got ${JSON.stringify(s)}`);
   const u32 = (x: unknown) => Number.isInteger(x) && (x as number) >= 0 && (x as number) < 2 ** 32;
   if (!(typeof s.scale === 'number' && s.scale > 0 && Number.isFinite(s.scale))) throw bad('the scale must be a finite number > 0');
@@ -236,4 +240,5 @@ function checkLossScaleState(s: LossScaleState, rule: LossScaleRule | undefined)
   if (!u32(s.good) || !u32(s.skipped)) throw bad('good and skipped must be integers ≥ 0');
   const c = s.corrections;
   if (!(Array.isArray(c) && c.length === 2 && c.every((x) => typeof x === 'number' && x >= 0 && x <= 1))) throw bad('the corrections must be two numbers in [0, 1]');
+  if (c.some((x, i) => Math.abs(x - expected[i]!) > 1e-3 * expected[i]! + 1e-6)) throw bad(`the corrections do not belong to the step count (1 − β^t is ${expected.join(', ')})`);
 }
