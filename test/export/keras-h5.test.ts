@@ -224,7 +224,7 @@ describe('export and import errors: one line, nothing written', () => {
     ['import without --in', () => ['import', '--format', 'keras-h5'], 2, /--in is required/],
     ['import of a missing file', () => ['import', '--format', 'keras-h5', '--in', join(m.dir, 'nope.h5'), '--out', join(m.dir, 'nope.safetensors')], 1, /weights file not found: .*nope\.h5/],
     ['import of a file that is not HDF5', () => ['import', '--format', 'keras-h5', '--in', m.checkpointPath, '--out', join(m.dir, 'nope.safetensors')], 1, /best\.safetensors: not an HDF5 file/],
-    ['import in an unsupported format', () => ['import', '--format', 'onnx', '--in', exported], 2, /unknown --format "onnx"; known: keras-h5/],
+    ['import in an unsupported format', () => ['import', '--format', 'tfjs', '--in', exported], 2, /unknown --format "tfjs"; known: keras-h5, onnx/],
   ];
   for (const [what, args, code, message] of cases) {
     it(what, () => {

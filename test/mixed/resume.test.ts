@@ -6,12 +6,12 @@
  * makes their absence a failure.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, rmSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { testGpu } from '../helpers/gpu.js';
-import { encodeNpy } from '../../src/data/npy.js';
+import { writeEllipseCaches } from '../helpers/caches.js';
 import { decodeCheckpoint } from '../../src/model/checkpoint.js';
 import { canRunMixed } from '../../src/ops/conv/index.js';
 
@@ -23,23 +23,8 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 describe.runIf(canRunMixed(gpu) || required)('train --resume in mixed precision', () => {
   it('keeps the loss scale in the checkpoint and retraces the uninterrupted run', () => {
-    // 12 frames of 32 × 32 with a bright disc in every other one.
-    const [n, h, w] = [12, 32, 32];
-    const imgs = new Uint8Array(n * h * w);
-    const masks = new Uint8Array(n * h * w);
-    for (let i = 0; i < n; i++) {
-      for (let y = 0; y < h; y++) {
-        for (let x = 0; x < w; x++) {
-          const inside = i % 2 === 0 && (y - 12 - i / 2) ** 2 + (x - 16) ** 2 < 36;
-          imgs[(i * h + y) * w + x] = (inside ? 170 : 70) + ((x * 5 + y * 11 + i) % 30);
-          masks[(i * h + y) * w + x] = inside ? 255 : 0;
-        }
-      }
-    }
     const data = join(root, 'data');
-    mkdirSync(data);
-    writeFileSync(join(data, 'imgs_train.npy'), encodeNpy(imgs, [n, h, w]));
-    writeFileSync(join(data, 'imgs_mask_train.npy'), encodeNpy(masks, [n, h, w]));
+    writeEllipseCaches(data, 12, 32, 32);
     const train = (...args: string[]) => spawnSync(process.execPath, [cli, 'train', ...args], { encoding: 'utf8', timeout: 300_000 });
     const fresh = (out: string, epochs: number) => train('--data', data, '--precision', 'mixed', '--base-width', '2', '--input-size', '16', '--batch-size', '4', '--epochs', String(epochs), '--seed', '2', '--dropout', '0.5', '--skip-predict', '--out', join(root, out));
     const folder = (out: string) => join(root, out, readdirSync(join(root, out))[0]!);

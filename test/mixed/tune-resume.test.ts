@@ -10,12 +10,12 @@
  * makes their absence a failure.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { testGpu } from '../helpers/gpu.js';
-import { encodeNpy } from '../../src/data/npy.js';
+import { writeEllipseCaches } from '../helpers/caches.js';
 import { formatAdapter } from '../../src/gpu/gpu.js';
 import { TUNING_FORMAT, canRunMixed } from '../../src/ops/conv/index.js';
 
@@ -27,23 +27,8 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 describe.runIf((canRunMixed(gpu) && gpu.hasTimestamps) || required)('train --resume of a tuned run', () => {
   it('applies tuning.json measured on this adapter for this shape, and says why not where it was measured elsewhere, for another shape, or is broken', async () => {
-    // 12 frames of 48 × 64 with a bright ellipse in every other one.
-    const [n, h, w] = [12, 48, 64];
-    const imgs = new Uint8Array(n * h * w);
-    const masks = new Uint8Array(n * h * w);
-    for (let i = 0; i < n; i++) {
-      for (let y = 0; y < h; y++) {
-        for (let x = 0; x < w; x++) {
-          const inside = i % 2 === 0 && ((y - 20 - i) / 10) ** 2 + ((x - 30) / 14) ** 2 < 1;
-          imgs[(i * h + y) * w + x] = (inside ? 180 : 60) + ((x * 7 + y * 13 + i) % 40);
-          masks[(i * h + y) * w + x] = inside ? 255 : 0;
-        }
-      }
-    }
     const data = join(root, 'data');
-    mkdirSync(data);
-    writeFileSync(join(data, 'imgs_train.npy'), encodeNpy(imgs, [n, h, w]));
-    writeFileSync(join(data, 'imgs_mask_train.npy'), encodeNpy(masks, [n, h, w]));
+    writeEllipseCaches(data, 12, 48, 64);
     const train = (...args: string[]) => spawnSync(process.execPath, [cli, 'train', ...args], { encoding: 'utf8', timeout: 300_000 });
     const first = train('--data', data, '--precision', 'mixed', '--base-width', '2', '--input-size', '16', '--batch-size', '4', '--epochs', '1', '--skip-predict', '--out', join(root, 'runs'));
     expect(first.status, first.stderr).toBe(0);
