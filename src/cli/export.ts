@@ -2,8 +2,8 @@
  * `wgsl-unet export` writes a checkpoint as an ONNX model, a TensorFlow.js
  * layers model (model.json and one weight shard) or a Keras 2 HDF5 weights
  * file; `wgsl-unet import` reads a Keras HDF5 weights file or an ONNX model
- * back into a checkpoint. Neither needs a GPU. Every file is written aside and renamed
- * into place, so a failure leaves nothing half-written.
+ * back into a checkpoint. Neither needs a GPU. Every file is written aside
+ * and renamed into place, so a failure leaves nothing half-written.
  */
 import { mkdirSync, renameSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
