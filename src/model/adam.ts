@@ -238,6 +238,7 @@ function checkLossScaleState(s: LossScaleState, rule: LossScaleRule | undefined,
   if (!(typeof s.scale === 'number' && s.scale > 0 && Number.isFinite(s.scale))) throw bad('the scale must be a finite number > 0');
   if (rule && !(s.scale >= rule.minScale && s.scale <= rule.maxScale)) throw bad(`the scale must lie in [${rule.minScale}, ${rule.maxScale}]`);
   if (!u32(s.good) || !u32(s.skipped)) throw bad('good and skipped must be integers ≥ 0');
+  if (rule && s.good >= rule.interval) throw bad(`good must be below the growth interval ${rule.interval}`);
   const c = s.corrections;
   if (!(Array.isArray(c) && c.length === 2 && c.every((x) => typeof x === 'number' && x >= 0 && x <= 1))) throw bad('the corrections must be two numbers in [0, 1]');
   if (c.some((x, i) => Math.abs(x - expected[i]!) > 1e-3 * expected[i]! + 1e-6)) throw bad(`the corrections do not belong to the step count (1 − β^t is ${expected.join(', ')})`);

@@ -33,6 +33,8 @@ interface ForeignOptions {
   logits?: boolean;
   /** Dilated max-pooling. */
   dilatedPool?: boolean;
+  /** The bottom's Dropout in training mode (its third input a constant true). */
+  trainingDropout?: boolean;
   /** Channel 0 of every batch normalisation with a running variance far below the engine's ε (2e-4). */
   tinyVariance?: boolean;
 }
@@ -90,7 +92,10 @@ function foreignOnnx(m: FixtureModel, opts: ForeignOptions = {}): Uint8Array {
         input = '/image/Transpose_output_0';
       }
       if (l.kind === 'conv2d_transpose' && spec.name === 'conv2d_transpose_1') {
-        nodes.push({ opType: 'Dropout', name: '/bottom/Dropout', input: [input], output: ['/bottom/Dropout_output_0'] });
+        // Inputs: data, ratio (none: the default), training_mode (a BOOL constant).
+        const mode = opts.trainingDropout ? ['', 'training_mode'] : [];
+        if (opts.trainingDropout) initializer.push({ name: 'training_mode', dims: [], dataType: 9, int32Data: [1] });
+        nodes.push({ opType: 'Dropout', name: '/bottom/Dropout', input: [input, ...mode], output: ['/bottom/Dropout_output_0'] });
         input = '/bottom/Dropout_output_0';
       }
       const biasless = batchNorm && l.kind === 'conv2d' && spec.activation === 'none';
@@ -256,6 +261,7 @@ describe('import --format onnx', () => {
     expect(refuse(foreignOnnx(m, { badTranspose: true }), 'transpose.onnx')).toMatch(/node \/image\/Transpose \(Transpose\) transposes input_1 by \[0, 1, 3, 2\]/);
     expect(refuse(foreignOnnx(m, { logits: true }), 'logits.onnx')).toMatch(/the graph ends at conv2d_19 without its sigmoid/);
     expect(refuse(foreignOnnx(m, { dilatedPool: true }), 'dilated.onnx')).toMatch(/node \/max_pooling2d_1\/MaxPool \(MaxPool\) pools conv2d_2; the U-Net pools 2 × 2 with stride 2/);
+    expect(refuse(foreignOnnx(m, { trainingDropout: true }), 'dropping.onnx')).toMatch(/node \/bottom\/Dropout \(Dropout\) drops in training mode/);
     expect(refuse(new TextEncoder().encode('not a model at all'), 'text.onnx')).toMatch(/text\.onnx: not an ONNX model/);
   });
 });

@@ -34,7 +34,7 @@ export interface OnnxUNet {
 
 interface Attribute { name: string; f?: number; i?: number; ints?: number[]; floats?: number[]; s?: Uint8Array; t?: TensorProto }
 interface NodeProto { input?: string[]; output?: string[]; name?: string; opType?: string; domain?: string; attribute?: Attribute[] }
-interface TensorProto { dims?: number[]; dataType?: number; floatData?: number[]; name?: string; rawData?: Uint8Array; dataLocation?: number }
+interface TensorProto { dims?: number[]; dataType?: number; floatData?: number[]; int32Data?: number[]; name?: string; rawData?: Uint8Array; dataLocation?: number }
 interface ValueInfo { name?: string; type?: { tensorType?: { shape?: { dim?: { dimValue?: number }[] } } } }
 interface ModelProto {
   graph?: { node?: NodeProto[]; initializer?: TensorProto[]; input?: ValueInfo[]; output?: ValueInfo[] };
@@ -131,6 +131,9 @@ export function decodeOnnxUNet(bytes: Uint8Array, source: string): OnnxUNet {
     const op = n.opType ?? '';
     if (op === 'Constant' || (op === 'Identity' && constants.has(n.output![0]!))) continue;
     if (op === 'Identity' || op === 'Dropout') {
+      // A Dropout is the identity unless its training_mode input is a constant true.
+      const training = op === 'Dropout' && n.input?.[2] ? constants.get(n.input[2]) : undefined;
+      if (training && (training.rawData?.some((b) => b !== 0) || training.int32Data?.some((v) => v !== 0))) throw new ExportError(`${source}: ${where(n)} drops in training mode; export the model for inference`);
       keras.set(n.output![0]!, kerasOf(n, 0));
       continue;
     }
@@ -157,7 +160,7 @@ export function decodeOnnxUNet(bytes: Uint8Array, source: string): OnnxUNet {
       const from = kerasOf(n, 0);
       const layer = layers.find((l) => l.kind === 'max_pooling2d' && l.input === from);
       const pads = intsOr(n, 'pads', [0, 0, 0, 0]);
-      if (!layer || !same(intsOr(n, 'kernel_shape', []), [2, 2]) || !same(intsOr(n, 'strides', [1, 1]), [2, 2]) || pads.some((p) => p !== 0) || intsOr(n, 'dilations', [1, 1]).some((d) => d !== 1)) {
+      if (!layer || pads.length !== 4 || !same(intsOr(n, 'kernel_shape', []), [2, 2]) || !same(intsOr(n, 'strides', [1, 1]), [2, 2]) || pads.some((p) => p !== 0) || intsOr(n, 'dilations', [1, 1]).some((d) => d !== 1)) {
         throw new ExportError(`${source}: ${where(n)} pools ${from}; the U-Net pools 2 × 2 with stride 2 after each level's second convolution`);
       }
       keras.set(n.output![0]!, layer.name);

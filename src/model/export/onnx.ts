@@ -71,6 +71,7 @@ const SCHEMA = {
             dims: field(1, 'int64', true),
             dataType: field(2, 'int32'),
             floatData: field(4, 'float', true),
+            int32Data: field(5, 'int32', true),
             name: field(8, 'string'),
             rawData: field(9, 'bytes'),
             externalData: field(13, 'StringStringEntryProto', true),

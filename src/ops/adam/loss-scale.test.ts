@@ -204,6 +204,7 @@ describe('dynamic loss scaling', () => {
     expect(() => resumed.loadState({ ...ckpt.adam!, lossScale: { ...ckpt.adam!.lossScale!, scale: 128 } })).toThrow(/Adam\.loadState \(lossScale\): the scale must lie in \[1, 64\]/);
     expect(() => resumed.loadState({ ...ckpt.adam!, lossScale: { ...ckpt.adam!.lossScale!, good: -1 } })).toThrow(/good and skipped must be integers/);
     expect(() => resumed.loadState({ ...ckpt.adam!, t: 40 })).toThrow(/the corrections do not belong to the step count/);
+    expect(() => resumed.loadState({ ...ckpt.adam!, lossScale: { ...ckpt.adam!.lossScale!, good: 3 } })).toThrow(/good must be below the growth interval 3/);
     for (const t of [resumed, model, x, y]) t.dispose();
   });
 
