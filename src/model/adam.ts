@@ -230,7 +230,8 @@ export class Adam {
 /**
  * A saved loss-scale state that the GPU's state can hold, within the rule's
  * bounds where it has one, whose bias corrections belong to the step count
- * saved with it (the GPU's recurrence stays within about 3e-5 of them).
+ * saved with it (up to the small drift of the GPU's f32 recurrence,
+ * docs/kernels.md).
  */
 function checkLossScaleState(s: LossScaleState, rule: LossScaleRule | undefined, expected: [number, number]): void {
   const bad = (why: string) => new Error(`Adam.loadState (lossScale): ${why}, got ${JSON.stringify(s)}`);

@@ -143,3 +143,20 @@ export function kernelToOIHW(t: NamedTensor): Float32Array {
   }
   return out;
 }
+
+/**
+ * The inverse of kernelToOIHW: values in ONNX's (b, a, kh, kw) as Keras's
+ * (kh, kw, a, b). `channel(i)` is where Keras's input channel i lies in the
+ * ONNX tensor's a axis (the identity unless the channels come in another order).
+ */
+export function kernelFromOIHW(values: Float32Array, [kh, kw, a, b]: readonly number[], channel: (i: number) => number = (i) => i): Float32Array {
+  const out = new Float32Array(values.length);
+  for (let y = 0; y < kh!; y++) {
+    for (let x = 0; x < kw!; x++) {
+      for (let i = 0; i < a!; i++) {
+        for (let o = 0; o < b!; o++) out[((y * kw! + x) * a! + i) * b! + o] = values[((o * a! + channel(i)) * kh! + y) * kw! + x]!;
+      }
+    }
+  }
+  return out;
+}

@@ -18,7 +18,7 @@
 import { BATCH_NORM_DEFAULTS } from '../../ops/batchnorm/kernel.js';
 import type { NamedTensor } from '../safetensors.js';
 import type { ConvLayerSpec, HiddenActivation } from '../unet.js';
-import { ExportError, type KerasLayer, kerasUNetLayers, layerTensors } from './keras-layers.js';
+import { ExportError, type KerasLayer, kerasUNetLayers, kernelFromOIHW, layerTensors } from './keras-layers.js';
 import { onnxModelType } from './onnx.js';
 
 export interface OnnxUNet {
@@ -201,15 +201,7 @@ export function decodeOnnxUNet(bytes: Uint8Array, source: string): OnnxUNet {
       const concat = layers.find((l) => l.name === layer.input);
       const upsampled = concat?.kind === 'concatenate' && swapped.has(concat.name) ? (weighted.find((l) => l.name === concat.inputs[0])!.spec.filters) : 0;
       const channel = (k: number) => (upsampled ? (k < upsampled ? k + (a - upsampled) : k - upsampled) : k);
-      const out = new Float32Array(kernel.data.length);
-      for (let y = 0; y < kh; y++) {
-        for (let x = 0; x < kw; x++) {
-          for (let i = 0; i < a; i++) {
-            for (let o = 0; o < b; o++) out[((y * kw + x) * a + i) * b + o] = kernel.data[((o * a + channel(i)) * kh + y) * kw + x]!;
-          }
-        }
-      }
-      weights.set(`${spec.name}/kernel`, { shape: [...spec.kernelShape], data: out });
+      weights.set(`${spec.name}/kernel`, { shape: [...spec.kernelShape], data: kernelFromOIHW(kernel.data, spec.kernelShape, channel) });
       if (bias && !same(bias.shape, [spec.filters])) throw new ExportError(`${source}: ${where(n)} has a bias of dimensions [${bias.shape.join(', ')}], where the U-Net's ${spec.name} needs [${spec.filters}]`);
       if (!bias) notes.add('convolutions without a bias: zero biases');
       weights.set(`${spec.name}/bias`, bias ?? { shape: [spec.filters], data: new Float32Array(spec.filters) });
