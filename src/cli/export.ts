@@ -1,17 +1,17 @@
 /**
  * `wgsl-unet export` writes a checkpoint as an ONNX model, a TensorFlow.js
  * layers model (model.json and one weight shard) or a Keras 2 HDF5 weights
- * file; `wgsl-unet import` reads a Keras HDF5 weights file or an ONNX model
- * back into a checkpoint. Neither needs a GPU. Every file is written aside
+ * file; `wgsl-unet import` reads any of the three back into a checkpoint. Neither needs a GPU. Every file is written aside
  * and renamed into place, so a failure leaves nothing half-written.
  */
-import { mkdirSync, renameSync, rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { CHECKPOINT_FORMAT, type CheckpointMeta, decodeCheckpoint, encodeCheckpointTensors } from '../model/checkpoint.js';
 import { type ExportableUNet, exportVariant } from '../model/export/keras-layers.js';
 import { encodeOnnx } from '../model/export/onnx.js';
 import { decodeOnnxUNet } from '../model/export/onnx-import.js';
 import { TFJS_SHARD_NAME, encodeTfjs } from '../model/export/tfjs.js';
+import { decodeTfjsUNet } from '../model/export/tfjs-import.js';
 import { decodeKerasH5, encodeKerasH5, unetWeightsFromKeras } from '../model/export/keras-h5.js';
 import { HIDDEN_ACTIVATIONS, type HiddenActivation, describeVariant, resolveUNetOptions } from '../model/unet.js';
 import type { NamedTensor } from '../model/safetensors.js';
@@ -82,14 +82,14 @@ function writeTfjsFolder(dir: string, files: { modelJson: string; shard: Uint8Ar
 }
 
 const IMPORT_SPEC: Record<string, OptionSpec> = {
-  format: { type: 'string', help: 'keras-h5 or onnx' },
-  in: { type: 'string', help: 'the file to read (e.g. the tutorial\'s weights.h5, or the U-Net as torch.onnx.export writes it)' },
+  format: { type: 'string', help: 'keras-h5, onnx or tfjs' },
+  in: { type: 'string', help: 'the file to read (e.g. the tutorial\'s weights.h5, the U-Net as torch.onnx.export writes it, or a TensorFlow.js model.json or its folder)' },
   out: { type: 'string', help: 'checkpoint to write', default: 'model.safetensors' },
   'input-size': { type: 'number', help: 'input size the model was trained at (default: the file\'s, if written by export or an ONNX graph of fixed square input; else 96)' },
   mean: { type: 'number', help: 'mean of the training frames\' pixels after resizing (default: the file\'s, if written by export)' },
   std: { type: 'number', help: 'their standard deviation (default: the file\'s, if written by export)' },
   'anti-alias': { type: 'boolean', help: 'frames were blurred before downsampling in training (default: the file\'s, if written by export; else not)' },
-  activation: { type: 'string', help: 'keras-h5: the hidden layers\' activation, relu or elu (default: the file\'s, if written by export; else relu, the tutorial\'s); an ONNX graph names its own' },
+  activation: { type: 'string', help: 'keras-h5: the hidden layers\' activation, relu or elu (default: the file\'s, if written by export; else relu, the tutorial\'s); an ONNX graph or a tfjs model names its own' },
 };
 
 /** What import reads from either format. */
@@ -104,23 +104,40 @@ interface Imported {
 }
 
 async function readImport(format: string, inPath: string, o: Parsed): Promise<Imported> {
-  const bytes = readBytes(inPath, format === 'onnx' ? 'ONNX model' : 'weights file');
-  if (format === 'onnx') {
-    const m = decodeOnnxUNet(bytes, inPath);
+  if (format === 'onnx' || format === 'tfjs') {
+    const m = format === 'onnx' ? decodeOnnxUNet(readBytes(inPath, 'ONNX model'), inPath) : readTfjs(inPath);
     if (o.activation !== undefined && !(HIDDEN_ACTIVATIONS as readonly unknown[]).includes(o.activation)) throw new UsageError(`--activation must be ${HIDDEN_ACTIVATIONS.join(' or ')}, got "${o.activation}"`);
-    if (o.activation !== undefined && o.activation !== m.activation) throw new UsageError(`--activation ${o.activation} conflicts with ${inPath}, whose graph applies ${m.activation}; leave it out`);
+    if (o.activation !== undefined && o.activation !== m.activation) throw new UsageError(`--activation ${o.activation} conflicts with ${inPath}, whose ${format === 'onnx' ? 'graph' : 'model'} applies ${m.activation}; leave it out`);
     return m;
   }
-  const file = await decodeKerasH5(bytes, inPath);
+  const file = await decodeKerasH5(readBytes(inPath, 'weights file'), inPath);
   return { ...unetWeightsFromKeras(file, inPath), activation: file.extras?.activation, extras: file.extras, notes: [] };
 }
 
+/** A TensorFlow.js layers model: `inPath` is its model.json or the folder holding it; shards are read beside it. */
+function readTfjs(inPath: string): Imported {
+  let isFolder = false;
+  try {
+    isFolder = statSync(inPath).isDirectory();
+  } catch {
+    // readBytes names the missing file
+  }
+  const jsonPath = isFolder ? join(inPath, 'model.json') : inPath;
+  const dir = dirname(jsonPath);
+  const text = new TextDecoder().decode(readBytes(jsonPath, 'TensorFlow.js model.json'));
+  return decodeTfjsUNet(text, (path) => {
+    // As tfjs resolves them: relative to model.json's folder, which they may not leave.
+    if (isAbsolute(path) || /^[a-z]+:/i.test(path) || path.split(/[\\/]/).includes('..')) throw new Error('the manifest names it outside model.json\'s folder');
+    return readBytes(join(dir, path), 'weight shard');
+  }, jsonPath);
+}
+
 export async function importModel(argv: string[]): Promise<void> {
-  const summary = "Reads a Keras 2 HDF5 weights file (the tutorial's weights.h5, or one written by export) or an ONNX model of the U-Net (written by export, or by torch.onnx.export of the same network) into a checkpoint for predict.";
+  const summary = "Reads a Keras 2 HDF5 weights file (the tutorial's weights.h5, or one written by export), an ONNX model of the U-Net (written by export, or by torch.onnx.export of the same network) or a TensorFlow.js layers model of it (written by export, tfjs-layers' model.save or tfjs-converter) into a checkpoint for predict.";
   if (argv.includes('--help')) return void console.log(usage('import', summary, IMPORT_SPEC));
   const { options: o } = parseArgs(argv, IMPORT_SPEC);
-  const format = formatOf(o.format, ['keras-h5', 'onnx']);
-  if (typeof o.in !== 'string') throw new UsageError(`--in is required: the ${format === 'onnx' ? 'ONNX model' : 'Keras HDF5 weights file'} to read`);
+  const format = formatOf(o.format, ['keras-h5', 'onnx', 'tfjs']);
+  if (typeof o.in !== 'string') throw new UsageError(`--in is required: the ${{ onnx: 'ONNX model', tfjs: "TensorFlow.js model's model.json (or its folder)", 'keras-h5': 'Keras HDF5 weights file' }[format]} to read`);
   const inPath = o.in;
   const file = await readImport(format, inPath, o);
   const { baseWidth, batchNorm, weights } = file;

@@ -1,7 +1,7 @@
 /**
  * Seeded mutation fuzzing of every decoder that reads a user's files: TIFF
  * (with its LZW), .npy, safetensors, the run-length CSV files
- * (train_masks.csv, submission.csv), and ONNX models for import. Valid files are mutated (bit flips,
+ * (train_masks.csv, submission.csv), and ONNX and TensorFlow.js models for import. Valid files are mutated (bit flips,
  * truncations, header fields set to extremes, bytes inserted, removed or
  * repeated); each case must end in the format's own error type or in a
  * result whose sizes agree with each other, never another exception (a
@@ -24,6 +24,8 @@ import { deriveMaskStatistics } from '../../src/data/synthetic.js';
 import { ExportError } from '../../src/model/export/keras-layers.js';
 import { encodeOnnx } from '../../src/model/export/onnx.js';
 import { decodeOnnxUNet } from '../../src/model/export/onnx-import.js';
+import { encodeTfjs } from '../../src/model/export/tfjs.js';
+import { decodeTfjsUNet } from '../../src/model/export/tfjs-import.js';
 import { buildUNetParameters } from '../../src/model/unet.js';
 
 const CASES = Number(process.env.WGSL_UNET_FUZZ_CASES ?? 2000);
@@ -113,6 +115,22 @@ const pattern = (n: number, seed: number) => {
   return Uint8Array.from({ length: n }, () => int(r, 256));
 };
 
+/** The U-Net of base width 1 as export takes it, with batch normalisation's running statistics where asked. */
+function tinyUNet(batchNorm: boolean) {
+  const store = buildUNetParameters({ baseWidth: 1, inputSize: 16, seed: 3, ...(batchNorm ? { batchNorm } : {}) });
+  const weights = new Map([...store.initialValues()].map(([name, data]) => [name, { shape: [...store.params.find((p) => p.name === name)!.shape], data }]));
+  if (batchNorm) for (const [name, t] of [...weights]) if (name.endsWith('/gamma')) for (const k of ['moving_mean', 'moving_variance']) weights.set(name.replace('gamma', k), { shape: t.shape, data: new Float32Array(t.data.length).fill(1) });
+  return { baseWidth: 1, activation: 'relu' as const, batchNorm, inputSize: 16, weights, preprocessing: { mean: 100, std: 50, antiAlias: false } };
+}
+
+/** An imported model's check: every tensor's values fill its shape. */
+function consistentWeights(v: unknown): string | null {
+  for (const [name, t] of (v as { weights: Map<string, { shape: number[]; data: Float32Array }> }).weights) {
+    if (prod(t.shape) !== t.data.length) return `${name}: shape ${t.shape} with ${t.data.length} values`;
+  }
+  return null;
+}
+
 describe(`decoders of user files, ${CASES} mutations each`, () => {
   it('TIFF (uncompressed, LZW, and a real frame)', () => {
     const seeds = [
@@ -168,21 +186,24 @@ describe(`decoders of user files, ${CASES} mutations each`, () => {
   });
 
   it('ONNX: a U-Net of base width 1 as export writes it, and with batch normalisation', () => {
-    const seeds = [false, true].map((batchNorm) => {
-      const store = buildUNetParameters({ baseWidth: 1, inputSize: 16, seed: 3, ...(batchNorm ? { batchNorm } : {}) });
-      const weights = new Map([...store.initialValues()].map(([name, data]) => [name, { shape: [...store.params.find((p) => p.name === name)!.shape], data }]));
-      if (batchNorm) for (const [name, t] of [...weights]) if (name.endsWith('/gamma')) for (const k of ['moving_mean', 'moving_variance']) weights.set(name.replace('gamma', k), { shape: t.shape, data: new Float32Array(t.data.length).fill(1) });
-      // A copy: protobufjs hands back a Node Buffer, whose slice() the mutators would share.
-      return Uint8Array.from(encodeOnnx({ baseWidth: 1, activation: 'relu', batchNorm, inputSize: 16, weights, preprocessing: { mean: 100, std: 50, antiAlias: false } }, 'fuzz', 'fuzz'));
-    });
+    // A copy: protobufjs hands back a Node Buffer, whose slice() the mutators would share.
+    const seeds = [false, true].map((batchNorm) => Uint8Array.from(encodeOnnx(tinyUNet(batchNorm), 'fuzz', 'fuzz')));
     for (const seed of seeds) expect(decodeOnnxUNet(seed, 'seed.onnx').baseWidth).toBe(1);
-    const c = fuzz('onnx', seeds, ExportError, (b) => decodeOnnxUNet(b, 'fuzz.onnx'), (v) => {
-      for (const [name, t] of (v as { weights: Map<string, { shape: number[]; data: Float32Array }> }).weights) {
-        if (prod(t.shape) !== t.data.length) return `${name}: shape ${t.shape} with ${t.data.length} values`;
-      }
-      return null;
-    });
+    const c = fuzz('onnx', seeds, ExportError, (b) => decodeOnnxUNet(b, 'fuzz.onnx'), consistentWeights);
     expect(c.rejected).toBeGreaterThan(0);
+  });
+
+  it('TensorFlow.js: model.json of a U-Net of base width 1 (and with batch normalisation) as export writes it, then its weight shard', () => {
+    const files = [false, true].map((batchNorm) => encodeTfjs(tinyUNet(batchNorm), 'fuzz', 'fuzz'));
+    const text = (b: Uint8Array) => new TextDecoder().decode(b);
+    // Each model.json mutated and read with its own shard, then each shard with its model.json.
+    for (const [i, f] of files.entries()) {
+      expect(decodeTfjsUNet(f.modelJson, () => f.shard, 'seed.json').baseWidth).toBe(1);
+      const models = fuzz(`tfjs-model-json-${i}`, [new TextEncoder().encode(f.modelJson)], ExportError, (b) => decodeTfjsUNet(text(b), () => f.shard, 'fuzz.json'), consistentWeights);
+      const shards = fuzz(`tfjs-shard-${i}`, [f.shard.slice()], ExportError, (b) => decodeTfjsUNet(f.modelJson, () => b, 'fuzz.json'), consistentWeights);
+      expect(models.rejected).toBeGreaterThan(0);
+      expect(shards.rejected).toBeGreaterThan(0);
+    }
   });
 
   it("run-length CSV: the competition's train_masks.csv", () => {

@@ -160,3 +160,31 @@ export function kernelFromOIHW(values: Float32Array, [kh, kw, a, b]: readonly nu
   }
   return out;
 }
+
+/**
+ * Where Keras's input channel i of the convolution after a concatenation lies
+ * in a file that joins [skip, upsampled] instead of Keras's [upsampled, skip]
+ * (`upsampled` of `total` channels): importers pass it to the kernel's
+ * rearrangement so that each channel meets its own weights.
+ */
+export function concatSwapChannel(upsampled: number, total: number): (i: number) => number {
+  return (i) => (i < upsampled ? i + (total - upsampled) : i - upsampled);
+}
+
+/** A (kh, kw, a, b) kernel with its a axis reordered: Keras's channel i taken from the values' channel(i). */
+export function reorderKernelInputs(values: Float32Array, [kh, kw, a, b]: readonly number[], channel: (i: number) => number): Float32Array {
+  const out = new Float32Array(values.length);
+  for (let tap = 0; tap < kh! * kw!; tap++) {
+    for (let i = 0; i < a!; i++) out.set(values.subarray((tap * a! + channel(i)) * b!, (tap * a! + channel(i) + 1) * b!), (tap * a! + i) * b!);
+  }
+  return out;
+}
+
+/**
+ * γ for the engine's ε (BATCH_NORM_DEFAULTS) from a batch normalisation with
+ * ε `epsilon`: a channel is scaled by γ / √(σ² + ε), so γ·√((σ² + 1e-3) /
+ * (σ² + ε)) normalises alike, exactly for inference.
+ */
+export function gammaForEngineEpsilon(gamma: Float32Array, variance: Float32Array, epsilon: number, engine: number): Float32Array {
+  return Float32Array.from(gamma, (g, c) => g * Math.sqrt((variance[c]! + engine) / (variance[c]! + epsilon)));
+}

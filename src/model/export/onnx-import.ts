@@ -18,7 +18,7 @@
 import { BATCH_NORM_DEFAULTS } from '../../ops/batchnorm/kernel.js';
 import type { NamedTensor } from '../safetensors.js';
 import type { ConvLayerSpec, HiddenActivation } from '../unet.js';
-import { ExportError, type KerasLayer, kerasUNetLayers, kernelFromOIHW, layerTensors } from './keras-layers.js';
+import { ExportError, type KerasLayer, concatSwapChannel, gammaForEngineEpsilon, kerasUNetLayers, kernelFromOIHW, layerTensors } from './keras-layers.js';
 import { onnxModelType } from './onnx.js';
 
 export interface OnnxUNet {
@@ -200,8 +200,7 @@ export function decodeOnnxUNet(bytes: Uint8Array, source: string): OnnxUNet {
       // After a concatenation of [skip, upsampled], the kernel's first input channels are the skip's.
       const concat = layers.find((l) => l.name === layer.input);
       const upsampled = concat?.kind === 'concatenate' && swapped.has(concat.name) ? (weighted.find((l) => l.name === concat.inputs[0])!.spec.filters) : 0;
-      const channel = (k: number) => (upsampled ? (k < upsampled ? k + (a - upsampled) : k - upsampled) : k);
-      weights.set(`${spec.name}/kernel`, { shape: [...spec.kernelShape], data: kernelFromOIHW(kernel.data, spec.kernelShape, channel) });
+      weights.set(`${spec.name}/kernel`, { shape: [...spec.kernelShape], data: kernelFromOIHW(kernel.data, spec.kernelShape, upsampled ? concatSwapChannel(upsampled, a) : undefined) });
       if (bias && !same(bias.shape, [spec.filters])) throw new ExportError(`${source}: ${where(n)} has a bias of dimensions [${bias.shape.join(', ')}], where the U-Net's ${spec.name} needs [${spec.filters}]`);
       if (!bias) notes.add('convolutions without a bias: zero biases');
       weights.set(`${spec.name}/bias`, bias ?? { shape: [spec.filters], data: new Float32Array(spec.filters) });
@@ -268,9 +267,6 @@ function batchNormWeights(
   const epsilon = attr(n, 'epsilon')?.f ?? 1e-5;
   const engine = BATCH_NORM_DEFAULTS.epsilon;
   if (Math.abs(epsilon - engine) < 1e-9) return;
-  // γ / √(σ² + ε) is what scales each channel: the same with the engine's ε for γ scaled so.
-  const variance = parts[3]!.data;
-  const gamma = Float32Array.from(parts[0]!.data, (g, c) => g * Math.sqrt((variance[c]! + engine) / (variance[c]! + epsilon)));
-  weights.set(names[0]!, { shape: [filters], data: gamma });
+  weights.set(names[0]!, { shape: [filters], data: gammaForEngineEpsilon(parts[0]!.data, parts[3]!.data, epsilon, engine) });
   notes.add(`batch normalisations with ε ${Number(epsilon.toPrecision(6))}: γ scaled to normalise alike with the engine's ε ${engine}`);
 }
