@@ -1,7 +1,8 @@
 /**
  * `wgsl-unet export` writes a checkpoint as an ONNX model, a TensorFlow.js
  * layers model (model.json and one weight shard) or a Keras 2 HDF5 weights
- * file; `wgsl-unet import` reads any of the three back into a checkpoint. Neither needs a GPU. Every file is written aside
+ * file; `wgsl-unet import` reads any of the three back into a checkpoint, and
+ * Keras 3's files (.keras, .weights.h5) too. Neither needs a GPU. Every file is written aside
  * and renamed into place, so a failure leaves nothing half-written.
  */
 import { mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
@@ -12,6 +13,7 @@ import { encodeOnnx } from '../model/export/onnx.js';
 import { decodeOnnxUNet } from '../model/export/onnx-import.js';
 import { TFJS_SHARD_NAME, encodeTfjs } from '../model/export/tfjs.js';
 import { decodeTfjsUNet } from '../model/export/tfjs-import.js';
+import { decodeKerasArchive, unetWeightsFromKeras3 } from '../model/export/keras-archive.js';
 import { decodeKerasH5, encodeKerasH5, unetWeightsFromKeras } from '../model/export/keras-h5.js';
 import { HIDDEN_ACTIVATIONS, type HiddenActivation, describeVariant, resolveUNetOptions } from '../model/unet.js';
 import type { NamedTensor } from '../model/safetensors.js';
@@ -82,8 +84,8 @@ function writeTfjsFolder(dir: string, files: { modelJson: string; shard: Uint8Ar
 }
 
 const IMPORT_SPEC: Record<string, OptionSpec> = {
-  format: { type: 'string', help: 'keras-h5, onnx or tfjs' },
-  in: { type: 'string', help: 'the file to read (e.g. the tutorial\'s weights.h5, the U-Net as torch.onnx.export writes it, or a TensorFlow.js model.json or its folder)' },
+  format: { type: 'string', help: 'keras-h5, keras, onnx or tfjs' },
+  in: { type: 'string', help: 'the file to read (e.g. the tutorial\'s weights.h5, a Keras 3 .weights.h5 or .keras file, the U-Net as torch.onnx.export writes it, or a TensorFlow.js model.json or its folder)' },
   out: { type: 'string', help: 'checkpoint to write', default: 'model.safetensors' },
   'input-size': { type: 'number', help: 'input size the model was trained at (default: the file\'s, if written by export or an ONNX graph of fixed square input; else 96)' },
   mean: { type: 'number', help: 'mean of the training frames\' pixels after resizing (default: the file\'s, if written by export)' },
@@ -104,13 +106,15 @@ interface Imported {
 }
 
 async function readImport(format: string, inPath: string, o: Parsed): Promise<Imported> {
-  if (format === 'onnx' || format === 'tfjs') {
-    const m = format === 'onnx' ? decodeOnnxUNet(readBytes(inPath, 'ONNX model'), inPath) : readTfjs(inPath);
+  if (format !== 'keras-h5') {
+    // Formats that carry the network, and so its activation.
+    const m = format === 'onnx' ? decodeOnnxUNet(readBytes(inPath, 'ONNX model'), inPath) : format === 'keras' ? await decodeKerasArchive(readBytes(inPath, 'Keras model'), inPath) : readTfjs(inPath);
     if (o.activation !== undefined && !(HIDDEN_ACTIVATIONS as readonly unknown[]).includes(o.activation)) throw new UsageError(`--activation must be ${HIDDEN_ACTIVATIONS.join(' or ')}, got "${o.activation}"`);
     if (o.activation !== undefined && o.activation !== m.activation) throw new UsageError(`--activation ${o.activation} conflicts with ${inPath}, whose ${format === 'onnx' ? 'graph' : 'model'} applies ${m.activation}; leave it out`);
     return m;
   }
   const file = await decodeKerasH5(readBytes(inPath, 'weights file'), inPath);
+  if (file.variables) return { ...unetWeightsFromKeras3(file.variables, inPath), notes: ["Keras 3's layout: each class's layers taken in the tutorial's order, as Keras's load_weights takes them"] };
   return { ...unetWeightsFromKeras(file, inPath), activation: file.extras?.activation, extras: file.extras, notes: [] };
 }
 
@@ -133,11 +137,11 @@ function readTfjs(inPath: string): Imported {
 }
 
 export async function importModel(argv: string[]): Promise<void> {
-  const summary = "Reads a Keras 2 HDF5 weights file (the tutorial's weights.h5, or one written by export), an ONNX model of the U-Net (written by export, or by torch.onnx.export of the same network) or a TensorFlow.js layers model of it (written by export, tfjs-layers' model.save or tfjs-converter) into a checkpoint for predict.";
+  const summary = "Reads a Keras HDF5 weights file (the tutorial's weights.h5, one written by export, or Keras 3's .weights.h5), a Keras 3 model file (.keras), an ONNX model of the U-Net (written by export, or by torch.onnx.export of the same network) or a TensorFlow.js layers model of it (written by export, tfjs-layers' model.save or tfjs-converter) into a checkpoint for predict.";
   if (argv.includes('--help')) return void console.log(usage('import', summary, IMPORT_SPEC));
   const { options: o } = parseArgs(argv, IMPORT_SPEC);
-  const format = formatOf(o.format, ['keras-h5', 'onnx', 'tfjs']);
-  if (typeof o.in !== 'string') throw new UsageError(`--in is required: the ${{ onnx: 'ONNX model', tfjs: "TensorFlow.js model's model.json (or its folder)", 'keras-h5': 'Keras HDF5 weights file' }[format]} to read`);
+  const format = formatOf(o.format, ['keras-h5', 'keras', 'onnx', 'tfjs']);
+  if (typeof o.in !== 'string') throw new UsageError(`--in is required: the ${{ onnx: 'ONNX model', tfjs: "TensorFlow.js model's model.json (or its folder)", 'keras-h5': 'Keras HDF5 weights file', keras: 'Keras model (.keras)' }[format]} to read`);
   const inPath = o.in;
   const file = await readImport(format, inPath, o);
   const { baseWidth, batchNorm, weights } = file;

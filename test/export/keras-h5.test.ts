@@ -224,7 +224,7 @@ describe('export and import errors: one line, nothing written', () => {
     ['import without --in', () => ['import', '--format', 'keras-h5'], 2, /--in is required/],
     ['import of a missing file', () => ['import', '--format', 'keras-h5', '--in', join(m.dir, 'nope.h5'), '--out', join(m.dir, 'nope.safetensors')], 1, /weights file not found: .*nope\.h5/],
     ['import of a file that is not HDF5', () => ['import', '--format', 'keras-h5', '--in', m.checkpointPath, '--out', join(m.dir, 'nope.safetensors')], 1, /best\.safetensors: not an HDF5 file/],
-    ['import in an unsupported format', () => ['import', '--format', 'pytorch', '--in', exported], 2, /unknown --format "pytorch"; known: keras-h5, onnx, tfjs/],
+    ['import in an unsupported format', () => ['import', '--format', 'pytorch', '--in', exported], 2, /unknown --format "pytorch"; known: keras-h5, keras, onnx, tfjs/],
     ['import of a missing tfjs model', () => ['import', '--format', 'tfjs', '--in', join(m.dir, 'nope'), '--out', join(m.dir, 'nope.safetensors')], 1, /TensorFlow\.js model\.json not found: .*nope/],
   ];
   for (const [what, args, code, message] of cases) {

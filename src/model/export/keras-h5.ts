@@ -93,6 +93,31 @@ function readNames(target: h5wasm.Group, name: string, source: string): string[]
   return list as string[];
 }
 
+/** A dataset's values as float32 (float64 narrowed), or null for another type. */
+function floatValues(dataset: h5wasm.Dataset): Float32Array | null {
+  const value = dataset.value;
+  return value instanceof Float32Array ? value.slice() : value instanceof Float64Array ? Float32Array.from(value) : null;
+}
+
+/** Every dataset below `group` (Keras 3's layers/), by its path from the file's root. */
+function readVariables(group: h5wasm.Group, source: string): Map<string, NamedTensor> {
+  const out = new Map<string, NamedTensor>();
+  const walk = (g: h5wasm.Group) => {
+    for (const key of g.keys()) {
+      const item = g.get(key);
+      if (item instanceof h5wasm.Group) walk(item);
+      else if (item instanceof h5wasm.Dataset) {
+        const path = item.path.replace(/^\//, '');
+        const data = floatValues(item);
+        if (!data) throw new ExportError(`${source}: dataset ${path} holds ${item.dtype}, expected floating-point weights`);
+        out.set(path, { shape: item.shape ?? [], data });
+      }
+    }
+  };
+  walk(group);
+  return out;
+}
+
 /** One layer of a weights file: its name and its weights in weight_names order. */
 export interface KerasH5Layer {
   name: string;
@@ -100,8 +125,14 @@ export interface KerasH5Layer {
 }
 
 export interface KerasH5Weights {
-  /** Every layer of layer_names, in order, weightless ones included. */
+  /** Every layer of layer_names, in order, weightless ones included (none in Keras 3's layout). */
   layers: KerasH5Layer[];
+  /**
+   * Keras 3's layout instead (`model.save_weights('x.weights.h5')`, and the
+   * weights inside a .keras archive): every dataset under layers/, by its
+   * path, layers/conv2d_1/vars/0 and so on (keras-archive.ts).
+   */
+  variables?: Map<string, NamedTensor>;
   /** What a file written by encodeKerasH5 records beyond Keras's layout. */
   extras?: KerasH5Extras;
 }
@@ -125,6 +156,7 @@ export async function decodeKerasH5(bytes: Uint8Array, source: string): Promise<
     } catch (e) {
       throw new ExportError(`${source}: HDF5 cannot open it: ${String((e as Error).message ?? e)}`);
     }
+    if (!file.attrs['layer_names'] && file.get('layers') instanceof h5wasm.Group) return { layers: [], variables: readVariables(file.get('layers') as h5wasm.Group, source) };
     // A whole model saved with model.save() keeps its weights in a model_weights group.
     const root = file.attrs['layer_names'] ? (file as h5wasm.Group) : file.get('model_weights');
     if (!(root instanceof h5wasm.Group) || !root.attrs['layer_names']) {
@@ -140,8 +172,7 @@ export async function decodeKerasH5(bytes: Uint8Array, source: string): Promise<
         const dataset = group.get(weightName);
         if (!(dataset instanceof h5wasm.Dataset)) throw new ExportError(`${source}: ${layer}'s weight_names lists ${weightName}, but the file has no dataset ${layer}/${weightName}`);
         const shape = dataset.shape ?? [];
-        const value = dataset.value;
-        const data = value instanceof Float32Array ? value.slice() : value instanceof Float64Array ? Float32Array.from(value) : null;
+        const data = floatValues(dataset);
         if (!data) throw new ExportError(`${source}: dataset ${layer}/${weightName} holds ${dataset.dtype}, expected floating-point weights`);
         entry.weights.push({ name: weightName, shape, data });
       }
