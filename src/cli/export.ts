@@ -8,7 +8,7 @@
 import { mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { CHECKPOINT_FORMAT, type CheckpointMeta, decodeCheckpoint, encodeCheckpointTensors } from '../model/checkpoint.js';
-import { type ExportableUNet, exportVariant } from '../model/export/keras-layers.js';
+import { type ExportableUNet, type ImportedUNet, exportVariant } from '../model/export/keras-layers.js';
 import { encodeOnnx } from '../model/export/onnx.js';
 import { decodeOnnxUNet } from '../model/export/onnx-import.js';
 import { TFJS_SHARD_NAME, encodeTfjs } from '../model/export/tfjs.js';
@@ -16,7 +16,6 @@ import { decodeTfjsUNet } from '../model/export/tfjs-import.js';
 import { decodeKerasArchive, unetWeightsFromKeras3 } from '../model/export/keras-archive.js';
 import { decodeKerasH5, encodeKerasH5, unetWeightsFromKeras } from '../model/export/keras-h5.js';
 import { HIDDEN_ACTIVATIONS, type HiddenActivation, describeVariant, resolveUNetOptions } from '../model/unet.js';
-import type { NamedTensor } from '../model/safetensors.js';
 import { type OptionSpec, type Parsed, parseArgs, usage, UsageError } from './args.js';
 import { FileError, readBytes, syncFolder, writeAtomic, writeDurably } from './files.js';
 import { latestRun } from './runs.js';
@@ -91,19 +90,11 @@ const IMPORT_SPEC: Record<string, OptionSpec> = {
   mean: { type: 'number', help: 'mean of the training frames\' pixels after resizing (default: the file\'s, if written by export)' },
   std: { type: 'number', help: 'their standard deviation (default: the file\'s, if written by export)' },
   'anti-alias': { type: 'boolean', help: 'frames were blurred before downsampling in training (default: the file\'s, if written by export; else not)' },
-  activation: { type: 'string', help: 'keras-h5: the hidden layers\' activation, relu or elu (default: the file\'s, if written by export; else relu, the tutorial\'s); an ONNX graph or a tfjs model names its own' },
+  activation: { type: 'string', help: 'keras-h5: the hidden layers\' activation, relu or elu (default: the file\'s, if written by export; else relu, the tutorial\'s); an ONNX graph, a tfjs model or a .keras file names its own' },
 };
 
-/** What import reads from either format. */
-interface Imported {
-  baseWidth: number;
-  batchNorm: boolean;
-  weights: Map<string, NamedTensor>;
-  /** The activation the file names, if it names one. */
-  activation?: string;
-  extras?: { mean?: number; std?: number; inputSize?: number; antiAlias?: boolean };
-  notes: string[];
-}
+/** What import reads from any format (a weights file alone may not say its activation or preparation). */
+type Imported = Omit<ImportedUNet, 'activation' | 'extras'> & Partial<Pick<ImportedUNet, 'activation' | 'extras'>>;
 
 async function readImport(format: string, inPath: string, o: Parsed): Promise<Imported> {
   if (format !== 'keras-h5') {

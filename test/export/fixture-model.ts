@@ -4,13 +4,14 @@
  * predict prepares them, the engine's probabilities for them, and the
  * checkpoint that `export` reads.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { decodeTiff } from '../../src/data/tiff.js';
 import { meanStd, normalize, resizeStack } from '../../src/data/prepare.js';
-import { CHECKPOINT_FORMAT, type CheckpointMeta, encodeCheckpointTensors } from '../../src/model/checkpoint.js';
+import { expect } from 'vitest';
+import { CHECKPOINT_FORMAT, type CheckpointMeta, decodeCheckpoint, encodeCheckpointTensors } from '../../src/model/checkpoint.js';
 import type { NamedTensor } from '../../src/model/safetensors.js';
 import { predictProbabilities } from '../../src/model/trainer.js';
 import { type HiddenActivation, buildUNetParameters, createUNet, resolveUNetOptions } from '../../src/model/unet.js';
@@ -109,4 +110,32 @@ export function range(values: Float32Array): [number, number] {
     hi = Math.max(hi, v);
   }
   return [lo, hi];
+}
+
+/**
+ * `export --format <format>` of the fixture's checkpoint to `out`, then
+ * `import` of it: the checkpoint that comes back is the fixture's, bit for
+ * bit (variant, input size, normalisation, every tensor), and the file names
+ * its activation, so a contradicting --activation is refused.
+ */
+export function expectRoundTrip(m: FixtureModel, format: 'onnx' | 'tfjs', out: string): void {
+  expect(runCli(['export', '--format', format, '--model', m.checkpointPath, '--out', out], m.dir).code).toBe(0);
+  const back = join(m.dir, `back-${format}.safetensors`);
+  const r = runCli(['import', '--format', format, '--in', out, '--out', back], m.dir);
+  expect(r.errors, r.errors.join('\n')).toEqual([]);
+  const { baseWidth, inputSize, activation, batchNorm } = m.meta.config;
+  expect(r.stdout).toContain(`base width ${baseWidth}${activation === 'elu' ? ', ELU activations' : ''}${batchNorm ? ', batch normalisation' : ''}, input ${inputSize}×${inputSize}`);
+  expect(r.stdout).not.toContain('carried over');
+  const ckpt = decodeCheckpoint(new Uint8Array(readFileSync(back)), 'back');
+  expect(ckpt.meta.config).toMatchObject({ baseWidth, inputSize, activation, batchNorm });
+  expect(ckpt.meta.normalization).toEqual(m.meta.normalization);
+  expect([...ckpt.weights.keys()].sort()).toEqual([...m.weights.keys()].sort());
+  for (const [name, t] of m.weights) {
+    expect(ckpt.weights.get(name)!.shape, name).toEqual(t.shape);
+    expect(ckpt.weights.get(name)!.data, name).toEqual(t.data);
+  }
+  const other = activation === 'elu' ? 'relu' : 'elu';
+  const contradicted = runCli(['import', '--format', format, '--in', out, '--out', join(m.dir, 'x.safetensors'), '--activation', other], m.dir);
+  expect(contradicted.code).toBe(2);
+  expect(contradicted.errors.join('\n')).toContain(`--activation ${other} conflicts with`);
 }

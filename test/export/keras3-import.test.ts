@@ -15,12 +15,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import * as h5wasm from 'h5wasm';
 import { zipSync } from 'fflate';
 import { testGpu } from '../helpers/gpu.js';
 import { maxAbsError } from '../helpers/compare.js';
 import { decodeCheckpoint, loadWeights } from '../../src/model/checkpoint.js';
 import { snakeCase } from '../../src/model/export/keras-archive.js';
+import { writeH5 } from '../../src/model/export/keras-h5.js';
 import { predictProbabilities } from '../../src/model/trainer.js';
 import { createUNet } from '../../src/model/unet.js';
 import { FRAME_COUNT, type FixtureModel, fixtureModel, range, runCli, sampleFrames } from './fixture-model.js';
@@ -79,11 +79,8 @@ function keras3Topology(model: tfl.LayersModel, sequential = false): { config: o
 }
 
 /** Keras 3's weights file of a tfjs-layers model: every layer's variables at layers/<class>[_k]/vars/<i>, an optimiser's beside them. */
-async function keras3Weights(model: tfl.LayersModel, extra = false): Promise<Uint8Array> {
-  await h5wasm.ready;
-  const path = `/keras3-${Math.random().toString(36).slice(2)}.weights.h5`;
-  const file = new h5wasm.File(path, 'w');
-  try {
+function keras3Weights(model: tfl.LayersModel, extra = false): Promise<Uint8Array> {
+  return writeH5((file) => {
     const layersGroup = file.create_group('layers');
     const counts = new Map<string, number>();
     for (const l of model.layers) {
@@ -96,14 +93,7 @@ async function keras3Weights(model: tfl.LayersModel, extra = false): Promise<Uin
     if (extra) layersGroup.create_group('dense').create_group('vars').create_dataset({ name: '0', data: new Float32Array(4), shape: [2, 2], dtype: '<f' });
     file.create_group('vars');
     file.create_group('optimizer').create_group('vars').create_dataset({ name: '0', data: new Float32Array([7]), shape: [], dtype: '<f' });
-  } finally {
-    file.close();
-  }
-  try {
-    return h5wasm.FS!.readFile(path);
-  } finally {
-    h5wasm.FS!.unlink(path);
-  }
+  });
 }
 
 /** A .keras archive as Keras 3's save_model writes it: entries stored, not compressed. */

@@ -17,7 +17,7 @@ import { type KerasLayer, kerasUNetLayers, kernelToOIHW } from '../../src/model/
 import { onnxModelType } from '../../src/model/export/onnx.js';
 import { predictProbabilities } from '../../src/model/trainer.js';
 import { createUNet } from '../../src/model/unet.js';
-import { FRAME_COUNT, type FixtureModel, fixtureModel, range, runCli } from './fixture-model.js';
+import { FRAME_COUNT, type FixtureModel, expectRoundTrip, fixtureModel, range, runCli } from './fixture-model.js';
 
 const made: FixtureModel[] = [];
 afterAll(() => made.forEach((m) => m.cleanup()));
@@ -166,25 +166,7 @@ describe('import --format onnx', () => {
     const gpu = await testGpu();
     const m = await fixtureModel(gpu, 8, 48, 11, { activation: 'elu', batchNorm: true });
     made.push(m);
-    const onnx = join(m.dir, 'unet.onnx');
-    expect(runCli(['export', '--format', 'onnx', '--model', m.checkpointPath, '--out', onnx], m.dir).code).toBe(0);
-    const back = join(m.dir, 'back.safetensors');
-    const r = runCli(['import', '--format', 'onnx', '--in', onnx, '--out', back], m.dir);
-    expect(r.errors, r.errors.join('\n')).toEqual([]);
-    expect(r.stdout).toContain('base width 8, ELU activations, batch normalisation, input 48×48');
-    expect(r.stdout).not.toContain('carried over');
-    const ckpt = decodeCheckpoint(new Uint8Array(readFileSync(back)), 'back');
-    expect(ckpt.meta.config).toMatchObject({ baseWidth: 8, inputSize: 48, activation: 'elu', batchNorm: true });
-    expect(ckpt.meta.normalization).toEqual(m.meta.normalization);
-    expect([...ckpt.weights.keys()].sort()).toEqual([...m.weights.keys()].sort());
-    for (const [name, t] of m.weights) {
-      expect(ckpt.weights.get(name)!.shape, name).toEqual(t.shape);
-      expect(ckpt.weights.get(name)!.data, name).toEqual(t.data);
-    }
-    // A graph applies its own activation: a contradicting --activation is refused.
-    const contradicted = runCli(['import', '--format', 'onnx', '--in', onnx, '--out', join(m.dir, 'x.safetensors'), '--activation', 'relu'], m.dir);
-    expect(contradicted.code).toBe(2);
-    expect(contradicted.errors.join('\n')).toContain('--activation relu conflicts with');
+    expectRoundTrip(m, 'onnx', join(m.dir, 'unet.onnx'));
   });
 
   for (const [activation, batchNorm] of [['relu', false], ['relu', true]] as const) {

@@ -19,7 +19,7 @@ import { decodeCheckpoint, loadWeights } from '../../src/model/checkpoint.js';
 import { predictProbabilities } from '../../src/model/trainer.js';
 import { createUNet } from '../../src/model/unet.js';
 import { toHalfWords } from '../../src/gpu/tensor-view.js';
-import { FRAME_COUNT, type FixtureModel, fixtureModel, range, runCli, sampleFrames } from './fixture-model.js';
+import { FRAME_COUNT, type FixtureModel, expectRoundTrip, fixtureModel, range, runCli, sampleFrames } from './fixture-model.js';
 import { type TfjsOptions, theirPredict, tfjsUNet } from './foreign-unet.js';
 
 const made: FixtureModel[] = [];
@@ -71,24 +71,7 @@ describe('import --format tfjs', () => {
     const gpu = await testGpu();
     const m = await fixtureModel(gpu, 8, 48, 21, { activation: 'elu', batchNorm: true });
     made.push(m);
-    const folder = join(m.dir, 'tfjs-model');
-    expect(runCli(['export', '--format', 'tfjs', '--model', m.checkpointPath, '--out', folder], m.dir).code).toBe(0);
-    const back = join(m.dir, 'back.safetensors');
-    const r = runCli(['import', '--format', 'tfjs', '--in', folder, '--out', back], m.dir);
-    expect(r.errors, r.errors.join('\n')).toEqual([]);
-    expect(r.stdout).toContain('base width 8, ELU activations, batch normalisation, input 48×48');
-    expect(r.stdout).not.toContain('carried over');
-    const ckpt = decodeCheckpoint(new Uint8Array(readFileSync(back)), 'back');
-    expect(ckpt.meta.config).toMatchObject({ baseWidth: 8, inputSize: 48, activation: 'elu', batchNorm: true });
-    expect(ckpt.meta.normalization).toEqual(m.meta.normalization);
-    expect([...ckpt.weights.keys()].sort()).toEqual([...m.weights.keys()].sort());
-    for (const [name, t] of m.weights) {
-      expect(ckpt.weights.get(name)!.shape, name).toEqual(t.shape);
-      expect(ckpt.weights.get(name)!.data, name).toEqual(t.data);
-    }
-    const contradicted = runCli(['import', '--format', 'tfjs', '--in', folder, '--out', join(m.dir, 'x.safetensors'), '--activation', 'relu'], m.dir);
-    expect(contradicted.code).toBe(2);
-    expect(contradicted.errors.join('\n')).toContain('--activation relu conflicts with');
+    expectRoundTrip(m, 'tfjs', join(m.dir, 'tfjs-model'));
   });
 
   const forms: [string, TfjsOptions, number, string[]][] = [

@@ -18,20 +18,9 @@
  */
 import { unzipSync } from 'fflate';
 import type { NamedTensor } from '../safetensors.js';
-import type { HiddenActivation } from '../unet.js';
 import { decodeKerasH5 } from './keras-h5.js';
-import { ExportError, checkUNetWeights, kerasUNetLayers, layerTensors } from './keras-layers.js';
+import { ExportError, type ImportedUNet, checkUNetWeights, kerasUNetLayers, layerTensors } from './keras-layers.js';
 import { type TopologyLayer, isObject, matchKerasUNet, outputLayerNames, topologyLayers } from './keras-topology.js';
-
-export interface KerasArchiveUNet {
-  baseWidth: number;
-  activation: HiddenActivation;
-  batchNorm: boolean;
-  weights: Map<string, NamedTensor>;
-  /** The input layer's size, where fixed and square. */
-  extras: { inputSize?: number };
-  notes: string[];
-}
 
 const WEIGHTS_FILE = 'model.weights.h5';
 
@@ -53,7 +42,7 @@ function variableParts(className: string, config: Record<string, unknown>): stri
 }
 
 /** Reads a .keras archive of the U-Net; every refusal names the entry, layer or variable and why. */
-export async function decodeKerasArchive(bytes: Uint8Array, source: string): Promise<KerasArchiveUNet> {
+export async function decodeKerasArchive(bytes: Uint8Array, source: string): Promise<ImportedUNet> {
   let entries: Record<string, Uint8Array>;
   try {
     entries = unzipSync(bytes, { filter: (f) => f.name === 'config.json' || f.name === WEIGHTS_FILE || f.name === 'model.weights.npz' });

@@ -50,10 +50,7 @@ function writeString(target: h5wasm.Group, name: string, value: string): void {
 /** The weights file's bytes. */
 export async function encodeKerasH5(model: ExportableUNet, source: string): Promise<Uint8Array> {
   checkUNetWeights(model.weights, model.baseWidth, source, model.batchNorm);
-  await h5wasm.ready;
-  const path = memPath();
-  const file = new h5wasm.File(path, 'w');
-  try {
+  return writeH5((file) => {
     const layers = kerasUNetLayers(model.baseWidth, exportVariant(model));
     writeNames(file, 'layer_names', layers.map((l) => l.name));
     writeString(file, 'backend', 'tensorflow');
@@ -71,6 +68,16 @@ export async function encodeKerasH5(model: ExportableUNet, source: string): Prom
         group.create_dataset({ name: weightName, data: t.data, shape: [...t.shape], dtype: '<f' });
       }
     }
+  });
+}
+
+/** The bytes of an HDF5 file that `fill` writes, made in h5wasm's in-memory file system. */
+export async function writeH5(fill: (file: h5wasm.File) => void): Promise<Uint8Array> {
+  await h5wasm.ready;
+  const path = memPath();
+  const file = new h5wasm.File(path, 'w');
+  try {
+    fill(file);
   } finally {
     file.close();
   }

@@ -88,6 +88,18 @@ export interface ExportableUNet {
   readonly preprocessing: { readonly mean: number; readonly std: number; readonly antiAlias: boolean };
 }
 
+/** A U-Net read from another format by an importer: its weights under Keras's names, and what the file says of itself. */
+export interface ImportedUNet {
+  baseWidth: number;
+  activation: HiddenActivation;
+  batchNorm: boolean;
+  weights: Map<string, NamedTensor>;
+  /** How the file says frames are prepared (where export recorded it), and the input size where the file fixes a square one. */
+  extras: { mean?: number; std?: number; inputSize?: number; antiAlias?: boolean };
+  /** What was carried over from another form, in words. */
+  notes: string[];
+}
+
 export class ExportError extends Error {
   override name = 'ExportError';
 }

@@ -18,19 +18,8 @@
 import { BATCH_NORM_DEFAULTS } from '../../ops/batchnorm/kernel.js';
 import type { NamedTensor } from '../safetensors.js';
 import type { ConvLayerSpec, HiddenActivation } from '../unet.js';
-import { ExportError, type KerasLayer, concatSwapChannel, gammaForEngineEpsilon, kerasUNetLayers, kernelFromOIHW, layerTensors } from './keras-layers.js';
+import { ExportError, type ImportedUNet, type KerasLayer, concatSwapChannel, gammaForEngineEpsilon, kerasUNetLayers, kernelFromOIHW, layerTensors } from './keras-layers.js';
 import { onnxModelType } from './onnx.js';
-
-export interface OnnxUNet {
-  baseWidth: number;
-  activation: HiddenActivation;
-  batchNorm: boolean;
-  weights: Map<string, NamedTensor>;
-  /** How export said frames are prepared (metadata_props wgsl_unet.*), where the file says it. */
-  extras: { mean?: number; std?: number; inputSize?: number; antiAlias?: boolean };
-  /** What was carried over from another form, in words. */
-  notes: string[];
-}
 
 interface Attribute { name: string; f?: number; i?: number; ints?: number[]; floats?: number[]; s?: Uint8Array; t?: TensorProto }
 interface NodeProto { input?: string[]; output?: string[]; name?: string; opType?: string; domain?: string; attribute?: Attribute[] }
@@ -72,7 +61,7 @@ const intsOr = (node: NodeProto, name: string, fallback: number[]) => attr(node,
 const same = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((v, i) => v === b[i]);
 
 /** Reads an ONNX model of the U-Net; every refusal says which node or tensor and why. */
-export function decodeOnnxUNet(bytes: Uint8Array, source: string): OnnxUNet {
+export function decodeOnnxUNet(bytes: Uint8Array, source: string): ImportedUNet {
   let model: ModelProto;
   try {
     model = onnxModelType.toObject(onnxModelType.decode(bytes), { longs: Number, arrays: true }) as ModelProto;

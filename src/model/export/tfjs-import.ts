@@ -9,20 +9,8 @@
  */
 import { fromHalf } from '../../gpu/tensor-view.js';
 import type { NamedTensor } from '../safetensors.js';
-import type { HiddenActivation } from '../unet.js';
-import { ExportError } from './keras-layers.js';
+import { ExportError, type ImportedUNet } from './keras-layers.js';
 import { isObject, matchKerasUNet, outputLayerNames, topologyLayers } from './keras-topology.js';
-
-export interface TfjsUNet {
-  baseWidth: number;
-  activation: HiddenActivation;
-  batchNorm: boolean;
-  weights: Map<string, NamedTensor>;
-  /** How export said frames are prepared (userDefinedMetadata.wgsl_unet), and the input layer's size where fixed and square. */
-  extras: { mean?: number; std?: number; inputSize?: number; antiAlias?: boolean };
-  /** What was carried over from another form, in words. */
-  notes: string[];
-}
 
 /** A weight's entry in the manifest. */
 interface WeightSpec {
@@ -40,7 +28,7 @@ const QUANTISED_BYTES: Record<string, number> = { uint8: 1, uint16: 2, float16: 
  * `readShard(path)` the bytes of a shard it names (relative to model.json).
  * Every refusal says which layer, weight or file and why.
  */
-export function decodeTfjsUNet(modelJson: string, readShard: (path: string) => Uint8Array, source: string): TfjsUNet {
+export function decodeTfjsUNet(modelJson: string, readShard: (path: string) => Uint8Array, source: string): ImportedUNet {
   let json: unknown;
   try {
     json = JSON.parse(modelJson);
@@ -142,7 +130,7 @@ function readWeights(specs: ReturnType<typeof manifestWeights>, readShard: (path
 }
 
 /** What export recorded in userDefinedMetadata.wgsl_unet, where it is there and well formed. */
-function metadataExtras(meta: unknown): TfjsUNet['extras'] {
+function metadataExtras(meta: unknown): ImportedUNet['extras'] {
   const m = isObject(meta) && isObject(meta.wgsl_unet) ? meta.wgsl_unet : {};
   const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
   return {
