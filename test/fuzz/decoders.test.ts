@@ -1,7 +1,9 @@
 /**
  * Seeded mutation fuzzing of every decoder that reads a user's files: TIFF
  * (with its LZW), .npy, safetensors, the run-length CSV files
- * (train_masks.csv, submission.csv), and ONNX and TensorFlow.js models for import. Valid files are mutated (bit flips,
+ * (train_masks.csv, submission.csv), and the models import reads: ONNX,
+ * TensorFlow.js, Keras's HDF5 weights (Keras 2's layout and 3's) and Keras 3's
+ * .keras archives. Valid files are mutated (bit flips,
  * truncations, header fields set to extremes, bytes inserted, removed or
  * repeated); each case must end in the format's own error type or in a
  * result whose sizes agree with each other, never another exception (a
@@ -26,6 +28,10 @@ import { encodeOnnx } from '../../src/model/export/onnx.js';
 import { decodeOnnxUNet } from '../../src/model/export/onnx-import.js';
 import { encodeTfjs } from '../../src/model/export/tfjs.js';
 import { decodeTfjsUNet } from '../../src/model/export/tfjs-import.js';
+import { decodeKerasH5, encodeKerasH5, unetWeightsFromKeras, writeH5 } from '../../src/model/export/keras-h5.js';
+import { decodeKerasArchive, unetWeightsFromKeras3 } from '../../src/model/export/keras-archive.js';
+import { kerasUNetLayers, layerTensors } from '../../src/model/export/keras-layers.js';
+import { zipSync } from 'fflate';
 import { buildUNetParameters } from '../../src/model/unet.js';
 
 const CASES = Number(process.env.WGSL_UNET_FUZZ_CASES ?? 2000);
@@ -71,41 +77,60 @@ const MUTATORS: Record<string, Mutator> = {
 };
 const MUTATOR_NAMES = Object.keys(MUTATORS);
 
+type Check = (v: unknown) => string | null;
+interface Counts { cases: number; rejected: number; decoded: number }
+
+/** Case i: a seed mutated one to three times, and its description. */
+function mutated(format: string, seeds: Uint8Array[], i: number, r: () => number): { bytes: Uint8Array; what: string } {
+  let bytes = seeds[i % seeds.length]!;
+  const applied: string[] = [];
+  for (let m = 1 + int(r, 3); m > 0; m--) {
+    const name = MUTATOR_NAMES[int(r, MUTATOR_NAMES.length)]!;
+    applied.push(name);
+    bytes = MUTATORS[name]!(bytes, r);
+  }
+  return { bytes, what: `${format} case ${i} (${applied.join(', ')}; ${bytes.length} bytes)` };
+}
+
+/** Counts a case's outcome; throws where it threw another error than `ownError`, was slow, or decoded to something `check` refuses. */
+function tally(counts: Counts, what: string, outcome: { error?: unknown; result?: unknown }, ms: number, ownError: new (...a: never[]) => Error, check: Check): void {
+  const e = outcome.error;
+  if (e !== undefined) {
+    if (!(e instanceof ownError)) throw new Error(`${what}: threw ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}, not a ${ownError.name}`);
+    counts.rejected++;
+  }
+  if (ms > SLOW_MS) throw new Error(`${what}: took ${ms.toFixed(0)} ms`);
+  if (outcome.result !== undefined) {
+    const problem = check(outcome.result);
+    if (problem) throw new Error(`${what}: decoded to something inconsistent: ${problem}`);
+    counts.decoded++;
+  }
+  counts.cases++;
+}
+
+const report = (format: string, c: Counts, ownError: { name: string }) =>
+  console.log(`fuzz ${format}: ${c.cases} cases, ${c.rejected} rejected with ${ownError.name}, ${c.decoded} decoded consistently`);
+
 /**
- * Runs CASES mutations of the seeds through `decode`: each must throw an
- * `ownError` or return a result that `check` accepts. Returns the counts.
+ * Runs `cases` mutations of the seeds through `decode` (awaited where it
+ * returns a promise): each must throw an `ownError` or return a result that
+ * `check` accepts. Returns the counts.
  */
-function fuzz(format: string, seeds: Uint8Array[], ownError: new (...a: never[]) => Error, decode: (b: Uint8Array) => unknown, check: (v: unknown) => string | null) {
+async function fuzz(format: string, seeds: Uint8Array[], ownError: new (...a: never[]) => Error, decode: (b: Uint8Array) => unknown, check: Check, cases = CASES): Promise<Counts> {
   const r = rng(0x5eed ^ format.length);
   const counts = { cases: 0, rejected: 0, decoded: 0 };
-  for (let i = 0; i < CASES; i++) {
-    const seed = seeds[i % seeds.length]!;
-    let bytes = seed;
-    const applied: string[] = [];
-    for (let m = 1 + int(r, 3); m > 0; m--) {
-      const name = MUTATOR_NAMES[int(r, MUTATOR_NAMES.length)]!;
-      applied.push(name);
-      bytes = MUTATORS[name]!(bytes, r);
-    }
-    const what = `${format} case ${i} (${applied.join(', ')}; ${bytes.length} bytes)`;
+  for (let i = 0; i < cases; i++) {
+    const { bytes, what } = mutated(format, seeds, i, r);
     const t0 = performance.now();
-    let result: unknown;
+    let outcome: { error?: unknown; result?: unknown };
     try {
-      result = decode(bytes);
-    } catch (e) {
-      if (!(e instanceof ownError)) throw new Error(`${what}: threw ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}, not a ${ownError.name}`);
-      counts.rejected++;
+      outcome = { result: await decode(bytes) };
+    } catch (error) {
+      outcome = { error };
     }
-    const ms = performance.now() - t0;
-    if (ms > SLOW_MS) throw new Error(`${what}: took ${ms.toFixed(0)} ms`);
-    if (result !== undefined) {
-      const problem = check(result);
-      if (problem) throw new Error(`${what}: decoded to something inconsistent: ${problem}`);
-      counts.decoded++;
-    }
-    counts.cases++;
+    tally(counts, what, outcome, performance.now() - t0, ownError, check);
   }
-  console.log(`fuzz ${format}: ${counts.cases} cases, ${counts.rejected} rejected with ${ownError.name}, ${counts.decoded} decoded consistently`);
+  report(format, counts, ownError);
   return counts;
 }
 
@@ -132,14 +157,14 @@ function consistentWeights(v: unknown): string | null {
 }
 
 describe(`decoders of user files, ${CASES} mutations each`, () => {
-  it('TIFF (uncompressed, LZW, and a real frame)', () => {
+  it('TIFF (uncompressed, LZW, and a real frame)', async () => {
     const seeds = [
       encodeTiffGray8(23, 17, pattern(23 * 17, 1)),
       encodeTiffGray8(31, 9, pattern(31 * 9, 2), { compression: 'lzw' }),
       encodeTiffGray8(16, 16, new Uint8Array(256).fill(7), { compression: 'lzw' }),
       readFixture('1_1_mask.tif'),
     ];
-    const c = fuzz('tiff', seeds, DataError, (b) => decodeTiff(b, 'fuzz.tif'), (v) => {
+    const c = await fuzz('tiff', seeds, DataError, (b) => decodeTiff(b, 'fuzz.tif'), (v) => {
       const img = v as { width: number; height: number; data: Uint8Array };
       return img.width * img.height === img.data.length ? null : `${img.width} × ${img.height} with ${img.data.length} pixels`;
     });
@@ -147,26 +172,26 @@ describe(`decoders of user files, ${CASES} mutations each`, () => {
     expect(c.rejected).toBeGreaterThan(0);
   });
 
-  it('.npy (uint8, int32, float32)', () => {
+  it('.npy (uint8, int32, float32)', async () => {
     const seeds = [
       encodeNpy(pattern(60, 3), [3, 4, 5]),
       encodeNpy(Int32Array.from({ length: 12 }, (_, i) => i * 1000 - 5), [6, 2]),
       encodeNpy(Float32Array.from({ length: 7 }, (_, i) => i / 3), [7]),
     ];
-    const c = fuzz('npy', seeds, DataError, (b) => decodeNpy(b, 'fuzz.npy'), (v) => {
+    const c = await fuzz('npy', seeds, DataError, (b) => decodeNpy(b, 'fuzz.npy'), (v) => {
       const a = v as { shape: number[]; data: ArrayLike<number> };
       return prod(a.shape) === a.data.length ? null : `shape ${a.shape} with ${a.data.length} values`;
     });
     expect(c.rejected).toBeGreaterThan(0);
   });
 
-  it('safetensors', () => {
+  it('safetensors', async () => {
     const tensors = new Map([
       ['conv2d_1/kernel', { shape: [3, 3, 1, 2], data: Float32Array.from({ length: 18 }, (_, i) => i / 7) }],
       ['conv2d_1/bias', { shape: [2], data: new Float32Array([0.5, -1]) }],
     ]);
     const seeds = [encodeSafetensors(tensors, { format: 'fuzz' }), encodeSafetensors(new Map([['x', { shape: [1], data: new Float32Array([3]) }]]))];
-    const c = fuzz('safetensors', seeds, SafetensorsError, (b) => decodeSafetensors(b, 'fuzz.safetensors'), (v) => {
+    const c = await fuzz('safetensors', seeds, SafetensorsError, (b) => decodeSafetensors(b, 'fuzz.safetensors'), (v) => {
       for (const [name, t] of (v as { tensors: Map<string, { shape: number[]; data: Float32Array }> }).tensors) {
         if (prod(t.shape) !== t.data.length) return `${name}: shape ${t.shape} with ${t.data.length} values`;
       }
@@ -175,42 +200,80 @@ describe(`decoders of user files, ${CASES} mutations each`, () => {
     expect(c.rejected).toBeGreaterThan(0);
   });
 
-  it('run-length CSV: a submission, read and every mask decoded', () => {
+  it('run-length CSV: a submission, read and every mask decoded', async () => {
     const text = (b: Uint8Array) => new TextDecoder().decode(b);
     const seeds = ['img,pixels\n1,1 5 100 20\n2,\n3,243590 10\n', 'img,pixels\n7,3 2 9 4 80 1\n'].map((t) => new TextEncoder().encode(t));
-    const c = fuzz('submission-csv', seeds, DataError, (b) => {
+    const c = await fuzz('submission-csv', seeds, DataError, (b) => {
       const rows = parseSubmission(text(b), 'fuzz.csv');
       return rows.map((row) => decodeRle(row.pixels, 580, 420, `fuzz.csv line ${row.line}`));
     }, (v) => ((v as Uint8Array[]).every((m) => m.length === 580 * 420) ? null : 'a mask of the wrong size'));
     expect(c.rejected).toBeGreaterThan(0);
   });
 
-  it('ONNX: a U-Net of base width 1 as export writes it, and with batch normalisation', () => {
+  it('ONNX: a U-Net of base width 1 as export writes it, and with batch normalisation', async () => {
     // A copy: protobufjs hands back a Node Buffer, whose slice() the mutators would share.
     const seeds = [false, true].map((batchNorm) => Uint8Array.from(encodeOnnx(tinyUNet(batchNorm), 'fuzz', 'fuzz')));
     for (const seed of seeds) expect(decodeOnnxUNet(seed, 'seed.onnx').baseWidth).toBe(1);
-    const c = fuzz('onnx', seeds, ExportError, (b) => decodeOnnxUNet(b, 'fuzz.onnx'), consistentWeights);
+    const c = await fuzz('onnx', seeds, ExportError, (b) => decodeOnnxUNet(b, 'fuzz.onnx'), consistentWeights);
     expect(c.rejected).toBeGreaterThan(0);
   });
 
-  it('TensorFlow.js: model.json of a U-Net of base width 1 (and with batch normalisation) as export writes it, then its weight shard', () => {
+  it('TensorFlow.js: model.json of a U-Net of base width 1 (and with batch normalisation) as export writes it, then its weight shard', async () => {
     const files = [false, true].map((batchNorm) => encodeTfjs(tinyUNet(batchNorm), 'fuzz', 'fuzz'));
     const text = (b: Uint8Array) => new TextDecoder().decode(b);
     // Each model.json mutated and read with its own shard, then each shard with its model.json.
     for (const [i, f] of files.entries()) {
       expect(decodeTfjsUNet(f.modelJson, () => f.shard, 'seed.json').baseWidth).toBe(1);
-      const models = fuzz(`tfjs-model-json-${i}`, [new TextEncoder().encode(f.modelJson)], ExportError, (b) => decodeTfjsUNet(text(b), () => f.shard, 'fuzz.json'), consistentWeights);
-      const shards = fuzz(`tfjs-shard-${i}`, [f.shard.slice()], ExportError, (b) => decodeTfjsUNet(f.modelJson, () => b, 'fuzz.json'), consistentWeights);
+      const models = await fuzz(`tfjs-model-json-${i}`, [new TextEncoder().encode(f.modelJson)], ExportError, (b) => decodeTfjsUNet(text(b), () => f.shard, 'fuzz.json'), consistentWeights);
+      const shards = await fuzz(`tfjs-shard-${i}`, [f.shard.slice()], ExportError, (b) => decodeTfjsUNet(f.modelJson, () => b, 'fuzz.json'), consistentWeights);
       expect(models.rejected).toBeGreaterThan(0);
       expect(shards.rejected).toBeGreaterThan(0);
     }
   });
 
-  it("run-length CSV: the competition's train_masks.csv", () => {
+  it("Keras HDF5 weights (Keras 2's layout and Keras 3's) and a .keras archive of a U-Net of base width 1, a fifth as many cases", async () => {
+    const unet = tinyUNet(false);
+    const keras2 = await encodeKerasH5(unet, 'fuzz');
+    // Keras 3's layout: each weighted layer's tensors at layers/<class>[_k]/vars/<i>, k counting that class's layers.
+    const counts = new Map<string, number>();
+    const keras3 = await writeH5((file) => {
+      const layers = file.create_group('layers');
+      for (const l of kerasUNetLayers(1)) {
+        if (l.kind !== 'conv2d' && l.kind !== 'conv2d_transpose' && l.kind !== 'batch_normalization') continue;
+        const k = counts.get(l.kind) ?? 0;
+        counts.set(l.kind, k + 1);
+        const vars = layers.create_group(k ? `${l.kind}_${k}` : l.kind).create_group('vars');
+        layerTensors(l.spec).forEach(([name], i) => vars.create_dataset({ name: String(i), data: unet.weights.get(name)!.data, shape: [...unet.weights.get(name)!.shape], dtype: '<f' }));
+      }
+    });
+    const topology = (JSON.parse(encodeTfjs(unet, 'fuzz', 'fuzz').modelJson) as { modelTopology: object }).modelTopology;
+    const archive = zipSync({ 'config.json': new TextEncoder().encode(JSON.stringify(topology)), 'model.weights.h5': keras3 }, { level: 0 });
+    const weightsOf = async (b: Uint8Array) => {
+      const file = await decodeKerasH5(b, 'fuzz.h5');
+      return file.variables ? unetWeightsFromKeras3(file.variables, 'fuzz.h5') : unetWeightsFromKeras(file, 'fuzz.h5');
+    };
+    for (const seed of [keras2, keras3]) expect((await weightsOf(seed)).baseWidth).toBe(1);
+    expect((await decodeKerasArchive(archive, 'seed.keras')).baseWidth).toBe(1);
+    // HDF5 prints its error stack for each damaged file through console.error, bound when h5wasm loads: kept out of the log at the stream.
+    const stream = (console as unknown as { _stderr: NodeJS.WritableStream })._stderr;
+    const write = stream.write;
+    const pass = write as (...a: unknown[]) => boolean;
+    stream.write = ((chunk: unknown, ...rest: unknown[]) => (/HDF5-DIAG|^ *#\d{3}:|^ +(major|minor):/m.test(String(chunk)) ? true : pass.call(stream, chunk, ...rest))) as typeof write;
+    try {
+      const h5 = await fuzz('keras-h5', [keras2, keras3], ExportError, weightsOf, consistentWeights, CASES / 5);
+      const zip = await fuzz('keras-archive', [archive], ExportError, (b) => decodeKerasArchive(b, 'fuzz.keras'), consistentWeights, CASES / 5);
+      expect(h5.rejected).toBeGreaterThan(0);
+      expect(zip.rejected).toBeGreaterThan(0);
+    } finally {
+      stream.write = write;
+    }
+  });
+
+  it("run-length CSV: the competition's train_masks.csv", async () => {
     // Its first 40 lines: the whole file (5,635 rows) takes a tenth of a second a case.
     const head = readFixtureText('train_masks.csv').split('\n').slice(0, 40).join('\n') + '\n';
     const seeds = [new TextEncoder().encode(head)];
-    const c = fuzz('train_masks-csv', seeds, DataError, (b) => deriveMaskStatistics(new TextDecoder().decode(b), 'fuzz.csv'), () => null);
+    const c = await fuzz('train_masks-csv', seeds, DataError, (b) => deriveMaskStatistics(new TextDecoder().decode(b), 'fuzz.csv'), () => null);
     expect(c.rejected).toBeGreaterThan(0);
   });
 });

@@ -163,35 +163,59 @@ export async function decodeKerasH5(bytes: Uint8Array, source: string): Promise<
     } catch (e) {
       throw new ExportError(`${source}: HDF5 cannot open it: ${String((e as Error).message ?? e)}`);
     }
-    if (!file.attrs['layer_names'] && file.get('layers') instanceof h5wasm.Group) return { layers: [], variables: readVariables(file.get('layers') as h5wasm.Group, source) };
-    // A whole model saved with model.save() keeps its weights in a model_weights group.
-    const root = file.attrs['layer_names'] ? (file as h5wasm.Group) : file.get('model_weights');
-    if (!(root instanceof h5wasm.Group) || !root.attrs['layer_names']) {
-      throw new ExportError(`${source}: no layer_names attribute at the root: not a Keras HDF5 weights file`);
-    }
-    const layers: KerasH5Layer[] = [];
-    for (const layer of readNames(root, 'layer_names', source)) {
-      const group = root.get(layer);
-      if (!(group instanceof h5wasm.Group)) throw new ExportError(`${source}: layer_names lists ${layer}, but the file has no group ${layer}`);
-      const entry: KerasH5Layer = { name: layer, weights: [] };
-      layers.push(entry);
-      for (const weightName of readNames(group, 'weight_names', source)) {
-        const dataset = group.get(weightName);
-        if (!(dataset instanceof h5wasm.Dataset)) throw new ExportError(`${source}: ${layer}'s weight_names lists ${weightName}, but the file has no dataset ${layer}/${weightName}`);
-        const shape = dataset.shape ?? [];
-        const data = floatValues(dataset);
-        if (!data) throw new ExportError(`${source}: dataset ${layer}/${weightName} holds ${dataset.dtype}, expected floating-point weights`);
-        entry.weights.push({ name: weightName, shape, data });
-      }
-    }
-    const extrasText = file.attrs['wgsl_unet']?.value;
-    const result: KerasH5Weights = { layers };
-    if (typeof extrasText === 'string') result.extras = JSON.parse(extrasText) as KerasH5Extras;
-    return result;
+    return readWeightsFile(file, source);
+  } catch (e) {
+    // h5wasm reports a damaged file as a plain Error while walking it.
+    if (e instanceof ExportError) throw e;
+    throw new ExportError(`${source}: HDF5 cannot read it (${String((e as Error)?.message ?? e)}): the file is damaged, or not a Keras weights file`);
   } finally {
     file?.close();
     h5wasm.FS!.unlink(path);
   }
+}
+
+/** The layers (Keras 2's layout) or variables (Keras 3's) of an open weights file. */
+function readWeightsFile(file: h5wasm.File, source: string): KerasH5Weights {
+  if (!file.attrs['layer_names'] && file.get('layers') instanceof h5wasm.Group) return { layers: [], variables: readVariables(file.get('layers') as h5wasm.Group, source) };
+  // A whole model saved with model.save() keeps its weights in a model_weights group.
+  const root = file.attrs['layer_names'] ? (file as h5wasm.Group) : file.get('model_weights');
+  if (!(root instanceof h5wasm.Group) || !root.attrs['layer_names']) {
+    throw new ExportError(`${source}: no layer_names attribute at the root: not a Keras HDF5 weights file`);
+  }
+  const layers: KerasH5Layer[] = [];
+  for (const layer of readNames(root, 'layer_names', source)) {
+    const group = root.get(layer);
+    if (!(group instanceof h5wasm.Group)) throw new ExportError(`${source}: layer_names lists ${layer}, but the file has no group ${layer}`);
+    const entry: KerasH5Layer = { name: layer, weights: [] };
+    layers.push(entry);
+    for (const weightName of readNames(group, 'weight_names', source)) {
+      const dataset = group.get(weightName);
+      if (!(dataset instanceof h5wasm.Dataset)) throw new ExportError(`${source}: ${layer}'s weight_names lists ${weightName}, but the file has no dataset ${layer}/${weightName}`);
+      const shape = dataset.shape ?? [];
+      const data = floatValues(dataset);
+      if (!data) throw new ExportError(`${source}: dataset ${layer}/${weightName} holds ${dataset.dtype}, expected floating-point weights`);
+      entry.weights.push({ name: weightName, shape, data });
+    }
+  }
+  const extrasText = file.attrs['wgsl_unet']?.value;
+  const result: KerasH5Weights = { layers };
+  if (typeof extrasText === 'string') result.extras = parseExtras(extrasText, source);
+  return result;
+}
+
+/** The wgsl_unet attribute, each field checked for its type. */
+function parseExtras(text: string, source: string): KerasH5Extras {
+  let v: Partial<Record<keyof KerasH5Extras, unknown>>;
+  try {
+    v = JSON.parse(text) as typeof v;
+  } catch (e) {
+    throw new ExportError(`${source}: its wgsl_unet attribute is not JSON (${(e as Error).message})`);
+  }
+  const finite = (x: unknown) => typeof x === 'number' && Number.isFinite(x);
+  if (typeof v !== 'object' || v === null || !finite(v.inputSize) || !finite(v.mean) || !finite(v.std) || typeof v.antiAlias !== 'boolean' || (v.activation !== undefined && v.activation !== 'relu' && v.activation !== 'elu')) {
+    throw new ExportError(`${source}: its wgsl_unet attribute does not hold inputSize, mean, std, antiAlias and an activation of relu or elu`);
+  }
+  return v as KerasH5Extras;
 }
 
 /**
