@@ -116,7 +116,15 @@ export function encodeCheckpointTensors(tensors: ReadonlyMap<string, NamedTensor
 }
 
 export function decodeCheckpoint(bytes: Uint8Array, name: string): Checkpoint {
-  const { tensors, metadata } = decodeSafetensors(bytes, name);
+  let decoded: ReturnType<typeof decodeSafetensors>;
+  try {
+    decoded = decodeSafetensors(bytes, name);
+  } catch (e) {
+    const format = foreignModelFormat(bytes, name);
+    if (format) throw new CheckpointError(`${name}: ${format.what}, not a wgsl-unet checkpoint; \`import --format ${format.flag} --in ${name}\` converts the U-Net in it into one`);
+    throw e;
+  }
+  const { tensors, metadata } = decoded;
   if (metadata.format !== CHECKPOINT_FORMAT || !metadata.wgsl_unet) {
     throw new CheckpointError(`${name}: not a wgsl-unet checkpoint (metadata format is ${JSON.stringify(metadata.format)}, expected "${CHECKPOINT_FORMAT}")`);
   }
@@ -132,6 +140,17 @@ export function decodeCheckpoint(bytes: Uint8Array, name: string): Checkpoint {
   const ckpt: Checkpoint = { meta, weights };
   if (m.size || v.size) ckpt.adam = { t: meta.step, m, v, ...(meta.lossScale ? { lossScale: meta.lossScale } : {}) };
   return ckpt;
+}
+
+/** The model format that `import` reads which a file that is not safetensors looks like, by its first bytes (or, for ONNX, its name). */
+function foreignModelFormat(bytes: Uint8Array, name: string): { what: string; flag: string } | undefined {
+  const starts = (...b: number[]) => b.every((v, i) => bytes[i] === v);
+  if (starts(0x89, 0x48, 0x44, 0x46)) return { what: 'an HDF5 file (Keras weights)', flag: 'keras-h5' };
+  if (starts(0x50, 0x4b, 0x03, 0x04) && /\.keras$/i.test(name)) return { what: "a Keras 3 model (a .keras zip archive)", flag: 'keras' };
+  if (/\.onnx$/i.test(name)) return { what: 'an ONNX model', flag: 'onnx' };
+  const head = new TextDecoder().decode(bytes.subarray(0, 4096));
+  if (/^\s*\{/.test(head) && head.includes('"modelTopology"')) return { what: 'a TensorFlow.js model.json', flag: 'tfjs' };
+  return undefined;
 }
 
 /** Loads a checkpoint's weights into a model built with the same configuration. */

@@ -215,7 +215,17 @@ describe('export and import errors: one line, nothing written', () => {
     ['an unknown format', () => ['export', '--format', 'pytorch', '--model', m.checkpointPath], 2, /unknown --format "pytorch"; known: onnx, tfjs, keras-h5/],
     ['no format', () => ['export', '--model', m.checkpointPath], 2, /--format is required/],
     ['a missing checkpoint', () => ['export', '--format', 'onnx', '--model', join(m.dir, 'nope.safetensors'), '--out', join(m.dir, 'nope.onnx')], 1, /checkpoint not found: .*nope\.safetensors/],
-    ['a file that is not a checkpoint', () => ['export', '--format', 'onnx', '--model', exported, '--out', join(m.dir, 'nope.onnx')], 1, /weights\.h5/],
+    ['a Keras weights file given as a checkpoint', () => ['export', '--format', 'onnx', '--model', exported, '--out', join(m.dir, 'nope.onnx')], 1, /weights\.h5: an HDF5 file \(Keras weights\), not a wgsl-unet checkpoint; `import --format keras-h5 --in .*weights\.h5` converts the U-Net in it into one/],
+    ['a tfjs model.json given as a checkpoint', () => {
+      const json = join(m.dir, 'model.json');
+      writeFileSync(json, JSON.stringify({ format: 'layers-model', modelTopology: {} }));
+      return ['export', '--format', 'onnx', '--model', json, '--out', join(m.dir, 'nope.onnx')];
+    }, 1, /model\.json: a TensorFlow\.js model\.json, not a wgsl-unet checkpoint; `import --format tfjs/],
+    ['a file that is no model at all', () => {
+      const text = join(m.dir, 'notes.txt');
+      writeFileSync(text, 'not a model');
+      return ['export', '--format', 'onnx', '--model', text, '--out', join(m.dir, 'nope.onnx')];
+    }, 1, /notes\.txt: header length \d+ does not fit/],
     ['safetensors that are not a checkpoint', () => {
       const other = join(m.dir, 'other.safetensors');
       writeFileSync(other, encodeSafetensors(new Map([['w', { shape: [1], data: new Float32Array(1) }]])));
