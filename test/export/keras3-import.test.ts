@@ -106,6 +106,21 @@ function keras3Archive(config: object, weights: Uint8Array | null, weightsName =
   }, { level: 0 });
 }
 
+/** The archive with the uncompressed size its central directory gives `name` set to `size` (a zip bomb's claim). */
+function declaredSize(zip: Uint8Array, name: string, size: number): Uint8Array {
+  const out = zip.slice();
+  const view = new DataView(out.buffer);
+  for (let at = 0; at + 46 <= out.length; at++) {
+    if (view.getUint32(at, true) !== 0x02014b50) continue; // a central directory entry
+    const nameLength = view.getUint16(at + 28, true);
+    if (new TextDecoder().decode(out.subarray(at + 46, at + 46 + nameLength)) === name) {
+      view.setUint32(at + 24, size, true);
+      return out;
+    }
+  }
+  throw new Error(`no central directory entry for ${name}`);
+}
+
 async function importAndPredict(dir: string, format: string, path: string, frames: { images: Float32Array; mean: number; std: number }, size: number): Promise<{ probs: Float32Array; stdout: string }> {
   const out = join(dir, `${format}.safetensors`);
   const r = runCli(['import', '--format', format, '--in', path, '--out', out, '--mean', String(frames.mean), '--std', String(frames.std), '--input-size', String(size)], dir);
@@ -215,6 +230,7 @@ describe("Keras 3's files", () => {
       ['stray.keras', keras3Archive(config, await keras3Weights(model, true)), /stray\.keras: variable layers\/dense\/vars\/0 belongs to no layer of the U-Net/],
       ['noconfig.keras', zipSync({ 'model.weights.h5': weights }), /noconfig\.keras: the archive has no config\.json/],
       ['text.keras', new TextEncoder().encode('not a zip'), /text\.keras: not a \.keras archive \(a zip file\)/],
+      ['bomb.keras', declaredSize(keras3Archive(config, weights), 'model.weights.h5', 0xf0000000), /bomb\.keras: its model\.weights\.h5 would inflate to 4026531840 bytes, more than the 1073741824/],
     ];
     model.dispose();
     for (const [name, bytes, message] of cases) {

@@ -23,6 +23,8 @@ import { ExportError, type ImportedUNet, checkUNetWeights, kerasUNetLayers, laye
 import { type TopologyLayer, isObject, matchKerasUNet, outputLayerNames, topologyLayers } from './keras-topology.js';
 
 const WEIGHTS_FILE = 'model.weights.h5';
+/** Most bytes an entry of the archive may inflate to: the U-Net of base width 128 takes 0.5 GiB. */
+const MAX_ENTRY_BYTES = 2 ** 30;
 
 /** A class name in snake case, as Keras names a layer's place in the weights file (Conv2DTranspose → conv2d_transpose). */
 export function snakeCase(className: string): string {
@@ -45,8 +47,16 @@ function variableParts(className: string, config: Record<string, unknown>): stri
 export async function decodeKerasArchive(bytes: Uint8Array, source: string): Promise<ImportedUNet> {
   let entries: Record<string, Uint8Array>;
   try {
-    entries = unzipSync(bytes, { filter: (f) => f.name === 'config.json' || f.name === WEIGHTS_FILE || f.name === 'model.weights.npz' });
+    entries = unzipSync(bytes, {
+      filter: (f) => {
+        const wanted = f.name === 'config.json' || f.name === WEIGHTS_FILE || f.name === 'model.weights.npz';
+        // An entry that says it inflates beyond any U-Net's file is refused before it is inflated.
+        if (wanted && f.originalSize > MAX_ENTRY_BYTES) throw new ExportError(`${source}: its ${f.name} would inflate to ${f.originalSize} bytes, more than the ${MAX_ENTRY_BYTES} a U-Net's weights take`);
+        return wanted;
+      },
+    });
   } catch (e) {
+    if (e instanceof ExportError) throw e;
     throw new ExportError(`${source}: not a .keras archive (a zip file): ${(e as Error).message}`);
   }
   if (!entries['config.json']) throw new ExportError(`${source}: the archive has no config.json; a .keras file from model.save() holds config.json, metadata.json and ${WEIGHTS_FILE}`);
