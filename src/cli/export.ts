@@ -2,8 +2,9 @@
  * `wgsl-unet export` writes a checkpoint as an ONNX model, a TensorFlow.js
  * layers model (model.json and one weight shard) or a Keras 2 HDF5 weights
  * file; `wgsl-unet import` reads any of the three back into a checkpoint, and
- * Keras 3's files (.keras, .weights.h5) too. Neither needs a GPU. Every file is written aside
- * and renamed into place, so a failure leaves nothing half-written.
+ * Keras 3's files (.keras, .weights.h5) too. Neither needs a GPU. Every file
+ * is written aside and renamed into place, so a failure leaves nothing
+ * half-written.
  */
 import { mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';

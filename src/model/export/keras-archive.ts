@@ -35,6 +35,9 @@ export function snakeCase(className: string): string {
     .toLowerCase();
 }
 
+/** The group of the weights file that holds the variables of the (k+1)-th layer of a class (snake case): layers/conv2d, layers/conv2d_1, … */
+const place = (base: string, k: number) => `layers/${k ? `${base}_${k}` : base}`;
+
 /** The parts of a layer's variables in the order it makes them. */
 function variableParts(className: string, config: Record<string, unknown>): string[] {
   if (className === 'BatchNormalization') {
@@ -78,19 +81,19 @@ export async function decodeKerasArchive(bytes: Uint8Array, source: string): Pro
   if (!file.variables) throw new ExportError(`${source}: ${WEIGHTS_FILE} is not in Keras 3's layout (no layers/ group)`);
   const variables = file.variables;
   // Each layer's place in the weights file, counted by class in the model's list.
-  const place = new Map<string, string>();
+  const groupOf = new Map<string, string>();
   const counts = new Map<string, number>();
   for (const l of [...layers].sort((a, b) => a.index - b.index)) {
     const base = snakeCase(l.className);
     const k = counts.get(base) ?? 0;
     counts.set(base, k + 1);
-    place.set(l.name, `layers/${k ? `${base}_${k}` : base}`);
+    groupOf.set(l.name, place(base, k));
   }
   const used = new Set<string>();
   const m = matchKerasUNet(layers, outputLayerNames(config), {
     take(l: TopologyLayer, part: string) {
       const i = variableParts(l.className, l.config).indexOf(part);
-      const path = `${place.get(l.name)}/vars/${i}`;
+      const path = `${groupOf.get(l.name)}/vars/${i}`;
       const t = i >= 0 ? variables.get(path) : undefined;
       if (t) used.add(path);
       return t;
@@ -121,9 +124,8 @@ export function unetWeightsFromKeras3(variables: ReadonlyMap<string, NamedTensor
     if (layer.kind !== 'conv2d' && layer.kind !== 'conv2d_transpose' && layer.kind !== 'batch_normalization') continue;
     const k = counts.get(layer.kind) ?? 0;
     counts.set(layer.kind, k + 1);
-    const place = `layers/${k ? `${layer.kind}_${k}` : layer.kind}`;
     for (const [i, [name]] of layerTensors(layer.spec).entries()) {
-      const path = `${place}/vars/${i}`;
+      const path = `${place(layer.kind, k)}/vars/${i}`;
       const t = variables.get(path);
       if (!t) throw new ExportError(`${source}: no variable ${path}, the U-Net's ${name} (its ${layer.kind} number ${k + 1})`);
       weights.set(name, t);

@@ -29,7 +29,6 @@ export interface TopologyLayer {
   inputs: string[];
   index: number;
 }
-type FileLayer = TopologyLayer;
 
 /** Where a format keeps a layer's weights: `part` is kernel, bias, gamma, beta, moving_mean or moving_variance. */
 export interface WeightSource {
@@ -83,12 +82,11 @@ export function matchKerasUNet(layers: readonly TopologyLayer[], outputLayers: r
 
   // Each file layer's output, named as the Keras layer producing it; a linear convolution whose activation follows is `<conv>/linear`.
   const kerasName = new Map<string, string>();
-  const kerasOf = (l: FileLayer, i: number) => {
+  const kerasOf = (l: TopologyLayer, i: number) => {
     const name = kerasName.get(l.inputs[i] ?? '');
     if (name === undefined) throw new ExportError(`${source}: layer ${l.name} (${l.className}) reads ${l.inputs[i] ?? 'nothing'}, which is neither the image nor a layer of the U-Net`);
     return name;
   };
-  const take = (l: FileLayer, part: string) => weightsOf.take(l, part);
   const swapped = new Set<string>();
   const notes = new Set<string>();
   const weights = new Map<string, NamedTensor>();
@@ -158,20 +156,20 @@ export function matchKerasUNet(layers: readonly TopologyLayer[], outputLayers: r
     }
     matched.add(layer.name);
     if (layer.kind === 'batch_normalization') {
-      batchNormWeights(l, layer, take, weights, notes, where);
+      batchNormWeights(l, layer, weightsOf, weights, notes, where);
       kerasName.set(l.name, layer.name);
       continue;
     }
     const spec = layer.spec;
     checkConvConfig(l, spec, where);
-    const kernel = take(l, 'kernel');
+    const kernel = weightsOf.take(l, 'kernel');
     if (!kernel || !same(kernel.shape, spec.kernelShape)) throw new ExportError(`${where}: its kernel has shape [${kernel?.shape.join(', ') ?? ''}], where the U-Net's ${spec.name} needs [${spec.kernelShape.join(', ')}]`);
     // After a concatenation of [skip, upsampled], the kernel's first input channels are the skip's.
     const concat = keras.find((k) => k.name === layer.input);
     const upsampled = concat?.kind === 'concatenate' && swapped.has(concat.name) ? weighted.find((w) => w.name === concat.inputs[0])!.spec.filters : 0;
     weights.set(`${spec.name}/kernel`, { shape: [...spec.kernelShape], data: upsampled ? reorderKernelInputs(kernel.data, spec.kernelShape, concatSwapChannel(upsampled, spec.kernelShape[2])) : kernel.data });
     const useBias = l.config.use_bias !== false;
-    const bias = useBias ? take(l, 'bias') : undefined;
+    const bias = useBias ? weightsOf.take(l, 'bias') : undefined;
     if (useBias && (!bias || !same(bias.shape, [spec.filters]))) throw new ExportError(`${where}: its bias has shape [${bias?.shape.join(', ') ?? ''}], where the U-Net's ${spec.name} needs [${spec.filters}]`);
     if (!useBias) notes.add('convolutions without a bias: zero biases');
     weights.set(`${spec.name}/bias`, bias ?? { shape: [spec.filters], data: new Float32Array(spec.filters) });
@@ -207,8 +205,8 @@ function kerasTensors(v: unknown): unknown[] {
  * ([{args: […], kwargs: {}}], each input a __keras_tensor__ whose
  * keras_history is [name, node, tensor]).
  */
-export function topologyLayers(list: unknown[], source: string): FileLayer[] {
-  const layers = list.map((raw, i): FileLayer => {
+export function topologyLayers(list: unknown[], source: string): TopologyLayer[] {
+  const layers = list.map((raw, i): TopologyLayer => {
     if (!isObject(raw) || typeof raw.class_name !== 'string') throw new ExportError(`${source}: layer ${i} of the topology has no class_name`);
     const config = isObject(raw.config) ? raw.config : {};
     const name = typeof raw.name === 'string' ? raw.name : typeof config.name === 'string' ? config.name : '';
@@ -244,7 +242,7 @@ export function topologyLayers(list: unknown[], source: string): FileLayer[] {
   }
   // Kahn's order: a layer once everything it reads is placed (the list's own order where it already is one).
   const placed = new Set<string>();
-  const order: FileLayer[] = [];
+  const order: TopologyLayer[] = [];
   while (order.length < layers.length) {
     const ready = layers.find((l) => !placed.has(l.name) && l.inputs.every((i) => placed.has(i)));
     if (!ready) throw new ExportError(`${source}: the layers read each other in a cycle`);
@@ -254,13 +252,13 @@ export function topologyLayers(list: unknown[], source: string): FileLayer[] {
   return order;
 }
 
-function dataFormat(l: FileLayer): string {
+function dataFormat(l: TopologyLayer): string {
   const f = l.config.data_format ?? l.config.dataFormat;
   return typeof f === 'string' ? f : 'channels_last';
 }
 
 /** The activation an activation layer applies (undefined for other layers). */
-function activationOf(l: FileLayer, where: string): string | undefined {
+function activationOf(l: TopologyLayer, where: string): string | undefined {
   if (l.className === 'Activation') return typeof l.config.activation === 'string' ? l.config.activation : 'linear';
   if (l.className === 'ReLU') {
     const plain = (l.config.max_value ?? null) === null && (l.config.negative_slope ?? 0) === 0 && (l.config.threshold ?? 0) === 0;
@@ -275,14 +273,14 @@ function activationOf(l: FileLayer, where: string): string | undefined {
 }
 
 /** A convolution's fused activation, as Keras names it. */
-function convActivation(l: FileLayer, where: string): string {
+function convActivation(l: TopologyLayer, where: string): string {
   const a = l.config.activation ?? 'linear';
   if (typeof a !== 'string') throw new ExportError(`${where}: an activation of its own kind (${JSON.stringify(a)}); the U-Net's are relu, elu, sigmoid or none`);
   return a;
 }
 
 /** Kernel size, strides, padding and dilation of the U-Net's convolutions: 'same' k × k with stride 1, or 2 × 2 with stride 2. */
-function checkConvConfig(l: FileLayer, spec: ConvLayerSpec, where: string): void {
+function checkConvConfig(l: TopologyLayer, spec: ConvLayerSpec, where: string): void {
   const [kh, kw] = spec.kernelShape;
   const stride = spec.kind === 'conv2d' ? 1 : 2;
   const padding = l.config.padding ?? 'valid';
@@ -299,9 +297,9 @@ function checkConvConfig(l: FileLayer, spec: ConvLayerSpec, where: string): void
 
 /** γ, β and the running statistics of a batch normalisation, its ε carried to the engine's. */
 function batchNormWeights(
-  l: FileLayer,
+  l: TopologyLayer,
   layer: Extract<KerasLayer, { kind: 'batch_normalization' }>,
-  take: (l: FileLayer, part: string) => NamedTensor | undefined,
+  weightsOf: WeightSource,
   weights: Map<string, NamedTensor>,
   notes: Set<string>,
   where: string,
@@ -312,7 +310,7 @@ function batchNormWeights(
   const names = layerTensors(layer.spec).map(([name]) => name);
   const parts = ['gamma', 'beta', 'moving_mean', 'moving_variance'].map((part, i) => {
     const off = (part === 'gamma' && l.config.scale === false) || (part === 'beta' && l.config.center === false);
-    const t = off ? { shape: [filters], data: new Float32Array(filters).fill(part === 'gamma' ? 1 : 0) } : take(l, part);
+    const t = off ? { shape: [filters], data: new Float32Array(filters).fill(part === 'gamma' ? 1 : 0) } : weightsOf.take(l, part);
     if (off) notes.add('batch normalisations without a scale (γ) or centre (β): ones and zeros');
     if (!t || !same(t.shape, [filters])) throw new ExportError(`${where}: its ${part} has shape [${t?.shape.join(', ') ?? ''}], where the U-Net's ${layer.name} has ${filters} channels`);
     weights.set(names[i]!, t);
