@@ -9,7 +9,8 @@
 import { mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { CHECKPOINT_FORMAT, type CheckpointMeta, decodeCheckpoint, encodeCheckpointTensors } from '../model/checkpoint.js';
-import { type ExportableUNet, type ImportedUNet, exportVariant } from '../model/export/keras-layers.js';
+import { type ExportableUNet, ExportError, type ImportedUNet, exportVariant } from '../model/export/keras-layers.js';
+import { describeNonFinite, nonFiniteTensor } from '../model/safetensors.js';
 import { encodeOnnx } from '../model/export/onnx.js';
 import { decodeOnnxUNet } from '../model/export/onnx-import.js';
 import { TFJS_SHARD_NAME, encodeTfjs } from '../model/export/tfjs.js';
@@ -137,6 +138,8 @@ export async function importModel(argv: string[]): Promise<void> {
   const inPath = o.in;
   const file = await readImport(format, inPath, o);
   const { baseWidth, batchNorm, weights } = file;
+  const bad = nonFiniteTensor(weights);
+  if (bad) throw new ExportError(`${inPath}: ${describeNonFinite(bad)}: the model would give NaN maps`);
   const mean = (o.mean as number | undefined) ?? file.extras?.mean;
   const std = (o.std as number | undefined) ?? file.extras?.std;
   if (mean === undefined || std === undefined) {

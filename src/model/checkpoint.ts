@@ -9,7 +9,7 @@
 import type { AugmentSpec } from './augment.js';
 import type { Adam, AdamStateInput, LossScaleState } from './adam.js';
 import type { UNet, UNetConfig } from './unet.js';
-import { type NamedTensor, decodeSafetensors, encodeSafetensors } from './safetensors.js';
+import { type NamedTensor, decodeSafetensors, describeNonFinite, encodeSafetensors, nonFiniteTensor } from './safetensors.js';
 
 export const CHECKPOINT_FORMAT = 'wgsl-unet/1';
 
@@ -128,7 +128,14 @@ export function decodeCheckpoint(bytes: Uint8Array, name: string): Checkpoint {
   if (metadata.format !== CHECKPOINT_FORMAT || !metadata.wgsl_unet) {
     throw new CheckpointError(`${name}: not a wgsl-unet checkpoint (metadata format is ${JSON.stringify(metadata.format)}, expected "${CHECKPOINT_FORMAT}")`);
   }
-  const meta = JSON.parse(metadata.wgsl_unet) as CheckpointMeta;
+  const bad = nonFiniteTensor(tensors);
+  if (bad) throw new CheckpointError(`${name}: ${describeNonFinite(bad)}: the checkpoint is damaged`);
+  let meta: CheckpointMeta;
+  try {
+    meta = JSON.parse(metadata.wgsl_unet) as CheckpointMeta;
+  } catch (e) {
+    throw new CheckpointError(`${name}: its wgsl_unet metadata is not JSON (${(e as Error).message}): the checkpoint is damaged`);
+  }
   const weights = new Map<string, NamedTensor>();
   const m = new Map<string, NamedTensor>();
   const v = new Map<string, NamedTensor>();

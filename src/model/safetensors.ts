@@ -15,6 +15,33 @@ export class SafetensorsError extends Error {
   override name = 'SafetensorsError';
 }
 
+/**
+ * The first tensor holding a NaN or an infinity, with how many it holds and
+ * where the first is, or undefined when every value is finite: a model with
+ * one gives NaN maps, which thresholds read as no nerve anywhere.
+ */
+export function nonFiniteTensor(tensors: ReadonlyMap<string, NamedTensor>): { name: string; count: number; index: number; value: number } | undefined {
+  for (const [name, t] of tensors) {
+    let count = 0;
+    let index = -1;
+    for (let i = 0; i < t.data.length; i++) {
+      // v - v is 0 for every finite v, NaN for NaN and ±Infinity.
+      const v = t.data[i]!;
+      if (v - v !== 0) {
+        if (index < 0) index = i;
+        count++;
+      }
+    }
+    if (count) return { name, count, index, value: t.data[index]! };
+  }
+  return undefined;
+}
+
+/** Says which tensor is not finite, in words for an error message. */
+export function describeNonFinite(bad: NonNullable<ReturnType<typeof nonFiniteTensor>>): string {
+  return `tensor ${bad.name} holds ${bad.count} value${bad.count === 1 ? '' : 's'} that ${bad.count === 1 ? 'is' : 'are'} not finite (the first, ${bad.value}, at index ${bad.index})`;
+}
+
 export function encodeSafetensors(tensors: ReadonlyMap<string, NamedTensor>, metadata: Record<string, string> = {}): Uint8Array {
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length) header.__metadata__ = metadata;

@@ -193,6 +193,45 @@ describe('Keras HDF5 weights', () => {
     expect(r.errors[0]).toMatch(/^error: .*misshapen\.h5: tensor conv2d_3\/kernel has shape \[3, 3, 4, 9\], the U-Net of base width 4 needs \[3, 3, 4, 8\]/);
   });
 
+  it("a damaged file is refused with HDF5's own cause, and HDF5's error stack is not printed", async () => {
+    // Object headers overwritten: HDF5's checksums catch it when the layers are walked.
+    const damaged = new Uint8Array(readFileSync(exported));
+    damaged.fill(0xff, 512, 1024);
+    const stream = (console as unknown as { _stderr: NodeJS.WritableStream })._stderr;
+    const write = stream.write;
+    const printed: string[] = [];
+    stream.write = ((chunk: unknown, ...rest: unknown[]) => (printed.push(String(chunk)), (write as (...a: unknown[]) => boolean).call(stream, chunk, ...rest))) as typeof write;
+    try {
+      // Twice: HDF5's standard error is captured again after the first.
+      for (let i = 0; i < 2; i++) await expect(decodeKerasH5(damaged, 'damaged.h5')).rejects.toThrow(/^damaged\.h5: HDF5 cannot read it \(HDF5: incorrect metadata checksum after all read attempts\): the file is damaged, or not a Keras weights file$/);
+    } finally {
+      stream.write = write;
+    }
+    expect(printed.filter((p) => /HDF5-DIAG/.test(p))).toEqual([]);
+    expect((await decodeKerasH5(readFileSync(exported), 'weights.h5')).layers.length).toBe(kerasUNetLayers(4).length);
+    const path = join(m.dir, 'damaged.h5');
+    writeFileSync(path, damaged);
+    const r = runCli(['import', '--format', 'keras-h5', '--in', path, '--out', join(m.dir, 'x.safetensors')], m.dir);
+    expect(r.code).toBe(1);
+    expect(r.errors).toEqual([expect.stringMatching(/^error: .*damaged\.h5: HDF5 cannot read it \(HDF5: incorrect metadata checksum/)]);
+  });
+
+  it('a model holding a NaN or an infinity is refused, naming the tensor', async () => {
+    const weights = new Map(m.weights);
+    const kernel = weights.get('conv2d_3/kernel')!;
+    const data = kernel.data.slice();
+    data[5] = NaN;
+    data[9] = Infinity;
+    weights.set('conv2d_3/kernel', { shape: kernel.shape, data });
+    const path = join(m.dir, 'nan.h5');
+    writeFileSync(path, await encodeKerasH5({ baseWidth: 4, activation: 'relu', batchNorm: false, inputSize: 32, weights, preprocessing: { ...m.meta.normalization, antiAlias: false } }, 'test'));
+    const out = join(m.dir, 'nan.safetensors');
+    const r = runCli(['import', '--format', 'keras-h5', '--in', path, '--out', out], m.dir);
+    expect(r.code).toBe(1);
+    expect(r.errors).toEqual([expect.stringMatching(/^error: .*nan\.h5: tensor conv2d_3\/kernel holds 2 values that are not finite \(the first, NaN, at index 5\): the model would give NaN maps$/)]);
+    expect(readdirSync(m.dir)).not.toContain('nan.safetensors');
+  });
+
   it("a file from Keras (no wgsl_unet record) needs --mean and --std, and then imports", () => {
     const plain = join(m.dir, 'keras-plain.h5');
     writeFileSync(plain, readFileSync(exported));

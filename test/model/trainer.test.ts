@@ -8,7 +8,7 @@ import { Tape, Tensor, noGrad } from '../../src/autograd/index.js';
 import { relErrorToScale } from '../helpers/compare.js';
 import { rng } from '../helpers/random.js';
 import { Augmenter, DEFAULT_AUGMENT } from '../../src/model/augment.js';
-import { CHECKPOINT_FORMAT, type CheckpointMeta, decodeCheckpoint, encodeCheckpoint, loadWeights } from '../../src/model/checkpoint.js';
+import { CHECKPOINT_FORMAT, type CheckpointMeta, decodeCheckpoint, encodeCheckpoint, encodeCheckpointTensors, loadWeights } from '../../src/model/checkpoint.js';
 import { decodeSafetensors, encodeSafetensors } from '../../src/model/safetensors.js';
 
 const SIZE = 16;
@@ -197,6 +197,18 @@ describe('checkpoints', () => {
     const plain = encodeSafetensors(new Map([['w', { shape: [2], data: new Float32Array([1, 2]) }]]));
     expect(() => decodeCheckpoint(plain, 'plain.safetensors')).toThrow(/plain\.safetensors: not a wgsl-unet checkpoint/);
     expect(() => decodeSafetensors(plain.subarray(0, plain.length - 4), 'cut.safetensors')).toThrow(/cut\.safetensors: tensor "w"/);
+  });
+
+  it('refuses a checkpoint holding a NaN or an infinity, or unreadable metadata, naming what is wrong', () => {
+    const meta = { format: CHECKPOINT_FORMAT, normalization: { mean: 0, std: 1 } } as CheckpointMeta;
+    const tensors = (data: number[]) => new Map([['conv2d_1/kernel', { shape: [2], data: new Float32Array([1, 2]) }], ['conv2d_1/bias', { shape: [data.length], data: new Float32Array(data) }]]);
+    expect(decodeCheckpoint(encodeCheckpointTensors(tensors([0, -3, 5]), meta), 'good.safetensors').weights.size).toBe(2);
+    expect(() => decodeCheckpoint(encodeCheckpointTensors(tensors([0, NaN, 5, -Infinity]), meta), 'nan.safetensors')).toThrow(
+      /^nan\.safetensors: tensor conv2d_1\/bias holds 2 values that are not finite \(the first, NaN, at index 1\): the checkpoint is damaged$/,
+    );
+    expect(() => decodeCheckpoint(encodeCheckpointTensors(tensors([Infinity]), meta), 'inf.safetensors')).toThrow(/tensor conv2d_1\/bias holds 1 value that is not finite \(the first, Infinity, at index 0\)/);
+    const torn = encodeSafetensors(tensors([0]), { format: CHECKPOINT_FORMAT, wgsl_unet: '{"config": ' });
+    expect(() => decodeCheckpoint(torn, 'torn.safetensors')).toThrow(/^torn\.safetensors: its wgsl_unet metadata is not JSON \(.*\): the checkpoint is damaged$/);
   });
 });
 

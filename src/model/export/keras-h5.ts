@@ -37,6 +37,41 @@ let nextFile = 0;
 /** A fresh path in h5wasm's in-memory file system. */
 const memPath = () => `/wgsl-unet-${++nextFile}.h5`;
 
+/** Where HDF5's error stack goes while a file is read (h5wasm's in-memory file system). */
+const DIAGNOSTICS = '/wgsl-unet-hdf5-errors.txt';
+
+/**
+ * Runs `read` with HDF5's standard error (descriptor 2 of h5wasm's C
+ * library, the console otherwise) in an in-memory file, so that a damaged
+ * file's error stack is not printed; gives back its innermost message (the
+ * cause, e.g. "incorrect metadata checksum after all read attempts") with
+ * the result or the error. Synchronous: nothing else runs while fd 2 is moved.
+ */
+function withHdf5Diagnostics<T>(read: () => T): { value?: T; error?: unknown; diagnostic?: string } {
+  type Fs = NonNullable<typeof h5wasm.FS>;
+  // getStream is Emscripten's, left out of h5wasm's declarations.
+  const FS = h5wasm.FS! as Fs & { getStream(fd: number): Parameters<Fs['close']>[0] };
+  FS.close(FS.getStream(2));
+  // The lowest free descriptor: 2 again.
+  const capture = FS.open(DIAGNOSTICS, 'w+');
+  const out: { value?: T; error?: unknown; diagnostic?: string } = {};
+  try {
+    out.value = read();
+  } catch (e) {
+    out.error = e;
+  } finally {
+    FS.close(capture);
+    FS.open('/dev/stderr', 'w');
+    const text = new TextDecoder().decode(FS.readFile(DIAGNOSTICS));
+    FS.unlink(DIAGNOSTICS);
+    // The first stack's last frame: the innermost call, which names the cause.
+    const stack = text.split('HDF5-DIAG')[1] ?? '';
+    const frames = [...stack.matchAll(/#\d{3}:.*? in [\w.]+\(\): (.*)/g)];
+    if (frames.length) out.diagnostic = frames[frames.length - 1]![1]!.trim();
+  }
+  return out;
+}
+
 /** Fixed-length strings one byte wider than the longest, so each keeps a terminator (HDF5's null-terminated kind). */
 function writeNames(target: h5wasm.Group, name: string, values: string[]): void {
   const width = Math.max(1, ...values.map((v) => new TextEncoder().encode(v).length)) + 1;
@@ -156,22 +191,23 @@ export async function decodeKerasH5(bytes: Uint8Array, source: string): Promise<
   await h5wasm.ready;
   const path = memPath();
   h5wasm.FS!.writeFile(path, bytes);
-  let file: h5wasm.File | undefined;
-  try {
+  let opened = false;
+  const { value, error, diagnostic } = withHdf5Diagnostics(() => {
+    const file = new h5wasm.File(path, 'r');
+    opened = true;
     try {
-      file = new h5wasm.File(path, 'r');
-    } catch (e) {
-      throw new ExportError(`${source}: HDF5 cannot open it: ${String((e as Error).message ?? e)}`);
+      return readWeightsFile(file, source);
+    } finally {
+      file.close();
     }
-    return readWeightsFile(file, source);
-  } catch (e) {
-    // h5wasm reports a damaged file as a plain Error while walking it.
-    if (e instanceof ExportError) throw e;
-    throw new ExportError(`${source}: HDF5 cannot read it (${String((e as Error)?.message ?? e)}): the file is damaged, or not a Keras weights file`);
-  } finally {
-    file?.close();
-    h5wasm.FS!.unlink(path);
-  }
+  });
+  h5wasm.FS!.unlink(path);
+  if (!error) return value!;
+  // HDF5 may fail quietly for h5wasm (an object that will not open reads as missing): its message says the file is damaged.
+  if (error instanceof ExportError) throw diagnostic ? new ExportError(`${error.message} (HDF5: ${diagnostic}: the file is damaged)`) : error;
+  // h5wasm reports a damaged file as a plain Error, opening or walking it; HDF5's own first message says more.
+  const why = diagnostic ? `HDF5: ${diagnostic}` : String((error as Error)?.message ?? error);
+  throw new ExportError(opened ? `${source}: HDF5 cannot read it (${why}): the file is damaged, or not a Keras weights file` : `${source}: HDF5 cannot open it (${why})`);
 }
 
 /** The layers (Keras 2's layout) or variables (Keras 3's) of an open weights file. */
