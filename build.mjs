@@ -2,7 +2,7 @@
 // and the library (dist/lib: a Node and a browser ES module, with type declarations).
 // WGSL files are inlined as strings by esbuild's text loader.
 import { execFile } from 'node:child_process';
-import { copyFileSync, mkdirSync } from 'node:fs';
+import { copyFileSync, mkdirSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { promisify } from 'node:util';
 import { build } from 'esbuild';
@@ -14,6 +14,9 @@ const declarations = promisify(execFile)(process.execPath, [tsc, '-p', 'tsconfig
 });
 
 const common = { bundle: true, format: 'esm', sourcemap: true, loader: { '.wgsl': 'text' }, logLevel: 'warning' };
+
+// The page's chunks are named by their hashes: old ones go before a build.
+rmSync('dist/web', { recursive: true, force: true });
 
 await Promise.all([
   build({
@@ -58,10 +61,13 @@ await Promise.all([
     target: 'es2022',
   }),
   declarations,
+  // The page, split: web/import.ts and the readers it loads (HDF5's WebAssembly among them) come as chunks when a foreign model is picked.
   build({
     ...common,
     entryPoints: { app: 'web/app.ts' },
     outdir: 'dist/web',
+    splitting: true,
+    chunkNames: 'chunks/[name]-[hash]',
     platform: 'browser',
     target: 'es2022',
   }),

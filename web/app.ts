@@ -40,6 +40,9 @@ import {
   setPrecision,
 } from '../src/browser.js';
 import { version } from '../package.json';
+import { foreignModelFormat } from '../src/model/checkpoint.js';
+import type { ImportChoices } from '../src/model/export/import.js';
+import type { PickedFile } from './import.js';
 import { drawChart } from './chart.js';
 import { drawFrame, drawPlaceholder, drawProbabilities } from './render.js';
 
@@ -112,6 +115,11 @@ const ui = {
   banner: $('banner'),
   modelInfo: $('model-info'),
   modelFile: $<HTMLInputElement>('model-file'),
+  importOptions: $<HTMLDetailsElement>('import-options'),
+  importMean: $<HTMLInputElement>('import-mean'),
+  importStd: $<HTMLInputElement>('import-std'),
+  importSize: $<HTMLInputElement>('import-size'),
+  importAgain: $<HTMLButtonElement>('import-again'),
   dropZone: $('drop-zone'),
   frameFile: $<HTMLInputElement>('frame-file'),
   frameCanvas: $<HTMLCanvasElement>('frame-canvas'),
@@ -230,6 +238,48 @@ async function loadModelBytes(bytes: Uint8Array, name: string, source: string): 
   });
   setStatus('ready', `model loaded from ${name}`);
   if (frame) await predict();
+}
+
+/** A foreign model that waits for its normalisation (the files as picked). */
+let pendingImport: PickedFile[] | null = null;
+
+/** The import fields' values; empty ones are left to the file. */
+function importChoices(): ImportChoices {
+  const value = (input: HTMLInputElement) => (input.value.trim() === '' ? undefined : Number(input.value));
+  const choices: ImportChoices = { mean: value(ui.importMean), std: value(ui.importStd), inputSize: value(ui.importSize) };
+  for (const [key, v] of Object.entries(choices)) if (v !== undefined && !Number.isFinite(v)) throw new Error(`the ${key} given is not a number`);
+  return choices;
+}
+
+/**
+ * Loads what the model picker gave: a checkpoint, or a model from Keras,
+ * ONNX or TensorFlow.js, made into a checkpoint by web/import.ts (loaded
+ * here on first use). A model that does not record how its frames were
+ * normalised waits for the fields below the picker.
+ */
+async function loadModelFiles(files: PickedFile[]): Promise<void> {
+  if (files.length === 1 && !foreignModelFormat(files[0]!.bytes, files[0]!.name)) {
+    pendingImport = null;
+    ui.importAgain.disabled = true;
+    return loadModelBytes(files[0]!.bytes, files[0]!.name, files[0]!.name);
+  }
+  setStatus('busy', `reading ${files.map((f) => f.name).join(', ')}…`);
+  const { importPicked } = await import('./import.js');
+  const result = await importPicked(files, importChoices(), version);
+  if (result.kind === 'needs-normalization') {
+    pendingImport = files;
+    ui.importAgain.disabled = false;
+    ui.importOptions.open = true;
+    ui.modelInfo.classList.add('error');
+    ui.modelInfo.textContent = `${result.name} does not record how its frames were normalised: give the training frames' mean and std below, then "Load it with these".`;
+    ui.importMean.focus();
+    setStatus('ready', `${result.name} needs its frames' mean and std`);
+    return;
+  }
+  pendingImport = null;
+  ui.importAgain.disabled = true;
+  await loadModelBytes(result.checkpoint, result.name, `${result.name} (imported from ${result.format})`);
+  if (result.notes.length) setStatus('ready', `model imported from ${result.name}; carried over: ${result.notes.join('; ')}`);
 }
 
 async function loadModelFromUrl(url: string): Promise<void> {
@@ -531,13 +581,18 @@ async function downloadWeights(): Promise<void> {
 
 function wire(): void {
   ui.modelFile.addEventListener('change', () => {
-    const file = ui.modelFile.files?.[0];
+    const files = Array.from(ui.modelFile.files ?? []);
     ui.modelFile.value = '';
-    if (!file) return;
-    void file
-      .arrayBuffer()
-      .then((b) => loadModelBytes(new Uint8Array(b), file.name, file.name))
-      .catch((e: unknown) => reportError(`cannot load ${file.name}`, e, ui.modelInfo));
+    if (!files.length) return;
+    const names = files.map((f) => f.name).join(', ');
+    void Promise.all(files.map(async (f) => ({ name: f.name, bytes: new Uint8Array(await f.arrayBuffer()) })))
+      .then(loadModelFiles)
+      .catch((e: unknown) => reportError(`cannot load ${names}`, e, ui.modelInfo));
+  });
+  ui.importAgain.addEventListener('click', () => {
+    const files = pendingImport;
+    if (!files) return;
+    void loadModelFiles(files).catch((e: unknown) => reportError(`cannot load ${files.map((f) => f.name).join(', ')}`, e, ui.modelInfo));
   });
   const takeFrame = (file: File | undefined) => {
     if (!file) return;

@@ -8,16 +8,13 @@
  */
 import { mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { CHECKPOINT_FORMAT, type CheckpointMeta, decodeCheckpoint, encodeCheckpointTensors } from '../model/checkpoint.js';
-import { type ExportableUNet, ExportError, type ImportedUNet, exportVariant } from '../model/export/keras-layers.js';
-import { describeNonFinite, nonFiniteTensor } from '../model/safetensors.js';
+import { decodeCheckpoint, encodeCheckpointTensors } from '../model/checkpoint.js';
+import { type ExportableUNet, exportVariant } from '../model/export/keras-layers.js';
 import { encodeOnnx } from '../model/export/onnx.js';
-import { decodeOnnxUNet } from '../model/export/onnx-import.js';
 import { TFJS_SHARD_NAME, encodeTfjs } from '../model/export/tfjs.js';
-import { decodeTfjsUNet } from '../model/export/tfjs-import.js';
-import { decodeKerasArchive, unetWeightsFromKeras3 } from '../model/export/keras-archive.js';
-import { decodeKerasH5, encodeKerasH5, unetWeightsFromKeras } from '../model/export/keras-h5.js';
-import { HIDDEN_ACTIVATIONS, type HiddenActivation, describeVariant, resolveUNetOptions } from '../model/unet.js';
+import { encodeKerasH5 } from '../model/export/keras-h5.js';
+import { type ForeignUNet, IMPORT_FORMATS, IMPORT_FORMAT_NAMES, type ImportChoices, type ImportFormat, importNormalization, importedCheckpoint, readForeignUNet, tfjsShardProblem } from '../model/export/import.js';
+import { HIDDEN_ACTIVATIONS, type HiddenActivation, describeVariant } from '../model/unet.js';
 import { type OptionSpec, type Parsed, parseArgs, usage, UsageError } from './args.js';
 import { FileError, readBytes, syncFolder, writeAtomic, writeDurably } from './files.js';
 import { latestRun } from './runs.js';
@@ -95,24 +92,18 @@ const IMPORT_SPEC: Record<string, OptionSpec> = {
   activation: { type: 'string', help: 'keras-h5: the hidden layers\' activation, relu or elu (default: the file\'s, if written by export; else relu, the tutorial\'s); an ONNX graph, a tfjs model or a .keras file names its own' },
 };
 
-/** What import reads from any format (a weights file alone may not say its activation or preparation). */
-type Imported = Omit<ImportedUNet, 'activation' | 'extras'> & Partial<Pick<ImportedUNet, 'activation' | 'extras'>>;
-
-async function readImport(format: string, inPath: string, o: Parsed): Promise<Imported> {
+async function readImport(format: ImportFormat, inPath: string, o: Parsed): Promise<ForeignUNet> {
+  const m = format === 'tfjs' ? await readTfjs(inPath) : await readForeignUNet(format, readBytes(inPath, format === 'keras-h5' ? 'weights file' : IMPORT_FORMAT_NAMES[format]), inPath);
   if (format !== 'keras-h5') {
     // Formats that carry the network, and so its activation.
-    const m = format === 'onnx' ? decodeOnnxUNet(readBytes(inPath, 'ONNX model'), inPath) : format === 'keras' ? await decodeKerasArchive(readBytes(inPath, 'Keras model'), inPath) : readTfjs(inPath);
     if (o.activation !== undefined && !(HIDDEN_ACTIVATIONS as readonly unknown[]).includes(o.activation)) throw new UsageError(`--activation must be ${HIDDEN_ACTIVATIONS.join(' or ')}, got "${o.activation}"`);
     if (o.activation !== undefined && o.activation !== m.activation) throw new UsageError(`--activation ${o.activation} conflicts with ${inPath}, whose ${format === 'onnx' ? 'graph' : 'model'} applies ${m.activation}; leave it out`);
-    return m;
   }
-  const file = await decodeKerasH5(readBytes(inPath, 'weights file'), inPath);
-  if (file.variables) return { ...unetWeightsFromKeras3(file.variables, inPath), notes: ["Keras 3's layout: each class's layers taken in the tutorial's order, as Keras's load_weights takes them"] };
-  return { ...unetWeightsFromKeras(file, inPath), activation: file.extras?.activation, extras: file.extras, notes: [] };
+  return m;
 }
 
 /** A TensorFlow.js layers model: `inPath` is its model.json or the folder holding it; shards are read beside it. */
-function readTfjs(inPath: string): Imported {
+async function readTfjs(inPath: string): Promise<ForeignUNet> {
   let isFolder = false;
   try {
     isFolder = statSync(inPath).isDirectory();
@@ -121,48 +112,33 @@ function readTfjs(inPath: string): Imported {
   }
   const jsonPath = isFolder ? join(inPath, 'model.json') : inPath;
   const dir = dirname(jsonPath);
-  const text = new TextDecoder().decode(readBytes(jsonPath, 'TensorFlow.js model.json'));
-  return decodeTfjsUNet(text, (path) => {
-    // As tfjs resolves them: relative to model.json's folder, which they may not leave.
-    if (isAbsolute(path) || /^[a-z]+:/i.test(path) || path.split(/[\\/]/).includes('..')) throw new Error('the manifest names it outside model.json\'s folder');
+  return readForeignUNet('tfjs', readBytes(jsonPath, 'TensorFlow.js model.json'), jsonPath, (path) => {
+    const problem = tfjsShardProblem(path) ?? (isAbsolute(path) ? "the manifest names it outside model.json's folder" : undefined);
+    if (problem) throw new Error(problem);
     return readBytes(join(dir, path), 'weight shard');
-  }, jsonPath);
+  });
 }
 
 export async function importModel(argv: string[]): Promise<void> {
   const summary = "Reads a Keras HDF5 weights file (the tutorial's weights.h5, one written by export, or Keras 3's .weights.h5), a Keras 3 model file (.keras), an ONNX model of the U-Net (written by export, or by torch.onnx.export of the same network) or a TensorFlow.js layers model of it (written by export, tfjs-layers' model.save or tfjs-converter) into a checkpoint for predict.";
   if (argv.includes('--help')) return void console.log(usage('import', summary, IMPORT_SPEC));
   const { options: o } = parseArgs(argv, IMPORT_SPEC);
-  const format = formatOf(o.format, ['keras-h5', 'keras', 'onnx', 'tfjs']);
-  if (typeof o.in !== 'string') throw new UsageError(`--in is required: the ${{ onnx: 'ONNX model', tfjs: "TensorFlow.js model's model.json (or its folder)", 'keras-h5': 'Keras HDF5 weights file', keras: 'Keras model (.keras)' }[format]} to read`);
+  const format = formatOf(o.format, IMPORT_FORMATS) as ImportFormat;
+  if (typeof o.in !== 'string') throw new UsageError(`--in is required: the ${format === 'tfjs' ? "TensorFlow.js model's model.json (or its folder)" : IMPORT_FORMAT_NAMES[format]} to read`);
   const inPath = o.in;
   const file = await readImport(format, inPath, o);
-  const { baseWidth, batchNorm, weights } = file;
-  const bad = nonFiniteTensor(weights);
-  if (bad) throw new ExportError(`${inPath}: ${describeNonFinite(bad)}: the model would give NaN maps`);
-  const mean = (o.mean as number | undefined) ?? file.extras?.mean;
-  const std = (o.std as number | undefined) ?? file.extras?.std;
-  if (mean === undefined || std === undefined) {
+  const choices: ImportChoices = { inputSize: o['input-size'] as number | undefined, mean: o.mean as number | undefined, std: o.std as number | undefined, antiAlias: o['anti-alias'] as boolean | undefined };
+  const normalization = importNormalization(file, choices);
+  if (!normalization) {
     throw new UsageError(`${inPath} does not record how frames were normalised: give --mean and --std, the training frames' pixel mean and standard deviation after resizing (the tutorial computes them from imgs_train)`);
   }
-  if (!(std > 0)) throw new UsageError(`--std must be positive, got ${std}`);
+  if (!(normalization.std > 0)) throw new UsageError(`--std must be positive, got ${normalization.std}`);
   const activation = (o.activation as string | undefined) ?? file.activation ?? 'relu';
   if (!(HIDDEN_ACTIVATIONS as readonly string[]).includes(activation)) throw new UsageError(`--activation must be ${HIDDEN_ACTIVATIONS.join(' or ')}, got "${activation}"`);
-  const config = resolveUNetOptions({ baseWidth, inputSize: (o['input-size'] as number | undefined) ?? file.extras?.inputSize ?? 96, activation: activation as HiddenActivation, batchNorm });
-  const meta: CheckpointMeta = {
-    format: CHECKPOINT_FORMAT,
-    version: VERSION,
-    config,
-    normalization: { mean, std },
-    antiAlias: (o['anti-alias'] as boolean | undefined) ?? file.extras?.antiAlias ?? false,
-    epoch: 0,
-    step: 0,
-    metrics: {},
-    adapter: `none (imported from ${inPath})`,
-    createdAt: new Date().toISOString(),
-  };
+  const { tensors, meta } = importedCheckpoint(file, { ...choices, activation: activation as HiddenActivation }, inPath, VERSION);
+  const { config, normalization: n } = meta;
   const out = resolve(o.out as string);
-  writeAtomic(out, encodeCheckpointTensors(weights, meta));
-  console.log(`wrote ${out}: base width ${baseWidth}${describeVariant(config).map((d) => `, ${d}`).join('')}, input ${config.inputSize}×${config.inputSize}, mean ${mean}, std ${std}`);
+  writeAtomic(out, encodeCheckpointTensors(tensors, meta));
+  console.log(`wrote ${out}: base width ${config.baseWidth}${describeVariant(config).map((d) => `, ${d}`).join('')}, input ${config.inputSize}×${config.inputSize}, mean ${n.mean}, std ${n.std}`);
   for (const note of file.notes) console.log(`  carried over: ${note}`);
 }

@@ -9,6 +9,7 @@
 import type { AugmentSpec } from './augment.js';
 import type { Adam, AdamStateInput, LossScaleState } from './adam.js';
 import type { UNet, UNetConfig } from './unet.js';
+import type { ImportFormat } from './export/import.js';
 import { type NamedTensor, decodeSafetensors, describeNonFinite, encodeSafetensors, nonFiniteTensor } from './safetensors.js';
 
 export const CHECKPOINT_FORMAT = 'wgsl-unet/1';
@@ -150,7 +151,7 @@ export function decodeCheckpoint(bytes: Uint8Array, name: string): Checkpoint {
 }
 
 /** The model format that `import` reads which a file that is not safetensors looks like, by its first bytes (or, for ONNX, its name). */
-function foreignModelFormat(bytes: Uint8Array, name: string): { what: string; flag: string } | undefined {
+export function foreignModelFormat(bytes: Uint8Array, name: string): { what: string; flag: ImportFormat } | undefined {
   const starts = (...b: number[]) => b.every((v, i) => bytes[i] === v);
   if (starts(0x89, 0x48, 0x44, 0x46)) return { what: 'an HDF5 file (Keras weights)', flag: 'keras-h5' };
   if (starts(0x50, 0x4b, 0x03, 0x04) && /\.keras$/i.test(name)) return { what: "a Keras 3 model (a .keras zip archive)", flag: 'keras' };

@@ -12,7 +12,8 @@
  * A screenshot goes to test-artifacts/browser-page.png.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import * as h5node from 'h5wasm/node';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Page } from 'playwright-core';
@@ -27,6 +28,7 @@ import { CHECKPOINT_FORMAT, decodeCheckpoint, encodeCheckpoint, loadWeights } fr
 import { Trainer, predictProbabilities } from '../../src/model/trainer.js';
 import { createUNet } from '../../src/model/unet.js';
 import { KAGGLE_SAMPLE_DIR, readFixture } from '../data/fixtures.js';
+import { kerasArchiveOf } from '../helpers/keras3.js';
 import { maxAbsError } from '../helpers/compare.js';
 import { testGpu } from '../helpers/gpu.js';
 import { type Chromium, launchChromium } from './chromium.js';
@@ -287,6 +289,70 @@ describe('the browser page', () => {
     await page.screenshot({ path: join(ARTIFACTS, 'browser-page.png'), fullPage: true });
   });
 
+  it('loads the same model exported as ONNX, Keras HDF5 and TensorFlow.js, and segments the frame as the checkpoint did', async () => {
+    const exported = (format: string, out: string) => {
+      const r = spawnSync(process.execPath, [CLI, 'export', '--format', format, '--model', checkpointPath, '--out', out], { encoding: 'utf8', timeout: 60_000 });
+      expect(r.status, r.stderr).toBe(0);
+      return out;
+    };
+    const tfjsDir = exported('tfjs', join(tmp, 'tfjs-model'));
+    const cases: [string, string[]][] = [
+      ['onnx', [exported('onnx', join(tmp, 'unet.onnx'))]],
+      ['keras-h5', [exported('keras-h5', join(tmp, 'weights.h5'))]],
+      ['tfjs', readdirSync(tfjsDir).map((f) => join(tfjsDir, f))],
+    ];
+    let seq = 4;
+    for (const [format, files] of cases) {
+      await page.setInputFiles('#model-file', files);
+      const probs = await waitForPrediction(++seq);
+      const s = await state(page);
+      expect(s.model, format).toMatchObject({ baseWidth: WIDTH, inputSize: SIZE, mean: norm.mean, std: norm.std });
+      expect(s.model!.source, format).toContain(`imported from ${format}`);
+      // The same weights bit for bit, so the same map.
+      expect(maxAbsError(probs, tiffProbs), format).toBe(0);
+    }
+  });
+
+  it("asks for the normalisation of a model that does not record it (Keras's own files), and loads it with the values given", async () => {
+    const plain = join(tmp, 'keras-plain.h5');
+    writeFileSync(plain, readFileSync(join(tmp, 'weights.h5')));
+    await h5node.ready;
+    const f = new h5node.File(plain, 'a');
+    f.delete_attribute('wgsl_unet');
+    f.close();
+    await page.setInputFiles('#model-file', plain);
+    await page.waitForFunction(() => !(document.getElementById('import-again') as HTMLButtonElement).disabled, null, { timeout: 30_000 });
+    expect(await page.locator('#model-info').innerText()).toMatch(/keras-plain\.h5 does not record how its frames were normalised/);
+    expect(await page.locator('#import-options').getAttribute('open')).not.toBeNull();
+    await page.fill('#import-mean', String(norm.mean));
+    await page.fill('#import-std', String(norm.std));
+    await page.fill('#import-size', String(SIZE));
+    await page.click('#import-again');
+    let probs = await waitForPrediction(8);
+    expect((await state(page)).model).toMatchObject({ source: 'keras-plain.h5 (imported from keras-h5)', inputSize: SIZE, mean: norm.mean, std: norm.std });
+    expect(maxAbsError(probs, tiffProbs)).toBe(0);
+
+    // A Keras 3 archive records none either: the values in the fields serve it.
+    const ckpt = decodeCheckpoint(new Uint8Array(readFileSync(checkpointPath)), checkpointPath);
+    const c = ckpt.meta.config;
+    const keras3 = join(tmp, 'unet.keras');
+    writeFileSync(keras3, await kerasArchiveOf({ baseWidth: c.baseWidth, activation: 'relu', batchNorm: false, inputSize: c.inputSize, weights: ckpt.weights, preprocessing: { ...ckpt.meta.normalization, antiAlias: false } }));
+    await page.setInputFiles('#model-file', keras3);
+    probs = await waitForPrediction(9);
+    expect((await state(page)).model).toMatchObject({ source: 'unet.keras (imported from keras)', mean: norm.mean, std: norm.std });
+    expect(maxAbsError(probs, tiffProbs)).toBe(0);
+  });
+
+  it('refuses two models picked together, naming them', async () => {
+    await page.setInputFiles('#model-file', [join(tmp, 'unet.onnx'), join(tmp, 'unet.keras')]);
+    await page.waitForFunction(() => window.wgslUnetPage.state === 'error', null, { timeout: 30_000 });
+    const s = await state(page);
+    expect(s.errors).toEqual([expect.stringMatching(/pick one model at a time \(unet\.onnx, unet\.keras are each a model\)/)]);
+    // An error the test asked for: cleared, so that the page's last check sees only unexpected ones.
+    await page.evaluate(() => void (window.wgslUnetPage.errors.length = 0));
+    pageErrors.splice(0, pageErrors.length, ...pageErrors.filter((e) => !/pick one model at a time/.test(e)));
+  });
+
   it('says plainly when the browser has no WebGPU', async () => {
     const bare = await browser!.context.newPage();
     await bare.addInitScript(() => {
@@ -306,7 +372,9 @@ describe('the browser page', () => {
   });
 
   it('bundles no Node modules into the browser builds', () => {
-    for (const file of ['dist/browser/wgsl-unet.js', 'dist/web/app.js']) {
+    const chunks = readdirSync(join(ROOT, 'dist/web/chunks')).filter((f) => f.endsWith('.js')).map((f) => `dist/web/chunks/${f}`);
+    expect(chunks.length).toBeGreaterThan(0);
+    for (const file of ['dist/browser/wgsl-unet.js', 'dist/web/app.js', ...chunks]) {
       const code = readFileSync(join(ROOT, file), 'utf8');
       expect(code.match(/(?:from|import|require)\s*\(?\s*["'](?:node:[\w/]+|fs|path|os|zlib|crypto|child_process)["']/g), file).toBeNull();
       expect(code.match(/\bprocess\.(?:env|argv|exit)\b/g), file).toBeNull();

@@ -28,10 +28,9 @@ import { encodeOnnx } from '../../src/model/export/onnx.js';
 import { decodeOnnxUNet } from '../../src/model/export/onnx-import.js';
 import { encodeTfjs } from '../../src/model/export/tfjs.js';
 import { decodeTfjsUNet } from '../../src/model/export/tfjs-import.js';
-import { decodeKerasH5, encodeKerasH5, unetWeightsFromKeras, writeH5 } from '../../src/model/export/keras-h5.js';
+import { decodeKerasH5, encodeKerasH5, unetWeightsFromKeras } from '../../src/model/export/keras-h5.js';
 import { decodeKerasArchive, unetWeightsFromKeras3 } from '../../src/model/export/keras-archive.js';
-import { kerasUNetLayers, layerTensors } from '../../src/model/export/keras-layers.js';
-import { zipSync } from 'fflate';
+import { kerasArchiveOf, keras3WeightsOf } from '../helpers/keras3.js';
 import { buildUNetParameters } from '../../src/model/unet.js';
 
 const CASES = Number(process.env.WGSL_UNET_FUZZ_CASES ?? 2000);
@@ -234,20 +233,8 @@ describe(`decoders of user files, ${CASES} mutations each`, () => {
   it("Keras HDF5 weights (Keras 2's layout and Keras 3's) and a .keras archive of a U-Net of base width 1, a fifth as many cases", async () => {
     const unet = tinyUNet(false);
     const keras2 = await encodeKerasH5(unet, 'fuzz');
-    // Keras 3's layout: each weighted layer's tensors at layers/<class>[_k]/vars/<i>, k counting that class's layers.
-    const counts = new Map<string, number>();
-    const keras3 = await writeH5((file) => {
-      const layers = file.create_group('layers');
-      for (const l of kerasUNetLayers(1)) {
-        if (l.kind !== 'conv2d' && l.kind !== 'conv2d_transpose' && l.kind !== 'batch_normalization') continue;
-        const k = counts.get(l.kind) ?? 0;
-        counts.set(l.kind, k + 1);
-        const vars = layers.create_group(k ? `${l.kind}_${k}` : l.kind).create_group('vars');
-        layerTensors(l.spec).forEach(([name], i) => vars.create_dataset({ name: String(i), data: unet.weights.get(name)!.data, shape: [...unet.weights.get(name)!.shape], dtype: '<f' }));
-      }
-    });
-    const topology = (JSON.parse(encodeTfjs(unet, 'fuzz', 'fuzz').modelJson) as { modelTopology: object }).modelTopology;
-    const archive = zipSync({ 'config.json': new TextEncoder().encode(JSON.stringify(topology)), 'model.weights.h5': keras3 }, { level: 0 });
+    const keras3 = await keras3WeightsOf(unet);
+    const archive = await kerasArchiveOf(unet);
     const weightsOf = async (b: Uint8Array) => {
       const file = await decodeKerasH5(b, 'fuzz.h5');
       return file.variables ? unetWeightsFromKeras3(file.variables, 'fuzz.h5') : unetWeightsFromKeras(file, 'fuzz.h5');

@@ -1,0 +1,108 @@
+/**
+ * A foreign model of the U-Net into a checkpoint, the same in Node (`import`)
+ * and in browsers (the page): each format's reader, loaded when its format
+ * is asked for (HDF5 alone is megabytes of WebAssembly), and the checkpoint's
+ * metadata from what the file records and what the caller adds.
+ */
+import { CHECKPOINT_FORMAT, type CheckpointMeta } from '../checkpoint.js';
+import { type NamedTensor, describeNonFinite, nonFiniteTensor } from '../safetensors.js';
+import { type HiddenActivation, resolveUNetOptions } from '../unet.js';
+import { ExportError, type ImportedUNet } from './keras-layers.js';
+
+export const IMPORT_FORMATS = ['keras-h5', 'keras', 'onnx', 'tfjs'] as const;
+export type ImportFormat = (typeof IMPORT_FORMATS)[number];
+
+/** What a model file holds, by format, for messages. */
+export const IMPORT_FORMAT_NAMES: Record<ImportFormat, string> = {
+  'keras-h5': 'Keras HDF5 weights file',
+  keras: 'Keras model (.keras)',
+  onnx: 'ONNX model',
+  tfjs: "TensorFlow.js model's model.json",
+};
+
+/** What an importer gives: a weights file alone may not say its activation or how frames were prepared. */
+export type ForeignUNet = Omit<ImportedUNet, 'activation' | 'extras'> & Partial<Pick<ImportedUNet, 'activation' | 'extras'>>;
+
+/**
+ * Reads a model of the U-Net in `format` from `bytes` (for tfjs, model.json's
+ * text as bytes, and `readShard` for the shards it names; see
+ * `tfjsShardProblem`). `source` names the file in messages.
+ */
+export async function readForeignUNet(format: ImportFormat, bytes: Uint8Array, source: string, readShard?: (path: string) => Uint8Array): Promise<ForeignUNet> {
+  switch (format) {
+    case 'onnx':
+      return (await import('./onnx-import.js')).decodeOnnxUNet(bytes, source);
+    case 'keras':
+      return (await import('./keras-archive.js')).decodeKerasArchive(bytes, source);
+    case 'tfjs': {
+      if (!readShard) throw new ExportError(`${source}: a TensorFlow.js model needs its weight shards beside model.json`);
+      return (await import('./tfjs-import.js')).decodeTfjsUNet(new TextDecoder().decode(bytes), readShard, source);
+    }
+    case 'keras-h5': {
+      const { decodeKerasH5, unetWeightsFromKeras } = await import('./keras-h5.js');
+      const file = await decodeKerasH5(bytes, source);
+      if (file.variables) {
+        const { unetWeightsFromKeras3 } = await import('./keras-archive.js');
+        return { ...unetWeightsFromKeras3(file.variables, source), notes: ["Keras 3's layout: each class's layers taken in the tutorial's order, as Keras's load_weights takes them"] };
+      }
+      return { ...unetWeightsFromKeras(file, source), activation: file.extras?.activation, extras: file.extras, notes: [] };
+    }
+  }
+}
+
+/**
+ * Why a shard path from a tfjs manifest may not be read, or undefined: tfjs
+ * resolves shards relative to model.json's folder, which they may not leave.
+ */
+export function tfjsShardProblem(path: string): string | undefined {
+  if (path.startsWith('/') || /^[a-z]+:/i.test(path) || path.split(/[\\/]/).includes('..')) return "the manifest names it outside model.json's folder";
+  return undefined;
+}
+
+/** What the caller says of a model where the file does not (or overrides it). */
+export interface ImportChoices {
+  /** Side of the square input it was trained at (default: the file's, else 96, the tutorial's). */
+  inputSize?: number;
+  /** The training frames' pixel mean and standard deviation after resizing (required where the file does not record them). */
+  mean?: number;
+  std?: number;
+  /** Frames were blurred before downsampling in training (default: the file's, else not). */
+  antiAlias?: boolean;
+  /** The hidden layers' activation: for a weights file, which records it at most (default relu); a network's own is checked by the caller. */
+  activation?: HiddenActivation;
+}
+
+/** The normalisation the file records or the caller gives, or undefined when neither does. */
+export function importNormalization(model: ForeignUNet, choices: ImportChoices): { mean: number; std: number } | undefined {
+  const mean = choices.mean ?? model.extras?.mean;
+  const std = choices.std ?? model.extras?.std;
+  return mean === undefined || std === undefined ? undefined : { mean, std };
+}
+
+/**
+ * The checkpoint of an imported model: its weights (refused if any is NaN
+ * or infinite) and the metadata, the file's record completed by `choices`.
+ * `version` is the engine's, `source` names the file.
+ */
+export function importedCheckpoint(model: ForeignUNet, choices: ImportChoices, source: string, version: string): { tensors: Map<string, NamedTensor>; meta: CheckpointMeta } {
+  const bad = nonFiniteTensor(model.weights);
+  if (bad) throw new ExportError(`${source}: ${describeNonFinite(bad)}: the model would give NaN maps`);
+  const normalization = importNormalization(model, choices);
+  if (!normalization) throw new ExportError(`${source} does not record how frames were normalised: give the training frames' pixel mean and standard deviation after resizing (the tutorial computes them from imgs_train)`);
+  if (!(normalization.std > 0)) throw new ExportError(`${source}: the frames' standard deviation must be positive, got ${normalization.std}`);
+  const activation = choices.activation ?? model.activation ?? 'relu';
+  const config = resolveUNetOptions({ baseWidth: model.baseWidth, inputSize: choices.inputSize ?? model.extras?.inputSize ?? 96, activation, batchNorm: model.batchNorm });
+  const meta: CheckpointMeta = {
+    format: CHECKPOINT_FORMAT,
+    version,
+    config,
+    normalization,
+    antiAlias: choices.antiAlias ?? model.extras?.antiAlias ?? false,
+    epoch: 0,
+    step: 0,
+    metrics: {},
+    adapter: `none (imported from ${source})`,
+    createdAt: new Date().toISOString(),
+  };
+  return { tensors: model.weights, meta };
+}
