@@ -7,7 +7,8 @@
 #      precision, on the default tile (also with prefetching) and with a
 #      tile per GEMM (auto), with larger subgroup tiles (result matrices a
 #      subgroup: 4 × 2 on the default tile and on 128 × 128, 2 × 4 on the
-#      default tile, 4 × 4 on 128 × 128), and with each
+#      default tile, 4 × 4 on 128 × 128), with double-buffered tiles (16
+#      deep: 128 × 64, and 4 × 2 on 128 × 128), and with each
 #      quad decoding its own k (STEP_TAP and STEP_PIXEL off) on the default
 #      tile, and with the deep layers' forward and ∂input reductions split
 #      (splitk) on the default tile, each step
@@ -57,8 +58,8 @@ WGSL_UNET_REQUIRE_MIXED=1 timeout 240 node node_modules/vitest/vitest.mjs run te
 fi
 
 if want step; then
-say "training step and inference, fp32 and mixed (default tile, with prefetch; auto; 4 × 2, 2 × 4 and 4 × 4 subgroup tiles; per-quad taps; split reductions)"
-timeout 420 node dist/bench.js --suite step --step-ours-only --step-batch 32 --reps 10 --step-chain 10 --precision fp32,mixed --mma-tiles 128x64x32,auto,128x64x32+prefetch,128x64x32+tall,128x128x32+tall,128x64x32+wide,128x128x32+tall+wide,128x64x32+perquad,128x64x32+splitk --storage f16 \
+say "training step and inference, fp32 and mixed (default tile, with prefetch; auto; 4 × 2, 2 × 4 and 4 × 4 subgroup tiles; double-buffered tiles; per-quad taps; split reductions)"
+timeout 480 node dist/bench.js --suite step --step-ours-only --step-batch 32 --reps 10 --step-chain 10 --precision fp32,mixed --mma-tiles 128x64x32,auto,128x64x32+prefetch,128x64x32+tall,128x128x32+tall,128x64x32+wide,128x128x32+tall+wide,128x64x16+db,128x128x16+tall+db,128x64x32+perquad,128x64x32+splitk --storage f16 \
   --json "$out/step.json" 2>&1 | tee "$out/step.log" | grep -v '^op \|^training_step\|^inference' | tail -40 >> "$log"
 say "peak memory of a step and of inference: fp32, mixed with f16 and with f32 activations"
 timeout 60 node dist/memory.js --batch 32 --json "$out/memory.json" 2>&1 | tee -a "$log"

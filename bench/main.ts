@@ -51,7 +51,7 @@ const SPEC = {
   variant: { type: 'string' as const, help: 'convolution formulation to use instead of the planner\'s: tiled, rows or direct' },
   precision: { type: 'string' as const, help: 'training step and inference of ours in each of these precisions (comma-separated: fp32, mixed; default both where the adapter has f16 subgroup matrices, else fp32)' },
   storage: { type: 'string' as const, help: 'time the mixed-precision step with activations stored in each of these (comma-separated: f16, f32; default f16, mixed precision\'s own)' },
-  'mma-tiles': { type: 'string' as const, help: 'time the mixed-precision step with each of these tiles (comma-separated; auto: a tile per GEMM by its shape; tuned: each GEMM in the configuration it ran fastest in, measured before the step is timed; +prefetch after one: the next k step fetched while the current multiplies; +tall: 4 rows of result matrices a subgroup instead of 2; +wide: 4 columns instead of 2 (+tall+wide: 4 × 4); +perquad: each quad decodes its own k where one decode could serve the step; +splitk: forward and ∂input reductions split across workgroups where C has few tiles; all: every tile and auto, with and without prefetching; default the planner\'s choice)' },
+  'mma-tiles': { type: 'string' as const, help: 'time the mixed-precision step with each of these tiles (comma-separated; auto: a tile per GEMM by its shape; tuned: each GEMM in the configuration it ran fastest in, measured before the step is timed; +prefetch after one: the next k step fetched while the current multiplies; +tall: 4 rows of result matrices a subgroup instead of 2; +wide: 4 columns instead of 2 (+tall+wide: 4 × 4); +db: two pairs of staged tiles, one multiplied while the next step is staged into the other; +perquad: each quad decodes its own k where one decode could serve the step; +splitk: forward and ∂input reductions split across workgroups where C has few tiles; all: every tile and auto, with and without prefetching; default the planner\'s choice)' },
   'step-ours-only': { type: 'boolean' as const, help: 'time our training step and inference only, without tfjs-layers beside them' },
   'dawn-toggles': { type: 'string' as const, help: 'more Dawn toggles to enable for this run (comma-separated; e.g. disable_robustness: every shader without the bounds clamps Dawn adds to its array accesses), ours and the peers\' alike' },
   'peer-budget': { type: 'number' as const, help: 'skip a CPU peer (wasm, cpu) on a case whose run, estimated from the same case at a smaller batch, would take longer than this many seconds', default: 120 },
@@ -93,6 +93,9 @@ async function main(): Promise<void> {
   // The software formulations of the convolutions, as createNodeGpu loads them.
   if (info.isSoftware) await import('../src/software/conv.js');
   const gpu = new Gpu(await requestDevice(adapter), info);
+  // What sizes the mixed-precision tiles that fit (plan.ts's mmaConstants): in the log and the results.
+  const limits = { maxComputeWorkgroupStorageSize: gpu.limits.maxComputeWorkgroupStorageSize, maxComputeInvocationsPerWorkgroup: gpu.limits.maxComputeInvocationsPerWorkgroup };
+  console.log(`device limits: ${limits.maxComputeWorkgroupStorageSize} bytes of workgroup memory, ${limits.maxComputeInvocationsPerWorkgroup} invocations a workgroup`);
   const precisions = ((options.precision as string | undefined) ?? (canRunMixed(gpu) ? 'fp32,mixed' : 'fp32')).split(',') as Precision[];
   for (const p of precisions) if (p !== 'fp32' && p !== 'mixed') throw new UsageError(`--precision takes fp32 and mixed, not "${p}"`);
   if (precisions.includes('mixed')) setPrecision(gpu, 'mixed'); // refuses an adapter without the features, saying why
@@ -151,6 +154,7 @@ async function main(): Promise<void> {
   const samples: Sample[] = [];
   const missing: { op: string; peer: string; kernels: string[] }[] = [];
   const skipped: Skipped[] = [];
+  const unfitTiles: { tile: string | null; reason: string }[] = [];
   const budgetMs = (options['peer-budget'] as number) * 1000;
   let memory: { peakLiveBytes: number; poolBytes: number } | undefined;
   let stepProfile: StepProfile | undefined;
@@ -215,7 +219,15 @@ async function main(): Promise<void> {
         for (const storage of precision === 'mixed' ? storages : [undefined]) {
           for (const tile of precision === 'mixed' ? mmaTiles : [null]) {
             setPrecision(gpu, precision);
-            setConvOverrides(gpu, { ...mmaTileOverrides(tile), storage: storage as 'f16' | 'f32' | undefined });
+            try {
+              setConvOverrides(gpu, { ...mmaTileOverrides(tile), storage: storage as 'f16' | 'f32' | undefined });
+            } catch (e) {
+              // A configuration this device's limits do not hold (double-buffered tiles, say): noted, and the others still timed.
+              const reason = (e as Error).message;
+              console.log(`tile ${tile}: not timed: ${reason}`);
+              unfitTiles.push({ tile, reason });
+              continue;
+            }
             const tag = [tile && `tile ${tile}`, storage === 'f32' && 'f32 activations'].filter(Boolean).join(', ') || undefined;
             const tune = tile === TUNED ? { onProgress: (done: number, total: number, name?: string) => name && console.error(`    tuning: ${name} timed (${done} of ${total})`) } : undefined;
             const ours = await benchOurStep(gpu, precision, { ...stepOpts, chain: Math.max(chain, 1), tag, tune });
@@ -235,7 +247,7 @@ async function main(): Promise<void> {
     delete (globalThis as { navigator?: unknown }).navigator;
   }
 
-  const report = { adapter: info, ...(extraToggles.length ? { dawnToggles: extraToggles } : {}), ...(precisionRuns.length ? { precisionRuns } : {}), date: new Date().toISOString(), versions: { tfjs: tf.version_core, node: process.version }, timing: `wall time; Dawn's polls paced after ${PACE_AFTER_MS} ms${yielded ? `, napping ${POLL_NAP_MS} ms before that with a timer slack of ${POLL_TIMER_SLACK_NS} ns, the JavaScript thread at a lower priority (software adapter)` : ''}; kernels alternated with tfjs-webgpu, paired_ratio = median of per-pair ratios; see bench/main.ts`, ceilingGflops: ceiling, ...(mmaCeiling ? { mmaCeiling } : {}), memory, missing, skipped, peerBudgetS: budgetMs / 1000, samples, ...(stepProfile ? { stepProfile } : {}) };
+  const report = { adapter: info, limits, ...(extraToggles.length ? { dawnToggles: extraToggles } : {}), ...(precisionRuns.length ? { precisionRuns } : {}), date: new Date().toISOString(), versions: { tfjs: tf.version_core, node: process.version }, timing: `wall time; Dawn's polls paced after ${PACE_AFTER_MS} ms${yielded ? `, napping ${POLL_NAP_MS} ms before that with a timer slack of ${POLL_TIMER_SLACK_NS} ns, the JavaScript thread at a lower priority (software adapter)` : ''}; kernels alternated with tfjs-webgpu, paired_ratio = median of per-pair ratios; see bench/main.ts`, ceilingGflops: ceiling, ...(mmaCeiling ? { mmaCeiling } : {}), memory, missing, skipped, ...(unfitTiles.length ? { unfitTiles } : {}), peerBudgetS: budgetMs / 1000, samples, ...(stepProfile ? { stepProfile } : {}) };
   console.log(printTable(samples, peers.map((p) => p.name), ceiling, skipped));
   for (const m of missing) console.log(`${m.peer} cannot run ${m.op}: it has no ${m.kernels.join(', ')} kernel`);
   if (memory) console.log(`training step, ours: peak live GPU memory ${(memory.peakLiveBytes / 2 ** 20).toFixed(1)} MiB; buffer pool after the step ${(memory.poolBytes / 2 ** 20).toFixed(1)} MiB`);

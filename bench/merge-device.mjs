@@ -74,7 +74,7 @@ const byOp = steps.flatMap((st) => (st.precisionRuns ?? []).map((r) => ({
   dispatches: r.profile?.dispatches, gpu_ms: r.profile?.gpu_ms, byOp: r.profile?.byOp, passes: r.profile?.passes, ...(r.tuning ? { tuning: r.tuning } : {}),
 })));
 writeFileSync(dest, JSON.stringify({
-  gpu: torch?.gpu ?? step?.adapter?.description, adapter: step?.adapter, date: step?.date, ...(note ? { note } : {}),
+  gpu: torch?.gpu ?? step?.adapter?.description, adapter: step?.adapter, ...(step?.limits ? { limits: step.limits } : {}), date: step?.date, ...(note ? { note } : {}),
   versions: { ...step?.versions, torch: torch?.torch, cuda: torch?.cuda, cudnn: torch?.cudnn },
   entries, training, stepProfiles: byOp, ...(step?.mmaCeiling ? { mmaCeiling: step.mmaCeiling } : {}), ...(memory ? { memory: memory.entries } : {}), ...(postprocess ? { postprocess } : {}),
 }, null, 1) + '\n');

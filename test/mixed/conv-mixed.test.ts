@@ -143,8 +143,12 @@ describe.runIf(mixed || required)('mixed-precision convolutions (f16 subgroup ma
   const PER_QUAD = `${DEFAULT_TILE}+perquad`;
   // The default tile with the forward and ∂input reductions split (on the cases long enough to split).
   const SPLIT = `${DEFAULT_TILE}+splitk`;
-  for (const tile of [...MMA_TILES, 'auto', PREFETCHED, TALL, FOUR_BY_FOUR, '64x64x32+tall', '64x64x32+wide', 'auto+tall', 'auto+wide', PER_QUAD, SPLIT]) {
-    const every = tile === DEFAULT_TILE || tile === PREFETCHED || tile === TALL || tile === FOUR_BY_FOUR;
+  // Double-buffered tiles (twice the staged tiles' workgroup memory, which
+  // lavapipe's 32 KiB holds on 64 × 64 × 32 and on the 16-deep tiles, not on
+  // the default): every case, and 16 deep with tall subgroup tiles on the short list.
+  const DOUBLE = '64x64x32+db';
+  for (const tile of [...MMA_TILES, 'auto', PREFETCHED, TALL, FOUR_BY_FOUR, DOUBLE, '128x128x16+tall+db', '64x64x32+tall', '64x64x32+wide', 'auto+tall', 'auto+wide', PER_QUAD, SPLIT]) {
+    const every = tile === DEFAULT_TILE || tile === PREFETCHED || tile === TALL || tile === FOUR_BY_FOUR || tile === DOUBLE;
     const convCases = tile === PER_QUAD ? STEP_CASES : tile === SPLIT ? SPLIT_CASES : every ? [...CONV_CASES, ...STEP_CASES] : SHORT_CONV;
     for (const [xs, k, co] of convCases) {
       const ws: Shape4 = [k, k, xs[3], co];
@@ -172,6 +176,7 @@ describe.runIf(mixed || required)('mixed-precision convolutions (f16 subgroup ma
         });
         const labels = recording(gpu, 'mixed', run);
         expect(labels.filter((l) => l.includes('[mma ')).length, labels.join('\n')).toBe(3);
+        expect(labels.filter((l) => l.includes(', double-buffered')).length, labels.join('\n')).toBe(tile.includes('+db') ? 3 : 0);
         const subs = subgroupLabels(labels, tile);
         expect(subs.other, labels.join('\n')).toBe(subs.wanted);
         expect(subs.wanted, labels.join('\n')).toBe(tile.includes('+tall') || tile.includes('+wide') ? 3 : 0);
@@ -226,6 +231,7 @@ describe.runIf(mixed || required)('mixed-precision convolutions (f16 subgroup ma
         });
         setConvOverrides(gpu, NO_OVERRIDES);
         expect(labels.filter((l) => l.includes('[mma ')).length, labels.join('\n')).toBe(3);
+        expect(labels.filter((l) => l.includes(', double-buffered')).length, labels.join('\n')).toBe(tile.includes('+db') ? 3 : 0);
         const subs = subgroupLabels(labels, tile);
         expect(subs.other, labels.join('\n')).toBe(subs.wanted);
         expect(subs.wanted, labels.join('\n')).toBe(tile.includes('+tall') || tile.includes('+wide') ? 3 : 0);

@@ -10,7 +10,7 @@
 //   SM × SK left matrices times SK × SN right matrices (the adapter's config),
 //   SG invocations a subgroup, SUB_Y × SUB_X subgroups per workgroup, WM × WN
 //   result matrices a subgroup (rows × columns, each 2 or 4), TK values of k
-//   staged at a time;
+//   staged at a time, STAGES pairs of staged tiles (1, or 2: double-buffered);
 // and after it conv_gather.wgsl (row_info, a_quad), conv_common.wgsl (p,
 // bindings 0–5, store) and activation.wgsl.
 //
@@ -25,6 +25,10 @@
 // conv_tiled.wgsl) and TK × TN of B ([k][column]) are read into registers
 // (fetch) and staged as f16 in workgroup memory (stage), then each subgroup
 // runs TK / SK steps of WM + WN matrix loads and WM·WN multiply-accumulates.
+// With STAGES = 2 (double-buffered tiles) the tiles are twice: a step
+// multiplies one pair while the next step's values, fetched before, are
+// staged into the other, and one barrier a step serves both, where one pair
+// of tiles needs a barrier after staging and another after multiplying.
 // A is staged in the order its invocations gather it, so that neighbouring
 // invocations write neighbouring halves: row-major ([row][k]) where they
 // take neighbouring k (the pixel-row modes, whose global reads are then
@@ -66,8 +70,12 @@ const_assert TK % SK == 0u && TM % 4u == 0u && TN % 4u == 0u;
 const_assert A_PASSES >= 1u && A_PASSES * THREADS == TK * TM4;
 const_assert B_PASSES >= 1u && B_PASSES * THREADS == TK * (TN / 4u);
 
-var<workgroup> a_tile: array<f16, max(TM * A_ROW_STRIDE, TK * A_COL_STRIDE)>; // [row][k] or [k][row]
-var<workgroup> b_tile: array<f16, max(TK * B_STRIDE, TN * B_COL_STRIDE)>; // [k][column] or [column][k]
+// Halves of one tile of A and of B; the tiles hold STAGES of each, one after the other.
+const A_TILE: u32 = max(TM * A_ROW_STRIDE, TK * A_COL_STRIDE);
+const B_TILE: u32 = max(TK * B_STRIDE, TN * B_COL_STRIDE);
+const_assert STAGES == 1u || STAGES == 2u;
+var<workgroup> a_tile: array<f16, STAGES * A_TILE>; // [row][k] or [k][row]
+var<workgroup> b_tile: array<f16, STAGES * B_TILE>; // [k][column] or [column][k]
 
 // Whether a_tile is row-major: the pixel-row modes (see above).
 override A_BY_ROWS: bool = MODE != 2u && MODE != 5u;
@@ -288,14 +296,16 @@ fn fetch(k0: u32, k_end: u32, row0: u32, col0: u32, li: u32) {
   }
 }
 
-// a_vals and b_vals into a_tile and b_tile, each invocation writing
-// neighbouring halves where it can (see the top of this file).
-fn stage(li: u32) {
+// a_vals and b_vals into tile pair `buf` of a_tile and b_tile, each
+// invocation writing neighbouring halves where it can (see the top of this file).
+fn stage(li: u32, buf: u32) {
+  let a0 = buf * A_TILE;
+  let b0 = buf * B_TILE;
   for (var q = 0u; q < A_PASSES; q++) {
     let v = a_vals[q];
     if (A4 && A_BY_ROWS) {
       // One row, four k: row-major, four neighbouring halves.
-      let at = a_rq[q] * A_ROW_STRIDE + a_kk[q];
+      let at = a0 + a_rq[q] * A_ROW_STRIDE + a_kk[q];
       for (var c = 0u; c < 4u; c++) {
         a_tile[at + c] = v[c];
       }
@@ -304,16 +314,16 @@ fn stage(li: u32) {
     let row = 4u * a_rq[q];
     for (var r = 0u; r < 4u; r++) {
       if (A_BY_ROWS) {
-        a_tile[(row + r) * A_ROW_STRIDE + a_kk[q]] = v[r];
+        a_tile[a0 + (row + r) * A_ROW_STRIDE + a_kk[q]] = v[r];
       } else {
-        a_tile[a_kk[q] * A_COL_STRIDE + row + r] = v[r];
+        a_tile[a0 + a_kk[q] * A_COL_STRIDE + row + r] = v[r];
       }
     }
   }
   for (var q = 0u; q < B_PASSES; q++) {
     let s = li + q * THREADS;
     if (B_BY_COLS) {
-      let at = (s / K4) * B_COL_STRIDE + 4u * (s % K4);
+      let at = b0 + (s / K4) * B_COL_STRIDE + 4u * (s % K4);
       for (var c = 0u; c < 4u; c++) {
         b_tile[at + c] = b_vals[q][c];
       }
@@ -322,7 +332,7 @@ fn stage(li: u32) {
     let kk = s / (TN / 4u);
     let c4 = 4u * (s % (TN / 4u));
     for (var c = 0u; c < 4u; c++) {
-      b_tile[kk * B_STRIDE + c4 + c] = b_vals[q][c];
+      b_tile[b0 + kk * B_STRIDE + c4 + c] = b_vals[q][c];
     }
   }
 }
@@ -380,36 +390,46 @@ fn main(
   var acc32 = subgroup_matrix_result<f32, SN, SM>();
   var acc33 = subgroup_matrix_result<f32, SN, SM>();
 
-  if (PREFETCH) {
+  // Double-buffered: the first step's tiles staged before the loop, into pair 0.
+  if (PREFETCH || STAGES == 2u) {
     fetch(k_begin, k_end, row0, col0, li);
   }
-  for (var k0 = k_begin; k0 < k_end; k0 += TK) {
-    if (!PREFETCH) {
-      fetch(k0, k_end, row0, col0, li);
-    }
-    stage(li);
+  if (STAGES == 2u) {
+    stage(li, 0u);
     workgroupBarrier();
-    if (PREFETCH && k0 + TK < k_end) {
+  }
+  // The tile pair this step multiplies (always 0 with one pair).
+  var buf = 0u;
+  for (var k0 = k_begin; k0 < k_end; k0 += TK) {
+    let more = k0 + TK < k_end;
+    if (STAGES == 1u) {
+      if (!PREFETCH) {
+        fetch(k0, k_end, row0, col0, li);
+      }
+      stage(li, 0u);
+      workgroupBarrier();
+    }
+    if ((PREFETCH || STAGES == 2u) && more) {
       fetch(k0 + TK, k_end, row0, col0, li);
     }
 
     for (var kk = 0u; kk < TK; kk += SK) {
-      let left0 = left_matrix(sub_row, kk);
-      let left1 = left_matrix(sub_row + SM, kk);
-      let right0 = right_matrix(sub_col, kk);
-      let right1 = right_matrix(sub_col + SN, kk);
+      let left0 = left_matrix(sub_row, kk, buf);
+      let left1 = left_matrix(sub_row + SM, kk, buf);
+      let right0 = right_matrix(sub_col, kk, buf);
+      let right1 = right_matrix(sub_col + SN, kk, buf);
       // Rows 2, 3 and columns 2, 3 are loaded only where the subgroup has them (WM, WN = 4).
       var left2 = left0;
       var left3 = left1;
       var right2 = right0;
       var right3 = right1;
       if (WM == 4u) {
-        left2 = left_matrix(sub_row + 2u * SM, kk);
-        left3 = left_matrix(sub_row + 3u * SM, kk);
+        left2 = left_matrix(sub_row + 2u * SM, kk, buf);
+        left3 = left_matrix(sub_row + 3u * SM, kk, buf);
       }
       if (WN == 4u) {
-        right2 = right_matrix(sub_col + 2u * SN, kk);
-        right3 = right_matrix(sub_col + 3u * SN, kk);
+        right2 = right_matrix(sub_col + 2u * SN, kk, buf);
+        right3 = right_matrix(sub_col + 3u * SN, kk, buf);
       }
       acc00 = subgroupMatrixMultiplyAccumulate(left0, right0, acc00);
       acc01 = subgroupMatrixMultiplyAccumulate(left0, right1, acc01);
@@ -434,7 +454,15 @@ fn main(
         acc33 = subgroupMatrixMultiplyAccumulate(left3, right3, acc33);
       }
     }
+    // Double-buffered: the next step into the other pair, which no subgroup
+    // reads until this step's barrier (its last readers passed the previous one).
+    if (STAGES == 2u && more) {
+      stage(li, 1u - buf);
+    }
     workgroupBarrier();
+    if (STAGES == 2u) {
+      buf = 1u - buf;
+    }
   }
 
   let r0 = row0 + sub_row;
@@ -463,20 +491,20 @@ fn main(
   }
 }
 
-// The SM × SK piece of the staged A at tile row `row`, k `kk`, from either layout.
-fn left_matrix(row: u32, kk: u32) -> subgroup_matrix_left<f16, SK, SM> {
+// The SM × SK piece of staged A (tile pair `buf`) at tile row `row`, k `kk`, from either layout.
+fn left_matrix(row: u32, kk: u32, buf: u32) -> subgroup_matrix_left<f16, SK, SM> {
   if (A_BY_ROWS) {
-    return subgroupMatrixLoad<subgroup_matrix_left<f16, SK, SM>, row_major>(&a_tile, row * A_ROW_STRIDE + kk, A_ROW_STRIDE);
+    return subgroupMatrixLoad<subgroup_matrix_left<f16, SK, SM>, row_major>(&a_tile, buf * A_TILE + row * A_ROW_STRIDE + kk, A_ROW_STRIDE);
   }
-  return subgroupMatrixLoad<subgroup_matrix_left<f16, SK, SM>, col_major>(&a_tile, kk * A_COL_STRIDE + row, A_COL_STRIDE);
+  return subgroupMatrixLoad<subgroup_matrix_left<f16, SK, SM>, col_major>(&a_tile, buf * A_TILE + kk * A_COL_STRIDE + row, A_COL_STRIDE);
 }
 
-// The SK × SN piece of the staged B at k `kk`, tile column `col`, from either layout.
-fn right_matrix(col: u32, kk: u32) -> subgroup_matrix_right<f16, SN, SK> {
+// The SK × SN piece of staged B (tile pair `buf`) at k `kk`, tile column `col`, from either layout.
+fn right_matrix(col: u32, kk: u32, buf: u32) -> subgroup_matrix_right<f16, SN, SK> {
   if (B_BY_COLS) {
-    return subgroupMatrixLoad<subgroup_matrix_right<f16, SN, SK>, col_major>(&b_tile, col * B_COL_STRIDE + kk, B_COL_STRIDE);
+    return subgroupMatrixLoad<subgroup_matrix_right<f16, SN, SK>, col_major>(&b_tile, buf * B_TILE + col * B_COL_STRIDE + kk, B_COL_STRIDE);
   }
-  return subgroupMatrixLoad<subgroup_matrix_right<f16, SN, SK>, row_major>(&b_tile, kk * B_STRIDE + col, B_STRIDE);
+  return subgroupMatrixLoad<subgroup_matrix_right<f16, SN, SK>, row_major>(&b_tile, buf * B_TILE + kk * B_STRIDE + col, B_STRIDE);
 }
 
 // Writes one result matrix, whose first element is C[r0, c0], through the

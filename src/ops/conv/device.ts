@@ -147,10 +147,11 @@ export function setConvOverrides(gpu: Gpu, overrides: ConvOverrides): void {
   const s = state(gpu);
   const next: ConvOverrides = { ...s.overrides, ...overrides };
   for (const key of Object.keys(next) as (keyof ConvOverrides)[]) if (next[key] === undefined) delete next[key];
-  const { formulation: f, tile, mmaTile, mmaPrefetch, mmaTall, mmaWide, mmaStepDecode, winograd, winogradScratch, winogradTile, storage, splitK } = next;
+  const { formulation: f, tile, mmaTile, mmaPrefetch, mmaTall, mmaWide, mmaDoubleBuffer, mmaStepDecode, winograd, winogradScratch, winogradTile, storage, splitK } = next;
   if (mmaPrefetch !== undefined && typeof mmaPrefetch !== 'boolean') throw new Error(`mmaPrefetch must be true or false, not ${String(mmaPrefetch)}`);
   if (mmaTall !== undefined && typeof mmaTall !== 'boolean') throw new Error(`mmaTall must be true or false, not ${String(mmaTall)}`);
   if (mmaWide !== undefined && typeof mmaWide !== 'boolean') throw new Error(`mmaWide must be true or false, not ${String(mmaWide)}`);
+  if (mmaDoubleBuffer !== undefined && typeof mmaDoubleBuffer !== 'boolean') throw new Error(`mmaDoubleBuffer must be true or false, not ${String(mmaDoubleBuffer)}`);
   if (mmaStepDecode !== undefined && typeof mmaStepDecode !== 'boolean') throw new Error(`mmaStepDecode must be true or false, not ${String(mmaStepDecode)}`);
   if (splitK !== undefined && typeof splitK !== 'boolean') throw new Error(`splitK must be true or false, not ${String(splitK)}`);
   if (storage !== undefined && storage !== 'f32' && storage !== 'f16') throw new Error(`storage must be 'f32' or 'f16', not ${String(storage)}`);
@@ -161,12 +162,12 @@ export function setConvOverrides(gpu: Gpu, overrides: ConvOverrides): void {
   }
   if (tile !== undefined && !(tile in TILE_SHAPES)) throw new Error(`unknown tile shape "${tile}": use ${Object.keys(TILE_SHAPES).join(', ')}`);
   if (mmaTile !== undefined && mmaTile !== 'auto' && !MMA_TILES.includes(mmaTile)) throw new Error(`unknown mixed-precision tile "${mmaTile}": use ${MMA_TILES.join(', ')} or auto`);
-  if ((mmaTall || mmaWide) && gpu.matrix) {
+  if ((mmaTall || mmaWide || mmaDoubleBuffer) && gpu.matrix) {
     // Larger subgroup tiles need larger tiles: refused here where none (or the forced one) fits.
     const caps = { ...capsOf(gpu), overrides: next };
     const forced = mmaTile !== undefined && mmaTile !== 'auto' ? mmaTile : null;
     const fits = forced ? caps.subgroups !== null && mmaConstants(gpu.matrix, caps.subgroups.max, forced, gpu.limits, next) !== null : fittingMmaTile(caps) !== null;
-    if (!fits) throw new Error(`subgroup tiles of ${subgroupTileName(next)} result matrices do not fit ${forced ? `the tile ${forced} on ` : ''}this device's matrices and limits`);
+    if (!fits) throw new Error(`${mmaTall || mmaWide ? `subgroup tiles of ${subgroupTileName(next)} result matrices` : 'double-buffered tiles'}${(mmaTall || mmaWide) && mmaDoubleBuffer ? ', double-buffered,' : ''} do not fit ${forced ? `the tile ${forced} on ` : ''}this device's matrices and limits`);
   }
   if (winograd !== undefined && !['auto', 'always', 'never'].includes(winograd)) throw new Error(`winograd must be 'auto', 'always' or 'never', not ${String(winograd)}`);
   if (winogradTile !== undefined && winogradTile !== 2 && winogradTile !== 4) throw new Error(`winogradTile must be 2 or 4, not ${String(winogradTile)}`);

@@ -80,10 +80,11 @@ function recordGemm(gpu: Gpu, g: Gemm, plan: GemmPlan): GemmPlan {
     for (const [name, what] of Object.entries(plan.shader.bind)) bind[name] = what === 'out' ? out : views[what];
     family.dispatch(gpu, { entry: 'main', label, bind, uniforms, overrides: plan.shader.constants, defines: plan.shader.defines, types: { ...g.types, ...(out !== g.out ? { OUT_TYPE: 'f32' as DType } : {}) }, workgroups: plan.grid });
   };
-  // The formulation, its tile (with a subgroup's result matrices, rows × columns, where not 2 × 2) and the GEMM's M × N × K, for profiles (bench/gemm-rates.mjs) and errors.
-  const { WM, WN } = plan.shader.defines;
+  // The formulation, its tile (with a subgroup's result matrices, rows × columns, where not 2 × 2), the GEMM's M × N × K
+  // and whether its tiles are double-buffered, for profiles (bench/gemm-rates.mjs) and errors.
+  const { WM, WN, STAGES } = plan.shader.defines;
   const sub = (WM ?? 2) !== 2 || (WN ?? 2) !== 2 ? ` ${WM}×${WN} a subgroup` : '';
-  const how = `${plan.formulation} ${plan.tile.rows}×${plan.tile.cols}${sub}, GEMM ${g.m}×${g.n}×${g.k}`;
+  const how = `${plan.formulation} ${plan.tile.rows}×${plan.tile.cols}${sub}, GEMM ${g.m}×${g.n}×${g.k}${STAGES === 2 ? ', double-buffered' : ''}`;
   if (!plan.splits) {
     dispatch(`${g.label} [${how}]`, g.out, params(g, g.m, g.k));
   } else {

@@ -233,6 +233,30 @@ describe('convolution planner', () => {
     expect(mmaTileFor({ ...h200('mixed'), limits: big, overrides: { mmaTile: 'auto', mmaTall: true } }, 4608, 32)).toBe('64x32x32');
   });
 
+  it('with double-buffered tiles stages two pairs of tiles: the same tile and subgroups, twice the tiles\' workgroup memory', () => {
+    const m16 = { M: 16, N: 16, K: 16 };
+    const wide = { ...limits, maxComputeWorkgroupStorageSize: 49152 };
+    const one = mmaConstants(m16, 32, MMA_DEFAULT_TILE, wide)!;
+    const two = mmaConstants(m16, 32, MMA_DEFAULT_TILE, wide, { mmaDoubleBuffer: true })!;
+    expect(one.STAGES).toBe(1);
+    expect(two).toEqual({ ...one, STAGES: 2 });
+    // 128 × 64 × 32: A 128 rows of 32 + 8 halves, B 64 columns of 32 + 8, eight f32 result matrices of 16 × 16; twice the tiles is 38,912 bytes.
+    const at = (bytes: number) => mmaConstants(m16, 32, MMA_DEFAULT_TILE, { ...limits, maxComputeWorkgroupStorageSize: bytes }, { mmaDoubleBuffer: true });
+    expect(at(38912)).not.toBeNull();
+    expect(at(38911)).toBeNull();
+    expect(mmaConstants(m16, 32, MMA_DEFAULT_TILE, { ...limits, maxComputeWorkgroupStorageSize: 23552 })).not.toBeNull();
+    // The 16-deep tiles stage half as much: double-buffered they fit in 32 KiB (26,624 bytes; 32,768 on 128 × 128 with 4 × 2 a subgroup).
+    const kib32 = { ...limits, maxComputeWorkgroupStorageSize: 32768 };
+    expect(mmaConstants(m16, 32, '128x64x16', kib32, { mmaDoubleBuffer: true })).toMatchObject({ TK: 16, STAGES: 2, SUB_Y: 4, SUB_X: 2 });
+    expect(mmaConstants(m16, 32, '128x128x16', kib32, { mmaDoubleBuffer: true, mmaTall: true })).toMatchObject({ TK: 16, STAGES: 2, WM: 4, SUB_Y: 2, SUB_X: 4 });
+    expect(mmaConstants(m16, 32, '128x128x16', { ...limits, maxComputeWorkgroupStorageSize: 32767 }, { mmaDoubleBuffer: true, mmaTall: true })).toBeNull();
+    const plan = planGemm({ ...h200('mixed'), limits: wide, overrides: { mmaDoubleBuffer: true } }, forward(32, 96, 96, 32, 32));
+    if (plan.kind !== 'gemm') throw new Error('expected a GEMM plan');
+    expect(plan.shader.defines).toMatchObject({ STAGES: 2, TK: 32 });
+    // Where the limit holds one pair but not two, the tile is refused, not quietly single-buffered.
+    expect(() => planGemm({ ...h200('mixed'), limits: { ...limits, maxComputeWorkgroupStorageSize: 32768 }, overrides: { mmaTile: MMA_DEFAULT_TILE, mmaDoubleBuffer: true } }, forward(32, 96, 96, 32, 32))).toThrow(/128x64x32, double-buffered, does not fit/);
+  });
+
   it('reads x as vec4s beside the transposed weight gradient\'s column of ones where x\'s channels come in fours', () => {
     const withBias = planGemm(h200('mixed'), upWeights(32, 12, 12, 256, 128, true));
     const odd = planGemm(h200('mixed'), upWeights(32, 12, 12, 255, 128, true));

@@ -83,8 +83,12 @@ export const TILE_SHAPES = {
 } as const satisfies Record<string, readonly [number, number, number, number]>;
 export type TileShape = keyof typeof TILE_SHAPES;
 
-/** Tiles of the mixed-precision shader, rows × columns × depth (k staged at a time). */
-export const MMA_TILES = ['64x64x32', '64x64x64', '128x64x32', '64x128x32', '128x128x32', '128x32x32', '64x32x32', '32x64x32', '32x32x32'] as const;
+/**
+ * Tiles of the mixed-precision shader, rows × columns × depth (k staged at
+ * a time); the 16-deep ones stage half as much, so that double-buffered
+ * (mmaDoubleBuffer) they fit in 32 KiB of workgroup memory.
+ */
+export const MMA_TILES = ['64x64x32', '64x64x64', '128x64x32', '64x128x32', '128x128x32', '128x32x32', '64x32x32', '32x64x32', '32x32x32', '128x64x16', '128x128x16'] as const;
 export type MmaTile = (typeof MMA_TILES)[number];
 export const MMA_DEFAULT_TILE: MmaTile = '128x64x32';
 /**
@@ -111,6 +115,12 @@ export interface ConvOverrides {
   /** … and 4 columns of them instead of 2 (conv_mma.wgsl's WN); with mmaTall, 4 × 4. */
   mmaWide?: boolean;
   /**
+   * The mixed-precision shader stages two pairs of tiles (conv_mma.wgsl's
+   * STAGES = 2): each k step multiplies one while the next step, fetched
+   * before, is staged into the other, one barrier a step.
+   */
+  mmaDoubleBuffer?: boolean;
+  /**
    * false: the mixed-precision shader decodes each quad's k, even where one
    * decode serves the whole k step (conv_mma.wgsl's STEP_TAP and
    * STEP_PIXEL, on where they apply).
@@ -136,7 +146,7 @@ export interface ConvOverrides {
  * (tune.ts) picks it: every key set, so that it replaces the device's
  * overrides of these keys wholly.
  */
-export type MmaChoice = Required<Pick<ConvOverrides, 'mmaTile'>> & Pick<ConvOverrides, 'mmaPrefetch' | 'mmaTall' | 'mmaWide' | 'mmaStepDecode' | 'splitK'>;
+export type MmaChoice = Required<Pick<ConvOverrides, 'mmaTile'>> & Pick<ConvOverrides, 'mmaPrefetch' | 'mmaTall' | 'mmaWide' | 'mmaDoubleBuffer' | 'mmaStepDecode' | 'splitK'>;
 
 /** What the planner needs to know about a device. */
 export interface ConvCaps {
@@ -362,7 +372,7 @@ function launchFor(caps: ConvCaps, f: Formulation, g: GemmShape, splits: number)
   if (f === 'mma') {
     const tile = mmaTileFor(caps, g.m, g.n, splits);
     const c = mmaConstants(caps.matrix!, caps.subgroups!.max, tile, caps.limits, caps.overrides);
-    if (!c) throw new Error(`the mixed-precision tile ${tile}${caps.overrides?.mmaTall || caps.overrides?.mmaWide ? ` with ${subgroupTileName(caps.overrides)} result matrices a subgroup` : ''} does not fit this device's matrices and limits`);
+    if (!c) throw new Error(`the mixed-precision tile ${tile}${caps.overrides?.mmaTall || caps.overrides?.mmaWide ? ` with ${subgroupTileName(caps.overrides)} result matrices a subgroup` : ''}${caps.overrides?.mmaDoubleBuffer ? ', double-buffered,' : ''} does not fit this device's matrices and limits`);
     // vec4 loads where the channels A is read along come in fours, and B's
     // columns, or in modes 1 and 3 (B read as stored, along k) its runs along k.
     const a4 = (g.mode === Mode.UpForward ? g.k : g.aC) % 4 === 0 && g.aBytes >= 16;
@@ -421,6 +431,8 @@ export function tileShapeFor(m: number, n: number, splits = 1): TileShape {
 
 /** Which result matrices each subgroup of the mixed-precision shader holds: rows (WM) × columns (WN). */
 export type SubgroupTiles = Pick<ConvOverrides, 'mmaTall' | 'mmaWide'>;
+/** What sizes the mixed-precision shader's workgroup besides its tile: the subgroup tiles and the staged pairs. */
+export type MmaShape = SubgroupTiles & Pick<ConvOverrides, 'mmaDoubleBuffer'>;
 
 /** "2 × 2", "4 × 2", "2 × 4" or "4 × 4": a subgroup's result matrices, rows × columns. */
 export function subgroupTileName(sub: SubgroupTiles = {}): string {
@@ -433,15 +445,15 @@ export function subgroupTileName(sub: SubgroupTiles = {}): string {
  * result matrices (4 rows of them with mmaTall, 4 columns with mmaWide),
  * whole subgroups along both sides,
  * staging loops that divide evenly, and the workgroup memory (staged f16
- * tiles with padding, one f32 result matrix per subgroup) within the
- * device's limit.
+ * tiles with padding, twice with mmaDoubleBuffer, and one f32 result matrix
+ * per subgroup) within the device's limit.
  */
 export function mmaConstants(
   matrix: { M: number; N: number; K: number },
   subgroup: number,
   tile: MmaTile,
   limits: Pick<ConvCaps['limits'], 'maxComputeWorkgroupStorageSize' | 'maxComputeInvocationsPerWorkgroup'> = { maxComputeWorkgroupStorageSize: 16384, maxComputeInvocationsPerWorkgroup: 256 },
-  sub: SubgroupTiles = {},
+  sub: MmaShape = {},
 ) {
   const [rows, cols, depth] = tile.split('x').map(Number) as [number, number, number];
   const wm = sub.mmaTall ? 4 : 2;
@@ -450,11 +462,12 @@ export function mmaConstants(
   const subX = cols / (wn * matrix.N);
   const threads = subY * subX * subgroup;
   const pad = 8;
-  const bytes = 2 * (Math.max(rows * (depth + pad), depth * (rows + pad)) + Math.max(depth * (cols + pad), cols * (depth + pad))) + 4 * subY * subX * matrix.M * matrix.N;
+  const stages = sub.mmaDoubleBuffer ? 2 : 1;
+  const bytes = 2 * stages * (Math.max(rows * (depth + pad), depth * (rows + pad)) + Math.max(depth * (cols + pad), cols * (depth + pad))) + 4 * subY * subX * matrix.M * matrix.N;
   const fits = Number.isInteger(subY) && Number.isInteger(subX) && subY >= 1 && subX >= 1 && depth % matrix.K === 0 &&
     threads <= limits.maxComputeInvocationsPerWorkgroup && ((depth * rows) / 4) % threads === 0 && ((depth * cols) / 4) % threads === 0 &&
     bytes <= limits.maxComputeWorkgroupStorageSize;
-  return fits ? { SM: matrix.M, SN: matrix.N, SK: matrix.K, SG: subgroup, SUB_Y: subY, SUB_X: subX, WM: wm, WN: wn, TK: depth, rows, cols } : null;
+  return fits ? { SM: matrix.M, SN: matrix.N, SK: matrix.K, SG: subgroup, SUB_Y: subY, SUB_X: subX, WM: wm, WN: wn, TK: depth, STAGES: stages, rows, cols } : null;
 }
 
 /**

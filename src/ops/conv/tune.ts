@@ -12,13 +12,14 @@ import { GpuTimer } from '../../gpu/timer.js';
 import { capsOf, convOverrides, precisionOf, setConvOverrides, setGemmMarker, setTunedConvolutions, tunedConvolutions } from './device.js';
 import { type ConvCaps, MMA_TILES, type MmaChoice, type MmaTile, fittingMmaTile, mmaConstants } from './plan.js';
 
-const FLAGS = ['prefetch', 'tall', 'wide', 'perquad', 'splitk'] as const;
+const FLAGS = ['prefetch', 'tall', 'wide', 'db', 'perquad', 'splitk'] as const;
 
 /**
  * The configuration a name stands for: a tile of MMA_TILES (or `auto`, a
  * tile per GEMM by its shape) with optional flags: `+prefetch` (the next k
  * step fetched while the current multiplies), `+tall` and `+wide` (4 rows,
- * 4 columns of result matrices a subgroup instead of 2), `+perquad` (each
+ * 4 columns of result matrices a subgroup instead of 2), `+db` (two pairs
+ * of staged tiles, one multiplied while the other is staged), `+perquad` (each
  * quad decodes its own k) and `+splitk` (forward and ∂input reductions
  * split where C has few tiles).
  */
@@ -33,6 +34,7 @@ export function mmaChoice(name: string): Omit<MmaChoice, 'mmaTile'> & { mmaTile:
     mmaPrefetch: flags.includes('prefetch') || undefined,
     mmaTall: flags.includes('tall') || undefined,
     mmaWide: flags.includes('wide') || undefined,
+    mmaDoubleBuffer: flags.includes('db') || undefined,
     mmaStepDecode: flags.includes('perquad') ? false : undefined,
     splitK: flags.includes('splitk') || undefined,
   };
@@ -43,6 +45,7 @@ export const TUNE_CANDIDATES: readonly string[] = [
   '128x64x32', '64x64x32', '64x128x32', '128x32x32', '64x32x32', '32x64x32',
   '128x64x32+tall', '128x64x32+wide', '128x128x32+tall', '128x128x32+tall+wide',
   '128x64x32+prefetch', '64x64x32+prefetch', '128x64x32+splitk', '64x64x32+splitk',
+  '128x64x16+db', '128x128x16+tall+db', '64x64x32+db',
 ];
 
 export interface TuneOptions {
@@ -113,7 +116,7 @@ export async function tuneConvolutions(gpu: Gpu, run: () => void | Promise<void>
     else unfit.push(name);
   }
   // Every key a choice may set, cleared first, so that no candidate inherits another's.
-  const cleared = { mmaTile: undefined, mmaPrefetch: undefined, mmaTall: undefined, mmaWide: undefined, mmaStepDecode: undefined, splitK: undefined };
+  const cleared = { mmaTile: undefined, mmaPrefetch: undefined, mmaTall: undefined, mmaWide: undefined, mmaDoubleBuffer: undefined, mmaStepDecode: undefined, splitK: undefined };
   const configurations: [string, Partial<MmaChoice> | null][] = [['planner', null], ...choices];
   const times = new Map<string, Map<string, number>>(); // gemm key → configuration → ms
   const labels = new Map<string, string>();
@@ -169,7 +172,7 @@ function fits(caps: ConvCaps, c: ReturnType<typeof mmaChoice>): boolean {
 
 /** A configuration as a string, flags that are off (undefined or false; mmaStepDecode's default is on) alike. */
 function normalForm(c: Partial<MmaChoice>): string {
-  return [c.mmaTile, !!c.mmaPrefetch, !!c.mmaTall, !!c.mmaWide, c.mmaStepDecode !== false, !!c.splitK].join(' ');
+  return [c.mmaTile, !!c.mmaPrefetch, !!c.mmaTall, !!c.mmaWide, !!c.mmaDoubleBuffer, c.mmaStepDecode !== false, !!c.splitK].join(' ');
 }
 
 /**
