@@ -7,7 +7,7 @@
  * half-written.
  */
 import { mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { decodeCheckpoint, encodeCheckpointTensors } from '../model/checkpoint.js';
 import { type ExportableUNet, exportVariant } from '../model/export/keras-layers.js';
 import { encodeOnnx } from '../model/export/onnx.js';
@@ -113,7 +113,7 @@ async function readTfjs(inPath: string): Promise<ForeignUNet> {
   const jsonPath = isFolder ? join(inPath, 'model.json') : inPath;
   const dir = dirname(jsonPath);
   return readForeignUNet('tfjs', readBytes(jsonPath, 'TensorFlow.js model.json'), jsonPath, (path) => {
-    const problem = tfjsShardProblem(path) ?? (isAbsolute(path) ? "the manifest names it outside model.json's folder" : undefined);
+    const problem = tfjsShardProblem(path);
     if (problem) throw new Error(problem);
     return readBytes(join(dir, path), 'weight shard');
   });

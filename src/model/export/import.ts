@@ -55,7 +55,8 @@ export async function readForeignUNet(format: ImportFormat, bytes: Uint8Array, s
  * resolves shards relative to model.json's folder, which they may not leave.
  */
 export function tfjsShardProblem(path: string): string | undefined {
-  if (path.startsWith('/') || /^[a-z]+:/i.test(path) || path.split(/[\\/]/).includes('..')) return "the manifest names it outside model.json's folder";
+  // Absolute (a root, a drive or a URL scheme) or climbing out.
+  if (/^[\\/]/.test(path) || /^[a-z]+:/i.test(path) || path.split(/[\\/]/).includes('..')) return "the manifest names it outside model.json's folder";
   return undefined;
 }
 
