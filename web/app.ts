@@ -81,7 +81,7 @@ export interface PageState {
   state: 'starting' | 'no-webgpu' | 'ready' | 'busy' | 'error';
   message: string;
   adapter: AdapterDescription | null;
-  model: { source: string; baseWidth: number; inputSize: number; mean: number; std: number; threshold: number; minArea: number } | null;
+  model: { source: string; baseWidth: number; inputSize: number; activation: string; mean: number; std: number; threshold: number; minArea: number } | null;
   prediction: { seq: number; name: string; size: number; probabilities: Float32Array; area: number; max: number } | null;
   training: { running: boolean; done: boolean; epochs: EpochEntry[]; plannedEpochs: number; stepsPerEpoch: number; steps: { step: number; epoch: number; loss: number }[]; dataSeconds: number };
   errors: string[];
@@ -119,6 +119,7 @@ const ui = {
   importMean: $<HTMLInputElement>('import-mean'),
   importStd: $<HTMLInputElement>('import-std'),
   importSize: $<HTMLInputElement>('import-size'),
+  importActivation: $<HTMLSelectElement>('import-activation'),
   importAgain: $<HTMLButtonElement>('import-again'),
   dropZone: $('drop-zone'),
   frameFile: $<HTMLInputElement>('frame-file'),
@@ -212,7 +213,7 @@ function setActive(next: ActiveModel): void {
   active = next;
   ui.download.disabled = !next.meta || page.training.running;
   const c = next.model.config;
-  page.model = { source: next.source, baseWidth: c.baseWidth, inputSize: c.inputSize, ...next.normalization, threshold: next.threshold, minArea: next.minArea };
+  page.model = { source: next.source, baseWidth: c.baseWidth, inputSize: c.inputSize, activation: c.activation ?? 'relu', ...next.normalization, threshold: next.threshold, minArea: next.minArea };
   ui.modelInfo.classList.remove('error');
   ui.modelInfo.innerHTML =
     `<strong>${escapeHtml(next.source)}</strong>: base width ${c.baseWidth}, input ${c.inputSize}×${c.inputSize}, ` +
@@ -248,7 +249,8 @@ function importChoices(): ImportChoices {
   const value = (input: HTMLInputElement) => (input.value.trim() === '' ? undefined : Number(input.value));
   const choices: ImportChoices = { mean: value(ui.importMean), std: value(ui.importStd), inputSize: value(ui.importSize) };
   for (const [key, v] of Object.entries(choices)) if (v !== undefined && !Number.isFinite(v)) throw new Error(`the ${key} given is not a number`);
-  return choices;
+  const activation = ui.importActivation.value;
+  return activation === 'relu' || activation === 'elu' ? { ...choices, activation } : choices;
 }
 
 /**

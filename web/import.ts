@@ -44,6 +44,10 @@ export async function importPicked(files: readonly PickedFile[], choices: Import
     if (!shard) throw new Error(`not picked: select model.json and its shards together`);
     return shard.bytes;
   });
+  // A whole model names its activation; a weights file records one at most, which the choice overrides (as import's --activation).
+  if (format !== 'keras-h5' && choices.activation !== undefined && choices.activation !== model.activation) {
+    throw new ExportError(`${file.name}: the activation chosen, ${choices.activation}, conflicts with the model's own, ${model.activation}; leave the choice at "the file's"`);
+  }
   if (!importNormalization(model, choices)) return { kind: 'needs-normalization', name: file.name, format };
   const { tensors, meta } = importedCheckpoint(model, choices, file.name, version);
   return { kind: 'imported', name: file.name, format, checkpoint: encodeCheckpointTensors(tensors, meta), notes: model.notes };

@@ -353,6 +353,24 @@ describe('the browser page', () => {
     pageErrors.splice(0, pageErrors.length, ...pageErrors.filter((e) => !/pick one model at a time/.test(e)));
   });
 
+  it('takes the activation of Keras weights from its field, and refuses one that contradicts a whole model', async () => {
+    await page.selectOption('#import-activation', 'elu');
+    await page.setInputFiles('#model-file', join(tmp, 'keras-plain.h5'));
+    // The page is still in the last test's error state until this model is set.
+    await page.waitForFunction(() => window.wgslUnetPage.model?.activation === 'elu', null, { timeout: 30_000 });
+    const probs = await waitForPrediction(10);
+    expect((await state(page)).model).toMatchObject({ source: 'keras-plain.h5 (imported from keras-h5)', activation: 'elu' });
+    // The same weights under ELU: another map.
+    expect(maxAbsError(probs, tiffProbs)).toBeGreaterThan(1e-3);
+    await page.setInputFiles('#model-file', join(tmp, 'unet.onnx'));
+    await page.waitForFunction(() => window.wgslUnetPage.state === 'error', null, { timeout: 30_000 });
+    expect((await state(page)).errors).toEqual([expect.stringMatching(/unet\.onnx: the activation chosen, elu, conflicts with the model's own, relu/)]);
+    expect((await state(page)).model!.activation).toBe('elu');
+    await page.selectOption('#import-activation', '');
+    await page.evaluate(() => void (window.wgslUnetPage.errors.length = 0));
+    pageErrors.splice(0, pageErrors.length, ...pageErrors.filter((e) => !/conflicts with the model's own/.test(e)));
+  });
+
   it('says plainly when the browser has no WebGPU', async () => {
     const bare = await browser!.context.newPage();
     await bare.addInitScript(() => {
