@@ -205,7 +205,7 @@ export async function decodeKerasH5(bytes: Uint8Array, source: string): Promise<
   if (!error) return value!;
   // HDF5 may fail quietly for h5wasm (an object that will not open reads as missing): its message says the file is damaged.
   if (error instanceof ExportError) throw diagnostic ? new ExportError(`${error.message} (HDF5: ${diagnostic}: the file is damaged)`) : error;
-  // h5wasm reports a damaged file as a plain Error, opening or walking it; HDF5's own first message says more.
+  // h5wasm reports a damaged file as a plain Error, opening or walking it; HDF5's innermost message names the cause.
   const why = diagnostic ? `HDF5: ${diagnostic}` : String((error as Error)?.message ?? error);
   throw new ExportError(opened ? `${source}: HDF5 cannot read it (${why}): the file is damaged, or not a Keras weights file` : `${source}: HDF5 cannot open it (${why})`);
 }
