@@ -10,7 +10,7 @@ import type { AugmentSpec } from './augment.js';
 import type { Adam, AdamStateInput, LossScaleState } from './adam.js';
 import type { UNet, UNetConfig } from './unet.js';
 import type { ImportFormat } from './export/import.js';
-import { type NamedTensor, decodeSafetensors, describeNonFinite, encodeSafetensors, nonFiniteTensor } from './safetensors.js';
+import { type NamedTensor, decodeSafetensors, encodeSafetensors, nonFiniteTensor } from './safetensors.js';
 
 export const CHECKPOINT_FORMAT = 'wgsl-unet/1';
 
@@ -130,7 +130,7 @@ export function decodeCheckpoint(bytes: Uint8Array, name: string): Checkpoint {
     throw new CheckpointError(`${name}: not a wgsl-unet checkpoint (metadata format is ${JSON.stringify(metadata.format)}, expected "${CHECKPOINT_FORMAT}")`);
   }
   const bad = nonFiniteTensor(tensors);
-  if (bad) throw new CheckpointError(`${name}: ${describeNonFinite(bad)}: the checkpoint is damaged`);
+  if (bad) throw new CheckpointError(`${name}: ${bad}: the checkpoint is damaged`);
   let meta: CheckpointMeta;
   try {
     meta = JSON.parse(metadata.wgsl_unet) as CheckpointMeta;

@@ -16,11 +16,12 @@ export class SafetensorsError extends Error {
 }
 
 /**
- * The first tensor holding a NaN or an infinity, with how many it holds and
- * where the first is, or undefined when every value is finite: a model with
- * one gives NaN maps, which thresholds read as no nerve anywhere.
+ * Which tensor holds a NaN or an infinity, in words for an error message
+ * (the first such tensor, how many it holds and where the first is), or
+ * undefined when every value is finite: a model with one gives NaN maps,
+ * which thresholds read as no nerve anywhere.
  */
-export function nonFiniteTensor(tensors: ReadonlyMap<string, NamedTensor>): { name: string; count: number; index: number; value: number } | undefined {
+export function nonFiniteTensor(tensors: ReadonlyMap<string, NamedTensor>): string | undefined {
   for (const [name, t] of tensors) {
     let count = 0;
     let index = -1;
@@ -32,14 +33,9 @@ export function nonFiniteTensor(tensors: ReadonlyMap<string, NamedTensor>): { na
         count++;
       }
     }
-    if (count) return { name, count, index, value: t.data[index]! };
+    if (count) return `tensor ${name} holds ${count} value${count === 1 ? '' : 's'} that ${count === 1 ? 'is' : 'are'} not finite (the first, ${t.data[index]}, at index ${index})`;
   }
   return undefined;
-}
-
-/** Says which tensor is not finite, in words for an error message. */
-export function describeNonFinite(bad: NonNullable<ReturnType<typeof nonFiniteTensor>>): string {
-  return `tensor ${bad.name} holds ${bad.count} value${bad.count === 1 ? '' : 's'} that ${bad.count === 1 ? 'is' : 'are'} not finite (the first, ${bad.value}, at index ${bad.index})`;
 }
 
 export function encodeSafetensors(tensors: ReadonlyMap<string, NamedTensor>, metadata: Record<string, string> = {}): Uint8Array {

@@ -15,6 +15,7 @@ import { decodeCheckpoint } from '../../src/model/checkpoint.js';
 import { encodeSafetensors } from '../../src/model/safetensors.js';
 import { decodeKerasH5, encodeKerasH5, unetWeightsFromKeras } from '../../src/model/export/keras-h5.js';
 import { kerasUNetLayers } from '../../src/model/export/keras-layers.js';
+import { stderrWhile } from '../helpers/console.js';
 import { testGpu } from '../helpers/gpu.js';
 import { type FixtureModel, fixtureModel, runCli } from './fixture-model.js';
 
@@ -197,16 +198,10 @@ describe('Keras HDF5 weights', () => {
     // Object headers overwritten: HDF5's checksums catch it when the layers are walked.
     const damaged = new Uint8Array(readFileSync(exported));
     damaged.fill(0xff, 512, 1024);
-    const stream = (console as unknown as { _stderr: NodeJS.WritableStream })._stderr;
-    const write = stream.write;
-    const printed: string[] = [];
-    stream.write = ((chunk: unknown, ...rest: unknown[]) => (printed.push(String(chunk)), (write as (...a: unknown[]) => boolean).call(stream, chunk, ...rest))) as typeof write;
-    try {
+    const { printed } = await stderrWhile(async () => {
       // Twice: HDF5's standard error is captured again after the first.
       for (let i = 0; i < 2; i++) await expect(decodeKerasH5(damaged, 'damaged.h5')).rejects.toThrow(/^damaged\.h5: HDF5 cannot read it \(HDF5: incorrect metadata checksum after all read attempts\): the file is damaged, or not a Keras weights file$/);
-    } finally {
-      stream.write = write;
-    }
+    });
     expect(printed.filter((p) => /HDF5-DIAG/.test(p))).toEqual([]);
     expect((await decodeKerasH5(readFileSync(exported), 'weights.h5')).layers.length).toBe(kerasUNetLayers(4).length);
     const path = join(m.dir, 'damaged.h5');

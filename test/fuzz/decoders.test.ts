@@ -31,6 +31,7 @@ import { decodeTfjsUNet } from '../../src/model/export/tfjs-import.js';
 import { decodeKerasH5, encodeKerasH5, unetWeightsFromKeras } from '../../src/model/export/keras-h5.js';
 import { decodeKerasArchive, unetWeightsFromKeras3 } from '../../src/model/export/keras-archive.js';
 import { kerasArchiveOf, keras3WeightsOf } from '../helpers/keras3.js';
+import { stderrWhile } from '../helpers/console.js';
 import { buildUNetParameters } from '../../src/model/unet.js';
 
 const CASES = Number(process.env.WGSL_UNET_FUZZ_CASES ?? 2000);
@@ -242,18 +243,12 @@ describe(`decoders of user files, ${CASES} mutations each`, () => {
     for (const seed of [keras2, keras3]) expect((await weightsOf(seed)).baseWidth).toBe(1);
     expect((await decodeKerasArchive(archive, 'seed.keras')).baseWidth).toBe(1);
     // HDF5's error stack for a damaged file goes into the decoder's message, not to the console.
-    const stream = (console as unknown as { _stderr: NodeJS.WritableStream })._stderr;
-    const write = stream.write;
-    const printed: string[] = [];
-    stream.write = ((chunk: unknown, ...rest: unknown[]) => (printed.push(String(chunk)), (write as (...a: unknown[]) => boolean).call(stream, chunk, ...rest))) as typeof write;
-    try {
+    const { printed } = await stderrWhile(async () => {
       const h5 = await fuzz('keras-h5', [keras2, keras3], ExportError, weightsOf, consistentWeights, CASES / 5);
       const zip = await fuzz('keras-archive', [archive], ExportError, (b) => decodeKerasArchive(b, 'fuzz.keras'), consistentWeights, CASES / 5);
       expect(h5.rejected).toBeGreaterThan(0);
       expect(zip.rejected).toBeGreaterThan(0);
-    } finally {
-      stream.write = write;
-    }
+    });
     expect(printed.filter((p) => /HDF5-DIAG/.test(p))).toEqual([]);
   });
 

@@ -5,7 +5,7 @@
  * metadata from what the file records and what the caller adds.
  */
 import { CHECKPOINT_FORMAT, type CheckpointMeta } from '../checkpoint.js';
-import { type NamedTensor, describeNonFinite, nonFiniteTensor } from '../safetensors.js';
+import { type NamedTensor, nonFiniteTensor } from '../safetensors.js';
 import { type HiddenActivation, resolveUNetOptions } from '../unet.js';
 import { ExportError, type ImportedUNet } from './keras-layers.js';
 
@@ -87,7 +87,7 @@ export function importNormalization(model: ForeignUNet, choices: ImportChoices):
  */
 export function importedCheckpoint(model: ForeignUNet, choices: ImportChoices, source: string, version: string): { tensors: Map<string, NamedTensor>; meta: CheckpointMeta } {
   const bad = nonFiniteTensor(model.weights);
-  if (bad) throw new ExportError(`${source}: ${describeNonFinite(bad)}: the model would give NaN maps`);
+  if (bad) throw new ExportError(`${source}: ${bad}: the model would give NaN maps`);
   const normalization = importNormalization(model, choices);
   if (!normalization) throw new ExportError(`${source} does not record how frames were normalised: give the training frames' pixel mean and standard deviation after resizing (the tutorial computes them from imgs_train)`);
   if (!(normalization.std > 0)) throw new ExportError(`${source}: the frames' standard deviation must be positive, got ${normalization.std}`);
