@@ -15,8 +15,9 @@ const declarations = promisify(execFile)(process.execPath, [tsc, '-p', 'tsconfig
 
 const common = { bundle: true, format: 'esm', sourcemap: true, loader: { '.wgsl': 'text' }, logLevel: 'warning' };
 
-// The page's chunks are named by their hashes: old ones go before a build.
+// The page's and the library's chunks are named by their hashes: old ones go before a build.
 rmSync('dist/web', { recursive: true, force: true });
+rmSync('dist/lib/chunks', { recursive: true, force: true });
 
 await Promise.all([
   build({
@@ -44,24 +45,31 @@ await Promise.all([
     platform: 'browser',
     target: 'es2022',
   }),
-  // The library: `webgpu` (Dawn) stays a dependency of the package, loaded by the Node entry only.
+  // The library: `webgpu` (Dawn) stays a dependency of the package, loaded by
+  // the Node entry only, and so does h5wasm (HDF5), loaded with the Keras
+  // formats' chunk. Each model format's code is a chunk loaded on first use.
   build({
     ...common,
     entryPoints: { node: 'src/index.ts' },
     outdir: 'dist/lib',
+    splitting: true,
+    chunkNames: 'chunks/node-[name]-[hash]',
     platform: 'node',
     target: 'node20',
-    external: ['webgpu'],
+    external: ['webgpu', 'h5wasm'],
   }),
   build({
     ...common,
     entryPoints: { browser: 'src/index.browser.ts' },
     outdir: 'dist/lib',
+    splitting: true,
+    chunkNames: 'chunks/browser-[name]-[hash]',
     platform: 'browser',
     target: 'es2022',
+    external: ['h5wasm'],
   }),
   declarations,
-  // The page, split: web/import.ts and the readers it loads (HDF5's WebAssembly among them) come as chunks when a foreign model is picked.
+  // The page, split: the import module and the readers it loads (HDF5's WebAssembly among them) come as chunks when a foreign model is picked.
   build({
     ...common,
     entryPoints: { app: 'web/app.ts' },

@@ -30,8 +30,13 @@ export { Rng } from './model/rng.js';
 export { UNet, createUNet, type UNetOptions, type UNetConfig, type HiddenActivation } from './model/unet.js';
 export { Trainer, NonFiniteLossError, predictBatch, predictProbabilities, trainingStep, trainingLoss, TRAINING_LOSSES, type ImageSet, type StepReport, type StepLoss, type TrainingLoss } from './model/trainer.js';
 export { fit, type EpochLog, type FitOptions, type FitResult } from './model/fit.js';
-export { CHECKPOINT_FORMAT, CheckpointError, encodeCheckpoint, decodeCheckpoint, loadWeights, type Checkpoint, type CheckpointMeta } from './model/checkpoint.js';
+export { CHECKPOINT_FORMAT, CheckpointError, encodeCheckpoint, encodeCheckpointTensors, decodeCheckpoint, loadWeights, type Checkpoint, type CheckpointMeta } from './model/checkpoint.js';
 export { encodeSafetensors, decodeSafetensors, SafetensorsError, type NamedTensor } from './model/safetensors.js';
+
+// Other frameworks' models of the U-Net (ONNX, TensorFlow.js, Keras) to and from checkpoints.
+export { EXPORT_FORMATS, exportModel, importModel, type ExportFormat, type ImportedModel } from './model/export/interop.js';
+export { IMPORT_FORMATS, type ImportChoices, type ImportFormat, type ModelFile } from './model/export/import.js';
+export { ExportError } from './model/export/keras-layers.js';
 
 // Data helpers: NumPy files, the competition's run-length encoding, Dice scores, normalisation.
 export { encodeNpy, decodeNpy, type NpyArray, type NpyDtype } from './data/npy.js';

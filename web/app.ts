@@ -40,9 +40,8 @@ import {
   setPrecision,
 } from '../src/browser.js';
 import { version } from '../package.json';
-import { foreignModelFormat } from '../src/model/checkpoint.js';
-import type { ImportChoices } from '../src/model/export/import.js';
-import type { PickedFile } from './import.js';
+import { encodeCheckpointTensors, foreignModelFormat } from '../src/model/checkpoint.js';
+import type { ImportChoices, ModelFile } from '../src/model/export/import.js';
 import { drawChart } from './chart.js';
 import { drawFrame, drawPlaceholder, drawProbabilities } from './render.js';
 
@@ -242,7 +241,7 @@ async function loadModelBytes(bytes: Uint8Array, name: string, source: string): 
 }
 
 /** A foreign model that waits for its normalisation (the files as picked). */
-let pendingImport: PickedFile[] | null = null;
+let pendingImport: ModelFile[] | null = null;
 
 /** The import fields' values; empty ones are left to the file. */
 function importChoices(): ImportChoices {
@@ -255,18 +254,18 @@ function importChoices(): ImportChoices {
 
 /**
  * Loads what the model picker gave: a checkpoint, or a model from Keras,
- * ONNX or TensorFlow.js, made into a checkpoint by web/import.ts (loaded
- * here on first use). A model that does not record how its frames were
+ * ONNX or TensorFlow.js, made into a checkpoint as `import` makes one (the
+ * readers loaded here on first use). A model that does not record how its frames were
  * normalised waits for the fields below the picker.
  */
-async function loadModelFiles(files: PickedFile[]): Promise<void> {
+async function loadModelFiles(files: ModelFile[]): Promise<void> {
   if (files.length === 1 && !foreignModelFormat(files[0]!.bytes, files[0]!.name)) {
     pendingImport = null;
     ui.importAgain.disabled = true;
     return loadModelBytes(files[0]!.bytes, files[0]!.name, files[0]!.name);
   }
   setStatus('busy', `reading ${files.map((f) => f.name).join(', ')}…`);
-  const { importPicked } = await import('./import.js');
+  const { importPicked } = await import('../src/model/export/import.js');
   const result = await importPicked(files, importChoices(), version);
   if (result.kind === 'needs-normalization') {
     pendingImport = files;
@@ -280,7 +279,7 @@ async function loadModelFiles(files: PickedFile[]): Promise<void> {
   }
   pendingImport = null;
   ui.importAgain.disabled = true;
-  await loadModelBytes(result.checkpoint, result.name, `${result.name} (imported from ${result.format})`);
+  await loadModelBytes(encodeCheckpointTensors(result.checkpoint.weights, result.checkpoint.meta), result.name, `${result.name} (imported from ${result.format})`);
   if (result.notes.length) setStatus('ready', `model imported from ${result.name}; carried over: ${result.notes.join('; ')}`);
 }
 

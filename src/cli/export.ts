@@ -9,23 +9,14 @@
 import { mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { decodeCheckpoint, encodeCheckpointTensors } from '../model/checkpoint.js';
-import { type ExportableUNet, exportVariant } from '../model/export/keras-layers.js';
-import { encodeOnnx } from '../model/export/onnx.js';
-import { TFJS_SHARD_NAME, encodeTfjs } from '../model/export/tfjs.js';
-import { encodeKerasH5 } from '../model/export/keras-h5.js';
-import { type ForeignUNet, IMPORT_FORMATS, IMPORT_FORMAT_NAMES, type ImportChoices, type ImportFormat, importNormalization, importedCheckpoint, readForeignUNet, tfjsShardProblem } from '../model/export/import.js';
+import { EXPORT_FORMATS, EXPORT_FORMAT_INFO, type ExportFormat, exportModel } from '../model/export/interop.js';
+import { exportVariant } from '../model/export/keras-layers.js';
+import { type ForeignUNet, IMPORT_FORMATS, IMPORT_FORMAT_NAMES, type ImportChoices, type ImportFormat, type ModelFile, importNormalization, importedCheckpoint, readForeignUNet, tfjsShardProblem } from '../model/export/import.js';
 import { HIDDEN_ACTIVATIONS, type HiddenActivation, describeVariant } from '../model/unet.js';
 import { type OptionSpec, type Parsed, parseArgs, usage, UsageError } from './args.js';
 import { FileError, readBytes, syncFolder, writeAtomic, writeDurably } from './files.js';
 import { latestRun } from './runs.js';
-import { VERSION } from './train.js';
-
-const FORMATS = {
-  onnx: { out: 'unet.onnx', what: 'an ONNX model (opset 13), input and output NHWC' },
-  tfjs: { out: 'tfjs-model', what: 'a folder with a TensorFlow.js layers model: model.json and group1-shard1of1.bin' },
-  'keras-h5': { out: 'weights.h5', what: "a Keras 2 HDF5 weights file, as the tutorial's model.save_weights writes" },
-} as const;
-type Format = keyof typeof FORMATS;
+import { VERSION } from '../version.js';
 
 const EXPORT_SPEC: Record<string, OptionSpec> = {
   format: { type: 'string', help: `onnx, tfjs or keras-h5` },
@@ -39,40 +30,30 @@ function formatOf(value: unknown, allowed: readonly string[]): string {
   return value;
 }
 
-export async function exportModel(argv: string[]): Promise<void> {
-  const summary = `Writes a checkpoint in another format:\n${Object.entries(FORMATS).map(([k, v]) => `  ${k.padEnd(9)} ${v.what}`).join('\n')}`;
+export async function exportCommand(argv: string[]): Promise<void> {
+  const summary = `Writes a checkpoint in another format:\n${EXPORT_FORMATS.map((f) => `  ${f.padEnd(9)} ${EXPORT_FORMAT_INFO[f].what}`).join('\n')}`;
   if (argv.includes('--help')) return void console.log(usage('export', summary, EXPORT_SPEC));
   const { options: o } = parseArgs(argv, EXPORT_SPEC);
-  const format = formatOf(o.format, Object.keys(FORMATS)) as Format;
+  const format = formatOf(o.format, EXPORT_FORMATS) as ExportFormat;
   const modelPath = (o.model as string | undefined) ?? join(latestRun('runs'), 'best.safetensors');
   const ckpt = decodeCheckpoint(readBytes(modelPath, 'checkpoint'), modelPath);
-  const model: ExportableUNet = {
-    baseWidth: ckpt.meta.config.baseWidth,
-    activation: ckpt.meta.config.activation ?? 'relu',
-    batchNorm: ckpt.meta.config.batchNorm ?? false,
-    inputSize: ckpt.meta.config.inputSize,
-    weights: ckpt.weights,
-    preprocessing: { mean: ckpt.meta.normalization.mean, std: ckpt.meta.normalization.std, antiAlias: ckpt.meta.antiAlias ?? false },
-  };
-  const out = resolve((o.out as string | undefined) ?? FORMATS[format].out);
-  if (format === 'onnx') writeAtomic(out, encodeOnnx(model, VERSION, modelPath));
-  else if (format === 'keras-h5') writeAtomic(out, await encodeKerasH5(model, modelPath));
-  else writeTfjsFolder(out, encodeTfjs(model, VERSION, modelPath));
-  const p = model.preprocessing;
-  console.log(`wrote ${out} (${format}): base width ${model.baseWidth}${describeVariant(exportVariant(model)).map((d) => `, ${d}`).join('')}, input ${model.inputSize}×${model.inputSize}; the model expects frames resized to that size${p.antiAlias ? ' (anti-aliased)' : ''}, then (pixel − ${p.mean}) / ${p.std}`);
+  const files = await exportModel(ckpt, format, modelPath);
+  const out = resolve((o.out as string | undefined) ?? EXPORT_FORMAT_INFO[format].out);
+  if (format === 'tfjs') writeTfjsFolder(out, files);
+  else writeAtomic(out, files[0]!.bytes);
+  const { config, normalization: p } = ckpt.meta;
+  console.log(`wrote ${out} (${format}): base width ${config.baseWidth}${describeVariant(exportVariant({ activation: config.activation ?? 'relu', batchNorm: config.batchNorm ?? false })).map((d) => `, ${d}`).join('')}, input ${config.inputSize}×${config.inputSize}; the model expects frames resized to that size${ckpt.meta.antiAlias ? ' (anti-aliased)' : ''}, then (pixel − ${p.mean}) / ${p.std}`);
 }
 
-/** model.json and its shard, written aside in the folder and renamed into place, model.json last since it names the shard. */
-function writeTfjsFolder(dir: string, files: { modelJson: string; shard: Uint8Array }): void {
+/** model.json and its shard, written aside in the folder and renamed into place, model.json (files[0], which names the shard) last. */
+function writeTfjsFolder(dir: string, files: readonly ModelFile[]): void {
   const staging = join(dir, `.staging-${process.pid}`);
   try {
     mkdirSync(dir, { recursive: true });
     rmSync(staging, { recursive: true, force: true });
     mkdirSync(staging);
-    writeDurably(join(staging, TFJS_SHARD_NAME), files.shard);
-    writeDurably(join(staging, 'model.json'), files.modelJson);
-    renameSync(join(staging, TFJS_SHARD_NAME), join(dir, TFJS_SHARD_NAME));
-    renameSync(join(staging, 'model.json'), join(dir, 'model.json'));
+    for (const f of [...files].reverse()) writeDurably(join(staging, f.name), f.bytes);
+    for (const f of [...files].reverse()) renameSync(join(staging, f.name), join(dir, f.name));
   } catch (e) {
     throw new FileError(`cannot write the tfjs model in ${dir}: ${(e as Error).message}`);
   } finally {
@@ -119,7 +100,7 @@ async function readTfjs(inPath: string): Promise<ForeignUNet> {
   });
 }
 
-export async function importModel(argv: string[]): Promise<void> {
+export async function importCommand(argv: string[]): Promise<void> {
   const summary = "Reads a Keras HDF5 weights file (the tutorial's weights.h5, one written by export, or Keras 3's .weights.h5), a Keras 3 model file (.keras), an ONNX model of the U-Net (written by export, or by torch.onnx.export of the same network) or a TensorFlow.js layers model of it (written by export, tfjs-layers' model.save or tfjs-converter) into a checkpoint for predict.";
   if (argv.includes('--help')) return void console.log(usage('import', summary, IMPORT_SPEC));
   const { options: o } = parseArgs(argv, IMPORT_SPEC);

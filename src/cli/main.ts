@@ -6,7 +6,7 @@ import { train } from './train.js';
 import { predict } from './predict.js';
 import { submit } from './submit.js';
 import { serve } from './serve.js';
-import { exportModel, importModel } from './export.js';
+import { exportCommand, importCommand } from './export.js';
 import { duplicates } from './duplicates.js';
 import { oof } from './oof.js';
 import { recipe } from './recipe.js';
@@ -24,8 +24,8 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; help: s
   predict: { run: predict, help: 'predict masks for the test frames: imgs_mask_test.npy and preds/*.png' },
   submit: { run: submit, help: 'write submission.csv from the predicted masks' },
   serve: { run: serve, help: 'serve the browser page (dist/web) on a loopback address' },
-  export: { run: exportModel, help: 'write a checkpoint as ONNX, a tfjs layers model or a Keras HDF5 weights file' },
-  import: { run: importModel, help: 'read a Keras HDF5 weights file (the tutorial\'s weights.h5) into a checkpoint' },
+  export: { run: exportCommand, help: 'write a checkpoint as ONNX, a tfjs layers model or a Keras HDF5 weights file' },
+  import: { run: importCommand, help: 'read a Keras HDF5 weights file (the tutorial\'s weights.h5) into a checkpoint' },
 };
 
 async function main(): Promise<void> {

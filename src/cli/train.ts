@@ -37,8 +37,8 @@ import { type TuningRecord, TuningStoppedError, applyTuning, describeTuning, par
 import { ensureDefaultData } from './default-data.js';
 import { loadTestSet, predictTestSet } from './predict.js';
 import { writeSubmission } from './submit.js';
+import { VERSION } from '../version.js';
 
-export const VERSION = '0.1.0';
 /** The run folder's record of train --tune's measurements. */
 const TUNING_FILE = 'tuning.json';
 

@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import * as browserEntry from '../../src/index.browser.js';
 import * as nodeEntry from '../../src/index.js';
 import { testGpu } from '../helpers/gpu.js';
+import { VERSION } from '../../src/version.js';
 
 const doc = readFileSync(new URL('../../docs/api.md', import.meta.url), 'utf8');
 
@@ -16,6 +17,10 @@ describe('public API', () => {
     const nodeOnly = ['AdapterSelectionError', 'NoAdapterError', 'tuneForSoftwareAdapter'];
     expect(Object.keys(nodeEntry).filter((k) => !nodeOnly.includes(k)).sort()).toEqual(Object.keys(browserEntry).sort());
     for (const k of nodeOnly) expect(Object.keys(nodeEntry)).toContain(k);
+  });
+
+  it('records the package version in what it writes', () => {
+    expect(VERSION).toBe(JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version);
   });
 
   it('is documented name by name in docs/api.md', () => {
@@ -33,5 +38,9 @@ describe('public API', () => {
     const store = new nodeEntry.ParameterStore();
     store.add('w', [1], 'zeros');
     expect(() => new nodeEntry.Adam(store)).toThrow(/call finalize\(gpu\) first/);
+    await expect(nodeEntry.importModel('unet.onnx' as never)).rejects.toThrow(/files must be an array of \{ name: string, bytes: Uint8Array \}/);
+    await expect(nodeEntry.importModel([{ name: 'notes.txt', bytes: new Uint8Array([1, 2, 3]) }])).rejects.toThrow(new nodeEntry.ExportError('notes.txt: no model of another framework among them: a Keras .h5 or .keras file, an ONNX model (.onnx), or a TensorFlow.js model.json with its .bin shards'));
+    await expect(nodeEntry.importModel([{ name: 'unet.onnx', bytes: new Uint8Array([1, 2, 3]) }])).rejects.toThrow(/^unet\.onnx: not an ONNX model/);
+    await expect(nodeEntry.exportModel({} as never, 'pt' as never)).rejects.toThrow(/unknown export format "pt"; known: onnx, tfjs, keras-h5/);
   });
 });

@@ -1,11 +1,13 @@
 /**
  * The package as a user gets it: `npm pack` of the built dist/lib,
- * the tarball installed into an empty folder, examples/tiny-net.mjs run from
- * there against the installed `wgsl-unet`, and the installed type
- * declarations checked by tsc from a consumer's point of view.
+ * the tarball installed into an empty folder, examples/tiny-net.mjs and
+ * examples/formats.mjs run from there against the installed `wgsl-unet`,
+ * and the installed type declarations checked by tsc from a consumer's
+ * point of view.
  */
 import { execFile } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -53,7 +55,7 @@ describe('the packed library', () => {
     console.log(`packed ${info!.filename}: ${files.length} files, ${info!.size} bytes`);
 
     mkdirSync(app);
-    cpSync(join(root, 'examples/tiny-net.mjs'), join(app, 'tiny-net.mjs'));
+    for (const example of ['tiny-net.mjs', 'formats.mjs']) cpSync(join(root, 'examples', example), join(app, example));
     writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
     const installed = await run('npm', ['install', join(work, info!.filename), '--prefer-offline', '--no-audit', '--no-fund'], app, 180_000);
     expectOk(installed, 'npm install of the tarball');
@@ -69,20 +71,36 @@ describe('the packed library', () => {
     expect(stray).toEqual([]);
   });
 
-  it('bundles the shaders in, keeps webgpu external, and leaves the CLI out of the Node entry', () => {
+  it('bundles the shaders in, keeps webgpu and h5wasm external, and leaves the CLI out of the Node entry', () => {
     const lib = join(app, 'node_modules/wgsl-unet/dist/lib');
-    const node = readFileSync(join(lib, 'node.js'), 'utf8');
-    const browser = readFileSync(join(lib, 'browser.js'), 'utf8');
+    // Each entry with the chunks it loads (the model formats' readers and writers among them).
+    const chunks = readdirSync(join(lib, 'chunks')).filter((f) => f.endsWith('.js'));
+    const of = (entry: 'node' | 'browser') => [`${entry}.js`, ...chunks.filter((f) => f.startsWith(`${entry}-`)).map((f) => `chunks/${f}`)];
+    const read = (file: string) => readFileSync(join(lib, file), 'utf8');
     // Static imports and re-exports at the start of a line, and dynamic import("…").
     const specifiers = (js: string) =>
-      [...js.matchAll(/^(?:import|export)\b[^;'"]*?\bfrom\s*["']([^"']+)["']|^import\s*["']([^"']+)["']|\bimport\(\s*["']([^"']+)["']/gm)].map((m) => m[1] ?? m[2] ?? m[3]);
-    // The Node entry may use Node's own modules; its one package is webgpu.
-    expect(new Set(specifiers(node).filter((s) => !s?.startsWith('node:')))).toEqual(new Set(['webgpu']));
-    expect(specifiers(browser)).toEqual([]);
-    // esbuild heads each bundled module with a `// path` comment.
-    expect(node).toContain('// src/autograd/tape.ts');
-    expect(node).not.toMatch(/^\/\/ src\/cli\//m);
-    for (const js of [node, browser]) expect(js).toMatch(/@compute\s*@workgroup_size/);
+      [...js.matchAll(/^(?:import|export)\b[^;'"]*?\bfrom\s*["']([^"']+)["']|^import\s*["']([^"']+)["']|\bimport\(\s*["']([^"']+)["']/gm)].map((m) => (m[1] ?? m[2] ?? m[3])!);
+    for (const entry of ['node', 'browser'] as const) {
+      const files = of(entry);
+      expect(files.length, entry).toBeGreaterThan(1);
+      const packages = new Set<string>();
+      for (const file of files) {
+        for (const s of specifiers(read(file))) {
+          if (s.startsWith('.')) expect(files, `${file} imports ${s}`).toContain(join(file, '..', s).replace(/^\.\//, ''));
+          else if (!s.startsWith('node:') && !builtinModules.includes(s)) packages.add(s);
+        }
+      }
+      // The Node side may use Node's own modules; its packages are Dawn and HDF5. The browser side loads only HDF5, and only for Keras files.
+      expect(packages, entry).toEqual(new Set(entry === 'node' ? ['webgpu', 'h5wasm'] : ['h5wasm']));
+      const all = files.map(read).join('\n');
+      expect(all).toMatch(/@compute\s*@workgroup_size/);
+      // esbuild heads each bundled module with a `// path` comment.
+      expect(all).toContain('// src/autograd/tape.ts');
+      expect(all).not.toMatch(/^\/\/ src\/cli\//m);
+    }
+    // HDF5 is loaded with the Keras formats' chunk alone, not by an entry.
+    for (const entry of ['node.js', 'browser.js']) expect(specifiers(read(entry))).not.toContain('h5wasm');
+    expect(JSON.parse(readFileSync(join(app, 'node_modules/wgsl-unet/package.json'), 'utf8')).dependencies).toHaveProperty('h5wasm');
   });
 
   it('runs the example from the installed package, and its loss falls', async () => {
@@ -95,11 +113,23 @@ describe('the packed library', () => {
     expect(losses.at(-1)!).toBeLessThan(losses[0]! - 0.3);
   });
 
+  it('runs the formats example from the installed package: ONNX, tfjs and Keras files of a checkpoint read back to the same maps', async () => {
+    const r = await run(process.execPath, ['formats.mjs'], app);
+    expectOk(r, 'node formats.mjs');
+    const lines = r.stdout.split('\n').filter((l) => /^(onnx|tfjs|keras-h5): /.test(l));
+    console.log(lines.join('\n'));
+    expect(lines.map((l) => l.split(':')[0])).toEqual(['onnx', 'tfjs', 'keras-h5']);
+    for (const l of lines) {
+      expect(l).toMatch(/read back as (onnx|tfjs|keras-h5), mean 99\.5, max \|difference\| 0$/);
+      expect(l.split(':')[0]).toBe(l.match(/read back as (\S+),/)![1]);
+    }
+  });
+
   it('type-checks a Node and a browser consumer against the installed declarations', async () => {
     writeFileSync(
       join(app, 'node-use.ts'),
       [
-        "import { Adam, ParameterStore, Tape, Tensor, conv2d, createGpu, diceLoss, type ConvActivation, type Gpu } from 'wgsl-unet';",
+        "import { Adam, ParameterStore, Tape, Tensor, conv2d, createGpu, diceLoss, exportModel, importModel, type ConvActivation, type Gpu, type ImportedModel, type ModelFile } from 'wgsl-unet';",
         "const gpu: Gpu = await createGpu({ backend: 'vulkan' });",
         "const act: ConvActivation = 'relu';",
         'const store = new ParameterStore();',
@@ -110,6 +140,11 @@ describe('the packed library', () => {
         '// @ts-expect-error: conv2d fuses only none, relu and sigmoid',
         "conv2d(x, x, x, 'tanh');",
         'void loss; adam.step();',
+        "const files: ModelFile[] = [{ name: 'unet.onnx', bytes: new Uint8Array(0) }];",
+        'const back: ImportedModel = await importModel(files, { mean: 0, std: 1 });',
+        "await exportModel(back.checkpoint, 'tfjs');",
+        "// @ts-expect-error: the formats are onnx, tfjs and keras-h5",
+        "await exportModel(back.checkpoint, 'keras');",
       ].join('\n'),
     );
     writeFileSync(

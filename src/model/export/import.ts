@@ -4,7 +4,7 @@
  * is asked for (HDF5 alone is megabytes of WebAssembly), and the checkpoint's
  * metadata from what the file records and what the caller adds.
  */
-import { CHECKPOINT_FORMAT, type CheckpointMeta } from '../checkpoint.js';
+import { CHECKPOINT_FORMAT, type Checkpoint, type CheckpointMeta, foreignModelFormat } from '../checkpoint.js';
 import { type NamedTensor, nonFiniteTensor } from '../safetensors.js';
 import { type HiddenActivation, resolveUNetOptions } from '../unet.js';
 import { ExportError, type ImportedUNet } from './keras-layers.js';
@@ -106,4 +106,50 @@ export function importedCheckpoint(model: ForeignUNet, choices: ImportChoices, s
     createdAt: new Date().toISOString(),
   };
   return { tensors: model.weights, meta };
+}
+
+/** A file of a model: its name (an ONNX model is told by `.onnx`, a tfjs shard found by its name) and its bytes. */
+export interface ModelFile {
+  name: string;
+  bytes: Uint8Array;
+}
+
+export type PickedImport =
+  | { kind: 'imported'; name: string; format: ImportFormat; checkpoint: Checkpoint; notes: string[] }
+  /** The file does not record how frames were normalised, and the choices do not say. */
+  | { kind: 'needs-normalization'; name: string; format: ImportFormat };
+
+/**
+ * The checkpoint of the model in `files`, its format told by their bytes:
+ * one model file, or a tfjs model.json and the shards its manifest names
+ * (found by file name, as a file picker gives no folders). `version` is the
+ * engine's.
+ */
+export async function importPicked(files: readonly ModelFile[], choices: ImportChoices, version: string): Promise<PickedImport> {
+  const models = files.map((f) => ({ file: f, format: foreignModelFormat(f.bytes, f.name) })).filter((m) => m.format);
+  if (models.length !== 1) {
+    throw new ExportError(
+      models.length
+        ? `pick one model at a time (${models.map((m) => m.file.name).join(', ')} are each a model)`
+        : `${files.map((f) => f.name).join(', ') || 'no files'}: no model of another framework among them: a Keras .h5 or .keras file, an ONNX model (.onnx), or a TensorFlow.js model.json with its .bin shards`,
+    );
+  }
+  const { file, format } = { file: models[0]!.file, format: models[0]!.format!.flag };
+  const others = files.filter((f) => f !== file);
+  if (format !== 'tfjs' && others.length) throw new ExportError(`${file.name} is a whole model: pick it alone (also picked: ${others.map((f) => f.name).join(', ')})`);
+  const model = await readForeignUNet(format, file.bytes, file.name, (path) => {
+    const problem = tfjsShardProblem(path);
+    if (problem) throw new Error(problem);
+    const base = path.split('/').pop()!;
+    const shard = others.find((f) => f.name === base);
+    if (!shard) throw new Error('not picked: give model.json and its shards together');
+    return shard.bytes;
+  });
+  // A whole model names its activation; a weights file records one at most, which the choice overrides (as import's --activation).
+  if (format !== 'keras-h5' && choices.activation !== undefined && choices.activation !== model.activation) {
+    throw new ExportError(`${file.name}: the activation chosen, ${choices.activation}, conflicts with the model's own, ${model.activation}; leave the activation to the file`);
+  }
+  if (!importNormalization(model, choices)) return { kind: 'needs-normalization', name: file.name, format };
+  const { tensors, meta } = importedCheckpoint(model, choices, file.name, version);
+  return { kind: 'imported', name: file.name, format, checkpoint: { meta, weights: tensors }, notes: model.notes };
 }
