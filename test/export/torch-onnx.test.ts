@@ -1,0 +1,75 @@
+/**
+ * The U-Net written in PyTorch and exported by torch.onnx.export (the files
+ * in test/export/torch/, made by torch_unet_onnx.py with PyTorch 2.6, the
+ * images and PyTorch's own probabilities beside each graph): `import` and
+ * the library's importModel read it, and the engine then predicts what
+ * PyTorch and onnxruntime predict. One graph is the tutorial's network in
+ * PyTorch's usual form; in the other each convolution had a batch
+ * normalisation, which the exporter folded into it.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import * as ort from 'onnxruntime-node';
+import { testGpu } from '../helpers/gpu.js';
+import { maxAbsError } from '../helpers/compare.js';
+import { decodeNpy } from '../../src/data/npy.js';
+import { decodeCheckpoint, loadWeights } from '../../src/model/checkpoint.js';
+import { importModel } from '../../src/model/export/interop.js';
+import { predictProbabilities } from '../../src/model/trainer.js';
+import { createUNet } from '../../src/model/unet.js';
+import { range, runCli } from './fixture-model.js';
+
+const here = join(__dirname, 'torch');
+const dir = mkdtempSync(join(tmpdir(), 'wgsl-unet-torch-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function fixture(form: string) {
+  const bytes = new Uint8Array(readFileSync(join(here, `${form}.onnx`)));
+  const images = decodeNpy(readFileSync(join(here, `${form}-images.npy`)), 'images');
+  const torch = decodeNpy(readFileSync(join(here, `${form}-probabilities.npy`)), 'probabilities');
+  const [count, , size] = images.shape as [number, number, number, number];
+  return { path: join(here, `${form}.onnx`), bytes, images: images.data as Float32Array, torch: torch.data as Float32Array, count, size };
+}
+
+describe('a U-Net exported by torch.onnx.export', () => {
+  for (const form of ['plain', 'batchnorm']) {
+    it(`imports (${form}) and predicts what PyTorch and onnxruntime predict`, async () => {
+      const f = fixture(form);
+      const session = await ort.InferenceSession.create(f.bytes);
+      const runtime = (await session.run({ image: new ort.Tensor('float32', f.images, [f.count, 1, f.size, f.size]) })).mask!.data as Float32Array;
+      await session.release();
+      // The file is what PyTorch computed.
+      expect(maxAbsError(runtime, f.torch)).toBeLessThanOrEqual(1e-5);
+
+      // The images are the network's input as they are: mean 0, std 1.
+      const out = join(dir, `${form}.safetensors`);
+      const r = runCli(['import', '--format', 'onnx', '--in', f.path, '--out', out, '--mean', '0', '--std', '1'], dir);
+      expect(r.errors, r.errors.join('\n')).toEqual([]);
+      expect(r.stdout).toContain(`base width 2, input ${f.size}×${f.size}`);
+      expect(r.stdout).toContain("carried over: concatenations of [skip, upsampled]: the input channels of the convolutions after them reordered to Keras's [upsampled, skip]");
+      const ckpt = decodeCheckpoint(new Uint8Array(readFileSync(out)), out);
+      const { baseWidth, inputSize, activation, batchNorm } = ckpt.meta.config;
+      expect({ baseWidth, inputSize, activation: activation ?? 'relu', batchNorm: batchNorm ?? false }).toEqual({ baseWidth: 2, inputSize: f.size, activation: 'relu', batchNorm: false });
+
+      // The library reads the same file to the same weights.
+      const imported = await importModel([{ name: `${form}.onnx`, bytes: f.bytes }], { mean: 0, std: 1 });
+      expect(imported.format).toBe('onnx');
+      expect([...imported.checkpoint.weights.keys()].sort()).toEqual([...ckpt.weights.keys()].sort());
+      for (const [name, t] of ckpt.weights) expect(imported.checkpoint.weights.get(name)!.data, name).toEqual(t.data);
+
+      const gpu = await testGpu();
+      const model = createUNet(gpu, ckpt.meta.config);
+      loadWeights(model, ckpt, out);
+      const engine = await predictProbabilities(model, f.images, f.count, f.size, f.count);
+      model.dispose();
+      const [lo, hi] = range(engine);
+      const diff = maxAbsError(engine, f.torch);
+      console.log(`torch.onnx.export (${form}): max |engine − PyTorch| = ${diff.toExponential(2)}, |engine − onnxruntime| = ${maxAbsError(engine, runtime).toExponential(2)}, over probabilities in [${lo.toFixed(3)}, ${hi.toFixed(3)}]`);
+      expect(hi - lo).toBeGreaterThan(0.1);
+      expect(diff).toBeLessThanOrEqual(1e-5);
+      expect(maxAbsError(engine, runtime)).toBeLessThanOrEqual(1e-5);
+    });
+  }
+});
