@@ -15,6 +15,8 @@ import { maxAbsError } from '../helpers/compare.js';
 import { decodeCheckpoint, loadWeights } from '../../src/model/checkpoint.js';
 import { type KerasLayer, kerasUNetLayers, kernelToOIHW } from '../../src/model/export/keras-layers.js';
 import { onnxModelType } from '../../src/model/export/onnx.js';
+import { exportModel, importModel } from '../../src/model/export/interop.js';
+import { fromHalf, toHalf } from '../../src/gpu/tensor-view.js';
 import { predictProbabilities } from '../../src/model/trainer.js';
 import { createUNet } from '../../src/model/unet.js';
 import { FRAME_COUNT, type FixtureModel, expectRoundTrip, fixtureModel, range, runCli } from './fixture-model.js';
@@ -225,6 +227,40 @@ describe('import --format onnx', () => {
     // The foreign graph differs from the fixture's, so the comparison sees the tiny variances.
     expect(maxAbsError(runtime, m.engine)).toBeGreaterThan(1e-3);
     expect(maxAbsError(engine, runtime)).toBeLessThanOrEqual(1e-5);
+  });
+
+  it('widens weights stored as float16 (in raw_data or int32_data), bfloat16 or float64 exactly, and refuses integers', async () => {
+    const gpu = await testGpu();
+    const m = await fixtureModel(gpu, 2, 32, 15);
+    made.push(m);
+    const [file] = await exportModel({ meta: m.meta, weights: m.weights }, 'onnx');
+    const bf16 = (v: number) => new Float32Array(new Uint32Array([new Uint32Array(new Float32Array([v]).buffer)[0]! & 0xffff0000]).buffer)[0]!;
+    // Each form: how an initializer's float32 values are stored, and the values that should come back.
+    const forms = {
+      'float16 raw': { store: (d: Float32Array) => ({ dataType: 10, rawData: new Uint8Array(Uint16Array.from(d, toHalf).buffer) }), back: (v: number) => fromHalf(toHalf(v)) },
+      'float16 int32_data': { store: (d: Float32Array) => ({ dataType: 10, int32Data: Array.from(d, toHalf) }), back: (v: number) => fromHalf(toHalf(v)) },
+      'bfloat16 raw': { store: (d: Float32Array) => ({ dataType: 16, rawData: new Uint8Array(Uint16Array.from(d, (v) => new Uint32Array(new Float32Array([v]).buffer)[0]! >>> 16).buffer) }), back: bf16 },
+      'float64 double_data': { store: (d: Float32Array) => ({ dataType: 11, doubleData: Array.from(d) }), back: (v: number) => v },
+      int32: { store: (d: Float32Array) => ({ dataType: 6, int32Data: Array.from(d, Math.round) }), back: (v: number) => v },
+    };
+    for (const [form, { store, back }] of Object.entries(forms)) {
+      const model = onnxModelType.toObject(onnxModelType.decode(file!.bytes), { longs: Number, arrays: true, bytes: Array }) as { graph: { initializer: { name: string; dims: number[]; dataType: number; rawData?: number[] }[] } };
+      const initializer = model.graph.initializer.map((t) => {
+        if (t.dataType !== 1) return t;
+        const bytes = Uint8Array.from(t.rawData ?? []);
+        const data = new Float32Array(bytes.buffer, 0, bytes.length / 4);
+        return { name: t.name, dims: t.dims, ...store(data) };
+      });
+      const bytes = onnxModelType.encode(onnxModelType.fromObject({ ...model, graph: { ...model.graph, initializer } })).finish();
+      if (form === 'int32') {
+        await expect(importModel([{ name: 'ints.onnx', bytes }])).rejects.toThrow(/^ints\.onnx: initializer \S+ holds ONNX data type 6, not floating point \(float32, float16, bfloat16 or float64\)$/);
+        continue;
+      }
+      const imported = await importModel([{ name: `${form}.onnx`, bytes }]);
+      for (const [name, t] of m.weights) expect(imported.checkpoint.weights.get(name)!.data, `${form}: ${name}`).toEqual(t.data.map(back));
+      // Not the float32 values themselves, but for float64.
+      expect([...m.weights].some(([name, t]) => imported.checkpoint.weights.get(name)!.data.some((v, i) => v !== t.data[i])), form).toBe(form !== 'float64 double_data');
+    }
   });
 
   it('refuses a graph wired otherwise, an operator the U-Net has not, and a file that is not ONNX, naming what', async () => {

@@ -16,6 +16,7 @@
  * - Identity and Dropout nodes (inference leaves them as they are).
  */
 import { BATCH_NORM_DEFAULTS } from '../../ops/batchnorm/kernel.js';
+import { fromHalf } from '../../gpu/tensor-view.js';
 import type { NamedTensor } from '../safetensors.js';
 import type { ConvLayerSpec, HiddenActivation } from '../unet.js';
 import { ExportError, type ImportedUNet, type KerasLayer, concatSwapChannel, gammaForEngineEpsilon, kerasUNetLayers, kernelFromOIHW, layerTensors } from './keras-layers.js';
@@ -23,7 +24,7 @@ import { onnxModelType } from './onnx.js';
 
 interface Attribute { name: string; f?: number; i?: number; ints?: number[]; floats?: number[]; s?: Uint8Array; t?: TensorProto }
 interface NodeProto { input?: string[]; output?: string[]; name?: string; opType?: string; domain?: string; attribute?: Attribute[] }
-interface TensorProto { dims?: number[]; dataType?: number; floatData?: number[]; int32Data?: number[]; name?: string; rawData?: Uint8Array; dataLocation?: number }
+interface TensorProto { dims?: number[]; dataType?: number; floatData?: number[]; int32Data?: number[]; doubleData?: number[]; name?: string; rawData?: Uint8Array; dataLocation?: number }
 interface ValueInfo { name?: string; type?: { tensorType?: { shape?: { dim?: { dimValue?: number }[] } } } }
 interface ModelProto {
   graph?: { node?: NodeProto[]; initializer?: TensorProto[]; input?: ValueInfo[]; output?: ValueInfo[] };
@@ -32,26 +33,44 @@ interface ModelProto {
 
 type WeightedLayer = Extract<KerasLayer, { kind: 'conv2d' | 'conv2d_transpose' | 'batch_normalization' }>;
 
-const FLOAT = 1;
+/**
+ * ONNX's floating-point data types a weight may be stored in, widened to
+ * float32 exactly (a double narrowed, as Keras's float64 weights are): the
+ * bytes of a value in raw_data, and where the values lie otherwise
+ * (float16 and bfloat16 as 16-bit patterns in int32_data).
+ */
+const FLOAT_TYPES: Record<number, { name: string; bytes: number; raw: (view: DataView, at: number) => number; field: 'floatData' | 'int32Data' | 'doubleData'; fromField: (v: number) => number }> = {
+  1: { name: 'float32', bytes: 4, raw: (v, at) => v.getFloat32(at, true), field: 'floatData', fromField: (v) => v },
+  10: { name: 'float16', bytes: 2, raw: (v, at) => fromHalf(v.getUint16(at, true)), field: 'int32Data', fromField: (v) => fromHalf(v & 0xffff) },
+  11: { name: 'float64', bytes: 8, raw: (v, at) => v.getFloat64(at, true), field: 'doubleData', fromField: (v) => v },
+  16: { name: 'bfloat16', bytes: 2, raw: (v, at) => fromBfloat16(v.getUint16(at, true)), field: 'int32Data', fromField: (v) => fromBfloat16(v & 0xffff) },
+};
 const EXTERNAL = 1;
+
+/** A bfloat16's value: the upper half of a float32's bits. */
+function fromBfloat16(bits: number): number {
+  return new Float32Array(new Uint32Array([bits << 16]).buffer)[0]!;
+}
 /** The activation ops of the U-Net's layers. */
 const ACTIVATION_OPS: Record<string, ConvLayerSpec['activation']> = { Relu: 'relu', Elu: 'elu', Sigmoid: 'sigmoid' };
 
-/** A float32 initializer's dimensions and values. */
+/** A floating-point initializer's dimensions and values, as float32. */
 function tensorValues(t: TensorProto, source: string): NamedTensor {
   const name = t.name ?? '(unnamed)';
   if (t.dataLocation === EXTERNAL) throw new ExportError(`${source}: initializer ${name} keeps its values in an external file; save the model with its weights inside it`);
-  if ((t.dataType ?? 0) !== FLOAT) throw new ExportError(`${source}: initializer ${name} holds ONNX data type ${t.dataType ?? 0}, not float32 (1)`);
+  const type = FLOAT_TYPES[t.dataType ?? 0];
+  if (!type) throw new ExportError(`${source}: initializer ${name} holds ONNX data type ${t.dataType ?? 0}, not floating point (float32, float16, bfloat16 or float64)`);
   const dims = t.dims ?? [];
   const count = dims.reduce((a, b) => a * b, 1);
   let data: Float32Array;
   if (t.rawData && t.rawData.length > 0) {
-    if (t.rawData.length !== count * 4) throw new ExportError(`${source}: initializer ${name} has ${t.rawData.length} bytes for ${count} float32 values`);
+    if (t.rawData.length !== count * type.bytes) throw new ExportError(`${source}: initializer ${name} has ${t.rawData.length} bytes for ${count} ${type.name} values`);
     const view = new DataView(t.rawData.buffer, t.rawData.byteOffset, t.rawData.byteLength);
-    data = Float32Array.from({ length: count }, (_, i) => view.getFloat32(i * 4, true));
+    data = Float32Array.from({ length: count }, (_, i) => type.raw(view, i * type.bytes));
   } else {
-    data = Float32Array.from(t.floatData ?? []);
-    if (data.length !== count) throw new ExportError(`${source}: initializer ${name} has ${data.length} values for dimensions [${dims.join(', ')}]`);
+    const values = t[type.field] ?? [];
+    if (values.length !== count) throw new ExportError(`${source}: initializer ${name} has ${values.length} values for dimensions [${dims.join(', ')}]`);
+    data = Float32Array.from(values, type.fromField);
   }
   return { shape: dims, data };
 }

@@ -74,6 +74,7 @@ const SCHEMA = {
             int32Data: field(5, 'int32', true),
             name: field(8, 'string'),
             rawData: field(9, 'bytes'),
+            doubleData: field(10, 'double', true),
             externalData: field(13, 'StringStringEntryProto', true),
             dataLocation: field(14, 'int32'),
           },
