@@ -6,9 +6,9 @@
  * is written aside and renamed into place, so a failure leaves nothing
  * half-written.
  */
-import { mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { decodeCheckpoint, encodeCheckpointTensors } from '../model/checkpoint.js';
+import { decodeCheckpoint, encodeCheckpointTensors, foreignModelFormat } from '../model/checkpoint.js';
 import { EXPORT_FORMATS, EXPORT_FORMAT_INFO, type ExportFormat, exportModel } from '../model/export/interop.js';
 import { exportVariant } from '../model/export/keras-layers.js';
 import { type ForeignUNet, IMPORT_FORMATS, IMPORT_FORMAT_NAMES, type ImportChoices, type ImportFormat, type ModelFile, importNormalization, importedCheckpoint, readForeignUNet, tfjsShardProblem } from '../model/export/import.js';
@@ -63,7 +63,7 @@ function writeTfjsFolder(dir: string, files: readonly ModelFile[]): void {
 }
 
 const IMPORT_SPEC: Record<string, OptionSpec> = {
-  format: { type: 'string', help: 'keras-h5, keras, onnx or tfjs' },
+  format: { type: 'string', help: 'keras-h5, keras, onnx or tfjs (default: told by the file: HDF5, a .keras archive, a .onnx name, a model.json or its folder)' },
   in: { type: 'string', help: 'the file to read (e.g. the tutorial\'s weights.h5, a Keras 3 .weights.h5 or .keras file, the U-Net as torch.onnx.export writes it, or a TensorFlow.js model.json or its folder)' },
   out: { type: 'string', help: 'checkpoint to write', default: 'model.safetensors' },
   'input-size': { type: 'number', help: 'input size the model was trained at (default: the file\'s, if written by export or an ONNX graph of fixed square input; else 96)' },
@@ -72,6 +72,29 @@ const IMPORT_SPEC: Record<string, OptionSpec> = {
   'anti-alias': { type: 'boolean', help: 'frames were blurred before downsampling in training (default: the file\'s, if written by export; else not)' },
   activation: { type: 'string', help: 'keras-h5: the hidden layers\' activation, relu or elu (default: the file\'s, if written by export; else relu, the tutorial\'s); an ONNX graph, a tfjs model or a .keras file names its own' },
 };
+
+/** The format of the model at `path`, told by its first bytes and name (a folder is a tfjs model's), for an import without --format. */
+function formatOfFile(path: string): ImportFormat {
+  let head: Uint8Array;
+  try {
+    if (statSync(path).isDirectory()) return 'tfjs';
+    const fd = openSync(path, 'r');
+    try {
+      head = new Uint8Array(4096);
+      head = head.subarray(0, readSync(fd, head, 0, head.length, 0));
+    } finally {
+      closeSync(fd);
+    }
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new FileError(code === 'ENOENT' ? `model not found: ${path}` : `cannot read ${path}: ${(e as Error).message}`);
+  }
+  const found = foreignModelFormat(head, path);
+  if (found) return found.flag;
+  // safetensors: an 8-byte header length, then the header's JSON.
+  if (head.length > 8 && head[8] === 0x7b) throw new UsageError(`${path} is a safetensors file, which is what import writes: predict and export read a checkpoint as it is`);
+  throw new UsageError(`cannot tell which model ${path} is (not HDF5, a .keras archive, a .onnx file or a tfjs model.json): give --format ${IMPORT_FORMATS.join('|')}`);
+}
 
 async function readImport(format: ImportFormat, inPath: string, o: Parsed): Promise<ForeignUNet> {
   const m = format === 'tfjs' ? await readTfjs(inPath) : await readForeignUNet(format, readBytes(inPath, format === 'keras-h5' ? 'weights file' : IMPORT_FORMAT_NAMES[format]), inPath);
@@ -104,9 +127,13 @@ export async function importCommand(argv: string[]): Promise<void> {
   const summary = "Reads a Keras HDF5 weights file (the tutorial's weights.h5, one written by export, or Keras 3's .weights.h5), a Keras 3 model file (.keras), an ONNX model of the U-Net (written by export, or by torch.onnx.export of the same network) or a TensorFlow.js layers model of it (written by export, tfjs-layers' model.save or tfjs-converter) into a checkpoint for predict.";
   if (argv.includes('--help')) return void console.log(usage('import', summary, IMPORT_SPEC));
   const { options: o } = parseArgs(argv, IMPORT_SPEC);
-  const format = formatOf(o.format, IMPORT_FORMATS) as ImportFormat;
-  if (typeof o.in !== 'string') throw new UsageError(`--in is required: the ${format === 'tfjs' ? "TensorFlow.js model's model.json (or its folder)" : IMPORT_FORMAT_NAMES[format]} to read`);
+  if (typeof o.in !== 'string') {
+    const what = typeof o.format === 'string' && (IMPORT_FORMATS as readonly string[]).includes(o.format) ? (o.format === 'tfjs' ? "TensorFlow.js model's model.json (or its folder)" : IMPORT_FORMAT_NAMES[o.format as ImportFormat]) : 'model';
+    throw new UsageError(`--in is required: the ${what} to read`);
+  }
   const inPath = o.in;
+  const format = o.format === undefined ? formatOfFile(inPath) : (formatOf(o.format, IMPORT_FORMATS) as ImportFormat);
+  if (o.format === undefined) console.log(`reading ${inPath} as --format ${format} (${IMPORT_FORMAT_NAMES[format]}), told by the file`);
   const file = await readImport(format, inPath, o);
   const choices: ImportChoices = { inputSize: o['input-size'] as number | undefined, mean: o.mean as number | undefined, std: o.std as number | undefined, antiAlias: o['anti-alias'] as boolean | undefined };
   const normalization = importNormalization(file, choices);

@@ -52,9 +52,11 @@ function replaceNames(target: h5node.Group, name: string, values: string[]): voi
 describe('Keras HDF5 weights', () => {
   it('export then import gives back every tensor bit for bit, with the input size and normalisation', () => {
     const back = join(m.dir, 'imported.safetensors');
-    const r = runCli(['import', '--format', 'keras-h5', '--in', exported, '--out', back], m.dir);
+    // Without --format: an HDF5 file is Keras weights.
+    const r = runCli(['import', '--in', exported, '--out', back], m.dir);
     expect(r.errors, r.errors.join('\n')).toEqual([]);
     expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`reading ${exported} as --format keras-h5 (Keras HDF5 weights file), told by the file`);
     const ckpt = decodeCheckpoint(readFileSync(back), back);
     expect([...ckpt.weights.keys()].sort()).toEqual([...m.weights.keys()].sort());
     for (const [name, t] of m.weights) {
@@ -265,7 +267,15 @@ describe('export and import errors: one line, nothing written', () => {
       writeFileSync(other, encodeSafetensors(new Map([['w', { shape: [1], data: new Float32Array(1) }]])));
       return ['export', '--format', 'tfjs', '--model', other, '--out', join(m.dir, 'nope-tfjs')];
     }, 1, /other\.safetensors: not a wgsl-unet checkpoint/],
-    ['import without --in', () => ['import', '--format', 'keras-h5'], 2, /--in is required/],
+    ['import without --in', () => ['import', '--format', 'keras-h5'], 2, /--in is required: the Keras HDF5 weights file to read/],
+    ['import without --in or --format', () => ['import'], 2, /--in is required: the model to read/],
+    ['import without --format of a checkpoint', () => ['import', '--in', m.checkpointPath, '--out', join(m.dir, 'nope.safetensors')], 2, /best\.safetensors is a safetensors file, which is what import writes: predict and export read a checkpoint as it is/],
+    ['import without --format of a file that is no model', () => {
+      const text = join(m.dir, 'notes.txt');
+      writeFileSync(text, 'not a model');
+      return ['import', '--in', text, '--out', join(m.dir, 'nope.safetensors')];
+    }, 2, /cannot tell which model .*notes\.txt is \(not HDF5, a \.keras archive, a \.onnx file or a tfjs model\.json\): give --format keras-h5\|keras\|onnx\|tfjs/],
+    ['import without --format of a missing file', () => ['import', '--in', join(m.dir, 'nope.h5'), '--out', join(m.dir, 'nope.safetensors')], 1, /model not found: .*nope\.h5/],
     ['import of a missing file', () => ['import', '--format', 'keras-h5', '--in', join(m.dir, 'nope.h5'), '--out', join(m.dir, 'nope.safetensors')], 1, /weights file not found: .*nope\.h5/],
     ['import of a file that is not HDF5', () => ['import', '--format', 'keras-h5', '--in', m.checkpointPath, '--out', join(m.dir, 'nope.safetensors')], 1, /best\.safetensors: not an HDF5 file/],
     ['import in an unsupported format', () => ['import', '--format', 'pytorch', '--in', exported], 2, /unknown --format "pytorch"; known: keras-h5, keras, onnx, tfjs/],

@@ -51,8 +51,10 @@ describe('a U-Net exported by torch.onnx.export', () => {
 
       // The images are the network's input as they are: mean 0, std 1.
       const out = join(dir, `${form}.safetensors`);
-      const r = runCli(['import', '--format', 'onnx', '--in', f.path, '--out', out, '--mean', '0', '--std', '1'], dir);
+      // Without --format, told by the file's name.
+      const r = runCli(['import', ...(form === 'plain' ? ['--format', 'onnx'] : []), '--in', f.path, '--out', out, '--mean', '0', '--std', '1'], dir);
       expect(r.errors, r.errors.join('\n')).toEqual([]);
+      if (form !== 'plain') expect(r.stdout).toContain(`reading ${f.path} as --format onnx (ONNX model), told by the file`);
       expect(r.stdout).toContain(`base width 2, input ${f.size}×${f.size}`);
       expect(r.stdout).toContain("carried over: concatenations of [skip, upsampled]: the input channels of the convolutions after them reordered to Keras's [upsampled, skip]");
       const ckpt = decodeCheckpoint(new Uint8Array(readFileSync(out)), out);
