@@ -42,5 +42,9 @@ describe('public API', () => {
     await expect(nodeEntry.importModel([{ name: 'notes.txt', bytes: new Uint8Array([1, 2, 3]) }])).rejects.toThrow(new nodeEntry.ExportError('notes.txt: no model of another framework among them: a Keras .h5 or .keras file, an ONNX model (.onnx), or a TensorFlow.js model.json with its .bin shards'));
     await expect(nodeEntry.importModel([{ name: 'unet.onnx', bytes: new Uint8Array([1, 2, 3]) }])).rejects.toThrow(/^unet\.onnx: not an ONNX model/);
     await expect(nodeEntry.exportModel({} as never, 'pt' as never)).rejects.toThrow(/unknown export format "pt"; known: onnx, tfjs, keras-h5/);
+    const torch = new Uint8Array(readFileSync(new URL('../export/torch/plain.onnx', import.meta.url)));
+    await expect(nodeEntry.importModel([{ name: 'plain.onnx', bytes: torch }])).rejects.toThrow(/^plain\.onnx does not record how frames were normalised: give choices\.mean and choices\.std/);
+    await expect(nodeEntry.importModel([{ name: 'plain.onnx', bytes: torch }], { mean: Number.NaN, std: 1 })).rejects.toThrow(/^plain\.onnx: the frames' mean must be a finite number, got NaN$/);
+    await expect(nodeEntry.importModel([{ name: 'plain.onnx', bytes: torch }], { mean: 0, std: Infinity })).rejects.toThrow(/^plain\.onnx: the frames' standard deviation must be positive and finite, got Infinity$/);
   });
 });

@@ -90,7 +90,8 @@ export function importedCheckpoint(model: ForeignUNet, choices: ImportChoices, s
   if (bad) throw new ExportError(`${source}: ${bad}: the model would give NaN maps`);
   const normalization = importNormalization(model, choices);
   if (!normalization) throw new ExportError(`${source} does not record how frames were normalised: give the training frames' pixel mean and standard deviation after resizing (the tutorial computes them from imgs_train)`);
-  if (!(normalization.std > 0)) throw new ExportError(`${source}: the frames' standard deviation must be positive, got ${normalization.std}`);
+  if (!Number.isFinite(normalization.mean)) throw new ExportError(`${source}: the frames' mean must be a finite number, got ${normalization.mean}`);
+  if (!(normalization.std > 0 && Number.isFinite(normalization.std))) throw new ExportError(`${source}: the frames' standard deviation must be positive and finite, got ${normalization.std}`);
   const activation = choices.activation ?? model.activation ?? 'relu';
   const config = resolveUNetOptions({ baseWidth: model.baseWidth, inputSize: choices.inputSize ?? model.extras?.inputSize ?? 96, activation, batchNorm: model.batchNorm });
   const meta: CheckpointMeta = {

@@ -22,7 +22,8 @@ export const EXPORT_FORMAT_INFO: Record<ExportFormat, { what: string; out: strin
 
 /**
  * The checkpoint's U-Net as `format`'s files: unet.onnx, weights.h5, or a
- * tfjs model.json and the shard it names (the two belong in one folder). Each records the input size and the frames' normalisation, which
+ * tfjs model.json and the shard it names (the two belong in one folder).
+ * Each records the input size and the frames' normalisation, which
  * `importModel` reads back. `source` names the checkpoint in messages.
  */
 export async function exportModel(ckpt: Checkpoint, format: ExportFormat, source = 'the checkpoint'): Promise<ModelFile[]> {
