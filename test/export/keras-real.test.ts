@@ -1,0 +1,85 @@
+/**
+ * The tutorial's U-Net as Keras 3 itself saves it (the files in
+ * test/export/keras/, made by keras_unet.py with Keras 3.16 on its torch
+ * backend, the frames and Keras's own predictions beside them): the legacy
+ * HDF5 file of the whole model that the tutorial's
+ * ModelCheckpoint('weights.h5') writes, Keras 3's weights file, and a .keras
+ * archive of the network with batch normalisations. `import` (the format
+ * told by the file) and the library's importModel read each, and the engine
+ * then predicts what Keras predicted.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { testGpu } from '../helpers/gpu.js';
+import { maxAbsError } from '../helpers/compare.js';
+import { decodeNpy } from '../../src/data/npy.js';
+import { type Checkpoint, decodeCheckpoint, loadWeights } from '../../src/model/checkpoint.js';
+import { importModel } from '../../src/model/export/interop.js';
+import { predictProbabilities } from '../../src/model/trainer.js';
+import { createUNet } from '../../src/model/unet.js';
+import { range, runCli } from './fixture-model.js';
+
+const here = join(__dirname, 'keras');
+const dir = mkdtempSync(join(tmpdir(), 'wgsl-unet-keras-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const frames = (form: string) => {
+  const images = decodeNpy(readFileSync(join(here, `${form}-images.npy`)), 'images');
+  const keras = decodeNpy(readFileSync(join(here, `${form}-probabilities.npy`)), 'probabilities');
+  const [count, size] = images.shape as [number, number, number, number];
+  return { images: images.data as Float32Array, keras: keras.data as Float32Array, count, size };
+};
+
+async function engineMaps(ckpt: Checkpoint, f: ReturnType<typeof frames>): Promise<Float32Array> {
+  const model = createUNet(await testGpu(), ckpt.meta.config);
+  try {
+    loadWeights(model, ckpt, 'imported');
+    return await predictProbabilities(model, f.images, f.count, f.size, f.count);
+  } finally {
+    model.dispose();
+  }
+}
+
+describe('a U-Net saved by Keras 3', () => {
+  const cases = [
+    { file: 'tutorial.h5', form: 'tutorial', format: 'keras-h5', name: 'Keras HDF5 weights file', batchNorm: false },
+    { file: 'tutorial.weights.h5', form: 'tutorial', format: 'keras-h5', name: 'Keras HDF5 weights file', batchNorm: false },
+    { file: 'batchnorm.keras', form: 'batchnorm', format: 'keras', name: 'Keras model (.keras)', batchNorm: true },
+  ];
+  const imported = new Map<string, Checkpoint>();
+  for (const c of cases) {
+    it(`imports ${c.file} and predicts what Keras predicted`, async () => {
+      const f = frames(c.form);
+      const path = join(here, c.file);
+      const out = join(dir, `${c.file}.safetensors`);
+      // The frames are the network's input as they are: mean 0, std 1.
+      const r = runCli(['import', '--in', path, '--out', out, '--mean', '0', '--std', '1', '--input-size', String(f.size)], dir);
+      expect(r.errors, r.errors.join('\n')).toEqual([]);
+      expect(r.stdout).toContain(`reading ${path} as --format ${c.format} (${c.name}), told by the file`);
+      expect(r.stdout).toContain(`base width 1${c.batchNorm ? ', batch normalisation' : ''}, input ${f.size}×${f.size}`);
+      const ckpt = decodeCheckpoint(new Uint8Array(readFileSync(out)), out);
+      imported.set(c.file, ckpt);
+
+      // The library reads the same file to the same weights.
+      const lib = await importModel([{ name: c.file, bytes: new Uint8Array(readFileSync(path)) }], { mean: 0, std: 1, inputSize: f.size });
+      expect(lib.format).toBe(c.format);
+      expect([...lib.checkpoint.weights.keys()].sort()).toEqual([...ckpt.weights.keys()].sort());
+      for (const [name, t] of ckpt.weights) expect(lib.checkpoint.weights.get(name)!.data, name).toEqual(t.data);
+
+      const engine = await engineMaps(ckpt, f);
+      const [lo, hi] = range(engine);
+      const diff = maxAbsError(engine, f.keras);
+      console.log(`Keras 3 ${c.file}: max |engine − Keras| = ${diff.toExponential(2)} over probabilities in [${lo.toFixed(3)}, ${hi.toFixed(3)}]`);
+      expect(hi - lo).toBeGreaterThan(0.1);
+      expect(diff).toBeLessThanOrEqual(1e-5);
+    });
+  }
+
+  it("reads the same weights from the legacy whole-model file and Keras 3's weights file", () => {
+    const [legacy, current] = [imported.get('tutorial.h5')!, imported.get('tutorial.weights.h5')!];
+    expect([...current.weights.keys()].sort()).toEqual([...legacy.weights.keys()].sort());
+    for (const [name, t] of legacy.weights) expect(current.weights.get(name)!.data, name).toEqual(t.data);
+  });
+});
