@@ -48,6 +48,15 @@ if [ "$(uname -s)" = Linux ] && [ ! -x /usr/bin/chromium ] && [ -z "${WGSL_UNET_
   fi
 fi
 
+# The Keras tests read exported HDF5 files with h5py, as Keras 2 does, where a python3 has it.
+if [ "$(uname -s)" = Linux ] && command -v apt-get >/dev/null && ! /usr/bin/python3 -c 'import h5py' 2>/dev/null; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  echo "setup: installing h5py for the Keras HDF5 tests (python3-h5py)"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-h5py >/dev/null 2>&1 \
+    || { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-h5py >/dev/null; } \
+    || echo "setup: warning: python3-h5py could not be installed; the h5py checks of the Keras tests will be skipped" >&2
+fi
+
 if [ ! -d node_modules/webgpu ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: npm ci"
   # onnxruntime-node (a test dependency) would fetch its CUDA libraries from

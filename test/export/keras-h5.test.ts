@@ -1,6 +1,6 @@
 /**
  * `export --format keras-h5` and `import --format keras-h5`: a round trip
- * gives back the same tensors bit for bit; h5py, where python3 has it, reads
+ * gives back the same tensors bit for bit; h5py, where a python3 has it, reads
  * the file as Keras 2's load_weights does (names as byte strings, one group
  * per layer, kernel:0 and bias:0 datasets); importing checks the layers and
  * shapes and says what is wrong; and the commands' errors are one line.
@@ -116,9 +116,11 @@ describe('Keras HDF5 weights', () => {
     }
   });
 
-  const hasH5py = spawnSync('python3', ['-c', 'import h5py'], { encoding: 'utf8' }).status === 0;
-  it.skipIf(!hasH5py)(`h5py reads it as Keras 2's load_weights does${hasH5py ? '' : ' (skipped: python3 has no h5py; PYTHONPATH may point at one)'}`, () => {
-    const r = spawnSync('python3', [H5PY_SCRIPT, 'read', exported], { encoding: 'utf8' });
+  // The Python on the PATH, or the system's (where Debian's python3-h5py goes, which scripts/setup.sh installs).
+  const python = ['python3', '/usr/bin/python3'].find((p) => spawnSync(p, ['-c', 'import h5py'], { encoding: 'utf8' }).status === 0);
+  const hasH5py = python !== undefined;
+  it.skipIf(!hasH5py)(`h5py reads it as Keras 2's load_weights does${hasH5py ? '' : ' (skipped: no python3 with h5py; PYTHONPATH may point at one)'}`, () => {
+    const r = spawnSync(python!, [H5PY_SCRIPT, 'read', exported], { encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
     const found = JSON.parse(r.stdout) as {
       keras_version: string;
@@ -148,7 +150,7 @@ describe('Keras HDF5 weights', () => {
 
   it.skipIf(!hasH5py)(`imports a file h5py wrote as Keras 2's save_weights does (byte-string names, empty lists for weightless layers)${hasH5py ? '' : ' (skipped: python3 has no h5py)'}`, () => {
     const written = join(m.dir, 'h5py-written.h5');
-    const w = spawnSync('python3', [H5PY_SCRIPT, 'copy', exported, written], { encoding: 'utf8' });
+    const w = spawnSync(python!, [H5PY_SCRIPT, 'copy', exported, written], { encoding: 'utf8' });
     expect(w.status, w.stderr).toBe(0);
     const out = join(m.dir, 'from-h5py.safetensors');
     const r = runCli(['import', '--format', 'keras-h5', '--in', written, '--out', out, '--mean', '1', '--std', '2'], m.dir);
