@@ -3,12 +3,13 @@
  * test/export/keras/, made by keras_unet.py with Keras 3.16 on its torch
  * backend, the frames and Keras's own predictions beside them): the legacy
  * HDF5 file of the whole model that the tutorial's
- * ModelCheckpoint('weights.h5') writes, Keras 3's weights file, and a .keras
- * archive of the network with batch normalisations. `import` (the format
+ * ModelCheckpoint('weights.h5') writes, Keras 3's weights file, a .keras
+ * archive of the network with batch normalisations, and the first converted
+ * to a TensorFlow.js model by tensorflowjs's converter (tfjs_convert.py). `import` (the format
  * told by the file) and the library's importModel read each, and the engine
  * then predicts what Keras predicted.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -47,6 +48,8 @@ describe('a U-Net saved by Keras 3', () => {
     { file: 'tutorial.h5', form: 'tutorial', format: 'keras-h5', name: 'Keras HDF5 weights file', batchNorm: false },
     { file: 'tutorial.weights.h5', form: 'tutorial', format: 'keras-h5', name: 'Keras HDF5 weights file', batchNorm: false },
     { file: 'batchnorm.keras', form: 'batchnorm', format: 'keras', name: 'Keras model (.keras)', batchNorm: true },
+    // tutorial.h5 converted by tensorflowjs's converter (tfjs_convert.py): a folder of model.json and its shard.
+    { file: 'tfjs', form: 'tutorial', format: 'tfjs', name: "TensorFlow.js model's model.json", batchNorm: false },
   ];
   const imported = new Map<string, Checkpoint>();
   for (const c of cases) {
@@ -62,8 +65,9 @@ describe('a U-Net saved by Keras 3', () => {
       const ckpt = decodeCheckpoint(new Uint8Array(readFileSync(out)), out);
       imported.set(c.file, ckpt);
 
-      // The library reads the same file to the same weights.
-      const lib = await importModel([{ name: c.file, bytes: new Uint8Array(readFileSync(path)) }], { mean: 0, std: 1, inputSize: f.size });
+      // The library reads the same file (a tfjs model.json with its shard) to the same weights.
+      const given = c.format === 'tfjs' ? readdirSync(path).map((name) => ({ name, bytes: new Uint8Array(readFileSync(join(path, name))) })) : [{ name: c.file, bytes: new Uint8Array(readFileSync(path)) }];
+      const lib = await importModel(given, { mean: 0, std: 1, inputSize: f.size });
       expect(lib.format).toBe(c.format);
       expect([...lib.checkpoint.weights.keys()].sort()).toEqual([...ckpt.weights.keys()].sort());
       for (const [name, t] of ckpt.weights) expect(lib.checkpoint.weights.get(name)!.data, name).toEqual(t.data);
@@ -77,9 +81,11 @@ describe('a U-Net saved by Keras 3', () => {
     });
   }
 
-  it("reads the same weights from the legacy whole-model file and Keras 3's weights file", () => {
-    const [legacy, current] = [imported.get('tutorial.h5')!, imported.get('tutorial.weights.h5')!];
-    expect([...current.weights.keys()].sort()).toEqual([...legacy.weights.keys()].sort());
-    for (const [name, t] of legacy.weights) expect(current.weights.get(name)!.data, name).toEqual(t.data);
+  it("reads the same weights from the legacy whole-model file, Keras 3's weights file and the converter's tfjs model", () => {
+    const legacy = imported.get('tutorial.h5')!;
+    for (const other of ['tutorial.weights.h5', 'tfjs'].map((f) => imported.get(f)!)) {
+      expect([...other.weights.keys()].sort()).toEqual([...legacy.weights.keys()].sort());
+      for (const [name, t] of legacy.weights) expect(other.weights.get(name)!.data, name).toEqual(t.data);
+    }
   });
 });
