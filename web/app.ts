@@ -280,7 +280,8 @@ async function loadModelFiles(files: ModelFile[]): Promise<void> {
   pendingImport = null;
   ui.importAgain.disabled = true;
   await loadModelBytes(encodeCheckpointTensors(result.checkpoint.weights, result.checkpoint.meta), result.name, `${result.name} (imported from ${result.format})`);
-  if (result.notes.length) setStatus('ready', `model imported from ${result.name}; carried over: ${result.notes.join('; ')}`);
+  const said = [...(result.notes.length ? [`carried over: ${result.notes.join('; ')}`] : []), ...(result.assumed.length ? [`assumed: ${result.assumed.join('; ')} (the input size field sets it)`] : [])];
+  if (said.length) setStatus('ready', `model imported from ${result.name}; ${said.join('; ')}`);
 }
 
 async function loadModelFromUrl(url: string): Promise<void> {

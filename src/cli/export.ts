@@ -11,7 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { decodeCheckpoint, encodeCheckpointTensors, foreignModelFormat } from '../model/checkpoint.js';
 import { EXPORT_FORMATS, EXPORT_FORMAT_INFO, type ExportFormat, exportModel } from '../model/export/interop.js';
 import { exportVariant } from '../model/export/keras-layers.js';
-import { type ForeignUNet, IMPORT_FORMATS, IMPORT_FORMAT_NAMES, type ImportChoices, type ImportFormat, type ModelFile, importNormalization, importedCheckpoint, readForeignUNet, tfjsShardProblem } from '../model/export/import.js';
+import { type ForeignUNet, IMPORT_FORMATS, IMPORT_FORMAT_NAMES, type ImportChoices, type ImportFormat, type ModelFile, assumedInputSize, importNormalization, importedCheckpoint, readForeignUNet, tfjsShardProblem } from '../model/export/import.js';
 import { HIDDEN_ACTIVATIONS, type HiddenActivation, describeVariant } from '../model/unet.js';
 import { type OptionSpec, type Parsed, parseArgs, usage, UsageError } from './args.js';
 import { FileError, readBytes, syncFolder, writeAtomic, writeDurably } from './files.js';
@@ -149,4 +149,6 @@ export async function importCommand(argv: string[]): Promise<void> {
   writeAtomic(out, encodeCheckpointTensors(tensors, meta));
   console.log(`wrote ${out}: base width ${config.baseWidth}${describeVariant(config).map((d) => `, ${d}`).join('')}, input ${config.inputSize}×${config.inputSize}, mean ${n.mean}, std ${n.std}`);
   for (const note of file.notes) console.log(`  carried over: ${note}`);
+  const size = assumedInputSize(file, choices);
+  if (size) console.log(`  assumed: input ${size} × ${size} (the tutorial's), as ${inPath} does not record the size the model was trained at; --input-size sets it`);
 }

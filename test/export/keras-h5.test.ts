@@ -244,6 +244,11 @@ describe('Keras HDF5 weights', () => {
     const ckpt = decodeCheckpoint(readFileSync(out), out);
     expect(ckpt.meta.normalization).toEqual({ mean: 99.5, std: 50.25 });
     expect(ckpt.meta.config.inputSize).toBe(96); // the tutorial's, when the file does not say
+    expect(r.stdout).toContain(`  assumed: input 96 × 96 (the tutorial's), as ${plain} does not record the size the model was trained at; --input-size sets it`);
+    r = runCli(['import', '--format', 'keras-h5', '--in', plain, '--out', out, '--mean', '99.5', '--std', '50.25', '--input-size', '32'], m.dir);
+    expect(r.errors, r.errors.join('\n')).toEqual([]);
+    expect(r.stdout).not.toContain('assumed');
+    expect(decodeCheckpoint(readFileSync(out), out).meta.config.inputSize).toBe(32);
     expect(ckpt.weights.get('conv2d_19/kernel')!.data).toEqual(m.weights.get('conv2d_19/kernel')!.data);
   });
 });

@@ -69,6 +69,7 @@ describe('a U-Net saved by Keras 3', () => {
       const given = c.format === 'tfjs' ? readdirSync(path).map((name) => ({ name, bytes: new Uint8Array(readFileSync(join(path, name))) })) : [{ name: c.file, bytes: new Uint8Array(readFileSync(path)) }];
       const lib = await importModel(given, { mean: 0, std: 1, inputSize: f.size });
       expect(lib.format).toBe(c.format);
+      expect(lib.assumed).toEqual([]);
       expect([...lib.checkpoint.weights.keys()].sort()).toEqual([...ckpt.weights.keys()].sort());
       for (const [name, t] of ckpt.weights) expect(lib.checkpoint.weights.get(name)!.data, name).toEqual(t.data);
 
@@ -80,6 +81,12 @@ describe('a U-Net saved by Keras 3', () => {
       expect(diff).toBeLessThanOrEqual(1e-5);
     });
   }
+
+  it('says so where it assumes the input size, which the Keras files do not record', async () => {
+    const lib = await importModel([{ name: 'tutorial.weights.h5', bytes: new Uint8Array(readFileSync(join(here, 'tutorial.weights.h5'))) }], { mean: 0, std: 1 });
+    expect(lib.checkpoint.meta.config.inputSize).toBe(96);
+    expect(lib.assumed).toEqual(["input 96 × 96 (the tutorial's): tutorial.weights.h5 does not record the size the model was trained at"]);
+  });
 
   it("reads the same weights from the legacy whole-model file, Keras 3's weights file and the converter's tfjs model", () => {
     const legacy = imported.get('tutorial.h5')!;

@@ -73,6 +73,14 @@ export interface ImportChoices {
   activation?: HiddenActivation;
 }
 
+/** The input size taken where neither the file nor the caller gives one: the tutorial's. */
+export const ASSUMED_INPUT_SIZE = 96;
+
+/** The input size assumed for the model (neither the file nor `choices` gives one), or undefined. */
+export function assumedInputSize(model: ForeignUNet, choices: ImportChoices): number | undefined {
+  return choices.inputSize === undefined && model.extras?.inputSize === undefined ? ASSUMED_INPUT_SIZE : undefined;
+}
+
 /** The normalisation the file records or the caller gives, or undefined when neither does. */
 export function importNormalization(model: ForeignUNet, choices: ImportChoices): { mean: number; std: number } | undefined {
   const mean = choices.mean ?? model.extras?.mean;
@@ -93,7 +101,7 @@ export function importedCheckpoint(model: ForeignUNet, choices: ImportChoices, s
   if (!Number.isFinite(normalization.mean)) throw new ExportError(`${source}: the frames' mean must be a finite number, got ${normalization.mean}`);
   if (!(normalization.std > 0 && Number.isFinite(normalization.std))) throw new ExportError(`${source}: the frames' standard deviation must be positive and finite, got ${normalization.std}`);
   const activation = choices.activation ?? model.activation ?? 'relu';
-  const config = resolveUNetOptions({ baseWidth: model.baseWidth, inputSize: choices.inputSize ?? model.extras?.inputSize ?? 96, activation, batchNorm: model.batchNorm });
+  const config = resolveUNetOptions({ baseWidth: model.baseWidth, inputSize: choices.inputSize ?? model.extras?.inputSize ?? ASSUMED_INPUT_SIZE, activation, batchNorm: model.batchNorm });
   const meta: CheckpointMeta = {
     format: CHECKPOINT_FORMAT,
     version,
@@ -116,7 +124,7 @@ export interface ModelFile {
 }
 
 export type PickedImport =
-  | { kind: 'imported'; name: string; format: ImportFormat; checkpoint: Checkpoint; notes: string[] }
+  | { kind: 'imported'; name: string; format: ImportFormat; checkpoint: Checkpoint; notes: string[]; assumed: string[] }
   /** The file does not record how frames were normalised, and the choices do not say. */
   | { kind: 'needs-normalization'; name: string; format: ImportFormat };
 
@@ -152,5 +160,7 @@ export async function importPicked(files: readonly ModelFile[], choices: ImportC
   }
   if (!importNormalization(model, choices)) return { kind: 'needs-normalization', name: file.name, format };
   const { tensors, meta } = importedCheckpoint(model, choices, file.name, version);
-  return { kind: 'imported', name: file.name, format, checkpoint: { meta, weights: tensors }, notes: model.notes };
+  const size = assumedInputSize(model, choices);
+  const assumed = size ? [`input ${size} × ${size} (the tutorial's): ${file.name} does not record the size the model was trained at`] : [];
+  return { kind: 'imported', name: file.name, format, checkpoint: { meta, weights: tensors }, notes: model.notes, assumed };
 }

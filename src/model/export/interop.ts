@@ -58,6 +58,8 @@ export interface ImportedModel {
   source: string;
   /** Differences of form carried over (an NCHW graph's concatenations reordered, say), in words. */
   notes: string[];
+  /** What was taken where neither the file nor the choices say (the input size), in words; choices can set it. */
+  assumed: string[];
 }
 
 /**
@@ -76,5 +78,5 @@ export async function importModel(files: readonly ModelFile[], choices: ImportCh
   if (result.kind === 'needs-normalization') {
     throw new ExportError(`${result.name} does not record how frames were normalised: give choices.mean and choices.std, the training frames' pixel mean and standard deviation after resizing`);
   }
-  return { checkpoint: result.checkpoint, format: result.format, source: result.name, notes: result.notes };
+  return { checkpoint: result.checkpoint, format: result.format, source: result.name, notes: result.notes, assumed: result.assumed };
 }
