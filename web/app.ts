@@ -40,7 +40,7 @@ import {
   setPrecision,
 } from '../src/browser.js';
 import { version } from '../package.json';
-import { encodeCheckpointTensors, foreignModelFormat } from '../src/model/checkpoint.js';
+import { decodeCheckpoint, encodeCheckpointTensors, foreignModelFormat } from '../src/model/checkpoint.js';
 import type { ImportChoices, ModelFile } from '../src/model/export/import.js';
 import { drawChart } from './chart.js';
 import { drawFrame, drawPlaceholder, drawProbabilities } from './render.js';
@@ -129,6 +129,7 @@ const ui = {
   trainStart: $<HTMLButtonElement>('train-start'),
   trainStop: $<HTMLButtonElement>('train-stop'),
   download: $<HTMLButtonElement>('download'),
+  downloadFormat: $<HTMLSelectElement>('download-format'),
   trainInfo: $('train-info'),
   lossChart: $<HTMLCanvasElement>('loss-chart'),
   diceChart: $<HTMLCanvasElement>('dice-chart'),
@@ -563,20 +564,41 @@ async function train(): Promise<void> {
   if (frame) await predict();
 }
 
+/**
+ * Saves the model trained here: as a checkpoint, or in the format picked
+ * beside the button (written as `export` writes it; a TensorFlow.js model is
+ * two downloads, model.json and the shard it names, to keep in one folder).
+ */
 async function downloadWeights(): Promise<void> {
   const current = active;
   if (!current?.meta) throw new Error('no model trained in this page to download');
   const meta = { ...current.meta, createdAt: new Date().toISOString() };
   const bytes = await exclusive(() => encodeCheckpoint(current.model, meta));
   const c = current.model.config;
-  const name = `wgsl-unet-browser-w${c.baseWidth}-${c.inputSize}px.safetensors`;
+  const stem = `wgsl-unet-browser-w${c.baseWidth}-${c.inputSize}px`;
+  const format = ui.downloadFormat.value;
+  if (format === 'safetensors') {
+    saveFile(`${stem}.safetensors`, bytes);
+    setStatus('ready', `saved ${stem}.safetensors (${(bytes.length / 1024).toFixed(1)} KiB): use it with npm run predict -- --model ${stem}.safetensors`);
+    return;
+  }
+  const { EXPORT_FORMATS, exportModel } = await import('../src/model/export/interop.js');
+  if (!(EXPORT_FORMATS as readonly string[]).includes(format)) throw new Error(`unknown download format "${format}"`);
+  const files = await exportModel(decodeCheckpoint(bytes, `${stem}.safetensors`), format as (typeof EXPORT_FORMATS)[number], `${stem}.safetensors`);
+  // model.json names its shard, so the tfjs files keep their names; a single file takes the model's.
+  const named = files.length === 1 ? [{ ...files[0]!, name: `${stem}.${files[0]!.name.split('.').pop()}` }] : files;
+  for (const f of named) saveFile(f.name, f.bytes);
+  setStatus('ready', `saved ${named.map((f) => `${f.name} (${(f.bytes.length / 1024).toFixed(1)} KiB)`).join(' and ')}`);
+}
+
+/** Offers `bytes` to the browser as a download named `name`. */
+function saveFile(name: string, bytes: Uint8Array): void {
   const url = URL.createObjectURL(new Blob([bytes as Uint8Array<ArrayBuffer>], { type: 'application/octet-stream' }));
   const a = Object.assign(document.createElement('a'), { href: url, download: name });
   document.body.append(a);
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
-  setStatus('ready', `saved ${name} (${(bytes.length / 1024).toFixed(1)} KiB): use it with npm run predict -- --model ${name}`);
 }
 
 // ---- wiring ----------------------------------------------------------------

@@ -16,7 +16,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSyn
 import * as h5node from 'h5wasm/node';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { Page } from 'playwright-core';
+import type { Download, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodePngGray8 } from '../../src/cli/png.js';
 import { encodeNpy, decodeNpy } from '../../src/data/npy.js';
@@ -220,7 +220,7 @@ describe('the browser page', () => {
     expect(maxAbsError(probs, tiffProbs)).toBe(0);
   });
 
-  it('trains a small U-Net in the page: the loss falls, and predict accepts the downloaded weights', async () => {
+  it('trains a small U-Net in the page: the loss falls, predict accepts the downloaded weights, and import those downloaded as ONNX, tfjs and Keras', async () => {
     // Six steps of about 2 s each on SwiftShader with two cores.
     await page.selectOption('#train-width', '4');
     await page.selectOption('#train-size', '32');
@@ -275,6 +275,39 @@ describe('the browser page', () => {
     // Node's prediction with the downloaded weights matches the page's own for that frame.
     const pageProbs = Float32Array.from((await state(page)).prediction!.probabilities as unknown as number[]);
     expect(maxAbsError(probs.data as Float32Array, pageProbs)).toBeLessThanOrEqual(TOLERANCE);
+
+    // The same weights downloaded as ONNX, TensorFlow.js (two files) and Keras HDF5: import gives back the checkpoint's tensors.
+    for (const [format, count] of [['onnx', 1], ['tfjs', 2], ['keras-h5', 1]] as const) {
+      await page.selectOption('#download-format', format);
+      const saved: string[] = [];
+      const folder = join(tmp, `download-${format}`);
+      mkdirSync(folder);
+      const all = new Promise<void>((done) => {
+        const take = async (d: Download) => {
+          const path = join(folder, d.suggestedFilename());
+          await d.saveAs(path);
+          saved.push(path);
+          if (saved.length === count) {
+            page.off('download', take);
+            done();
+          }
+        };
+        page.on('download', take);
+      });
+      await page.click('#download');
+      await all;
+      const names = saved.map((f) => f.split('/').pop()).sort();
+      console.log(`downloaded as ${format}: ${names.join(', ')}`);
+      expect(names).toEqual(format === 'tfjs' ? ['group1-shard1of1.bin', 'model.json'] : [`wgsl-unet-browser-w4-32px.${format === 'onnx' ? 'onnx' : 'h5'}`]);
+      const back = join(tmp, `back-${format}.safetensors`);
+      const r2 = spawnSync(process.execPath, [CLI, 'import', '--in', format === 'tfjs' ? folder : saved[0]!, '--out', back], { encoding: 'utf8', timeout: 60_000 });
+      expect(r2.status, `${r2.stdout}\n${r2.stderr}`).toBe(0);
+      const again = decodeCheckpoint(new Uint8Array(readFileSync(back)), back);
+      expect(again.meta.normalization).toEqual(ckpt.meta.normalization);
+      expect([...again.weights.keys()].sort()).toEqual([...ckpt.weights.keys()].sort());
+      for (const [name, t] of ckpt.weights) expect(again.weights.get(name)!.data, `${format}: ${name}`).toEqual(t.data);
+    }
+    expect((await state(page)).errors).toEqual([]);
   });
 
   it('loads a checkpoint from the file input, and segments the open frame with it', async () => {
