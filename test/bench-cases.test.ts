@@ -4,7 +4,7 @@ import { UsageError } from '../src/cli/args.js';
 import { readFileSync } from 'node:fs';
 import { mmaTileChoices, mmaTileOverrides } from '../bench/mma-tiles.js';
 import { MMA_TILES, type ConvCaps, fittingMmaTile, mmaConstants } from '../src/ops/conv/plan.js';
-import { TUNE_CANDIDATES } from '../src/ops/conv/tune.js';
+import { TUNE_CANDIDATES, TUNE_CANDIDATES_48K } from '../src/ops/conv/tune.js';
 
 describe('bench --cases', () => {
   const names = [...convCases(8), ...convTransposeCases(8)].map((c) => `${c.op} ${c.shape}`);
@@ -45,7 +45,7 @@ describe('bench --mma-tiles', () => {
     expect(() => mmaTileChoices('tuned+tall')).toThrow(UsageError);
   });
 
-  it('bench/device-mixed.sh times choices that fit an H200 (16 × 16 × 16 matrices, subgroups of 32, 32 KiB of workgroup memory)', () => {
+  it('bench/device-mixed.sh times choices that fit an H200 (16 × 16 × 16 matrices, subgroups of 32, 32 KiB of workgroup memory; the tuner\'s 48 KiB candidates where it has 48)', () => {
     // Device time is scarce: a list that fails on the GPU machine wastes a session's run.
     const script = readFileSync(new URL('../bench/device-mixed.sh', import.meta.url), 'utf8');
     const specs = [...script.matchAll(/dist\/bench\.js[^\n]*--mma-tiles (\S+)/g)].map((m) => m[1]!);
@@ -55,11 +55,14 @@ describe('bench --mma-tiles', () => {
     const matrix = { M: 16, N: 16, K: 16 };
     // tuned tries every candidate: each must fit too, or it is left out untimed.
     const choices = specs.flatMap((s) => mmaTileChoices(s)).flatMap((c): (string | null)[] => (c === 'tuned' ? [...TUNE_CANDIDATES] : [c]));
-    for (const choice of choices) {
+    const fits = (choice: string | null, bytes: number) => {
       const o = mmaTileOverrides(choice);
-      const caps: ConvCaps = { software: false, subgroups: { min: 32, max: 32 }, matrix, precision: 'mixed', limits, overrides: o };
-      const fits = o.mmaTile === 'auto' ? fittingMmaTile(caps) !== null : mmaConstants(matrix, 32, o.mmaTile!, limits, o) !== null;
-      expect(fits, `${choice} on an H200`).toBe(true);
-    }
+      const at = { ...limits, maxComputeWorkgroupStorageSize: bytes };
+      const caps: ConvCaps = { software: false, subgroups: { min: 32, max: 32 }, matrix, precision: 'mixed', limits: at, overrides: o };
+      return o.mmaTile === 'auto' ? fittingMmaTile(caps) !== null : mmaConstants(matrix, 32, o.mmaTile!, at, o) !== null;
+    };
+    // All at 48 KiB; at 32 KiB all but the tuner's 48 KiB candidates, which it then leaves out as unfit.
+    for (const choice of choices) expect(fits(choice, 49152), `${choice} on an H200 with 48 KiB`).toBe(true);
+    expect(choices.filter((c) => !fits(c, 32768))).toEqual([...TUNE_CANDIDATES_48K]);
   });
 });

@@ -39,6 +39,7 @@ import {
   MMA_DEFAULT_TILE,
 } from '../../src/ops/conv/index.js';
 import { mmaTileOverrides } from '../../bench/mma-tiles.js';
+import { TUNE_CANDIDATES_48K } from '../../src/ops/conv/tune.js';
 import { type Shape4, conv2dBackwardRef, conv2dRef, convTranspose2x2BackwardRef, convTranspose2x2Ref } from '../reference/conv.js';
 
 const prod = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
@@ -145,9 +146,11 @@ describe.runIf(mixed || required)('mixed-precision convolutions (f16 subgroup ma
   const SPLIT = `${DEFAULT_TILE}+splitk`;
   // Double-buffered tiles (twice the staged tiles' workgroup memory, which
   // lavapipe's 32 KiB holds on 64 × 64 × 32 and on the 16-deep tiles, not on
-  // the default): every case, and 16 deep with tall subgroup tiles on the short list.
+  // the default): every case, and 16 deep with tall subgroup tiles on the short
+  // list; the tuner's two that need 48 KiB (TUNE_CANDIDATES_48K) on the short
+  // list where the device has it (a GPU's; skipped on lavapipe).
   const DOUBLE = '64x64x32+db';
-  for (const tile of [...MMA_TILES, 'auto', PREFETCHED, TALL, FOUR_BY_FOUR, DOUBLE, '128x128x16+tall+db', '64x64x32+tall', '64x64x32+wide', 'auto+tall', 'auto+wide', PER_QUAD, SPLIT]) {
+  for (const tile of [...MMA_TILES, 'auto', PREFETCHED, TALL, FOUR_BY_FOUR, DOUBLE, '128x128x16+tall+db', ...TUNE_CANDIDATES_48K, '64x64x32+tall', '64x64x32+wide', 'auto+tall', 'auto+wide', PER_QUAD, SPLIT]) {
     const every = tile === DEFAULT_TILE || tile === PREFETCHED || tile === TALL || tile === FOUR_BY_FOUR || tile === DOUBLE;
     const convCases = tile === PER_QUAD ? STEP_CASES : tile === SPLIT ? SPLIT_CASES : every ? [...CONV_CASES, ...STEP_CASES] : SHORT_CONV;
     for (const [xs, k, co] of convCases) {

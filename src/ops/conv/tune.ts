@@ -40,12 +40,19 @@ export function mmaChoice(name: string): Omit<MmaChoice, 'mmaTile'> & { mmaTile:
   };
 }
 
-/** What the tuner tries besides the planner's own choice: tiles, larger subgroup tiles, prefetching, split reductions. */
+/**
+ * What the tuner tries besides the planner's own choice: tiles, larger
+ * subgroup tiles, prefetching, split reductions, double-buffered tiles. The
+ * last two (TUNE_CANDIDATES_48K) need more than 32 KiB of workgroup memory:
+ * a device with less lists them as unfit, untimed.
+ */
+export const TUNE_CANDIDATES_48K: readonly string[] = ['128x64x32+db', '128x128x32+tall+db'];
 export const TUNE_CANDIDATES: readonly string[] = [
   '128x64x32', '64x64x32', '64x128x32', '128x32x32', '64x32x32', '32x64x32',
   '128x64x32+tall', '128x64x32+wide', '128x128x32+tall', '128x128x32+tall+wide',
   '128x64x32+prefetch', '64x64x32+prefetch', '128x64x32+splitk', '64x64x32+splitk',
   '128x64x16+db', '128x128x16+tall+db', '64x64x32+db',
+  ...TUNE_CANDIDATES_48K,
 ];
 
 export interface TuneOptions {
