@@ -256,8 +256,8 @@ function importChoices(): ImportChoices {
 /**
  * Loads what the model picker gave: a checkpoint, or a model from Keras,
  * ONNX or TensorFlow.js, made into a checkpoint as `import` makes one (the
- * readers loaded here on first use). A model that does not record how its frames were
- * normalised waits for the fields below the picker.
+ * readers loaded here on first use). A model that does not record how its
+ * frames were normalised waits for the fields below the picker.
  */
 async function loadModelFiles(files: ModelFile[]): Promise<void> {
   if (files.length === 1 && !foreignModelFormat(files[0]!.bytes, files[0]!.name)) {
