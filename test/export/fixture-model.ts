@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { decodeTiff } from '../../src/data/tiff.js';
 import { meanStd, normalize, resizeStack } from '../../src/data/prepare.js';
 import { expect } from 'vitest';
-import { CHECKPOINT_FORMAT, type CheckpointMeta, decodeCheckpoint, encodeCheckpointTensors } from '../../src/model/checkpoint.js';
+import { CHECKPOINT_FORMAT, type Checkpoint, type CheckpointMeta, decodeCheckpoint, encodeCheckpointTensors, loadWeights } from '../../src/model/checkpoint.js';
 import type { NamedTensor } from '../../src/model/safetensors.js';
 import { predictProbabilities } from '../../src/model/trainer.js';
 import { type HiddenActivation, buildUNetParameters, createUNet, resolveUNetOptions } from '../../src/model/unet.js';
@@ -93,6 +93,17 @@ export async function fixtureModel(gpu: Gpu, baseWidth: number, size: number, se
 }
 
 const cli = join(__dirname, '../../dist/cli.js');
+
+/** The engine's probabilities for `count` normalised size × size frames, from a model built of `ckpt` (`name` in messages). */
+export async function predictWithCheckpoint(gpu: Gpu, ckpt: Checkpoint, name: string, images: Float32Array, count: number, size: number): Promise<Float32Array> {
+  const model = createUNet(gpu, ckpt.meta.config);
+  try {
+    loadWeights(model, ckpt, name);
+    return await predictProbabilities(model, images, count, size, count);
+  } finally {
+    model.dispose();
+  }
+}
 
 /** Runs the built CLI; stderr without Dawn's warnings. */
 export function runCli(args: string[], cwd: string) {

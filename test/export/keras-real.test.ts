@@ -1,13 +1,14 @@
 /**
  * The tutorial's U-Net as Keras 3 itself saves it (the files in
  * test/export/keras/, made by keras_unet.py with Keras 3.16 on its torch
- * backend, the frames and Keras's own predictions beside them): the legacy
- * HDF5 file of the whole model that the tutorial's
- * ModelCheckpoint('weights.h5') writes, Keras 3's weights file, a .keras
- * archive of the network with batch normalisations, and the first converted
- * to a TensorFlow.js model by tensorflowjs's converter (tfjs_convert.py). `import` (the format
- * told by the file) and the library's importModel read each, and the engine
- * then predicts what Keras predicted.
+ * backend, with the frames, seeded Gaussian noise rather than competition
+ * frames, and Keras's own predictions beside them): the legacy HDF5 file of
+ * the whole model that the tutorial's ModelCheckpoint('weights.h5') writes,
+ * Keras 3's weights file, a .keras archive of the network with batch
+ * normalisations, and the first converted to a TensorFlow.js model by
+ * tensorflowjs's converter (tfjs_convert.py). `import` (the format told by
+ * the file) and the library's importModel read each, and the engine then
+ * predicts what Keras predicted.
  */
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,11 +17,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { testGpu } from '../helpers/gpu.js';
 import { maxAbsError } from '../helpers/compare.js';
 import { decodeNpy } from '../../src/data/npy.js';
-import { type Checkpoint, decodeCheckpoint, loadWeights } from '../../src/model/checkpoint.js';
+import { type Checkpoint, decodeCheckpoint } from '../../src/model/checkpoint.js';
 import { importModel } from '../../src/model/export/interop.js';
-import { predictProbabilities } from '../../src/model/trainer.js';
-import { createUNet } from '../../src/model/unet.js';
-import { range, runCli } from './fixture-model.js';
+import { predictWithCheckpoint, range, runCli } from './fixture-model.js';
 
 const here = join(__dirname, 'keras');
 const dir = mkdtempSync(join(tmpdir(), 'wgsl-unet-keras-'));
@@ -32,16 +31,6 @@ const frames = (form: string) => {
   const [count, size] = images.shape as [number, number, number, number];
   return { images: images.data as Float32Array, keras: keras.data as Float32Array, count, size };
 };
-
-async function engineMaps(ckpt: Checkpoint, f: ReturnType<typeof frames>): Promise<Float32Array> {
-  const model = createUNet(await testGpu(), ckpt.meta.config);
-  try {
-    loadWeights(model, ckpt, 'imported');
-    return await predictProbabilities(model, f.images, f.count, f.size, f.count);
-  } finally {
-    model.dispose();
-  }
-}
 
 describe('a U-Net saved by Keras 3', () => {
   const cases = [
@@ -73,7 +62,7 @@ describe('a U-Net saved by Keras 3', () => {
       expect([...lib.checkpoint.weights.keys()].sort()).toEqual([...ckpt.weights.keys()].sort());
       for (const [name, t] of ckpt.weights) expect(lib.checkpoint.weights.get(name)!.data, name).toEqual(t.data);
 
-      const engine = await engineMaps(ckpt, f);
+      const engine = await predictWithCheckpoint(await testGpu(), ckpt, c.file, f.images, f.count, f.size);
       const [lo, hi] = range(engine);
       const diff = maxAbsError(engine, f.keras);
       console.log(`Keras 3 ${c.file}: max |engine − Keras| = ${diff.toExponential(2)} over probabilities in [${lo.toFixed(3)}, ${hi.toFixed(3)}]`);

@@ -18,12 +18,10 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { zipSync } from 'fflate';
 import { testGpu } from '../helpers/gpu.js';
 import { maxAbsError } from '../helpers/compare.js';
-import { decodeCheckpoint, loadWeights } from '../../src/model/checkpoint.js';
+import { decodeCheckpoint } from '../../src/model/checkpoint.js';
 import { snakeCase } from '../../src/model/export/keras-archive.js';
 import { writeH5 } from '../../src/model/export/keras-h5.js';
-import { predictProbabilities } from '../../src/model/trainer.js';
-import { createUNet } from '../../src/model/unet.js';
-import { FRAME_COUNT, type FixtureModel, fixtureModel, range, runCli, sampleFrames } from './fixture-model.js';
+import { FRAME_COUNT, type FixtureModel, fixtureModel, predictWithCheckpoint, range, runCli, sampleFrames } from './fixture-model.js';
 import { type TfjsOptions, theirPredict, tfjsUNet } from './foreign-unet.js';
 
 const made: FixtureModel[] = [];
@@ -127,11 +125,7 @@ async function importAndPredict(dir: string, format: string, path: string, frame
   expect(r.errors, r.errors.join('\n')).toEqual([]);
   expect(r.code).toBe(0);
   const ckpt = decodeCheckpoint(new Uint8Array(readFileSync(out)), out);
-  const gpu = await testGpu();
-  const model = createUNet(gpu, ckpt.meta.config);
-  loadWeights(model, ckpt, out);
-  const probs = await predictProbabilities(model, frames.images, FRAME_COUNT, size, FRAME_COUNT);
-  model.dispose();
+  const probs = await predictWithCheckpoint(await testGpu(), ckpt, out, frames.images, FRAME_COUNT, size);
   return { probs, stdout: r.stdout };
 }
 

@@ -12,14 +12,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import * as ort from 'onnxruntime-node';
 import { testGpu } from '../helpers/gpu.js';
 import { maxAbsError } from '../helpers/compare.js';
-import { decodeCheckpoint, loadWeights } from '../../src/model/checkpoint.js';
+import { decodeCheckpoint } from '../../src/model/checkpoint.js';
 import { type KerasLayer, kerasUNetLayers, kernelToOIHW } from '../../src/model/export/keras-layers.js';
 import { onnxModelType } from '../../src/model/export/onnx.js';
 import { exportModel, importModel } from '../../src/model/export/interop.js';
 import { fromHalf, toHalf } from '../../src/gpu/tensor-view.js';
-import { predictProbabilities } from '../../src/model/trainer.js';
-import { createUNet } from '../../src/model/unet.js';
-import { FRAME_COUNT, type FixtureModel, expectRoundTrip, fixtureModel, range, runCli } from './fixture-model.js';
+import { FRAME_COUNT, type FixtureModel, expectRoundTrip, fixtureModel, predictWithCheckpoint, range, runCli } from './fixture-model.js';
 
 const made: FixtureModel[] = [];
 afterAll(() => made.forEach((m) => m.cleanup()));
@@ -196,10 +194,7 @@ describe('import --format onnx', () => {
         expect(r.stdout).toContain("carried over: batch normalisations with ε 0.00001: γ scaled to normalise alike with the engine's ε 0.001");
       }
       const ckpt = decodeCheckpoint(new Uint8Array(readFileSync(out)), 'foreign');
-      const model = createUNet(gpu, ckpt.meta.config);
-      loadWeights(model, ckpt, 'foreign');
-      const engine = await predictProbabilities(model, m.images, FRAME_COUNT, m.size, FRAME_COUNT);
-      model.dispose();
+      const engine = await predictWithCheckpoint(gpu, ckpt, 'foreign', m.images, FRAME_COUNT, m.size);
       const [lo, hi] = range(engine);
       const diff = maxAbsError(engine, runtime);
       console.log(`foreign onnx (${activation}${batchNorm ? ', batch norm' : ''}): max |engine − onnxruntime| = ${diff.toExponential(2)} over probabilities in [${lo.toFixed(3)}, ${hi.toFixed(3)}]`);
@@ -220,10 +215,7 @@ describe('import --format onnx', () => {
     const r = runCli(['import', '--format', 'onnx', '--in', path, '--out', out, '--mean', '0', '--std', '1', '--input-size', '48'], m.dir);
     expect(r.errors, r.errors.join('\n')).toEqual([]);
     const ckpt = decodeCheckpoint(new Uint8Array(readFileSync(out)), 'tiny');
-    const model = createUNet(gpu, ckpt.meta.config);
-    loadWeights(model, ckpt, 'tiny');
-    const engine = await predictProbabilities(model, m.images, FRAME_COUNT, m.size, FRAME_COUNT);
-    model.dispose();
+    const engine = await predictWithCheckpoint(gpu, ckpt, 'tiny', m.images, FRAME_COUNT, m.size);
     // The foreign graph differs from the fixture's, so the comparison sees the tiny variances.
     expect(maxAbsError(runtime, m.engine)).toBeGreaterThan(1e-3);
     expect(maxAbsError(engine, runtime)).toBeLessThanOrEqual(1e-5);

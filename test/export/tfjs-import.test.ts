@@ -15,11 +15,9 @@ import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { testGpu } from '../helpers/gpu.js';
 import { maxAbsError } from '../helpers/compare.js';
-import { decodeCheckpoint, loadWeights } from '../../src/model/checkpoint.js';
-import { predictProbabilities } from '../../src/model/trainer.js';
-import { createUNet } from '../../src/model/unet.js';
+import { decodeCheckpoint } from '../../src/model/checkpoint.js';
 import { toHalfWords } from '../../src/gpu/tensor-view.js';
-import { FRAME_COUNT, type FixtureModel, expectRoundTrip, fixtureModel, range, runCli, sampleFrames } from './fixture-model.js';
+import { FRAME_COUNT, type FixtureModel, expectRoundTrip, fixtureModel, predictWithCheckpoint, range, runCli, sampleFrames } from './fixture-model.js';
 import { type TfjsOptions, theirPredict, tfjsUNet } from './foreign-unet.js';
 
 const made: FixtureModel[] = [];
@@ -59,10 +57,7 @@ async function importAndPredict(path: string, m: { dir: string; size: number; im
   expect(r.code).toBe(0);
   const ckpt = decodeCheckpoint(new Uint8Array(readFileSync(out)), out);
   expect(ckpt.meta.config.inputSize).toBe(m.size); // from the input layer's shape
-  const model = createUNet(gpu, ckpt.meta.config);
-  loadWeights(model, ckpt, out);
-  const probs = await predictProbabilities(model, m.images, FRAME_COUNT, m.size, FRAME_COUNT);
-  model.dispose();
+  const probs = await predictWithCheckpoint(gpu, ckpt, out, m.images, FRAME_COUNT, m.size);
   return { probs, stdout: r.stdout };
 }
 

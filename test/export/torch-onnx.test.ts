@@ -1,12 +1,13 @@
 /**
  * The U-Net written in PyTorch and exported by torch.onnx.export (the files
- * in test/export/torch/, made by torch_unet_onnx.py with PyTorch 2.6, the
- * images and PyTorch's own probabilities beside each graph): `import` and
- * the library's importModel read it, and the engine then predicts what
- * PyTorch and onnxruntime predict. One graph is the tutorial's network in
- * PyTorch's usual form; in another each convolution had a batch
- * normalisation, which the exporter folded into it; the third is the first
- * in float16 (model.half()), whose weights widen exactly to float32.
+ * in test/export/torch/, made by torch_unet_onnx.py with PyTorch 2.6, with
+ * the images, seeded uniform noise rather than competition frames, and
+ * PyTorch's own probabilities beside each graph): `import` and the
+ * library's importModel read it, and the engine then predicts what PyTorch
+ * and onnxruntime predict. One graph is the tutorial's network in PyTorch's
+ * usual form; in another each convolution had a batch normalisation, which
+ * the exporter folded into it; the third is the first in float16
+ * (model.half()), whose weights widen exactly to float32.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,11 +18,9 @@ import { testGpu } from '../helpers/gpu.js';
 import { maxAbsError } from '../helpers/compare.js';
 import { decodeNpy } from '../../src/data/npy.js';
 import { fromHalf, toHalf } from '../../src/gpu/tensor-view.js';
-import { decodeCheckpoint, loadWeights } from '../../src/model/checkpoint.js';
+import { decodeCheckpoint } from '../../src/model/checkpoint.js';
 import { importModel } from '../../src/model/export/interop.js';
-import { predictProbabilities } from '../../src/model/trainer.js';
-import { createUNet } from '../../src/model/unet.js';
-import { range, runCli } from './fixture-model.js';
+import { predictWithCheckpoint, range, runCli } from './fixture-model.js';
 
 const here = join(__dirname, 'torch');
 const dir = mkdtempSync(join(tmpdir(), 'wgsl-unet-torch-'));
@@ -72,11 +71,7 @@ describe('a U-Net exported by torch.onnx.export', () => {
         for (const [name, t] of ckpt.weights) expect(t.data, name).toEqual(plain.checkpoint.weights.get(name)!.data.map((v) => fromHalf(toHalf(v))));
       }
 
-      const gpu = await testGpu();
-      const model = createUNet(gpu, ckpt.meta.config);
-      loadWeights(model, ckpt, out);
-      const engine = await predictProbabilities(model, f.images, f.count, f.size, f.count);
-      model.dispose();
+      const engine = await predictWithCheckpoint(await testGpu(), ckpt, out, f.images, f.count, f.size);
       const [lo, hi] = range(engine);
       const diff = maxAbsError(engine, f.torch);
       console.log(`torch.onnx.export (${form}): max |engine − PyTorch| = ${diff.toExponential(2)}${runtime ? `, |engine − onnxruntime| = ${maxAbsError(engine, runtime).toExponential(2)}` : ''}, over probabilities in [${lo.toFixed(3)}, ${hi.toFixed(3)}]`);
