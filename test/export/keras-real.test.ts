@@ -4,8 +4,8 @@
  * backend, with the frames, seeded Gaussian noise rather than competition
  * frames, and Keras's own predictions beside them): the legacy HDF5 file of
  * the whole model that the tutorial's ModelCheckpoint('weights.h5') writes,
- * Keras 3's weights file, a .keras archive of the network with batch
- * normalisations, and the first converted to a TensorFlow.js model by
+ * Keras 3's weights file, both again with float16 weights (Keras's float16
+ * dtype policy), a .keras archive of the network with batch normalisations, and the first converted to a TensorFlow.js model by
  * tensorflowjs's converter (tfjs_convert.py). `import` (the format told by
  * the file) and the library's importModel read each, and the engine then
  * predicts what Keras predicted.
@@ -19,6 +19,7 @@ import { maxAbsError } from '../helpers/compare.js';
 import { decodeNpy } from '../../src/data/npy.js';
 import { type Checkpoint, decodeCheckpoint } from '../../src/model/checkpoint.js';
 import { importModel } from '../../src/model/export/interop.js';
+import { fromHalf, toHalf } from '../../src/gpu/tensor-view.js';
 import { predictWithCheckpoint, range, runCli } from './fixture-model.js';
 
 const here = join(__dirname, 'keras');
@@ -26,7 +27,8 @@ const dir = mkdtempSync(join(tmpdir(), 'wgsl-unet-keras-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const frames = (form: string) => {
-  const images = decodeNpy(readFileSync(join(here, `${form}-images.npy`)), 'images');
+  // The float16 files ran on the tutorial's frames.
+  const images = decodeNpy(readFileSync(join(here, `${form === 'half' ? 'tutorial' : form}-images.npy`)), 'images');
   const keras = decodeNpy(readFileSync(join(here, `${form}-probabilities.npy`)), 'probabilities');
   const [count, size] = images.shape as [number, number, number, number];
   return { images: images.data as Float32Array, keras: keras.data as Float32Array, count, size };
@@ -36,6 +38,9 @@ describe('a U-Net saved by Keras 3', () => {
   const cases = [
     { file: 'tutorial.h5', form: 'tutorial', format: 'keras-h5', name: 'Keras HDF5 weights file', batchNorm: false },
     { file: 'tutorial.weights.h5', form: 'tutorial', format: 'keras-h5', name: 'Keras HDF5 weights file', batchNorm: false },
+    // The tutorial's weights under Keras's float16 policy: float16 datasets, widened exactly.
+    { file: 'half.h5', form: 'half', format: 'keras-h5', name: 'Keras HDF5 weights file', batchNorm: false },
+    { file: 'half.weights.h5', form: 'half', format: 'keras-h5', name: 'Keras HDF5 weights file', batchNorm: false },
     { file: 'batchnorm.keras', form: 'batchnorm', format: 'keras', name: 'Keras model (.keras)', batchNorm: true },
     // tutorial.h5 converted by tensorflowjs's converter (tfjs_convert.py): a folder of model.json and its shard.
     { file: 'tfjs', form: 'tutorial', format: 'tfjs', name: "TensorFlow.js model's model.json", batchNorm: false },
@@ -61,6 +66,12 @@ describe('a U-Net saved by Keras 3', () => {
       expect(lib.assumed).toEqual([]);
       expect([...lib.checkpoint.weights.keys()].sort()).toEqual([...ckpt.weights.keys()].sort());
       for (const [name, t] of ckpt.weights) expect(lib.checkpoint.weights.get(name)!.data, name).toEqual(t.data);
+
+      if (c.form === 'half') {
+        // Each weight is the float32 file's rounded to float16, exactly.
+        const full = await importModel([{ name: 'tutorial.h5', bytes: new Uint8Array(readFileSync(join(here, 'tutorial.h5'))) }], { mean: 0, std: 1, inputSize: f.size });
+        for (const [name, t] of ckpt.weights) expect(t.data, name).toEqual(full.checkpoint.weights.get(name)!.data.map((v) => fromHalf(toHalf(v))));
+      }
 
       const engine = await predictWithCheckpoint(await testGpu(), ckpt, c.file, f.images, f.count, f.size);
       const [lo, hi] = range(engine);

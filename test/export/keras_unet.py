@@ -13,13 +13,21 @@ He-initialised kernels and small random biases, so that the maps vary):
                        the same network with Conv2D (no bias),
                        BatchNormalization (γ, β and running statistics set
                        away from 1, 0, 0 and 1) and Activation layers
+  half.h5, half.weights.h5  the tutorial's weights under Keras's float16
+                       dtype policy, saved as the first two (float16
+                       variables, so float16 datasets)
   FORM-images.npy      the frames each ran on (N, 32, 32, 1), float32
   FORM-probabilities.npy  Keras's own predictions for them (FORM: tutorial,
-                       batchnorm)
+                       batchnorm; half: a float32 model's with the float16
+                       weights widened, as the engine computes, on the
+                       tutorial's frames)
 
 Made with Keras 3 on its torch backend (KERAS_BACKEND=torch), Debian
 trixie's python3-torch (2.6), h5py and numpy:
   KERAS_BACKEND=torch python3 test/export/keras_unet.py test/export/keras
+with /proc mounted (without it PyTorch cannot tell the CPU's features, and
+the initialisers' last bits come out otherwise). The files are the same on
+every run but the .keras archive, whose zip entries carry the time.
 """
 import sys
 from pathlib import Path
@@ -61,6 +69,23 @@ def unet(batchnorm):
     return keras.Model(inputs=[inputs], outputs=[outputs])
 
 
+def save_half(model, images, out):
+    """The model's weights rounded to float16 in a model of Keras's float16
+    policy, saved as the tutorial's files are, and the probabilities of a
+    float32 model holding those weights widened."""
+    keras.config.set_dtype_policy('float16')
+    half = unet(False)
+    keras.config.set_dtype_policy('float32')
+    half.set_weights([w.astype(np.float16) for w in model.get_weights()])
+    half.save(out / 'half.h5')
+    half.save_weights(out / 'half.weights.h5')
+    widened = unet(False)
+    widened.set_weights([w.astype(np.float32) for w in half.get_weights()])
+    probabilities = widened.predict(images, verbose=0)
+    np.save(out / 'half-probabilities.npy', probabilities.astype(np.float32))
+    print(f'half: variables {half.layers[1].kernel.dtype}, probabilities in [{probabilities.min():.4f}, {probabilities.max():.4f}]')
+
+
 def main(out):
     out.mkdir(parents=True, exist_ok=True)
     for form in ['tutorial', 'batchnorm']:
@@ -78,6 +103,7 @@ def main(out):
         if form == 'tutorial':
             model.save(out / 'tutorial.h5')
             model.save_weights(out / 'tutorial.weights.h5')
+            save_half(model, images, out)
         else:
             model.save(out / f'{form}.keras')
         np.save(out / f'{form}-images.npy', images)

@@ -16,6 +16,7 @@
  * the frames' preparation, so a round trip gives back a whole checkpoint.
  */
 import * as h5wasm from 'h5wasm';
+import { fromHalf } from '../../gpu/tensor-view.js';
 import type { NamedTensor } from '../safetensors.js';
 import type { HiddenActivation } from '../unet.js';
 import { type ExportableUNet, ExportError, checkUNetWeights, exportVariant, kerasUNetLayers, layerTensors } from './keras-layers.js';
@@ -135,10 +136,35 @@ function readNames(target: h5wasm.Group, name: string, source: string): string[]
   return list as string[];
 }
 
-/** A dataset's values as float32 (float64 narrowed), or null for another type. */
+/** A dataset's values as float32 (float64 narrowed, float16 widened exactly), or null for another type. */
 function floatValues(dataset: h5wasm.Dataset): Float32Array | null {
+  const meta = dataset.metadata;
+  if (meta.type === h5wasm.Module.H5T_class_t.H5T_FLOAT.value && meta.size === 2) return halfValues(dataset);
   const value = dataset.value;
   return value instanceof Float32Array ? value.slice() : value instanceof Float64Array ? Float32Array.from(value) : null;
+}
+
+/**
+ * A float16 dataset's values (Keras's float16 dtype policy keeps its
+ * variables so), widened: h5wasm's `value` refuses float16, so the bytes
+ * are read as stored, through the HDF5 library's own read.
+ */
+function halfValues(dataset: h5wasm.Dataset): Float32Array {
+  const { Module } = h5wasm;
+  const meta = dataset.metadata;
+  const count = (meta.shape ?? []).reduce((a, b) => a * b, 1);
+  const ptr = Module._malloc(Math.max(2 * count, 2));
+  try {
+    const status = Module.get_dataset_data(dataset.file_id, dataset.path, null, null, null, BigInt(ptr));
+    if (status < 0) throw new ExportError(`dataset ${dataset.path}: HDF5 could not read its float16 values`);
+    const bytes = Module.HEAPU8.subarray(ptr, ptr + 2 * count);
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const out = new Float32Array(count);
+    for (let i = 0; i < count; i++) out[i] = fromHalf(view.getUint16(2 * i, meta.littleEndian));
+    return out;
+  } finally {
+    Module._free(ptr);
+  }
 }
 
 /** Every dataset below `group` (Keras 3's layers/), by its path from the file's root. */
