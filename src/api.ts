@@ -33,14 +33,19 @@ export { fit, type EpochLog, type FitOptions, type FitResult } from './model/fit
 export { CHECKPOINT_FORMAT, CheckpointError, encodeCheckpoint, encodeCheckpointTensors, decodeCheckpoint, loadWeights, type Checkpoint, type CheckpointMeta } from './model/checkpoint.js';
 export { encodeSafetensors, decodeSafetensors, SafetensorsError, type NamedTensor } from './model/safetensors.js';
 
+// Frames in, masks out: prepared, predicted and post-processed as predict and submit do.
+export { type SegmentSettings, type Segmentation, type SegmentOptions, segmentFrames, segmentSettings } from './model/segment.js';
+
 // Other frameworks' models of the U-Net (ONNX, TensorFlow.js, Keras) to and from checkpoints.
 export { EXPORT_FORMATS, exportModel, importModel, type ExportFormat, type ImportedModel } from './model/export/interop.js';
 export { IMPORT_FORMATS, type ImportChoices, type ImportFormat, type ModelFile } from './model/export/import.js';
 export { ExportError } from './model/export/keras-layers.js';
 
-// Data helpers: NumPy files, the competition's run-length encoding, Dice scores, normalisation.
+// Data helpers: NumPy files, TIFF frames, the competition's run-length encoding and defaults, Dice scores, normalisation.
 export { encodeNpy, decodeNpy, type NpyArray, type NpyDtype } from './data/npy.js';
 export { encodeRle, decodeRle } from './data/rle.js';
+export { decodeTiff, encodeTiffGray8, type GrayImage } from './data/tiff.js';
+export { DEFAULT_MIN_AREA, DEFAULT_THRESHOLD } from './data/submission.js';
 export { diceScoreBinary, meanDice, batchDice } from './data/metrics.js';
 export { meanStd, normalize, masksToUnit } from './data/prepare.js';
 export { DataError } from './data/errors.js';

@@ -1,15 +1,13 @@
 /**
  * The browser entry point: the engine on navigator.gpu, the model, training,
  * checkpoints and the data layer, plus the few steps a page needs around them
- * (reading a dropped frame, running a checkpoint on it). Nothing here or in
+ * (reading a dropped frame, loading a checkpoint). Nothing here or in
  * what it imports uses Node APIs; dist/browser/wgsl-unet.js is this module.
  */
 import { decodeTiff, type GrayImage } from './data/tiff.js';
-import { normalize, resizeStack } from './data/prepare.js';
 import { DataError } from './data/errors.js';
 import type { Gpu } from './gpu/gpu.js';
 import { type Checkpoint, decodeCheckpoint, loadWeights } from './model/checkpoint.js';
-import { predictProbabilities } from './model/trainer.js';
 import { type UNet, createUNet } from './model/unet.js';
 
 // The engine.
@@ -35,6 +33,7 @@ export { decodeTiff, encodeTiffGray8, type GrayImage } from './data/tiff.js';
 export { resizeBilinear, resizeBilinear64 } from './data/resize.js';
 export { masksToUnit, meanStd, normalize, resizeStack } from './data/prepare.js';
 export { binarize } from './data/postprocess.js';
+export { type SegmentSettings, type Segmentation, segmentFrames, segmentSettings } from './model/segment.js';
 export { FRAME_HEIGHT, FRAME_WIDTH, generateFrame, type SyntheticFrame } from './data/synthetic.js';
 export { batchDice, diceScoreBinary } from './data/metrics.js';
 export { DataError } from './data/errors.js';
@@ -50,22 +49,6 @@ export function modelFromCheckpoint(gpu: Gpu, bytes: Uint8Array, name: string): 
     throw e;
   }
   return { model, checkpoint };
-}
-
-/**
- * A frame as the model sees it, exactly as `predict` prepares test frames:
- * bilinear resize to size × size kept as uint8 (blurred first where the
- * model trained on anti-aliased frames), then (v − mean) / std.
- */
-export function prepareFrame(image: GrayImage, size: number, normalization: { mean: number; std: number }, antiAlias = false): Float32Array {
-  const resized = resizeStack(image.data, 1, image.width, image.height, size, { antiAlias });
-  return normalize(resized, normalization.mean, normalization.std);
-}
-
-/** The model's nerve probabilities (size × size, row-major) for one gray frame. */
-export function predictFrame(model: UNet, normalization: { mean: number; std: number }, image: GrayImage, antiAlias = false): Promise<Float32Array> {
-  const size = model.config.inputSize;
-  return predictProbabilities(model, prepareFrame(image, size, normalization, antiAlias), 1, size, 1);
 }
 
 const isTiff = (b: Uint8Array) => b.length >= 4 && ((b[0] === 0x49 && b[1] === 0x49 && b[2] === 42 && b[3] === 0) || (b[0] === 0x4d && b[1] === 0x4d && b[2] === 0 && b[3] === 42));

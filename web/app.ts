@@ -20,7 +20,6 @@ import {
   Rng,
   Trainer,
   type UNet,
-  binarize,
   createBrowserGpu,
   createUNet,
   decodeFrameFile,
@@ -31,9 +30,10 @@ import {
   meanStd,
   modelFromCheckpoint,
   normalize,
-  predictFrame,
-  resizeBilinear,
   resizeStack,
+  type SegmentSettings,
+  segmentFrames,
+  segmentSettings,
   fit,
   defaultPrecision,
   precisionOf,
@@ -45,9 +45,6 @@ import type { ImportChoices, ModelFile } from '../src/model/export/import.js';
 import { drawChart } from './chart.js';
 import { drawFrame, drawPlaceholder, drawProbabilities } from './render.js';
 
-/** What `predict`/`submit` use when a checkpoint has no validated choice. */
-const DEFAULT_THRESHOLD = 0.5;
-const DEFAULT_MIN_AREA = 10;
 const VALIDATION_SPLIT = 0.2;
 /** Synthetic frames per synthetic subject: several subjects, each seen from a few probe positions. */
 const FRAMES_PER_SUBJECT = 6;
@@ -55,11 +52,8 @@ const FRAMES_PER_SUBJECT = 6;
 interface ActiveModel {
   model: UNet;
   adam?: Adam;
-  normalization: { mean: number; std: number };
-  /** Its training frames were anti-aliased before downsampling: frames served to it are too. */
-  antiAlias: boolean;
-  threshold: number;
-  minArea: number;
+  /** How frames are prepared for it (its training frames' normalisation and anti-aliasing) and its maps made masks. */
+  settings: SegmentSettings;
   /** Where it came from, for the page: a file name, a URL, or "trained in this page". */
   source: string;
   /** Metadata to write when downloading (models trained here). */
@@ -213,12 +207,13 @@ function setActive(next: ActiveModel): void {
   active = next;
   ui.download.disabled = !next.meta || page.training.running;
   const c = next.model.config;
-  page.model = { source: next.source, baseWidth: c.baseWidth, inputSize: c.inputSize, activation: c.activation ?? 'relu', ...next.normalization, threshold: next.threshold, minArea: next.minArea };
+  const { mean, std, threshold, minArea } = next.settings;
+  page.model = { source: next.source, baseWidth: c.baseWidth, inputSize: c.inputSize, activation: c.activation ?? 'relu', mean, std, threshold, minArea };
   ui.modelInfo.classList.remove('error');
   ui.modelInfo.innerHTML =
     `<strong>${escapeHtml(next.source)}</strong>: base width ${c.baseWidth}, input ${c.inputSize}×${c.inputSize}, ` +
-    `${next.model.parameters.count.toLocaleString('en-US')} parameters; normalisation mean ${next.normalization.mean.toFixed(2)}, std ${next.normalization.std.toFixed(2)}; ` +
-    `mask threshold ${next.threshold}, minimum area ${next.minArea} px.`;
+    `${next.model.parameters.count.toLocaleString('en-US')} parameters; normalisation mean ${mean.toFixed(2)}, std ${std.toFixed(2)}; ` +
+    `mask threshold ${threshold}, minimum area ${minArea} px.`;
 }
 
 async function loadModelBytes(bytes: Uint8Array, name: string, source: string): Promise<void> {
@@ -226,14 +221,10 @@ async function loadModelBytes(bytes: Uint8Array, name: string, source: string): 
   await exclusive(async () => {
     if (!gpu) throw new Error('no GPU device');
     const { model, checkpoint } = modelFromCheckpoint(gpu, bytes, name);
-    const pp = checkpoint.meta.postprocess;
     const trained = checkpoint.meta.epoch ? `, ${checkpoint.meta.epoch} epoch(s)` : '';
     setActive({
       model,
-      normalization: checkpoint.meta.normalization,
-      antiAlias: checkpoint.meta.antiAlias ?? false,
-      threshold: pp?.threshold ?? DEFAULT_THRESHOLD,
-      minArea: pp?.minArea ?? DEFAULT_MIN_AREA,
+      settings: segmentSettings(checkpoint.meta),
       source: `${source}${trained}`,
     });
   });
@@ -323,27 +314,23 @@ async function predict(): Promise<void> {
   const t0 = performance.now();
   const result = await exclusive(async () => {
     if (!active) return null;
-    const probs = await predictFrame(active.model, active.normalization, current.image, active.antiAlias);
-    return { probs, model: active };
+    const [segmentation] = await segmentFrames(active.model, [current.image], active.settings, { batchSize: 1 });
+    return { ...segmentation!, model: active };
   });
   if (!result) return;
   const ms = performance.now() - t0;
   const size = result.model.model.config.inputSize;
-  const { width, height } = current.image;
-  const full = resizeBilinear(result.probs, size, size, width, height);
-  const mask = binarize(full, result.model.threshold, result.model.minArea);
-  let area = 0;
-  for (const v of mask) area += v;
+  const { width, height, mask, area, probabilities } = result;
   let max = 0;
-  for (const p of result.probs) max = Math.max(max, p);
+  for (const p of probabilities) max = Math.max(max, p);
   drawFrame(ui.frameCanvas, current.image, mask);
-  drawProbabilities(ui.probCanvas, result.probs, size);
-  page.prediction = { seq: ++predictionSeq, name: current.name, size, probabilities: result.probs, area, max };
+  drawProbabilities(ui.probCanvas, probabilities, size);
+  page.prediction = { seq: ++predictionSeq, name: current.name, size, probabilities, area, max };
   ui.predictInfo.classList.remove('error');
   ui.predictInfo.innerHTML =
     `<strong>${escapeHtml(current.name)}</strong>: ` +
     (area ? `nerve predicted, ${area.toLocaleString('en-US')} px` : 'no nerve predicted') +
-    ` (probability > ${result.model.threshold}, minimum area ${result.model.minArea} px at ${width} × ${height}); ` +
+    ` (probability > ${result.model.settings.threshold}, minimum area ${result.model.settings.minArea} px at ${width} × ${height}); ` +
     `highest probability ${max.toFixed(3)}; ${ms.toFixed(0)} ms. Model: ${escapeHtml(result.model.source)}.`;
   setStatus('ready', `segmented ${current.name}`);
 }
@@ -537,10 +524,7 @@ async function train(): Promise<void> {
     setActive({
       model: trained.model,
       adam: trained.adam,
-      normalization: trained.meta.normalization,
-      antiAlias: trained.meta.antiAlias ?? false,
-      threshold: DEFAULT_THRESHOLD,
-      minArea: DEFAULT_MIN_AREA,
+      settings: segmentSettings(trained.meta),
       source: `trained in this page (${trained.epochsDone} epoch(s))`,
       meta: trained.meta,
     });

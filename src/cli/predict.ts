@@ -33,7 +33,7 @@ const SPEC: Record<string, OptionSpec> = {
 };
 
 /** A checkpoint path: the file given, or a run folder's best.safetensors. */
-function checkpointPath(entry: string): string {
+export function checkpointPath(entry: string): string {
   return existsSync(entry) && statSync(entry).isDirectory() ? join(entry, 'best.safetensors') : entry;
 }
 
@@ -105,7 +105,6 @@ export function loadTestSet(dataDir: string): TestSet {
   return { frames: imgs.data as Uint8Array, ids: ids.data as Int32Array, count, width, height };
 }
 
-/** Resizes the test frames as the model's training frames were (`antiAlias`), normalises them, predicts, and writes the maps (predictTestSetWith). */
 /** The views of a --tta value (none, shift, mirror or shift+mirror). */
 export function ttaViews(value: string): TestTransform[] {
   const views = TTA_CHOICES[value];
@@ -113,6 +112,7 @@ export function ttaViews(value: string): TestTransform[] {
   return views;
 }
 
+/** Resizes the test frames as the model's training frames were (`antiAlias`), normalises them, predicts, and writes the maps (predictTestSetWith). */
 export async function predictTestSet(model: UNet, norm: { mean: number; std: number }, test: TestSet, outDir: string, batch: number, antiAlias: boolean): Promise<Float32Array> {
   return predictTestSetWith([ensembleMember(model, norm, batch)], model.config.inputSize, test, outDir, antiAlias, ['identity']);
 }

@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { existsSync } from 'node:fs';
 import { decodeNpy } from '../data/npy.js';
 import { DataError } from '../data/errors.js';
-import { DEFAULT_MIN_AREA, formatEncodedSubmission } from '../data/submission.js';
+import { DEFAULT_MIN_AREA, DEFAULT_THRESHOLD, formatEncodedSubmission } from '../data/submission.js';
 import { decodeCheckpoint } from '../model/checkpoint.js';
 import { type OptionSpec, UsageError, parseArgs, usage } from './args.js';
 import { readBytes, writeAtomic } from './files.js';
@@ -30,7 +30,7 @@ const SPEC: Record<string, OptionSpec> = {
 export async function submit(argv: string[]): Promise<void> {
   if (argv.includes('--help')) return void console.log(usage('submit', 'Writes submission.csv from the predicted probabilities.', SPEC));
   const { options: o } = parseArgs(argv, SPEC);
-  let threshold = 0.5;
+  let threshold = DEFAULT_THRESHOLD;
   let minArea = DEFAULT_MIN_AREA;
   let source = 'defaults';
   const modelPath = (o.model as string | undefined) ?? (existsSync('runs') ? join(latestRun('runs'), 'best.safetensors') : undefined);

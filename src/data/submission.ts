@@ -11,6 +11,8 @@ export const SUBMISSION_HEIGHT = 420;
 export const SUBMISSION_HEADER = 'img,pixels';
 /** The pipeline's rule: a predicted mask smaller than this many pixels is submitted as empty. */
 export const DEFAULT_MIN_AREA = 10;
+/** The pipeline's probability threshold where none was chosen on validation data. */
+export const DEFAULT_THRESHOLD = 0.5;
 
 export interface SubmissionMask {
   id: number;
