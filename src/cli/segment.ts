@@ -1,11 +1,16 @@
 /**
- * `wgsl-unet segment FRAME.tif …`: masks for frame files with a checkpoint,
- * each written beside the others as <name>_mask.tif (8-bit, 255 = nerve, at
- * the frame's size, as the competition's training masks are), and one line
- * a frame with the mask's area. Frames are prepared and masks made as
- * `predict` and `submit` do (src/model/segment.ts).
+ * `wgsl-unet segment FRAME.tif|FOLDER …`: masks for frame files with a
+ * checkpoint, each written as <out>/<name>_mask.tif (8-bit, 255 = nerve, at
+ * the frame's size, as the competition's training masks are), and
+ * <out>/masks.csv with each frame's size, mask area and run-length encoding.
+ * Frames are prepared and masks made as `predict` and `submit` do
+ * (src/model/segment.ts), a few hundred frames at a time so that a whole
+ * test folder needs little memory. A file that is not a readable frame is
+ * skipped with a warning naming it (`--strict`: stops at it), as `data` does.
  */
+import { readdirSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
+import { encodeRle } from '../data/rle.js';
 import { decodeTiff, encodeTiffGray8, type GrayImage } from '../data/tiff.js';
 import { decodeCheckpoint, loadWeights } from '../model/checkpoint.js';
 import { segmentFrames, segmentSettings } from '../model/segment.js';
@@ -22,26 +27,57 @@ const SPEC: Record<string, OptionSpec> = {
   ...GPU_OPTIONS,
   ...PRECISION_OPTION,
   model: { type: 'string', help: 'checkpoint (.safetensors) or run folder; default: best.safetensors of the latest run in runs/' },
-  out: { type: 'string', help: 'folder for the <name>_mask.tif files', default: 'masks' },
+  out: { type: 'string', help: 'folder for the <name>_mask.tif files and masks.csv', default: 'masks' },
   threshold: { type: 'number', help: 'probability threshold; default: the checkpoint\'s, chosen on validation data, else 0.5' },
   'min-area': { type: 'number', help: 'masks of fewer pixels are left empty; default: the checkpoint\'s, else 10' },
   'batch-size': { type: 'number', help: 'frames per batch', default: 16 },
+  strict: { type: 'boolean', help: 'stop at the first file that is not a readable frame instead of skipping it with a warning' },
 };
 
+/** Frames read and segmented at a time: bounded memory for a whole test folder (580 × 420 bytes each). */
+const CHUNK = 256;
+
+const isFrameName = (name: string) => /\.tiff?$/i.test(name) && !/_mask\.tiff?$/i.test(name);
+
+/** The frame files of the arguments: files as given, and a folder's TIFF files (masks left out) in natural order. */
+function frameFiles(entries: readonly string[]): string[] {
+  const files: string[] = [];
+  for (const entry of entries) {
+    let folder = false;
+    try {
+      folder = statSync(entry).isDirectory();
+    } catch {
+      // a missing file is reported when it is read
+    }
+    if (!folder) {
+      files.push(entry);
+      continue;
+    }
+    const inside = readdirSync(entry).filter(isFrameName).sort(new Intl.Collator('en', { numeric: true }).compare);
+    if (inside.length === 0) throw new UsageError(`${entry} holds no frame files (.tif, other than *_mask.tif)`);
+    files.push(...inside.map((name) => join(entry, name)));
+  }
+  return files;
+}
+
+/** A CSV field, quoted where it holds a comma, a quote or a line break. */
+const csvField = (s: string) => (/[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
+
 export async function segment(argv: string[]): Promise<void> {
-  if (argv.includes('--help')) return void console.log(usage('segment FRAME.tif …', 'Writes a nerve mask for each frame file (TIFF).', SPEC));
-  const { options: o, positional: files } = parseArgs(argv, SPEC);
-  if (files.length === 0) throw new UsageError('segment: give one or more frame files (TIFF), e.g. segment --model runs/RUN test/1.tif');
+  if (argv.includes('--help')) return void console.log(usage('segment FRAME.tif|FOLDER …', 'Writes a nerve mask for each frame file (TIFF), and masks.csv.', SPEC));
+  const { options: o, positional } = parseArgs(argv, SPEC);
+  if (positional.length === 0) throw new UsageError('segment: give frame files (TIFF) or folders of them, e.g. segment --model runs/RUN raw/test');
+  const files = frameFiles(positional);
   const outDir = resolve(o.out as string);
-  const names = new Map<string, string>();
+  const maskNames: string[] = [];
+  const byName = new Map<string, string>();
   for (const file of files) {
     const name = `${basename(file).replace(/\.tiff?$/i, '')}_mask.tif`;
-    const other = names.get(name);
+    const other = byName.get(name);
     if (other !== undefined) throw new UsageError(`${file} and ${other} would both write ${join(outDir, name)}`);
-    names.set(name, file);
+    byName.set(name, file);
+    maskNames.push(name);
   }
-  const path = o.model === undefined ? join(latestRun('runs'), 'best.safetensors') : checkpointPath(o.model as string);
-  const ckpt = decodeCheckpoint(readBytes(path, 'checkpoint'), path);
   const overrides: { threshold?: number; minArea?: number } = {};
   if (o.threshold !== undefined) {
     overrides.threshold = o.threshold as number;
@@ -51,32 +87,51 @@ export async function segment(argv: string[]): Promise<void> {
     overrides.minArea = o['min-area'] as number;
     if (!(Number.isInteger(overrides.minArea) && overrides.minArea >= 0)) throw new UsageError(`--min-area must be a non-negative integer, got ${overrides.minArea}`);
   }
-  const settings = segmentSettings(ckpt.meta, overrides);
   const batchSize = o['batch-size'] as number;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new UsageError(`--batch-size must be a positive integer, got ${batchSize}`);
-  // Every frame is read before the GPU starts, so that a bad file stops the run before any work.
-  const frames: GrayImage[] = files.map((file) => decodeTiff(readBytes(file, 'frame'), file));
+  const path = o.model === undefined ? join(latestRun('runs'), 'best.safetensors') : checkpointPath(o.model as string);
+  const ckpt = decodeCheckpoint(readBytes(path, 'checkpoint'), path);
+  const settings = segmentSettings(ckpt.meta, overrides);
   const { config } = ckpt.meta;
-  const chosen = o.threshold !== undefined || o['min-area'] !== undefined ? 'given' : ckpt.meta.postprocess ? 'chosen on validation data' : 'defaults';
+  const chosen = Object.keys(overrides).length ? 'given' : ckpt.meta.postprocess ? 'chosen on validation data' : 'defaults';
   console.log(`model ${path}: input ${config.inputSize}×${config.inputSize}; threshold ${settings.threshold}, minimum area ${settings.minArea} px (${chosen})`);
 
   const gpu = await openGpu(o);
   const model = createUNet(gpu, config);
+  const rows = ['frame,width,height,area,pixels'];
+  const skipped: string[] = [];
+  let withNerve = 0;
   try {
     choosePrecision(o, gpu);
     tuneForSoftwareAdapter(gpu);
     loadWeights(model, ckpt, path);
-    const bar = progress('segmenting', frames.length, 'frames');
-    const results = await segmentFrames(model, frames, settings, { batchSize, onProgress: (done) => bar.update(done) });
+    const bar = progress('segmenting', files.length, 'frames');
+    for (let from = 0; from < files.length; from += CHUNK) {
+      const chunk: { file: string; name: string; frame: GrayImage }[] = [];
+      for (let i = from; i < Math.min(files.length, from + CHUNK); i++) {
+        try {
+          chunk.push({ file: files[i]!, name: maskNames[i]!, frame: decodeTiff(readBytes(files[i]!, 'frame'), files[i]!) });
+        } catch (e) {
+          if (o.strict) throw e;
+          skipped.push(files[i]!);
+          console.error(`warning: skipped: ${(e as Error).message}`);
+        }
+      }
+      const results = await segmentFrames(model, chunk.map((c) => c.frame), settings, { batchSize, onProgress: (done) => bar.update(from + done) });
+      results.forEach(({ mask, area, width, height }, i) => {
+        writeAtomic(join(outDir, chunk[i]!.name), encodeTiffGray8(width, height, mask.map((v) => v * 255), { compression: 'lzw' }));
+        rows.push([csvField(chunk[i]!.file), width, height, area, encodeRle(mask, width, height)].join(','));
+        if (area) withNerve++;
+      });
+      bar.update(Math.min(files.length, from + CHUNK));
+    }
     bar.finish();
-    [...names.keys()].forEach((name, i) => {
-      const { mask, area, width, height } = results[i]!;
-      writeAtomic(join(outDir, name), encodeTiffGray8(width, height, mask.map((v) => v * 255), { compression: 'lzw' }));
-      console.log(`${files[i]}: ${width} × ${height}, ${area ? `nerve, ${area.toLocaleString('en-US')} px` : 'no nerve'}`);
-    });
-    console.log(`wrote ${files.length} mask(s) in ${outDir}`);
   } finally {
     model.dispose();
     await gpu.close();
   }
+  const written = rows.length - 1;
+  writeAtomic(join(outDir, 'masks.csv'), rows.join('\n') + '\n');
+  console.log(`wrote ${written} mask(s) in ${outDir}, ${withNerve} with a nerve; masks.csv lists each frame's size, area and run-length encoding (pixels numbered down the columns from 1)`);
+  if (skipped.length) console.log(`skipped ${skipped.length} file(s) that are not readable frames (warnings above)`);
 }

@@ -1,11 +1,15 @@
 /**
- * `segment`: a mask file for each frame file, the library's segmentFrames
- * mask as 0/255 at the frame's size, with the checkpoint's threshold and
- * minimum area unless given; bad input refused before anything is written.
+ * `segment`: a mask file for each frame file (or each frame of a folder),
+ * the library's segmentFrames mask as 0/255 at the frame's size, and
+ * masks.csv with each one's area and run-length encoding, with the
+ * checkpoint's threshold and minimum area unless given; a file that is not
+ * a frame skipped with a warning (or, with --strict, stopping the run); bad
+ * options refused before anything is written.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeRle } from '../../src/data/rle.js';
 import { decodeTiff } from '../../src/data/tiff.js';
 import { encodeCheckpointTensors } from '../../src/model/checkpoint.js';
 import { segmentFrames, segmentSettings } from '../../src/model/segment.js';
@@ -43,36 +47,78 @@ describe('segment', () => {
     { name: "the checkpoint's choice", model: () => chosen, args: [], threshold: 0.485, minArea: 500, source: 'chosen on validation data' },
     { name: 'a threshold and minimum area given', model: () => m.dir, args: ['--threshold', '0.49', '--min-area', '0'], threshold: 0.49, minArea: 0, source: 'given' },
   ]) {
-    it(`writes each frame's mask with ${c.name}`, async () => {
+    it(`writes each frame's mask and masks.csv with ${c.name}`, async () => {
       const out = join(m.dir, `masks-${c.source.replace(/\W+/g, '-')}`);
       const r = runCli(['segment', '--model', c.model(), ...c.args, '--out', out, ...frameFiles.map((f) => join(KAGGLE_SAMPLE_DIR, f))], m.dir);
       expect(r.errors.filter((l) => !l.startsWith('segmenting:')), r.errors.join('\n')).toEqual([]);
       expect(r.code).toBe(0);
       expect(r.stdout).toContain(`threshold ${c.threshold}, minimum area ${c.minArea} px (${c.source})`);
       const expected = await libraryMasks(c.threshold, c.minArea);
+      const csv = readFileSync(join(out, 'masks.csv'), 'utf8').split('\n');
+      expect(csv[0]).toBe('frame,width,height,area,pixels');
+      expect(csv).toHaveLength(frameFiles.length + 2);
+      expect(csv[frameFiles.length + 1]).toBe('');
       frameFiles.forEach((f, i) => {
         const written = decodeTiff(new Uint8Array(readFileSync(join(out, f.replace('.tif', '_mask.tif')))), f);
         expect([written.width, written.height]).toEqual([580, 420]);
         expect(written.data).toEqual(expected[i]);
-        const area = expected[i]!.reduce((a, v) => a + (v ? 1 : 0), 0);
-        expect(r.stdout).toContain(`${join(KAGGLE_SAMPLE_DIR, f)}: 580 × 420, ${area ? `nerve, ${area.toLocaleString('en-US')} px` : 'no nerve'}`);
+        const mask = expected[i]!.map((v) => v / 255);
+        const area = mask.reduce((a, v) => a + v, 0);
+        expect(csv[i + 1]).toBe(`${join(KAGGLE_SAMPLE_DIR, f)},580,420,${area},${encodeRle(mask, 580, 420)}`);
       });
       expect(expected.some((mask) => mask.includes(255))).toBe(true);
-      expect(r.stdout).toContain(`wrote 2 mask(s) in ${out}`);
+      const nerves = expected.filter((mask) => mask.includes(255)).length;
+      expect(r.stdout).toContain(`wrote 2 mask(s) in ${out}, ${nerves} with a nerve`);
     });
   }
 
-  it('refuses a file that is not a TIFF, two frames of one name, a bad threshold and no frames, writing nothing', () => {
-    const out = join(m.dir, 'refused');
-    const frame = join(KAGGLE_SAMPLE_DIR, '1_1.tif');
+  it("takes a folder's frames, leaving its masks and other files out; skips a file that is not a frame with a warning, or stops at it with --strict", () => {
+    const out = join(m.dir, 'folder');
     const notTiff = join(m.dir, 'notes.tif');
     writeFileSync(notTiff, 'not a frame');
+    const r = runCli(['segment', '--model', m.dir, '--out', out, KAGGLE_SAMPLE_DIR, notTiff], m.dir);
+    expect(r.code).toBe(0);
+    expect(r.errors).toContain(`warning: skipped: ${notTiff}: does not start with a TIFF byte-order mark ('II' or 'MM'): it is not a TIFF file`);
+    const frames = readFileSync(join(out, 'masks.csv'), 'utf8').trim().split('\n').slice(1).map((row) => row.split(',')[0]);
+    expect(frames).toEqual([1, 2, 3, 4, 5].map((n) => join(KAGGLE_SAMPLE_DIR, `1_${n}.tif`)));
+    expect(readdirSync(out).sort()).toEqual(['1_1_mask.tif', '1_2_mask.tif', '1_3_mask.tif', '1_4_mask.tif', '1_5_mask.tif', 'masks.csv']);
+    expect(r.stdout).toContain('skipped 1 file(s) that are not readable frames (warnings above)');
+
+    const strict = runCli(['segment', '--model', m.dir, '--out', join(m.dir, 'strict'), '--strict', notTiff, join(KAGGLE_SAMPLE_DIR, '1_1.tif')], m.dir);
+    expect(strict.code).not.toBe(0);
+    expect(strict.errors).toContain(`error: ${notTiff}: does not start with a TIFF byte-order mark ('II' or 'MM'): it is not a TIFF file`);
+    expect(existsSync(join(m.dir, 'strict', 'masks.csv'))).toBe(false);
+  });
+
+  it('segments a folder of more frames than it reads at a time (256), each mask where its frame is', () => {
+    // 260 links to the five sample frames in turn: frame n is 1_(n mod 5 + 1).
+    const folder = join(m.dir, 'many');
+    mkdirSync(folder);
+    for (let n = 0; n < 260; n++) symlinkSync(join(KAGGLE_SAMPLE_DIR, `1_${(n % 5) + 1}.tif`), join(folder, `${n}.tif`));
+    const out = join(m.dir, 'many-masks');
+    const r = runCli(['segment', '--model', m.dir, '--out', out, '--batch-size', '7', folder], m.dir);
+    expect(r.code, r.errors.join('\n')).toBe(0);
+    const rows = readFileSync(join(out, 'masks.csv'), 'utf8').trim().split('\n').slice(1);
+    expect(rows.map((row) => row.split(',')[0])).toEqual(Array.from({ length: 260 }, (_, n) => join(folder, `${n}.tif`)));
+    const masks = Array.from({ length: 5 }, (_, k) => readFileSync(join(out, `${k}_mask.tif`)));
+    expect(new Set(masks.map((b) => b.toString('base64'))).size).toBe(5);
+    for (let n = 5; n < 260; n++) {
+      expect(readFileSync(join(out, `${n}_mask.tif`)).equals(masks[n % 5]!), `${n}_mask.tif`).toBe(true);
+      expect(rows[n]!.split(',').slice(1)).toEqual(rows[n % 5]!.split(',').slice(1));
+    }
+  });
+
+  it('refuses two frames of one name, a bad threshold or minimum area, a folder without frames and no frames, writing nothing', () => {
+    const out = join(m.dir, 'refused');
+    const frame = join(KAGGLE_SAMPLE_DIR, '1_1.tif');
+    const empty = join(m.dir, 'empty');
+    mkdirSync(empty);
     const cases: [string[], string][] = [
-      [[frame, notTiff], `error: ${notTiff}: does not start with a TIFF byte-order mark ('II' or 'MM'): it is not a TIFF file`],
       [[frame, join(m.dir, '1_1.TIF')], `error: ${join(m.dir, '1_1.TIF')} and ${frame} would both write ${join(out, '1_1_mask.tif')}`],
       [['--threshold', '1', frame], 'error: --threshold must be between 0 and 1, got 1'],
       [['--min-area', '-3', frame], 'error: --min-area must be a non-negative integer, got -3'],
-      [[], 'error: segment: give one or more frame files (TIFF), e.g. segment --model runs/RUN test/1.tif'],
+      [[empty], `error: ${empty} holds no frame files (.tif, other than *_mask.tif)`],
+      [[], 'error: segment: give frame files (TIFF) or folders of them, e.g. segment --model runs/RUN raw/test'],
     ];
     for (const [args, message] of cases) {
       const r = runCli(['segment', '--model', m.dir, '--out', out, ...args], m.dir);
