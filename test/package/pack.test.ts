@@ -1,7 +1,8 @@
 /**
  * The package as a user gets it: `npm pack` of the built dist/lib,
- * the tarball installed into an empty folder, examples/tiny-net.mjs and
- * examples/formats.mjs run from there against the installed `wgsl-unet`,
+ * the tarball installed into an empty folder, examples/tiny-net.mjs,
+ * examples/formats.mjs and examples/segment.mjs run from there against the
+ * installed `wgsl-unet`,
  * and the installed type declarations checked by tsc from a consumer's
  * point of view.
  */
@@ -9,9 +10,17 @@ import { execFile } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeRle } from '../../src/data/rle.js';
+import { decodeTiff } from '../../src/data/tiff.js';
+import { encodeCheckpointTensors } from '../../src/model/checkpoint.js';
+import { segmentFrames, segmentSettings } from '../../src/model/segment.js';
+import { createUNet } from '../../src/model/unet.js';
+import { KAGGLE_SAMPLE_DIR } from '../data/fixtures.js';
+import { fixtureModel } from '../export/fixture-model.js';
+import { testGpu } from '../helpers/gpu.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const tsc = join(root, 'node_modules/typescript/bin/tsc');
@@ -55,7 +64,7 @@ describe('the packed library', () => {
     console.log(`packed ${info!.filename}: ${files.length} files, ${info!.size} bytes`);
 
     mkdirSync(app);
-    for (const example of ['tiny-net.mjs', 'formats.mjs']) cpSync(join(root, 'examples', example), join(app, example));
+    for (const example of ['tiny-net.mjs', 'formats.mjs', 'segment.mjs']) cpSync(join(root, 'examples', example), join(app, example));
     writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
     const installed = await run('npm', ['install', join(work, info!.filename), '--prefer-offline', '--no-audit', '--no-fund'], app, 180_000);
     expectOk(installed, 'npm install of the tarball');
@@ -111,6 +120,31 @@ describe('the packed library', () => {
     expect(losses.length).toBeGreaterThanOrEqual(3);
     // Dice loss is in [-1, 0]: from near 0 untrained to well below once the squares are found.
     expect(losses.at(-1)!).toBeLessThan(losses[0]! - 0.3);
+  });
+
+  it("runs the segment example from the installed package on two Kaggle frames: the library's masks, written and encoded", async () => {
+    const m = await fixtureModel(await testGpu(), 2, 32, 7);
+    try {
+      // The checkpoint's own choice of threshold, so that the masks hold nerve.
+      const checkpoint = join(app, 'chosen.safetensors');
+      writeFileSync(checkpoint, encodeCheckpointTensors(m.weights, { ...m.meta, postprocess: { threshold: 0.485, minArea: 10 } }));
+      const frames = ['1_1.tif', '1_3.tif'].map((f) => join(KAGGLE_SAMPLE_DIR, f));
+      const r = await run(process.execPath, ['segment.mjs', checkpoint, ...frames, '--out', 'seg'], app);
+      expectOk(r, 'node segment.mjs');
+      const model = createUNet(await testGpu(), m.meta.config);
+      model.parameters.load(new Map([...m.weights].map(([k, t]) => [k, t.data])));
+      const expected = await segmentFrames(model, frames.map((f) => decodeTiff(new Uint8Array(readFileSync(f)), f)), segmentSettings(m.meta, { threshold: 0.485 }));
+      model.dispose();
+      frames.forEach((f, i) => {
+        const { mask, area } = expected[i]!;
+        expect(area).toBeGreaterThan(0);
+        expect(r.stdout).toContain(`${f}: 580 × 420, area ${area}, rle ${encodeRle(mask, 580, 420)}`);
+        const written = decodeTiff(new Uint8Array(readFileSync(join(app, 'seg', basename(f).replace('.tif', '_mask.tif')))), f);
+        expect(written.data).toEqual(mask.map((v) => v * 255));
+      });
+    } finally {
+      m.cleanup();
+    }
   });
 
   it('runs the formats example from the installed package: ONNX, tfjs and Keras files of a checkpoint read back to the same maps', async () => {
