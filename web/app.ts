@@ -24,6 +24,7 @@ import {
   createUNet,
   decodeFrameFile,
   encodeCheckpoint,
+  encodeTiffGray8,
   formatAdapter,
   generateFrame,
   masksToUnit,
@@ -123,6 +124,8 @@ const ui = {
   trainStart: $<HTMLButtonElement>('train-start'),
   trainStop: $<HTMLButtonElement>('train-stop'),
   download: $<HTMLButtonElement>('download'),
+  downloadMask: $<HTMLButtonElement>('download-mask'),
+  maskFormat: $<HTMLSelectElement>('mask-format'),
   downloadFormat: $<HTMLSelectElement>('download-format'),
   trainInfo: $('train-info'),
   lossChart: $<HTMLCanvasElement>('loss-chart'),
@@ -292,6 +295,8 @@ async function loadModelFromUrl(url: string): Promise<void> {
 // ---- frames and prediction -------------------------------------------------
 
 let predictionSeq = 0;
+/** The open frame's latest mask, for Download mask. */
+let lastMask: { name: string; mask: Uint8Array; width: number; height: number } | null = null;
 
 async function openFrame(file: File): Promise<void> {
   setStatus('busy', `reading ${file.name}…`);
@@ -325,6 +330,8 @@ async function predict(): Promise<void> {
   for (const p of probabilities) max = Math.max(max, p);
   drawFrame(ui.frameCanvas, current.image, mask);
   drawProbabilities(ui.probCanvas, probabilities, size);
+  lastMask = { name: current.name, mask, width, height };
+  ui.downloadMask.disabled = false;
   page.prediction = { seq: ++predictionSeq, name: current.name, size, probabilities, area, max };
   ui.predictInfo.classList.remove('error');
   ui.predictInfo.innerHTML =
@@ -575,6 +582,32 @@ async function downloadWeights(): Promise<void> {
   setStatus('ready', `saved ${named.map((f) => `${f.name} (${(f.bytes.length / 1024).toFixed(1)} KiB)`).join(' and ')}`);
 }
 
+/**
+ * Saves the open frame's mask as <name>_mask.tif (8-bit gray, 0/255, LZW: the
+ * competition's training masks' form) or as a PNG of the same values.
+ */
+async function downloadMask(): Promise<void> {
+  const m = lastMask;
+  if (!m) throw new Error('no mask yet: open a frame with a model loaded');
+  const stem = `${m.name.replace(/\.[^.]*$/, '')}_mask`;
+  const gray = m.mask.map((v) => v * 255);
+  if (ui.maskFormat.value === 'png') {
+    const rgba = new Uint8ClampedArray(m.width * m.height * 4);
+    for (let i = 0; i < gray.length; i++) {
+      rgba.fill(gray[i]!, 4 * i, 4 * i + 3);
+      rgba[4 * i + 3] = 255;
+    }
+    const canvas = Object.assign(document.createElement('canvas'), { width: m.width, height: m.height });
+    canvas.getContext('2d')!.putImageData(new ImageData(rgba, m.width, m.height), 0, 0);
+    const blob = await new Promise<Blob | null>((done) => canvas.toBlob(done, 'image/png'));
+    if (!blob) throw new Error('this browser cannot encode a PNG');
+    saveFile(`${stem}.png`, new Uint8Array(await blob.arrayBuffer()));
+  } else {
+    saveFile(`${stem}.tif`, encodeTiffGray8(m.width, m.height, gray, { compression: 'lzw' }));
+  }
+  setStatus('ready', `saved ${stem}.${ui.maskFormat.value}`);
+}
+
 /** Offers `bytes` to the browser as a download named `name`. */
 function saveFile(name: string, bytes: Uint8Array): void {
   const url = URL.createObjectURL(new Blob([bytes as Uint8Array<ArrayBuffer>], { type: 'application/octet-stream' }));
@@ -631,6 +664,9 @@ function wire(): void {
   });
   ui.download.addEventListener('click', () => {
     void downloadWeights().catch((e: unknown) => reportError('cannot save the weights', e, ui.trainInfo));
+  });
+  ui.downloadMask.addEventListener('click', () => {
+    void downloadMask().catch((e: unknown) => reportError('cannot save the mask', e, ui.predictInfo));
   });
   window.addEventListener('resize', scheduleCharts);
 }

@@ -20,12 +20,15 @@ import type { Download, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodePngGray8 } from '../../src/cli/png.js';
 import { encodeNpy, decodeNpy } from '../../src/data/npy.js';
+import { binarize } from '../../src/data/postprocess.js';
 import { masksToUnit, meanStd, normalize, resizeStack } from '../../src/data/prepare.js';
+import { resizeBilinear } from '../../src/data/resize.js';
 import { decodeTiff } from '../../src/data/tiff.js';
 import { formatAdapter } from '../../src/gpu/gpu.js';
 import { Adam } from '../../src/model/adam.js';
 import { CHECKPOINT_FORMAT, decodeCheckpoint, encodeCheckpoint, loadWeights } from '../../src/model/checkpoint.js';
 import { Trainer, predictProbabilities } from '../../src/model/trainer.js';
+import { segmentSettings } from '../../src/model/segment.js';
 import { createUNet } from '../../src/model/unet.js';
 import { KAGGLE_SAMPLE_DIR, readFixture } from '../data/fixtures.js';
 import { kerasArchiveOf } from '../helpers/keras3.js';
@@ -318,6 +321,33 @@ describe('the browser page', () => {
     expect(s.model?.source).toMatch(/node\.safetensors/);
     console.log(`the Node checkpoint's mask for ${FRAME}: ${s.prediction!.area} px of 580 × 420`);
     expect(await page.locator('#download').isDisabled(), 'only weights trained in the page are offered').toBe(true);
+
+    // Download mask: the page's map made a mask with the checkpoint's settings, as TIFF (the competition's form) and as PNG.
+    const { threshold, minArea } = segmentSettings(decodeCheckpoint(new Uint8Array(readFileSync(checkpointPath)), checkpointPath).meta);
+    const expected = binarize(resizeBilinear(probs, SIZE, SIZE, 580, 420), threshold, minArea).map((v) => v * 255);
+    expect(s.prediction!.area).toBeGreaterThan(0);
+    expect(expected.reduce((a, v) => a + (v ? 1 : 0), 0)).toBe(s.prediction!.area);
+    for (const format of ['tif', 'png']) {
+      await page.selectOption('#mask-format', format);
+      const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download-mask')]);
+      expect(download.suggestedFilename()).toBe(`1_1_mask.${format}`);
+      const saved = join(tmp, `mask.${format}`);
+      await download.saveAs(saved);
+      const bytes = new Uint8Array(readFileSync(saved));
+      // The PNG decoded by the browser itself, each pixel's red (= green = blue, alpha 255).
+      const gray = format === 'tif' ? decodeTiff(bytes, saved).data : Uint8Array.from(await page.evaluate(async (b64) => {
+        const bitmap = await createImageBitmap(new Blob([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], { type: 'image/png' }));
+        const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+        const ctx = canvas.getContext('2d')!;
+        ctx.drawImage(bitmap, 0, 0);
+        const rgba = ctx.getImageData(0, 0, bitmap.width, bitmap.height).data;
+        const out: number[] = [];
+        for (let i = 0; i < rgba.length; i += 4) out.push(rgba[i] === rgba[i + 1] && rgba[i] === rgba[i + 2] && rgba[i + 3] === 255 ? rgba[i]! : -1);
+        return out;
+      }, Buffer.from(bytes).toString('base64')));
+      expect(gray.length).toBe(580 * 420);
+      expect(gray, format).toEqual(expected);
+    }
     mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: join(ARTIFACTS, 'browser-page.png'), fullPage: true });
   });
