@@ -24,7 +24,7 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; help: s
   recipe: { run: recipe, help: 'the competition toolkit in one command: k folds, out-of-fold report, ensemble submission' },
   predict: { run: predict, help: 'predict masks for the test frames: imgs_mask_test.npy and preds/*.png' },
   submit: { run: submit, help: 'write submission.csv from the predicted masks' },
-  segment: { run: segment, help: 'write a nerve mask (<name>_mask.tif) for each frame file given' },
+  segment: { run: segment, help: 'write a nerve mask (<name>_mask.tif) for each frame file or folder given, and masks.csv' },
   serve: { run: serve, help: 'serve the browser page (dist/web) on a loopback address' },
   export: { run: exportCommand, help: 'write a checkpoint as ONNX, a tfjs layers model or a Keras HDF5 weights file' },
   import: { run: importCommand, help: 'read a U-Net from Keras (.h5, .keras), ONNX or a tfjs model into a checkpoint' },
