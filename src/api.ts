@@ -35,6 +35,7 @@ export { encodeSafetensors, decodeSafetensors, SafetensorsError, type NamedTenso
 
 // Frames in, masks out: prepared, predicted and post-processed as predict and submit do.
 export { type SegmentSettings, type Segmentation, type SegmentOptions, segmentFrames, segmentSettings } from './model/segment.js';
+export { TTA_CHOICES, type TestTransform } from './model/ensemble.js';
 
 // Other frameworks' models of the U-Net (ONNX, TensorFlow.js, Keras) to and from checkpoints.
 export { EXPORT_FORMATS, exportModel, importModel, type ExportFormat, type ImportedModel } from './model/export/interop.js';

@@ -10,8 +10,7 @@ import { decodeNpy, encodeNpy } from '../data/npy.js';
 import { DataError } from '../data/errors.js';
 import { resizeStack } from '../data/prepare.js';
 import { type Checkpoint, decodeCheckpoint, loadWeights } from '../model/checkpoint.js';
-import { type EnsembleMember, type TestTransform, TTA_CHOICES, predictEnsemble } from '../model/ensemble.js';
-import { predictProbabilities } from '../model/trainer.js';
+import { type EnsembleMember, type TestTransform, TTA_CHOICES, ensembleMember, predictEnsemble } from '../model/ensemble.js';
 import { type UNet, createUNet, describeVariant } from '../model/unet.js';
 import { GPU_OPTIONS, type OptionSpec, parseArgs, usage, UsageError } from './args.js';
 import { readBytes, writeAtomic } from './files.js';
@@ -37,14 +36,15 @@ export function checkpointPath(entry: string): string {
   return existsSync(entry) && statSync(entry).isDirectory() ? join(entry, 'best.safetensors') : entry;
 }
 
-export async function predict(argv: string[]): Promise<void> {
-  if (argv.includes('--help')) return void console.log(usage('predict', 'Predicts nerve probabilities for the test frames.', SPEC));
-  const { options: o } = parseArgs(argv, SPEC);
-  const paths = o.model === undefined ? [join(latestRun('runs'), 'best.safetensors')] : (o.model as string).split(',').filter(Boolean).map(checkpointPath);
+/**
+ * The checkpoints of --model (one, or several separated by commas: an
+ * ensemble; default: the latest run's best), each described on a line;
+ * refused unless they all take the same frames (size, anti-aliasing).
+ */
+export function readEnsemble(model: string | undefined): { path: string; ckpt: Checkpoint }[] {
+  const paths = model === undefined ? [join(latestRun('runs'), 'best.safetensors')] : model.split(',').filter(Boolean).map(checkpointPath);
   if (paths.length === 0) throw new UsageError('--model names no checkpoint');
   const checkpoints = paths.map((path) => ({ path, ckpt: decodeCheckpoint(readBytes(path, 'checkpoint'), path) }));
-  const batch = o['batch-size'] as number;
-  if (!Number.isInteger(batch) || batch < 1) throw new UsageError(`--batch-size must be a positive integer, got ${batch}`);
   const first = checkpoints[0]!;
   for (const { path, ckpt } of checkpoints.slice(1)) {
     if (ckpt.meta.config.inputSize !== first.ckpt.meta.config.inputSize || (ckpt.meta.antiAlias ?? false) !== (first.ckpt.meta.antiAlias ?? false)) {
@@ -54,6 +54,16 @@ export async function predict(argv: string[]): Promise<void> {
   for (const { path, ckpt } of checkpoints) {
     console.log(`model ${path}: base width ${ckpt.meta.config.baseWidth}, input ${ckpt.meta.config.inputSize}×${ckpt.meta.config.inputSize}, trained ${ckpt.meta.epoch} epoch(s)${describeVariant(ckpt.meta.config).map((d) => `, ${d}`).join('')}${ckpt.meta.antiAlias ? ', frames anti-aliased before downsampling as in training' : ''}`);
   }
+  return checkpoints;
+}
+
+export async function predict(argv: string[]): Promise<void> {
+  if (argv.includes('--help')) return void console.log(usage('predict', 'Predicts nerve probabilities for the test frames.', SPEC));
+  const { options: o } = parseArgs(argv, SPEC);
+  const batch = o['batch-size'] as number;
+  if (!Number.isInteger(batch) || batch < 1) throw new UsageError(`--batch-size must be a positive integer, got ${batch}`);
+  const checkpoints = readEnsemble(o.model as string | undefined);
+  const first = checkpoints[0]!;
   const transforms = ttaViews(o.tta as string);
   if (checkpoints.length > 1 || transforms.length > 1) console.log(`averaging ${checkpoints.length} model(s) × ${transforms.length} view(s) of each frame${transforms.length > 1 ? ` (${transforms.join(', ')})` : ''}`);
   const test = loadTestSet(resolve(o.data as string));
@@ -68,11 +78,6 @@ export async function predict(argv: string[]): Promise<void> {
     for (const model of models) model.dispose();
     await gpu.close();
   }
-}
-
-/** A loaded model as a member of an ensemble, predicting in batches of `batch`. */
-export function ensembleMember(model: UNet, norm: { mean: number; std: number }, batch: number): EnsembleMember {
-  return { ...norm, predict: (images, count, onProgress) => predictProbabilities(model, images, count, model.config.inputSize, batch, onProgress) };
 }
 
 /** The model of checkpoint `ckpt` (read from `path`) on `gpu` as an ensemble member; the model goes to `models`, for the caller to dispose. */

@@ -1,6 +1,7 @@
 /**
  * `wgsl-unet segment FRAME.tif|FOLDER …`: masks for frame files with a
- * checkpoint, each written as <out>/<name>_mask.tif (8-bit, 255 = nerve, at
+ * checkpoint (or an ensemble, with test-time views, as `predict` takes
+ * them), each written as <out>/<name>_mask.tif (8-bit, 255 = nerve, at
  * the frame's size, as the competition's training masks are), and
  * <out>/masks.csv with each frame's size, mask area and run-length encoding.
  * Frames are prepared and masks made as `predict` and `submit` do
@@ -12,24 +13,23 @@ import { readdirSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { encodeRle } from '../data/rle.js';
 import { decodeTiff, encodeTiffGray8, type GrayImage } from '../data/tiff.js';
-import { decodeCheckpoint, loadWeights } from '../model/checkpoint.js';
-import { segmentFrames, segmentSettings } from '../model/segment.js';
-import { createUNet } from '../model/unet.js';
+import { segmentSettings, segmentWith } from '../model/segment.js';
+import type { UNet } from '../model/unet.js';
 import { tuneForSoftwareAdapter } from '../software/platform.js';
 import { GPU_OPTIONS, type OptionSpec, parseArgs, usage, UsageError } from './args.js';
 import { readBytes, writeAtomic } from './files.js';
 import { PRECISION_OPTION, choosePrecision, openGpu } from './gpu-options.js';
-import { checkpointPath } from './predict.js';
+import { checkpointMember, readEnsemble, ttaViews } from './predict.js';
 import { progress } from './progress.js';
-import { latestRun } from './runs.js';
 
 const SPEC: Record<string, OptionSpec> = {
   ...GPU_OPTIONS,
   ...PRECISION_OPTION,
-  model: { type: 'string', help: 'checkpoint (.safetensors) or run folder; default: best.safetensors of the latest run in runs/' },
+  model: { type: 'string', help: 'checkpoint (.safetensors) or run folder, or several separated by commas (an ensemble, such as the k fold models: their maps are averaged); default: best.safetensors of the latest run in runs/' },
+  tta: { type: 'string', help: 'test-time augmentation, as predict\'s: shift, mirror (only for models trained with mirrors), shift+mirror or none', default: 'none' },
   out: { type: 'string', help: 'folder for the <name>_mask.tif files and masks.csv', default: 'masks' },
-  threshold: { type: 'number', help: 'probability threshold; default: the checkpoint\'s, chosen on validation data, else 0.5' },
-  'min-area': { type: 'number', help: 'masks of fewer pixels are left empty; default: the checkpoint\'s, else 10' },
+  threshold: { type: 'number', help: 'probability threshold; default: the (first) checkpoint\'s, chosen on validation data, else 0.5' },
+  'min-area': { type: 'number', help: 'masks of fewer pixels are left empty; default: the (first) checkpoint\'s, else 10' },
   'batch-size': { type: 'number', help: 'frames per batch', default: 16 },
   strict: { type: 'boolean', help: 'stop at the first file that is not a readable frame instead of skipping it with a warning' },
 };
@@ -89,23 +89,25 @@ export async function segment(argv: string[]): Promise<void> {
   }
   const batchSize = o['batch-size'] as number;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new UsageError(`--batch-size must be a positive integer, got ${batchSize}`);
-  const path = o.model === undefined ? join(latestRun('runs'), 'best.safetensors') : checkpointPath(o.model as string);
-  const ckpt = decodeCheckpoint(readBytes(path, 'checkpoint'), path);
-  const settings = segmentSettings(ckpt.meta, overrides);
-  const { config } = ckpt.meta;
-  const chosen = Object.keys(overrides).length ? 'given' : ckpt.meta.postprocess ? 'chosen on validation data' : 'defaults';
-  console.log(`model ${path}: input ${config.inputSize}×${config.inputSize}; threshold ${settings.threshold}, minimum area ${settings.minArea} px (${chosen})`);
+  const transforms = ttaViews(o.tta as string);
+  const checkpoints = readEnsemble(o.model as string | undefined);
+  const first = checkpoints[0]!;
+  const settings = segmentSettings(first.ckpt.meta, overrides);
+  const chosen = Object.keys(overrides).length ? 'given' : first.ckpt.meta.postprocess ? `chosen on validation data (${first.path})` : 'defaults';
+  if (checkpoints.length > 1 || transforms.length > 1) console.log(`averaging ${checkpoints.length} model(s) × ${transforms.length} view(s) of each frame${transforms.length > 1 ? ` (${transforms.join(', ')})` : ''}`);
+  console.log(`threshold ${settings.threshold}, minimum area ${settings.minArea} px (${chosen})`);
 
   const gpu = await openGpu(o);
-  const model = createUNet(gpu, config);
+  const models: UNet[] = [];
   const rows = ['frame,width,height,area,pixels'];
   const skipped: string[] = [];
   let withNerve = 0;
   try {
     choosePrecision(o, gpu);
     tuneForSoftwareAdapter(gpu);
-    loadWeights(model, ckpt, path);
-    const bar = progress('segmenting', files.length, 'frames');
+    const members = checkpoints.map(({ path, ckpt }) => checkpointMember(gpu, path, ckpt, batchSize, models));
+    const passes = checkpoints.length * transforms.length;
+    const bar = progress('segmenting', files.length * passes, 'frames');
     for (let from = 0; from < files.length; from += CHUNK) {
       const chunk: { file: string; name: string; frame: GrayImage }[] = [];
       for (let i = from; i < Math.min(files.length, from + CHUNK); i++) {
@@ -117,17 +119,18 @@ export async function segment(argv: string[]): Promise<void> {
           console.error(`warning: skipped: ${(e as Error).message}`);
         }
       }
-      const results = await segmentFrames(model, chunk.map((c) => c.frame), settings, { batchSize, onProgress: (done) => bar.update(from + done) });
+      // Progress over every pass: the chunks before, then this chunk's passes.
+      const results = await segmentWith(members, first.ckpt.meta.config.inputSize, chunk.map((c) => c.frame), settings, { tta: transforms, onProgress: (done) => bar.update(from * passes + done) });
       results.forEach(({ mask, area, width, height }, i) => {
         writeAtomic(join(outDir, chunk[i]!.name), encodeTiffGray8(width, height, mask.map((v) => v * 255), { compression: 'lzw' }));
         rows.push([csvField(chunk[i]!.file), width, height, area, encodeRle(mask, width, height)].join(','));
         if (area) withNerve++;
       });
-      bar.update(Math.min(files.length, from + CHUNK));
+      bar.update(Math.min(files.length, from + CHUNK) * passes);
     }
     bar.finish();
   } finally {
-    model.dispose();
+    for (const model of models) model.dispose();
     await gpu.close();
   }
   const written = rows.length - 1;

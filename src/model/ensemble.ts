@@ -16,6 +16,8 @@
  */
 import { DataError } from '../data/errors.js';
 import { normalize } from '../data/prepare.js';
+import { predictProbabilities } from './trainer.js';
+import type { UNet } from './unet.js';
 
 /** One model of an ensemble: its normalisation, and a prediction of normalised frames (count × size × size) to maps. */
 export interface EnsembleMember {
@@ -23,6 +25,11 @@ export interface EnsembleMember {
   std: number;
   /** `onProgress(done)`: frames of this pass done so far. */
   predict(images: Float32Array, count: number, onProgress?: (done: number) => void): Promise<Float32Array>;
+}
+
+/** A loaded model as a member of an ensemble, with its training frames' normalisation, predicting in batches of `batch`. */
+export function ensembleMember(model: UNet, norm: { mean: number; std: number }, batch: number): EnsembleMember {
+  return { mean: norm.mean, std: norm.std, predict: (images, count, onProgress) => predictProbabilities(model, images, count, model.config.inputSize, batch, onProgress) };
 }
 
 /** The views averaged at test time: the frame as it is, shifted one way, or mirrored. */

@@ -1,19 +1,20 @@
 /**
  * Frames in, masks out: what `predict` and `submit` do to the test frames,
- * for any gray frames and one model. Each frame is resized to the model's
- * input as in training, normalised, and predicted; its map is resized back to
- * the frame's own size (bilinear, pixel centres), thresholded, and left
- * empty when it covers fewer pixels than the minimum area. At 580 × 420 the
- * mask is the one `submit` encodes.
+ * for any gray frames. Each frame is resized to the model's input as in
+ * training, normalised, and predicted (by `predict`'s own ensemble code:
+ * one model or several, each view of test-time augmentation); its map is
+ * resized back to the frame's own size (bilinear, pixel centres),
+ * thresholded, and left empty when it covers fewer pixels than the minimum
+ * area. At 580 × 420 the mask is the one `submit` encodes.
  */
 import { DataError } from '../data/errors.js';
-import { normalize, resizeStack } from '../data/prepare.js';
+import { resizeStack } from '../data/prepare.js';
 import { binarize } from '../data/postprocess.js';
 import { resizeBilinear } from '../data/resize.js';
 import { DEFAULT_MIN_AREA, DEFAULT_THRESHOLD } from '../data/submission.js';
 import type { GrayImage } from '../data/tiff.js';
 import type { CheckpointMeta } from './checkpoint.js';
-import { predictProbabilities } from './trainer.js';
+import { type EnsembleMember, type TestTransform, ensembleMember, predictEnsemble } from './ensemble.js';
 import type { UNet } from './unet.js';
 
 /** How frames are prepared for a model and its maps made masks. */
@@ -68,7 +69,9 @@ export interface Segmentation {
 export interface SegmentOptions {
   /** Frames a batch (default 16). */
   batchSize?: number;
-  /** Called after each batch with the frames done and their total. */
+  /** Test-time views whose maps are averaged (TTA_CHOICES; default: the frame as it is). */
+  tta?: readonly TestTransform[];
+  /** Called as batches finish with the frames done and their total, over every view. */
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -77,19 +80,28 @@ export async function segmentFrames(model: UNet, frames: readonly GrayImage[], s
   checkSettings(settings);
   const batch = options.batchSize ?? 16;
   if (!(Number.isInteger(batch) && batch >= 1)) throw new DataError(`segmentFrames: the batch size must be a positive integer, got ${batch}`);
-  const size = model.config.inputSize;
+  return segmentWith([ensembleMember(model, settings, batch)], model.config.inputSize, frames, settings, options);
+}
+
+/**
+ * segmentFrames for an ensemble (each member with its own normalisation,
+ * all of input `size`): the maps averaged over members and views, as
+ * `predict` averages them, then made masks.
+ */
+export async function segmentWith(members: EnsembleMember[], size: number, frames: readonly GrayImage[], post: Pick<SegmentSettings, 'antiAlias' | 'threshold' | 'minArea'>, options: Pick<SegmentOptions, 'tta' | 'onProgress'> = {}): Promise<Segmentation[]> {
   const px = size * size;
   const resized = new Uint8Array(frames.length * px);
   frames.forEach((f, i) => {
     if (!(Number.isInteger(f.width) && Number.isInteger(f.height) && f.width >= 1 && f.height >= 1) || f.data.length !== f.width * f.height) {
       throw new DataError(`segmentFrames: frame ${i} has ${f.data.length} pixels for ${f.width} × ${f.height}`);
     }
-    resized.set(resizeStack(f.data, 1, f.width, f.height, size, { antiAlias: settings.antiAlias }), i * px);
+    resized.set(resizeStack(f.data, 1, f.width, f.height, size, { antiAlias: post.antiAlias }), i * px);
   });
-  const probs = await predictProbabilities(model, normalize(resized, settings.mean, settings.std), frames.length, size, batch, options.onProgress);
+  if (frames.length === 0) return [];
+  const probs = await predictEnsemble(members, resized, frames.length, size, [...(options.tta ?? ['identity'])], options.onProgress);
   return frames.map(({ width, height }, i) => {
     const probabilities = probs.slice(i * px, (i + 1) * px);
-    const mask = binarize(resizeBilinear(probabilities, size, size, width, height), settings.threshold, settings.minArea);
+    const mask = binarize(resizeBilinear(probabilities, size, size, width, height), post.threshold, post.minArea);
     let area = 0;
     for (const v of mask) area += v;
     return { probabilities, mask, area, width, height };

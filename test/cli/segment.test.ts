@@ -9,6 +9,7 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeNpy, encodeNpy } from '../../src/data/npy.js';
 import { encodeRle } from '../../src/data/rle.js';
 import { decodeTiff } from '../../src/data/tiff.js';
 import { encodeCheckpointTensors } from '../../src/model/checkpoint.js';
@@ -44,7 +45,7 @@ describe('segment', () => {
   };
 
   for (const c of [
-    { name: "the checkpoint's choice", model: () => chosen, args: [], threshold: 0.485, minArea: 500, source: 'chosen on validation data' },
+    { name: "the checkpoint's choice", model: () => chosen, args: [], threshold: 0.485, minArea: 500, source: 'chosen on validation data (CHOSEN)' },
     { name: 'a threshold and minimum area given', model: () => m.dir, args: ['--threshold', '0.49', '--min-area', '0'], threshold: 0.49, minArea: 0, source: 'given' },
   ]) {
     it(`writes each frame's mask and masks.csv with ${c.name}`, async () => {
@@ -52,7 +53,7 @@ describe('segment', () => {
       const r = runCli(['segment', '--model', c.model(), ...c.args, '--out', out, ...frameFiles.map((f) => join(KAGGLE_SAMPLE_DIR, f))], m.dir);
       expect(r.errors.filter((l) => !l.startsWith('segmenting:')), r.errors.join('\n')).toEqual([]);
       expect(r.code).toBe(0);
-      expect(r.stdout).toContain(`threshold ${c.threshold}, minimum area ${c.minArea} px (${c.source})`);
+      expect(r.stdout).toContain(`threshold ${c.threshold}, minimum area ${c.minArea} px (${c.source.replace('CHOSEN', chosen)})`);
       const expected = await libraryMasks(c.threshold, c.minArea);
       const csv = readFileSync(join(out, 'masks.csv'), 'utf8').split('\n');
       expect(csv[0]).toBe('frame,width,height,area,pixels');
@@ -88,6 +89,43 @@ describe('segment', () => {
     expect(strict.code).not.toBe(0);
     expect(strict.errors).toContain(`error: ${notTiff}: does not start with a TIFF byte-order mark ('II' or 'MM'): it is not a TIFF file`);
     expect(existsSync(join(m.dir, 'strict', 'masks.csv'))).toBe(false);
+  });
+
+  it('gives, for an ensemble with test-time views, the masks that predict and submit give', async () => {
+    // The five sample frames as a test cache (ids 1 … 5), and a second model beside the first.
+    const other = await fixtureModel(await testGpu(), 2, 32, 3);
+    try {
+      const data = join(m.dir, 'test-cache');
+      const frames = [1, 2, 3, 4, 5].map((n) => decodeTiff(readFixture(`1_${n}.tif`), `1_${n}.tif`));
+      const stack = new Uint8Array(5 * 580 * 420);
+      frames.forEach((f, i) => stack.set(f.data, i * 580 * 420));
+      mkdirSync(data);
+      writeFileSync(join(data, 'imgs_test.npy'), encodeNpy(stack, [5, 420, 580]));
+      writeFileSync(join(data, 'imgs_id_test.npy'), encodeNpy(Int32Array.from([1, 2, 3, 4, 5]), [5]));
+      const models = `${m.checkpointPath},${other.checkpointPath}`;
+      const predicted = runCli(['predict', '--model', models, '--tta', 'shift', '--data', data, '--out', join(m.dir, 'predicted')], m.dir);
+      expect(predicted.code, predicted.errors.join('\n')).toBe(0);
+      // A threshold half the averaged maps' pixels exceed, so that the masks hold nerve and background.
+      const maps = decodeNpy(new Uint8Array(readFileSync(join(m.dir, 'predicted', 'imgs_mask_test.npy'))), 'maps').data as Float32Array;
+      const threshold = Number([...maps].sort((a, b) => a - b)[maps.length >> 1]!.toFixed(4));
+      const post = ['--threshold', String(threshold), '--min-area', '10'];
+      const submission = join(m.dir, 'predicted', 'submission.csv');
+      const submitted = runCli(['submit', '--model', m.checkpointPath, '--masks', join(m.dir, 'predicted', 'imgs_mask_test.npy'), '--data', data, '--out', submission, ...post], m.dir);
+      expect(submitted.code, submitted.errors.join('\n')).toBe(0);
+
+      const out = join(m.dir, 'ensemble-masks');
+      const r = runCli(['segment', '--model', models, '--tta', 'shift', '--out', out, ...post, ...[1, 2, 3, 4, 5].map((n) => join(KAGGLE_SAMPLE_DIR, `1_${n}.tif`))], m.dir);
+      expect(r.code, r.errors.join('\n')).toBe(0);
+      expect(r.stdout).toContain('averaging 2 model(s) × 5 view(s) of each frame (identity, left, right, up, down)');
+      const segmented = readFileSync(join(out, 'masks.csv'), 'utf8').trim().split('\n').slice(1).map((row) => row.split(',')[4]);
+      const rows = readFileSync(submission, 'utf8').trim().split('\n').slice(1).map((row) => row.split(','));
+      expect(rows.map(([id]) => id)).toEqual(['1', '2', '3', '4', '5']);
+      expect(segmented).toEqual(rows.map(([, pixels]) => pixels));
+      expect(segmented.filter((p) => p !== '').length).toBeGreaterThan(0);
+      console.log(`segment = predict + submit for 2 models × 5 views at threshold ${threshold}: ${segmented.map((p) => (p ? p.split(' ').length / 2 : 0)).join(', ')} runs`);
+    } finally {
+      other.cleanup();
+    }
   });
 
   it('segments a folder of more frames than it reads at a time (256), each mask where its frame is', () => {

@@ -14,6 +14,7 @@ import { decodeTiff, type GrayImage } from '../../src/data/tiff.js';
 import type { Gpu } from '../../src/gpu/gpu.js';
 import { decodeCheckpoint, loadWeights } from '../../src/model/checkpoint.js';
 import { segmentFrames, segmentSettings } from '../../src/model/segment.js';
+import { TTA_CHOICES, ensembleMember, predictEnsemble } from '../../src/model/ensemble.js';
 import { predictProbabilities } from '../../src/model/trainer.js';
 import { type UNet, createUNet } from '../../src/model/unet.js';
 import { readFixture } from '../data/fixtures.js';
@@ -79,6 +80,23 @@ describe('segmentFrames', () => {
     expect(progress).toEqual([[2, 5], [4, 5], [5, 5]]);
     pairs.forEach((s, i) => {
       expect(Math.max(...s.probabilities.map((v, k) => Math.abs(v - whole[i]!.probabilities[k]!)))).toBeLessThanOrEqual(1e-6);
+    });
+  });
+
+  it("averages test-time views as predict does, counting each view's frames in the progress", async () => {
+    const settings = segmentSettings(fixture.meta, { threshold: median });
+    const progress: number[][] = [];
+    const shifted = await segmentFrames(model, frames.slice(0, 2), settings, { tta: TTA_CHOICES.shift, batchSize: 2, onProgress: (done, total) => progress.push([done, total]) });
+    expect(progress).toEqual([[2, 10], [4, 10], [6, 10], [8, 10], [10, 10]]);
+    // predict's own path: the frames resized and normalised, through predictEnsemble with the same views.
+    const resized = new Uint8Array(2 * SIZE * SIZE);
+    frames.slice(0, 2).forEach((f, i) => resized.set(resizeStack(f.data, 1, f.width, f.height, SIZE, { antiAlias: false }), i * SIZE * SIZE));
+    const expected = await predictEnsemble([ensembleMember(model, settings, 2)], resized, 2, SIZE, TTA_CHOICES.shift!);
+    const plain = await segmentFrames(model, frames.slice(0, 2), settings);
+    shifted.forEach((s, i) => {
+      expect(s.probabilities).toEqual(expected.subarray(i * SIZE * SIZE, (i + 1) * SIZE * SIZE));
+      expect(s.probabilities).not.toEqual(plain[i]!.probabilities);
+      expect(s.mask).toEqual(fullSizeMask(s.probabilities, SIZE, median, 10));
     });
   });
 
