@@ -21,11 +21,16 @@ import { encodePngGray8 } from './png.js';
 import { progress } from './progress.js';
 import { latestRun } from './runs.js';
 
+/** The models and views of predict and segment (readEnsemble, ttaViews). */
+export const ENSEMBLE_OPTIONS: Record<string, OptionSpec> = {
+  model: { type: 'string', help: 'checkpoint (.safetensors) or run folder, or several separated by commas (an ensemble, such as the k fold models: their maps are averaged); default: best.safetensors of the latest run in runs/' },
+  tta: { type: 'string', help: 'test-time augmentation: average each model\'s maps over views of each frame: shift (moved a sixteenth of its side each way), mirror (left to right: only for models trained with mirrors), shift+mirror or none', default: 'none' },
+};
+
 const SPEC: Record<string, OptionSpec> = {
   ...GPU_OPTIONS,
   ...PRECISION_OPTION,
-  model: { type: 'string', help: 'checkpoint (.safetensors) or run folder, or several separated by commas (an ensemble, such as the k fold models: their maps are averaged); default: best.safetensors of the latest run in runs/' },
-  tta: { type: 'string', help: 'test-time augmentation: average each model\'s maps over views of each frame: shift (moved a sixteenth of its side each way), mirror (left to right: only for models trained with mirrors), shift+mirror or none', default: 'none' },
+  ...ENSEMBLE_OPTIONS,
   data: { type: 'string', help: 'folder with imgs_test.npy and imgs_id_test.npy', default: 'data' },
   out: { type: 'string', help: 'folder for imgs_mask_test.npy and preds/', default: '.' },
   'batch-size': { type: 'number', help: 'images per batch', default: 16 },

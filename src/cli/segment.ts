@@ -19,14 +19,13 @@ import { tuneForSoftwareAdapter } from '../software/platform.js';
 import { GPU_OPTIONS, type OptionSpec, parseArgs, usage, UsageError } from './args.js';
 import { readBytes, writeAtomic } from './files.js';
 import { PRECISION_OPTION, choosePrecision, openGpu } from './gpu-options.js';
-import { checkpointMember, readEnsemble, ttaViews } from './predict.js';
+import { ENSEMBLE_OPTIONS, checkpointMember, readEnsemble, ttaViews } from './predict.js';
 import { progress } from './progress.js';
 
 const SPEC: Record<string, OptionSpec> = {
   ...GPU_OPTIONS,
   ...PRECISION_OPTION,
-  model: { type: 'string', help: 'checkpoint (.safetensors) or run folder, or several separated by commas (an ensemble, such as the k fold models: their maps are averaged); default: best.safetensors of the latest run in runs/' },
-  tta: { type: 'string', help: 'test-time augmentation, as predict\'s: shift, mirror (only for models trained with mirrors), shift+mirror or none', default: 'none' },
+  ...ENSEMBLE_OPTIONS,
   out: { type: 'string', help: 'folder for the <name>_mask.tif files and masks.csv', default: 'masks' },
   threshold: { type: 'number', help: 'probability threshold; default: the (first) checkpoint\'s, chosen on validation data, else 0.5' },
   'min-area': { type: 'number', help: 'masks of fewer pixels are left empty; default: the (first) checkpoint\'s, else 10' },
