@@ -41,7 +41,8 @@ export function segmentSettings(meta: CheckpointMeta, overrides: Partial<Segment
     antiAlias: meta.antiAlias ?? false,
     threshold: meta.postprocess?.threshold ?? DEFAULT_THRESHOLD,
     minArea: meta.postprocess?.minArea ?? DEFAULT_MIN_AREA,
-    ...overrides,
+    // An override left undefined keeps the checkpoint's value.
+    ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)),
   };
   checkSettings(settings);
   return settings;

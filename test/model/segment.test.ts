@@ -123,6 +123,7 @@ describe('segmentFrames', () => {
   it("takes the checkpoint's threshold and minimum area, else the pipeline's, and refuses bad settings and frames", async () => {
     expect(segmentSettings({ ...fixture.meta, antiAlias: true, postprocess: { threshold: 0.3, minArea: 2000 } })).toMatchObject({ antiAlias: true, threshold: 0.3, minArea: 2000 });
     expect(segmentSettings(fixture.meta)).toMatchObject({ antiAlias: false, threshold: 0.5, minArea: 10 });
+    expect(segmentSettings({ ...fixture.meta, postprocess: { threshold: 0.3, minArea: 2000 } }, { threshold: undefined })).toMatchObject({ threshold: 0.3, minArea: 2000 });
     expect(segmentSettings({ ...fixture.meta, postprocess: { threshold: 0.3, minArea: 2000 } }, { minArea: 0 })).toMatchObject({ threshold: 0.3, minArea: 0 });
     expect(() => segmentSettings(fixture.meta, { threshold: 1 })).toThrow(new DataError('segment: the threshold must lie between 0 and 1, got 1'));
     expect(() => segmentSettings(fixture.meta, { minArea: 2.5 })).toThrow(new DataError('segment: the minimum area must be a non-negative integer, got 2.5'));
