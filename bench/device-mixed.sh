@@ -22,7 +22,8 @@
 #      the default tile and the tuned step (bench --mma-tiles tuned: each
 #      GEMM timed in every candidate configuration, then run in its fastest)
 #      side by side, and the mixed tests of the tuner's candidates that need
-#      48 KiB of workgroup memory, where the device holds them;
+#      48 KiB of workgroup memory, where the device holds them, and of B's
+#      matrices loaded from memory (+directb);
 #   4. PyTorch on the same GPU: fp32, its defaults, AMP bf16 + channels_last;
 #   5. the tutorial's recipe (preset full) on the default synthetic set, fp32
 #      and mixed side by side, for the best validation Dice of each;
@@ -76,10 +77,11 @@ if want tuned; then
 say "tuned: each GEMM in its fastest configuration, measured here, beside fp32 and the default tile"
 timeout 300 node dist/bench.js --suite step --step-ours-only --step-batch 32 --reps 10 --step-chain 10 --precision fp32,mixed --mma-tiles 128x64x32,tuned --storage f16 \
   --json "$out/step-tuned.json" 2>&1 | tee "$out/step-tuned.log" | grep -v '^op \|^training_step\|^inference' | tail -30 >> "$log"
-# The tuner's 48 KiB candidates are proven on a GPU only (lavapipe holds 32 KiB): their cases of the mixed tests, skipped where they do not fit.
-say "tuned: the 48 KiB candidates against the reference and fp32, where this device holds them"
+# The tuner's 48 KiB candidates are proven on a GPU only (lavapipe holds 32 KiB): their cases of the mixed tests, skipped where they do not fit;
+# and the weight gradients with B's matrices loaded from memory (+directb) on this device's matrices.
+say "tuned: the 48 KiB candidates against the reference and fp32, where this device holds them; B from memory against B staged"
 [ -d node_modules/vitest ] || [ ! -f .device/test-runner.tar.xz ] || tar -xJf .device/test-runner.tar.xz
-WGSL_UNET_REQUIRE_MIXED=1 timeout 120 node node_modules/vitest/vitest.mjs run test/mixed/conv-mixed.test.ts -t '(128x64x32\+db|128x128x32\+tall\+db): ' 2>&1 \
+WGSL_UNET_REQUIRE_MIXED=1 timeout 120 node node_modules/vitest/vitest.mjs run test/mixed/conv-mixed.test.ts test/mixed/f16-storage.test.ts -t '(128x64x32\+db|128x128x32\+tall\+db): |matrices from memory' 2>&1 \
   | grep -v '^ *✓' | grep -E 'worst error|passed|failed|skipped|Error|error|FAIL|Tests' | tail -20 | tee -a "$log"
 fi
 

@@ -2,7 +2,7 @@
  * `bench --mma-tiles`: which configurations of the mixed-precision shader
  * the step suite times. A choice is a configuration as mmaChoice
  * (src/ops/conv/tune.ts) names it: a tile of MMA_TILES or `auto`, each with
- * optional flags (`+prefetch`, `+tall`, `+wide`, `+db`, `+perquad`, `+splitk`);
+ * optional flags (`+prefetch`, `+tall`, `+wide`, `+db`, `+perquad`, `+splitk`, `+directb`);
  * `tuned`: each GEMM in the configuration it ran fastest in, measured
  * (tuneConvolutions) before the step is timed; `all` is every tile and
  * auto, with and without prefetching.
@@ -26,8 +26,8 @@ export function mmaTileChoices(spec: string | undefined): (string | null)[] {
  * choices are the tuner's table), or a key the choice leaves alone, is
  * undefined: the planner's.
  */
-export function mmaTileOverrides(choice: string | null): Pick<ConvOverrides, 'mmaTile' | 'mmaPrefetch' | 'mmaTall' | 'mmaWide' | 'mmaDoubleBuffer' | 'mmaStepDecode' | 'splitK'> {
-  if (choice === null || choice === TUNED) return { mmaTile: undefined, mmaPrefetch: undefined, mmaTall: undefined, mmaWide: undefined, mmaDoubleBuffer: undefined, mmaStepDecode: undefined, splitK: undefined };
+export function mmaTileOverrides(choice: string | null): Pick<ConvOverrides, 'mmaTile' | 'mmaPrefetch' | 'mmaTall' | 'mmaWide' | 'mmaDoubleBuffer' | 'mmaStepDecode' | 'splitK' | 'mmaDirectB'> {
+  if (choice === null || choice === TUNED) return { mmaTile: undefined, mmaPrefetch: undefined, mmaTall: undefined, mmaWide: undefined, mmaDoubleBuffer: undefined, mmaStepDecode: undefined, splitK: undefined, mmaDirectB: undefined };
   try {
     return mmaChoice(choice);
   } catch (e) {

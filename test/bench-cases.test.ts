@@ -41,7 +41,7 @@ describe('bench --mma-tiles', () => {
     for (const bad of ['96x64x32', '128x64x32+fast', '128x64x32+tall+tall', '', 'auto,']) {
       expect(() => mmaTileChoices(bad), bad).toThrow(UsageError);
     }
-    expect(() => mmaTileChoices('128x64x32+fast')).toThrow(/unknown mixed-precision configuration "128x64x32\+fast": use .* or auto, each optionally with \+prefetch, \+tall, \+wide, \+db, \+perquad, \+splitk, or tuned, or all/);
+    expect(() => mmaTileChoices('128x64x32+fast')).toThrow(/unknown mixed-precision configuration "128x64x32\+fast": use .* or auto, each optionally with \+prefetch, \+tall, \+wide, \+db, \+perquad, \+splitk, \+directb, or tuned, or all/);
     expect(() => mmaTileChoices('tuned+tall')).toThrow(UsageError);
   });
 

@@ -79,7 +79,7 @@ const read = (t: OwnedGpuTensor) => readElements(gpu, t.view, prod(t.shape), t.d
 describe.runIf(mixed || required)('f16 storage of activations and gradients', () => {
   afterEach(() => {
     setPrecision(gpu, 'fp32');
-    setConvOverrides(gpu, { storage: undefined, splitK: undefined });
+    setConvOverrides(gpu, { storage: undefined, splitK: undefined, mmaTile: undefined, mmaDirectB: undefined });
   });
 
   // Two cases as planned, and two whose forward or ∂input reduction is split (splitK), finished into f16.
@@ -123,6 +123,48 @@ describe.runIf(mixed || required)('f16 storage of activations and gradients', ()
       expect(await read(dw.f16)).toEqual(await read(dw.f32));
       expect(await read(db.f16)).toEqual(await read(db.f32));
       for (const t of [w, b, ...[x, dy, y, dx, dxAcc, dxMasked, dw, db].flatMap((p) => [p.f16, p.f32])]) t.dispose();
+    });
+  }
+
+  // B's matrices loaded from memory unstaged (mmaDirectB) where ∂output is f16 and fills whole tiles (32 or 64 channels
+  // on 64 × 32) and k steps: one case within one k split, one split in two, one 1 × 1 layer.
+  const direct: [Shape4, number, number][] = [[[2, 4, 8, 16], 3, 32], [[2, 16, 16, 8], 3, 32], [[1, 8, 8, 24], 1, 64]];
+  for (const [xs, k, co] of direct) {
+    it(`conv2d ∂weights x ${xs}, ${k}×${k} → ${co} with B's matrices from memory where ∂output is f16: the staged GEMM's sums exactly`, async () => {
+      setPrecision(gpu, 'mixed');
+      setConvOverrides(gpu, { mmaTile: '64x32x32', mmaDirectB: true });
+      const ws = [k, k, xs[3], co];
+      const ys = [xs[0], xs[1], xs[2], co];
+      const x = pair(xs, halves(prod(xs), 21));
+      const dy = pair(ys, halves(prod(ys), 22));
+      const dw = { f16: allocTensor(gpu, ws), f32: allocTensor(gpu, ws) };
+      const db = { f16: allocTensor(gpu, [co]), f32: allocTensor(gpu, [co]) };
+      const labels: Record<DType, string[]> = { f16: [], f32: [] };
+      const before = gpu.observer;
+      try {
+        for (const t of ['f16', 'f32'] as const) {
+          gpu.observer = { timestampWrites: (label) => (labels[t].push(label), undefined) };
+          conv2dBackwardWeights(gpu, x[t], dy[t], dw[t], { db: db[t] });
+        }
+      } finally {
+        gpu.observer = before;
+      }
+      // Unstaged only where ∂output is stored in f16; the f32 run stages B, with the same splits.
+      expect(labels.f16.filter((l) => l.includes(', B from memory')).length, labels.f16.join('\n')).toBe(1);
+      expect(labels.f32.filter((l) => l.includes(', B from memory')).length, labels.f32.join('\n')).toBe(0);
+      expect(labels.f16.map((l) => l.replace(', B from memory', ''))).toEqual(labels.f32);
+      const got = await read(dw.f16);
+      expect(got).toEqual(await read(dw.f32));
+      expect(await read(db.f16)).toEqual(await read(db.f32));
+      // And the fp32 kernels' gradient: the operands are f16 values, so only the order of the f32 sums differs.
+      setPrecision(gpu, 'fp32');
+      const ref = allocTensor(gpu, ws);
+      conv2dBackwardWeights(gpu, x.f32, dy.f32, ref);
+      const fp32 = await read(ref);
+      const scale = Math.max(...fp32.map(Math.abs));
+      expect(scale).toBeGreaterThan(0.1);
+      expect(Math.max(...got.map((v, i) => Math.abs(v - fp32[i]!)))).toBeLessThanOrEqual(1e-5 * scale * Math.sqrt(prod(ys.slice(0, 3))));
+      for (const t of [ref, ...[x, dy, dw, db].flatMap((p) => [p.f16, p.f32])]) t.dispose();
     });
   }
 

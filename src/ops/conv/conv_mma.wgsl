@@ -87,6 +87,15 @@ override B4: bool = false;
 override B_BY_COLS: bool = false;
 @group(0) @binding(6) var<storage, read> a4_src: array<vec4<A_TYPE>>;
 @group(0) @binding(7) var<storage, read> b4_src: array<vec4<B_TYPE>>;
+// With B_GLOBAL (the planner's, for a weight gradient whose ∂output B is
+// stored in f16, [k][column] with n columns, filling whole tiles and k
+// steps) each subgroup loads its right matrices from B in memory as they
+// are, and b_tile is neither fetched nor staged: the staging work of B goes,
+// and the memory's caches serve the subgroups that share a matrix. B is
+// bound here as f16 (another view of b_src), so that the shader compiles
+// whatever B_TYPE is; elsewhere a placeholder is bound.
+override B_GLOBAL: bool = false;
+@group(0) @binding(8) var<storage, read> bg_src: array<f16>;
 // With A4 in the pixel-row modes a slot is one row and four k: slot s is row s / K4, k quad s % K4.
 const K4: u32 = TK / 4u;
 
@@ -247,6 +256,9 @@ fn fetch(k0: u32, k_end: u32, row0: u32, col0: u32, li: u32) {
     a_vals[q] = vec4<f16>(v);
   }
   for (var q = 0u; q < B_PASSES; q++) {
+    if (B_GLOBAL) {
+      break;
+    }
     let s = li + q * THREADS;
     var v = vec4<f32>(0.0);
     if (B_BY_COLS) {
@@ -321,6 +333,9 @@ fn stage(li: u32, buf: u32) {
     }
   }
   for (var q = 0u; q < B_PASSES; q++) {
+    if (B_GLOBAL) {
+      break;
+    }
     let s = li + q * THREADS;
     if (B_BY_COLS) {
       let at = b0 + (s / K4) * B_COL_STRIDE + 4u * (s % K4);
@@ -416,8 +431,8 @@ fn main(
     for (var kk = 0u; kk < TK; kk += SK) {
       let left0 = left_matrix(sub_row, kk, buf);
       let left1 = left_matrix(sub_row + SM, kk, buf);
-      let right0 = right_matrix(sub_col, kk, buf);
-      let right1 = right_matrix(sub_col + SN, kk, buf);
+      let right0 = right_matrix(sub_col, kk, buf, k0, col0);
+      let right1 = right_matrix(sub_col + SN, kk, buf, k0, col0);
       // Rows 2, 3 and columns 2, 3 are loaded only where the subgroup has them (WM, WN = 4).
       var left2 = left0;
       var left3 = left1;
@@ -428,8 +443,8 @@ fn main(
         left3 = left_matrix(sub_row + 3u * SM, kk, buf);
       }
       if (WN == 4u) {
-        right2 = right_matrix(sub_col + 2u * SN, kk, buf);
-        right3 = right_matrix(sub_col + 3u * SN, kk, buf);
+        right2 = right_matrix(sub_col + 2u * SN, kk, buf, k0, col0);
+        right3 = right_matrix(sub_col + 3u * SN, kk, buf, k0, col0);
       }
       acc00 = subgroupMatrixMultiplyAccumulate(left0, right0, acc00);
       acc01 = subgroupMatrixMultiplyAccumulate(left0, right1, acc01);
@@ -499,8 +514,13 @@ fn left_matrix(row: u32, kk: u32, buf: u32) -> subgroup_matrix_left<f16, SK, SM>
   return subgroupMatrixLoad<subgroup_matrix_left<f16, SK, SM>, col_major>(&a_tile, buf * A_TILE + kk * A_COL_STRIDE + row, A_COL_STRIDE);
 }
 
-// The SK × SN piece of staged B (tile pair `buf`) at k `kk`, tile column `col`, from either layout.
-fn right_matrix(col: u32, kk: u32, buf: u32) -> subgroup_matrix_right<f16, SN, SK> {
+// The SK × SN piece of staged B (tile pair `buf`) at k `kk`, tile column
+// `col`, from either layout; with B_GLOBAL, of B in memory at k k0 + kk,
+// column col0 + col (the step's and the tile's first).
+fn right_matrix(col: u32, kk: u32, buf: u32, k0: u32, col0: u32) -> subgroup_matrix_right<f16, SN, SK> {
+  if (B_GLOBAL) {
+    return subgroupMatrixLoad<subgroup_matrix_right<f16, SN, SK>, row_major>(&bg_src, (k0 + kk) * p.n + col0 + col, p.n);
+  }
   if (B_BY_COLS) {
     return subgroupMatrixLoad<subgroup_matrix_right<f16, SN, SK>, col_major>(&b_tile, buf * B_TILE + col * B_COL_STRIDE + kk, B_COL_STRIDE);
   }

@@ -147,13 +147,14 @@ export function setConvOverrides(gpu: Gpu, overrides: ConvOverrides): void {
   const s = state(gpu);
   const next: ConvOverrides = { ...s.overrides, ...overrides };
   for (const key of Object.keys(next) as (keyof ConvOverrides)[]) if (next[key] === undefined) delete next[key];
-  const { formulation: f, tile, mmaTile, mmaPrefetch, mmaTall, mmaWide, mmaDoubleBuffer, mmaStepDecode, winograd, winogradScratch, winogradTile, storage, splitK } = next;
+  const { formulation: f, tile, mmaTile, mmaPrefetch, mmaTall, mmaWide, mmaDoubleBuffer, mmaStepDecode, mmaDirectB, winograd, winogradScratch, winogradTile, storage, splitK } = next;
   if (mmaPrefetch !== undefined && typeof mmaPrefetch !== 'boolean') throw new Error(`mmaPrefetch must be true or false, not ${String(mmaPrefetch)}`);
   if (mmaTall !== undefined && typeof mmaTall !== 'boolean') throw new Error(`mmaTall must be true or false, not ${String(mmaTall)}`);
   if (mmaWide !== undefined && typeof mmaWide !== 'boolean') throw new Error(`mmaWide must be true or false, not ${String(mmaWide)}`);
   if (mmaDoubleBuffer !== undefined && typeof mmaDoubleBuffer !== 'boolean') throw new Error(`mmaDoubleBuffer must be true or false, not ${String(mmaDoubleBuffer)}`);
   if (mmaStepDecode !== undefined && typeof mmaStepDecode !== 'boolean') throw new Error(`mmaStepDecode must be true or false, not ${String(mmaStepDecode)}`);
   if (splitK !== undefined && typeof splitK !== 'boolean') throw new Error(`splitK must be true or false, not ${String(splitK)}`);
+  if (mmaDirectB !== undefined && typeof mmaDirectB !== 'boolean') throw new Error(`mmaDirectB must be true or false, not ${String(mmaDirectB)}`);
   if (storage !== undefined && storage !== 'f32' && storage !== 'f16') throw new Error(`storage must be 'f32' or 'f16', not ${String(storage)}`);
   if (f !== undefined && !['tiled', 'direct', 'rows'].includes(f)) throw new Error(`unknown convolution formulation "${f}": use tiled, rows or direct`);
   if (f === 'rows' && !(gpu.adapterInfo.isSoftware && software && canShareRows(capsOf(gpu)))) {
@@ -183,15 +184,18 @@ export function convFormulation(gpu: Gpu): Formulation {
 }
 
 /**
- * Small buffers bound where a shader uses no buffer (no bias, no vec4 view);
- * never read or written. They live as long as the device, outside the pool.
- * A writable binding may not alias another of the same dispatch, so it has
- * its own.
+ * Small buffers bound where a shader uses no buffer (no bias, no vec4 view,
+ * no B read by matrix loads); never read or written. They live as long as
+ * the device, outside the pool. A writable binding may not alias another of
+ * the same dispatch, so it has its own. A binding that a matrix load reads
+ * must hold a whole f16 matrix, so the read one holds the adapter's largest.
  */
 export function placeholder(gpu: Gpu, kind: 'read' | 'write'): BufferView {
   const s = state(gpu);
   if (!s.placeholders) {
-    const make = (label: string) => ({ buffer: gpu.device.createBuffer({ size: 16, usage: BufferUsage.STORAGE, label }), offset: 0, size: 16 });
+    const m = gpu.matrix;
+    const size = Math.max(16, m ? 2 * Math.max(m.M, m.N) * m.K : 0);
+    const make = (label: string) => ({ buffer: gpu.device.createBuffer({ size, usage: BufferUsage.STORAGE, label }), offset: 0, size });
     s.placeholders = { read: make('conv placeholder'), write: make('conv placeholder (writable)') };
   }
   return s.placeholders[kind];

@@ -19,7 +19,7 @@ import transposeSource from './weights_transpose.wgsl';
 import { type DeclaredKernel, declareKernel } from '../../gpu/kernel.js';
 
 /** A GEMM with its buffers. */
-export interface Gemm extends Omit<GemmShape, 'aBytes' | 'bBytes' | 'bias' | 'biasGradient' | 'f16' | 'mask'> {
+export interface Gemm extends Omit<GemmShape, 'aBytes' | 'bBytes' | 'bias' | 'biasGradient' | 'f16' | 'bF16' | 'mask'> {
   /** What runs on what, for GPU error messages. */
   label: string;
   a: BufferView;
@@ -44,7 +44,7 @@ export interface GemmTypes {
 export function shapeOf(g: Gemm): GemmShape {
   const { label: _label, a, b, bias, out: _out, db, mask, types, ...sizes } = g;
   const f16 = types !== undefined && Object.values(types).includes('f16');
-  return { ...sizes, aBytes: a.size, bBytes: b.size, bias: bias !== undefined, biasGradient: db !== undefined, mask: mask !== undefined, f16 };
+  return { ...sizes, aBytes: a.size, bBytes: b.size, bias: bias !== undefined, biasGradient: db !== undefined, mask: mask !== undefined, f16, bF16: types?.B_TYPE === 'f16' };
 }
 
 /** Records a GEMM; returns its plan (a weight gradient's caller reads whether the bias gradient was computed). */
@@ -80,11 +80,11 @@ function recordGemm(gpu: Gpu, g: Gemm, plan: GemmPlan): GemmPlan {
     for (const [name, what] of Object.entries(plan.shader.bind)) bind[name] = what === 'out' ? out : views[what];
     family.dispatch(gpu, { entry: 'main', label, bind, uniforms, overrides: plan.shader.constants, defines: plan.shader.defines, types: { ...g.types, ...(out !== g.out ? { OUT_TYPE: 'f32' as DType } : {}) }, workgroups: plan.grid });
   };
-  // The formulation, its tile (with a subgroup's result matrices, rows × columns, where not 2 × 2), the GEMM's M × N × K
-  // and whether its tiles are double-buffered, for profiles (bench/gemm-rates.mjs) and errors.
+  // The formulation, its tile (with a subgroup's result matrices, rows × columns, where not 2 × 2), the GEMM's M × N × K,
+  // whether its tiles are double-buffered and whether B is loaded unstaged, for profiles (bench/gemm-rates.mjs) and errors.
   const { WM, WN, STAGES } = plan.shader.defines;
   const sub = (WM ?? 2) !== 2 || (WN ?? 2) !== 2 ? ` ${WM}×${WN} a subgroup` : '';
-  const how = `${plan.formulation} ${plan.tile.rows}×${plan.tile.cols}${sub}, GEMM ${g.m}×${g.n}×${g.k}${STAGES === 2 ? ', double-buffered' : ''}`;
+  const how = `${plan.formulation} ${plan.tile.rows}×${plan.tile.cols}${sub}, GEMM ${g.m}×${g.n}×${g.k}${STAGES === 2 ? ', double-buffered' : ''}${plan.shader.constants.B_GLOBAL ? ', B from memory' : ''}`;
   if (!plan.splits) {
     dispatch(`${g.label} [${how}]`, g.out, params(g, g.m, g.k));
   } else {
@@ -139,7 +139,7 @@ export function declareConvFamily(name: string, parts: readonly string[], own: {
 const CONV_FAMILIES = {
   conv_tiled: declareConvFamily('conv_tiled', [tiledSource, gatherSource], { bindings: [], overrides: [] }),
   conv_mma: declareConvFamily('conv_mma', [mmaSource, gatherSource], {
-    bindings: ['a4_src', 'b4_src'], overrides: ['A4', 'B4', 'B_BY_COLS', 'PREFETCH', 'STEP_TAP', 'STEP_PIXEL'], enables: ['f16', 'subgroups', 'chromium_experimental_subgroup_matrix'],
+    bindings: ['a4_src', 'b4_src', 'bg_src'], overrides: ['A4', 'B4', 'B_BY_COLS', 'PREFETCH', 'STEP_TAP', 'STEP_PIXEL', 'B_GLOBAL'], enables: ['f16', 'subgroups', 'chromium_experimental_subgroup_matrix'],
   }),
   conv_direct: declareConvFamily('conv_direct', [directSource], { bindings: ['a4', 'b4'], overrides: ['A4', 'B4', 'GROUP'] }),
 };

@@ -257,6 +257,38 @@ describe('convolution planner', () => {
     expect(() => planGemm({ ...h200('mixed'), limits: { ...limits, maxComputeWorkgroupStorageSize: 32768 }, overrides: { mmaTile: MMA_DEFAULT_TILE, mmaDoubleBuffer: true } }, forward(32, 96, 96, 32, 32))).toThrow(/128x64x32, double-buffered, does not fit/);
   });
 
+  it('loads B unstaged (mmaDirectB) only for weight gradients whose ∂output is f16 and fills whole tiles and k steps, splitting k by 64', () => {
+    const gpu = (overrides: ConvOverrides): ConvCaps => ({ ...h200('mixed', overrides), limits: { ...limits, maxComputeWorkgroupStorageSize: 32768 } });
+    const caps = gpu({ mmaTile: MMA_DEFAULT_TILE, mmaDirectB: true });
+    const at = (g: GemmShape, c = caps) => {
+      const plan = planGemm(c, g);
+      if (plan.kind !== 'gemm') throw new Error('expected a GEMM plan');
+      return plan;
+    };
+    const half = (g: GemmShape): GemmShape => ({ ...g, f16: true, bF16: true, bBytes: g.bBytes / 2 });
+    // 64 channels fill the 64 columns of 128 × 64; 32 · 48 · 48 pixels, split by 64.
+    const yes = at(half(weights(32, 48, 48, 32, 64)));
+    expect(yes.shader.constants.B_GLOBAL).toBe(1);
+    expect(yes.shader.bind.bg_src).toBe('b');
+    expect(yes.splits!.kPerSplit % 64).toBe(0);
+    expect(yes.splits!.count * yes.splits!.kPerSplit).toBeGreaterThanOrEqual(32 * 48 * 48);
+    expect((yes.splits!.count - 1) * yes.splits!.kPerSplit).toBeLessThan(32 * 48 * 48);
+    // Not: 32 channels on 64 columns, B in f32, pixels not in whole steps of 64, other modes, or the flag off.
+    for (const [why, g, c] of [
+      ['half-filled tiles', half(weights(32, 48, 48, 32, 32)), caps],
+      ['B in f32', weights(32, 48, 48, 32, 64), caps],
+      ['k not a multiple of 64', half(weights(1, 7, 9, 32, 64)), caps],
+      ['the forward', { ...half(forward(32, 48, 48, 32, 64)) }, caps],
+      ['the flag off', half(weights(32, 48, 48, 32, 64)), gpu({ mmaTile: MMA_DEFAULT_TILE })],
+    ] as const) {
+      const plan = at(g, c);
+      expect(plan.shader.constants.B_GLOBAL ?? 0, why).toBe(0);
+      expect(plan.shader.bind.bg_src, why).toBe('none');
+    }
+    // 32 channels fill the columns of 128 × 32.
+    expect(at(half(weights(32, 96, 96, 32, 32)), gpu({ mmaTile: '128x32x32', mmaDirectB: true })).shader.constants.B_GLOBAL).toBe(1);
+  });
+
   it('reads x as vec4s beside the transposed weight gradient\'s column of ones where x\'s channels come in fours', () => {
     const withBias = planGemm(h200('mixed'), upWeights(32, 12, 12, 256, 128, true));
     const odd = planGemm(h200('mixed'), upWeights(32, 12, 12, 255, 128, true));

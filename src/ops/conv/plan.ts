@@ -65,6 +65,8 @@ export interface GemmShape {
   bBytes: number;
   /** A, B or C is stored as f16: only the mixed-precision shader reads and writes those. */
   f16?: boolean;
+  /** B is stored as f16 (mmaDirectB may then load its matrices from memory as they are). */
+  bF16?: boolean;
 }
 
 export type Formulation = 'tiled' | 'mma' | 'direct' | 'rows';
@@ -126,6 +128,13 @@ export interface ConvOverrides {
    * STEP_PIXEL, on where they apply).
    */
   mmaStepDecode?: boolean;
+  /**
+   * The mixed-precision shader's subgroups load B's matrices straight from
+   * memory, unstaged (conv_mma.wgsl's B_GLOBAL), where B is a weight
+   * gradient's ∂output stored in f16 that fills whole tiles and k steps; a
+   * split's k is then a multiple of 64.
+   */
+  mmaDirectB?: boolean;
   /** Winograd on 3 × 3 layers of the rows formulation: by shape (default), always where possible, or never. */
   winograd?: 'auto' | 'always' | 'never';
   /** Bytes of transformed input and products one Winograd pass may hold. */
@@ -146,7 +155,7 @@ export interface ConvOverrides {
  * (tune.ts) picks it: every key set, so that it replaces the device's
  * overrides of these keys wholly.
  */
-export type MmaChoice = Required<Pick<ConvOverrides, 'mmaTile'>> & Pick<ConvOverrides, 'mmaPrefetch' | 'mmaTall' | 'mmaWide' | 'mmaDoubleBuffer' | 'mmaStepDecode' | 'splitK'>;
+export type MmaChoice = Required<Pick<ConvOverrides, 'mmaTile'>> & Pick<ConvOverrides, 'mmaPrefetch' | 'mmaTall' | 'mmaWide' | 'mmaDoubleBuffer' | 'mmaStepDecode' | 'splitK' | 'mmaDirectB'>;
 
 /** What the planner needs to know about a device. */
 export interface ConvCaps {
@@ -173,7 +182,7 @@ export interface ConvCaps {
  * on, so that two GEMMs of one name run the same plan.
  */
 export function gemmKey(g: GemmShape): string {
-  const flags = [g.accumulate, g.bias, g.biasGradient, g.mask, g.f16, g.aBytes >= 16, g.bBytes >= 16].map((f) => (f ? 1 : 0)).join('');
+  const flags = [g.accumulate, g.bias, g.biasGradient, g.mask, g.f16, g.aBytes >= 16, g.bBytes >= 16, g.bF16].map((f) => (f ? 1 : 0)).join('');
   return [g.mode, g.batch, g.h, g.w, g.aC, g.kh ?? 1, g.kw ?? 1, g.pad ?? 0, g.bC, g.m, g.n, g.k, g.batches ?? 1, g.activation ?? 'none', flags].join(' ');
 }
 
@@ -349,11 +358,13 @@ function splitPlan(caps: ConvCaps, g: GemmShape, formulation: Formulation): Gemm
   const launch = launchFor(caps, formulation, shape, Infinity);
   if (biasInGemm) launch.shader.constants[row ? 'BIAS_ROW' : 'BIAS_COL'] = 1;
   const tiles = Math.ceil(shape.m / launch.rows) * Math.ceil(shape.n / launch.cols);
+  // Matrices of B loaded from memory need whole k steps: splits of a multiple of 64.
+  const step = launch.shader.constants.B_GLOBAL ? 64 : 16;
   let splits = gpuLike
     ? Math.max(1, Math.min(Math.ceil(512 / tiles), Math.floor(g.k / 256)))
     : Math.max(1, Math.min(Math.ceil(32 / tiles), Math.floor(g.k / 1024)));
   splits = Math.max(1, Math.min(splits, Math.floor((64 * 2 ** 20) / (shape.m * shape.n * 4))));
-  const kPerSplit = Math.ceil(g.k / splits / 16) * 16;
+  const kPerSplit = Math.ceil(g.k / splits / step) * step;
   splits = Math.ceil(g.k / kPerSplit);
   launch.shader.constants.ACCUMULATE = 0;
   return {
@@ -385,12 +396,15 @@ function launchFor(caps: ConvCaps, f: Formulation, g: GemmShape, splits: number)
     const stepDecode = caps.overrides?.mmaStepDecode !== false && a4;
     const stepTap = stepDecode && (g.mode === Mode.ConvForward || g.mode === Mode.ConvInput) && g.aC % c.TK === 0;
     const stepPixel = stepDecode && g.mode === Mode.ConvWeights && g.w >= c.TK;
+    // B's matrices from memory: a weight gradient's ∂output in f16, [pixel][channel] (row-major, stride n), whose columns fill
+    // whole tiles and whose pixels whole k steps (a split's k then a multiple of 64), with no reads past B.
+    const directB = !!caps.overrides?.mmaDirectB && g.mode === Mode.ConvWeights && !!g.bF16 && g.n % c.cols === 0 && g.k % 64 === 0;
     const { rows, cols, ...defines } = c;
     return {
       shader: {
         family: 'conv_mma', defines,
-        constants: { ...constants, A4: +a4, B4: +b4, B_BY_COLS: +bByCols, PREFETCH: caps.overrides?.mmaPrefetch ? 1 : 0, STEP_TAP: +stepTap, STEP_PIXEL: +stepPixel },
-        bind: { out: 'out', a4_src: a4 ? 'a' : 'none', b4_src: b4 ? 'b' : 'none' },
+        constants: { ...constants, A4: +a4, B4: +b4, B_BY_COLS: +bByCols, PREFETCH: caps.overrides?.mmaPrefetch ? 1 : 0, STEP_TAP: +stepTap, STEP_PIXEL: +stepPixel, B_GLOBAL: +directB },
+        bind: { out: 'out', a4_src: a4 ? 'a' : 'none', b4_src: b4 ? 'b' : 'none', bg_src: directB ? 'b' : 'none' },
       },
       rows, cols,
     };

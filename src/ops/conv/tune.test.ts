@@ -26,6 +26,7 @@ describe('configuration names', () => {
     expect(mmaChoice('64x128x32+tall+prefetch')).toEqual({ mmaTile: '64x128x32', mmaPrefetch: true, mmaTall: true, mmaWide: undefined, mmaStepDecode: undefined, splitK: undefined });
     expect(mmaChoice('128x64x32+perquad+splitk')).toEqual({ mmaTile: '128x64x32', mmaPrefetch: undefined, mmaTall: undefined, mmaWide: undefined, mmaStepDecode: false, splitK: true });
     expect(mmaChoice('128x128x32+tall+db')).toMatchObject({ mmaTile: '128x128x32', mmaTall: true, mmaDoubleBuffer: true });
+    expect(mmaChoice('128x32x32+directb')).toMatchObject({ mmaTile: '128x32x32', mmaDirectB: true });
     for (const bad of ['96x64x32', '128x64x32+fast', '128x64x32+wide+wide', '']) expect(() => mmaChoice(bad), bad).toThrow(/unknown mixed-precision configuration/);
   });
 

@@ -12,7 +12,7 @@ import { GpuTimer } from '../../gpu/timer.js';
 import { capsOf, convOverrides, precisionOf, setConvOverrides, setGemmMarker, setTunedConvolutions, tunedConvolutions } from './device.js';
 import { type ConvCaps, MMA_TILES, type MmaChoice, type MmaTile, fittingMmaTile, mmaConstants } from './plan.js';
 
-const FLAGS = ['prefetch', 'tall', 'wide', 'db', 'perquad', 'splitk'] as const;
+const FLAGS = ['prefetch', 'tall', 'wide', 'db', 'perquad', 'splitk', 'directb'] as const;
 
 /**
  * The configuration a name stands for: a tile of MMA_TILES (or `auto`, a
@@ -37,12 +37,14 @@ export function mmaChoice(name: string): Omit<MmaChoice, 'mmaTile'> & { mmaTile:
     mmaDoubleBuffer: flags.includes('db') || undefined,
     mmaStepDecode: flags.includes('perquad') ? false : undefined,
     splitK: flags.includes('splitk') || undefined,
+    mmaDirectB: flags.includes('directb') || undefined,
   };
 }
 
 /**
  * What the tuner tries besides the planner's own choice: tiles, larger
- * subgroup tiles, prefetching, split reductions, double-buffered tiles. The
+ * subgroup tiles, prefetching, split reductions, double-buffered tiles,
+ * weight gradients' B loaded unstaged. The
  * last two (TUNE_CANDIDATES_48K) need more than 32 KiB of workgroup memory:
  * a device with less lists them as unfit, untimed.
  */
@@ -52,6 +54,7 @@ export const TUNE_CANDIDATES: readonly string[] = [
   '128x64x32+tall', '128x64x32+wide', '128x128x32+tall', '128x128x32+tall+wide',
   '128x64x32+prefetch', '64x64x32+prefetch', '128x64x32+splitk', '64x64x32+splitk',
   '128x64x16+db', '128x128x16+tall+db', '64x64x32+db',
+  '128x64x32+directb', '64x128x32+directb', '128x32x32+directb',
   ...TUNE_CANDIDATES_48K,
 ];
 
@@ -123,7 +126,7 @@ export async function tuneConvolutions(gpu: Gpu, run: () => void | Promise<void>
     else unfit.push(name);
   }
   // Every key a choice may set, cleared first, so that no candidate inherits another's.
-  const cleared = { mmaTile: undefined, mmaPrefetch: undefined, mmaTall: undefined, mmaWide: undefined, mmaDoubleBuffer: undefined, mmaStepDecode: undefined, splitK: undefined };
+  const cleared = { mmaTile: undefined, mmaPrefetch: undefined, mmaTall: undefined, mmaWide: undefined, mmaDoubleBuffer: undefined, mmaStepDecode: undefined, splitK: undefined, mmaDirectB: undefined };
   const configurations: [string, Partial<MmaChoice> | null][] = [['planner', null], ...choices];
   const times = new Map<string, Map<string, number>>(); // gemm key → configuration → ms
   const labels = new Map<string, string>();
@@ -179,7 +182,7 @@ function fits(caps: ConvCaps, c: ReturnType<typeof mmaChoice>): boolean {
 
 /** A configuration as a string, flags that are off (undefined or false; mmaStepDecode's default is on) alike. */
 function normalForm(c: Partial<MmaChoice>): string {
-  return [c.mmaTile, !!c.mmaPrefetch, !!c.mmaTall, !!c.mmaWide, !!c.mmaDoubleBuffer, c.mmaStepDecode !== false, !!c.splitK].join(' ');
+  return [c.mmaTile, !!c.mmaPrefetch, !!c.mmaTall, !!c.mmaWide, !!c.mmaDoubleBuffer, c.mmaStepDecode !== false, !!c.splitK, !!c.mmaDirectB].join(' ');
 }
 
 /**
